@@ -1,0 +1,125 @@
+//! The command line: argument definitions and what each command does. Exit codes are a contract:
+//! `validate` and `plan` exit 0 on success, 1 when the drill file is invalid, 2 for usage or I/O
+//! errors.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LoadError};
+use crate::plan::{self, Window};
+
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about = "Recurring chaos and disaster-recovery drills on Kubernetes, safe to leave unattended.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a drill file and report every problem in it, one per line.
+    Validate {
+        /// The drill file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show the calendar of upcoming fires and what becomes of each.
+    Plan {
+        /// The drill file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Start of the window, RFC 3339 (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        from: Option<DateTime<Utc>>,
+        /// End of the window, RFC 3339, exclusive (default: one year after --from).
+        #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with = "next")]
+        until: Option<DateTime<Utc>>,
+        /// Show only the next N fires.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        next: Option<u32>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant ({e}); write e.g. 2027-01-01T00:00:00Z"))
+}
+
+const EXIT_INVALID: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { config } => match load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: valid ({} drill{}, {})",
+                    config.display(),
+                    c.drills.len(),
+                    if c.drills.len() == 1 { "" } else { "s" },
+                    if c.armed { "armed" } else { "not armed: dry-run only" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Plan {
+            config,
+            from,
+            until,
+            next,
+            format,
+        } => {
+            let c = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let from = from.unwrap_or_else(Utc::now);
+            let window = match (until, next) {
+                (Some(until), _) if until <= from => {
+                    eprintln!("error: --until {until} is not after --from {from}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                (Some(until), _) => Window::Until(until),
+                (None, Some(n)) => Window::Next(n as usize),
+                (None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
+            };
+            let fires = plan::calendar(&c, from, window);
+            let text = match format {
+                Format::Table => plan::render_table(&fires),
+                Format::Json => plan::render_json(&fires) + "\n",
+            };
+            // A closed pipe (e.g. `| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Loads the file, printing what is wrong and choosing the exit code when it cannot.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            LoadError::Io { .. } => ExitCode::from(EXIT_USAGE),
+            LoadError::Invalid(d) => {
+                eprintln!("{} problem{} found", d.items.len(), if d.items.len() == 1 { "" } else { "s" });
+                ExitCode::from(EXIT_INVALID)
+            }
+        }
+    })
+}

@@ -1,0 +1,644 @@
+//! The drill file: read once, validated completely, turned into typed values.
+//!
+//! `load` either returns a [`Config`] that later code can trust (parsed durations, selectors,
+//! schedules, zones) or every problem in the file, each with its line, column and key.
+
+mod read;
+mod safety;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Weekday};
+use chrono_tz::Tz;
+use firedrill_experiments::Kind;
+use firedrill_safety::{PercentRange, Policy, Selector};
+
+pub use read::{Diagnostic, Diagnostics};
+use read::{child, item, Fields, Reader};
+use yaml::{Mark, Node};
+
+use crate::duration;
+use crate::schedule::{Blackout, Cron, PlannedDrill};
+
+/// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
+pub const MAX_DRILL_NAME: usize = 52;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub source: PathBuf,
+    pub timezone: Tz,
+    pub armed: bool,
+    pub namespace: String,
+    pub store: Store,
+    pub pushgateway: Option<url::Url>,
+    pub prometheus: Option<url::Url>,
+    pub alertmanager: Option<url::Url>,
+    pub concurrency: u32,
+    pub blackouts: Vec<Blackout>,
+    pub safety: Policy,
+    pub drills: Vec<Drill>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Store {
+    Sqlite(String),
+    Postgres(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnBlackout {
+    Skip,
+    Defer,
+}
+
+#[derive(Clone, Debug)]
+pub struct Drill {
+    pub name: String,
+    pub kind: Kind,
+    pub schedule: Cron,
+    pub timezone: Tz,
+    pub duration: Duration,
+    pub deadline: Duration,
+    pub on_blackout: OnBlackout,
+    pub targets: Vec<Target>,
+    /// The file's policy with this drill's overrides applied.
+    pub safety: Policy,
+    /// Where the drill is written, for messages.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub namespace: String,
+    pub selector: Selector,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Amount {
+    Percent(PercentRange),
+    Count(u32),
+}
+
+/// Why a file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source} (check the path given to --config)")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path).map_err(LoadError::Invalid)
+    }
+
+    /// Validates `text` as if read from `path` (which only names the file in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Diagnostics> {
+        let fail = |items: Vec<Diagnostic>| Diagnostics {
+            file: path.display().to_string(),
+            items,
+        };
+        let root = yaml::parse(text).map_err(|e| {
+            fail(vec![Diagnostic {
+                mark: e.mark,
+                path: "(yaml)".to_owned(),
+                message: format!("{} (the file is not valid YAML)", e.message),
+            }])
+        })?;
+        let mut reader = Reader::default();
+        let config = read_config(&mut reader, &root, path);
+        match config {
+            Some(config) if reader.diagnostics.is_empty() => Ok(config),
+            _ => {
+                let mut items = reader.diagnostics;
+                items.sort_by_key(|d| (d.mark.line, d.mark.column));
+                if items.is_empty() {
+                    // Defensive: a read that failed without saying why must still fail loudly.
+                    items.push(Diagnostic {
+                        mark: root.mark,
+                        path: "(file)".to_owned(),
+                        message: "the file could not be read as a drill file".to_owned(),
+                    });
+                }
+                Err(fail(items))
+            }
+        }
+    }
+
+    pub fn drill(&self, name: &str) -> Option<&Drill> {
+        self.drills.iter().find(|d| d.name == name)
+    }
+
+    /// The drills as the calendar sees them.
+    pub fn planned_drills(&self) -> Vec<PlannedDrill<'_>> {
+        self.drills
+            .iter()
+            .map(|d| PlannedDrill {
+                name: &d.name,
+                cron: &d.schedule,
+                zone: d.timezone,
+                duration: d.duration,
+                deadline: d.deadline,
+                defer_on_blackout: d.on_blackout == OnBlackout::Defer,
+            })
+            .collect()
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "timezone",
+    "armed",
+    "namespace",
+    "store",
+    "pushgateway",
+    "prometheus",
+    "alertmanager",
+    "concurrency",
+    "blackouts",
+    "safety",
+    "drills",
+];
+
+fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
+    let f = r.fields(root, "", TOP_KEYS)?;
+    let timezone = match f.get("timezone") {
+        Some(node) => r.parsed(node, "timezone", "an IANA time zone name", parse_zone),
+        None => Some(Tz::UTC),
+    };
+    let armed = f.get("armed").map_or(Some(false), |n| r.boolean(n, "armed"));
+    let namespace = match f.get("namespace") {
+        Some(node) => r.parsed(node, "namespace", "a namespace name", |s| {
+            dns_label(s, 63).map(|()| s.to_owned())
+        }),
+        None => Some("firedrill".to_owned()),
+    };
+    let store = match f.get("store") {
+        Some(node) => r.parsed(node, "store", "a store URL", parse_store),
+        None => Some(Store::Sqlite("firedrill.db".to_owned())),
+    };
+    let mut endpoint = |key: &str| match f.get(key) {
+        Some(node) => r.parsed(node, key, "an http(s) URL", parse_http_url).map(Some),
+        None => Some(None),
+    };
+    let pushgateway = endpoint("pushgateway");
+    let prometheus = endpoint("prometheus");
+    let alertmanager = endpoint("alertmanager");
+    let concurrency = f
+        .get("concurrency")
+        .map_or(Some(1), |n| r.integer(n, "concurrency", 1, 100));
+    let blackouts = read_blackouts(r, &f);
+    let policy = match f.get("safety") {
+        Some(node) => safety::read_policy(r, node, "safety", &Policy::default()),
+        None => Some(Policy::default()),
+    };
+    let drills = match (r.required(&f, "drills", "a list of drills"), &policy) {
+        (Some(node), Some(policy)) => read_drills(r, node, timezone.unwrap_or(Tz::UTC), policy),
+        _ => None,
+    };
+    Some(Config {
+        source: path.to_path_buf(),
+        timezone: timezone?,
+        armed: armed?,
+        namespace: namespace?,
+        store: store?,
+        pushgateway: pushgateway?,
+        prometheus: prometheus?,
+        alertmanager: alertmanager?,
+        concurrency: concurrency? as u32,
+        blackouts: blackouts?,
+        safety: policy?,
+        drills: drills?,
+    })
+}
+
+fn read_blackouts(r: &mut Reader, f: &Fields) -> Option<Vec<Blackout>> {
+    let Some(node) = f.get("blackouts") else {
+        return Some(Vec::new());
+    };
+    let items = r.list(node, "blackouts", "blackouts")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, node) in items.iter().enumerate() {
+        let path = item("blackouts", i);
+        match read_blackout(r, node, &path) {
+            Some(b) => {
+                if out.iter().any(|o: &Blackout| o.name == b.name) {
+                    r.error(node.mark, child(&path, "name"), format!("blackout name {:?} is used twice (names must be unique)", b.name));
+                    ok = false;
+                }
+                out.push(b);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_blackout(r: &mut Reader, node: &Node, path: &str) -> Option<Blackout> {
+    let f = r.fields(node, path, &["name", "from", "to", "weekdays", "times"])?;
+    let name = r
+        .required(&f, "name", "a name for the blackout")
+        .and_then(|n| r.text(n, &child(path, "name"), "a name"))
+        .map(str::to_owned);
+    let date = |r: &mut Reader, key: &str| {
+        f.get(key).map(|n| {
+            r.parsed(n, &child(path, key), "a date YYYY-MM-DD", |s| {
+                NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| format!("{s:?} is not a date (write YYYY-MM-DD, e.g. 2026-12-20)"))
+            })
+        })
+    };
+    let from = date(r, "from");
+    let to = date(r, "to");
+    let dates = match (from, to) {
+        (None, None) => Some(None),
+        (Some(from), Some(to)) => match (from, to) {
+            (Some(from), Some(to)) if from > to => {
+                r.error(
+                    f.get("from").map_or(f.mark, |n| n.mark),
+                    child(path, "from"),
+                    format!("{from} is after `to` {to} (dates are inclusive; write the earlier date in `from`)"),
+                );
+                None
+            }
+            (Some(from), Some(to)) => Some(Some((from, to))),
+            _ => None,
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            let missing = if f.has("from") { "to" } else { "from" };
+            r.error(
+                f.mark,
+                child(path, missing),
+                "missing (a date range needs both `from` and `to`)",
+            );
+            None
+        }
+    };
+    let weekdays = match f.get("weekdays") {
+        None => Some(None),
+        Some(node) => read_weekdays(r, node, &child(path, "weekdays")).map(Some),
+    };
+    let times = match f.get("times") {
+        None => Some(None),
+        Some(node) => r
+            .parsed(node, &child(path, "times"), "a time window HH:MM-HH:MM", parse_times)
+            .map(Some),
+    };
+    if !f.has("from") && !f.has("to") && !f.has("weekdays") && !f.has("times") {
+        r.error(
+            f.mark,
+            path,
+            "a blackout needs at least one of `from`/`to`, `weekdays` or `times`",
+        );
+        return None;
+    }
+    Some(Blackout {
+        name: name?,
+        dates: dates?,
+        weekdays: weekdays?,
+        times: times?,
+    })
+}
+
+fn read_weekdays(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
+    let items = r.list(node, path, "weekdays such as Sat, Sun")?;
+    if items.is_empty() {
+        r.error(node.mark, path, "empty list (name at least one weekday, e.g. [Sat, Sun])");
+        return None;
+    }
+    let mut mask = 0u8;
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match r.parsed(n, &item(path, i), "a weekday", |s| {
+            s.parse::<Weekday>()
+                .map_err(|_| format!("{s:?} is not a weekday (allowed: Mon, Tue, Wed, Thu, Fri, Sat, Sun)"))
+        }) {
+            Some(day) => mask |= 1 << day.num_days_from_monday(),
+            None => ok = false,
+        }
+    }
+    ok.then_some(mask)
+}
+
+/// `HH:MM-HH:MM`; the end may be `24:00`; a window may cross midnight.
+fn parse_times(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not a time window (write HH:MM-HH:MM, e.g. \"22:00-06:00\")");
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let minutes = |s: &str, allow_24: bool| -> Option<u32> {
+        let (h, m) = s.trim().split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        match (h, m) {
+            (24, 0) if allow_24 => Some(1440),
+            (0..=23, 0..=59) => Some(h * 60 + m),
+            _ => None,
+        }
+    };
+    let from = minutes(a, false).ok_or_else(bad)?;
+    let to = minutes(b, true).ok_or_else(bad)?;
+    if from == to || (from == 0 && to == 1440) {
+        return Err(format!(
+            "{text:?} is empty or the whole day (to black out whole days, leave out `times`)"
+        ));
+    }
+    Ok((from, if to == 1440 && from > 0 { 1440 } else { to }))
+}
+
+const DRILL_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "schedule",
+    "timezone",
+    "duration",
+    "deadline",
+    "on_blackout",
+    "targets",
+    "safety",
+];
+
+fn read_drills(r: &mut Reader, node: &Node, zone: Tz, policy: &Policy) -> Option<Vec<Drill>> {
+    let items = r.list(node, "drills", "drills")?;
+    if items.is_empty() {
+        r.error(node.mark, "drills", "empty list (a drill file declares at least one drill)");
+        return None;
+    }
+    let mut drills: Vec<Drill> = Vec::new();
+    let mut ok = true;
+    for (i, node) in items.iter().enumerate() {
+        let path = item("drills", i);
+        match read_drill(r, node, &path, zone, policy) {
+            Some(drill) => {
+                if let Some(first) = drills.iter().find(|d| d.name == drill.name) {
+                    r.error(
+                        name_mark(node),
+                        child(&path, "name"),
+                        format!(
+                            "drill name {:?} is already used at line {} (names must be unique)",
+                            drill.name, first.line
+                        ),
+                    );
+                    ok = false;
+                }
+                drills.push(drill);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(drills)
+}
+
+fn name_mark(node: &Node) -> Mark {
+    if let yaml::Value::Mapping(entries) = &node.value {
+        for (k, v) in entries {
+            if matches!(&k.value, yaml::Value::Scalar { text, .. } if text == "name") {
+                return v.mark;
+            }
+        }
+    }
+    node.mark
+}
+
+fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy) -> Option<Drill> {
+    let f = r.fields(node, path, DRILL_KEYS)?;
+    let at = |key: &str| child(path, key);
+    let name = r
+        .required(&f, "name", "a DNS-1123 label")
+        .and_then(|n| {
+            r.parsed(n, &at("name"), "a DNS-1123 label", |s| {
+                dns_label(s, MAX_DRILL_NAME).map(|()| s.to_owned())
+            })
+        });
+    let kind = r
+        .required(&f, "kind", &format!("one of {}", Kind::allowed()))
+        .and_then(|n| r.parsed(n, &at("kind"), "a kind", |s| s.parse::<Kind>()));
+    let schedule = r
+        .required(&f, "schedule", "a 5-field cron expression or @monthly, @quarterly, ...")
+        .and_then(|n| r.parsed(n, &at("schedule"), "a cron expression", Cron::parse));
+    let timezone = match f.get("timezone") {
+        Some(n) => r.parsed(n, &at("timezone"), "an IANA time zone name", parse_zone),
+        None => Some(zone),
+    };
+    let duration = r
+        .required(&f, "duration", "a duration from 1s to 24h, e.g. 15m")
+        .and_then(|n| {
+            r.parsed(n, &at("duration"), "a duration", |s| {
+                duration::parse_within(s, Duration::from_secs(1), Duration::from_secs(86_400))
+            })
+        });
+    let deadline = match f.get("deadline") {
+        Some(n) => r.parsed(n, &at("deadline"), "a duration", |s| {
+            duration::parse_within(s, Duration::ZERO, Duration::from_secs(31 * 86_400))
+        }),
+        None => Some(Duration::from_secs(3600)),
+    };
+    let on_blackout = match f.get("on_blackout") {
+        Some(n) => r.parsed(n, &at("on_blackout"), "skip or defer", |s| match s {
+            "skip" => Ok(OnBlackout::Skip),
+            "defer" => Ok(OnBlackout::Defer),
+            _ => Err(format!("{s:?} is not allowed (allowed: skip, defer)")),
+        }),
+        None => Some(OnBlackout::Skip),
+    };
+    let targets = read_targets(r, &f, path, kind);
+    let safety = match f.get("safety") {
+        Some(n) => safety::read_policy(r, n, &at("safety"), policy),
+        None => Some(policy.clone()),
+    };
+    let drill = Drill {
+        name: name?,
+        kind: kind?,
+        schedule: schedule?,
+        timezone: timezone?,
+        duration: duration?,
+        deadline: deadline?,
+        on_blackout: on_blackout?,
+        targets: targets?,
+        safety: safety?,
+        line: node.mark.line,
+    };
+    check_limits(r, &f, path, &drill).then_some(drill)
+}
+
+/// Caps from `safety.limits` that today's drill settings can already break.
+fn check_limits(r: &mut Reader, f: &Fields, path: &str, drill: &Drill) -> bool {
+    if drill.kind == Kind::NetworkPartition {
+        if let Some(cap) = drill.safety.limits.partition {
+            if drill.duration > cap {
+                r.error(
+                    f.get("duration").map_or(f.mark, |n| n.mark),
+                    child(path, "duration"),
+                    format!(
+                        "a partition of {} exceeds safety.limits.partition {} (shorten the drill or raise the limit)",
+                        duration::format(drill.duration),
+                        duration::format(cap)
+                    ),
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn read_targets(r: &mut Reader, f: &Fields, path: &str, kind: Option<Kind>) -> Option<Vec<Target>> {
+    let key = child(path, "targets");
+    let Some(node) = f.get("targets") else {
+        return match kind {
+            Some(k) if k.needs_pod_targets() => {
+                r.required(f, "targets", &format!("a list of targets for kind {k}"));
+                None
+            }
+            _ => Some(Vec::new()),
+        };
+    };
+    if let Some(k) = kind.filter(|k| !k.needs_pod_targets()) {
+        r.error(
+            node.mark,
+            key,
+            format!("kind {k} does not take pod targets (remove `targets`)"),
+        );
+        return None;
+    }
+    let items = r.list(node, &key, "targets")?;
+    if items.is_empty() {
+        r.error(node.mark, key, "empty list (name at least one target)");
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, node) in items.iter().enumerate() {
+        match read_target(r, node, &item(&key, i)) {
+            Some(t) => out.push(t),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
+    let f = r.fields(node, path, &["namespace", "selector", "percent", "count"])?;
+    let namespace = r
+        .required(&f, "namespace", "a namespace name")
+        .and_then(|n| {
+            r.parsed(n, &child(path, "namespace"), "a namespace name", |s| {
+                dns_label(s, 63).map(|()| s.to_owned())
+            })
+        });
+    let selector = r
+        .required(&f, "selector", "a label selector such as app=api")
+        .and_then(|n| r.parsed(n, &child(path, "selector"), "a label selector", parse_selector));
+    let amount = match (f.get("percent"), f.get("count")) {
+        (Some(_), Some(n)) => {
+            r.error(
+                n.mark,
+                child(path, "count"),
+                "give either `percent` or `count`, not both",
+            );
+            None
+        }
+        (Some(n), None) => r
+            .parsed(n, &child(path, "percent"), "a percentage or range", PercentRange::parse)
+            .map(Amount::Percent),
+        (None, Some(n)) => r
+            .integer(n, &child(path, "count"), 1, 10_000)
+            .map(|c| Amount::Count(c as u32)),
+        (None, None) => {
+            r.error(
+                f.mark,
+                child(path, "percent"),
+                "missing (give `percent: 25-50` or `count: N`)",
+            );
+            None
+        }
+    };
+    Some(Target {
+        namespace: namespace?,
+        selector: selector?,
+        amount: amount?,
+    })
+}
+
+pub(crate) fn parse_selector(text: &str) -> Result<Selector, String> {
+    Selector::parse(text).map_err(|e| {
+        format!(
+            "{} (Kubernetes selector syntax: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma-separated)",
+            e
+        )
+    })
+}
+
+fn parse_zone(text: &str) -> Result<Tz, String> {
+    text.parse::<Tz>().map_err(|_| {
+        let closest = chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|z| (strsim::levenshtein(text, z.name()), z.name()))
+            .min_by_key(|(d, _)| *d)
+            .filter(|(d, _)| *d <= 3)
+            .map(|(_, name)| format!("did you mean {name}? "))
+            .unwrap_or_default();
+        format!("unknown time zone {text:?} ({closest}use an IANA name such as Europe/Berlin, America/New_York or UTC)")
+    })
+}
+
+fn parse_store(text: &str) -> Result<Store, String> {
+    if let Some(rest) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+        if rest.is_empty() {
+            return Err(format!("{text:?} names no file (write e.g. sqlite://firedrill.db)"));
+        }
+        return Ok(Store::Sqlite(rest.to_owned()));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        url::Url::parse(text).map_err(|e| format!("{text:?} is not a valid PostgreSQL URL: {e}"))?;
+        return Ok(Store::Postgres(text.to_owned()));
+    }
+    Err(format!(
+        "{text:?} is not a store (allowed: sqlite://FILE or postgres://USER@HOST/DB)"
+    ))
+}
+
+fn parse_http_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL: {e} (write e.g. http://prometheus.monitoring.svc:9090)")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "{text:?} is not an http(s) URL with a host (write e.g. http://prometheus.monitoring.svc:9090)"
+        ));
+    }
+    Ok(url)
+}
+
+/// RFC 1123 label: lowercase alphanumerics and '-', starting and ending with an alphanumeric.
+pub(crate) fn dns_label(text: &str, max: usize) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= max
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most {max} characters)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! The `safety:` section, globally and per drill.
+//!
+//! A drill's `safety:` starts from the file's policy. Settings replace the file's value, key by
+//! key (limits too); the lists `protected`, `never_target` and `min_healthy` add to the file's,
+//! because a drill may narrow what it touches but never un-protect what the file protects.
+
+use std::time::Duration;
+
+use firedrill_safety::{Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quantity};
+
+use super::read::{child, item, Reader};
+use super::yaml::Node;
+use super::{dns_label, parse_selector};
+use crate::duration;
+
+const POLICY_KEYS: &[&str] = &[
+    "protected",
+    "never_target",
+    "opt_in",
+    "min_healthy",
+    "max_blast_radius",
+    "max_targets",
+    "min_pod_age",
+    "cooldown",
+    "limits",
+];
+
+const LIMIT_KEYS: &[&str] = &["partition", "cpu", "memory", "error_rate", "min_healthy_regions"];
+
+pub fn read_policy(r: &mut Reader, node: &Node, path: &str, base: &Policy) -> Option<Policy> {
+    let f = r.fields(node, path, POLICY_KEYS)?;
+    let mut policy = base.clone();
+    let mut ok = true;
+    let at = |key: &str| child(path, key);
+
+    if let Some(n) = f.get("protected") {
+        match read_list(r, n, &at("protected"), "namespace/name globs", |s| {
+            NamespacedGlob::parse(s)
+        }) {
+            Some(globs) => policy.protected.extend(globs),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("never_target") {
+        match read_list(r, n, &at("never_target"), "label selectors", parse_selector) {
+            Some(selectors) => policy.never_target.extend(selectors),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("opt_in") {
+        match r.boolean(n, &at("opt_in")) {
+            Some(v) => policy.opt_in = v,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("min_healthy") {
+        match read_min_healthy(r, n, &at("min_healthy")) {
+            Some(rules) => policy.min_healthy.extend(rules),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("max_blast_radius") {
+        match r.parsed(n, &at("max_blast_radius"), "a percentage", percent) {
+            Some(p) if p.hundredths() == 0 => {
+                r.error(n.mark, at("max_blast_radius"), "0% lets no drill touch anything (allowed: more than 0% up to 100%)");
+                ok = false;
+            }
+            Some(p) => policy.max_blast_radius = p,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("max_targets") {
+        match r.integer(n, &at("max_targets"), 1, 10_000) {
+            Some(v) => policy.max_targets = v as u32,
+            None => ok = false,
+        }
+    }
+    for (key, slot) in [
+        ("min_pod_age", &mut policy.min_pod_age),
+        ("cooldown", &mut policy.cooldown),
+    ] {
+        if let Some(n) = f.get(key) {
+            match r.parsed(n, &at(key), "a duration", |s| {
+                duration::parse_within(s, Duration::ZERO, Duration::from_secs(365 * 86_400))
+            }) {
+                Some(d) => *slot = d,
+                None => ok = false,
+            }
+        }
+    }
+    if let Some(n) = f.get("limits") {
+        match read_limits(r, n, &at("limits"), &policy.limits) {
+            Some(limits) => policy.limits = limits,
+            None => ok = false,
+        }
+    }
+    ok.then_some(policy)
+}
+
+fn percent(text: &str) -> Result<Percent, String> {
+    Percent::parse(text, false)
+}
+
+fn read_list<T>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Vec<T>> {
+    let items = r.list(node, path, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match r.parsed(n, &item(path, i), what, &parse) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHealthy>> {
+    let items = r.list(node, path, "{ namespace, selector, min } rules")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        let path = item(path, i);
+        let Some(f) = r.fields(n, &path, &["namespace", "selector", "min"]) else {
+            ok = false;
+            continue;
+        };
+        let namespace = r.required(&f, "namespace", "a namespace name").and_then(|n| {
+            r.parsed(n, &child(&path, "namespace"), "a namespace name", |s| {
+                dns_label(s, 63).map(|()| s.to_owned())
+            })
+        });
+        let selector = r
+            .required(&f, "selector", "a label selector such as app=api")
+            .and_then(|n| r.parsed(n, &child(&path, "selector"), "a label selector", parse_selector));
+        let min = r
+            .required(&f, "min", "a number of pods or a percentage such as \"50%\"")
+            .and_then(|n| r.parsed(n, &child(&path, "min"), "a number or a percentage", quantity));
+        match (namespace, selector, min) {
+            (Some(namespace), Some(selector), Some(min)) => out.push(MinHealthy {
+                namespace,
+                selector,
+                min,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn quantity(text: &str) -> Result<Quantity, String> {
+    if text.trim_end().ends_with('%') {
+        return Percent::parse(text, false).map(Quantity::Percent);
+    }
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= 100_000)
+        .map(Quantity::Count)
+        .ok_or_else(|| {
+            format!("{text:?} is neither a number of pods nor a percentage (write e.g. 2 or \"50%\")")
+        })
+}
+
+fn read_limits(r: &mut Reader, node: &Node, path: &str, base: &Limits) -> Option<Limits> {
+    let f = r.fields(node, path, LIMIT_KEYS)?;
+    let mut limits = base.clone();
+    let mut ok = true;
+    if let Some(n) = f.get("partition") {
+        match r.parsed(n, &child(path, "partition"), "a duration", |s| {
+            duration::parse_within(s, Duration::from_secs(1), Duration::from_secs(86_400))
+        }) {
+            Some(d) => limits.partition = Some(d),
+            None => ok = false,
+        }
+    }
+    for (key, slot) in [
+        ("cpu", &mut limits.cpu),
+        ("memory", &mut limits.memory),
+        ("error_rate", &mut limits.error_rate),
+    ] {
+        if let Some(n) = f.get(key) {
+            match r.parsed(n, &child(path, key), "a percentage", percent) {
+                Some(p) => *slot = Some(p),
+                None => ok = false,
+            }
+        }
+    }
+    if let Some(n) = f.get("min_healthy_regions") {
+        match r.integer(n, &child(path, "min_healthy_regions"), 0, 100) {
+            Some(v) => limits.min_healthy_regions = Some(v as u32),
+            None => ok = false,
+        }
+    }
+    ok.then_some(limits)
+}

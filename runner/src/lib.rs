@@ -1,0 +1,10 @@
+//! firedrill: recurring chaos and disaster-recovery drills on Kubernetes, safe to leave unattended.
+//!
+//! The binary (`main.rs`) only parses arguments and maps results to exit codes; everything it does
+//! lives here, in modules named for what they hold.
+
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod plan;
+pub mod schedule;

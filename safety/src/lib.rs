@@ -1,0 +1,15 @@
+//! The safety guard: everything that decides what a drill may touch.
+//!
+//! This crate is pure on purpose (DESIGN principle 3): no Kubernetes client, no HTTP, no async
+//! runtime. It takes values and returns values, so every rule can be proven with plain and
+//! property tests.
+
+pub mod glob;
+pub mod policy;
+pub mod quantity;
+pub mod selector;
+
+pub use glob::NamespacedGlob;
+pub use policy::{Limits, MinHealthy, Policy};
+pub use quantity::{Percent, PercentRange, Quantity};
+pub use selector::{Requirement, Selector, SelectorError};

@@ -1,0 +1,172 @@
+//! Percentages and counts as users write them: `50%`, `99.5%`, `25-50`, `2`.
+
+use std::fmt;
+
+/// A percentage with two decimals of precision, stored exactly as hundredths of a percent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u32);
+
+impl Percent {
+    pub const HUNDRED: Percent = Percent(10_000);
+
+    /// From hundredths of a percent: `Percent::from_hundredths(9950)` is 99.5%.
+    pub fn from_hundredths(hundredths: u32) -> Option<Self> {
+        (hundredths <= 10_000).then_some(Percent(hundredths))
+    }
+
+    pub fn hundredths(self) -> u32 {
+        self.0
+    }
+
+    pub fn as_fraction(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+
+    /// `n` percent of `total`, rounded up (as Kubernetes rounds `maxUnavailable` percentages down
+    /// and `minAvailable` up; callers pick the rounding that is safe for them).
+    pub fn of_ceil(self, total: u64) -> u64 {
+        (total * u64::from(self.0)).div_ceil(10_000)
+    }
+
+    pub fn of_floor(self, total: u64) -> u64 {
+        total * u64::from(self.0) / 10_000
+    }
+
+    /// Parses `50%`, `99.5%` or, when `sign_optional`, a bare `50`.
+    pub fn parse(text: &str, sign_optional: bool) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let number = match trimmed.strip_suffix('%') {
+            Some(n) => n.trim_end(),
+            None if sign_optional => trimmed,
+            None => return Err(format!("{text:?} is not a percentage (write e.g. 50%)")),
+        };
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        if !digits(whole) || !(frac.is_empty() || digits(frac) && frac.len() <= 2) {
+            return Err(format!(
+                "{text:?} is not a percentage (a number from 0 to 100 with at most two decimals, e.g. 50% or 99.5%)"
+            ));
+        }
+        let whole: u32 = whole
+            .parse()
+            .ok()
+            .filter(|w| *w <= 100)
+            .ok_or_else(|| format!("{text:?} is more than 100%"))?;
+        let frac: u32 = format!("{frac:0<2}").parse().unwrap_or(0);
+        Percent::from_hundredths(whole * 100 + frac).ok_or_else(|| format!("{text:?} is more than 100%"))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.0 / 100, self.0 % 100);
+        match frac {
+            0 => write!(f, "{whole}%"),
+            f2 if f2 % 10 == 0 => write!(f, "{whole}.{}%", f2 / 10),
+            f2 => write!(f, "{whole}.{f2:02}%"),
+        }
+    }
+}
+
+/// `25-50` (percent of matching pods, chosen at random within the range per fire) or `30`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PercentRange {
+    pub low: Percent,
+    pub high: Percent,
+}
+
+impl PercentRange {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (low, high) = match text.split_once('-') {
+            Some((low, high)) => (low, high),
+            None => (text, text),
+        };
+        let low = Percent::parse(low, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
+        let high = Percent::parse(high, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
+        if low.hundredths() == 0 {
+            return Err(format!("{text:?} starts at 0%; the least is more than 0"));
+        }
+        if low > high {
+            return Err(format!("{text:?} runs backwards; write the lower bound first"));
+        }
+        Ok(Self { low, high })
+    }
+}
+
+impl fmt::Display for PercentRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
+/// A number of pods or a percentage of some total, as in `min: 2` or `min: "50%"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    Count(u64),
+    Percent(Percent),
+}
+
+impl Quantity {
+    /// The quantity against `total`, rounding percentages up: the safe choice for minimums.
+    pub fn resolve_ceil(self, total: u64) -> u64 {
+        match self {
+            Quantity::Count(n) => n,
+            Quantity::Percent(p) => p.of_ceil(total),
+        }
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quantity::Count(n) => write!(f, "{n}"),
+            Quantity::Percent(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_parse_exactly() {
+        assert_eq!(Percent::parse("50%", false).unwrap().hundredths(), 5000);
+        assert_eq!(Percent::parse("99.5%", false).unwrap().hundredths(), 9950);
+        assert_eq!(Percent::parse("99.95 %", false).unwrap().hundredths(), 9995);
+        assert_eq!(Percent::parse("100%", false).unwrap(), Percent::HUNDRED);
+        assert_eq!(Percent::parse("30", true).unwrap().hundredths(), 3000);
+        assert!(Percent::parse("30", false).is_err());
+        assert!(Percent::parse("101%", false).is_err());
+        assert!(Percent::parse("100.5%", false).is_err());
+        assert!(Percent::parse("1.234%", false).is_err());
+        assert!(Percent::parse("-1%", false).is_err());
+        assert!(Percent::parse("%", false).is_err());
+        assert_eq!(Percent::parse("99.5%", false).unwrap().to_string(), "99.5%");
+        assert_eq!(Percent::parse("99.05%", false).unwrap().to_string(), "99.05%");
+    }
+
+    #[test]
+    fn ranges_parse_and_reject_backwards() {
+        let r = PercentRange::parse("25-50").unwrap();
+        assert_eq!((r.low.hundredths(), r.high.hundredths()), (2500, 5000));
+        assert_eq!(PercentRange::parse("25%-50%").unwrap(), r);
+        assert_eq!(PercentRange::parse("30").unwrap().to_string(), "30%");
+        assert!(PercentRange::parse("50-25").unwrap_err().contains("backwards"));
+        assert!(PercentRange::parse("0-10").unwrap_err().contains("0%"));
+        assert!(PercentRange::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn rounding_is_explicit() {
+        let half = Percent::parse("50%", false).unwrap();
+        assert_eq!(half.of_ceil(3), 2);
+        assert_eq!(half.of_floor(3), 1);
+        assert_eq!(Quantity::Percent(half).resolve_ceil(5), 3);
+        assert_eq!(Quantity::Count(2).resolve_ceil(5), 2);
+    }
+}
