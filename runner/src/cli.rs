@@ -13,7 +13,11 @@ use crate::config::{Config, LoadError};
 use crate::plan::{self, Window};
 
 #[derive(Debug, Parser)]
-#[command(name = "firedrill", version, about = "Recurring chaos and disaster-recovery drills on Kubernetes, safe to leave unattended.")]
+#[command(
+    name = "firedrill",
+    version,
+    about = "Recurring chaos and disaster-recovery drills on Kubernetes, safe to leave unattended."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -56,7 +60,9 @@ pub enum Format {
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 instant ({e}); write e.g. 2027-01-01T00:00:00Z"))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 instant ({e}); write e.g. 2027-01-01T00:00:00Z")
+        })
 }
 
 const EXIT_INVALID: u8 = 1;
@@ -71,7 +77,11 @@ pub fn run(cli: Cli) -> ExitCode {
                     config.display(),
                     c.drills.len(),
                     if c.drills.len() == 1 { "" } else { "s" },
-                    if c.armed { "armed" } else { "not armed: dry-run only" }
+                    if c.armed {
+                        "armed"
+                    } else {
+                        "not armed: dry-run only"
+                    }
                 );
                 ExitCode::SUCCESS
             }
@@ -117,7 +127,11 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         match e {
             LoadError::Io { .. } => ExitCode::from(EXIT_USAGE),
             LoadError::Invalid(d) => {
-                eprintln!("{} problem{} found", d.items.len(), if d.items.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "{} problem{} found",
+                    d.items.len(),
+                    if d.items.len() == 1 { "" } else { "s" }
+                );
                 ExitCode::from(EXIT_INVALID)
             }
         }

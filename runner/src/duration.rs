@@ -99,7 +99,8 @@ mod tests {
         }
         assert!(parse("15").unwrap_err().contains("without a unit"));
         assert!(parse("99999999999999999999d").is_err());
-        let err = parse_within("25h", Duration::from_secs(1), Duration::from_secs(86_400)).unwrap_err();
+        let err =
+            parse_within("25h", Duration::from_secs(1), Duration::from_secs(86_400)).unwrap_err();
         assert_eq!(err, "\"25h\" is out of range (allowed: 1s to 1d)");
     }
 

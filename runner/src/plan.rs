@@ -61,7 +61,9 @@ pub fn calendar(config: &Config, from: DateTime<Utc>, window: Window) -> Vec<Pla
             let mut fires = run(from + span);
             while fires.len() < n && span < MAX_SEARCH {
                 span = span * 4;
-                fires = run(from.checked_add_signed(span).unwrap_or(DateTime::<Utc>::MAX_UTC));
+                fires = run(from
+                    .checked_add_signed(span)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC));
             }
             fires.truncate(n);
             fires
@@ -99,7 +101,9 @@ pub fn render_json(fires: &[PlannedFire]) -> String {
 
 /// A plain-text table, one fire per line, columns aligned.
 pub fn render_table(fires: &[PlannedFire]) -> String {
-    let header = ["DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START", "REASON"];
+    let header = [
+        "DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START", "REASON",
+    ];
     let rows: Vec<[String; 8]> = fires
         .iter()
         .map(|f| {

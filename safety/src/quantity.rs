@@ -53,7 +53,8 @@ impl Percent {
             .filter(|w| *w <= 100)
             .ok_or_else(|| format!("{text:?} is more than 100%"))?;
         let frac: u32 = format!("{frac:0<2}").parse().unwrap_or(0);
-        Percent::from_hundredths(whole * 100 + frac).ok_or_else(|| format!("{text:?} is more than 100%"))
+        Percent::from_hundredths(whole * 100 + frac)
+            .ok_or_else(|| format!("{text:?} is more than 100%"))
     }
 }
 
@@ -82,12 +83,15 @@ impl PercentRange {
             None => (text, text),
         };
         let low = Percent::parse(low, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
-        let high = Percent::parse(high, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
+        let high =
+            Percent::parse(high, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
         if low.hundredths() == 0 {
             return Err(format!("{text:?} starts at 0%; the least is more than 0"));
         }
         if low > high {
-            return Err(format!("{text:?} runs backwards; write the lower bound first"));
+            return Err(format!(
+                "{text:?} runs backwards; write the lower bound first"
+            ));
         }
         Ok(Self { low, high })
     }
@@ -147,7 +151,10 @@ mod tests {
         assert!(Percent::parse("-1%", false).is_err());
         assert!(Percent::parse("%", false).is_err());
         assert_eq!(Percent::parse("99.5%", false).unwrap().to_string(), "99.5%");
-        assert_eq!(Percent::parse("99.05%", false).unwrap().to_string(), "99.05%");
+        assert_eq!(
+            Percent::parse("99.05%", false).unwrap().to_string(),
+            "99.05%"
+        );
     }
 
     #[test]
@@ -156,7 +163,9 @@ mod tests {
         assert_eq!((r.low.hundredths(), r.high.hundredths()), (2500, 5000));
         assert_eq!(PercentRange::parse("25%-50%").unwrap(), r);
         assert_eq!(PercentRange::parse("30").unwrap().to_string(), "30%");
-        assert!(PercentRange::parse("50-25").unwrap_err().contains("backwards"));
+        assert!(PercentRange::parse("50-25")
+            .unwrap_err()
+            .contains("backwards"));
         assert!(PercentRange::parse("0-10").unwrap_err().contains("0%"));
         assert!(PercentRange::parse("a-b").is_err());
     }

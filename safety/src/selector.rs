@@ -381,7 +381,7 @@ mod tests {
             ("app=api,tier=web", [true, false, false]),
             ("app,!role", [true, false, false]),
             ("role=", [false, false, false]),
-            ("role!=", [false, true, true]),
+            ("role!=", [true, true, true]),
             ("", [true, true, true]),
         ];
         for (text, expected) in cases {

@@ -15,8 +15,8 @@ use chrono_tz::Tz;
 use firedrill_experiments::Kind;
 use firedrill_safety::{PercentRange, Policy, Selector};
 
-pub use read::{Diagnostic, Diagnostics};
 use read::{child, item, Fields, Reader};
+pub use read::{Diagnostic, Diagnostics};
 use yaml::{Mark, Node};
 
 use crate::duration;
@@ -114,7 +114,7 @@ impl Config {
             fail(vec![Diagnostic {
                 mark: e.mark,
                 path: "(yaml)".to_owned(),
-                message: format!("{} (the file is not valid YAML)", e.message),
+                message: e.message,
             }])
         })?;
         let mut reader = Reader::default();
@@ -177,7 +177,9 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         Some(node) => r.parsed(node, "timezone", "an IANA time zone name", parse_zone),
         None => Some(Tz::UTC),
     };
-    let armed = f.get("armed").map_or(Some(false), |n| r.boolean(n, "armed"));
+    let armed = f
+        .get("armed")
+        .map_or(Some(false), |n| r.boolean(n, "armed"));
     let namespace = match f.get("namespace") {
         Some(node) => r.parsed(node, "namespace", "a namespace name", |s| {
             dns_label(s, 63).map(|()| s.to_owned())
@@ -189,7 +191,9 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         None => Some(Store::Sqlite("firedrill.db".to_owned())),
     };
     let mut endpoint = |key: &str| match f.get(key) {
-        Some(node) => r.parsed(node, key, "an http(s) URL", parse_http_url).map(Some),
+        Some(node) => r
+            .parsed(node, key, "an http(s) URL", parse_http_url)
+            .map(Some),
         None => Some(None),
     };
     let pushgateway = endpoint("pushgateway");
@@ -235,7 +239,14 @@ fn read_blackouts(r: &mut Reader, f: &Fields) -> Option<Vec<Blackout>> {
         match read_blackout(r, node, &path) {
             Some(b) => {
                 if out.iter().any(|o: &Blackout| o.name == b.name) {
-                    r.error(node.mark, child(&path, "name"), format!("blackout name {:?} is used twice (names must be unique)", b.name));
+                    r.error(
+                        node.mark,
+                        child(&path, "name"),
+                        format!(
+                            "blackout name {:?} is used twice (names must be unique)",
+                            b.name
+                        ),
+                    );
                     ok = false;
                 }
                 out.push(b);
@@ -293,7 +304,12 @@ fn read_blackout(r: &mut Reader, node: &Node, path: &str) -> Option<Blackout> {
     let times = match f.get("times") {
         None => Some(None),
         Some(node) => r
-            .parsed(node, &child(path, "times"), "a time window HH:MM-HH:MM", parse_times)
+            .parsed(
+                node,
+                &child(path, "times"),
+                "a time window HH:MM-HH:MM",
+                parse_times,
+            )
             .map(Some),
     };
     if !f.has("from") && !f.has("to") && !f.has("weekdays") && !f.has("times") {
@@ -315,15 +331,20 @@ fn read_blackout(r: &mut Reader, node: &Node, path: &str) -> Option<Blackout> {
 fn read_weekdays(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
     let items = r.list(node, path, "weekdays such as Sat, Sun")?;
     if items.is_empty() {
-        r.error(node.mark, path, "empty list (name at least one weekday, e.g. [Sat, Sun])");
+        r.error(
+            node.mark,
+            path,
+            "empty list (name at least one weekday, e.g. [Sat, Sun])",
+        );
         return None;
     }
     let mut mask = 0u8;
     let mut ok = true;
     for (i, n) in items.iter().enumerate() {
         match r.parsed(n, &item(path, i), "a weekday", |s| {
-            s.parse::<Weekday>()
-                .map_err(|_| format!("{s:?} is not a weekday (allowed: Mon, Tue, Wed, Thu, Fri, Sat, Sun)"))
+            s.parse::<Weekday>().map_err(|_| {
+                format!("{s:?} is not a weekday (allowed: Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
+            })
         }) {
             Some(day) => mask |= 1 << day.num_days_from_monday(),
             None => ok = false,
@@ -373,7 +394,11 @@ const DRILL_KEYS: &[&str] = &[
 fn read_drills(r: &mut Reader, node: &Node, zone: Tz, policy: &Policy) -> Option<Vec<Drill>> {
     let items = r.list(node, "drills", "drills")?;
     if items.is_empty() {
-        r.error(node.mark, "drills", "empty list (a drill file declares at least one drill)");
+        r.error(
+            node.mark,
+            "drills",
+            "empty list (a drill file declares at least one drill)",
+        );
         return None;
     }
     let mut drills: Vec<Drill> = Vec::new();
@@ -415,18 +440,20 @@ fn name_mark(node: &Node) -> Mark {
 fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy) -> Option<Drill> {
     let f = r.fields(node, path, DRILL_KEYS)?;
     let at = |key: &str| child(path, key);
-    let name = r
-        .required(&f, "name", "a DNS-1123 label")
-        .and_then(|n| {
-            r.parsed(n, &at("name"), "a DNS-1123 label", |s| {
-                dns_label(s, MAX_DRILL_NAME).map(|()| s.to_owned())
-            })
-        });
+    let name = r.required(&f, "name", "a DNS-1123 label").and_then(|n| {
+        r.parsed(n, &at("name"), "a DNS-1123 label", |s| {
+            dns_label(s, MAX_DRILL_NAME).map(|()| s.to_owned())
+        })
+    });
     let kind = r
         .required(&f, "kind", &format!("one of {}", Kind::allowed()))
         .and_then(|n| r.parsed(n, &at("kind"), "a kind", |s| s.parse::<Kind>()));
     let schedule = r
-        .required(&f, "schedule", "a 5-field cron expression or @monthly, @quarterly, ...")
+        .required(
+            &f,
+            "schedule",
+            "a 5-field cron expression or @monthly, @quarterly, ...",
+        )
         .and_then(|n| r.parsed(n, &at("schedule"), "a cron expression", Cron::parse));
     let timezone = match f.get("timezone") {
         Some(n) => r.parsed(n, &at("timezone"), "an IANA time zone name", parse_zone),
@@ -458,7 +485,10 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
         None => Some(policy.clone()),
     };
-    let drill = Drill {
+    if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
+        check_limits(r, &f, path, kind, duration, safety);
+    }
+    Some(Drill {
         name: name?,
         kind: kind?,
         schedule: schedule?,
@@ -469,29 +499,32 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy
         targets: targets?,
         safety: safety?,
         line: node.mark.line,
-    };
-    check_limits(r, &f, path, &drill).then_some(drill)
+    })
 }
 
-/// Caps from `safety.limits` that today's drill settings can already break.
-fn check_limits(r: &mut Reader, f: &Fields, path: &str, drill: &Drill) -> bool {
-    if drill.kind == Kind::NetworkPartition {
-        if let Some(cap) = drill.safety.limits.partition {
-            if drill.duration > cap {
-                r.error(
-                    f.get("duration").map_or(f.mark, |n| n.mark),
-                    child(path, "duration"),
-                    format!(
-                        "a partition of {} exceeds safety.limits.partition {} (shorten the drill or raise the limit)",
-                        duration::format(drill.duration),
-                        duration::format(cap)
-                    ),
-                );
-                return false;
-            }
+/// Caps from `safety.limits` that today's drill settings can already break. A breach is recorded
+/// as a diagnostic, which fails the whole file.
+fn check_limits(
+    r: &mut Reader,
+    f: &Fields,
+    path: &str,
+    kind: Kind,
+    duration: Duration,
+    safety: &Policy,
+) {
+    if kind == Kind::NetworkPartition {
+        if let Some(cap) = safety.limits.partition.filter(|cap| duration > *cap) {
+            r.error(
+                f.get("duration").map_or(f.mark, |n| n.mark),
+                child(path, "duration"),
+                format!(
+                    "a partition of {} exceeds safety.limits.partition {} (shorten the drill or raise the limit)",
+                    duration::format(duration),
+                    duration::format(cap)
+                ),
+            );
         }
     }
-    true
 }
 
 fn read_targets(r: &mut Reader, f: &Fields, path: &str, kind: Option<Kind>) -> Option<Vec<Target>> {
@@ -540,7 +573,14 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
         });
     let selector = r
         .required(&f, "selector", "a label selector such as app=api")
-        .and_then(|n| r.parsed(n, &child(path, "selector"), "a label selector", parse_selector));
+        .and_then(|n| {
+            r.parsed(
+                n,
+                &child(path, "selector"),
+                "a label selector",
+                parse_selector,
+            )
+        });
     let amount = match (f.get("percent"), f.get("count")) {
         (Some(_), Some(n)) => {
             r.error(
@@ -551,7 +591,12 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
             None
         }
         (Some(n), None) => r
-            .parsed(n, &child(path, "percent"), "a percentage or range", PercentRange::parse)
+            .parsed(
+                n,
+                &child(path, "percent"),
+                "a percentage or range",
+                PercentRange::parse,
+            )
             .map(Amount::Percent),
         (None, Some(n)) => r
             .integer(n, &child(path, "count"), 1, 10_000)
@@ -595,14 +640,20 @@ fn parse_zone(text: &str) -> Result<Tz, String> {
 }
 
 fn parse_store(text: &str) -> Result<Store, String> {
-    if let Some(rest) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+    if let Some(rest) = text
+        .strip_prefix("sqlite://")
+        .or_else(|| text.strip_prefix("sqlite:"))
+    {
         if rest.is_empty() {
-            return Err(format!("{text:?} names no file (write e.g. sqlite://firedrill.db)"));
+            return Err(format!(
+                "{text:?} names no file (write e.g. sqlite://firedrill.db)"
+            ));
         }
         return Ok(Store::Sqlite(rest.to_owned()));
     }
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        url::Url::parse(text).map_err(|e| format!("{text:?} is not a valid PostgreSQL URL: {e}"))?;
+        url::Url::parse(text)
+            .map_err(|e| format!("{text:?} is not a valid PostgreSQL URL: {e}"))?;
         return Ok(Store::Postgres(text.to_owned()));
     }
     Err(format!(

@@ -112,7 +112,11 @@ impl Reader {
         let mut known: Vec<(&'a str, &'a Node)> = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let Value::Scalar { text, .. } = &key.value else {
-                self.error(key.mark, path, "a key must be a plain name, not a list or mapping");
+                self.error(
+                    key.mark,
+                    path,
+                    "a key must be a plain name, not a list or mapping",
+                );
                 continue;
             };
             let key_path = child(path, text);
@@ -143,12 +147,7 @@ impl Reader {
     }
 
     /// A key that must be present.
-    pub fn required<'a>(
-        &mut self,
-        fields: &Fields<'a>,
-        key: &str,
-        what: &str,
-    ) -> Option<&'a Node> {
+    pub fn required<'a>(&mut self, fields: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {
         let found = fields.get(key);
         if found.is_none() {
             self.error(
@@ -200,7 +199,11 @@ impl Reader {
             Value::Scalar { text, plain: true } if !node.is_null() => match text.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Some(n),
                 Ok(n) => {
-                    self.error(node.mark, path, format!("{n} is out of range (allowed: {what})"));
+                    self.error(
+                        node.mark,
+                        path,
+                        format!("{n} is out of range (allowed: {what})"),
+                    );
                     None
                 }
                 Err(_) => {
@@ -242,7 +245,10 @@ impl Reader {
                 self.error(
                     node.mark,
                     path,
-                    format!("expected true or false (unquoted), found {}", node.describe()),
+                    format!(
+                        "expected true or false (unquoted), found {}",
+                        node.describe()
+                    ),
                 );
                 None
             }
@@ -316,7 +322,10 @@ mod tests {
         let m: Vec<&str> = r.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(m[0], "expected a whole number from 1 to 10, found \"3\"");
         assert_eq!(m[1], "expected true or false, found \"yes\"");
-        assert_eq!(m[2], "300 is out of range (allowed: a whole number from 1 to 100)");
+        assert_eq!(
+            m[2],
+            "300 is out of range (allowed: a whole number from 1 to 100)"
+        );
         assert_eq!(m[3], "expected a name, found a list");
     }
 }

@@ -25,7 +25,13 @@ const POLICY_KEYS: &[&str] = &[
     "limits",
 ];
 
-const LIMIT_KEYS: &[&str] = &["partition", "cpu", "memory", "error_rate", "min_healthy_regions"];
+const LIMIT_KEYS: &[&str] = &[
+    "partition",
+    "cpu",
+    "memory",
+    "error_rate",
+    "min_healthy_regions",
+];
 
 pub fn read_policy(r: &mut Reader, node: &Node, path: &str, base: &Policy) -> Option<Policy> {
     let f = r.fields(node, path, POLICY_KEYS)?;
@@ -62,7 +68,11 @@ pub fn read_policy(r: &mut Reader, node: &Node, path: &str, base: &Policy) -> Op
     if let Some(n) = f.get("max_blast_radius") {
         match r.parsed(n, &at("max_blast_radius"), "a percentage", percent) {
             Some(p) if p.hundredths() == 0 => {
-                r.error(n.mark, at("max_blast_radius"), "0% lets no drill touch anything (allowed: more than 0% up to 100%)");
+                r.error(
+                    n.mark,
+                    at("max_blast_radius"),
+                    "0% lets no drill touch anything (allowed: more than 0% up to 100%)",
+                );
                 ok = false;
             }
             Some(p) => policy.max_blast_radius = p,
@@ -130,17 +140,37 @@ fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHe
             ok = false;
             continue;
         };
-        let namespace = r.required(&f, "namespace", "a namespace name").and_then(|n| {
-            r.parsed(n, &child(&path, "namespace"), "a namespace name", |s| {
-                dns_label(s, 63).map(|()| s.to_owned())
-            })
-        });
+        let namespace = r
+            .required(&f, "namespace", "a namespace name")
+            .and_then(|n| {
+                r.parsed(n, &child(&path, "namespace"), "a namespace name", |s| {
+                    dns_label(s, 63).map(|()| s.to_owned())
+                })
+            });
         let selector = r
             .required(&f, "selector", "a label selector such as app=api")
-            .and_then(|n| r.parsed(n, &child(&path, "selector"), "a label selector", parse_selector));
+            .and_then(|n| {
+                r.parsed(
+                    n,
+                    &child(&path, "selector"),
+                    "a label selector",
+                    parse_selector,
+                )
+            });
         let min = r
-            .required(&f, "min", "a number of pods or a percentage such as \"50%\"")
-            .and_then(|n| r.parsed(n, &child(&path, "min"), "a number or a percentage", quantity));
+            .required(
+                &f,
+                "min",
+                "a number of pods or a percentage such as \"50%\"",
+            )
+            .and_then(|n| {
+                r.parsed(
+                    n,
+                    &child(&path, "min"),
+                    "a number or a percentage",
+                    quantity,
+                )
+            });
         match (namespace, selector, min) {
             (Some(namespace), Some(selector), Some(min)) => out.push(MinHealthy {
                 namespace,
@@ -163,7 +193,9 @@ fn quantity(text: &str) -> Result<Quantity, String> {
         .filter(|n| *n <= 100_000)
         .map(Quantity::Count)
         .ok_or_else(|| {
-            format!("{text:?} is neither a number of pods nor a percentage (write e.g. 2 or \"50%\")")
+            format!(
+                "{text:?} is neither a number of pods nor a percentage (write e.g. 2 or \"50%\")"
+            )
         })
 }
 

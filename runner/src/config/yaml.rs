@@ -28,7 +28,10 @@ impl Mark {
 pub enum Value {
     /// A scalar and whether it was written plain (unquoted), which decides if it may be a
     /// number, a boolean or null.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Sequence(Vec<Node>),
     Mapping(Vec<(Node, Node)>),
 }
@@ -82,7 +85,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 line: e.marker().line(),
                 column: e.marker().col() + 1,
             },
-            message: e.info().to_owned(),
+            message: format!("{} (the file is not valid YAML)", e.info()),
         })?;
         let mark = Mark::of(&span);
         let finished = match event {
@@ -118,7 +121,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 None => {
                     return Err(SyntaxError {
                         mark,
-                        message: "alias to an unknown anchor".to_owned(),
+                        message: "alias to an unknown anchor (define `&name` before using `*name`)"
+                            .to_owned(),
                     })
                 }
             },

@@ -71,18 +71,21 @@ impl Blackout {
 }
 
 /// The blackouts covering instant `t`, with the instant each one's window ends.
-pub fn covering<'a>(
+pub fn covering(
     zone: Tz,
-    blackouts: &'a [Blackout],
+    blackouts: &[Blackout],
     t: DateTime<Utc>,
-) -> Vec<(&'a Blackout, DateTime<Utc>)> {
+) -> Vec<(&Blackout, DateTime<Utc>)> {
     if blackouts.is_empty() {
         return Vec::new();
     }
     let local = t.with_timezone(&zone).naive_local();
     blackouts
         .iter()
-        .filter_map(|b| b.window_end(local).map(|end| (b, latest_instant(zone, end))))
+        .filter_map(|b| {
+            b.window_end(local)
+                .map(|end| (b, latest_instant(zone, end)))
+        })
         .collect()
 }
 
@@ -121,7 +124,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn date(text: &str) -> NaiveDate {
@@ -218,7 +223,10 @@ mod tests {
             weekdays: Some(0b111_1111),
             ..blackout("always")
         }];
-        assert_eq!(first_free(BERLIN, &list, utc("2027-01-01T10:00:00+01:00")), None);
+        assert_eq!(
+            first_free(BERLIN, &list, utc("2027-01-01T10:00:00+01:00")),
+            None
+        );
     }
 
     #[test]

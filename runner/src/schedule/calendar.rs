@@ -107,10 +107,20 @@ pub fn plan(
         }
     }
     fires.sort_by_key(|f| (f.scheduled, f.drill));
-    simulate(drills, blackout_zone, blackouts, concurrency.max(1), &mut fires);
+    simulate(
+        drills,
+        blackout_zone,
+        blackouts,
+        concurrency.max(1),
+        &mut fires,
+    );
     fires.retain(|f| f.scheduled < until);
     fires
 }
+
+/// A fire waiting to start: (ready at, due at, drill, fire). Earliest ready first; ties go to
+/// whoever was due first, then to the drill written first.
+type Ready = Reverse<(DateTime<Utc>, DateTime<Utc>, usize, usize)>;
 
 /// What has happened to a fire so far, while it waits.
 #[derive(Default)]
@@ -128,8 +138,7 @@ fn simulate(
     concurrency: usize,
     fires: &mut [Fire],
 ) {
-    // (ready, due, drill, fire): earliest ready first; ties go to whoever was due first.
-    let mut ready: BinaryHeap<Reverse<(DateTime<Utc>, DateTime<Utc>, usize, usize)>> = fires
+    let mut ready: BinaryHeap<Ready> = fires
         .iter()
         .enumerate()
         .map(|(i, f)| Reverse((f.scheduled, f.scheduled, f.drill, i)))
@@ -146,7 +155,13 @@ fn simulate(
             let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
             let waited = state
                 .waited_for
-                .map(|w| format!("waited for {} until {}, ", drills[w].name, rfc3339(t, drill.zone)))
+                .map(|w| {
+                    format!(
+                        "waited for {} until {}, ",
+                        drills[w].name,
+                        rfc3339(t, drill.zone)
+                    )
+                })
                 .unwrap_or_default();
             if !drill.defer_on_blackout {
                 fires[i].status = FireStatus::Skipped;
@@ -183,9 +198,9 @@ fn simulate(
             running.push(Reverse((t + delta(drill.duration), drill_index)));
             let fire = &mut fires[i];
             fire.start = Some(t);
-            let waited = state.waited_for.map(|w| {
-                format!("waits for {} (concurrency {concurrency})", drills[w].name)
-            });
+            let waited = state
+                .waited_for
+                .map(|w| format!("waits for {} (concurrency {concurrency})", drills[w].name));
             (fire.status, fire.reason) = match (deferred, waited) {
                 (None, None) => (FireStatus::Fires, None),
                 (Some(d), None) => (FireStatus::Deferred, Some(d)),
@@ -222,7 +237,9 @@ mod tests {
     use chrono::NaiveDate;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     struct Fixture {
@@ -370,11 +387,21 @@ mod tests {
 
     #[test]
     fn same_instant_ties_go_to_the_first_drill_in_the_file() {
-        let fx = Fixture::new(&[("first", "@daily", 5, 60, false), ("second", "@daily", 5, 60, false)]);
+        let fx = Fixture::new(&[
+            ("first", "@daily", 5, 60, false),
+            ("second", "@daily", 5, 60, false),
+        ]);
         let drills = fx.drills();
         let day = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
         let from = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
-        let fires = plan(&drills, chrono_tz::UTC, &[], 1, from, from + TimeDelta::days(1));
+        let fires = plan(
+            &drills,
+            chrono_tz::UTC,
+            &[],
+            1,
+            from,
+            from + TimeDelta::days(1),
+        );
         let s = summary(&drills, &fires);
         assert!(s[0].starts_with("first fires"), "{s:?}");
         assert!(s[1].starts_with("second queued"), "{s:?}");

@@ -205,7 +205,10 @@ impl Field {
         let (range, step) = match element.split_once('/') {
             Some((range, step)) => {
                 let step: u32 = step.parse().ok().filter(|s| *s >= 1).ok_or_else(|| {
-                    self.error(whole, &format!("step {step:?} is not a whole number of at least 1"))
+                    self.error(
+                        whole,
+                        &format!("step {step:?} is not a whole number of at least 1"),
+                    )
                 })?;
                 (range, Some(step))
             }
@@ -238,7 +241,10 @@ impl Field {
         let value = match by_name {
             Some(v) => v,
             None => text.parse::<u32>().map_err(|_| {
-                self.error(whole, &format!("{text:?} is not a number{}", self.names_hint()))
+                self.error(
+                    whole,
+                    &format!("{text:?} is not a number{}", self.names_hint()),
+                )
             })?,
         };
         if value < self.min || value > self.max {
@@ -290,7 +296,13 @@ mod tests {
         let weekly = Cron::parse("@weekly").unwrap();
         assert!(weekly.matches_date(date(2026, 11, 29))); // a Sunday
         assert!(!weekly.matches_date(date(2026, 11, 30)));
-        assert_eq!(Cron::parse("@yearly"), Cron::parse("@annually").map(|c| Cron { text: "@yearly".into(), ..c }));
+        assert_eq!(
+            Cron::parse("@yearly"),
+            Cron::parse("@annually").map(|c| Cron {
+                text: "@yearly".into(),
+                ..c
+            })
+        );
     }
 
     #[test]
@@ -316,7 +328,17 @@ mod tests {
         let c = Cron::parse("5/20 9-17/4 1,15 jan-MAR,Dec mon-fri").unwrap();
         assert_eq!(
             c.times_of_day().collect::<Vec<_>>(),
-            vec![(9, 5), (9, 25), (9, 45), (13, 5), (13, 25), (13, 45), (17, 5), (17, 25), (17, 45)]
+            vec![
+                (9, 5),
+                (9, 25),
+                (9, 45),
+                (13, 5),
+                (13, 25),
+                (13, 45),
+                (17, 5),
+                (17, 25),
+                (17, 45)
+            ]
         );
         assert!(c.matches_month(12) && c.matches_month(2) && !c.matches_month(4));
         assert_eq!(Cron::parse("0 0 * * 7").unwrap().days_of_week, 1);
@@ -337,11 +359,17 @@ mod tests {
     #[test]
     fn bad_expressions_name_the_field() {
         let cases = [
-            ("0 10 32 * *", "day-of-month field \"32\": 32 is out of range (allowed: 1-31"),
+            (
+                "0 10 32 * *",
+                "day-of-month field \"32\": 32 is out of range (allowed: 1-31",
+            ),
             ("60 * * * *", "minute field \"60\": 60 is out of range"),
             ("* * * 13 *", "month field \"13\""),
             ("* * * * 8", "day-of-week field \"8\""),
-            ("* * * * funday", "\"funday\" is not a number or a name like SUN"),
+            (
+                "* * * * funday",
+                "\"funday\" is not a number or a name like SUN",
+            ),
             ("*/0 * * * *", "step \"0\" is not a whole number"),
             ("5-1 * * * *", "runs backwards"),
             ("0 10 15 *", "has 4 fields"),

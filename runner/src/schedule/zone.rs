@@ -97,7 +97,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn fires(expr: &str, zone: &str, from: &str, until: &str) -> Vec<String> {
@@ -112,35 +114,73 @@ mod tests {
     #[test]
     fn berlin_spring_forward_fires_at_the_end_of_the_gap() {
         // 2027-03-28: 02:00 CET jumps to 03:00 CEST. 02:30 does not exist.
-        let got = fires("30 2 * * *", "Europe/Berlin", "2027-03-27T00:00:00Z", "2027-03-30T00:00:00Z");
+        let got = fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2027-03-27T00:00:00Z",
+            "2027-03-30T00:00:00Z",
+        );
         assert_eq!(
             got,
-            vec!["2027-03-27T02:30:00+01:00", "2027-03-28T03:00:00+02:00", "2027-03-29T02:30:00+02:00"]
+            vec![
+                "2027-03-27T02:30:00+01:00",
+                "2027-03-28T03:00:00+02:00",
+                "2027-03-29T02:30:00+02:00"
+            ]
         );
         // Several times inside the gap still fire once.
-        let got = fires("0,15,30,45 2 28 3 *", "Europe/Berlin", "2027-03-27T00:00:00Z", "2027-03-30T00:00:00Z");
+        let got = fires(
+            "0,15,30,45 2 28 3 *",
+            "Europe/Berlin",
+            "2027-03-27T00:00:00Z",
+            "2027-03-30T00:00:00Z",
+        );
         assert_eq!(got, vec!["2027-03-28T03:00:00+02:00"]);
     }
 
     #[test]
     fn berlin_fall_back_fires_once_at_the_first_occurrence() {
         // 2026-10-25: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
-        let got = fires("30 2 * * *", "Europe/Berlin", "2026-10-24T00:00:00Z", "2026-10-27T00:00:00Z");
+        let got = fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-24T00:00:00Z",
+            "2026-10-27T00:00:00Z",
+        );
         assert_eq!(
             got,
-            vec!["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
+            vec![
+                "2026-10-24T02:30:00+02:00",
+                "2026-10-25T02:30:00+02:00",
+                "2026-10-26T02:30:00+01:00"
+            ]
         );
     }
 
     #[test]
     fn new_york_both_ways() {
         // 2027-03-14 02:00 EST -> 03:00 EDT; 2026-11-01 02:00 EDT -> 01:00 EST.
-        let spring = fires("30 2 14 3 *", "America/New_York", "2027-03-01T00:00:00Z", "2027-04-01T00:00:00Z");
+        let spring = fires(
+            "30 2 14 3 *",
+            "America/New_York",
+            "2027-03-01T00:00:00Z",
+            "2027-04-01T00:00:00Z",
+        );
         assert_eq!(spring, vec!["2027-03-14T03:00:00-04:00"]);
-        let fall = fires("30 1 1 11 *", "America/New_York", "2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z");
+        let fall = fires(
+            "30 1 1 11 *",
+            "America/New_York",
+            "2026-10-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        );
         assert_eq!(fall, vec!["2026-11-01T01:30:00-04:00"]);
         // Every half hour across the fall-back night: 01:00 and 01:30 once each, no repeats.
-        let night = fires("*/30 0-3 1 11 *", "America/New_York", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z");
+        let night = fires(
+            "*/30 0-3 1 11 *",
+            "America/New_York",
+            "2026-11-01T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+        );
         assert_eq!(
             night,
             vec![
@@ -158,16 +198,33 @@ mod tests {
 
     #[test]
     fn leap_day_fires_only_in_leap_years() {
-        let got = fires("0 12 29 2 *", "UTC", "2026-01-01T00:00:00Z", "2037-01-01T00:00:00Z");
+        let got = fires(
+            "0 12 29 2 *",
+            "UTC",
+            "2026-01-01T00:00:00Z",
+            "2037-01-01T00:00:00Z",
+        );
         assert_eq!(
             got,
-            vec!["2028-02-29T12:00:00+00:00", "2032-02-29T12:00:00+00:00", "2036-02-29T12:00:00+00:00"]
+            vec![
+                "2028-02-29T12:00:00+00:00",
+                "2032-02-29T12:00:00+00:00",
+                "2036-02-29T12:00:00+00:00"
+            ]
         );
     }
 
     #[test]
     fn window_is_half_open() {
-        let got = fires("@monthly", "UTC", "2027-01-01T00:00:00Z", "2027-03-01T00:00:00Z");
-        assert_eq!(got, vec!["2027-01-01T00:00:00+00:00", "2027-02-01T00:00:00+00:00"]);
+        let got = fires(
+            "@monthly",
+            "UTC",
+            "2027-01-01T00:00:00Z",
+            "2027-03-01T00:00:00Z",
+        );
+        assert_eq!(
+            got,
+            vec!["2027-01-01T00:00:00+00:00", "2027-02-01T00:00:00+00:00"]
+        );
     }
 }

@@ -1,0 +1,139 @@
+//! The `firedrill` binary as users run it: output, exit codes and the `plan` JSON contract.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn firedrill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("run firedrill")
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const EXAMPLE: &str = "deploy/examples/firedrill.yaml";
+
+#[test]
+fn validate_exit_codes() {
+    let ok = firedrill(&["validate", "--config", EXAMPLE]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("valid (5 drills, not armed: dry-run only)"));
+
+    let bad = firedrill(&["validate", "--config", "tests/configs/bad/many-errors.yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = text(&bad.stderr);
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tests/configs/bad/many-errors.yaml:"))
+        .collect();
+    assert_eq!(problems.len(), 11, "{stderr}");
+    assert!(stderr.ends_with("11 problems found\n"), "{stderr}");
+
+    let missing = firedrill(&["validate", "--config", "no/such/file.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot read no/such/file.yaml"));
+
+    let usage = firedrill(&["validate"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn plan_json_has_the_contracted_fields() {
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--from",
+        "2027-05-01T00:00:00Z",
+        "--until",
+        "2027-06-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    let fires = fires.as_array().expect("array");
+    assert_eq!(fires.len(), 2);
+    // 15 May 2027 is a Saturday: the pod kill defers past the weekend and the nightly batch.
+    let kill = &fires[0];
+    assert_eq!(kill["drill"], "pod-kill-monthly");
+    assert_eq!(kill["kind"], "pod-kill");
+    assert_eq!(kill["scheduled"], "2027-05-15T14:00:00Z");
+    assert_eq!(kill["local"], "2027-05-15T10:00:00-04:00");
+    assert_eq!(kill["start"], "2027-05-17T10:00:00Z");
+    assert_eq!(kill["duration_seconds"], 900);
+    assert_eq!(kill["status"], "deferred");
+    assert_eq!(
+        kill["reason"],
+        "deferred past blackout weekends, nightly-batch"
+    );
+    for field in [
+        "drill",
+        "kind",
+        "scheduled",
+        "local",
+        "start",
+        "duration_seconds",
+        "status",
+        "reason",
+    ] {
+        assert!(fires[1].get(field).is_some(), "missing {field}");
+    }
+}
+
+#[test]
+fn plan_next_and_window_errors() {
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--from",
+        "2026-11-23T00:00:00Z",
+        "--next",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(fires.as_array().map(Vec::len), Some(3));
+
+    let backwards = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--until",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(backwards.status.code(), Some(2));
+    assert!(text(&backwards.stderr).contains("is not after --from"));
+
+    let bad_time = firedrill(&["plan", "--config", EXAMPLE, "--from", "tomorrow"]);
+    assert_eq!(bad_time.status.code(), Some(2));
+    assert!(text(&bad_time.stderr).contains("not an RFC 3339 instant"));
+
+    let invalid = firedrill(&["plan", "--config", "tests/configs/bad/bad-cron.yaml"]);
+    assert_eq!(invalid.status.code(), Some(1));
+}
+
+#[test]
+fn plan_table_of_the_example_year() {
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--from",
+        "2026-11-23T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(text(&out.stdout));
+}
