@@ -4,12 +4,17 @@
 //! runtime. It takes values and returns values, so every rule can be proven with plain and
 //! property tests.
 
+pub mod cluster;
 pub mod glob;
 pub mod policy;
 pub mod quantity;
 pub mod selector;
+mod target;
+pub mod verdict;
 
 pub use glob::NamespacedGlob;
 pub use policy::{Limits, MinHealthy, Policy};
 pub use quantity::{Percent, PercentRange, Quantity};
 pub use selector::{Requirement, Selector, SelectorError};
+pub use target::{Amount, Target};
+pub use verdict::{decide, Request, Verdict};

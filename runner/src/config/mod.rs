@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
 use firedrill_experiments::Kind;
-use firedrill_safety::{PercentRange, Policy, Selector};
+use firedrill_safety::{Amount, PercentRange, Policy, Selector, Target};
 
 use read::{child, item, Fields, Reader};
 pub use read::{Diagnostic, Diagnostics};
@@ -67,19 +67,6 @@ pub struct Drill {
     pub safety: Policy,
     /// Where the drill is written, for messages.
     pub line: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Target {
-    pub namespace: String,
-    pub selector: Selector,
-    pub amount: Amount,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Amount {
-    Percent(PercentRange),
-    Count(u32),
 }
 
 /// Why a file could not be loaded.

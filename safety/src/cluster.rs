@@ -1,0 +1,128 @@
+//! The part of a cluster the guard looks at, in plain values. The runner fills it from a live
+//! cluster or from a `kubectl get -o yaml` snapshot; the guard never talks to Kubernetes itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::{Percent, Selector};
+
+pub type Labels = BTreeMap<String, String>;
+
+/// The workload kinds whose controllers recreate a deleted pod.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnerKind {
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    DaemonSet,
+    /// Anything else (Job, a custom controller): its pods are never targeted.
+    Other(String),
+}
+
+impl OwnerKind {
+    pub fn parse(kind: &str) -> Self {
+        match kind {
+            "Deployment" => OwnerKind::Deployment,
+            "StatefulSet" => OwnerKind::StatefulSet,
+            "ReplicaSet" => OwnerKind::ReplicaSet,
+            "DaemonSet" => OwnerKind::DaemonSet,
+            other => OwnerKind::Other(other.to_owned()),
+        }
+    }
+
+    pub fn recreates_pods(&self) -> bool {
+        !matches!(self, OwnerKind::Other(_))
+    }
+}
+
+impl fmt::Display for OwnerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OwnerKind::Deployment => f.write_str("Deployment"),
+            OwnerKind::StatefulSet => f.write_str("StatefulSet"),
+            OwnerKind::ReplicaSet => f.write_str("ReplicaSet"),
+            OwnerKind::DaemonSet => f.write_str("DaemonSet"),
+            OwnerKind::Other(kind) => f.write_str(kind),
+        }
+    }
+}
+
+/// The top-level workload a pod belongs to (a Deployment rather than its ReplicaSet).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OwnerRef {
+    pub kind: OwnerKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for OwnerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owner {
+    pub key: OwnerRef,
+    pub labels: Labels,
+    /// Desired replicas (for a DaemonSet, the pods it wants scheduled).
+    pub desired: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    pub owner: Option<OwnerRef>,
+    /// Phase Running and condition Ready: the only pods that count as healthy.
+    pub running_and_ready: bool,
+    /// The phase, for messages.
+    pub phase: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    pub node: Option<String>,
+}
+
+/// A number or a percentage, as PodDisruptionBudgets write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntOrPercent {
+    Int(u32),
+    Percent(Percent),
+}
+
+impl fmt::Display for IntOrPercent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrPercent::Int(n) => write!(f, "{n}"),
+            IntOrPercent::Percent(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pdb {
+    pub namespace: String,
+    pub name: String,
+    /// `None`: the budget selects no pods (a null selector in policy/v1).
+    pub selector: Option<Selector>,
+    pub min_available: Option<IntOrPercent>,
+    pub max_unavailable: Option<IntOrPercent>,
+    /// `status.disruptionsAllowed`, when the snapshot has it.
+    pub disruptions_allowed: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Namespace {
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cluster {
+    pub namespaces: Vec<Namespace>,
+    pub owners: Vec<Owner>,
+    pub pods: Vec<Pod>,
+    pub pdbs: Vec<Pdb>,
+}

@@ -1,0 +1,509 @@
+//! The verdict: which pods one fire of a drill may hit, and why every other matching pod is left
+//! alone.
+//!
+//! Rules, in the order they are checked for each pod the targets match:
+//!
+//! 1. Always protected: kube-system, firedrill's own namespace, firedrill's own pods.
+//! 2. `safety.protected` globs (on the pod and on its workload), `safety.never_target` selectors,
+//!    `safety.opt_in`.
+//! 3. Only pods of a Deployment, StatefulSet, ReplicaSet or DaemonSet that is in the snapshot: their
+//!    controller recreates them, and their health can be checked.
+//! 4. Only pods that are Running and Ready, at least `min_pod_age` old, whose workload was not hit
+//!    within `cooldown`.
+//! 5. While picking: every workload keeps its `min_healthy` ready pods (at least one unless a rule
+//!    says `min: 0`); no PodDisruptionBudget goes below its allowed disruptions; at most
+//!    `max_blast_radius` of the matched pods and `max_targets` in all.
+//!
+//! Picking is random but seeded, so the same (drill, instant, cluster) always gives the same
+//! verdict.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::cluster::{Cluster, IntOrPercent, Namespace, Owner, OwnerRef, Pdb, Pod};
+use crate::{Amount, Policy, Target};
+
+/// The label or annotation that opts a namespace or workload in when `opt_in` is on.
+pub const OPT_IN_KEY: &str = "firedrill.io/enabled";
+
+/// Everything one decision needs besides the cluster.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub drill: &'a str,
+    /// From [`seed`]: the same fire always picks the same pods.
+    pub seed: u64,
+    /// The instant the fire is decided for, seconds since the Unix epoch.
+    pub now: i64,
+    pub targets: &'a [Target],
+    pub policy: &'a Policy,
+    /// firedrill's own namespace: always protected.
+    pub own_namespace: &'a str,
+    /// Workloads hit by earlier runs and when, for `cooldown`.
+    pub recent_hits: &'a [(OwnerRef, i64)],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    pub namespace: String,
+    pub name: String,
+    pub owner: Option<OwnerRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Excluded {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub targets: Vec<Chosen>,
+    pub excluded: Vec<Excluded>,
+    /// Why nothing may be touched, when nothing may.
+    pub blocked: Option<String>,
+}
+
+/// The seed of one fire: FNV-1a over the drill name and the scheduled instant.
+pub fn seed(drill: &str, scheduled_unix: i64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in drill.bytes().chain(scheduled_unix.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// SplitMix64: tiny, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), without modulo bias worth caring about for n < 2^32.
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next() >> 32) * n as u64) >> 32) as usize
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// Seconds as a short human duration: `3m20s`, `2h`, `1d4h`.
+pub fn human(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0s".to_owned();
+    }
+    let mut rest = seconds;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
+fn is_opted_in(labels: &crate::cluster::Labels) -> bool {
+    labels.get(OPT_IN_KEY).is_some_and(|v| v == "true")
+}
+
+/// Budget state of one PodDisruptionBudget for this decision.
+struct Budget {
+    allowed: i64,
+    explain: String,
+}
+
+fn budget(pdb: &Pdb, pods_in_namespace: &[&Pod], owners: &HashMap<&OwnerRef, &Owner>) -> Budget {
+    let Some(selector) = &pdb.selector else {
+        return Budget {
+            allowed: i64::MAX,
+            explain: String::new(),
+        };
+    };
+    let selected: Vec<&&Pod> = pods_in_namespace
+        .iter()
+        .filter(|p| selector.matches(&p.labels))
+        .collect();
+    let healthy = selected.iter().filter(|p| p.running_and_ready).count() as i64;
+    // Expected pods: the desired replicas of the owners of the selected pods (as the disruption
+    // controller counts them), or the pod itself when it has no known owner.
+    let mut seen: HashSet<&OwnerRef> = HashSet::new();
+    let mut expected: i64 = 0;
+    for pod in &selected {
+        match pod
+            .owner
+            .as_ref()
+            .and_then(|o| owners.get(o).map(|w| (o, w)))
+        {
+            Some((key, owner)) => {
+                if seen.insert(key) {
+                    expected += i64::from(owner.desired);
+                }
+            }
+            None => expected += 1,
+        }
+    }
+    let expected = expected.max(selected.len() as i64);
+    let name = format!("{}/{}", pdb.namespace, pdb.name);
+    let (computed, rule) = match (pdb.min_available, pdb.max_unavailable) {
+        (Some(min), _) => {
+            let need = match min {
+                IntOrPercent::Int(n) => i64::from(n),
+                IntOrPercent::Percent(p) => p.of_ceil(expected as u64) as i64,
+            };
+            (healthy - need, format!("minAvailable {min}"))
+        }
+        (None, Some(max)) => {
+            // Rounded down: the safe direction for a maximum.
+            let max_unavailable = match max {
+                IntOrPercent::Int(n) => i64::from(n),
+                IntOrPercent::Percent(p) => p.of_floor(expected as u64) as i64,
+            };
+            (
+                healthy - (expected - max_unavailable),
+                format!("maxUnavailable {max}"),
+            )
+        }
+        // Neither set: without a status to go by, assume it allows nothing (fail safe).
+        (None, None) => (0, "no minAvailable or maxUnavailable".to_owned()),
+    };
+    let allowed = match pdb.disruptions_allowed {
+        Some(status) => computed.min(i64::from(status)),
+        None => computed,
+    }
+    .max(0);
+    Budget {
+        allowed,
+        explain: format!(
+            "PodDisruptionBudget {name} ({rule}, {healthy} of {expected} healthy) allows no more disruptions"
+        ),
+    }
+}
+
+/// Decides one fire. Pure: the same inputs always give the same verdict.
+pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
+    let policy = request.policy;
+    let namespaces: HashMap<&str, &Namespace> = cluster
+        .namespaces
+        .iter()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
+    let owners: HashMap<&OwnerRef, &Owner> = cluster.owners.iter().map(|o| (&o.key, o)).collect();
+    let mut pdbs: PdbIndex = HashMap::new();
+    for pdb in &cluster.pdbs {
+        pdbs.entry(pdb.namespace.as_str()).or_default().push(pdb);
+    }
+
+    // 1. The pods the targets match; a pod matched by several targets counts for the first.
+    let target_namespaces: HashSet<&str> = request
+        .targets
+        .iter()
+        .map(|t| t.namespace.as_str())
+        .collect();
+    let mut matched: Vec<(usize, &Pod)> = Vec::new();
+    let mut pods_by_namespace: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    for pod in &cluster.pods {
+        if !target_namespaces.contains(pod.namespace.as_str()) {
+            continue;
+        }
+        pods_by_namespace
+            .entry(pod.namespace.as_str())
+            .or_default()
+            .push(pod);
+        if let Some(t) = request
+            .targets
+            .iter()
+            .position(|t| t.namespace == pod.namespace && t.selector.matches(&pod.labels))
+        {
+            matched.push((t, pod));
+        }
+    }
+    let mut verdict = Verdict::default();
+    if matched.is_empty() {
+        verdict.blocked = Some("no pod matches the drill's targets".to_owned());
+        return verdict;
+    }
+
+    // Ready pods per workload, counted from the pods themselves.
+    let mut ready: HashMap<&OwnerRef, i64> = HashMap::new();
+    for pod in cluster.pods.iter().filter(|p| p.running_and_ready) {
+        if let Some(owner) = &pod.owner {
+            if owners.contains_key(owner) {
+                *ready.entry(owner).or_default() += 1;
+            }
+        }
+    }
+
+    // 2. Static exclusions.
+    let mut eligible: Vec<Vec<&Pod>> = vec![Vec::new(); request.targets.len()];
+    let mut matched_per_target = vec![0usize; request.targets.len()];
+    for &(t, pod) in &matched {
+        matched_per_target[t] += 1;
+        match static_exclusion(pod, request, &namespaces, &owners) {
+            Some(reason) => verdict.excluded.push(Excluded {
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                reason,
+            }),
+            None => eligible[t].push(pod),
+        }
+    }
+
+    // 3. Caps.
+    let total = matched.len() as u64;
+    let blast_cap = policy.max_blast_radius.of_floor(total);
+    let cap = blast_cap.min(u64::from(policy.max_targets)) as usize;
+    let cap_reason = if blast_cap <= u64::from(policy.max_targets) {
+        format!(
+            "safety.max_blast_radius {} of {total} matched pods allows {blast_cap}, all taken",
+            policy.max_blast_radius
+        )
+    } else {
+        format!("safety.max_targets {} reached", policy.max_targets)
+    };
+
+    // 4. Pick, target by target, in seeded random order.
+    let mut rng = Rng(request.seed);
+    let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
+    for (t, target) in request.targets.iter().enumerate() {
+        let pool = &mut eligible[t];
+        pool.sort_by(|a, b| a.name.cmp(&b.name));
+        rng.shuffle(pool);
+        let wanted = match target.amount {
+            Amount::Count(n) => n as usize,
+            Amount::Percent(range) => {
+                let span = range.high.hundredths() - range.low.hundredths();
+                let drawn = range.low.hundredths() as usize + rng.below(span as usize + 1);
+                (drawn * matched_per_target[t] / 10_000).max(1)
+            }
+        };
+        let mut taken = 0usize;
+        for pod in pool.iter() {
+            let reason = if taken >= wanted {
+                Some(format!(
+                    "not picked: this fire takes {wanted} of the {} pods target {} matches",
+                    matched_per_target[t],
+                    t + 1
+                ))
+            } else if verdict.targets.len() >= cap {
+                Some(cap_reason.clone())
+            } else {
+                pick_exclusion(
+                    pod,
+                    request,
+                    &owners,
+                    &ready,
+                    &pods_by_namespace,
+                    &pdbs,
+                    &mut budgets,
+                )
+            };
+            match reason {
+                Some(reason) => verdict.excluded.push(Excluded {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    reason,
+                }),
+                None => {
+                    if let Some(owner) = &pod.owner {
+                        if let Some(count) = ready.get_mut(owner) {
+                            *count -= 1;
+                        }
+                    }
+                    for pdb in matching_pdbs(&pdbs, pod) {
+                        if let Some(b) =
+                            budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
+                        {
+                            b.allowed -= 1;
+                        }
+                    }
+                    taken += 1;
+                    verdict.targets.push(Chosen {
+                        namespace: pod.namespace.clone(),
+                        name: pod.name.clone(),
+                        owner: pod.owner.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    if verdict.targets.is_empty() {
+        let first = verdict
+            .excluded
+            .first()
+            .map(|e| format!(" (e.g. {}/{}: {})", e.namespace, e.name, e.reason))
+            .unwrap_or_default();
+        verdict.blocked = Some(format!(
+            "nothing may be touched: all {total} matching pod{} excluded{first}",
+            if total == 1 { " is" } else { "s are" }
+        ));
+    }
+    verdict
+}
+
+type PdbIndex<'c> = HashMap<&'c str, Vec<&'c Pdb>>;
+
+fn matching_pdbs<'c>(pdbs: &PdbIndex<'c>, pod: &Pod) -> Vec<&'c Pdb> {
+    pdbs.get(pod.namespace.as_str())
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|pdb| {
+            pdb.selector
+                .as_ref()
+                .is_some_and(|s| s.matches(&pod.labels))
+        })
+        .collect()
+}
+
+/// Rules that depend only on the pod, the policy and the cluster as it is.
+fn static_exclusion(
+    pod: &Pod,
+    request: &Request,
+    namespaces: &HashMap<&str, &Namespace>,
+    owners: &HashMap<&OwnerRef, &Owner>,
+) -> Option<String> {
+    let policy = request.policy;
+    if pod.namespace == "kube-system" {
+        return Some("in kube-system, which is always protected".to_owned());
+    }
+    if pod.namespace == request.own_namespace {
+        return Some(format!(
+            "in firedrill's own namespace {}, which is always protected",
+            request.own_namespace
+        ));
+    }
+    if pod
+        .labels
+        .get("app.kubernetes.io/name")
+        .is_some_and(|v| v == "firedrill")
+        || pod.labels.contains_key("firedrill.io/run")
+    {
+        return Some("one of firedrill's own pods, which are always protected".to_owned());
+    }
+    let owner = pod.owner.as_ref();
+    if let Some(glob) = policy.protected.iter().find(|g| {
+        g.matches(&pod.namespace, &pod.name)
+            || owner.is_some_and(|o| g.matches(&o.namespace, &o.name))
+    }) {
+        return Some(format!("protected by safety.protected {glob}"));
+    }
+    if let Some(selector) = policy.never_target.iter().find(|s| s.matches(&pod.labels)) {
+        return Some(format!("matches safety.never_target {selector}"));
+    }
+    let known_owner = owner.and_then(|o| owners.get(o));
+    if policy.opt_in {
+        let namespace_in = namespaces
+            .get(pod.namespace.as_str())
+            .is_some_and(|n| is_opted_in(&n.labels) || is_opted_in(&n.annotations));
+        let workload_in =
+            known_owner.is_some_and(|o| is_opted_in(&o.labels)) || is_opted_in(&pod.labels);
+        if !namespace_in && !workload_in {
+            return Some(format!(
+                "safety.opt_in is on and neither namespace {} nor its workload carries {OPT_IN_KEY}=true",
+                pod.namespace
+            ));
+        }
+    }
+    let Some(owner) = owner else {
+        return Some("has no controller to recreate it".to_owned());
+    };
+    if !owner.kind.recreates_pods() {
+        return Some(format!(
+            "owned by {owner}, which does not recreate deleted pods (only Deployment, StatefulSet, ReplicaSet and DaemonSet pods are targeted)"
+        ));
+    }
+    if known_owner.is_none() {
+        return Some(format!(
+            "its workload {owner} is not in the cluster snapshot, so its health cannot be checked"
+        ));
+    }
+    if !pod.running_and_ready {
+        return Some(format!(
+            "not Running and Ready (phase {}), so not healthy to begin with",
+            pod.phase
+        ));
+    }
+    let age = request.now.saturating_sub(pod.created).max(0) as u64;
+    let min_age = policy.min_pod_age.as_secs();
+    if age < min_age {
+        return Some(format!(
+            "only {} old; safety.min_pod_age is {}",
+            human(age),
+            human(min_age)
+        ));
+    }
+    let cooldown = policy.cooldown.as_secs() as i64;
+    if cooldown > 0 {
+        if let Some(at) = request
+            .recent_hits
+            .iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, at)| *at)
+            .filter(|at| request.now - at < cooldown)
+            .max()
+        {
+            return Some(format!(
+                "its workload {owner} was hit {} ago; safety.cooldown is {}",
+                human((request.now - at).max(0) as u64),
+                human(cooldown as u64)
+            ));
+        }
+    }
+    None
+}
+
+/// Rules that depend on what this fire has already picked: min_healthy and PDBs.
+fn pick_exclusion<'c>(
+    pod: &'c Pod,
+    request: &Request,
+    owners: &HashMap<&OwnerRef, &Owner>,
+    ready: &HashMap<&OwnerRef, i64>,
+    pods_by_namespace: &HashMap<&str, Vec<&'c Pod>>,
+    pdbs: &PdbIndex<'c>,
+    budgets: &mut HashMap<(&'c str, &'c str), Budget>,
+) -> Option<String> {
+    let owner_ref = pod.owner.as_ref()?;
+    let owner = owners.get(owner_ref)?;
+    let ready_now = ready.get(owner_ref).copied().unwrap_or(0);
+    let rules: Vec<u64> = request
+        .policy
+        .min_healthy
+        .iter()
+        .filter(|r| r.namespace == pod.namespace && r.selector.matches(&pod.labels))
+        .map(|r| r.min.resolve_ceil(u64::from(owner.desired)))
+        .collect();
+    // Without a rule, a workload still never loses its last ready pod.
+    let min = rules.iter().copied().max().unwrap_or(1) as i64;
+    if ready_now - 1 < min {
+        return Some(format!(
+            "would leave {owner_ref} with {} ready pod{}; min_healthy is {min}",
+            ready_now - 1,
+            if ready_now - 1 == 1 { "" } else { "s" }
+        ));
+    }
+    let empty = Vec::new();
+    let in_namespace = pods_by_namespace
+        .get(pod.namespace.as_str())
+        .unwrap_or(&empty);
+    for pdb in matching_pdbs(pdbs, pod) {
+        let b = budgets
+            .entry((pdb.namespace.as_str(), pdb.name.as_str()))
+            .or_insert_with(|| budget(pdb, in_namespace, owners));
+        if b.allowed <= 0 {
+            return Some(b.explain.clone());
+        }
+    }
+    None
+}
