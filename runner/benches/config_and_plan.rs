@@ -68,7 +68,12 @@ fn benches(c: &mut Criterion) {
     write_bench_data("drills-1000.yaml", &thousand);
     let config = Config::parse(&thousand, Path::new("bench.yaml")).expect("valid");
     let from: DateTime<Utc> = "2026-11-23T00:00:00Z".parse().expect("instant");
-    let fires = calendar(&config, from, Window::Until(from + TimeDelta::days(365)));
+    let fires = calendar(
+        &config,
+        from,
+        Window::Until(from + TimeDelta::days(365)),
+        None,
+    );
     eprintln!("plan of 1000 drills over one year: {} fires", fires.len());
     c.bench_function("plan 1000 drills over one year", |b| {
         b.iter(|| {
@@ -76,6 +81,7 @@ fn benches(c: &mut Criterion) {
                 black_box(&config),
                 from,
                 Window::Until(from + TimeDelta::days(365)),
+                None,
             )
         })
     });

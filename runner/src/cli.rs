@@ -1,6 +1,6 @@
 //! The command line: argument definitions and what each command does. Exit codes are a contract:
-//! `validate` and `plan` exit 0 on success, 1 when the drill file is invalid, 2 for usage or I/O
-//! errors.
+//! `validate` and `plan` exit 0 on success, 1 when the drill file (or cluster snapshot) is
+//! invalid, 2 for usage or I/O errors.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, LoadError};
 use crate::plan::{self, Window};
+use crate::snapshot::{self, SnapshotError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,8 +44,16 @@ pub enum Command {
         #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with = "next")]
         until: Option<DateTime<Utc>>,
         /// Show only the next N fires.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until")]
         next: Option<u32>,
+        /// A cluster snapshot (`kubectl get pods,deployments,statefulsets,replicasets,daemonsets,
+        /// poddisruptionbudgets,namespaces,nodes -A -o yaml`): adds to each fire the pods it would
+        /// hit, the pods it leaves alone and why, or why it is blocked.
+        #[arg(long, value_name = "SNAPSHOT")]
+        cluster: Option<PathBuf>,
+        /// Instead of the calendar, one fire of every drill at this instant (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with_all = ["until", "next", "from"])]
+        at: Option<DateTime<Utc>>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -92,23 +101,36 @@ pub fn run(cli: Cli) -> ExitCode {
             from,
             until,
             next,
+            cluster,
+            at,
             format,
         } => {
             let c = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let from = from.unwrap_or_else(Utc::now);
-            let window = match (until, next) {
-                (Some(until), _) if until <= from => {
+            let snapshot = match cluster.as_deref().map(snapshot::load).transpose() {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(match e {
+                        SnapshotError::Io { .. } => EXIT_USAGE,
+                        SnapshotError::Invalid { .. } => EXIT_INVALID,
+                    });
+                }
+            };
+            let from = from.or(at).unwrap_or_else(Utc::now);
+            let window = match (until, next, at) {
+                (_, _, Some(at)) => Window::At(at),
+                (Some(until), _, _) if until <= from => {
                     eprintln!("error: --until {until} is not after --from {from}");
                     return ExitCode::from(EXIT_USAGE);
                 }
-                (Some(until), _) => Window::Until(until),
-                (None, Some(n)) => Window::Next(n as usize),
-                (None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
+                (Some(until), _, _) => Window::Until(until),
+                (None, Some(n), _) => Window::Next(n as usize),
+                (None, None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
             };
-            let fires = plan::calendar(&c, from, window);
+            let fires = plan::calendar(&c, from, window, snapshot.as_ref());
             let text = match format {
                 Format::Table => plan::render_table(&fires),
                 Format::Json => plan::render_json(&fires) + "\n",

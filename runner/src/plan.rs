@@ -3,6 +3,9 @@
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
+use firedrill_safety::cluster::{Cluster, OwnerRef};
+use firedrill_safety::verdict::{self, Request};
+
 use crate::config::Config;
 use crate::duration;
 use crate::schedule::{self, Fire, FireStatus};
@@ -17,6 +20,8 @@ const MAX_SEARCH: TimeDelta = TimeDelta::days(100 * 366);
 pub enum Window {
     Until(DateTime<Utc>),
     Next(usize),
+    /// One hypothetical fire of every drill at this instant.
+    At(DateTime<Utc>),
 }
 
 /// One fire as `plan --format json` prints it. Field names are a contract.
@@ -33,14 +38,46 @@ pub struct PlannedFire {
     pub duration_seconds: u64,
     pub status: FireStatus,
     pub reason: Option<String>,
+    /// With `--cluster`: what the fire would hit, for fires that run and act on pods.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<PlannedVerdict>,
+}
+
+/// The guard's verdict for one fire, as `plan --cluster --format json` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedVerdict {
+    pub targets: Vec<PlannedTarget>,
+    pub excluded: Vec<PlannedExclusion>,
+    pub blocked: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedTarget {
+    pub namespace: String,
+    pub name: String,
+    /// The workload, as `Kind/name` in the pod's namespace.
+    pub owner: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedExclusion {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
 }
 
 fn rfc3339_utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The fires of `config` from `from` on, as far as `window` says.
-pub fn calendar(config: &Config, from: DateTime<Utc>, window: Window) -> Vec<PlannedFire> {
+/// The fires of `config` from `from` on, as far as `window` says; with a cluster snapshot, what
+/// each fire would hit.
+pub fn calendar(
+    config: &Config,
+    from: DateTime<Utc>,
+    window: Window,
+    cluster: Option<&Cluster>,
+) -> Vec<PlannedFire> {
     let drills = config.planned_drills();
     let run = |until: DateTime<Utc>| {
         schedule::plan(
@@ -68,10 +105,19 @@ pub fn calendar(config: &Config, from: DateTime<Utc>, window: Window) -> Vec<Pla
             fires.truncate(n);
             fires
         }
+        Window::At(at) => schedule::fires_at(&drills, config.timezone, &config.blackouts, at),
+    };
+    // Fires of a calendar follow each other, so each sees the cooldown of those before it;
+    // `--at` asks what each drill would do on its own.
+    let sequential = !matches!(window, Window::At(_));
+    let verdicts = match cluster {
+        Some(cluster) => verdicts(config, cluster, &fires, sequential),
+        None => vec![None; fires.len()],
     };
     fires
         .into_iter()
-        .map(|f| {
+        .zip(verdicts)
+        .map(|(f, verdict)| {
             let drill = &config.drills[f.drill];
             PlannedFire {
                 drill: drill.name.clone(),
@@ -90,24 +136,95 @@ pub fn calendar(config: &Config, from: DateTime<Utc>, window: Window) -> Vec<Pla
                 duration_seconds: drill.duration.as_secs(),
                 status: f.status,
                 reason: f.reason,
+                verdict,
             }
         })
         .collect()
+}
+
+/// The guard's verdict for each fire that runs and acts on pods, in start order; when
+/// `sequential`, each fire's cooldown sees the workloads the fires before it hit.
+fn verdicts(
+    config: &Config,
+    cluster: &Cluster,
+    fires: &[Fire],
+    sequential: bool,
+) -> Vec<Option<PlannedVerdict>> {
+    let mut out = vec![None; fires.len()];
+    let mut order: Vec<usize> = (0..fires.len()).collect();
+    order.sort_by_key(|&i| (fires[i].start, i));
+    let mut hits: Vec<(OwnerRef, i64)> = Vec::new();
+    for i in order {
+        let fire = &fires[i];
+        let drill = &config.drills[fire.drill];
+        let Some(start) = fire.start else { continue };
+        if !drill.kind.needs_pod_targets() {
+            continue;
+        }
+        let v = verdict::decide(
+            cluster,
+            &Request {
+                drill: &drill.name,
+                seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
+                now: start.timestamp(),
+                targets: &drill.targets,
+                policy: &drill.safety,
+                own_namespace: &config.namespace,
+                recent_hits: &hits,
+            },
+        );
+        if sequential {
+            hits.extend(
+                v.targets
+                    .iter()
+                    .filter_map(|t| t.owner.clone())
+                    .map(|o| (o, start.timestamp())),
+            );
+        }
+        out[i] = Some(PlannedVerdict {
+            targets: v
+                .targets
+                .into_iter()
+                .map(|t| PlannedTarget {
+                    owner: t.owner.map(|o| format!("{}/{}", o.kind, o.name)),
+                    namespace: t.namespace,
+                    name: t.name,
+                })
+                .collect(),
+            excluded: v
+                .excluded
+                .into_iter()
+                .map(|e| PlannedExclusion {
+                    namespace: e.namespace,
+                    name: e.name,
+                    reason: e.reason,
+                })
+                .collect(),
+            blocked: v.blocked,
+        });
+    }
+    out
 }
 
 pub fn render_json(fires: &[PlannedFire]) -> String {
     serde_json::to_string_pretty(fires).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// A plain-text table, one fire per line, columns aligned.
+/// A plain-text table, one fire per line, columns aligned. The HITS column (pods the guard
+/// would hit) appears only when the plan was made against a cluster snapshot.
 pub fn render_table(fires: &[PlannedFire]) -> String {
-    let header = [
-        "DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START", "REASON",
+    let with_hits = fires.iter().any(|f| f.verdict.is_some());
+    let mut header = vec![
+        "DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START",
     ];
-    let rows: Vec<[String; 8]> = fires
+    if with_hits {
+        header.push("HITS");
+    }
+    header.push("REASON");
+    let rows: Vec<Vec<String>> = fires
         .iter()
         .map(|f| {
-            [
+            let mut row = vec![
                 f.drill.clone(),
                 f.kind.clone(),
                 f.local.clone(),
@@ -119,11 +236,29 @@ pub fn render_table(fires: &[PlannedFire]) -> String {
                     (_, Some(local)) => local.clone(),
                     _ => "-".to_owned(),
                 },
-                f.reason.clone().unwrap_or_default(),
-            ]
+            ];
+            if with_hits {
+                row.push(match &f.verdict {
+                    None => "-".to_owned(),
+                    Some(v) if v.blocked.is_some() => "blocked".to_owned(),
+                    Some(v) => format!(
+                        "{} pod{}",
+                        v.targets.len(),
+                        if v.targets.len() == 1 { "" } else { "s" }
+                    ),
+                });
+            }
+            let blocked = f.verdict.as_ref().and_then(|v| v.blocked.as_ref());
+            row.push(match (&f.reason, blocked) {
+                (Some(r), Some(b)) => format!("{r}; {b}"),
+                (Some(r), None) => r.clone(),
+                (None, Some(b)) => b.clone(),
+                (None, None) => String::new(),
+            });
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -142,7 +277,7 @@ pub fn render_table(fires: &[PlannedFire]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header.map(str::to_owned));
+    line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
     for row in &rows {
         line(row);
     }

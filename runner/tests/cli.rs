@@ -137,3 +137,105 @@ fn plan_table_of_the_example_year() {
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!(text(&out.stdout));
 }
+
+const CLUSTER: &str = "deploy/examples/cluster.yaml";
+
+#[test]
+fn plan_against_a_cluster_snapshot_names_every_target_and_exclusion() {
+    let args = [
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--cluster",
+        CLUSTER,
+        "--at",
+        "2026-11-23T15:05:00Z",
+        "--format",
+        "json",
+    ];
+    let out = firedrill(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        out.stdout,
+        firedrill(&args).stdout,
+        "the same fire must pick the same pods"
+    );
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let by_drill = |name: &str| {
+        fires
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["drill"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no fire of {name}"))
+    };
+    let kill = by_drill("pod-kill-monthly");
+    let targets = kill["targets"].as_array().expect("targets");
+    assert!(!targets.is_empty());
+    for t in targets {
+        assert!(
+            t["namespace"].is_string() && t["name"].is_string() && t["owner"].is_string(),
+            "{t}"
+        );
+        assert_ne!(t["namespace"], "kube-system");
+        assert!(!t["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("pake-postgresql-primary"));
+    }
+    let reasons: Vec<String> = kill["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}: {}",
+                e["namespace"].as_str().unwrap_or(""),
+                e["name"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        reasons.contains(
+            &"pake-api/pake-api-7d9f8c6b5-b6c1z: only 5m old; safety.min_pod_age is 10m".to_owned()
+        ),
+        "{reasons:#?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("PodDisruptionBudget pake-ai/pake-ai-worker (maxUnavailable 1, 4 of 5 healthy) allows no more disruptions")), "{reasons:#?}");
+    assert!(kill["blocked"].is_null());
+
+    let stress = by_drill("resource-stress-quarterly");
+    assert!(stress["targets"].as_array().is_some_and(Vec::is_empty));
+    assert!(stress["blocked"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("nothing may be touched: all 5 matching pods are excluded"));
+
+    // A drill that acts on no pods has no verdict fields at all.
+    assert!(by_drill("region-failover-annual").get("targets").is_none());
+}
+
+#[test]
+fn a_bad_snapshot_is_an_invalid_input() {
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad-cluster.yaml");
+    std::fs::write(&bad, "kind: List\nitems:\n  - kind: Deployment\n    metadata: {name: api, namespace: x}\n    spec: {replicas: -1}\n").expect("write");
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--cluster",
+        bad.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bad-cluster.yaml:3:5: Deployment x/api: spec.replicas: expected a whole number, found -1"), "{}", text(&out.stderr));
+    let missing = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--cluster",
+        "no/such/cluster.yaml",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+}

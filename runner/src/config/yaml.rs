@@ -174,6 +174,46 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     })
 }
 
+/// The node as JSON, with YAML 1.2 core-schema typing for plain scalars (null, booleans,
+/// integers, floats); quoted scalars stay strings. Used to read Kubernetes objects.
+pub fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &node.value {
+        Value::Scalar { text, plain: false } => J::String(text.clone()),
+        Value::Scalar { text, plain: true } => match text.as_str() {
+            "" | "~" | "null" | "Null" | "NULL" => J::Null,
+            "true" | "True" | "TRUE" => J::Bool(true),
+            "false" | "False" | "FALSE" => J::Bool(false),
+            t => {
+                if let Ok(i) = t.parse::<i64>() {
+                    J::from(i)
+                } else if let Some(f) = t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && t.chars().any(|c| c.is_ascii_digit()))
+                {
+                    J::from(f)
+                } else {
+                    J::String(t.to_owned())
+                }
+            }
+        },
+        Value::Sequence(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Mapping(entries) => J::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match &k.value {
+                        Value::Scalar { text, .. } => text.clone(),
+                        _ => String::new(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

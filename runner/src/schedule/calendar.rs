@@ -231,6 +231,48 @@ fn simulate(
     }
 }
 
+/// One fire of every drill at `at`, as if scheduled then: blackouts apply (skip, or defer to
+/// the first free instant); other drills' runs are not considered.
+pub fn fires_at(
+    drills: &[PlannedDrill],
+    blackout_zone: Tz,
+    blackouts: &[Blackout],
+    at: DateTime<Utc>,
+) -> Vec<Fire> {
+    let covering: Vec<&str> = blackout::covering(blackout_zone, blackouts, at)
+        .iter()
+        .map(|(b, _)| b.name.as_str())
+        .collect();
+    drills
+        .iter()
+        .enumerate()
+        .map(|(index, drill)| {
+            let mut fire = Fire {
+                drill: index,
+                scheduled: at,
+                start: Some(at),
+                status: FireStatus::Fires,
+                reason: None,
+            };
+            if covering.is_empty() {
+                return fire;
+            }
+            if drill.defer_on_blackout {
+                if let Some((free, passed)) = blackout::first_free(blackout_zone, blackouts, at) {
+                    fire.start = Some(free);
+                    fire.status = FireStatus::Deferred;
+                    fire.reason = Some(format!("deferred past blackout {}", passed.join(", ")));
+                    return fire;
+                }
+            }
+            fire.start = None;
+            fire.status = FireStatus::Skipped;
+            fire.reason = Some(format!("in blackout {}", covering.join(", ")));
+            fire
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
