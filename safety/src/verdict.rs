@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::cluster::{Cluster, IntOrPercent, Namespace, Owner, OwnerRef, Pdb, Pod};
-use crate::{Amount, Policy, Target};
+use crate::{Amount, Policy, Requirement, Selector, Target};
 
 /// The label or annotation that opts a namespace or workload in when `opt_in` is on.
 pub const OPT_IN_KEY: &str = "firedrill.io/enabled";
@@ -65,12 +65,18 @@ pub struct Verdict {
 
 /// The seed of one fire: FNV-1a over the drill name and the scheduled instant.
 pub fn seed(drill: &str, scheduled_unix: i64) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in drill.bytes().chain(scheduled_unix.to_le_bytes()) {
+    seed_bytes(0, drill.as_bytes()) ^ seed_bytes(1, &scheduled_unix.to_le_bytes())
+}
+
+/// FNV-1a of `bytes` starting from `start`, finished with a SplitMix64 step so that nearby
+/// inputs spread over the whole range.
+fn seed_bytes(start: u64, bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ start;
+    for &byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    hash
+    Rng(hash).next()
 }
 
 /// SplitMix64: tiny, fast, and the same on every platform.
@@ -88,12 +94,6 @@ impl Rng {
     /// Uniform in `0..n` (n > 0), without modulo bias worth caring about for n < 2^32.
     fn below(&mut self, n: usize) -> usize {
         (((self.next() >> 32) * n as u64) >> 32) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
     }
 }
 
@@ -123,15 +123,60 @@ struct Budget {
     explain: String,
 }
 
-fn budget(pdb: &Pdb, pods_in_namespace: &[&Pod], owners: &HashMap<&OwnerRef, &Owner>) -> Budget {
+/// Pods of one namespace, indexed by label on demand: a PDB's budget then looks only at the pods
+/// that carry the value its selector requires, not at the whole namespace.
+#[derive(Default)]
+struct NamespacePods<'c> {
+    all: Vec<&'c Pod>,
+    by_label: HashMap<&'c str, HashMap<&'c str, Vec<&'c Pod>>>,
+}
+
+impl<'c> NamespacePods<'c> {
+    /// A superset of the pods `selector` matches, as small as an equality or `in` lets it be.
+    fn candidates(&mut self, selector: &'c Selector) -> Vec<&'c Pod> {
+        let narrowing = selector.requirements().iter().find_map(|r| match r {
+            Requirement::Equals(key, value) => Some((key.as_str(), vec![value.as_str()])),
+            Requirement::In(key, values) => {
+                Some((key.as_str(), values.iter().map(String::as_str).collect()))
+            }
+            _ => None,
+        });
+        let Some((key, values)) = narrowing else {
+            return self.all.clone();
+        };
+        let all = &self.all;
+        let index = self.by_label.entry(key).or_insert_with(|| {
+            let mut index: HashMap<&str, Vec<&Pod>> = HashMap::new();
+            for pod in all {
+                if let Some(v) = pod.labels.get(key) {
+                    index.entry(v.as_str()).or_default().push(pod);
+                }
+            }
+            index
+        });
+        values
+            .iter()
+            .filter_map(|v| index.get(v))
+            .flatten()
+            .copied()
+            .collect()
+    }
+}
+
+fn budget<'c>(
+    pdb: &'c Pdb,
+    pods: &mut NamespacePods<'c>,
+    owners: &HashMap<&OwnerRef, &Owner>,
+) -> Budget {
     let Some(selector) = &pdb.selector else {
         return Budget {
             allowed: i64::MAX,
             explain: String::new(),
         };
     };
-    let selected: Vec<&&Pod> = pods_in_namespace
-        .iter()
+    let selected: Vec<&Pod> = pods
+        .candidates(selector)
+        .into_iter()
         .filter(|p| selector.matches(&p.labels))
         .collect();
     let healthy = selected.iter().filter(|p| p.running_and_ready).count() as i64;
@@ -211,14 +256,21 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
         .map(|t| t.namespace.as_str())
         .collect();
     let mut matched: Vec<(usize, &Pod)> = Vec::new();
-    let mut pods_by_namespace: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    let mut pods_by_namespace: HashMap<&str, NamespacePods> = HashMap::new();
+    // Ready pods per workload, counted from the pods themselves. A workload's pods live in its
+    // namespace, so the target namespaces hold every count a pick can need.
+    let mut ready: HashMap<&OwnerRef, i64> = HashMap::new();
     for pod in &cluster.pods {
         if !target_namespaces.contains(pod.namespace.as_str()) {
             continue;
         }
+        if let (true, Some(owner)) = (pod.running_and_ready, &pod.owner) {
+            *ready.entry(owner).or_default() += 1;
+        }
         pods_by_namespace
             .entry(pod.namespace.as_str())
             .or_default()
+            .all
             .push(pod);
         if let Some(t) = request
             .targets
@@ -232,16 +284,6 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
     if matched.is_empty() {
         verdict.blocked = Some("no pod matches the drill's targets".to_owned());
         return verdict;
-    }
-
-    // Ready pods per workload, counted from the pods themselves.
-    let mut ready: HashMap<&OwnerRef, i64> = HashMap::new();
-    for pod in cluster.pods.iter().filter(|p| p.running_and_ready) {
-        if let Some(owner) = &pod.owner {
-            if owners.contains_key(owner) {
-                *ready.entry(owner).or_default() += 1;
-            }
-        }
     }
 
     // 2. Static exclusions.
@@ -277,8 +319,10 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
     let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
     for (t, target) in request.targets.iter().enumerate() {
         let pool = &mut eligible[t];
-        pool.sort_by(|a, b| a.name.cmp(&b.name));
-        rng.shuffle(pool);
+        // A seeded random order that depends only on the fire and the pods' names, not on
+        // the order the snapshot lists them in.
+        let fire_seed = rng.next();
+        pool.sort_by_cached_key(|p| (seed_bytes(fire_seed, p.name.as_bytes()), p.name.as_str()));
         let wanted = match target.amount {
             Amount::Count(n) => n as usize,
             Amount::Percent(range) => {
@@ -287,14 +331,15 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
                 (drawn * matched_per_target[t] / 10_000).max(1)
             }
         };
+        let not_picked = format!(
+            "not picked: this fire takes {wanted} of the {} pods target {} matches",
+            matched_per_target[t],
+            t + 1
+        );
         let mut taken = 0usize;
         for pod in pool.iter() {
             let reason = if taken >= wanted {
-                Some(format!(
-                    "not picked: this fire takes {wanted} of the {} pods target {} matches",
-                    matched_per_target[t],
-                    t + 1
-                ))
+                Some(not_picked.clone())
             } else if verdict.targets.len() >= cap {
                 Some(cap_reason.clone())
             } else {
@@ -303,7 +348,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
                     request,
                     &owners,
                     &ready,
-                    &pods_by_namespace,
+                    &mut pods_by_namespace,
                     &pdbs,
                     &mut budgets,
                 )
@@ -470,7 +515,7 @@ fn pick_exclusion<'c>(
     request: &Request,
     owners: &HashMap<&OwnerRef, &Owner>,
     ready: &HashMap<&OwnerRef, i64>,
-    pods_by_namespace: &HashMap<&str, Vec<&'c Pod>>,
+    pods_by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
     pdbs: &PdbIndex<'c>,
     budgets: &mut HashMap<(&'c str, &'c str), Budget>,
 ) -> Option<String> {
@@ -493,10 +538,7 @@ fn pick_exclusion<'c>(
             if ready_now - 1 == 1 { "" } else { "s" }
         ));
     }
-    let empty = Vec::new();
-    let in_namespace = pods_by_namespace
-        .get(pod.namespace.as_str())
-        .unwrap_or(&empty);
+    let in_namespace = pods_by_namespace.entry(pod.namespace.as_str()).or_default();
     for pdb in matching_pdbs(pdbs, pod) {
         let b = budgets
             .entry((pdb.namespace.as_str(), pdb.name.as_str()))

@@ -1,0 +1,146 @@
+//! One verdict over 100,000 pods in 10,000 workloads (target: < 100 ms).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use firedrill_safety::cluster::{
+    Cluster, IntOrPercent, Labels, Namespace, Owner, OwnerKind, OwnerRef, Pdb, Pod,
+};
+use firedrill_safety::verdict::{decide, seed, Request};
+use firedrill_safety::{
+    Amount, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy, Quantity, Selector, Target,
+};
+
+const NOW: i64 = 1_800_000_000;
+
+/// 10,000 Deployments of 10 pods each, spread over `namespaces` namespaces, one PDB per
+/// Deployment, a few pods not ready or young.
+fn cluster(namespaces: usize) -> Cluster {
+    let mut c = Cluster::default();
+    for n in 0..namespaces {
+        c.namespaces.push(Namespace {
+            name: format!("ns-{n}"),
+            ..Namespace::default()
+        });
+    }
+    for w in 0..10_000usize {
+        let namespace = format!("ns-{}", w % namespaces);
+        let key = OwnerRef {
+            kind: OwnerKind::Deployment,
+            namespace: namespace.clone(),
+            name: format!("app-{w}"),
+        };
+        let labels: Labels = [
+            ("app".to_owned(), format!("app-{w}")),
+            (
+                "tier".to_owned(),
+                if w % 3 == 0 { "db" } else { "web" }.to_owned(),
+            ),
+        ]
+        .into();
+        c.owners.push(Owner {
+            key: key.clone(),
+            labels: labels.clone(),
+            desired: 10,
+        });
+        for p in 0..10usize {
+            c.pods.push(Pod {
+                namespace: namespace.clone(),
+                name: format!("app-{w}-{p}"),
+                labels: labels.clone(),
+                owner: Some(key.clone()),
+                running_and_ready: (w + p) % 17 != 0,
+                phase: "Running".into(),
+                created: NOW - 3600 + if p == 0 { 3500 } else { 0 },
+                node: None,
+            });
+        }
+        c.pdbs.push(Pdb {
+            namespace,
+            name: format!("app-{w}"),
+            selector: Some(Selector::parse(&format!("app=app-{w}")).expect("selector")),
+            min_available: Some(IntOrPercent::Percent(
+                Percent::parse("80%", false).expect("percent"),
+            )),
+            max_unavailable: None,
+            disruptions_allowed: None,
+        });
+    }
+    c
+}
+
+fn policy() -> Policy {
+    Policy {
+        protected: vec![NamespacedGlob::parse("ns-1/app-1*").expect("glob")],
+        never_target: vec![Selector::parse("tier=db").expect("selector")],
+        min_healthy: vec![MinHealthy {
+            namespace: "ns-0".into(),
+            selector: Selector::everything(),
+            min: Quantity::Count(8),
+        }],
+        max_blast_radius: Percent::parse("10%", false).expect("percent"),
+        max_targets: 50,
+        min_pod_age: Duration::from_secs(600),
+        ..Policy::default()
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let spread = cluster(100);
+    let targets: Vec<Target> = (0..5)
+        .map(|n| Target {
+            namespace: format!("ns-{n}"),
+            selector: Selector::parse("tier in (web,db)").expect("selector"),
+            amount: Amount::Percent(PercentRange::parse("25-50").expect("range")),
+        })
+        .collect();
+    let policy = policy();
+    let request = Request {
+        drill: "bench",
+        seed: seed("bench", NOW),
+        now: NOW,
+        targets: &targets,
+        policy: &policy,
+        own_namespace: "firedrill",
+        recent_hits: &[],
+    };
+    let v = decide(&spread, &request);
+    eprintln!(
+        "100 namespaces: {} targets, {} excluded",
+        v.targets.len(),
+        v.excluded.len()
+    );
+    c.bench_function(
+        "verdict: 100k pods, 10k workloads, 100 namespaces, 5 targets",
+        |b| b.iter(|| decide(black_box(&spread), &request)),
+    );
+
+    let one = cluster(1);
+    let everything = [Target {
+        namespace: "ns-0".into(),
+        selector: Selector::everything(),
+        amount: Amount::Count(50),
+    }];
+    let request = Request {
+        targets: &everything,
+        ..request
+    };
+    let v = decide(&one, &request);
+    eprintln!(
+        "1 namespace: {} targets, {} excluded",
+        v.targets.len(),
+        v.excluded.len()
+    );
+    c.bench_function(
+        "verdict: 100k pods, 10k workloads, one namespace, every pod matched",
+        |b| b.iter(|| decide(black_box(&one), &request)),
+    );
+}
+
+criterion_group! {
+    name = verdict;
+    config = Criterion::default().sample_size(10);
+    targets = benches
+}
+criterion_main!(verdict);
