@@ -14,6 +14,12 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
+step "services: Pushgateway, Prometheus, Alertmanager on loopback"
+scripts/services.sh start
+trap 'scripts/services.sh stop' EXIT
+# shellcheck disable=SC1091
+source .test-services/env
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

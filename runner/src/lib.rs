@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod gate;
 pub mod plan;
 pub mod schedule;
 pub mod snapshot;

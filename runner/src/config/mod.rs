@@ -3,6 +3,7 @@
 //! `load` either returns a [`Config`] that later code can trust (parsed durations, selectors,
 //! schedules, zones) or every problem in the file, each with its line, column and key.
 
+mod gates;
 mod read;
 mod safety;
 pub mod yaml;
@@ -20,6 +21,7 @@ pub use read::{Diagnostic, Diagnostics};
 use yaml::{Mark, Node};
 
 use crate::duration;
+use crate::gate::{Check, Condition, SteadyProbe};
 use crate::schedule::{Blackout, Cron, PlannedDrill};
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
@@ -65,6 +67,12 @@ pub struct Drill {
     pub targets: Vec<Target>,
     /// The file's policy with this drill's overrides applied.
     pub safety: Policy,
+    /// Checks that must all pass before anything is injected.
+    pub preflight: Vec<Check>,
+    /// Conditions that end the drill early and revert it.
+    pub abort_when: Vec<Condition>,
+    /// Probes sampled throughout the drill for availability and latency.
+    pub steady_state: Vec<SteadyProbe>,
     /// Where the drill is written, for messages.
     pub line: usize,
 }
@@ -195,7 +203,17 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         None => Some(Policy::default()),
     };
     let drills = match (r.required(&f, "drills", "a list of drills"), &policy) {
-        (Some(node), Some(policy)) => read_drills(r, node, timezone.unwrap_or(Tz::UTC), policy),
+        (Some(node), Some(policy)) => {
+            let defaults = DrillDefaults {
+                zone: timezone.unwrap_or(Tz::UTC),
+                policy,
+                endpoints: gates::Endpoints {
+                    prometheus: f.has("prometheus"),
+                    alertmanager: f.has("alertmanager"),
+                },
+            };
+            read_drills(r, node, &defaults)
+        }
         _ => None,
     };
     Some(Config {
@@ -376,9 +394,19 @@ const DRILL_KEYS: &[&str] = &[
     "on_blackout",
     "targets",
     "safety",
+    "preflight",
+    "abort_when",
+    "steady_state",
 ];
 
-fn read_drills(r: &mut Reader, node: &Node, zone: Tz, policy: &Policy) -> Option<Vec<Drill>> {
+/// What every drill inherits from the file.
+struct DrillDefaults<'a> {
+    zone: Tz,
+    policy: &'a Policy,
+    endpoints: gates::Endpoints,
+}
+
+fn read_drills(r: &mut Reader, node: &Node, defaults: &DrillDefaults) -> Option<Vec<Drill>> {
     let items = r.list(node, "drills", "drills")?;
     if items.is_empty() {
         r.error(
@@ -392,7 +420,7 @@ fn read_drills(r: &mut Reader, node: &Node, zone: Tz, policy: &Policy) -> Option
     let mut ok = true;
     for (i, node) in items.iter().enumerate() {
         let path = item("drills", i);
-        match read_drill(r, node, &path, zone, policy) {
+        match read_drill(r, node, &path, defaults) {
             Some(drill) => {
                 if let Some(first) = drills.iter().find(|d| d.name == drill.name) {
                     r.error(
@@ -424,7 +452,8 @@ fn name_mark(node: &Node) -> Mark {
     node.mark
 }
 
-fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy) -> Option<Drill> {
+fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults) -> Option<Drill> {
+    let (zone, policy) = (defaults.zone, defaults.policy);
     let f = r.fields(node, path, DRILL_KEYS)?;
     let at = |key: &str| child(path, key);
     let name = r.required(&f, "name", "a DNS-1123 label").and_then(|n| {
@@ -472,6 +501,18 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
         None => Some(policy.clone()),
     };
+    let preflight = match f.get("preflight") {
+        Some(n) => gates::read_preflight(r, n, &at("preflight"), &defaults.endpoints),
+        None => Some(Vec::new()),
+    };
+    let abort_when = match f.get("abort_when") {
+        Some(n) => gates::read_abort_when(r, n, &at("abort_when"), &defaults.endpoints),
+        None => Some(Vec::new()),
+    };
+    let steady_state = match f.get("steady_state") {
+        Some(n) => gates::read_steady_state(r, n, &at("steady_state")),
+        None => Some(Vec::new()),
+    };
     if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
         check_limits(r, &f, path, kind, duration, safety);
     }
@@ -485,6 +526,9 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, zone: Tz, policy: &Policy
         on_blackout: on_blackout?,
         targets: targets?,
         safety: safety?,
+        preflight: preflight?,
+        abort_when: abort_when?,
+        steady_state: steady_state?,
         line: node.mark.line,
     })
 }
@@ -650,11 +694,11 @@ fn parse_store(text: &str) -> Result<Store, String> {
 
 fn parse_http_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| {
-        format!("{text:?} is not a URL: {e} (write e.g. http://prometheus.monitoring.svc:9090)")
+        format!("{text:?} is not a URL: {e} (write e.g. http://service.namespace.svc:8080/path)")
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!(
-            "{text:?} is not an http(s) URL with a host (write e.g. http://prometheus.monitoring.svc:9090)"
+            "{text:?} is not an http(s) URL with a host (write e.g. http://service.namespace.svc:8080/path)"
         ));
     }
     Ok(url)

@@ -1,0 +1,333 @@
+//! A drill's `preflight`, `abort_when` and `steady_state` sections.
+
+use std::time::Duration;
+
+use super::read::{child, item, Fields, Reader};
+use super::yaml::{Node, Value};
+use crate::duration;
+use crate::gate::{Check, Condition, StatusRange, SteadyProbe};
+
+/// What the rest of the file says that gates depend on.
+pub struct Endpoints {
+    pub prometheus: bool,
+    pub alertmanager: bool,
+}
+
+const KINDS: [&str; 3] = ["http", "promql", "alerts"];
+const PREFLIGHT_KEYS: &[&str] = &[
+    "http", "promql", "alerts", "expect", "timeout", "min", "max",
+];
+const ABORT_KEYS: &[&str] = &[
+    "http", "promql", "alerts", "expect", "timeout", "above", "below", "for", "failures",
+    "interval",
+];
+const STEADY_KEYS: &[&str] = &["http", "every", "expect", "timeout"];
+
+pub fn read_preflight(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    endpoints: &Endpoints,
+) -> Option<Vec<Check>> {
+    read_items(r, node, path, "preflight checks", |r, node, path| {
+        let f = r.fields(node, path, PREFLIGHT_KEYS)?;
+        let (min, max) = (number(r, &f, "min"), number(r, &f, "max"));
+        read_check(r, &f, endpoints, min?, max?, ("min", "max"))
+    })
+}
+
+pub fn read_abort_when(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    endpoints: &Endpoints,
+) -> Option<Vec<Condition>> {
+    read_items(r, node, path, "abort conditions", |r, node, path| {
+        let f = r.fields(node, path, ABORT_KEYS)?;
+        // A breach is a value above `above` or below `below`: the check's max and min.
+        let (below, above) = (number(r, &f, "below"), number(r, &f, "above"));
+        let for_ = optional_duration(
+            r,
+            &f,
+            "for",
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+        let failures = match f.get("failures") {
+            Some(n) => r
+                .integer(n, &f.path_of("failures"), 1, 1000)
+                .map(|n| n as u32),
+            None => Some(1),
+        };
+        let interval = optional_duration(
+            r,
+            &f,
+            "interval",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        if let (Some(n), false) = (f.get("failures"), f.has("http")) {
+            r.error(
+                n.mark,
+                f.path_of("failures"),
+                "`failures` applies to http conditions (use `for` with promql and alerts)",
+            );
+        }
+        let check = read_check(r, &f, endpoints, below?, above?, ("below", "above"));
+        Some(Condition {
+            check: check?,
+            for_: for_?,
+            failures: failures?,
+            interval: interval?,
+        })
+    })
+}
+
+pub fn read_steady_state(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<SteadyProbe>> {
+    read_items(r, node, path, "steady-state probes", |r, node, path| {
+        let f = r.fields(node, path, STEADY_KEYS)?;
+        let url = r.required(&f, "http", "the URL to probe").and_then(|n| {
+            r.parsed(
+                n,
+                &f.path_of("http"),
+                "an http(s) URL",
+                super::parse_http_url,
+            )
+        });
+        let every = optional_duration(
+            r,
+            &f,
+            "every",
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        );
+        let expect = read_expect(r, &f);
+        let timeout = optional_duration(
+            r,
+            &f,
+            "timeout",
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        );
+        Some(SteadyProbe {
+            url: url?,
+            every: every?,
+            expect: expect?,
+            timeout: timeout?,
+        })
+    })
+}
+
+fn read_items<T>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+    mut read: impl FnMut(&mut Reader, &Node, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = r.list(node, path, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match read(r, n, &item(path, i)) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// The check named by exactly one of `http`, `promql` or `alerts`. `bounds` are the keys that
+/// bound a PromQL value in this section (`min`/`max`, or `below`/`above`).
+fn read_check(
+    r: &mut Reader,
+    f: &Fields,
+    endpoints: &Endpoints,
+    low: Option<f64>,
+    high: Option<f64>,
+    bounds: (&str, &str),
+) -> Option<Check> {
+    let given: Vec<&str> = KINDS.iter().copied().filter(|k| f.has(k)).collect();
+    let kind = match given.as_slice() {
+        [one] => *one,
+        [] => {
+            r.error(
+                f.mark,
+                &f.path,
+                "a check needs one of `http`, `promql` or `alerts`",
+            );
+            return None;
+        }
+        [_, second, ..] => {
+            let mark = f.get(second).map_or(f.mark, |n| n.mark);
+            r.error(
+                mark,
+                f.path_of(second),
+                format!(
+                    "a check has one of `http`, `promql` or `alerts`, not both `{}` and `{second}`",
+                    given[0]
+                ),
+            );
+            return None;
+        }
+    };
+    let misplaced = |r: &mut Reader, key: &str, belongs: &str| {
+        if let Some(n) = f.get(key) {
+            r.error(
+                n.mark,
+                f.path_of(key),
+                format!("`{key}` applies to {belongs} checks, not {kind}"),
+            );
+        }
+    };
+    let node = f.get(kind)?;
+    let path = f.path_of(kind);
+    let default_timeout = if kind == "http" { 2 } else { 5 };
+    let timeout = optional_duration(
+        r,
+        f,
+        "timeout",
+        Duration::from_secs(default_timeout),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    )?;
+    match kind {
+        "http" => {
+            misplaced(r, bounds.0, "promql");
+            misplaced(r, bounds.1, "promql");
+            let url = r.parsed(node, &path, "an http(s) URL", super::parse_http_url);
+            let expect = read_expect(r, f);
+            Some(Check::Http {
+                url: url?,
+                expect: expect?,
+                timeout,
+            })
+        }
+        "promql" => {
+            misplaced(r, "expect", "http");
+            let query = r
+                .text(node, &path, "a PromQL expression")
+                .map(str::to_owned);
+            if low.is_none() && high.is_none() && !f.has(bounds.0) && !f.has(bounds.1) {
+                r.error(
+                    f.mark,
+                    &path,
+                    format!("a promql check needs `{}` and/or `{}`", bounds.0, bounds.1),
+                );
+                return None;
+            }
+            if !endpoints.prometheus {
+                r.error(
+                    node.mark,
+                    &path,
+                    "promql checks need `prometheus:` (the Prometheus URL) at the top of the file",
+                );
+                return None;
+            }
+            Some(Check::Promql {
+                query: query?,
+                min: low,
+                max: high,
+                timeout,
+            })
+        }
+        _ => {
+            misplaced(r, "expect", "http");
+            misplaced(r, bounds.0, "promql");
+            misplaced(r, bounds.1, "promql");
+            let labels = read_labels(r, node, &path);
+            if !endpoints.alertmanager {
+                r.error(node.mark, &path, "alerts checks need `alertmanager:` (the Alertmanager URL) at the top of the file");
+                return None;
+            }
+            Some(Check::Alerts {
+                labels: labels?,
+                timeout,
+            })
+        }
+    }
+}
+
+fn read_labels(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<(String, String)>> {
+    let Value::Mapping(entries) = &node.value else {
+        r.error(
+            node.mark,
+            path,
+            format!(
+                "expected label matchers such as {{ severity: critical }}, found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    };
+    if entries.is_empty() {
+        r.error(
+            node.mark,
+            path,
+            "name at least one label, e.g. { severity: critical }",
+        );
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut ok = true;
+    for (k, v) in entries {
+        let key = r.text(k, path, "a label name").map(str::to_owned);
+        let value = key
+            .as_deref()
+            .and_then(|key| r.text(v, &child(path, key), "a label value"))
+            .map(str::to_owned);
+        match (key, value) {
+            (Some(k), Some(v)) => labels.push((k, v)),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(labels)
+}
+
+fn read_expect(r: &mut Reader, f: &Fields) -> Option<StatusRange> {
+    match f.get("expect") {
+        Some(n) => r.parsed(
+            n,
+            &f.path_of("expect"),
+            "an HTTP status or range",
+            StatusRange::parse,
+        ),
+        None => Some(StatusRange::SUCCESS),
+    }
+}
+
+/// An optional number; `Some(None)` when absent, `None` when present but invalid.
+fn number(r: &mut Reader, f: &Fields, key: &str) -> Option<Option<f64>> {
+    match f.get(key) {
+        None => Some(None),
+        Some(n) => r
+            .parsed(n, &f.path_of(key), "a number", |s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| format!("{s:?} is not a number (write e.g. 2 or 0.25)"))
+            })
+            .map(Some),
+    }
+}
+
+fn optional_duration(
+    r: &mut Reader,
+    f: &Fields,
+    key: &str,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Option<Duration> {
+    match f.get(key) {
+        None => Some(default),
+        Some(n) => r.parsed(n, &f.path_of(key), "a duration", |s| {
+            duration::parse_within(s, min, max)
+        }),
+    }
+}

@@ -1,0 +1,130 @@
+//! Gates and watches around a drill: preflight checks that must all pass before anything is
+//! injected, abort conditions watched while the fault is in place, and steady-state sampling of
+//! availability and latency.
+//!
+//! Fail safe (DESIGN principle 4): a Prometheus or Alertmanager that cannot be reached, a query
+//! that errors or returns nothing, an HTTP check that times out — each counts as a failed gate or
+//! a breach, and the reason says which.
+
+mod check;
+mod steady;
+mod watch;
+
+use std::time::Duration;
+
+pub use check::{evaluate, query_prometheus, Endpoints, Outcome};
+pub use steady::{sample, Measurement, Samples};
+pub use watch::{preflight, watch, GateResult, WatchResult};
+
+/// Accepted HTTP status codes, inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl StatusRange {
+    pub const SUCCESS: StatusRange = StatusRange {
+        low: 200,
+        high: 299,
+    };
+
+    pub fn contains(self, status: u16) -> bool {
+        (self.low..=self.high).contains(&status)
+    }
+
+    /// `200` or `"200-299"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("{text:?} is not an HTTP status or range (write e.g. 200 or \"200-299\")");
+        let (low, high) = text.split_once('-').unwrap_or((text, text));
+        let code = |s: &str| {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+        };
+        let (low, high) = (code(low).ok_or_else(bad)?, code(high).ok_or_else(bad)?);
+        if low > high {
+            return Err(format!(
+                "{text:?} runs backwards; write the lower status first"
+            ));
+        }
+        Ok(StatusRange { low, high })
+    }
+}
+
+impl std::fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
+/// One thing to look at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// GET `url`; the answer's status must be in `expect`.
+    Http {
+        url: url::Url,
+        expect: StatusRange,
+        timeout: Duration,
+    },
+    /// An instant PromQL query; every sample must lie within `[min, max]`.
+    Promql {
+        query: String,
+        min: Option<f64>,
+        max: Option<f64>,
+        timeout: Duration,
+    },
+    /// No alert may be firing (active, not silenced, not inhibited) with all these labels.
+    Alerts {
+        labels: Vec<(String, String)>,
+        timeout: Duration,
+    },
+}
+
+/// An abort condition: `check` failing is a breach once it has failed for `for_` (PromQL and
+/// alerts) or `failures` times in a row (HTTP). Evaluated every `interval`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub check: Check,
+    pub for_: Duration,
+    pub failures: u32,
+    pub interval: Duration,
+}
+
+/// A steady-state probe: GET `url` every `every`, counting answers in `expect` as available.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SteadyProbe {
+    pub url: url::Url,
+    pub every: Duration,
+    pub expect: StatusRange,
+    pub timeout: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(
+            StatusRange::parse("200"),
+            Ok(StatusRange {
+                low: 200,
+                high: 200
+            })
+        );
+        assert_eq!(StatusRange::parse("200-299"), Ok(StatusRange::SUCCESS));
+        assert!(StatusRange::parse("299-200")
+            .unwrap_err()
+            .contains("backwards"));
+        assert!(StatusRange::parse("99").is_err());
+        assert!(StatusRange::parse("ok").is_err());
+        assert!(StatusRange::SUCCESS.contains(204) && !StatusRange::SUCCESS.contains(302));
+    }
+}

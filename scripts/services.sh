@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Starts the real services the tests talk to, on loopback, with throwaway state:
+#   Prometheus Pushgateway, Prometheus (scraping that Pushgateway every second), Alertmanager.
+# Usage: scripts/services.sh start   -> writes .test-services/env (export lines) and prints it
+#        scripts/services.sh stop    -> stops what start started
+# Installs the Debian packages when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state=.test-services
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_ready() { # name url
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$2"; then return 0; fi
+    sleep 0.2
+  done
+  echo "error: $1 did not become ready at $2; its log:" >&2
+  tail -n 30 "$state/$1.log" >&2 || true
+  return 1
+}
+
+install_missing() {
+  local missing=()
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+start() {
+  stop >/dev/null 2>&1 || true
+  install_missing
+  rm -rf "$state" && mkdir -p "$state"
+  local pg prom am
+  pg=$(free_port); prom=$(free_port); am=$(free_port)
+
+  prometheus-pushgateway --web.listen-address="127.0.0.1:$pg" >"$state/pushgateway.log" 2>&1 &
+  echo $! >>"$state/pids"
+
+  cat >"$state/prometheus.yml" <<YAML
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: pushgateway
+    honor_labels: true
+    static_configs: [ { targets: ['127.0.0.1:$pg'] } ]
+YAML
+  prometheus --config.file="$state/prometheus.yml" --storage.tsdb.path="$state/prometheus-data" \
+    --web.listen-address="127.0.0.1:$prom" >"$state/prometheus.log" 2>&1 &
+  echo $! >>"$state/pids"
+
+  cat >"$state/alertmanager.yml" <<YAML
+route: { receiver: blackhole, group_wait: 1s }
+receivers: [ { name: blackhole } ]
+YAML
+  prometheus-alertmanager --config.file="$state/alertmanager.yml" --storage.path="$state/alertmanager-data" \
+    --web.listen-address="127.0.0.1:$am" --cluster.listen-address= >"$state/alertmanager.log" 2>&1 &
+  echo $! >>"$state/pids"
+
+  wait_ready pushgateway "http://127.0.0.1:$pg/-/ready"
+  wait_ready prometheus "http://127.0.0.1:$prom/-/ready"
+  wait_ready alertmanager "http://127.0.0.1:$am/-/ready"
+
+  cat >"$state/env" <<ENV
+export FIREDRILL_TEST_PUSHGATEWAY=http://127.0.0.1:$pg/
+export FIREDRILL_TEST_PROMETHEUS=http://127.0.0.1:$prom/
+export FIREDRILL_TEST_ALERTMANAGER=http://127.0.0.1:$am/
+ENV
+  cat "$state/env"
+}
+
+stop() {
+  [ -f "$state/pids" ] || return 0
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$state/pids"
+  rm -f "$state/pids"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
