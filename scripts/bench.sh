@@ -2,6 +2,7 @@
 # Benchmarks, with the targets from the issues:
 #   validate of a 50-drill file as a whole process   (target < 20 ms)
 #   plan of 1,000 drills over one year               (target < 200 ms)
+#   one safety verdict over 100,000 pods              (target < 100 ms)
 # Criterion measures the library calls; hyperfine times the release binary as users run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ fi
 
 # Criterion first: it also writes the generated drill files to target/bench-data/.
 cargo bench -p firedrill --bench config_and_plan
+cargo bench -p firedrill-safety --bench verdict
 cargo build --release -q
 
 bin=target/release/firedrill

@@ -111,3 +111,28 @@ mod never_panics {
         }
     }
 }
+
+/// DESIGN principle 3: the guard stays pure. Its manifest may name no Kubernetes client, HTTP
+/// library or async runtime.
+#[test]
+fn the_safety_crate_depends_on_nothing_impure() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../safety/Cargo.toml"))
+            .expect("safety/Cargo.toml");
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] section");
+    let names: Vec<&str> = dependencies
+        .lines()
+        .filter_map(|l| l.split(['=', '.']).next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .collect();
+    assert_eq!(
+        names,
+        ["thiserror"],
+        "safety/ must stay pure; it depends on {names:?}"
+    );
+}
