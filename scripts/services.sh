@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Starts the real services the tests talk to, on loopback, with throwaway state:
-#   Prometheus Pushgateway, Prometheus (scraping that Pushgateway every second), Alertmanager.
+#   Prometheus Pushgateway, Prometheus (scraping that Pushgateway every second), Alertmanager,
+#   PostgreSQL (a throwaway cluster; tests create a database each).
 # Usage: scripts/services.sh start   -> writes .test-services/env (export lines) and prints it
 #        scripts/services.sh stop    -> stops what start started
 # Installs the Debian packages when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=.test-services
+
+pg_bin() { # the directory of the newest installed PostgreSQL server binaries
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -26,6 +33,7 @@ install_missing() {
   command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v curl >/dev/null || missing+=(curl)
+  pg_bin >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt-get update -qq
@@ -62,6 +70,16 @@ YAML
     --web.listen-address="127.0.0.1:$am" --cluster.listen-address= >"$state/alertmanager.log" 2>&1 &
   echo $! >>"$state/pids"
 
+  # PostgreSQL refuses to run as root: its cluster belongs to the postgres user, under /tmp.
+  local pgport pgdata bin
+  pgport=$(free_port); bin=$(pg_bin)
+  pgdata=$(mktemp -d /tmp/firedrill-pg.XXXXXX)
+  chown postgres:postgres "$pgdata"
+  echo "$pgdata" >"$state/pgdata"
+  runuser -u postgres -- "$bin/initdb" -D "$pgdata/data" -A trust -U postgres >"$state/postgres-init.log" 2>&1
+  runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/postgres.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $pgdata -c fsync=off -c max_connections=200" start >"$state/postgres.log" 2>&1
+
   wait_ready pushgateway "http://127.0.0.1:$pg/-/ready"
   wait_ready prometheus "http://127.0.0.1:$prom/-/ready"
   wait_ready alertmanager "http://127.0.0.1:$am/-/ready"
@@ -70,11 +88,18 @@ YAML
 export FIREDRILL_TEST_PUSHGATEWAY=http://127.0.0.1:$pg/
 export FIREDRILL_TEST_PROMETHEUS=http://127.0.0.1:$prom/
 export FIREDRILL_TEST_ALERTMANAGER=http://127.0.0.1:$am/
+export FIREDRILL_TEST_POSTGRES=postgres://postgres@127.0.0.1:$pgport/postgres
 ENV
   cat "$state/env"
 }
 
 stop() {
+  if [ -f "$state/pgdata" ]; then
+    local pgdata bin
+    pgdata=$(cat "$state/pgdata"); bin=$(pg_bin)
+    runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pgdata" "$state/pgdata"
+  fi
   [ -f "$state/pids" ] || return 0
   while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$state/pids"
   rm -f "$state/pids"

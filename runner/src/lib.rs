@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod gate;
+pub mod job;
 pub mod plan;
 pub mod schedule;
 pub mod snapshot;
+pub mod store;

@@ -214,6 +214,88 @@ pub fn to_json(node: &Node) -> serde_json::Value {
     }
 }
 
+/// Writes a JSON value as block-style YAML, for objects people read (`run --render`). Strings are
+/// written plain when that is unambiguous and double-quoted (JSON escaping, valid YAML) otherwise.
+pub fn emit(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    emit_into(&mut out, value, 0, false);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn plain_is_safe(text: &str) -> bool {
+    let reserved = [
+        "true", "false", "null", "yes", "no", "on", "off", "y", "n", "~", "True", "False", "Null",
+        "NULL", "TRUE", "FALSE", "Yes", "No", "On", "Off", "YES", "NO", "ON", "OFF",
+    ];
+    !text.is_empty()
+        && !reserved.contains(&text)
+        && text.parse::<f64>().is_err()
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '_')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '='))
+        && !text.ends_with(':')
+        && !text.contains(": ")
+}
+
+fn scalar(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value as J;
+    match value {
+        J::Null => Some("null".into()),
+        J::Bool(b) => Some(b.to_string()),
+        J::Number(n) => Some(n.to_string()),
+        J::String(s) if plain_is_safe(s) => Some(s.clone()),
+        J::String(s) => Some(serde_json::Value::String(s.clone()).to_string()),
+        J::Array(a) if a.is_empty() => Some("[]".into()),
+        J::Object(o) if o.is_empty() => Some("{}".into()),
+        _ => None,
+    }
+}
+
+fn emit_into(out: &mut String, value: &serde_json::Value, indent: usize, in_list: bool) {
+    use serde_json::Value as J;
+    let pad = " ".repeat(indent);
+    match value {
+        J::Object(map) if !map.is_empty() => {
+            for (i, (key, v)) in map.iter().enumerate() {
+                // The first key of a list item shares the line with its dash.
+                if !(in_list && i == 0) {
+                    out.push_str(&pad);
+                }
+                let key = scalar(&J::String(key.clone())).unwrap_or_default();
+                match scalar(v) {
+                    Some(text) => out.push_str(&format!("{key}: {text}\n")),
+                    None => {
+                        out.push_str(&format!("{key}:\n"));
+                        let child = if v.is_array() { indent } else { indent + 2 };
+                        emit_into(out, v, child, false);
+                    }
+                }
+            }
+        }
+        J::Array(items) if !items.is_empty() => {
+            for item in items {
+                out.push_str(&format!("{pad}- "));
+                match scalar(item) {
+                    Some(text) => out.push_str(&format!("{text}\n")),
+                    None if item.is_object() => emit_into(out, item, indent + 2, true),
+                    None => {
+                        out.push('\n');
+                        emit_into(out, item, indent + 2, false);
+                    }
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other).unwrap_or_default())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +337,30 @@ mod tests {
         };
         assert_eq!(entries[0].1.value, entries[1].1.value);
         assert_eq!(entries[1].1.mark.line, 2);
+    }
+
+    #[test]
+    fn emitted_yaml_reads_back_as_the_same_value() {
+        let value = serde_json::json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": { "name": "a-b", "labels": { "firedrill.io/run": "x-1" }, "annotations": {} },
+            "spec": {
+                "backoffLimit": 0,
+                "args": ["execute", "--config", "/etc/firedrill/firedrill.yaml", "true", "", "a: b", "10"],
+                "nested": [[1, 2], [], { "k": null }],
+                "containers": [{ "name": "executor", "env": [{ "name": "A", "value": "2026-11-23T10:00:00Z" }] }],
+                "quote": "say \"hi\"\nthere",
+                "flag": true,
+                "ratio": 0.5,
+            }
+        });
+        let text = emit(&value);
+        assert!(
+            text.starts_with("apiVersion: batch/v1\nkind: Job\n"),
+            "{text}"
+        );
+        assert_eq!(to_json(&parse(&text).unwrap()), value, "{text}");
     }
 
     #[test]

@@ -1,0 +1,253 @@
+//! The Job that runs one drill: its deterministic name and its spec.
+//!
+//! DESIGN principle 8: the name derives from (drill, scheduled instant), so a second fire of the
+//! same instant — from a restarted scheduler or a second leader — is refused by the API server.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use firedrill_rollback::{ANNOTATION_EXPIRES_AT, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::config::{Config, Drill};
+
+/// Annotation carrying the instant the run was scheduled for.
+pub const ANNOTATION_SCHEDULED: &str = "firedrill.io/scheduled";
+/// Where the drill file is mounted in the Job's pod.
+pub const CONFIG_PATH: &str = "/etc/firedrill/firedrill.yaml";
+/// Time a Job has after its drill's duration to revert, measure and record.
+pub const REVERT_AND_MEASURE_BUDGET: Duration = Duration::from_secs(10 * 60);
+/// How long a finished Job stays for `kubectl logs` and the scheduler's bookkeeping.
+pub const TTL_AFTER_FINISHED: i32 = 7 * 24 * 3600;
+
+/// How the Job's pod is run: the image and the ConfigMap holding the drill file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    pub image: String,
+    pub config_map: String,
+    pub service_account: String,
+}
+
+impl Runtime {
+    /// From the environment the scheduler's Deployment sets (`FIREDRILL_IMAGE`,
+    /// `FIREDRILL_CONFIGMAP`, `FIREDRILL_SERVICE_ACCOUNT`), with the defaults of `deploy/`.
+    pub fn from_env() -> Self {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        Runtime {
+            image: var(
+                "FIREDRILL_IMAGE",
+                concat!("firedrill:", env!("CARGO_PKG_VERSION")),
+            ),
+            config_map: var("FIREDRILL_CONFIGMAP", "firedrill-config"),
+            service_account: var("FIREDRILL_SERVICE_ACCOUNT", "firedrill"),
+        }
+    }
+}
+
+/// The base-36 digits of `n`, lowercase: short enough to keep names within 63 characters.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The run id (and Job name) of a scheduled fire: `<drill>-<scheduled unix seconds, base 36>`.
+/// Drill names are at most 52 characters, so the name fits 63 until the year 2100.
+pub fn run_id(drill: &str, scheduled: DateTime<Utc>) -> String {
+    format!("{drill}-{}", base36(scheduled.timestamp().max(0) as u64))
+}
+
+/// The run id of a manual run started at `now`: marked `m` so it never collides with a fire.
+pub fn manual_run_id(drill: &str, now: DateTime<Utc>) -> String {
+    format!("{drill}-m{}", base36(now.timestamp().max(0) as u64))
+}
+
+/// Everything that identifies one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRef {
+    pub drill: String,
+    pub run: String,
+    pub scheduled: DateTime<Utc>,
+    pub dry_run: bool,
+}
+
+pub fn labels(drill: &str, run: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "firedrill".to_owned()),
+        ("app.kubernetes.io/component".to_owned(), "drill".to_owned()),
+        (LABEL_DRILL.to_owned(), drill.to_owned()),
+        (LABEL_RUN.to_owned(), run.to_owned()),
+        (LABEL_KIND.to_owned(), "job".to_owned()),
+    ])
+}
+
+/// How long the Job may run: the drill's duration plus the revert and measure budget.
+pub fn active_deadline(drill: &Drill) -> Duration {
+    drill.duration + REVERT_AND_MEASURE_BUDGET
+}
+
+pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -> Job {
+    let labels = labels(&drill.name, &run.run);
+    let deadline = active_deadline(drill);
+    let expires = run.scheduled
+        + TimeDelta::from_std(deadline).unwrap_or(TimeDelta::hours(25))
+        + TimeDelta::minutes(5);
+    let mut args = vec![
+        "execute".to_owned(),
+        "--config".to_owned(),
+        CONFIG_PATH.to_owned(),
+        "--drill".to_owned(),
+        drill.name.clone(),
+        "--run".to_owned(),
+        run.run.clone(),
+        "--scheduled".to_owned(),
+        run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+    ];
+    if run.dry_run {
+        args.push("--dry-run".to_owned());
+    }
+    let quantity = |q: &str| Quantity(q.to_owned());
+    let container = Container {
+        name: "executor".to_owned(),
+        image: Some(runtime.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        args: Some(args),
+        env: Some(vec![EnvVar {
+            name: "FIREDRILL_LOG".to_owned(),
+            value: Some("json".to_owned()),
+            value_from: None,
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), quantity("50m")),
+                ("memory".to_owned(), quantity("32Mi")),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_owned(), quantity("500m")),
+                ("memory".to_owned(), quantity("128Mi")),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "config".to_owned(),
+            mount_path: "/etc/firedrill".to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(run.run.clone()),
+            namespace: Some(config.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([
+                (
+                    ANNOTATION_SCHEDULED.to_owned(),
+                    run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+                (
+                    ANNOTATION_EXPIRES_AT.to_owned(),
+                    expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(deadline.as_secs() as i64),
+            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(runtime.service_account.clone()),
+                    restart_policy: Some("Never".to_owned()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "config".to_owned(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: runtime.config_map.clone(),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Job as YAML with `apiVersion` and `kind`, as `run --render` prints it.
+pub fn to_yaml(job: &Job) -> String {
+    let mut value = serde_json::to_value(job).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), "batch/v1".into());
+        map.insert("kind".into(), "Job".into());
+    }
+    crate::config::yaml::emit(&value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_deterministic_and_fit_job_names() {
+        let t: DateTime<Utc> = "2027-01-15T15:00:00Z".parse().unwrap();
+        assert_eq!(run_id("pod-kill-monthly", t), run_id("pod-kill-monthly", t));
+        assert_ne!(
+            run_id("pod-kill-monthly", t),
+            run_id("pod-kill-monthly", t + TimeDelta::seconds(1))
+        );
+        assert_ne!(run_id("a", t), manual_run_id("a", t));
+        let longest = "a".repeat(crate::config::MAX_DRILL_NAME);
+        let late: DateTime<Utc> = "2099-12-31T23:59:59Z".parse().unwrap();
+        assert!(manual_run_id(&longest, late).len() <= 63);
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+}

@@ -1,0 +1,435 @@
+//! The run history: every run and every fire, in SQLite (embedded, the default) or PostgreSQL.
+//!
+//! One schema serves both through sqlx's `Any` driver: text timestamps (RFC 3339, UTC, fixed
+//! width, so they sort), JSON as text, `$n` placeholders (SQLite accepts them too). Migrations are
+//! versioned and applied on open; applying them twice changes nothing.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Connection, Row};
+
+use crate::config::Store as StoreUrl;
+
+/// Versioned migrations, applied in order. Never edit one that has shipped; add the next.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "runs and fires",
+    "CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        drill TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        started TEXT,
+        ended TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        targets TEXT NOT NULL,
+        measurements TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS runs_by_drill ON runs (drill, scheduled);
+    CREATE INDEX IF NOT EXISTS runs_by_scheduled ON runs (scheduled);
+    CREATE TABLE IF NOT EXISTS fires (
+        drill TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        run TEXT,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (drill, scheduled)
+    )",
+)];
+
+/// The outcome of a run. The names are a contract with reports and dashboards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Passed,
+    Failed,
+    Aborted,
+    Blocked,
+    DryRun,
+    Missed,
+    Error,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Blocked => "blocked",
+            RunStatus::DryRun => "dry-run",
+            RunStatus::Missed => "missed",
+            RunStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            RunStatus::Running,
+            RunStatus::Passed,
+            RunStatus::Failed,
+            RunStatus::Aborted,
+            RunStatus::Blocked,
+            RunStatus::DryRun,
+            RunStatus::Missed,
+            RunStatus::Error,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether the run is over (anything but `running`).
+    pub fn is_final(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What was measured during a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p50_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p95_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p99_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+}
+
+/// One run of one drill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub drill: String,
+    pub kind: String,
+    pub scheduled: DateTime<Utc>,
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    /// The pods (or other objects) the run acted on.
+    pub targets: serde_json::Value,
+    pub measurements: Measurements,
+    /// Gate results, verdict, samples: what an auditor needs to trust the outcome.
+    pub evidence: serde_json::Value,
+}
+
+/// What became of one scheduled fire, as the scheduler saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FireRecord {
+    pub drill: String,
+    pub scheduled: DateTime<Utc>,
+    /// `fired`, `skipped`, `deferred` or `missed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub run: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {url}: {source} (check `store:` in the drill file)")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store migration {version} ({name}) failed: {source}")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the store holds an unreadable {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+}
+
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// The columns of a run, in the order `read_run` expects (a macro, so queries stay literals).
+macro_rules! select_run {
+    () => {
+        "SELECT id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence FROM runs"
+    };
+}
+
+/// Fixed-width UTC text, so that text order is time order.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt {
+            what: "timestamp",
+            value: text.to_owned(),
+        })
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
+        what: "JSON document",
+        value: text.to_owned(),
+    })
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates.
+    pub async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (connect, max) = match url {
+            StoreUrl::Sqlite(path) => (format!("sqlite://{path}?mode=rwc"), 1),
+            StoreUrl::Postgres(url) => (url.clone(), 4),
+        };
+        // One direct connection first: a wrong URL or a refused port fails at once, with the
+        // driver's own words, instead of after the pool's acquire timeout.
+        let probe = sqlx::AnyConnection::connect(&connect)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(&connect),
+                source,
+            })?;
+        let _ = probe.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&connect)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(&connect),
+                source,
+            })?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet applied, each in its own transaction.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS firedrill_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for &(version, name, sql) in MIGRATIONS {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM firedrill_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if applied.is_some() {
+                continue;
+            }
+            let fail = |source| StoreError::Migrate {
+                version,
+                name,
+                source,
+            };
+            let mut tx = self.pool.begin().await.map_err(fail)?;
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            sqlx::query(
+                "INSERT INTO firedrill_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(timestamp(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// The versions applied so far.
+    pub async fn migrations(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM firedrill_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Inserts or replaces the run with this id.
+    pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (id) DO UPDATE SET
+               started = excluded.started, ended = excluded.ended, status = excluded.status,
+               reason = excluded.reason, targets = excluded.targets,
+               measurements = excluded.measurements, evidence = excluded.evidence,
+               recorded_at = excluded.recorded_at",
+        )
+        .bind(&run.id)
+        .bind(&run.drill)
+        .bind(&run.kind)
+        .bind(timestamp(run.scheduled))
+        .bind(run.started.map(timestamp))
+        .bind(run.ended.map(timestamp))
+        .bind(run.status.as_str())
+        .bind(run.reason.as_deref())
+        .bind(run.targets.to_string())
+        .bind(serde_json::to_string(&run.measurements).unwrap_or_else(|_| "{}".into()))
+        .bind(run.evidence.to_string())
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a run, retrying with backoff for up to about a minute.
+    pub async fn record_run_with_retry(&self, run: &RunRecord) -> Result<(), StoreError> {
+        (|| self.record_run(run))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(15))
+                    .with_max_times(8),
+            )
+            .notify(|e, after| tracing::warn!(run = %run.id, error = %e, retry_in = ?after, "store write failed"))
+            .await
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(concat!(select_run!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(read_run).transpose()
+    }
+
+    /// Runs, newest first, optionally of one drill and scheduled at or after `since`.
+    pub async fn runs(
+        &self,
+        drill: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            select_run!(),
+            " WHERE ($1 = '' OR drill = $1) AND scheduled >= $2 ORDER BY scheduled DESC, id"
+        ))
+        .bind(drill.unwrap_or(""))
+        .bind(since.map(timestamp).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_run).collect()
+    }
+
+    pub async fn record_fire(&self, fire: &FireRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fires (drill, scheduled, status, reason, run, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (drill, scheduled) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+               run = excluded.run, recorded_at = excluded.recorded_at",
+        )
+        .bind(&fire.drill)
+        .bind(timestamp(fire.scheduled))
+        .bind(&fire.status)
+        .bind(fire.reason.as_deref())
+        .bind(fire.run.as_deref())
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The fire of `drill` at `scheduled`, if the scheduler recorded one.
+    pub async fn fire(
+        &self,
+        drill: &str,
+        scheduled: DateTime<Utc>,
+    ) -> Result<Option<FireRecord>, StoreError> {
+        let row = sqlx::query("SELECT drill, scheduled, status, reason, run FROM fires WHERE drill = $1 AND scheduled = $2")
+            .bind(drill)
+            .bind(timestamp(scheduled))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> Result<FireRecord, StoreError> {
+            Ok(FireRecord {
+                drill: r.try_get("drill")?,
+                scheduled: parse_timestamp(&r.try_get::<String, _>("scheduled")?)?,
+                status: r.try_get("status")?,
+                reason: r.try_get("reason")?,
+                run: r.try_get("run")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+fn read_run(row: &AnyRow) -> Result<RunRecord, StoreError> {
+    let optional_time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.try_get::<Option<String>, _>(name)?
+            .map(|t| parse_timestamp(&t))
+            .transpose()
+    };
+    let status: String = row.try_get("status")?;
+    let measurements: String = row.try_get("measurements")?;
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        drill: row.try_get("drill")?,
+        kind: row.try_get("kind")?,
+        scheduled: parse_timestamp(&row.try_get::<String, _>("scheduled")?)?,
+        started: optional_time("started")?,
+        ended: optional_time("ended")?,
+        status: RunStatus::parse(&status).ok_or(StoreError::Corrupt {
+            what: "run status",
+            value: status,
+        })?,
+        reason: row.try_get("reason")?,
+        targets: parse_json(&row.try_get::<String, _>("targets")?)?,
+        measurements: serde_json::from_str(&measurements).map_err(|_| StoreError::Corrupt {
+            what: "measurements",
+            value: measurements,
+        })?,
+        evidence: parse_json(&row.try_get::<String, _>("evidence")?)?,
+    })
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

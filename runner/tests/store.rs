@@ -1,0 +1,169 @@
+//! The run history on SQLite and on a real PostgreSQL: migrations from empty and twice, runs and
+//! fires written, replaced and read back.
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use firedrill::config::Store as StoreUrl;
+use firedrill::store::{FireRecord, Measurements, RunRecord, RunStatus, Store};
+use support::{service, unique};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        drill: drill.into(),
+        kind: "probe".into(),
+        scheduled: at(scheduled),
+        started: Some(at(scheduled) + TimeDelta::seconds(2)),
+        ended: None,
+        status,
+        reason: None,
+        targets: serde_json::json!([]),
+        measurements: Measurements::default(),
+        evidence: serde_json::json!({}),
+    }
+}
+
+async fn exercise(url: StoreUrl) {
+    let store = Store::open(&url).await.expect("open and migrate");
+    assert_eq!(store.migrations().await.unwrap(), [1]);
+    // Migrating again, and opening again, changes nothing.
+    store.migrate().await.expect("migrate twice");
+    let again = Store::open(&url).await.expect("reopen");
+    assert_eq!(again.migrations().await.unwrap(), [1]);
+    again.close().await;
+
+    let mut first = run(
+        "probe-a-1",
+        "probe-a",
+        "2027-01-15T15:00:00Z",
+        RunStatus::Running,
+    );
+    store.record_run(&first).await.unwrap();
+    first.status = RunStatus::Passed;
+    first.ended = Some(at("2027-01-15T15:05:00Z"));
+    first.reason = Some("availability 99.9% >= 99.5%".into());
+    first.measurements = Measurements {
+        availability: Some(0.999),
+        latency_p95_seconds: Some(0.120),
+        requests: Some(300),
+        ..Measurements::default()
+    };
+    first.targets = serde_json::json!([{"namespace": "pake-api", "name": "api-1"}]);
+    first.evidence = serde_json::json!({"preflight": [{"check": "http", "passed": true}]});
+    store.record_run(&first).await.unwrap();
+    store
+        .record_run(&run(
+            "probe-b-1",
+            "probe-b",
+            "2027-02-15T15:00:00Z",
+            RunStatus::Failed,
+        ))
+        .await
+        .unwrap();
+    store
+        .record_run(&run(
+            "probe-a-0",
+            "probe-a",
+            "2026-12-15T15:00:00Z",
+            RunStatus::Missed,
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(store.run("probe-a-1").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.run("nope").await.unwrap(), None);
+    let all: Vec<String> = store
+        .runs(None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(all, ["probe-b-1", "probe-a-1", "probe-a-0"]);
+    let a: Vec<String> = store
+        .runs(Some("probe-a"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(a, ["probe-a-1", "probe-a-0"]);
+    let recent = store
+        .runs(None, Some(at("2027-01-01T00:00:00Z")))
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 2);
+
+    let fire = FireRecord {
+        drill: "probe-a".into(),
+        scheduled: at("2027-01-15T15:00:00Z"),
+        status: "fired".into(),
+        reason: None,
+        run: Some("probe-a-1".into()),
+    };
+    store.record_fire(&fire).await.unwrap();
+    store.record_fire(&fire).await.unwrap();
+    assert_eq!(
+        store.fire("probe-a", fire.scheduled).await.unwrap(),
+        Some(fire)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let dir = std::env::temp_dir().join(unique("firedrill-store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.db");
+    exercise(StoreUrl::Sqlite(path.display().to_string())).await;
+    assert!(path.exists(), "the SQLite file is created on first open");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let Some(admin) = service("FIREDRILL_TEST_POSTGRES") else {
+        return;
+    };
+    // An isolated database per test, as #[sqlx::test] does.
+    let name = unique("fd").to_lowercase();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin.as_str())
+        .await
+        .expect("connect to PostgreSQL");
+    // The name is ours (letters, digits and underscores), not user input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    let mut url = admin.clone();
+    url.set_path(&format!("/{name}"));
+    exercise(StoreUrl::Postgres(url.to_string())).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn an_unreachable_store_says_where() {
+    let err = match Store::open(&StoreUrl::Postgres(
+        "postgres://firedrill:secret@127.0.0.1:1/none".into(),
+    ))
+    .await
+    {
+        Ok(_) => panic!("nothing listens on port 1"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with("cannot open the store postgres://firedrill:***@127.0.0.1:1/none"),
+        "{err}"
+    );
+}
