@@ -9,6 +9,7 @@ pub mod duration;
 pub mod gate;
 pub mod job;
 pub mod plan;
+pub mod pushgateway;
 pub mod schedule;
 pub mod snapshot;
 pub mod store;

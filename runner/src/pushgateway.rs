@@ -1,0 +1,242 @@
+//! Results to the Prometheus Pushgateway after every run.
+//!
+//! Grouping key `/metrics/job/firedrill/drill/<name>`: stable per drill, never a run id. Pushed
+//! with POST, which replaces only the metric names in the push, so
+//! `firedrill_run_last_success_timestamp_seconds` keeps its value through a failed run. The body
+//! is the Prometheus text format 0.0.4, which the Pushgateway expects.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::store::{RunRecord, RunStatus};
+
+/// The statuses `chaos_experiment_status` reports, one series each (a bounded label set).
+const STATUSES: [RunStatus; 7] = [
+    RunStatus::Passed,
+    RunStatus::Failed,
+    RunStatus::Aborted,
+    RunStatus::Blocked,
+    RunStatus::DryRun,
+    RunStatus::Missed,
+    RunStatus::Error,
+];
+
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics of one finished run, in text format 0.0.4.
+pub fn render(run: &RunRecord) -> String {
+    let kind = escape(&run.kind);
+    let mut out = String::new();
+    family(
+        &mut out,
+        "chaos_experiment_status",
+        "Outcome of the drill's last run: 1 for its status, 0 for the others.",
+    );
+    for status in STATUSES {
+        let value = u8::from(run.status == status);
+        let _ = writeln!(
+            out,
+            "chaos_experiment_status{{experiment_type=\"{kind}\",status=\"{status}\"}} {value}"
+        );
+    }
+    if let (Some(started), Some(ended)) = (run.started, run.ended) {
+        family(
+            &mut out,
+            "chaos_experiment_duration_seconds",
+            "How long the drill's last run took, from start to end.",
+        );
+        let seconds = (ended - started).num_milliseconds() as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "chaos_experiment_duration_seconds{{experiment_type=\"{kind}\"}} {seconds}"
+        );
+    }
+    let finished = run.ended.unwrap_or(run.scheduled).timestamp();
+    family(
+        &mut out,
+        "firedrill_run_last_timestamp_seconds",
+        "When the drill's last run ended, in seconds since the epoch.",
+    );
+    let _ = writeln!(out, "firedrill_run_last_timestamp_seconds {finished}");
+    if run.status == RunStatus::Passed {
+        family(
+            &mut out,
+            "firedrill_run_last_success_timestamp_seconds",
+            "When the drill last passed, in seconds since the epoch.",
+        );
+        let _ = writeln!(
+            out,
+            "firedrill_run_last_success_timestamp_seconds {finished}"
+        );
+    }
+    let m = &run.measurements;
+    if let Some(rto) = m.rto_seconds {
+        family(
+            &mut out,
+            "firedrill_rto_seconds",
+            "Recovery time measured by the drill's last run.",
+        );
+        let _ = writeln!(out, "firedrill_rto_seconds {rto}");
+    }
+    if let Some(availability) = m.availability {
+        family(
+            &mut out,
+            "firedrill_availability_ratio",
+            "Share of steady-state probes answered as expected during the drill's last run.",
+        );
+        let _ = writeln!(out, "firedrill_availability_ratio {availability}");
+    }
+    let quantiles = [
+        ("0.5", m.latency_p50_seconds),
+        ("0.95", m.latency_p95_seconds),
+        ("0.99", m.latency_p99_seconds),
+    ];
+    if quantiles.iter().any(|(_, v)| v.is_some()) {
+        family(
+            &mut out,
+            "firedrill_latency_seconds",
+            "Steady-state probe latency quantiles during the drill's last run.",
+        );
+        for (q, v) in quantiles {
+            if let Some(v) = v {
+                let _ = writeln!(out, "firedrill_latency_seconds{{quantile=\"{q}\"}} {v}");
+            }
+        }
+    }
+    out
+}
+
+/// How hard to try before giving up on a push.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    pub attempts: usize,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Retry {
+    /// About two minutes of trying: long enough for a Pushgateway restart.
+    pub const PATIENT: Retry = Retry {
+        attempts: 8,
+        first_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(30),
+    };
+}
+
+/// Pushes one run's metrics. An error is returned for logging; it never fails the drill.
+pub async fn push(
+    client: &reqwest::Client,
+    base: &url::Url,
+    run: &RunRecord,
+    retry: Retry,
+) -> Result<(), String> {
+    let url = group_url(base, &run.drill)?;
+    let body = render(run);
+    let attempt = || async {
+        let response = client
+            .post(url.clone())
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .body(body.clone())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("Pushgateway at {base} is unreachable: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Err(format!(
+                "Pushgateway at {base} answered {status}: {}",
+                text.trim()
+            ))
+        }
+    };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(retry.first_delay)
+                .with_max_delay(retry.max_delay)
+                .with_max_times(retry.attempts.saturating_sub(1)),
+        )
+        .notify(|e, after| tracing::warn!(drill = %run.drill, error = %e, retry_in = ?after, "push failed"))
+        .await
+}
+
+/// `<base>/metrics/job/firedrill/drill/<name>`.
+pub fn group_url(base: &url::Url, drill: &str) -> Result<url::Url, String> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| format!("{base} cannot be a Pushgateway URL"))?
+        .pop_if_empty()
+        .extend(["metrics", "job", "firedrill", "drill", drill]);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Measurements;
+
+    #[test]
+    fn text_format_has_the_contracted_names() {
+        let t = |s: &str| s.parse().unwrap();
+        let run = RunRecord {
+            id: "probe-1".into(),
+            drill: "probe".into(),
+            kind: "probe".into(),
+            scheduled: t("2027-01-15T15:00:00Z"),
+            started: Some(t("2027-01-15T15:00:01Z")),
+            ended: Some(t("2027-01-15T15:01:01.5Z")),
+            status: RunStatus::Passed,
+            reason: None,
+            targets: serde_json::json!([]),
+            measurements: Measurements {
+                availability: Some(0.995),
+                latency_p50_seconds: Some(0.02),
+                latency_p95_seconds: Some(0.1),
+                latency_p99_seconds: Some(0.3),
+                ..Measurements::default()
+            },
+            evidence: serde_json::json!({}),
+        };
+        let text = render(&run);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"passed\"} 1",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"failed\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"aborted\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"blocked\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"dry-run\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"missed\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"error\"} 0",
+                "chaos_experiment_duration_seconds{experiment_type=\"probe\"} 60.5",
+                "firedrill_run_last_timestamp_seconds 1800025261",
+                "firedrill_run_last_success_timestamp_seconds 1800025261",
+                "firedrill_availability_ratio 0.995",
+                "firedrill_latency_seconds{quantile=\"0.5\"} 0.02",
+                "firedrill_latency_seconds{quantile=\"0.95\"} 0.1",
+                "firedrill_latency_seconds{quantile=\"0.99\"} 0.3",
+            ]
+        );
+        let base: url::Url = "http://pushgateway.monitoring.svc:9091/".parse().unwrap();
+        assert_eq!(
+            group_url(&base, "probe").unwrap().as_str(),
+            "http://pushgateway.monitoring.svc:9091/metrics/job/firedrill/drill/probe"
+        );
+    }
+}

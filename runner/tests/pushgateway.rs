@@ -1,0 +1,129 @@
+//! Results pushed to the real Pushgateway, read back from its /metrics with exact names and labels.
+
+mod support;
+
+use std::time::Duration;
+
+use firedrill::gate::Endpoints;
+use firedrill::pushgateway::{self, Retry};
+use firedrill::store::{Measurements, RunRecord, RunStatus};
+use support::{refused_url, service, unique};
+
+fn run(drill: &str, status: RunStatus) -> RunRecord {
+    let t = |s: &str| s.parse().unwrap();
+    RunRecord {
+        id: format!("{drill}-1"),
+        drill: drill.into(),
+        kind: "probe".into(),
+        scheduled: t("2027-01-15T15:00:00Z"),
+        started: Some(t("2027-01-15T15:00:01Z")),
+        ended: Some(t("2027-01-15T15:02:01Z")),
+        status,
+        reason: None,
+        targets: serde_json::json!([]),
+        measurements: Measurements {
+            availability: Some(0.99),
+            latency_p95_seconds: Some(0.25),
+            ..Measurements::default()
+        },
+        evidence: serde_json::json!({}),
+    }
+}
+
+const QUICK: Retry = Retry {
+    attempts: 2,
+    first_delay: Duration::from_millis(50),
+    max_delay: Duration::from_millis(100),
+};
+
+/// The Pushgateway's own exposition of one drill's group, without its bookkeeping metrics.
+async fn scrape(client: &reqwest::Client, base: &url::Url, drill: &str) -> Vec<String> {
+    let text = client
+        .get(base.join("metrics").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!("drill=\"{drill}\"")))
+        .filter(|l| {
+            !l.starts_with("push_time_seconds") && !l.starts_with("push_failure_time_seconds")
+        })
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn pushed_results_read_back_exactly() {
+    let Some(base) = service("FIREDRILL_TEST_PUSHGATEWAY") else {
+        return;
+    };
+    let e = Endpoints::new(None, None);
+    let drill = unique("probe").replace('_', "-");
+    pushgateway::push(e.client(), &base, &run(&drill, RunStatus::Passed), QUICK)
+        .await
+        .expect("push");
+    // The Pushgateway adds the grouping key and `instance`, and prints labels sorted by name.
+    let d = format!("drill=\"{drill}\"");
+    let labels = format!("{d},instance=\"\",job=\"firedrill\"");
+    let typed = format!("{d},experiment_type=\"probe\",instance=\"\",job=\"firedrill\"");
+    let got = scrape(e.client(), &base, &drill).await;
+    let mut expected = vec![
+        format!("chaos_experiment_duration_seconds{{{typed}}} 120"),
+        format!("firedrill_availability_ratio{{{labels}}} 0.99"),
+        format!("firedrill_latency_seconds{{{labels},quantile=\"0.95\"}} 0.25"),
+        format!("firedrill_run_last_success_timestamp_seconds{{{labels}}} 1.800025321e+09"),
+        format!("firedrill_run_last_timestamp_seconds{{{labels}}} 1.800025321e+09"),
+    ];
+    for status in [
+        "aborted", "blocked", "dry-run", "error", "failed", "missed", "passed",
+    ] {
+        let value = if status == "passed" { 1 } else { 0 };
+        expected.push(format!(
+            "chaos_experiment_status{{{typed},status=\"{status}\"}} {value}"
+        ));
+    }
+    expected.sort();
+    assert_eq!(got, expected);
+
+    // A failed run replaces the status but keeps the last success.
+    let mut failed = run(&drill, RunStatus::Failed);
+    failed.ended = Some("2027-02-15T15:02:01Z".parse().unwrap());
+    pushgateway::push(e.client(), &base, &failed, QUICK)
+        .await
+        .expect("push");
+    let got = scrape(e.client(), &base, &drill).await;
+    assert!(
+        got.contains(&format!(
+            "firedrill_run_last_success_timestamp_seconds{{{labels}}} 1.800025321e+09"
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&format!(
+            "chaos_experiment_status{{{typed},status=\"failed\"}} 1"
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&format!(
+            "chaos_experiment_status{{{typed},status=\"passed\"}} 0"
+        )),
+        "{got:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_is_retried_then_reported_not_raised() {
+    let e = Endpoints::new(None, None);
+    let down = refused_url().await;
+    let err = pushgateway::push(e.client(), &down, &run("probe", RunStatus::Passed), QUICK)
+        .await
+        .unwrap_err();
+    assert!(err.contains("is unreachable"), "{err}");
+}
