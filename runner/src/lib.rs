@@ -6,10 +6,16 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod executor;
 pub mod gate;
 pub mod job;
+pub mod kubernetes;
 pub mod plan;
 pub mod pushgateway;
 pub mod schedule;
+pub mod scheduler;
 pub mod snapshot;
 pub mod store;
+
+/// When the process started, for the "first probe" timing the executor logs.
+pub static PROCESS_STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();

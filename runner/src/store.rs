@@ -15,10 +15,11 @@ use sqlx::{AnyPool, Connection, Row};
 use crate::config::Store as StoreUrl;
 
 /// Versioned migrations, applied in order. Never edit one that has shipped; add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs and fires",
-    "CREATE TABLE IF NOT EXISTS runs (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs and fires",
+        "CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
         drill TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -43,7 +44,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         recorded_at TEXT NOT NULL,
         PRIMARY KEY (drill, scheduled)
     )",
-)];
+    ),
+    (
+        2,
+        "scheduler state",
+        "CREATE TABLE IF NOT EXISTS scheduler_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+];
 
 /// The outcome of a run. The names are a contract with reports and dashboards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,6 +394,27 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// A value the scheduler keeps between restarts (e.g. the last instant it handled).
+    pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM scheduler_state WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO scheduler_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn close(self) {

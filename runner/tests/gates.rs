@@ -132,7 +132,8 @@ async fn steady_state_measures_availability_and_latency() {
         expect: StatusRange::SUCCESS,
         timeout: MS(1000),
     };
-    let samples = gate::sample(&probe, &e, MS(2000)).await;
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let samples = gate::sample(&probe, &e, MS(2000), stop).await;
     let m = samples.measure();
     // A request every 20ms for 2s: about 100, give or take scheduling on a busy machine.
     assert!((80..=101).contains(&m.requests), "{m:?}");

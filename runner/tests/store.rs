@@ -32,11 +32,11 @@ fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
 
 async fn exercise(url: StoreUrl) {
     let store = Store::open(&url).await.expect("open and migrate");
-    assert_eq!(store.migrations().await.unwrap(), [1]);
+    assert_eq!(store.migrations().await.unwrap(), [1, 2]);
     // Migrating again, and opening again, changes nothing.
     store.migrate().await.expect("migrate twice");
     let again = Store::open(&url).await.expect("reopen");
-    assert_eq!(again.migrations().await.unwrap(), [1]);
+    assert_eq!(again.migrations().await.unwrap(), [1, 2]);
     again.close().await;
 
     let mut first = run(
@@ -110,6 +110,19 @@ async fn exercise(url: StoreUrl) {
     };
     store.record_fire(&fire).await.unwrap();
     store.record_fire(&fire).await.unwrap();
+    assert_eq!(store.state("handled_until").await.unwrap(), None);
+    store
+        .set_state("handled_until", "2027-01-15T15:00:00Z")
+        .await
+        .unwrap();
+    store
+        .set_state("handled_until", "2027-01-15T16:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state("handled_until").await.unwrap().as_deref(),
+        Some("2027-01-15T16:00:00Z")
+    );
     assert_eq!(
         store.fire("probe-a", fire.scheduled).await.unwrap(),
         Some(fire)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::read::{child, item, Fields, Reader};
 use super::yaml::{Node, Value};
 use crate::duration;
-use crate::gate::{Check, Condition, StatusRange, SteadyProbe};
+use crate::gate::{Check, Condition, StatusRange, SteadyProbe, Success};
 
 /// What the rest of the file says that gates depend on.
 pub struct Endpoints {
@@ -330,4 +330,32 @@ fn optional_duration(
             duration::parse_within(s, min, max)
         }),
     }
+}
+
+/// `success:`: availability as a percentage, latency percentiles as durations.
+pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> {
+    let f = r.fields(node, path, &["availability", "p50", "p95", "p99"])?;
+    let availability = match f.get("availability") {
+        Some(n) => r
+            .parsed(n, &f.path_of("availability"), "a percentage", |s| {
+                firedrill_safety::Percent::parse(s, false)
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let mut latency = |key: &str| match f.get(key) {
+        Some(n) => r
+            .parsed(n, &f.path_of(key), "a duration", |s| {
+                duration::parse_within(s, Duration::from_millis(1), Duration::from_secs(3600))
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let (p50, p95, p99) = (latency("p50"), latency("p95"), latency("p99"));
+    Some(Success {
+        availability: availability?,
+        p50: p50?,
+        p95: p95?,
+        p99: p99?,
+    })
 }

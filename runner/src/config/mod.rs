@@ -21,7 +21,7 @@ pub use read::{Diagnostic, Diagnostics};
 use yaml::{Mark, Node};
 
 use crate::duration;
-use crate::gate::{Check, Condition, SteadyProbe};
+use crate::gate::{Check, Condition, SteadyProbe, Success};
 use crate::schedule::{Blackout, Cron, PlannedDrill};
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
@@ -73,6 +73,8 @@ pub struct Drill {
     pub abort_when: Vec<Condition>,
     /// Probes sampled throughout the drill for availability and latency.
     pub steady_state: Vec<SteadyProbe>,
+    /// What the steady-state measurements must show for the run to pass.
+    pub success: Success,
     /// Where the drill is written, for messages.
     pub line: usize,
 }
@@ -397,6 +399,7 @@ const DRILL_KEYS: &[&str] = &[
     "preflight",
     "abort_when",
     "steady_state",
+    "success",
 ];
 
 /// What every drill inherits from the file.
@@ -513,6 +516,19 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         Some(n) => gates::read_steady_state(r, n, &at("steady_state")),
         None => Some(Vec::new()),
     };
+    let success = match f.get("success") {
+        Some(n) => gates::read_success(r, n, &at("success")),
+        None => Some(Success::default()),
+    };
+    if let (Some(s), Some(probes)) = (&success, &steady_state) {
+        if !s.is_empty() && probes.is_empty() {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                at("success"),
+                "success criteria are judged on steady-state measurements; add `steady_state:` probes",
+            );
+        }
+    }
     if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
         check_limits(r, &f, path, kind, duration, safety);
     }
@@ -529,6 +545,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         preflight: preflight?,
         abort_when: abort_when?,
         steady_state: steady_state?,
+        success: success?,
         line: node.mark.line,
     })
 }

@@ -12,7 +12,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use check::{evaluate, query_prometheus, Endpoints, Outcome};
+pub use check::{evaluate, install_tls_provider, query_prometheus, Endpoints, Outcome};
 pub use steady::{sample, Measurement, Samples};
 pub use watch::{preflight, watch, GateResult, WatchResult};
 
@@ -95,6 +95,54 @@ pub struct Condition {
     pub for_: Duration,
     pub failures: u32,
     pub interval: Duration,
+}
+
+/// What a run must show to pass, judged on its steady-state measurements.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Success {
+    pub availability: Option<firedrill_safety::Percent>,
+    pub p50: Option<Duration>,
+    pub p95: Option<Duration>,
+    pub p99: Option<Duration>,
+}
+
+impl Success {
+    pub fn is_empty(&self) -> bool {
+        *self == Success::default()
+    }
+
+    /// Every criterion that the measurement misses, said plainly; empty when all hold. A
+    /// criterion with nothing measured to judge it by is missed (fail safe).
+    pub fn misses(&self, m: &Measurement) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(want) = self.availability {
+            match m.availability {
+                Some(got) if got >= want.as_fraction() => {}
+                Some(got) => out.push(format!("availability {:.2}% is below {want}", got * 100.0)),
+                None => out.push(format!("availability was not measured (required {want})")),
+            }
+        }
+        for (name, want, got) in [
+            ("p50", self.p50, m.p50),
+            ("p95", self.p95, m.p95),
+            ("p99", self.p99, m.p99),
+        ] {
+            let Some(want) = want else { continue };
+            match got {
+                Some(got) if got <= want => {}
+                Some(got) => out.push(format!(
+                    "latency {name} {}ms is above {}",
+                    got.as_millis(),
+                    crate::duration::format(want)
+                )),
+                None => out.push(format!(
+                    "latency {name} was not measured (required {})",
+                    crate::duration::format(want)
+                )),
+            }
+        }
+        out
+    }
 }
 
 /// A steady-state probe: GET `url` every `every`, counting answers in `expect` as available.

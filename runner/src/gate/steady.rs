@@ -55,17 +55,33 @@ impl Samples {
 }
 
 /// Sends a request every `probe.every` for `duration` (at a fixed rate: a slow answer does not
-/// delay the next request), then waits for the answers still in flight.
-pub async fn sample(probe: &SteadyProbe, endpoints: &Endpoints, duration: Duration) -> Samples {
+/// delay the next request), or until `stop` turns true, then waits for the answers in flight.
+pub async fn sample(
+    probe: &SteadyProbe,
+    endpoints: &Endpoints,
+    duration: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Samples {
     let mut ticks = tokio::time::interval(probe.every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let end = Instant::now() + duration;
     let mut in_flight = JoinSet::new();
     let mut samples = Samples::default();
     loop {
-        let tick = ticks.tick().await;
+        if *stop.borrow() {
+            break;
+        }
+        let tick = tokio::select! {
+            tick = ticks.tick() => tick,
+            _ = stop.changed() => break,
+        };
         if tick >= end {
             break;
+        }
+        if samples.sent == 0 {
+            if let Some(started) = crate::PROCESS_STARTED.get() {
+                tracing::info!(url = %probe.url, since_process_start_ms = started.elapsed().as_millis() as u64, "first probe");
+            }
         }
         samples.sent += 1;
         let (url, timeout, endpoints) = (probe.url.clone(), probe.timeout, endpoints.clone());

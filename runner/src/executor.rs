@@ -1,0 +1,429 @@
+//! What a drill Job runs: preflight, plan, inject, observe, revert, measure, record.
+//!
+//! Order matters and is the contract: nothing is injected unless every gate passed and the guard
+//! found something it may touch; once injected, the fault is reverted whatever happens next
+//! (breach, signal, error). Not armed, or `--dry-run`: everything runs except mutations.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use firedrill_experiments::Kind;
+use firedrill_safety::verdict::{self, Request};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::config::{Config, Drill};
+use crate::gate::{self, Endpoints, Samples, WatchResult};
+use crate::job::RunRef;
+use crate::kubernetes::Kube;
+use crate::schedule::blackout;
+use crate::store::{Measurements, RunRecord, RunStatus, Store};
+use crate::{pushgateway, snapshot};
+
+/// Process exit codes of `firedrill execute`: a contract with the Job and `run --wait`.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Passed | RunStatus::DryRun => 0,
+        RunStatus::Failed => 1,
+        RunStatus::Aborted => 2,
+        RunStatus::Blocked => 3,
+        RunStatus::Running | RunStatus::Missed | RunStatus::Error => 4,
+    }
+}
+
+/// The inject/revert seam: each fault kind plugs in here, always through the rollback ledger.
+/// Today only `probe` exists, and it changes nothing.
+enum Injection {
+    Probe,
+}
+
+impl Injection {
+    fn for_kind(kind: Kind) -> Result<Injection, String> {
+        match kind {
+            Kind::Probe => Ok(Injection::Probe),
+            other => Err(format!(
+                "the {other} fault is not available in this version of firedrill; nothing was injected"
+            )),
+        }
+    }
+
+    async fn inject(&mut self) -> Result<Value, String> {
+        match self {
+            Injection::Probe => Ok(json!({ "changed": [] })),
+        }
+    }
+
+    async fn revert(&mut self) -> Result<Value, String> {
+        match self {
+            Injection::Probe => Ok(json!({ "reverted": [] })),
+        }
+    }
+}
+
+/// Everything one execution needs.
+pub struct Execution<'a> {
+    pub config: &'a Config,
+    pub drill: &'a Drill,
+    pub run: &'a RunRef,
+    /// `None` when there is no cluster access (only a probe may run then).
+    pub kube: Option<&'a Kube>,
+    pub endpoints: &'a Endpoints,
+}
+
+struct Progress {
+    record: RunRecord,
+    evidence: serde_json::Map<String, Value>,
+}
+
+impl Progress {
+    fn finish(mut self, status: RunStatus, reason: Option<String>) -> RunRecord {
+        self.record.status = status;
+        self.record.reason = reason;
+        self.record.ended = Some(Utc::now());
+        self.record.evidence = Value::Object(self.evidence);
+        self.record
+    }
+}
+
+/// Runs the pipeline and returns the finished record (not yet stored: see [`record`]).
+/// `stop` turning true (a signal) ends the observation early; the fault is still reverted.
+pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecord {
+    let drill = x.drill;
+    let dry_run = !x.config.armed || x.run.dry_run;
+    let started = Utc::now();
+    let mut p = Progress {
+        record: RunRecord {
+            id: x.run.run.clone(),
+            drill: drill.name.clone(),
+            kind: drill.kind.to_string(),
+            scheduled: x.run.scheduled,
+            started: Some(started),
+            ended: None,
+            status: RunStatus::Running,
+            reason: None,
+            targets: json!([]),
+            measurements: Measurements::default(),
+            evidence: json!({}),
+        },
+        evidence: serde_json::Map::new(),
+    };
+    p.evidence.insert("dry_run".into(), json!(dry_run));
+    p.evidence.insert("armed".into(), json!(x.config.armed));
+    tracing::info!(drill = %drill.name, run = %x.run.run, dry_run, "run started");
+
+    // 1. Preflight: kill switch, blackout, gates.
+    let mutates = drill.kind != Kind::Probe;
+    match x.kube {
+        Some(kube) => match kube.kill_switch().await {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                return p.finish(
+                    RunStatus::Blocked,
+                    Some(format!("kill switch engaged: {reason}")),
+                )
+            }
+            Err(e) => {
+                return p.finish(
+                    RunStatus::Blocked,
+                    Some(format!(
+                        "cannot read the kill switch, so not running (fail safe): {e}"
+                    )),
+                )
+            }
+        },
+        None if mutates => {
+            return p.finish(
+                RunStatus::Blocked,
+                Some(
+                    "no cluster access: cannot check the kill switch or what the drill may touch"
+                        .into(),
+                ),
+            )
+        }
+        None => {
+            p.evidence.insert(
+                "kill_switch".into(),
+                json!("not checked: no cluster access (a probe changes nothing)"),
+            );
+        }
+    }
+    let covering = blackout::covering(x.config.timezone, &x.config.blackouts, started);
+    if !covering.is_empty() {
+        let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
+        return p.finish(
+            RunStatus::Blocked,
+            Some(format!("in blackout {}", names.join(", "))),
+        );
+    }
+    let gates = gate::preflight(&drill.preflight, x.endpoints).await;
+    p.evidence.insert(
+        "preflight".into(),
+        Value::Array(
+            gates
+                .iter()
+                .map(|g| json!({ "check": g.check, "passed": g.outcome.passed(), "detail": g.outcome.text() }))
+                .collect(),
+        ),
+    );
+    let failed: Vec<String> = gates
+        .iter()
+        .filter(|g| !g.outcome.passed())
+        .map(|g| g.outcome.text().to_owned())
+        .collect();
+    if !failed.is_empty() {
+        return p.finish(
+            RunStatus::Blocked,
+            Some(format!("preflight failed: {}", failed.join("; "))),
+        );
+    }
+
+    // 2. Plan: what the guard allows.
+    if drill.kind.needs_pod_targets() {
+        let Some(kube) = x.kube else {
+            return p.finish(
+                RunStatus::Blocked,
+                Some("no cluster access to check what the drill may touch".into()),
+            );
+        };
+        let namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
+        let objects = match kube.snapshot(&namespaces).await {
+            Ok(objects) => objects,
+            Err(e) => {
+                return p.finish(
+                    RunStatus::Blocked,
+                    Some(format!("cannot read the cluster (fail safe): {e}")),
+                )
+            }
+        };
+        let refs: Vec<&Value> = objects.iter().collect();
+        let cluster = match snapshot::from_objects(&refs) {
+            Ok(cluster) => cluster,
+            Err((_, message)) => {
+                return p.finish(
+                    RunStatus::Blocked,
+                    Some(format!("cannot read the cluster (fail safe): {message}")),
+                )
+            }
+        };
+        let v = verdict::decide(
+            &cluster,
+            &Request {
+                drill: &drill.name,
+                seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
+                now: started.timestamp(),
+                targets: &drill.targets,
+                policy: &drill.safety,
+                own_namespace: &x.config.namespace,
+                recent_hits: &[],
+            },
+        );
+        p.record.targets = Value::Array(
+            v.targets
+                .iter()
+                .map(|t| json!({ "namespace": t.namespace, "name": t.name, "owner": t.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)) }))
+                .collect(),
+        );
+        p.evidence.insert(
+            "excluded".into(),
+            Value::Array(
+                v.excluded
+                    .iter()
+                    .map(
+                        |e| json!({ "namespace": e.namespace, "name": e.name, "reason": e.reason }),
+                    )
+                    .collect(),
+            ),
+        );
+        if let Some(blocked) = v.blocked {
+            return p.finish(RunStatus::Blocked, Some(blocked));
+        }
+    }
+
+    // 3. Inject (not when dry-run).
+    let mut injection = if dry_run {
+        None
+    } else {
+        match Injection::for_kind(drill.kind) {
+            Ok(i) => Some(i),
+            Err(e) => return p.finish(RunStatus::Error, Some(e)),
+        }
+    };
+    if let Some(i) = injection.as_mut() {
+        match i.inject().await {
+            Ok(changes) => {
+                p.evidence.insert("injected".into(), changes);
+            }
+            Err(e) => {
+                // A partial injection is reverted before anything else.
+                let reverted = i.revert().await;
+                p.evidence
+                    .insert("revert".into(), json!(format!("{reverted:?}")));
+                return p.finish(RunStatus::Error, Some(format!("injection failed: {e}")));
+            }
+        }
+    }
+
+    // 4. Observe: abort conditions and steady-state probes until the duration ends.
+    let (observed, samples) = observe(x, stop).await;
+
+    // 5. Revert, whatever happened.
+    if let Some(i) = injection.as_mut() {
+        match i.revert().await {
+            Ok(reverted) => {
+                p.evidence.insert("reverted".into(), reverted);
+            }
+            Err(e) => {
+                p.evidence.insert("revert_error".into(), json!(e));
+                return p.finish(
+                    RunStatus::Error,
+                    Some(format!("REVERT FAILED, roll back by hand: {e}")),
+                );
+            }
+        }
+    }
+
+    // 6. Measure.
+    let m = samples.measure();
+    p.record.measurements = Measurements {
+        availability: m.availability,
+        latency_p50_seconds: m.p50.map(|d| d.as_secs_f64()),
+        latency_p95_seconds: m.p95.map(|d| d.as_secs_f64()),
+        latency_p99_seconds: m.p99.map(|d| d.as_secs_f64()),
+        requests: (m.requests > 0).then_some(m.requests),
+        ..Measurements::default()
+    };
+    p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
+    let misses = drill.success.misses(&m);
+    match observed {
+        Observed::Breached(reason) => p.finish(
+            RunStatus::Aborted,
+            Some(format!("abort condition breached: {reason}")),
+        ),
+        Observed::Stopped => p.finish(
+            RunStatus::Aborted,
+            Some("stopped by a signal before the duration ended".into()),
+        ),
+        Observed::Completed if dry_run => {
+            let judged = if misses.is_empty() {
+                "criteria met".to_owned()
+            } else {
+                misses.join("; ")
+            };
+            p.finish(
+                RunStatus::DryRun,
+                Some(format!("dry run, nothing injected; {judged}")),
+            )
+        }
+        Observed::Completed if misses.is_empty() => p.finish(RunStatus::Passed, None),
+        Observed::Completed => p.finish(RunStatus::Failed, Some(misses.join("; "))),
+    }
+}
+
+enum Observed {
+    Completed,
+    Breached(String),
+    Stopped,
+}
+
+async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observed, Samples) {
+    let duration = x.drill.duration;
+    let (end_sampling, sampling_stopped) = watch::channel(false);
+    let mut samplers = tokio::task::JoinSet::new();
+    for probe in &x.drill.steady_state {
+        let (probe, endpoints, stopped) =
+            (probe.clone(), x.endpoints.clone(), sampling_stopped.clone());
+        samplers.spawn(async move { gate::sample(&probe, &endpoints, duration, stopped).await });
+    }
+    let observed = tokio::select! {
+        result = gate::watch(&x.drill.abort_when, x.endpoints, duration) => match result {
+            WatchResult::Completed => Observed::Completed,
+            WatchResult::Breached(reason) => Observed::Breached(reason),
+        },
+        _ = async { while !*stop.borrow() { if stop.changed().await.is_err() { std::future::pending::<()>().await } } } => Observed::Stopped,
+    };
+    let _ = end_sampling.send(true);
+    let mut all = Samples::default();
+    while let Some(joined) = samplers.join_next().await {
+        if let Ok(s) = joined {
+            all.sent += s.sent;
+            all.available += s.available;
+            all.latencies.extend(s.latencies);
+        }
+    }
+    (observed, all)
+}
+
+/// Where a finished record goes.
+pub struct Sinks<'a> {
+    pub store: Option<&'a Store>,
+    pub kube: Option<&'a Kube>,
+    pub pushgateway: Option<&'a url::Url>,
+    pub client: &'a reqwest::Client,
+    pub push_retry: pushgateway::Retry,
+}
+
+/// Records a finished run: store (retried; otherwise left in a result ConfigMap for the scheduler
+/// to backfill), Pushgateway (retried; an outage never fails the drill), and an Event.
+pub async fn record(run: &RunRecord, sinks: &Sinks<'_>) {
+    let stored = match sinks.store {
+        Some(store) => store
+            .record_run_with_retry(run)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("no store".to_owned()),
+    };
+    if let Err(e) = &stored {
+        tracing::warn!(run = %run.id, error = %e, "store unavailable; leaving the record for the scheduler");
+        if let Some(kube) = sinks.kube {
+            if let Err(e) = kube.write_result(run).await {
+                tracing::error!(run = %run.id, error = %e, "could not leave the record in the cluster either");
+            }
+        }
+    }
+    if let Some(base) = sinks.pushgateway {
+        if let Err(e) = pushgateway::push(sinks.client, base, run, sinks.push_retry).await {
+            tracing::warn!(run = %run.id, error = %e, "results not pushed");
+        }
+    }
+    if let Some(kube) = sinks.kube {
+        let warning = !matches!(run.status, RunStatus::Passed | RunStatus::DryRun);
+        let message = format!(
+            "{}: {}",
+            run.status,
+            run.reason.as_deref().unwrap_or("all criteria met")
+        );
+        if let Err(e) = kube
+            .event(
+                &run.id,
+                warning,
+                &format!("Drill{}", title(run.status.as_str())),
+                &message,
+            )
+            .await
+        {
+            tracing::warn!(run = %run.id, error = %e, "no Event recorded");
+        }
+    }
+}
+
+fn title(status: &str) -> String {
+    status
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The scheduled instant to assume for a run started by hand.
+pub fn now_or(scheduled: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    scheduled.unwrap_or_else(Utc::now)
+}
+
+/// How long an execution may take at most, for callers that wait on one.
+pub fn budget(drill: &Drill) -> Duration {
+    crate::job::active_deadline(drill)
+}

@@ -1,0 +1,476 @@
+//! Every call firedrill makes to the Kubernetes API, in one place, so each can be checked on
+//! the wire: Jobs, the kill switch, run results, the leader Lease, Events and cluster snapshots.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use firedrill_rollback::{KILL_SWITCH, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+
+use crate::store::RunRecord;
+
+/// Jobs firedrill created: the selector every listing of them uses.
+pub const JOB_SELECTOR: &str = "app.kubernetes.io/name=firedrill,app.kubernetes.io/component=drill";
+/// Result ConfigMaps: where an executor leaves its record when the store is out of reach.
+pub const RESULT_SELECTOR: &str = "app.kubernetes.io/name=firedrill,firedrill.io/kind=result";
+/// The Lease the schedulers compete for.
+pub const LEASE_NAME: &str = "firedrill-scheduler";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("Kubernetes API: {action}: {source}")]
+    Api {
+        action: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("Kubernetes API: {action}: {message}")]
+    Invalid { action: String, message: String },
+}
+
+fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+    let action = action.into();
+    move |source| KubeError::Api {
+        action,
+        source: Box::new(source),
+    }
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(status) if status.code == code)
+}
+
+/// Whether creating a Job made it, or found it already there (the same fire, fired before).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    AlreadyExists,
+}
+
+/// A Job as the scheduler tracks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobState {
+    pub name: String,
+    pub drill: Option<String>,
+    pub scheduled: Option<DateTime<Utc>>,
+    pub phase: JobPhase,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobPhase {
+    Active,
+    Succeeded,
+    /// Failed, with the reason Kubernetes gives (e.g. DeadlineExceeded, BackoffLimitExceeded).
+    Failed(String),
+}
+
+pub fn job_state(job: &Job) -> JobState {
+    let value = serde_json::to_value(job).unwrap_or_default();
+    let conditions = value["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let holds = |kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == kind && c["status"] == "True")
+    };
+    let phase =
+        if holds("Complete").is_some() || value["status"]["succeeded"].as_i64().unwrap_or(0) > 0 {
+            JobPhase::Succeeded
+        } else if let Some(c) = holds("Failed") {
+            JobPhase::Failed(c["reason"].as_str().unwrap_or("Failed").to_owned())
+        } else if value["status"]["failed"].as_i64().unwrap_or(0) > 0 {
+            JobPhase::Failed("a pod failed".to_owned())
+        } else {
+            JobPhase::Active
+        };
+    JobState {
+        name: job.metadata.name.clone().unwrap_or_default(),
+        drill: job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_DRILL).cloned()),
+        scheduled: job
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::job::ANNOTATION_SCHEDULED))
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        phase,
+    }
+}
+
+/// firedrill's view of the cluster: its own namespace, where Jobs, results, the kill switch and
+/// the Lease live.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+    namespace: String,
+}
+
+impl Kube {
+    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+        Kube {
+            client,
+            namespace: namespace.into(),
+        }
+    }
+
+    /// From the in-cluster service account or the local kubeconfig.
+    pub async fn connect(namespace: &str) -> Result<Self, KubeError> {
+        crate::gate::install_tls_provider();
+        let client = Client::try_default().await.map_err(api_error(
+            "connect (no in-cluster service account and no usable kubeconfig)",
+        ))?;
+        Ok(Kube::new(client, namespace))
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn config_maps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The kill switch: `Some(reason)` when engaged. An error reading it is an error, which
+    /// callers treat as engaged (fail safe).
+    pub async fn kill_switch(&self) -> Result<Option<String>, KubeError> {
+        match self.config_maps().get_opt(KILL_SWITCH).await {
+            Ok(None) => Ok(None),
+            Ok(Some(cm)) => {
+                let data = cm.data.unwrap_or_default();
+                let reason = data
+                    .get("reason")
+                    .cloned()
+                    .unwrap_or_else(|| "no reason given".into());
+                let by = data
+                    .get("engaged-by")
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default();
+                Ok(Some(format!("{reason}{by}")))
+            }
+            Err(e) => Err(api_error(format!(
+                "read ConfigMap {}/{KILL_SWITCH}",
+                self.namespace
+            ))(e)),
+        }
+    }
+
+    pub async fn create_job(&self, job: &Job) -> Result<Created, KubeError> {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        match self.jobs().create(&PostParams::default(), job).await {
+            Ok(_) => Ok(Created::New),
+            Err(e) if is_status(&e, 409) => Ok(Created::AlreadyExists),
+            Err(e) => Err(api_error(format!("create Job {}/{name}", self.namespace))(
+                e,
+            )),
+        }
+    }
+
+    pub async fn job(&self, name: &str) -> Result<Option<Job>, KubeError> {
+        self.jobs()
+            .get_opt(name)
+            .await
+            .map_err(api_error(format!("read Job {}/{name}", self.namespace)))
+    }
+
+    /// Every drill Job in firedrill's namespace.
+    pub async fn drill_jobs(&self) -> Result<Vec<Job>, KubeError> {
+        Ok(self
+            .jobs()
+            .list(&ListParams::default().labels(JOB_SELECTOR))
+            .await
+            .map_err(api_error(format!("list Jobs in {}", self.namespace)))?
+            .items)
+    }
+
+    /// Leaves a run's record in a ConfigMap for the scheduler to backfill into the store.
+    pub async fn write_result(&self, run: &RunRecord) -> Result<(), KubeError> {
+        let name = result_name(&run.id);
+        let action = format!("write ConfigMap {}/{name}", self.namespace);
+        let record = serde_json::to_string(run).map_err(|e| KubeError::Invalid {
+            action: action.clone(),
+            message: e.to_string(),
+        })?;
+        let mut labels = BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), "firedrill".to_owned()),
+            (LABEL_KIND.to_owned(), "result".to_owned()),
+            (LABEL_RUN.to_owned(), run.id.clone()),
+        ]);
+        labels.insert(LABEL_DRILL.to_owned(), run.drill.clone());
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([("run.json".to_owned(), record)])),
+            ..Default::default()
+        };
+        match self.config_maps().create(&PostParams::default(), &cm).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) => self
+                .config_maps()
+                .replace(&name, &PostParams::default(), &cm)
+                .await
+                .map(|_| ())
+                .map_err(api_error(action)),
+            Err(e) => Err(api_error(action)(e)),
+        }
+    }
+
+    /// Records executors left behind.
+    pub async fn results(&self) -> Result<Vec<RunRecord>, KubeError> {
+        let list = self
+            .config_maps()
+            .list(&ListParams::default().labels(RESULT_SELECTOR))
+            .await
+            .map_err(api_error(format!(
+                "list result ConfigMaps in {}",
+                self.namespace
+            )))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|cm| {
+                cm.data?
+                    .get("run.json")
+                    .and_then(|j| serde_json::from_str(j).ok())
+            })
+            .collect())
+    }
+
+    pub async fn result(&self, run: &str) -> Result<Option<RunRecord>, KubeError> {
+        let name = result_name(run);
+        let cm = self
+            .config_maps()
+            .get_opt(&name)
+            .await
+            .map_err(api_error(format!(
+                "read ConfigMap {}/{name}",
+                self.namespace
+            )))?;
+        Ok(cm
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("run.json").and_then(|j| serde_json::from_str(j).ok())))
+    }
+
+    pub async fn delete_result(&self, run: &str) -> Result<(), KubeError> {
+        let name = result_name(run);
+        match self
+            .config_maps()
+            .delete(&name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(api_error(format!(
+                "delete ConfigMap {}/{name}",
+                self.namespace
+            ))(e)),
+        }
+    }
+
+    /// A Kubernetes Event on the run's Job, so `kubectl describe job` tells the story.
+    pub async fn event(
+        &self,
+        run: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), KubeError> {
+        let at = Utc::now();
+        let now = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        // Named as kubectl names Events: the object, a dot, a unique suffix.
+        let name = format!("{run}.{:x}", at.timestamp_nanos_opt().unwrap_or_default());
+        let event: Event = serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": self.namespace },
+            "involvedObject": { "apiVersion": "batch/v1", "kind": "Job", "name": run, "namespace": self.namespace },
+            "reason": reason,
+            "message": message.chars().take(1000).collect::<String>(),
+            "type": if warning { "Warning" } else { "Normal" },
+            "source": { "component": "firedrill" },
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }))
+        .map_err(|e| KubeError::Invalid {
+            action: "build an Event".into(),
+            message: e.to_string(),
+        })?;
+        Api::<Event>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &event)
+            .await
+            .map(|_| ())
+            .map_err(api_error(format!(
+                "create Event for Job {}/{run}",
+                self.namespace
+            )))
+    }
+
+    /// Takes or keeps the leader Lease. Returns whether `identity` leads until its next renewal.
+    pub async fn lead(
+        &self,
+        identity: &str,
+        lease_seconds: i32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, KubeError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let action = format!("Lease {}/{LEASE_NAME}", self.namespace);
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let build = |acquired: &str,
+                     transitions: i64,
+                     resource_version: Option<String>|
+         -> Result<Lease, KubeError> {
+            let mut lease: Lease = serde_json::from_value(json!({
+                "metadata": { "name": LEASE_NAME, "namespace": self.namespace },
+                "spec": {
+                    "holderIdentity": identity,
+                    "leaseDurationSeconds": lease_seconds,
+                    "acquireTime": acquired,
+                    "renewTime": stamp,
+                    "leaseTransitions": transitions,
+                }
+            }))
+            .map_err(|e| KubeError::Invalid {
+                action: action.clone(),
+                message: e.to_string(),
+            })?;
+            lease.metadata.resource_version = resource_version;
+            Ok(lease)
+        };
+        let current = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_error(format!("read {action}")))?;
+        let Some(current) = current else {
+            return match api
+                .create(&PostParams::default(), &build(&stamp, 0, None)?)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if is_status(&e, 409) => Ok(false),
+                Err(e) => Err(api_error(format!("create {action}"))(e)),
+            };
+        };
+        let spec: Value = serde_json::to_value(&current.spec).unwrap_or_default();
+        let holder = spec["holderIdentity"].as_str().unwrap_or("");
+        let renewed = spec["renewTime"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let duration = spec["leaseDurationSeconds"]
+            .as_i64()
+            .unwrap_or(i64::from(lease_seconds));
+        let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
+        let expired = renewed.is_none_or(|r| now > r + chrono::TimeDelta::seconds(duration));
+        let lease = if holder == identity {
+            let acquired = spec["acquireTime"].as_str().unwrap_or(&stamp).to_owned();
+            build(
+                &acquired,
+                transitions,
+                current.metadata.resource_version.clone(),
+            )?
+        } else if expired || holder.is_empty() {
+            build(
+                &stamp,
+                transitions + 1,
+                current.metadata.resource_version.clone(),
+            )?
+        } else {
+            return Ok(false);
+        };
+        match api
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Someone else renewed or took it between our read and our write.
+            Err(e) if is_status(&e, 409) => Ok(false),
+            Err(e) => Err(api_error(format!("renew {action}"))(e)),
+        }
+    }
+
+    /// The objects the guard needs from the namespaces a drill targets, as JSON values ready for
+    /// `snapshot::from_objects`.
+    pub async fn snapshot(&self, namespaces: &[String]) -> Result<Vec<Value>, KubeError> {
+        use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+        use k8s_openapi::api::core::v1::{Namespace, Pod};
+        use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+        async fn list<K>(
+            client: &Client,
+            namespace: &str,
+            kind: &str,
+        ) -> Result<Vec<Value>, KubeError>
+        where
+            K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+                + Clone
+                + serde::de::DeserializeOwned
+                + serde::Serialize
+                + std::fmt::Debug,
+            <K as kube::Resource>::DynamicType: Default,
+        {
+            let items = Api::<K>::namespaced(client.clone(), namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(api_error(format!("list {kind}s in {namespace}")))?
+                .items;
+            Ok(items
+                .into_iter()
+                .map(|item| {
+                    let mut v = serde_json::to_value(item).unwrap_or_default();
+                    v["kind"] = Value::String(kind.to_owned());
+                    v
+                })
+                .collect())
+        }
+
+        let mut objects = Vec::new();
+        let namespaces_api: Api<Namespace> = Api::all(self.client.clone());
+        for namespace in namespaces {
+            if let Some(ns) = namespaces_api
+                .get_opt(namespace)
+                .await
+                .map_err(api_error(format!("read Namespace {namespace}")))?
+            {
+                let mut v = serde_json::to_value(ns).unwrap_or_default();
+                v["kind"] = Value::String("Namespace".into());
+                objects.push(v);
+            }
+            objects.extend(list::<Deployment>(&self.client, namespace, "Deployment").await?);
+            objects.extend(list::<StatefulSet>(&self.client, namespace, "StatefulSet").await?);
+            objects.extend(list::<DaemonSet>(&self.client, namespace, "DaemonSet").await?);
+            objects.extend(list::<ReplicaSet>(&self.client, namespace, "ReplicaSet").await?);
+            objects.extend(
+                list::<PodDisruptionBudget>(&self.client, namespace, "PodDisruptionBudget").await?,
+            );
+            objects.extend(list::<Pod>(&self.client, namespace, "Pod").await?);
+        }
+        Ok(objects)
+    }
+}
+
+/// `firedrill-result-<run>`: run ids are at most 61 characters, so this can exceed 63; ConfigMap
+/// names may be up to 253.
+pub fn result_name(run: &str) -> String {
+    format!("firedrill-result-{run}")
+}

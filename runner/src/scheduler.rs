@@ -1,0 +1,426 @@
+//! The long-running scheduler: one leader at a time fires each drill as a Job at its instant, and
+//! keeps the run history in step with what the Jobs did.
+//!
+//! Each tick: take or keep the Lease; backfill records executors left in the cluster; record Jobs
+//! that finished, failed or vanished; then, unless the kill switch is engaged, fire what is due.
+//! A fire is identified by (drill, scheduled instant): its Job name derives from it, so a second
+//! leader or a restarted one can never start the same fire twice.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::job::{self, RunRef, Runtime};
+use crate::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
+use crate::schedule::{self, FireStatus};
+use crate::store::{FireRecord, Measurements, RunRecord, RunStatus, Store};
+
+/// What one tick did, for logs, metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub leader: bool,
+    pub kill_switch: Option<String>,
+    /// Jobs created (run ids).
+    pub fired: Vec<String>,
+    /// (drill, scheduled, status) of fires recorded without a Job: skipped or missed.
+    pub not_fired: Vec<(String, DateTime<Utc>, String)>,
+    /// (run, status) of runs whose record this tick wrote or completed.
+    pub recorded: Vec<(String, RunStatus)>,
+}
+
+/// Counters for `/metrics`, with bounded label values only.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub leader: bool,
+    pub kill_switch: bool,
+    pub fires: BTreeMap<&'static str, u64>,
+    pub reloads: BTreeMap<&'static str, u64>,
+    pub tick_errors: u64,
+    pub last_tick: Option<DateTime<Utc>>,
+}
+
+impl Metrics {
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP firedrill_scheduler_leader Whether this scheduler holds the Lease.\n# TYPE firedrill_scheduler_leader gauge\n");
+        out.push_str(&format!(
+            "firedrill_scheduler_leader {}\n",
+            u8::from(self.leader)
+        ));
+        out.push_str("# HELP firedrill_kill_switch_engaged Whether the kill switch is engaged.\n# TYPE firedrill_kill_switch_engaged gauge\n");
+        out.push_str(&format!(
+            "firedrill_kill_switch_engaged {}\n",
+            u8::from(self.kill_switch)
+        ));
+        out.push_str("# HELP firedrill_scheduler_fires_total Fires handled, by what became of them.\n# TYPE firedrill_scheduler_fires_total counter\n");
+        for status in ["fired", "skipped", "missed"] {
+            let n = self.fires.get(status).copied().unwrap_or(0);
+            out.push_str(&format!(
+                "firedrill_scheduler_fires_total{{status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP firedrill_scheduler_config_reloads_total Drill file reloads, by result.\n# TYPE firedrill_scheduler_config_reloads_total counter\n");
+        for result in ["applied", "rejected"] {
+            let n = self.reloads.get(result).copied().unwrap_or(0);
+            out.push_str(&format!(
+                "firedrill_scheduler_config_reloads_total{{result=\"{result}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP firedrill_scheduler_tick_errors_total Ticks that failed.\n# TYPE firedrill_scheduler_tick_errors_total counter\n");
+        out.push_str(&format!(
+            "firedrill_scheduler_tick_errors_total {}\n",
+            self.tick_errors
+        ));
+        if let Some(t) = self.last_tick {
+            out.push_str("# HELP firedrill_scheduler_last_tick_timestamp_seconds When the last tick completed.\n# TYPE firedrill_scheduler_last_tick_timestamp_seconds gauge\n");
+            out.push_str(&format!(
+                "firedrill_scheduler_last_tick_timestamp_seconds {}\n",
+                t.timestamp()
+            ));
+        }
+        out
+    }
+}
+
+pub struct Scheduler {
+    pub config: Config,
+    config_path: Option<PathBuf>,
+    config_text: Option<String>,
+    kube: Kube,
+    store: Store,
+    runtime: Runtime,
+    identity: String,
+    lease_seconds: i32,
+    pub metrics: Arc<Mutex<Metrics>>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Scheduler {
+    pub fn new(
+        config: Config,
+        kube: Kube,
+        store: Store,
+        runtime: Runtime,
+        identity: impl Into<String>,
+    ) -> Self {
+        Scheduler {
+            config_path: Some(config.source.clone()).filter(|p| p.exists()),
+            config_text: std::fs::read_to_string(&config.source).ok(),
+            config,
+            kube,
+            store,
+            runtime,
+            identity: identity.into(),
+            lease_seconds: 15,
+            metrics: Arc::new(Mutex::new(Metrics::default())),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Metrics)) {
+        if let Ok(mut m) = self.metrics.lock() {
+            f(&mut m);
+        }
+    }
+
+    /// Picks up a changed drill file (a ConfigMap update swaps the mounted file). An invalid file
+    /// is rejected with its diagnostics; the scheduler keeps the last good one.
+    pub fn reload(&mut self) -> Option<bool> {
+        let path = self.config_path.clone()?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        if self.config_text.as_deref() == Some(text.as_str()) {
+            return None;
+        }
+        self.config_text = Some(text.clone());
+        match Config::parse(&text, &path) {
+            Ok(config) => {
+                tracing::info!(path = %path.display(), drills = config.drills.len(), "drill file reloaded");
+                self.config = config;
+                self.count(|m| *m.reloads.entry("applied").or_default() += 1);
+                Some(true)
+            }
+            Err(diagnostics) => {
+                tracing::error!(path = %path.display(), problems = %diagnostics, "drill file rejected; keeping the previous one");
+                self.count(|m| *m.reloads.entry("rejected").or_default() += 1);
+                Some(false)
+            }
+        }
+    }
+
+    /// One pass of the loop at instant `now`.
+    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, SchedulerError> {
+        let mut report = TickReport {
+            leader: self
+                .kube
+                .lead(&self.identity, self.lease_seconds, now)
+                .await?,
+            ..TickReport::default()
+        };
+        self.count(|m| m.leader = report.leader);
+        if !report.leader {
+            return Ok(report);
+        }
+        self.reconcile(now, &mut report).await?;
+
+        report.kill_switch = match self.kube.kill_switch().await {
+            Ok(switch) => switch,
+            Err(e) => Some(format!("cannot read the kill switch (fail safe): {e}")),
+        };
+        self.count(|m| m.kill_switch = report.kill_switch.is_some());
+        if let Some(reason) = &report.kill_switch {
+            tracing::warn!(%reason, "kill switch engaged: nothing fires");
+            return Ok(report);
+        }
+        self.fire_due(now, &mut report).await?;
+        self.count(|m| m.last_tick = Some(now));
+        Ok(report)
+    }
+
+    /// Backfills records left in the cluster and records Jobs that ended without one.
+    async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), SchedulerError> {
+        for run in self.kube.results().await? {
+            self.store.record_run(&run).await?;
+            self.kube.delete_result(&run.id).await?;
+            tracing::info!(run = %run.id, status = %run.status, "backfilled a record the executor left in the cluster");
+            report.recorded.push((run.id.clone(), run.status));
+        }
+        let jobs: BTreeMap<String, JobPhase> = self
+            .kube
+            .drill_jobs()
+            .await?
+            .iter()
+            .map(|j| {
+                let s = job_state(j);
+                (s.name, s.phase)
+            })
+            .collect();
+        for run in self
+            .store
+            .runs(None, Some(now - TimeDelta::days(32)))
+            .await?
+        {
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            let ended = match jobs.get(&run.id) {
+                Some(JobPhase::Active) => continue,
+                // It finished; the executor's own record may still be on its way.
+                Some(JobPhase::Succeeded) => "its Job finished without leaving a record".to_owned(),
+                Some(JobPhase::Failed(reason)) => {
+                    format!("its Job failed ({reason}) without leaving a record")
+                }
+                None => "its Job was deleted before it finished".to_owned(),
+            };
+            if let Some(left) = self.kube.result(&run.id).await? {
+                self.store.record_run(&left).await?;
+                self.kube.delete_result(&run.id).await?;
+                report.recorded.push((left.id.clone(), left.status));
+                continue;
+            }
+            let mut failed = run.clone();
+            failed.status = RunStatus::Error;
+            failed.reason = Some(ended);
+            failed.ended = Some(now);
+            self.store.record_run(&failed).await?;
+            tracing::error!(run = %failed.id, reason = ?failed.reason, "run recorded as error");
+            report.recorded.push((failed.id, RunStatus::Error));
+        }
+        Ok(())
+    }
+
+    /// Fires every fire that is due and not yet handled; records skips and misses.
+    ///
+    /// The window reaches back over the longest deadline, and further, to the last instant a
+    /// leader handled (kept in the store), so that fires nobody was there for are recorded as
+    /// missed after an outage — at most `MAX_CATCH_UP` back.
+    async fn fire_due(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), SchedulerError> {
+        let config = &self.config;
+        let lookback = config
+            .drills
+            .iter()
+            .map(|d| d.deadline)
+            .max()
+            .and_then(|d| TimeDelta::from_std(d).ok())
+            .unwrap_or(TimeDelta::hours(1))
+            + TimeDelta::minutes(1);
+        let handled_until = self
+            .store
+            .state(WATERMARK)
+            .await?
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let from = match handled_until {
+            Some(t) if t < now - lookback => t.max(now - MAX_CATCH_UP),
+            _ => now - lookback,
+        };
+        let drills = config.planned_drills();
+        let fires = schedule::plan(
+            &drills,
+            config.timezone,
+            &config.blackouts,
+            config.concurrency as usize,
+            from,
+            now + TimeDelta::seconds(1),
+        );
+        let mut active = self
+            .kube
+            .drill_jobs()
+            .await?
+            .iter()
+            .filter(|j| job_state(j).phase == JobPhase::Active)
+            .count();
+        for fire in fires {
+            let drill = &config.drills[fire.drill];
+            if self
+                .store
+                .fire(&drill.name, fire.scheduled)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            let run = job::run_id(&drill.name, fire.scheduled);
+            let mut not_fired = |status: &str, reason: String| {
+                report
+                    .not_fired
+                    .push((drill.name.clone(), fire.scheduled, status.to_owned()));
+                (status.to_owned(), reason)
+            };
+            let (status, reason) = match (fire.status, fire.start) {
+                (FireStatus::Skipped, _) => {
+                    not_fired("skipped", fire.reason.clone().unwrap_or_default())
+                }
+                (FireStatus::Missed, _) | (_, None) => {
+                    not_fired("missed", fire.reason.clone().unwrap_or_default())
+                }
+                (_, Some(start)) if start > now => continue,
+                (_, Some(start)) => {
+                    let late = now - start;
+                    let deadline =
+                        TimeDelta::from_std(drill.deadline).unwrap_or(TimeDelta::hours(1));
+                    if late > deadline {
+                        not_fired(
+                            "missed",
+                            format!(
+                                "due at {}, the scheduler could only fire it at {}: past its deadline of {}",
+                                stamp(start),
+                                stamp(now),
+                                crate::duration::format(drill.deadline)
+                            ),
+                        )
+                    } else if active >= config.concurrency as usize {
+                        // Wait for a slot; a later tick fires it or finds it missed.
+                        continue;
+                    } else {
+                        let r = RunRef {
+                            drill: drill.name.clone(),
+                            run: run.clone(),
+                            scheduled: fire.scheduled,
+                            dry_run: false,
+                        };
+                        let created = self
+                            .kube
+                            .create_job(&job::render(config, drill, &r, &self.runtime))
+                            .await?;
+                        active += 1;
+                        if self.store.run(&run).await?.is_none() {
+                            self.store
+                                .record_run(&running_record(drill, &run, fire.scheduled, now))
+                                .await?;
+                        }
+                        tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
+                        if created == Created::New {
+                            report.fired.push(run.clone());
+                        }
+                        let reason = (late > TimeDelta::seconds(60)).then(|| {
+                            format!(
+                                "fired {} late",
+                                crate::duration::format(late.to_std().unwrap_or_default())
+                            )
+                        });
+                        ("fired".to_owned(), reason.unwrap_or_default())
+                    }
+                }
+            };
+            if status == "missed" {
+                let mut missed = running_record(drill, &run, fire.scheduled, now);
+                missed.status = RunStatus::Missed;
+                missed.started = None;
+                missed.ended = Some(now);
+                missed.reason = Some(reason.clone());
+                self.store.record_run(&missed).await?;
+                report.recorded.push((run.clone(), RunStatus::Missed));
+            }
+            self.store
+                .record_fire(&FireRecord {
+                    drill: drill.name.clone(),
+                    scheduled: fire.scheduled,
+                    status: status.clone(),
+                    reason: Some(reason).filter(|r| !r.is_empty()),
+                    run: (status != "skipped").then_some(run),
+                })
+                .await?;
+            let key: &'static str = match status.as_str() {
+                "fired" => "fired",
+                "skipped" => "skipped",
+                _ => "missed",
+            };
+            self.count(|m| *m.fires.entry(key).or_default() += 1);
+        }
+        self.store.set_state(WATERMARK, &stamp(now)).await?;
+        Ok(())
+    }
+}
+
+/// The store key of the last instant a leader handled.
+const WATERMARK: &str = "handled_until";
+/// How far back a restarted scheduler records what it missed.
+const MAX_CATCH_UP: TimeDelta = TimeDelta::days(31);
+
+fn running_record(
+    drill: &crate::config::Drill,
+    run: &str,
+    scheduled: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> RunRecord {
+    RunRecord {
+        id: run.to_owned(),
+        drill: drill.name.clone(),
+        kind: drill.kind.to_string(),
+        scheduled,
+        started: Some(now),
+        ended: None,
+        status: RunStatus::Running,
+        reason: None,
+        targets: json!([]),
+        measurements: Measurements::default(),
+        evidence: json!({ "fired_by": "scheduler" }),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}

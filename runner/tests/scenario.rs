@@ -1,0 +1,465 @@
+//! Whole drills against a stateful in-memory Kubernetes (kube-fake-client): the scheduler fires a
+//! Job, the Job's executor runs, the scheduler records, the Pushgateway holds the metrics, the
+//! history shows the run. And the ways it must not go wrong: racing schedulers, restarts, a Job
+//! deleted mid-run, the kill switch.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use firedrill::config::Config;
+use firedrill::executor::{self, Execution, Sinks};
+use firedrill::gate::Endpoints;
+use firedrill::job::{RunRef, Runtime};
+use firedrill::kubernetes::{Created, Kube};
+use firedrill::pushgateway::Retry;
+use firedrill::scheduler::Scheduler;
+use firedrill::store::{RunStatus, Store};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::{serve, service, unique};
+
+const NS: &str = "chaos-testing";
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn drill_file(
+    store: &Path,
+    probe_url: &url::Url,
+    pushgateway: Option<&url::Url>,
+    drill: &str,
+) -> Config {
+    let push = pushgateway
+        .map(|p| format!("pushgateway: {p}\n"))
+        .unwrap_or_default();
+    let text = format!(
+        r#"
+armed: true
+namespace: {NS}
+store: sqlite://{store}
+{push}concurrency: 1
+drills:
+  - name: {drill}
+    kind: probe
+    schedule: "0 10 * * *"
+    duration: 2s
+    deadline: 1h
+    steady_state:
+      - http: {probe_url}
+        every: 50ms
+    success:
+      availability: 80%
+"#,
+        store = store.display()
+    );
+    Config::parse(&text, Path::new("scenario.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct World {
+    client: kube::Client,
+    config: Config,
+    dir: std::path::PathBuf,
+    drill: String,
+}
+
+async fn world(pushgateway: Option<&url::Url>) -> World {
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_status_subresource::<Job>()
+        .build()
+        .await
+        .expect("fake cluster");
+    let probe = serve(|_| (200, Duration::ZERO)).await;
+    let dir = std::env::temp_dir().join(unique("firedrill-scenario"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let drill = unique("probe")
+        .replace('_', "-")
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned();
+    let config = drill_file(&dir.join("history.db"), &probe.url, pushgateway, &drill);
+    // The probe server lives as long as the test's runtime.
+    std::mem::forget(probe);
+    World {
+        client,
+        config,
+        dir,
+        drill,
+    }
+}
+
+impl World {
+    async fn scheduler(&self, identity: &str) -> Scheduler {
+        let store = Store::open(&self.config.store).await.expect("store");
+        Scheduler::new(
+            self.config.clone(),
+            Kube::new(self.client.clone(), NS),
+            store,
+            runtime(),
+            identity,
+        )
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .jobs()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|j| j.metadata.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// What the Job's pod would do: run the executor with the Job's own arguments, then the Job
+    /// completes.
+    async fn run_job(&self, name: &str, pushgateway: Option<&url::Url>) -> RunStatus {
+        let job = self.jobs().get(name).await.unwrap();
+        let args = job
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .args
+            .clone()
+            .unwrap();
+        let arg = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+                .unwrap()
+        };
+        assert_eq!(args[0], "execute");
+        let run = RunRef {
+            drill: arg("--drill"),
+            run: arg("--run"),
+            scheduled: at(&arg("--scheduled")),
+            dry_run: args.iter().any(|a| a == "--dry-run"),
+        };
+        let drill = self.config.drill(&run.drill).unwrap();
+        let kube = Kube::new(self.client.clone(), NS);
+        let endpoints = Endpoints::new(None, None);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let record = executor::execute(
+            &Execution {
+                config: &self.config,
+                drill,
+                run: &run,
+                kube: Some(&kube),
+                endpoints: &endpoints,
+            },
+            stop,
+        )
+        .await;
+        let store = Store::open(&self.config.store).await.unwrap();
+        executor::record(
+            &record,
+            &Sinks {
+                store: Some(&store),
+                kube: Some(&kube),
+                pushgateway,
+                client: endpoints.client(),
+                push_retry: Retry {
+                    attempts: 2,
+                    first_delay: Duration::from_millis(50),
+                    max_delay: Duration::from_millis(100),
+                },
+            },
+        )
+        .await;
+        let status = serde_json::json!({ "status": { "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] } });
+        self.jobs()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("complete the Job");
+        record.status
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime {
+        image: "firedrill:test".into(),
+        config_map: "firedrill-config".into(),
+        service_account: "firedrill".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_whole_loop() {
+    let pushgateway = service("FIREDRILL_TEST_PUSHGATEWAY");
+    let w = world(pushgateway.as_ref()).await;
+    let mut scheduler = w.scheduler("scheduler-a").await;
+
+    // Before the instant nothing fires.
+    let report = scheduler.tick(at("2027-01-15T09:59:00Z")).await.unwrap();
+    assert!(report.leader && report.fired.is_empty(), "{report:?}");
+
+    // At the instant: one Job, with the spec of the contract.
+    let report = scheduler.tick(at("2027-01-15T10:00:05Z")).await.unwrap();
+    let run = firedrill::job::run_id(&w.drill, at("2027-01-15T10:00:00Z"));
+    assert_eq!(report.fired, std::slice::from_ref(&run));
+    let job = w.jobs().get(&run).await.unwrap();
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.backoff_limit, Some(0));
+    assert_eq!(spec.active_deadline_seconds, Some(2 + 600));
+    assert!(spec.ttl_seconds_after_finished.is_some());
+    let labels = job.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["firedrill.io/drill"], w.drill);
+    assert_eq!(labels["firedrill.io/run"], run);
+    let pod = spec.template.spec.as_ref().unwrap();
+    let security = pod.containers[0].security_context.as_ref().unwrap();
+    assert_eq!(
+        (
+            security.read_only_root_filesystem,
+            security.allow_privilege_escalation
+        ),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_owned()][..])
+    );
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    assert!(pod.containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .is_some());
+
+    // History shows it running; the Job runs and completes; the scheduler settles it.
+    let history = scheduler.store().runs(Some(&w.drill), None).await.unwrap();
+    assert_eq!(history[0].status, RunStatus::Running);
+    assert_eq!(
+        w.run_job(&run, pushgateway.as_ref()).await,
+        RunStatus::Passed
+    );
+    let report = scheduler.tick(at("2027-01-15T10:01:00Z")).await.unwrap();
+    assert!(
+        report.fired.is_empty() && report.recorded.is_empty(),
+        "{report:?}"
+    );
+    let history = scheduler.store().runs(Some(&w.drill), None).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let record = &history[0];
+    assert_eq!(
+        (record.status, record.id.as_str()),
+        (RunStatus::Passed, run.as_str())
+    );
+    assert!(
+        record.measurements.availability.is_some_and(|a| a > 0.99),
+        "{record:?}"
+    );
+    assert!(
+        record.measurements.requests.is_some_and(|n| n >= 20),
+        "{record:?}"
+    );
+
+    // The Pushgateway holds the drill's metrics.
+    if let Some(base) = pushgateway {
+        let text = reqwest::get(base.join("metrics").unwrap())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let passed = text.lines().any(|l| {
+            l.starts_with("chaos_experiment_status{")
+                && l.contains(&format!("drill=\"{}\"", w.drill))
+                && l.contains("status=\"passed\"")
+                && l.ends_with(" 1")
+        });
+        assert!(
+            passed,
+            "no passed status for {} in the Pushgateway",
+            w.drill
+        );
+    }
+}
+
+#[tokio::test]
+async fn racing_schedulers_make_one_job() {
+    let w = world(None).await;
+    let mut a = w.scheduler("scheduler-a").await;
+    let mut b = w.scheduler("scheduler-b").await;
+    let now = at("2027-01-15T10:00:02Z");
+    let (ra, rb) = tokio::join!(a.tick(now), b.tick(now));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.leader != rb.leader, "exactly one leader: {ra:?} {rb:?}");
+    assert_eq!(w.job_names().await.len(), 1);
+    // Even a second leader cannot create the same fire twice: the name is taken.
+    let kube = Kube::new(w.client.clone(), NS);
+    let job = w.jobs().get(&w.job_names().await[0]).await.unwrap();
+    assert_eq!(
+        kube.create_job(&Job {
+            metadata: kube::api::ObjectMeta {
+                resource_version: None,
+                ..job.metadata.clone()
+            },
+            status: None,
+            ..job
+        })
+        .await
+        .unwrap(),
+        Created::AlreadyExists
+    );
+}
+
+#[tokio::test]
+async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline() {
+    let w = world(None).await;
+    {
+        let mut first = w.scheduler("scheduler-a").await;
+        first.tick(at("2027-01-15T10:00:01Z")).await.unwrap();
+    }
+    assert_eq!(w.job_names().await.len(), 1);
+    // A new instance, after the old one's Lease expired: no second Job for 10:00.
+    let mut second = w.scheduler("scheduler-b").await;
+    let report = second.tick(at("2027-01-15T10:05:00Z")).await.unwrap();
+    assert!(report.leader && report.fired.is_empty(), "{report:?}");
+    assert_eq!(w.job_names().await.len(), 1);
+
+    // The first run ends (it leaves no record here, so the scheduler records it as an error).
+    let complete = serde_json::json!({ "status": { "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] } });
+    w.jobs()
+        .patch_status(
+            &w.job_names().await[0],
+            &PatchParams::default(),
+            &Patch::Merge(&complete),
+        )
+        .await
+        .unwrap();
+
+    // Down over the next day's fire, back 20 minutes later: it starts late, once.
+    let report = second.tick(at("2027-01-16T10:20:00Z")).await.unwrap();
+    assert_eq!(
+        report.fired,
+        [firedrill::job::run_id(&w.drill, at("2027-01-16T10:00:00Z"))]
+    );
+    let report = second.tick(at("2027-01-16T10:21:00Z")).await.unwrap();
+    assert!(report.fired.is_empty(), "{report:?}");
+    assert_eq!(w.job_names().await.len(), 2);
+    let fire = second
+        .store()
+        .fire(&w.drill, at("2027-01-16T10:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fire.status, "fired");
+    assert_eq!(fire.reason.as_deref(), Some("fired 20m late"));
+
+    // Back after the deadline: missed, recorded, no Job.
+    let report = second.tick(at("2027-01-17T11:30:00Z")).await.unwrap();
+    assert!(report.fired.is_empty(), "{report:?}");
+    assert_eq!(
+        report.not_fired,
+        [(
+            w.drill.clone(),
+            at("2027-01-17T10:00:00Z"),
+            "missed".to_owned()
+        )]
+    );
+    let missed = second
+        .store()
+        .run(&firedrill::job::run_id(
+            &w.drill,
+            at("2027-01-17T10:00:00Z"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(missed.status, RunStatus::Missed);
+    assert!(missed.reason.unwrap().contains("past its deadline of 1h"));
+}
+
+#[tokio::test]
+async fn a_job_deleted_mid_run_is_recorded_as_error() {
+    let w = world(None).await;
+    let mut s = w.scheduler("scheduler-a").await;
+    let report = s.tick(at("2027-01-15T10:00:01Z")).await.unwrap();
+    let run = report.fired[0].clone();
+    w.jobs()
+        .delete(&run, &DeleteParams::default())
+        .await
+        .unwrap();
+    let report = s.tick(at("2027-01-15T10:00:30Z")).await.unwrap();
+    assert_eq!(report.recorded, [(run.clone(), RunStatus::Error)]);
+    let record = s.store().run(&run).await.unwrap().unwrap();
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("its Job was deleted before it finished")
+    );
+}
+
+#[tokio::test]
+async fn nothing_fires_while_the_kill_switch_is_engaged() {
+    let w = world(None).await;
+    let switch: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "firedrill-kill-switch", "namespace": NS },
+        "data": { "reason": "incident INC-42", "engaged-by": "oncall@example.com" }
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(w.client.clone(), NS)
+        .create(&PostParams::default(), &switch)
+        .await
+        .unwrap();
+    let mut s = w.scheduler("scheduler-a").await;
+    let report = s.tick(at("2027-01-15T10:00:01Z")).await.unwrap();
+    assert_eq!(
+        report.kill_switch.as_deref(),
+        Some("incident INC-42 by oncall@example.com")
+    );
+    assert!(report.fired.is_empty());
+    assert!(w.job_names().await.is_empty());
+
+    // An executor started by hand is blocked too.
+    let drill = w.config.drills[0].clone();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: "manual".into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    let kube = Kube::new(w.client.clone(), NS);
+    let endpoints = Endpoints::new(None, None);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let record = executor::execute(
+        &Execution {
+            config: &w.config,
+            drill: &drill,
+            run: &run,
+            kube: Some(&kube),
+            endpoints: &endpoints,
+        },
+        stop,
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Blocked);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("kill switch engaged: incident INC-42 by oncall@example.com")
+    );
+    let _ = std::fs::remove_dir_all(&w.dir);
+}
