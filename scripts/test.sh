@@ -14,7 +14,13 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "services: Pushgateway, Prometheus, Alertmanager on loopback"
+step "tools: kubernetes-validate (offline schema checks of everything firedrill renders)"
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+fi
+kubernetes-validate --version
+
+step "services: Pushgateway, Prometheus, Alertmanager, PostgreSQL on loopback"
 scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091

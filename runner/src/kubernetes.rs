@@ -326,6 +326,46 @@ impl Kube {
             )))
     }
 
+    /// Who holds the Lease, and when they last renewed it.
+    pub async fn leader(&self) -> Result<Option<(String, String)>, KubeError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let lease = api.get_opt(LEASE_NAME).await.map_err(api_error(format!(
+            "read Lease {}/{LEASE_NAME}",
+            self.namespace
+        )))?;
+        let spec = lease.map(|l| serde_json::to_value(&l.spec).unwrap_or_default());
+        Ok(spec.and_then(|s| {
+            let holder = s["holderIdentity"]
+                .as_str()
+                .filter(|h| !h.is_empty())?
+                .to_owned();
+            Some((
+                holder,
+                s["renewTime"].as_str().unwrap_or("never").to_owned(),
+            ))
+        }))
+    }
+
+    /// The exit code of the Job's executor container, once its pod has terminated.
+    pub async fn job_exit_code(&self, job: &str) -> Result<Option<u8>, KubeError> {
+        use k8s_openapi::api::core::v1::Pod;
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
+            .list(&ListParams::default().labels(&format!("job-name={job}")))
+            .await
+            .map_err(api_error(format!(
+                "list the pods of Job {}/{job}",
+                self.namespace
+            )))?;
+        Ok(pods.items.iter().find_map(|pod| {
+            let v = serde_json::to_value(&pod.status).unwrap_or_default();
+            v["containerStatuses"]
+                .as_array()?
+                .iter()
+                .find_map(|c| c["state"]["terminated"]["exitCode"].as_i64())
+                .map(|code| u8::try_from(code).unwrap_or(4))
+        }))
+    }
+
     /// Takes or keeps the leader Lease. Returns whether `identity` leads until its next renewal.
     pub async fn lead(
         &self,

@@ -1,6 +1,9 @@
 //! The command line: argument definitions and what each command does. Exit codes are a contract:
 //! `validate` and `plan` exit 0 on success, 1 when the drill file (or cluster snapshot) is
-//! invalid, 2 for usage or I/O errors.
+//! invalid, 2 for usage or I/O errors; `execute` and `run --wait` exit with the run's outcome
+//! (0 passed or dry-run, 1 failed, 2 aborted, 3 blocked, 4 error).
+
+mod runtime;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -58,6 +61,78 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run the scheduler: one leader fires each drill as a Job at its instant.
+    Scheduler {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Where /metrics, /healthz and /readyz listen.
+        #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// This instance's name in the Lease (default: $POD_NAME, else the host name).
+        #[arg(long, value_name = "ID")]
+        identity: Option<String>,
+        /// How often the scheduler looks at the calendar and the cluster.
+        #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+        tick: std::time::Duration,
+    },
+    /// Run one drill in this process (what a drill Job runs).
+    Execute {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        drill: String,
+        /// The run id (default: a manual run id from the drill and now).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// The instant the run was scheduled for (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        scheduled: Option<DateTime<Utc>>,
+        /// Change nothing, whatever `armed` says.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Start a drill now, as a Job, and print its name.
+    Run {
+        /// The drill's name.
+        drill: String,
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Change nothing, whatever `armed` says.
+        #[arg(long)]
+        dry_run: bool,
+        /// Follow the Job and exit with its outcome.
+        #[arg(long, conflicts_with = "render")]
+        wait: bool,
+        /// Print the Job as YAML instead of creating it; needs no cluster.
+        #[arg(long)]
+        render: bool,
+    },
+    /// The leader, the kill switch, running drills and the next fires.
+    Status {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Runs from the history.
+    History {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Only this drill.
+        #[arg(long, value_name = "NAME")]
+        drill: Option<String>,
+        /// Only runs scheduled at or after this instant (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        since: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_within(
+        text,
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(300),
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,9 +151,16 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 const EXIT_INVALID: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// An error that is not the drill's outcome (no cluster, no store, ...).
+const EXIT_ERROR: u8 = 4;
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        command @ (Command::Scheduler { .. }
+        | Command::Execute { .. }
+        | Command::Run { .. }
+        | Command::Status { .. }
+        | Command::History { .. }) => runtime::run(command),
         Command::Validate { config } => match load(&config) {
             Ok(c) => {
                 println!(

@@ -1,0 +1,524 @@
+//! The commands that talk to a cluster, the store or the network: `scheduler`, `execute`, `run`,
+//! `status` and `history`. Each sets up logging, a runtime and the shutdown signal, then calls
+//! into the library.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::{load, Command, Format, EXIT_ERROR, EXIT_USAGE};
+use crate::config::{Config, Drill};
+use crate::executor::{self, Execution, Sinks};
+use crate::gate::Endpoints;
+use crate::job::{self, RunRef, Runtime};
+use crate::kubernetes::{job_state, JobPhase, Kube};
+use crate::plan::{self, Window};
+use crate::pushgateway::Retry;
+use crate::scheduler::{Metrics, Scheduler};
+use crate::store::{RunRecord, Store};
+
+/// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
+/// comes from `FIREDRILL_LOG_LEVEL` (default `info`), in `tracing` filter syntax.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("FIREDRILL_LOG").is_ok_and(|v| v == "json")
+        || !std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The first SIGTERM or Ctrl-C asks everything to finish (the executor reverts before it exits);
+/// a second one exits at once.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if n == 0 {
+                tracing::warn!("signal received: finishing (a second signal exits at once)");
+                let _ = tx.send(true);
+            } else {
+                tracing::error!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+    rx
+}
+
+pub fn run(command: Command) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Scheduler {
+                config,
+                listen,
+                identity,
+                tick,
+            } => scheduler(&config, listen, identity, tick).await,
+            Command::Execute {
+                config,
+                drill,
+                run,
+                scheduled,
+                dry_run,
+            } => execute(&config, &drill, run, scheduled, dry_run).await,
+            Command::Run {
+                drill,
+                config,
+                dry_run,
+                wait,
+                render,
+            } => run_now(&config, &drill, dry_run, wait, render).await,
+            Command::Status { config } => status(&config).await,
+            Command::History {
+                config,
+                drill,
+                since,
+                format,
+            } => history(&config, drill.as_deref(), since, format).await,
+            Command::Validate { .. } | Command::Plan { .. } => ExitCode::from(EXIT_USAGE),
+        }
+    })
+}
+
+fn find_drill<'c>(config: &'c Config, name: &str) -> Result<&'c Drill, ExitCode> {
+    config.drill(name).ok_or_else(|| {
+        let names: Vec<&str> = config.drills.iter().map(|d| d.name.as_str()).collect();
+        eprintln!(
+            "error: {} has no drill named {name:?} (its drills: {})",
+            config.source.display(),
+            names.join(", ")
+        );
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+async fn connect(config: &Config) -> Result<Kube, ExitCode> {
+    Kube::connect(&config.namespace).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_ERROR)
+    })
+}
+
+async fn execute(
+    path: &std::path::Path,
+    name: &str,
+    run: Option<String>,
+    scheduled: Option<chrono::DateTime<Utc>>,
+    dry_run: bool,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let drill = match find_drill(&config, name) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let scheduled = executor::now_or(scheduled);
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: run.unwrap_or_else(|| job::manual_run_id(&drill.name, Utc::now())),
+        scheduled,
+        dry_run,
+    };
+    let stop = shutdown_signal();
+    let endpoints = Endpoints::new(config.prometheus.clone(), config.alertmanager.clone());
+    // Cluster and store are looked up in parallel with nothing else to wait for; a probe may run
+    // without either, anything that mutates is blocked by the executor without a cluster.
+    let kube = match Kube::connect(&config.namespace).await {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(error = %e, "no cluster access");
+            None
+        }
+    };
+    let record = executor::execute(
+        &Execution {
+            config: &config,
+            drill,
+            run: &run,
+            kube: kube.as_ref(),
+            endpoints: &endpoints,
+        },
+        stop,
+    )
+    .await;
+    let store = match Store::open(&config.store).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "store unavailable");
+            None
+        }
+    };
+    executor::record(
+        &record,
+        &Sinks {
+            store: store.as_ref(),
+            kube: kube.as_ref(),
+            pushgateway: config.pushgateway.as_ref(),
+            client: endpoints.client(),
+            push_retry: Retry::PATIENT,
+        },
+    )
+    .await;
+    tracing::info!(drill = %record.drill, run = %record.id, status = %record.status, reason = ?record.reason, "run finished");
+    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+    ExitCode::from(executor::exit_code(record.status))
+}
+
+async fn scheduler(
+    path: &std::path::Path,
+    listen: std::net::SocketAddr,
+    identity: Option<String>,
+    tick: Duration,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let kube = match connect(&config).await {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let mut stop = shutdown_signal();
+    let store = loop {
+        match Store::open(&config.store).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable; retrying in 10s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    _ = stop.changed() => return ExitCode::SUCCESS,
+                }
+            }
+        }
+    };
+    let identity = identity
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| format!("firedrill-{}", std::process::id()));
+    let mut scheduler = Scheduler::new(config, kube, store, Runtime::from_env(), identity.clone());
+    let metrics = scheduler.metrics.clone();
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e} (choose another --listen)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tokio::spawn(serve_health(listener, metrics.clone(), tick));
+    tracing::info!(%identity, drills = scheduler.config.drills.len(), %listen, "scheduler started");
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => break,
+        }
+        scheduler.reload();
+        match scheduler.tick(Utc::now()).await {
+            Ok(report) => {
+                if !report.fired.is_empty()
+                    || !report.not_fired.is_empty()
+                    || !report.recorded.is_empty()
+                {
+                    tracing::info!(leader = report.leader, fired = ?report.fired, not_fired = report.not_fired.len(), recorded = ?report.recorded, "tick");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "tick failed");
+                if let Ok(mut m) = metrics.lock() {
+                    m.tick_errors += 1;
+                }
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+    ExitCode::SUCCESS
+}
+
+/// `/metrics`, `/healthz` (the process answers) and `/readyz` (a tick completed recently).
+async fn serve_health(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Mutex<Metrics>>,
+    tick: Duration,
+) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match path {
+                "/healthz" => ("200 OK", "ok\n".to_owned()),
+                "/readyz" => {
+                    let last = metrics.lock().ok().and_then(|m| m.last_tick);
+                    let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
+                    let leader = metrics.lock().map(|m| m.leader).unwrap_or(false);
+                    match last {
+                        Some(t) if Utc::now() - t <= stale => ("200 OK", "ready\n".to_owned()),
+                        // A follower is ready once it is waiting for the Lease.
+                        None if !leader => ("200 OK", "ready (follower)\n".to_owned()),
+                        _ => ("503 Service Unavailable", "no recent tick\n".to_owned()),
+                    }
+                }
+                "/metrics" => (
+                    "200 OK",
+                    metrics.lock().map(|m| m.render()).unwrap_or_default(),
+                ),
+                _ => ("404 Not Found", "not found\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+async fn run_now(
+    path: &std::path::Path,
+    name: &str,
+    dry_run: bool,
+    wait: bool,
+    render: bool,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let drill = match find_drill(&config, name) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let now = Utc::now();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: job::manual_run_id(&drill.name, now),
+        scheduled: now,
+        dry_run,
+    };
+    let job = job::render(&config, drill, &run, &Runtime::from_env());
+    if render {
+        print!("{}", job::to_yaml(&job));
+        return ExitCode::SUCCESS;
+    }
+    let kube = match connect(&config).await {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    if let Err(e) = kube.create_job(&job).await {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
+    println!("{}", run.run);
+    let _ = std::io::stdout().flush();
+    if !wait {
+        return ExitCode::SUCCESS;
+    }
+    let deadline = tokio::time::Instant::now() + executor::budget(drill) + Duration::from_secs(300);
+    let mut last = String::new();
+    loop {
+        match kube.job(&run.run).await {
+            Ok(Some(j)) => {
+                let state = job_state(&j);
+                let phase = format!("{:?}", state.phase);
+                if phase != last {
+                    eprintln!(
+                        "{} job/{}: {}",
+                        Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                        run.run,
+                        phase.to_lowercase()
+                    );
+                    last = phase;
+                }
+                match state.phase {
+                    JobPhase::Active => {}
+                    JobPhase::Succeeded | JobPhase::Failed(_) => {
+                        return match kube.job_exit_code(&run.run).await {
+                            Ok(Some(code)) => ExitCode::from(code),
+                            Ok(None) => ExitCode::from(EXIT_ERROR),
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                ExitCode::from(EXIT_ERROR)
+                            }
+                        };
+                    }
+                }
+            }
+            Ok(None) => {
+                eprintln!("error: job/{} disappeared before it finished", run.run);
+                return ExitCode::from(EXIT_ERROR);
+            }
+            Err(e) => eprintln!("warning: {e}"),
+        }
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("error: job/{} did not finish within its deadline", run.run);
+            return ExitCode::from(EXIT_ERROR);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn status(path: &std::path::Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let kube = match connect(&config).await {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    match kube.leader().await {
+        Ok(Some((holder, renewed))) => println!("leader:       {holder} (renewed {renewed})"),
+        Ok(None) => println!("leader:       none (no scheduler holds the Lease)"),
+        Err(e) => println!("leader:       unknown ({e})"),
+    }
+    match kube.kill_switch().await {
+        Ok(None) => println!("kill switch:  off"),
+        Ok(Some(reason)) => println!("kill switch:  ENGAGED: {reason}"),
+        Err(e) => println!("kill switch:  unknown ({e}); the scheduler treats this as engaged"),
+    }
+    match kube.drill_jobs().await {
+        Ok(jobs) => {
+            let running: Vec<_> = jobs
+                .iter()
+                .map(job_state)
+                .filter(|s| s.phase == JobPhase::Active)
+                .collect();
+            println!(
+                "running:      {}",
+                if running.is_empty() {
+                    "none".to_owned()
+                } else {
+                    running.len().to_string()
+                }
+            );
+            for s in running {
+                println!("  {} (drill {})", s.name, s.drill.unwrap_or_default());
+            }
+        }
+        Err(e) => println!("running:      unknown ({e})"),
+    }
+    println!("next fires:");
+    print!(
+        "{}",
+        plan::render_table(&plan::calendar(&config, Utc::now(), Window::Next(5), None))
+    );
+    ExitCode::SUCCESS
+}
+
+async fn history(
+    path: &std::path::Path,
+    drill: Option<&str>,
+    since: Option<chrono::DateTime<Utc>>,
+    format: Format,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match Store::open(&config.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let runs = match store.runs(drill, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n",
+        Format::Table => history_table(&runs),
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// Runs as a table, newest first.
+pub fn history_table(runs: &[RunRecord]) -> String {
+    let mut out = format!(
+        "{:<44} {:<28} {:<20} {:<9} {:>9} {:>9}  {}\n",
+        "RUN", "DRILL", "SCHEDULED", "STATUS", "AVAIL", "P95", "REASON"
+    );
+    for r in runs {
+        let availability = r
+            .measurements
+            .availability
+            .map(|a| format!("{:.2}%", a * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let p95 = r
+            .measurements
+            .latency_p95_seconds
+            .map(|s| format!("{:.0}ms", s * 1000.0))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{:<44} {:<28} {:<20} {:<9} {:>9} {:>9}  {}\n",
+            r.id,
+            r.drill,
+            r.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+            r.status,
+            availability,
+            p95,
+            r.reason.as_deref().unwrap_or("")
+        ));
+    }
+    if runs.is_empty() {
+        out.push_str("(no runs recorded)\n");
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! What firedrill renders for Kubernetes: pinned by a snapshot, and valid against the official
+//! schemas (`kubernetes-validate --strict -k 1.32.0`, installed by scripts/test.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use firedrill::config::Config;
+use firedrill::job::{self, RunRef, Runtime};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example() -> Config {
+    Config::load(&workspace().join("deploy/examples/firedrill.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_rendered_job_is_pinned() {
+    let config = example();
+    let drill = config.drill("pod-kill-monthly").unwrap();
+    let scheduled = "2027-01-15T15:00:00Z".parse().unwrap();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: job::run_id(&drill.name, scheduled),
+        scheduled,
+        dry_run: false,
+    };
+    let runtime = Runtime {
+        image: "ghcr.io/example/firedrill:0.1.0".into(),
+        config_map: "firedrill-config".into(),
+        service_account: "firedrill".into(),
+    };
+    insta::assert_snapshot!(job::to_yaml(&job::render(&config, drill, &run, &runtime)));
+}
+
+/// `kubernetes-validate` on `files`; `None` when it is not installed outside CI.
+fn validate(files: &[PathBuf]) -> Option<std::process::Output> {
+    let found = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "kubernetes-validate is missing under CI: scripts/test.sh installs it"
+        );
+        eprintln!(
+            "skipping: kubernetes-validate is not installed (pip install kubernetes-validate)"
+        );
+        return None;
+    }
+    Some(
+        Command::new("kubernetes-validate")
+            .args(["--strict", "-k", "1.32.0"])
+            .args(files)
+            .output()
+            .expect("run kubernetes-validate"),
+    )
+}
+
+#[test]
+fn every_rendered_object_passes_the_official_schemas() {
+    let dir = std::env::temp_dir().join(format!("firedrill-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    // Every example drill, rendered by the binary as users run it, armed and dry-run.
+    for drill in example().drills {
+        for dry_run in [false, true] {
+            let mut args = vec![
+                "run",
+                drill.name.as_str(),
+                "--config",
+                "deploy/examples/firedrill.yaml",
+                "--render",
+            ];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(&args)
+                .current_dir(workspace())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let file = dir.join(format!("{}-{dry_run}.yaml", drill.name));
+            std::fs::write(&file, &out.stdout).unwrap();
+            files.push(file);
+        }
+    }
+    // And the deployment manifests.
+    for entry in std::fs::read_dir(workspace().join("deploy/kubernetes")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") && !path.ends_with("kustomization.yaml") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 12, "{files:?}");
+    let Some(out) = validate(&files) else { return };
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("ERROR"), "{report}");
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}

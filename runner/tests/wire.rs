@@ -1,0 +1,367 @@
+//! Every Kubernetes call the runtime makes, checked on the wire: method, path, query (label
+//! selectors included) and body, with kube's tower_test mock pattern.
+
+use firedrill::kubernetes::{Created, Kube};
+use http::{Method, Request, Response};
+use kube::client::Body;
+use serde_json::{json, Value};
+use tower_test::mock::{self, Handle};
+
+const NS: &str = "chaos-testing";
+
+type Mock = Handle<Request<Body>, Response<Body>>;
+
+fn kube() -> (Kube, Mock) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Kube::new(kube::Client::new(service, NS), NS), handle)
+}
+
+/// One expected call: checks it and answers `status` with `reply`. Returns the request body.
+async fn expect(
+    handle: &mut Mock,
+    method: Method,
+    path: &str,
+    query: Option<&str>,
+    status: u16,
+    reply: Value,
+) -> Value {
+    let (request, send) = handle.next_request().await.expect("a request");
+    assert_eq!(request.method(), method, "method of {}", request.uri());
+    assert_eq!(request.uri().path(), path);
+    assert_eq!(request.uri().query(), query, "query of {path}");
+    let body = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("request body");
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).expect("JSON body")
+    };
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+fn not_found(kind: &str, name: &str) -> Value {
+    json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": format!("{kind} \"{name}\" not found") })
+}
+
+fn conflict(name: &str) -> Value {
+    json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409,
+            "message": format!("\"{name}\" already exists") })
+}
+
+fn config_map(name: &str, data: Value) -> Value {
+    json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name, "namespace": NS }, "data": data })
+}
+
+#[tokio::test]
+async fn kill_switch_reads_one_config_map() {
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        let path = "/api/v1/namespaces/chaos-testing/configmaps/firedrill-kill-switch";
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            404,
+            not_found("configmaps", "firedrill-kill-switch"),
+        )
+        .await;
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            200,
+            config_map(
+                "firedrill-kill-switch",
+                json!({ "reason": "game day", "engaged-by": "ana" }),
+            ),
+        )
+        .await;
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            500,
+            json!({ "kind": "Status", "code": 500, "message": "etcd is sad" }),
+        )
+        .await;
+    });
+    assert_eq!(kube.kill_switch().await.unwrap(), None);
+    assert_eq!(
+        kube.kill_switch().await.unwrap().as_deref(),
+        Some("game day by ana")
+    );
+    assert!(
+        kube.kill_switch().await.is_err(),
+        "an unreadable switch is an error (callers treat it as engaged)"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn jobs_are_created_once_and_listed_by_label() {
+    let config = firedrill::config::Config::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/examples/firedrill.yaml"),
+    )
+    .unwrap();
+    let drill = config.drill("pod-kill-monthly").unwrap();
+    let scheduled = "2027-01-15T15:00:00Z".parse().unwrap();
+    let run = firedrill::job::RunRef {
+        drill: drill.name.clone(),
+        run: firedrill::job::run_id(&drill.name, scheduled),
+        scheduled,
+        dry_run: false,
+    };
+    let runtime = firedrill::job::Runtime {
+        image: "firedrill:test".into(),
+        config_map: "firedrill-config".into(),
+        service_account: "firedrill".into(),
+    };
+    let job = firedrill::job::render(&config, drill, &run, &runtime);
+    let name = run.run.clone();
+    let (kube, mut api) = kube();
+    let expected = serde_json::to_value(&job).unwrap();
+    let server = tokio::spawn(async move {
+        let jobs = "/apis/batch/v1/namespaces/chaos-testing/jobs";
+        let body = expect(
+            &mut api,
+            Method::POST,
+            jobs,
+            Some(""),
+            201,
+            expected.clone(),
+        )
+        .await;
+        assert_eq!(body["metadata"]["name"], expected["metadata"]["name"]);
+        assert_eq!(body["kind"], "Job");
+        assert_eq!(body["apiVersion"], "batch/v1");
+        assert_eq!(body["spec"], expected["spec"]);
+        expect(&mut api, Method::POST, jobs, Some(""), 409, conflict("job")).await;
+        expect(&mut api, Method::GET, jobs, Some("&labelSelector=app.kubernetes.io%2Fname%3Dfiredrill%2Capp.kubernetes.io%2Fcomponent%3Ddrill"), 200,
+            json!({ "apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": [expected] })).await;
+        expect(
+            &mut api,
+            Method::GET,
+            &format!("{jobs}/{}", expected["metadata"]["name"].as_str().unwrap()),
+            None,
+            404,
+            not_found("jobs", "x"),
+        )
+        .await;
+    });
+    assert_eq!(kube.create_job(&job).await.unwrap(), Created::New);
+    assert_eq!(kube.create_job(&job).await.unwrap(), Created::AlreadyExists);
+    assert_eq!(kube.drill_jobs().await.unwrap().len(), 1);
+    assert!(kube.job(&name).await.unwrap().is_none());
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_lease_is_created_renewed_and_respected() {
+    let (kube, mut api) = kube();
+    let now: chrono::DateTime<chrono::Utc> = "2027-01-15T10:00:00Z".parse().unwrap();
+    let server = tokio::spawn(async move {
+        let leases = "/apis/coordination.k8s.io/v1/namespaces/chaos-testing/leases";
+        let lease = format!("{leases}/firedrill-scheduler");
+        // No Lease yet: create it.
+        expect(
+            &mut api,
+            Method::GET,
+            &lease,
+            None,
+            404,
+            not_found("leases", "firedrill-scheduler"),
+        )
+        .await;
+        let body = expect(&mut api, Method::POST, leases, Some(""), 201, json!({})).await;
+        assert_eq!(body["spec"]["holderIdentity"], "a");
+        assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(body["spec"]["renewTime"], "2027-01-15T10:00:00.000000Z");
+        // Held by us: renew with the resourceVersion we read (optimistic concurrency).
+        let ours = json!({ "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": { "name": "firedrill-scheduler", "namespace": NS, "resourceVersion": "7" },
+            "spec": { "holderIdentity": "a", "leaseDurationSeconds": 15, "acquireTime": "2027-01-15T09:00:00.000000Z", "renewTime": "2027-01-15T09:59:55.000000Z", "leaseTransitions": 2 } });
+        expect(&mut api, Method::GET, &lease, None, 200, ours.clone()).await;
+        let body = expect(&mut api, Method::PUT, &lease, Some(""), 200, ours.clone()).await;
+        assert_eq!(body["metadata"]["resourceVersion"], "7");
+        assert_eq!(body["spec"]["acquireTime"], "2027-01-15T09:00:00.000000Z");
+        assert_eq!(body["spec"]["leaseTransitions"], 2);
+        // Held by someone else and fresh: leave it alone (no write).
+        let theirs = json!({ "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": { "name": "firedrill-scheduler", "namespace": NS, "resourceVersion": "8" },
+            "spec": { "holderIdentity": "b", "leaseDurationSeconds": 15, "renewTime": "2027-01-15T09:59:55.000000Z", "leaseTransitions": 3 } });
+        expect(&mut api, Method::GET, &lease, None, 200, theirs.clone()).await;
+        // Held by someone else and expired: take it; a conflict means someone was faster.
+        let mut stale = theirs.clone();
+        stale["spec"]["renewTime"] = json!("2027-01-15T09:50:00.000000Z");
+        expect(&mut api, Method::GET, &lease, None, 200, stale).await;
+        let body = expect(
+            &mut api,
+            Method::PUT,
+            &lease,
+            Some(""),
+            409,
+            conflict("lease"),
+        )
+        .await;
+        assert_eq!(body["spec"]["holderIdentity"], "a");
+        assert_eq!(body["spec"]["leaseTransitions"], 4);
+    });
+    assert!(kube.lead("a", 15, now).await.unwrap());
+    assert!(kube.lead("a", 15, now).await.unwrap());
+    assert!(!kube.lead("a", 15, now).await.unwrap());
+    assert!(!kube.lead("a", 15, now).await.unwrap());
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn results_events_and_snapshots() {
+    let (kube, mut api) = kube();
+    let record = firedrill::store::RunRecord {
+        id: "probe-abc".into(),
+        drill: "probe".into(),
+        kind: "probe".into(),
+        scheduled: "2027-01-15T10:00:00Z".parse().unwrap(),
+        started: None,
+        ended: None,
+        status: firedrill::store::RunStatus::Passed,
+        reason: None,
+        targets: json!([]),
+        measurements: Default::default(),
+        evidence: json!({}),
+    };
+    let sent = record.clone();
+    let server = tokio::spawn(async move {
+        let cms = "/api/v1/namespaces/chaos-testing/configmaps";
+        let body = expect(
+            &mut api,
+            Method::POST,
+            cms,
+            Some(""),
+            409,
+            conflict("configmap"),
+        )
+        .await;
+        assert_eq!(body["metadata"]["name"], "firedrill-result-probe-abc");
+        assert_eq!(body["metadata"]["labels"]["firedrill.io/kind"], "result");
+        let stored: firedrill::store::RunRecord =
+            serde_json::from_str(body["data"]["run.json"].as_str().unwrap()).unwrap();
+        assert_eq!(stored, sent);
+        expect(
+            &mut api,
+            Method::PUT,
+            &format!("{cms}/firedrill-result-probe-abc"),
+            Some(""),
+            200,
+            body.clone(),
+        )
+        .await;
+        expect(&mut api, Method::GET, cms, Some("&labelSelector=app.kubernetes.io%2Fname%3Dfiredrill%2Cfiredrill.io%2Fkind%3Dresult"), 200,
+            json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [body] })).await;
+        expect(
+            &mut api,
+            Method::DELETE,
+            &format!("{cms}/firedrill-result-probe-abc"),
+            Some(""),
+            404,
+            not_found("configmaps", "x"),
+        )
+        .await;
+        let event = expect(
+            &mut api,
+            Method::POST,
+            "/api/v1/namespaces/chaos-testing/events",
+            Some(""),
+            201,
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            event["involvedObject"],
+            json!({ "apiVersion": "batch/v1", "kind": "Job", "name": "probe-abc", "namespace": NS })
+        );
+        assert_eq!(
+            (event["type"].as_str(), event["reason"].as_str()),
+            (Some("Warning"), Some("DrillAborted"))
+        );
+        assert!(event["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("probe-abc."));
+        // A snapshot of one namespace: the namespace, then each kind the guard reads.
+        expect(
+            &mut api,
+            Method::GET,
+            "/api/v1/namespaces/pake-api",
+            None,
+            200,
+            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "pake-api" } }),
+        )
+        .await;
+        for path in [
+            "/apis/apps/v1/namespaces/pake-api/deployments",
+            "/apis/apps/v1/namespaces/pake-api/statefulsets",
+            "/apis/apps/v1/namespaces/pake-api/daemonsets",
+            "/apis/apps/v1/namespaces/pake-api/replicasets",
+            "/apis/policy/v1/namespaces/pake-api/poddisruptionbudgets",
+            "/api/v1/namespaces/pake-api/pods",
+        ] {
+            expect(
+                &mut api,
+                Method::GET,
+                path,
+                Some(""),
+                200,
+                json!({ "apiVersion": "v1", "kind": "List", "metadata": {}, "items": [] }),
+            )
+            .await;
+        }
+    });
+    kube.write_result(&record).await.unwrap();
+    assert_eq!(kube.results().await.unwrap(), [record]);
+    kube.delete_result("probe-abc").await.unwrap();
+    kube.event("probe-abc", true, "DrillAborted", "aborted: 5xx above 25%")
+        .await
+        .unwrap();
+    let objects = kube.snapshot(&["pake-api".to_owned()]).await.unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["kind"], "Namespace");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn status_reads_the_lease_holder_and_run_wait_reads_the_exit_code() {
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        expect(&mut api, Method::GET, "/apis/coordination.k8s.io/v1/namespaces/chaos-testing/leases/firedrill-scheduler", None, 200,
+            json!({ "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": { "name": "firedrill-scheduler" },
+                    "spec": { "holderIdentity": "firedrill-scheduler-7c9-x2", "renewTime": "2027-01-15T10:00:00.000000Z" } })).await;
+        expect(&mut api, Method::GET, "/api/v1/namespaces/chaos-testing/pods", Some("&labelSelector=job-name%3Dprobe-abc"), 200,
+            json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+                "metadata": { "name": "probe-abc-x1" },
+                "status": { "containerStatuses": [{ "name": "executor", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                    "state": { "terminated": { "exitCode": 2, "reason": "Error" } } }] } }] })).await;
+    });
+    assert_eq!(
+        kube.leader().await.unwrap(),
+        Some((
+            "firedrill-scheduler-7c9-x2".into(),
+            "2027-01-15T10:00:00.000000Z".into()
+        ))
+    );
+    assert_eq!(kube.job_exit_code("probe-abc").await.unwrap(), Some(2));
+    server.await.unwrap();
+}
