@@ -1,0 +1,214 @@
+//! `firedrill execute` as a drill Job runs it, on a `probe` drill against a local HTTP server that
+//! fails 10% of requests and adds latency: what it records must match what the server did, and
+//! the exit code must say how the run went.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{refused_url, serve, unique};
+
+/// Every tenth answer is a 500; answers take 20, 30, 40, 50, 60 ms in turn.
+async fn flaky_server() -> url::Url {
+    let server = serve(|n| {
+        (
+            if n % 10 == 9 { 500 } else { 200 },
+            Duration::from_millis(20 + (n % 5) * 10),
+        )
+    })
+    .await;
+    let url = server.url.clone();
+    std::mem::forget(server);
+    url
+}
+
+fn write_config(dir: &Path, armed: bool, extra: &str, probe: &url::Url) -> PathBuf {
+    let text = format!(
+        r#"armed: {armed}
+store: sqlite://{store}
+drills:
+  - name: api-probe
+    kind: probe
+    schedule: "@daily"
+    duration: 3s
+    steady_state:
+      - http: {probe}
+        every: 20ms
+{extra}"#,
+        store = dir.join("history.db").display()
+    );
+    let path = dir.join("firedrill.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Ran {
+    code: Option<i32>,
+    record: Value,
+    stderr: String,
+}
+
+/// Runs the binary in a blocking thread so the test's HTTP server keeps answering.
+async fn execute(config: &Path) -> Ran {
+    let config = config.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["execute", "--config"])
+            .arg(&config)
+            .args(["--drill", "api-probe"])
+            .env("KUBECONFIG", "/nonexistent")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("FIREDRILL_LOG", "json")
+            .output()
+            .expect("run firedrill execute")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ran {
+        code: out.status.code(),
+        record: serde_json::from_str(stdout.lines().last().unwrap_or("null"))
+            .unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn temp() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("firedrill-probe"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_measures_what_the_server_did() {
+    let url = flaky_server().await;
+    let dir = temp();
+    let config = write_config(
+        &dir,
+        true,
+        "    success:\n      availability: 85%\n      p95: 500ms\n",
+        &url,
+    );
+    let ran = execute(&config).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.record, ran.stderr);
+    let r = &ran.record;
+    assert_eq!(r["status"], "passed", "{r}");
+    let m = &r["measurements"];
+    // A request every 20ms for 3s: about 150 (scheduling on a busy 2-core machine may drop a few).
+    let requests = m["requests"].as_u64().unwrap();
+    assert!((120..=151).contains(&requests), "{m}");
+    // 10% fail: availability 0.90 within 0.02.
+    let availability = m["availability"].as_f64().unwrap();
+    assert!((availability - 0.90).abs() <= 0.02, "{m}");
+    // Server-side delays cycle 20..60ms: the median answer takes 40ms plus loopback overhead,
+    // p95 and p99 60ms plus overhead; tolerance 25ms for a loaded machine.
+    let ms = |key: &str| m[key].as_f64().unwrap() * 1000.0;
+    assert!((40.0..65.0).contains(&ms("latency_p50_seconds")), "{m}");
+    assert!((60.0..85.0).contains(&ms("latency_p95_seconds")), "{m}");
+    assert!((60.0..85.0).contains(&ms("latency_p99_seconds")), "{m}");
+    // The first probe went out within a second of the process starting.
+    let first = ran
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "first probe")
+        .unwrap_or_else(|| panic!("no first-probe log:\n{}", ran.stderr));
+    assert!(
+        first["since_process_start_ms"].as_u64().unwrap() < 1000,
+        "{first}"
+    );
+
+    // The history has it.
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["history", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(history[0]["id"], r["id"]);
+    assert_eq!(history[0]["status"], "passed");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_say_how_the_run_went() {
+    let url = flaky_server().await;
+    let refused = refused_url().await;
+
+    // 1: the criteria are not met.
+    let dir = temp();
+    let ran = execute(&write_config(
+        &dir,
+        true,
+        "    success:\n      availability: 99%\n",
+        &url,
+    ))
+    .await;
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert_eq!(ran.record["status"], "failed");
+    assert!(
+        ran.record["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("availability 9"),
+        "{}",
+        ran.record
+    );
+
+    // 2: an abort condition breaches (the endpoint refuses connections, twice in a row).
+    let dir = temp();
+    let abort = format!(
+        "    abort_when:\n      - http: {refused}\n        failures: 2\n        interval: 100ms\n"
+    );
+    let ran = execute(&write_config(&dir, true, &abort, &url)).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert_eq!(ran.record["status"], "aborted");
+    assert!(
+        ran.record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(2 times in a row)"),
+        "{}",
+        ran.record
+    );
+
+    // 3: a preflight gate fails; nothing runs.
+    let dir = temp();
+    let gate = format!("    preflight:\n      - http: {refused}\n");
+    let ran = execute(&write_config(&dir, true, &gate, &url)).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    assert_eq!(ran.record["status"], "blocked");
+    assert!(
+        ran.record["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("preflight failed: GET"),
+        "{}",
+        ran.record
+    );
+    assert!(ran.record["measurements"].as_object().unwrap().is_empty());
+
+    // 0 and dry-run: not armed, everything runs but mutations.
+    let dir = temp();
+    let ran = execute(&write_config(
+        &dir,
+        false,
+        "    success:\n      availability: 99%\n",
+        &url,
+    ))
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(ran.record["status"], "dry-run");
+    assert!(
+        ran.record["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry run, nothing injected; availability"),
+        "{}",
+        ran.record
+    );
+    assert!(ran.record["measurements"]["availability"].is_f64());
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Scheduler idle cost: RSS and CPU of `firedrill scheduler` over 60 s with 50 drills configured,
+# ticking every 5 s against a stand-in API server (scripts/kube-stub.py) on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release -q -p firedrill
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 scripts/kube-stub.py "$port" &
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+cat >"$work/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [ { name: stub, cluster: { server: "http://127.0.0.1:$port" } } ]
+users: [ { name: stub, user: { token: stub } } ]
+contexts: [ { name: stub, context: { cluster: stub, user: stub } } ]
+current-context: stub
+YAML
+{
+  echo "store: sqlite://$work/history.db"
+  echo "drills:"
+  for i in $(seq 0 49); do
+    printf '  - { name: drill-%02d, kind: probe, schedule: "%d %d %d * *", duration: 10m }\n' \
+      "$i" $((i % 60)) $((8 + i % 10)) $((1 + i % 28))
+  done
+} >"$work/firedrill.yaml"
+
+KUBECONFIG="$work/kubeconfig" FIREDRILL_LOG=json target/release/firedrill scheduler \
+  --config "$work/firedrill.yaml" --listen 127.0.0.1:0 --tick 5s 2>"$work/log" &
+pid=$!
+sleep 2
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+before=$(ticks)
+sleep "$seconds"
+after=$(ticks)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+grep -m3 "tick failed" "$work/log" || true
+curl -fsS "http://127.0.0.1:$(ss -ltnp | awk -v p="pid=$pid," '$0 ~ p {split($4,a,":"); print a[length(a)]; exit}')/metrics" | grep -E '^firedrill_scheduler_(leader|tick_errors_total)' || true
+echo "scheduler, 50 drills, ${seconds}s idle: RSS ${rss} KiB (peak ${hwm} KiB), CPU $(( (after - before) * 1000 / hz )) ms = $(awk -v t=$((after - before)) -v h="$hz" -v s="$seconds" 'BEGIN { printf "%.3f%%", t / h / s * 100 }') of one core"
