@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::job::{self, RunRef, Runtime};
@@ -414,6 +417,54 @@ fn running_record(
         targets: json!([]),
         measurements: Measurements::default(),
         evidence: json!({ "fired_by": "scheduler" }),
+    }
+}
+
+/// `/metrics`, `/healthz` (the process answers) and `/readyz` (a tick completed recently).
+pub async fn serve_health(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Mutex<Metrics>>,
+    tick: Duration,
+) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match path {
+                "/healthz" => ("200 OK", "ok\n".to_owned()),
+                "/readyz" => {
+                    let last = metrics.lock().ok().and_then(|m| m.last_tick);
+                    let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
+                    let leader = metrics.lock().map(|m| m.leader).unwrap_or(false);
+                    match last {
+                        Some(t) if Utc::now() - t <= stale => ("200 OK", "ready\n".to_owned()),
+                        // A follower is ready once it is waiting for the Lease.
+                        None if !leader => ("200 OK", "ready (follower)\n".to_owned()),
+                        _ => ("503 Service Unavailable", "no recent tick\n".to_owned()),
+                    }
+                }
+                "/metrics" => (
+                    "200 OK",
+                    metrics.lock().map(|m| m.render()).unwrap_or_default(),
+                ),
+                _ => ("404 Not Found", "not found\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
     }
 }
 

@@ -463,3 +463,91 @@ async fn nothing_fires_while_the_kill_switch_is_engaged() {
     );
     let _ = std::fs::remove_dir_all(&w.dir);
 }
+
+#[tokio::test]
+async fn a_changed_drill_file_is_picked_up_and_a_broken_one_refused() {
+    let w = world(None).await;
+    let path = w.dir.join("firedrill.yaml");
+    let original = std::fs::read_to_string(&w.config.source).unwrap_or_else(|_| {
+        // The world's config was parsed from text; write it out as the mounted file would be.
+        format!("namespace: {NS}\nstore: {}\ndrills:\n  - {{ name: {}, kind: probe, schedule: \"0 10 * * *\", duration: 2s }}\n",
+            match &w.config.store { firedrill::config::Store::Sqlite(p) => format!("sqlite://{p}"), firedrill::config::Store::Postgres(u) => u.clone() }, w.drill)
+    });
+    std::fs::write(&path, &original).unwrap();
+    let config = Config::load(&path).unwrap();
+    let store = Store::open(&config.store).await.unwrap();
+    let mut s = Scheduler::new(
+        config,
+        Kube::new(w.client.clone(), NS),
+        store,
+        runtime(),
+        "scheduler-a",
+    );
+    assert_eq!(s.reload(), None, "unchanged file, nothing to do");
+
+    std::fs::write(&path, original.replace("0 10 * * *", "30 11 * * *")).unwrap();
+    assert_eq!(s.reload(), Some(true));
+    assert_eq!(s.config.drills[0].schedule.text(), "30 11 * * *");
+    let report = s.tick(at("2027-01-15T11:30:01Z")).await.unwrap();
+    assert_eq!(report.fired.len(), 1, "{report:?}");
+
+    std::fs::write(&path, original.replace("kind: probe", "kind: probe-nope")).unwrap();
+    assert_eq!(s.reload(), Some(false));
+    assert_eq!(
+        s.config.drills[0].schedule.text(),
+        "30 11 * * *",
+        "the last good file stays in force"
+    );
+    let metrics = s.metrics.lock().unwrap().render();
+    assert!(
+        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("firedrill_scheduler_fires_total{status=\"fired\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_endpoints() {
+    use std::sync::{Arc, Mutex};
+    let metrics = Arc::new(Mutex::new(firedrill::scheduler::Metrics::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(firedrill::scheduler::serve_health(
+        listener,
+        metrics.clone(),
+        Duration::from_secs(5),
+    ));
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    firedrill::gate::install_tls_provider();
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await, (200, "ready (follower)\n".to_owned()));
+    metrics.lock().unwrap().leader = true;
+    assert_eq!(
+        get("/readyz").await.0,
+        503,
+        "a leader that has not ticked is not ready"
+    );
+    metrics.lock().unwrap().last_tick = Some(Utc::now());
+    assert_eq!(get("/readyz").await.0, 200);
+    let (status, text) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE firedrill_scheduler_leader gauge\nfiredrill_scheduler_leader 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("firedrill_kill_switch_engaged 0"), "{text}");
+    assert_eq!(get("/nope").await.0, 404);
+}

@@ -4,11 +4,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::{load, Command, Format, EXIT_ERROR, EXIT_USAGE};
@@ -19,7 +17,7 @@ use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{job_state, JobPhase, Kube};
 use crate::plan::{self, Window};
 use crate::pushgateway::Retry;
-use crate::scheduler::{Metrics, Scheduler};
+use crate::scheduler::Scheduler;
 use crate::store::{RunRecord, Store};
 
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
@@ -246,7 +244,11 @@ async fn scheduler(
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    tokio::spawn(serve_health(listener, metrics.clone(), tick));
+    tokio::spawn(crate::scheduler::serve_health(
+        listener,
+        metrics.clone(),
+        tick,
+    ));
     tracing::info!(%identity, drills = scheduler.config.drills.len(), %listen, "scheduler started");
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,54 +277,6 @@ async fn scheduler(
     }
     tracing::info!("scheduler stopped");
     ExitCode::SUCCESS
-}
-
-/// `/metrics`, `/healthz` (the process answers) and `/readyz` (a tick completed recently).
-async fn serve_health(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Mutex<Metrics>>,
-    tick: Duration,
-) {
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match path {
-                "/healthz" => ("200 OK", "ok\n".to_owned()),
-                "/readyz" => {
-                    let last = metrics.lock().ok().and_then(|m| m.last_tick);
-                    let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
-                    let leader = metrics.lock().map(|m| m.leader).unwrap_or(false);
-                    match last {
-                        Some(t) if Utc::now() - t <= stale => ("200 OK", "ready\n".to_owned()),
-                        // A follower is ready once it is waiting for the Lease.
-                        None if !leader => ("200 OK", "ready (follower)\n".to_owned()),
-                        _ => ("503 Service Unavailable", "no recent tick\n".to_owned()),
-                    }
-                }
-                "/metrics" => (
-                    "200 OK",
-                    metrics.lock().map(|m| m.render()).unwrap_or_default(),
-                ),
-                _ => ("404 Not Found", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
-    }
 }
 
 async fn run_now(
