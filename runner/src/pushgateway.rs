@@ -12,17 +12,6 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::store::{RunRecord, RunStatus};
 
-/// The statuses `chaos_experiment_status` reports, one series each (a bounded label set).
-const STATUSES: [RunStatus; 7] = [
-    RunStatus::Passed,
-    RunStatus::Failed,
-    RunStatus::Aborted,
-    RunStatus::Blocked,
-    RunStatus::DryRun,
-    RunStatus::Missed,
-    RunStatus::Error,
-];
-
 fn family(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
@@ -44,7 +33,8 @@ pub fn render(run: &RunRecord) -> String {
         "chaos_experiment_status",
         "Outcome of the drill's last run: 1 for its status, 0 for the others.",
     );
-    for status in STATUSES {
+    // One series per final status: a bounded label set.
+    for status in RunStatus::ALL.into_iter().filter(|s| s.is_final()) {
         let value = u8::from(run.status == status);
         let _ = writeln!(
             out,

@@ -67,6 +67,17 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Running,
+        RunStatus::Passed,
+        RunStatus::Failed,
+        RunStatus::Aborted,
+        RunStatus::Blocked,
+        RunStatus::DryRun,
+        RunStatus::Missed,
+        RunStatus::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -81,18 +92,7 @@ impl RunStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            RunStatus::Running,
-            RunStatus::Passed,
-            RunStatus::Failed,
-            RunStatus::Aborted,
-            RunStatus::Blocked,
-            RunStatus::DryRun,
-            RunStatus::Missed,
-            RunStatus::Error,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Whether the run is over (anything but `running`).

@@ -81,7 +81,7 @@ pub fn run(command: Command) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match command {
+        let result = match command {
             Command::Scheduler {
                 config,
                 listen,
@@ -109,8 +109,9 @@ pub fn run(command: Command) -> ExitCode {
                 since,
                 format,
             } => history(&config, drill.as_deref(), since, format).await,
-            Command::Validate { .. } | Command::Plan { .. } => ExitCode::from(EXIT_USAGE),
-        }
+            Command::Validate { .. } | Command::Plan { .. } => Err(ExitCode::from(EXIT_USAGE)),
+        };
+        result.unwrap_or_else(|code| code)
     })
 }
 
@@ -139,15 +140,9 @@ async fn execute(
     run: Option<String>,
     scheduled: Option<chrono::DateTime<Utc>>,
     dry_run: bool,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let drill = match find_drill(&config, name) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let drill = find_drill(&config, name)?;
     let scheduled = executor::now_or(scheduled);
     let run = RunRef {
         drill: drill.name.clone(),
@@ -197,7 +192,7 @@ async fn execute(
     .await;
     tracing::info!(drill = %record.drill, run = %record.id, status = %record.status, reason = ?record.reason, "run finished");
     println!("{}", serde_json::to_string(&record).unwrap_or_default());
-    ExitCode::from(executor::exit_code(record.status))
+    Ok(ExitCode::from(executor::exit_code(record.status)))
 }
 
 async fn scheduler(
@@ -205,15 +200,9 @@ async fn scheduler(
     listen: std::net::SocketAddr,
     identity: Option<String>,
     tick: Duration,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let kube = match connect(&config).await {
-        Ok(k) => k,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let kube = connect(&config).await?;
     let mut stop = shutdown_signal();
     let store = loop {
         match Store::open(&config.store).await {
@@ -222,7 +211,7 @@ async fn scheduler(
                 tracing::error!(error = %e, "store unavailable; retrying in 10s");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                    _ = stop.changed() => return ExitCode::SUCCESS,
+                    _ = stop.changed() => return Ok(ExitCode::SUCCESS),
                 }
             }
         }
@@ -241,7 +230,7 @@ async fn scheduler(
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {listen}: {e} (choose another --listen)");
-            return ExitCode::from(EXIT_USAGE);
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
     tokio::spawn(crate::scheduler::serve_health(
@@ -276,7 +265,7 @@ async fn scheduler(
         }
     }
     tracing::info!("scheduler stopped");
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_now(
@@ -285,15 +274,9 @@ async fn run_now(
     dry_run: bool,
     wait: bool,
     render: bool,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let drill = match find_drill(&config, name) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let drill = find_drill(&config, name)?;
     let now = Utc::now();
     let run = RunRef {
         drill: drill.name.clone(),
@@ -304,20 +287,17 @@ async fn run_now(
     let job = job::render(&config, drill, &run, &Runtime::from_env());
     if render {
         print!("{}", job::to_yaml(&job));
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
-    let kube = match connect(&config).await {
-        Ok(k) => k,
-        Err(code) => return code,
-    };
+    let kube = connect(&config).await?;
     if let Err(e) = kube.create_job(&job).await {
         eprintln!("error: {e}");
-        return ExitCode::from(EXIT_ERROR);
+        return Ok(ExitCode::from(EXIT_ERROR));
     }
     println!("{}", run.run);
     let _ = std::io::stdout().flush();
     if !wait {
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     let deadline = tokio::time::Instant::now() + executor::budget(drill) + Duration::from_secs(300);
     let mut last = String::new();
@@ -338,40 +318,34 @@ async fn run_now(
                 match state.phase {
                     JobPhase::Active => {}
                     JobPhase::Succeeded | JobPhase::Failed(_) => {
-                        return match kube.job_exit_code(&run.run).await {
+                        return Ok(match kube.job_exit_code(&run.run).await {
                             Ok(Some(code)) => ExitCode::from(code),
                             Ok(None) => ExitCode::from(EXIT_ERROR),
                             Err(e) => {
                                 eprintln!("error: {e}");
                                 ExitCode::from(EXIT_ERROR)
                             }
-                        };
+                        });
                     }
                 }
             }
             Ok(None) => {
                 eprintln!("error: job/{} disappeared before it finished", run.run);
-                return ExitCode::from(EXIT_ERROR);
+                return Ok(ExitCode::from(EXIT_ERROR));
             }
             Err(e) => eprintln!("warning: {e}"),
         }
         if tokio::time::Instant::now() > deadline {
             eprintln!("error: job/{} did not finish within its deadline", run.run);
-            return ExitCode::from(EXIT_ERROR);
+            return Ok(ExitCode::from(EXIT_ERROR));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
-async fn status(path: &std::path::Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let kube = match connect(&config).await {
-        Ok(k) => k,
-        Err(code) => return code,
-    };
+async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let kube = connect(&config).await?;
     match kube.leader().await {
         Ok(Some((holder, renewed))) => println!("leader:       {holder} (renewed {renewed})"),
         Ok(None) => println!("leader:       none (no scheduler holds the Lease)"),
@@ -408,7 +382,7 @@ async fn status(path: &std::path::Path) -> ExitCode {
         "{}",
         plan::render_table(&plan::calendar(&config, Utc::now(), Window::Next(5), None))
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn history(
@@ -416,23 +390,20 @@ async fn history(
     drill: Option<&str>,
     since: Option<chrono::DateTime<Utc>>,
     format: Format,
-) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
     let store = match Store::open(&config.store).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
     let runs = match store.runs(drill, since).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
     let text = match format {
@@ -440,7 +411,7 @@ async fn history(
         Format::Table => history_table(&runs),
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs as a table, newest first.
