@@ -68,7 +68,14 @@ pub struct Execution<'a> {
     /// `None` when there is no cluster access (only a probe may run then).
     pub kube: Option<&'a Kube>,
     pub endpoints: &'a Endpoints,
+    /// How often the kill switch is looked at while the fault is in place.
+    pub kill_switch_every: Duration,
 }
+
+/// The on-call engineer's switch must stop a running drill within seconds.
+pub const KILL_SWITCH_EVERY: Duration = Duration::from_secs(2);
+/// Reads of the kill switch that may fail in a row before the drill stops anyway (fail safe).
+const KILL_SWITCH_READ_FAILURES: u32 = 3;
 
 struct Progress {
     record: RunRecord,
@@ -303,6 +310,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             RunStatus::Aborted,
             Some("stopped by a signal before the duration ended".into()),
         ),
+        Observed::KillSwitch(reason) => p.finish(RunStatus::Aborted, Some(reason)),
         Observed::Completed if dry_run => {
             let judged = if misses.is_empty() {
                 "criteria met".to_owned()
@@ -323,6 +331,29 @@ enum Observed {
     Completed,
     Breached(String),
     Stopped,
+    KillSwitch(String),
+}
+
+/// Resolves when the kill switch is engaged, or cannot be read several times in a row; never
+/// without cluster access.
+async fn kill_switch_engaged(kube: Option<&Kube>, every: Duration) -> String {
+    let Some(kube) = kube else {
+        return std::future::pending().await;
+    };
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        match kube.kill_switch().await {
+            Ok(None) => failures = 0,
+            Ok(Some(reason)) => return format!("kill switch engaged during the run: {reason}"),
+            Err(e) => {
+                failures += 1;
+                if failures >= KILL_SWITCH_READ_FAILURES {
+                    return format!("the kill switch could not be read {failures} times in a row (fail safe): {e}");
+                }
+            }
+        }
+    }
 }
 
 async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observed, Samples) {
@@ -340,6 +371,7 @@ async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observe
             WatchResult::Breached(reason) => Observed::Breached(reason),
         },
         _ = async { while !*stop.borrow() { if stop.changed().await.is_err() { std::future::pending::<()>().await } } } => Observed::Stopped,
+        reason = kill_switch_engaged(x.kube, x.kill_switch_every) => Observed::KillSwitch(reason),
     };
     let _ = end_sampling.send(true);
     let mut all = Samples::default();

@@ -166,6 +166,7 @@ impl World {
                 run: &run,
                 kube: Some(&kube),
                 endpoints: &endpoints,
+                kill_switch_every: Duration::from_millis(100),
             },
             stop,
         )
@@ -452,6 +453,7 @@ async fn nothing_fires_while_the_kill_switch_is_engaged() {
             run: &run,
             kube: Some(&kube),
             endpoints: &endpoints,
+            kill_switch_every: Duration::from_millis(100),
         },
         stop,
     )
@@ -550,4 +552,60 @@ async fn health_readiness_and_metrics_endpoints() {
     );
     assert!(text.contains("firedrill_kill_switch_engaged 0"), "{text}");
     assert_eq!(get("/nope").await.0, 404);
+}
+
+#[tokio::test]
+async fn engaging_the_kill_switch_stops_a_running_drill_within_seconds() {
+    let w = world(None).await;
+    let mut drill = w.config.drills[0].clone();
+    drill.duration = Duration::from_secs(30);
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: "running".into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    let kube = Kube::new(w.client.clone(), NS);
+    let endpoints = Endpoints::new(None, None);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let client = w.client.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let switch: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "firedrill-kill-switch", "namespace": NS }, "data": { "reason": "pager went off" }
+        }))
+        .unwrap();
+        Api::<ConfigMap>::namespaced(client, NS)
+            .create(&PostParams::default(), &switch)
+            .await
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    let record = executor::execute(
+        &Execution {
+            config: &w.config,
+            drill: &drill,
+            run: &run,
+            kube: Some(&kube),
+            endpoints: &endpoints,
+            kill_switch_every: Duration::from_millis(100),
+        },
+        stop,
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Aborted);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("kill switch engaged during the run: pager went off")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // It still measured what it saw until then.
+    assert!(
+        record.measurements.requests.is_some_and(|n| n > 0),
+        "{record:?}"
+    );
 }

@@ -168,6 +168,7 @@ async fn execute(
             run: &run,
             kube: kube.as_ref(),
             endpoints: &endpoints,
+            kill_switch_every: executor::KILL_SWITCH_EVERY,
         },
         stop,
     )
