@@ -326,6 +326,49 @@ impl Kube {
             )))
     }
 
+    /// Follows a Job until it ends, telling `progress` each phase it enters, and returns its
+    /// executor's exit code. Gives up after `deadline`.
+    pub async fn follow(
+        &self,
+        job: &str,
+        deadline: std::time::Duration,
+        poll: std::time::Duration,
+        mut progress: impl FnMut(&str),
+    ) -> Result<u8, String> {
+        let give_up = tokio::time::Instant::now() + deadline;
+        let mut last: Option<JobPhase> = None;
+        loop {
+            match self.job(job).await {
+                Ok(Some(j)) => {
+                    let phase = job_state(&j).phase;
+                    if last.as_ref() != Some(&phase) {
+                        progress(&match &phase {
+                            JobPhase::Active => "running".to_owned(),
+                            JobPhase::Succeeded => "finished".to_owned(),
+                            JobPhase::Failed(reason) => format!("failed ({reason})"),
+                        });
+                        last = Some(phase.clone());
+                    }
+                    if phase != JobPhase::Active {
+                        return match self.job_exit_code(job).await {
+                            Ok(Some(code)) => Ok(code),
+                            Ok(None) => {
+                                Err(format!("job/{job} ended without an executor exit code"))
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                    }
+                }
+                Ok(None) => return Err(format!("job/{job} disappeared before it finished")),
+                Err(e) => progress(&format!("cannot read the Job, retrying: {e}")),
+            }
+            if tokio::time::Instant::now() > give_up {
+                return Err(format!("job/{job} did not finish within its deadline"));
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
     /// Who holds the Lease, and when they last renewed it.
     pub async fn leader(&self) -> Result<Option<(String, String)>, KubeError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);

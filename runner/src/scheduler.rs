@@ -468,6 +468,55 @@ pub async fn serve_health(
     }
 }
 
+/// What `firedrill status` prints: the leader, the kill switch, running drills, the next fires.
+/// Each part that cannot be read says so instead of failing the whole report.
+pub async fn status_report(config: &Config, kube: &Kube, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    out.push_str(&match kube.leader().await {
+        Ok(Some((holder, renewed))) => format!("leader:       {holder} (renewed {renewed})\n"),
+        Ok(None) => "leader:       none (no scheduler holds the Lease)\n".to_owned(),
+        Err(e) => format!("leader:       unknown ({e})\n"),
+    });
+    out.push_str(&match kube.kill_switch().await {
+        Ok(None) => "kill switch:  off\n".to_owned(),
+        Ok(Some(reason)) => format!("kill switch:  ENGAGED: {reason}\n"),
+        Err(e) => format!("kill switch:  unknown ({e}); the scheduler treats this as engaged\n"),
+    });
+    match kube.drill_jobs().await {
+        Ok(jobs) => {
+            let running: Vec<_> = jobs
+                .iter()
+                .map(job_state)
+                .filter(|s| s.phase == JobPhase::Active)
+                .collect();
+            out.push_str(&format!(
+                "running:      {}\n",
+                if running.is_empty() {
+                    "none".to_owned()
+                } else {
+                    running.len().to_string()
+                }
+            ));
+            for s in running {
+                out.push_str(&format!(
+                    "  {} (drill {})\n",
+                    s.name,
+                    s.drill.unwrap_or_default()
+                ));
+            }
+        }
+        Err(e) => out.push_str(&format!("running:      unknown ({e})\n")),
+    }
+    out.push_str("next fires:\n");
+    out.push_str(&crate::plan::render_table(&crate::plan::calendar(
+        config,
+        now,
+        crate::plan::Window::Next(5),
+        None,
+    )));
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error(transparent)]

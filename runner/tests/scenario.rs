@@ -609,3 +609,69 @@ async fn engaging_the_kill_switch_stops_a_running_drill_within_seconds() {
         "{record:?}"
     );
 }
+
+#[tokio::test]
+async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
+    use k8s_openapi::api::core::v1::Pod;
+    let w = world(None).await;
+    let mut s = w.scheduler("scheduler-a").await;
+    let report = s.tick(at("2027-01-15T10:00:01Z")).await.unwrap();
+    let run = report.fired[0].clone();
+    let kube = Kube::new(w.client.clone(), NS);
+
+    let text =
+        firedrill::scheduler::status_report(&w.config, &kube, at("2027-01-15T10:00:30Z")).await;
+    assert!(
+        text.starts_with("leader:       scheduler-a (renewed 2027-01-15T10:00:01"),
+        "{text}"
+    );
+    assert!(text.contains("kill switch:  off\n"), "{text}");
+    assert!(
+        text.contains(&format!("running:      1\n  {run} (drill {})\n", w.drill)),
+        "{text}"
+    );
+    assert!(text.contains("next fires:\nDRILL"), "{text}");
+
+    // The Job's pod ends with the executor's exit code 2 (aborted), then the Job fails.
+    let (client, name) = (w.client.clone(), run.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("{name}-x7k2p"), "namespace": NS, "labels": { "job-name": name } },
+            "spec": { "containers": [{ "name": "executor", "image": "firedrill:test" }] },
+            "status": { "phase": "Failed", "containerStatuses": [{ "name": "executor", "ready": false, "restartCount": 0,
+                "image": "firedrill:test", "imageID": "", "state": { "terminated": { "exitCode": 2 } } }] }
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+        let failed = serde_json::json!({ "status": { "failed": 1, "conditions": [{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded" }] } });
+        Api::<Job>::namespaced(client, NS)
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&failed))
+            .await
+            .unwrap();
+    });
+    let mut seen = Vec::new();
+    let code = kube
+        .follow(
+            &run,
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            |line| seen.push(line.to_owned()),
+        )
+        .await;
+    assert_eq!(code, Ok(2));
+    assert_eq!(seen, ["running", "failed (BackoffLimitExceeded)"]);
+    assert_eq!(
+        kube.follow(
+            "no-such-job",
+            Duration::from_secs(1),
+            Duration::from_millis(50),
+            |_| {}
+        )
+        .await,
+        Err("job/no-such-job disappeared before it finished".into())
+    );
+}

@@ -14,8 +14,7 @@ use crate::config::{Config, Drill};
 use crate::executor::{self, Execution, Sinks};
 use crate::gate::Endpoints;
 use crate::job::{self, RunRef, Runtime};
-use crate::kubernetes::{job_state, JobPhase, Kube};
-use crate::plan::{self, Window};
+use crate::kubernetes::Kube;
 use crate::pushgateway::Retry;
 use crate::scheduler::Scheduler;
 use crate::store::{RunRecord, Store};
@@ -300,88 +299,32 @@ async fn run_now(
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let deadline = tokio::time::Instant::now() + executor::budget(drill) + Duration::from_secs(300);
-    let mut last = String::new();
-    loop {
-        match kube.job(&run.run).await {
-            Ok(Some(j)) => {
-                let state = job_state(&j);
-                let phase = format!("{:?}", state.phase);
-                if phase != last {
-                    eprintln!(
-                        "{} job/{}: {}",
-                        Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-                        run.run,
-                        phase.to_lowercase()
-                    );
-                    last = phase;
-                }
-                match state.phase {
-                    JobPhase::Active => {}
-                    JobPhase::Succeeded | JobPhase::Failed(_) => {
-                        return Ok(match kube.job_exit_code(&run.run).await {
-                            Ok(Some(code)) => ExitCode::from(code),
-                            Ok(None) => ExitCode::from(EXIT_ERROR),
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                ExitCode::from(EXIT_ERROR)
-                            }
-                        });
-                    }
-                }
-            }
-            Ok(None) => {
-                eprintln!("error: job/{} disappeared before it finished", run.run);
-                return Ok(ExitCode::from(EXIT_ERROR));
-            }
-            Err(e) => eprintln!("warning: {e}"),
+    let deadline = executor::budget(drill) + Duration::from_secs(300);
+    let progress = |line: &str| {
+        eprintln!(
+            "{} job/{}: {line}",
+            Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            run.run
+        );
+    };
+    match kube
+        .follow(&run.run, deadline, Duration::from_secs(2), progress)
+        .await
+    {
+        Ok(code) => Ok(ExitCode::from(code)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_ERROR))
         }
-        if tokio::time::Instant::now() > deadline {
-            eprintln!("error: job/{} did not finish within its deadline", run.run);
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
     let kube = connect(&config).await?;
-    match kube.leader().await {
-        Ok(Some((holder, renewed))) => println!("leader:       {holder} (renewed {renewed})"),
-        Ok(None) => println!("leader:       none (no scheduler holds the Lease)"),
-        Err(e) => println!("leader:       unknown ({e})"),
-    }
-    match kube.kill_switch().await {
-        Ok(None) => println!("kill switch:  off"),
-        Ok(Some(reason)) => println!("kill switch:  ENGAGED: {reason}"),
-        Err(e) => println!("kill switch:  unknown ({e}); the scheduler treats this as engaged"),
-    }
-    match kube.drill_jobs().await {
-        Ok(jobs) => {
-            let running: Vec<_> = jobs
-                .iter()
-                .map(job_state)
-                .filter(|s| s.phase == JobPhase::Active)
-                .collect();
-            println!(
-                "running:      {}",
-                if running.is_empty() {
-                    "none".to_owned()
-                } else {
-                    running.len().to_string()
-                }
-            );
-            for s in running {
-                println!("  {} (drill {})", s.name, s.drill.unwrap_or_default());
-            }
-        }
-        Err(e) => println!("running:      unknown ({e})"),
-    }
-    println!("next fires:");
     print!(
         "{}",
-        plan::render_table(&plan::calendar(&config, Utc::now(), Window::Next(5), None))
+        crate::scheduler::status_report(&config, &kube, Utc::now()).await
     );
     Ok(ExitCode::SUCCESS)
 }
