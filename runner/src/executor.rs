@@ -94,6 +94,7 @@ impl Progress {
 
 /// Runs the pipeline and returns the finished record (not yet stored: see [`record`]).
 /// `stop` turning true (a signal) ends the observation early; the fault is still reverted.
+#[tracing::instrument(name = "run", skip_all, fields(drill = %x.drill.name, run = %x.run.run))]
 pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecord {
     let drill = x.drill;
     let dry_run = !x.config.armed || x.run.dry_run;
