@@ -172,6 +172,8 @@ impl Scheduler {
         };
         self.count(|m| m.leader = report.leader);
         if !report.leader {
+            // A follower is healthy when it can talk to the API server and wait for the Lease.
+            self.count(|m| m.last_tick = Some(now));
             return Ok(report);
         }
         self.reconcile(now, &mut report).await?;
@@ -442,14 +444,13 @@ pub async fn serve_health(
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let (status, body) = match path {
                 "/healthz" => ("200 OK", "ok\n".to_owned()),
+                // Ready while ticks complete (as leader or follower); a scheduler that cannot
+                // reach the API server or the store is not.
                 "/readyz" => {
                     let last = metrics.lock().ok().and_then(|m| m.last_tick);
                     let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
-                    let leader = metrics.lock().map(|m| m.leader).unwrap_or(false);
                     match last {
                         Some(t) if Utc::now() - t <= stale => ("200 OK", "ready\n".to_owned()),
-                        // A follower is ready once it is waiting for the Lease.
-                        None if !leader => ("200 OK", "ready (follower)\n".to_owned()),
                         _ => ("503 Service Unavailable", "no recent tick\n".to_owned()),
                     }
                 }

@@ -535,15 +535,16 @@ async fn health_readiness_and_metrics_endpoints() {
     };
     firedrill::gate::install_tls_provider();
     assert_eq!(get("/healthz").await.0, 200);
-    assert_eq!(get("/readyz").await, (200, "ready (follower)\n".to_owned()));
-    metrics.lock().unwrap().leader = true;
     assert_eq!(
-        get("/readyz").await.0,
-        503,
-        "a leader that has not ticked is not ready"
+        get("/readyz").await,
+        (503, "no recent tick\n".to_owned()),
+        "not ready before a tick completes"
     );
     metrics.lock().unwrap().last_tick = Some(Utc::now());
-    assert_eq!(get("/readyz").await.0, 200);
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_owned()));
+    metrics.lock().unwrap().last_tick = Some(Utc::now() - chrono::TimeDelta::seconds(60));
+    assert_eq!(get("/readyz").await.0, 503, "ticks stopped: not ready");
+    metrics.lock().unwrap().leader = true;
     let (status, text) = get("/metrics").await;
     assert_eq!(status, 200);
     assert!(
