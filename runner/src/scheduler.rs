@@ -250,33 +250,42 @@ impl Scheduler {
 
     /// Fires every fire that is due and not yet handled; records skips and misses.
     ///
-    /// The window reaches back over the longest deadline, and further, to the last instant a
-    /// leader handled (kept in the store), so that fires nobody was there for are recorded as
-    /// missed after an outage — at most `MAX_CATCH_UP` back.
+    /// The window reaches back `HORIZON` before the last instant a leader handled (kept in the
+    /// store): far enough for a fire deferred past a long blackout to still be found when its
+    /// turn comes, and for fires nobody was there for to be recorded as missed after an outage.
+    /// It never reaches further before the first tick this store saw than the longest deadline,
+    /// so a new installation does not record the past as missed. Fires already recorded are
+    /// passed over.
     async fn fire_due(
         &self,
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<(), SchedulerError> {
         let config = &self.config;
+        let read = |text: Option<String>| {
+            text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let first_tick = match read(self.store.state(FIRST_TICK).await?) {
+            Some(t) => t,
+            None => {
+                self.store.set_state(FIRST_TICK, &stamp(now)).await?;
+                now
+            }
+        };
+        // A fire due shortly before the first tick still starts, late, within its deadline.
         let lookback = config
             .drills
             .iter()
-            .map(|d| d.deadline)
+            .filter_map(|d| TimeDelta::from_std(d.deadline).ok())
             .max()
-            .and_then(|d| TimeDelta::from_std(d).ok())
             .unwrap_or(TimeDelta::hours(1))
             + TimeDelta::minutes(1);
-        let handled_until = self
-            .store
-            .state(WATERMARK)
-            .await?
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let from = match handled_until {
-            Some(t) if t < now - lookback => t.max(now - MAX_CATCH_UP),
-            _ => now - lookback,
-        };
+        let handled_until = read(self.store.state(WATERMARK).await?)
+            .unwrap_or(now)
+            .min(now);
+        let from = (handled_until - HORIZON).max(first_tick - lookback);
+        let handled = self.store.fires_since(from).await?;
         let drills = config.planned_drills();
         let fires = schedule::plan(
             &drills,
@@ -295,12 +304,7 @@ impl Scheduler {
             .count();
         for fire in fires {
             let drill = &config.drills[fire.drill];
-            if self
-                .store
-                .fire(&drill.name, fire.scheduled)
-                .await?
-                .is_some()
-            {
+            if handled.contains(&(drill.name.clone(), fire.scheduled)) {
                 continue;
             }
             let run = job::run_id(&drill.name, fire.scheduled);
@@ -356,13 +360,19 @@ impl Scheduler {
                         if created == Created::New {
                             report.fired.push(run.clone());
                         }
-                        let reason = (late > TimeDelta::seconds(60)).then(|| {
+                        // Why it did not start on the minute: deferral or queueing, and lateness.
+                        let late = (late > TimeDelta::seconds(60)).then(|| {
                             format!(
                                 "fired {} late",
                                 crate::duration::format(late.to_std().unwrap_or_default())
                             )
                         });
-                        ("fired".to_owned(), reason.unwrap_or_default())
+                        let reason = [fire.reason.clone(), late]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        ("fired".to_owned(), reason)
                     }
                 }
             };
@@ -398,8 +408,10 @@ impl Scheduler {
 
 /// The store key of the last instant a leader handled.
 const WATERMARK: &str = "handled_until";
-/// How far back a restarted scheduler records what it missed.
-const MAX_CATCH_UP: TimeDelta = TimeDelta::days(31);
+/// The store key of the first tick a leader made with this store.
+const FIRST_TICK: &str = "first_tick";
+/// How far before the last handled instant the scheduler looks for fires still to handle.
+const HORIZON: TimeDelta = TimeDelta::days(31);
 
 fn running_record(
     drill: &crate::config::Drill,

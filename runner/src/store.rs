@@ -373,6 +373,25 @@ impl Store {
         Ok(())
     }
 
+    /// (drill, scheduled) of every fire recorded for an instant at or after `from`.
+    pub async fn fires_since(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<(String, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query("SELECT drill, scheduled FROM fires WHERE scheduled >= $1")
+            .bind(timestamp(from))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("drill")?,
+                    parse_timestamp(&r.try_get::<String, _>("scheduled")?)?,
+                ))
+            })
+            .collect()
+    }
+
     /// The fire of `drill` at `scheduled`, if the scheduler recorded one.
     pub async fn fire(
         &self,

@@ -676,3 +676,69 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
         Err("job/no-such-job disappeared before it finished".into())
     );
 }
+
+#[tokio::test]
+async fn the_scheduler_honours_blackouts_skipping_or_deferring() {
+    let w = world(None).await;
+    let text = format!(
+        r#"
+namespace: {NS}
+store: {store}
+blackouts:
+  - {{ name: weekends, weekdays: [Sat, Sun] }}
+drills:
+  - {{ name: skipper, kind: probe, schedule: "0 10 * * *", duration: 2s }}
+  - {{ name: deferrer, kind: probe, schedule: "0 10 * * *", duration: 2s, on_blackout: defer, deadline: 2h }}
+"#,
+        store = match &w.config.store {
+            firedrill::config::Store::Sqlite(p) => format!("sqlite://{p}"),
+            firedrill::config::Store::Postgres(u) => u.clone(),
+        }
+    );
+    let config = Config::parse(&text, Path::new("blackouts.yaml")).unwrap();
+    let store = Store::open(&config.store).await.unwrap();
+    let mut s = Scheduler::new(
+        config,
+        Kube::new(w.client.clone(), NS),
+        store,
+        runtime(),
+        "scheduler-a",
+    );
+    // Saturday 2027-01-16 10:00: both fall in the weekend.
+    let report = s.tick(at("2027-01-16T10:00:05Z")).await.unwrap();
+    assert!(report.fired.is_empty(), "{report:?}");
+    assert_eq!(
+        report.not_fired,
+        [(
+            "skipper".to_owned(),
+            at("2027-01-16T10:00:00Z"),
+            "skipped".to_owned()
+        )]
+    );
+    let skipped = s
+        .store()
+        .fire("skipper", at("2027-01-16T10:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(skipped.reason.as_deref(), Some("in blackout weekends"));
+    // Monday 00:00: the deferred fire starts (Sunday's fires were deferred too; one runs at a time).
+    let report = s.tick(at("2027-01-18T00:00:05Z")).await.unwrap();
+    assert_eq!(
+        report.fired,
+        [firedrill::job::run_id(
+            "deferrer",
+            at("2027-01-16T10:00:00Z")
+        )]
+    );
+    let fired = s
+        .store()
+        .fire("deferrer", at("2027-01-16T10:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fired.reason.as_deref(),
+        Some("deferred past blackout weekends")
+    );
+}
