@@ -148,6 +148,9 @@ impl Scheduler {
         self.config_text = Some(text.clone());
         match Config::parse(&text, &path) {
             Ok(config) => {
+                if config.namespace != self.config.namespace {
+                    tracing::warn!(from = %self.config.namespace, to = %config.namespace, "a new namespace takes effect at the next restart");
+                }
                 tracing::info!(path = %path.display(), drills = config.drills.len(), "drill file reloaded");
                 self.config = config;
                 self.count(|m| *m.reloads.entry("applied").or_default() += 1);
