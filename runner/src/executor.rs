@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::Kind;
+use firedrill_safety::cluster::OwnerRef;
 use firedrill_safety::verdict::{self, Request};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -70,6 +71,9 @@ pub struct Execution<'a> {
     pub endpoints: &'a Endpoints,
     /// How often the kill switch is looked at while the fault is in place.
     pub kill_switch_every: Duration,
+    /// Workloads earlier runs hit and when, for `cooldown`; `None` when the history cannot be
+    /// read (then a drill with a cooldown is blocked unless it is a dry run).
+    pub recent_hits: Option<Vec<(OwnerRef, i64)>>,
 }
 
 /// The on-call engineer's switch must stop a running drill within seconds.
@@ -213,6 +217,27 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                 )
             }
         };
+        let recent_hits: &[(OwnerRef, i64)] =
+            match (&x.recent_hits, drill.safety.cooldown.is_zero()) {
+                (Some(hits), _) => hits,
+                (None, true) => &[],
+                (None, false) if dry_run => {
+                    p.evidence.insert(
+                        "cooldown".into(),
+                        json!(
+                        "not checked: the run history is unavailable (a dry run changes nothing)"
+                    ),
+                    );
+                    &[]
+                }
+                (None, false) => return p.finish(
+                    RunStatus::Blocked,
+                    Some(
+                        "cannot check safety.cooldown: the run history is unavailable (fail safe)"
+                            .into(),
+                    ),
+                ),
+            };
         let v = verdict::decide(
             &cluster,
             &Request {
@@ -222,7 +247,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                 targets: &drill.targets,
                 policy: &drill.safety,
                 own_namespace: &x.config.namespace,
-                recent_hits: &[],
+                recent_hits,
             },
         );
         p.record.targets = Value::Array(

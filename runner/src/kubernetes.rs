@@ -530,14 +530,18 @@ impl Kube {
         let mut objects = Vec::new();
         let namespaces_api: Api<Namespace> = Api::all(self.client.clone());
         for namespace in namespaces {
-            if let Some(ns) = namespaces_api
-                .get_opt(namespace)
-                .await
-                .map_err(api_error(format!("read Namespace {namespace}")))?
-            {
-                let mut v = serde_json::to_value(ns).unwrap_or_default();
-                v["kind"] = Value::String("Namespace".into());
-                objects.push(v);
+            // Only opt-in reads namespace labels, and without them a namespace counts as not
+            // opted in: a namespace that cannot be read narrows what may be hit, never widens it.
+            match namespaces_api.get_opt(namespace).await {
+                Ok(Some(ns)) => {
+                    let mut v = serde_json::to_value(ns).unwrap_or_default();
+                    v["kind"] = Value::String("Namespace".into());
+                    objects.push(v);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%namespace, error = %e, "cannot read the namespace; treating it as not opted in")
+                }
             }
             objects.extend(list::<Deployment>(&self.client, namespace, "Deployment").await?);
             objects.extend(list::<StatefulSet>(&self.client, namespace, "StatefulSet").await?);

@@ -373,6 +373,40 @@ impl Store {
         Ok(())
     }
 
+    /// The workloads runs started at or after `since` acted on, and when: what `cooldown` needs.
+    /// Runs that changed nothing (dry runs, blocked, missed) hit nothing.
+    pub async fn recent_hits(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(firedrill_safety::cluster::OwnerRef, i64)>, StoreError> {
+        use firedrill_safety::cluster::{OwnerKind, OwnerRef};
+        let rows = sqlx::query(
+            "SELECT started, targets FROM runs WHERE started >= $1 AND status IN ('running', 'passed', 'failed', 'aborted', 'error')",
+        )
+        .bind(timestamp(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hits = Vec::new();
+        for row in &rows {
+            let started = parse_timestamp(&row.try_get::<String, _>("started")?)?.timestamp();
+            let targets = parse_json(&row.try_get::<String, _>("targets")?)?;
+            for t in targets.as_array().into_iter().flatten() {
+                let namespace = t["namespace"].as_str().unwrap_or_default();
+                if let Some((kind, name)) = t["owner"].as_str().and_then(|o| o.split_once('/')) {
+                    hits.push((
+                        OwnerRef {
+                            kind: OwnerKind::parse(kind),
+                            namespace: namespace.to_owned(),
+                            name: name.to_owned(),
+                        },
+                        started,
+                    ));
+                }
+            }
+        }
+        Ok(hits)
+    }
+
     /// (drill, scheduled) of every fire recorded for an instant at or after `from`.
     pub async fn fires_since(
         &self,

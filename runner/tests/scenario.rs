@@ -167,6 +167,7 @@ impl World {
                 kube: Some(&kube),
                 endpoints: &endpoints,
                 kill_switch_every: Duration::from_millis(100),
+                recent_hits: Some(Vec::new()),
             },
             stop,
         )
@@ -454,6 +455,7 @@ async fn nothing_fires_while_the_kill_switch_is_engaged() {
             kube: Some(&kube),
             endpoints: &endpoints,
             kill_switch_every: Duration::from_millis(100),
+            recent_hits: Some(Vec::new()),
         },
         stop,
     )
@@ -590,6 +592,7 @@ async fn engaging_the_kill_switch_stops_a_running_drill_within_seconds() {
             kube: Some(&kube),
             endpoints: &endpoints,
             kill_switch_every: Duration::from_millis(100),
+            recent_hits: Some(Vec::new()),
         },
         stop,
     )
@@ -741,4 +744,108 @@ drills:
         fired.reason.as_deref(),
         Some("deferred past blackout weekends")
     );
+}
+
+/// A Deployment `apps/web` with three ready pods, an hour old, in the in-memory cluster.
+async fn web_workload(client: &kube::Client) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    // No Namespace object: the in-memory cluster has no paths for them (the guard then treats
+    // the namespace as not opted in, which this drill does not need).
+    let created = (Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web", "namespace": "apps" },
+        "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "web" } }, "template": { "metadata": { "labels": { "app": "web" } } } }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "apps")
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("web-{i}"), "namespace": "apps", "labels": { "app": "web" }, "creationTimestamp": created,
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true }] },
+            "spec": { "containers": [{ "name": "web", "image": "web" }] },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(client.clone(), "apps")
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_guard_reads_the_live_cluster_and_honours_cooldown_across_runs() {
+    use firedrill_safety::cluster::{OwnerKind, OwnerRef};
+    let w = world(None).await;
+    web_workload(&w.client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ cooldown: 24h, min_pod_age: 5m }}\ndrills:\n  - name: kill-web\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n"
+    );
+    let config = Config::parse(&text, Path::new("guard.yaml")).unwrap();
+    let drill = config.drills[0].clone();
+    let kube = Kube::new(w.client.clone(), NS);
+    let endpoints = Endpoints::new(None, None);
+    let execute = |recent_hits: Option<Vec<(OwnerRef, i64)>>| {
+        let (config, drill, kube, endpoints) = (&config, &drill, &kube, &endpoints);
+        async move {
+            let run = RunRef {
+                drill: drill.name.clone(),
+                run: "kill-web-1".into(),
+                scheduled: Utc::now(),
+                dry_run: false,
+            };
+            let (_tx, stop) = tokio::sync::watch::channel(false);
+            executor::execute(
+                &Execution {
+                    config,
+                    drill,
+                    run: &run,
+                    kube: Some(kube),
+                    endpoints,
+                    kill_switch_every: Duration::from_millis(100),
+                    recent_hits,
+                },
+                stop,
+            )
+            .await
+        }
+    };
+
+    // Without the history, a drill with a cooldown cannot prove it is safe.
+    let record = execute(None).await;
+    assert_eq!(record.status, RunStatus::Blocked);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("cannot check safety.cooldown: the run history is unavailable (fail safe)")
+    );
+
+    // The workload was hit an hour ago: every pod is left alone, with the reason.
+    let web = OwnerRef {
+        kind: OwnerKind::Deployment,
+        namespace: "apps".into(),
+        name: "web".into(),
+    };
+    let record = execute(Some(vec![(web, Utc::now().timestamp() - 3600)])).await;
+    assert_eq!(record.status, RunStatus::Blocked);
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("its workload Deployment/apps/web was hit 1h ago; safety.cooldown is 1d"),
+        "{record:?}"
+    );
+
+    // Free to pick: the guard chooses one pod from the live cluster; this version then refuses to
+    // inject a pod kill rather than pretend.
+    let record = execute(Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Error, "{record:?}");
+    assert_eq!(record.reason.as_deref(), Some("the pod-kill fault is not available in this version of firedrill; nothing was injected"));
+    let targets = record.targets.as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0]["owner"], "Deployment/web");
 }

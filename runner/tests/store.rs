@@ -78,6 +78,24 @@ async fn exercise(url: StoreUrl) {
         .unwrap();
 
     assert_eq!(store.run("probe-a-1").await.unwrap(), Some(first.clone()));
+    // What cooldown reads: the workloads runs acted on (a dry run acts on nothing).
+    let mut dry = run(
+        "probe-a-dry",
+        "probe-a",
+        "2027-01-15T16:00:00Z",
+        RunStatus::DryRun,
+    );
+    dry.targets =
+        serde_json::json!([{"namespace": "pake-api", "name": "api-2", "owner": "Deployment/api"}]);
+    store.record_run(&dry).await.unwrap();
+    let mut hit = run("kill-1", "kill", "2027-01-15T17:00:00Z", RunStatus::Passed);
+    hit.targets =
+        serde_json::json!([{"namespace": "pake-api", "name": "api-1", "owner": "Deployment/api"}]);
+    store.record_run(&hit).await.unwrap();
+    let hits = store.recent_hits(at("2027-01-15T00:00:00Z")).await.unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].0.to_string(), "Deployment/pake-api/api");
+    assert_eq!(hits[0].1, at("2027-01-15T17:00:02Z").timestamp());
     assert_eq!(store.run("nope").await.unwrap(), None);
     let all: Vec<String> = store
         .runs(None, None)
@@ -86,7 +104,16 @@ async fn exercise(url: StoreUrl) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(all, ["probe-b-1", "probe-a-1", "probe-a-0"]);
+    assert_eq!(
+        all,
+        [
+            "probe-b-1",
+            "kill-1",
+            "probe-a-dry",
+            "probe-a-1",
+            "probe-a-0"
+        ]
+    );
     let a: Vec<String> = store
         .runs(Some("probe-a"), None)
         .await
@@ -94,12 +121,12 @@ async fn exercise(url: StoreUrl) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(a, ["probe-a-1", "probe-a-0"]);
+    assert_eq!(a, ["probe-a-dry", "probe-a-1", "probe-a-0"]);
     let recent = store
         .runs(None, Some(at("2027-01-01T00:00:00Z")))
         .await
         .unwrap();
-    assert_eq!(recent.len(), 2);
+    assert_eq!(recent.len(), 4);
 
     let fire = FireRecord {
         drill: "probe-a".into(),

@@ -151,14 +151,20 @@ async fn execute(
     };
     let stop = shutdown_signal();
     let endpoints = Endpoints::new(config.prometheus.clone(), config.alertmanager.clone());
-    // Cluster and store are looked up in parallel with nothing else to wait for; a probe may run
-    // without either, anything that mutates is blocked by the executor without a cluster.
-    let kube = match Kube::connect(&config.namespace).await {
-        Ok(k) => Some(k),
-        Err(e) => {
-            tracing::warn!(error = %e, "no cluster access");
-            None
-        }
+    // Cluster and store are reached in parallel. A probe may run without either; anything that
+    // mutates is blocked by the executor without a cluster (and, with a cooldown, without the
+    // history).
+    let (kube, store) = tokio::join!(Kube::connect(&config.namespace), Store::open(&config.store));
+    let kube = kube
+        .inspect_err(|e| tracing::warn!(error = %e, "no cluster access"))
+        .ok();
+    let store = store
+        .inspect_err(|e| tracing::warn!(error = %e, "store unavailable"))
+        .ok();
+    let cooldown = chrono::TimeDelta::from_std(drill.safety.cooldown).unwrap_or_default();
+    let recent_hits = match &store {
+        Some(store) => store.recent_hits(Utc::now() - cooldown).await.ok(),
+        None => None,
     };
     let record = executor::execute(
         &Execution {
@@ -168,17 +174,11 @@ async fn execute(
             kube: kube.as_ref(),
             endpoints: &endpoints,
             kill_switch_every: executor::KILL_SWITCH_EVERY,
+            recent_hits,
         },
         stop,
     )
     .await;
-    let store = match Store::open(&config.store).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "store unavailable");
-            None
-        }
-    };
     executor::record(
         &record,
         &Sinks {
