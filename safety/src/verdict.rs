@@ -287,6 +287,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
     }
 
     // 2. Static exclusions.
+    verdict.excluded.reserve(matched.len());
     let mut eligible: Vec<Vec<&Pod>> = vec![Vec::new(); request.targets.len()];
     let mut matched_per_target = vec![0usize; request.targets.len()];
     for &(t, pod) in &matched {
