@@ -166,7 +166,8 @@ impl<'c> NamespacePods<'c> {
 fn budget<'c>(
     pdb: &'c Pdb,
     pods: &mut NamespacePods<'c>,
-    owners: &HashMap<&OwnerRef, &Owner>,
+    owner_index: &HashMap<&OwnerRef, usize>,
+    owners: &[Owner],
 ) -> Budget {
     let Some(selector) = &pdb.selector else {
         return Budget {
@@ -188,7 +189,7 @@ fn budget<'c>(
         match pod
             .owner
             .as_ref()
-            .and_then(|o| owners.get(o).map(|w| (o, w)))
+            .and_then(|o| owner_index.get(o).map(|&i| (o, &owners[i])))
         {
             Some((key, owner)) => {
                 if seen.insert(key) {
@@ -243,7 +244,13 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
         .iter()
         .map(|n| (n.name.as_str(), n))
         .collect();
-    let owners: HashMap<&OwnerRef, &Owner> = cluster.owners.iter().map(|o| (&o.key, o)).collect();
+    // Each workload gets an index once; per-pod work then uses the index, not the key's hash.
+    let owner_index: HashMap<&OwnerRef, usize> = cluster
+        .owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (&o.key, i))
+        .collect();
     let mut pdbs: PdbIndex = HashMap::new();
     for pdb in &cluster.pdbs {
         pdbs.entry(pdb.namespace.as_str()).or_default().push(pdb);
@@ -255,30 +262,54 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
         .iter()
         .map(|t| t.namespace.as_str())
         .collect();
-    let mut matched: Vec<(usize, &Pod)> = Vec::new();
-    let mut pods_by_namespace: HashMap<&str, NamespacePods> = HashMap::new();
+    let mut matched: Vec<(usize, &Pod, Option<usize>)> = Vec::new();
+    let mut pods_by_namespace: HashMap<&str, NamespacePods> = HashMap::default();
     // Ready pods per workload, counted from the pods themselves. A workload's pods live in its
     // namespace, so the target namespaces hold every count a pick can need.
-    let mut ready: HashMap<&OwnerRef, i64> = HashMap::new();
+    let mut ready: Vec<i64> = vec![0; cluster.owners.len()];
+    // Snapshots list pods namespace by namespace: remember the last namespace's answer.
+    let mut last_namespace: Option<(&str, bool)> = None;
+    // The current run of pods of one namespace, moved into `pods_by_namespace` when it ends.
+    let mut run: Vec<&Pod> = Vec::new();
     for pod in &cluster.pods {
-        if !target_namespaces.contains(pod.namespace.as_str()) {
+        let namespace = pod.namespace.as_str();
+        let targeted = match last_namespace {
+            Some((last, targeted)) if last == namespace => targeted,
+            previous => {
+                if let (Some((last, true)), false) = (previous, run.is_empty()) {
+                    pods_by_namespace
+                        .entry(last)
+                        .or_default()
+                        .all
+                        .append(&mut run);
+                }
+                let targeted = target_namespaces.contains(namespace);
+                last_namespace = Some((namespace, targeted));
+                targeted
+            }
+        };
+        if !targeted {
             continue;
         }
-        if let (true, Some(owner)) = (pod.running_and_ready, &pod.owner) {
-            *ready.entry(owner).or_default() += 1;
+        let owner = pod.owner.as_ref().and_then(|o| owner_index.get(o).copied());
+        if let (true, Some(i)) = (pod.running_and_ready, owner) {
+            ready[i] += 1;
         }
-        pods_by_namespace
-            .entry(pod.namespace.as_str())
-            .or_default()
-            .all
-            .push(pod);
+        run.push(pod);
         if let Some(t) = request
             .targets
             .iter()
             .position(|t| t.namespace == pod.namespace && t.selector.matches(&pod.labels))
         {
-            matched.push((t, pod));
+            matched.push((t, pod, owner));
         }
+    }
+    if let Some((last, true)) = last_namespace {
+        pods_by_namespace
+            .entry(last)
+            .or_default()
+            .all
+            .append(&mut run);
     }
     let mut verdict = Verdict::default();
     if matched.is_empty() {
@@ -288,17 +319,23 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
 
     // 2. Static exclusions.
     verdict.excluded.reserve(matched.len());
-    let mut eligible: Vec<Vec<&Pod>> = vec![Vec::new(); request.targets.len()];
+    let mut eligible: Vec<Vec<(&Pod, usize)>> = vec![Vec::new(); request.targets.len()];
     let mut matched_per_target = vec![0usize; request.targets.len()];
-    for &(t, pod) in &matched {
+    for &(t, pod, owner) in &matched {
         matched_per_target[t] += 1;
-        match static_exclusion(pod, request, &namespaces, &owners) {
-            Some(reason) => verdict.excluded.push(Excluded {
+        let known_owner = owner.map(|i| &cluster.owners[i]);
+        match (
+            static_exclusion(pod, request, &namespaces, known_owner),
+            owner,
+        ) {
+            (None, Some(i)) => eligible[t].push((pod, i)),
+            (reason, _) => verdict.excluded.push(Excluded {
                 namespace: pod.namespace.clone(),
                 name: pod.name.clone(),
-                reason,
+                // Static rules pass only pods with a known workload.
+                reason: reason
+                    .unwrap_or_else(|| "its workload is not in the cluster snapshot".into()),
             }),
-            None => eligible[t].push(pod),
         }
     }
 
@@ -323,7 +360,9 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
         // A seeded random order that depends only on the fire and the pods' names, not on
         // the order the snapshot lists them in.
         let fire_seed = rng.next();
-        pool.sort_by_cached_key(|p| (seed_bytes(fire_seed, p.name.as_bytes()), p.name.as_str()));
+        pool.sort_by_cached_key(|(p, _)| {
+            (seed_bytes(fire_seed, p.name.as_bytes()), p.name.as_str())
+        });
         let wanted = match target.amount {
             Amount::Count(n) => n as usize,
             Amount::Percent(range) => {
@@ -338,7 +377,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
             t + 1
         );
         let mut taken = 0usize;
-        for pod in pool.iter() {
+        for &(pod, owner) in pool.iter() {
             let reason = if taken >= wanted {
                 Some(not_picked.clone())
             } else if verdict.targets.len() >= cap {
@@ -346,9 +385,11 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
             } else {
                 pick_exclusion(
                     pod,
+                    &cluster.owners[owner],
+                    ready[owner],
                     request,
-                    &owners,
-                    &ready,
+                    &owner_index,
+                    &cluster.owners,
                     &mut pods_by_namespace,
                     &pdbs,
                     &mut budgets,
@@ -361,11 +402,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
                     reason,
                 }),
                 None => {
-                    if let Some(owner) = &pod.owner {
-                        if let Some(count) = ready.get_mut(owner) {
-                            *count -= 1;
-                        }
-                    }
+                    ready[owner] -= 1;
                     for pdb in matching_pdbs(&pdbs, pod) {
                         if let Some(b) =
                             budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
@@ -418,7 +455,7 @@ fn static_exclusion(
     pod: &Pod,
     request: &Request,
     namespaces: &HashMap<&str, &Namespace>,
-    owners: &HashMap<&OwnerRef, &Owner>,
+    known_owner: Option<&Owner>,
 ) -> Option<String> {
     let policy = request.policy;
     if pod.namespace == "kube-system" {
@@ -448,7 +485,7 @@ fn static_exclusion(
     if let Some(selector) = policy.never_target.iter().find(|s| s.matches(&pod.labels)) {
         return Some(format!("matches safety.never_target {selector}"));
     }
-    let known_owner = owner.and_then(|o| owners.get(o));
+
     if policy.opt_in {
         let namespace_in = namespaces
             .get(pod.namespace.as_str())
@@ -511,18 +548,19 @@ fn static_exclusion(
 }
 
 /// Rules that depend on what this fire has already picked: min_healthy and PDBs.
+#[allow(clippy::too_many_arguments)]
 fn pick_exclusion<'c>(
     pod: &'c Pod,
+    owner: &Owner,
+    ready_now: i64,
     request: &Request,
-    owners: &HashMap<&OwnerRef, &Owner>,
-    ready: &HashMap<&OwnerRef, i64>,
+    owner_index: &HashMap<&OwnerRef, usize>,
+    owners: &'c [Owner],
     pods_by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
     pdbs: &PdbIndex<'c>,
     budgets: &mut HashMap<(&'c str, &'c str), Budget>,
 ) -> Option<String> {
-    let owner_ref = pod.owner.as_ref()?;
-    let owner = owners.get(owner_ref)?;
-    let ready_now = ready.get(owner_ref).copied().unwrap_or(0);
+    let owner_ref = &owner.key;
     let rules: Vec<u64> = request
         .policy
         .min_healthy
@@ -543,7 +581,7 @@ fn pick_exclusion<'c>(
     for pdb in matching_pdbs(pdbs, pod) {
         let b = budgets
             .entry((pdb.namespace.as_str(), pdb.name.as_str()))
-            .or_insert_with(|| budget(pdb, in_namespace, owners));
+            .or_insert_with(|| budget(pdb, in_namespace, owner_index, owners));
         if b.allowed <= 0 {
             return Some(b.explain.clone());
         }
