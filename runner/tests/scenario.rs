@@ -156,22 +156,9 @@ impl World {
             dry_run: args.iter().any(|a| a == "--dry-run"),
         };
         let drill = self.config.drill(&run.drill).unwrap();
+        let record = execute_on(&self.client, &self.config, drill, &run, Some(Vec::new())).await;
         let kube = Kube::new(self.client.clone(), NS);
         let endpoints = Endpoints::new(None, None);
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let record = executor::execute(
-            &Execution {
-                config: &self.config,
-                drill,
-                run: &run,
-                kube: Some(&kube),
-                endpoints: &endpoints,
-                kill_switch_every: Duration::from_millis(100),
-                recent_hits: Some(Vec::new()),
-            },
-            stop,
-        )
-        .await;
         let store = Store::open(&self.config.store).await.unwrap();
         executor::record(
             &record,
@@ -195,6 +182,33 @@ impl World {
             .expect("complete the Job");
         record.status
     }
+}
+
+/// Runs the executor in this process against the in-memory cluster, as a Job's pod would, with the
+/// kill switch looked at every 100ms.
+async fn execute_on(
+    client: &kube::Client,
+    config: &Config,
+    drill: &firedrill::config::Drill,
+    run: &RunRef,
+    recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
+) -> firedrill::store::RunRecord {
+    let kube = Kube::new(client.clone(), NS);
+    let endpoints = Endpoints::new(None, None);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    executor::execute(
+        &Execution {
+            config,
+            drill,
+            run,
+            kube: Some(&kube),
+            endpoints: &endpoints,
+            kill_switch_every: Duration::from_millis(100),
+            recent_hits,
+        },
+        stop,
+    )
+    .await
 }
 
 fn runtime() -> Runtime {
@@ -444,22 +458,7 @@ async fn nothing_fires_while_the_kill_switch_is_engaged() {
         scheduled: Utc::now(),
         dry_run: false,
     };
-    let kube = Kube::new(w.client.clone(), NS);
-    let endpoints = Endpoints::new(None, None);
-    let (_tx, stop) = tokio::sync::watch::channel(false);
-    let record = executor::execute(
-        &Execution {
-            config: &w.config,
-            drill: &drill,
-            run: &run,
-            kube: Some(&kube),
-            endpoints: &endpoints,
-            kill_switch_every: Duration::from_millis(100),
-            recent_hits: Some(Vec::new()),
-        },
-        stop,
-    )
-    .await;
+    let record = execute_on(&w.client, &w.config, &drill, &run, Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Blocked);
     assert_eq!(
         record.reason.as_deref(),
@@ -568,9 +567,6 @@ async fn engaging_the_kill_switch_stops_a_running_drill_within_seconds() {
         scheduled: Utc::now(),
         dry_run: false,
     };
-    let kube = Kube::new(w.client.clone(), NS);
-    let endpoints = Endpoints::new(None, None);
-    let (_tx, stop) = tokio::sync::watch::channel(false);
     let client = w.client.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -584,19 +580,7 @@ async fn engaging_the_kill_switch_stops_a_running_drill_within_seconds() {
             .unwrap();
     });
     let started = std::time::Instant::now();
-    let record = executor::execute(
-        &Execution {
-            config: &w.config,
-            drill: &drill,
-            run: &run,
-            kube: Some(&kube),
-            endpoints: &endpoints,
-            kill_switch_every: Duration::from_millis(100),
-            recent_hits: Some(Vec::new()),
-        },
-        stop,
-    )
-    .await;
+    let record = execute_on(&w.client, &w.config, &drill, &run, Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Aborted);
     assert_eq!(
         record.reason.as_deref(),
@@ -787,33 +771,13 @@ async fn the_guard_reads_the_live_cluster_and_honours_cooldown_across_runs() {
     );
     let config = Config::parse(&text, Path::new("guard.yaml")).unwrap();
     let drill = config.drills[0].clone();
-    let kube = Kube::new(w.client.clone(), NS);
-    let endpoints = Endpoints::new(None, None);
-    let execute = |recent_hits: Option<Vec<(OwnerRef, i64)>>| {
-        let (config, drill, kube, endpoints) = (&config, &drill, &kube, &endpoints);
-        async move {
-            let run = RunRef {
-                drill: drill.name.clone(),
-                run: "kill-web-1".into(),
-                scheduled: Utc::now(),
-                dry_run: false,
-            };
-            let (_tx, stop) = tokio::sync::watch::channel(false);
-            executor::execute(
-                &Execution {
-                    config,
-                    drill,
-                    run: &run,
-                    kube: Some(kube),
-                    endpoints,
-                    kill_switch_every: Duration::from_millis(100),
-                    recent_hits,
-                },
-                stop,
-            )
-            .await
-        }
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: "kill-web-1".into(),
+        scheduled: Utc::now(),
+        dry_run: false,
     };
+    let execute = |recent_hits| execute_on(&w.client, &config, &drill, &run, recent_hits);
 
     // Without the history, a drill with a cooldown cannot prove it is safe.
     let record = execute(None).await;

@@ -57,6 +57,27 @@ impl Endpoints {
         &self.client
     }
 
+    /// GET `url` on `service` (for messages) at `base`; a failure to get any answer says so.
+    async fn fetch(
+        &self,
+        service: &str,
+        base: &url::Url,
+        url: url::Url,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, String> {
+        self.client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "{service} at {base} is unreachable: {}",
+                    describe_error(&e, timeout)
+                )
+            })
+    }
+
     /// GET `url` and return its status and how long the answer took.
     pub async fn get_status(
         &self,
@@ -186,18 +207,7 @@ pub async fn query_prometheus(
         .join("api/v1/query")
         .map_err(|e| format!("bad Prometheus URL {base}: {e}"))?;
     url.query_pairs_mut().append_pair("query", query);
-    let response = endpoints
-        .client
-        .get(url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "Prometheus at {base} is unreachable: {}",
-                describe_error(&e, timeout)
-            )
-        })?;
+    let response = endpoints.fetch("Prometheus", base, url, timeout).await?;
     let status = response.status();
     let body: Value = response
         .json()
@@ -274,18 +284,7 @@ async fn firing_alerts(
             query.append_pair("filter", &format!("{k}=\"{escaped}\""));
         }
     }
-    let response = endpoints
-        .client
-        .get(url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "Alertmanager at {base} is unreachable: {}",
-                describe_error(&e, timeout)
-            )
-        })?;
+    let response = endpoints.fetch("Alertmanager", base, url, timeout).await?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
