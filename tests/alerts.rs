@@ -1,0 +1,41 @@
+//! The Prometheus alerting rules in deploy/prometheus: valid (`promtool check rules`) and doing
+//! what their unit tests say (`promtool test rules`). promtool comes with Debian's prometheus
+//! package, which scripts/test.sh installs.
+
+use std::path::Path;
+use std::process::Command;
+
+fn promtool(args: &[&str]) -> Option<std::process::Output> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    match Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+    {
+        Ok(out) => Some(out),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("promtool is missing under CI: scripts/test.sh installs Debian's prometheus")
+        }
+        Err(_) => {
+            eprintln!("skipping: promtool is not installed (apt-get install prometheus)");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_rules_are_valid_and_their_unit_tests_pass() {
+    for args in [
+        &["check", "rules", "firedrill.rules.yaml"][..],
+        &["test", "rules", "firedrill.rules.test.yaml"][..],
+    ] {
+        let Some(out) = promtool(args) else { return };
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
