@@ -63,6 +63,7 @@ pub enum Command {
     },
     /// Run the scheduler: one leader fires each drill as a Job at its instant.
     Scheduler {
+        /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
         /// Where /metrics, /healthz and /readyz listen.
@@ -77,6 +78,7 @@ pub enum Command {
     },
     /// Run one drill in this process (what a drill Job runs).
     Execute {
+        /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
         #[arg(long, value_name = "NAME")]
@@ -95,6 +97,7 @@ pub enum Command {
     Run {
         /// The drill's name.
         drill: String,
+        /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
         /// Change nothing, whatever `armed` says.
@@ -109,11 +112,13 @@ pub enum Command {
     },
     /// The leader, the kill switch, running drills and the next fires.
     Status {
+        /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
     /// Runs from the history.
     History {
+        /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
         /// Only this drill.
