@@ -98,14 +98,27 @@ async fn world(pushgateway: Option<&url::Url>) -> World {
 
 impl World {
     async fn scheduler(&self, identity: &str) -> Scheduler {
-        let store = Store::open(&self.config.store).await.expect("store");
+        self.scheduler_for(self.config.clone(), identity).await
+    }
+
+    /// A scheduler on this world's cluster with another drill file.
+    async fn scheduler_for(&self, config: Config, identity: &str) -> Scheduler {
+        let store = Store::open(&config.store).await.expect("store");
         Scheduler::new(
-            self.config.clone(),
+            config,
             Kube::new(self.client.clone(), NS),
             store,
             runtime(),
             identity,
         )
+    }
+
+    /// The world's store as a drill file writes it.
+    fn store_url(&self) -> String {
+        match &self.config.store {
+            firedrill::config::Store::Sqlite(p) => format!("sqlite://{p}"),
+            firedrill::config::Store::Postgres(u) => u.clone(),
+        }
     }
 
     fn jobs(&self) -> Api<Job> {
@@ -474,18 +487,11 @@ async fn a_changed_drill_file_is_picked_up_and_a_broken_one_refused() {
     let original = std::fs::read_to_string(&w.config.source).unwrap_or_else(|_| {
         // The world's config was parsed from text; write it out as the mounted file would be.
         format!("namespace: {NS}\nstore: {}\ndrills:\n  - {{ name: {}, kind: probe, schedule: \"0 10 * * *\", duration: 2s }}\n",
-            match &w.config.store { firedrill::config::Store::Sqlite(p) => format!("sqlite://{p}"), firedrill::config::Store::Postgres(u) => u.clone() }, w.drill)
+            w.store_url(), w.drill)
     });
     std::fs::write(&path, &original).unwrap();
     let config = Config::load(&path).unwrap();
-    let store = Store::open(&config.store).await.unwrap();
-    let mut s = Scheduler::new(
-        config,
-        Kube::new(w.client.clone(), NS),
-        store,
-        runtime(),
-        "scheduler-a",
-    );
+    let mut s = w.scheduler_for(config, "scheduler-a").await;
     assert_eq!(s.reload(), None, "unchanged file, nothing to do");
 
     std::fs::write(&path, original.replace("0 10 * * *", "30 11 * * *")).unwrap();
@@ -677,20 +683,10 @@ drills:
   - {{ name: skipper, kind: probe, schedule: "0 10 * * *", duration: 2s }}
   - {{ name: deferrer, kind: probe, schedule: "0 10 * * *", duration: 2s, on_blackout: defer, deadline: 2h }}
 "#,
-        store = match &w.config.store {
-            firedrill::config::Store::Sqlite(p) => format!("sqlite://{p}"),
-            firedrill::config::Store::Postgres(u) => u.clone(),
-        }
+        store = w.store_url()
     );
     let config = Config::parse(&text, Path::new("blackouts.yaml")).unwrap();
-    let store = Store::open(&config.store).await.unwrap();
-    let mut s = Scheduler::new(
-        config,
-        Kube::new(w.client.clone(), NS),
-        store,
-        runtime(),
-        "scheduler-a",
-    );
+    let mut s = w.scheduler_for(config, "scheduler-a").await;
     // Saturday 2027-01-16 10:00: both fall in the weekend.
     let report = s.tick(at("2027-01-16T10:00:05Z")).await.unwrap();
     assert!(report.fired.is_empty(), "{report:?}");
