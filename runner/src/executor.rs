@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::Kind;
-use firedrill_safety::cluster::OwnerRef;
-use firedrill_safety::verdict::{self, Request};
+use firedrill_safety::verdict::{self, RecentHits, Request};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -18,8 +17,12 @@ use crate::gate::{self, Endpoints, Samples, WatchResult};
 use crate::job::RunRef;
 use crate::kubernetes::Kube;
 use crate::schedule::blackout;
-use crate::store::{Measurements, RunRecord, RunStatus, Store};
+use crate::store::{Measurements, RunRecord, RunStatus, Spool, Store};
 use crate::{pushgateway, snapshot};
+
+/// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
+/// store, the cluster or the spool), whatever the outcome: it is then only on stdout.
+pub const EXIT_RECORD_LOST: u8 = 5;
 
 /// Process exit codes of `firedrill execute`: a contract with the Job and `run --wait`.
 pub fn exit_code(status: RunStatus) -> u8 {
@@ -73,7 +76,7 @@ pub struct Execution<'a> {
     pub kill_switch_every: Duration,
     /// Workloads earlier runs hit and when, for `cooldown`; `None` when the history cannot be
     /// read (then a drill with a cooldown is blocked unless it is a dry run).
-    pub recent_hits: Option<Vec<(OwnerRef, i64)>>,
+    pub recent_hits: Option<RecentHits>,
 }
 
 /// The on-call engineer's switch must stop a running drill within seconds.
@@ -217,10 +220,11 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                 )
             }
         };
-        let recent_hits: &[(OwnerRef, i64)] =
+        let none = RecentHits::new();
+        let recent_hits: &RecentHits =
             match (&x.recent_hits, drill.safety.cooldown.is_zero()) {
                 (Some(hits), _) => hits,
-                (None, true) => &[],
+                (None, true) => &none,
                 (None, false) if dry_run => {
                     p.evidence.insert(
                         "cooldown".into(),
@@ -228,7 +232,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                         "not checked: the run history is unavailable (a dry run changes nothing)"
                     ),
                     );
-                    &[]
+                    &none
                 }
                 (None, false) => return p.finish(
                     RunStatus::Blocked,
@@ -415,34 +419,68 @@ async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observe
 pub struct Sinks<'a> {
     pub store: Option<&'a Store>,
     pub kube: Option<&'a Kube>,
+    /// Where the record is kept when neither the store nor the cluster takes it.
+    pub spool: Option<&'a Spool>,
     pub pushgateway: Option<&'a url::Url>,
     pub client: &'a reqwest::Client,
     pub push_retry: pushgateway::Retry,
 }
 
-/// Records a finished run: store (retried; otherwise left in a result ConfigMap for the scheduler
-/// to backfill), Pushgateway (retried; an outage never fails the drill), and an Event.
-pub async fn record(run: &RunRecord, sinks: &Sinks<'_>) {
+/// Where a finished record was kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kept {
+    Store,
+    /// In a result ConfigMap, for the scheduler to backfill.
+    Cluster,
+    /// In a spool file, replayed into the store by the next start that reaches it.
+    Spool(std::path::PathBuf),
+    /// Nowhere but the process's output: said loudly, in the log and the exit code.
+    Nowhere,
+}
+
+/// Keeps a finished run's record: the store (retried for a bounded time, not past a signal),
+/// else a result ConfigMap for the scheduler, else a spool file beside the store. Each fallback
+/// is logged with the reason the one before failed; losing the record is an error.
+pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
+    let mut stop = stop.clone();
     let stored = match sinks.store {
-        Some(store) => store
-            .record_run_with_retry(run)
-            .await
-            .map_err(|e| e.to_string()),
+        Some(store) if !*stop.borrow() => tokio::select! {
+            result = store.record_run_with_retry(run) => result.map_err(|e| e.to_string()),
+            () = pushgateway::stopping(&mut stop) => Err("a signal ended the store's retries".to_owned()),
+        },
+        Some(_) => Err("the process is stopping".to_owned()),
         None => Err("no store".to_owned()),
     };
-    if let Err(e) = &stored {
-        tracing::warn!(run = %run.id, error = %e, "store unavailable; leaving the record for the scheduler");
-        if let Some(kube) = sinks.kube {
-            if let Err(e) = kube.write_result(run).await {
-                tracing::error!(run = %run.id, error = %e, "could not leave the record in the cluster either");
+    let Err(store_error) = stored else {
+        return Kept::Store;
+    };
+    let cluster_error = match sinks.kube {
+        Some(kube) => match kube.write_result(run).await {
+            Ok(()) => {
+                tracing::warn!(run = %run.id, error = %store_error, "store unavailable; the record is left in the cluster for the scheduler");
+                return Kept::Cluster;
             }
+            Err(e) => e.to_string(),
+        },
+        None => "no cluster access".to_owned(),
+    };
+    let spool_error = match sinks.spool.map(|spool| spool.write(run)) {
+        Some(Ok(path)) => {
+            tracing::warn!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, path = %path.display(),
+                "neither the store nor the cluster took the record; it is spooled and goes into the store at the next start that reaches it");
+            return Kept::Spool(path);
         }
-    }
-    if let Some(base) = sinks.pushgateway {
-        if let Err(e) = pushgateway::push(sinks.client, base, run, sinks.push_retry).await {
-            tracing::warn!(run = %run.id, error = %e, "results not pushed");
-        }
-    }
+        Some(Err(e)) => e.to_string(),
+        None => "no spool".to_owned(),
+    };
+    tracing::error!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, spool_error = %spool_error,
+        "RECORD NOT KEPT: the store, the cluster and the spool all failed; the record is only on stdout");
+    Kept::Nowhere
+}
+
+/// Tells the world a run ended: the Pushgateway (bounded, never past a signal; an outage never
+/// fails the drill) and a Kubernetes Event.
+pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) {
     if let Some(kube) = sinks.kube {
         let warning = !matches!(run.status, RunStatus::Passed | RunStatus::DryRun);
         let message = format!(
@@ -462,6 +500,20 @@ pub async fn record(run: &RunRecord, sinks: &Sinks<'_>) {
             tracing::warn!(run = %run.id, error = %e, "no Event recorded");
         }
     }
+    if let Some(base) = sinks.pushgateway {
+        if let Err(e) =
+            pushgateway::push(sinks.client, base, run, sinks.push_retry, stop.clone()).await
+        {
+            tracing::warn!(run = %run.id, error = %e, "results not pushed");
+        }
+    }
+}
+
+/// [`keep`], then [`announce`].
+pub async fn record(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
+    let kept = keep(run, sinks, stop).await;
+    announce(run, sinks, stop).await;
+    kept
 }
 
 fn title(status: &str) -> String {

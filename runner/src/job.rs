@@ -53,8 +53,9 @@ impl Runtime {
 }
 
 /// The base-36 digits of `n`, lowercase: short enough to keep names within 63 characters.
+const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
 fn base36(mut n: u64) -> String {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::new();
     loop {
         out.push(DIGITS[(n % 36) as usize]);
@@ -73,9 +74,51 @@ pub fn run_id(drill: &str, scheduled: DateTime<Utc>) -> String {
     format!("{drill}-{}", base36(scheduled.timestamp().max(0) as u64))
 }
 
-/// The run id of a manual run started at `now`: marked `m` so it never collides with a fire.
+/// The run id of a manual run started at `now`: `<drill>-m<minute><random>`, marked `m` so it
+/// never collides with a fire. The minute (since 2020, base 36, five digits until 2134) keeps
+/// ids in start order; the random tail (as long as the 63-character limit allows: 4 to 8
+/// base-36 digits) keeps runs of the same minute apart. Where a collision would still matter,
+/// the API server (Job names) and the store (a record never changes its drill, kind or instant)
+/// refuse it, and the caller draws again.
 pub fn manual_run_id(drill: &str, now: DateTime<Utc>) -> String {
-    format!("{drill}-m{}", base36(now.timestamp().max(0) as u64))
+    const EPOCH_2020: i64 = 1_577_836_800;
+    let minute = ((now.timestamp() - EPOCH_2020) / 60).max(0) as u64;
+    let head = format!("{drill}-m{}", base36(minute));
+    let room = MAX_RUN_ID.saturating_sub(head.len()).min(8);
+    let mut bits = random();
+    let tail: String = (0..room)
+        .map(|_| {
+            let digit = DIGITS[(bits % 36) as usize] as char;
+            bits /= 36;
+            digit
+        })
+        .collect();
+    head + &tail
+}
+
+/// Run ids are Job names and label values: DNS-1123 labels of at most 63 characters.
+pub const MAX_RUN_ID: usize = 63;
+
+/// A run id given on the command line must be usable as a Job name and a label value.
+pub fn validate_run_id(id: &str) -> Result<(), String> {
+    crate::config::dns_label(id, MAX_RUN_ID).map_err(|e| {
+        format!("--run {e}; it names the run's Job and labels, so it must be a DNS-1123 label")
+    })
+}
+
+/// 64 bits from the OS-seeded hasher keys of the standard library (no extra dependency),
+/// mixed with the clock and the process id.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// Everything that identifies one run.
@@ -246,6 +289,23 @@ mod tests {
         let longest = "a".repeat(crate::config::MAX_DRILL_NAME);
         let late: DateTime<Utc> = "2099-12-31T23:59:59Z".parse().unwrap();
         assert!(manual_run_id(&longest, late).len() <= 63);
+        assert!(validate_run_id(&manual_run_id(&longest, late)).is_ok());
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| manual_run_id("pod-kill", t)).collect();
+        assert_eq!(
+            ids.len(),
+            1000,
+            "manual runs in the same second get distinct ids"
+        );
+        for bad in [
+            "",
+            "../../etc/passwd; DROP TABLE runs;--",
+            "Upper",
+            "-x",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_run_id(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(base36(0), "0");
         assert_eq!(base36(35), "z");
         assert_eq!(base36(36), "10");

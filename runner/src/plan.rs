@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
-use firedrill_safety::cluster::{Cluster, OwnerRef};
+use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::{self, Request};
 
 use crate::config::Config;
@@ -153,7 +153,8 @@ fn verdicts(
     let mut out = vec![None; fires.len()];
     let mut order: Vec<usize> = (0..fires.len()).collect();
     order.sort_by_key(|&i| (fires[i].start, i));
-    let mut hits: Vec<(OwnerRef, i64)> = Vec::new();
+    let index = verdict::ClusterIndex::new(cluster);
+    let mut hits = verdict::RecentHits::new();
     for i in order {
         let fire = &fires[i];
         let drill = &config.drills[fire.drill];
@@ -161,8 +162,8 @@ fn verdicts(
         if !drill.kind.needs_pod_targets() {
             continue;
         }
-        let v = verdict::decide(
-            cluster,
+        let v = verdict::decide_on(
+            &index,
             &Request {
                 drill: &drill.name,
                 seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
@@ -174,12 +175,10 @@ fn verdicts(
             },
         );
         if sequential {
-            hits.extend(
-                v.targets
-                    .iter()
-                    .filter_map(|t| t.owner.clone())
-                    .map(|o| (o, start.timestamp())),
-            );
+            // Fires are decided in start order, so this fire's start is each workload's latest.
+            for owner in v.targets.iter().filter_map(|t| t.owner.clone()) {
+                hits.insert(owner, start.timestamp());
+            }
         }
         out[i] = Some(PlannedVerdict {
             targets: v

@@ -114,23 +114,29 @@ pub struct Retry {
     pub attempts: usize,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    /// The whole push, retries included, ends after this long: metrics never hold up a run's
+    /// exit (the record is already kept by then).
+    pub budget: Duration,
 }
 
 impl Retry {
-    /// About two minutes of trying: long enough for a Pushgateway restart.
-    pub const PATIENT: Retry = Retry {
-        attempts: 8,
-        first_delay: Duration::from_millis(500),
-        max_delay: Duration::from_secs(30),
+    /// Rides out a blip (a Pushgateway restarting), never more than 15 seconds.
+    pub const BOUNDED: Retry = Retry {
+        attempts: 6,
+        first_delay: Duration::from_millis(250),
+        max_delay: Duration::from_secs(4),
+        budget: Duration::from_secs(15),
     };
 }
 
-/// Pushes one run's metrics. An error is returned for logging; it never fails the drill.
+/// Pushes one run's metrics within the retry's budget; `stop` turning true (a signal) ends the
+/// retries at once. An error is returned for logging; it never fails the drill.
 pub async fn push(
     client: &reqwest::Client,
     base: &url::Url,
     run: &RunRecord,
     retry: Retry,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let url = group_url(base, &run.drill)?;
     let body = render(run);
@@ -139,7 +145,7 @@ pub async fn push(
             .post(url.clone())
             .header("Content-Type", "text/plain; version=0.0.4")
             .body(body.clone())
-            .timeout(Duration::from_secs(10))
+            .timeout(retry.budget.min(Duration::from_secs(5)))
             .send()
             .await
             .map_err(|e| format!("Pushgateway at {base} is unreachable: {e}"))?;
@@ -154,15 +160,30 @@ pub async fn push(
             ))
         }
     };
-    attempt
+    let pushed = attempt
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(retry.first_delay)
                 .with_max_delay(retry.max_delay)
                 .with_max_times(retry.attempts.saturating_sub(1)),
         )
-        .notify(|e, after| tracing::warn!(drill = %run.drill, error = %e, retry_in = ?after, "push failed"))
-        .await
+        .notify(|e, after| tracing::warn!(drill = %run.drill, error = %e, retry_in = ?after, "push failed"));
+    if *stop.borrow_and_update() {
+        return Err("not pushed: the process is stopping".to_owned());
+    }
+    tokio::select! {
+        result = tokio::time::timeout(retry.budget, pushed) => result.unwrap_or_else(|_| {
+            Err(format!("Pushgateway at {base}: gave up after {:?}", retry.budget))
+        }),
+        () = stopping(&mut stop) => Err("not pushed: a signal ended the retries".to_owned()),
+    }
+}
+
+/// Resolves when `stop` turns true; never when nobody can send it any more.
+pub async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// `<base>/metrics/job/firedrill/drill/<name>`.

@@ -7,6 +7,8 @@
 //! safe (a pod with no status is not ready; a pod with no creation time is brand new).
 
 use std::collections::HashMap;
+use std::fmt;
+use std::io::BufRead;
 use std::path::Path;
 
 use chrono::DateTime;
@@ -16,7 +18,23 @@ use firedrill_safety::cluster::{
 use firedrill_safety::{Percent, Requirement, Selector};
 use serde_json::Value;
 
-use crate::config::yaml;
+use crate::config::yaml::{self, Limits, Mark, StreamError};
+
+/// Problems past this many are counted, not listed.
+const MAX_PROBLEMS: usize = 50;
+
+/// The kinds a snapshot reads; anything else in a List is skipped.
+const KINDS: &[&str] = &[
+    "Namespace",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "PodDisruptionBudget",
+    "Pod",
+];
+
+const KUBECTL: &str = "kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -26,71 +44,149 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    #[error("{0}")]
+    Invalid(Problems),
 }
 
+/// Every problem found in one snapshot, each with its position.
+#[derive(Debug)]
+pub struct Problems {
+    pub file: String,
+    pub items: Vec<(Mark, String)>,
+    /// Problems found beyond the ones listed.
+    pub more: usize,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (mark, message)) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {message}", self.file, mark.line, mark.column)?;
+        }
+        if self.more > 0 {
+            write!(f, "\n{}: and {} more problems", self.file, self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl Problems {
+    fn push(&mut self, mark: Mark, message: String) {
+        if self.items.len() < MAX_PROBLEMS {
+            self.items.push((mark, message));
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// Reads a snapshot file item by item: memory follows the model, not the file.
 pub fn load(path: &Path) -> Result<Cluster, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+    let file = std::fs::File::open(path).map_err(|source| SnapshotError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    read(
+        std::io::BufReader::with_capacity(1 << 16, file),
+        &path.display().to_string(),
+    )
 }
 
 /// Parses a snapshot; `file` names it in messages.
 pub fn parse(text: &str, file: &str) -> Result<Cluster, SnapshotError> {
-    let invalid = |mark: yaml::Mark, message: String| SnapshotError::Invalid {
-        file: file.to_owned(),
-        line: mark.line,
-        column: mark.column,
-        message,
-    };
-    let root = yaml::parse(text).map_err(|e| invalid(e.mark, e.message))?;
-    let items: Vec<(yaml::Mark, Value)> = match &root.value {
-        yaml::Value::Mapping(entries) => {
-            let list = entries.iter().find(
-                |(k, _)| matches!(&k.value, yaml::Value::Scalar { text, .. } if text == "items"),
-            );
-            match list.map(|(_, v)| &v.value) {
-                Some(yaml::Value::Sequence(items)) => {
-                    items.iter().map(|n| (n.mark, yaml::to_json(n))).collect()
-                }
-                // A single object rather than a List.
-                None => vec![(root.mark, yaml::to_json(&root))],
-                Some(_) => {
-                    return Err(invalid(
-                        root.mark,
-                        "items: expected a list of Kubernetes objects".to_owned(),
-                    ))
-                }
-            }
-        }
-        _ => {
-            return Err(invalid(
-                root.mark,
-                "expected a Kubernetes List (the output of kubectl get ... -o yaml)".to_owned(),
-            ))
-        }
-    };
-    let objects: Vec<&Value> = items.iter().map(|(_, v)| v).collect();
-    from_objects(&objects).map_err(|(index, message)| invalid(items[index].0, message))
+    read(text.as_bytes(), file)
 }
 
-/// Builds the model from Kubernetes objects. The error carries the index of the bad object.
-pub fn from_objects(objects: &[&Value]) -> Result<Cluster, (usize, String)> {
-    let mut cluster = Cluster::default();
-    // ReplicaSet (namespace, name) -> its controlling Deployment, to report pods by workload.
-    let mut replica_set_parents: HashMap<(String, String), Option<OwnerRef>> = HashMap::new();
-    let mut pods: Vec<(usize, &Value)> = Vec::new();
+fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
+    let mut model = Model::default();
+    let mut problems = Problems {
+        file: file.to_owned(),
+        items: Vec::new(),
+        more: 0,
+    };
+    let empty = format!("the snapshot is empty; expected the output of `{KUBECTL}`");
+    let root = yaml::stream_items(input, Limits::SNAPSHOT, "items", &empty, |node| {
+        if let Err(message) = model.add(&yaml::to_json(&node)) {
+            problems.push(node.mark, message);
+        }
+    });
+    let root = match root {
+        Ok(root) => root,
+        Err(StreamError::Io(source)) => {
+            return Err(SnapshotError::Io {
+                path: file.to_owned(),
+                source,
+            })
+        }
+        Err(StreamError::Syntax(e)) => {
+            problems.push(e.mark, e.message);
+            return Err(SnapshotError::Invalid(problems));
+        }
+    };
+    if let Err(message) = check_root(&root, &mut model) {
+        problems.push(root.mark, message);
+    }
+    if problems.items.is_empty() {
+        Ok(model.finish())
+    } else {
+        Err(SnapshotError::Invalid(problems))
+    }
+}
 
-    for (index, object) in objects.iter().enumerate() {
-        let o = Object::new(object).map_err(|m| (index, m))?;
+/// The document must be a List (its items were read as they streamed by) or one object of a
+/// kind the guard reads.
+fn check_root(root: &yaml::Node, model: &mut Model) -> Result<(), String> {
+    let expected = format!("expected a Kubernetes List (the output of `{KUBECTL}`)");
+    let yaml::Value::Mapping(entries) = &root.value else {
+        return Err(format!("{expected}, found {}", root.describe()));
+    };
+    let get = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| matches!(&k.value, yaml::Value::Scalar { text, .. } if text == key))
+            .map(|(_, v)| v)
+    };
+    let kind = get("kind").and_then(|k| match &k.value {
+        yaml::Value::Scalar { text, .. } => Some(text.as_str()),
+        _ => None,
+    });
+    match (get("items"), kind) {
+        (Some(items), _) => match &items.value {
+            yaml::Value::Sequence(_) => Ok(()),
+            _ if items.is_null() => Ok(()),
+            _ => Err(format!(
+                "items: expected a list of Kubernetes objects, found {}",
+                items.describe()
+            )),
+        },
+        (None, Some(kind)) if KINDS.contains(&kind) => model.add(&yaml::to_json(root)),
+        (None, Some(kind)) => Err(format!(
+            "{expected}, found a single {kind} (a snapshot holds {})",
+            KINDS.join(", ")
+        )),
+        (None, None) if get("drills").is_some() => Err(format!(
+            "{expected}, found a drill file (give the drill file with --config and a snapshot with --cluster)"
+        )),
+        (None, None) => Err(format!("{expected}, found a mapping without `kind` or `items`")),
+    }
+}
+
+/// The guard's model, built one object at a time. Pods owned by a ReplicaSet are attributed to
+/// its Deployment at the end, when every ReplicaSet has been seen.
+#[derive(Default)]
+pub struct Model {
+    cluster: Cluster,
+    /// ReplicaSet (namespace, name) -> its controlling Deployment.
+    replica_set_parents: HashMap<(String, String), OwnerRef>,
+}
+
+impl Model {
+    /// Adds one object; an error names the object and the field.
+    pub fn add(&mut self, object: &Value) -> Result<(), String> {
+        let o = Object::new(object)?;
+        let cluster = &mut self.cluster;
         let result = match o.kind.as_str() {
             "Namespace" => o.labels().and_then(|labels| {
                 cluster.namespaces.push(Namespace {
@@ -111,31 +207,55 @@ pub fn from_objects(objects: &[&Value]) -> Result<Cluster, (usize, String)> {
                     Ok(())
                 }),
             "ReplicaSet" => o.controller().and_then(|parent| {
-                let parent = parent.filter(|p| p.kind == OwnerKind::Deployment);
-                if parent.is_none() {
-                    let desired = o.replicas("/spec/replicas", 1)?;
-                    cluster.owners.push(o.owner(desired)?);
+                match parent.filter(|p| p.kind == OwnerKind::Deployment) {
+                    Some(parent) => {
+                        self.replica_set_parents
+                            .insert((o.namespace.clone(), o.name.clone()), parent);
+                    }
+                    None => {
+                        let desired = o.replicas("/spec/replicas", 1)?;
+                        cluster.owners.push(o.owner(desired)?);
+                    }
                 }
-                replica_set_parents.insert((o.namespace.clone(), o.name.clone()), parent);
                 Ok(())
             }),
             "PodDisruptionBudget" => o.pdb().map(|pdb| cluster.pdbs.push(pdb)),
-            "Pod" => {
-                pods.push((index, object));
-                Ok(())
-            }
+            "Pod" => o.pod().map(|pod| cluster.pods.push(pod)),
             _ => Ok(()),
         };
-        result.map_err(|m| (index, format!("{} {}: {m}", o.kind, o.path())))?;
+        result.map_err(|m| format!("{} {}: {m}", o.kind, o.path()))
     }
-    for (index, object) in pods {
-        let o = Object::new(object).map_err(|m| (index, m))?;
-        let pod = o
-            .pod(&replica_set_parents)
-            .map_err(|m| (index, format!("Pod {}: {m}", o.path())))?;
-        cluster.pods.push(pod);
+
+    pub fn finish(mut self) -> Cluster {
+        if !self.replica_set_parents.is_empty() {
+            for pod in &mut self.cluster.pods {
+                if let Some(owner) = pod
+                    .owner
+                    .as_mut()
+                    .filter(|o| o.kind == OwnerKind::ReplicaSet)
+                {
+                    let key = (
+                        std::mem::take(&mut owner.namespace),
+                        std::mem::take(&mut owner.name),
+                    );
+                    match self.replica_set_parents.get(&key) {
+                        Some(parent) => *owner = parent.clone(),
+                        None => (owner.namespace, owner.name) = key,
+                    }
+                }
+            }
+        }
+        self.cluster
     }
-    Ok(cluster)
+}
+
+/// Builds the model from Kubernetes objects. The error carries the index of the bad object.
+pub fn from_objects(objects: &[&Value]) -> Result<Cluster, (usize, String)> {
+    let mut model = Model::default();
+    for (index, object) in objects.iter().enumerate() {
+        model.add(object).map_err(|m| (index, m))?;
+    }
+    Ok(model.finish())
 }
 
 /// One object, with the identifying fields read up front.
@@ -251,19 +371,8 @@ impl<'a> Object<'a> {
         Ok(None)
     }
 
-    fn pod(
-        &self,
-        replica_sets: &HashMap<(String, String), Option<OwnerRef>>,
-    ) -> Result<Pod, String> {
-        let mut owner = self.controller()?;
-        if let Some(o) = &owner {
-            if o.kind == OwnerKind::ReplicaSet {
-                if let Some(Some(parent)) = replica_sets.get(&(o.namespace.clone(), o.name.clone()))
-                {
-                    owner = Some(parent.clone());
-                }
-            }
-        }
+    fn pod(&self) -> Result<Pod, String> {
+        let owner = self.controller()?;
         let terminating = self
             .value
             .pointer("/metadata/deletionTimestamp")
@@ -376,17 +485,41 @@ pub fn label_selector(value: &Value) -> Result<Selector, String> {
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("matchExpressions[{i}].key: missing"))?
                 .to_owned();
-            let values = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|vs| {
-                    vs.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let requirement = match e.get("operator").and_then(Value::as_str) {
+            let values: Vec<String> = match e.get("values").filter(|v| !v.is_null()) {
+                None => Vec::new(),
+                Some(Value::Array(vs)) => vs
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_owned).ok_or_else(|| {
+                            format!("matchExpressions[{i}].values: expected strings, found {v}")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(v) => {
+                    return Err(format!(
+                        "matchExpressions[{i}].values: expected a list, found {v}"
+                    ))
+                }
+            };
+            let operator = e.get("operator").and_then(Value::as_str);
+            // As the API server validates a LabelSelector: sets for In/NotIn, none for the others.
+            match (operator, values.is_empty()) {
+                (Some("In" | "NotIn"), true) => {
+                    return Err(format!(
+                        "matchExpressions[{i}].values: {} needs at least one value",
+                        operator.unwrap_or_default()
+                    ))
+                }
+                (Some("Exists" | "DoesNotExist"), false) => {
+                    return Err(format!(
+                        "matchExpressions[{i}].values: {} takes no values",
+                        operator.unwrap_or_default()
+                    ))
+                }
+                _ => {}
+            }
+            let values = values.into_iter().collect();
+            let requirement = match operator {
                 Some("In") => Requirement::In(key, values),
                 Some("NotIn") => Requirement::NotIn(key, values),
                 Some("Exists") => Requirement::Exists(key),

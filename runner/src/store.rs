@@ -172,6 +172,13 @@ pub enum StoreError {
     },
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("run {id} is already recorded for drill {drill} ({kind}, scheduled {scheduled}); a record never changes its drill, kind or scheduled instant (give this run another --run id)")]
+    Conflict {
+        id: String,
+        drill: String,
+        kind: String,
+        scheduled: String,
+    },
     #[error("the store holds an unreadable {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
 }
@@ -290,16 +297,19 @@ impl Store {
         )
     }
 
-    /// Inserts or replaces the run with this id.
+    /// Inserts the run, or updates the run with this id, which must be of the same drill, kind
+    /// and scheduled instant: a record never changes what it is a record of.
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET
                started = excluded.started, ended = excluded.ended, status = excluded.status,
                reason = excluded.reason, targets = excluded.targets,
                measurements = excluded.measurements, evidence = excluded.evidence,
-               recorded_at = excluded.recorded_at",
+               recorded_at = excluded.recorded_at
+             WHERE runs.drill = excluded.drill AND runs.kind = excluded.kind
+               AND runs.scheduled = excluded.scheduled",
         )
         .bind(&run.id)
         .bind(&run.drill)
@@ -315,18 +325,34 @@ impl Store {
         .bind(timestamp(Utc::now()))
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            let existing = self.run(&run.id).await?;
+            return Err(match existing {
+                Some(e) => StoreError::Conflict {
+                    id: e.id,
+                    drill: e.drill,
+                    kind: e.kind,
+                    scheduled: timestamp(e.scheduled),
+                },
+                None => StoreError::Corrupt {
+                    what: "run that was neither inserted nor updated",
+                    value: run.id.clone(),
+                },
+            });
+        }
         Ok(())
     }
 
-    /// Records a run, retrying with backoff for up to about a minute.
+    /// Records a run, retrying with backoff for a bounded time; a conflict is not retried.
     pub async fn record_run_with_retry(&self, run: &RunRecord) -> Result<(), StoreError> {
         (|| self.record_run(run))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(15))
-                    .with_max_times(8),
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_max_times(5),
             )
+            .when(|e| !matches!(e, StoreError::Conflict { .. }))
             .notify(|e, after| tracing::warn!(run = %run.id, error = %e, retry_in = ?after, "store write failed"))
             .await
     }
@@ -378,7 +404,7 @@ impl Store {
     pub async fn recent_hits(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(firedrill_safety::cluster::OwnerRef, i64)>, StoreError> {
+    ) -> Result<firedrill_safety::verdict::RecentHits, StoreError> {
         use firedrill_safety::cluster::{OwnerKind, OwnerRef};
         let rows = sqlx::query(
             "SELECT started, targets FROM runs WHERE started >= $1 AND status IN ('running', 'passed', 'failed', 'aborted', 'error')",
@@ -404,7 +430,7 @@ impl Store {
                 }
             }
         }
-        Ok(hits)
+        Ok(firedrill_safety::verdict::latest_hits(hits))
     }
 
     /// (drill, scheduled) of every fire recorded for an instant at or after `from`.
@@ -472,6 +498,75 @@ impl Store {
 
     pub async fn close(self) {
         self.pool.close().await;
+    }
+}
+
+/// Records that could not reach the store or the cluster, one JSON file per run, kept beside
+/// the store until a later start replays them into it. A record is never only on stdout.
+pub struct Spool {
+    pub dir: std::path::PathBuf,
+}
+
+impl Spool {
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        Spool { dir: dir.into() }
+    }
+
+    /// Writes the record (atomically: a temporary file renamed into place) and returns its path.
+    pub fn write(&self, run: &RunRecord) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!("{}.json", run.id));
+        let partial = self.dir.join(format!(".{}.json.partial", run.id));
+        let text = serde_json::to_vec_pretty(run).map_err(std::io::Error::other)?;
+        std::fs::write(&partial, text)?;
+        std::fs::rename(&partial, &path)?;
+        Ok(path)
+    }
+
+    /// Moves every spooled record into the store; a record that cannot be read or stored stays
+    /// (and is named in the log). Returns how many were moved.
+    pub async fn replay(&self, store: &Store) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut paths: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        paths.sort();
+        let mut moved = 0;
+        for path in paths {
+            let run = match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<RunRecord>(&bytes).map_err(|e| e.to_string())
+                }) {
+                Ok(run) => run,
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "a spooled record cannot be read; it stays in the spool");
+                    continue;
+                }
+            };
+            match store.record_run(&run).await {
+                Ok(()) => match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(run = %run.id, path = %path.display(), "replayed a spooled record into the store");
+                        moved += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "stored a spooled record but cannot remove its file")
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(run = %run.id, path = %path.display(), error = %e, "a spooled record cannot be stored; it stays in the spool");
+                }
+            }
+        }
+        moved
     }
 }
 

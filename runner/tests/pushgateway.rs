@@ -34,7 +34,19 @@ const QUICK: Retry = Retry {
     attempts: 2,
     first_delay: Duration::from_millis(50),
     max_delay: Duration::from_millis(100),
+    budget: Duration::from_secs(5),
 };
+
+fn no_signal() -> tokio::sync::watch::Receiver<bool> {
+    tokio::sync::watch::channel(false).1
+}
+
+/// A port that accepts connections and never answers: the worst kind of outage.
+async fn silent_url() -> (url::Url, tokio::net::TcpListener) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    (url.parse().unwrap(), listener)
+}
 
 /// The Pushgateway's own exposition of one drill's group, without its bookkeeping metrics.
 async fn scrape(client: &reqwest::Client, base: &url::Url, drill: &str) -> Vec<String> {
@@ -65,9 +77,15 @@ async fn pushed_results_read_back_exactly() {
     };
     let e = Endpoints::new(None, None);
     let drill = unique("probe").replace('_', "-");
-    pushgateway::push(e.client(), &base, &run(&drill, RunStatus::Passed), QUICK)
-        .await
-        .expect("push");
+    pushgateway::push(
+        e.client(),
+        &base,
+        &run(&drill, RunStatus::Passed),
+        QUICK,
+        no_signal(),
+    )
+    .await
+    .expect("push");
     // The Pushgateway adds the grouping key and `instance`, and prints labels sorted by name.
     let d = format!("drill=\"{drill}\"");
     let labels = format!("{d},instance=\"\",job=\"firedrill\"");
@@ -94,7 +112,7 @@ async fn pushed_results_read_back_exactly() {
     // A failed run replaces the status but keeps the last success.
     let mut failed = run(&drill, RunStatus::Failed);
     failed.ended = Some("2027-02-15T15:02:01Z".parse().unwrap());
-    pushgateway::push(e.client(), &base, &failed, QUICK)
+    pushgateway::push(e.client(), &base, &failed, QUICK, no_signal())
         .await
         .expect("push");
     let got = scrape(e.client(), &base, &drill).await;
@@ -122,8 +140,69 @@ async fn pushed_results_read_back_exactly() {
 async fn an_outage_is_retried_then_reported_not_raised() {
     let e = Endpoints::new(None, None);
     let down = refused_url().await;
-    let err = pushgateway::push(e.client(), &down, &run("probe", RunStatus::Passed), QUICK)
-        .await
-        .unwrap_err();
+    let err = pushgateway::push(
+        e.client(),
+        &down,
+        &run("probe", RunStatus::Passed),
+        QUICK,
+        no_signal(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("is unreachable"), "{err}");
+}
+
+#[tokio::test]
+async fn a_silent_pushgateway_costs_the_budget_not_the_retries() {
+    let e = Endpoints::new(None, None);
+    let (silent, _listener) = silent_url().await;
+    let patient = Retry {
+        attempts: 50,
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(30),
+        budget: Duration::from_millis(800),
+    };
+    let err = pushgateway::push(
+        e.client(),
+        &silent,
+        &run("probe", RunStatus::Passed),
+        patient,
+        no_signal(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("gave up after"), "{err}");
+}
+
+#[tokio::test]
+async fn a_signal_ends_the_retries() {
+    let e = Endpoints::new(None, None);
+    let down = refused_url().await;
+    let patient = Retry {
+        attempts: 50,
+        first_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(30),
+        budget: Duration::from_secs(600),
+    };
+    let (signal, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = signal.send(true);
+        // Keep the sender alive: a dropped sender must not read as a signal.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(60),
+        pushgateway::push(
+            e.client(),
+            &down,
+            &run("probe", RunStatus::Passed),
+            patient,
+            stop,
+        ),
+    )
+    .await
+    .expect("the signal must end the retries, not the 600 s budget");
+    let err = pushed.unwrap_err();
+    assert!(err.contains("signal"), "{err}");
 }

@@ -178,14 +178,17 @@ impl World {
             &Sinks {
                 store: Some(&store),
                 kube: Some(&kube),
+                spool: None,
                 pushgateway,
                 client: endpoints.client(),
                 push_retry: Retry {
                     attempts: 2,
                     first_delay: Duration::from_millis(50),
                     max_delay: Duration::from_millis(100),
+                    budget: Duration::from_secs(5),
                 },
             },
+            &tokio::sync::watch::channel(false).1,
         )
         .await;
         let status = serde_json::json!({ "status": { "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] } });
@@ -217,7 +220,7 @@ async fn execute_on(
             kube: Some(&kube),
             endpoints: &endpoints,
             kill_switch_every: Duration::from_millis(100),
-            recent_hits,
+            recent_hits: recent_hits.map(firedrill_safety::verdict::latest_hits),
         },
         stop,
     )
@@ -507,13 +510,27 @@ async fn a_changed_drill_file_is_picked_up_and_a_broken_one_refused() {
         "30 11 * * *",
         "the last good file stays in force"
     );
+    // A "billion laughs" prepended to the file: refused at the node limit, old file kept.
+    let mut bomb = String::from("x-a: &a [x,x,x,x,x,x,x,x,x]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!(
+            "x-{name}: &{name} [{}]\n",
+            vec![format!("*{previous}"); 9].join(",")
+        ));
+    }
+    std::fs::write(&path, bomb + &original.replace("0 10 * * *", "45 11 * * *")).unwrap();
+    assert_eq!(s.reload(), Some(false));
+    assert_eq!(s.config.drills[0].schedule.text(), "30 11 * * *");
     let metrics = s.metrics.lock().unwrap().render();
     assert!(
         metrics.contains("firedrill_scheduler_config_reloads_total{result=\"applied\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"rejected\"} 1"),
+        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"rejected\"} 2"),
         "{metrics}"
     );
     assert!(

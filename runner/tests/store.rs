@@ -94,8 +94,9 @@ async fn exercise(url: StoreUrl) {
     store.record_run(&hit).await.unwrap();
     let hits = store.recent_hits(at("2027-01-15T00:00:00Z")).await.unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");
-    assert_eq!(hits[0].0.to_string(), "Deployment/pake-api/api");
-    assert_eq!(hits[0].1, at("2027-01-15T17:00:02Z").timestamp());
+    let (owner, when) = hits.iter().next().unwrap();
+    assert_eq!(owner.to_string(), "Deployment/pake-api/api");
+    assert_eq!(*when, at("2027-01-15T17:00:02Z").timestamp());
     assert_eq!(store.run("nope").await.unwrap(), None);
     let all: Vec<String> = store
         .runs(None, None)

@@ -103,7 +103,7 @@ fn benches(c: &mut Criterion) {
         targets: &targets,
         policy: &policy,
         own_namespace: "firedrill",
-        recent_hits: &[],
+        recent_hits: &firedrill_safety::verdict::RecentHits::new(),
     };
     let v = decide(&spread, &request);
     eprintln!(

@@ -5,14 +5,15 @@
 //! ```text
 //! selector    = "" | requirement { "," requirement }
 //! requirement = key ( "=" | "==" | "!=" ) value
-//!             | key ( "in" | "notin" ) "(" [ value { "," value } ] ")"
+//!             | key ( "in" | "notin" ) "(" value { "," value } ")"
 //!             | key
 //!             | "!" key
 //! ```
 //!
 //! Keys are `[prefix/]name` (prefix a DNS-1123 subdomain of at most 253 characters, name at most
 //! 63 characters of alphanumerics, `-`, `_` and `.`, starting and ending with an alphanumeric);
-//! values follow the name rules but may be empty.
+//! values follow the name rules but may be empty. As in the API server, a set of values is never
+//! empty (`notin ()` would match everything) while `(a,)` holds `a` and the empty value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -269,8 +270,12 @@ impl<'a> Parser<'a> {
         }
         let mut values = BTreeSet::new();
         self.skip_spaces();
-        if self.eat(')') {
-            return Ok(values);
+        if self.peek() == Some(')') {
+            // The API server refuses an empty set: `notin ()` would match every object.
+            return Err(self.error(
+                self.pos,
+                "the set of values after 'in' or 'notin' may not be empty (Kubernetes rejects it)",
+            ));
         }
         loop {
             values.insert(self.value()?);
@@ -376,8 +381,7 @@ mod tests {
             ("app notin (api)", [false, true, true]),
             ("role", [false, true, false]),
             ("!role", [true, false, true]),
-            ("app in ()", [false, false, false]),
-            ("app notin ()", [true, true, true]),
+            ("app in (api,)", [true, false, false]),
             ("app=api,tier=web", [true, false, false]),
             ("app,!role", [true, false, false]),
             ("role=", [false, false, false]),
@@ -436,6 +440,8 @@ mod tests {
             ("!", 2, "expected a label key"),
             ("app=a b", 7, "expected ','"),
             ("app=a$", 6, "expected ','"),
+            ("app in ()", 9, "may not be empty"),
+            ("app notin ( )", 13, "may not be empty"),
         ];
         for (text, column, message) in cases {
             match Selector::parse(text) {

@@ -37,8 +37,8 @@ pub struct Request<'a> {
     pub policy: &'a Policy,
     /// firedrill's own namespace: always protected.
     pub own_namespace: &'a str,
-    /// Workloads hit by earlier runs and when, for `cooldown`.
-    pub recent_hits: &'a [(OwnerRef, i64)],
+    /// The latest hit of each workload by earlier runs, for `cooldown`.
+    pub recent_hits: &'a RecentHits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,23 +238,61 @@ fn budget<'c>(
 
 /// Decides one fire. Pure: the same inputs always give the same verdict.
 pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
-    let policy = request.policy;
-    let namespaces: HashMap<&str, &Namespace> = cluster
-        .namespaces
-        .iter()
-        .map(|n| (n.name.as_str(), n))
-        .collect();
-    // Each workload gets an index once; per-pod work then uses the index, not the key's hash.
-    let owner_index: HashMap<&OwnerRef, usize> = cluster
-        .owners
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (&o.key, i))
-        .collect();
-    let mut pdbs: PdbIndex = HashMap::new();
-    for pdb in &cluster.pdbs {
-        pdbs.entry(pdb.namespace.as_str()).or_default().push(pdb);
+    decide_on(&ClusterIndex::new(cluster), request)
+}
+
+/// The lookups every decision on one cluster needs, built once: a plan decides a year of fires
+/// on the same snapshot.
+pub struct ClusterIndex<'c> {
+    cluster: &'c Cluster,
+    namespaces: HashMap<&'c str, &'c Namespace>,
+    /// Each workload gets an index once; per-pod work then uses the index, not the key's hash.
+    owner_index: HashMap<&'c OwnerRef, usize>,
+    pdbs: PdbIndex<'c>,
+}
+
+impl<'c> ClusterIndex<'c> {
+    pub fn new(cluster: &'c Cluster) -> Self {
+        let mut pdbs: PdbIndex = HashMap::new();
+        for pdb in &cluster.pdbs {
+            pdbs.entry(pdb.namespace.as_str()).or_default().push(pdb);
+        }
+        ClusterIndex {
+            cluster,
+            namespaces: cluster
+                .namespaces
+                .iter()
+                .map(|n| (n.name.as_str(), n))
+                .collect(),
+            owner_index: cluster
+                .owners
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (&o.key, i))
+                .collect(),
+            pdbs,
+        }
     }
+}
+
+/// The latest instant (seconds since the Unix epoch) each workload was hit, for `cooldown`.
+pub type RecentHits = HashMap<OwnerRef, i64>;
+
+/// Folds hits into the latest per workload.
+pub fn latest_hits(hits: impl IntoIterator<Item = (OwnerRef, i64)>) -> RecentHits {
+    let mut latest = RecentHits::new();
+    for (owner, at) in hits {
+        let entry = latest.entry(owner).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+    latest
+}
+
+/// [`decide`] on a cluster indexed once.
+pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
+    let policy = request.policy;
+    let cluster = index.cluster;
+    let (namespaces, owner_index, pdbs) = (&index.namespaces, &index.owner_index, &index.pdbs);
 
     // 1. The pods the targets match; a pod matched by several targets counts for the first.
     let target_namespaces: HashSet<&str> = request
@@ -325,7 +363,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
         matched_per_target[t] += 1;
         let known_owner = owner.map(|i| &cluster.owners[i]);
         match (
-            static_exclusion(pod, request, &namespaces, known_owner),
+            static_exclusion(pod, request, namespaces, known_owner),
             owner,
         ) {
             (None, Some(i)) => eligible[t].push((pod, i)),
@@ -388,10 +426,10 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
                     &cluster.owners[owner],
                     ready[owner],
                     request,
-                    &owner_index,
+                    owner_index,
                     &cluster.owners,
                     &mut pods_by_namespace,
-                    &pdbs,
+                    pdbs,
                     &mut budgets,
                 )
             };
@@ -403,7 +441,7 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
                 }),
                 None => {
                     ready[owner] -= 1;
-                    for pdb in matching_pdbs(&pdbs, pod) {
+                    for pdb in matching_pdbs(pdbs, pod) {
                         if let Some(b) =
                             budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
                         {
@@ -529,13 +567,10 @@ fn static_exclusion(
     }
     let cooldown = policy.cooldown.as_secs() as i64;
     if cooldown > 0 {
-        if let Some(at) = request
+        if let Some(&at) = request
             .recent_hits
-            .iter()
-            .filter(|(o, _)| o == owner)
-            .map(|(_, at)| *at)
-            .filter(|at| request.now - at < cooldown)
-            .max()
+            .get(owner)
+            .filter(|&&at| request.now - at < cooldown)
         {
             return Some(format!(
                 "its workload {owner} was hit {} ago; safety.cooldown is {}",

@@ -6,7 +6,9 @@ use std::time::Duration;
 use firedrill_safety::cluster::{
     Cluster, IntOrPercent, Labels, Namespace, Owner, OwnerKind, OwnerRef, Pdb, Pod,
 };
-use firedrill_safety::verdict::{decide, seed, Request, Verdict};
+use firedrill_safety::verdict::{
+    decide, decide_on, latest_hits, seed, ClusterIndex, RecentHits, Request, Verdict,
+};
 use firedrill_safety::{
     Amount, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy, Quantity, Selector, Target,
 };
@@ -99,7 +101,7 @@ fn run_with(
             targets,
             policy,
             own_namespace: "firedrill",
-            recent_hits: hits,
+            recent_hits: &latest_hits(hits.iter().cloned()),
         },
     )
 }
@@ -425,7 +427,7 @@ fn the_same_fire_picks_the_same_pods_and_another_fire_may_not() {
             targets: &t,
             policy: &lenient(),
             own_namespace: "firedrill",
-            recent_hits: &[],
+            recent_hits: &RecentHits::new(),
         },
     );
     assert_ne!(
@@ -658,7 +660,7 @@ mod properties {
                 targets: &case.targets,
                 policy: &case.policy,
                 own_namespace: "firedrill",
-                recent_hits: &case.hits,
+                recent_hits: &latest_hits(case.hits.iter().cloned()),
             },
         )
     }
@@ -768,6 +770,21 @@ mod properties {
         fn the_same_seed_gives_the_same_verdict(case in arb_case(), rotate in 0usize..50) {
             let first = verdict(&case);
             prop_assert_eq!(&first, &verdict(&case));
+            // An index built once and reused for several fires (as `plan` does) decides alike.
+            let index = ClusterIndex::new(&case.cluster);
+            let hits = latest_hits(case.hits.iter().cloned());
+            for _ in 0..2 {
+                let reused = decide_on(&index, &Request {
+                    drill: "prop",
+                    seed: case.seed,
+                    now: NOW,
+                    targets: &case.targets,
+                    policy: &case.policy,
+                    own_namespace: "firedrill",
+                    recent_hits: &hits,
+                });
+                prop_assert_eq!(&first, &reused);
+            }
             // The order the snapshot lists pods in does not change who is picked.
             let mut shuffled = case.clone();
             let n = shuffled.cluster.pods.len().max(1);

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 
 use super::{load, Command, Format, EXIT_ERROR, EXIT_USAGE};
 use crate::config::{Config, Drill};
-use crate::executor::{self, Execution, Sinks};
+use crate::executor::{self, Execution, Kept, Sinks};
 use crate::gate::Endpoints;
 use crate::job::{self, RunRef, Runtime};
-use crate::kubernetes::Kube;
+use crate::kubernetes::{Created, Kube};
 use crate::pushgateway::Retry;
 use crate::scheduler::Scheduler;
-use crate::store::{RunRecord, Store};
+use crate::store::{RunRecord, Spool, Store};
 
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
 /// comes from `FIREDRILL_LOG_LEVEL` (default `info`), in `tracing` filter syntax.
@@ -142,13 +142,13 @@ async fn execute(
 ) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
     let drill = find_drill(&config, name)?;
+    if let Some(id) = &run {
+        job::validate_run_id(id).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })?;
+    }
     let scheduled = executor::now_or(scheduled);
-    let run = RunRef {
-        drill: drill.name.clone(),
-        run: run.unwrap_or_else(|| job::manual_run_id(&drill.name, Utc::now())),
-        scheduled,
-        dry_run,
-    };
     let stop = shutdown_signal();
     let endpoints = Endpoints::new(config.prometheus.clone(), config.alertmanager.clone());
     // Cluster and store are reached in parallel. A probe may run without either; anything that
@@ -161,6 +161,22 @@ async fn execute(
     let store = store
         .inspect_err(|e| tracing::warn!(error = %e, "store unavailable"))
         .ok();
+    let spool = Spool::new(config.spool_dir());
+    if let Some(store) = &store {
+        spool.replay(store).await;
+    }
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: match run {
+            Some(id) => {
+                check_run_id(store.as_ref(), &id, drill, scheduled).await?;
+                id
+            }
+            None => fresh_run_id(store.as_ref(), drill).await,
+        },
+        scheduled,
+        dry_run,
+    };
     let cooldown = chrono::TimeDelta::from_std(drill.safety.cooldown).unwrap_or_default();
     let recent_hits = match &store {
         Some(store) => store.recent_hits(Utc::now() - cooldown).await.ok(),
@@ -176,23 +192,86 @@ async fn execute(
             kill_switch_every: executor::KILL_SWITCH_EVERY,
             recent_hits,
         },
-        stop,
+        stop.clone(),
     )
     .await;
-    executor::record(
-        &record,
-        &Sinks {
-            store: store.as_ref(),
-            kube: kube.as_ref(),
-            pushgateway: config.pushgateway.as_ref(),
-            client: endpoints.client(),
-            push_retry: Retry::PATIENT,
-        },
-    )
-    .await;
-    tracing::info!(drill = %record.drill, run = %record.id, status = %record.status, reason = ?record.reason, "run finished");
+    let sinks = Sinks {
+        store: store.as_ref(),
+        kube: kube.as_ref(),
+        spool: Some(&spool),
+        pushgateway: config.pushgateway.as_ref(),
+        client: endpoints.client(),
+        push_retry: Retry::BOUNDED,
+    };
+    // The record first, where it lasts and on stdout; metrics and the Event after.
+    let kept = executor::keep(&record, &sinks, &stop).await;
     println!("{}", serde_json::to_string(&record).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        drill = %record.drill,
+        run = %record.id,
+        status = %record.status,
+        reason = record.reason.as_deref().unwrap_or(""),
+        kept = ?kept,
+        "run finished"
+    );
+    executor::announce(&record, &sinks, &stop).await;
+    if kept == Kept::Nowhere {
+        return Ok(ExitCode::from(executor::EXIT_RECORD_LOST));
+    }
     Ok(ExitCode::from(executor::exit_code(record.status)))
+}
+
+/// A `--run` id already in the store may only be the scheduler's `running` placeholder for this
+/// very fire; anything else would merge two runs into one record.
+async fn check_run_id(
+    store: Option<&Store>,
+    id: &str,
+    drill: &Drill,
+    scheduled: chrono::DateTime<Utc>,
+) -> Result<(), ExitCode> {
+    let Some(store) = store else { return Ok(()) };
+    let existing = match store.run(id).await {
+        Ok(existing) => existing,
+        Err(e) => {
+            tracing::warn!(run = %id, error = %e, "cannot look the run id up in the store");
+            return Ok(());
+        }
+    };
+    match existing {
+        None => Ok(()),
+        Some(e)
+            if e.drill == drill.name
+                && e.kind == drill.kind.to_string()
+                && crate::store::timestamp(e.scheduled) == crate::store::timestamp(scheduled)
+                && e.status == crate::store::RunStatus::Running =>
+        {
+            Ok(())
+        }
+        Some(e) => {
+            eprintln!(
+                "error: run {id} is already recorded ({} of drill {}, scheduled {}); a run id is used once (leave out --run for a fresh one)",
+                e.status,
+                e.drill,
+                crate::store::timestamp(e.scheduled)
+            );
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// A manual run id the store has not seen.
+async fn fresh_run_id(store: Option<&Store>, drill: &Drill) -> String {
+    let mut id = job::manual_run_id(&drill.name, Utc::now());
+    for _ in 0..5 {
+        match store {
+            Some(store) if matches!(store.run(&id).await, Ok(Some(_))) => {
+                id = job::manual_run_id(&drill.name, Utc::now());
+            }
+            _ => break,
+        }
+    }
+    id
 }
 
 async fn scheduler(
@@ -278,21 +357,43 @@ async fn run_now(
     let config = load(path)?;
     let drill = find_drill(&config, name)?;
     let now = Utc::now();
-    let run = RunRef {
+    let mut run = RunRef {
         drill: drill.name.clone(),
         run: job::manual_run_id(&drill.name, now),
         scheduled: now,
         dry_run,
     };
-    let job = job::render(&config, drill, &run, &Runtime::from_env());
+    let runtime = Runtime::from_env();
     if render {
-        print!("{}", job::to_yaml(&job));
+        print!(
+            "{}",
+            job::to_yaml(&job::render(&config, drill, &run, &runtime))
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let kube = connect(&config).await?;
-    if let Err(e) = kube.create_job(&job).await {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(EXIT_ERROR));
+    // A Job of that name already there is another run: draw a new id rather than follow it.
+    let mut attempts = 0;
+    loop {
+        let job = job::render(&config, drill, &run, &runtime);
+        match kube.create_job(&job).await {
+            Ok(Created::New) => break,
+            Ok(Created::AlreadyExists) if attempts < 5 => {
+                attempts += 1;
+                run.run = job::manual_run_id(&drill.name, Utc::now());
+            }
+            Ok(Created::AlreadyExists) => {
+                eprintln!(
+                    "error: Job {} already exists, five fresh ids in a row; not starting",
+                    run.run
+                );
+                return Ok(ExitCode::from(EXIT_ERROR));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_ERROR));
+            }
+        }
     }
     println!("{}", run.run);
     let _ = std::io::stdout().flush();

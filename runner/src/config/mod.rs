@@ -30,6 +30,9 @@ pub const MAX_DRILL_NAME: usize = 52;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub source: PathBuf,
+    /// Where relative store paths and the record spool live: `FIREDRILL_DATA_DIR`, else the
+    /// drill file's directory (see [`Config::load`]).
+    pub data_dir: PathBuf,
     pub timezone: Tz,
     pub armed: bool,
     pub namespace: String,
@@ -94,11 +97,62 @@ pub enum LoadError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        let io = |source| LoadError::Io {
             path: path.display().to_string(),
             source,
-        })?;
-        Config::parse(&text, path).map_err(LoadError::Invalid)
+        };
+        // Refused before it is read: a file past the limit would only be refused after.
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > yaml::Limits::DRILL_FILE.max_bytes {
+            return Err(LoadError::Invalid(Config::too_large(path, size)));
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let mut config = Config::parse(&text, path).map_err(LoadError::Invalid)?;
+        config.settle_paths(std::env::var_os("FIREDRILL_DATA_DIR").map(PathBuf::from));
+        Ok(config)
+    }
+
+    /// Anchors relative paths: a relative SQLite store is a file in the data directory — which
+    /// is `data_dir` when given, else the drill file's directory — never in whatever directory
+    /// the command happens to run from.
+    pub fn settle_paths(&mut self, data_dir: Option<PathBuf>) {
+        let base = data_dir.unwrap_or_else(|| match self.source.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+        let base = std::path::absolute(&base).unwrap_or(base);
+        if let Store::Sqlite(file) = &self.store {
+            if Path::new(file).is_relative() {
+                self.store = Store::Sqlite(base.join(file).display().to_string());
+            }
+        }
+        self.data_dir = base;
+    }
+
+    /// The spool for records no store or cluster took: beside the SQLite file, or in the data
+    /// directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        let dir = match &self.store {
+            Store::Sqlite(file) => Path::new(file)
+                .parent()
+                .map_or_else(|| self.data_dir.clone(), Path::to_path_buf),
+            Store::Postgres(_) => self.data_dir.clone(),
+        };
+        dir.join("firedrill-spool")
+    }
+
+    fn too_large(path: &Path, size: u64) -> Diagnostics {
+        Diagnostics {
+            file: path.display().to_string(),
+            items: vec![Diagnostic {
+                mark: Mark { line: 1, column: 1 },
+                path: "(file)".to_owned(),
+                message: format!(
+                    "the file is {size} bytes, over the limit of {} MiB for a drill file",
+                    yaml::Limits::DRILL_FILE.max_bytes >> 20
+                ),
+            }],
+        }
     }
 
     /// Validates `text` as if read from `path` (which only names the file in messages).
@@ -220,6 +274,10 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
     };
     Some(Config {
         source: path.to_path_buf(),
+        data_dir: path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         timezone: timezone?,
         armed: armed?,
         namespace: namespace?,
@@ -611,7 +669,11 @@ fn read_targets(r: &mut Reader, f: &Fields, path: &str, kind: Option<Kind>) -> O
 }
 
 fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
-    let f = r.fields(node, path, &["namespace", "selector", "percent", "count"])?;
+    let f = r.fields(
+        node,
+        path,
+        &["namespace", "selector", "all", "percent", "count"],
+    )?;
     let namespace = r
         .required(&f, "namespace", "a namespace name")
         .and_then(|n| {
@@ -619,16 +681,48 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
                 dns_label(s, 63).map(|()| s.to_owned())
             })
         });
-    let selector = r
-        .required(&f, "selector", "a label selector such as app=api")
-        .and_then(|n| {
-            r.parsed(
+    let all = match f.get("all") {
+        Some(n) => r.boolean(n, &child(path, "all")),
+        None => Some(false),
+    };
+    // An empty selector matches every pod of the namespace; that must be said, not implied.
+    let selector = match (f.get("selector"), all) {
+        (Some(n), Some(true)) => {
+            r.error(
+                n.mark,
+                child(path, "selector"),
+                "give either `selector` or `all: true`, not both",
+            );
+            None
+        }
+        (None, Some(true)) => Some(Selector::everything()),
+        (None, _) => {
+            r.required(
+                &f,
+                "selector",
+                "a label selector such as app=api, or `all: true` for every pod of the namespace",
+            );
+            None
+        }
+        (Some(n), _) => r
+            .parsed(
                 n,
                 &child(path, "selector"),
                 "a label selector",
                 parse_selector,
             )
-        });
+            .and_then(|selector| {
+                if selector.is_everything() {
+                    r.error(
+                        n.mark,
+                        child(path, "selector"),
+                        "an empty selector would match every pod in the namespace (name the pods, e.g. app=api, or write `all: true` instead of `selector` if every pod is meant)",
+                    );
+                    return None;
+                }
+                Some(selector)
+            }),
+    };
     let amount = match (f.get("percent"), f.get("count")) {
         (Some(_), Some(n)) => {
             r.error(

@@ -3,10 +3,44 @@
 //! The drill file is read into this tree first and validated second, so that every problem can be
 //! reported with its line and column, and all of them at once. Built on saphyr-parser's event
 //! stream; anchors and aliases are resolved here.
+//!
+//! Every read is bounded ([`Limits`]): input size, nesting depth and the number of nodes built,
+//! aliases counted as what they expand to. A few hundred bytes of nested aliases (a "billion
+//! laughs") would otherwise expand to gigabytes; here they stop at the limit with an error that
+//! names it. A cluster snapshot can be read item by item ([`stream_items`]), so that memory
+//! follows what the caller keeps of each item, not the size of the file.
 
 use std::collections::HashMap;
+use std::io::BufRead;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
+
+/// How much a document may hold. Exceeding any bound is an error naming it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of input.
+    pub max_bytes: u64,
+    /// Collections open at once.
+    pub max_depth: usize,
+    /// Nodes built, each alias counted as the nodes it copies. With [`stream_items`], per item.
+    pub max_nodes: usize,
+}
+
+impl Limits {
+    /// A drill file: 30,000 drills take about 10 MiB and 400,000 nodes.
+    pub const DRILL_FILE: Limits = Limits {
+        max_bytes: 32 << 20,
+        max_depth: 64,
+        max_nodes: 1_000_000,
+    };
+    /// A `kubectl get -A -o yaml` dump: 100,000 pods take about 500 MB; one object rarely
+    /// holds more than a few thousand nodes.
+    pub const SNAPSHOT: Limits = Limits {
+        max_bytes: 4 << 30,
+        max_depth: 64,
+        max_nodes: 1_000_000,
+    };
+}
 
 /// Where a node starts: 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +94,7 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error, or a limit exceeded, with its position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {
     pub mark: Mark,
@@ -68,30 +102,89 @@ pub struct SyntaxError {
 }
 
 enum Open {
-    Sequence(Mark, usize, Vec<Node>),
-    Mapping(Mark, usize, Vec<(Node, Node)>, Option<Node>),
+    Sequence(Mark, usize, usize, Vec<Node>),
+    Mapping(Mark, usize, usize, Vec<(Node, Node)>, Option<Node>),
 }
 
-/// Parses exactly one YAML document. An empty file is an error: there is nothing to run.
-pub fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut documents = 0;
-    let mut root: Option<Node> = None;
+/// Turns parser events into nodes, within limits.
+struct Builder<'k> {
+    limits: Limits,
+    /// Anchored nodes and how many nodes each copy of them costs.
+    anchors: HashMap<usize, (Node, usize)>,
+    stack: Vec<Open>,
+    /// Nodes built so far; sizes of subtrees are differences of it.
+    built: usize,
+    /// `built` when the current streamed item began: the limit applies from here.
+    counted_from: usize,
+    documents: usize,
+    root: Option<Node>,
+    /// When set, the items of the root mapping's list under this key are handed out one by one
+    /// instead of being kept in the tree.
+    streamed_key: Option<&'k str>,
+}
 
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| SyntaxError {
-            mark: Mark {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
-            message: format!("{} (the file is not valid YAML)", e.info()),
-        })?;
+/// What one event completed.
+enum Completed {
+    Nothing,
+    /// An item of the streamed list.
+    Item(Node),
+}
+
+impl<'k> Builder<'k> {
+    fn new(limits: Limits, streamed_key: Option<&'k str>) -> Self {
+        Builder {
+            limits,
+            anchors: HashMap::new(),
+            stack: Vec::new(),
+            built: 0,
+            counted_from: 0,
+            documents: 0,
+            root: None,
+            streamed_key,
+        }
+    }
+
+    fn too_many(&self, mark: Mark) -> SyntaxError {
+        let per = if self.streamed_key.is_some() && self.stack.len() >= 2 {
+            " in one object"
+        } else {
+            ""
+        };
+        SyntaxError {
+            mark,
+            message: format!(
+                "the document expands to more than {} YAML nodes{per} (aliases count as what they copy); \
+                 firedrill refuses it to bound memory: write the values out instead of nesting aliases",
+                self.limits.max_nodes
+            ),
+        }
+    }
+
+    /// Counts `n` more nodes, failing past the limit.
+    fn count(&mut self, n: usize, mark: Mark) -> Result<(), SyntaxError> {
+        self.built = self.built.saturating_add(n);
+        if self.built - self.counted_from > self.limits.max_nodes {
+            return Err(self.too_many(mark));
+        }
+        Ok(())
+    }
+
+    /// Whether a node finished now is an item of the streamed list.
+    fn streaming_here(&self) -> bool {
+        let Some(key) = self.streamed_key else {
+            return false;
+        };
+        matches!(self.stack.as_slice(),
+            [Open::Mapping(_, _, _, _, Some(k)), Open::Sequence(..)]
+                if matches!(&k.value, Value::Scalar { text, .. } if text == key))
+    }
+
+    fn event(&mut self, event: Event, span: Span) -> Result<Completed, SyntaxError> {
         let mark = Mark::of(&span);
         let finished = match event {
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
+                self.documents += 1;
+                if self.documents > 1 {
                     return Err(SyntaxError {
                         mark,
                         message: "a drill file holds one YAML document; remove the second `---`"
@@ -100,78 +193,291 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 }
                 None
             }
-            Event::Scalar(text, style, anchor, _tag) => Some((
-                Node {
-                    value: Value::Scalar {
-                        text: text.into_owned(),
-                        plain: style == ScalarStyle::Plain,
-                    },
-                    mark,
-                },
-                anchor,
-            )),
-            Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => Some((
+            Event::Scalar(text, style, anchor, _tag) => {
+                self.count(1, mark)?;
+                Some((
                     Node {
-                        value: node.value.clone(),
+                        value: Value::Scalar {
+                            text: text.into_owned(),
+                            plain: style == ScalarStyle::Plain,
+                        },
                         mark,
                     },
-                    0,
-                )),
-                None => {
+                    anchor,
+                    1,
+                ))
+            }
+            Event::Alias(id) => {
+                let Some((_, size)) = self.anchors.get(&id) else {
                     return Err(SyntaxError {
                         mark,
                         message: "alias to an unknown anchor (define `&name` before using `*name`)"
                             .to_owned(),
-                    })
+                    });
+                };
+                // Counted before copying, so a bomb stops before it allocates.
+                let size = *size;
+                self.count(size, mark)?;
+                let value = self.anchors[&id].0.value.clone();
+                Some((Node { value, mark }, 0, size))
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.stack.len() >= self.limits.max_depth {
+                    return Err(SyntaxError {
+                        mark,
+                        message: format!(
+                            "nested deeper than {} levels; firedrill refuses it to bound memory",
+                            self.limits.max_depth
+                        ),
+                    });
                 }
-            },
-            Event::SequenceStart(anchor, _) => {
-                stack.push(Open::Sequence(mark, anchor, Vec::new()));
+                self.count(1, mark)?;
+                let before = self.built;
+                self.stack
+                    .push(if matches!(event, Event::SequenceStart(..)) {
+                        Open::Sequence(mark, anchor, before, Vec::new())
+                    } else {
+                        Open::Mapping(mark, anchor, before, Vec::new(), None)
+                    });
                 None
             }
-            Event::MappingStart(anchor, _) => {
-                stack.push(Open::Mapping(mark, anchor, Vec::new(), None));
-                None
-            }
-            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Sequence(mark, anchor, items)) => Some((
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Open::Sequence(mark, anchor, before, items)) => Some((
                     Node {
                         value: Value::Sequence(items),
                         mark,
                     },
                     anchor,
+                    self.built - before + 1,
                 )),
-                Some(Open::Mapping(mark, anchor, entries, _)) => Some((
+                Some(Open::Mapping(mark, anchor, before, entries, _)) => Some((
                     Node {
                         value: Value::Mapping(entries),
                         mark,
                     },
                     anchor,
+                    self.built - before + 1,
                 )),
                 None => None,
             },
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
         };
-        let Some((node, anchor)) = finished else {
-            continue;
+        let Some((node, anchor, size)) = finished else {
+            return Ok(Completed::Nothing);
         };
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
-        match stack.last_mut() {
-            Some(Open::Sequence(_, _, items)) => items.push(node),
-            Some(Open::Mapping(_, _, entries, pending_key)) => match pending_key.take() {
+        if self.streaming_here() {
+            self.counted_from = self.built;
+            return Ok(Completed::Item(node));
+        }
+        match self.stack.last_mut() {
+            Some(Open::Sequence(_, _, _, items)) => items.push(node),
+            Some(Open::Mapping(_, _, _, entries, pending_key)) => match pending_key.take() {
                 Some(key) => entries.push((key, node)),
                 None => *pending_key = Some(node),
             },
-            None => root = Some(node),
+            None => self.root = Some(node),
+        }
+        Ok(Completed::Nothing)
+    }
+
+    fn finish(self, empty: &str) -> Result<Node, SyntaxError> {
+        self.root.ok_or(SyntaxError {
+            mark: Mark { line: 1, column: 1 },
+            message: empty.to_owned(),
+        })
+    }
+}
+
+fn scan_error(e: &ScanError) -> SyntaxError {
+    SyntaxError {
+        mark: Mark {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+        },
+        message: format!("{} (the file is not valid YAML)", e.info()),
+    }
+}
+
+fn too_large(limits: &Limits, size: u64) -> SyntaxError {
+    SyntaxError {
+        mark: Mark { line: 1, column: 1 },
+        message: format!(
+            "the input is {size} bytes, over the limit of {} MiB; firedrill refuses it to bound memory",
+            limits.max_bytes >> 20
+        ),
+    }
+}
+
+/// Parses exactly one YAML document within the drill file's limits. An empty file is an error:
+/// there is nothing to run.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    parse_within(text, Limits::DRILL_FILE)
+}
+
+/// Parses exactly one YAML document within `limits`.
+pub fn parse_within(text: &str, limits: Limits) -> Result<Node, SyntaxError> {
+    if text.len() as u64 > limits.max_bytes {
+        return Err(too_large(&limits, text.len() as u64));
+    }
+    let mut builder = Builder::new(limits, None);
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| scan_error(&e))?;
+        builder.event(event, span)?;
+    }
+    builder.finish("the file is empty; a drill file needs at least `drills:`")
+}
+
+/// Reads one YAML document from `input`, handing each item of the root mapping's list under
+/// `key` to `on_item` as soon as it is complete, and returns the root without those items.
+/// The node limit applies to each item (and to the rest of the document); `on_item` errors are
+/// the caller's to collect, so reading goes on.
+pub fn stream_items<R: BufRead>(
+    input: R,
+    limits: Limits,
+    key: &str,
+    empty: &str,
+    mut on_item: impl FnMut(Node),
+) -> Result<Node, StreamError> {
+    let mut chars = Chars::new(input, limits.max_bytes);
+    let mut builder = Builder::new(limits, Some(key));
+    let mut failure: Option<SyntaxError> = None;
+    {
+        let parser = Parser::new_from_iter(chars.by_ref());
+        for event in parser {
+            let result = event
+                .map_err(|e| scan_error(&e))
+                .and_then(|(event, span)| builder.event(event, span));
+            match result {
+                Ok(Completed::Item(node)) => on_item(node),
+                Ok(Completed::Nothing) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
     }
-    root.ok_or(SyntaxError {
-        mark: Mark { line: 1, column: 1 },
-        message: "the file is empty; a drill file needs at least `drills:`".to_owned(),
-    })
+    // A read error or an oversized input ends the character stream early; it is the real cause
+    // of whatever the parser said about the truncated text.
+    if let Some(e) = chars.error.take() {
+        return Err(e);
+    }
+    if let Some(e) = failure {
+        return Err(StreamError::Syntax(e));
+    }
+    builder.finish(empty).map_err(StreamError::Syntax)
+}
+
+/// Why a streamed document could not be read.
+#[derive(Debug)]
+pub enum StreamError {
+    Io(std::io::Error),
+    Syntax(SyntaxError),
+}
+
+/// The characters of a UTF-8 byte stream, read a buffer at a time, stopping (with an error
+/// kept for later) at a read error, invalid UTF-8 or `max_bytes`.
+struct Chars<R> {
+    input: R,
+    max_bytes: u64,
+    read: u64,
+    /// Decoded characters not yet handed out, and where the next one is.
+    decoded: String,
+    at: usize,
+    /// Bytes of a character split across two reads.
+    partial: Vec<u8>,
+    error: Option<StreamError>,
+}
+
+impl<R: BufRead> Chars<R> {
+    fn new(input: R, max_bytes: u64) -> Self {
+        Chars {
+            input,
+            max_bytes,
+            read: 0,
+            decoded: String::new(),
+            at: 0,
+            partial: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Decodes the next buffer; false at the end or on an error.
+    fn refill(&mut self) -> bool {
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.error = Some(StreamError::Io(e));
+                    return false;
+                }
+            };
+            if chunk.is_empty() {
+                if !self.partial.is_empty() {
+                    self.error = Some(StreamError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the input ends inside a UTF-8 character",
+                    )));
+                }
+                return false;
+            }
+            let n = chunk.len();
+            self.read += n as u64;
+            if self.read > self.max_bytes {
+                self.error = Some(StreamError::Syntax(too_large(
+                    &Limits {
+                        max_bytes: self.max_bytes,
+                        max_depth: 0,
+                        max_nodes: 0,
+                    },
+                    self.read,
+                )));
+                return false;
+            }
+            self.partial.extend_from_slice(chunk);
+            self.input.consume(n);
+            let valid = match std::str::from_utf8(&self.partial) {
+                Ok(_) => self.partial.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(e) => {
+                    self.error = Some(StreamError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "invalid UTF-8 near byte {}",
+                            self.read as usize - n + e.valid_up_to()
+                        ),
+                    )));
+                    return false;
+                }
+            };
+            let rest = self.partial.split_off(valid);
+            self.decoded.clear();
+            self.decoded
+                .push_str(std::str::from_utf8(&self.partial).unwrap_or_default());
+            self.partial = rest;
+            self.at = 0;
+            if !self.decoded.is_empty() {
+                return true;
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Chars<R> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        if self.at >= self.decoded.len() && (self.error.is_some() || !self.refill()) {
+            return None;
+        }
+        let c = self.decoded[self.at..].chars().next()?;
+        self.at += c.len_utf8();
+        Some(c)
+    }
 }
 
 /// The node as JSON, with YAML 1.2 core-schema typing for plain scalars (null, booleans,
