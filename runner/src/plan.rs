@@ -91,20 +91,16 @@ pub fn calendar(
     };
     let fires: Vec<Fire> = match window {
         Window::Until(until) => run(until),
-        Window::Next(n) => {
-            // Widen the window until it holds n fires. `plan` simulates past the window's end,
-            // so the fires near the end have the same fate as in a longer window.
-            let mut span = TimeDelta::days(32);
-            let mut fires = run(from + span);
-            while fires.len() < n && span < MAX_SEARCH {
-                span = span * 4;
-                fires = run(from
-                    .checked_add_signed(span)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC));
-            }
-            fires.truncate(n);
-            fires
-        }
+        Window::Next(n) => schedule::plan_next(
+            &drills,
+            config.timezone,
+            &config.blackouts,
+            config.concurrency as usize,
+            from,
+            n,
+            from.checked_add_signed(MAX_SEARCH)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        ),
         Window::At(at) => schedule::fires_at(&drills, config.timezone, &config.blackouts, at),
     };
     // Fires of a calendar follow each other, so each sees the cooldown of those before it;

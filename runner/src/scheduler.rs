@@ -202,7 +202,15 @@ impl Scheduler {
         report: &mut TickReport,
     ) -> Result<(), SchedulerError> {
         for run in self.kube.results().await? {
-            self.store.record_run(&run).await?;
+            match self.store.record_run(&run).await {
+                Ok(()) => {}
+                // Another run's record under this id: never merged, left for a person.
+                Err(e @ crate::store::StoreError::Conflict { .. }) => {
+                    tracing::error!(run = %run.id, error = %e, "a result left in the cluster conflicts with the history; it stays in its ConfigMap");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             self.kube.delete_result(&run.id).await?;
             tracing::info!(run = %run.id, status = %run.status, "backfilled a record the executor left in the cluster");
             report.recorded.push((run.id.clone(), run.status));

@@ -396,7 +396,9 @@ impl<'a> Object<'a> {
             None | Some(Value::Null) => i64::MAX,
             Some(Value::String(t)) => DateTime::parse_from_rfc3339(t)
                 .map(|t| t.timestamp())
-                .map_err(|e| format!("metadata.creationTimestamp: {t:?} is not RFC 3339 ({e})"))?,
+                .map_err(|_| {
+                    format!("metadata.creationTimestamp: {t:?} is not an RFC 3339 time (e.g. 2026-11-01T10:00:00Z)")
+                })?,
             Some(v) => {
                 return Err(format!(
                     "metadata.creationTimestamp: expected a string, found {v}"
@@ -645,5 +647,100 @@ items:
         let pdb = "kind: PodDisruptionBudget\nmetadata: {name: p, namespace: n}\nspec: {maxUnavailable: lots}\n";
         let err = parse(pdb, "s.yaml").unwrap_err().to_string();
         assert!(err.starts_with("s.yaml:1:1: PodDisruptionBudget n/p: spec.maxUnavailable: \"lots\" is not a percentage"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_object_is_reported_not_just_the_first() {
+        let bad = "kind: List\nitems:\n  - kind: Deployment\n    metadata: {name: a, namespace: x}\n    spec: {replicas: many}\n  - kind: Pod\n    metadata: {name: p, namespace: x, creationTimestamp: yesterday}\n  - kind: Namespace\n    metadata: {name: ok}\n";
+        let err = parse(bad, "s.yaml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "s.yaml:3:5: Deployment x/a: spec.replicas: expected a whole number, found \"many\"\n\
+             s.yaml:6:5: Pod x/p: metadata.creationTimestamp: \"yesterday\" is not an RFC 3339 time (e.g. 2026-11-01T10:00:00Z)"
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_snapshot_says_so() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "",
+                "s.yaml:1:1: the snapshot is empty; expected the output of `kubectl get",
+            ),
+            (
+                "- a\n- b\n",
+                "s.yaml:1:1: expected a Kubernetes List (the output of `kubectl get",
+            ),
+            (
+                "kind: ConfigMap\nmetadata: {name: c}\n",
+                "found a single ConfigMap (a snapshot holds Namespace, Deployment",
+            ),
+            (
+                "drills:\n  - name: x\n",
+                "found a drill file (give the drill file with --config",
+            ),
+            (
+                "kind: List\nitems: 3\n",
+                "items: expected a list of Kubernetes objects, found \"3\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text, "s.yaml").unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        // One object of a kind the guard reads is a snapshot of one.
+        let one = parse("kind: Namespace\nmetadata: {name: solo}\n", "s.yaml").unwrap();
+        assert_eq!(one.namespaces[0].name, "solo");
+    }
+
+    #[test]
+    fn an_alias_bomb_in_a_snapshot_stops_at_the_node_limit() {
+        let mut text = String::from("kind: List\nitems:\n  - kind: Namespace\n    metadata:\n      name: n\n      labels:\n        a: &a [x,x,x,x,x,x,x,x,x]\n");
+        let mut previous = "a".to_owned();
+        for name in ["b", "c", "d", "e", "f", "g", "h", "i"] {
+            text.push_str(&format!(
+                "        {name}: &{name} [{}]\n",
+                vec![format!("*{previous}"); 9].join(",")
+            ));
+            previous = name.to_owned();
+        }
+        let err = parse(&text, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("more than 1000000 YAML nodes in one object"),
+            "{err}"
+        );
+        let deep = format!(
+            "kind: List\nitems:\n  - {}{}\n",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let err = parse(&deep, "s.yaml").unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 64 levels"), "{err}");
+    }
+
+    #[test]
+    fn label_selectors_are_as_strict_as_the_api_server() {
+        let bad: &[(serde_json::Value, &str)] = &[
+            (
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": []}]}),
+                "NotIn needs at least one value",
+            ),
+            (
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In"}]}),
+                "In needs at least one value",
+            ),
+            (
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}),
+                "Exists takes no values",
+            ),
+            (
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In", "values": [1]}]}),
+                "expected strings",
+            ),
+        ];
+        for (selector, message) in bad {
+            let err = label_selector(selector).unwrap_err();
+            assert!(err.contains(message), "{selector}: {err}");
+        }
     }
 }

@@ -212,3 +212,225 @@ async fn exit_codes_say_how_the_run_went() {
     );
     assert!(ran.record["measurements"]["availability"].is_f64());
 }
+
+/// Runs the binary with `args` (no cluster), in `cwd`, waiting in a blocking thread.
+async fn firedrill(args: Vec<String>, cwd: PathBuf) -> Ran {
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(&args)
+            .current_dir(cwd)
+            .env("KUBECONFIG", "/nonexistent")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("FIREDRILL_DATA_DIR")
+            .env("FIREDRILL_LOG", "json")
+            .output()
+            .expect("run firedrill")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ran {
+        code: out.status.code(),
+        record: serde_json::from_str(stdout.lines().last().unwrap_or("null"))
+            .unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_whose_every_request_failed_never_passes() {
+    let refused = refused_url().await;
+    let dir = temp();
+    // No `success:` section: steady state must still hold (the default availability floor).
+    let ran = execute(&write_config(&dir, true, "", &refused)).await;
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.record, ran.stderr);
+    assert_eq!(ran.record["status"], "failed");
+    assert_eq!(ran.record["measurements"]["availability"], 0.0);
+    let reason = ran.record["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("is below 95% (the default; set success.availability to change it)"),
+        "{reason}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ids_are_validated_and_never_merge_two_runs() {
+    let url = flaky_server().await;
+    let dir = temp();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store: sqlite://history.db\ndrills:\n  - {{ name: first, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n  - {{ name: second, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let execute = |drill: &str, run: Option<&str>| {
+        let mut a = args(&["execute", "--config", &config, "--drill", drill]);
+        if let Some(run) = run {
+            a.extend(args(&["--run", run]));
+        }
+        firedrill(a, dir.clone())
+    };
+    for bad in ["", "../../etc/passwd; DROP TABLE runs;--", "Has-Upper"] {
+        let ran = execute("first", Some(bad)).await;
+        assert_eq!(ran.code, Some(2), "{bad:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains("--run"), "{}", ran.stderr);
+    }
+    let ran = execute("first", Some("drill-x1")).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // The same id for another drill is refused before anything runs; the record stays whole.
+    let ran = execute("second", Some("drill-x1")).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("run drill-x1 is already recorded"),
+        "{}",
+        ran.stderr
+    );
+    // Two runs in quick succession without --run get two ids and two records.
+    let (a, b) = tokio::join!(execute("first", None), execute("first", None));
+    assert_ne!(a.record["id"], b.record["id"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["history", "--format", "json", "--config", &config])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let x1 = runs.iter().find(|r| r["id"] == "drill-x1").unwrap();
+    assert_eq!(x1["drill"], "first", "the record kept its drill");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_no_store_takes_is_spooled_and_replayed_and_a_lost_one_is_loud() {
+    let url = flaky_server().await;
+    let dir = temp();
+    let write = |store: &str| {
+        let path = dir.join("firedrill.yaml");
+        std::fs::write(
+            &path,
+            format!("store: sqlite://{store}\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n"),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    // The store's path is a directory: the store cannot open, there is no cluster.
+    std::fs::create_dir_all(dir.join("history.db")).unwrap();
+    let config = write("history.db");
+    let run = |config: String| {
+        firedrill(
+            args(&["execute", "--config", &config, "--drill", "api-probe"]),
+            PathBuf::from("/"),
+        )
+    };
+    let spooled = run(config.clone()).await;
+    assert_eq!(spooled.code, Some(0), "{}", spooled.stderr);
+    assert!(
+        spooled.stderr.contains("it is spooled"),
+        "{}",
+        spooled.stderr
+    );
+    assert!(
+        !spooled.stderr.contains("left in the cluster"),
+        "{}",
+        spooled.stderr
+    );
+    let id = spooled.record["id"].as_str().unwrap().to_owned();
+    let file = dir.join("firedrill-spool").join(format!("{id}.json"));
+    assert!(file.exists(), "{}", file.display());
+
+    // The store works again: the next start replays the spool into it.
+    std::fs::remove_dir_all(dir.join("history.db")).unwrap();
+    let next = run(config.clone()).await;
+    assert_eq!(next.code, Some(0), "{}", next.stderr);
+    assert!(
+        !file.exists(),
+        "the spooled record was moved into the store"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["history", "--format", "json", "--config", &config])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str()),
+        "{runs}"
+    );
+
+    // Nothing can keep it: not the store, the cluster or the spool. Exit 5, said in the log.
+    std::fs::write(dir.join("blocker"), "a file where a directory should be").unwrap();
+    let config = write("blocker/history.db");
+    let lost = run(config).await;
+    assert_eq!(lost.code, Some(5), "{}", lost.stderr);
+    assert!(lost.stderr.contains("RECORD NOT KEPT"), "{}", lost.stderr);
+    assert_eq!(
+        lost.record["drill"], "api-probe",
+        "the record is still on stdout"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_store_belongs_to_the_drill_file_not_the_working_directory() {
+    let url = flaky_server().await;
+    let dir = temp();
+    let elsewhere = temp();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!("store: sqlite://relative.db\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    // No history yet: said, with the file, and nothing is created.
+    let none = firedrill(args(&["history", "--config", &config]), elsewhere.clone()).await;
+    assert_eq!(none.code, Some(4), "{}", none.stderr);
+    assert!(
+        none.stderr.contains(&format!(
+            "no run history at {}",
+            dir.join("relative.db").display()
+        )),
+        "{}",
+        none.stderr
+    );
+    assert!(!dir.join("relative.db").exists() && !elsewhere.join("relative.db").exists());
+
+    let ran = firedrill(
+        args(&["execute", "--config", &config, "--drill", "api-probe"]),
+        elsewhere.clone(),
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(dir.join("relative.db").exists(), "beside the drill file");
+    assert!(
+        !elsewhere.join("relative.db").exists(),
+        "not in the working directory"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["history", "--config", &config])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(ran.record["id"].as_str().unwrap()),
+        "{table}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("history from sqlite://"),
+        "history says which file it reads"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(elsewhere);
+}

@@ -78,6 +78,39 @@ async fn exercise(url: StoreUrl) {
         .unwrap();
 
     assert_eq!(store.run("probe-a-1").await.unwrap(), Some(first.clone()));
+    // A record never changes its drill, kind or scheduled instant: the same id for another run
+    // is refused (and not retried), and the first record stays whole.
+    for other in [
+        run(
+            "probe-a-1",
+            "probe-b",
+            "2027-01-15T15:00:00Z",
+            RunStatus::Failed,
+        ),
+        run(
+            "probe-a-1",
+            "probe-a",
+            "2027-01-15T15:00:01Z",
+            RunStatus::Failed,
+        ),
+        RunRecord {
+            kind: "pod-kill".into(),
+            ..run(
+                "probe-a-1",
+                "probe-a",
+                "2027-01-15T15:00:00Z",
+                RunStatus::Failed,
+            )
+        },
+    ] {
+        let err = store.record_run_with_retry(&other).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("run probe-a-1 is already recorded for drill probe-a (probe, scheduled 2027-01-15T15:00:00.000Z)"),
+            "{err}"
+        );
+    }
+    assert_eq!(store.run("probe-a-1").await.unwrap(), Some(first.clone()));
     // What cooldown reads: the workloads runs acted on (a dry run acts on nothing).
     let mut dry = run(
         "probe-a-dry",

@@ -437,6 +437,16 @@ async fn history(
     format: Format,
 ) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
+    // Reading the history never creates one: a missing file is a wrong path, said as such.
+    if let crate::config::Store::Sqlite(file) = &config.store {
+        if !std::path::Path::new(file).exists() {
+            eprintln!(
+                "error: no run history at {file}: nothing has been recorded there (store: in {} is resolved against FIREDRILL_DATA_DIR, else the drill file's directory)",
+                config.source.display()
+            );
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    }
     let store = match Store::open(&config.store).await {
         Ok(s) => s,
         Err(e) => {
@@ -444,6 +454,8 @@ async fn history(
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
+    Spool::new(config.spool_dir()).replay(&store).await;
+    eprintln!("history from {}", config.store);
     let runs = match store.runs(drill, since).await {
         Ok(r) => r,
         Err(e) => {

@@ -354,6 +354,7 @@ pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> 
     let (p50, p95, p99) = (latency("p50"), latency("p95"), latency("p99"));
     Some(Success {
         availability: availability?,
+        availability_by_default: false,
         p50: p50?,
         p95: p95?,
         p99: p99?,

@@ -8,6 +8,7 @@ mod read;
 mod safety;
 pub mod yaml;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,6 +51,22 @@ pub struct Config {
 pub enum Store {
     Sqlite(String),
     Postgres(String),
+}
+
+impl std::fmt::Display for Store {
+    /// The store as people read it: the SQLite file, or the PostgreSQL URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Sqlite(file) => write!(f, "sqlite://{file}"),
+            Store::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) if u.password().is_some() => {
+                    let _ = u.set_password(Some("***"));
+                    write!(f, "{u}")
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -478,28 +495,49 @@ fn read_drills(r: &mut Reader, node: &Node, defaults: &DrillDefaults) -> Option<
         return None;
     }
     let mut drills: Vec<Drill> = Vec::new();
+    // Names seen so far and the line of their first drill; checked even for drills with other
+    // errors, so a duplicate is reported with them.
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
     let mut ok = true;
     for (i, node) in items.iter().enumerate() {
         let path = item("drills", i);
-        match read_drill(r, node, &path, defaults) {
-            Some(drill) => {
-                if let Some(first) = drills.iter().find(|d| d.name == drill.name) {
-                    r.error(
-                        name_mark(node),
-                        child(&path, "name"),
-                        format!(
-                            "drill name {:?} is already used at line {} (names must be unique)",
-                            drill.name, first.line
-                        ),
-                    );
-                    ok = false;
-                }
-                drills.push(drill);
+        if let Some(name) = drill_name(node) {
+            if let Some(first) = seen.get(name) {
+                r.error(
+                    name_mark(node),
+                    child(&path, "name"),
+                    format!(
+                        "drill name {name:?} is already used at line {first} (names must be unique)"
+                    ),
+                );
+                ok = false;
+            } else {
+                seen.insert(name, node.mark.line);
             }
+        }
+        match read_drill(r, node, &path, defaults) {
+            Some(drill) => drills.push(drill),
             None => ok = false,
         }
     }
     ok.then_some(drills)
+}
+
+/// The `name` a drill is written with, if it is a plain scalar.
+fn drill_name(node: &Node) -> Option<&str> {
+    let yaml::Value::Mapping(entries) = &node.value else {
+        return None;
+    };
+    entries
+        .iter()
+        .find_map(|(k, v)| match (&k.value, &v.value) {
+            (yaml::Value::Scalar { text: key, .. }, yaml::Value::Scalar { text, .. })
+                if key == "name" && !v.is_null() =>
+            {
+                Some(text.as_str())
+            }
+            _ => None,
+        })
 }
 
 fn name_mark(node: &Node) -> Mark {
@@ -587,6 +625,10 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
             );
         }
     }
+    let success = match (success, &steady_state) {
+        (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
+        (success, _) => success,
+    };
     if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
         check_limits(r, &f, path, kind, duration, safety);
     }

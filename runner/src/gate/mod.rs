@@ -101,14 +101,31 @@ pub struct Condition {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Success {
     pub availability: Option<firedrill_safety::Percent>,
+    /// `availability` was not written: it is [`Success::DEFAULT_AVAILABILITY`].
+    pub availability_by_default: bool,
     pub p50: Option<Duration>,
     pub p95: Option<Duration>,
     pub p99: Option<Duration>,
 }
 
 impl Success {
+    /// Steady state must hold: without `success.availability`, a drill with steady-state probes
+    /// must keep 95% of probe requests answered as expected, or it fails. A run whose probes all
+    /// failed never passes because nobody wrote a criterion.
+    pub const DEFAULT_AVAILABILITY: u32 = 9_500;
+
     pub fn is_empty(&self) -> bool {
         *self == Success::default()
+    }
+
+    /// Applies the default availability floor when none was written.
+    pub fn with_default_availability(mut self) -> Self {
+        if self.availability.is_none() {
+            self.availability =
+                firedrill_safety::Percent::from_hundredths(Self::DEFAULT_AVAILABILITY);
+            self.availability_by_default = true;
+        }
+        self
     }
 
     /// Every criterion that the measurement misses, said plainly; empty when all hold. A
@@ -118,7 +135,15 @@ impl Success {
         if let Some(want) = self.availability {
             match m.availability {
                 Some(got) if got >= want.as_fraction() => {}
-                Some(got) => out.push(format!("availability {:.2}% is below {want}", got * 100.0)),
+                Some(got) => out.push(format!(
+                    "availability {:.2}% is below {want}{}",
+                    got * 100.0,
+                    if self.availability_by_default {
+                        " (the default; set success.availability to change it)"
+                    } else {
+                        ""
+                    }
+                )),
                 None => out.push(format!("availability was not measured (required {want})")),
             }
         }

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 
 use super::blackout::{self, Blackout};
 use super::cron::Cron;
-use super::zone::occurrences;
+use super::zone::Occurrences;
 
 /// What the calendar needs to know of one drill.
 #[derive(Clone, Debug)]
@@ -93,28 +93,41 @@ pub fn plan(
     let horizon = until
         .checked_add_signed(LOOKAHEAD + delta(longest_deadline))
         .unwrap_or(until);
-
-    let mut fires: Vec<Fire> = Vec::new();
-    for (index, drill) in drills.iter().enumerate() {
-        for scheduled in occurrences(drill.cron, drill.zone, from, horizon) {
-            fires.push(Fire {
-                drill: index,
-                scheduled,
-                start: None,
-                status: FireStatus::Fires,
-                reason: None,
-            });
-        }
-    }
-    fires.sort_by_key(|f| (f.scheduled, f.drill));
-    simulate(
+    let mut fires = simulate(
         drills,
         blackout_zone,
         blackouts,
         concurrency.max(1),
-        &mut fires,
+        from,
+        horizon,
+        None,
     );
     fires.retain(|f| f.scheduled < until);
+    fires
+}
+
+/// The first `n` fires from `from` on (searching no further than `until`), each with the fate
+/// it has in the whole calendar. The simulation stops as soon as those `n` are decided, so the
+/// cost follows `n` and the drills, not a year of fires.
+pub fn plan_next(
+    drills: &[PlannedDrill],
+    blackout_zone: Tz,
+    blackouts: &[Blackout],
+    concurrency: usize,
+    from: DateTime<Utc>,
+    n: usize,
+    until: DateTime<Utc>,
+) -> Vec<Fire> {
+    let mut fires = simulate(
+        drills,
+        blackout_zone,
+        blackouts,
+        concurrency.max(1),
+        from,
+        until,
+        Some(n),
+    );
+    fires.truncate(n);
     fires
 }
 
@@ -123,112 +136,214 @@ pub fn plan(
 type Ready = Reverse<(DateTime<Utc>, DateTime<Utc>, usize, usize)>;
 
 /// What has happened to a fire so far, while it waits.
-#[derive(Default)]
 struct Waiting {
+    /// Taken up at least once (its drill's next fire is then queued).
+    taken: bool,
+    /// Its place among fires in scheduled order, given when first taken up.
+    rank: usize,
     /// The instant it should start if nothing else were running (scheduled, or after deferral).
     due: Option<DateTime<Utc>>,
     deferred_past: Vec<String>,
     waited_for: Option<usize>,
 }
 
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting {
+            taken: false,
+            rank: usize::MAX,
+            due: None,
+            deferred_past: Vec::new(),
+            waited_for: None,
+        }
+    }
+}
+
+/// Fires in time order, generated lazily from each drill's schedule up to `horizon`. With
+/// `first`, stops once the first that many fires (in scheduled order) are decided. Returns the
+/// fires in order of scheduled instant then drill.
 fn simulate(
     drills: &[PlannedDrill],
     blackout_zone: Tz,
     blackouts: &[Blackout],
     concurrency: usize,
-    fires: &mut [Fire],
-) {
-    let mut ready: BinaryHeap<Ready> = fires
+    from: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    first: Option<usize>,
+) -> Vec<Fire> {
+    let mut sources: Vec<Occurrences> = drills
         .iter()
-        .enumerate()
-        .map(|(i, f)| Reverse((f.scheduled, f.scheduled, f.drill, i)))
+        .map(|d| Occurrences::new(d.cron, d.zone, from, horizon))
         .collect();
+    let mut fires: Vec<Fire> = Vec::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let mut ready: BinaryHeap<Ready> = BinaryHeap::new();
+    // A drill's next fire enters the queue when its previous one is first taken up: fresh fires
+    // then come out in (scheduled, drill) order, exactly as if all had been queued up front.
+    let enqueue_next = |drill: usize,
+                        sources: &mut Vec<Occurrences>,
+                        fires: &mut Vec<Fire>,
+                        waiting: &mut Vec<Waiting>,
+                        ready: &mut BinaryHeap<Ready>| {
+        if let Some(scheduled) = sources[drill].next() {
+            let i = fires.len();
+            fires.push(Fire {
+                drill,
+                scheduled,
+                start: None,
+                status: FireStatus::Fires,
+                reason: None,
+            });
+            waiting.push(Waiting::default());
+            ready.push(Reverse((scheduled, scheduled, drill, i)));
+        }
+    };
+    for drill in 0..drills.len() {
+        enqueue_next(drill, &mut sources, &mut fires, &mut waiting, &mut ready);
+    }
+    // With `first`: the fires taken up fresh so far (in scheduled order) and how many of the
+    // first `first` of them are still undecided.
+    let mut fresh_taken = 0usize;
+    let mut undecided = 0usize;
     // (end, drill) of the runs in progress.
     let mut running: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
-    let mut waiting: Vec<Waiting> = fires.iter().map(|_| Waiting::default()).collect();
+    let wanted = |i: usize, waiting: &[Waiting]| first.is_some_and(|n| waiting[i].rank < n);
 
     while let Some(Reverse((t, due, drill_index, i))) = ready.pop() {
-        let drill = &drills[drill_index];
-        let state = &mut waiting[i];
-        let covering = blackout::covering(blackout_zone, blackouts, t);
-        if !covering.is_empty() {
-            let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
-            let waited = state
-                .waited_for
-                .map(|w| {
-                    format!(
-                        "waited for {} until {}, ",
-                        drills[w].name,
-                        rfc3339(t, drill.zone)
-                    )
-                })
-                .unwrap_or_default();
-            if !drill.defer_on_blackout {
-                fires[i].status = FireStatus::Skipped;
-                fires[i].reason = Some(format!("{waited}in blackout {}", names.join(", ")));
-                continue;
+        if !waiting[i].taken {
+            waiting[i].taken = true;
+            waiting[i].rank = fresh_taken;
+            fresh_taken += 1;
+            if wanted(i, &waiting) {
+                undecided += 1;
             }
-            match blackout::first_free(blackout_zone, blackouts, t) {
-                Some((free, passed)) => {
-                    for name in passed {
-                        if !state.deferred_past.contains(&name) {
-                            state.deferred_past.push(name);
-                        }
-                    }
-                    state.due = Some(free);
-                    ready.push(Reverse((free, free, drill_index, i)));
-                }
-                None => {
-                    fires[i].status = FireStatus::Skipped;
-                    fires[i].reason = Some(format!(
-                        "{waited}in blackout {}, and blackouts leave no free instant to defer to",
-                        names.join(", ")
-                    ));
-                }
+            enqueue_next(
+                drill_index,
+                &mut sources,
+                &mut fires,
+                &mut waiting,
+                &mut ready,
+            );
+        }
+        let decided = simulate_step(
+            drills,
+            blackout_zone,
+            blackouts,
+            concurrency,
+            (t, due, drill_index, i),
+            &mut fires,
+            &mut waiting,
+            &mut ready,
+            &mut running,
+        );
+        if decided && wanted(i, &waiting) {
+            undecided -= 1;
+            if first.is_some_and(|n| fresh_taken >= n) && undecided == 0 {
+                break;
             }
-            continue;
         }
-
-        while running.peek().is_some_and(|Reverse((end, _))| *end <= t) {
-            running.pop();
-        }
-        let deferred = (!state.deferred_past.is_empty())
-            .then(|| format!("deferred past blackout {}", state.deferred_past.join(", ")));
-        if running.len() < concurrency {
-            running.push(Reverse((t + delta(drill.duration), drill_index)));
-            let fire = &mut fires[i];
-            fire.start = Some(t);
-            let waited = state
-                .waited_for
-                .map(|w| format!("waits for {} (concurrency {concurrency})", drills[w].name));
-            (fire.status, fire.reason) = match (deferred, waited) {
-                (None, None) => (FireStatus::Fires, None),
-                (Some(d), None) => (FireStatus::Deferred, Some(d)),
-                (None, Some(w)) => (FireStatus::Queued, Some(w)),
-                (Some(d), Some(w)) => (FireStatus::Queued, Some(format!("{d}; then {w}"))),
-            };
-            continue;
-        }
-        let Some(&Reverse((free_at, blocker))) = running.peek() else {
-            continue;
-        };
-        let due = state.due.unwrap_or(due);
-        if free_at - due > delta(drill.deadline) {
-            let fire = &mut fires[i];
-            fire.status = FireStatus::Missed;
-            fire.reason = Some(format!(
-                "{}would wait for {} until {}, past its deadline of {}",
-                deferred.map(|d| format!("{d}; then ")).unwrap_or_default(),
-                drills[blocker].name,
-                rfc3339(free_at, drill.zone),
-                crate::duration::format(drill.deadline)
-            ));
-            continue;
-        }
-        state.waited_for = Some(blocker);
-        state.due = Some(due);
-        ready.push(Reverse((free_at, due, drill_index, i)));
     }
+    fires.sort_by_key(|f| (f.scheduled, f.drill));
+    fires
+}
+
+/// Takes up one fire at instant `t`: it starts, is skipped or missed (true: decided), or waits
+/// (re-queued: false).
+#[allow(clippy::too_many_arguments)]
+fn simulate_step(
+    drills: &[PlannedDrill],
+    blackout_zone: Tz,
+    blackouts: &[Blackout],
+    concurrency: usize,
+    (t, due, drill_index, i): (DateTime<Utc>, DateTime<Utc>, usize, usize),
+    fires: &mut [Fire],
+    waiting: &mut [Waiting],
+    ready: &mut BinaryHeap<Ready>,
+    running: &mut BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
+) -> bool {
+    let drill = &drills[drill_index];
+    let state = &mut waiting[i];
+    let covering = blackout::covering(blackout_zone, blackouts, t);
+    if !covering.is_empty() {
+        let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
+        let waited = state
+            .waited_for
+            .map(|w| {
+                format!(
+                    "waited for {} until {}, ",
+                    drills[w].name,
+                    rfc3339(t, drill.zone)
+                )
+            })
+            .unwrap_or_default();
+        if !drill.defer_on_blackout {
+            fires[i].status = FireStatus::Skipped;
+            fires[i].reason = Some(format!("{waited}in blackout {}", names.join(", ")));
+            return true;
+        }
+        match blackout::first_free(blackout_zone, blackouts, t) {
+            Some((free, passed)) => {
+                for name in passed {
+                    if !state.deferred_past.contains(&name) {
+                        state.deferred_past.push(name);
+                    }
+                }
+                state.due = Some(free);
+                ready.push(Reverse((free, free, drill_index, i)));
+                return false;
+            }
+            None => {
+                fires[i].status = FireStatus::Skipped;
+                fires[i].reason = Some(format!(
+                    "{waited}in blackout {}, and blackouts leave no free instant to defer to",
+                    names.join(", ")
+                ));
+                return true;
+            }
+        }
+    }
+
+    while running.peek().is_some_and(|Reverse((end, _))| *end <= t) {
+        running.pop();
+    }
+    let deferred = (!state.deferred_past.is_empty())
+        .then(|| format!("deferred past blackout {}", state.deferred_past.join(", ")));
+    if running.len() < concurrency {
+        running.push(Reverse((t + delta(drill.duration), drill_index)));
+        let fire = &mut fires[i];
+        fire.start = Some(t);
+        let waited = state
+            .waited_for
+            .map(|w| format!("waits for {} (concurrency {concurrency})", drills[w].name));
+        (fire.status, fire.reason) = match (deferred, waited) {
+            (None, None) => (FireStatus::Fires, None),
+            (Some(d), None) => (FireStatus::Deferred, Some(d)),
+            (None, Some(w)) => (FireStatus::Queued, Some(w)),
+            (Some(d), Some(w)) => (FireStatus::Queued, Some(format!("{d}; then {w}"))),
+        };
+        return true;
+    }
+    // `concurrency` is at least one, so a full slot list has a first to end.
+    let Some(&Reverse((free_at, blocker))) = running.peek() else {
+        return false;
+    };
+    let due = state.due.unwrap_or(due);
+    if free_at - due > delta(drill.deadline) {
+        let fire = &mut fires[i];
+        fire.status = FireStatus::Missed;
+        fire.reason = Some(format!(
+            "{}would wait for {} until {}, past its deadline of {}",
+            deferred.map(|d| format!("{d}; then ")).unwrap_or_default(),
+            drills[blocker].name,
+            rfc3339(free_at, drill.zone),
+            crate::duration::format(drill.deadline)
+        ));
+        return true;
+    }
+    state.waited_for = Some(blocker);
+    state.due = Some(due);
+    ready.push(Reverse((free_at, due, drill_index, i)));
+    false
 }
 
 /// One fire of every drill at `at`, as if scheduled then: blackouts apply (skip, or defer to
@@ -447,5 +562,58 @@ mod tests {
         let s = summary(&drills, &fires);
         assert!(s[0].starts_with("first fires"), "{s:?}");
         assert!(s[1].starts_with("second queued"), "{s:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// `--next N` stops early, yet every fire it shows has the fate the full calendar gives.
+        #[test]
+        fn the_next_n_fires_are_the_first_n_of_the_calendar(
+            specs in proptest::collection::vec(
+                (0u32..4, 8u32..12, 1u32..29, 5u64..240, 0u64..120, proptest::bool::ANY),
+                1..7,
+            ),
+            concurrency in 1usize..3,
+            n in 1usize..40,
+            with_blackout in proptest::bool::ANY,
+        ) {
+            let crons: Vec<String> = specs
+                .iter()
+                .map(|(m, h, d, ..)| match m {
+                    0 => format!("{} {h} {d} * *", m * 15),
+                    1 => format!("30 {h} * * {}", d % 7),
+                    2 => format!("0 {h} * * *"),
+                    _ => format!("{} {h} {d},{} * *", m * 10, (d + 7) % 28 + 1),
+                })
+                .collect();
+            let specs: Vec<(&'static str, &str, u64, u64, bool)> = specs
+                .iter()
+                .zip(&crons)
+                .enumerate()
+                .map(|(i, ((_, _, _, duration, deadline, defer), cron))| {
+                    (["a", "b", "c", "d", "e", "f", "g"][i], cron.as_str(), *duration, *deadline, *defer)
+                })
+                .collect();
+            let fx = Fixture::new(&specs);
+            let drills = fx.drills();
+            let blackouts = if with_blackout {
+                vec![Blackout {
+                    name: "weekends".into(),
+                    dates: None,
+                    weekdays: Some(0b110_0000),
+                    times: None,
+                }]
+            } else {
+                Vec::new()
+            };
+            let from = utc("2026-11-20T09:00:00Z");
+            let year = plan(&drills, chrono_tz::Europe::Berlin, &blackouts, concurrency, from, utc("2028-01-01T00:00:00Z"));
+            let next = plan_next(&drills, chrono_tz::Europe::Berlin, &blackouts, concurrency, from, n, utc("2030-01-01T00:00:00Z"));
+            // The year may hold fewer than n; past its end `next` may show more.
+            let k = n.min(year.len());
+            proptest::prop_assert!(next.len() >= k);
+            proptest::prop_assert_eq!(&next[..k], &year[..k]);
+        }
     }
 }

@@ -8,6 +8,6 @@ pub mod cron;
 mod zone;
 
 pub use blackout::Blackout;
-pub use calendar::{fires_at, plan, Fire, FireStatus, PlannedDrill};
+pub use calendar::{fires_at, plan, plan_next, Fire, FireStatus, PlannedDrill};
 pub use cron::Cron;
 pub use zone::{earliest_instant, latest_instant, occurrences};

@@ -52,34 +52,77 @@ pub fn occurrences(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<DateTime<Utc>> {
-    let mut out: Vec<DateTime<Utc>> = Vec::new();
-    if from >= until {
-        return out;
-    }
-    let times: Vec<(u32, u32)> = cron.times_of_day().collect();
-    // A day early and a day late, so that gaps and offsets at the window's edges are covered.
-    let first = from.with_timezone(&zone).date_naive() - Days::new(1);
-    let last = until.with_timezone(&zone).date_naive() + Days::new(1);
-    let mut day = first;
-    while day <= last {
-        if !cron.matches_month(chrono::Datelike::month(&day)) {
-            day = first_of_next_month(day);
-            continue;
+    Occurrences::new(cron, zone, from, until).collect()
+}
+
+/// [`occurrences`], lazily: a day is looked at only when the instants before it are taken, so
+/// the next fire of a drill costs the days up to it, not the whole window.
+pub struct Occurrences<'a> {
+    cron: &'a Cron,
+    zone: Tz,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    times: Vec<(u32, u32)>,
+    day: NaiveDate,
+    last_day: NaiveDate,
+    /// The instants of the day looked at last, not yet handed out (in reverse).
+    pending: Vec<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+}
+
+impl<'a> Occurrences<'a> {
+    pub fn new(cron: &'a Cron, zone: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        // A day early and a day late, so that gaps and offsets at the window's edges are covered.
+        let day = from.with_timezone(&zone).date_naive() - Days::new(1);
+        let last_day = until.with_timezone(&zone).date_naive() + Days::new(1);
+        Occurrences {
+            cron,
+            zone,
+            from,
+            until,
+            times: cron.times_of_day().collect(),
+            day,
+            last_day: if from >= until {
+                day - Days::new(1)
+            } else {
+                last_day
+            },
+            pending: Vec::new(),
+            last: None,
         }
-        if cron.matches_date(day) {
-            for &(hour, minute) in &times {
-                let Some(local) = day.and_hms_opt(hour, minute, 0) else {
-                    continue;
-                };
-                let at = earliest_instant(zone, local);
-                if at >= from && at < until && out.last() != Some(&at) {
-                    out.push(at);
+    }
+}
+
+impl Iterator for Occurrences<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        loop {
+            if let Some(at) = self.pending.pop() {
+                if at >= self.from && at < self.until && self.last != Some(at) {
+                    self.last = Some(at);
+                    return Some(at);
+                }
+                continue;
+            }
+            if self.day > self.last_day {
+                return None;
+            }
+            let day = self.day;
+            if !self.cron.matches_month(chrono::Datelike::month(&day)) {
+                self.day = first_of_next_month(day);
+                continue;
+            }
+            self.day = day + Days::new(1);
+            if self.cron.matches_date(day) {
+                for &(hour, minute) in self.times.iter().rev() {
+                    if let Some(local) = day.and_hms_opt(hour, minute, 0) {
+                        self.pending.push(earliest_instant(self.zone, local));
+                    }
                 }
             }
         }
-        day = day + Days::new(1);
     }
-    out
 }
 
 fn first_of_next_month(day: NaiveDate) -> NaiveDate {
