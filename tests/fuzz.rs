@@ -54,7 +54,9 @@ fn deep_nesting() -> impl Strategy<Value = String> {
 /// A document placed where each reader looks: top-level keys of a drill file, and the labels
 /// of an object inside a snapshot List.
 fn as_drill_file(body: &str) -> String {
-    format!("{body}drills:\n  - {{ name: fuzz, kind: probe, schedule: \"@daily\", duration: 1m }}\n")
+    format!(
+        "{body}drills:\n  - {{ name: fuzz, kind: probe, schedule: \"@daily\", duration: 1m }}\n"
+    )
 }
 
 fn as_snapshot(body: &str) -> String {
@@ -82,7 +84,12 @@ fn peak_kib() -> u64 {
 #[test]
 fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
     let hostile = prop_oneof![alias_levels(), deep_nesting()];
-    let case = (hostile, 0usize..2000, 0usize..8, "[\\PC\n*&\\[\\]{}:,]{0,8}");
+    let case = (
+        hostile,
+        0usize..2000,
+        0usize..8,
+        "[\\PC\n*&\\[\\]{}:,]{0,8}",
+    );
     let mut runner = TestRunner::new(RunnerConfig {
         cases: 120,
         failure_persistence: None,
@@ -91,7 +98,10 @@ fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
     let refused = std::cell::Cell::new(0u32);
     runner
         .run(&case, |(body, at, cut, insert)| {
-            for text in [as_drill_file(&body), mutated(as_drill_file(&body), at, cut, &insert)] {
+            for text in [
+                as_drill_file(&body),
+                mutated(as_drill_file(&body), at, cut, &insert),
+            ] {
                 if let Err(d) = Config::parse(&text, Path::new("fuzz.yaml")) {
                     let message = d.to_string();
                     prop_assert!(!message.is_empty());
@@ -100,7 +110,10 @@ fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
                     }
                 }
             }
-            for text in [as_snapshot(&body), mutated(as_snapshot(&body), at, cut, &insert)] {
+            for text in [
+                as_snapshot(&body),
+                mutated(as_snapshot(&body), at, cut, &insert),
+            ] {
                 if let Err(e) = firedrill::snapshot::parse(&text, "fuzz.yaml") {
                     prop_assert!(!e.to_string().is_empty());
                 }
@@ -110,7 +123,10 @@ fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The generator must really reach the limits, or this test proves nothing.
     let refused_by_a_limit = refused.get();
-    assert!(refused_by_a_limit > 10, "only {refused_by_a_limit} cases hit a limit");
+    assert!(
+        refused_by_a_limit > 10,
+        "only {refused_by_a_limit} cases hit a limit"
+    );
     let peak = peak_kib();
     assert!(
         peak < PEAK_BOUND_KIB,

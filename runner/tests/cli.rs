@@ -239,3 +239,85 @@ fn a_bad_snapshot_is_an_invalid_input() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn hostile_and_wrong_inputs_to_plan_are_refused_with_their_reason() {
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{previous}"); 9].join(",")
+        ));
+    }
+    let cases = [
+        (write("bomb.yaml", &bomb), "to bound memory"),
+        (
+            write("empty.yaml", ""),
+            "the snapshot is empty; expected the output of `kubectl get",
+        ),
+        (
+            write("configmap.yaml", "kind: ConfigMap\nmetadata: {name: c}\n"),
+            "found a single ConfigMap",
+        ),
+        (EXAMPLE.to_owned(), "found a drill file"),
+    ];
+    for (snapshot, message) in &cases {
+        let out = firedrill(&[
+            "plan",
+            "--config",
+            EXAMPLE,
+            "--cluster",
+            snapshot,
+            "--at",
+            "2027-01-15T10:00:00Z",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{snapshot}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{snapshot}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = firedrill(&["validate", "--config", &cases[0].0]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("more than 1000000 YAML nodes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_says_what_every_option_is() {
+    let plan = text(&firedrill(&["plan", "--help"]).stdout);
+    assert!(
+        plan.contains("kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml"),
+        "the resource list is one word: {plan}"
+    );
+    let execute = text(&firedrill(&["execute", "--help"]).stdout);
+    assert!(
+        execute.contains("--drill <NAME>   The drill to run"),
+        "{execute}"
+    );
+    let history = text(&firedrill(&["history", "--help"]).stdout);
+    assert!(
+        history.contains("--format <FORMAT>  Output format"),
+        "{history}"
+    );
+}

@@ -78,6 +78,11 @@ pub struct PercentRange {
 
 impl PercentRange {
     pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim_start().starts_with('-') {
+            return Err(format!(
+                "{text:?} is negative; a share of pods is more than 0% and at most 100% (write e.g. 25-50 or 30%)"
+            ));
+        }
         let (low, high) = match text.split_once('-') {
             Some((low, high)) => (low, high),
             None => (text, text),

@@ -49,9 +49,10 @@ pub enum Command {
         /// Show only the next N fires.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until")]
         next: Option<u32>,
-        /// A cluster snapshot (`kubectl get pods,deployments,statefulsets,replicasets,daemonsets,
-        /// poddisruptionbudgets,namespaces,nodes -A -o yaml`): adds to each fire the pods it would
-        /// hit, the pods it leaves alone and why, or why it is blocked.
+        /// A cluster snapshot, as printed by
+        /// `kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml`:
+        /// adds to each fire the pods it would hit, the pods it leaves alone and why, or why it
+        /// is blocked.
         #[arg(long, value_name = "SNAPSHOT")]
         cluster: Option<PathBuf>,
         /// Instead of the calendar, one fire of every drill at this instant (RFC 3339).
@@ -81,9 +82,11 @@ pub enum Command {
         /// The drill file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
+        /// The drill to run, by its name in the file.
         #[arg(long, value_name = "NAME")]
         drill: String,
-        /// The run id (default: a manual run id from the drill and now).
+        /// The run id: a DNS-1123 label of at most 63 characters, used once (default: a fresh
+        /// manual run id from the drill, the minute and a random tail).
         #[arg(long, value_name = "ID")]
         run: Option<String>,
         /// The instant the run was scheduled for (default: now).
@@ -127,6 +130,7 @@ pub enum Command {
         /// Only runs scheduled at or after this instant (RFC 3339).
         #[arg(long, value_name = "T", value_parser = parse_instant)]
         since: Option<DateTime<Utc>>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

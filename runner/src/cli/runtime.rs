@@ -471,36 +471,109 @@ async fn history(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs as a table, newest first.
+/// Runs as a table, newest first, columns as wide as their widest cell.
 pub fn history_table(runs: &[RunRecord]) -> String {
-    let mut out = format!(
-        "{:<44} {:<28} {:<20} {:<9} {:>9} {:>9}  {}\n",
-        "RUN", "DRILL", "SCHEDULED", "STATUS", "AVAIL", "P95", "REASON"
-    );
-    for r in runs {
-        let availability = r
-            .measurements
-            .availability
-            .map(|a| format!("{:.2}%", a * 100.0))
-            .unwrap_or_else(|| "-".into());
-        let p95 = r
-            .measurements
-            .latency_p95_seconds
-            .map(|s| format!("{:.0}ms", s * 1000.0))
-            .unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:<44} {:<28} {:<20} {:<9} {:>9} {:>9}  {}\n",
-            r.id,
-            r.drill,
-            r.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
-            r.status,
-            availability,
-            p95,
-            r.reason.as_deref().unwrap_or("")
-        ));
-    }
     if runs.is_empty() {
-        out.push_str("(no runs recorded)\n");
+        return "(no runs recorded)\n".to_owned();
+    }
+    let header = [
+        "RUN",
+        "DRILL",
+        "SCHEDULED",
+        "STATUS",
+        "AVAIL",
+        "P95",
+        "REASON",
+    ];
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                r.drill.clone(),
+                r.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+                r.status.to_string(),
+                r.measurements
+                    .availability
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                r.measurements
+                    .latency_p95_seconds
+                    .map(|s| format!("{:.0}ms", s * 1000.0))
+                    .unwrap_or_else(|| "-".into()),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 7]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            match i {
+                // Numbers align right; the reason runs on.
+                4 | 5 => text.push_str(&format!("{}{cell}  ", " ".repeat(pad))),
+                6 => text.push_str(cell),
+                _ => text.push_str(&format!("{cell}{}  ", " ".repeat(pad))),
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in &rows {
+        line(row.each_ref().map(String::as_str));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Measurements, RunStatus};
+
+    fn record(id: &str, drill: &str, availability: Option<f64>) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            drill: drill.into(),
+            kind: "probe".into(),
+            scheduled: "2027-01-15T10:00:00Z".parse().unwrap(),
+            started: None,
+            ended: None,
+            status: RunStatus::Passed,
+            reason: Some("why".into()),
+            targets: serde_json::json!([]),
+            measurements: Measurements {
+                availability,
+                ..Measurements::default()
+            },
+            evidence: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn history_columns_line_up_whatever_the_lengths() {
+        let long = "a-drill-name-of-fifty-two-characters-exactly-abcdefg";
+        let table = history_table(&[
+            record("x-1", "x", Some(1.0)),
+            record(&format!("{long}-m25suvgf6z"), long, None),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        let column = |line: &str, word: &str| line.find(word).unwrap();
+        let status = column(lines[0], "STATUS");
+        assert_eq!(column(lines[1], "passed"), status, "{table}");
+        assert_eq!(column(lines[2], "passed"), status, "{table}");
+        let reason = column(lines[0], "REASON");
+        assert!(
+            lines[1..].iter().all(|l| column(l, "why") == reason),
+            "{table}"
+        );
+    }
 }

@@ -816,7 +816,9 @@ fn parse_zone(text: &str) -> Result<Tz, String> {
             .iter()
             .map(|z| (strsim::levenshtein(text, z.name()), z.name()))
             .min_by_key(|(d, _)| *d)
-            .filter(|(d, _)| *d <= 3)
+            // A suggestion must share most of its letters with what was written: "42" is no
+            // misspelling of "GB".
+            .filter(|(d, name)| *d <= 3 && *d * 2 < name.len().max(text.len()) && text.chars().any(char::is_alphabetic))
             .map(|(_, name)| format!("did you mean {name}? "))
             .unwrap_or_default();
         format!("unknown time zone {text:?} ({closest}use an IANA name such as Europe/Berlin, America/New_York or UTC)")

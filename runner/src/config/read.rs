@@ -100,7 +100,7 @@ impl Reader {
         let Value::Mapping(entries) = &node.value else {
             self.error(
                 node.mark,
-                path,
+                if path.is_empty() { "(top level)" } else { path },
                 format!(
                     "expected a mapping with keys {}, found {}",
                     allowed.join(", "),

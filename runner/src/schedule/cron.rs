@@ -204,11 +204,17 @@ impl Field {
     fn element(&self, element: &str, whole: &str) -> Result<u64, String> {
         let (range, step) = match element.split_once('/') {
             Some((range, step)) => {
+                let digits = !step.is_empty() && step.bytes().all(|b| b.is_ascii_digit());
                 let step: u32 = step.parse().ok().filter(|s| *s >= 1).ok_or_else(|| {
-                    self.error(
-                        whole,
-                        &format!("step {step:?} is not a whole number of at least 1"),
-                    )
+                    let what = if digits && step.trim_start_matches('0').len() > 2 {
+                        format!(
+                            "step {step} is larger than the field's range {}-{}",
+                            self.min, self.max
+                        )
+                    } else {
+                        format!("step {step:?} is not a whole number of at least 1")
+                    };
+                    self.error(whole, &what)
                 })?;
                 (range, Some(step))
             }
@@ -241,10 +247,12 @@ impl Field {
         let value = match by_name {
             Some(v) => v,
             None => text.parse::<u32>().map_err(|_| {
-                self.error(
-                    whole,
-                    &format!("{text:?} is not a number{}", self.names_hint()),
-                )
+                let what = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("{text} is out of range")
+                } else {
+                    format!("{text:?} is not a number{}", self.names_hint())
+                };
+                self.error(whole, &what)
             })?,
         };
         if value < self.min || value > self.max {
@@ -371,6 +379,11 @@ mod tests {
                 "\"funday\" is not a number or a name like SUN",
             ),
             ("*/0 * * * *", "step \"0\" is not a whole number"),
+            (
+                "*/99999999999999999999 * * * *",
+                "step 99999999999999999999 is larger than the field's range 0-59",
+            ),
+            ("99999999999 * * * *", "99999999999 is out of range"),
             ("5-1 * * * *", "runs backwards"),
             ("0 10 15 *", "has 4 fields"),
             ("@fortnightly", "unknown macro"),
