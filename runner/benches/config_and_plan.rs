@@ -73,6 +73,7 @@ fn benches(c: &mut Criterion) {
         from,
         Window::Until(from + TimeDelta::days(365)),
         None,
+        true,
     );
     eprintln!("plan of 1000 drills over one year: {} fires", fires.len());
     c.bench_function("plan 1000 drills over one year", |b| {
@@ -82,6 +83,7 @@ fn benches(c: &mut Criterion) {
                 from,
                 Window::Until(from + TimeDelta::days(365)),
                 None,
+                true,
             )
         })
     });

@@ -71,12 +71,14 @@ fn rfc3339_utc(t: DateTime<Utc>) -> String {
 }
 
 /// The fires of `config` from `from` on, as far as `window` says; with a cluster snapshot, what
-/// each fire would hit.
+/// each fire would hit, and with `exclusions`, every pod it leaves alone and why (a table shows
+/// only counts: a year of hourly fires would otherwise hold millions of reasons).
 pub fn calendar(
     config: &Config,
     from: DateTime<Utc>,
     window: Window,
     cluster: Option<&Cluster>,
+    exclusions: bool,
 ) -> Vec<PlannedFire> {
     let drills = config.planned_drills();
     let run = |until: DateTime<Utc>| {
@@ -107,7 +109,7 @@ pub fn calendar(
     // `--at` asks what each drill would do on its own.
     let sequential = !matches!(window, Window::At(_));
     let verdicts = match cluster {
-        Some(cluster) => verdicts(config, cluster, &fires, sequential),
+        Some(cluster) => verdicts(config, cluster, &fires, sequential, exclusions),
         None => vec![None; fires.len()],
     };
     fires
@@ -145,6 +147,7 @@ fn verdicts(
     cluster: &Cluster,
     fires: &[Fire],
     sequential: bool,
+    exclusions: bool,
 ) -> Vec<Option<PlannedVerdict>> {
     let mut out = vec![None; fires.len()];
     let mut order: Vec<usize> = (0..fires.len()).collect();
@@ -189,6 +192,7 @@ fn verdicts(
             excluded: v
                 .excluded
                 .into_iter()
+                .filter(|_| exclusions)
                 .map(|e| PlannedExclusion {
                     namespace: e.namespace,
                     name: e.name,

@@ -537,6 +537,7 @@ pub async fn status_report(config: &Config, kube: &Kube, now: DateTime<Utc>) -> 
         now,
         crate::plan::Window::Next(5),
         None,
+        false,
     )));
     out
 }

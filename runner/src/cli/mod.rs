@@ -221,7 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 (None, Some(n), _) => Window::Next(n as usize),
                 (None, None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
             };
-            let fires = plan::calendar(&c, from, window, snapshot.as_ref());
+            let fires = plan::calendar(&c, from, window, snapshot.as_ref(), format == Format::Json);
             let text = match format {
                 Format::Table => plan::render_table(&fires),
                 Format::Json => plan::render_json(&fires) + "\n",

@@ -295,6 +295,8 @@ async fn scheduler(
             }
         }
     };
+    // Records a workstation run could not store wait in the spool: they belong in this history.
+    Spool::new(config.spool_dir()).replay(&store).await;
     let identity = identity
         .or_else(|| std::env::var("POD_NAME").ok())
         .or_else(|| {
