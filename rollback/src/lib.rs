@@ -2,7 +2,23 @@
 //!
 //! DESIGN principle 1: the ledger (one ConfigMap per run) and the labels and annotations below,
 //! carried by every artifact firedrill creates, are enough to roll back without the database.
-//! The ledger format and its replay arrive with the first fault kind that mutates the cluster.
+//! A fault kind plans [`Step`]s (a change and its undo record, as data); [`apply`] writes each
+//! undo record to the ledger before it makes the change; [`replay`] undoes a ledger backwards,
+//! judging each record on the object as it is now. This crate calls no API itself: the runner
+//! gives it a [`Cluster`].
+
+mod ledger;
+mod object;
+mod replay;
+mod undo;
+
+pub use ledger::{
+    name as ledger_name, Entry, EntryState, Ledger, LedgerError, Stored, Unreadable, FORMAT,
+    KIND_LEDGER, LEDGER_SELECTOR,
+};
+pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
+pub use replay::{apply, replay, Action, ApplyError, Cluster, Guard, Outcome, Report};
+pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.
 pub const LABEL_RUN: &str = "firedrill.io/run";
@@ -10,6 +26,11 @@ pub const LABEL_RUN: &str = "firedrill.io/run";
 pub const LABEL_DRILL: &str = "firedrill.io/drill";
 /// Label on every artifact: what it is (`job`, `ledger`, `network-policy`, ...).
 pub const LABEL_KIND: &str = "firedrill.io/kind";
+/// Label on every fault artifact (not Jobs, ledgers or results): `true`. The sweeper and `stop`
+/// select on it.
+pub const LABEL_ARTIFACT: &str = "firedrill.io/artifact";
+/// The selector of every fault artifact.
+pub const ARTIFACT_SELECTOR: &str = "firedrill.io/artifact=true";
 /// Annotation on every artifact: RFC 3339 instant after which any firedrill process reverts it.
 pub const ANNOTATION_EXPIRES_AT: &str = "firedrill.io/expires-at";
 /// The ConfigMap whose presence in firedrill's namespace stops every drill (the kill switch).

@@ -1,0 +1,279 @@
+//! The ledger: one ConfigMap per run in firedrill's namespace, holding an undo record for every
+//! change the run made, written before the change (write-ahead). Its labels say whose it is;
+//! its annotation says when any firedrill process should revert it if the run has not.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::undo::UndoRecord;
+use crate::{ANNOTATION_EXPIRES_AT, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
+
+/// The value of the `format` key: what this version of firedrill writes and reads.
+pub const FORMAT: &str = "firedrill.io/ledger-v1";
+/// `firedrill.io/kind` of a ledger ConfigMap.
+pub const KIND_LEDGER: &str = "ledger";
+/// The selector every listing of ledgers uses.
+pub const LEDGER_SELECTOR: &str = "app.kubernetes.io/name=firedrill,firedrill.io/kind=ledger";
+
+/// The name of a run's ledger.
+pub fn name(run: &str) -> String {
+    format!("firedrill-ledger-{run}")
+}
+
+/// Where one entry stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryState {
+    /// Written; the change may or may not have been made (the process may have died between).
+    Intended,
+    /// The change was made.
+    Applied,
+    /// Undone (or found already as before).
+    Reverted,
+    /// Changed by someone else since: left alone, on purpose.
+    Left,
+}
+
+impl EntryState {
+    /// Whether a revert still has to look at the entry.
+    pub fn is_open(&self) -> bool {
+        matches!(self, EntryState::Intended | EntryState::Applied)
+    }
+}
+
+/// One change of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Its place in the ledger, from 1 (the `step-NNNN` key; not repeated inside the value).
+    #[serde(skip)]
+    pub seq: usize,
+    pub undo: UndoRecord,
+    pub state: EntryState,
+    /// What the revert found and did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An entry this firedrill cannot read: kept as written, never dropped, reported by every revert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    pub key: String,
+    pub text: String,
+    pub error: String,
+}
+
+/// The ledger of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ledger {
+    pub run: String,
+    pub drill: String,
+    /// The fault kind.
+    pub kind: String,
+    /// RFC 3339: past it, any firedrill process reverts what is still open.
+    pub expires_at: String,
+    /// In the order the changes were made; reverted backwards.
+    pub entries: Vec<Entry>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Why a ConfigMap is not a ledger this firedrill can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ConfigMap {name} is not a firedrill ledger ({why}); it was not touched")]
+    Foreign { name: String, why: String },
+    #[error(
+        "ledger {name}: {key}: {why} (the ledger is kept; revert that change by hand if needed)"
+    )]
+    Corrupt {
+        name: String,
+        key: String,
+        why: String,
+    },
+}
+
+/// A ledger as stored: the ConfigMap's name, labels, annotations and data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub data: BTreeMap<String, String>,
+}
+
+fn entry_key(seq: usize) -> String {
+    format!("step-{seq:04}")
+}
+
+fn entry_seq(key: &str) -> Option<usize> {
+    key.strip_prefix("step-")
+        .filter(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+}
+
+impl Ledger {
+    pub fn new(run: &str, drill: &str, kind: &str, expires_at: &str) -> Self {
+        Ledger {
+            run: run.to_owned(),
+            drill: drill.to_owned(),
+            kind: kind.to_owned(),
+            expires_at: expires_at.to_owned(),
+            entries: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        name(&self.run)
+    }
+
+    /// Adds an entry for a change about to be made, as `Intended`; returns its index.
+    pub fn push(&mut self, undo: UndoRecord) -> usize {
+        let seq = self
+            .entries
+            .iter()
+            .map(|e| e.seq)
+            .chain(self.unreadable.iter().filter_map(|u| entry_seq(&u.key)))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.entries.push(Entry {
+            seq,
+            undo,
+            state: EntryState::Intended,
+            note: None,
+        });
+        self.entries.len() - 1
+    }
+
+    /// Whether anything is still to revert (or could not be read, so cannot be known undone).
+    pub fn is_open(&self) -> bool {
+        !self.unreadable.is_empty() || self.entries.iter().any(|e| e.state.is_open())
+    }
+
+    /// The ConfigMap's contents.
+    pub fn to_stored(&self) -> Stored {
+        let labels = BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), "firedrill".to_owned()),
+            (LABEL_KIND.to_owned(), KIND_LEDGER.to_owned()),
+            (LABEL_RUN.to_owned(), self.run.clone()),
+            (LABEL_DRILL.to_owned(), self.drill.clone()),
+        ]);
+        let annotations = BTreeMap::from([
+            (ANNOTATION_EXPIRES_AT.to_owned(), self.expires_at.clone()),
+            ("firedrill.io/fault".to_owned(), self.kind.clone()),
+        ]);
+        let mut data = BTreeMap::from([
+            ("format".to_owned(), FORMAT.to_owned()),
+            ("run".to_owned(), self.run.clone()),
+            ("drill".to_owned(), self.drill.clone()),
+            ("kind".to_owned(), self.kind.clone()),
+        ]);
+        for entry in &self.entries {
+            data.insert(
+                entry_key(entry.seq),
+                serde_json::to_string(entry).unwrap_or_default(),
+            );
+        }
+        for u in &self.unreadable {
+            data.insert(u.key.clone(), u.text.clone());
+        }
+        Stored {
+            name: self.name(),
+            labels,
+            annotations,
+            data,
+        }
+    }
+
+    /// Reads a stored ledger. A ConfigMap that is not one is an error and is never acted on; an
+    /// entry that cannot be read is kept aside as [`Unreadable`], so the rest can still be
+    /// reverted and nothing is lost.
+    pub fn from_stored(stored: &Stored) -> Result<Ledger, LedgerError> {
+        let foreign = |why: String| LedgerError::Foreign {
+            name: stored.name.clone(),
+            why,
+        };
+        match stored.data.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(foreign(format!(
+                    "format {other:?}, this firedrill reads {FORMAT:?}; use the firedrill that wrote it"
+                )))
+            }
+            None => return Err(foreign("no `format` key".to_owned())),
+        }
+        let field = |key: &str| {
+            stored
+                .data
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| LedgerError::Corrupt {
+                    name: stored.name.clone(),
+                    key: key.to_owned(),
+                    why: "missing".to_owned(),
+                })
+        };
+        let run = field("run")?;
+        if stored.name != name(&run) {
+            return Err(foreign(format!(
+                "it names run {run:?}, whose ledger would be {}",
+                name(&run)
+            )));
+        }
+        let mut ledger = Ledger::new(
+            &run,
+            &field("drill")?,
+            &field("kind")?,
+            stored
+                .annotations
+                .get(ANNOTATION_EXPIRES_AT)
+                .map(String::as_str)
+                .unwrap_or(""),
+        );
+        // BTreeMap order is key order, and keys are zero-padded: the order the changes were made.
+        for (key, text) in stored.data.iter().filter(|(k, _)| k.starts_with("step-")) {
+            let Some(seq) = entry_seq(key) else {
+                ledger.unreadable.push(Unreadable {
+                    key: key.clone(),
+                    text: text.clone(),
+                    error: "not a step key (step-NNNN)".to_owned(),
+                });
+                continue;
+            };
+            match serde_json::from_str::<Entry>(text) {
+                Ok(mut entry) => {
+                    entry.seq = seq;
+                    ledger.entries.push(entry);
+                }
+                Err(e) => ledger.unreadable.push(Unreadable {
+                    key: key.clone(),
+                    text: text.clone(),
+                    error: unknown_record_hint(text, &e.to_string()),
+                }),
+            }
+        }
+        ledger.entries.sort_by_key(|e| e.seq);
+        Ok(ledger)
+    }
+}
+
+/// Says "unknown undo record type X" plainly when that is what serde found.
+fn unknown_record_hint(text: &str, error: &str) -> String {
+    let kind = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/undo/type")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        });
+    match kind {
+        Some(kind) if error.contains("unknown variant") => format!(
+            "unknown undo record type {kind:?}: written by a newer firedrill? Use it, or undo that change by hand"
+        ),
+        _ => format!("not a readable undo record: {error}"),
+    }
+}

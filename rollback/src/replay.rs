@@ -1,0 +1,216 @@
+//! The applier and the replayer: the only code that turns steps and undo records into calls,
+//! through a [`Cluster`] the runner implements for the Kubernetes API (and tests in memory).
+
+use std::future::Future;
+
+use serde_json::Value;
+
+use crate::ledger::{EntryState, Ledger};
+use crate::object::{ObjectRef, Operation};
+use crate::undo::{decide, Decision, Step};
+
+/// What the applier and replayer need of a cluster.
+pub trait Cluster {
+    /// The object as it is now, `None` when it does not exist.
+    fn get(&self, target: &ObjectRef)
+        -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    /// Makes one change. Deleting what is gone and creating what exists (an earlier attempt) are
+    /// not errors.
+    fn execute(&self, operation: &Operation) -> impl Future<Output = Result<(), String>> + Send;
+    /// Creates or replaces the run's ledger.
+    fn save(&self, ledger: &Ledger) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Why applying steps stopped. Whatever was applied is in the ledger; the caller reverts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the ledger could not be written before step {step} ({what}), so it was not made: {error}"
+    )]
+    Ledger {
+        step: usize,
+        what: String,
+        error: String,
+    },
+    #[error("step {step} ({what}) failed: {error}")]
+    Step {
+        step: usize,
+        what: String,
+        error: String,
+    },
+    #[error("step {step} ({what}) touches {target}, which is protected; not made")]
+    Protected {
+        step: usize,
+        what: String,
+        target: String,
+    },
+}
+
+/// Says whether an object may be touched; `Some(reason)` when it is protected.
+pub type Guard<'a> = &'a (dyn Fn(&ObjectRef) -> Option<String> + Sync);
+
+/// Applies steps in order: for each, the undo record goes to the ledger first (a failed write
+/// means the change is not made), then the change, then the entry is marked applied.
+pub async fn apply<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    steps: &[Step],
+    guard: Guard<'_>,
+) -> Result<(), ApplyError> {
+    for (i, step) in steps.iter().enumerate() {
+        let what = step.forward.describe();
+        let number = i + 1;
+        if let Some(target) = step.forward.target().filter(|t| guard(t).is_some()) {
+            return Err(ApplyError::Protected {
+                step: number,
+                what,
+                target: target.to_string(),
+            });
+        }
+        let index = ledger.push(step.undo.clone());
+        if let Err(error) = cluster.save(ledger).await {
+            // Not made, so nothing to undo: the entry goes, the ledger stays as last written.
+            ledger.entries.remove(index);
+            return Err(ApplyError::Ledger {
+                step: number,
+                what,
+                error,
+            });
+        }
+        cluster
+            .execute(&step.forward)
+            .await
+            .map_err(|error| ApplyError::Step {
+                step: number,
+                what: what.clone(),
+                error,
+            })?;
+        ledger.entries[index].state = EntryState::Applied;
+        // Marking it applied is bookkeeping: an `Intended` entry is reverted the same way.
+        let _ = cluster.save(ledger).await;
+    }
+    Ok(())
+}
+
+/// What a replay did with one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// `step-NNNN`.
+    pub step: String,
+    pub outcome: Outcome,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Undone now.
+    Reverted,
+    /// Already as before: nothing to do.
+    AlreadyDone,
+    /// Changed by someone since; left alone.
+    Left,
+    /// Would be undone (dry run).
+    WouldRevert,
+    /// Not undone: an error, a protected object, an unreadable record. The ledger stays open.
+    Failed,
+}
+
+/// The whole replay of one ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub actions: Vec<Action>,
+}
+
+impl Report {
+    /// Whether anything could not be undone (and so remains).
+    pub fn failed(&self) -> bool {
+        self.actions.iter().any(|a| a.outcome == Outcome::Failed)
+    }
+}
+
+/// Replays the ledger backwards: each open entry is judged on its object as it is now and
+/// undone, found already undone, or left because someone changed it since. Idempotent: a
+/// second replay finds nothing open. With `dry_run`, nothing changes (the ledger neither).
+pub async fn replay<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    guard: Guard<'_>,
+    dry_run: bool,
+) -> Report {
+    let mut report = Report::default();
+    for u in &ledger.unreadable {
+        report.actions.push(Action {
+            step: u.key.clone(),
+            outcome: Outcome::Failed,
+            text: format!("cannot be read, so not undone: {}", u.error),
+        });
+    }
+    for index in (0..ledger.entries.len()).rev() {
+        let entry = &ledger.entries[index];
+        if !entry.state.is_open() {
+            continue;
+        }
+        let step = format!("step-{:04}", entry.seq);
+        let target = entry.undo.target();
+        if let Some(reason) = target.as_ref().and_then(guard) {
+            report.actions.push(Action {
+                step,
+                outcome: Outcome::Failed,
+                text: format!(
+                    "names {}, which is protected ({reason}); not touched",
+                    target.map(|t| t.to_string()).unwrap_or_default()
+                ),
+            });
+            continue;
+        }
+        let current = match &target {
+            Some(t) => match cluster.get(t).await {
+                Ok(current) => current,
+                Err(e) => {
+                    report.actions.push(Action {
+                        step,
+                        outcome: Outcome::Failed,
+                        text: format!("cannot read {t}: {e}"),
+                    });
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let (outcome, text, state) = match decide(&entry.undo, current.as_ref()) {
+            Decision::Apply(operation, text) if dry_run => (
+                Outcome::WouldRevert,
+                format!("would {text}: {}", operation.describe()),
+                None,
+            ),
+            Decision::Apply(operation, text) => match cluster.execute(&operation).await {
+                Ok(()) => (Outcome::Reverted, text, Some(EntryState::Reverted)),
+                Err(e) => (Outcome::Failed, format!("{text} failed: {e}"), None),
+            },
+            Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
+            Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
+        };
+        if let (Some(state), false) = (state, dry_run) {
+            let entry = &mut ledger.entries[index];
+            entry.state = state;
+            entry.note = Some(text.clone());
+        }
+        report.actions.push(Action {
+            step,
+            outcome,
+            text,
+        });
+    }
+    if !dry_run {
+        if let Err(e) = cluster.save(ledger).await {
+            report.actions.push(Action {
+                step: "ledger".to_owned(),
+                outcome: Outcome::Failed,
+                text: format!(
+                    "the revert is done but the ledger could not be updated ({e}); the next replay finds it done"
+                ),
+            });
+        }
+    }
+    report
+}

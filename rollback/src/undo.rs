@@ -1,0 +1,360 @@
+//! Undo records: what a ledger keeps for each change, and how each is undone from the state the
+//! object is in now. Deciding is pure; the replayer fetches the object and carries the decision
+//! out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::object::{merge_patch, ObjectRef, Operation};
+
+/// How to undo one change. Every record holds the exact prior state: nothing is ever restored to
+/// a hard-coded "normal".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum UndoRecord {
+    /// firedrill created the object: delete it.
+    DeleteCreated { target: ObjectRef },
+    /// firedrill set the field at `path` (a JSON pointer) from `prior` to `applied` (`None`:
+    /// absent): restore `prior`, unless the field holds something else by now.
+    RestoreField {
+        target: ObjectRef,
+        path: String,
+        prior: Option<Value>,
+        applied: Option<Value>,
+    },
+    /// firedrill cordoned the node: uncordon it, unless it was cordoned before.
+    Uncordon {
+        node: String,
+        was_unschedulable: bool,
+    },
+    /// firedrill changed a workload's replicas: restore the count, unless it changed since.
+    RestoreReplicas {
+        target: ObjectRef,
+        prior: i64,
+        applied: i64,
+        /// A HorizontalPodAutoscaler that owns the count, noted in the report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hpa: Option<String>,
+    },
+    /// firedrill swapped a Service's selector: restore the recorded one, unless it changed since.
+    RestoreSelector {
+        service: ObjectRef,
+        prior: BTreeMap<String, String>,
+        applied: BTreeMap<String, String>,
+    },
+    /// A change outside Kubernetes (a DNS record set, a health check): the handler registered for
+    /// `system` undoes it from `record`, which holds the exact prior state.
+    External { system: String, record: Value },
+}
+
+impl UndoRecord {
+    /// The object the record restores, if it lives in Kubernetes.
+    pub fn target(&self) -> Option<ObjectRef> {
+        match self {
+            UndoRecord::DeleteCreated { target }
+            | UndoRecord::RestoreField { target, .. }
+            | UndoRecord::RestoreReplicas { target, .. } => Some(target.clone()),
+            UndoRecord::RestoreSelector { service, .. } => Some(service.clone()),
+            UndoRecord::Uncordon { node, .. } => Some(ObjectRef::node(node)),
+            UndoRecord::External { .. } => None,
+        }
+    }
+
+    /// The operation that undoes the change when the object is exactly as firedrill left it:
+    /// what `rollback --render` shows for a ledger without a cluster.
+    pub fn expected_undo(&self) -> Operation {
+        match self {
+            UndoRecord::DeleteCreated { target } => Operation::Delete {
+                target: target.clone(),
+            },
+            UndoRecord::RestoreField {
+                target,
+                path,
+                prior,
+                applied,
+            } => Operation::Patch {
+                target: target.clone(),
+                patch: merge_patch(path, applied.as_ref(), prior.as_ref()),
+            },
+            UndoRecord::Uncordon { node, .. } => Operation::Patch {
+                target: ObjectRef::node(node),
+                patch: serde_json::json!({ "spec": { "unschedulable": null } }),
+            },
+            UndoRecord::RestoreReplicas { target, prior, .. } => Operation::Patch {
+                target: target.clone(),
+                patch: serde_json::json!({ "spec": { "replicas": prior } }),
+            },
+            UndoRecord::RestoreSelector {
+                service,
+                prior,
+                applied,
+            } => Operation::Patch {
+                target: service.clone(),
+                patch: merge_patch(
+                    "/spec/selector",
+                    Some(&serde_json::json!(applied)),
+                    Some(&serde_json::json!(prior)),
+                ),
+            },
+            UndoRecord::External { system, record } => Operation::External {
+                system: system.clone(),
+                action: serde_json::json!({ "restore": record }),
+            },
+        }
+    }
+}
+
+/// What undoing one record takes, judged on the object as it is now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Make this call; the text says what it restores.
+    Apply(Operation, String),
+    /// Nothing to do: the object is already as it was before the drill (or gone, for something
+    /// firedrill created). Replaying twice lands here the second time.
+    AlreadyDone(String),
+    /// Someone changed it since: left as it is, and said.
+    Leave(String),
+}
+
+fn field<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
+    object.pointer(path).filter(|v| !v.is_null())
+}
+
+fn show(value: Option<&Value>) -> String {
+    value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
+}
+
+/// Decides how to undo `record` given the object as it is now (`None`: it does not exist).
+/// External records are decided by their handler, not here.
+pub fn decide(record: &UndoRecord, current: Option<&Value>) -> Decision {
+    match record {
+        UndoRecord::DeleteCreated { target } => match current {
+            None => Decision::AlreadyDone(format!("{target} is already gone")),
+            Some(_) => Decision::Apply(
+                Operation::Delete {
+                    target: target.clone(),
+                },
+                format!("delete {target}, which the drill created"),
+            ),
+        },
+        UndoRecord::RestoreField {
+            target,
+            path,
+            prior,
+            applied,
+        } => {
+            let Some(object) = current else {
+                return Decision::Leave(format!(
+                    "{target} no longer exists; nothing to restore {path} on"
+                ));
+            };
+            let now = field(object, path);
+            if now == prior.as_ref() {
+                Decision::AlreadyDone(format!("{target} {path} is already {}", show(now)))
+            } else if now == applied.as_ref() {
+                Decision::Apply(
+                    Operation::Patch {
+                        target: target.clone(),
+                        patch: merge_patch(path, now, prior.as_ref()),
+                    },
+                    format!("restore {target} {path} to {}", show(prior.as_ref())),
+                )
+            } else {
+                Decision::Leave(format!(
+                    "{target} {path} changed since the drill set it to {} (now {}); left alone, restore {} by hand if it should be",
+                    show(applied.as_ref()),
+                    show(now),
+                    show(prior.as_ref())
+                ))
+            }
+        }
+        UndoRecord::Uncordon {
+            node,
+            was_unschedulable,
+        } => {
+            let Some(object) = current else {
+                return Decision::Leave(format!("Node {node} no longer exists"));
+            };
+            let unschedulable = field(object, "/spec/unschedulable") == Some(&Value::Bool(true));
+            if *was_unschedulable {
+                Decision::AlreadyDone(format!(
+                    "Node {node} was cordoned before the drill; left cordoned"
+                ))
+            } else if !unschedulable {
+                Decision::AlreadyDone(format!("Node {node} is already schedulable"))
+            } else {
+                Decision::Apply(
+                    Operation::Patch {
+                        target: ObjectRef::node(node),
+                        patch: serde_json::json!({ "spec": { "unschedulable": null } }),
+                    },
+                    format!("uncordon Node {node} (it was schedulable before the drill)"),
+                )
+            }
+        }
+        UndoRecord::RestoreReplicas {
+            target,
+            prior,
+            applied,
+            hpa,
+        } => {
+            let Some(object) = current else {
+                return Decision::Leave(format!("{target} no longer exists"));
+            };
+            // An absent count is 1, as the API server defaults it.
+            let now = field(object, "/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let owned = hpa
+                .as_ref()
+                .map(|h| {
+                    format!(" (HorizontalPodAutoscaler {h} owns this count and may change it)")
+                })
+                .unwrap_or_default();
+            if now == *prior {
+                Decision::AlreadyDone(format!("{target} already has {prior} replicas{owned}"))
+            } else if now == *applied {
+                Decision::Apply(
+                    Operation::Patch {
+                        target: target.clone(),
+                        patch: serde_json::json!({ "spec": { "replicas": prior } }),
+                    },
+                    format!("scale {target} back from {applied} to {prior} replicas{owned}"),
+                )
+            } else {
+                Decision::Leave(format!(
+                    "{target} has {now} replicas, not the {applied} the drill set; changed since{owned}; left alone (it had {prior} before)"
+                ))
+            }
+        }
+        UndoRecord::RestoreSelector {
+            service,
+            prior,
+            applied,
+        } => {
+            let Some(object) = current else {
+                return Decision::Leave(format!("{service} no longer exists"));
+            };
+            let now: Option<BTreeMap<String, String>> = field(object, "/spec/selector")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let now = now.unwrap_or_default();
+            if &now == prior {
+                Decision::AlreadyDone(format!("{service} already selects {prior:?}"))
+            } else if &now == applied {
+                Decision::Apply(
+                    Operation::Patch {
+                        target: service.clone(),
+                        patch: merge_patch(
+                            "/spec/selector",
+                            Some(&serde_json::json!(now)),
+                            Some(&serde_json::json!(prior)),
+                        ),
+                    },
+                    format!("restore {service} selector to {prior:?}"),
+                )
+            } else {
+                Decision::Leave(format!(
+                    "{service} selector changed since the drill set {applied:?} (now {now:?}); left alone, it was {prior:?}"
+                ))
+            }
+        }
+        UndoRecord::External { system, .. } => Decision::Leave(format!(
+            "a change in {system} needs its handler, which this process does not have"
+        )),
+    }
+}
+
+/// One step a fault kind plans: the change, and how to undo it. The applier writes `undo` to the
+/// ledger before it makes `forward`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub forward: Operation,
+    pub undo: UndoRecord,
+}
+
+impl Step {
+    /// Create an object; undo: delete it.
+    pub fn create(object: Value) -> Option<Step> {
+        let target = ObjectRef::of(&object)?;
+        Some(Step {
+            forward: Operation::Create { object },
+            undo: UndoRecord::DeleteCreated { target },
+        })
+    }
+
+    /// Cordon a node, remembering whether it already was.
+    pub fn cordon(node: &str, was_unschedulable: bool) -> Step {
+        Step {
+            forward: Operation::Patch {
+                target: ObjectRef::node(node),
+                patch: serde_json::json!({ "spec": { "unschedulable": true } }),
+            },
+            undo: UndoRecord::Uncordon {
+                node: node.to_owned(),
+                was_unschedulable,
+            },
+        }
+    }
+
+    /// Scale a workload from `prior` to `replicas`.
+    pub fn scale(target: ObjectRef, prior: i64, replicas: i64, hpa: Option<String>) -> Step {
+        Step {
+            forward: Operation::Patch {
+                target: target.clone(),
+                patch: serde_json::json!({ "spec": { "replicas": replicas } }),
+            },
+            undo: UndoRecord::RestoreReplicas {
+                target,
+                prior,
+                applied: replicas,
+                hpa,
+            },
+        }
+    }
+
+    /// Point a Service at other pods.
+    pub fn swap_selector(
+        service: ObjectRef,
+        prior: BTreeMap<String, String>,
+        selector: BTreeMap<String, String>,
+    ) -> Step {
+        Step {
+            forward: Operation::Patch {
+                target: service.clone(),
+                patch: merge_patch(
+                    "/spec/selector",
+                    Some(&serde_json::json!(prior)),
+                    Some(&serde_json::json!(selector)),
+                ),
+            },
+            undo: UndoRecord::RestoreSelector {
+                service,
+                prior,
+                applied: selector,
+            },
+        }
+    }
+
+    /// Set one field of an object.
+    pub fn set_field(
+        target: ObjectRef,
+        path: &str,
+        prior: Option<Value>,
+        value: Option<Value>,
+    ) -> Step {
+        Step {
+            forward: Operation::Patch {
+                target: target.clone(),
+                patch: merge_patch(path, prior.as_ref(), value.as_ref()),
+            },
+            undo: UndoRecord::RestoreField {
+                target,
+                path: path.to_owned(),
+                prior,
+                applied: value,
+            },
+        }
+    }
+}
