@@ -73,6 +73,9 @@ pub struct Ledger {
     pub kind: String,
     /// RFC 3339: past it, any firedrill process reverts what is still open.
     pub expires_at: String,
+    /// The Job the run executes in, if any: once it is not running, the run cannot revert
+    /// itself, and the scheduler does. A run started by hand has none (only its expiry counts).
+    pub job: Option<String>,
     /// In the order the changes were made; reverted backwards.
     pub entries: Vec<Entry>,
     pub unreadable: Vec<Unreadable>,
@@ -120,6 +123,7 @@ impl Ledger {
             drill: drill.to_owned(),
             kind: kind.to_owned(),
             expires_at: expires_at.to_owned(),
+            job: None,
             entries: Vec::new(),
             unreadable: Vec::new(),
         }
@@ -171,6 +175,9 @@ impl Ledger {
             ("drill".to_owned(), self.drill.clone()),
             ("kind".to_owned(), self.kind.clone()),
         ]);
+        if let Some(job) = &self.job {
+            data.insert("job".to_owned(), job.clone());
+        }
         for entry in &self.entries {
             data.insert(
                 entry_key(entry.seq),
@@ -234,6 +241,7 @@ impl Ledger {
                 .map(String::as_str)
                 .unwrap_or(""),
         );
+        ledger.job = stored.data.get("job").filter(|j| !j.is_empty()).cloned();
         // BTreeMap order is key order, and keys are zero-padded: the order the changes were made.
         for (key, text) in stored.data.iter().filter(|(k, _)| k.starts_with("step-")) {
             let Some(seq) = entry_seq(key) else {

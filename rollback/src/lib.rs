@@ -17,7 +17,9 @@ pub use ledger::{
     KIND_LEDGER, LEDGER_SELECTOR,
 };
 pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
-pub use replay::{apply, replay, Action, ApplyError, Cluster, Guard, Outcome, Report};
+pub use replay::{
+    apply, replay, replay_after_sweep, Action, ApplyError, Cluster, Guard, Outcome, Report,
+};
 pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.

@@ -78,7 +78,7 @@ pub async fn apply<C: Cluster>(
             });
         }
         cluster
-            .execute(&step.forward)
+            .execute(&stamped(&step.forward, ledger))
             .await
             .map_err(|error| ApplyError::Step {
                 step: number,
@@ -90,6 +90,42 @@ pub async fn apply<C: Cluster>(
         let _ = cluster.save(ledger).await;
     }
     Ok(())
+}
+
+/// Every object a run creates carries the run, the drill, the artifact label (what `stop` and the
+/// sweeper select on) and the expiry any firedrill process honours: stamped here, so no fault
+/// kind can forget.
+fn stamped(operation: &Operation, ledger: &Ledger) -> Operation {
+    let Operation::Create { object } = operation else {
+        return operation.clone();
+    };
+    let mut object = object.clone();
+    let labels = [
+        (crate::LABEL_RUN, ledger.run.as_str()),
+        (crate::LABEL_DRILL, ledger.drill.as_str()),
+        (crate::LABEL_ARTIFACT, "true"),
+        ("app.kubernetes.io/name", "firedrill"),
+    ];
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let map = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(map) = map.as_object_mut() {
+            for (k, v) in labels {
+                map.insert(k.to_owned(), Value::String(v.to_owned()));
+            }
+        }
+        let map = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(map) = map.as_object_mut() {
+            map.insert(
+                crate::ANNOTATION_EXPIRES_AT.to_owned(),
+                Value::String(ledger.expires_at.clone()),
+            );
+        }
+    }
+    Operation::Create { object }
 }
 
 /// What a replay did with one entry.
@@ -137,6 +173,28 @@ pub async fn replay<C: Cluster>(
     guard: Guard<'_>,
     dry_run: bool,
 ) -> Report {
+    replay_with(cluster, ledger, guard, dry_run, &|_| false).await
+}
+
+/// [`replay`] after a sweep by label has removed every artifact `swept` says it covered: their
+/// entries are closed without a call each, so an emergency stop costs calls per kind of
+/// artifact, not per artifact.
+pub async fn replay_after_sweep<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    guard: Guard<'_>,
+    swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
+) -> Report {
+    replay_with(cluster, ledger, guard, false, swept).await
+}
+
+async fn replay_with<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    guard: Guard<'_>,
+    dry_run: bool,
+    swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
+) -> Report {
     let mut report = Report::default();
     for u in &ledger.unreadable {
         report.actions.push(Action {
@@ -162,6 +220,20 @@ pub async fn replay<C: Cluster>(
                 ),
             });
             continue;
+        }
+        if let (crate::UndoRecord::DeleteCreated { target }, false) = (&entry.undo, dry_run) {
+            if swept(target) {
+                let text = format!("{target} was removed by the sweep of its kind, by label");
+                let entry = &mut ledger.entries[index];
+                entry.state = EntryState::Reverted;
+                entry.note = Some(text.clone());
+                report.actions.push(Action {
+                    step,
+                    outcome: Outcome::AlreadyDone,
+                    text,
+                });
+                continue;
+            }
         }
         let current = match &target {
             Some(t) => match cluster.get(t).await {

@@ -172,6 +172,34 @@ async fn every_undo_type_is_reverted_exactly() {
 }
 
 #[tokio::test]
+async fn every_created_object_carries_the_run_and_its_expiry() {
+    let memory = world();
+    let mut ledger = Ledger::new("run-1", "drill-a", "test", "2030-01-01T00:00:00Z");
+    apply(
+        &memory,
+        &mut ledger,
+        &every_kind_of_step()[..1],
+        &unprotected,
+    )
+    .await
+    .unwrap();
+    let policy = memory.snapshot()["NetworkPolicy shop/fd-deny"].clone();
+    assert_eq!(policy["metadata"]["labels"]["firedrill.io/run"], "run-1");
+    assert_eq!(
+        policy["metadata"]["labels"]["firedrill.io/drill"],
+        "drill-a"
+    );
+    assert_eq!(
+        policy["metadata"]["labels"]["firedrill.io/artifact"],
+        "true"
+    );
+    assert_eq!(
+        policy["metadata"]["annotations"]["firedrill.io/expires-at"],
+        "2030-01-01T00:00:00Z"
+    );
+}
+
+#[tokio::test]
 async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
     let steps = every_kind_of_step();
     // Each step costs a save (write-ahead), an execute and a save (applied): crash before each.

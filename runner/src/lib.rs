@@ -10,6 +10,7 @@ pub mod executor;
 pub mod gate;
 pub mod job;
 pub mod kubernetes;
+pub mod ledger;
 pub mod plan;
 pub mod pushgateway;
 pub mod schedule;

@@ -119,6 +119,44 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Emergency stop: engage the kill switch, delete running drill Jobs, sweep every
+    /// firedrill artifact and revert every open ledger. Needs only Kubernetes credentials.
+    Stop {
+        #[command(flatten)]
+        target: ClusterTarget,
+        /// Why, for the kill switch and the people who find it.
+        #[arg(long, value_name = "TEXT", default_value = "emergency stop")]
+        reason: String,
+    },
+    /// Release the kill switch, and say what is still in the way.
+    Resume {
+        #[command(flatten)]
+        target: ClusterTarget,
+    },
+    /// Revert runs' ledgers: one run, one drill's, or all; or render a saved ledger offline.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["run", "drill", "all", "ledger"])))]
+    Rollback {
+        #[command(flatten)]
+        target: ClusterTarget,
+        /// The run whose ledger to revert.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Every open ledger of this drill.
+        #[arg(long, value_name = "NAME")]
+        drill: Option<String>,
+        /// Every open ledger.
+        #[arg(long)]
+        all: bool,
+        /// Print what would be reverted; change nothing.
+        #[arg(long, conflicts_with = "render")]
+        dry_run: bool,
+        /// A ledger ConfigMap saved as YAML (`kubectl get configmap firedrill-ledger-RUN -o yaml`).
+        #[arg(long, value_name = "FILE", requires = "render")]
+        ledger: Option<PathBuf>,
+        /// With --ledger: print the operations its revert would make, without a cluster.
+        #[arg(long, requires = "ledger")]
+        render: bool,
+    },
     /// Runs from the history.
     History {
         /// The drill file.
@@ -134,6 +172,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// Where the on-call commands act: firedrill's namespace, from `--namespace`, else the drill
+/// file's `namespace:`, else `firedrill`. The drill file, when given, also adds its
+/// `safety.protected` to what no revert may touch.
+#[derive(Debug, clap::Args)]
+pub struct ClusterTarget {
+    /// The drill file (optional: for its namespace and protected objects).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// firedrill's namespace (overrides the drill file's).
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -169,6 +220,9 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Execute { .. }
         | Command::Run { .. }
         | Command::Status { .. }
+        | Command::Stop { .. }
+        | Command::Resume { .. }
+        | Command::Rollback { .. }
         | Command::History { .. }) => runtime::run(command),
         Command::Validate { config } => match load(&config) {
             Ok(c) => {

@@ -9,12 +9,13 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use super::{load, Command, Format, EXIT_ERROR, EXIT_USAGE};
+use super::{load, ClusterTarget, Command, Format, EXIT_ERROR, EXIT_INVALID, EXIT_USAGE};
 use crate::config::{Config, Drill};
 use crate::executor::{self, Execution, Kept, Sinks};
 use crate::gate::Endpoints;
 use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{Created, Kube};
+use crate::ledger::{self, Protection, Selection};
 use crate::pushgateway::Retry;
 use crate::scheduler::Scheduler;
 use crate::store::{RunRecord, Spool, Store};
@@ -108,6 +109,23 @@ pub fn run(command: Command) -> ExitCode {
                 since,
                 format,
             } => history(&config, drill.as_deref(), since, format).await,
+            Command::Stop { target, reason } => stop(&target, &reason).await,
+            Command::Resume { target } => resume(&target).await,
+            Command::Rollback {
+                target,
+                run,
+                drill,
+                all,
+                dry_run,
+                ledger,
+                render,
+            } => match (ledger, run, drill, all) {
+                (Some(file), ..) if render => render_ledger(&file),
+                (_, Some(run), _, _) => rollback(&target, Selection::Run(run), dry_run).await,
+                (_, _, Some(drill), _) => rollback(&target, Selection::Drill(drill), dry_run).await,
+                (_, _, _, true) => rollback(&target, Selection::All, dry_run).await,
+                _ => Err(ExitCode::from(EXIT_USAGE)),
+            },
             Command::Validate { .. } | Command::Plan { .. } => Err(ExitCode::from(EXIT_USAGE)),
         };
         result.unwrap_or_else(|code| code)
@@ -471,6 +489,225 @@ async fn history(
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The namespace and protection the on-call commands act with; only a file given and invalid
+/// stops them (a wrong file must not silently change the namespace).
+fn resolve_target(
+    target: &ClusterTarget,
+) -> Result<(String, Protection, Option<Config>), ExitCode> {
+    let config = target.config.as_deref().map(load).transpose()?;
+    let namespace = target
+        .namespace
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.namespace.clone()))
+        .unwrap_or_else(|| "firedrill".to_owned());
+    let globs = config
+        .as_ref()
+        .map(|c| c.safety.protected.clone())
+        .unwrap_or_default();
+    Ok((namespace, Protection { globs }, config))
+}
+
+async fn connect_to(namespace: &str) -> Result<Kube, ExitCode> {
+    Kube::connect(namespace).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_ERROR)
+    })
+}
+
+/// Progress on stderr, with the time since the command started.
+fn progress(started: std::time::Instant, line: &str) {
+    eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+}
+
+async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode> {
+    let started = std::time::Instant::now();
+    let (namespace, protection, _) = resolve_target(target)?;
+    let kube = connect_to(&namespace).await?;
+    let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    progress(started, &format!("stopping every drill in {namespace}"));
+    let report = ledger::stop(&kube, reason, &by, &protection).await;
+    match &report.kill_switch {
+        Ok(text) | Err(text) => println!("{text}"),
+    }
+    match &report.jobs {
+        Ok(()) => println!("drill Jobs deleted"),
+        Err(e) => println!("DRILL JOBS NOT DELETED: {e}"),
+    }
+    for swept in &report.swept {
+        match swept {
+            Ok(s) if s.count == 0 => {}
+            Ok(s) => println!(
+                "swept {} {}{} in {} namespace{}",
+                s.count,
+                s.kind,
+                if s.count == 1 { "" } else { "s" },
+                s.namespaces.len(),
+                if s.namespaces.len() == 1 { "" } else { "s" }
+            ),
+            Err(e) => println!("SWEEP FAILED: {e}"),
+        }
+    }
+    for outcome in &report.ledgers {
+        for line in ledger::describe(outcome) {
+            println!("{line}");
+        }
+    }
+    for left in &report.remaining {
+        println!("REMAINS: {left}");
+    }
+    progress(
+        started,
+        if report.clean() {
+            "stopped: nothing remains; the kill switch stays engaged until `firedrill resume`"
+        } else {
+            "NOT everything was undone: see the lines above, and runbooks/emergency-stop.md"
+        },
+    );
+    Ok(ExitCode::from(if report.clean() { 0 } else { 1 }))
+}
+
+async fn resume(target: &ClusterTarget) -> Result<ExitCode, ExitCode> {
+    let (namespace, _, config) = resolve_target(target)?;
+    let kube = connect_to(&namespace).await?;
+    match ledger::release(&kube).await {
+        Ok(true) => println!("kill switch released in {namespace}"),
+        Ok(false) => println!("the kill switch was not engaged in {namespace}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    }
+    // What still keeps drills from running, so nobody expects them to start at once.
+    let cluster = ledger::KubeCluster::new(&kube);
+    match cluster.ledgers().await {
+        Ok(ledgers) => {
+            for (name, l) in ledgers {
+                if l.as_ref().map_or(true, firedrill_rollback::Ledger::is_open) {
+                    println!("still open: ledger {name} (revert it: firedrill rollback --run RUN, or --all)");
+                }
+            }
+        }
+        Err(e) => println!("ledgers unknown: {e}"),
+    }
+    if let Some(config) = &config {
+        let covering =
+            crate::schedule::blackout::covering(config.timezone, &config.blackouts, Utc::now());
+        for (b, until) in covering {
+            println!(
+                "in blackout {} until {}: nothing fires before then",
+                b.name,
+                until.to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rollback(
+    target: &ClusterTarget,
+    selection: Selection,
+    dry_run: bool,
+) -> Result<ExitCode, ExitCode> {
+    let started = std::time::Instant::now();
+    let (namespace, protection, _) = resolve_target(target)?;
+    let kube = connect_to(&namespace).await?;
+    let cluster = ledger::KubeCluster::new(&kube);
+    let outcomes = match ledger::rollback(&cluster, &selection, &protection, dry_run).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if outcomes.is_empty() {
+        println!("no open ledger matches: nothing to revert");
+    }
+    for outcome in &outcomes {
+        for line in ledger::describe(outcome) {
+            println!("{line}");
+        }
+    }
+    let failed = outcomes.iter().any(ledger::LedgerOutcome::failed);
+    progress(
+        started,
+        if failed {
+            "NOT everything was reverted: see the lines above, and runbooks/rollback.md"
+        } else if dry_run {
+            "dry run: nothing was changed"
+        } else {
+            "done"
+        },
+    );
+    Ok(ExitCode::from(if failed { 1 } else { 0 }))
+}
+
+/// `rollback --ledger FILE --render`: a saved ledger's revert, offline.
+fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", path.display());
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    let invalid = |message: String| {
+        eprintln!("{}: {message}", path.display());
+        ExitCode::from(EXIT_INVALID)
+    };
+    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::DRILL_FILE)
+        .map_err(|e| invalid(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
+    let object = crate::config::yaml::to_json(&node);
+    if object.get("kind").and_then(serde_json::Value::as_str) != Some("ConfigMap") {
+        return Err(invalid(
+            "not a ConfigMap (save one with `kubectl get configmap firedrill-ledger-RUN -o yaml`)"
+                .to_owned(),
+        ));
+    }
+    let strings = |pointer: &str| -> std::collections::BTreeMap<String, String> {
+        object
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let stored = firedrill_rollback::Stored {
+        name: object
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        labels: strings("/metadata/labels"),
+        annotations: strings("/metadata/annotations"),
+        data: strings("/data"),
+    };
+    let ledger =
+        firedrill_rollback::Ledger::from_stored(&stored).map_err(|e| invalid(e.to_string()))?;
+    println!(
+        "# ledger of run {} (drill {}, {}), {} change{}, newest first",
+        ledger.run,
+        ledger.drill,
+        ledger.kind,
+        ledger.entries.len() + ledger.unreadable.len(),
+        if ledger.entries.len() + ledger.unreadable.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    print!("{}", ledger::render(&ledger));
+    Ok(ExitCode::from(if ledger.unreadable.is_empty() {
+        0
+    } else {
+        EXIT_INVALID
+    }))
 }
 
 /// Runs as a table, newest first, columns as wide as their widest cell.

@@ -1,0 +1,647 @@
+//! The ledger in the cluster: rollback's [`Cluster`] over the Kubernetes API, and what `stop`,
+//! `resume`, `rollback` and the scheduler's sweep do with it. Everything here needs nothing but
+//! Kubernetes credentials: no store, no Prometheus, no scheduler.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use firedrill_rollback::{
+    replay, replay_after_sweep, Cluster, Ledger, LedgerError, ObjectKind, ObjectRef, Operation,
+    Outcome, Report, Stored, ARTIFACT_SELECTOR, KILL_SWITCH, LEDGER_SELECTOR,
+};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use serde_json::Value;
+
+use crate::kubernetes::{Kube, JOB_SELECTOR};
+
+/// The kinds of artifact a run may create, each swept by label: what `stop` costs in calls.
+pub const ARTIFACT_KINDS: [ObjectKind; 4] = [
+    ObjectKind::NetworkPolicy,
+    ObjectKind::Pod,
+    ObjectKind::Service,
+    ObjectKind::Deployment,
+];
+
+/// Runs `$body` with `$api` an `Api` of the kind `$target` names: namespaced, or cluster-wide
+/// for Nodes (and for a namespaced kind given no namespace: every namespace, for listing).
+macro_rules! with_api {
+    ($client:expr, $kind:expr, $namespace:expr, |$api:ident| $body:expr) => {{
+        let client: Client = $client;
+        let namespace: Option<&str> = $namespace;
+        match $kind {
+            ObjectKind::ConfigMap => {
+                let $api: Api<ConfigMap> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::Deployment => {
+                let $api: Api<Deployment> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::NetworkPolicy => {
+                let $api: Api<NetworkPolicy> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::Pod => {
+                let $api: Api<Pod> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::Service => {
+                let $api: Api<Service> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::StatefulSet => {
+                let $api: Api<StatefulSet> = scoped(client, namespace);
+                $body
+            }
+            ObjectKind::Node => {
+                let $api: Api<Node> = Api::all(client);
+                $body
+            }
+        }
+    }};
+}
+
+fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+fn status(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+fn to_value<K: serde::Serialize>(object: K) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// The Kubernetes side of the ledger: objects anywhere, ledgers in firedrill's namespace.
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: Client,
+    namespace: String,
+}
+
+impl KubeCluster {
+    pub fn new(kube: &Kube) -> Self {
+        KubeCluster {
+            client: kube.client().clone(),
+            namespace: kube.namespace().to_owned(),
+        }
+    }
+
+    fn config_maps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Every ledger in firedrill's namespace, each read or refused with its reason.
+    pub async fn ledgers(&self) -> Result<Vec<(String, Result<Ledger, LedgerError>)>, String> {
+        let list = self
+            .config_maps()
+            .list(&ListParams::default().labels(LEDGER_SELECTOR))
+            .await
+            .map_err(|e| format!("list ledgers in {}: {e}", self.namespace))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|cm| {
+                let stored = stored(cm);
+                (stored.name.clone(), Ledger::from_stored(&stored))
+            })
+            .collect())
+    }
+
+    /// One run's ledger, if it has one.
+    pub async fn ledger(&self, run: &str) -> Result<Option<Result<Ledger, LedgerError>>, String> {
+        let name = firedrill_rollback::ledger_name(run);
+        let cm = self
+            .config_maps()
+            .get_opt(&name)
+            .await
+            .map_err(|e| format!("read ConfigMap {}/{name}: {e}", self.namespace))?;
+        Ok(cm.map(|cm| Ledger::from_stored(&stored(cm))))
+    }
+
+    /// Lists one kind of artifact in every namespace, by label.
+    async fn artifacts(&self, kind: ObjectKind) -> Result<Vec<ObjectRef>, String> {
+        let params = ListParams::default().labels(ARTIFACT_SELECTOR);
+        let items: Vec<Value> = with_api!(self.client.clone(), kind, None, |api| api
+            .list(&params)
+            .await
+            .map(|l| l.items.into_iter().map(to_value).collect())
+            .map_err(|e| format!("list {kind}s labelled {ARTIFACT_SELECTOR}: {e}")))?;
+        Ok(items.iter().filter_map(|v| with_kind(v, kind)).collect())
+    }
+
+    /// Deletes every artifact of one kind by label: one call per namespace that holds any.
+    async fn sweep(&self, kind: ObjectKind) -> Result<Swept, String> {
+        let found = self.artifacts(kind).await?;
+        let namespaces: BTreeSet<String> =
+            found.iter().filter_map(|r| r.namespace.clone()).collect();
+        let params = ListParams::default().labels(ARTIFACT_SELECTOR);
+        for ns in &namespaces {
+            with_api!(self.client.clone(), kind, Some(ns.as_str()), |api| api
+                .delete_collection(&DeleteParams::background(), &params)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!(
+                    "delete {kind}s labelled {ARTIFACT_SELECTOR} in {ns}: {e}"
+                )))?;
+        }
+        Ok(Swept {
+            kind,
+            count: found.len(),
+            namespaces,
+        })
+    }
+}
+
+fn with_kind(object: &Value, kind: ObjectKind) -> Option<ObjectRef> {
+    let metadata = object.get("metadata")?;
+    Some(ObjectRef {
+        kind,
+        namespace: metadata
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name: metadata.get("name")?.as_str()?.to_owned(),
+    })
+}
+
+fn stored(cm: ConfigMap) -> Stored {
+    Stored {
+        name: cm.metadata.name.unwrap_or_default(),
+        labels: cm.metadata.labels.unwrap_or_default(),
+        annotations: cm.metadata.annotations.unwrap_or_default(),
+        data: cm.data.unwrap_or_default(),
+    }
+}
+
+impl Cluster for KubeCluster {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+        let name = target.name.as_str();
+        with_api!(
+            self.client.clone(),
+            target.kind,
+            target.namespace.as_deref(),
+            |api| api
+                .get_opt(name)
+                .await
+                .map(|o| o.map(to_value))
+                .map_err(|e| format!("read {target}: {e}"))
+        )
+    }
+
+    async fn execute(&self, operation: &Operation) -> Result<(), String> {
+        match operation {
+            Operation::Create { object } => {
+                let target = ObjectRef::of(object)
+                    .ok_or_else(|| format!("cannot create {object}: no kind, namespace or name"))?;
+                let post = PostParams::default();
+                let result = with_api!(
+                    self.client.clone(),
+                    target.kind,
+                    target.namespace.as_deref(),
+                    |api| match serde_json::from_value(object.clone()) {
+                        Ok(typed) => api.create(&post, &typed).await.map(|_| ()),
+                        Err(e) => return Err(format!("cannot create {target}: {e}")),
+                    }
+                );
+                match result {
+                    // An earlier attempt made it.
+                    Err(e) if status(&e) == Some(409) => Ok(()),
+                    other => other.map_err(|e| format!("create {target}: {e}")),
+                }
+            }
+            Operation::Delete { target } => {
+                let name = target.name.as_str();
+                let result = with_api!(
+                    self.client.clone(),
+                    target.kind,
+                    target.namespace.as_deref(),
+                    |api| api
+                        .delete(name, &DeleteParams::background())
+                        .await
+                        .map(|_| ())
+                );
+                match result {
+                    Err(e) if status(&e) == Some(404) => Ok(()),
+                    other => other.map_err(|e| format!("delete {target}: {e}")),
+                }
+            }
+            Operation::Patch { target, patch } => {
+                let name = target.name.as_str();
+                let params = PatchParams::default();
+                with_api!(
+                    self.client.clone(),
+                    target.kind,
+                    target.namespace.as_deref(),
+                    |api| api
+                        .patch(name, &params, &Patch::Merge(patch))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("patch {target}: {e}"))
+                )
+            }
+            Operation::External { system, .. } => Err(format!(
+                "no handler for {system} in this version of firedrill; undo it by hand"
+            )),
+        }
+    }
+
+    async fn save(&self, ledger: &Ledger) -> Result<(), String> {
+        let s = ledger.to_stored();
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(s.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(s.labels),
+                annotations: Some(s.annotations),
+                ..Default::default()
+            },
+            data: Some(s.data),
+            ..Default::default()
+        };
+        let api = self.config_maps();
+        let action = format!("write ledger {}/{}", self.namespace, s.name);
+        match api.create(&PostParams::default(), &cm).await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(409) => api
+                .replace(&s.name, &PostParams::default(), &cm)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{action}: {e}")),
+            Err(e) => Err(format!("{action}: {e}")),
+        }
+    }
+}
+
+/// What one kind's sweep removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Swept {
+    pub kind: ObjectKind,
+    pub count: usize,
+    pub namespaces: BTreeSet<String>,
+}
+
+/// What protects objects from any revert: kube-system always, and the drill file's
+/// `safety.protected` globs when a file is given. A ledger that names one is refused.
+pub struct Protection {
+    pub globs: Vec<firedrill_safety::NamespacedGlob>,
+}
+
+impl Protection {
+    pub fn check(&self, target: &ObjectRef) -> Option<String> {
+        let namespace = target.namespace.as_deref()?;
+        if namespace == "kube-system" {
+            return Some("kube-system is always protected".to_owned());
+        }
+        self.globs
+            .iter()
+            .find(|g| g.matches(namespace, &target.name))
+            .map(|g| format!("safety.protected {g}"))
+    }
+}
+
+/// One ledger's replay, or why it was not replayed.
+#[derive(Debug)]
+pub struct LedgerOutcome {
+    pub ledger: String,
+    pub result: Result<Report, String>,
+}
+
+impl LedgerOutcome {
+    pub fn failed(&self) -> bool {
+        self.result.as_ref().map_or(true, Report::failed)
+    }
+}
+
+/// Which ledgers `rollback` reverts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    Run(String),
+    Drill(String),
+    All,
+}
+
+/// Reverts the selected open ledgers (or says what it would do).
+pub async fn rollback(
+    cluster: &KubeCluster,
+    selection: &Selection,
+    protection: &Protection,
+    dry_run: bool,
+) -> Result<Vec<LedgerOutcome>, String> {
+    let found = match selection {
+        Selection::Run(run) => match cluster.ledger(run).await? {
+            Some(l) => vec![(firedrill_rollback::ledger_name(run), l)],
+            None => {
+                return Err(format!(
+                    "run {run} has no ledger in {} (nothing it changed is recorded there)",
+                    cluster.namespace
+                ))
+            }
+        },
+        _ => cluster.ledgers().await?,
+    };
+    let guard = |r: &ObjectRef| protection.check(r);
+    let mut out = Vec::new();
+    for (name, ledger) in found {
+        let mut ledger = match ledger {
+            Ok(l) => l,
+            Err(e) => {
+                out.push(LedgerOutcome {
+                    ledger: name,
+                    result: Err(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let selected = match selection {
+            Selection::Run(_) | Selection::All => true,
+            Selection::Drill(d) => &ledger.drill == d,
+        };
+        if !selected || !ledger.is_open() {
+            continue;
+        }
+        let report = replay(cluster, &mut ledger, &guard, dry_run).await;
+        out.push(LedgerOutcome {
+            ledger: name,
+            result: Ok(report),
+        });
+    }
+    Ok(out)
+}
+
+/// What `stop` did, step by step.
+#[derive(Debug)]
+pub struct StopReport {
+    pub kill_switch: Result<String, String>,
+    pub jobs: Result<(), String>,
+    pub swept: Vec<Result<Swept, String>>,
+    pub ledgers: Vec<LedgerOutcome>,
+    /// What is still there after all of it: artifacts and open ledgers, or errors reading them.
+    pub remaining: Vec<String>,
+}
+
+impl StopReport {
+    pub fn clean(&self) -> bool {
+        self.remaining.is_empty()
+            && self.kill_switch.is_ok()
+            && self.jobs.is_ok()
+            && self.swept.iter().all(Result::is_ok)
+            && !self.ledgers.iter().any(LedgerOutcome::failed)
+    }
+}
+
+/// The emergency stop: engage the kill switch (nothing new starts, running executors revert),
+/// delete the drill Jobs, sweep every labelled artifact by kind, revert every open ledger, and
+/// look again for anything left. Calls grow with the kinds of artifact and the runs, not with
+/// the number of artifacts.
+pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) -> StopReport {
+    let cluster = KubeCluster::new(kube);
+    let mut report = StopReport {
+        kill_switch: engage(kube, reason, by).await,
+        jobs: Ok(()),
+        swept: Vec::new(),
+        ledgers: Vec::new(),
+        remaining: Vec::new(),
+    };
+    let jobs: Api<Job> = Api::namespaced(kube.client().clone(), kube.namespace());
+    report.jobs = jobs
+        .delete_collection(
+            &DeleteParams::background(),
+            &ListParams::default().labels(JOB_SELECTOR),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("delete drill Jobs in {}: {e}", kube.namespace()));
+    let mut swept_kinds: BTreeMap<ObjectKind, BTreeSet<String>> = BTreeMap::new();
+    for kind in ARTIFACT_KINDS {
+        let swept = cluster.sweep(kind).await;
+        if let Ok(s) = &swept {
+            swept_kinds.insert(kind, s.namespaces.clone());
+        }
+        report.swept.push(swept);
+    }
+    // An artifact of a swept kind is gone unless its namespace could not be listed: the sweep
+    // covered every namespace that held one.
+    let swept = |r: &ObjectRef| swept_kinds.contains_key(&r.kind);
+    let guard = |r: &ObjectRef| protection.check(r);
+    match cluster.ledgers().await {
+        Ok(ledgers) => {
+            for (name, ledger) in ledgers {
+                let result = match ledger {
+                    Ok(mut ledger) if ledger.is_open() => {
+                        Ok(replay_after_sweep(&cluster, &mut ledger, &guard, &swept).await)
+                    }
+                    Ok(_) => continue,
+                    Err(e) => Err(e.to_string()),
+                };
+                report.ledgers.push(LedgerOutcome {
+                    ledger: name,
+                    result,
+                });
+            }
+        }
+        Err(e) => report.remaining.push(format!("ledgers unknown: {e}")),
+    }
+    for kind in ARTIFACT_KINDS {
+        match cluster.artifacts(kind).await {
+            Ok(left) => report
+                .remaining
+                .extend(left.iter().map(|r| format!("{r} (artifact)"))),
+            Err(e) => report.remaining.push(format!("{kind}s unknown: {e}")),
+        }
+    }
+    if let Ok(ledgers) = cluster.ledgers().await {
+        for (name, ledger) in ledgers {
+            if ledger.as_ref().map_or(true, Ledger::is_open) {
+                report.remaining.push(format!("ledger {name} still open"));
+            }
+        }
+    }
+    report
+}
+
+/// Engages the kill switch; says what it found.
+pub async fn engage(kube: &Kube, reason: &str, by: &str) -> Result<String, String> {
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(KILL_SWITCH.to_owned()),
+            namespace: Some(kube.namespace().to_owned()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_owned(),
+                "firedrill".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("reason".to_owned(), reason.to_owned()),
+            ("engaged-by".to_owned(), by.to_owned()),
+            ("engaged-at".to_owned(), Utc::now().to_rfc3339()),
+        ])),
+        ..Default::default()
+    };
+    let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), kube.namespace());
+    match api.create(&PostParams::default(), &cm).await {
+        Ok(_) => Ok(format!("kill switch engaged ({reason}, by {by})")),
+        Err(e) if status(&e) == Some(409) => Ok("kill switch was already engaged".to_owned()),
+        Err(e) => Err(format!("KILL SWITCH NOT ENGAGED: {e}")),
+    }
+}
+
+/// Releases the kill switch. `Ok(false)` when it was not engaged.
+pub async fn release(kube: &Kube) -> Result<bool, String> {
+    let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), kube.namespace());
+    match api.delete(KILL_SWITCH, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(e) if status(&e) == Some(404) => Ok(false),
+        Err(e) => Err(format!(
+            "delete ConfigMap {}/{KILL_SWITCH}: {e}",
+            kube.namespace()
+        )),
+    }
+}
+
+/// The dead-man's switch and the scheduler's clean-up: reverts every open ledger whose expiry
+/// has passed, or whose run's Job is no longer running (failed, finished or gone), and deletes
+/// every artifact whose expiry has passed.
+pub async fn sweep_expired(
+    kube: &Kube,
+    now: DateTime<Utc>,
+    running_jobs: &BTreeSet<String>,
+    protection: &Protection,
+) -> Result<Vec<LedgerOutcome>, String> {
+    let cluster = KubeCluster::new(kube);
+    let guard = |r: &ObjectRef| protection.check(r);
+    let expired = |at: &str| {
+        DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&Utc) <= now)
+            // An expiry that cannot be read is treated as passed (fail safe).
+            .unwrap_or(true)
+    };
+    let mut out = Vec::new();
+    for (name, ledger) in cluster.ledgers().await? {
+        let mut ledger = match ledger {
+            Ok(l) => l,
+            Err(e) => {
+                out.push(LedgerOutcome {
+                    ledger: name,
+                    result: Err(e.to_string()),
+                });
+                continue;
+            }
+        };
+        if !ledger.is_open() {
+            continue;
+        }
+        // A run from a Job is reverted as soon as its Job is not running; a run started by
+        // hand (`execute` on a workstation) only at its expiry.
+        let orphaned = ledger
+            .job
+            .as_ref()
+            .is_some_and(|job| !running_jobs.contains(job));
+        if !(orphaned || expired(&ledger.expires_at)) {
+            continue;
+        }
+        let report = replay(&cluster, &mut ledger, &guard, false).await;
+        tracing::warn!(ledger = %name, actions = report.actions.len(), failed = report.failed(), "reverted a ledger its run left open");
+        out.push(LedgerOutcome {
+            ledger: name,
+            result: Ok(report),
+        });
+    }
+    for kind in ARTIFACT_KINDS {
+        let params = ListParams::default().labels(ARTIFACT_SELECTOR);
+        let items: Vec<Value> = with_api!(kube.client().clone(), kind, None, |api| api
+            .list(&params)
+            .await
+            .map(|l| l.items.into_iter().map(to_value).collect())
+            .map_err(|e| format!("list {kind}s: {e}")))?;
+        for item in items {
+            let at = item
+                .pointer("/metadata/annotations/firedrill.io~1expires-at")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Some(target) = with_kind(&item, kind) else {
+                continue;
+            };
+            if expired(at) && guard(&target).is_none() {
+                cluster
+                    .execute(&Operation::Delete {
+                        target: target.clone(),
+                    })
+                    .await?;
+                tracing::warn!(artifact = %target, expired = at, "deleted an artifact past its expiry");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A replay report as lines for people.
+pub fn describe(outcome: &LedgerOutcome) -> Vec<String> {
+    match &outcome.result {
+        Err(e) => vec![format!("{}: NOT REVERTED: {e}", outcome.ledger)],
+        Ok(report) if report.actions.is_empty() => {
+            vec![format!("{}: nothing to do", outcome.ledger)]
+        }
+        Ok(report) => report
+            .actions
+            .iter()
+            .map(|a| {
+                let word = match a.outcome {
+                    Outcome::Reverted => "reverted",
+                    Outcome::AlreadyDone => "already as before",
+                    Outcome::Left => "LEFT (changed since)",
+                    Outcome::WouldRevert => "would revert",
+                    Outcome::Failed => "FAILED",
+                };
+                format!("{} {}: {word}: {}", outcome.ledger, a.step, a.text)
+            })
+            .collect(),
+    }
+}
+
+/// The operations a saved ledger's revert would make if every object were as the run left it,
+/// newest first, as YAML documents: `rollback --ledger FILE --render`.
+pub fn render(ledger: &Ledger) -> String {
+    let mut out = String::new();
+    for u in &ledger.unreadable {
+        out.push_str(&format!(
+            "# {}: cannot be read, so cannot be undone by firedrill: {}\n",
+            u.key, u.error
+        ));
+    }
+    for entry in ledger.entries.iter().rev() {
+        out.push_str("---\n");
+        let mut doc = serde_json::json!({
+            "step": format!("step-{:04}", entry.seq),
+            "state": entry.state,
+            "undo": entry.undo.expected_undo(),
+        });
+        if let Some(note) = &entry.note {
+            doc["note"] = Value::String(note.clone());
+        }
+        if !entry.state.is_open() {
+            doc["skip"] = Value::String("already closed; a revert does not touch it".into());
+        }
+        out.push_str(&crate::config::yaml::emit(&doc));
+    }
+    if ledger.entries.is_empty() && ledger.unreadable.is_empty() {
+        out.push_str("# the ledger records no changes\n");
+    }
+    out
+}

@@ -1,0 +1,388 @@
+//! The ledger through the Kubernetes adapter, on a stateful in-memory cluster (kube-fake-client):
+//! a drill that makes a step of every undo type is killed after each step in turn (and between
+//! each ledger write and its change); a later process — `rollback`, the scheduler's sweep or
+//! `stop` — restores every object exactly. And `stop` twice is `stop` once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::Utc;
+use firedrill::kubernetes::Kube;
+use firedrill::ledger::{self, KubeCluster, Protection, Selection};
+use firedrill_rollback::{apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Step};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{json, Value};
+
+const NS: &str = "chaos-testing";
+
+async fn cluster() -> kube::Client {
+    let objects: Vec<Value> = vec![
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "api", "namespace": "shop" },
+                "spec": { "replicas": 3, "paused": false, "selector": { "matchLabels": { "app": "api" } }, "template": { "metadata": { "labels": { "app": "api" } }, "spec": { "containers": [{ "name": "api", "image": "api:1" }] } } } }),
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "worker", "namespace": "shop" },
+                "spec": { "replicas": 2, "selector": { "matchLabels": { "app": "worker" } }, "template": { "metadata": { "labels": { "app": "worker" } }, "spec": { "containers": [{ "name": "w", "image": "w:1" }] } } } }),
+        json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "node-1" }, "spec": {} }),
+        json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "node-2" }, "spec": { "unschedulable": true } }),
+        json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "db", "namespace": "shop" },
+                "spec": { "selector": { "app": "db", "tier": "primary" }, "ports": [{ "port": 5432 }] } }),
+    ];
+    kube_fake_client::ClientBuilder::new()
+        .with_runtime_objects(objects)
+        .build()
+        .await
+        .expect("fake cluster")
+}
+
+/// Steps of every undo type a fault kind can make (external systems have their own issue).
+fn steps() -> Vec<Step> {
+    let deployment = |name: &str| ObjectRef::namespaced(ObjectKind::Deployment, "shop", name);
+    vec![
+        Step::create(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": { "namespace": "shop", "name": "firedrill-deny" },
+            "spec": { "podSelector": { "matchLabels": { "app": "api" } }, "policyTypes": ["Ingress"] } }))
+        .unwrap(),
+        Step::cordon("node-1", false),
+        Step::cordon("node-2", true),
+        Step::scale(deployment("worker"), 2, 0, None),
+        Step::swap_selector(
+            ObjectRef::namespaced(ObjectKind::Service, "shop", "db"),
+            BTreeMap::from([("app".into(), "db".into()), ("tier".into(), "primary".into())]),
+            BTreeMap::from([("app".into(), "firedrill-fault-proxy".into())]),
+        ),
+        Step::set_field(deployment("api"), "/spec/paused", Some(json!(false)), Some(json!(true))),
+    ]
+}
+
+/// Every object, without what the API server changes on every write.
+async fn state(client: &kube::Client) -> BTreeMap<String, Value> {
+    fn clean(mut v: Value) -> Value {
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "resourceVersion",
+                "generation",
+                "managedFields",
+                "uid",
+                "creationTimestamp",
+            ] {
+                m.remove(k);
+            }
+        }
+        v
+    }
+    let mut out = BTreeMap::new();
+    let all = kube::api::ListParams::default();
+    for d in Api::<Deployment>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("Deployment {}", d.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(d).unwrap()),
+        );
+    }
+    for n in Api::<Node>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("Node {}", n.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(n).unwrap()),
+        );
+    }
+    for s in Api::<Service>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("Service {}", s.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(s).unwrap()),
+        );
+    }
+    for p in Api::<NetworkPolicy>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("NetworkPolicy {}", p.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(p).unwrap()),
+        );
+    }
+    out
+}
+
+/// The real adapter, dying after `left` more calls that change something.
+struct Dying {
+    inner: KubeCluster,
+    left: AtomicUsize,
+}
+
+impl Dying {
+    fn alive(&self) -> Result<(), String> {
+        self.left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| "the process was killed".to_owned())
+    }
+}
+
+impl Cluster for Dying {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+        self.inner.get(target).await
+    }
+    async fn execute(&self, operation: &Operation) -> Result<(), String> {
+        self.alive()?;
+        self.inner.execute(operation).await
+    }
+    async fn save(&self, ledger: &Ledger) -> Result<(), String> {
+        self.alive()?;
+        self.inner.save(ledger).await
+    }
+}
+
+fn nothing_protected() -> Protection {
+    Protection { globs: Vec::new() }
+}
+
+fn unprotected(_: &ObjectRef) -> Option<String> {
+    None
+}
+
+#[tokio::test]
+async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() {
+    let steps = steps();
+    // Each step is three calls: the ledger write, the change, the ledger update. Die before each.
+    for killed_after in 0..=steps.len() * 3 {
+        let client = cluster().await;
+        let kube = Kube::new(client.clone(), NS);
+        let before = state(&client).await;
+        let dying = Dying {
+            inner: KubeCluster::new(&kube),
+            left: AtomicUsize::new(killed_after),
+        };
+        let mut ledger = Ledger::new("crash-run", "crash-drill", "test", "2099-01-01T00:00:00Z");
+        let applied = apply(&dying, &mut ledger, &steps, &unprotected).await;
+        // (The last call, marking the last entry applied, is bookkeeping the applier may lose.)
+        assert_eq!(
+            applied.is_ok(),
+            killed_after + 1 >= steps.len() * 3,
+            "{applied:?}"
+        );
+        // Killed after the first ledger write, the first change was never made.
+        if killed_after >= 2 {
+            assert_ne!(
+                state(&client).await,
+                before,
+                "killed after {killed_after}: something changed"
+            );
+        }
+        // A later process, with only the cluster: the on-call engineer's rollback.
+        let cluster = KubeCluster::new(&Kube::new(client.clone(), NS));
+        let outcomes = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
+            .await
+            .unwrap();
+        assert!(
+            !outcomes.iter().any(|o| o.failed()),
+            "killed after {killed_after}: {outcomes:?}"
+        );
+        assert_eq!(
+            state(&client).await,
+            before,
+            "killed after {killed_after}: {outcomes:?}"
+        );
+        // And again: nothing left to do.
+        let again = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_field_changed_by_someone_else_is_left_and_said() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let mut ledger = Ledger::new("run-x", "drill-x", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut ledger, &steps(), &unprotected)
+        .await
+        .unwrap();
+    // Someone scales the worker by hand while the drill runs.
+    Api::<Deployment>::namespaced(client.clone(), "shop")
+        .patch(
+            "worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 7 } })),
+        )
+        .await
+        .unwrap();
+    let outcomes = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-x".into()),
+        &nothing_protected(),
+        false,
+    )
+    .await
+    .unwrap();
+    let lines: Vec<String> = outcomes.iter().flat_map(ledger::describe).collect();
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "LEFT (changed since): Deployment shop/worker has 7 replicas, not the 0 the drill set"
+        )),
+        "{lines:#?}"
+    );
+    let worker = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("worker")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker.spec.unwrap().replicas,
+        Some(7),
+        "left as the person set it"
+    );
+    let node = Api::<Node>::all(client.clone())
+        .get("node-1")
+        .await
+        .unwrap();
+    assert_ne!(
+        node.spec.unwrap().unschedulable,
+        Some(true),
+        "the rest was reverted"
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_its_expiry() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let before = state(&client).await;
+    let mut from_job = Ledger::new("job-run", "d", "test", "2099-01-01T00:00:00Z");
+    from_job.job = Some("job-run".into());
+    apply(&cluster, &mut from_job, &steps()[3..4], &unprotected)
+        .await
+        .unwrap();
+    let mut by_hand = Ledger::new("hand-run", "d", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut by_hand, &steps()[1..2], &unprotected)
+        .await
+        .unwrap();
+    let mut expired = Ledger::new("old-run", "d", "test", "2020-01-01T00:00:00Z");
+    apply(&cluster, &mut expired, &steps()[0..1], &unprotected)
+        .await
+        .unwrap();
+
+    // The Job is still running: only the expired ledger is reverted.
+    let running = BTreeSet::from(["job-run".to_owned()]);
+    let done = ledger::sweep_expired(&kube, Utc::now(), &running, &nothing_protected())
+        .await
+        .unwrap();
+    assert_eq!(
+        done.iter().map(|o| o.ledger.as_str()).collect::<Vec<_>>(),
+        ["firedrill-ledger-old-run"]
+    );
+    // The Job is gone: its run cannot revert itself, so the sweep does; the run by hand waits
+    // for its expiry.
+    let done = ledger::sweep_expired(&kube, Utc::now(), &BTreeSet::new(), &nothing_protected())
+        .await
+        .unwrap();
+    assert_eq!(
+        done.iter().map(|o| o.ledger.as_str()).collect::<Vec<_>>(),
+        ["firedrill-ledger-job-run"]
+    );
+    let node = Api::<Node>::all(client.clone())
+        .get("node-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        node.spec.unwrap().unschedulable,
+        Some(true),
+        "the run by hand is still running"
+    );
+    ledger::rollback(
+        &cluster,
+        &Selection::Run("hand-run".into()),
+        &nothing_protected(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&client).await, before);
+}
+
+#[tokio::test]
+async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_once() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let before = state(&client).await;
+    // A running drill Job, a run that changed things, and an artifact whose ledger was lost.
+    let job: Job = serde_json::from_value(json!({ "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": "drill-1", "namespace": NS, "labels": { "app.kubernetes.io/name": "firedrill", "app.kubernetes.io/component": "drill" } },
+        "spec": { "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "e", "image": "firedrill" }] } } } }))
+        .unwrap();
+    Api::<Job>::namespaced(client.clone(), NS)
+        .create(&Default::default(), &job)
+        .await
+        .unwrap();
+    let mut ledger = Ledger::new("run-s", "drill-1", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut ledger, &steps(), &unprotected)
+        .await
+        .unwrap();
+    let stray: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "stray", "namespace": "other",
+        "labels": { "firedrill.io/artifact": "true", "firedrill.io/run": "lost-run" } }, "spec": { "podSelector": {} } }))
+        .unwrap();
+    Api::<NetworkPolicy>::namespaced(client.clone(), "other")
+        .create(&Default::default(), &stray)
+        .await
+        .unwrap();
+
+    let report = ledger::stop(&kube, "INC-7", "oncall", &nothing_protected()).await;
+    assert!(report.clean(), "{report:#?}");
+    assert_eq!(
+        report.kill_switch.as_deref(),
+        Ok("kill switch engaged (INC-7, by oncall)")
+    );
+    let switch = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("firedrill-kill-switch")
+        .await
+        .unwrap();
+    assert_eq!(switch.data.unwrap()["reason"], "INC-7");
+    assert!(Api::<Job>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let mut after = state(&client).await;
+    assert!(
+        after.remove("NetworkPolicy stray").is_none(),
+        "the stray artifact was swept"
+    );
+    assert_eq!(after, before);
+
+    let again = ledger::stop(&kube, "INC-7", "oncall", &nothing_protected()).await;
+    assert!(again.clean(), "{again:#?}");
+    assert_eq!(
+        again.kill_switch.as_deref(),
+        Ok("kill switch was already engaged")
+    );
+    assert!(
+        again.ledgers.is_empty() && again.swept.iter().all(|s| s.as_ref().unwrap().count == 0),
+        "{again:#?}"
+    );
+    assert_eq!(state(&client).await, before);
+
+    assert_eq!(ledger::release(&kube).await, Ok(true));
+    assert_eq!(ledger::release(&kube).await, Ok(false));
+}
