@@ -1,6 +1,9 @@
-//! The fault kinds. Today this crate names them and says what each needs from the drill file;
-//! injection and revert arrive with each kind's own issue, always through the rollback ledger.
+//! The fault kinds: each is a pure planner that turns the guard's verdict into steps (a change and
+//! its undo record, as data). It calls no API: the runner applies the steps through the rollback
+//! ledger, so every kind is reverted by the same code.
 
 mod kind;
+mod plan;
 
 pub use kind::Kind;
+pub use plan::plan;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::Kind;
+use firedrill_rollback::{self as rollback, Ledger, ObjectRef, Step};
 use firedrill_safety::verdict::{self, RecentHits, Request};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -16,6 +17,7 @@ use crate::config::{Config, Drill};
 use crate::gate::{self, Endpoints, Samples, WatchResult};
 use crate::job::RunRef;
 use crate::kubernetes::Kube;
+use crate::ledger::{KubeCluster, Protection};
 use crate::schedule::blackout;
 use crate::store::{Measurements, RunRecord, RunStatus, Spool, Store};
 use crate::{pushgateway, snapshot};
@@ -35,31 +37,41 @@ pub fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
-/// The inject/revert seam: each fault kind plugs in here, always through the rollback ledger.
-/// Today only `probe` exists, and it changes nothing.
-enum Injection {
-    Probe,
+/// A fault in place: the run's ledger and where to undo it. Built only when a kind planned
+/// steps and the run is armed.
+struct Injection {
+    cluster: KubeCluster,
+    ledger: Ledger,
+    protection: Protection,
 }
 
 impl Injection {
-    fn for_kind(kind: Kind) -> Result<Injection, String> {
-        match kind {
-            Kind::Probe => Ok(Injection::Probe),
-            other => Err(format!(
-                "the {other} fault is not available in this version of firedrill; nothing was injected"
-            )),
-        }
+    /// Applies the steps through the ledger (each undo record written before its change).
+    async fn inject(&mut self, steps: &[Step]) -> Result<Value, String> {
+        let guard = |r: &ObjectRef| self.protection.check(r);
+        rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(json!({
+            "ledger": self.ledger.name(),
+            "changed": steps.iter().map(|s| s.forward.describe()).collect::<Vec<_>>(),
+        }))
     }
 
-    async fn inject(&mut self) -> Result<Value, String> {
-        match self {
-            Injection::Probe => Ok(json!({ "changed": [] })),
-        }
-    }
-
+    /// Replays the ledger backwards; an entry left because someone changed it since is reported,
+    /// not an error; anything not undone is.
     async fn revert(&mut self) -> Result<Value, String> {
-        match self {
-            Injection::Probe => Ok(json!({ "reverted": [] })),
+        let guard = |r: &ObjectRef| self.protection.check(r);
+        let report = rollback::replay(&self.cluster, &mut self.ledger, &guard, false).await;
+        let outcome = crate::ledger::LedgerOutcome {
+            ledger: self.ledger.name(),
+            result: Ok(report.clone()),
+        };
+        let lines = crate::ledger::describe(&outcome);
+        if report.failed() {
+            Err(lines.join("; "))
+        } else {
+            Ok(json!(lines))
         }
     }
 }
@@ -193,6 +205,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     }
 
     // 2. Plan: what the guard allows.
+    let mut chosen: Option<verdict::Verdict> = None;
     if drill.kind.needs_pod_targets() {
         let Some(kube) = x.kube else {
             return p.finish(
@@ -274,27 +287,74 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         if let Some(blocked) = v.blocked {
             return p.finish(RunStatus::Blocked, Some(blocked));
         }
+        chosen = Some(v);
     }
 
-    // 3. Inject (not when dry-run).
-    let mut injection = if dry_run {
-        None
-    } else {
-        match Injection::for_kind(drill.kind) {
-            Ok(i) => Some(i),
-            Err(e) => return p.finish(RunStatus::Error, Some(e)),
+    // 3. Inject (not when dry-run): the kind's steps, through the ledger.
+    let steps = match firedrill_experiments::plan(drill.kind, chosen.as_ref()) {
+        Ok(steps) => steps,
+        Err(e) if !dry_run => return p.finish(RunStatus::Error, Some(e)),
+        Err(e) => {
+            p.evidence.insert("plan".into(), json!(e));
+            Vec::new()
+        }
+    };
+    if dry_run && !steps.is_empty() {
+        p.evidence.insert(
+            "would_change".into(),
+            json!(steps
+                .iter()
+                .map(|s| s.forward.describe())
+                .collect::<Vec<_>>()),
+        );
+    }
+    let mut injection = match (dry_run || steps.is_empty(), x.kube) {
+        (true, _) => None,
+        (false, None) => {
+            return p.finish(
+                RunStatus::Blocked,
+                Some(
+                    "no cluster access: nowhere to keep the ledger, so nothing is injected".into(),
+                ),
+            )
+        }
+        (false, Some(kube)) => {
+            let expires = started
+                + chrono::TimeDelta::from_std(crate::job::active_deadline(drill))
+                    .unwrap_or(chrono::TimeDelta::hours(25));
+            let mut ledger = Ledger::new(
+                &x.run.run,
+                &drill.name,
+                drill.kind.name(),
+                &expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+            ledger.job = std::env::var(crate::job::ENV_JOB)
+                .ok()
+                .filter(|j| !j.is_empty());
+            Some(Injection {
+                cluster: KubeCluster::new(kube),
+                ledger,
+                protection: Protection {
+                    globs: drill.safety.protected.clone(),
+                },
+            })
         }
     };
     if let Some(i) = injection.as_mut() {
-        match i.inject().await {
+        match i.inject(&steps).await {
             Ok(changes) => {
                 p.evidence.insert("injected".into(), changes);
             }
             Err(e) => {
                 // A partial injection is reverted before anything else.
                 let reverted = i.revert().await;
-                p.evidence
-                    .insert("revert".into(), json!(format!("{reverted:?}")));
+                p.evidence.insert(
+                    "revert".into(),
+                    match reverted {
+                        Ok(lines) => lines,
+                        Err(e) => json!(format!("REVERT FAILED: {e}")),
+                    },
+                );
                 return p.finish(RunStatus::Error, Some(format!("injection failed: {e}")));
             }
         }
@@ -313,7 +373,11 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                 p.evidence.insert("revert_error".into(), json!(e));
                 return p.finish(
                     RunStatus::Error,
-                    Some(format!("REVERT FAILED, roll back by hand: {e}")),
+                    Some(format!(
+                        "REVERT FAILED: {e}; the ledger {} stays open: firedrill rollback --run {}",
+                        i.ledger.name(),
+                        x.run.run
+                    )),
                 );
             }
         }

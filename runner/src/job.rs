@@ -18,6 +18,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::config::{Config, Drill};
 
+/// Set in a drill Job's container to the Job's name: the executor writes it into its ledger, so
+/// the scheduler can tell a run whose Job is gone (and revert it) from a run started by hand.
+pub const ENV_JOB: &str = "FIREDRILL_JOB";
+/// How long a drill Job's pod has after SIGTERM to revert its ledger (with retries) and record.
+pub const TERMINATION_GRACE: i64 = 120;
+
 /// Annotation carrying the instant the run was scheduled for.
 pub const ANNOTATION_SCHEDULED: &str = "firedrill.io/scheduled";
 /// Where the drill file is mounted in the Job's pod.
@@ -171,11 +177,18 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
         image: Some(runtime.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         args: Some(args),
-        env: Some(vec![EnvVar {
-            name: "FIREDRILL_LOG".to_owned(),
-            value: Some("json".to_owned()),
-            value_from: None,
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: "FIREDRILL_LOG".to_owned(),
+                value: Some("json".to_owned()),
+                value_from: None,
+            },
+            EnvVar {
+                name: ENV_JOB.to_owned(),
+                value: Some(run.run.clone()),
+                value_from: None,
+            },
+        ]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), quantity("50m")),
@@ -235,6 +248,8 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
                 spec: Some(PodSpec {
                     service_account_name: Some(runtime.service_account.clone()),
                     restart_policy: Some("Never".to_owned()),
+                    // SIGTERM (a deleted Job, a drained node) reverts before the pod is killed.
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(65532),

@@ -33,7 +33,12 @@ pub struct TickReport {
     pub not_fired: Vec<(String, DateTime<Utc>, String)>,
     /// (run, status) of runs whose record this tick wrote or completed.
     pub recorded: Vec<(String, RunStatus)>,
+    /// Ledgers this tick reverted because their run could not (its Job is gone, or they expired).
+    pub reverted: Vec<String>,
 }
+
+/// How often the leader sweeps for orphaned ledgers and expired artifacts (and at its first tick).
+pub const SWEEP_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Counters for `/metrics`, with bounded label values only.
 #[derive(Debug, Default)]
@@ -99,6 +104,7 @@ pub struct Scheduler {
     runtime: Runtime,
     identity: String,
     lease_seconds: i32,
+    last_sweep: Option<DateTime<Utc>>,
     pub metrics: Arc<Mutex<Metrics>>,
 }
 
@@ -123,6 +129,7 @@ impl Scheduler {
             runtime,
             identity: identity.into(),
             lease_seconds: 15,
+            last_sweep: None,
             metrics: Arc::new(Mutex::new(Metrics::default())),
         }
     }
@@ -147,7 +154,8 @@ impl Scheduler {
         }
         self.config_text = Some(text.clone());
         match Config::parse(&text, &path) {
-            Ok(config) => {
+            Ok(mut config) => {
+                config.settle_paths(std::env::var_os("FIREDRILL_DATA_DIR").map(Into::into));
                 if config.namespace != self.config.namespace {
                     tracing::warn!(from = %self.config.namespace, to = %config.namespace, "a new namespace takes effect at the next restart");
                 }
@@ -180,6 +188,10 @@ impl Scheduler {
             return Ok(report);
         }
         self.reconcile(now, &mut report).await?;
+        if self.last_sweep.is_none_or(|last| now - last >= SWEEP_EVERY) {
+            self.sweep(now, &mut report).await?;
+            self.last_sweep = Some(now);
+        }
 
         report.kill_switch = match self.kube.kill_switch().await {
             Ok(switch) => switch,
@@ -193,6 +205,43 @@ impl Scheduler {
         self.fire_due(now, &mut report).await?;
         self.count(|m| m.last_tick = Some(now));
         Ok(report)
+    }
+
+    /// Reverts what runs left behind: the ledger of a run whose Job is not running (failed,
+    /// vanished, overran its deadline), and anything past its expiry (the dead-man's switch).
+    async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), SchedulerError> {
+        let running: std::collections::BTreeSet<String> = self
+            .kube
+            .drill_jobs()
+            .await?
+            .iter()
+            .map(job_state)
+            .filter(|s| s.phase == JobPhase::Active)
+            .map(|s| s.name)
+            .collect();
+        let protection = crate::ledger::Protection {
+            globs: self.config.safety.protected.clone(),
+        };
+        match crate::ledger::sweep_expired(&self.kube, now, &running, &protection).await {
+            Ok(outcomes) => {
+                for outcome in &outcomes {
+                    for line in crate::ledger::describe(outcome) {
+                        tracing::warn!(%line, "sweep");
+                    }
+                }
+                report
+                    .reverted
+                    .extend(outcomes.into_iter().map(|o| o.ledger));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sweep for orphaned ledgers and expired artifacts failed")
+            }
+        }
+        Ok(())
     }
 
     /// Backfills records left in the cluster and records Jobs that ended without one.
