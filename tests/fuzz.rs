@@ -37,6 +37,28 @@ fn alias_levels() -> impl Strategy<Value = String> {
     )
 }
 
+/// A large string anchored once and copied by many aliases: few nodes, much text.
+fn copied_text() -> impl Strategy<Value = String> {
+    (1usize..200_000, 1usize..800).prop_map(|(len, copies)| {
+        format!(
+            "t: &t \"{}\"\nc: [{}]\n",
+            "a".repeat(len),
+            vec!["*t"; copies].join(", ")
+        )
+    })
+}
+
+/// Anchors nested inside anchors: each keeps its own copy of everything below it.
+fn nested_anchors() -> impl Strategy<Value = String> {
+    (1usize..80, 1usize..30_000).prop_map(|(levels, width)| {
+        let mut doc = format!("[{}]", vec!["x"; width].join(","));
+        for i in 0..levels {
+            doc = format!("&n{i} [{doc}]");
+        }
+        format!("n: {doc}\n")
+    })
+}
+
 fn deep_nesting() -> impl Strategy<Value = String> {
     (1usize..400, proptest::bool::ANY).prop_map(|(depth, flow)| {
         if flow {
@@ -83,7 +105,12 @@ fn peak_kib() -> u64 {
 
 #[test]
 fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
-    let hostile = prop_oneof![alias_levels(), deep_nesting()];
+    let hostile = prop_oneof![
+        alias_levels(),
+        copied_text(),
+        nested_anchors(),
+        deep_nesting()
+    ];
     let case = (
         hostile,
         0usize..2000,

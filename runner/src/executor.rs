@@ -19,7 +19,7 @@ use crate::job::RunRef;
 use crate::kubernetes::Kube;
 use crate::ledger::{KubeCluster, Protection};
 use crate::schedule::blackout;
-use crate::store::{Measurements, RunRecord, RunStatus, Spool, Store};
+use crate::store::{Measurements, RunRecord, RunStatus, Spool, Store, StoreError};
 use crate::{pushgateway, snapshot};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
@@ -498,8 +498,23 @@ pub enum Kept {
     Cluster,
     /// In a spool file, replayed into the store by the next start that reaches it.
     Spool(std::path::PathBuf),
+    /// Not in the history: its id already names another run in the store. Kept in a spool file
+    /// marked `.conflict`, which is never replayed; a person decides.
+    Conflict(std::path::PathBuf),
     /// Nowhere but the process's output: said loudly, in the log and the exit code.
     Nowhere,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::Store => f.write_str("store"),
+            Kept::Cluster => f.write_str("cluster"),
+            Kept::Spool(path) => write!(f, "spool {}", path.display()),
+            Kept::Conflict(path) => write!(f, "conflict {}", path.display()),
+            Kept::Nowhere => f.write_str("nowhere"),
+        }
+    }
 }
 
 /// Keeps a finished run's record: the store (retried for a bounded time, not past a signal),
@@ -508,27 +523,50 @@ pub enum Kept {
 pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
     let mut stop = stop.clone();
     let stored = match sinks.store {
-        Some(store) if !*stop.borrow() => tokio::select! {
-            result = store.record_run_with_retry(run) => result.map_err(|e| e.to_string()),
-            () = pushgateway::stopping(&mut stop) => Err("a signal ended the store's retries".to_owned()),
+        // Stopping (a first SIGTERM): one attempt, no retries.
+        Some(store) if *stop.borrow() => {
+            tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+        }
+        Some(store) => tokio::select! {
+            result = store.record_run_with_retry(run) => result,
+            () = pushgateway::stopping(&mut stop) => {
+                tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+            }
         },
-        Some(_) => Err("the process is stopping".to_owned()),
-        None => Err("no store".to_owned()),
+        None => Err(StoreError::Query(sqlx::Error::Configuration(
+            "the store could not be opened (see the log above)".into(),
+        ))),
     };
-    let Err(store_error) = stored else {
-        return Kept::Store;
+    let store_error = match stored {
+        Ok(()) => return Kept::Store,
+        // Another run's record under this id: never merged, never retried. Kept for a person.
+        Err(e @ StoreError::Conflict { .. }) => {
+            let kept = sinks.spool.map(|spool| spool.write(run, true));
+            tracing::error!(run = %run.id, error = %e, kept = ?kept.as_ref().map(|k| k.as_ref().map(|p| p.display().to_string())),
+                "RECORD NOT IN THE HISTORY: its run id already names another run");
+            return match kept {
+                Some(Ok(path)) => Kept::Conflict(path),
+                _ => Kept::Nowhere,
+            };
+        }
+        Err(e) => e.to_string(),
     };
     let cluster_error = match sinks.kube {
-        Some(kube) => match kube.write_result(run).await {
-            Ok(()) => {
+        Some(kube) => match tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(run)).await {
+            Ok(Ok(())) => {
                 tracing::warn!(run = %run.id, error = %store_error, "store unavailable; the record is left in the cluster for the scheduler");
                 return Kept::Cluster;
             }
-            Err(e) => e.to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {CLUSTER_BUDGET:?}"),
         },
         None => "no cluster access".to_owned(),
     };
-    let spool_error = match sinks.spool.map(|spool| spool.write(run)) {
+    let spool_error = match sinks.spool.map(|spool| spool.write(run, false)) {
         Some(Ok(path)) => {
             tracing::warn!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, path = %path.display(),
                 "neither the store nor the cluster took the record; it is spooled and goes into the store at the next start that reaches it");
@@ -542,6 +580,11 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
     Kept::Nowhere
 }
 
+/// How long a stopping process gives the store for its one attempt.
+const STOPPING_BUDGET: Duration = Duration::from_secs(10);
+/// How long a record, an Event or a result ConfigMap may wait on the API server.
+const CLUSTER_BUDGET: Duration = Duration::from_secs(10);
+
 /// Tells the world a run ended: the Pushgateway (bounded, never past a signal; an outage never
 /// fails the drill) and a Kubernetes Event.
 pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) {
@@ -552,16 +595,19 @@ pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver
             run.status,
             run.reason.as_deref().unwrap_or("all criteria met")
         );
-        if let Err(e) = kube
-            .event(
-                &run.id,
-                warning,
-                &format!("Drill{}", title(run.status.as_str())),
-                &message,
-            )
-            .await
-        {
-            tracing::warn!(run = %run.id, error = %e, "no Event recorded");
+        let mut stop = stop.clone();
+        let reason = format!("Drill{}", title(run.status.as_str()));
+        let event = tokio::time::timeout(
+            CLUSTER_BUDGET,
+            kube.event(&run.id, warning, &reason, &message),
+        );
+        tokio::select! {
+            result = event => match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(run = %run.id, error = %e, "no Event recorded"),
+                Err(_) => tracing::warn!(run = %run.id, "no Event recorded: no answer within {CLUSTER_BUDGET:?}"),
+            },
+            () = pushgateway::stopping(&mut stop) => tracing::warn!(run = %run.id, "no Event recorded: stopping"),
         }
     }
     if let Some(base) = sinks.pushgateway {

@@ -155,7 +155,11 @@ impl Scheduler {
         self.config_text = Some(text.clone());
         match Config::parse(&text, &path) {
             Ok(mut config) => {
-                config.settle_paths(std::env::var_os("FIREDRILL_DATA_DIR").map(Into::into));
+                config.settle_paths(
+                    std::env::var_os("FIREDRILL_DATA_DIR")
+                        .filter(|d| !d.is_empty())
+                        .map(Into::into),
+                );
                 if config.namespace != self.config.namespace {
                     tracing::warn!(from = %self.config.namespace, to = %config.namespace, "a new namespace takes effect at the next restart");
                 }
@@ -292,7 +296,16 @@ impl Scheduler {
                 None => "its Job was deleted before it finished".to_owned(),
             };
             if let Some(left) = self.kube.result(&run.id).await? {
-                self.store.record_run(&left).await?;
+                if let Err(e) = self.store.record_run(&left).await {
+                    match e {
+                        // Never merged, and never a reason to stop firing: left for a person.
+                        crate::store::StoreError::Conflict { .. } => {
+                            tracing::error!(run = %left.id, error = %e, "a result left in the cluster conflicts with the history; it stays in its ConfigMap");
+                            continue;
+                        }
+                        e => return Err(e.into()),
+                    }
+                }
                 self.kube.delete_result(&run.id).await?;
                 report.recorded.push((left.id.clone(), left.status));
                 continue;

@@ -161,6 +161,8 @@ fn check_root(root: &yaml::Node, model: &mut Model) -> Result<(), String> {
                 items.describe()
             )),
         },
+        // `kubectl get` of nothing: a List without items.
+        (None, Some(kind)) if kind.ends_with("List") => Ok(()),
         (None, Some(kind)) if KINDS.contains(&kind) => model.add(&yaml::to_json(root)),
         (None, Some(kind)) => Err(format!(
             "{expected}, found a single {kind} (a snapshot holds {})",
@@ -742,5 +744,26 @@ items:
             let err = label_selector(selector).unwrap_err();
             assert!(err.contains(message), "{selector}: {err}");
         }
+    }
+
+    #[test]
+    fn anchors_across_objects_count_over_the_whole_snapshot() {
+        let mut text = String::from("kind: List\nitems:\n");
+        for i in 0..8 {
+            text.push_str(&format!(
+                "  - &p{i} {{ kind: Namespace, metadata: {{ name: n{i} }}, spec: [{}] }}\n",
+                vec!["x"; 200_000].join(",")
+            ));
+        }
+        let err = parse(&text, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("anchors hold more than 1000000 YAML nodes"),
+            "{err}"
+        );
+        // A List of nothing is an empty cluster, not an error.
+        assert_eq!(
+            parse("apiVersion: v1\nkind: List\n", "s.yaml").unwrap(),
+            Cluster::default()
+        );
     }
 }

@@ -220,7 +220,16 @@ impl Store {
     pub async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (connect, max) = match url {
-            StoreUrl::Sqlite(path) => (format!("sqlite://{path}?mode=rwc"), 1),
+            // sqlx decodes the path: encode what would otherwise end it or be decoded.
+            StoreUrl::Sqlite(path) => (
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    path.replace('%', "%25")
+                        .replace('?', "%3F")
+                        .replace('#', "%23")
+                ),
+                1,
+            ),
             StoreUrl::Postgres(url) => (url.clone(), 4),
         };
         // One direct connection first: a wrong URL or a refused port fails at once, with the
@@ -512,15 +521,44 @@ impl Spool {
         Spool { dir: dir.into() }
     }
 
-    /// Writes the record (atomically: a temporary file renamed into place) and returns its path.
-    pub fn write(&self, run: &RunRecord) -> std::io::Result<std::path::PathBuf> {
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.dir.join(format!("{}.json", run.id));
-        let partial = self.dir.join(format!(".{}.json.partial", run.id));
+    /// Writes the record (atomically: a temporary file linked into place) and returns its
+    /// path. Never replaces a file: a second record under the same id gets a name of its own.
+    /// A record marked `conflict` (its id already names another run in the store) is kept for a
+    /// person and never replayed.
+    pub fn write(&self, run: &RunRecord, conflict: bool) -> std::io::Result<std::path::PathBuf> {
+        let fail = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("spool {}: {e}", self.dir.display()))
+        };
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
+        let partial = self
+            .dir
+            .join(format!(".{}.{}.partial", run.id, std::process::id()));
         let text = serde_json::to_vec_pretty(run).map_err(std::io::Error::other)?;
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, &path)?;
-        Ok(path)
+        std::fs::write(&partial, text).map_err(fail)?;
+        let marker = if conflict { ".conflict" } else { "" };
+        for n in 0..1000 {
+            let name = match n {
+                0 => format!("{}{marker}.json", run.id),
+                n => format!("{}{marker}.{n}.json", run.id),
+            };
+            let path = self.dir.join(name);
+            // A hard link fails when the name is taken, where a rename would replace.
+            match std::fs::hard_link(&partial, &path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Ok(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(fail(e));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&partial);
+        Err(fail(std::io::Error::other(
+            "1,000 records under one run id",
+        )))
     }
 
     /// Moves every spooled record into the store; a record that cannot be read or stored stays

@@ -321,3 +321,40 @@ fn help_says_what_every_option_is() {
         "{history}"
     );
 }
+
+#[test]
+fn endless_or_non_utf8_inputs_are_refused_with_where() {
+    let out = firedrill(&["validate", "--config", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("larger than the limit of 32 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let latin1 = dir.join("latin1.yaml");
+    std::fs::write(&latin1, b"drills:\n  - name: caf\xe9\n").expect("write");
+    let out = firedrill(&["validate", "--config", latin1.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("latin1.yaml:2:14: (file): not UTF-8 text (invalid byte at offset 21)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--cluster",
+        latin1.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not UTF-8 text (invalid byte at offset 21)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

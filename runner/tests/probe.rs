@@ -434,3 +434,44 @@ async fn a_relative_store_belongs_to_the_drill_file_not_the_working_directory() 
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(elsewhere);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_directory_names_and_an_empty_data_dir_keep_the_store_beside_the_file() {
+    let url = flaky_server().await;
+    let dir = temp().join("100%?x=1#frag");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!("store: sqlite://h.db\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(["execute", "--drill", "api-probe", "--config"])
+                .arg(&config)
+                .current_dir("/")
+                .env("KUBECONFIG", "/nonexistent")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("FIREDRILL_DATA_DIR", "")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.join("h.db").is_file(),
+        "the store is beside the drill file"
+    );
+    assert!(!dir.join("firedrill-spool").exists(), "nothing was spooled");
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}

@@ -241,3 +241,87 @@ async fn an_unreachable_store_says_where() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
+    use firedrill::executor::{keep, Kept, Sinks};
+    use firedrill::pushgateway::Retry;
+    use firedrill::store::Spool;
+    let dir = std::env::temp_dir().join(unique("firedrill-keep"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&StoreUrl::Sqlite(dir.join("h.db").display().to_string()))
+        .await
+        .unwrap();
+    let spool = Spool::new(dir.join("firedrill-spool"));
+    let endpoints = firedrill::gate::Endpoints::new(None, None);
+    let client = endpoints.client().clone();
+    let sinks = Sinks {
+        store: Some(&store),
+        kube: None,
+        spool: Some(&spool),
+        pushgateway: None,
+        client: &client,
+        push_retry: Retry::BOUNDED,
+    };
+    let (signal, stop) = tokio::sync::watch::channel(false);
+    let first = run(
+        "same-id",
+        "drill-a",
+        "2027-01-15T15:00:00Z",
+        RunStatus::Passed,
+    );
+    assert_eq!(keep(&first, &sinks, &stop).await, Kept::Store);
+    let other = run(
+        "same-id",
+        "drill-b",
+        "2027-01-15T15:00:00Z",
+        RunStatus::Failed,
+    );
+    let Kept::Conflict(path) = keep(&other, &sinks, &stop).await else {
+        panic!("a conflicting record must be kept aside");
+    };
+    assert!(
+        path.display()
+            .to_string()
+            .ends_with("same-id.conflict.json"),
+        "{}",
+        path.display()
+    );
+    assert_eq!(
+        spool.replay(&store).await,
+        0,
+        "a conflict is never replayed"
+    );
+    assert!(path.exists());
+    assert_eq!(
+        store.run("same-id").await.unwrap().unwrap().drill,
+        "drill-a"
+    );
+
+    // Stopping (a first SIGTERM during the drill): the record still goes to a working store.
+    signal.send(true).unwrap();
+    let aborted = run(
+        "stopped-1",
+        "drill-a",
+        "2027-01-15T16:00:00Z",
+        RunStatus::Aborted,
+    );
+    assert_eq!(keep(&aborted, &sinks, &stop).await, Kept::Store);
+
+    // Two records under one id never overwrite each other in the spool.
+    let a = spool
+        .write(
+            &run("dup-1", "x", "2027-01-15T15:00:00Z", RunStatus::Passed),
+            false,
+        )
+        .unwrap();
+    let b = spool
+        .write(
+            &run("dup-1", "y", "2027-01-15T15:00:00Z", RunStatus::Failed),
+            false,
+        )
+        .unwrap();
+    assert_ne!(a, b);
+    assert!(a.exists() && b.exists());
+    let _ = std::fs::remove_dir_all(dir);
+}

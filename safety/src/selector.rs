@@ -12,8 +12,9 @@
 //!
 //! Keys are `[prefix/]name` (prefix a DNS-1123 subdomain of at most 253 characters, name at most
 //! 63 characters of alphanumerics, `-`, `_` and `.`, starting and ending with an alphanumeric);
-//! values follow the name rules but may be empty. As in the API server, a set of values is never
-//! empty (`notin ()` would match everything) while `(a,)` holds `a` and the empty value.
+//! values follow the name rules but may be empty. A set of values is never empty: apimachinery
+//! reads `()` as the empty value, so `notin ()` would match every object; firedrill refuses it.
+//! As in apimachinery, `(a,)` holds `a` and the empty value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -274,7 +275,7 @@ impl<'a> Parser<'a> {
             // The API server refuses an empty set: `notin ()` would match every object.
             return Err(self.error(
                 self.pos,
-                "the set of values after 'in' or 'notin' may not be empty (Kubernetes rejects it)",
+                "the set of values after 'in' or 'notin' may not be empty (firedrill is stricter than kubectl here: `notin ()` would match every object)",
             ));
         }
         loop {

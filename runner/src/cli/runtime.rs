@@ -230,11 +230,11 @@ async fn execute(
         run = %record.id,
         status = %record.status,
         reason = record.reason.as_deref().unwrap_or(""),
-        kept = ?kept,
+        kept = %kept,
         "run finished"
     );
     executor::announce(&record, &sinks, &stop).await;
-    if kept == Kept::Nowhere {
+    if matches!(kept, Kept::Nowhere | Kept::Conflict(_)) {
         return Ok(ExitCode::from(executor::EXIT_RECORD_LOST));
     }
     Ok(ExitCode::from(executor::exit_code(record.status)))

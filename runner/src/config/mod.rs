@@ -118,14 +118,47 @@ impl Config {
             path: path.display().to_string(),
             source,
         };
-        // Refused before it is read: a file past the limit would only be refused after.
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > yaml::Limits::DRILL_FILE.max_bytes {
-            return Err(LoadError::Invalid(Config::too_large(path, size)));
+        // Read no further than the limit: a device or a pipe has no size to check up front.
+        let max = yaml::Limits::DRILL_FILE.max_bytes;
+        let mut bytes = Vec::new();
+        {
+            use std::io::Read;
+            std::fs::File::open(path)
+                .map_err(io)?
+                .take(max + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        if bytes.len() as u64 > max {
+            return Err(LoadError::Invalid(Config::too_large(path)));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = at
+                - before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1)
+                + 1;
+            LoadError::Invalid(Diagnostics {
+                file: path.display().to_string(),
+                items: vec![Diagnostic {
+                    mark: Mark { line, column },
+                    path: "(file)".to_owned(),
+                    message: format!(
+                        "not UTF-8 text (invalid byte at offset {at}); save the drill file as UTF-8"
+                    ),
+                }],
+            })
+        })?;
         let mut config = Config::parse(&text, path).map_err(LoadError::Invalid)?;
-        config.settle_paths(std::env::var_os("FIREDRILL_DATA_DIR").map(PathBuf::from));
+        config.settle_paths(
+            std::env::var_os("FIREDRILL_DATA_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+        );
         Ok(config)
     }
 
@@ -137,7 +170,9 @@ impl Config {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         });
-        let base = std::path::absolute(&base).unwrap_or(base);
+        let base = std::path::absolute(&base)
+            .or_else(|_| std::path::absolute("."))
+            .unwrap_or(base);
         if let Store::Sqlite(file) = &self.store {
             if Path::new(file).is_relative() {
                 self.store = Store::Sqlite(base.join(file).display().to_string());
@@ -158,14 +193,14 @@ impl Config {
         dir.join("firedrill-spool")
     }
 
-    fn too_large(path: &Path, size: u64) -> Diagnostics {
+    fn too_large(path: &Path) -> Diagnostics {
         Diagnostics {
             file: path.display().to_string(),
             items: vec![Diagnostic {
                 mark: Mark { line: 1, column: 1 },
                 path: "(file)".to_owned(),
                 message: format!(
-                    "the file is {size} bytes, over the limit of {} MiB for a drill file",
+                    "the file is larger than the limit of {} MiB for a drill file",
                     yaml::Limits::DRILL_FILE.max_bytes >> 20
                 ),
             }],
@@ -812,6 +847,16 @@ pub(crate) fn parse_selector(text: &str) -> Result<Selector, String> {
 
 fn parse_zone(text: &str) -> Result<Tz, String> {
     text.parse::<Tz>().map_err(|_| {
+        // Names are case-sensitive: "utc" is UTC written in the wrong case.
+        if let Some(zone) = chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|z| z.name().eq_ignore_ascii_case(text))
+        {
+            return format!(
+                "unknown time zone {text:?} (did you mean {}? zone names are case-sensitive)",
+                zone.name()
+            );
+        }
         let closest = chrono_tz::TZ_VARIANTS
             .iter()
             .map(|z| (strsim::levenshtein(text, z.name()), z.name()))

@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Nodes built, each alias counted as the nodes it copies. With [`stream_items`], per item.
     pub max_nodes: usize,
+    /// Bytes of scalar text built, each alias counted as the text it copies. With
+    /// [`stream_items`], per item.
+    pub max_text: usize,
 }
 
 impl Limits {
@@ -32,6 +35,7 @@ impl Limits {
         max_bytes: 32 << 20,
         max_depth: 64,
         max_nodes: 1_000_000,
+        max_text: 64 << 20,
     };
     /// A `kubectl get -A -o yaml` dump: 100,000 pods take about 500 MB; one object rarely
     /// holds more than a few thousand nodes.
@@ -39,6 +43,7 @@ impl Limits {
         max_bytes: 4 << 30,
         max_depth: 64,
         max_nodes: 1_000_000,
+        max_text: 64 << 20,
     };
 }
 
@@ -101,21 +106,49 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// What building (or copying) a subtree costs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Size {
+    nodes: usize,
+    text: usize,
+}
+
+impl Size {
+    fn plus(self, other: Size) -> Size {
+        Size {
+            nodes: self.nodes.saturating_add(other.nodes),
+            text: self.text.saturating_add(other.text),
+        }
+    }
+
+    fn minus(self, other: Size) -> Size {
+        Size {
+            nodes: self.nodes - other.nodes,
+            text: self.text - other.text,
+        }
+    }
+}
+
 enum Open {
-    Sequence(Mark, usize, usize, Vec<Node>),
-    Mapping(Mark, usize, usize, Vec<(Node, Node)>, Option<Node>),
+    Sequence(Mark, usize, Size, Vec<Node>),
+    Mapping(Mark, usize, Size, Vec<(Node, Node)>, Option<Node>),
 }
 
 /// Turns parser events into nodes, within limits.
 struct Builder<'k> {
     limits: Limits,
-    /// Anchored nodes and how many nodes each copy of them costs.
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchored nodes and what each copy of them costs.
+    anchors: HashMap<usize, (Node, Size)>,
+    /// What the anchors hold, over the whole document: each anchor keeps a copy of its subtree,
+    /// so nested anchors cost their subtrees again and again.
+    anchored: Size,
+    /// Whether any alias has been expanded, for the message.
+    aliased: bool,
     stack: Vec<Open>,
-    /// Nodes built so far; sizes of subtrees are differences of it.
-    built: usize,
-    /// `built` when the current streamed item began: the limit applies from here.
-    counted_from: usize,
+    /// What has been built so far; sizes of subtrees are differences of it.
+    built: Size,
+    /// `built` when the current streamed item began: the limits apply from here.
+    counted_from: Size,
     documents: usize,
     root: Option<Node>,
     /// When set, the items of the root mapping's list under this key are handed out one by one
@@ -135,36 +168,51 @@ impl<'k> Builder<'k> {
         Builder {
             limits,
             anchors: HashMap::new(),
+            anchored: Size::default(),
+            aliased: false,
             stack: Vec::new(),
-            built: 0,
-            counted_from: 0,
+            built: Size::default(),
+            counted_from: Size::default(),
             documents: 0,
             root: None,
             streamed_key,
         }
     }
 
-    fn too_many(&self, mark: Mark) -> SyntaxError {
+    fn too_many(&self, mark: Mark, size: Size, what: &str) -> SyntaxError {
         let per = if self.streamed_key.is_some() && self.stack.len() >= 2 {
             " in one object"
+        } else {
+            ""
+        };
+        let (amount, unit) = if size.nodes > self.limits.max_nodes {
+            (self.limits.max_nodes.to_string(), "YAML nodes")
+        } else {
+            (format!("{} MiB", self.limits.max_text >> 20), "of text")
+        };
+        let hint = if self.aliased {
+            " (aliases count as what they copy): write the values out instead of nesting aliases"
         } else {
             ""
         };
         SyntaxError {
             mark,
             message: format!(
-                "the document expands to more than {} YAML nodes{per} (aliases count as what they copy); \
-                 firedrill refuses it to bound memory: write the values out instead of nesting aliases",
-                self.limits.max_nodes
+                "{what} more than {amount} {unit}{per}; firedrill refuses it to bound memory{hint}"
             ),
         }
     }
 
-    /// Counts `n` more nodes, failing past the limit.
-    fn count(&mut self, n: usize, mark: Mark) -> Result<(), SyntaxError> {
-        self.built = self.built.saturating_add(n);
-        if self.built - self.counted_from > self.limits.max_nodes {
-            return Err(self.too_many(mark));
+    fn over(&self, size: Size) -> bool {
+        size.nodes > self.limits.max_nodes || size.text > self.limits.max_text
+    }
+
+    /// Counts what was just built, failing past the limits.
+    fn count(&mut self, size: Size, mark: Mark) -> Result<(), SyntaxError> {
+        self.built = self.built.plus(size);
+        let item = self.built.minus(self.counted_from);
+        if self.over(item) {
+            return Err(self.too_many(mark, item, "the document expands to"));
         }
         Ok(())
     }
@@ -194,7 +242,11 @@ impl<'k> Builder<'k> {
                 None
             }
             Event::Scalar(text, style, anchor, _tag) => {
-                self.count(1, mark)?;
+                let size = Size {
+                    nodes: 1,
+                    text: text.len(),
+                };
+                self.count(size, mark)?;
                 Some((
                     Node {
                         value: Value::Scalar {
@@ -204,7 +256,7 @@ impl<'k> Builder<'k> {
                         mark,
                     },
                     anchor,
-                    1,
+                    size,
                 ))
             }
             Event::Alias(id) => {
@@ -217,6 +269,7 @@ impl<'k> Builder<'k> {
                 };
                 // Counted before copying, so a bomb stops before it allocates.
                 let size = *size;
+                self.aliased = true;
                 self.count(size, mark)?;
                 let value = self.anchors[&id].0.value.clone();
                 Some((Node { value, mark }, 0, size))
@@ -231,8 +284,8 @@ impl<'k> Builder<'k> {
                         ),
                     });
                 }
-                self.count(1, mark)?;
-                let before = self.built;
+                self.count(Size { nodes: 1, text: 0 }, mark)?;
+                let before = self.built.minus(Size { nodes: 1, text: 0 });
                 self.stack
                     .push(if matches!(event, Event::SequenceStart(..)) {
                         Open::Sequence(mark, anchor, before, Vec::new())
@@ -248,7 +301,7 @@ impl<'k> Builder<'k> {
                         mark,
                     },
                     anchor,
-                    self.built - before + 1,
+                    self.built.minus(before),
                 )),
                 Some(Open::Mapping(mark, anchor, before, entries, _)) => Some((
                     Node {
@@ -256,7 +309,7 @@ impl<'k> Builder<'k> {
                         mark,
                     },
                     anchor,
-                    self.built - before + 1,
+                    self.built.minus(before),
                 )),
                 None => None,
             },
@@ -266,6 +319,11 @@ impl<'k> Builder<'k> {
             return Ok(Completed::Nothing);
         };
         if anchor != 0 {
+            // The anchor keeps its own copy: counted, over the whole document.
+            self.anchored = self.anchored.plus(size);
+            if self.over(self.anchored) {
+                return Err(self.too_many(mark, self.anchored, "anchors hold"));
+            }
             self.anchors.insert(anchor, (node.clone(), size));
         }
         if self.streaming_here() {
@@ -292,12 +350,18 @@ impl<'k> Builder<'k> {
 }
 
 fn scan_error(e: &ScanError) -> SyntaxError {
+    let message = if e.info().contains("recursion limit") {
+        // The parser's own bound on nested flow collections (`[[[...`), reached before ours.
+        "nested too deeply (the YAML parser stops at 256 levels of [ ] and { }); firedrill refuses it to bound memory".to_owned()
+    } else {
+        format!("{} (the file is not valid YAML)", e.info())
+    };
     SyntaxError {
         mark: Mark {
             line: e.marker().line(),
             column: e.marker().col() + 1,
         },
-        message: format!("{} (the file is not valid YAML)", e.info()),
+        message,
     }
 }
 
@@ -418,10 +482,11 @@ impl<R: BufRead> Chars<R> {
             };
             if chunk.is_empty() {
                 if !self.partial.is_empty() {
-                    self.error = Some(StreamError::Io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "the input ends inside a UTF-8 character",
-                    )));
+                    self.error = Some(StreamError::Syntax(SyntaxError {
+                        mark: Mark { line: 1, column: 1 },
+                        message: "not UTF-8 text (it ends inside a character); save it as UTF-8"
+                            .to_owned(),
+                    }));
                 }
                 return false;
             }
@@ -433,6 +498,7 @@ impl<R: BufRead> Chars<R> {
                         max_bytes: self.max_bytes,
                         max_depth: 0,
                         max_nodes: 0,
+                        max_text: 0,
                     },
                     self.read,
                 )));
@@ -444,13 +510,13 @@ impl<R: BufRead> Chars<R> {
                 Ok(_) => self.partial.len(),
                 Err(e) if e.error_len().is_none() => e.valid_up_to(),
                 Err(e) => {
-                    self.error = Some(StreamError::Io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "invalid UTF-8 near byte {}",
-                            self.read as usize - n + e.valid_up_to()
+                    let at = self.read as usize - self.partial.len() + e.valid_up_to();
+                    self.error = Some(StreamError::Syntax(SyntaxError {
+                        mark: Mark { line: 1, column: 1 },
+                        message: format!(
+                            "not UTF-8 text (invalid byte at offset {at}); save it as UTF-8"
                         ),
-                    )));
+                    }));
                     return false;
                 }
             };
