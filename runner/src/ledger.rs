@@ -262,29 +262,56 @@ impl Cluster for KubeCluster {
     }
 
     async fn save(&self, ledger: &Ledger) -> Result<(), String> {
-        let s = ledger.to_stored();
-        let cm = ConfigMap {
-            metadata: kube::api::ObjectMeta {
-                name: Some(s.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                labels: Some(s.labels),
-                annotations: Some(s.annotations),
-                ..Default::default()
-            },
-            data: Some(s.data),
-            ..Default::default()
-        };
+        let cm = ledger_config_map(&self.namespace, ledger);
+        let name = ledger.name();
         let api = self.config_maps();
-        let action = format!("write ledger {}/{}", self.namespace, s.name);
+        let action = format!("write ledger {}/{name}", self.namespace);
         match api.create(&PostParams::default(), &cm).await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(409) => api
-                .replace(&s.name, &PostParams::default(), &cm)
+                .replace(&name, &PostParams::default(), &cm)
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("{action}: {e}")),
             Err(e) => Err(format!("{action}: {e}")),
         }
+    }
+}
+
+/// A run's ledger as the ConfigMap it is kept in.
+pub fn ledger_config_map(namespace: &str, ledger: &Ledger) -> ConfigMap {
+    let s = ledger.to_stored();
+    ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(s.name),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(s.labels),
+            annotations: Some(s.annotations),
+            ..Default::default()
+        },
+        data: Some(s.data),
+        ..Default::default()
+    }
+}
+
+/// The kill switch, as `stop` engages it.
+pub fn kill_switch_config_map(namespace: &str, reason: &str, by: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(KILL_SWITCH.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_owned(),
+                "firedrill".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("reason".to_owned(), reason.to_owned()),
+            ("engaged-by".to_owned(), by.to_owned()),
+            ("engaged-at".to_owned(), Utc::now().to_rfc3339()),
+        ])),
+        ..Default::default()
     }
 }
 
@@ -477,23 +504,7 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
 
 /// Engages the kill switch; says what it found.
 pub async fn engage(kube: &Kube, reason: &str, by: &str) -> Result<String, String> {
-    let cm = ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some(KILL_SWITCH.to_owned()),
-            namespace: Some(kube.namespace().to_owned()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".to_owned(),
-                "firedrill".to_owned(),
-            )])),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("reason".to_owned(), reason.to_owned()),
-            ("engaged-by".to_owned(), by.to_owned()),
-            ("engaged-at".to_owned(), Utc::now().to_rfc3339()),
-        ])),
-        ..Default::default()
-    };
+    let cm = kill_switch_config_map(kube.namespace(), reason, by);
     let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), kube.namespace());
     match api.create(&PostParams::default(), &cm).await {
         Ok(_) => Ok(format!("kill switch engaged ({reason}, by {by})")),

@@ -93,6 +93,45 @@ fn every_rendered_object_passes_the_official_schemas() {
             files.push(file);
         }
     }
+    // The ledger and the kill switch, as firedrill writes them, and the example ledger.
+    let mut ledger = firedrill_rollback::Ledger::new(
+        "pod-kill-monthly-trosc0",
+        "pod-kill-monthly",
+        "pod-kill",
+        "2027-01-15T16:25:00Z",
+    );
+    ledger.job = Some("pod-kill-monthly-trosc0".into());
+    ledger.push(firedrill_rollback::UndoRecord::Uncordon {
+        node: "node-1".into(),
+        was_unschedulable: false,
+    });
+    for (name, object) in [
+        (
+            "ledger.yaml",
+            serde_json::to_value(firedrill::ledger::ledger_config_map(
+                "chaos-testing",
+                &ledger,
+            ))
+            .unwrap(),
+        ),
+        (
+            "kill-switch.yaml",
+            serde_json::to_value(firedrill::ledger::kill_switch_config_map(
+                "chaos-testing",
+                "INC-1",
+                "ana",
+            ))
+            .unwrap(),
+        ),
+    ] {
+        let mut object = object;
+        object["apiVersion"] = "v1".into();
+        object["kind"] = "ConfigMap".into();
+        let file = dir.join(name);
+        std::fs::write(&file, firedrill::config::yaml::emit(&object)).unwrap();
+        files.push(file);
+    }
+    files.push(workspace().join("deploy/examples/ledger.yaml"));
     // And the deployment manifests.
     for entry in std::fs::read_dir(workspace().join("deploy/kubernetes")).unwrap() {
         let path = entry.unwrap().path();

@@ -1,0 +1,182 @@
+//! `firedrill stop` on the wire, at scale: 1,000 artifacts of each kind across 10 namespaces
+//! (4,000 in all), counted call by
+//! call. The number of API calls grows with the kinds of artifact and the runs, not with the
+//! artifacts: the same stop of 100 artifacts makes exactly the same calls.
+
+#[path = "support/stop_api.rs"]
+mod stop_api;
+
+use stop_api::stop;
+
+#[tokio::test]
+async fn stop_costs_calls_per_kind_of_artifact_not_per_artifact() {
+    let (calls, report, api) = stop(1000).await;
+    assert!(report.clean(), "{report:#?}");
+    assert!(
+        api.lock().unwrap().artifacts.is_empty(),
+        "every artifact was swept"
+    );
+    let swept: Vec<(String, usize, usize)> = report
+        .swept
+        .iter()
+        .map(|s| s.as_ref().unwrap())
+        .filter(|s| s.count > 0)
+        .map(|s| (s.kind.to_string(), s.count, s.namespaces.len()))
+        .collect();
+    assert_eq!(
+        swept,
+        [
+            ("NetworkPolicy".into(), 1000, 10),
+            ("Pod".into(), 1000, 10),
+            ("Service".into(), 1000, 10),
+            ("Deployment".into(), 1000, 10)
+        ]
+    );
+    assert_eq!(report.ledgers.len(), 10, "ten runs' ledgers, each closed");
+    // 1 kill switch + 1 Jobs + 4 kinds listed + 4 kinds × 10 namespaces swept + 1 ledger list
+    // + 10 ledgers saved (create refused, replace) + 4 kinds and 1 ledger list to verify.
+    assert_eq!(
+        calls.len(),
+        1 + 1 + 4 + 40 + 1 + 10 * 2 + 4 + 1,
+        "{calls:#?}"
+    );
+
+    let (few, report, _) = stop(100).await;
+    assert!(report.clean(), "{report:#?}");
+    assert_eq!(
+        few.len(),
+        calls.len(),
+        "100 artifacts cost as many calls as 1,000"
+    );
+    assert_eq!(few, calls, "the very same calls");
+}
+
+/// (API group, resource, verb) granted by the manifests in deploy/kubernetes: Role (in firedrill's
+/// namespace) and ClusterRoles.
+fn granted(file: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/kubernetes")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for doc in text.split("\n---\n") {
+        let value = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
+        for rule in value["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert((
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb.as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn api_group(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if parts[0] == "api" {
+        String::new()
+    } else {
+        parts[1].to_owned()
+    }
+}
+
+/// The verb of a recorded call, as RBAC names it.
+fn verb(call: &str) -> (String, String, String) {
+    let (method, rest) = call.split_once(' ').unwrap();
+    let (path, _) = rest.split_once('?').unwrap();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest = if parts[0] == "api" {
+        &parts[2..]
+    } else {
+        &parts[3..]
+    };
+    let (resource, named) = match rest {
+        ["namespaces", _, resource] | [resource] => (resource.to_string(), false),
+        ["namespaces", _, resource, _] => (resource.to_string(), true),
+        other => panic!("{other:?}"),
+    };
+    let verb = match (method, named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        other => panic!("{other:?}"),
+    };
+    (api_group(path), resource, verb.to_owned())
+}
+
+#[tokio::test]
+async fn rbac_grants_exactly_what_rollback_and_stop_use() {
+    let role = granted("role.yaml");
+    let cluster = granted("clusterrole.yaml");
+    let (calls, report, _) = stop(50).await;
+    assert!(report.clean());
+    let mut used = std::collections::BTreeSet::new();
+    for call in &calls {
+        let v = verb(call);
+        let in_own_namespace = call.contains("/namespaces/chaos-testing/");
+        assert!(
+            cluster.contains(&v) || (in_own_namespace && role.contains(&v)),
+            "{call} needs {v:?}, which deploy/kubernetes does not grant"
+        );
+        if !in_own_namespace {
+            used.insert(v);
+        }
+    }
+    // What replaying each undo type does beyond stop: read the object, then patch it (restores)
+    // or delete it (what a drill created).
+    let restores = [
+        ("", "nodes"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("", "services"),
+    ];
+    let created = [
+        ("networking.k8s.io", "networkpolicies"),
+        ("", "pods"),
+        ("", "services"),
+        ("apps", "deployments"),
+    ];
+    for (group, resource) in restores {
+        for verb in ["get", "patch"] {
+            used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
+        }
+    }
+    for (group, resource) in created {
+        for verb in ["get", "delete"] {
+            used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
+        }
+    }
+    // The guard's read-only rules are the other ClusterRole's; the rollback role grants exactly
+    // what is used, no more.
+    let guard = [
+        ("", "pods", "list"),
+        ("", "namespaces", "get"),
+        ("apps", "deployments", "list"),
+        ("apps", "statefulsets", "list"),
+        ("apps", "replicasets", "list"),
+        ("apps", "daemonsets", "list"),
+        ("policy", "poddisruptionbudgets", "list"),
+    ];
+    let mut expected: std::collections::BTreeSet<(String, String, String)> = used.clone();
+    expected.extend(
+        guard
+            .iter()
+            .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string())),
+    );
+    assert_eq!(cluster, expected, "granted (left) against used (right)");
+    for v in &cluster {
+        assert_ne!(v.2, "*", "no wildcard verbs");
+        assert_ne!(v.1, "secrets", "no Secrets");
+    }
+}
