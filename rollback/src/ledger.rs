@@ -76,6 +76,13 @@ pub struct Ledger {
     /// The Job the run executes in, if any: once it is not running, the run cannot revert
     /// itself, and the scheduler does. A run started by hand has none (only its expiry counts).
     pub job: Option<String>,
+    /// RFC 3339: when the run began changing things.
+    pub started: Option<String>,
+    /// The workloads the run actually acted on (`Kind/namespace/name`): what `cooldown` reads
+    /// from the cluster when the history is out of reach.
+    pub hits: Vec<String>,
+    /// The run's outcome, once it ended (`passed`, `failed`, `aborted`, `error`).
+    pub outcome: Option<String>,
     /// In the order the changes were made; reverted backwards.
     pub entries: Vec<Entry>,
     pub unreadable: Vec<Unreadable>,
@@ -124,6 +131,9 @@ impl Ledger {
             kind: kind.to_owned(),
             expires_at: expires_at.to_owned(),
             job: None,
+            started: None,
+            hits: Vec::new(),
+            outcome: None,
             entries: Vec::new(),
             unreadable: Vec::new(),
         }
@@ -177,6 +187,18 @@ impl Ledger {
         ]);
         if let Some(job) = &self.job {
             data.insert("job".to_owned(), job.clone());
+        }
+        if let Some(started) = &self.started {
+            data.insert("started".to_owned(), started.clone());
+        }
+        if !self.hits.is_empty() {
+            data.insert(
+                "hits".to_owned(),
+                serde_json::to_string(&self.hits).unwrap_or_default(),
+            );
+        }
+        if let Some(outcome) = &self.outcome {
+            data.insert("outcome".to_owned(), outcome.clone());
         }
         for entry in &self.entries {
             data.insert(
@@ -242,6 +264,23 @@ impl Ledger {
                 .unwrap_or(""),
         );
         ledger.job = stored.data.get("job").filter(|j| !j.is_empty()).cloned();
+        ledger.started = stored
+            .data
+            .get("started")
+            .filter(|j| !j.is_empty())
+            .cloned();
+        ledger.outcome = stored
+            .data
+            .get("outcome")
+            .filter(|j| !j.is_empty())
+            .cloned();
+        if let Some(hits) = stored.data.get("hits") {
+            ledger.hits = serde_json::from_str(hits).map_err(|e| LedgerError::Corrupt {
+                name: stored.name.clone(),
+                key: "hits".to_owned(),
+                why: format!("not a list of workloads: {e}"),
+            })?;
+        }
         // BTreeMap order is key order, and keys are zero-padded: the order the changes were made.
         for (key, text) in stored.data.iter().filter(|(k, _)| k.starts_with("step-")) {
             let Some(seq) = entry_seq(key) else {

@@ -331,6 +331,16 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             ledger.job = std::env::var(crate::job::ENV_JOB)
                 .ok()
                 .filter(|j| !j.is_empty());
+            ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            // What cooldown reads back from the cluster: the workloads this run acts on.
+            let mut hits: Vec<String> = chosen
+                .iter()
+                .flat_map(|v| v.targets.iter())
+                .filter_map(|t| t.owner.as_ref().map(ToString::to_string))
+                .collect();
+            hits.sort();
+            hits.dedup();
+            ledger.hits = hits;
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,
@@ -395,7 +405,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     };
     p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
     let misses = drill.success.misses(&m);
-    match observed {
+    let record = match observed {
         Observed::Breached(reason) => p.finish(
             RunStatus::Aborted,
             Some(format!("abort condition breached: {reason}")),
@@ -418,7 +428,15 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         }
         Observed::Completed if misses.is_empty() => p.finish(RunStatus::Passed, None),
         Observed::Completed => p.finish(RunStatus::Failed, Some(misses.join("; "))),
+    };
+    // The outcome joins the ledger, so the cluster alone tells what the run did and how it went.
+    if let Some(i) = injection.as_mut() {
+        i.ledger.outcome = Some(record.status.to_string());
+        if let Err(e) = rollback::Cluster::save(&i.cluster, &i.ledger).await {
+            tracing::warn!(ledger = %i.ledger.name(), error = %e, "the outcome could not be added to the ledger");
+        }
     }
+    record
 }
 
 enum Observed {

@@ -602,6 +602,53 @@ pub async fn sweep_expired(
     Ok(out)
 }
 
+/// The workloads runs hit since `since`, from their ledgers in the cluster: what `cooldown` reads
+/// when the history is out of reach (a Job cannot reach the leader's SQLite file), and what it
+/// adds to the history otherwise. A ledger that cannot be read is skipped with a warning.
+pub async fn recent_hits(
+    kube: &Kube,
+    since: DateTime<Utc>,
+) -> Result<firedrill_safety::verdict::RecentHits, String> {
+    use firedrill_safety::cluster::{OwnerKind, OwnerRef};
+    let mut hits = Vec::new();
+    for (name, ledger) in KubeCluster::new(kube).ledgers().await? {
+        let ledger = match ledger {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(ledger = %name, error = %e, "a ledger's hits are unreadable; cooldown goes without them");
+                continue;
+            }
+        };
+        let Some(started) = ledger
+            .started
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            continue;
+        };
+        if started < since {
+            continue;
+        }
+        for hit in &ledger.hits {
+            let mut parts = hit.splitn(3, '/');
+            if let (Some(kind), Some(namespace), Some(name)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                hits.push((
+                    OwnerRef {
+                        kind: OwnerKind::parse(kind),
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                    },
+                    started.timestamp(),
+                ));
+            }
+        }
+    }
+    Ok(firedrill_safety::verdict::latest_hits(hits))
+}
+
 /// A replay report as lines for people.
 pub fn describe(outcome: &LedgerOutcome) -> Vec<String> {
     match &outcome.result {

@@ -386,3 +386,29 @@ async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_on
     assert_eq!(ledger::release(&kube).await, Ok(true));
     assert_eq!(ledger::release(&kube).await, Ok(false));
 }
+
+#[tokio::test]
+async fn cooldown_reads_the_workloads_a_run_hit_from_its_ledger() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let mut ledger = Ledger::new("run-c", "drill-c", "test", "2099-01-01T00:00:00Z");
+    ledger.started = Some(Utc::now().to_rfc3339());
+    ledger.hits = vec!["Deployment/shop/worker".into()];
+    apply(&cluster, &mut ledger, &steps()[3..4], &unprotected)
+        .await
+        .unwrap();
+    let hits = ledger::recent_hits(&kube, Utc::now() - chrono::TimeDelta::hours(1))
+        .await
+        .unwrap();
+    let (owner, at) = hits.iter().next().expect("one hit");
+    assert_eq!(owner.to_string(), "Deployment/shop/worker");
+    assert!((Utc::now().timestamp() - at).abs() < 60);
+    let later = ledger::recent_hits(&kube, Utc::now() + chrono::TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        later.is_empty(),
+        "a hit before the cooldown window does not count"
+    );
+}

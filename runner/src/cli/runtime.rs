@@ -195,10 +195,26 @@ async fn execute(
         scheduled,
         dry_run,
     };
+    // Cooldown reads the history and the ledgers in the cluster (a Job cannot reach the leader's
+    // SQLite file, but it can read the ledgers): either is enough; neither blocks the drill.
     let cooldown = chrono::TimeDelta::from_std(drill.safety.cooldown).unwrap_or_default();
-    let recent_hits = match &store {
-        Some(store) => store.recent_hits(Utc::now() - cooldown).await.ok(),
+    let since = Utc::now() - cooldown;
+    let from_store = match &store {
+        Some(store) => store.recent_hits(since).await.ok(),
         None => None,
+    };
+    let from_cluster = match &kube {
+        Some(kube) => crate::ledger::recent_hits(kube, since)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read recent hits from the ledgers"))
+            .ok(),
+        None => None,
+    };
+    let recent_hits = match (from_store, from_cluster) {
+        (None, None) => None,
+        (a, b) => Some(firedrill_safety::verdict::latest_hits(
+            a.into_iter().chain(b).flatten(),
+        )),
     };
     let record = executor::execute(
         &Execution {

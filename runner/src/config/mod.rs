@@ -154,6 +154,22 @@ impl Config {
             })
         })?;
         let mut config = Config::parse(&text, path).map_err(LoadError::Invalid)?;
+        // A store URL with a password belongs in a Secret, not in the drill file's ConfigMap.
+        if let Some(url) = std::env::var("FIREDRILL_STORE")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            config.store = parse_store(&url).map_err(|message| {
+                LoadError::Invalid(Diagnostics {
+                    file: "FIREDRILL_STORE".to_owned(),
+                    items: vec![Diagnostic {
+                        mark: Mark { line: 1, column: 1 },
+                        path: "(environment)".to_owned(),
+                        message: redact_password(&message, &url),
+                    }],
+                })
+            })?;
+        }
         config.settle_paths(
             std::env::var_os("FIREDRILL_DATA_DIR")
                 .filter(|d| !d.is_empty())
@@ -890,6 +906,17 @@ fn parse_store(text: &str) -> Result<Store, String> {
     Err(format!(
         "{text:?} is not a store (allowed: sqlite://FILE or postgres://USER@HOST/DB)"
     ))
+}
+
+/// `message` with the password of `url` starred out.
+fn redact_password(message: &str, url: &str) -> String {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    {
+        Some(password) if !password.is_empty() => message.replace(&password, "***"),
+        _ => message.to_owned(),
+    }
 }
 
 fn parse_http_url(text: &str) -> Result<url::Url, String> {
