@@ -190,15 +190,18 @@ impl<'k> Builder<'k> {
         } else {
             (format!("{} MiB", self.limits.max_text >> 20), "of text")
         };
-        let hint = if self.aliased {
-            " (aliases count as what they copy): write the values out instead of nesting aliases"
+        let (note, fix) = if self.aliased {
+            (
+                " (aliases count as what they copy)",
+                ": write the values out instead of nesting aliases",
+            )
         } else {
-            ""
+            ("", "")
         };
         SyntaxError {
             mark,
             message: format!(
-                "{what} more than {amount} {unit}{per}; firedrill refuses it to bound memory{hint}"
+                "{what} more than {amount} {unit}{per}{note}; firedrill refuses it to bound memory{fix}"
             ),
         }
     }
