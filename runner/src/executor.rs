@@ -18,8 +18,9 @@ use crate::gate::{self, Endpoints, Samples, WatchResult};
 use crate::job::RunRef;
 use crate::kubernetes::Kube;
 use crate::ledger::{KubeCluster, Protection};
+use crate::run::{Hit, Measurements, RunRecord, RunStatus};
 use crate::schedule::blackout;
-use crate::store::{Measurements, RunRecord, RunStatus, Spool, Store, StoreError};
+use crate::store::{Spool, Store, StoreError};
 use crate::{pushgateway, snapshot};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
@@ -115,57 +116,93 @@ impl Progress {
 /// `stop` turning true (a signal) ends the observation early; the fault is still reverted.
 #[tracing::instrument(name = "run", skip_all, fields(drill = %x.drill.name, run = %x.run.run))]
 pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecord {
-    let drill = x.drill;
     let dry_run = !x.config.armed || x.run.dry_run;
     let started = Utc::now();
-    let mut p = Progress {
-        record: RunRecord {
-            id: x.run.run.clone(),
-            drill: drill.name.clone(),
-            kind: drill.kind.to_string(),
-            scheduled: x.run.scheduled,
-            started: Some(started),
-            ended: None,
-            status: RunStatus::Running,
-            reason: None,
-            targets: json!([]),
-            measurements: Measurements::default(),
-            evidence: json!({}),
-        },
-        evidence: serde_json::Map::new(),
+    let mut p = Progress::new(x, started, dry_run);
+    tracing::info!(drill = %x.drill.name, run = %x.run.run, dry_run, "run started");
+    // 1-3: every way out before the fault is in place ends the run here, nothing injected.
+    let before = async {
+        preflight(x, &mut p, started).await?;
+        let chosen = choose(x, &mut p, started, dry_run).await?;
+        inject(x, &mut p, chosen.as_ref(), started, dry_run).await
     };
-    p.evidence.insert("dry_run".into(), json!(dry_run));
-    p.evidence.insert("armed".into(), json!(x.config.armed));
-    tracing::info!(drill = %drill.name, run = %x.run.run, dry_run, "run started");
+    let mut injection = match before.await {
+        Ok(injection) => injection,
+        Err((status, reason)) => return p.finish(status, Some(reason)),
+    };
+    // 4. Observe: abort conditions and steady-state probes until the duration ends.
+    let (observed, samples) = observe(x, stop).await;
+    // 5. Revert, whatever happened.
+    if let Some(i) = injection.as_mut() {
+        if let Err(reason) = revert(x, &mut p, i).await {
+            return p.finish(RunStatus::Error, Some(reason));
+        }
+    }
+    // 6. Measure and judge; the outcome joins the ledger.
+    let record = judge(x, p, observed, &samples, dry_run);
+    if let Some(i) = injection.as_mut() {
+        i.ledger.outcome = Some(record.status.to_string());
+        if let Err(e) = rollback::Cluster::save(&i.cluster, &i.ledger).await {
+            tracing::warn!(ledger = %i.ledger.name(), error = %e, "the outcome could not be added to the ledger");
+        }
+    }
+    record
+}
 
-    // 1. Preflight: kill switch, blackout, gates.
+/// Why a run ended before its fault was in place: its status and the reason.
+type Ended = (RunStatus, String);
+
+impl Progress {
+    fn new(x: &Execution<'_>, started: DateTime<Utc>, dry_run: bool) -> Self {
+        let mut p = Progress {
+            record: RunRecord {
+                id: x.run.run.clone(),
+                drill: x.drill.name.clone(),
+                kind: x.drill.kind.to_string(),
+                scheduled: x.run.scheduled,
+                started: Some(started),
+                ended: None,
+                status: RunStatus::Running,
+                reason: None,
+                targets: Vec::new(),
+                measurements: Measurements::default(),
+                evidence: json!({}),
+            },
+            evidence: serde_json::Map::new(),
+        };
+        p.evidence.insert("dry_run".into(), json!(dry_run));
+        p.evidence.insert("armed".into(), json!(x.config.armed));
+        p
+    }
+}
+
+/// 1. The kill switch, blackouts and the drill's preflight gates.
+async fn preflight(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    started: DateTime<Utc>,
+) -> Result<(), Ended> {
+    let drill = x.drill;
     let mutates = drill.kind != Kind::Probe;
     match x.kube {
         Some(kube) => match kube.kill_switch().await {
             Ok(None) => {}
             Ok(Some(reason)) => {
-                return p.finish(
-                    RunStatus::Blocked,
-                    Some(format!("kill switch engaged: {reason}")),
-                )
+                return Err((RunStatus::Blocked, format!("kill switch engaged: {reason}")))
             }
             Err(e) => {
-                return p.finish(
+                return Err((
                     RunStatus::Blocked,
-                    Some(format!(
-                        "cannot read the kill switch, so not running (fail safe): {e}"
-                    )),
-                )
+                    format!("cannot read the kill switch, so not running (fail safe): {e}"),
+                ))
             }
         },
         None if mutates => {
-            return p.finish(
+            return Err((
                 RunStatus::Blocked,
-                Some(
-                    "no cluster access: cannot check the kill switch or what the drill may touch"
-                        .into(),
-                ),
-            )
+                "no cluster access: cannot check the kill switch or what the drill may touch"
+                    .into(),
+            ))
         }
         None => {
             p.evidence.insert(
@@ -177,10 +214,10 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     let covering = blackout::covering(x.config.timezone, &x.config.blackouts, started);
     if !covering.is_empty() {
         let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
-        return p.finish(
+        return Err((
             RunStatus::Blocked,
-            Some(format!("in blackout {}", names.join(", "))),
-        );
+            format!("in blackout {}", names.join(", ")),
+        ));
     }
     let gates = gate::preflight(&drill.preflight, x.endpoints).await;
     p.evidence.insert(
@@ -198,63 +235,72 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         .map(|g| g.outcome.text().to_owned())
         .collect();
     if !failed.is_empty() {
-        return p.finish(
+        return Err((
             RunStatus::Blocked,
-            Some(format!("preflight failed: {}", failed.join("; "))),
-        );
+            format!("preflight failed: {}", failed.join("; ")),
+        ));
     }
 
-    // 2. Plan: what the guard allows.
+    Ok(())
+}
+
+/// 2. What the guard allows this fire to touch, from the cluster as it is now.
+async fn choose(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    started: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Option<verdict::Verdict>, Ended> {
+    let drill = x.drill;
     let mut chosen: Option<verdict::Verdict> = None;
     if drill.kind.needs_pod_targets() {
         let Some(kube) = x.kube else {
-            return p.finish(
+            return Err((
                 RunStatus::Blocked,
-                Some("no cluster access to check what the drill may touch".into()),
-            );
+                "no cluster access to check what the drill may touch".into(),
+            ));
         };
         let namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
         let objects = match kube.snapshot(&namespaces).await {
             Ok(objects) => objects,
             Err(e) => {
-                return p.finish(
+                return Err((
                     RunStatus::Blocked,
-                    Some(format!("cannot read the cluster (fail safe): {e}")),
-                )
+                    format!("cannot read the cluster (fail safe): {e}"),
+                ))
             }
         };
         let refs: Vec<&Value> = objects.iter().collect();
         let cluster = match snapshot::from_objects(&refs) {
             Ok(cluster) => cluster,
             Err((_, message)) => {
-                return p.finish(
+                return Err((
                     RunStatus::Blocked,
-                    Some(format!("cannot read the cluster (fail safe): {message}")),
-                )
+                    format!("cannot read the cluster (fail safe): {message}"),
+                ))
             }
         };
         let none = RecentHits::new();
-        let recent_hits: &RecentHits =
-            match (&x.recent_hits, drill.safety.cooldown.is_zero()) {
-                (Some(hits), _) => hits,
-                (None, true) => &none,
-                (None, false) if dry_run => {
-                    p.evidence.insert(
-                        "cooldown".into(),
-                        json!(
+        let recent_hits: &RecentHits = match (&x.recent_hits, drill.safety.cooldown.is_zero()) {
+            (Some(hits), _) => hits,
+            (None, true) => &none,
+            (None, false) if dry_run => {
+                p.evidence.insert(
+                    "cooldown".into(),
+                    json!(
                         "not checked: the run history is unavailable (a dry run changes nothing)"
                     ),
-                    );
-                    &none
-                }
-                (None, false) => return p.finish(
+                );
+                &none
+            }
+            (None, false) => {
+                return Err((
                     RunStatus::Blocked,
-                    Some(
-                        "cannot check safety.cooldown: the run history is unavailable (fail safe)"
-                            .into(),
-                    ),
-                ),
-            };
+                    "cannot check safety.cooldown: the run history is unavailable (fail safe)"
+                        .into(),
+                ))
+            }
+        };
         let v = verdict::decide(
             &cluster,
             &Request {
@@ -267,12 +313,15 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                 recent_hits,
             },
         );
-        p.record.targets = Value::Array(
-            v.targets
-                .iter()
-                .map(|t| json!({ "namespace": t.namespace, "name": t.name, "owner": t.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)) }))
-                .collect(),
-        );
+        p.record.targets = v
+            .targets
+            .iter()
+            .map(|t| Hit {
+                namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                owner: t.owner.clone(),
+            })
+            .collect();
         p.evidence.insert(
             "excluded".into(),
             Value::Array(
@@ -285,15 +334,26 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             ),
         );
         if let Some(blocked) = v.blocked {
-            return p.finish(RunStatus::Blocked, Some(blocked));
+            return Err((RunStatus::Blocked, blocked));
         }
         chosen = Some(v);
     }
 
-    // 3. Inject (not when dry-run): the kind's steps, through the ledger.
-    let steps = match firedrill_experiments::plan(drill.kind, chosen.as_ref()) {
+    Ok(chosen)
+}
+
+/// 3. The kind's steps, through the ledger (not when dry-run: then only what they would change).
+async fn inject(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    chosen: Option<&verdict::Verdict>,
+    started: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Option<Injection>, Ended> {
+    let drill = x.drill;
+    let steps = match firedrill_experiments::plan(drill.kind, chosen) {
         Ok(steps) => steps,
-        Err(e) if !dry_run => return p.finish(RunStatus::Error, Some(e)),
+        Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
             p.evidence.insert("plan".into(), json!(e));
             Vec::new()
@@ -311,12 +371,10 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     let mut injection = match (dry_run || steps.is_empty(), x.kube) {
         (true, _) => None,
         (false, None) => {
-            return p.finish(
+            return Err((
                 RunStatus::Blocked,
-                Some(
-                    "no cluster access: nowhere to keep the ledger, so nothing is injected".into(),
-                ),
-            )
+                "no cluster access: nowhere to keep the ledger, so nothing is injected".into(),
+            ))
         }
         (false, Some(kube)) => {
             let expires = started
@@ -365,35 +423,41 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
                         Err(e) => json!(format!("REVERT FAILED: {e}")),
                     },
                 );
-                return p.finish(RunStatus::Error, Some(format!("injection failed: {e}")));
+                return Err((RunStatus::Error, format!("injection failed: {e}")));
             }
         }
     }
 
-    // 4. Observe: abort conditions and steady-state probes until the duration ends.
-    let (observed, samples) = observe(x, stop).await;
+    Ok(injection)
+}
 
-    // 5. Revert, whatever happened.
-    if let Some(i) = injection.as_mut() {
-        match i.revert().await {
-            Ok(reverted) => {
-                p.evidence.insert("reverted".into(), reverted);
-            }
-            Err(e) => {
-                p.evidence.insert("revert_error".into(), json!(e));
-                return p.finish(
-                    RunStatus::Error,
-                    Some(format!(
-                        "REVERT FAILED: {e}; the ledger {} stays open: firedrill rollback --run {}",
-                        i.ledger.name(),
-                        x.run.run
-                    )),
-                );
-            }
+/// 5. Replays the ledger; the reason when something could not be undone.
+async fn revert(x: &Execution<'_>, p: &mut Progress, i: &mut Injection) -> Result<(), String> {
+    match i.revert().await {
+        Ok(reverted) => {
+            p.evidence.insert("reverted".into(), reverted);
+            Ok(())
+        }
+        Err(e) => {
+            p.evidence.insert("revert_error".into(), json!(e));
+            Err(format!(
+                "REVERT FAILED: {e}; the ledger {} stays open: firedrill rollback --run {}",
+                i.ledger.name(),
+                x.run.run
+            ))
         }
     }
+}
 
-    // 6. Measure.
+/// 6. Measurements, the success criteria and the outcome.
+fn judge(
+    x: &Execution<'_>,
+    mut p: Progress,
+    observed: Observed,
+    samples: &Samples,
+    dry_run: bool,
+) -> RunRecord {
+    let drill = x.drill;
     let m = samples.measure();
     p.record.measurements = Measurements {
         availability: m.availability,
@@ -405,7 +469,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     };
     p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
     let misses = drill.success.misses(&m);
-    let record = match observed {
+    match observed {
         Observed::Breached(reason) => p.finish(
             RunStatus::Aborted,
             Some(format!("abort condition breached: {reason}")),
@@ -428,15 +492,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         }
         Observed::Completed if misses.is_empty() => p.finish(RunStatus::Passed, None),
         Observed::Completed => p.finish(RunStatus::Failed, Some(misses.join("; "))),
-    };
-    // The outcome joins the ledger, so the cluster alone tells what the run did and how it went.
-    if let Some(i) = injection.as_mut() {
-        i.ledger.outcome = Some(record.status.to_string());
-        if let Err(e) = rollback::Cluster::save(&i.cluster, &i.ledger).await {
-            tracing::warn!(ledger = %i.ledger.name(), error = %e, "the outcome could not be added to the ledger");
-        }
     }
-    record
 }
 
 enum Observed {

@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
 
-use crate::store::RunRecord;
+use crate::run::RunRecord;
 
 /// Jobs firedrill created: the selector every listing of them uses.
 pub const JOB_SELECTOR: &str = "app.kubernetes.io/name=firedrill,app.kubernetes.io/component=drill";

@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod ledger;
 pub mod plan;
 pub mod pushgateway;
+pub mod run;
 pub mod schedule;
 pub mod scheduler;
 pub mod snapshot;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::store::{RunRecord, RunStatus};
+use crate::run::{RunRecord, RunStatus};
 
 fn family(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -199,7 +199,7 @@ pub fn group_url(base: &url::Url, drill: &str) -> Result<url::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Measurements;
+    use crate::run::Measurements;
 
     #[test]
     fn text_format_has_the_contracted_names() {
@@ -213,7 +213,7 @@ mod tests {
             ended: Some(t("2027-01-15T15:01:01.5Z")),
             status: RunStatus::Passed,
             reason: None,
-            targets: serde_json::json!([]),
+            targets: Vec::new(),
             measurements: Measurements {
                 availability: Some(0.995),
                 latency_p50_seconds: Some(0.02),

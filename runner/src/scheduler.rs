@@ -19,8 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::Config;
 use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
+use crate::run::{Measurements, RunRecord, RunStatus};
 use crate::schedule::{self, FireStatus};
-use crate::store::{FireRecord, Measurements, RunRecord, RunStatus, Store};
+use crate::store::{FireRecord, Store};
 
 /// What one tick did, for logs, metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -501,7 +502,7 @@ fn running_record(
         ended: None,
         status: RunStatus::Running,
         reason: None,
-        targets: json!([]),
+        targets: Vec::new(),
         measurements: Measurements::default(),
         evidence: json!({ "fired_by": "scheduler" }),
     }

@@ -13,6 +13,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Row};
 
 use crate::config::Store as StoreUrl;
+pub use crate::run::{Hit, Measurements, RunRecord, RunStatus};
 
 /// Versioned migrations, applied in order. Never edit one that has shipped; add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -51,98 +52,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "CREATE TABLE IF NOT EXISTS scheduler_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
 ];
-
-/// The outcome of a run. The names are a contract with reports and dashboards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunStatus {
-    Running,
-    Passed,
-    Failed,
-    Aborted,
-    Blocked,
-    DryRun,
-    Missed,
-    Error,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
-        RunStatus::Running,
-        RunStatus::Passed,
-        RunStatus::Failed,
-        RunStatus::Aborted,
-        RunStatus::Blocked,
-        RunStatus::DryRun,
-        RunStatus::Missed,
-        RunStatus::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Passed => "passed",
-            RunStatus::Failed => "failed",
-            RunStatus::Aborted => "aborted",
-            RunStatus::Blocked => "blocked",
-            RunStatus::DryRun => "dry-run",
-            RunStatus::Missed => "missed",
-            RunStatus::Error => "error",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Whether the run is over (anything but `running`).
-    pub fn is_final(self) -> bool {
-        self != RunStatus::Running
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What was measured during a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Measurements {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub availability: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_p50_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_p95_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_p99_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rto_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rpo_seconds: Option<f64>,
-}
-
-/// One run of one drill.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub id: String,
-    pub drill: String,
-    pub kind: String,
-    pub scheduled: DateTime<Utc>,
-    pub started: Option<DateTime<Utc>>,
-    pub ended: Option<DateTime<Utc>>,
-    pub status: RunStatus,
-    pub reason: Option<String>,
-    /// The pods (or other objects) the run acted on.
-    pub targets: serde_json::Value,
-    pub measurements: Measurements,
-    /// Gate results, verdict, samples: what an auditor needs to trust the outcome.
-    pub evidence: serde_json::Value,
-}
 
 /// What became of one scheduled fire, as the scheduler saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,6 +115,13 @@ fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, StoreError> {
             what: "timestamp",
             value: text.to_owned(),
         })
+}
+
+fn parse_targets(text: &str) -> Result<Vec<Hit>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
+        what: "list of targets",
+        value: text.to_owned(),
+    })
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
@@ -328,7 +244,7 @@ impl Store {
         .bind(run.ended.map(timestamp))
         .bind(run.status.as_str())
         .bind(run.reason.as_deref())
-        .bind(run.targets.to_string())
+        .bind(serde_json::to_string(&run.targets).unwrap_or_else(|_| "[]".into()))
         .bind(serde_json::to_string(&run.measurements).unwrap_or_else(|_| "{}".into()))
         .bind(run.evidence.to_string())
         .bind(timestamp(Utc::now()))
@@ -414,7 +330,6 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<firedrill_safety::verdict::RecentHits, StoreError> {
-        use firedrill_safety::cluster::{OwnerKind, OwnerRef};
         let rows = sqlx::query(
             "SELECT started, targets FROM runs WHERE started >= $1 AND status IN ('running', 'passed', 'failed', 'aborted', 'error')",
         )
@@ -424,20 +339,13 @@ impl Store {
         let mut hits = Vec::new();
         for row in &rows {
             let started = parse_timestamp(&row.try_get::<String, _>("started")?)?.timestamp();
-            let targets = parse_json(&row.try_get::<String, _>("targets")?)?;
-            for t in targets.as_array().into_iter().flatten() {
-                let namespace = t["namespace"].as_str().unwrap_or_default();
-                if let Some((kind, name)) = t["owner"].as_str().and_then(|o| o.split_once('/')) {
-                    hits.push((
-                        OwnerRef {
-                            kind: OwnerKind::parse(kind),
-                            namespace: namespace.to_owned(),
-                            name: name.to_owned(),
-                        },
-                        started,
-                    ));
-                }
-            }
+            let targets = parse_targets(&row.try_get::<String, _>("targets")?)?;
+            hits.extend(
+                targets
+                    .into_iter()
+                    .filter_map(|t| t.owner)
+                    .map(|o| (o, started)),
+            );
         }
         Ok(firedrill_safety::verdict::latest_hits(hits))
     }
@@ -628,7 +536,7 @@ fn read_run(row: &AnyRow) -> Result<RunRecord, StoreError> {
             value: status,
         })?,
         reason: row.try_get("reason")?,
-        targets: parse_json(&row.try_get::<String, _>("targets")?)?,
+        targets: parse_targets(&row.try_get::<String, _>("targets")?)?,
         measurements: serde_json::from_str(&measurements).map_err(|_| StoreError::Corrupt {
             what: "measurements",
             value: measurements,

@@ -20,7 +20,7 @@ fn run(drill: &str, status: RunStatus) -> RunRecord {
         ended: Some(t("2027-01-15T15:02:01Z")),
         status,
         reason: None,
-        targets: serde_json::json!([]),
+        targets: Vec::new(),
         measurements: Measurements {
             availability: Some(0.99),
             latency_p95_seconds: Some(0.25),

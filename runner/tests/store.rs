@@ -24,7 +24,7 @@ fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
         ended: None,
         status,
         reason: None,
-        targets: serde_json::json!([]),
+        targets: Vec::new(),
         measurements: Measurements::default(),
         evidence: serde_json::json!({}),
     }
@@ -55,7 +55,11 @@ async fn exercise(url: StoreUrl) {
         requests: Some(300),
         ..Measurements::default()
     };
-    first.targets = serde_json::json!([{"namespace": "pake-api", "name": "api-1"}]);
+    first.targets = vec![firedrill::store::Hit {
+        namespace: "pake-api".into(),
+        name: "api-1".into(),
+        owner: None,
+    }];
     first.evidence = serde_json::json!({"preflight": [{"check": "http", "passed": true}]});
     store.record_run(&first).await.unwrap();
     store
@@ -118,12 +122,16 @@ async fn exercise(url: StoreUrl) {
         "2027-01-15T16:00:00Z",
         RunStatus::DryRun,
     );
-    dry.targets =
-        serde_json::json!([{"namespace": "pake-api", "name": "api-2", "owner": "Deployment/api"}]);
+    dry.targets = serde_json::from_value(
+        serde_json::json!([{"namespace": "pake-api", "name": "api-2", "owner": "Deployment/api"}]),
+    )
+    .unwrap();
     store.record_run(&dry).await.unwrap();
     let mut hit = run("kill-1", "kill", "2027-01-15T17:00:00Z", RunStatus::Passed);
-    hit.targets =
-        serde_json::json!([{"namespace": "pake-api", "name": "api-1", "owner": "Deployment/api"}]);
+    hit.targets = serde_json::from_value(
+        serde_json::json!([{"namespace": "pake-api", "name": "api-1", "owner": "Deployment/api"}]),
+    )
+    .unwrap();
     store.record_run(&hit).await.unwrap();
     let hits = store.recent_hits(at("2027-01-15T00:00:00Z")).await.unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");

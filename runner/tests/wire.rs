@@ -239,7 +239,7 @@ async fn results_events_and_snapshots() {
         ended: None,
         status: firedrill::store::RunStatus::Passed,
         reason: None,
-        targets: json!([]),
+        targets: Vec::new(),
         measurements: Default::default(),
         evidence: json!({}),
     };

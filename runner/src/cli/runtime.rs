@@ -17,8 +17,9 @@ use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{Created, Kube};
 use crate::ledger::{self, Protection, Selection};
 use crate::pushgateway::Retry;
+use crate::run::RunRecord;
 use crate::scheduler::Scheduler;
-use crate::store::{RunRecord, Spool, Store};
+use crate::store::{Spool, Store};
 
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
 /// comes from `FIREDRILL_LOG_LEVEL` (default `info`), in `tracing` filter syntax.
@@ -278,7 +279,7 @@ async fn check_run_id(
             if e.drill == drill.name
                 && e.kind == drill.kind.to_string()
                 && crate::store::timestamp(e.scheduled) == crate::store::timestamp(scheduled)
-                && e.status == crate::store::RunStatus::Running =>
+                && e.status == crate::run::RunStatus::Running =>
         {
             Ok(())
         }
@@ -791,7 +792,7 @@ pub fn history_table(runs: &[RunRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Measurements, RunStatus};
+    use crate::run::{Measurements, RunStatus};
 
     fn record(id: &str, drill: &str, availability: Option<f64>) -> RunRecord {
         RunRecord {
@@ -803,7 +804,7 @@ mod tests {
             ended: None,
             status: RunStatus::Passed,
             reason: Some("why".into()),
-            targets: serde_json::json!([]),
+            targets: Vec::new(),
             measurements: Measurements {
                 availability,
                 ..Measurements::default()
