@@ -4,6 +4,8 @@
 
 mod kind;
 mod plan;
+mod settings;
 
 pub use kind::Kind;
-pub use plan::plan;
+pub use plan::{plan, Plan};
+pub use settings::{PodKill, Settings};

@@ -116,6 +116,14 @@ pub enum Operation {
     Delete { target: ObjectRef },
     /// A JSON merge patch (RFC 7386) of the object: `null` removes a field.
     Patch { target: ObjectRef, patch: Value },
+    /// Kill a pod: through the Eviction API (PodDisruptionBudgets are enforced by the API
+    /// server), or by deleting it with a grace period.
+    Kill {
+        pod: ObjectRef,
+        evict: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_seconds: Option<i64>,
+    },
     /// A change outside Kubernetes (e.g. a DNS record set), for the handler of `system`.
     External { system: String, action: Value },
 }
@@ -126,6 +134,7 @@ impl Operation {
         match self {
             Operation::Create { object } => ObjectRef::of(object),
             Operation::Delete { target } | Operation::Patch { target, .. } => Some(target.clone()),
+            Operation::Kill { pod, .. } => Some(pod.clone()),
             Operation::External { .. } => None,
         }
     }
@@ -139,6 +148,15 @@ impl Operation {
             },
             Operation::Delete { target } => format!("delete {target}"),
             Operation::Patch { target, patch } => format!("patch {target}: {patch}"),
+            Operation::Kill {
+                pod, evict: true, ..
+            } => format!("evict {pod}"),
+            Operation::Kill {
+                pod, grace_seconds, ..
+            } => match grace_seconds {
+                Some(g) => format!("delete {pod} (grace period {g}s)"),
+                None => format!("delete {pod}"),
+            },
             Operation::External { system, action } => format!("{system}: {action}"),
         }
     }

@@ -15,10 +15,19 @@ pub trait Cluster {
     fn get(&self, target: &ObjectRef)
         -> impl Future<Output = Result<Option<Value>, String>> + Send;
     /// Makes one change. Deleting what is gone and creating what exists (an earlier attempt) are
-    /// not errors.
-    fn execute(&self, operation: &Operation) -> impl Future<Output = Result<(), String>> + Send;
+    /// not errors; a change the API server refuses for now (an eviction a PodDisruptionBudget
+    /// does not allow) is [`Done::Refused`], never retried into a violation.
+    fn execute(&self, operation: &Operation) -> impl Future<Output = Result<Done, String>> + Send;
     /// Creates or replaces the run's ledger.
     fn save(&self, ledger: &Ledger) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// What became of one change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Done {
+    Made,
+    /// Not made: the API server refused it for now, and said why.
+    Refused(String),
 }
 
 /// Why applying steps stopped. Whatever was applied is in the ledger; the caller reverts.
@@ -56,7 +65,8 @@ pub async fn apply<C: Cluster>(
     ledger: &mut Ledger,
     steps: &[Step],
     guard: Guard<'_>,
-) -> Result<(), ApplyError> {
+) -> Result<Applied, ApplyError> {
+    let mut applied = Applied::default();
     for (i, step) in steps.iter().enumerate() {
         let what = step.forward.describe();
         let number = i + 1;
@@ -77,7 +87,7 @@ pub async fn apply<C: Cluster>(
                 error,
             });
         }
-        cluster
+        let done = cluster
             .execute(&stamped(&step.forward, ledger))
             .await
             .map_err(|error| ApplyError::Step {
@@ -85,11 +95,30 @@ pub async fn apply<C: Cluster>(
                 what: what.clone(),
                 error,
             })?;
-        ledger.entries[index].state = EntryState::Applied;
-        // Marking it applied is bookkeeping: an `Intended` entry is reverted the same way.
+        let entry = &mut ledger.entries[index];
+        match done {
+            Done::Made => {
+                entry.state = EntryState::Applied;
+                applied.made.push(what);
+            }
+            Done::Refused(reason) => {
+                // Nothing changed, so nothing to undo.
+                entry.state = EntryState::Reverted;
+                entry.note = Some(format!("not made: {reason}"));
+                applied.refused.push((what, reason));
+            }
+        }
+        // Marking it is bookkeeping: an `Intended` entry is reverted the same way.
         let _ = cluster.save(ledger).await;
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// What [`apply`] made, and what the API server refused for now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub made: Vec<String>,
+    pub refused: Vec<(String, String)>,
 }
 
 /// Every object a run creates carries the run, the drill, the artifact label (what `stop` and the
@@ -256,7 +285,8 @@ async fn replay_with<C: Cluster>(
                 None,
             ),
             Decision::Apply(operation, text) => match cluster.execute(&operation).await {
-                Ok(()) => (Outcome::Reverted, text, Some(EntryState::Reverted)),
+                Ok(Done::Made) => (Outcome::Reverted, text, Some(EntryState::Reverted)),
+                Ok(Done::Refused(e)) => (Outcome::Failed, format!("{text} refused: {e}"), None),
                 Err(e) => (Outcome::Failed, format!("{text} failed: {e}"), None),
             },
             Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),

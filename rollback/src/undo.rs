@@ -47,6 +47,9 @@ pub enum UndoRecord {
     /// A change outside Kubernetes (a DNS record set, a health check): the handler registered for
     /// `system` undoes it from `record`, which holds the exact prior state.
     External { system: String, record: Value },
+    /// firedrill killed a pod; its controller (`owner`, `Kind/name`) recreates it. Nothing to
+    /// undo: the record says what was done, and recovery is measured, not restored.
+    Recreated { pod: ObjectRef, owner: String },
 }
 
 impl UndoRecord {
@@ -58,14 +61,15 @@ impl UndoRecord {
             | UndoRecord::RestoreReplicas { target, .. } => Some(target.clone()),
             UndoRecord::RestoreSelector { service, .. } => Some(service.clone()),
             UndoRecord::Uncordon { node, .. } => Some(ObjectRef::node(node)),
-            UndoRecord::External { .. } => None,
+            UndoRecord::External { .. } | UndoRecord::Recreated { .. } => None,
         }
     }
 
     /// The operation that undoes the change when the object is exactly as firedrill left it:
-    /// what `rollback --render` shows for a ledger without a cluster.
-    pub fn expected_undo(&self) -> Operation {
-        match self {
+    /// what `rollback --render` shows for a ledger without a cluster. `None`: nothing to undo.
+    pub fn expected_undo(&self) -> Option<Operation> {
+        Some(match self {
+            UndoRecord::Recreated { .. } => return None,
             UndoRecord::DeleteCreated { target } => Operation::Delete {
                 target: target.clone(),
             },
@@ -102,7 +106,7 @@ impl UndoRecord {
                 system: system.clone(),
                 action: serde_json::json!({ "restore": record }),
             },
-        }
+        })
     }
 }
 
@@ -116,6 +120,15 @@ pub enum Decision {
     AlreadyDone(String),
     /// Someone changed it since: left as it is, and said.
     Leave(String),
+}
+
+impl Decision {
+    /// What the decision says, for people.
+    pub fn text(&self) -> &str {
+        match self {
+            Decision::Apply(_, text) | Decision::AlreadyDone(text) | Decision::Leave(text) => text,
+        }
+    }
 }
 
 fn field<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
@@ -263,6 +276,9 @@ pub fn decide(record: &UndoRecord, current: Option<&Value>) -> Decision {
         UndoRecord::External { system, .. } => Decision::Leave(format!(
             "a change in {system} needs its handler, which this process does not have"
         )),
+        UndoRecord::Recreated { pod, owner } => Decision::AlreadyDone(format!(
+            "{pod} was killed; its controller {owner} recreates it (nothing to undo)"
+        )),
     }
 }
 
@@ -333,6 +349,21 @@ impl Step {
                 service,
                 prior,
                 applied: selector,
+            },
+        }
+    }
+
+    /// Kill a pod of a workload (`owner`, `Kind/name`) that recreates it.
+    pub fn kill(pod: ObjectRef, owner: &str, evict: bool, grace_seconds: Option<i64>) -> Step {
+        Step {
+            forward: Operation::Kill {
+                pod: pod.clone(),
+                evict,
+                grace_seconds,
+            },
+            undo: UndoRecord::Recreated {
+                pod,
+                owner: owner.to_owned(),
             },
         }
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use firedrill_rollback::{
-    apply, apply_merge_patch, decide, replay, Cluster, Decision, EntryState, Ledger, LedgerError,
-    ObjectKind, ObjectRef, Operation, Outcome, Step, Stored, UndoRecord,
+    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Ledger,
+    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Step, Stored, UndoRecord,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -57,7 +57,7 @@ impl Cluster for Memory {
         Ok(self.objects.lock().unwrap().get(target).cloned())
     }
 
-    async fn execute(&self, operation: &Operation) -> Result<(), String> {
+    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
         self.alive()?;
         let mut objects = self.objects.lock().unwrap();
         match operation {
@@ -74,9 +74,12 @@ impl Cluster for Memory {
                     .ok_or(format!("{target} not found"))?;
                 apply_merge_patch(object, patch);
             }
+            Operation::Kill { pod, .. } => {
+                objects.remove(pod);
+            }
             Operation::External { .. } => return Err("no external systems here".into()),
         }
-        Ok(())
+        Ok(Done::Made)
     }
 
     async fn save(&self, ledger: &Ledger) -> Result<(), String> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::Kind;
-use firedrill_rollback::{self as rollback, Ledger, ObjectRef, Step};
+use firedrill_rollback::{self as rollback, Ledger, Step};
+use firedrill_safety::cluster::OwnerRef;
 use firedrill_safety::verdict::{self, RecentHits, Request};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -44,25 +45,123 @@ struct Injection {
     cluster: KubeCluster,
     ledger: Ledger,
     protection: Protection,
+    /// Waves not applied yet, and the pause after a wave recovered.
+    waves: std::collections::VecDeque<Vec<Step>>,
+    interval: Duration,
+    /// The workloads whose pods were hit: recovery is theirs.
+    affected: std::collections::BTreeSet<OwnerRef>,
+    /// When the first change was made, and when everything it hit was back.
+    first_fault: Option<DateTime<Utc>>,
+    recovered: Option<DateTime<Utc>>,
+    /// What happened when, for the record.
+    timeline: Vec<Value>,
 }
 
 impl Injection {
-    /// Applies the steps through the ledger (each undo record written before its change).
+    /// Applies one wave through the ledger (each undo record written before its change).
     async fn inject(&mut self, steps: &[Step]) -> Result<Value, String> {
-        let guard = |r: &ObjectRef| self.protection.check(r);
-        rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
+        let guard = |r: &rollback::ObjectRef| self.protection.check(r);
+        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
             .await
             .map_err(|e| e.to_string())?;
+        let now = Utc::now();
+        if !applied.made.is_empty() {
+            self.first_fault.get_or_insert(now);
+            self.recovered = None;
+        }
+        for what in &applied.made {
+            self.event(now, what);
+        }
+        for (what, why) in &applied.refused {
+            self.event(now, &format!("{what}: not made: {why}"));
+        }
         Ok(json!({
             "ledger": self.ledger.name(),
-            "changed": steps.iter().map(|s| s.forward.describe()).collect::<Vec<_>>(),
+            "changed": applied.made,
+            "refused": applied.refused.iter().map(|(what, why)| json!({ "step": what, "reason": why })).collect::<Vec<_>>(),
         }))
+    }
+
+    fn event(&mut self, at: DateTime<Utc>, what: &str) {
+        let since = self
+            .first_fault
+            .map(|f| (at - f).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.timeline.push(json!({ "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "seconds": since, "event": what }));
+    }
+
+    /// Whether every affected workload is back to its desired ready replicas.
+    async fn all_ready(&self, kube: &Kube) -> Result<bool, String> {
+        let namespaces: Vec<String> = self
+            .affected
+            .iter()
+            .map(|o| o.namespace.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let objects = kube
+            .snapshot(&namespaces)
+            .await
+            .map_err(|e| e.to_string())?;
+        let refs: Vec<&Value> = objects.iter().collect();
+        let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
+        Ok(self.affected.iter().all(|owner| {
+            let desired = cluster
+                .owners
+                .iter()
+                .find(|o| &o.key == owner)
+                .map_or(0, |o| o.desired);
+            let ready = cluster
+                .pods
+                .iter()
+                .filter(|p| p.running_and_ready && p.owner.as_ref() == Some(owner))
+                .count();
+            ready >= desired as usize
+        }))
+    }
+
+    /// Waits for recovery, then applies the next wave after `interval`, until no wave is left
+    /// and the last has recovered. Never returns: the observation decides when the drill ends.
+    async fn waves(&mut self, kube: &Kube, every: Duration) {
+        loop {
+            if self.first_fault.is_some() && self.recovered.is_none() {
+                match self.all_ready(kube).await {
+                    Ok(true) => {
+                        let now = Utc::now();
+                        self.recovered = Some(now);
+                        let names: Vec<String> =
+                            self.affected.iter().map(ToString::to_string).collect();
+                        self.event(
+                            now,
+                            &format!("recovered: {} ready as desired", names.join(", ")),
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the workloads' readiness"),
+                }
+                tokio::time::sleep(every).await;
+                continue;
+            }
+            let Some(wave) = self.waves.pop_front() else {
+                return std::future::pending().await;
+            };
+            tokio::time::sleep(self.interval).await;
+            match self.inject(&wave).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "a wave failed; the drill goes on observing and reverts at its end");
+                    let now = Utc::now();
+                    self.event(now, &format!("wave failed: {e}"));
+                    self.waves.clear();
+                }
+            }
+        }
     }
 
     /// Replays the ledger backwards; an entry left because someone changed it since is reported,
     /// not an error; anything not undone is.
     async fn revert(&mut self) -> Result<Value, String> {
-        let guard = |r: &ObjectRef| self.protection.check(r);
+        let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let report = rollback::replay(&self.cluster, &mut self.ledger, &guard, false).await;
         let outcome = crate::ledger::LedgerOutcome {
             ledger: self.ledger.name(),
@@ -131,7 +230,17 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         Err((status, reason)) => return p.finish(status, Some(reason)),
     };
     // 4. Observe: abort conditions and steady-state probes until the duration ends.
-    let (observed, samples) = observe(x, stop).await;
+    let (observed, samples) = observe(x, stop, injection.as_mut()).await;
+    // Recovery: from the first change to every affected workload back as desired.
+    let rto = injection.as_ref().and_then(|i| {
+        p.evidence.insert("timeline".into(), json!(i.timeline));
+        match (i.first_fault, i.recovered, i.waves.is_empty()) {
+            (Some(first), Some(back), true) => {
+                Some((back - first).num_milliseconds() as f64 / 1000.0)
+            }
+            _ => None,
+        }
+    });
     // 5. Revert, whatever happened.
     if let Some(i) = injection.as_mut() {
         if let Err(reason) = revert(x, &mut p, i).await {
@@ -139,7 +248,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         }
     }
     // 6. Measure and judge; the outcome joins the ledger.
-    let record = judge(x, p, observed, &samples, dry_run);
+    let record = judge(x, p, observed, &samples, rto, dry_run);
     if let Some(i) = injection.as_mut() {
         i.ledger.outcome = Some(record.status.to_string());
         if let Err(e) = rollback::Cluster::save(&i.cluster, &i.ledger).await {
@@ -351,24 +460,24 @@ async fn inject(
     dry_run: bool,
 ) -> Result<Option<Injection>, Ended> {
     let drill = x.drill;
-    let steps = match firedrill_experiments::plan(drill.kind, chosen) {
-        Ok(steps) => steps,
+    let plan = match firedrill_experiments::plan(drill.kind, &drill.fault, chosen) {
+        Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
             p.evidence.insert("plan".into(), json!(e));
-            Vec::new()
+            firedrill_experiments::Plan::default()
         }
     };
-    if dry_run && !steps.is_empty() {
+    if dry_run && !plan.is_empty() {
         p.evidence.insert(
             "would_change".into(),
-            json!(steps
-                .iter()
+            json!(plan
+                .steps()
                 .map(|s| s.forward.describe())
                 .collect::<Vec<_>>()),
         );
     }
-    let mut injection = match (dry_run || steps.is_empty(), x.kube) {
+    let mut injection = match (dry_run || plan.is_empty(), x.kube) {
         (true, _) => None,
         (false, None) => {
             return Err((
@@ -391,25 +500,33 @@ async fn inject(
                 .filter(|j| !j.is_empty());
             ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             // What cooldown reads back from the cluster: the workloads this run acts on.
-            let mut hits: Vec<String> = chosen
+            let affected: std::collections::BTreeSet<OwnerRef> = chosen
                 .iter()
                 .flat_map(|v| v.targets.iter())
-                .filter_map(|t| t.owner.as_ref().map(ToString::to_string))
+                .filter_map(|t| t.owner.clone())
                 .collect();
-            hits.sort();
-            hits.dedup();
-            ledger.hits = hits;
+            ledger.hits = affected.iter().map(ToString::to_string).collect();
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,
                 protection: Protection {
                     globs: drill.safety.protected.clone(),
                 },
+                waves: plan.waves.into_iter().collect(),
+                interval: plan.interval,
+                affected,
+                first_fault: None,
+                recovered: None,
+                timeline: Vec::new(),
             })
         }
     };
+    let first_wave = injection
+        .as_mut()
+        .and_then(|i| i.waves.pop_front())
+        .unwrap_or_default();
     if let Some(i) = injection.as_mut() {
-        match i.inject(&steps).await {
+        match i.inject(&first_wave).await {
             Ok(changes) => {
                 p.evidence.insert("injected".into(), changes);
             }
@@ -455,11 +572,13 @@ fn judge(
     mut p: Progress,
     observed: Observed,
     samples: &Samples,
+    rto: Option<f64>,
     dry_run: bool,
 ) -> RunRecord {
     let drill = x.drill;
     let m = samples.measure();
     p.record.measurements = Measurements {
+        rto_seconds: rto,
         availability: m.availability,
         latency_p50_seconds: m.p50.map(|d| d.as_secs_f64()),
         latency_p95_seconds: m.p95.map(|d| d.as_secs_f64()),
@@ -468,7 +587,20 @@ fn judge(
         ..Measurements::default()
     };
     p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
-    let misses = drill.success.misses(&m);
+    let mut misses = drill.success.misses(&m);
+    if let (Some(want), false) = (drill.success.rto, dry_run) {
+        match rto {
+            Some(got) if got <= want.as_secs_f64() => {}
+            Some(got) => misses.push(format!(
+                "recovery took {got:.1}s, more than the RTO of {}",
+                crate::duration::format(want)
+            )),
+            None => misses.push(format!(
+                "the affected workloads did not recover within the drill (RTO {})",
+                crate::duration::format(want)
+            )),
+        }
+    }
     match observed {
         Observed::Breached(reason) => p.finish(
             RunStatus::Aborted,
@@ -524,7 +656,11 @@ async fn kill_switch_engaged(kube: Option<&Kube>, every: Duration) -> String {
     }
 }
 
-async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observed, Samples) {
+async fn observe(
+    x: &Execution<'_>,
+    mut stop: watch::Receiver<bool>,
+    injection: Option<&mut Injection>,
+) -> (Observed, Samples) {
     let duration = x.drill.duration;
     let (end_sampling, sampling_stopped) = watch::channel(false);
     let mut samplers = tokio::task::JoinSet::new();
@@ -533,7 +669,15 @@ async fn observe(x: &Execution<'_>, mut stop: watch::Receiver<bool>) -> (Observe
             (probe.clone(), x.endpoints.clone(), sampling_stopped.clone());
         samplers.spawn(async move { gate::sample(&probe, &endpoints, duration, stopped).await });
     }
+    // Recovery is watched, and later waves applied, while the drill is observed.
+    let waves = async {
+        match (injection, x.kube) {
+            (Some(i), Some(kube)) => i.waves(kube, x.kill_switch_every).await,
+            _ => std::future::pending().await,
+        }
+    };
     let observed = tokio::select! {
+        () = waves => Observed::Completed,
         result = gate::watch(&x.drill.abort_when, x.endpoints, duration) => match result {
             WatchResult::Completed => Observed::Completed,
             WatchResult::Breached(reason) => Observed::Breached(reason),

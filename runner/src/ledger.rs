@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{
-    replay, replay_after_sweep, Cluster, Ledger, LedgerError, ObjectKind, ObjectRef, Operation,
-    Outcome, Report, Stored, ARTIFACT_SELECTOR, KILL_SWITCH, LEDGER_SELECTOR,
+    replay, replay_after_sweep, Cluster, Done, Ledger, LedgerError, ObjectKind, ObjectRef,
+    Operation, Outcome, Report, Stored, ARTIFACT_SELECTOR, KILL_SWITCH, LEDGER_SELECTOR,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -204,7 +204,7 @@ impl Cluster for KubeCluster {
         )
     }
 
-    async fn execute(&self, operation: &Operation) -> Result<(), String> {
+    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
         match operation {
             Operation::Create { object } => {
                 let target = ObjectRef::of(object)
@@ -221,8 +221,10 @@ impl Cluster for KubeCluster {
                 );
                 match result {
                     // An earlier attempt made it.
-                    Err(e) if status(&e) == Some(409) => Ok(()),
-                    other => other.map_err(|e| format!("create {target}: {e}")),
+                    Err(e) if status(&e) == Some(409) => Ok(Done::Made),
+                    other => other
+                        .map(|()| Done::Made)
+                        .map_err(|e| format!("create {target}: {e}")),
                 }
             }
             Operation::Delete { target } => {
@@ -237,8 +239,10 @@ impl Cluster for KubeCluster {
                         .map(|_| ())
                 );
                 match result {
-                    Err(e) if status(&e) == Some(404) => Ok(()),
-                    other => other.map_err(|e| format!("delete {target}: {e}")),
+                    Err(e) if status(&e) == Some(404) => Ok(Done::Made),
+                    other => other
+                        .map(|()| Done::Made)
+                        .map_err(|e| format!("delete {target}: {e}")),
                 }
             }
             Operation::Patch { target, patch } => {
@@ -251,9 +255,55 @@ impl Cluster for KubeCluster {
                     |api| api
                         .patch(name, &params, &Patch::Merge(patch))
                         .await
-                        .map(|_| ())
+                        .map(|_| Done::Made)
                         .map_err(|e| format!("patch {target}: {e}"))
                 )
+            }
+            Operation::Kill {
+                pod,
+                evict,
+                grace_seconds,
+            } => {
+                let namespace = pod.namespace.as_deref().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let delete = DeleteParams {
+                    grace_period_seconds: grace_seconds.and_then(|g| u32::try_from(g).ok()),
+                    ..DeleteParams::default()
+                };
+                let result = if *evict {
+                    // Written out rather than through kube's `evict`, whose body (4.2) names the
+                    // field `delete_options`, which the API server ignores: the grace period
+                    // would be lost.
+                    let mut eviction = serde_json::json!({
+                        "apiVersion": "policy/v1",
+                        "kind": "Eviction",
+                        "metadata": { "name": pod.name, "namespace": namespace },
+                    });
+                    if let Some(grace) = grace_seconds {
+                        eviction["deleteOptions"] =
+                            serde_json::json!({ "gracePeriodSeconds": grace });
+                    }
+                    api.create_subresource::<Value, Value>(
+                        "eviction",
+                        &pod.name,
+                        &PostParams::default(),
+                        &eviction,
+                    )
+                    .await
+                    .map(|_| ())
+                } else {
+                    api.delete(&pod.name, &delete).await.map(|_| ())
+                };
+                match result {
+                    Ok(()) => Ok(Done::Made),
+                    // Gone already: its controller is at work; nothing more to do.
+                    Err(e) if status(&e) == Some(404) => Ok(Done::Made),
+                    // A PodDisruptionBudget allows no disruption now: not now, never retried.
+                    Err(e) if status(&e) == Some(429) => Ok(Done::Refused(format!(
+                        "the API server refused to evict {pod} now (a PodDisruptionBudget allows no more disruptions): {e}"
+                    ))),
+                    Err(e) => Err(format!("kill {pod}: {e}")),
+                }
             }
             Operation::External { system, .. } => Err(format!(
                 "no handler for {system} in this version of firedrill; undo it by hand"
@@ -690,6 +740,13 @@ pub fn render(ledger: &Ledger) -> String {
             "state": entry.state,
             "undo": entry.undo.expected_undo(),
         });
+        if doc["undo"].is_null() {
+            doc["undo"] = Value::String(
+                firedrill_rollback::decide(&entry.undo, None)
+                    .text()
+                    .to_owned(),
+            );
+        }
         if let Some(note) = &entry.note {
             doc["note"] = Value::String(note.clone());
         }

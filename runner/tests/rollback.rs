@@ -141,7 +141,7 @@ impl Cluster for Dying {
     async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
         self.inner.get(target).await
     }
-    async fn execute(&self, operation: &Operation) -> Result<(), String> {
+    async fn execute(&self, operation: &Operation) -> Result<firedrill_rollback::Done, String> {
         self.alive()?;
         self.inner.execute(operation).await
     }

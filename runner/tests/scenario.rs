@@ -817,11 +817,19 @@ async fn the_guard_reads_the_live_cluster_and_honours_cooldown_across_runs() {
         "{record:?}"
     );
 
-    // Free to pick: the guard chooses one pod from the live cluster; this version then refuses to
-    // inject a pod kill rather than pretend.
+    // Free to pick: the guard chooses one pod from the live cluster and the drill kills it
+    // (evicting, the default: this in-memory cluster has no eviction subresource, so the kill
+    // fails and the run says so; `force: true` deletes instead, below).
     let record = execute(Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Error, "{record:?}");
-    assert_eq!(record.reason.as_deref(), Some("the pod-kill fault is not available in this version of firedrill; nothing was injected"));
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("injection failed: step 1 (evict Pod apps/web-"),
+        "{record:?}"
+    );
     assert_eq!(record.targets.len(), 1);
     assert_eq!(
         record.targets[0]
@@ -830,5 +838,112 @@ async fn the_guard_reads_the_live_cluster_and_honours_cooldown_across_runs() {
             .map(ToString::to_string)
             .as_deref(),
         Some("Deployment/apps/web")
+    );
+}
+
+/// Stands in for the ReplicaSet controller: a pod of `apps/web` that is gone is recreated,
+/// Running and Ready, `delay` later.
+fn recreate_web_pods(client: kube::Client, delay: Duration) {
+    use k8s_openapi::api::core::v1::Pod;
+    tokio::spawn(async move {
+        let api = Api::<Pod>::namespaced(client, "apps");
+        let mut next = 100;
+        loop {
+            let pods = api.list(&Default::default()).await.unwrap().items.len();
+            if pods < 3 {
+                tokio::time::sleep(delay).await;
+                next += 1;
+                let created = (Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": { "name": format!("web-{next}"), "namespace": "apps", "labels": { "app": "web" }, "creationTimestamp": created,
+                        "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true }] },
+                    "spec": { "containers": [{ "name": "web", "image": "web" }] },
+                    "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &pod).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_pod_kill_is_recorded_in_the_ledger_and_its_recovery_measured() {
+    use k8s_openapi::api::core::v1::Pod;
+    let w = world(None).await;
+    web_workload(&w.client).await;
+    recreate_web_pods(w.client.clone(), Duration::from_millis(500));
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, max_blast_radius: 100% }}\ndrills:\n  - name: kill-web\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 4s\n    targets: [{{ namespace: apps, selector: app=web, count: 2 }}]\n    fault: {{ force: true, grace_period: 0s, waves: 2, interval: 300ms }}\n    success: {{ rto: 30s }}\n"
+    );
+    let config = Config::parse(&text, Path::new("kill.yaml")).unwrap();
+    let drill = config.drills[0].clone();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: "kill-web-2".into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    let record = execute_on(&w.client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    assert_eq!(record.targets.len(), 2);
+    // Two waves of one pod each; each comes back 0.5 s after it is gone, and the second wave
+    // waits for the first to recover and then 300 ms: 0.5 + 0.3 + 0.5 = 1.3 s, plus polling
+    // (every 100 ms here) and a busy machine: within [1.3 s, 2.5 s].
+    let rto = record.measurements.rto_seconds.expect("RTO measured");
+    assert!(
+        (1.3..2.5).contains(&rto),
+        "RTO {rto}: {:#}",
+        record.evidence["timeline"]
+    );
+    let timeline: Vec<String> = record.evidence["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(timeline.len(), 4, "{timeline:?}");
+    assert!(
+        timeline[0].starts_with("delete Pod apps/web-")
+            && timeline[0].ends_with("(grace period 0s)"),
+        "{timeline:?}"
+    );
+    assert_eq!(
+        timeline[1],
+        "recovered: Deployment/apps/web ready as desired"
+    );
+    assert!(
+        timeline[2].starts_with("delete Pod apps/web-"),
+        "{timeline:?}"
+    );
+    // The pods the drill chose are gone; three run again.
+    let pods: Vec<String> = Api::<Pod>::namespaced(w.client.clone(), "apps")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    for target in &record.targets {
+        assert!(!pods.contains(&target.name), "{} was killed", target.name);
+    }
+    // The ledger says what was done, that nothing is left to undo, and how the run went.
+    let ledger = Api::<ConfigMap>::namespaced(w.client.clone(), NS)
+        .get("firedrill-ledger-kill-web-2")
+        .await
+        .unwrap();
+    let data = ledger.data.unwrap();
+    assert_eq!(data["outcome"], "passed");
+    assert_eq!(data["hits"], r#"["Deployment/apps/web"]"#);
+    assert!(
+        data["step-0001"].contains(r#""type":"recreated""#),
+        "{data:?}"
+    );
+    assert!(
+        data["step-0002"].contains(r#""state":"reverted""#),
+        "{data:?}"
     );
 }

@@ -116,7 +116,7 @@ fn verb(call: &str) -> (String, String, String) {
 }
 
 #[tokio::test]
-async fn rbac_grants_exactly_what_rollback_and_stop_use() {
+async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
     let role = granted("role.yaml");
     let cluster = granted("clusterrole.yaml");
     let (calls, report, _) = stop(50).await;
@@ -157,6 +157,12 @@ async fn rbac_grants_exactly_what_rollback_and_stop_use() {
             used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
         }
     }
+    // pod-kill: the eviction subresource (and `pods` delete with force: true, used above).
+    used.insert((
+        "".to_owned(),
+        "pods/eviction".to_owned(),
+        "create".to_owned(),
+    ));
     // The guard's read-only rules are the other ClusterRole's; the rollback role grants exactly
     // what is used, no more.
     let guard = [

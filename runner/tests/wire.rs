@@ -365,3 +365,54 @@ async fn status_reads_the_lease_holder_and_run_wait_reads_the_exit_code() {
     assert_eq!(kube.job_exit_code("probe-abc").await.unwrap(), Some(2));
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn pod_kills_evict_through_the_subresource_and_a_budget_refusal_is_not_now() {
+    use firedrill::ledger::KubeCluster;
+    use firedrill_rollback::{Cluster, Done, ObjectKind, ObjectRef, Operation};
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        let eviction = "/api/v1/namespaces/apps/pods/web-0/eviction";
+        let body = expect(
+            &mut api,
+            Method::POST,
+            eviction,
+            Some(""),
+            201,
+            json!({ "kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201 }),
+        )
+        .await;
+        assert_eq!(body["apiVersion"], "policy/v1");
+        assert_eq!(body["kind"], "Eviction");
+        assert_eq!(body["metadata"]["name"], "web-0");
+        assert_eq!(body["metadata"]["namespace"], "apps");
+        assert_eq!(body["deleteOptions"]["gracePeriodSeconds"], 30);
+        // A PodDisruptionBudget allows no disruption now.
+        expect(&mut api, Method::POST, eviction, Some(""), 429,
+            json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429,
+                    "message": "Cannot evict pod as it would violate the pod's disruption budget." })).await;
+        // force: a delete with the grace period given.
+        let body = expect(&mut api, Method::DELETE, "/api/v1/namespaces/apps/pods/web-1", Some(""), 200,
+            json!({ "kind": "Pod", "apiVersion": "v1", "metadata": { "name": "web-1", "namespace": "apps" } })).await;
+        assert_eq!(body["gracePeriodSeconds"], 0);
+    });
+    let cluster = KubeCluster::new(&kube);
+    let pod = |name: &str| ObjectRef::namespaced(ObjectKind::Pod, "apps", name);
+    let evict = Operation::Kill {
+        pod: pod("web-0"),
+        evict: true,
+        grace_seconds: Some(30),
+    };
+    assert_eq!(cluster.execute(&evict).await, Ok(Done::Made));
+    match cluster.execute(&evict).await {
+        Ok(Done::Refused(why)) => assert!(why.contains("PodDisruptionBudget"), "{why}"),
+        other => panic!("a 429 is not now, not an error and not retried: {other:?}"),
+    }
+    let delete = Operation::Kill {
+        pod: pod("web-1"),
+        evict: false,
+        grace_seconds: Some(0),
+    };
+    assert_eq!(cluster.execute(&delete).await, Ok(Done::Made));
+    server.await.unwrap();
+}

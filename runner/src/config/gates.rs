@@ -334,7 +334,7 @@ fn optional_duration(
 
 /// `success:`: availability as a percentage, latency percentiles as durations.
 pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> {
-    let f = r.fields(node, path, &["availability", "p50", "p95", "p99"])?;
+    let f = r.fields(node, path, &["availability", "p50", "p95", "p99", "rto"])?;
     let availability = match f.get("availability") {
         Some(n) => r
             .parsed(n, &f.path_of("availability"), "a percentage", |s| {
@@ -352,11 +352,20 @@ pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> 
         None => Some(None),
     };
     let (p50, p95, p99) = (latency("p50"), latency("p95"), latency("p99"));
+    let rto = match f.get("rto") {
+        Some(n) => r
+            .parsed(n, &f.path_of("rto"), "a duration", |s| {
+                duration::parse_within(s, Duration::from_secs(1), Duration::from_secs(86_400))
+            })
+            .map(Some),
+        None => Some(None),
+    };
     Some(Success {
         availability: availability?,
         availability_by_default: false,
         p50: p50?,
         p95: p95?,
         p99: p99?,
+        rto: rto?,
     })
 }

@@ -85,6 +85,8 @@ pub struct Drill {
     pub deadline: Duration,
     pub on_blackout: OnBlackout,
     pub targets: Vec<Target>,
+    /// The kind's own settings (`fault:`).
+    pub fault: firedrill_experiments::Settings,
     /// The file's policy with this drill's overrides applied.
     pub safety: Policy,
     /// Checks that must all pass before anything is injected.
@@ -521,6 +523,7 @@ const DRILL_KEYS: &[&str] = &[
     "deadline",
     "on_blackout",
     "targets",
+    "fault",
     "safety",
     "preflight",
     "abort_when",
@@ -647,6 +650,13 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         None => Some(OnBlackout::Skip),
     };
     let targets = read_targets(r, &f, path, kind);
+    let fault = match (f.get("fault"), kind) {
+        (Some(n), Some(kind)) => read_fault(r, n, &at("fault"), kind),
+        (None, Some(Kind::PodKill)) => Some(firedrill_experiments::Settings::PodKill(
+            firedrill_experiments::PodKill::default(),
+        )),
+        _ => Some(firedrill_experiments::Settings::None),
+    };
     let safety = match f.get("safety") {
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
         None => Some(policy.clone()),
@@ -668,7 +678,9 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         None => Some(Success::default()),
     };
     if let (Some(s), Some(probes)) = (&success, &steady_state) {
-        if !s.is_empty() && probes.is_empty() {
+        let measured =
+            s.availability.is_some() || s.p50.is_some() || s.p95.is_some() || s.p99.is_some();
+        if measured && probes.is_empty() {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),
                 at("success"),
@@ -692,6 +704,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         deadline: deadline?,
         on_blackout: on_blackout?,
         targets: targets?,
+        fault: fault?,
         safety: safety?,
         preflight: preflight?,
         abort_when: abort_when?,
@@ -722,6 +735,58 @@ fn check_limits(
                     duration::format(cap)
                 ),
             );
+        }
+    }
+}
+
+/// A kind's `fault:` settings; a kind without settings (yet) says so.
+fn read_fault(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    kind: Kind,
+) -> Option<firedrill_experiments::Settings> {
+    use firedrill_experiments::{PodKill, Settings};
+    match kind {
+        Kind::PodKill => {
+            let f = r.fields(node, path, &["force", "grace_period", "waves", "interval"])?;
+            let d = PodKill::default();
+            let force = f
+                .get("force")
+                .map_or(Some(d.force), |n| r.boolean(n, &f.path_of("force")));
+            let grace_period = match f.get("grace_period") {
+                Some(n) => r
+                    .parsed(n, &f.path_of("grace_period"), "a duration", |s| {
+                        duration::parse_within(s, Duration::ZERO, Duration::from_secs(3600))
+                    })
+                    .map(Some),
+                None => Some(None),
+            };
+            let waves = f.get("waves").map_or(Some(u64::from(d.waves)), |n| {
+                r.integer(n, &f.path_of("waves"), 1, 10)
+            });
+            let interval = match f.get("interval") {
+                Some(n) => r.parsed(n, &f.path_of("interval"), "a duration", |s| {
+                    duration::parse_within(s, Duration::ZERO, Duration::from_secs(3600))
+                }),
+                None => Some(d.interval),
+            };
+            Some(Settings::PodKill(PodKill {
+                force: force?,
+                grace_period: grace_period?,
+                waves: waves? as u32,
+                interval: interval?,
+            }))
+        }
+        other => {
+            r.error(
+                node.mark,
+                path,
+                format!(
+                    "kind {other} takes no `fault:` settings in this version (pod-kill does: force, grace_period, waves, interval)"
+                ),
+            );
+            None
         }
     }
 }

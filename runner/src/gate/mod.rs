@@ -106,6 +106,9 @@ pub struct Success {
     pub p50: Option<Duration>,
     pub p95: Option<Duration>,
     pub p99: Option<Duration>,
+    /// Recovery: from the first fault until every affected workload is back to its desired ready
+    /// replicas. Judged for kinds that change something.
+    pub rto: Option<Duration>,
 }
 
 impl Success {
