@@ -86,6 +86,10 @@ pub struct Ledger {
     /// In the order the changes were made; reverted backwards.
     pub entries: Vec<Entry>,
     pub unreadable: Vec<Unreadable>,
+    /// Where the stored copy is: `None` before the first write (which must create it: a run id
+    /// is used once), else the version last read or written, so that concurrent writers (the
+    /// executor, the sweep, `stop`, `rollback`) never overwrite each other unseen.
+    pub resource_version: Option<String>,
 }
 
 /// Why a ConfigMap is not a ledger this firedrill can act on.
@@ -107,6 +111,7 @@ pub enum LedgerError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stored {
     pub name: String,
+    pub resource_version: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub data: BTreeMap<String, String>,
@@ -136,7 +141,41 @@ impl Ledger {
             outcome: None,
             entries: Vec::new(),
             unreadable: Vec::new(),
+            resource_version: None,
         }
+    }
+
+    /// Takes in what another writer stored meanwhile: entries this copy lacks, and for each
+    /// entry the further of the two states (a revert done elsewhere stays done; a change made
+    /// here stays recorded).
+    pub fn merge(&mut self, other: &Ledger) {
+        fn rank(state: &EntryState) -> u8 {
+            match state {
+                EntryState::Intended => 0,
+                EntryState::Applied => 1,
+                EntryState::Reverted | EntryState::Left => 2,
+            }
+        }
+        for theirs in &other.entries {
+            match self.entries.iter_mut().find(|e| e.seq == theirs.seq) {
+                Some(mine) if rank(&theirs.state) > rank(&mine.state) => *mine = theirs.clone(),
+                Some(_) => {}
+                None => self.entries.push(theirs.clone()),
+            }
+        }
+        self.entries.sort_by_key(|e| e.seq);
+        for u in &other.unreadable {
+            if !self.unreadable.iter().any(|m| m.key == u.key) {
+                self.unreadable.push(u.clone());
+            }
+        }
+        if self.outcome.is_none() {
+            self.outcome.clone_from(&other.outcome);
+        }
+        if self.hits.is_empty() {
+            self.hits.clone_from(&other.hits);
+        }
+        self.resource_version.clone_from(&other.resource_version);
     }
 
     pub fn name(&self) -> String {
@@ -211,6 +250,7 @@ impl Ledger {
         }
         Stored {
             name: self.name(),
+            resource_version: self.resource_version.clone(),
             labels,
             annotations,
             data,
@@ -253,16 +293,20 @@ impl Ledger {
                 name(&run)
             )));
         }
+        // What the ledger says about itself is for people; only `run` decides what it is. A
+        // damaged description must not keep its undo records from being reverted.
+        let described = |key: &str| field(key).unwrap_or_else(|_| "(unknown)".to_owned());
         let mut ledger = Ledger::new(
             &run,
-            &field("drill")?,
-            &field("kind")?,
+            &described("drill"),
+            &described("kind"),
             stored
                 .annotations
                 .get(ANNOTATION_EXPIRES_AT)
                 .map(String::as_str)
                 .unwrap_or(""),
         );
+        ledger.resource_version.clone_from(&stored.resource_version);
         ledger.job = stored.data.get("job").filter(|j| !j.is_empty()).cloned();
         ledger.started = stored
             .data
@@ -274,13 +318,12 @@ impl Ledger {
             .get("outcome")
             .filter(|j| !j.is_empty())
             .cloned();
-        if let Some(hits) = stored.data.get("hits") {
-            ledger.hits = serde_json::from_str(hits).map_err(|e| LedgerError::Corrupt {
-                name: stored.name.clone(),
-                key: "hits".to_owned(),
-                why: format!("not a list of workloads: {e}"),
-            })?;
-        }
+        // Unreadable hits only cost cooldown its memory of this run, never the revert.
+        ledger.hits = stored
+            .data
+            .get("hits")
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
         // BTreeMap order is key order, and keys are zero-padded: the order the changes were made.
         for (key, text) in stored.data.iter().filter(|(k, _)| k.starts_with("step-")) {
             let Some(seq) = entry_seq(key) else {
@@ -318,7 +361,7 @@ fn unknown_record_hint(text: &str, error: &str) -> String {
                 .map(str::to_owned)
         });
     match kind {
-        Some(kind) if error.contains("unknown variant") => format!(
+        Some(kind) if error.contains(&format!("unknown variant `{kind}`")) => format!(
             "unknown undo record type {kind:?}: written by a newer firedrill? Use it, or undo that change by hand"
         ),
         _ => format!("not a readable undo record: {error}"),

@@ -163,22 +163,13 @@ impl Operation {
 }
 
 /// The merge patch that sets the field at `path` (JSON pointer of object keys) to `value`
-/// (`None`: removes it). When both the current and the wanted value are mappings, keys present
-/// now but not wanted are nulled, so the result equals `value` exactly (a merge patch alone
-/// would keep them).
+/// (`None`: removes it), given what the field holds now. Mappings are diffed all the way down:
+/// keys present now but not wanted are nulled at every depth, so the result equals `value`
+/// exactly (a merge patch alone would keep them).
 pub fn merge_patch(path: &str, current: Option<&Value>, value: Option<&Value>) -> Value {
-    let mut leaf = match (current, value) {
-        (Some(Value::Object(now)), Some(Value::Object(want))) => {
-            let mut patch = want.clone();
-            for key in now.keys() {
-                if !want.contains_key(key) {
-                    patch.insert(key.clone(), Value::Null);
-                }
-            }
-            Value::Object(patch)
-        }
-        (_, Some(v)) => v.clone(),
-        (_, None) => Value::Null,
+    let mut leaf = match value {
+        Some(want) => diff(current, want),
+        None => Value::Null,
     };
     for key in path
         .trim_start_matches('/')
@@ -193,8 +184,27 @@ pub fn merge_patch(path: &str, current: Option<&Value>, value: Option<&Value>) -
     leaf
 }
 
-/// Applies a merge patch to a document (RFC 7386): what an API server does with one. Used by
-/// in-memory clusters in tests and by `--render` to show the result.
+/// The merge patch that turns `current` into `want`.
+fn diff(current: Option<&Value>, want: &Value) -> Value {
+    match (current, want) {
+        (Some(Value::Object(now)), Value::Object(want)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in want {
+                patch.insert(key.clone(), diff(now.get(key), value));
+            }
+            for key in now.keys() {
+                if !want.contains_key(key) {
+                    patch.insert(key.clone(), Value::Null);
+                }
+            }
+            Value::Object(patch)
+        }
+        (_, want) => want.clone(),
+    }
+}
+
+/// Applies a merge patch to a document (RFC 7386): what an API server does with one (used by
+/// in-memory clusters in tests).
 pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();

@@ -18,8 +18,11 @@ pub trait Cluster {
     /// not errors; a change the API server refuses for now (an eviction a PodDisruptionBudget
     /// does not allow) is [`Done::Refused`], never retried into a violation.
     fn execute(&self, operation: &Operation) -> impl Future<Output = Result<Done, String>> + Send;
-    /// Creates or replaces the run's ledger.
-    fn save(&self, ledger: &Ledger) -> impl Future<Output = Result<(), String>> + Send;
+    /// Writes the run's ledger: creates it at the first write (refused if it exists: a run id is
+    /// used once), else replaces it only if nobody wrote it since `resource_version` — and
+    /// otherwise merges what the other writer stored ([`Ledger::merge`]) and tries again. Sets
+    /// `resource_version` to the version written.
+    fn save(&self, ledger: &mut Ledger) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// What became of one change.
@@ -264,6 +267,16 @@ async fn replay_with<C: Cluster>(
                 continue;
             }
         }
+        if let crate::UndoRecord::External { system, .. } = &entry.undo {
+            report.actions.push(Action {
+                step,
+                outcome: Outcome::Failed,
+                text: format!(
+                    "a change in {system} needs its handler, which this version does not have: not undone (the ledger stays open; undo it by hand)"
+                ),
+            });
+            continue;
+        }
         let current = match &target {
             Some(t) => match cluster.get(t).await {
                 Ok(current) => current,
@@ -278,7 +291,7 @@ async fn replay_with<C: Cluster>(
             },
             None => None,
         };
-        let (outcome, text, state) = match decide(&entry.undo, current.as_ref()) {
+        let (outcome, text, state) = match decide(&ledger.run, &entry.undo, current.as_ref()) {
             Decision::Apply(operation, text) if dry_run => (
                 Outcome::WouldRevert,
                 format!("would {text}: {}", operation.describe()),

@@ -139,12 +139,22 @@ fn show(value: Option<&Value>) -> String {
     value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
 }
 
-/// Decides how to undo `record` given the object as it is now (`None`: it does not exist).
-/// External records are decided by their handler, not here.
-pub fn decide(record: &UndoRecord, current: Option<&Value>) -> Decision {
+/// Decides how to undo `record` of run `run`, given the object as it is now (`None`: it does
+/// not exist). External records are decided by their handler, not here.
+pub fn decide(run: &str, record: &UndoRecord, current: Option<&Value>) -> Decision {
     match record {
         UndoRecord::DeleteCreated { target } => match current {
             None => Decision::AlreadyDone(format!("{target} is already gone")),
+            // Only what this run created is deleted: an object of that name from anyone else
+            // (it existed before, or was made after a crash) is not firedrill's to remove.
+            Some(object)
+                if object.pointer("/metadata/labels/firedrill.io~1run").and_then(Value::as_str)
+                    != Some(run) =>
+            {
+                Decision::Leave(format!(
+                    "{target} exists but was not created by run {run} (it is not labelled firedrill.io/run={run}); left alone"
+                ))
+            }
             Some(_) => Decision::Apply(
                 Operation::Delete {
                     target: target.clone(),

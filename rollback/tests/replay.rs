@@ -63,7 +63,10 @@ impl Cluster for Memory {
         match operation {
             Operation::Create { object } => {
                 let r = ObjectRef::of(object).ok_or("no reference")?;
-                objects.entry(r).or_insert_with(|| object.clone());
+                if objects.contains_key(&r) {
+                    return Ok(Done::Refused(format!("{r} already exists")));
+                }
+                objects.insert(r, object.clone());
             }
             Operation::Delete { target } => {
                 objects.remove(target);
@@ -82,14 +85,31 @@ impl Cluster for Memory {
         Ok(Done::Made)
     }
 
-    async fn save(&self, ledger: &Ledger) -> Result<(), String> {
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
         self.alive()?;
-        let stored = ledger.to_stored();
-        self.ledgers
-            .lock()
-            .unwrap()
-            .insert(stored.name.clone(), stored);
-        Ok(())
+        let mut ledgers = self.ledgers.lock().unwrap();
+        let name = ledger.name();
+        loop {
+            let stored = ledgers.get(&name).cloned();
+            match (&ledger.resource_version, stored) {
+                (None, Some(_)) => return Err(format!("{name} already exists")),
+                (Some(mine), Some(theirs)) if theirs.resource_version.as_ref() != Some(mine) => {
+                    ledger.merge(&Ledger::from_stored(&theirs).unwrap());
+                    continue;
+                }
+                (_, before) => {
+                    let version = before
+                        .and_then(|b| b.resource_version)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                        + 1;
+                    ledger.resource_version = Some(version.to_string());
+                    let stored = ledger.to_stored();
+                    ledgers.insert(name, stored);
+                    return Ok(());
+                }
+            }
+        }
     }
 }
 
@@ -290,6 +310,7 @@ async fn a_protected_object_is_never_touched() {
         "{err}"
     );
     // A ledger that names it (tampered with, or from an older policy): refused, the rest undone.
+    let memory = world();
     let mut tampered = Ledger::new("run-2", "drill", "test", "2030-01-01T00:00:00Z");
     apply(&memory, &mut tampered, &every_kind_of_step(), &unprotected)
         .await
@@ -386,21 +407,24 @@ fn decisions_judge_the_object_as_it_is_now() {
         applied: Some(json!(true)),
     };
     let paused = json!({ "spec": { "paused": true } });
-    match decide(&record, Some(&paused)) {
+    match decide("run-1", &record, Some(&paused)) {
         Decision::Apply(Operation::Patch { patch, .. }, _) => {
             assert_eq!(patch, json!({ "spec": { "paused": null } }))
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        decide(&record, Some(&json!({ "spec": {} }))),
+        decide("run-1", &record, Some(&json!({ "spec": {} }))),
         Decision::AlreadyDone(_)
     ));
-    assert!(matches!(decide(&record, None), Decision::Leave(_)));
+    assert!(matches!(decide("run-1", &record, None), Decision::Leave(_)));
     let created = UndoRecord::DeleteCreated {
         target: target.clone(),
     };
-    assert!(matches!(decide(&created, None), Decision::AlreadyDone(_)));
+    assert!(matches!(
+        decide("run-1", &created, None),
+        Decision::AlreadyDone(_)
+    ));
 }
 
 /// A random plan of steps over the world's objects.
@@ -491,4 +515,98 @@ async fn with_true_prior(memory: &Memory, step: Step) -> Step {
         }
         _ => step,
     }
+}
+
+#[tokio::test]
+async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
+    let memory = world();
+    let mut first = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(
+        &memory,
+        &mut first,
+        &every_kind_of_step()[1..2],
+        &unprotected,
+    )
+    .await
+    .unwrap();
+    // Another run under the same id cannot overwrite the ledger.
+    let mut second = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    let err = apply(
+        &memory,
+        &mut second,
+        &every_kind_of_step()[3..4],
+        &unprotected,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(memory.stored_ledger("run-1").entries.len(), 1);
+
+    // `stop` reverts from its own copy while the executor goes on applying: neither write is
+    // lost. The executor's later step stays recorded; the revert done elsewhere stays done.
+    let mut stop_copy = memory.stored_ledger("run-1");
+    apply(
+        &memory,
+        &mut first,
+        &every_kind_of_step()[3..4],
+        &unprotected,
+    )
+    .await
+    .unwrap();
+    replay(&memory, &mut stop_copy, &unprotected, false).await;
+    let stored = memory.stored_ledger("run-1");
+    assert_eq!(stored.entries.len(), 2, "{stored:?}");
+    assert_eq!(stored.entries[0].state, EntryState::Reverted);
+    assert_eq!(
+        stored.entries[1].state,
+        EntryState::Applied,
+        "the scale is still to be undone"
+    );
+    let report = replay(
+        &memory,
+        &mut memory.stored_ledger("run-1"),
+        &unprotected,
+        false,
+    )
+    .await;
+    assert!(!report.failed());
+    assert!(!memory.stored_ledger("run-1").is_open());
+}
+
+#[tokio::test]
+async fn an_object_firedrill_did_not_create_is_never_deleted() {
+    let memory = world();
+    // The name a drill wants already exists: the create is refused, and a revert leaves it.
+    let existing =
+        json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "fd-deny" } });
+    memory
+        .objects
+        .lock()
+        .unwrap()
+        .insert(ObjectRef::of(&existing).unwrap(), existing.clone());
+    let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    let applied = apply(
+        &memory,
+        &mut ledger,
+        &every_kind_of_step()[..1],
+        &unprotected,
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.refused.len(), 1, "{applied:?}");
+    replay(&memory, &mut ledger, &unprotected, false).await;
+    assert_eq!(memory.snapshot()["NetworkPolicy shop/fd-deny"], existing);
+}
+
+#[tokio::test]
+async fn an_external_change_without_its_handler_stays_open() {
+    let memory = world();
+    let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    ledger.push(UndoRecord::External {
+        system: "route53".into(),
+        record: json!({ "zone": "Z1" }),
+    });
+    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    assert!(report.failed(), "{report:?}");
+    assert!(ledger.is_open());
 }

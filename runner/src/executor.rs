@@ -251,7 +251,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     let record = judge(x, p, observed, &samples, rto, dry_run);
     if let Some(i) = injection.as_mut() {
         i.ledger.outcome = Some(record.status.to_string());
-        if let Err(e) = rollback::Cluster::save(&i.cluster, &i.ledger).await {
+        if let Err(e) = rollback::Cluster::save(&i.cluster, &mut i.ledger).await {
             tracing::warn!(ledger = %i.ledger.name(), error = %e, "the outcome could not be added to the ledger");
         }
     }
@@ -511,6 +511,7 @@ async fn inject(
                 ledger,
                 protection: Protection {
                     globs: drill.safety.protected.clone(),
+                    own_namespace: x.config.namespace.clone(),
                 },
                 waves: plan.waves.into_iter().collect(),
                 interval: plan.interval,

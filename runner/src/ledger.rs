@@ -146,12 +146,21 @@ impl KubeCluster {
     }
 
     /// Deletes every artifact of one kind by label: one call per namespace that holds any.
-    async fn sweep(&self, kind: ObjectKind) -> Result<Swept, String> {
-        let found = self.artifacts(kind).await?;
+    async fn sweep(&self, kind: ObjectKind, protection: &Protection) -> Result<Swept, String> {
+        let listed = self.artifacts(kind).await?;
+        // Protected objects are never swept, label or not; a namespace holding one is swept
+        // object by object instead of by label.
+        let (protected, found): (Vec<ObjectRef>, Vec<ObjectRef>) = listed
+            .into_iter()
+            .partition(|r| protection.check(r).is_some());
+        let careful: BTreeSet<String> = protected
+            .iter()
+            .filter_map(|r| r.namespace.clone())
+            .collect();
         let namespaces: BTreeSet<String> =
             found.iter().filter_map(|r| r.namespace.clone()).collect();
         let params = ListParams::default().labels(ARTIFACT_SELECTOR);
-        for ns in &namespaces {
+        for ns in namespaces.difference(&careful) {
             with_api!(self.client.clone(), kind, Some(ns.as_str()), |api| api
                 .delete_collection(&DeleteParams::background(), &params)
                 .await
@@ -160,10 +169,23 @@ impl KubeCluster {
                     "delete {kind}s labelled {ARTIFACT_SELECTOR} in {ns}: {e}"
                 )))?;
         }
+        for target in &found {
+            if target
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| careful.contains(ns))
+            {
+                self.execute(&Operation::Delete {
+                    target: target.clone(),
+                })
+                .await?;
+            }
+        }
         Ok(Swept {
             kind,
             count: found.len(),
             namespaces,
+            found: found.into_iter().collect(),
         })
     }
 }
@@ -183,6 +205,7 @@ fn with_kind(object: &Value, kind: ObjectKind) -> Option<ObjectRef> {
 fn stored(cm: ConfigMap) -> Stored {
     Stored {
         name: cm.metadata.name.unwrap_or_default(),
+        resource_version: cm.metadata.resource_version,
         labels: cm.metadata.labels.unwrap_or_default(),
         annotations: cm.metadata.annotations.unwrap_or_default(),
         data: cm.data.unwrap_or_default(),
@@ -220,8 +243,10 @@ impl Cluster for KubeCluster {
                     }
                 );
                 match result {
-                    // An earlier attempt made it.
-                    Err(e) if status(&e) == Some(409) => Ok(Done::Made),
+                    // Someone's object has that name: not ours to take over (or later delete).
+                    Err(e) if status(&e) == Some(409) => Ok(Done::Refused(format!(
+                        "{target} already exists and was not made by this run"
+                    ))),
                     other => other
                         .map(|()| Done::Made)
                         .map_err(|e| format!("create {target}: {e}")),
@@ -311,20 +336,46 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn save(&self, ledger: &Ledger) -> Result<(), String> {
-        let cm = ledger_config_map(&self.namespace, ledger);
-        let name = ledger.name();
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
         let api = self.config_maps();
+        let name = ledger.name();
         let action = format!("write ledger {}/{name}", self.namespace);
-        match api.create(&PostParams::default(), &cm).await {
-            Ok(_) => Ok(()),
-            Err(e) if status(&e) == Some(409) => api
-                .replace(&name, &PostParams::default(), &cm)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("{action}: {e}")),
-            Err(e) => Err(format!("{action}: {e}")),
+        for _ in 0..5 {
+            let mut cm = ledger_config_map(&self.namespace, ledger);
+            let written = match &ledger.resource_version {
+                // The first write creates: a ledger already there is another run's.
+                None => match api.create(&PostParams::default(), &cm).await {
+                    Err(e) if status(&e) == Some(409) => {
+                        return Err(format!(
+                            "{action}: it already exists: run id {} is already used (a run id is used once)",
+                            ledger.run
+                        ))
+                    }
+                    other => other,
+                },
+                Some(version) => {
+                    cm.metadata.resource_version = Some(version.clone());
+                    match api.replace(&name, &PostParams::default(), &cm).await {
+                        // Someone else wrote it since: take in what they wrote, then try again.
+                        Err(e) if status(&e) == Some(409) => {
+                            let theirs = api
+                                .get(&name)
+                                .await
+                                .map_err(|e| format!("{action}: re-read after a conflict: {e}"))?;
+                            let theirs = Ledger::from_stored(&stored(theirs))
+                                .map_err(|e| format!("{action}: {e}"))?;
+                            ledger.merge(&theirs);
+                            continue;
+                        }
+                        other => other,
+                    }
+                }
+            };
+            let written = written.map_err(|e| format!("{action}: {e}"))?;
+            ledger.resource_version = written.metadata.resource_version;
+            return Ok(());
         }
+        Err(format!("{action}: five conflicting writes in a row"))
     }
 }
 
@@ -371,19 +422,42 @@ pub struct Swept {
     pub kind: ObjectKind,
     pub count: usize,
     pub namespaces: BTreeSet<String>,
+    /// What the sweep deleted.
+    pub found: BTreeSet<ObjectRef>,
 }
 
 /// What protects objects from any revert: kube-system always, and the drill file's
 /// `safety.protected` globs when a file is given. A ledger that names one is refused.
 pub struct Protection {
     pub globs: Vec<firedrill_safety::NamespacedGlob>,
+    /// firedrill's own namespace: its Jobs, ledgers and kill switch are never a drill's to undo.
+    pub own_namespace: String,
 }
 
 impl Protection {
+    /// What the drill file protects: the file's `safety.protected` and every drill's own.
+    pub fn of(config: &crate::config::Config) -> Self {
+        let mut globs = config.safety.protected.clone();
+        for drill in &config.drills {
+            for glob in &drill.safety.protected {
+                if !globs.contains(glob) {
+                    globs.push(glob.clone());
+                }
+            }
+        }
+        Protection {
+            globs,
+            own_namespace: config.namespace.clone(),
+        }
+    }
+
     pub fn check(&self, target: &ObjectRef) -> Option<String> {
         let namespace = target.namespace.as_deref()?;
         if namespace == "kube-system" {
             return Some("kube-system is always protected".to_owned());
+        }
+        if namespace == self.own_namespace {
+            return Some(format!("{namespace} is firedrill's own namespace"));
         }
         self.globs
             .iter()
@@ -413,24 +487,33 @@ pub enum Selection {
     All,
 }
 
+/// Why `rollback` could not start.
+#[derive(Debug)]
+pub enum RollbackError {
+    /// The run named has no ledger.
+    NoLedger(String),
+    /// The API could not be read.
+    Api(String),
+}
+
 /// Reverts the selected open ledgers (or says what it would do).
 pub async fn rollback(
     cluster: &KubeCluster,
     selection: &Selection,
     protection: &Protection,
     dry_run: bool,
-) -> Result<Vec<LedgerOutcome>, String> {
+) -> Result<Vec<LedgerOutcome>, RollbackError> {
     let found = match selection {
-        Selection::Run(run) => match cluster.ledger(run).await? {
+        Selection::Run(run) => match cluster.ledger(run).await.map_err(RollbackError::Api)? {
             Some(l) => vec![(firedrill_rollback::ledger_name(run), l)],
             None => {
-                return Err(format!(
-                    "run {run} has no ledger in {} (nothing it changed is recorded there)",
+                return Err(RollbackError::NoLedger(format!(
+                    "run {run} has no ledger in namespace {} (nothing it changed is recorded there; check --namespace)",
                     cluster.namespace
-                ))
+                )))
             }
         },
-        _ => cluster.ledgers().await?,
+        _ => cluster.ledgers().await.map_err(RollbackError::Api)?,
     };
     let guard = |r: &ObjectRef| protection.check(r);
     let mut out = Vec::new();
@@ -504,17 +587,17 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
         .await
         .map(|_| ())
         .map_err(|e| format!("delete drill Jobs in {}: {e}", kube.namespace()));
-    let mut swept_kinds: BTreeMap<ObjectKind, BTreeSet<String>> = BTreeMap::new();
+    let mut deleted: BTreeSet<ObjectRef> = BTreeSet::new();
     for kind in ARTIFACT_KINDS {
-        let swept = cluster.sweep(kind).await;
+        let swept = cluster.sweep(kind, protection).await;
         if let Ok(s) = &swept {
-            swept_kinds.insert(kind, s.namespaces.clone());
+            deleted.extend(s.found.iter().cloned());
         }
         report.swept.push(swept);
     }
-    // An artifact of a swept kind is gone unless its namespace could not be listed: the sweep
-    // covered every namespace that held one.
-    let swept = |r: &ObjectRef| swept_kinds.contains_key(&r.kind);
+    // Only what the sweep itself deleted is closed without a look; anything else a ledger
+    // created is judged one by one.
+    let swept = |r: &ObjectRef| deleted.contains(r);
     let guard = |r: &ObjectRef| protection.check(r);
     match cluster.ledgers().await {
         Ok(ledgers) => {
@@ -640,12 +723,20 @@ pub async fn sweep_expired(
                 continue;
             };
             if expired(at) && guard(&target).is_none() {
-                cluster
+                match cluster
                     .execute(&Operation::Delete {
                         target: target.clone(),
                     })
-                    .await?;
-                tracing::warn!(artifact = %target, expired = at, "deleted an artifact past its expiry");
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::warn!(artifact = %target, expired = at, "deleted an artifact past its expiry")
+                    }
+                    // One that cannot be deleted does not stop the others.
+                    Err(e) => {
+                        tracing::error!(artifact = %target, error = %e, "an artifact past its expiry could not be deleted")
+                    }
+                }
             }
         }
     }
@@ -742,7 +833,7 @@ pub fn render(ledger: &Ledger) -> String {
         });
         if doc["undo"].is_null() {
             doc["undo"] = Value::String(
-                firedrill_rollback::decide(&entry.undo, None)
+                firedrill_rollback::decide(&ledger.run, &entry.undo, None)
                     .text()
                     .to_owned(),
             );

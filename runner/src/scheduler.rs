@@ -192,11 +192,13 @@ impl Scheduler {
             self.count(|m| m.last_tick = Some(now));
             return Ok(report);
         }
-        self.reconcile(now, &mut report).await?;
+        // The sweep first: reverting what runs left behind needs only the cluster, and must
+        // not wait for a store that is down.
         if self.last_sweep.is_none_or(|last| now - last >= SWEEP_EVERY) {
             self.sweep(now, &mut report).await?;
             self.last_sweep = Some(now);
         }
+        self.reconcile(now, &mut report).await?;
 
         report.kill_switch = match self.kube.kill_switch().await {
             Ok(switch) => switch,
@@ -228,9 +230,7 @@ impl Scheduler {
             .filter(|s| s.phase == JobPhase::Active)
             .map(|s| s.name)
             .collect();
-        let protection = crate::ledger::Protection {
-            globs: self.config.safety.protected.clone(),
-        };
+        let protection = crate::ledger::Protection::of(&self.config);
         match crate::ledger::sweep_expired(&self.kube, now, &running, &protection).await {
             Ok(outcomes) => {
                 for outcome in &outcomes {

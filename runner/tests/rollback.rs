@@ -145,14 +145,17 @@ impl Cluster for Dying {
         self.alive()?;
         self.inner.execute(operation).await
     }
-    async fn save(&self, ledger: &Ledger) -> Result<(), String> {
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
         self.alive()?;
         self.inner.save(ledger).await
     }
 }
 
 fn nothing_protected() -> Protection {
-    Protection { globs: Vec::new() }
+    Protection {
+        globs: Vec::new(),
+        own_namespace: "chaos-testing".into(),
+    }
 }
 
 fn unprotected(_: &ObjectRef) -> Option<String> {
@@ -410,5 +413,117 @@ async fn cooldown_reads_the_workloads_a_run_hit_from_its_ledger() {
     assert!(
         later.is_empty(),
         "a hit before the cooldown window does not count"
+    );
+}
+
+#[tokio::test]
+async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let steps = steps();
+    let mut executor = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut executor, &steps[1..2], &unprotected)
+        .await
+        .unwrap();
+    // Another run under the same id cannot take the ledger over.
+    let mut other = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
+    let err = apply(&cluster, &mut other, &steps[3..4], &unprotected)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("run id run-w is already used"),
+        "{err}"
+    );
+
+    // `stop` reads the ledger and reverts from its copy while the executor applies one more step.
+    let Some(Ok(mut stop_copy)) = cluster.ledger("run-w").await.unwrap() else {
+        panic!("the ledger is readable");
+    };
+    apply(&cluster, &mut executor, &steps[3..4], &unprotected)
+        .await
+        .unwrap();
+    firedrill_rollback::replay(&cluster, &mut stop_copy, &unprotected, false).await;
+    let Some(Ok(stored)) = cluster.ledger("run-w").await.unwrap() else {
+        panic!("the ledger is readable");
+    };
+    assert_eq!(
+        stored.entries.len(),
+        2,
+        "the executor's later step is not lost: {stored:?}"
+    );
+    assert!(stored.is_open(), "the scale is still to be undone");
+    let outcomes = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-w".into()),
+        &nothing_protected(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!outcomes.iter().any(|o| o.failed()), "{outcomes:?}");
+    let worker = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("worker")
+        .await
+        .unwrap();
+    assert_eq!(worker.spec.unwrap().replicas, Some(2));
+}
+
+#[tokio::test]
+async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protected_objects() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let mut ledger = Ledger::new("run-u", "drill-u", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut ledger, &steps()[0..1], &unprotected)
+        .await
+        .unwrap();
+    // Someone strips the artifact label: the sweep cannot see it, the ledger still can.
+    Api::<NetworkPolicy>::namespaced(client.clone(), "shop")
+        .patch(
+            "firedrill-deny",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "firedrill.io/artifact": null } } })),
+        )
+        .await
+        .unwrap();
+    // A labelled artifact in a protected namespace is never swept.
+    let guarded: NetworkPolicy = serde_json::from_value(
+        json!({ "metadata": { "name": "keep", "namespace": "kube-system",
+        "labels": { "firedrill.io/artifact": "true" } }, "spec": { "podSelector": {} } }),
+    )
+    .unwrap();
+    Api::<NetworkPolicy>::namespaced(client.clone(), "kube-system")
+        .create(&Default::default(), &guarded)
+        .await
+        .unwrap();
+
+    let report = ledger::stop(&kube, "INC-9", "oncall", &nothing_protected()).await;
+    assert!(
+        Api::<NetworkPolicy>::namespaced(client.clone(), "shop")
+            .get_opt("firedrill-deny")
+            .await
+            .unwrap()
+            .is_none(),
+        "the ledger's own entry deleted it: {report:#?}"
+    );
+    assert!(
+        Api::<NetworkPolicy>::namespaced(client.clone(), "kube-system")
+            .get_opt("keep")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        !report.clean(),
+        "a protected artifact remains, and stop says so"
+    );
+    assert!(
+        report
+            .remaining
+            .iter()
+            .any(|r| r.contains("NetworkPolicy kube-system/keep")),
+        "{:?}",
+        report.remaining
     );
 }

@@ -508,29 +508,40 @@ async fn history(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The namespace and protection the on-call commands act with; only a file given and invalid
-/// stops them (a wrong file must not silently change the namespace).
-fn resolve_target(
+/// The cluster and the protection the on-call commands act with: firedrill's namespace from
+/// `--namespace`, else the drill file's `namespace:`, else the kubeconfig context's namespace.
+/// Only a file given and invalid stops them (a wrong file must not silently change the
+/// namespace).
+async fn resolve_target(
     target: &ClusterTarget,
-) -> Result<(String, Protection, Option<Config>), ExitCode> {
+) -> Result<(Kube, Protection, Option<Config>), ExitCode> {
     let config = target.config.as_deref().map(load).transpose()?;
     let namespace = target
         .namespace
         .clone()
-        .or_else(|| config.as_ref().map(|c| c.namespace.clone()))
-        .unwrap_or_else(|| "firedrill".to_owned());
-    let globs = config
-        .as_ref()
-        .map(|c| c.safety.protected.clone())
-        .unwrap_or_default();
-    Ok((namespace, Protection { globs }, config))
-}
-
-async fn connect_to(namespace: &str) -> Result<Kube, ExitCode> {
-    Kube::connect(namespace).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_ERROR)
-    })
+        .or_else(|| config.as_ref().map(|c| c.namespace.clone()));
+    let kube = Kube::connect(namespace.as_deref().unwrap_or("default"))
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        })?;
+    let kube = match namespace {
+        Some(_) => kube,
+        None => {
+            let context = kube.client().default_namespace().to_owned();
+            Kube::new(kube.client().clone(), context)
+        }
+    };
+    let mut protection = match &config {
+        Some(config) => Protection::of(config),
+        None => Protection {
+            globs: Vec::new(),
+            own_namespace: String::new(),
+        },
+    };
+    protection.own_namespace = kube.namespace().to_owned();
+    Ok((kube, protection, config))
 }
 
 /// Progress on stderr, with the time since the command started.
@@ -540,8 +551,8 @@ fn progress(started: std::time::Instant, line: &str) {
 
 async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode> {
     let started = std::time::Instant::now();
-    let (namespace, protection, _) = resolve_target(target)?;
-    let kube = connect_to(&namespace).await?;
+    let (kube, protection, _) = resolve_target(target).await?;
+    let namespace = kube.namespace().to_owned();
     let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     progress(started, &format!("stopping every drill in {namespace}"));
     let report = ledger::stop(&kube, reason, &by, &protection).await;
@@ -586,8 +597,8 @@ async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode
 }
 
 async fn resume(target: &ClusterTarget) -> Result<ExitCode, ExitCode> {
-    let (namespace, _, config) = resolve_target(target)?;
-    let kube = connect_to(&namespace).await?;
+    let (kube, _, config) = resolve_target(target).await?;
+    let namespace = kube.namespace().to_owned();
     match ledger::release(&kube).await {
         Ok(true) => println!("kill switch released in {namespace}"),
         Ok(false) => println!("the kill switch was not engaged in {namespace}"),
@@ -628,18 +639,24 @@ async fn rollback(
     dry_run: bool,
 ) -> Result<ExitCode, ExitCode> {
     let started = std::time::Instant::now();
-    let (namespace, protection, _) = resolve_target(target)?;
-    let kube = connect_to(&namespace).await?;
+    let (kube, protection, _) = resolve_target(target).await?;
     let cluster = ledger::KubeCluster::new(&kube);
     let outcomes = match ledger::rollback(&cluster, &selection, &protection, dry_run).await {
         Ok(o) => o,
-        Err(e) => {
+        Err(ledger::RollbackError::NoLedger(e)) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
+        Err(ledger::RollbackError::Api(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
     };
     if outcomes.is_empty() {
-        println!("no open ledger matches: nothing to revert");
+        println!(
+            "no open ledger matches in namespace {}: nothing to revert",
+            kube.namespace()
+        );
     }
     for outcome in &outcomes {
         for line in ledger::describe(outcome) {
@@ -696,6 +713,7 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
             .unwrap_or_default()
     };
     let stored = firedrill_rollback::Stored {
+        resource_version: None,
         name: object
             .pointer("/metadata/name")
             .and_then(serde_json::Value::as_str)

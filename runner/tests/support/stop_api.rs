@@ -66,7 +66,13 @@ impl Api {
                 (201, object)
             }
             ("PUT", "configmaps", Some(_), Some(name)) => {
-                let object: Value = serde_json::from_slice(body).unwrap();
+                let mut object: Value = serde_json::from_slice(body).unwrap();
+                let stored = &self.ledgers[&name]["metadata"]["resourceVersion"];
+                if object["metadata"]["resourceVersion"] != *stored {
+                    return (409, status(409, "Conflict"));
+                }
+                let next = stored.as_str().unwrap().parse::<u64>().unwrap() + 1;
+                object["metadata"]["resourceVersion"] = json!(next.to_string());
                 self.ledgers.insert(name, object.clone());
                 (200, object)
             }
@@ -136,7 +142,7 @@ pub fn world(artifacts: usize) -> Api {
         api.ledgers.insert(
             stored.name.clone(),
             json!({ "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": { "name": stored.name, "namespace": NS, "labels": stored.labels, "annotations": stored.annotations },
+                    "metadata": { "name": stored.name, "namespace": NS, "resourceVersion": "1", "labels": stored.labels, "annotations": stored.annotations },
                     "data": stored.data }),
         );
     }
@@ -165,7 +171,16 @@ pub async fn stop(artifacts: usize) -> (Vec<String>, ledger::StopReport, Arc<Mut
             }
         })
     };
-    let report = ledger::stop(&kube, "INC-1", "oncall", &Protection { globs: Vec::new() }).await;
+    let report = ledger::stop(
+        &kube,
+        "INC-1",
+        "oncall",
+        &Protection {
+            globs: Vec::new(),
+            own_namespace: "chaos-testing".into(),
+        },
+    )
+    .await;
     drop(kube);
     server.abort();
     let calls = api.lock().unwrap().calls.clone();
