@@ -7,5 +7,5 @@ mod plan;
 mod settings;
 
 pub use kind::Kind;
-pub use plan::{plan, Plan};
-pub use settings::{PodKill, Settings};
+pub use plan::{network_policy, plan, Plan, PARTITION_LABEL};
+pub use settings::{Direction, NetworkPartition, Peer, PodKill, Settings};

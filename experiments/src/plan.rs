@@ -6,7 +6,11 @@ use std::time::Duration;
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::verdict::Verdict;
 
-use crate::settings::{PodKill, Settings};
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::settings::{Direction, NetworkPartition, Peer, PodKill, Settings};
 use crate::Kind;
 
 /// A fire's steps, in waves: the runner applies a wave, waits for the workloads it hit to
@@ -29,8 +33,15 @@ impl Plan {
 
 /// The steps one fire of `kind` takes on the pods the guard chose. `Err` says why the kind
 /// cannot run in this version (a dry run still plans and records everything else).
-pub fn plan(kind: Kind, settings: &Settings, verdict: Option<&Verdict>) -> Result<Plan, String> {
+pub fn plan(
+    kind: Kind,
+    run: &str,
+    settings: &Settings,
+    verdict: Option<&Verdict>,
+) -> Result<Plan, String> {
     match (kind, settings) {
+        (Kind::NetworkPartition, Settings::NetworkPartition(s)) => Ok(partition(run, s, verdict)),
+        (Kind::NetworkPartition, _) => Ok(partition(run, &NetworkPartition::default(), verdict)),
         // A probe only observes.
         (Kind::Probe, _) => Ok(Plan::default()),
         (Kind::PodKill, Settings::PodKill(s)) => Ok(pod_kill(s, verdict)),
@@ -66,6 +77,91 @@ fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
     }
 }
 
+/// The label that marks the pods a partition isolates: NetworkPolicies select by label, and the
+/// guard chose pods by name.
+pub const PARTITION_LABEL: &str = "firedrill.io/partition";
+
+/// Marks each chosen pod, then one NetworkPolicy per namespace isolates the marked pods. Undo:
+/// delete the policies, unmark the pods.
+fn partition(run: &str, settings: &NetworkPartition, verdict: Option<&Verdict>) -> Plan {
+    let targets = verdict.map(|v| v.targets.as_slice()).unwrap_or_default();
+    let path = format!("/metadata/labels/{}", PARTITION_LABEL.replace('/', "~1"));
+    let mut steps: Vec<Step> = targets
+        .iter()
+        .map(|t| {
+            Step::set_field(
+                ObjectRef::namespaced(ObjectKind::Pod, &t.namespace, &t.name),
+                &path,
+                None,
+                Some(Value::String(run.to_owned())),
+            )
+        })
+        .collect();
+    let namespaces: std::collections::BTreeSet<&str> =
+        targets.iter().map(|t| t.namespace.as_str()).collect();
+    for namespace in namespaces {
+        if let Some(step) = Step::create(network_policy(run, namespace, settings)) {
+            steps.push(step);
+        }
+    }
+    Plan {
+        waves: vec![steps],
+        interval: Duration::ZERO,
+    }
+}
+
+/// The NetworkPolicy isolating the marked pods of one namespace.
+pub fn network_policy(run: &str, namespace: &str, settings: &NetworkPartition) -> Value {
+    let peers: Vec<Value> = settings
+        .allow
+        .iter()
+        .map(|peer| match peer {
+            Peer::Pods(labels) => json!({ "podSelector": { "matchLabels": labels } }),
+            Peer::Namespace(name) => json!({ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": name } } }),
+            Peer::Cidr(cidr) => json!({ "ipBlock": { "cidr": cidr } }),
+        })
+        .collect();
+    let (ingress, egress) = match settings.direction {
+        Direction::Ingress => (true, false),
+        Direction::Egress => (false, true),
+        Direction::Both => (true, true),
+    };
+    let mut types = Vec::new();
+    let mut spec = serde_json::Map::new();
+    spec.insert(
+        "podSelector".into(),
+        json!({ "matchLabels": BTreeMap::from([(PARTITION_LABEL, run)]) }),
+    );
+    if ingress {
+        types.push("Ingress");
+        let rules: Vec<Value> = if peers.is_empty() {
+            Vec::new()
+        } else {
+            vec![json!({ "from": peers })]
+        };
+        spec.insert("ingress".into(), json!(rules));
+    }
+    if egress {
+        types.push("Egress");
+        let mut rules: Vec<Value> = if peers.is_empty() {
+            Vec::new()
+        } else {
+            vec![json!({ "to": peers })]
+        };
+        if settings.allow_dns {
+            rules.push(json!({ "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] }));
+        }
+        spec.insert("egress".into(), json!(rules));
+    }
+    spec.insert("policyTypes".into(), json!(types));
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": format!("firedrill-partition-{run}").chars().take(253).collect::<String>(), "namespace": namespace },
+        "spec": spec,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,7 +192,7 @@ mod tests {
             waves: 2,
             ..PodKill::default()
         });
-        let planned = plan(Kind::PodKill, &settings, Some(&verdict(3))).unwrap();
+        let planned = plan(Kind::PodKill, "run-1", &settings, Some(&verdict(3))).unwrap();
         assert_eq!(
             planned.waves.iter().map(Vec::len).collect::<Vec<_>>(),
             [2, 1]
@@ -111,7 +207,7 @@ mod tests {
             waves: 5,
             ..PodKill::default()
         });
-        let forced = plan(Kind::PodKill, &forced, Some(&verdict(2))).unwrap();
+        let forced = plan(Kind::PodKill, "run-1", &forced, Some(&verdict(2))).unwrap();
         assert_eq!(forced.waves.len(), 2, "never more waves than pods");
         assert!(matches!(
             &forced.waves[0][0].forward,
@@ -121,9 +217,47 @@ mod tests {
                 ..
             }
         ));
-        assert!(plan(Kind::PodKill, &Settings::None, None)
+        assert!(plan(Kind::PodKill, "run-1", &Settings::None, None)
             .unwrap()
             .is_empty());
-        assert!(plan(Kind::NodeDrain, &Settings::None, None).is_err());
+        assert!(plan(Kind::NodeDrain, "run-1", &Settings::None, None).is_err());
+    }
+
+    #[test]
+    fn a_partition_marks_the_chosen_pods_and_isolates_them() {
+        let settings = Settings::NetworkPartition(NetworkPartition {
+            direction: Direction::Both,
+            allow: vec![Peer::Namespace("monitoring".into())],
+            allow_dns: true,
+        });
+        let planned = plan(
+            Kind::NetworkPartition,
+            "run-1",
+            &settings,
+            Some(&verdict(2)),
+        )
+        .unwrap();
+        let steps: Vec<String> = planned.steps().map(|s| s.forward.describe()).collect();
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(steps[0].starts_with("patch Pod shop/api-0: {\"metadata\":{\"labels\":{\"firedrill.io/partition\":\"run-1\"}}}"), "{steps:?}");
+        assert_eq!(
+            steps[2],
+            "create NetworkPolicy shop/firedrill-partition-run-1"
+        );
+        let policy = network_policy(
+            "run-1",
+            "shop",
+            match &settings {
+                Settings::NetworkPartition(s) => s,
+                _ => unreachable!(),
+            },
+        );
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(
+            policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+                ["kubernetes.io/metadata.name"],
+            "monitoring"
+        );
+        assert_eq!(policy["spec"]["egress"][1]["ports"][0]["port"], 53);
     }
 }

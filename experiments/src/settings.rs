@@ -9,6 +9,7 @@ pub enum Settings {
     #[default]
     None,
     PodKill(PodKill),
+    NetworkPartition(NetworkPartition),
 }
 
 /// `pod-kill`: evict (the default: PodDisruptionBudgets are enforced by the API server too) or
@@ -34,4 +35,43 @@ impl Default for PodKill {
             interval: Duration::from_secs(120),
         }
     }
+}
+
+/// `network-partition`: NetworkPolicies that isolate the chosen pods. NetworkPolicies only allow,
+/// so a partition denies all traffic in `direction` except to and from the `allow` peers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkPartition {
+    pub direction: Direction,
+    pub allow: Vec<Peer>,
+    /// Keep DNS (UDP and TCP 53) open for egress, so the pods fail on the partition, not on
+    /// name resolution. Default true.
+    pub allow_dns: bool,
+}
+
+impl Default for NetworkPartition {
+    fn default() -> Self {
+        NetworkPartition {
+            direction: Direction::Both,
+            allow: Vec::new(),
+            allow_dns: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Ingress,
+    Egress,
+    Both,
+}
+
+/// A peer that stays reachable during a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// Pods with these labels (`matchLabels`), in the target's namespace.
+    Pods(std::collections::BTreeMap<String, String>),
+    /// Every pod of a namespace.
+    Namespace(String),
+    /// An IP block.
+    Cidr(String),
 }

@@ -460,7 +460,7 @@ async fn inject(
     dry_run: bool,
 ) -> Result<Option<Injection>, Ended> {
     let drill = x.drill;
-    let plan = match firedrill_experiments::plan(drill.kind, &drill.fault, chosen) {
+    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &drill.fault, chosen) {
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
@@ -500,12 +500,18 @@ async fn inject(
                 .filter(|j| !j.is_empty());
             ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             // What cooldown reads back from the cluster: the workloads this run acts on.
-            let affected: std::collections::BTreeSet<OwnerRef> = chosen
+            let hit: std::collections::BTreeSet<OwnerRef> = chosen
                 .iter()
                 .flat_map(|v| v.targets.iter())
                 .filter_map(|t| t.owner.clone())
                 .collect();
-            ledger.hits = affected.iter().map(ToString::to_string).collect();
+            ledger.hits = hit.iter().map(ToString::to_string).collect();
+            // Recovery is watched for kinds whose pods go away; a partition's pods stay.
+            let affected = if drill.kind == Kind::PodKill {
+                hit
+            } else {
+                std::collections::BTreeSet::new()
+            };
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,

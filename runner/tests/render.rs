@@ -132,6 +132,25 @@ fn every_rendered_object_passes_the_official_schemas() {
         files.push(file);
     }
     files.push(workspace().join("deploy/examples/ledger.yaml"));
+    // What network-partition creates, with every kind of peer.
+    let partition = firedrill_experiments::NetworkPartition {
+        direction: firedrill_experiments::Direction::Both,
+        allow: vec![
+            firedrill_experiments::Peer::Namespace("monitoring".into()),
+            firedrill_experiments::Peer::Pods([("app".to_owned(), "gateway".to_owned())].into()),
+            firedrill_experiments::Peer::Cidr("10.0.0.0/8".into()),
+        ],
+        allow_dns: true,
+    };
+    let file = dir.join("network-policy.yaml");
+    std::fs::write(
+        &file,
+        firedrill::config::yaml::emit(&firedrill_experiments::network_policy(
+            "cut-1", "pake-api", &partition,
+        )),
+    )
+    .unwrap();
+    files.push(file);
     // And the deployment manifests.
     for entry in std::fs::read_dir(workspace().join("deploy/kubernetes")).unwrap() {
         let path = entry.unwrap().path();

@@ -947,3 +947,87 @@ async fn a_pod_kill_is_recorded_in_the_ledger_and_its_recovery_measured() {
         "{data:?}"
     );
 }
+
+#[tokio::test]
+async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let w = world(None).await;
+    web_workload(&w.client).await;
+    let pods = || async {
+        let mut out: Vec<serde_json::Value> = Api::<Pod>::namespaced(w.client.clone(), "apps")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(p).unwrap();
+                // What the API server changes on every write.
+                let metadata = v["metadata"].as_object_mut().unwrap();
+                metadata.remove("resourceVersion");
+                metadata.remove("generation");
+                v
+            })
+            .collect();
+        out.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap().to_owned());
+        out
+    };
+    let before = pods().await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, limits: {{ partition: 10m }} }}\ndrills:\n  - name: cut-web\n    kind: network-partition\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ direction: both, allow: [{{ namespace: monitoring }}, {{ cidr: 10.0.0.0/8 }}] }}\n"
+    );
+    let config = Config::parse(&text, Path::new("cut.yaml")).unwrap();
+    let drill = config.drills[0].clone();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: "cut-web-1".into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    // Watch the cluster while the drill runs: the policy exists and selects the marked pod.
+    let client = w.client.clone();
+    let during = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let policy = Api::<NetworkPolicy>::namespaced(client.clone(), "apps")
+            .get("firedrill-partition-cut-web-1")
+            .await
+            .unwrap();
+        let marked: Vec<String> = Api::<Pod>::namespaced(client, "apps")
+            .list(&kube::api::ListParams::default().labels("firedrill.io/partition=cut-web-1"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        (serde_json::to_value(policy).unwrap(), marked)
+    });
+    let record = execute_on(&w.client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let (policy, marked) = during.await.unwrap();
+    assert_eq!(
+        marked,
+        [record.targets[0].name.clone()],
+        "exactly the chosen pod is isolated"
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["firedrill.io/partition"],
+        "cut-web-1"
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(
+        policy["metadata"]["labels"]["firedrill.io/artifact"],
+        "true"
+    );
+    // Undone exactly: no policy, every pod as before.
+    assert!(Api::<NetworkPolicy>::namespaced(w.client.clone(), "apps")
+        .get_opt("firedrill-partition-cut-web-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(pods().await, before);
+}

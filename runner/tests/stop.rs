@@ -159,6 +159,13 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
         "pods/eviction".to_owned(),
         "create".to_owned(),
     ));
+    // network-partition: label the chosen pods (and unlabel them on revert), create the policy.
+    for (group, resource, verb) in [
+        ("", "pods", "patch"),
+        ("networking.k8s.io", "networkpolicies", "create"),
+    ] {
+        used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
+    }
     // The guard's read-only rules are the other ClusterRole's; the rollback role grants exactly
     // what is used, no more.
     let guard = [

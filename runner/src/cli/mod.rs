@@ -282,6 +282,12 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             // A closed pipe (e.g. `| head`) is not an error worth a panic.
             let _ = std::io::stdout().write_all(text.as_bytes());
+            if fires
+                .iter()
+                .any(|f| f.kind == firedrill_experiments::Kind::NetworkPartition.name())
+            {
+                eprintln!("note: network-partition drills need a network plugin that enforces NetworkPolicy (Calico, Cilium, ...); with one that does not, the partition is silently not in effect");
+            }
             ExitCode::SUCCESS
         }
     }

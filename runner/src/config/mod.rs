@@ -655,6 +655,11 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         (None, Some(Kind::PodKill)) => Some(firedrill_experiments::Settings::PodKill(
             firedrill_experiments::PodKill::default(),
         )),
+        (None, Some(Kind::NetworkPartition)) => {
+            Some(firedrill_experiments::Settings::NetworkPartition(
+                firedrill_experiments::NetworkPartition::default(),
+            ))
+        }
         _ => Some(firedrill_experiments::Settings::None),
     };
     let safety = match f.get("safety") {
@@ -778,17 +783,120 @@ fn read_fault(
                 interval: interval?,
             }))
         }
+        Kind::NetworkPartition => read_partition(r, node, path).map(Settings::NetworkPartition),
         other => {
             r.error(
                 node.mark,
                 path,
                 format!(
-                    "kind {other} takes no `fault:` settings in this version (pod-kill does: force, grace_period, waves, interval)"
+                    "kind {other} takes no `fault:` settings in this version (pod-kill and network-partition do)"
                 ),
             );
             None
         }
     }
+}
+
+fn read_partition(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<firedrill_experiments::NetworkPartition> {
+    use firedrill_experiments::{Direction, NetworkPartition, Peer};
+    let f = r.fields(node, path, &["direction", "allow", "allow_dns"])?;
+    let d = NetworkPartition::default();
+    let direction = match f.get("direction") {
+        Some(n) => r.parsed(n, &f.path_of("direction"), "a direction", |s| match s {
+            "ingress" => Ok(Direction::Ingress),
+            "egress" => Ok(Direction::Egress),
+            "both" => Ok(Direction::Both),
+            _ => Err(format!(
+                "{s:?} is not a direction (allowed: ingress, egress, both)"
+            )),
+        }),
+        None => Some(d.direction),
+    };
+    let allow_dns = f
+        .get("allow_dns")
+        .map_or(Some(d.allow_dns), |n| r.boolean(n, &f.path_of("allow_dns")));
+    let allow = match f.get("allow") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let key = f.path_of("allow");
+            let items = r.list(
+                n,
+                &key,
+                "peers: {selector: ...}, {namespace: ...} or {cidr: ...}",
+            )?;
+            let mut peers = Vec::new();
+            let mut ok = true;
+            for (i, item_node) in items.iter().enumerate() {
+                let at = item(&key, i);
+                let Some(pf) = r.fields(item_node, &at, &["selector", "namespace", "cidr"]) else {
+                    ok = false;
+                    continue;
+                };
+                let given: Vec<&str> = ["selector", "namespace", "cidr"]
+                    .into_iter()
+                    .filter(|k| pf.has(k))
+                    .collect();
+                if given.len() != 1 {
+                    r.error(
+                        item_node.mark,
+                        &at,
+                        "give exactly one of `selector`, `namespace` or `cidr`",
+                    );
+                    ok = false;
+                    continue;
+                }
+                let peer = match given[0] {
+                    "selector" => r.parsed(pf.get("selector")?, &pf.path_of("selector"), "key=value labels", |s| {
+                        let selector = parse_selector(s)?;
+                        let mut labels = std::collections::BTreeMap::new();
+                        for req in selector.requirements() {
+                            match req {
+                                firedrill_safety::Requirement::Equals(k, v) => {
+                                    labels.insert(k.clone(), v.clone());
+                                }
+                                other => {
+                                    return Err(format!(
+                                        "`{other}` is not key=value: a NetworkPolicy peer selects by equal labels only"
+                                    ))
+                                }
+                            }
+                        }
+                        if labels.is_empty() {
+                            return Err("an empty selector would allow every pod of the namespace; name the peers".into());
+                        }
+                        Ok(Peer::Pods(labels))
+                    }),
+                    "namespace" => r.parsed(pf.get("namespace")?, &pf.path_of("namespace"), "a namespace name", |s| {
+                        dns_label(s, 63).map(|()| Peer::Namespace(s.to_owned()))
+                    }),
+                    _ => r.parsed(pf.get("cidr")?, &pf.path_of("cidr"), "a CIDR", |s| {
+                        let bad = || format!("{s:?} is not a CIDR (write e.g. 10.0.0.0/8 or fd00::/8)");
+                        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+                        let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+                        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+                        if prefix > if ip.is_ipv4() { 32 } else { 128 } {
+                            return Err(bad());
+                        }
+                        Ok(Peer::Cidr(s.to_owned()))
+                    }),
+                };
+                match peer {
+                    Some(p) => peers.push(p),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(peers)
+        }
+    };
+    Some(NetworkPartition {
+        direction: direction?,
+        allow: allow?,
+        allow_dns: allow_dns?,
+    })
 }
 
 fn read_targets(r: &mut Reader, f: &Fields, path: &str, kind: Option<Kind>) -> Option<Vec<Target>> {
