@@ -18,8 +18,8 @@ pub use ledger::{
 };
 pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
 pub use replay::{
-    apply, replay, replay_after_sweep, Action, Applied, ApplyError, Cluster, Done, Guard, Outcome,
-    Report,
+    apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
+    Outcome, Report,
 };
 pub use undo::{decide, Decision, Step, UndoRecord};
 

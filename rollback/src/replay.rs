@@ -127,7 +127,7 @@ pub struct Applied {
 /// Every object a run creates carries the run, the drill, the artifact label (what `stop` and the
 /// sweeper select on) and the expiry any firedrill process honours: stamped here, so no fault
 /// kind can forget.
-fn stamped(operation: &Operation, ledger: &Ledger) -> Operation {
+pub fn stamped(operation: &Operation, ledger: &Ledger) -> Operation {
     let Operation::Create { object } = operation else {
         return operation.clone();
     };

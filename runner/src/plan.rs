@@ -285,3 +285,73 @@ pub fn render_table(fires: &[PlannedFire]) -> String {
     }
     out
 }
+
+/// `plan --drill NAME --at T --render`: every change one fire of the drill would make to the
+/// cluster snapshot, as YAML documents — objects it would create (as they would be created,
+/// labels and expiry included) and changes to existing objects with the prior value a revert
+/// restores. Nothing is asked of a cluster.
+pub fn render_fire(
+    config: &Config,
+    cluster: &Cluster,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<String, String> {
+    let drill = config.drill(name).ok_or_else(|| {
+        let names: Vec<&str> = config.drills.iter().map(|d| d.name.as_str()).collect();
+        format!(
+            "no drill named {name:?} (the file's drills: {})",
+            names.join(", ")
+        )
+    })?;
+    let chosen = drill.kind.needs_pod_targets().then(|| {
+        verdict::decide(
+            cluster,
+            &Request {
+                drill: &drill.name,
+                seed: verdict::seed(&drill.name, at.timestamp()),
+                now: at.timestamp(),
+                targets: &drill.targets,
+                policy: &drill.safety,
+                own_namespace: &config.namespace,
+                recent_hits: &verdict::RecentHits::new(),
+            },
+        )
+    });
+    let mut out = format!(
+        "# {} ({}) at {}: what one fire would change, newest last\n",
+        drill.name,
+        drill.kind,
+        rfc3339_utc(at)
+    );
+    if let Some(blocked) = chosen.as_ref().and_then(|v| v.blocked.as_ref()) {
+        out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
+        return Ok(out);
+    }
+    let run = crate::job::run_id(&drill.name, at);
+    let plan = firedrill_experiments::plan(drill.kind, &run, &drill.fault, chosen.as_ref())?;
+    let expires = at
+        + TimeDelta::from_std(crate::job::active_deadline(drill)).unwrap_or(TimeDelta::hours(25));
+    let ledger = firedrill_rollback::Ledger::new(
+        &run,
+        &drill.name,
+        drill.kind.name(),
+        &rfc3339_utc(expires),
+    );
+    for (w, wave) in plan.waves.iter().enumerate() {
+        for step in wave {
+            let mut doc = serde_json::json!({
+                "change": firedrill_rollback::stamped(&step.forward, &ledger),
+                "undo": step.undo,
+            });
+            if plan.waves.len() > 1 {
+                doc["wave"] = serde_json::json!(w + 1);
+            }
+            out.push_str("---\n");
+            out.push_str(&crate::config::yaml::emit(&doc));
+        }
+    }
+    if plan.is_empty() {
+        out.push_str("# nothing would change\n");
+    }
+    Ok(out)
+}

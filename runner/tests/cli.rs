@@ -358,3 +358,57 @@ fn endless_or_non_utf8_inputs_are_refused_with_where() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn plan_render_shows_every_change_a_fire_would_make_with_its_undo() {
+    let render = |drill: &str| {
+        firedrill(&[
+            "plan",
+            "--config",
+            EXAMPLE,
+            "--cluster",
+            "deploy/examples/cluster.yaml",
+            "--drill",
+            drill,
+            "--at",
+            "2027-01-15T15:00:00Z",
+            "--render",
+        ])
+    };
+    let out = render("network-partition-quarterly");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert_eq!(
+        shown.matches("---\n").count(),
+        3,
+        "two pods labelled, one policy: {shown}"
+    );
+    assert!(
+        shown.contains("kind: NetworkPolicy") && shown.contains("type: delete-created"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("firedrill.io/expires-at: \"2027-01-15T15:20:00Z\""),
+        "{shown}"
+    );
+    let out = render("pod-kill-monthly");
+    let shown = text(&out.stdout);
+    assert_eq!(shown.matches("op: kill").count(), 3, "{shown}");
+    assert!(
+        shown.contains("evict: true") && shown.contains("type: recreated"),
+        "{shown}"
+    );
+    let out = render("no-such-drill");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no drill named \"no-such-drill\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = firedrill(&["plan", "--config", EXAMPLE, "--render"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--render needs --drill, --at and --cluster"
+    );
+}

@@ -151,6 +151,39 @@ fn every_rendered_object_passes_the_official_schemas() {
     )
     .unwrap();
     files.push(file);
+    // Every object `plan --render` shows a fire of an example drill would create.
+    for drill in example().drills {
+        let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args([
+                "plan",
+                "--config",
+                "deploy/examples/firedrill.yaml",
+                "--cluster",
+                "deploy/examples/cluster.yaml",
+                "--drill",
+                &drill.name,
+                "--at",
+                "2027-01-15T15:00:00Z",
+                "--render",
+            ])
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        for (i, doc) in text.split("---\n").skip(1).enumerate() {
+            let doc =
+                firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
+            if doc["change"]["op"] == "create" {
+                let file = dir.join(format!("render-{}-{i}.yaml", drill.name));
+                std::fs::write(
+                    &file,
+                    firedrill::config::yaml::emit(&doc["change"]["object"]),
+                )
+                .unwrap();
+                files.push(file);
+            }
+        }
+    }
     // And the deployment manifests.
     for entry in std::fs::read_dir(workspace().join("deploy/kubernetes")).unwrap() {
         let path = entry.unwrap().path();

@@ -58,6 +58,13 @@ pub enum Command {
         /// Instead of the calendar, one fire of every drill at this instant (RFC 3339).
         #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with_all = ["until", "next", "from"])]
         at: Option<DateTime<Utc>>,
+        /// With --render: the drill whose fire to render.
+        #[arg(long, value_name = "NAME", requires = "render")]
+        drill: Option<String>,
+        /// Print, as YAML documents, every change one fire of --drill at --at would make to the
+        /// --cluster snapshot, each with the undo record that reverts it. Needs no cluster.
+        #[arg(long, requires_all = ["drill", "at", "cluster"])]
+        render: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -248,6 +255,8 @@ pub fn run(cli: Cli) -> ExitCode {
             next,
             cluster,
             at,
+            drill,
+            render,
             format,
         } => {
             let c = match load(&config) {
@@ -264,6 +273,18 @@ pub fn run(cli: Cli) -> ExitCode {
                     });
                 }
             };
+            if let (true, Some(name), Some(at), Some(snapshot)) = (render, &drill, at, &snapshot) {
+                return match plan::render_fire(&c, snapshot, name, at) {
+                    Ok(text) => {
+                        let _ = std::io::stdout().write_all(text.as_bytes());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_USAGE)
+                    }
+                };
+            }
             let from = from.or(at).unwrap_or_else(Utc::now);
             let window = match (until, next, at) {
                 (_, _, Some(at)) => Window::At(at),
