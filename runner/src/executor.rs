@@ -69,6 +69,20 @@ impl Injection {
             self.first_fault.get_or_insert(now);
             self.recovered = None;
         }
+        // Each object the drill touched says so, for `kubectl describe`.
+        for step in steps {
+            if let Some(target) = step.forward.target() {
+                let message = format!(
+                    "firedrill drill {} (run {}): {}",
+                    self.ledger.drill,
+                    self.ledger.run,
+                    step.forward.describe()
+                );
+                self.cluster
+                    .event_on(&target, "FiredrillFault", &message)
+                    .await;
+            }
+        }
         for what in &applied.made {
             self.event(now, what);
         }

@@ -94,7 +94,54 @@ pub struct KubeCluster {
     namespace: String,
 }
 
+/// The Event a drill leaves on an object it touched, so `kubectl describe` tells the story:
+/// in the object's namespace (`default` for a Node, where the kubelet's Events go too).
+pub fn victim_event(
+    target: &ObjectRef,
+    reason: &str,
+    message: &str,
+) -> k8s_openapi::api::core::v1::Event {
+    let at = Utc::now();
+    let namespace = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let now = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": format!("{}.{:x}", target.name, at.timestamp_nanos_opt().unwrap_or_default()),
+            "namespace": namespace,
+        },
+        "involvedObject": {
+            "apiVersion": target.kind.api_version(),
+            "kind": target.kind.to_string(),
+            "name": target.name,
+            "namespace": target.namespace,
+        },
+        "reason": reason,
+        "message": message.chars().take(1000).collect::<String>(),
+        "type": "Warning",
+        "source": { "component": "firedrill" },
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }))
+    .unwrap_or_default()
+}
+
 impl KubeCluster {
+    /// Leaves an Event on an object a drill touched; an Event that cannot be written is logged,
+    /// never a reason to stop.
+    pub async fn event_on(&self, target: &ObjectRef, reason: &str, message: &str) {
+        let event = victim_event(target, reason, message);
+        let namespace = event.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(object = %target, error = %e, "no Event on the object the drill touched");
+        }
+    }
+
     pub fn new(kube: &Kube) -> Self {
         KubeCluster {
             client: kube.client().clone(),

@@ -93,6 +93,30 @@ fn every_rendered_object_passes_the_official_schemas() {
             files.push(file);
         }
     }
+    // The Events a drill leaves on what it touches (a pod, and a node: cluster-scoped).
+    for (i, target) in [
+        firedrill_rollback::ObjectRef::namespaced(
+            firedrill_rollback::ObjectKind::Pod,
+            "pake-api",
+            "api-1",
+        ),
+        firedrill_rollback::ObjectRef::node("node-1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut event = serde_json::to_value(firedrill::ledger::victim_event(
+            target,
+            "FiredrillFault",
+            "firedrill drill d (run r): evict Pod pake-api/api-1",
+        ))
+        .unwrap();
+        event["apiVersion"] = "v1".into();
+        event["kind"] = "Event".into();
+        let file = dir.join(format!("event-{i}.yaml"));
+        std::fs::write(&file, firedrill::config::yaml::emit(&event)).unwrap();
+        files.push(file);
+    }
     // The ledger and the kill switch, as firedrill writes them, and the example ledger.
     let mut ledger = firedrill_rollback::Ledger::new(
         "pod-kill-monthly-trosc0",

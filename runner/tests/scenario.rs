@@ -1023,6 +1023,23 @@ async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
         policy["metadata"]["labels"]["firedrill.io/artifact"],
         "true"
     );
+    // Each pod the drill touched carries an Event naming the drill and the run.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(w.client.clone(), "apps")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let on_target: Vec<&k8s_openapi::api::core::v1::Event> = events
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(record.targets[0].name.as_str()))
+        .collect();
+    assert_eq!(on_target.len(), 1, "{events:?}");
+    assert_eq!(on_target[0].reason.as_deref(), Some("FiredrillFault"));
+    assert!(on_target[0]
+        .message
+        .as_deref()
+        .unwrap()
+        .starts_with("firedrill drill cut-web (run cut-web-1): patch Pod apps/"));
     // Undone exactly: no policy, every pod as before.
     assert!(Api::<NetworkPolicy>::namespaced(w.client.clone(), "apps")
         .get_opt("firedrill-partition-cut-web-1")

@@ -160,9 +160,11 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
         "create".to_owned(),
     ));
     // network-partition: label the chosen pods (and unlabel them on revert), create the policy.
+    // And an Event on every object a drill touches, wherever it is.
     for (group, resource, verb) in [
         ("", "pods", "patch"),
         ("networking.k8s.io", "networkpolicies", "create"),
+        ("", "events", "create"),
     ] {
         used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
     }
