@@ -51,29 +51,15 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs the binary in a blocking thread so the test's HTTP server keeps answering.
+/// Runs `execute` of the `api-probe` drill as a Job would (no cluster), in a blocking thread so
+/// the test's HTTP server keeps answering.
 async fn execute(config: &Path) -> Ran {
-    let config = config.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(["execute", "--config"])
-            .arg(&config)
-            .args(["--drill", "api-probe"])
-            .env("KUBECONFIG", "/nonexistent")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("FIREDRILL_LOG", "json")
-            .output()
-            .expect("run firedrill execute")
-    })
+    let config = config.display().to_string();
+    firedrill(
+        args(&["execute", "--config", &config, "--drill", "api-probe"]),
+        std::env::current_dir().unwrap(),
+    )
     .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Ran {
-        code: out.status.code(),
-        record: serde_json::from_str(stdout.lines().last().unwrap_or("null"))
-            .unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn temp() -> PathBuf {

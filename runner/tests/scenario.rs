@@ -760,18 +760,25 @@ async fn web_workload(client: &kube::Client) {
         .await
         .unwrap();
     for i in 0..3 {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": format!("web-{i}"), "namespace": "apps", "labels": { "app": "web" }, "creationTimestamp": created,
-                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true }] },
-            "spec": { "containers": [{ "name": "web", "image": "web" }] },
-            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
-        }))
-        .unwrap();
         Api::<Pod>::namespaced(client.clone(), "apps")
-            .create(&PostParams::default(), &pod)
+            .create(
+                &PostParams::default(),
+                &web_pod(&format!("web-{i}"), &created),
+            )
             .await
             .unwrap();
     }
+}
+
+/// A Running and Ready pod of `apps/web`.
+fn web_pod(name: &str, created: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "namespace": "apps", "labels": { "app": "web" }, "creationTimestamp": created,
+            "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true }] },
+        "spec": { "containers": [{ "name": "web", "image": "web" }] },
+        "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
+    }))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -854,13 +861,7 @@ fn recreate_web_pods(client: kube::Client, delay: Duration) {
                 tokio::time::sleep(delay).await;
                 next += 1;
                 let created = (Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
-                let pod: Pod = serde_json::from_value(serde_json::json!({
-                    "metadata": { "name": format!("web-{next}"), "namespace": "apps", "labels": { "app": "web" }, "creationTimestamp": created,
-                        "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true }] },
-                    "spec": { "containers": [{ "name": "web", "image": "web" }] },
-                    "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
-                }))
-                .unwrap();
+                let pod = web_pod(&format!("web-{next}"), &created);
                 api.create(&PostParams::default(), &pod).await.unwrap();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
