@@ -693,6 +693,15 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
             );
         }
     }
+    if let (Some(s), Some(kind)) = (&success, kind) {
+        if s.rto.is_some() && kind != Kind::PodKill {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                child(&at("success"), "rto"),
+                format!("recovery time is measured for pod-kill in this version, not for {kind} (remove `rto`; the drill's probes and abort conditions judge it)"),
+            );
+        }
+    }
     let success = match (success, &steady_state) {
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
         (success, _) => success,
