@@ -84,6 +84,11 @@ impl ObjectRef {
     /// The reference of a manifest (`kind`, `metadata.namespace`, `metadata.name`).
     pub fn of(object: &Value) -> Option<ObjectRef> {
         let kind = ObjectKind::parse(object.get("kind")?.as_str()?)?;
+        ObjectRef::named(object, kind)
+    }
+
+    /// The reference of an object of `kind` (as a list returns them: without `kind`).
+    pub fn named(object: &Value, kind: ObjectKind) -> Option<ObjectRef> {
         let metadata = object.get("metadata")?;
         Some(ObjectRef {
             kind,

@@ -45,6 +45,47 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == code)
 }
 
+/// The object an Event is about.
+pub struct Involved<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    /// `None` for a cluster-scoped object.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+/// An Event about `involved`, kept in `namespace`, named as kubectl names Events (the object, a
+/// dot, a unique suffix), from firedrill.
+pub fn event_about(
+    involved: &Involved,
+    namespace: &str,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) -> Result<Event, serde_json::Error> {
+    let at = Utc::now();
+    let now = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("{}.{:x}", involved.name, at.timestamp_nanos_opt().unwrap_or_default()),
+            "namespace": namespace,
+        },
+        "involvedObject": {
+            "apiVersion": involved.api_version,
+            "kind": involved.kind,
+            "name": involved.name,
+            "namespace": involved.namespace,
+        },
+        "reason": reason,
+        "message": message.chars().take(1000).collect::<String>(),
+        "type": if warning { "Warning" } else { "Normal" },
+        "source": { "component": "firedrill" },
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }))
+}
+
 /// Whether creating a Job made it, or found it already there (the same fire, fired before).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Created {
@@ -297,25 +338,19 @@ impl Kube {
         reason: &str,
         message: &str,
     ) -> Result<(), KubeError> {
-        let at = Utc::now();
-        let now = at.to_rfc3339_opts(SecondsFormat::Secs, true);
-        // Named as kubectl names Events: the object, a dot, a unique suffix.
-        let name = format!("{run}.{:x}", at.timestamp_nanos_opt().unwrap_or_default());
-        let event: Event = serde_json::from_value(json!({
-            "metadata": { "name": name, "namespace": self.namespace },
-            "involvedObject": { "apiVersion": "batch/v1", "kind": "Job", "name": run, "namespace": self.namespace },
-            "reason": reason,
-            "message": message.chars().take(1000).collect::<String>(),
-            "type": if warning { "Warning" } else { "Normal" },
-            "source": { "component": "firedrill" },
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }))
-        .map_err(|e| KubeError::Invalid {
-            action: "build an Event".into(),
-            message: e.to_string(),
-        })?;
+        let involved = Involved {
+            api_version: "batch/v1",
+            kind: "Job",
+            namespace: Some(&self.namespace),
+            name: run,
+        };
+        let event =
+            event_about(&involved, &self.namespace, warning, reason, message).map_err(|e| {
+                KubeError::Invalid {
+                    action: "build an Event".into(),
+                    message: e.to_string(),
+                }
+            })?;
         Api::<Event>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &event)
             .await

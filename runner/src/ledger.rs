@@ -101,32 +101,15 @@ pub fn victim_event(
     reason: &str,
     message: &str,
 ) -> k8s_openapi::api::core::v1::Event {
-    let at = Utc::now();
-    let namespace = target
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
-    let now = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    serde_json::from_value(serde_json::json!({
-        "metadata": {
-            "name": format!("{}.{:x}", target.name, at.timestamp_nanos_opt().unwrap_or_default()),
-            "namespace": namespace,
-        },
-        "involvedObject": {
-            "apiVersion": target.kind.api_version(),
-            "kind": target.kind.to_string(),
-            "name": target.name,
-            "namespace": target.namespace,
-        },
-        "reason": reason,
-        "message": message.chars().take(1000).collect::<String>(),
-        "type": "Warning",
-        "source": { "component": "firedrill" },
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }))
-    .unwrap_or_default()
+    let kind = target.kind.to_string();
+    let involved = crate::kubernetes::Involved {
+        api_version: target.kind.api_version(),
+        kind: &kind,
+        namespace: target.namespace.as_deref(),
+        name: &target.name,
+    };
+    let namespace = target.namespace.as_deref().unwrap_or("default");
+    crate::kubernetes::event_about(&involved, namespace, true, reason, message).unwrap_or_default()
 }
 
 impl KubeCluster {
@@ -189,7 +172,10 @@ impl KubeCluster {
             .await
             .map(|l| l.items.into_iter().map(to_value).collect())
             .map_err(|e| format!("list {kind}s labelled {ARTIFACT_SELECTOR}: {e}")))?;
-        Ok(items.iter().filter_map(|v| with_kind(v, kind)).collect())
+        Ok(items
+            .iter()
+            .filter_map(|v| ObjectRef::named(v, kind))
+            .collect())
     }
 
     /// Deletes every artifact of one kind by label: one call per namespace that holds any.
@@ -235,18 +221,6 @@ impl KubeCluster {
             found: found.into_iter().collect(),
         })
     }
-}
-
-fn with_kind(object: &Value, kind: ObjectKind) -> Option<ObjectRef> {
-    let metadata = object.get("metadata")?;
-    Some(ObjectRef {
-        kind,
-        namespace: metadata
-            .get("namespace")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        name: metadata.get("name")?.as_str()?.to_owned(),
-    })
 }
 
 fn stored(cm: ConfigMap) -> Stored {
@@ -766,7 +740,7 @@ pub async fn sweep_expired(
                 .pointer("/metadata/annotations/firedrill.io~1expires-at")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let Some(target) = with_kind(&item, kind) else {
+            let Some(target) = ObjectRef::named(&item, kind) else {
                 continue;
             };
             if expired(at) && guard(&target).is_none() {

@@ -743,6 +743,19 @@ drills:
     );
 }
 
+/// A drill file of one armed drill, and a run of it starting now.
+fn one_drill(text: &str, run: &str) -> (Config, firedrill::config::Drill, RunRef) {
+    let config = Config::parse(text, Path::new("drill.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let drill = config.drills[0].clone();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: run.into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    (config, drill, run)
+}
+
 /// A Deployment `apps/web` with three ready pods, an hour old, in the in-memory cluster.
 async fn web_workload(client: &kube::Client) {
     use k8s_openapi::api::apps::v1::Deployment;
@@ -789,14 +802,7 @@ async fn the_guard_reads_the_live_cluster_and_honours_cooldown_across_runs() {
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ cooldown: 24h, min_pod_age: 5m }}\ndrills:\n  - name: kill-web\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n"
     );
-    let config = Config::parse(&text, Path::new("guard.yaml")).unwrap();
-    let drill = config.drills[0].clone();
-    let run = RunRef {
-        drill: drill.name.clone(),
-        run: "kill-web-1".into(),
-        scheduled: Utc::now(),
-        dry_run: false,
-    };
+    let (config, drill, run) = one_drill(&text, "kill-web-1");
     let execute = |recent_hits| execute_on(&w.client, &config, &drill, &run, recent_hits);
 
     // Without the history, a drill with a cooldown cannot prove it is safe.
@@ -878,14 +884,7 @@ async fn a_pod_kill_is_recorded_in_the_ledger_and_its_recovery_measured() {
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, max_blast_radius: 100% }}\ndrills:\n  - name: kill-web\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 4s\n    targets: [{{ namespace: apps, selector: app=web, count: 2 }}]\n    fault: {{ force: true, grace_period: 0s, waves: 2, interval: 300ms }}\n    success: {{ rto: 30s }}\n"
     );
-    let config = Config::parse(&text, Path::new("kill.yaml")).unwrap();
-    let drill = config.drills[0].clone();
-    let run = RunRef {
-        drill: drill.name.clone(),
-        run: "kill-web-2".into(),
-        scheduled: Utc::now(),
-        dry_run: false,
-    };
+    let (config, drill, run) = one_drill(&text, "kill-web-2");
     let record = execute_on(&w.client, &config, &drill, &run, Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
     assert_eq!(record.targets.len(), 2);
@@ -978,14 +977,7 @@ async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, limits: {{ partition: 10m }} }}\ndrills:\n  - name: cut-web\n    kind: network-partition\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ direction: both, allow: [{{ namespace: monitoring }}, {{ cidr: 10.0.0.0/8 }}] }}\n"
     );
-    let config = Config::parse(&text, Path::new("cut.yaml")).unwrap();
-    let drill = config.drills[0].clone();
-    let run = RunRef {
-        drill: drill.name.clone(),
-        run: "cut-web-1".into(),
-        scheduled: Utc::now(),
-        dry_run: false,
-    };
+    let (config, drill, run) = one_drill(&text, "cut-web-1");
     // Watch the cluster while the drill runs: the policy exists and selects the marked pod.
     let client = w.client.clone();
     let during = tokio::spawn(async move {
