@@ -1,5 +1,5 @@
 //! Reads a cluster snapshot — what `kubectl get pods,deployments,statefulsets,replicasets,
-//! daemonsets,poddisruptionbudgets,namespaces,nodes -A -o yaml` prints — into the guard's model.
+//! daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml` prints — into the guard's model.
 //!
 //! Objects are read as JSON values, so the same conversion serves a live cluster's objects.
 //! Kinds the guard does not need (Services, Nodes, ...) are skipped. A field that is present but
@@ -32,9 +32,11 @@ const KINDS: &[&str] = &[
     "ReplicaSet",
     "PodDisruptionBudget",
     "Pod",
+    "Node",
+    "Service",
 ];
 
-const KUBECTL: &str = "kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml";
+const KUBECTL: &str = "kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -223,6 +225,18 @@ impl Model {
             }),
             "PodDisruptionBudget" => o.pdb().map(|pdb| cluster.pdbs.push(pdb)),
             "Pod" => o.pod().map(|pod| cluster.pods.push(pod)),
+            "Node" => o.labels().map(|labels| {
+                cluster.nodes.push(firedrill_safety::cluster::Node {
+                    name: o.name.clone(),
+                    unschedulable: o
+                        .value
+                        .pointer("/spec/unschedulable")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    labels,
+                })
+            }),
+            "Service" => o.service().map(|service| cluster.services.push(service)),
             _ => Ok(()),
         };
         result.map_err(|m| format!("{} {}: {m}", o.kind, o.path()))
@@ -443,6 +457,54 @@ impl<'a> Object<'a> {
                 Self::field(pointer)
             )),
         }
+    }
+
+    fn service(&self) -> Result<firedrill_safety::cluster::Service, String> {
+        use firedrill_safety::cluster::{Service, ServicePort};
+        let selector = match self.value.pointer("/spec/selector") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.string_map("/spec/selector")?),
+        };
+        let mut ports = Vec::new();
+        for (i, port) in self
+            .value
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let number = port
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| format!("spec.ports[{i}].port: expected a port number"))?;
+            let (target_port, target_port_name) = match port.get("targetPort") {
+                None | Some(Value::Null) => (Some(number), None),
+                Some(Value::String(name)) => match name.parse::<u16>() {
+                    Ok(n) => (Some(n), None),
+                    Err(_) => (None, Some(name.clone())),
+                },
+                Some(v) => (
+                    Some(v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(
+                        || format!("spec.ports[{i}].targetPort: expected a port number or name"),
+                    )?),
+                    None,
+                ),
+            };
+            ports.push(ServicePort {
+                name: port.get("name").and_then(Value::as_str).map(str::to_owned),
+                port: number,
+                target_port,
+                target_port_name,
+            });
+        }
+        Ok(Service {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            selector,
+            ports,
+        })
     }
 
     fn pdb(&self) -> Result<Pdb, String> {

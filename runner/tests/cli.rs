@@ -307,7 +307,7 @@ fn hostile_and_wrong_inputs_to_plan_are_refused_with_their_reason() {
 fn help_says_what_every_option_is() {
     let plan = text(&firedrill(&["plan", "--help"]).stdout);
     assert!(
-        plan.contains("kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml"),
+        plan.contains("kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml"),
         "the resource list is one word: {plan}"
     );
     let execute = text(&firedrill(&["execute", "--help"]).stdout);

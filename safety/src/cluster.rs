@@ -119,10 +119,41 @@ pub struct Namespace {
     pub annotations: Labels,
 }
 
+/// A node: what draining or stressing it must know.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// `spec.unschedulable`: cordoned already.
+    pub unschedulable: bool,
+    pub labels: Labels,
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    /// `targetPort` when it is a number; `None` when it is a name (or absent: then `port`).
+    pub target_port: Option<u16>,
+    pub target_port_name: Option<String>,
+}
+
+/// A Service, for the faults that act on a dependency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    /// `None`: a Service without a selector (its endpoints are managed by hand).
+    pub selector: Option<Labels>,
+    pub ports: Vec<ServicePort>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cluster {
     pub namespaces: Vec<Namespace>,
     pub owners: Vec<Owner>,
     pub pods: Vec<Pod>,
     pub pdbs: Vec<Pdb>,
+    pub nodes: Vec<Node>,
+    pub services: Vec<Service>,
 }

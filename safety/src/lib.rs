@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod glob;
+pub mod nodes;
 pub mod policy;
 pub mod quantity;
 pub mod selector;

@@ -118,16 +118,16 @@ fn is_opted_in(labels: &crate::cluster::Labels) -> bool {
 }
 
 /// Budget state of one PodDisruptionBudget for this decision.
-struct Budget {
-    allowed: i64,
-    explain: String,
+pub(crate) struct Budget {
+    pub(crate) allowed: i64,
+    pub(crate) explain: String,
 }
 
 /// Pods of one namespace, indexed by label on demand: a PDB's budget then looks only at the pods
 /// that carry the value its selector requires, not at the whole namespace.
 #[derive(Default)]
-struct NamespacePods<'c> {
-    all: Vec<&'c Pod>,
+pub(crate) struct NamespacePods<'c> {
+    pub(crate) all: Vec<&'c Pod>,
     by_label: HashMap<&'c str, HashMap<&'c str, Vec<&'c Pod>>>,
 }
 
@@ -163,7 +163,7 @@ impl<'c> NamespacePods<'c> {
     }
 }
 
-fn budget<'c>(
+pub(crate) fn budget<'c>(
     pdb: &'c Pdb,
     pods: &mut NamespacePods<'c>,
     owner_index: &HashMap<&OwnerRef, usize>,
@@ -244,11 +244,11 @@ pub fn decide(cluster: &Cluster, request: &Request) -> Verdict {
 /// The lookups every decision on one cluster needs, built once: a plan decides a year of fires
 /// on the same snapshot.
 pub struct ClusterIndex<'c> {
-    cluster: &'c Cluster,
-    namespaces: HashMap<&'c str, &'c Namespace>,
+    pub(crate) cluster: &'c Cluster,
+    pub(crate) namespaces: HashMap<&'c str, &'c Namespace>,
     /// Each workload gets an index once; per-pod work then uses the index, not the key's hash.
-    owner_index: HashMap<&'c OwnerRef, usize>,
-    pdbs: PdbIndex<'c>,
+    pub(crate) owner_index: HashMap<&'c OwnerRef, usize>,
+    pub(crate) pdbs: PdbIndex<'c>,
 }
 
 impl<'c> ClusterIndex<'c> {
@@ -473,9 +473,9 @@ pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
     verdict
 }
 
-type PdbIndex<'c> = HashMap<&'c str, Vec<&'c Pdb>>;
+pub(crate) type PdbIndex<'c> = HashMap<&'c str, Vec<&'c Pdb>>;
 
-fn matching_pdbs<'c>(pdbs: &PdbIndex<'c>, pod: &Pod) -> Vec<&'c Pdb> {
+pub(crate) fn matching_pdbs<'c>(pdbs: &PdbIndex<'c>, pod: &Pod) -> Vec<&'c Pdb> {
     pdbs.get(pod.namespace.as_str())
         .into_iter()
         .flatten()
@@ -495,61 +495,11 @@ fn static_exclusion(
     namespaces: &HashMap<&str, &Namespace>,
     known_owner: Option<&Owner>,
 ) -> Option<String> {
+    if let Some(reason) = protection(pod, request, namespaces, known_owner) {
+        return Some(reason);
+    }
     let policy = request.policy;
-    if pod.namespace == "kube-system" {
-        return Some("in kube-system, which is always protected".to_owned());
-    }
-    if pod.namespace == request.own_namespace {
-        return Some(format!(
-            "in firedrill's own namespace {}, which is always protected",
-            request.own_namespace
-        ));
-    }
-    if pod
-        .labels
-        .get("app.kubernetes.io/name")
-        .is_some_and(|v| v == "firedrill")
-        || pod.labels.contains_key("firedrill.io/run")
-    {
-        return Some("one of firedrill's own pods, which are always protected".to_owned());
-    }
-    let owner = pod.owner.as_ref();
-    if let Some(glob) = policy.protected.iter().find(|g| {
-        g.matches(&pod.namespace, &pod.name)
-            || owner.is_some_and(|o| g.matches(&o.namespace, &o.name))
-    }) {
-        return Some(format!("protected by safety.protected {glob}"));
-    }
-    if let Some(selector) = policy.never_target.iter().find(|s| s.matches(&pod.labels)) {
-        return Some(format!("matches safety.never_target {selector}"));
-    }
-
-    if policy.opt_in {
-        let namespace_in = namespaces
-            .get(pod.namespace.as_str())
-            .is_some_and(|n| is_opted_in(&n.labels) || is_opted_in(&n.annotations));
-        let workload_in =
-            known_owner.is_some_and(|o| is_opted_in(&o.labels)) || is_opted_in(&pod.labels);
-        if !namespace_in && !workload_in {
-            return Some(format!(
-                "safety.opt_in is on and neither namespace {} nor its workload carries {OPT_IN_KEY}=true",
-                pod.namespace
-            ));
-        }
-    }
-    let Some(owner) = owner else {
-        return Some("has no controller to recreate it".to_owned());
-    };
-    if !owner.kind.recreates_pods() {
-        return Some(format!(
-            "owned by {owner}, which does not recreate deleted pods (only Deployment, StatefulSet, ReplicaSet and DaemonSet pods are targeted)"
-        ));
-    }
-    if known_owner.is_none() {
-        return Some(format!(
-            "its workload {owner} is not in the cluster snapshot, so its health cannot be checked"
-        ));
-    }
+    let owner = pod.owner.as_ref()?;
     if !pod.running_and_ready {
         return Some(format!(
             "not Running and Ready (phase {}), so not healthy to begin with",
@@ -582,6 +532,98 @@ fn static_exclusion(
     None
 }
 
+/// The rules that say a pod may not be hurt at all, as a target or as a neighbour: always
+/// protected places and pods, `protected`, `never_target`, `opt_in`, and a controller that
+/// recreates it and is known.
+pub(crate) fn protection(
+    pod: &Pod,
+    request: &Request,
+    namespaces: &HashMap<&str, &Namespace>,
+    known_owner: Option<&Owner>,
+) -> Option<String> {
+    if let Some(reason) = explicit_protection(pod, request) {
+        return Some(reason);
+    }
+    let policy = request.policy;
+    if policy.opt_in {
+        let namespace_in = namespaces
+            .get(pod.namespace.as_str())
+            .is_some_and(|n| is_opted_in(&n.labels) || is_opted_in(&n.annotations));
+        let workload_in =
+            known_owner.is_some_and(|o| is_opted_in(&o.labels)) || is_opted_in(&pod.labels);
+        if !namespace_in && !workload_in {
+            return Some(format!(
+                "safety.opt_in is on and neither namespace {} nor its workload carries {OPT_IN_KEY}=true",
+                pod.namespace
+            ));
+        }
+    }
+    let Some(owner) = pod.owner.as_ref() else {
+        return Some("has no controller to recreate it".to_owned());
+    };
+    if !owner.kind.recreates_pods() {
+        return Some(format!(
+            "owned by {owner}, which does not recreate deleted pods (only Deployment, StatefulSet, ReplicaSet and DaemonSet pods are targeted)"
+        ));
+    }
+    if known_owner.is_none() {
+        return Some(format!(
+            "its workload {owner} is not in the cluster snapshot, so its health cannot be checked"
+        ));
+    }
+    None
+}
+
+/// Always protected (kube-system, firedrill's own namespace and pods), `safety.protected` and
+/// `safety.never_target`: what no fault may hurt in any way.
+pub(crate) fn explicit_protection(pod: &Pod, request: &Request) -> Option<String> {
+    if pod.namespace == "kube-system" {
+        return Some("in kube-system, which is always protected".to_owned());
+    }
+    if pod.namespace == request.own_namespace {
+        return Some(format!(
+            "in firedrill's own namespace {}, which is always protected",
+            request.own_namespace
+        ));
+    }
+    if pod
+        .labels
+        .get("app.kubernetes.io/name")
+        .is_some_and(|v| v == "firedrill")
+        || pod.labels.contains_key("firedrill.io/run")
+    {
+        return Some("one of firedrill's own pods, which are always protected".to_owned());
+    }
+    listed_protection(pod, request.policy)
+}
+
+/// `safety.protected` (on the pod or its workload) and `safety.never_target`.
+pub(crate) fn listed_protection(pod: &Pod, policy: &crate::Policy) -> Option<String> {
+    let owner = pod.owner.as_ref();
+    if let Some(glob) = policy.protected.iter().find(|g| {
+        g.matches(&pod.namespace, &pod.name)
+            || owner.is_some_and(|o| g.matches(&o.namespace, &o.name))
+    }) {
+        return Some(format!("protected by safety.protected {glob}"));
+    }
+    if let Some(selector) = policy.never_target.iter().find(|s| s.matches(&pod.labels)) {
+        return Some(format!("matches safety.never_target {selector}"));
+    }
+    None
+}
+
+/// The ready pods `pod`'s workload must keep: the highest `min_healthy` rule that covers it, and
+/// without one still its last ready pod.
+pub(crate) fn floor(policy: &crate::Policy, pod: &Pod, owner: &Owner) -> i64 {
+    policy
+        .min_healthy
+        .iter()
+        .filter(|r| r.namespace == pod.namespace && r.selector.matches(&pod.labels))
+        .map(|r| r.min.resolve_ceil(u64::from(owner.desired)))
+        .max()
+        .unwrap_or(1) as i64
+}
+
 /// Rules that depend on what this fire has already picked: min_healthy and PDBs.
 #[allow(clippy::too_many_arguments)]
 fn pick_exclusion<'c>(
@@ -596,15 +638,7 @@ fn pick_exclusion<'c>(
     budgets: &mut HashMap<(&'c str, &'c str), Budget>,
 ) -> Option<String> {
     let owner_ref = &owner.key;
-    let rules: Vec<u64> = request
-        .policy
-        .min_healthy
-        .iter()
-        .filter(|r| r.namespace == pod.namespace && r.selector.matches(&pod.labels))
-        .map(|r| r.min.resolve_ceil(u64::from(owner.desired)))
-        .collect();
-    // Without a rule, a workload still never loses its last ready pod.
-    let min = rules.iter().copied().max().unwrap_or(1) as i64;
+    let min = floor(request.policy, pod, owner);
     if ready_now - 1 < min {
         return Some(format!(
             "would leave {owner_ref} with {} ready pod{}; min_healthy is {min}",

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firedrill_safety::cluster::{
-    Cluster, IntOrPercent, Labels, Namespace, Owner, OwnerKind, OwnerRef, Pdb, Pod,
+    Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod,
 };
+use firedrill_safety::nodes::{on_nodes, Reach};
 use firedrill_safety::verdict::{
     decide, decide_on, latest_hits, seed, ClusterIndex, RecentHits, Request, Verdict,
 };
@@ -764,6 +765,76 @@ mod properties {
             // Caps.
             prop_assert!(v.targets.len() as u64 <= p.max_blast_radius.of_floor(matched.len() as u64));
             prop_assert!(v.targets.len() <= p.max_targets as usize);
+        }
+
+        /// Node faults: every pod on an accepted node is judged like a target, and the floors
+        /// hold counting every pod the fault takes down on every accepted node.
+        #[test]
+        fn no_node_fault_breaks_a_rule(
+            case in arb_case(),
+            placement in prop::collection::vec(0usize..3, 64),
+            cordoned in prop::collection::vec(any::<bool>(), 3),
+            listed_nodes in 1usize..=3,
+            reach in prop_oneof![Just(Reach::Drain), Just(Reach::Stress { may_evict: true }), Just(Reach::Stress { may_evict: false })],
+        ) {
+            let mut case = case;
+            for (i, pod) in case.cluster.pods.iter_mut().enumerate() {
+                pod.node = Some(format!("n{}", placement[i % placement.len()]));
+            }
+            case.cluster.nodes = (0..listed_nodes).map(|i| Node { name: format!("n{i}"), unschedulable: cordoned[i], labels: Labels::new() }).collect();
+            let hits = latest_hits(case.hits.iter().cloned());
+            let request = Request { drill: "prop", seed: case.seed, now: NOW, targets: &case.targets, policy: &case.policy, own_namespace: "firedrill", recent_hits: &hits };
+            let index = ClusterIndex::new(&case.cluster);
+            let mut v = decide_on(&index, &request);
+            let judged = on_nodes(&index, &request, &v, reach);
+            judged.narrow(&mut v, &index);
+            let p = &case.policy;
+            let accepted: HashSet<&str> = judged.nodes.iter().map(|n| n.node.as_str()).collect();
+            let plumbing = |pod: &Pod| pod.owner.as_ref().is_some_and(|o| o.kind == OwnerKind::DaemonSet);
+            let listed = |pod: &Pod| p.protected.iter().any(|g| g.matches(&pod.namespace, &pod.name) || pod.owner.as_ref().is_some_and(|o| g.matches(&o.namespace, &o.name))) || p.never_target.iter().any(|s| s.matches(&pod.labels));
+            let goes_down = reach != Reach::Stress { may_evict: false };
+            let mut down: HashMap<&OwnerRef, i64> = HashMap::new();
+            let mut down_pods: Vec<&Pod> = Vec::new();
+            for pod in case.cluster.pods.iter().filter(|p| accepted.contains(p.node.as_deref().unwrap())) {
+                if plumbing(pod) {
+                    prop_assert!(reach == Reach::Drain || !listed(pod), "{}/{} listed and stressed", pod.namespace, pod.name);
+                    continue;
+                }
+                prop_assert!(pod.namespace != "kube-system" && pod.namespace != "firedrill", "{}/{}", pod.namespace, pod.name);
+                prop_assert!(!listed(pod), "{}/{} is protected", pod.namespace, pod.name);
+                let node = judged.nodes.iter().find(|n| Some(n.node.as_str()) == pod.node.as_deref()).unwrap();
+                prop_assert!(node.pods.iter().any(|c| c.namespace == pod.namespace && c.name == pod.name), "{}/{} on {} not listed", pod.namespace, pod.name, node.node);
+                if goes_down {
+                    let owner = pod.owner.as_ref();
+                    prop_assert!(owner.is_some_and(|o| o.kind.recreates_pods() && case.cluster.owners.iter().any(|w| &w.key == o)), "{}/{} cannot come back", pod.namespace, pod.name);
+                    if pod.running_and_ready {
+                        *down.entry(owner.unwrap()).or_default() += 1;
+                        down_pods.push(pod);
+                    }
+                }
+            }
+            for (owner, taken) in &down {
+                let workload = case.cluster.owners.iter().find(|o| &o.key == *owner).unwrap();
+                let ready = case.cluster.pods.iter().filter(|p| p.owner.as_ref() == Some(*owner) && p.running_and_ready).count() as i64;
+                let sample = case.cluster.pods.iter().find(|p| p.owner.as_ref() == Some(*owner)).unwrap();
+                let min = p.min_healthy.iter().filter(|r| r.namespace == owner.namespace && r.selector.matches(&sample.labels)).map(|r| r.min.resolve_ceil(u64::from(workload.desired)) as i64).max().unwrap_or(1);
+                prop_assert!(ready - taken >= min, "{owner}: {ready} ready, {taken} down, min {min}");
+            }
+            for pdb in &case.cluster.pdbs {
+                let selector = pdb.selector.as_ref().unwrap();
+                let hit = down_pods.iter().filter(|d| d.namespace == pdb.namespace && selector.matches(&d.labels)).count() as i64;
+                prop_assert!(hit == 0 || hit <= pdb_allows(&case, pdb), "{}: {hit} > {}", pdb.name, pdb_allows(&case, pdb));
+            }
+            if reach == Reach::Drain && judged.nodes.iter().any(|n| !n.was_unschedulable) {
+                let left = case.cluster.nodes.iter().filter(|n| !n.unschedulable && !accepted.contains(n.name.as_str())).count();
+                prop_assert!(left >= 1, "no schedulable node left");
+                prop_assert!(judged.nodes.iter().all(|n| case.cluster.nodes.iter().any(|k| k.name == n.node)));
+            }
+            for t in &v.targets {
+                let pod = case.cluster.pods.iter().find(|p| p.namespace == t.namespace && p.name == t.name).unwrap();
+                prop_assert!(accepted.contains(pod.node.as_deref().unwrap()));
+            }
+            prop_assert_eq!(v.blocked.is_some(), v.targets.is_empty());
         }
 
         #[test]

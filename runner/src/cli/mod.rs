@@ -50,7 +50,7 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until")]
         next: Option<u32>,
         /// A cluster snapshot, as printed by
-        /// `kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,namespaces -A -o yaml`:
+        /// `kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml`:
         /// adds to each fire the pods it would hit, the pods it leaves alone and why, or why it
         /// is blocked.
         #[arg(long, value_name = "SNAPSHOT")]
