@@ -2,10 +2,17 @@
 //! its undo record, as data). It calls no API: the runner applies the steps through the rollback
 //! ledger, so every kind is reverted by the same code.
 
+mod choose;
+pub mod dependency;
 mod kind;
+pub mod node;
 mod plan;
 mod settings;
 
+pub use choose::{choose, reach, Choice};
 pub use kind::Kind;
-pub use plan::{network_policy, plan, Plan, PARTITION_LABEL};
-pub use settings::{Direction, NetworkPartition, Peer, PodKill, Settings};
+pub use plan::{network_policy, plan, Plan, Scene, PARTITION_LABEL};
+pub use settings::{
+    percent, Dependency, DependencyFailure, Direction, HttpFault, Mode, NetworkPartition,
+    NodeDrain, Peer, PodKill, Ramp, Resource, ResourceStress, Settings, STRESS_IMAGE,
+};

@@ -4,21 +4,30 @@
 use std::time::Duration;
 
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
+use firedrill_safety::cluster::{Cluster, OwnerRef};
 use firedrill_safety::verdict::Verdict;
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::choose::Choice;
 use crate::settings::{Direction, NetworkPartition, Peer, PodKill, Settings};
 use crate::Kind;
 
-/// A fire's steps, in waves: the runner applies a wave, waits for the workloads it hit to
-/// recover, waits `interval`, then applies the next.
+/// A fire's steps, in waves: the runner applies a wave, waits `interval` (after the workloads in
+/// `affected` recovered, when `wait_for_recovery`), then applies the next.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     pub waves: Vec<Vec<Step>>,
     pub interval: Duration,
+    /// The next wave waits until every affected workload is ready and the probes pass.
+    pub wait_for_recovery: bool,
+    /// Leading waves that only prepare (a proxy, a copy of a Service): the fault, and the
+    /// recovery time, start with the first wave after them.
+    pub preparatory: usize,
+    /// The workloads whose pods the fault takes down: recovery waits for them.
+    pub affected: Vec<OwnerRef>,
 }
 
 impl Plan {
@@ -29,23 +38,59 @@ impl Plan {
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.waves.iter().flatten()
     }
+
+    fn one_wave(steps: Vec<Step>) -> Plan {
+        Plan {
+            waves: vec![steps],
+            ..Plan::default()
+        }
+    }
 }
 
-/// The steps one fire of `kind` takes on the pods the guard chose. `Err` says why the kind
-/// cannot run in this version (a dry run still plans and records everything else).
-pub fn plan(
-    kind: Kind,
-    run: &str,
-    settings: &Settings,
-    verdict: Option<&Verdict>,
-) -> Result<Plan, String> {
+/// What a kind plans from: the guard's choice and the facts of the cluster its steps need.
+#[derive(Clone, Copy, Debug)]
+pub struct Scene<'a> {
+    pub choice: Option<&'a Choice>,
+    pub cluster: Option<&'a Cluster>,
+    /// The image firedrill runs; the fault proxy runs it too.
+    pub image: &'a str,
+    /// How long the fault lasts (helpers end by themselves after it).
+    pub duration: Duration,
+    /// When the run's artifacts expire (RFC 3339): helpers stop hurting then, whatever happens.
+    pub expires: &'a str,
+}
+
+impl Scene<'_> {
+    fn verdict(&self) -> Option<&Verdict> {
+        self.choice.map(|c| &c.verdict)
+    }
+}
+
+/// The steps one fire of `kind` takes on what the guard chose. `Err` says why the kind cannot
+/// run (a dry run still plans and records everything else).
+pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, String> {
     match (kind, settings) {
-        (Kind::NetworkPartition, Settings::NetworkPartition(s)) => Ok(partition(run, s, verdict)),
-        (Kind::NetworkPartition, _) => Ok(partition(run, &NetworkPartition::default(), verdict)),
+        (Kind::NetworkPartition, Settings::NetworkPartition(s)) => {
+            Ok(partition(run, s, scene.verdict()))
+        }
+        (Kind::NetworkPartition, _) => Ok(partition(
+            run,
+            &NetworkPartition::default(),
+            scene.verdict(),
+        )),
         // A probe only observes.
         (Kind::Probe, _) => Ok(Plan::default()),
-        (Kind::PodKill, Settings::PodKill(s)) => Ok(pod_kill(s, verdict)),
-        (Kind::PodKill, _) => Ok(pod_kill(&PodKill::default(), verdict)),
+        (Kind::PodKill, Settings::PodKill(s)) => Ok(pod_kill(s, scene.verdict())),
+        (Kind::PodKill, _) => Ok(pod_kill(&PodKill::default(), scene.verdict())),
+        (Kind::NodeDrain, Settings::NodeDrain(s)) => Ok(crate::node::drain(s, scene)),
+        (Kind::NodeDrain, _) => Ok(crate::node::drain(&Default::default(), scene)),
+        (Kind::ResourceStress, Settings::ResourceStress(s)) => {
+            Ok(crate::node::stress(run, s, scene))
+        }
+        (Kind::ResourceStress, _) => Ok(crate::node::stress(run, &Default::default(), scene)),
+        (Kind::DependencyFailure, Settings::DependencyFailure(s)) => {
+            crate::dependency::plan(run, s, scene)
+        }
         (other, _) => Err(format!(
             "the {other} fault is not available in this version of firedrill; nothing was injected"
         )),
@@ -71,9 +116,18 @@ fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
         .collect();
     let waves = (settings.waves.max(1) as usize).min(steps.len().max(1));
     let per_wave = steps.len().div_ceil(waves).max(1);
+    let affected: std::collections::BTreeSet<OwnerRef> = verdict
+        .map(|v| v.targets.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t.owner.clone())
+        .collect();
     Plan {
         waves: steps.chunks(per_wave).map(<[Step]>::to_vec).collect(),
         interval: settings.interval,
+        wait_for_recovery: true,
+        preparatory: 0,
+        affected: affected.into_iter().collect(),
     }
 }
 
@@ -84,6 +138,18 @@ pub const PARTITION_LABEL: &str = "firedrill.io/partition";
 /// Marks each chosen pod, then one NetworkPolicy per namespace isolates the marked pods. Undo:
 /// delete the policies, unmark the pods.
 fn partition(run: &str, settings: &NetworkPartition, verdict: Option<&Verdict>) -> Plan {
+    Plan::one_wave(isolate(run, verdict, |namespace| {
+        network_policy(run, namespace, settings)
+    }))
+}
+
+/// Marks each chosen pod with [`PARTITION_LABEL`], then creates `policy(namespace)` in each
+/// namespace that holds one.
+pub(crate) fn isolate(
+    run: &str,
+    verdict: Option<&Verdict>,
+    policy: impl Fn(&str) -> Value,
+) -> Vec<Step> {
     let targets = verdict.map(|v| v.targets.as_slice()).unwrap_or_default();
     let path = format!("/metadata/labels/{}", PARTITION_LABEL.replace('/', "~1"));
     let mut steps: Vec<Step> = targets
@@ -100,14 +166,11 @@ fn partition(run: &str, settings: &NetworkPartition, verdict: Option<&Verdict>) 
     let namespaces: std::collections::BTreeSet<&str> =
         targets.iter().map(|t| t.namespace.as_str()).collect();
     for namespace in namespaces {
-        if let Some(step) = Step::create(network_policy(run, namespace, settings)) {
+        if let Some(step) = Step::create(policy(namespace)) {
             steps.push(step);
         }
     }
-    Plan {
-        waves: vec![steps],
-        interval: Duration::ZERO,
-    }
+    steps
 }
 
 /// The NetworkPolicy isolating the marked pods of one namespace.
@@ -169,6 +232,23 @@ mod tests {
     use firedrill_safety::cluster::{OwnerKind, OwnerRef};
     use firedrill_safety::verdict::Chosen;
 
+    fn chosen(verdict: Verdict) -> Choice {
+        Choice {
+            verdict,
+            nodes: None,
+        }
+    }
+
+    fn scene(choice: Option<&Choice>) -> Scene<'_> {
+        Scene {
+            choice,
+            cluster: None,
+            image: "firedrill:test",
+            duration: Duration::from_secs(60),
+            expires: "2026-01-01T01:00:00Z",
+        }
+    }
+
     fn verdict(n: usize) -> Verdict {
         Verdict {
             targets: (0..n)
@@ -192,7 +272,8 @@ mod tests {
             waves: 2,
             ..PodKill::default()
         });
-        let planned = plan(Kind::PodKill, "run-1", &settings, Some(&verdict(3))).unwrap();
+        let three = chosen(verdict(3));
+        let planned = plan(Kind::PodKill, "run-1", &settings, &scene(Some(&three))).unwrap();
         assert_eq!(
             planned.waves.iter().map(Vec::len).collect::<Vec<_>>(),
             [2, 1]
@@ -207,7 +288,8 @@ mod tests {
             waves: 5,
             ..PodKill::default()
         });
-        let forced = plan(Kind::PodKill, "run-1", &forced, Some(&verdict(2))).unwrap();
+        let two = chosen(verdict(2));
+        let forced = plan(Kind::PodKill, "run-1", &forced, &scene(Some(&two))).unwrap();
         assert_eq!(forced.waves.len(), 2, "never more waves than pods");
         assert!(matches!(
             &forced.waves[0][0].forward,
@@ -217,10 +299,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(plan(Kind::PodKill, "run-1", &Settings::None, None)
+        assert!(plan(Kind::PodKill, "run-1", &Settings::None, &scene(None))
             .unwrap()
             .is_empty());
-        assert!(plan(Kind::NodeDrain, "run-1", &Settings::None, None).is_err());
+        assert!(plan(Kind::RegionFailover, "run-1", &Settings::None, &scene(None)).is_err());
     }
 
     #[test]
@@ -234,7 +316,7 @@ mod tests {
             Kind::NetworkPartition,
             "run-1",
             &settings,
-            Some(&verdict(2)),
+            &scene(Some(&chosen(verdict(2)))),
         )
         .unwrap();
         let steps: Vec<String> = planned.steps().map(|s| s.forward.describe()).collect();

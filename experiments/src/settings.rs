@@ -10,6 +10,9 @@ pub enum Settings {
     None,
     PodKill(PodKill),
     NetworkPartition(NetworkPartition),
+    NodeDrain(NodeDrain),
+    ResourceStress(ResourceStress),
+    DependencyFailure(DependencyFailure),
 }
 
 /// `pod-kill`: evict (the default: PodDisruptionBudgets are enforced by the API server too) or
@@ -74,4 +77,196 @@ pub enum Peer {
     Namespace(String),
     /// An IP block.
     Cidr(String),
+}
+
+/// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
+/// DaemonSet and mirror pods; uncordon on revert unless a node was cordoned before.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeDrain {
+    /// At most this many nodes per fire (the first the chosen pods lead to).
+    pub max_nodes: u32,
+    /// The grace period evicted pods get; `None`: their own.
+    pub grace_period: Option<Duration>,
+}
+
+impl Default for NodeDrain {
+    fn default() -> Self {
+        NodeDrain {
+            max_nodes: 1,
+            grace_period: None,
+        }
+    }
+}
+
+/// What a stress pod loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Memory,
+    Io,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+            Resource::Io => "io",
+        }
+    }
+}
+
+/// A load that climbs from `from` to `to` percent over `over`, in steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ramp {
+    pub from: u32,
+    pub to: u32,
+    pub over: Duration,
+}
+
+/// The default stress-ng image; `image:` replaces it (pin it by digest in production).
+pub const STRESS_IMAGE: &str = "ghcr.io/colinianking/stress-ng:latest";
+
+/// `resource-stress`: one stress-ng pod on each node that holds a chosen pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceStress {
+    pub resource: Resource,
+    /// Percent: of each CPU (cpu) or of the node's available memory (memory).
+    pub load: u32,
+    pub ramp: Option<Ramp>,
+    /// stress-ng workers for io (cpu uses one per CPU, memory one).
+    pub workers: u32,
+    pub image: String,
+    /// At most this many nodes per fire.
+    pub max_nodes: u32,
+}
+
+impl Default for ResourceStress {
+    fn default() -> Self {
+        ResourceStress {
+            resource: Resource::Cpu,
+            load: 80,
+            ramp: None,
+            workers: 1,
+            image: STRESS_IMAGE.to_owned(),
+            max_nodes: 1,
+        }
+    }
+}
+
+/// The dependency a `dependency-failure` drill fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// A Service `namespace/name` (its selector names the pods).
+    Service { namespace: String, name: String },
+    /// A Deployment or StatefulSet.
+    Workload {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+    /// Pods with these labels in a namespace.
+    Pods {
+        namespace: String,
+        labels: std::collections::BTreeMap<String, String>,
+    },
+    /// Addresses outside the cluster.
+    Cidrs(Vec<String>),
+}
+
+impl Dependency {
+    /// The namespace the dependency lives in, when it is in the cluster.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Dependency::Service { namespace, .. }
+            | Dependency::Workload { namespace, .. }
+            | Dependency::Pods { namespace, .. } => Some(namespace),
+            Dependency::Cidrs(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dependency::Service { namespace, name } => write!(f, "Service {namespace}/{name}"),
+            Dependency::Workload {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{kind} {namespace}/{name}"),
+            Dependency::Pods { namespace, labels } => {
+                let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "pods {} in {namespace}", labels.join(","))
+            }
+            Dependency::Cidrs(cidrs) => write!(f, "{}", cidrs.join(", ")),
+        }
+    }
+}
+
+/// How the dependency fails.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Egress from the chosen pods to the dependency denied by NetworkPolicy.
+    Block,
+    /// The dependency's workload scaled to 0 and restored to its exact prior count.
+    ScaleToZero,
+    /// The dependency's Service points at fault-proxy pods for the drill.
+    HttpFault(HttpFault),
+}
+
+/// What the fault proxy does to requests. Shares are in hundredths of a percent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpFault {
+    /// Status codes answered instead of passing the request on, each with its share.
+    pub errors: Vec<(u16, u32)>,
+    /// Added before every request that is passed on.
+    pub delay: Option<Duration>,
+    /// Share of connections reset without an answer.
+    pub reset: u32,
+    /// The Service port to intercept (by default its first).
+    pub port: Option<u16>,
+}
+
+impl HttpFault {
+    /// Share of requests that fail, in hundredths of a percent.
+    pub fn failing(&self) -> u32 {
+        self.errors.iter().map(|(_, share)| share).sum::<u32>() + self.reset
+    }
+
+    /// The proxy's flags, as `firedrill fault-proxy` takes them.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (code, share) in &self.errors {
+            flags.push("--error".to_owned());
+            flags.push(format!("{code}:{}", percent(*share)));
+        }
+        if let Some(delay) = self.delay {
+            flags.push("--delay".to_owned());
+            flags.push(format!("{}ms", delay.as_millis()));
+        }
+        if self.reset > 0 {
+            flags.push("--reset".to_owned());
+            flags.push(percent(self.reset));
+        }
+        flags
+    }
+}
+
+/// Hundredths of a percent as text: 1250 -> "12.5%".
+pub fn percent(hundredths: u32) -> String {
+    let whole = hundredths / 100;
+    match hundredths % 100 {
+        0 => format!("{whole}%"),
+        rest if rest % 10 == 0 => format!("{whole}.{}%", rest / 10),
+        rest => format!("{whole}.{rest:02}%"),
+    }
+}
+
+/// `dependency-failure`: the drill's targets are the dependency's clients; the drill's probes
+/// judge whether they fall back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DependencyFailure {
+    pub dependency: Dependency,
+    pub mode: Mode,
 }

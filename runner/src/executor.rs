@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firedrill_experiments::Kind;
+use firedrill_experiments::{Choice, Kind};
 use firedrill_rollback::{self as rollback, Ledger, Step};
-use firedrill_safety::cluster::OwnerRef;
+use firedrill_safety::cluster::{Cluster, OwnerRef};
 use firedrill_safety::verdict::{self, RecentHits, Request};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -45,12 +45,21 @@ struct Injection {
     cluster: KubeCluster,
     ledger: Ledger,
     protection: Protection,
-    /// Waves not applied yet, and the pause after a wave recovered.
+    /// Waves not applied yet, and the pause before the next.
     waves: std::collections::VecDeque<Vec<Step>>,
     interval: Duration,
-    /// The workloads whose pods were hit: recovery is theirs.
+    /// The next wave waits for recovery (pod-kill's waves, the proxy before a selector swap).
+    wait_for_recovery: bool,
+    /// Leading waves that only prepare: the fault starts after them.
+    preparatory: usize,
+    /// Waves applied so far.
+    applied: usize,
+    /// The workloads the fault takes down: recovery waits for them.
     affected: std::collections::BTreeSet<OwnerRef>,
-    /// When the first change was made, and when everything it hit was back.
+    /// Recovery also waits for the drill's steady-state probes to answer as expected.
+    probes: Vec<gate::SteadyProbe>,
+    endpoints: Endpoints,
+    /// When the first fault was made, and when everything it hit was back.
     first_fault: Option<DateTime<Utc>>,
     recovered: Option<DateTime<Utc>>,
     /// What happened when, for the record.
@@ -64,8 +73,9 @@ impl Injection {
         let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
             .await
             .map_err(|e| e.to_string())?;
+        self.applied += 1;
         let now = Utc::now();
-        if !applied.made.is_empty() {
+        if !applied.made.is_empty() && self.applied > self.preparatory {
             self.first_fault.get_or_insert(now);
             self.recovered = None;
         }
@@ -104,76 +114,112 @@ impl Injection {
         self.timeline.push(json!({ "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "seconds": since, "event": what }));
     }
 
-    /// Whether every affected workload is back to its desired ready replicas.
-    async fn all_ready(&self, kube: &Kube) -> Result<bool, String> {
-        let namespaces: Vec<String> = self
-            .affected
-            .iter()
-            .map(|o| o.namespace.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let objects = kube
-            .snapshot(&namespaces)
-            .await
-            .map_err(|e| e.to_string())?;
-        let refs: Vec<&Value> = objects.iter().collect();
-        let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
-        Ok(self.affected.iter().all(|owner| {
-            let desired = cluster
-                .owners
+    /// Whether the system is back: every affected workload at its desired ready replicas, and
+    /// every steady-state probe answering as expected right now. `Ok(None)`: yes; `Ok(Some)`:
+    /// what is still down.
+    async fn still_down(&self, kube: &Kube) -> Result<Option<String>, String> {
+        if !self.affected.is_empty() {
+            let namespaces: Vec<String> = self
+                .affected
                 .iter()
-                .find(|o| &o.key == owner)
-                .map_or(0, |o| o.desired);
-            let ready = cluster
-                .pods
-                .iter()
-                .filter(|p| p.running_and_ready && p.owner.as_ref() == Some(owner))
-                .count();
-            ready >= desired as usize
-        }))
+                .map(|o| o.namespace.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let objects = kube
+                .snapshot(&namespaces)
+                .await
+                .map_err(|e| e.to_string())?;
+            let refs: Vec<&Value> = objects.iter().collect();
+            let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
+            for owner in &self.affected {
+                let desired = cluster
+                    .owners
+                    .iter()
+                    .find(|o| &o.key == owner)
+                    .map_or(0, |o| o.desired);
+                let ready = cluster
+                    .pods
+                    .iter()
+                    .filter(|p| p.running_and_ready && p.owner.as_ref() == Some(owner))
+                    .count();
+                if ready < desired as usize {
+                    return Ok(Some(format!("{owner}: {ready} of {desired} ready")));
+                }
+            }
+        }
+        for probe in &self.probes {
+            match self.endpoints.get_status(&probe.url, probe.timeout).await {
+                Ok((status, _)) if probe.expect.contains(status) => {}
+                Ok((status, _)) => return Ok(Some(format!("{} answers {status}", probe.url))),
+                Err(e) => return Ok(Some(format!("{}: {e}", probe.url))),
+            }
+        }
+        Ok(None)
     }
 
-    /// Waits for recovery, then applies the next wave after `interval`, until no wave is left
-    /// and the last has recovered. Never returns: the observation decides when the drill ends.
+    /// Watches for recovery and applies the later waves (after recovery when the plan says so,
+    /// `interval` after the previous wave or the recovery). Never returns: the observation
+    /// decides when the drill ends.
     async fn waves(&mut self, kube: &Kube, every: Duration) {
+        let mut next_at: Option<tokio::time::Instant> = None;
         loop {
-            if self.first_fault.is_some() && self.recovered.is_none() {
-                match self.all_ready(kube).await {
-                    Ok(true) => {
+            if self.first_fault.is_some() && self.recovered.is_none()
+                || self.applied <= self.preparatory && self.applied > 0
+            {
+                match self.still_down(kube).await {
+                    Ok(None) if self.first_fault.is_some() => {
                         let now = Utc::now();
                         self.recovered = Some(now);
-                        let names: Vec<String> =
-                            self.affected.iter().map(ToString::to_string).collect();
-                        self.event(
-                            now,
-                            &format!("recovered: {} ready as desired", names.join(", ")),
-                        );
+                        let mut back: Vec<String> = self
+                            .affected
+                            .iter()
+                            .map(|o| format!("{o} ready as desired"))
+                            .collect();
+                        if !self.probes.is_empty() {
+                            back.push("steady-state probes pass".into());
+                        }
+                        let what = if back.is_empty() {
+                            "nothing was taken down".to_owned()
+                        } else {
+                            back.join(", ")
+                        };
+                        self.event(now, &format!("recovered: {what}"));
                     }
-                    Ok(false) => {}
+                    // Prepared (the proxy is ready): the fault may go in.
+                    Ok(None) => self.recovered = Some(Utc::now()),
+                    Ok(Some(_)) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the workloads' readiness"),
                 }
-                tokio::time::sleep(every).await;
-                continue;
             }
-            let Some(wave) = self.waves.pop_front() else {
-                return std::future::pending().await;
-            };
-            tokio::time::sleep(self.interval).await;
-            match self.inject(&wave).await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "a wave failed; the drill goes on observing and reverts at its end");
-                    let now = Utc::now();
-                    self.event(now, &format!("wave failed: {e}"));
-                    self.waves.clear();
+            let may_go = self.recovered.is_some() || !self.wait_for_recovery;
+            if !self.waves.is_empty() && may_go {
+                let at =
+                    *next_at.get_or_insert_with(|| tokio::time::Instant::now() + self.interval);
+                if tokio::time::Instant::now() >= at {
+                    next_at = None;
+                    let wave = self.waves.pop_front().unwrap_or_default();
+                    if self.applied < self.preparatory {
+                        self.recovered = None;
+                    }
+                    if let Err(e) = self.inject(&wave).await {
+                        tracing::error!(error = %e, "a wave failed; the drill goes on observing and reverts at its end");
+                        let now = Utc::now();
+                        self.event(now, &format!("wave failed: {e}"));
+                        self.waves.clear();
+                    }
+                    continue;
                 }
             }
+            if self.waves.is_empty() && self.recovered.is_some() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(every).await;
         }
     }
 
     /// Replays the ledger backwards; an entry left because someone changed it since is reported,
-    /// not an error; anything not undone is.
+    /// not an error; anything not undone is. Each object restored carries an Event saying so.
     async fn revert(&mut self) -> Result<Value, String> {
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let report = rollback::replay(&self.cluster, &mut self.ledger, &guard, false).await;
@@ -182,6 +228,29 @@ impl Injection {
             result: Ok(report.clone()),
         };
         let lines = crate::ledger::describe(&outcome);
+        let touched: std::collections::BTreeSet<rollback::ObjectRef> = self
+            .ledger
+            .entries
+            .iter()
+            // Objects that outlive the drill: not what it created, not the pods it killed.
+            .filter(|e| {
+                !matches!(
+                    e.undo,
+                    rollback::UndoRecord::DeleteCreated { .. }
+                        | rollback::UndoRecord::Recreated { .. }
+                )
+            })
+            .filter_map(|e| e.undo.target())
+            .collect();
+        let message = format!(
+            "firedrill drill {} (run {}): reverted",
+            self.ledger.drill, self.ledger.run
+        );
+        for target in &touched {
+            self.cluster
+                .event_on(target, "FiredrillRevert", &message)
+                .await;
+        }
         if report.failed() {
             Err(lines.join("; "))
         } else {
@@ -373,9 +442,9 @@ async fn choose(
     p: &mut Progress,
     started: DateTime<Utc>,
     dry_run: bool,
-) -> Result<Option<verdict::Verdict>, Ended> {
+) -> Result<Option<(Choice, Cluster)>, Ended> {
     let drill = x.drill;
-    let mut chosen: Option<verdict::Verdict> = None;
+    let mut chosen: Option<(Choice, Cluster)> = None;
     if drill.kind.needs_pod_targets() {
         let Some(kube) = x.kube else {
             return Err((
@@ -383,20 +452,9 @@ async fn choose(
                 "no cluster access to check what the drill may touch".into(),
             ));
         };
-        let namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
-        let objects = match kube.snapshot(&namespaces).await {
-            Ok(objects) => objects,
-            Err(e) => {
-                return Err((
-                    RunStatus::Blocked,
-                    format!("cannot read the cluster (fail safe): {e}"),
-                ))
-            }
-        };
-        let refs: Vec<&Value> = objects.iter().collect();
-        let cluster = match snapshot::from_objects(&refs) {
+        let cluster = match read_cluster(x, kube).await {
             Ok(cluster) => cluster,
-            Err((_, message)) => {
+            Err(message) => {
                 return Err((
                     RunStatus::Blocked,
                     format!("cannot read the cluster (fail safe): {message}"),
@@ -424,18 +482,33 @@ async fn choose(
                 ))
             }
         };
-        let v = verdict::decide(
-            &cluster,
-            &Request {
-                drill: &drill.name,
-                seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-                now: started.timestamp(),
-                targets: &drill.targets,
-                policy: &drill.safety,
-                own_namespace: &x.config.namespace,
-                recent_hits,
-            },
-        );
+        let request = Request {
+            drill: &drill.name,
+            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
+            now: started.timestamp(),
+            targets: &drill.targets,
+            policy: &drill.safety,
+            own_namespace: &x.config.namespace,
+            recent_hits,
+        };
+        let index = verdict::ClusterIndex::new(&cluster);
+        let choice =
+            firedrill_experiments::choose(drill.kind, &drill.fault, &index, &cluster, &request);
+        drop(index);
+        if let Some(nodes) = &choice.nodes {
+            p.evidence.insert(
+                "nodes".into(),
+                json!({
+                    "hurt": nodes.nodes.iter().map(|n| json!({
+                        "node": n.node,
+                        "cordoned_before": n.was_unschedulable,
+                        "pods": n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                    "refused": nodes.refused.iter().map(|(node, reason)| json!({ "node": node, "reason": reason })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        let v = &choice.verdict;
         p.record.targets = v
             .targets
             .iter()
@@ -456,25 +529,104 @@ async fn choose(
                     .collect(),
             ),
         );
-        if let Some(blocked) = v.blocked {
-            return Err((RunStatus::Blocked, blocked));
+        if let Some(blocked) = &v.blocked {
+            return Err((RunStatus::Blocked, blocked.clone()));
         }
-        chosen = Some(v);
+        chosen = Some((choice, cluster));
     }
 
     Ok(chosen)
+}
+
+/// The part of the cluster one fire is decided on: the targets' namespaces (and the
+/// dependency's); for node faults also every node and every namespace with a pod on the nodes
+/// the targets run on, so each neighbour is judged with its workload and budgets.
+async fn read_cluster(x: &Execution<'_>, kube: &Kube) -> Result<Cluster, String> {
+    let drill = x.drill;
+    let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
+    if let firedrill_experiments::Settings::DependencyFailure(s) = &drill.fault {
+        namespaces.extend(s.dependency.namespace().map(str::to_owned));
+    }
+    namespaces.sort();
+    namespaces.dedup();
+    let mut objects = kube
+        .snapshot(&namespaces)
+        .await
+        .map_err(|e| e.to_string())?;
+    let model = |objects: &[Value]| {
+        let refs: Vec<&Value> = objects.iter().collect();
+        snapshot::from_objects(&refs).map_err(|(_, e)| e)
+    };
+    if firedrill_experiments::reach(drill.kind, &drill.fault).is_none() {
+        return model(&objects);
+    }
+    // Which nodes the targets lead to, then everything on them.
+    let first = model(&objects)?;
+    let plain = verdict::decide(
+        &first,
+        &Request {
+            drill: &drill.name,
+            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
+            now: Utc::now().timestamp(),
+            targets: &drill.targets,
+            policy: &drill.safety,
+            own_namespace: &x.config.namespace,
+            recent_hits: &RecentHits::new(),
+        },
+    );
+    let mut nodes: Vec<String> = plain
+        .targets
+        .iter()
+        .filter_map(|t| {
+            first
+                .pods
+                .iter()
+                .find(|p| p.namespace == t.namespace && p.name == t.name)
+                .and_then(|p| p.node.clone())
+        })
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    let extra = kube
+        .nodes_and_pods_on(&nodes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut more: Vec<String> = extra
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|ns| !namespaces.iter().any(|n| n == ns))
+        .map(str::to_owned)
+        .collect();
+    more.sort();
+    more.dedup();
+    objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
+    objects.extend(kube.snapshot(&more).await.map_err(|e| e.to_string())?);
+    model(&objects)
 }
 
 /// 3. The kind's steps, through the ledger (not when dry-run: then only what they would change).
 async fn inject(
     x: &Execution<'_>,
     p: &mut Progress,
-    chosen: Option<&verdict::Verdict>,
+    chosen: Option<&(Choice, Cluster)>,
     started: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Option<Injection>, Ended> {
     let drill = x.drill;
-    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &drill.fault, chosen) {
+    let expires = started
+        + chrono::TimeDelta::from_std(crate::job::active_deadline(drill))
+            .unwrap_or(chrono::TimeDelta::hours(25));
+    let expires_text = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let image = crate::job::Runtime::from_env().image;
+    let scene = firedrill_experiments::Scene {
+        choice: chosen.map(|(c, _)| c),
+        cluster: chosen.map(|(_, cluster)| cluster),
+        image: &image,
+        duration: drill.duration,
+        expires: &expires_text,
+    };
+    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &drill.fault, &scene) {
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
@@ -500,15 +652,7 @@ async fn inject(
             ))
         }
         (false, Some(kube)) => {
-            let expires = started
-                + chrono::TimeDelta::from_std(crate::job::active_deadline(drill))
-                    .unwrap_or(chrono::TimeDelta::hours(25));
-            let mut ledger = Ledger::new(
-                &x.run.run,
-                &drill.name,
-                drill.kind.name(),
-                &expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            );
+            let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind.name(), &expires_text);
             ledger.job = std::env::var(crate::job::ENV_JOB)
                 .ok()
                 .filter(|j| !j.is_empty());
@@ -516,16 +660,17 @@ async fn inject(
             // What cooldown reads back from the cluster: the workloads this run acts on.
             let hit: std::collections::BTreeSet<OwnerRef> = chosen
                 .iter()
-                .flat_map(|v| v.targets.iter())
+                .flat_map(|(c, _)| c.verdict.targets.iter())
                 .filter_map(|t| t.owner.clone())
+                // Workloads a node fault takes down count as hit; a proxy firedrill runs does not.
+                .chain(
+                    plan.affected
+                        .iter()
+                        .filter(|_| plan.preparatory == 0)
+                        .cloned(),
+                )
                 .collect();
             ledger.hits = hit.iter().map(ToString::to_string).collect();
-            // Recovery is watched for kinds whose pods go away; a partition's pods stay.
-            let affected = if drill.kind == Kind::PodKill {
-                hit
-            } else {
-                std::collections::BTreeSet::new()
-            };
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,
@@ -535,7 +680,12 @@ async fn inject(
                 },
                 waves: plan.waves.into_iter().collect(),
                 interval: plan.interval,
-                affected,
+                wait_for_recovery: plan.wait_for_recovery,
+                preparatory: plan.preparatory,
+                applied: 0,
+                affected: plan.affected.into_iter().collect(),
+                probes: drill.steady_state.clone(),
+                endpoints: x.endpoints.clone(),
                 first_fault: None,
                 recovered: None,
                 timeline: Vec::new(),
@@ -617,7 +767,7 @@ fn judge(
                 crate::duration::format(want)
             )),
             None => misses.push(format!(
-                "the affected workloads did not recover within the drill (RTO {})",
+                "the system did not recover within the drill (workloads ready as desired and probes passing; RTO {})",
                 crate::duration::format(want)
             )),
         }

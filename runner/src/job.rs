@@ -188,6 +188,12 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
                 value: Some(run.run.clone()),
                 value_from: None,
             },
+            // The fault proxy a dependency drill deploys runs this same image.
+            EnvVar {
+                name: "FIREDRILL_IMAGE".to_owned(),
+                value: Some(runtime.image.clone()),
+                value_from: None,
+            },
         ]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([

@@ -531,7 +531,7 @@ impl Kube {
     /// `snapshot::from_objects`.
     pub async fn snapshot(&self, namespaces: &[String]) -> Result<Vec<Value>, KubeError> {
         use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-        use k8s_openapi::api::core::v1::{Namespace, Pod};
+        use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
         use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
         async fn list<K>(
@@ -586,6 +586,37 @@ impl Kube {
                 list::<PodDisruptionBudget>(&self.client, namespace, "PodDisruptionBudget").await?,
             );
             objects.extend(list::<Pod>(&self.client, namespace, "Pod").await?);
+            objects.extend(list::<Service>(&self.client, namespace, "Service").await?);
+        }
+        Ok(objects)
+    }
+
+    /// Every node, and the pods running on `nodes` in any namespace: what a node fault judges.
+    pub async fn nodes_and_pods_on(&self, nodes: &[String]) -> Result<Vec<Value>, KubeError> {
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        let mut objects = Vec::new();
+        for node in Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(api_error("list nodes".to_owned()))?
+            .items
+        {
+            let mut v = serde_json::to_value(node).unwrap_or_default();
+            v["kind"] = Value::String("Node".into());
+            objects.push(v);
+        }
+        for node in nodes {
+            let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+            for pod in Api::<Pod>::all(self.client.clone())
+                .list(&params)
+                .await
+                .map_err(api_error(format!("list the pods on node {node}")))?
+                .items
+            {
+                let mut v = serde_json::to_value(pod).unwrap_or_default();
+                v["kind"] = Value::String("Pod".into());
+                objects.push(v);
+            }
         }
         Ok(objects)
     }

@@ -109,7 +109,10 @@ pub fn victim_event(
         name: &target.name,
     };
     let namespace = target.namespace.as_deref().unwrap_or("default");
-    crate::kubernetes::event_about(&involved, namespace, true, reason, message).unwrap_or_default()
+    // A fault is a warning; its revert is normal business.
+    let warning = reason != "FiredrillRevert";
+    crate::kubernetes::event_about(&involved, namespace, warning, reason, message)
+        .unwrap_or_default()
 }
 
 impl KubeCluster {

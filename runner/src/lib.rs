@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod executor;
+pub mod faultproxy;
 pub mod gate;
 pub mod job;
 pub mod kubernetes;

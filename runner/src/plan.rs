@@ -49,6 +49,17 @@ pub struct PlannedVerdict {
     pub targets: Vec<PlannedTarget>,
     pub excluded: Vec<PlannedExclusion>,
     pub blocked: Option<String>,
+    /// Node faults: each node the fire would drain or stress, with every pod on it that it
+    /// hurts (targets and neighbours); refused nodes carry the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<PlannedNode>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedNode {
+    pub node: String,
+    pub cordoned_before: bool,
+    pub pods: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -161,8 +172,11 @@ fn verdicts(
         if !drill.kind.needs_pod_targets() {
             continue;
         }
-        let v = verdict::decide_on(
+        let choice = firedrill_experiments::choose(
+            drill.kind,
+            &drill.fault,
             &index,
+            cluster,
             &Request {
                 drill: &drill.name,
                 seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
@@ -173,6 +187,30 @@ fn verdicts(
                 recent_hits: &hits,
             },
         );
+        let nodes =
+            choice.nodes.map(|judged| {
+                judged
+                    .nodes
+                    .into_iter()
+                    .map(|n| PlannedNode {
+                        node: n.node,
+                        cordoned_before: n.was_unschedulable,
+                        pods: n
+                            .pods
+                            .into_iter()
+                            .map(|p| format!("{}/{}", p.namespace, p.name))
+                            .collect(),
+                    })
+                    .chain(judged.refused.into_iter().filter(|_| exclusions).map(
+                        |(node, reason)| PlannedNode {
+                            node,
+                            cordoned_before: false,
+                            pods: vec![format!("refused: {reason}")],
+                        },
+                    ))
+                    .collect()
+            });
+        let v = choice.verdict;
         if sequential {
             // Fires are decided in start order, so this fire's start is each workload's latest.
             for owner in v.targets.iter().filter_map(|t| t.owner.clone()) {
@@ -200,6 +238,7 @@ fn verdicts(
                 })
                 .collect(),
             blocked: v.blocked,
+            nodes,
         });
     }
     out
@@ -303,8 +342,12 @@ pub fn render_fire(
             names.join(", ")
         )
     })?;
+    let index = verdict::ClusterIndex::new(cluster);
     let chosen = drill.kind.needs_pod_targets().then(|| {
-        verdict::decide(
+        firedrill_experiments::choose(
+            drill.kind,
+            &drill.fault,
+            &index,
             cluster,
             &Request {
                 drill: &drill.name,
@@ -323,14 +366,33 @@ pub fn render_fire(
         drill.kind,
         rfc3339_utc(at)
     );
-    if let Some(blocked) = chosen.as_ref().and_then(|v| v.blocked.as_ref()) {
+    if let Some(blocked) = chosen.as_ref().and_then(|c| c.verdict.blocked.as_ref()) {
         out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
         return Ok(out);
     }
+    for (node, reason) in chosen
+        .iter()
+        .filter_map(|c| c.nodes.as_ref())
+        .flat_map(|n| &n.refused)
+    {
+        out.push_str(&format!("# node {node} left alone: {reason}\n"));
+    }
     let run = crate::job::run_id(&drill.name, at);
-    let plan = firedrill_experiments::plan(drill.kind, &run, &drill.fault, chosen.as_ref())?;
     let expires = at
         + TimeDelta::from_std(crate::job::active_deadline(drill)).unwrap_or(TimeDelta::hours(25));
+    let image = crate::job::Runtime::from_env().image;
+    let plan = firedrill_experiments::plan(
+        drill.kind,
+        &run,
+        &drill.fault,
+        &firedrill_experiments::Scene {
+            choice: chosen.as_ref(),
+            cluster: Some(cluster),
+            image: &image,
+            duration: drill.duration,
+            expires: &rfc3339_utc(expires),
+        },
+    )?;
     let ledger = firedrill_rollback::Ledger::new(
         &run,
         &drill.name,

@@ -486,9 +486,15 @@ impl<'a> Object<'a> {
                     Err(_) => (None, Some(name.clone())),
                 },
                 Some(v) => (
-                    Some(v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(
-                        || format!("spec.ports[{i}].targetPort: expected a port number or name"),
-                    )?),
+                    Some(
+                        v.as_u64()
+                            .and_then(|n| u16::try_from(n).ok())
+                            .ok_or_else(|| {
+                                format!(
+                                    "spec.ports[{i}].targetPort: expected a port number or name"
+                                )
+                            })?,
+                    ),
                     None,
                 ),
             };

@@ -1026,8 +1026,16 @@ async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
         .iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(record.targets[0].name.as_str()))
         .collect();
-    assert_eq!(on_target.len(), 1, "{events:?}");
+    assert_eq!(on_target.len(), 2, "{events:?}");
     assert_eq!(on_target[0].reason.as_deref(), Some("FiredrillFault"));
+    assert_eq!(on_target[0].type_.as_deref(), Some("Warning"));
+    // And when it is put back: a Normal Event saying so.
+    assert_eq!(on_target[1].reason.as_deref(), Some("FiredrillRevert"));
+    assert_eq!(on_target[1].type_.as_deref(), Some("Normal"));
+    assert_eq!(
+        on_target[1].message.as_deref(),
+        Some("firedrill drill cut-web (run cut-web-1): reverted")
+    );
     assert!(on_target[0]
         .message
         .as_deref()

@@ -161,10 +161,15 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
     ));
     // network-partition: label the chosen pods (and unlabel them on revert), create the policy.
     // And an Event on every object a drill touches, wherever it is.
+    // resource-stress creates pods; http-fault a Service and a Deployment. Cordons, scales and
+    // selector swaps are patches, counted with the restores above.
     for (group, resource, verb) in [
         ("", "pods", "patch"),
         ("networking.k8s.io", "networkpolicies", "create"),
         ("", "events", "create"),
+        ("", "pods", "create"),
+        ("", "services", "create"),
+        ("apps", "deployments", "create"),
     ] {
         used.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
     }
@@ -173,6 +178,8 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
     let guard = [
         ("", "pods", "list"),
         ("", "namespaces", "get"),
+        ("", "nodes", "list"),
+        ("", "services", "list"),
         ("apps", "deployments", "list"),
         ("apps", "statefulsets", "list"),
         ("apps", "replicasets", "list"),

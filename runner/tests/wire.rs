@@ -318,6 +318,7 @@ async fn results_events_and_snapshots() {
             "/apis/apps/v1/namespaces/pake-api/replicasets",
             "/apis/policy/v1/namespaces/pake-api/poddisruptionbudgets",
             "/api/v1/namespaces/pake-api/pods",
+            "/api/v1/namespaces/pake-api/services",
         ] {
             expect(
                 &mut api,
@@ -415,4 +416,93 @@ async fn pod_kills_evict_through_the_subresource_and_a_budget_refusal_is_not_now
     };
     assert_eq!(cluster.execute(&delete).await, Ok(Done::Made));
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn node_faults_list_every_node_and_the_pods_on_the_chosen_ones() {
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        expect(
+            &mut api,
+            Method::GET,
+            "/api/v1/nodes",
+            Some(""),
+            200,
+            json!({ "apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [
+                { "metadata": { "name": "n1" }, "spec": { "unschedulable": true } } ] }),
+        )
+        .await;
+        // One list per node, across namespaces, by field selector.
+        expect(&mut api, Method::GET, "/api/v1/pods", Some("&fieldSelector=spec.nodeName%3Dn1"), 200,
+            json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+                { "metadata": { "name": "db-0", "namespace": "data" }, "spec": { "nodeName": "n1", "containers": [] } } ] })).await;
+    });
+    let objects = kube.nodes_and_pods_on(&["n1".to_owned()]).await.unwrap();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[0]["kind"], "Node");
+    assert_eq!(objects[0]["spec"]["unschedulable"], true);
+    assert_eq!(objects[1]["kind"], "Pod");
+    assert_eq!(objects[1]["metadata"]["namespace"], "data");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn cordon_scale_and_selector_swap_are_merge_patches_of_one_field() {
+    use firedrill::ledger::KubeCluster;
+    use firedrill_rollback::{Cluster, Done, ObjectKind, ObjectRef, Step};
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        let mut patched = Vec::new();
+        for path in [
+            "/api/v1/nodes/n1",
+            "/apis/apps/v1/namespaces/data/statefulsets/db",
+            "/api/v1/namespaces/shop/services/api",
+        ] {
+            let (request, send) = api.next_request().await.expect("a request");
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(request.uri().path(), path);
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/merge-patch+json",
+                "{path}"
+            );
+            let body: Value =
+                serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap())
+                    .unwrap();
+            patched.push(body);
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(
+                        serde_json::to_vec(&json!({ "metadata": { "name": "x" } })).unwrap(),
+                    ))
+                    .unwrap(),
+            );
+        }
+        patched
+    });
+    let cluster = KubeCluster::new(&kube);
+    let cordon = Step::cordon("n1", false);
+    let scale = Step::scale(
+        ObjectRef::namespaced(ObjectKind::StatefulSet, "data", "db"),
+        3,
+        0,
+        None,
+    );
+    let swap = Step::swap_selector(
+        ObjectRef::namespaced(ObjectKind::Service, "shop", "api"),
+        [("app".to_owned(), "api".to_owned())].into(),
+        [("firedrill.io/proxy".to_owned(), "run-1".to_owned())].into(),
+    );
+    for step in [&cordon, &scale, &swap] {
+        assert_eq!(cluster.execute(&step.forward).await, Ok(Done::Made));
+    }
+    let patched = server.await.unwrap();
+    assert_eq!(patched[0], json!({ "spec": { "unschedulable": true } }));
+    assert_eq!(patched[1], json!({ "spec": { "replicas": 0 } }));
+    // The old key is removed (null) and the proxy's set: the Service selects only the proxy.
+    assert_eq!(
+        patched[2],
+        json!({ "spec": { "selector": { "app": null, "firedrill.io/proxy": "run-1" } } })
+    );
 }

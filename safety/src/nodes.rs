@@ -49,14 +49,13 @@ impl NodeVerdict {
     pub fn narrow(&self, verdict: &mut Verdict, index: &ClusterIndex) {
         let accepted: HashSet<&str> = self.nodes.iter().map(|n| n.node.as_str()).collect();
         let node_of = node_lookup(index);
-        let (kept, dropped): (Vec<Chosen>, Vec<Chosen>) =
-            std::mem::take(&mut verdict.targets)
-                .into_iter()
-                .partition(|t| {
-                    node_of
-                        .get(&(t.namespace.as_str(), t.name.as_str()))
-                        .is_some_and(|n| accepted.contains(n))
-                });
+        let (kept, dropped): (Vec<Chosen>, Vec<Chosen>) = std::mem::take(&mut verdict.targets)
+            .into_iter()
+            .partition(|t| {
+                node_of
+                    .get(&(t.namespace.as_str(), t.name.as_str()))
+                    .is_some_and(|n| accepted.contains(n))
+            });
         for t in dropped {
             let node = node_of
                 .get(&(t.namespace.as_str(), t.name.as_str()))
@@ -83,9 +82,7 @@ impl NodeVerdict {
                 .first()
                 .map(|(_, why)| format!(" ({why})"))
                 .unwrap_or_default();
-            verdict.blocked = Some(format!(
-                "no node holding a chosen pod may be hurt{first}"
-            ));
+            verdict.blocked = Some(format!("no node holding a chosen pod may be hurt{first}"));
         }
     }
 }
@@ -242,7 +239,11 @@ fn judge_node<'c>(
             }
             continue;
         }
-        let owner = pod.owner.as_ref().and_then(|o| index.owner_index.get(o)).copied();
+        let owner = pod
+            .owner
+            .as_ref()
+            .and_then(|o| index.owner_index.get(o))
+            .copied();
         let known = owner.map(|i| &cluster.owners[i]);
         let protected = match reach {
             // A pod that goes down must come back: its controller must be known.
@@ -283,7 +284,14 @@ fn judge_node<'c>(
             }
             *down.entry(i).or_insert(0) += 1;
         }
-        hurt.push((pod, if goes_down && pod.running_and_ready { owner } else { None }));
+        hurt.push((
+            pod,
+            if goes_down && pod.running_and_ready {
+                owner
+            } else {
+                None
+            },
+        ));
     }
     Ok(hurt)
 }

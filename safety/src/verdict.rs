@@ -576,7 +576,7 @@ pub(crate) fn protection(
 
 /// Always protected (kube-system, firedrill's own namespace and pods), `safety.protected` and
 /// `safety.never_target`: what no fault may hurt in any way.
-pub(crate) fn explicit_protection(pod: &Pod, request: &Request) -> Option<String> {
+pub fn explicit_protection(pod: &Pod, request: &Request) -> Option<String> {
     if pod.namespace == "kube-system" {
         return Some("in kube-system, which is always protected".to_owned());
     }
@@ -598,7 +598,7 @@ pub(crate) fn explicit_protection(pod: &Pod, request: &Request) -> Option<String
 }
 
 /// `safety.protected` (on the pod or its workload) and `safety.never_target`.
-pub(crate) fn listed_protection(pod: &Pod, policy: &crate::Policy) -> Option<String> {
+pub fn listed_protection(pod: &Pod, policy: &crate::Policy) -> Option<String> {
     let owner = pod.owner.as_ref();
     if let Some(glob) = policy.protected.iter().find(|g| {
         g.matches(&pod.namespace, &pod.name)
@@ -614,7 +614,7 @@ pub(crate) fn listed_protection(pod: &Pod, policy: &crate::Policy) -> Option<Str
 
 /// The ready pods `pod`'s workload must keep: the highest `min_healthy` rule that covers it, and
 /// without one still its last ready pod.
-pub(crate) fn floor(policy: &crate::Policy, pod: &Pod, owner: &Owner) -> i64 {
+pub fn floor(policy: &crate::Policy, pod: &Pod, owner: &Owner) -> i64 {
     policy
         .min_healthy
         .iter()

@@ -164,6 +164,29 @@ pub enum Command {
         #[arg(long, requires = "ledger")]
         render: bool,
     },
+    /// Run the HTTP fault proxy by itself: the code dependency-failure's http-fault mode deploys
+    /// in front of a Service. Answers a share of requests with error codes, resets a share of
+    /// connections, delays the rest and passes them to the upstream.
+    FaultProxy {
+        /// Where to listen, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Where passed requests go, e.g. http://127.0.0.1:9090.
+        #[arg(long, value_name = "URL", value_parser = parse_upstream)]
+        upstream: url::Url,
+        /// Answer a share of requests with this status instead (repeatable), e.g. 503:10%.
+        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error)]
+        errors: Vec<(u16, u32)>,
+        /// Delay every passed request by this much, e.g. 200ms.
+        #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+        delay: Option<std::time::Duration>,
+        /// Reset this share of connections without an answer, e.g. 2%.
+        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share)]
+        reset: Option<u32>,
+        /// After this instant (RFC 3339) pass everything unharmed.
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        until: Option<DateTime<Utc>>,
+    },
     /// Runs from the history.
     History {
         /// The drill file.
@@ -192,6 +215,25 @@ pub struct ClusterTarget {
     /// firedrill's namespace (overrides the drill file's).
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+}
+
+fn parse_upstream(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{text:?}: the proxy speaks plain HTTP to its upstream (write http://...)"
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_within(
+        text,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(60),
+    )
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -230,6 +272,7 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Stop { .. }
         | Command::Resume { .. }
         | Command::Rollback { .. }
+        | Command::FaultProxy { .. }
         | Command::History { .. }) => runtime::run(command),
         Command::Validate { config } => match load(&config) {
             Ok(c) => {

@@ -38,6 +38,29 @@ fn init_logging() {
     }
 }
 
+async fn fault_proxy(
+    listen: std::net::SocketAddr,
+    upstream: url::Url,
+    faults: crate::faultproxy::Faults,
+) -> Result<ExitCode, ExitCode> {
+    if faults.errors.iter().map(|(_, s)| s).sum::<u32>() + faults.reset > 10_000 {
+        eprintln!("error: the --error and --reset shares add up to more than 100%");
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        eprintln!("error: cannot listen on {listen}: {e}");
+        ExitCode::from(EXIT_ERROR)
+    })?;
+    tracing::info!(%listen, %upstream, ?faults, "fault-proxy listening");
+    crate::faultproxy::serve(listener, upstream, faults, shutdown_signal())
+        .await
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        })
+}
+
 /// The first SIGTERM or Ctrl-C asks everything to finish (the executor reverts before it exits);
 /// a second one exits at once.
 fn shutdown_signal() -> watch::Receiver<bool> {
@@ -111,6 +134,22 @@ pub fn run(command: Command) -> ExitCode {
                 format,
             } => history(&config, drill.as_deref(), since, format).await,
             Command::Stop { target, reason } => stop(&target, &reason).await,
+            Command::FaultProxy {
+                listen,
+                upstream,
+                errors,
+                delay,
+                reset,
+                until,
+            } => {
+                let faults = crate::faultproxy::Faults {
+                    errors,
+                    delay,
+                    reset: reset.unwrap_or(0),
+                    until,
+                };
+                fault_proxy(listen, upstream, faults).await
+            }
             Command::Resume { target } => resume(&target).await,
             Command::Rollback {
                 target,

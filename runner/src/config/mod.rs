@@ -3,6 +3,7 @@
 //! `load` either returns a [`Config`] that later code can trust (parsed durations, selectors,
 //! schedules, zones) or every problem in the file, each with its line, column and key.
 
+mod fault;
 mod gates;
 mod read;
 mod safety;
@@ -651,16 +652,16 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     };
     let targets = read_targets(r, &f, path, kind);
     let fault = match (f.get("fault"), kind) {
-        (Some(n), Some(kind)) => read_fault(r, n, &at("fault"), kind),
-        (None, Some(Kind::PodKill)) => Some(firedrill_experiments::Settings::PodKill(
-            firedrill_experiments::PodKill::default(),
-        )),
-        (None, Some(Kind::NetworkPartition)) => {
-            Some(firedrill_experiments::Settings::NetworkPartition(
-                firedrill_experiments::NetworkPartition::default(),
-            ))
-        }
-        _ => Some(firedrill_experiments::Settings::None),
+        (Some(n), Some(kind)) => fault::read_fault(r, n, &at("fault"), kind),
+        (None, Some(kind)) => fault::default_fault(kind).or_else(|| {
+            r.required(
+                &f,
+                "fault",
+                &format!("the {kind} settings (see the README's section on {kind})"),
+            );
+            None
+        }),
+        (_, None) => Some(firedrill_experiments::Settings::None),
     };
     let safety = match f.get("safety") {
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
@@ -693,12 +694,19 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
             );
         }
     }
-    if let (Some(s), Some(kind)) = (&success, kind) {
-        if s.rto.is_some() && kind != Kind::PodKill {
+    if let (Some(s), Some(kind), Some(probes)) = (&success, kind, &steady_state) {
+        // Recovery is workloads back as desired and probes passing: a kind that takes no pod
+        // down needs probes to have anything to recover.
+        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::NodeDrain);
+        if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),
                 child(&at("success"), "rto"),
-                format!("recovery time is measured for pod-kill in this version, not for {kind} (remove `rto`; the drill's probes and abort conditions judge it)"),
+                if kind == Kind::Probe {
+                    "a probe injects nothing, so there is no recovery to time (remove `rto`)".to_owned()
+                } else {
+                    format!("{kind} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)")
+                },
             );
         }
     }
@@ -706,8 +714,10 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
         (success, _) => success,
     };
-    if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
-        check_limits(r, &f, path, kind, duration, safety);
+    if let (Some(kind), Some(duration), Some(safety), Some(fault)) =
+        (kind, duration, &safety, &fault)
+    {
+        check_limits(r, &f, path, kind, duration, safety, fault);
     }
     Some(Drill {
         name: name?,
@@ -737,7 +747,9 @@ fn check_limits(
     kind: Kind,
     duration: Duration,
     safety: &Policy,
+    fault: &firedrill_experiments::Settings,
 ) {
+    use firedrill_experiments::{Mode, Resource, Settings};
     if kind == Kind::NetworkPartition {
         if let Some(cap) = safety.limits.partition.filter(|cap| duration > *cap) {
             r.error(
@@ -751,161 +763,42 @@ fn check_limits(
             );
         }
     }
-}
-
-/// A kind's `fault:` settings; a kind without settings (yet) says so.
-fn read_fault(
-    r: &mut Reader,
-    node: &Node,
-    path: &str,
-    kind: Kind,
-) -> Option<firedrill_experiments::Settings> {
-    use firedrill_experiments::{PodKill, Settings};
-    match kind {
-        Kind::PodKill => {
-            let f = r.fields(node, path, &["force", "grace_period", "waves", "interval"])?;
-            let d = PodKill::default();
-            let force = f
-                .get("force")
-                .map_or(Some(d.force), |n| r.boolean(n, &f.path_of("force")));
-            let grace_period = match f.get("grace_period") {
-                Some(n) => r
-                    .parsed(n, &f.path_of("grace_period"), "a duration", |s| {
-                        duration::parse_within(s, Duration::ZERO, Duration::from_secs(3600))
-                    })
-                    .map(Some),
-                None => Some(None),
-            };
-            let waves = f.get("waves").map_or(Some(u64::from(d.waves)), |n| {
-                r.integer(n, &f.path_of("waves"), 1, 10)
-            });
-            let interval = match f.get("interval") {
-                Some(n) => r.parsed(n, &f.path_of("interval"), "a duration", |s| {
-                    duration::parse_within(s, Duration::ZERO, Duration::from_secs(3600))
-                }),
-                None => Some(d.interval),
-            };
-            Some(Settings::PodKill(PodKill {
-                force: force?,
-                grace_period: grace_period?,
-                waves: waves? as u32,
-                interval: interval?,
-            }))
-        }
-        Kind::NetworkPartition => read_partition(r, node, path).map(Settings::NetworkPartition),
-        other => {
-            r.error(
-                node.mark,
-                path,
-                format!(
-                    "kind {other} takes no `fault:` settings in this version (pod-kill and network-partition do)"
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn read_partition(
-    r: &mut Reader,
-    node: &Node,
-    path: &str,
-) -> Option<firedrill_experiments::NetworkPartition> {
-    use firedrill_experiments::{Direction, NetworkPartition, Peer};
-    let f = r.fields(node, path, &["direction", "allow", "allow_dns"])?;
-    let d = NetworkPartition::default();
-    let direction = match f.get("direction") {
-        Some(n) => r.parsed(n, &f.path_of("direction"), "a direction", |s| match s {
-            "ingress" => Ok(Direction::Ingress),
-            "egress" => Ok(Direction::Egress),
-            "both" => Ok(Direction::Both),
-            _ => Err(format!(
-                "{s:?} is not a direction (allowed: ingress, egress, both)"
-            )),
-        }),
-        None => Some(d.direction),
+    let at_fault = |r: &mut Reader, key: &str, message: String| {
+        let mark = f.get("fault").map_or(f.mark, |n| n.mark);
+        r.error(mark, child(&child(path, "fault"), key), message);
     };
-    let allow_dns = f
-        .get("allow_dns")
-        .map_or(Some(d.allow_dns), |n| r.boolean(n, &f.path_of("allow_dns")));
-    let allow = match f.get("allow") {
-        None => Some(Vec::new()),
-        Some(n) => {
-            let key = f.path_of("allow");
-            let items = r.list(
-                n,
-                &key,
-                "peers: {selector: ...}, {namespace: ...} or {cidr: ...}",
-            )?;
-            let mut peers = Vec::new();
-            let mut ok = true;
-            for (i, item_node) in items.iter().enumerate() {
-                let at = item(&key, i);
-                let Some(pf) = r.fields(item_node, &at, &["selector", "namespace", "cidr"]) else {
-                    ok = false;
-                    continue;
-                };
-                let given: Vec<&str> = ["selector", "namespace", "cidr"]
-                    .into_iter()
-                    .filter(|k| pf.has(k))
-                    .collect();
-                if given.len() != 1 {
-                    r.error(
-                        item_node.mark,
-                        &at,
-                        "give exactly one of `selector`, `namespace` or `cidr`",
+    match fault {
+        Settings::ResourceStress(s) => {
+            let (cap, name) = match s.resource {
+                Resource::Cpu => (safety.limits.cpu, "cpu"),
+                Resource::Memory => (safety.limits.memory, "memory"),
+                Resource::Io => (None, "io"),
+            };
+            let top = s.ramp.map_or(s.load, |ramp| ramp.from.max(ramp.to));
+            if let Some(cap) = cap.filter(|cap| top * 100 > cap.hundredths()) {
+                at_fault(
+                    r,
+                    if s.ramp.is_some() { "ramp" } else { "load" },
+                    format!("a {name} load of {top}% exceeds safety.limits.{name} {cap} (lower the load or raise the limit)"),
+                );
+            }
+        }
+        Settings::DependencyFailure(s) => {
+            if let (Mode::HttpFault(http), Some(cap)) = (&s.mode, safety.limits.error_rate) {
+                if http.failing() > cap.hundredths() {
+                    at_fault(
+                        r,
+                        "http",
+                        format!(
+                            "errors and resets of {} exceed safety.limits.error_rate {cap} (lower the shares or raise the limit)",
+                            firedrill_experiments::percent(http.failing())
+                        ),
                     );
-                    ok = false;
-                    continue;
-                }
-                let peer = match given[0] {
-                    "selector" => r.parsed(pf.get("selector")?, &pf.path_of("selector"), "key=value labels", |s| {
-                        let selector = parse_selector(s)?;
-                        let mut labels = std::collections::BTreeMap::new();
-                        for req in selector.requirements() {
-                            match req {
-                                firedrill_safety::Requirement::Equals(k, v) => {
-                                    labels.insert(k.clone(), v.clone());
-                                }
-                                other => {
-                                    return Err(format!(
-                                        "`{other}` is not key=value: a NetworkPolicy peer selects by equal labels only"
-                                    ))
-                                }
-                            }
-                        }
-                        if labels.is_empty() {
-                            return Err("an empty selector would allow every pod of the namespace; name the peers".into());
-                        }
-                        Ok(Peer::Pods(labels))
-                    }),
-                    "namespace" => r.parsed(pf.get("namespace")?, &pf.path_of("namespace"), "a namespace name", |s| {
-                        dns_label(s, 63).map(|()| Peer::Namespace(s.to_owned()))
-                    }),
-                    _ => r.parsed(pf.get("cidr")?, &pf.path_of("cidr"), "a CIDR", |s| {
-                        let bad = || format!("{s:?} is not a CIDR (write e.g. 10.0.0.0/8 or fd00::/8)");
-                        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
-                        let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
-                        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-                        if prefix > if ip.is_ipv4() { 32 } else { 128 } {
-                            return Err(bad());
-                        }
-                        Ok(Peer::Cidr(s.to_owned()))
-                    }),
-                };
-                match peer {
-                    Some(p) => peers.push(p),
-                    None => ok = false,
                 }
             }
-            ok.then_some(peers)
         }
-    };
-    Some(NetworkPartition {
-        direction: direction?,
-        allow: allow?,
-        allow_dns: allow_dns?,
-    })
+        _ => {}
+    }
 }
 
 fn read_targets(r: &mut Reader, f: &Fields, path: &str, kind: Option<Kind>) -> Option<Vec<Target>> {
