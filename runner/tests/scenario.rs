@@ -1022,10 +1022,12 @@ async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
         .await
         .unwrap()
         .items;
-    let on_target: Vec<&k8s_openapi::api::core::v1::Event> = events
+    let mut on_target: Vec<&k8s_openapi::api::core::v1::Event> = events
         .iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(record.targets[0].name.as_str()))
         .collect();
+    // Fault, then revert (the list's order is the names', not the times').
+    on_target.sort_by_key(|e| e.reason.clone());
     assert_eq!(on_target.len(), 2, "{events:?}");
     assert_eq!(on_target[0].reason.as_deref(), Some("FiredrillFault"));
     assert_eq!(on_target[0].type_.as_deref(), Some("Warning"));
