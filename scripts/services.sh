@@ -2,6 +2,7 @@
 # Starts the real services the tests talk to, on loopback, with throwaway state:
 #   Prometheus Pushgateway, Prometheus (scraping that Pushgateway every second), Alertmanager,
 #   PostgreSQL (a throwaway cluster; tests create a database each).
+# Also installs stress-ng, which the resource-stress tests run for a few seconds.
 # Usage: scripts/services.sh start   -> writes .test-services/env (export lines) and prints it
 #        scripts/services.sh stop    -> stops what start started
 # Installs the Debian packages when they are missing.
@@ -33,6 +34,7 @@ install_missing() {
   command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v curl >/dev/null || missing+=(curl)
+  command -v stress-ng >/dev/null || missing+=(stress-ng)
   pg_bin >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
