@@ -395,3 +395,285 @@ pub fn block_policy(run: &str, namespace: &str, allowed: &[Value]) -> Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::choose::Choice;
+    use firedrill_rollback::{Operation, UndoRecord};
+    use firedrill_safety::cluster::{Owner, OwnerRef, Pod, ServicePort};
+    use firedrill_safety::verdict::{Chosen, RecentHits, Verdict};
+    use firedrill_safety::{MinHealthy, NamespacedGlob, Policy, Quantity, Selector};
+    use std::time::Duration;
+
+    fn cluster() -> Cluster {
+        let redis = OwnerRef {
+            kind: OwnerKind::StatefulSet,
+            namespace: "cache".into(),
+            name: "redis".into(),
+        };
+        Cluster {
+            owners: vec![Owner {
+                key: redis.clone(),
+                labels: Default::default(),
+                desired: 3,
+            }],
+            pods: vec![Pod {
+                namespace: "cache".into(),
+                name: "redis-0".into(),
+                labels: [("app".to_owned(), "redis".to_owned())].into(),
+                owner: Some(redis),
+                running_and_ready: true,
+                phase: "Running".into(),
+                created: 0,
+                node: None,
+            }],
+            services: vec![Service {
+                namespace: "ai".into(),
+                name: "gateway".into(),
+                selector: Some([("app".to_owned(), "gateway".to_owned())].into()),
+                ports: vec![ServicePort {
+                    name: Some("http".into()),
+                    port: 80,
+                    target_port: None,
+                    target_port_name: Some("http".into()),
+                }],
+            }],
+            ..Cluster::default()
+        }
+    }
+
+    fn request<'a>(policy: &'a Policy, hits: &'a RecentHits) -> Request<'a> {
+        Request {
+            drill: "d",
+            seed: 1,
+            now: 0,
+            targets: &[],
+            policy,
+            own_namespace: "chaos",
+            recent_hits: hits,
+        }
+    }
+
+    fn scale() -> DependencyFailure {
+        DependencyFailure {
+            dependency: Dependency::Workload {
+                kind: "StatefulSet".into(),
+                namespace: "cache".into(),
+                name: "redis".into(),
+            },
+            mode: Mode::ScaleToZero,
+        }
+    }
+
+    fn http() -> DependencyFailure {
+        DependencyFailure {
+            dependency: Dependency::Service {
+                namespace: "ai".into(),
+                name: "gateway".into(),
+            },
+            mode: Mode::HttpFault(HttpFault {
+                errors: vec![(503, 1000)],
+                delay: Some(Duration::from_millis(200)),
+                ..HttpFault::default()
+            }),
+        }
+    }
+
+    fn scene<'a>(cluster: &'a Cluster, choice: &'a Choice) -> Scene<'a> {
+        Scene {
+            choice: Some(choice),
+            cluster: Some(cluster),
+            image: "firedrill:1",
+            duration: Duration::from_secs(60),
+            expires: "2026-01-01T01:00:00Z",
+        }
+    }
+
+    #[test]
+    fn the_guard_refuses_protected_floored_and_missing_dependencies() {
+        let c = cluster();
+        let hits = RecentHits::new();
+        let open = Policy::default();
+        assert_eq!(judge(&scale(), &c, &request(&open, &hits)), Ok(()));
+        let protected = Policy {
+            protected: vec![NamespacedGlob::parse("cache/*").unwrap()],
+            ..Policy::default()
+        };
+        assert!(judge(&scale(), &c, &request(&protected, &hits))
+            .unwrap_err()
+            .contains("protected by safety.protected cache/*"));
+        let floored = Policy {
+            min_healthy: vec![MinHealthy {
+                namespace: "cache".into(),
+                selector: Selector::parse("app=redis").unwrap(),
+                min: Quantity::Count(1),
+            }],
+            ..Policy::default()
+        };
+        assert_eq!(
+            judge(&scale(), &c, &request(&floored, &hits)),
+            Err("safety.min_healthy keeps 1 ready pod of StatefulSet/cache/redis; scale-to-zero would leave none".into())
+        );
+        let mut missing = http();
+        missing.dependency = Dependency::Service {
+            namespace: "ai".into(),
+            name: "nope".into(),
+        };
+        assert_eq!(
+            judge(&missing, &c, &request(&open, &hits)),
+            Err("the dependency Service ai/nope is not in the cluster".into())
+        );
+        let mut own = scale();
+        own.dependency = Dependency::Workload {
+            kind: "Deployment".into(),
+            namespace: "chaos".into(),
+            name: "firedrill".into(),
+        };
+        assert!(judge(&own, &c, &request(&open, &hits))
+            .unwrap_err()
+            .contains("firedrill's own namespace"));
+    }
+
+    #[test]
+    fn scale_to_zero_records_the_exact_prior_count() {
+        let c = cluster();
+        let choice = Choice::default();
+        let planned = plan("run-1", &scale(), &scene(&c, &choice)).unwrap();
+        let step = &planned.waves[0][0];
+        assert_eq!(
+            step.forward.describe(),
+            "patch StatefulSet cache/redis: {\"spec\":{\"replicas\":0}}"
+        );
+        assert!(matches!(
+            step.undo,
+            UndoRecord::RestoreReplicas {
+                prior: 3,
+                applied: 0,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn http_fault_prepares_the_proxy_then_swaps_the_selector() {
+        let c = cluster();
+        let choice = Choice::default();
+        let planned = plan("run-1", &http(), &scene(&c, &choice)).unwrap();
+        assert_eq!(planned.preparatory, 1);
+        assert!(planned.wait_for_recovery);
+        let describe: Vec<Vec<String>> = planned
+            .waves
+            .iter()
+            .map(|w| w.iter().map(|s| s.forward.describe()).collect())
+            .collect();
+        assert_eq!(
+            describe,
+            [
+                vec![
+                    "create Service ai/firedrill-upstream-run-1".to_owned(),
+                    "create Deployment ai/firedrill-proxy-run-1".to_owned()
+                ],
+                vec!["patch Service ai/gateway: {\"spec\":{\"selector\":{\"app\":null,\"firedrill.io/proxy\":\"run-1\"}}}".to_owned()],
+            ]
+        );
+        let Operation::Create { object: upstream } = &planned.waves[0][0].forward else {
+            panic!()
+        };
+        // The copy keeps the original selector and named target port: it reaches the real pods.
+        assert_eq!(upstream["spec"]["selector"]["app"], "gateway");
+        assert_eq!(upstream["spec"]["ports"][0]["targetPort"], "http");
+        let Operation::Create { object: proxy } = &planned.waves[0][1].forward else {
+            panic!()
+        };
+        let container = &proxy["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "firedrill:1");
+        // A named target port: the proxy's container port carries that name.
+        assert_eq!(
+            container["ports"][0],
+            json!({ "containerPort": 8080, "name": "http" })
+        );
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "fault-proxy",
+                "--listen",
+                "0.0.0.0:8080",
+                "--upstream",
+                "http://firedrill-upstream-run-1.ai.svc:80",
+                "--until",
+                "2026-01-01T01:00:00Z",
+                "--error",
+                "503:10%",
+                "--delay",
+                "200ms"
+            ]
+        );
+        assert!(matches!(
+            &planned.waves[1][0].undo,
+            UndoRecord::RestoreSelector { prior, .. } if prior["app"] == "gateway"
+        ));
+    }
+
+    #[test]
+    fn block_allows_everything_but_the_dependency() {
+        let c = cluster();
+        let choice = Choice {
+            verdict: Verdict {
+                targets: vec![Chosen {
+                    namespace: "shop".into(),
+                    name: "api-0".into(),
+                    owner: None,
+                }],
+                ..Verdict::default()
+            },
+            nodes: None,
+        };
+        let block = DependencyFailure {
+            dependency: Dependency::Workload {
+                kind: "StatefulSet".into(),
+                namespace: "cache".into(),
+                name: "redis".into(),
+            },
+            mode: Mode::Block,
+        };
+        let planned = plan("run-1", &block, &scene(&c, &choice)).unwrap();
+        let steps: Vec<String> = planned.steps().map(|s| s.forward.describe()).collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[1], "create NetworkPolicy shop/firedrill-block-run-1");
+        let Operation::Create { object } = &planned.waves[0][1].forward else {
+            panic!()
+        };
+        assert_eq!(object["spec"]["policyTypes"], json!(["Egress"]));
+        assert_eq!(
+            object["spec"]["egress"][0]["to"],
+            json!([
+                { "namespaceSelector": { "matchExpressions": [{ "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["cache"] }] } },
+                { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "cache" } },
+                  "podSelector": { "matchExpressions": [{ "key": "app", "operator": "NotIn", "values": ["redis"] }] } },
+            ])
+        );
+        let cidrs = DependencyFailure {
+            dependency: Dependency::Cidrs(vec!["10.1.0.0/16".into()]),
+            mode: Mode::Block,
+        };
+        let planned = plan("run-1", &cidrs, &scene(&c, &choice)).unwrap();
+        let Operation::Create { object } = &planned.waves[0][1].forward else {
+            panic!()
+        };
+        assert_eq!(
+            object["spec"]["egress"][0]["to"],
+            json!([
+                { "namespaceSelector": {} },
+                { "ipBlock": { "cidr": "0.0.0.0/0", "except": ["10.1.0.0/16"] } },
+                { "ipBlock": { "cidr": "::/0" } },
+            ])
+        );
+    }
+}

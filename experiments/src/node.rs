@@ -224,3 +224,131 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         ..Plan::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::choose::Choice;
+    use crate::settings::Ramp;
+    use firedrill_rollback::{Operation, UndoRecord};
+    use firedrill_safety::cluster::OwnerKind;
+    use firedrill_safety::nodes::{NodeChoice, NodeVerdict};
+    use firedrill_safety::verdict::{Chosen, Verdict};
+
+    fn pod(namespace: &str, name: &str, owner: &str) -> Chosen {
+        Chosen {
+            namespace: namespace.into(),
+            name: name.into(),
+            owner: Some(OwnerRef {
+                kind: OwnerKind::Deployment,
+                namespace: namespace.into(),
+                name: owner.into(),
+            }),
+        }
+    }
+
+    fn choice() -> Choice {
+        Choice {
+            verdict: Verdict {
+                targets: vec![pod("shop", "api-1", "api")],
+                ..Verdict::default()
+            },
+            nodes: Some(NodeVerdict {
+                nodes: vec![
+                    NodeChoice {
+                        node: "n1".into(),
+                        was_unschedulable: false,
+                        pods: vec![
+                            pod("cache", "redis-1", "redis"),
+                            pod("shop", "api-1", "api"),
+                        ],
+                    },
+                    NodeChoice {
+                        node: "n2".into(),
+                        was_unschedulable: true,
+                        pods: vec![pod("shop", "api-2", "api")],
+                    },
+                ],
+                refused: vec![],
+            }),
+        }
+    }
+
+    fn scene(choice: &Choice, seconds: u64) -> Scene<'_> {
+        Scene {
+            choice: Some(choice),
+            cluster: None,
+            image: "firedrill:test",
+            duration: Duration::from_secs(seconds),
+            expires: "2026-01-01T01:00:00Z",
+        }
+    }
+
+    #[test]
+    fn a_drain_cordons_only_schedulable_nodes_and_evicts_every_judged_pod() {
+        let c = choice();
+        let plan = drain(&NodeDrain::default(), &scene(&c, 60));
+        let steps: Vec<String> = plan.steps().map(|s| s.forward.describe()).collect();
+        assert_eq!(
+            steps,
+            [
+                "patch Node n1: {\"spec\":{\"unschedulable\":true}}",
+                "evict Pod cache/redis-1",
+                "evict Pod shop/api-1",
+                "evict Pod shop/api-2",
+            ]
+        );
+        assert!(matches!(
+            plan.waves[0][0].undo,
+            UndoRecord::Uncordon {
+                was_unschedulable: false,
+                ..
+            }
+        ));
+        assert!(plan.wait_for_recovery);
+        let affected: Vec<String> = plan.affected.iter().map(ToString::to_string).collect();
+        assert_eq!(affected, ["Deployment/cache/redis", "Deployment/shop/api"]);
+    }
+
+    #[test]
+    fn a_stress_pins_one_self_ending_pod_per_node_and_ramps_in_steps() {
+        let c = choice();
+        let steady = ResourceStress::default();
+        let plan = stress("run-1", &steady, &scene(&c, 600));
+        assert_eq!(plan.waves.len(), 1);
+        assert_eq!(plan.waves[0].len(), 2, "one pod per node");
+        let Operation::Create { object } = &plan.waves[0][0].forward else {
+            panic!("a create")
+        };
+        assert_eq!(object["spec"]["nodeName"], "n1");
+        // In the namespace of the chosen pod on the node, not the neighbour's.
+        assert_eq!(object["metadata"]["namespace"], "shop");
+        assert_eq!(object["spec"]["activeDeadlineSeconds"], 630);
+        let args = object["spec"]["containers"][0]["args"].as_array().unwrap();
+        assert!(args.iter().any(|a| a == "--timeout") && args.iter().any(|a| a == "600s"));
+
+        let ramp = ResourceStress {
+            ramp: Some(Ramp {
+                from: 60,
+                to: 90,
+                over: Duration::from_secs(240),
+            }),
+            load: 90,
+            ..ResourceStress::default()
+        };
+        let steps = loads(&ramp, Duration::from_secs(600));
+        assert_eq!(
+            steps.iter().map(|l| l.percent).collect::<Vec<_>>(),
+            [60, 70, 80, 90]
+        );
+        assert_eq!(
+            steps.iter().map(|l| l.seconds).collect::<Vec<_>>(),
+            [60, 60, 60, 420],
+            "the top load holds to the end of the fault"
+        );
+        let plan = stress("run-1", &ramp, &scene(&c, 600));
+        assert_eq!(plan.waves.len(), 4);
+        assert_eq!(plan.interval, Duration::from_secs(60));
+        assert!(!plan.wait_for_recovery, "a ramp does not wait for recovery");
+    }
+}
