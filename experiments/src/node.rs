@@ -96,13 +96,15 @@ pub fn stress_args(settings: &ResourceStress, load: Load) -> Vec<String> {
             "--cpu-load".into(),
             load.percent.to_string(),
         ],
-        // One worker holding `percent` of the memory available, touching it continuously.
+        // One worker holding `percent` of the memory available (faulted in at once, kept, and
+        // touched continuously).
         Resource::Memory => vec![
             "--vm".into(),
             "1".into(),
             "--vm-bytes".into(),
             format!("{}%", load.percent),
             "--vm-keep".into(),
+            "--vm-populate".into(),
         ],
         // Workers writing and reading files in the pod's scratch volume.
         Resource::Io => vec![

@@ -131,7 +131,7 @@ pub const STRESS_IMAGE: &str = "ghcr.io/colinianking/stress-ng:latest";
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceStress {
     pub resource: Resource,
-    /// Percent: of each CPU (cpu) or of the node's available memory (memory).
+    /// Percent: of each CPU (cpu), or of the node's free memory as stress-ng counts it (memory).
     pub load: u32,
     pub ramp: Option<Ramp>,
     /// stress-ng workers for io (cpu uses one per CPU, memory one).

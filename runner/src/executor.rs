@@ -158,17 +158,17 @@ impl Injection {
         Ok(None)
     }
 
-    /// Watches for recovery and applies the later waves (after recovery when the plan says so,
-    /// `interval` after the previous wave or the recovery). Never returns: the observation
-    /// decides when the drill ends.
+    /// Watches recovery and applies the later waves (after recovery when the plan says so,
+    /// `interval` after the previous wave or the recovery). Recovery is kept under watch to the
+    /// end: a system that goes down again is not recovered until it is back, so the recovery time
+    /// is until it came back for good. Never returns: the observation decides when the drill ends.
     async fn waves(&mut self, kube: &Kube, every: Duration) {
         let mut next_at: Option<tokio::time::Instant> = None;
         loop {
-            if self.first_fault.is_some() && self.recovered.is_none()
-                || self.applied <= self.preparatory && self.applied > 0
-            {
+            let preparing = self.applied > 0 && self.applied <= self.preparatory;
+            if self.first_fault.is_some() || preparing {
                 match self.still_down(kube).await {
-                    Ok(None) if self.first_fault.is_some() => {
+                    Ok(None) if self.first_fault.is_some() && self.recovered.is_none() => {
                         let now = Utc::now();
                         self.recovered = Some(now);
                         let mut back: Vec<String> = self
@@ -187,7 +187,13 @@ impl Injection {
                         self.event(now, &format!("recovered: {what}"));
                     }
                     // Prepared (the proxy is ready): the fault may go in.
-                    Ok(None) => self.recovered = Some(Utc::now()),
+                    Ok(None) if preparing => self.recovered = Some(Utc::now()),
+                    Ok(None) => {}
+                    Ok(Some(down)) if self.recovered.is_some() && !preparing => {
+                        let now = Utc::now();
+                        self.recovered = None;
+                        self.event(now, &format!("down again: {down}"));
+                    }
                     Ok(Some(_)) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the workloads' readiness"),
                 }
@@ -210,9 +216,6 @@ impl Injection {
                     }
                     continue;
                 }
-            }
-            if self.waves.is_empty() && self.recovered.is_some() {
-                return std::future::pending().await;
             }
             tokio::time::sleep(every).await;
         }

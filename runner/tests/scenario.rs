@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill::config::Config;
-use firedrill::executor::{self, Execution, Sinks};
+use firedrill::executor::{self, Sinks};
 use firedrill::gate::Endpoints;
 use firedrill::job::{RunRef, Runtime};
 use firedrill::kubernetes::{Created, Kube};
@@ -20,9 +20,8 @@ use firedrill::store::{RunStatus, Store};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::cluster::{execute_on, one_drill, NS};
 use support::{serve, service, unique};
-
-const NS: &str = "chaos-testing";
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -198,33 +197,6 @@ impl World {
             .expect("complete the Job");
         record.status
     }
-}
-
-/// Runs the executor in this process against the in-memory cluster, as a Job's pod would, with the
-/// kill switch looked at every 100ms.
-async fn execute_on(
-    client: &kube::Client,
-    config: &Config,
-    drill: &firedrill::config::Drill,
-    run: &RunRef,
-    recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
-) -> firedrill::store::RunRecord {
-    let kube = Kube::new(client.clone(), NS);
-    let endpoints = Endpoints::new(None, None);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    executor::execute(
-        &Execution {
-            config,
-            drill,
-            run,
-            kube: Some(&kube),
-            endpoints: &endpoints,
-            kill_switch_every: Duration::from_millis(100),
-            recent_hits: recent_hits.map(firedrill_safety::verdict::latest_hits),
-        },
-        stop,
-    )
-    .await
 }
 
 fn runtime() -> Runtime {
@@ -741,19 +713,6 @@ drills:
         fired.reason.as_deref(),
         Some("deferred past blackout weekends")
     );
-}
-
-/// A drill file of one armed drill, and a run of it starting now.
-fn one_drill(text: &str, run: &str) -> (Config, firedrill::config::Drill, RunRef) {
-    let config = Config::parse(text, Path::new("drill.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let drill = config.drills[0].clone();
-    let run = RunRef {
-        drill: drill.name.clone(),
-        run: run.into(),
-        scheduled: Utc::now(),
-        dry_run: false,
-    };
-    (config, drill, run)
 }
 
 /// A Deployment `apps/web` with three ready pods, an hour old, in the in-memory cluster.

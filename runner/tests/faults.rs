@@ -1,0 +1,557 @@
+//! Each fault kind end to end on the in-memory cluster, armed: inject, observe, revert, and the
+//! state of every object it touched as it was before. Small controllers stand in for
+//! Kubernetes' (recreating pods after a known delay), so recovery times have a known answer.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use firedrill::store::RunStatus;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{json, Value};
+use support::cluster::{eventually, evicting_cluster, execute_on, one_drill, ready_pod, NS};
+
+fn value<T: serde::Serialize>(object: T) -> Value {
+    let mut v = serde_json::to_value(object).unwrap();
+    // What the API server changes on every write.
+    if let Some(metadata) = v["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        metadata.remove("generation");
+        metadata.remove("managedFields");
+    }
+    v
+}
+
+/// Every pod, by namespace/name, as values.
+async fn all_pods(client: &kube::Client) -> BTreeMap<String, Value> {
+    Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            let key = format!(
+                "{}/{}",
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default()
+            );
+            (key, value(p))
+        })
+        .collect()
+}
+
+async fn node(client: &kube::Client, name: &str, unschedulable: bool) {
+    // As the API server writes it: `unschedulable` is left out when false.
+    let spec = if unschedulable {
+        json!({ "unschedulable": true })
+    } else {
+        json!({})
+    };
+    let node: Node =
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).unwrap();
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+}
+
+async fn deployment(client: &kube::Client, namespace: &str, name: &str, replicas: i32) {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": name } }, "template": { "metadata": { "labels": { "app": name } } } }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+}
+
+async fn pod(client: &kube::Client, namespace: &str, name: &str, owner: &str, node: &str) {
+    let app = owner.split_once('/').unwrap().1;
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &ready_pod(namespace, name, json!({ "app": app }), owner, node),
+        )
+        .await
+        .unwrap();
+}
+
+/// Stands in for the ReplicaSet controller and the scheduler: a Deployment with fewer pods than
+/// it wants gets one more, Running and Ready, `delay` later, on a node that is not cordoned.
+fn controller(client: kube::Client, namespace: &'static str, name: &'static str, delay: Duration) {
+    tokio::spawn(async move {
+        let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+        let mut next = 100;
+        loop {
+            let want = Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await
+                .ok()
+                .and_then(|d| d.spec.and_then(|s| s.replicas))
+                .unwrap_or(0) as usize;
+            let have = pods
+                .list(&ListParams::default().labels(&format!("app={name}")))
+                .await
+                .unwrap()
+                .items
+                .len();
+            if have < want {
+                tokio::time::sleep(delay).await;
+                let nodes = Api::<Node>::all(client.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items;
+                let free = nodes
+                    .iter()
+                    .find(|n| {
+                        !n.spec
+                            .as_ref()
+                            .and_then(|s| s.unschedulable)
+                            .unwrap_or(false)
+                    })
+                    .and_then(|n| n.metadata.name.clone())
+                    .expect("a schedulable node");
+                next += 1;
+                let pod = ready_pod(
+                    namespace,
+                    &format!("{name}-{next}"),
+                    json!({ "app": name }),
+                    &format!("Deployment/{name}"),
+                    &free,
+                );
+                pods.create(&PostParams::default(), &pod).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+fn timeline(record: &firedrill::store::RunRecord) -> Vec<String> {
+    record.evidence["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
+    let client = evicting_cluster().await;
+    for n in ["n1", "n2", "n3"] {
+        node(&client, n, false).await;
+    }
+    deployment(&client, "apps", "web", 3).await;
+    deployment(&client, "cache", "redis", 3).await;
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+        pod(&client, "apps", &format!("web-{i}"), "Deployment/web", n).await;
+        pod(
+            &client,
+            "cache",
+            &format!("redis-{i}"),
+            "Deployment/redis",
+            n,
+        )
+        .await;
+    }
+    // Node plumbing: a DaemonSet's pod on every node, which a drain leaves where it is.
+    for n in ["n1", "n2", "n3"] {
+        let agent = ready_pod(
+            "kube-system",
+            &format!("agent-{n}"),
+            json!({ "app": "agent" }),
+            "DaemonSet/agent",
+            n,
+        );
+        Api::<Pod>::namespaced(client.clone(), "kube-system")
+            .create(&PostParams::default(), &agent)
+            .await
+            .unwrap();
+    }
+    controller(client.clone(), "apps", "web", Duration::from_millis(400));
+    controller(client.clone(), "cache", "redis", Duration::from_millis(800));
+    let nodes_before: BTreeMap<String, Value> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| (n.metadata.name.clone().unwrap_or_default(), value(n)))
+        .collect();
+    let pods_before = all_pods(&client).await;
+
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: drain\n    kind: node-drain\n    schedule: \"@monthly\"\n    duration: 4s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    success: {{ rto: 30s }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "drain-1");
+    // While the drill runs: exactly one node is cordoned.
+    let watcher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            eventually(Duration::from_secs(3), || {
+                let client = client.clone();
+                async move {
+                    let cordoned: Vec<String> = Api::<Node>::all(client)
+                        .list(&ListParams::default())
+                        .await
+                        .unwrap()
+                        .items
+                        .into_iter()
+                        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+                        .filter_map(|n| n.metadata.name)
+                        .collect();
+                    (!cordoned.is_empty()).then_some(cordoned)
+                }
+            })
+            .await
+            .unwrap_or_default()
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let cordoned = watcher.await.unwrap();
+    assert_eq!(cordoned.len(), 1, "{cordoned:?}");
+    let drained = &cordoned[0];
+
+    // Every pod that was on the node is gone but the DaemonSet's; the others are untouched.
+    let pods_after = all_pods(&client).await;
+    for (key, pod) in &pods_before {
+        let on_drained = pod["spec"]["nodeName"] == json!(drained);
+        let plumbing = key.starts_with("kube-system/");
+        match (on_drained && !plumbing, pods_after.get(key)) {
+            (true, Some(_)) => panic!("{key} on {drained} was not evicted"),
+            (false, None) => panic!("{key} was not on {drained} but is gone"),
+            (false, Some(after)) => assert_eq!(after, pod, "{key} changed"),
+            (true, None) => {}
+        }
+    }
+    // Recreated elsewhere: both workloads are whole again.
+    for app in ["app=web", "app=redis"] {
+        let n = pods_after
+            .values()
+            .filter(|p| format!("app={}", p["metadata"]["labels"]["app"].as_str().unwrap()) == app)
+            .count();
+        assert_eq!(n, 3, "{app}: {pods_after:#?}");
+    }
+    // Every node as it was: the drained one is schedulable again.
+    let nodes_after: BTreeMap<String, Value> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| (n.metadata.name.clone().unwrap_or_default(), value(n)))
+        .collect();
+    assert_eq!(nodes_after, nodes_before);
+
+    // Recovery: web comes back 0.4 s after its pod goes, redis 0.8 s: the slower decides, plus
+    // polling (every 100 ms here) and a busy machine: within [0.8 s, 2.5 s].
+    let rto = record.measurements.rto_seconds.expect("RTO measured");
+    assert!(
+        (0.8..2.5).contains(&rto),
+        "RTO {rto}: {:?}",
+        timeline(&record)
+    );
+    let events = timeline(&record);
+    assert_eq!(
+        events[0],
+        format!("patch Node {drained}: {{\"spec\":{{\"unschedulable\":true}}}}")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("evict Pod cache/redis-")),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap(),
+        "recovered: Deployment/apps/web ready as desired, Deployment/cache/redis ready as desired",
+        "{events:?}"
+    );
+    // The record names the node and every pod it hurt.
+    let hurt = &record.evidence["nodes"]["hurt"][0];
+    assert_eq!(hurt["node"], json!(drained));
+    assert_eq!(hurt["pods"].as_array().unwrap().len(), 2, "{hurt}");
+    // The ledger: the cordon's undo is done, the evicted pods are the controllers' to recreate.
+    let ledger = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("firedrill-ledger-drain-1")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(
+        ledger["step-0001"].contains(r#""type":"uncordon""#),
+        "{ledger:?}"
+    );
+    assert!(
+        ledger["step-0001"].contains(r#""state":"reverted""#),
+        "{ledger:?}"
+    );
+    assert_eq!(ledger["outcome"], "passed");
+}
+
+#[tokio::test]
+async fn a_stress_runs_one_pinned_self_ending_pod_per_node_and_removes_it() {
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    node(&client, "n2", false).await;
+    deployment(&client, "apps", "web", 2).await;
+    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
+    pod(&client, "apps", "web-1", "Deployment/web", "n2").await;
+    let before = all_pods(&client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, limits: {{ cpu: 90% }} }}\ndrills:\n  - name: heat\n    kind: resource-stress\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ resource: cpu, load: 85% }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "heat-1");
+    let seen = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            eventually(Duration::from_secs(2), || {
+                let client = client.clone();
+                async move {
+                    let stress = Api::<Pod>::namespaced(client, "apps")
+                        .list(&ListParams::default().labels("firedrill.io/stress"))
+                        .await
+                        .unwrap()
+                        .items;
+                    (!stress.is_empty()).then_some(stress)
+                }
+            })
+            .await
+            .unwrap_or_default()
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let stress = seen.await.unwrap();
+    assert_eq!(stress.len(), 1, "one node, one stress pod");
+    let target = record.targets[0].name.clone();
+    let target_node = before[&format!("apps/{target}")]["spec"]["nodeName"].clone();
+    let spec = value(&stress[0])["spec"].clone();
+    assert_eq!(
+        spec["nodeName"], target_node,
+        "pinned to the chosen pod's node"
+    );
+    assert_eq!(spec["activeDeadlineSeconds"], 32);
+    let args: Vec<String> = serde_json::from_value(spec["containers"][0]["args"].clone()).unwrap();
+    assert_eq!(
+        args,
+        [
+            "--cpu",
+            "0",
+            "--cpu-load",
+            "85",
+            "--timeout",
+            "2s",
+            "--metrics-brief"
+        ]
+    );
+    // Gone after the drill; the workload's pods as they were.
+    assert_eq!(all_pods(&client).await, before);
+}
+
+#[tokio::test]
+async fn scale_to_zero_restores_the_exact_count_and_the_clients_fallback_is_timed() {
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    deployment(&client, "apps", "web", 2).await;
+    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
+    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    let redis: StatefulSet = serde_json::from_value(json!({
+        "metadata": { "name": "redis", "namespace": "cache" },
+        "spec": { "replicas": 3, "serviceName": "redis", "selector": { "matchLabels": { "app": "redis" } }, "template": { "metadata": { "labels": { "app": "redis" } } } }
+    }))
+    .unwrap();
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), "cache");
+    sets.create(&PostParams::default(), &redis).await.unwrap();
+    let before = value(sets.get("redis").await.unwrap());
+    // The clients' health: failing for 1 s after the cache goes, then falling back.
+    let healthy = Arc::new(AtomicBool::new(true));
+    {
+        let (sets, healthy) = (sets.clone(), healthy.clone());
+        tokio::spawn(async move {
+            loop {
+                let replicas = sets.get("redis").await.unwrap().spec.unwrap().replicas;
+                if replicas == Some(0) && healthy.load(Ordering::SeqCst) {
+                    healthy.store(false, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    healthy.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+    let probe = {
+        let healthy = healthy.clone();
+        support::serve(move |_| {
+            (
+                if healthy.load(Ordering::SeqCst) {
+                    200
+                } else {
+                    503
+                },
+                Duration::ZERO,
+            )
+        })
+        .await
+    };
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: no-cache\n    kind: dependency-failure\n    schedule: \"@monthly\"\n    duration: 3s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ dependency: {{ workload: StatefulSet/cache/redis }}, mode: scale-to-zero }}\n    steady_state: [{{ http: \"{}\", every: 100ms }}]\n    success: {{ rto: 30s, availability: 10% }}\n",
+        probe.url
+    );
+    let (config, drill, run) = one_drill(&text, "no-cache-1");
+    let during = {
+        let sets = sets.clone();
+        tokio::spawn(async move {
+            eventually(Duration::from_secs(2), || {
+                let sets = sets.clone();
+                async move {
+                    (sets.get("redis").await.unwrap().spec.unwrap().replicas == Some(0))
+                        .then_some(())
+                }
+            })
+            .await
+            .is_some()
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    assert!(during.await.unwrap(), "scaled to zero during the drill");
+    assert_eq!(
+        value(sets.get("redis").await.unwrap()),
+        before,
+        "3 replicas again, nothing else changed"
+    );
+    // The probes fail for 1 s after the scale: RTO 1 s plus polling (100 ms) and a busy machine.
+    let rto = record.measurements.rto_seconds.expect("RTO measured");
+    assert!(
+        (1.0..2.0).contains(&rto),
+        "RTO {rto}: {:?}",
+        timeline(&record)
+    );
+    assert_eq!(
+        timeline(&record).last().unwrap(),
+        "recovered: steady-state probes pass"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() {
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    deployment(&client, "apps", "web", 2).await;
+    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
+    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    let gateway: Service = serde_json::from_value(json!({
+        "metadata": { "name": "gateway", "namespace": "ai" },
+        "spec": { "selector": { "app": "gateway" }, "ports": [{ "name": "http", "port": 80, "targetPort": 8000 }] }
+    }))
+    .unwrap();
+    let services = Api::<Service>::namespaced(client.clone(), "ai");
+    services
+        .create(&PostParams::default(), &gateway)
+        .await
+        .unwrap();
+    let before = value(services.get("gateway").await.unwrap());
+    // Stands in for the Deployment controller: the proxy's pods come up ready.
+    {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let deployments = Api::<Deployment>::namespaced(client.clone(), "ai");
+            let proxy = "firedrill-proxy-ai-1";
+            eventually(Duration::from_secs(5), || {
+                let deployments = deployments.clone();
+                async move { deployments.get_opt(proxy).await.unwrap() }
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for i in 0..2 {
+                let pod = ready_pod(
+                    "ai",
+                    &format!("{proxy}-{i}"),
+                    json!({ "firedrill.io/proxy": "ai-1" }),
+                    &format!("Deployment/{proxy}"),
+                    "n1",
+                );
+                Api::<Pod>::namespaced(client.clone(), "ai")
+                    .create(&PostParams::default(), &pod)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, limits: {{ error_rate: 25% }} }}\ndrills:\n  - name: ai\n    kind: dependency-failure\n    schedule: \"@monthly\"\n    duration: 3s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault:\n      dependency: {{ service: ai/gateway }}\n      mode: http-fault\n      http: {{ errors: [\"503:10%\", \"429:5%\"], delay: 200ms }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "ai-1");
+    let during = {
+        let services = services.clone();
+        tokio::spawn(async move {
+            let selector = eventually(Duration::from_secs(3), || {
+                let services = services.clone();
+                async move {
+                    services
+                        .get("gateway")
+                        .await
+                        .unwrap()
+                        .spec
+                        .unwrap()
+                        .selector
+                        .filter(|s| s.contains_key("firedrill.io/proxy"))
+                }
+            })
+            .await;
+            let upstream = services.get("firedrill-upstream-ai-1").await.unwrap();
+            (selector, value(upstream))
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let (selector, upstream) = during.await.unwrap();
+    assert_eq!(
+        selector,
+        Some(BTreeMap::from([(
+            "firedrill.io/proxy".to_owned(),
+            "ai-1".to_owned()
+        )]))
+    );
+    // The copy the proxy passes requests to selects the real backends.
+    assert_eq!(upstream["spec"]["selector"], json!({ "app": "gateway" }));
+    assert_eq!(upstream["spec"]["ports"][0]["targetPort"], 8000);
+    let events = timeline(&record);
+    // The fault starts at the swap, after the proxy was ready.
+    let swap = events
+        .iter()
+        .position(|e| e.starts_with("patch Service ai/gateway"))
+        .expect("swapped");
+    assert!(
+        events[..swap]
+            .iter()
+            .any(|e| e.starts_with("create Deployment ai/firedrill-proxy-ai-1")),
+        "{events:?}"
+    );
+    // Back exactly; what firedrill made is gone.
+    assert_eq!(value(services.get("gateway").await.unwrap()), before);
+    assert!(services
+        .get_opt("firedrill-upstream-ai-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(Api::<Deployment>::namespaced(client.clone(), "ai")
+        .get_opt("firedrill-proxy-ai-1")
+        .await
+        .unwrap()
+        .is_none());
+}

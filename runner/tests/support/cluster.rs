@@ -1,0 +1,133 @@
+//! The in-memory cluster the scenario tests run whole drills against, and what they share: a
+//! client whose evictions delete the pod (the eviction subresource, as the API server does it
+//! when no PodDisruptionBudget objects), the executor run in-process, and object builders.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use firedrill::config::Config;
+use firedrill::executor::{self, Execution};
+use firedrill::gate::Endpoints;
+use firedrill::job::RunRef;
+use firedrill::kubernetes::Kube;
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use kube::client::Body;
+
+pub const NS: &str = "chaos-testing";
+
+/// A drill file of one armed drill, and a run of it starting now.
+pub fn one_drill(text: &str, run: &str) -> (Config, firedrill::config::Drill, RunRef) {
+    let config = Config::parse(text, Path::new("drill.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let drill = config.drills[0].clone();
+    let run = RunRef {
+        drill: drill.name.clone(),
+        run: run.into(),
+        scheduled: Utc::now(),
+        dry_run: false,
+    };
+    (config, drill, run)
+}
+
+/// Runs the executor in this process against the in-memory cluster, as a Job's pod would, with the
+/// kill switch looked at every 100ms.
+pub async fn execute_on(
+    client: &kube::Client,
+    config: &Config,
+    drill: &firedrill::config::Drill,
+    run: &RunRef,
+    recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
+) -> firedrill::store::RunRecord {
+    let kube = Kube::new(client.clone(), NS);
+    let endpoints = Endpoints::new(None, None);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    executor::execute(
+        &Execution {
+            config,
+            drill,
+            run,
+            kube: Some(&kube),
+            endpoints: &endpoints,
+            kill_switch_every: Duration::from_millis(100),
+            recent_hits: recent_hits.map(firedrill_safety::verdict::latest_hits),
+        },
+        stop,
+    )
+    .await
+}
+
+/// The in-memory cluster, with the eviction subresource: `POST .../pods/NAME/eviction` deletes
+/// the pod (with the eviction's grace period) and answers 201, as the API server does when no
+/// budget objects; every other call goes to the in-memory cluster.
+pub async fn evicting_cluster() -> kube::Client {
+    let inner = kube_fake_client::ClientBuilder::new()
+        .build()
+        .await
+        .expect("fake cluster");
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let inner = inner.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            if request.method() == Method::POST && parts.last() == Some(&"eviction") {
+                // api/v1/namespaces/NS/pods/NAME/eviction
+                let (namespace, name) = (parts[3].to_owned(), parts[5].to_owned());
+                let status = match Api::<Pod>::namespaced(inner.clone(), &namespace)
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                {
+                    Ok(_) => 201,
+                    Err(kube::Error::Api(e)) => e.code,
+                    Err(_) => 500,
+                };
+                let body = serde_json::json!({ "kind": "Status", "apiVersion": "v1", "code": status,
+                    "status": if status == 201 { "Success" } else { "Failure" } });
+                return Ok::<_, kube::Error>(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+            }
+            inner.send(request).await
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// A Running and Ready pod, `age` old, controlled by `owner` (`Kind/name`), on `node`.
+pub fn ready_pod(
+    namespace: &str,
+    name: &str,
+    labels: serde_json::Value,
+    owner: &str,
+    node: &str,
+) -> Pod {
+    let (kind, owner) = owner.split_once('/').unwrap();
+    let created = (Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+    serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "namespace": namespace, "labels": labels, "creationTimestamp": created,
+            "ownerReferences": [{ "apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true }] },
+        "spec": { "nodeName": node, "containers": [{ "name": "main", "image": "app" }] },
+        "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
+    }))
+    .unwrap()
+}
+
+/// Polls `check` every 20 ms for up to `within`; its first `Some`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
