@@ -366,16 +366,16 @@ pub fn render_fire(
         drill.kind,
         rfc3339_utc(at)
     );
-    if let Some(blocked) = chosen.as_ref().and_then(|c| c.verdict.blocked.as_ref()) {
-        out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
-        return Ok(out);
-    }
-    for (node, reason) in chosen
+    for (_, reason) in chosen
         .iter()
         .filter_map(|c| c.nodes.as_ref())
         .flat_map(|n| &n.refused)
     {
-        out.push_str(&format!("# node {node} left alone: {reason}\n"));
+        out.push_str(&format!("# left alone: {reason}\n"));
+    }
+    if let Some(blocked) = chosen.as_ref().and_then(|c| c.verdict.blocked.as_ref()) {
+        out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
+        return Ok(out);
     }
     let run = crate::job::run_id(&drill.name, at);
     let expires = at

@@ -223,7 +223,7 @@ fn judge_node<'c>(
     let cluster = index.cluster;
     let refuse = |pod: &Pod, why: String| {
         format!(
-            "node {node} also runs {}/{}, which {why}",
+            "node {node} also runs {}/{}: {why}",
             pod.namespace, pod.name
         )
     };
@@ -235,7 +235,7 @@ fn judge_node<'c>(
             if let (Reach::Stress { .. }, Some(why)) =
                 (reach, listed_protection(pod, request.policy))
             {
-                return Err(refuse(pod, format!("is {why}")));
+                return Err(refuse(pod, why));
             }
             continue;
         }
@@ -253,7 +253,7 @@ fn judge_node<'c>(
             Reach::Stress { may_evict: false } => explicit_protection(pod, request),
         };
         if let Some(why) = protected {
-            return Err(refuse(pod, format!("is {why}")));
+            return Err(refuse(pod, why));
         }
         let goes_down = !matches!(reach, Reach::Stress { may_evict: false });
         if let (true, true, Some(i)) = (goes_down, pod.running_and_ready, owner) {
@@ -278,7 +278,7 @@ fn judge_node<'c>(
                 });
                 let used = spent.entry(key).or_insert(0);
                 if b.allowed - *used <= 0 {
-                    return Err(refuse(pod, format!("cannot go: {}", b.explain)));
+                    return Err(refuse(pod, b.explain.clone()));
                 }
                 *used += 1;
             }
