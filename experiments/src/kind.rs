@@ -5,6 +5,7 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     PodKill,
+    ContainerKill,
     NodeDrain,
     NetworkPartition,
     NetworkDegrade,
@@ -15,8 +16,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::PodKill,
+        Kind::ContainerKill,
         Kind::NodeDrain,
         Kind::NetworkPartition,
         Kind::NetworkDegrade,
@@ -29,6 +31,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::PodKill => "pod-kill",
+            Kind::ContainerKill => "container-kill",
             Kind::NodeDrain => "node-drain",
             Kind::NetworkPartition => "network-partition",
             Kind::NetworkDegrade => "network-degrade",
@@ -78,6 +81,9 @@ mod tests {
             assert_eq!(kind.name().parse::<Kind>(), Ok(kind));
         }
         let err = "pod-kil".parse::<Kind>().unwrap_err();
-        assert!(err.contains("pod-kill, node-drain"), "{err}");
+        assert!(
+            err.contains("pod-kill, container-kill, node-drain"),
+            "{err}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! ledger, so every kind is reverted by the same code.
 
 mod choose;
+pub mod container;
 pub mod dependency;
 mod kind;
 pub mod node;
@@ -13,6 +14,7 @@ pub use choose::{choose, reach, Choice};
 pub use kind::Kind;
 pub use plan::{network_policy, plan, Plan, Scene, PARTITION_LABEL};
 pub use settings::{
-    percent, Dependency, DependencyFailure, Direction, HttpFault, Mode, NetworkPartition,
-    NodeDrain, Peer, PodKill, Ramp, Resource, ResourceStress, Settings, STRESS_IMAGE,
+    percent, ContainerKill, Dependency, DependencyFailure, Direction, HttpFault, Mode,
+    NetworkPartition, NodeDrain, Peer, PodKill, Ramp, Resource, ResourceStress, Settings,
+    KILL_IMAGE, STRESS_IMAGE,
 };

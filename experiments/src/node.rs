@@ -141,6 +141,7 @@ pub fn stress_pod(
             "name": name.chars().take(253).collect::<String>(),
             "namespace": namespace,
             "labels": { STRESS_LABEL: settings.resource.name(), "app.kubernetes.io/name": "firedrill-stress" },
+            "annotations": { crate::container::ACTS_ON: format!("Node/{node}") },
         },
         "spec": {
             // Pinned: the scheduler is not asked, the pod runs where the chosen pods run.

@@ -82,6 +82,7 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         (Kind::Probe, _) => Ok(Plan::default()),
         (Kind::PodKill, Settings::PodKill(s)) => Ok(pod_kill(s, scene.verdict())),
         (Kind::PodKill, _) => Ok(pod_kill(&PodKill::default(), scene.verdict())),
+        (Kind::ContainerKill, Settings::ContainerKill(s)) => crate::container::kill(run, s, scene),
         (Kind::NodeDrain, Settings::NodeDrain(s)) => Ok(crate::node::drain(s, scene)),
         (Kind::NodeDrain, _) => Ok(crate::node::drain(&Default::default(), scene)),
         (Kind::ResourceStress, Settings::ResourceStress(s)) => {

@@ -9,6 +9,7 @@ pub enum Settings {
     #[default]
     None,
     PodKill(PodKill),
+    ContainerKill(ContainerKill),
     NetworkPartition(NetworkPartition),
     NodeDrain(NodeDrain),
     ResourceStress(ResourceStress),
@@ -269,4 +270,15 @@ pub fn percent(hundredths: u32) -> String {
 pub struct DependencyFailure {
     pub dependency: Dependency,
     pub mode: Mode,
+}
+
+/// The default image of the container-kill helper (a shell, `grep` and `kill`).
+pub const KILL_IMAGE: &str = "busybox:1.36";
+
+/// `container-kill`: one named container of each chosen pod is killed (SIGKILL, as the kernel's
+/// OOM killer or a crash would) and the kubelet restarts it; the pod object survives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerKill {
+    pub container: String,
+    pub image: String,
 }

@@ -79,9 +79,21 @@ impl Injection {
             self.first_fault.get_or_insert(now);
             self.recovered = None;
         }
-        // Each object the drill touched says so, for `kubectl describe`.
+        // Each object the drill touched says so, for `kubectl describe`: what a step changes,
+        // and what a helper it creates acts on (the pod whose container it kills, the node it
+        // loads).
         for step in steps {
-            if let Some(target) = step.forward.target() {
+            let acts_on = match &step.forward {
+                rollback::Operation::Create { object } => object
+                    .pointer(&format!(
+                        "/metadata/annotations/{}",
+                        firedrill_experiments::container::ACTS_ON.replace('/', "~1")
+                    ))
+                    .and_then(Value::as_str)
+                    .and_then(acts_on),
+                _ => None,
+            };
+            for target in step.forward.target().into_iter().chain(acts_on) {
                 let message = format!(
                     "firedrill drill {} (run {}): {}",
                     self.ledger.drill,
@@ -259,6 +271,19 @@ impl Injection {
         } else {
             Ok(json!(lines))
         }
+    }
+}
+
+/// `Pod/namespace/name` or `Node/name`, as helpers name what they act on.
+fn acts_on(text: &str) -> Option<rollback::ObjectRef> {
+    match text.split('/').collect::<Vec<_>>().as_slice() {
+        ["Node", name] => Some(rollback::ObjectRef::node(name)),
+        [kind, namespace, name] => Some(rollback::ObjectRef::namespaced(
+            rollback::ObjectKind::parse(kind)?,
+            namespace,
+            name,
+        )),
+        _ => None,
     }
 }
 

@@ -224,7 +224,36 @@ impl Model {
                 Ok(())
             }),
             "PodDisruptionBudget" => o.pdb().map(|pdb| cluster.pdbs.push(pdb)),
-            "Pod" => o.pod().map(|pod| cluster.pods.push(pod)),
+            "Pod" => o.pod().map(|pod| {
+                let containers: Vec<(String, Option<String>)> = o
+                    .value
+                    .pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| {
+                        let name = c.get("name")?.as_str()?.to_owned();
+                        // Only a running container has a process to kill.
+                        let running = c.pointer("/state/running").is_some();
+                        let id = c
+                            .get("containerID")
+                            .and_then(Value::as_str)
+                            .filter(|_| running)
+                            .map(str::to_owned);
+                        Some((name, id))
+                    })
+                    .collect();
+                if !containers.is_empty() {
+                    cluster
+                        .containers
+                        .push(firedrill_safety::cluster::PodContainers {
+                            namespace: pod.namespace.clone(),
+                            pod: pod.name.clone(),
+                            containers,
+                        });
+                }
+                cluster.pods.push(pod)
+            }),
             "Node" => o.labels().map(|labels| {
                 cluster.nodes.push(firedrill_safety::cluster::Node {
                     name: o.name.clone(),

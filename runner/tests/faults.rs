@@ -555,3 +555,84 @@ async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() 
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    deployment(&client, "apps", "web", 2).await;
+    for i in 0..2 {
+        let mut p = value(ready_pod(
+            "apps",
+            &format!("web-{i}"),
+            json!({ "app": "web" }),
+            "Deployment/web",
+            "n1",
+        ));
+        p["status"]["containerStatuses"] = json!([
+            { "name": "main", "ready": true, "restartCount": 0, "image": "app", "imageID": "",
+              "containerID": format!("containerd://{i}0000000000000000aa"), "state": { "running": {} } },
+            { "name": "sidecar", "ready": true, "restartCount": 0, "image": "app", "imageID": "",
+              "containerID": format!("containerd://{i}0000000000000000bb"), "state": { "running": {} } }
+        ]);
+        let p: Pod = serde_json::from_value(p).unwrap();
+        Api::<Pod>::namespaced(client.clone(), "apps")
+            .create(&PostParams::default(), &p)
+            .await
+            .unwrap();
+    }
+    let before = all_pods(&client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: kill-sidecar\n    kind: container-kill\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ container: sidecar }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "ks-1");
+    let helper = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            eventually(Duration::from_secs(2), || {
+                let client = client.clone();
+                async move {
+                    Api::<Pod>::namespaced(client, "apps")
+                        .get_opt("firedrill-kill-ks-1-0")
+                        .await
+                        .unwrap()
+                }
+            })
+            .await
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let helper = value(helper.await.unwrap().expect("the helper pod ran"));
+    let target = &record.targets[0].name;
+    let index = target.trim_start_matches("web-");
+    assert_eq!(helper["spec"]["nodeName"], "n1");
+    assert_eq!(helper["spec"]["hostPID"], true);
+    assert_eq!(
+        helper["spec"]["containers"][0]["env"][0],
+        json!({ "name": "CONTAINER_ID", "value": format!("{index}0000000000000000bb") })
+    );
+    assert_eq!(
+        helper["spec"]["containers"][0]["securityContext"]["capabilities"],
+        json!({ "drop": ["ALL"], "add": ["KILL"] })
+    );
+    // The helper is gone; the pods are as they were (the kubelet, absent here, restarts the
+    // container; the pod object is never touched).
+    assert_eq!(all_pods(&client).await, before);
+    // `kubectl describe pod` on the victim tells the story.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "apps")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        events.iter().any(
+            |e| e.involved_object.name.as_deref() == Some(target.as_str())
+                && e.reason.as_deref() == Some("FiredrillFault")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("create Pod apps/firedrill-kill-ks-1-0"))
+        ),
+        "{events:#?}"
+    );
+}

@@ -148,6 +148,15 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
 }
 
+/// The containers of one pod as its status reports them: name and runtime id
+/// (`containerd://...`), the id `None` when the container is not running.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodContainers {
+    pub namespace: String,
+    pub pod: String,
+    pub containers: Vec<(String, Option<String>)>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cluster {
     pub namespaces: Vec<Namespace>,
@@ -156,4 +165,6 @@ pub struct Cluster {
     pub pdbs: Vec<Pdb>,
     pub nodes: Vec<Node>,
     pub services: Vec<Service>,
+    /// Container names and ids of the pods, for faults aimed at one container.
+    pub containers: Vec<PodContainers>,
 }

@@ -346,11 +346,26 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             // A closed pipe (e.g. `| head`) is not an error worth a panic.
             let _ = std::io::stdout().write_all(text.as_bytes());
-            if fires
+            let fired: std::collections::BTreeSet<&str> =
+                fires.iter().map(|f| f.drill.as_str()).collect();
+            let uses_policies = c.drills.iter().filter(|d| fired.contains(d.name.as_str())).any(|d| {
+                d.kind == firedrill_experiments::Kind::NetworkPartition
+                    || matches!(&d.fault, firedrill_experiments::Settings::DependencyFailure(s) if s.mode == firedrill_experiments::Mode::Block)
+            });
+            if uses_policies {
+                eprintln!("note: network-partition and dependency-failure block drills need a network plugin that enforces NetworkPolicy (Calico, Cilium, ...); with one that does not, the fault is silently not in effect");
+            }
+            let privileged: Vec<&str> = c
+                .drills
                 .iter()
-                .any(|f| f.kind == firedrill_experiments::Kind::NetworkPartition.name())
-            {
-                eprintln!("note: network-partition drills need a network plugin that enforces NetworkPolicy (Calico, Cilium, ...); with one that does not, the partition is silently not in effect");
+                .filter(|d| {
+                    fired.contains(d.name.as_str())
+                        && d.kind == firedrill_experiments::Kind::ContainerKill
+                })
+                .map(|d| d.name.as_str())
+                .collect();
+            if !privileged.is_empty() {
+                eprintln!("note: {} run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", privileged.join(", "));
             }
             ExitCode::SUCCESS
         }

@@ -50,6 +50,7 @@ pub(super) fn read_fault(
             }))
         }
         Kind::NetworkPartition => read_partition(r, node, path).map(Settings::NetworkPartition),
+        Kind::ContainerKill => read_container_kill(r, node, path).map(Settings::ContainerKill),
         Kind::NodeDrain => read_drain(r, node, path).map(Settings::NodeDrain),
         Kind::ResourceStress => read_stress(r, node, path).map(Settings::ResourceStress),
         Kind::DependencyFailure => read_dependency(r, node, path).map(Settings::DependencyFailure),
@@ -58,7 +59,7 @@ pub(super) fn read_fault(
                 node.mark,
                 path,
                 format!(
-                    "kind {other} takes no `fault:` settings in this version (pod-kill, node-drain, network-partition, resource-stress and dependency-failure do)"
+                    "kind {other} takes no `fault:` settings in this version (pod-kill, container-kill, node-drain, network-partition, resource-stress and dependency-failure do)"
                 ),
             );
             None
@@ -160,7 +161,7 @@ pub(super) fn default_fault(kind: Kind) -> Option<firedrill_experiments::Setting
         Kind::NetworkPartition => Settings::NetworkPartition(Default::default()),
         Kind::NodeDrain => Settings::NodeDrain(Default::default()),
         Kind::ResourceStress => Settings::ResourceStress(Default::default()),
-        Kind::DependencyFailure => return None,
+        Kind::DependencyFailure | Kind::ContainerKill => return None,
         _ => Settings::None,
     })
 }
@@ -180,6 +181,39 @@ fn load_percent(text: &str) -> Result<u32, String> {
         ));
     }
     Ok(p.hundredths() / 100)
+}
+
+fn read_container_kill(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<firedrill_experiments::ContainerKill> {
+    let f = r.fields(node, path, &["container", "image"])?;
+    let container = r
+        .required(
+            &f,
+            "container",
+            "the name of the container to kill, as in the pod's spec",
+        )
+        .and_then(|n| {
+            r.parsed(n, &f.path_of("container"), "a container name", |s| {
+                dns_label(s, 63).map(|()| s.to_owned())
+            })
+        });
+    let image = match f.get("image") {
+        Some(n) => r
+            .text(
+                n,
+                &f.path_of("image"),
+                "a container image with sh, grep and kill",
+            )
+            .map(str::to_owned),
+        None => Some(firedrill_experiments::KILL_IMAGE.to_owned()),
+    };
+    Some(firedrill_experiments::ContainerKill {
+        container: container?,
+        image: image?,
+    })
 }
 
 fn read_drain(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_experiments::NodeDrain> {

@@ -697,7 +697,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     if let (Some(s), Some(kind), Some(probes)) = (&success, kind, &steady_state) {
         // Recovery is workloads back as desired and probes passing: a kind that takes no pod
         // down needs probes to have anything to recover.
-        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::NodeDrain);
+        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain);
         if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),

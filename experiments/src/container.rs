@@ -1,0 +1,181 @@
+//! `container-kill`: a short-lived helper pod on the target's node sends SIGKILL to the processes
+//! of one container, found by the container's id in their cgroup. The kubelet restarts the
+//! container as it would after a crash; the pod object, its IP and its other containers survive.
+//!
+//! Why this mechanism: signals to a container's PID 1 from inside its own PID namespace (an
+//! ephemeral container, `exec`) are dropped unless the process handles them, so only a process in
+//! the host's PID namespace can kill any container for sure; an ephemeral container also stays in
+//! the pod's spec for good, which no revert can undo. The helper needs `hostPID` and `CAP_KILL`
+//! as root (every other capability dropped, read-only root, no privilege escalation), so its
+//! namespace must allow the `privileged` Pod Security level; it ends within a minute by itself.
+
+use std::collections::BTreeSet;
+
+use firedrill_rollback::Step;
+use firedrill_safety::cluster::OwnerRef;
+use serde_json::{json, Value};
+
+use crate::plan::{Plan, Scene};
+use crate::settings::ContainerKill;
+
+/// Names the object a helper acts on (`Kind/namespace/name`, or `Node/name`): firedrill leaves
+/// its Events there too.
+pub const ACTS_ON: &str = "firedrill.io/acts-on";
+
+/// What the helper runs (busybox `sh`): every process whose cgroup names the container gets
+/// SIGKILL. `PROC` is the proc root (the host's, through hostPID).
+pub const KILL_SCRIPT: &str = r#"set -u
+id="${CONTAINER_ID##*://}"
+proc="${PROC:-/proc}"
+killed=""
+for dir in "$proc"/[0-9]*; do
+  pid="${dir##*/}"
+  if grep -q -- "$id" "$dir/cgroup" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null && killed="$killed $pid"
+  fi
+done
+if [ -z "$killed" ]; then
+  echo "firedrill: no process of container $id on this node" >&2
+  exit 1
+fi
+echo "firedrill: killed$killed (container $id)"
+"#;
+
+/// A container id as the pod's status gives it, checked: hex after the runtime's scheme.
+fn container_id(text: &str) -> Option<&str> {
+    let id = text.rsplit("://").next()?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, String> {
+    let Some(choice) = scene.choice else {
+        return Ok(Plan::default());
+    };
+    let cluster = scene
+        .cluster
+        .ok_or("container-kill needs the cluster to find the container")?;
+    let mut steps = Vec::new();
+    let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
+    for (i, target) in choice.verdict.targets.iter().enumerate() {
+        let at = format!("{}/{}", target.namespace, target.name);
+        let node = cluster
+            .pods
+            .iter()
+            .find(|p| p.namespace == target.namespace && p.name == target.name)
+            .and_then(|p| p.node.as_deref())
+            .ok_or_else(|| format!("pod {at} is on no node"))?;
+        let containers = cluster
+            .containers
+            .iter()
+            .find(|c| c.namespace == target.namespace && c.pod == target.name)
+            .map(|c| c.containers.as_slice())
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+        let id = match containers.iter().find(|(n, _)| *n == settings.container) {
+            None => {
+                return Err(format!(
+                    "pod {at} has no container named {:?} (it has: {})",
+                    settings.container,
+                    if names.is_empty() {
+                        "none reported".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            }
+            Some((_, None)) => {
+                return Err(format!(
+                    "container {:?} of pod {at} is not running",
+                    settings.container
+                ))
+            }
+            Some((_, Some(id))) => container_id(id).ok_or_else(|| {
+                format!(
+                    "container {:?} of pod {at} has an id firedrill does not recognise: {id}",
+                    settings.container
+                )
+            })?,
+        };
+        if let Some(owner) = &target.owner {
+            affected.insert(owner.clone());
+        }
+        steps.extend(Step::create(helper(
+            run,
+            i,
+            &target.namespace,
+            &target.name,
+            node,
+            id,
+            settings,
+        )));
+    }
+    Ok(Plan {
+        waves: vec![steps],
+        wait_for_recovery: true,
+        affected: affected.into_iter().collect(),
+        ..Plan::default()
+    })
+}
+
+fn helper(
+    run: &str,
+    index: usize,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+    id: &str,
+    settings: &ContainerKill,
+) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": format!("firedrill-kill-{run}-{index}").chars().take(253).collect::<String>(),
+            "namespace": namespace,
+            "annotations": { ACTS_ON: format!("Pod/{namespace}/{pod}") },
+        },
+        "spec": {
+            "nodeName": node,
+            // The host's processes: the only place a container's PID 1 can be killed from.
+            "hostPID": true,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 60,
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "tolerations": [{ "operator": "Exists" }],
+            "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
+            "containers": [{
+                "name": "kill",
+                "image": settings.image,
+                "command": ["sh", "-c", KILL_SCRIPT],
+                "env": [
+                    { "name": "CONTAINER_ID", "value": id },
+                    { "name": "TARGET", "value": format!("{namespace}/{pod}/{}", settings.container) },
+                ],
+                "resources": { "requests": { "cpu": "10m", "memory": "8Mi" }, "limits": { "cpu": "100m", "memory": "32Mi" } },
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": { "drop": ["ALL"], "add": ["KILL"] },
+                },
+            }],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_runtime_ids_reach_the_helper() {
+        assert_eq!(
+            container_id("containerd://0123456789abcdef"),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(container_id("cri-o://0123456789ab"), Some("0123456789ab"));
+        assert_eq!(container_id("containerd://abc; rm -rf /"), None);
+        assert_eq!(container_id("containerd://abc"), None);
+    }
+}
