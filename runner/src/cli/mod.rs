@@ -365,7 +365,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .map(|d| d.name.as_str())
                 .collect();
             if !privileged.is_empty() {
-                eprintln!("note: {} run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", privileged.join(", "));
+                eprintln!("note: container-kill drills ({}) run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", privileged.join(", "));
             }
             ExitCode::SUCCESS
         }
