@@ -636,3 +636,89 @@ async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
         "{events:#?}"
     );
 }
+
+#[tokio::test]
+async fn block_cuts_the_chosen_clients_off_the_dependency_and_is_undone_exactly() {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    deployment(&client, "apps", "web", 3).await;
+    for i in 0..3 {
+        pod(&client, "apps", &format!("web-{i}"), "Deployment/web", "n1").await;
+    }
+    let redis: Service = serde_json::from_value(json!({
+        "metadata": { "name": "redis", "namespace": "cache" },
+        "spec": { "selector": { "app": "redis", "role": "replica" }, "ports": [{ "port": 6379 }] }
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), "cache")
+        .create(&PostParams::default(), &redis)
+        .await
+        .unwrap();
+    let before = all_pods(&client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: no-redis\n    kind: dependency-failure\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ dependency: {{ service: cache/redis }}, mode: block }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "nr-1");
+    let during = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let policy = eventually(Duration::from_secs(2), || {
+                let client = client.clone();
+                async move {
+                    Api::<NetworkPolicy>::namespaced(client, "apps")
+                        .get_opt("firedrill-block-nr-1")
+                        .await
+                        .unwrap()
+                }
+            })
+            .await;
+            let marked: Vec<String> = Api::<Pod>::namespaced(client, "apps")
+                .list(&ListParams::default().labels("firedrill.io/partition=nr-1"))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            (policy.map(value), marked)
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let (policy, marked) = during.await.unwrap();
+    let policy = policy.expect("the policy was in place during the drill");
+    assert_eq!(
+        marked,
+        [record.targets[0].name.clone()],
+        "only the chosen client"
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Egress"]));
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        json!({ "firedrill.io/partition": "nr-1" })
+    );
+    // Everything but redis's pods: other namespaces, and in cache every pod lacking one of the
+    // Service's labels.
+    let to = &policy["spec"]["egress"][0]["to"];
+    assert_eq!(to.as_array().unwrap().len(), 3, "{to}");
+    assert_eq!(
+        to[0]["namespaceSelector"]["matchExpressions"][0],
+        json!({ "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["cache"] })
+    );
+    assert_eq!(
+        to[1]["podSelector"]["matchExpressions"][0],
+        json!({ "key": "app", "operator": "NotIn", "values": ["redis"] })
+    );
+    assert_eq!(
+        to[2]["podSelector"]["matchExpressions"][0],
+        json!({ "key": "role", "operator": "NotIn", "values": ["replica"] })
+    );
+    // Undone exactly: no policy, no label.
+    assert!(Api::<NetworkPolicy>::namespaced(client.clone(), "apps")
+        .get_opt("firedrill-block-nr-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(all_pods(&client).await, before);
+}
