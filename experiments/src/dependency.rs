@@ -33,6 +33,22 @@ fn service<'c>(cluster: &'c Cluster, namespace: &str, name: &str) -> Result<&'c 
         .ok_or_else(|| format!("the dependency Service {namespace}/{name} is not in the cluster"))
 }
 
+/// The dependency's Deployment or StatefulSet in the cluster.
+fn workload<'c>(
+    cluster: &'c Cluster,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<&'c firedrill_safety::cluster::Owner, String> {
+    cluster
+        .owners
+        .iter()
+        .find(|o| {
+            o.key.kind.to_string() == kind && o.key.namespace == namespace && o.key.name == name
+        })
+        .ok_or_else(|| format!("the dependency {kind} {namespace}/{name} is not in the cluster"))
+}
+
 /// Whether the dependency may be failed this way: it exists, it is not protected, and taking
 /// it down crosses no `min_healthy` floor.
 pub fn judge(
@@ -65,17 +81,7 @@ pub fn judge(
             {
                 return Err(why);
             }
-            let owner = cluster
-                .owners
-                .iter()
-                .find(|o| {
-                    o.key.kind.to_string() == *kind
-                        && o.key.namespace == *namespace
-                        && o.key.name == *name
-                })
-                .ok_or_else(|| {
-                    format!("the dependency {kind} {namespace}/{name} is not in the cluster")
-                })?;
+            let owner = workload(cluster, kind, namespace, name)?;
             for pod in cluster
                 .pods
                 .iter()
@@ -176,17 +182,7 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
             let cluster = scene
                 .cluster
                 .ok_or("scale-to-zero needs the cluster to read the current replicas")?;
-            let owner = cluster
-                .owners
-                .iter()
-                .find(|o| {
-                    o.key.kind.to_string() == *kind
-                        && o.key.namespace == *namespace
-                        && o.key.name == *name
-                })
-                .ok_or_else(|| {
-                    format!("the dependency {kind} {namespace}/{name} is not in the cluster")
-                })?;
+            let owner = workload(cluster, kind, namespace, name)?;
             let object_kind = match owner.key.kind {
                 OwnerKind::Deployment => ObjectKind::Deployment,
                 OwnerKind::StatefulSet => ObjectKind::StatefulSet,
@@ -346,17 +342,7 @@ fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec
         } => {
             let cluster =
                 cluster.ok_or("blocking a workload needs the cluster to read its labels")?;
-            let owner = cluster
-                .owners
-                .iter()
-                .find(|o| {
-                    o.key.kind.to_string() == *kind
-                        && o.key.namespace == *namespace
-                        && o.key.name == *name
-                })
-                .ok_or_else(|| {
-                    format!("the dependency {kind} {namespace}/{name} is not in the cluster")
-                })?;
+            let owner = workload(cluster, kind, namespace, name)?;
             // Its pods' labels: those every pod of it shares.
             let mut shared: Option<BTreeMap<String, String>> = None;
             for pod in cluster

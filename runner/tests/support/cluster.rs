@@ -131,3 +131,13 @@ where
     }
     None
 }
+
+/// [`eventually`], watched in the background while the test goes on (e.g. runs a drill).
+pub fn watch<T, F, Fut>(within: Duration, check: F) -> tokio::task::JoinHandle<Option<T>>
+where
+    T: Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<T>> + Send,
+{
+    tokio::spawn(async move { eventually(within, check).await })
+}
