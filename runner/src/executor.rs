@@ -480,7 +480,7 @@ async fn choose(
                 "no cluster access to check what the drill may touch".into(),
             ));
         };
-        let cluster = match read_cluster(x, kube).await {
+        let (cluster, listed_nodes) = match read_cluster(x, kube, started).await {
             Ok(cluster) => cluster,
             Err(message) => {
                 return Err((
@@ -523,6 +523,23 @@ async fn choose(
         let choice =
             firedrill_experiments::choose(drill.kind, &drill.fault, &index, &cluster, &request);
         drop(index);
+        // Every node judged must be one whose pods were all read (fail safe).
+        let unread: Vec<&str> = choice
+            .nodes
+            .iter()
+            .flat_map(|n| &n.nodes)
+            .map(|n| n.node.as_str())
+            .filter(|n| !listed_nodes.iter().flatten().any(|l| l == n))
+            .collect();
+        if !unread.is_empty() {
+            return Err((
+                RunStatus::Blocked,
+                format!(
+                    "the pods on node {} were not read, so its neighbours cannot be judged (fail safe)",
+                    unread.join(", ")
+                ),
+            ));
+        }
         if let Some(nodes) = &choice.nodes {
             p.evidence.insert(
                 "nodes".into(),
@@ -569,7 +586,12 @@ async fn choose(
 /// The part of the cluster one fire is decided on: the targets' namespaces (and the
 /// dependency's); for node faults also every node and every namespace with a pod on the nodes
 /// the targets run on, so each neighbour is judged with its workload and budgets.
-async fn read_cluster(x: &Execution<'_>, kube: &Kube) -> Result<Cluster, String> {
+/// Also returns, for node faults, the nodes whose pods were all read.
+async fn read_cluster(
+    x: &Execution<'_>,
+    kube: &Kube,
+    started: DateTime<Utc>,
+) -> Result<(Cluster, Option<Vec<String>>), String> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
     if let firedrill_experiments::Settings::DependencyFailure(s) = &drill.fault {
@@ -586,7 +608,7 @@ async fn read_cluster(x: &Execution<'_>, kube: &Kube) -> Result<Cluster, String>
         snapshot::from_objects(&refs).map_err(|(_, e)| e)
     };
     if firedrill_experiments::reach(drill.kind, &drill.fault).is_none() {
-        return model(&objects);
+        return Ok((model(&objects)?, None));
     }
     // Which nodes the targets lead to, then everything on them.
     let first = model(&objects)?;
@@ -595,7 +617,7 @@ async fn read_cluster(x: &Execution<'_>, kube: &Kube) -> Result<Cluster, String>
         &Request {
             drill: &drill.name,
             seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-            now: Utc::now().timestamp(),
+            now: started.timestamp(),
             targets: &drill.targets,
             policy: &drill.safety,
             own_namespace: &x.config.namespace,
@@ -630,7 +652,7 @@ async fn read_cluster(x: &Execution<'_>, kube: &Kube) -> Result<Cluster, String>
     more.dedup();
     objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
     objects.extend(kube.snapshot(&more).await.map_err(|e| e.to_string())?);
-    model(&objects)
+    Ok((model(&objects)?, Some(nodes)))
 }
 
 /// 3. The kind's steps, through the ledger (not when dry-run: then only what they would change).
