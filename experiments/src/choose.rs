@@ -61,10 +61,21 @@ pub fn choose(
         judged.narrow(&mut verdict, index);
         judged
     });
-    if let Settings::DependencyFailure(s) = settings {
-        if let Err(reason) = crate::dependency::judge(s, cluster, request) {
-            verdict.blocked = Some(reason);
+    let refused = match settings {
+        Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request).err(),
+        Settings::ContainerKill(s) => crate::container::judge(s, cluster, &verdict).err(),
+        _ => None,
+    };
+    if let Some(reason) = refused {
+        // Nothing is touched: the chosen pods are left, with the reason.
+        for t in std::mem::take(&mut verdict.targets) {
+            verdict.excluded.push(firedrill_safety::verdict::Excluded {
+                namespace: t.namespace,
+                name: t.name,
+                reason: reason.clone(),
+            });
         }
+        verdict.blocked = Some(reason);
     }
     Choice { verdict, nodes }
 }

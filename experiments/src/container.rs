@@ -47,6 +47,56 @@ fn container_id(text: &str) -> Option<&str> {
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
+/// Whether every chosen pod runs the container (the plan needs its id).
+pub fn judge(
+    settings: &ContainerKill,
+    cluster: &firedrill_safety::cluster::Cluster,
+    verdict: &firedrill_safety::verdict::Verdict,
+) -> Result<(), String> {
+    for target in &verdict.targets {
+        container_of(settings, cluster, &target.namespace, &target.name)?;
+    }
+    Ok(())
+}
+
+/// The id of the container `settings` names in pod `namespace/name`, or what is wrong.
+fn container_of<'c>(
+    settings: &ContainerKill,
+    cluster: &'c firedrill_safety::cluster::Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<&'c str, String> {
+    let at = format!("{namespace}/{name}");
+    let containers = cluster
+        .containers
+        .iter()
+        .find(|c| c.namespace == namespace && c.pod == name)
+        .map(|c| c.containers.as_slice())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+    match containers.iter().find(|(n, _)| *n == settings.container) {
+        None => Err(format!(
+            "pod {at} has no container named {:?} (it has: {}); fix fault.container",
+            settings.container,
+            if names.is_empty() {
+                "none reported".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )),
+        Some((_, None)) => Err(format!(
+            "container {:?} of pod {at} is not running",
+            settings.container
+        )),
+        Some((_, Some(id))) => container_id(id).ok_or_else(|| {
+            format!(
+                "container {:?} of pod {at} has an id firedrill does not recognise: {id}",
+                settings.container
+            )
+        }),
+    }
+}
+
 pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, String> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
@@ -64,38 +114,7 @@ pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, 
             .find(|p| p.namespace == target.namespace && p.name == target.name)
             .and_then(|p| p.node.as_deref())
             .ok_or_else(|| format!("pod {at} is on no node"))?;
-        let containers = cluster
-            .containers
-            .iter()
-            .find(|c| c.namespace == target.namespace && c.pod == target.name)
-            .map(|c| c.containers.as_slice())
-            .unwrap_or_default();
-        let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
-        let id = match containers.iter().find(|(n, _)| *n == settings.container) {
-            None => {
-                return Err(format!(
-                    "pod {at} has no container named {:?} (it has: {})",
-                    settings.container,
-                    if names.is_empty() {
-                        "none reported".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            }
-            Some((_, None)) => {
-                return Err(format!(
-                    "container {:?} of pod {at} is not running",
-                    settings.container
-                ))
-            }
-            Some((_, Some(id))) => container_id(id).ok_or_else(|| {
-                format!(
-                    "container {:?} of pod {at} has an id firedrill does not recognise: {id}",
-                    settings.container
-                )
-            })?,
-        };
+        let id = container_of(settings, cluster, &target.namespace, &target.name)?;
         if let Some(owner) = &target.owner {
             affected.insert(owner.clone());
         }

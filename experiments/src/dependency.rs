@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::{Cluster, OwnerKind, Service};
-use firedrill_safety::verdict::{explicit_protection, floor, Request};
+use firedrill_safety::verdict::{floor, protection, Request};
 use serde_json::{json, Value};
 
 use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
@@ -16,6 +16,24 @@ pub const PROXY_LABEL: &str = "firedrill.io/proxy";
 
 /// The port the proxy listens on when the Service's target port is a name.
 const PROXY_PORT: u16 = 8080;
+
+/// `prefix-run`, within the 63 characters of a Service name: a long run id is cut and a hash of
+/// it keeps the name unique.
+fn service_name(prefix: &str, run: &str) -> String {
+    let name = format!("{prefix}-{run}");
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = run.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let keep = 63 - prefix.len() - 1 - 9;
+    format!(
+        "{prefix}-{}-{:08x}",
+        run[..keep].trim_end_matches('-'),
+        hash as u32
+    )
+}
 
 fn always_protected(namespace: &str, request: &Request) -> Option<String> {
     if namespace == "kube-system" {
@@ -67,6 +85,19 @@ pub fn judge(
             })
     };
     match (&settings.mode, &settings.dependency) {
+        // Blocking cuts the chosen clients' path; the dependency is not touched, but it must
+        // be there, or the drill would pass having blocked nothing.
+        (Mode::Block, Dependency::Service { namespace, name }) => {
+            service(cluster, namespace, name).map(|_| ())
+        }
+        (
+            Mode::Block,
+            Dependency::Workload {
+                kind,
+                namespace,
+                name,
+            },
+        ) => workload(cluster, kind, namespace, name).map(|_| ()),
         (Mode::Block, _) => Ok(()),
         (
             Mode::ScaleToZero,
@@ -82,15 +113,45 @@ pub fn judge(
                 return Err(why);
             }
             let owner = workload(cluster, kind, namespace, name)?;
+            let cooldown = policy.cooldown.as_secs() as i64;
+            if let Some(at) = request
+                .recent_hits
+                .get(&owner.key)
+                .filter(|&&at| cooldown > 0 && request.now - at < cooldown)
+            {
+                return Err(format!(
+                    "the dependency {} was hit {} ago; safety.cooldown is {}",
+                    owner.key,
+                    firedrill_safety::verdict::human((request.now - at).max(0) as u64),
+                    firedrill_safety::verdict::human(cooldown as u64)
+                ));
+            }
+            let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
+                cluster
+                    .namespaces
+                    .iter()
+                    .map(|n| (n.name.as_str(), n))
+                    .collect();
             for pod in cluster
                 .pods
                 .iter()
                 .filter(|p| p.owner.as_ref() == Some(&owner.key))
             {
-                if let Some(why) = explicit_protection(pod, request) {
+                // Every rule a target obeys but health and age: protected, never-target,
+                // opt-in, and a known controller that brings the pods back.
+                if let Some(why) = protection(pod, request, &namespaces, Some(owner)) {
                     return Err(format!(
-                        "the dependency's pod {}/{} is {why}",
+                        "the dependency's pod {}/{}: {why}",
                         pod.namespace, pod.name
+                    ));
+                }
+                if let Some(pdb) = cluster.pdbs.iter().find(|b| {
+                    b.namespace == pod.namespace
+                        && b.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
+                }) {
+                    return Err(format!(
+                        "PodDisruptionBudget {}/{} guards the dependency's pods; scale-to-zero would take them all (fail the dependency with `block` instead)",
+                        pdb.namespace, pdb.name
                     ));
                 }
                 let min = if policy
@@ -136,8 +197,33 @@ pub fn mode_name(mode: &Mode) -> &'static str {
     }
 }
 
-/// The Service port the proxy takes over: the one asked for, else the only one.
+/// The Service port the proxy takes over (the one asked for, else the only one), if it speaks
+/// HTTP: the proxy is HTTP/1.1 and would fail every request of anything else.
 fn proxy_port<'s>(
+    service: &'s Service,
+    http: &HttpFault,
+) -> Result<&'s firedrill_safety::cluster::ServicePort, String> {
+    let port = any_port(service, http)?;
+    let named_http = port.name.as_deref().is_some_and(|n| n.starts_with("http"));
+    let says_http = port
+        .app_protocol
+        .as_deref()
+        .map(|p| p == "http" || p == "kubernetes.io/http");
+    match (port.protocol.as_str(), says_http, named_http) {
+        ("TCP", Some(true), _) | ("TCP", None, true) => Ok(port),
+        _ => Err(format!(
+            "port {} of the Service {}/{} is not known to speak HTTP/1.1 (protocol {}, name {}, appProtocol {}); the fault proxy would fail every request of another protocol: name the port `http` or set `appProtocol: http` if it serves HTTP, or fail the dependency with `block`",
+            port.port,
+            service.namespace,
+            service.name,
+            port.protocol,
+            port.name.as_deref().unwrap_or("none"),
+            port.app_protocol.as_deref().unwrap_or("none"),
+        )),
+    }
+}
+
+fn any_port<'s>(
     service: &'s Service,
     http: &HttpFault,
 ) -> Result<&'s firedrill_safety::cluster::ServicePort, String> {
@@ -199,6 +285,7 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
                     0,
                     None,
                 )]],
+                hits: vec![owner.key.clone()],
                 ..Plan::default()
             })
         }
@@ -212,7 +299,7 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
             let service = service(cluster, namespace, name)?;
             let port = proxy_port(service, http)?;
             let selector = service.selector.clone().unwrap_or_default();
-            let upstream = format!("firedrill-upstream-{run}");
+            let upstream = service_name("firedrill-up", run);
             let target: Value = match (&port.target_port, &port.target_port_name) {
                 (_, Some(name)) => json!(name),
                 (Some(n), None) => json!(n),
@@ -244,6 +331,13 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
                 container_port["name"] = json!(name);
             }
             let proxy = format!("firedrill-proxy-{run}");
+            let mut pod_security = json!({ "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } });
+            if listen < 1024 {
+                // A port below 1024 as a non-root user without capabilities: the namespaced,
+                // "safe" sysctl that lets this pod bind it (allowed at Pod Security restricted).
+                pod_security["sysctls"] =
+                    json!([{ "name": "net.ipv4.ip_unprivileged_port_start", "value": "0" }]);
+            }
             prepare.extend(Step::create(json!({
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
@@ -257,7 +351,7 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
                             "automountServiceAccountToken": false,
                             "enableServiceLinks": false,
                             "terminationGracePeriodSeconds": 5,
-                            "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
+                            "securityContext": pod_security,
                             "containers": [{
                                 "name": "fault-proxy",
                                 "image": scene.image,
@@ -358,6 +452,19 @@ fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec
                         .collect(),
                 });
             }
+            // Labels a controller gives each pod or revision are not the workload's: a pod of
+            // the next rollout would not carry them and would escape the block.
+            let shared = shared.map(|mut s| {
+                for key in [
+                    "pod-template-hash",
+                    "controller-revision-hash",
+                    "statefulset.kubernetes.io/pod-name",
+                    "apps.kubernetes.io/pod-index",
+                ] {
+                    s.remove(key);
+                }
+                s
+            });
             match shared.filter(|s| !s.is_empty()) {
                 Some(labels) => Ok(pods_but(namespace, &labels)),
                 None => Err(format!(
@@ -377,7 +484,12 @@ pub fn block_policy(run: &str, namespace: &str, allowed: &[Value]) -> Value {
         "spec": {
             "podSelector": { "matchLabels": { PARTITION_LABEL: run } },
             "policyTypes": ["Egress"],
-            "egress": [{ "to": allowed }],
+            // DNS stays open wherever it is served (a node-local cache included): the clients
+            // must fail on the dependency, not on name resolution.
+            "egress": [
+                { "to": allowed },
+                { "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
+            ],
         },
     })
 }
@@ -423,6 +535,8 @@ mod tests {
                     port: 80,
                     target_port: None,
                     target_port_name: Some("http".into()),
+                    protocol: "TCP".into(),
+                    app_protocol: None,
                 }],
             }],
             ..Cluster::default()
@@ -557,7 +671,7 @@ mod tests {
             describe,
             [
                 vec![
-                    "create Service ai/firedrill-upstream-run-1".to_owned(),
+                    "create Service ai/firedrill-up-run-1".to_owned(),
                     "create Deployment ai/firedrill-proxy-run-1".to_owned()
                 ],
                 vec!["patch Service ai/gateway: {\"spec\":{\"selector\":{\"app\":null,\"firedrill.io/proxy\":\"run-1\"}}}".to_owned()],
@@ -592,7 +706,7 @@ mod tests {
                 "--listen",
                 "0.0.0.0:8080",
                 "--upstream",
-                "http://firedrill-upstream-run-1.ai.svc:80",
+                "http://firedrill-up-run-1.ai.svc:80",
                 "--until",
                 "2026-01-01T01:00:00Z",
                 "--error",

@@ -212,6 +212,25 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
                 .map(|p| p.namespace.as_str());
             let Some(namespace) = namespace else { continue };
             let index = n * loads.len() + step;
+            // The step before ends first: two stress pods at once would add their loads.
+            if step > 0 {
+                let previous = stress_pod(
+                    run,
+                    &node.node,
+                    namespace,
+                    index - 1,
+                    settings,
+                    loads[step - 1],
+                );
+                if let Some(target) = firedrill_rollback::ObjectRef::of(&previous) {
+                    wave.push(Step {
+                        forward: firedrill_rollback::Operation::Delete {
+                            target: target.clone(),
+                        },
+                        undo: firedrill_rollback::UndoRecord::DeleteCreated { target },
+                    });
+                }
+            }
             if let Some(s) = Step::create(stress_pod(
                 run, &node.node, namespace, index, settings, *load,
             )) {
@@ -352,6 +371,17 @@ mod tests {
         let plan = stress("run-1", &ramp, &scene(&c, 600));
         assert_eq!(plan.waves.len(), 4);
         assert_eq!(plan.interval, Duration::from_secs(60));
+        // Each step ends the one before it on the same node, then starts.
+        let second: Vec<String> = plan.waves[1].iter().map(|s| s.forward.describe()).collect();
+        assert_eq!(
+            second,
+            [
+                "delete Pod shop/firedrill-stress-run-1-0",
+                "create Pod shop/firedrill-stress-run-1-1",
+                "delete Pod shop/firedrill-stress-run-1-4",
+                "create Pod shop/firedrill-stress-run-1-5",
+            ]
+        );
         assert!(!plan.wait_for_recovery, "a ramp does not wait for recovery");
     }
 }

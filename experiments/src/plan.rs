@@ -28,6 +28,8 @@ pub struct Plan {
     pub preparatory: usize,
     /// The workloads whose pods the fault takes down: recovery waits for them.
     pub affected: Vec<OwnerRef>,
+    /// Workloads the fault hits besides the targets' (a dependency scaled to zero), for cooldown.
+    pub hits: Vec<OwnerRef>,
 }
 
 impl Plan {
@@ -127,8 +129,8 @@ fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
         waves: steps.chunks(per_wave).map(<[Step]>::to_vec).collect(),
         interval: settings.interval,
         wait_for_recovery: true,
-        preparatory: 0,
         affected: affected.into_iter().collect(),
+        ..Plan::default()
     }
 }
 

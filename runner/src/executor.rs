@@ -59,6 +59,11 @@ struct Injection {
     /// Recovery also waits for the drill's steady-state probes to answer as expected.
     probes: Vec<gate::SteadyProbe>,
     endpoints: Endpoints,
+    /// Why the fault did not go in as planned (a wave failed, a helper failed, preparation
+    /// timed out): the run ends as `error`, after the revert.
+    failure: Option<String>,
+    /// The helper pods a wave created (container-kill's): a failed one fails the run.
+    helpers: Vec<rollback::ObjectRef>,
     /// When the first fault was made, and when everything it hit was back.
     first_fault: Option<DateTime<Utc>>,
     recovered: Option<DateTime<Utc>>,
@@ -74,6 +79,17 @@ impl Injection {
             .await
             .map_err(|e| e.to_string())?;
         self.applied += 1;
+        for step in steps {
+            if let rollback::Operation::Create { object } = &step.forward {
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if name.starts_with("firedrill-kill-") {
+                    self.helpers.extend(rollback::ObjectRef::of(object));
+                }
+            }
+        }
         let now = Utc::now();
         if !applied.made.is_empty() && self.applied > self.preparatory {
             self.first_fault.get_or_insert(now);
@@ -145,11 +161,15 @@ impl Injection {
             let refs: Vec<&Value> = objects.iter().collect();
             let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
             for owner in &self.affected {
-                let desired = cluster
+                // A workload that is not there is not back (fail closed).
+                let Some(desired) = cluster
                     .owners
                     .iter()
                     .find(|o| &o.key == owner)
-                    .map_or(0, |o| o.desired);
+                    .map(|o| o.desired)
+                else {
+                    return Ok(Some(format!("{owner} not found")));
+                };
                 let ready = cluster
                     .pods
                     .iter()
@@ -173,11 +193,25 @@ impl Injection {
     /// Watches recovery and applies the later waves (after recovery when the plan says so,
     /// `interval` after the previous wave or the recovery). Recovery is kept under watch to the
     /// end: a system that goes down again is not recovered until it is back, so the recovery time
-    /// is until it came back for good. Never returns: the observation decides when the drill ends.
+    /// is until it came back for good. Returns only when the fault cannot go in as planned
+    /// (`failure` says why): the observation otherwise decides when the drill ends.
     async fn waves(&mut self, kube: &Kube, every: Duration) {
         let mut next_at: Option<tokio::time::Instant> = None;
+        let started = tokio::time::Instant::now();
         loop {
             let preparing = self.applied > 0 && self.applied <= self.preparatory;
+            if preparing && self.recovered.is_none() && started.elapsed() > PREPARE_WITHIN {
+                self.fail(format!(
+                    "what the fault needs was not ready within {}s (the fault proxy's pods; see `kubectl describe deployment -l firedrill.io/run={}`); nothing was injected",
+                    PREPARE_WITHIN.as_secs(),
+                    self.ledger.run
+                ));
+                return;
+            }
+            if let Some(failed) = self.failed_helper(kube).await {
+                self.fail(failed);
+                return;
+            }
             if self.first_fault.is_some() || preparing {
                 match self.still_down(kube).await {
                     Ok(None) if self.first_fault.is_some() && self.recovered.is_none() => {
@@ -199,11 +233,19 @@ impl Injection {
                         self.event(now, &format!("recovered: {what}"));
                     }
                     // Prepared (the proxy is ready): the fault may go in.
-                    Ok(None) if preparing => self.recovered = Some(Utc::now()),
+                    Ok(None) if preparing && self.recovered.is_none() => {
+                        let now = Utc::now();
+                        self.recovered = Some(now);
+                        let ready: Vec<String> =
+                            self.affected.iter().map(ToString::to_string).collect();
+                        self.event(now, &format!("prepared: {} ready", ready.join(", ")));
+                    }
                     Ok(None) => {}
                     Ok(Some(down)) if self.recovered.is_some() && !preparing => {
                         let now = Utc::now();
                         self.recovered = None;
+                        // The next wave waits for this recovery, then its full interval.
+                        next_at = None;
                         self.event(now, &format!("down again: {down}"));
                     }
                     Ok(Some(_)) => {}
@@ -221,16 +263,40 @@ impl Injection {
                         self.recovered = None;
                     }
                     if let Err(e) = self.inject(&wave).await {
-                        tracing::error!(error = %e, "a wave failed; the drill goes on observing and reverts at its end");
-                        let now = Utc::now();
-                        self.event(now, &format!("wave failed: {e}"));
-                        self.waves.clear();
+                        self.fail(format!("a wave failed: {e}"));
+                        return;
                     }
                     continue;
                 }
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    fn fail(&mut self, why: String) {
+        tracing::error!(reason = %why, "the fault did not go in as planned; reverting");
+        self.event(Utc::now(), &format!("failed: {why}"));
+        self.waves.clear();
+        self.failure = Some(why);
+    }
+
+    /// A helper pod that ended in failure (it found nothing to kill, or could not run), said.
+    async fn failed_helper(&self, kube: &Kube) -> Option<String> {
+        for helper in &self.helpers {
+            let namespace = helper.namespace.as_deref().unwrap_or_default();
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(kube.client().clone(), namespace);
+            if let Ok(Some(pod)) = api.get_opt(&helper.name).await {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+                if phase.as_deref() == Some("Failed") {
+                    return Some(format!(
+                        "the helper {helper} failed (its log says why: kubectl -n {namespace} logs {})",
+                        helper.name
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// Replays the ledger backwards; an entry left because someone changed it since is reported,
@@ -247,7 +313,9 @@ impl Injection {
             .ledger
             .entries
             .iter()
-            // Objects that outlive the drill: not what it created, not the pods it killed.
+            // Objects put back that outlive the drill: not what it created, not the pods it
+            // killed.
+            .filter(|e| e.state == rollback::EntryState::Reverted)
             .filter(|e| {
                 !matches!(
                     e.undo,
@@ -286,6 +354,9 @@ fn acts_on(text: &str) -> Option<rollback::ObjectRef> {
         _ => None,
     }
 }
+
+/// How long what a fault needs first (the fault proxy) may take to be ready.
+const PREPARE_WITHIN: Duration = Duration::from_secs(120);
 
 /// Everything one execution needs.
 pub struct Execution<'a> {
@@ -352,10 +423,23 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             _ => None,
         }
     });
+    // A fault that never went in (still preparing when the drill ended) proved nothing.
+    if let Some(i) = injection.as_mut() {
+        if i.failure.is_none() && i.applied <= i.preparatory && i.preparatory > 0 {
+            i.fail("the fault never went in: what it needs (the fault proxy) was not ready before the drill ended".into());
+        }
+    }
     // 5. Revert, whatever happened.
     if let Some(i) = injection.as_mut() {
         if let Err(reason) = revert(x, &mut p, i).await {
             return p.finish(RunStatus::Error, Some(reason));
+        }
+        if let Some(failure) = i.failure.clone() {
+            let reason = format!("{failure}; reverted");
+            let record = p.finish(RunStatus::Error, Some(reason));
+            i.ledger.outcome = Some(record.status.to_string());
+            let _ = rollback::Cluster::save(&i.cluster, &mut i.ledger).await;
+            return record;
         }
     }
     // 6. Measure and judge; the outcome joins the ledger.
@@ -480,15 +564,6 @@ async fn choose(
                 "no cluster access to check what the drill may touch".into(),
             ));
         };
-        let (cluster, listed_nodes) = match read_cluster(x, kube, started).await {
-            Ok(cluster) => cluster,
-            Err(message) => {
-                return Err((
-                    RunStatus::Blocked,
-                    format!("cannot read the cluster (fail safe): {message}"),
-                ))
-            }
-        };
         let none = RecentHits::new();
         let recent_hits: &RecentHits = match (&x.recent_hits, drill.safety.cooldown.is_zero()) {
             (Some(hits), _) => hits,
@@ -507,6 +582,15 @@ async fn choose(
                     RunStatus::Blocked,
                     "cannot check safety.cooldown: the run history is unavailable (fail safe)"
                         .into(),
+                ))
+            }
+        };
+        let (cluster, listed_nodes) = match read_cluster(x, kube, started, recent_hits).await {
+            Ok(cluster) => cluster,
+            Err(message) => {
+                return Err((
+                    RunStatus::Blocked,
+                    format!("cannot read the cluster (fail safe): {message}"),
                 ))
             }
         };
@@ -535,7 +619,7 @@ async fn choose(
             return Err((
                 RunStatus::Blocked,
                 format!(
-                    "the pods on node {} were not read, so its neighbours cannot be judged (fail safe)",
+                    "the pods on node {} were not read, so its neighbours cannot be judged (fail safe; the cluster changed while it was read: the next fire reads it again)",
                     unread.join(", ")
                 ),
             ));
@@ -591,6 +675,7 @@ async fn read_cluster(
     x: &Execution<'_>,
     kube: &Kube,
     started: DateTime<Utc>,
+    recent_hits: &RecentHits,
 ) -> Result<(Cluster, Option<Vec<String>>), String> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
@@ -621,7 +706,7 @@ async fn read_cluster(
             targets: &drill.targets,
             policy: &drill.safety,
             own_namespace: &x.config.namespace,
-            recent_hits: &RecentHits::new(),
+            recent_hits,
         },
     );
     let mut nodes: Vec<String> = plain
@@ -712,13 +797,15 @@ async fn inject(
                 .iter()
                 .flat_map(|(c, _)| c.verdict.targets.iter())
                 .filter_map(|t| t.owner.clone())
-                // Workloads a node fault takes down count as hit; a proxy firedrill runs does not.
+                // Workloads a node fault takes down count as hit, and a dependency scaled to
+                // zero; a proxy firedrill runs does not.
                 .chain(
                     plan.affected
                         .iter()
                         .filter(|_| plan.preparatory == 0)
                         .cloned(),
                 )
+                .chain(plan.hits.iter().cloned())
                 .collect();
             ledger.hits = hit.iter().map(ToString::to_string).collect();
             Some(Injection {
@@ -736,6 +823,8 @@ async fn inject(
                 affected: plan.affected.into_iter().collect(),
                 probes: drill.steady_state.clone(),
                 endpoints: x.endpoints.clone(),
+                failure: None,
+                helpers: Vec::new(),
                 first_fault: None,
                 recovered: None,
                 timeline: Vec::new(),

@@ -193,7 +193,9 @@ impl Proxy {
         mut request: Request<Incoming>,
         reset: &AtomicBool,
     ) -> Result<Response<Body>, ResetByFiredrill> {
-        match self.faults.fate(self.dice.roll(), Utc::now()) {
+        let now = Utc::now();
+        let expired = self.faults.until.is_some_and(|until| now >= until);
+        match self.faults.fate(self.dice.roll(), now) {
             Fate::Reset => {
                 reset.store(true, Ordering::Relaxed);
                 return Err(ResetByFiredrill);
@@ -207,7 +209,7 @@ impl Proxy {
             }
             Fate::Pass => {}
         }
-        if let Some(delay) = self.faults.delay {
+        if let Some(delay) = self.faults.delay.filter(|_| !expired) {
             tokio::time::sleep(delay).await;
         }
         let path = request

@@ -50,9 +50,18 @@ pub struct PlannedVerdict {
     pub excluded: Vec<PlannedExclusion>,
     pub blocked: Option<String>,
     /// Node faults: each node the fire would drain or stress, with every pod on it that it
-    /// hurts (targets and neighbours); refused nodes carry the reason.
+    /// hurts (targets and neighbours).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<PlannedNode>>,
+    /// Node faults: each node the fire would leave alone, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_nodes: Option<Vec<PlannedRefusal>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedRefusal {
+    pub node: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -187,29 +196,34 @@ fn verdicts(
                 recent_hits: &hits,
             },
         );
-        let nodes =
-            choice.nodes.map(|judged| {
-                judged
-                    .nodes
-                    .into_iter()
-                    .map(|n| PlannedNode {
-                        node: n.node,
-                        cordoned_before: n.was_unschedulable,
-                        pods: n
-                            .pods
-                            .into_iter()
-                            .map(|p| format!("{}/{}", p.namespace, p.name))
-                            .collect(),
-                    })
-                    .chain(judged.refused.into_iter().filter(|_| exclusions).map(
-                        |(node, reason)| PlannedNode {
-                            node,
-                            cordoned_before: false,
-                            pods: vec![format!("refused: {reason}")],
-                        },
-                    ))
-                    .collect()
-            });
+        let (nodes, refused_nodes) = match choice.nodes {
+            None => (None, None),
+            Some(judged) => (
+                Some(
+                    judged
+                        .nodes
+                        .into_iter()
+                        .map(|n| PlannedNode {
+                            node: n.node,
+                            cordoned_before: n.was_unschedulable,
+                            pods: n
+                                .pods
+                                .into_iter()
+                                .map(|p| format!("{}/{}", p.namespace, p.name))
+                                .collect(),
+                        })
+                        .collect(),
+                ),
+                Some(
+                    judged
+                        .refused
+                        .into_iter()
+                        .filter(|_| exclusions)
+                        .map(|(node, reason)| PlannedRefusal { node, reason })
+                        .collect(),
+                ),
+            ),
+        };
         let v = choice.verdict;
         if sequential {
             // Fires are decided in start order, so this fire's start is each workload's latest.
@@ -239,6 +253,7 @@ fn verdicts(
                 .collect(),
             blocked: v.blocked,
             nodes,
+            refused_nodes,
         });
     }
     out

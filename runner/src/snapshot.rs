@@ -262,6 +262,16 @@ impl Model {
                         .pointer("/spec/unschedulable")
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
+                    ready: o
+                        .value
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|conditions| {
+                            conditions.iter().any(|c| {
+                                c.get("type").and_then(Value::as_str) == Some("Ready")
+                                    && c.get("status").and_then(Value::as_str) == Some("True")
+                            })
+                        }),
                     labels,
                 })
             }),
@@ -532,6 +542,15 @@ impl<'a> Object<'a> {
                 port: number,
                 target_port,
                 target_port_name,
+                protocol: port
+                    .get("protocol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TCP")
+                    .to_owned(),
+                app_protocol: port
+                    .get("appProtocol")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         Ok(Service {

@@ -185,14 +185,23 @@ async fn after_until_everything_passes() {
     let at = proxy(
         upstream().await,
         Faults {
-            errors: vec![(503, 10_000)],
+            errors: vec![(503, 5_000)],
+            reset: 5_000,
+            delay: Some(Duration::from_secs(2)),
             until: Some(chrono::Utc::now() - chrono::TimeDelta::seconds(1)),
-            ..Faults::default()
         },
     )
     .await;
-    let r = client().get(format!("http://{at}/")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let client = client();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = client.get(format!("http://{at}/")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no delay after --until"
+        );
+    }
 }
 
 #[tokio::test]
@@ -237,23 +246,36 @@ async fn the_command_serves_with_its_flags_and_refuses_bad_ones() {
     drop(child);
     assert_eq!(status, Some(429));
 
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-        .args([
-            "fault-proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "https://example.invalid",
-            "--error",
-            "200:5%",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(
-        stderr.contains("the proxy speaks plain HTTP to its upstream")
-            || stderr.contains("not an HTTP error status"),
-        "{stderr}"
-    );
+    for (flags, says) in [
+        (
+            ["--upstream", "https://example.invalid", "--error", "503:5%"],
+            "the proxy speaks plain HTTP to its upstream (write http://...)",
+        ),
+        (
+            ["--upstream", "http://127.0.0.1:1", "--error", "200:5%"],
+            "\"200\" is not an HTTP error status (allowed: 400 to 599, e.g. 503, 504, 429)",
+        ),
+        (
+            ["--upstream", "http://127.0.0.1:1", "--error", "503:70%"],
+            "",
+        ),
+    ] {
+        let mut args = vec!["fault-proxy", "--listen", "127.0.0.1:0"];
+        args.extend(flags);
+        if says.is_empty() {
+            args.extend(["--reset", "40%"]);
+        }
+        let bad = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        let says = if says.is_empty() {
+            "the --error and --reset shares add up to 110%, more than 100%; lower them"
+        } else {
+            says
+        };
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

@@ -53,8 +53,9 @@ async fn node(client: &kube::Client, name: &str, unschedulable: bool) {
     } else {
         json!({})
     };
-    let node: Node =
-        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).unwrap();
+    let node: Node = serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec,
+        "status": { "conditions": [{ "type": "Ready", "status": "True" }] } }))
+    .unwrap();
     Api::<Node>::all(client.clone())
         .create(&PostParams::default(), &node)
         .await
@@ -501,7 +502,7 @@ async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() 
                 }
             })
             .await;
-            let upstream = services.get("firedrill-upstream-ai-1").await.unwrap();
+            let upstream = services.get("firedrill-up-ai-1").await.unwrap();
             (selector, value(upstream))
         })
     };
@@ -519,21 +520,21 @@ async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() 
     assert_eq!(upstream["spec"]["selector"], json!({ "app": "gateway" }));
     assert_eq!(upstream["spec"]["ports"][0]["targetPort"], 8000);
     let events = timeline(&record);
-    // The fault starts at the swap, after the proxy was ready.
-    let swap = events
-        .iter()
-        .position(|e| e.starts_with("patch Service ai/gateway"))
-        .expect("swapped");
-    assert!(
-        events[..swap]
+    // The fault starts at the swap, after the proxy's pods were ready.
+    let at = |prefix: &str| {
+        events
             .iter()
-            .any(|e| e.starts_with("create Deployment ai/firedrill-proxy-ai-1")),
-        "{events:?}"
-    );
+            .position(|e| e.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {events:?}"))
+    };
+    let created = at("create Deployment ai/firedrill-proxy-ai-1");
+    let prepared = at("prepared: Deployment/ai/firedrill-proxy-ai-1 ready");
+    let swap = at("patch Service ai/gateway");
+    assert!(created < prepared && prepared < swap, "{events:?}");
     // Back exactly; what firedrill made is gone.
     assert_eq!(value(services.get("gateway").await.unwrap()), before);
     assert!(services
-        .get_opt("firedrill-upstream-ai-1")
+        .get_opt("firedrill-up-ai-1")
         .await
         .unwrap()
         .is_none());
@@ -706,4 +707,41 @@ async fn block_cuts_the_chosen_clients_off_the_dependency_and_is_undone_exactly(
         .unwrap()
         .is_none());
     assert_eq!(all_pods(&client).await, before);
+}
+
+#[tokio::test]
+async fn an_http_fault_whose_proxy_never_gets_ready_is_an_error_and_changes_nothing() {
+    let client = evicting_cluster().await;
+    node(&client, "n1", false).await;
+    deployment(&client, "apps", "web", 2).await;
+    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
+    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    let gateway: Service = serde_json::from_value(json!({
+        "metadata": { "name": "gateway", "namespace": "ai" },
+        "spec": { "selector": { "app": "gateway" }, "ports": [{ "name": "http", "port": 80 }] }
+    }))
+    .unwrap();
+    let services = Api::<Service>::namespaced(client.clone(), "ai");
+    services
+        .create(&PostParams::default(), &gateway)
+        .await
+        .unwrap();
+    let before = value(services.get("gateway").await.unwrap());
+    // No controller brings the proxy's pods up.
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: ai\n    kind: dependency-failure\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ dependency: {{ service: ai/gateway }}, mode: http-fault, http: {{ errors: [\"503:10%\"] }} }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "ai-2");
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Error, "{record:#?}");
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("the fault never went in: what it needs (the fault proxy) was not ready before the drill ended; reverted")
+    );
+    assert_eq!(value(services.get("gateway").await.unwrap()), before);
+    assert!(Api::<Deployment>::namespaced(client.clone(), "ai")
+        .get_opt("firedrill-proxy-ai-2")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -125,6 +125,8 @@ pub struct Node {
     pub name: String,
     /// `spec.unschedulable`: cordoned already.
     pub unschedulable: bool,
+    /// Its Ready condition is True: pods evicted elsewhere can land on it.
+    pub ready: bool,
     pub labels: Labels,
 }
 
@@ -136,6 +138,9 @@ pub struct ServicePort {
     /// `targetPort` when it is a number; `None` when it is a name (or absent: then `port`).
     pub target_port: Option<u16>,
     pub target_port_name: Option<String>,
+    /// `TCP` (the default), `UDP` or `SCTP`.
+    pub protocol: String,
+    pub app_protocol: Option<String>,
 }
 
 /// A Service, for the faults that act on a dependency.

@@ -145,7 +145,12 @@ pub fn on_nodes(
     }
     let nodes: HashMap<&str, &crate::cluster::Node> =
         cluster.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let mut schedulable = cluster.nodes.iter().filter(|n| !n.unschedulable).count();
+    // Where evicted pods can go: nodes that are Ready and not cordoned.
+    let mut schedulable = cluster
+        .nodes
+        .iter()
+        .filter(|n| !n.unschedulable && n.ready)
+        .count();
     let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
     let mut out = NodeVerdict::default();
     for node in order {
@@ -165,9 +170,13 @@ pub fn on_nodes(
             (Reach::Drain, None) => Err(format!(
                 "node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded"
             )),
-            (Reach::Drain, Some(_)) if !was_unschedulable && schedulable <= 1 => Err(format!(
+            (Reach::Drain, Some(n))
+                if schedulable.saturating_sub(usize::from(!was_unschedulable && n.ready)) < 1 =>
+            {
+                Err(format!(
                 "draining node {node} would leave no schedulable node for its pods"
-            )),
+            ))
+            }
             _ => Ok(pods),
         });
         match judged {
@@ -186,7 +195,7 @@ pub fn on_nodes(
                         }
                     }
                 }
-                if reach == Reach::Drain && !was_unschedulable {
+                if reach == Reach::Drain && !was_unschedulable && known.is_some_and(|n| n.ready) {
                     schedulable -= 1;
                 }
                 out.nodes.push(NodeChoice {
@@ -231,6 +240,10 @@ fn judge_node<'c>(
     let mut down: HashMap<usize, i64> = HashMap::new();
     let mut spent: HashMap<(&str, &str), i64> = HashMap::new();
     for &pod in pods {
+        // A pod that has finished holds nothing: evicting or loading it hurts no one.
+        if pod.phase == "Succeeded" || pod.phase == "Failed" {
+            continue;
+        }
         if is_plumbing(pod) {
             if let (Reach::Stress { .. }, Some(why)) =
                 (reach, listed_protection(pod, request.policy))

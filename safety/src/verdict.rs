@@ -535,7 +535,7 @@ fn static_exclusion(
 /// The rules that say a pod may not be hurt at all, as a target or as a neighbour: always
 /// protected places and pods, `protected`, `never_target`, `opt_in`, and a controller that
 /// recreates it and is known.
-pub(crate) fn protection(
+pub fn protection(
     pod: &Pod,
     request: &Request,
     namespaces: &HashMap<&str, &Namespace>,

@@ -774,6 +774,7 @@ mod properties {
             case in arb_case(),
             placement in prop::collection::vec(0usize..3, 64),
             cordoned in prop::collection::vec(any::<bool>(), 3),
+            ready in prop::collection::vec(prop::bool::weighted(0.8), 3),
             listed_nodes in 1usize..=3,
             reach in prop_oneof![Just(Reach::Drain), Just(Reach::Stress { may_evict: true }), Just(Reach::Stress { may_evict: false })],
         ) {
@@ -781,7 +782,7 @@ mod properties {
             for (i, pod) in case.cluster.pods.iter_mut().enumerate() {
                 pod.node = Some(format!("n{}", placement[i % placement.len()]));
             }
-            case.cluster.nodes = (0..listed_nodes).map(|i| Node { name: format!("n{i}"), unschedulable: cordoned[i], labels: Labels::new() }).collect();
+            case.cluster.nodes = (0..listed_nodes).map(|i| Node { name: format!("n{i}"), unschedulable: cordoned[i], ready: ready[i], labels: Labels::new() }).collect();
             let hits = latest_hits(case.hits.iter().cloned());
             let request = Request { drill: "prop", seed: case.seed, now: NOW, targets: &case.targets, policy: &case.policy, own_namespace: "firedrill", recent_hits: &hits };
             let index = ClusterIndex::new(&case.cluster);
@@ -826,7 +827,7 @@ mod properties {
                 prop_assert!(hit == 0 || hit <= pdb_allows(&case, pdb), "{}: {hit} > {}", pdb.name, pdb_allows(&case, pdb));
             }
             if reach == Reach::Drain && judged.nodes.iter().any(|n| !n.was_unschedulable) {
-                let left = case.cluster.nodes.iter().filter(|n| !n.unschedulable && !accepted.contains(n.name.as_str())).count();
+                let left = case.cluster.nodes.iter().filter(|n| !n.unschedulable && n.ready && !accepted.contains(n.name.as_str())).count();
                 prop_assert!(left >= 1, "no schedulable node left");
                 prop_assert!(judged.nodes.iter().all(|n| case.cluster.nodes.iter().any(|k| k.name == n.node)));
             }

@@ -43,8 +43,12 @@ async fn fault_proxy(
     upstream: url::Url,
     faults: crate::faultproxy::Faults,
 ) -> Result<ExitCode, ExitCode> {
-    if faults.errors.iter().map(|(_, s)| s).sum::<u32>() + faults.reset > 10_000 {
-        eprintln!("error: the --error and --reset shares add up to more than 100%");
+    let total = faults.errors.iter().map(|(_, s)| s).sum::<u32>() + faults.reset;
+    if total > 10_000 {
+        eprintln!(
+            "error: the --error and --reset shares add up to {}, more than 100%; lower them",
+            firedrill_experiments::percent(total)
+        );
         return Err(ExitCode::from(EXIT_USAGE));
     }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {

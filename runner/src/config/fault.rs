@@ -489,7 +489,14 @@ fn read_dependency_target(
             let mut cidrs = Vec::new();
             let mut ok = true;
             for (i, n) in items.iter().enumerate() {
-                match r.parsed(n, &item(&key, i), "a CIDR", cidr) {
+                let parsed = r.parsed(n, &item(&key, i), "a CIDR", |s| {
+                    let c = cidr(s)?;
+                    if c.ends_with("/0") {
+                        return Err(format!("{s:?} is every address: blocking it cuts the clients off everything (name the dependency's addresses, or use kind network-partition)"));
+                    }
+                    Ok(c)
+                });
+                match parsed {
                     Some(c) => cidrs.push(c),
                     None => ok = false,
                 }
