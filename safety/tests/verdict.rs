@@ -803,6 +803,11 @@ mod properties {
                 }
                 prop_assert!(pod.namespace != "kube-system" && pod.namespace != "firedrill", "{}/{}", pod.namespace, pod.name);
                 prop_assert!(!listed(pod), "{}/{} is protected", pod.namespace, pod.name);
+                if p.opt_in && goes_down {
+                    let ns_in = case.cluster.namespaces.iter().any(|n| n.name == pod.namespace && n.labels.get("firedrill.io/enabled").is_some_and(|v| v == "true"));
+                    let wl_in = pod.owner.as_ref().and_then(|o| case.cluster.owners.iter().find(|w| &w.key == o)).is_some_and(|w| w.labels.get("firedrill.io/enabled").is_some_and(|v| v == "true"));
+                    prop_assert!(ns_in || wl_in, "{}/{} is not opted in", pod.namespace, pod.name);
+                }
                 let node = judged.nodes.iter().find(|n| Some(n.node.as_str()) == pod.node.as_deref()).unwrap();
                 prop_assert!(node.pods.iter().any(|c| c.namespace == pod.namespace && c.name == pod.name), "{}/{} on {} not listed", pod.namespace, pod.name, node.node);
                 if goes_down {
