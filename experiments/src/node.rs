@@ -55,8 +55,9 @@ pub struct Load {
     pub seconds: u64,
 }
 
-/// The loads one stress runs through: the steady load for the whole fault, or a ramp in steps of
-/// about a minute (2 to 10 steps), the last holding the top load to the end of the fault.
+/// The loads one stress runs through: the steady load for the whole fault, or a ramp that climbs
+/// from `from` in equal steps of about a minute (1 to 10 of them, over `over`) and reaches `to`
+/// when `over` has passed, then holds it to the end of the fault.
 pub fn loads(settings: &ResourceStress, duration: Duration) -> Vec<Load> {
     let total = duration.as_secs().max(1);
     let Some(ramp) = settings.ramp else {
@@ -65,23 +66,18 @@ pub fn loads(settings: &ResourceStress, duration: Duration) -> Vec<Load> {
             seconds: total,
         }];
     };
-    let over = ramp.over.as_secs().clamp(1, total);
-    let steps = over.div_ceil(60).clamp(2, 10);
-    let step = (over / steps).max(1);
-    (0..steps)
-        .map(|i| {
-            let percent = if steps == 1 {
-                ramp.to
-            } else {
-                let (from, to) = (i64::from(ramp.from), i64::from(ramp.to));
-                (from + (to - from) * i as i64 / (steps as i64 - 1)) as u32
-            };
-            let seconds = if i + 1 == steps {
-                total - step * i
+    let over = ramp.over.as_secs().clamp(1, total.saturating_sub(1).max(1));
+    let climbs = over.div_ceil(60).clamp(1, 10);
+    let step = (over / climbs).max(1);
+    let (from, to) = (i64::from(ramp.from), i64::from(ramp.to));
+    (0..=climbs)
+        .map(|i| Load {
+            percent: (from + (to - from) * i as i64 / climbs as i64) as u32,
+            seconds: if i == climbs {
+                total - step * climbs
             } else {
                 step
-            };
-            Load { percent, seconds }
+            },
         })
         .collect()
 }
@@ -361,15 +357,15 @@ mod tests {
         let steps = loads(&ramp, Duration::from_secs(600));
         assert_eq!(
             steps.iter().map(|l| l.percent).collect::<Vec<_>>(),
-            [60, 70, 80, 90]
+            [60, 67, 75, 82, 90]
         );
         assert_eq!(
             steps.iter().map(|l| l.seconds).collect::<Vec<_>>(),
-            [60, 60, 60, 420],
-            "the top load holds to the end of the fault"
+            [60, 60, 60, 60, 360],
+            "the top load is reached when `over` has passed and holds to the end of the fault"
         );
         let plan = stress("run-1", &ramp, &scene(&c, 600));
-        assert_eq!(plan.waves.len(), 4);
+        assert_eq!(plan.waves.len(), 5);
         assert_eq!(plan.interval, Duration::from_secs(60));
         // Each step ends the one before it on the same node, then starts.
         let second: Vec<String> = plan.waves[1].iter().map(|s| s.forward.describe()).collect();
@@ -378,8 +374,8 @@ mod tests {
             [
                 "delete Pod shop/firedrill-stress-run-1-0",
                 "create Pod shop/firedrill-stress-run-1-1",
-                "delete Pod shop/firedrill-stress-run-1-4",
-                "create Pod shop/firedrill-stress-run-1-5",
+                "delete Pod shop/firedrill-stress-run-1-5",
+                "create Pod shop/firedrill-stress-run-1-6",
             ]
         );
         assert!(!plan.wait_for_recovery, "a ramp does not wait for recovery");

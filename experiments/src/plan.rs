@@ -95,7 +95,7 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
             crate::dependency::plan(run, s, scene)
         }
         (other, _) => Err(format!(
-            "the {other} fault is not available in this version of firedrill; nothing was injected"
+            "the {other} fault is not available in this version of firedrill: it injects nothing"
         )),
     }
 }

@@ -36,6 +36,11 @@ pub struct Faults {
 /// `503:10%` -> (503, 1000). Codes are 400 to 599: the proxy fails requests, it does not
 /// redirect them.
 pub fn parse_error(text: &str) -> Result<(u16, u32), String> {
+    if text.contains(',') {
+        return Err(format!(
+            "{text:?}: one code per --error (write --error 503:10% --error 429:5%)"
+        ));
+    }
     let (code, share) = text
         .split_once(':')
         .ok_or_else(|| format!("{text:?} is not CODE:PERCENT (e.g. 503:10%)"))?;
@@ -110,6 +115,7 @@ struct Proxy {
     upstream: hyper::Uri,
     client: Client<HttpConnector, Incoming>,
     dice: Dice,
+    expired_said: AtomicBool,
 }
 
 /// A connection that is closed with a TCP reset when its request drew `reset`.
@@ -195,6 +201,9 @@ impl Proxy {
     ) -> Result<Response<Body>, ResetByFiredrill> {
         let now = Utc::now();
         let expired = self.faults.until.is_some_and(|until| now >= until);
+        if expired && !self.expired_said.swap(true, Ordering::Relaxed) {
+            tracing::info!(until = ?self.faults.until, "fault-proxy: past --until, passing every request unharmed");
+        }
         match self.faults.fate(self.dice.roll(), now) {
             Fate::Reset => {
                 reset.store(true, Ordering::Relaxed);
@@ -238,10 +247,13 @@ impl Proxy {
                 }
                 Ok(Response::from_parts(parts, body.boxed()))
             }
-            Err(e) => Ok(text(
-                StatusCode::BAD_GATEWAY,
-                format!("firedrill fault-proxy: upstream {}: {e}\n", self.upstream),
-            )),
+            Err(e) => {
+                tracing::warn!(upstream = %self.upstream, error = %e, "fault-proxy: the upstream did not answer; 502");
+                Ok(text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("firedrill fault-proxy: upstream {}: {e}\n", self.upstream),
+                ))
+            }
         }
     }
 }
@@ -269,11 +281,13 @@ pub async fn serve(
         upstream,
         client,
         dice: Dice(AtomicU64::new(seed)),
+        expired_said: AtomicBool::new(false),
     });
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => break,
         };
         let (stream, _peer): (TcpStream, SocketAddr) = match accepted {
             Ok(a) => a,
@@ -290,17 +304,59 @@ pub async fn serve(
             reset: reset.clone(),
         };
         let proxy = proxy.clone();
-        tokio::spawn(async move {
+        let mut stopping = stop.clone();
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let (proxy, reset) = (proxy.clone(), reset.clone());
                 async move { proxy.handle(request, &reset).await }
             });
-            // A reset request ends its connection with an error: that is the point.
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(conn), service)
-                .await;
+                .serve_connection(TokioIo::new(conn), service);
+            tokio::pin!(connection);
+            // A reset request ends its connection with an error: that is the point. On stop,
+            // the request in flight is answered and the connection then closed.
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
+        while connections.try_join_next().is_some() {}
+    }
+    // Stopping: requests in flight get their answers, for at most the grace period.
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// How long a stopping proxy lets requests in flight finish.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+impl std::fmt::Display for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(code, share)| format!("{code} for {}", firedrill_experiments::percent(*share)))
+            .collect();
+        if self.reset > 0 {
+            parts.push(format!(
+                "reset {}",
+                firedrill_experiments::percent(self.reset)
+            ));
+        }
+        if let Some(delay) = self.delay {
+            parts.push(format!("delay {}ms", delay.as_millis()));
+        }
+        if let Some(until) = self.until {
+            parts.push(format!("until {}", until.to_rfc3339()));
+        }
+        f.write_str(&parts.join(", "))
     }
 }
 

@@ -56,6 +56,10 @@ pub struct PlannedVerdict {
     /// Node faults: each node the fire would leave alone, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_nodes: Option<Vec<PlannedRefusal>>,
+    /// Dependency faults: what fails and how. Scaling it down or answering for its Service
+    /// reaches every client, not only the pods in `targets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -254,6 +258,14 @@ fn verdicts(
             blocked: v.blocked,
             nodes,
             refused_nodes,
+            dependency: match &drill.fault {
+                firedrill_experiments::Settings::DependencyFailure(d) => Some(format!(
+                    "{} ({})",
+                    d.dependency,
+                    firedrill_experiments::dependency::mode_name(&d.mode)
+                )),
+                _ => None,
+            },
         });
     }
     out

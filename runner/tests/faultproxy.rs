@@ -245,6 +245,18 @@ async fn the_command_serves_with_its_flags_and_refuses_bad_ones() {
     }
     drop(child);
     assert_eq!(status, Some(429));
+    let nothing = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args([
+            "fault-proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("the proxy would change nothing"));
 
     for (flags, says) in [
         (
@@ -258,6 +270,15 @@ async fn the_command_serves_with_its_flags_and_refuses_bad_ones() {
         (
             ["--upstream", "http://127.0.0.1:1", "--error", "503:70%"],
             "",
+        ),
+        (
+            [
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--error",
+                "503:10%,429:5%",
+            ],
+            "one code per --error (write --error 503:10% --error 429:5%)",
         ),
     ] {
         let mut args = vec!["fault-proxy", "--listen", "127.0.0.1:0"];
@@ -278,4 +299,32 @@ async fn the_command_serves_with_its_flags_and_refuses_bad_ones() {
         };
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_proxy_answers_the_requests_in_flight() {
+    let up = upstream().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let faults = Faults {
+        delay: Some(Duration::from_millis(600)),
+        ..Faults::default()
+    };
+    let upstream_url = url::Url::parse(&format!("http://{up}")).unwrap();
+    let server = tokio::spawn(async move { serve(listener, upstream_url, faults, stop).await });
+    let in_flight =
+        tokio::spawn(async move { client().get(format!("http://{at}/slow")).send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send(true).unwrap();
+    let answer = in_flight.await.unwrap().expect("answered, not dropped");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "upstream /slow");
+    // And then it is gone: no new connection is taken.
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the proxy stops")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(at).await.is_err());
 }

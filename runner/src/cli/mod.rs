@@ -364,6 +364,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 })
                 .map(|d| d.name.as_str())
                 .collect();
+            let unavailable: Vec<&str> = c
+                .drills
+                .iter()
+                .filter(|d| {
+                    fired.contains(d.name.as_str())
+                        && matches!(
+                            d.kind,
+                            firedrill_experiments::Kind::NetworkDegrade
+                                | firedrill_experiments::Kind::RegionFailover
+                        )
+                })
+                .map(|d| d.name.as_str())
+                .collect();
+            if !unavailable.is_empty() {
+                eprintln!("note: {} cannot inject in this version of firedrill: armed, such a fire ends as error and changes nothing", unavailable.join(", "));
+            }
             if !privileged.is_empty() {
                 eprintln!("note: container-kill drills ({}) run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", privileged.join(", "));
             }

@@ -51,11 +51,20 @@ async fn fault_proxy(
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
+    if faults.errors.is_empty() && faults.reset == 0 && faults.delay.is_none() {
+        eprintln!(
+            "error: the proxy would change nothing: give --error CODE:PERCENT, --delay or --reset"
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    if faults.until.is_some_and(|until| until <= Utc::now()) {
+        tracing::warn!("--until has passed: the proxy passes every request unharmed");
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         eprintln!("error: cannot listen on {listen}: {e}");
         ExitCode::from(EXIT_ERROR)
     })?;
-    tracing::info!(%listen, %upstream, ?faults, "fault-proxy listening");
+    tracing::info!(%listen, %upstream, faults = %faults, "fault-proxy listening");
     crate::faultproxy::serve(listener, upstream, faults, shutdown_signal())
         .await
         .map(|()| ExitCode::SUCCESS)

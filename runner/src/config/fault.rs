@@ -154,6 +154,14 @@ fn read_partition(
 }
 
 /// The settings a kind uses when the drill has no `fault:`; `None`: the kind needs one.
+/// What a kind that needs `fault:` needs in it, for the message when it is missing.
+pub(super) fn needed(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ContainerKill => "`fault: { container: NAME }`, the container to kill (see the README's container-kill section)",
+        _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
+    }
+}
+
 pub(super) fn default_fault(kind: Kind) -> Option<firedrill_experiments::Settings> {
     use firedrill_experiments::Settings;
     Some(match kind {
@@ -174,11 +182,10 @@ fn within(r: &mut Reader, node: &Node, path: &str, max: Duration) -> Option<Dura
 
 /// A whole percentage from 1% to 100%.
 fn load_percent(text: &str) -> Result<u32, String> {
-    let p = firedrill_safety::Percent::parse(text, false)?;
-    if p.hundredths() == 0 || p.hundredths() % 100 != 0 {
-        return Err(format!(
-            "{text:?} is not a whole percentage from 1% to 100% (e.g. 80%)"
-        ));
+    let whole = || format!("{text:?} is not a whole percentage from 1% to 100% (e.g. 80%)");
+    let p = firedrill_safety::Percent::parse(text, false).map_err(|_| whole())?;
+    if p.hundredths() == 0 || p.hundredths() % 100 != 0 || p.hundredths() > 10_000 {
+        return Err(whole());
     }
     Ok(p.hundredths() / 100)
 }
@@ -246,6 +253,11 @@ fn parse_ramp(text: &str) -> Result<firedrill_experiments::Ramp, String> {
         .ok_or_else(bad)?;
     let from = load_percent(from.trim())?;
     let to = load_percent(to.trim())?;
+    if from >= to {
+        return Err(format!(
+            "{text:?} does not climb: a ramp goes up, from a lower load to a higher one (for a steady load write `load: {to}%`)"
+        ));
+    }
     let over = duration::parse_within(
         over.trim(),
         Duration::from_secs(1),

@@ -654,11 +654,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     let fault = match (f.get("fault"), kind) {
         (Some(n), Some(kind)) => fault::read_fault(r, n, &at("fault"), kind),
         (None, Some(kind)) => fault::default_fault(kind).or_else(|| {
-            r.required(
-                &f,
-                "fault",
-                &format!("the {kind} settings (see the README's section on {kind})"),
-            );
+            r.required(&f, "fault", fault::needed(kind));
             None
         }),
         (_, None) => Some(firedrill_experiments::Settings::None),
@@ -714,10 +710,8 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
         (success, _) => success,
     };
-    if let (Some(kind), Some(duration), Some(safety), Some(fault)) =
-        (kind, duration, &safety, &fault)
-    {
-        check_limits(r, &f, path, kind, duration, safety, fault);
+    if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
+        check_limits(r, &f, path, kind, duration, safety, fault.as_ref());
     }
     Some(Drill {
         name: name?,
@@ -747,7 +741,7 @@ fn check_limits(
     kind: Kind,
     duration: Duration,
     safety: &Policy,
-    fault: &firedrill_experiments::Settings,
+    fault: Option<&firedrill_experiments::Settings>,
 ) {
     use firedrill_experiments::{Mode, Resource, Settings};
     if kind == Kind::NetworkPartition {
@@ -768,7 +762,18 @@ fn check_limits(
         r.error(mark, child(&child(path, "fault"), key), message);
     };
     match fault {
-        Settings::ResourceStress(s) => {
+        Some(Settings::ResourceStress(s)) => {
+            if let Some(ramp) = s.ramp.filter(|ramp| ramp.over >= duration) {
+                at_fault(
+                    r,
+                    "ramp",
+                    format!(
+                        "a ramp over {} does not reach its top load within the drill's {} (climb faster or lengthen the drill)",
+                        duration::format(ramp.over),
+                        duration::format(duration)
+                    ),
+                );
+            }
             let (cap, name) = match s.resource {
                 Resource::Cpu => (safety.limits.cpu, "cpu"),
                 Resource::Memory => (safety.limits.memory, "memory"),
@@ -783,7 +788,7 @@ fn check_limits(
                 );
             }
         }
-        Settings::DependencyFailure(s) => {
+        Some(Settings::DependencyFailure(s)) => {
             if let (Mode::HttpFault(http), Some(cap)) = (&s.mode, safety.limits.error_rate) {
                 if http.failing() > cap.hundredths() {
                     at_fault(
