@@ -79,3 +79,107 @@ pub fn choose(
     }
     Choice { verdict, nodes }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::NodeDrain;
+    use firedrill_safety::cluster::{Node, Owner, OwnerKind, OwnerRef, Pod};
+    use firedrill_safety::verdict::RecentHits;
+    use firedrill_safety::{Amount, Policy, Selector, Target};
+
+    fn cluster() -> Cluster {
+        let web = OwnerRef {
+            kind: OwnerKind::Deployment,
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        Cluster {
+            owners: vec![Owner {
+                key: web.clone(),
+                labels: Default::default(),
+                desired: 6,
+            }],
+            pods: (0..6)
+                .map(|i| Pod {
+                    namespace: "shop".into(),
+                    name: format!("web-{i}"),
+                    labels: [("app".to_owned(), "web".to_owned())].into(),
+                    owner: Some(web.clone()),
+                    running_and_ready: true,
+                    phase: "Running".into(),
+                    created: 0,
+                    node: Some(format!("n{}", i % 3)),
+                })
+                .collect(),
+            nodes: (0..4)
+                .map(|i| Node {
+                    name: format!("n{i}"),
+                    unschedulable: false,
+                    ready: true,
+                    labels: Default::default(),
+                })
+                .collect(),
+            ..Cluster::default()
+        }
+    }
+
+    #[test]
+    fn a_drain_takes_at_most_max_nodes_and_says_why_it_left_the_others() {
+        let c = cluster();
+        let index = ClusterIndex::new(&c);
+        let policy = Policy {
+            max_blast_radius: firedrill_safety::Percent::from_hundredths(10_000).unwrap(),
+            ..Policy::default()
+        };
+        let targets = [Target {
+            namespace: "shop".into(),
+            selector: Selector::parse("app=web").unwrap(),
+            amount: Amount::Count(2),
+        }];
+        let hits = RecentHits::new();
+        let request = Request {
+            drill: "d",
+            seed: 7,
+            now: 1_000_000,
+            targets: &targets,
+            policy: &policy,
+            own_namespace: "chaos",
+            recent_hits: &hits,
+        };
+        // Find a fire whose two chosen pods sit on two nodes.
+        let mut seed = 0;
+        let choice = loop {
+            let request = Request {
+                seed,
+                ..request.clone()
+            };
+            let choice = choose(
+                Kind::NodeDrain,
+                &Settings::NodeDrain(NodeDrain::default()),
+                &index,
+                &c,
+                &request,
+            );
+            let refused = choice.nodes.as_ref().map_or(0, |n| n.refused.len());
+            if refused == 1 {
+                break choice;
+            }
+            seed += 1;
+            assert!(seed < 100, "no fire chose pods on two nodes");
+        };
+        let judged = choice.nodes.unwrap();
+        assert_eq!(judged.nodes.len(), 1);
+        assert_eq!(
+            judged.refused[0].1,
+            "fault.max_nodes is 1: this fire takes no more nodes"
+        );
+        // The target on the refused node is left, with that reason.
+        assert_eq!(choice.verdict.targets.len(), 1);
+        assert!(choice
+            .verdict
+            .excluded
+            .iter()
+            .any(|e| e.reason == "fault.max_nodes is 1: this fire takes no more nodes"));
+    }
+}
