@@ -585,15 +585,6 @@ async fn choose(
                 ))
             }
         };
-        let (cluster, listed_nodes) = match read_cluster(x, kube, started, recent_hits).await {
-            Ok(cluster) => cluster,
-            Err(message) => {
-                return Err((
-                    RunStatus::Blocked,
-                    format!("cannot read the cluster (fail safe): {message}"),
-                ))
-            }
-        };
         let request = Request {
             drill: &drill.name,
             seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
@@ -602,6 +593,15 @@ async fn choose(
             policy: &drill.safety,
             own_namespace: &x.config.namespace,
             recent_hits,
+        };
+        let (cluster, listed_nodes) = match read_cluster(x, kube, &request).await {
+            Ok(cluster) => cluster,
+            Err(message) => {
+                return Err((
+                    RunStatus::Blocked,
+                    format!("cannot read the cluster (fail safe): {message}"),
+                ))
+            }
         };
         let index = verdict::ClusterIndex::new(&cluster);
         let choice =
@@ -674,8 +674,7 @@ async fn choose(
 async fn read_cluster(
     x: &Execution<'_>,
     kube: &Kube,
-    started: DateTime<Utc>,
-    recent_hits: &RecentHits,
+    request: &Request<'_>,
 ) -> Result<(Cluster, Option<Vec<String>>), String> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
@@ -697,18 +696,8 @@ async fn read_cluster(
     }
     // Which nodes the targets lead to, then everything on them.
     let first = model(&objects)?;
-    let plain = verdict::decide(
-        &first,
-        &Request {
-            drill: &drill.name,
-            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-            now: started.timestamp(),
-            targets: &drill.targets,
-            policy: &drill.safety,
-            own_namespace: &x.config.namespace,
-            recent_hits,
-        },
-    );
+    // The same request the fire is decided with: the same pods, so the same nodes.
+    let plain = verdict::decide(&first, request);
     let mut nodes: Vec<String> = plain
         .targets
         .iter()
