@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use firedrill::store::RunStatus;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{json, Value};
-use support::cluster::{eventually, evicting_cluster, execute_on, one_drill, ready_pod, watch, NS};
+use support::cluster::{
+    eventually, evicting_cluster, execute_on, ledger_data, one_drill, ready_pod, watch, NS,
+};
 
 fn value<T: serde::Serialize>(object: T) -> Value {
     let mut v = serde_json::to_value(object).unwrap();
@@ -83,6 +85,21 @@ async fn pod(client: &kube::Client, namespace: &str, name: &str, owner: &str, no
         )
         .await
         .unwrap();
+}
+
+/// Deployment `apps/web` with one Running and Ready pod `web-i` on each node `placement[i]`
+/// names (the nodes are created, Ready).
+async fn web(client: &kube::Client, placement: &[&str]) {
+    let mut nodes: Vec<&str> = placement.to_vec();
+    nodes.sort_unstable();
+    nodes.dedup();
+    for n in nodes {
+        node(client, n, false).await;
+    }
+    deployment(client, "apps", "web", placement.len() as i32).await;
+    for (i, n) in placement.iter().enumerate() {
+        pod(client, "apps", &format!("web-{i}"), "Deployment/web", n).await;
+    }
 }
 
 /// Stands in for the ReplicaSet controller and the scheduler: a Deployment with fewer pods than
@@ -279,12 +296,7 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
     assert_eq!(hurt["node"], json!(drained));
     assert_eq!(hurt["pods"].as_array().unwrap().len(), 2, "{hurt}");
     // The ledger: the cordon's undo is done, the evicted pods are the controllers' to recreate.
-    let ledger = Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .get("firedrill-ledger-drain-1")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
+    let ledger = ledger_data(&client, "drain-1").await;
     assert!(
         ledger["step-0001"].contains(r#""type":"uncordon""#),
         "{ledger:?}"
@@ -299,11 +311,7 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
 #[tokio::test]
 async fn a_stress_runs_one_pinned_self_ending_pod_per_node_and_removes_it() {
     let client = evicting_cluster().await;
-    node(&client, "n1", false).await;
-    node(&client, "n2", false).await;
-    deployment(&client, "apps", "web", 2).await;
-    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
-    pod(&client, "apps", "web-1", "Deployment/web", "n2").await;
+    web(&client, &["n1", "n2"]).await;
     let before = all_pods(&client).await;
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, limits: {{ cpu: 90% }} }}\ndrills:\n  - name: heat\n    kind: resource-stress\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ resource: cpu, load: 85% }}\n"
@@ -355,10 +363,7 @@ async fn a_stress_runs_one_pinned_self_ending_pod_per_node_and_removes_it() {
 #[tokio::test]
 async fn scale_to_zero_restores_the_exact_count_and_the_clients_fallback_is_timed() {
     let client = evicting_cluster().await;
-    node(&client, "n1", false).await;
-    deployment(&client, "apps", "web", 2).await;
-    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
-    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    web(&client, &["n1", "n1"]).await;
     let redis: StatefulSet = serde_json::from_value(json!({
         "metadata": { "name": "redis", "namespace": "cache" },
         "spec": { "replicas": 3, "serviceName": "redis", "selector": { "matchLabels": { "app": "redis" } }, "template": { "metadata": { "labels": { "app": "redis" } } } }
@@ -439,10 +444,7 @@ async fn scale_to_zero_restores_the_exact_count_and_the_clients_fallback_is_time
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() {
     let client = evicting_cluster().await;
-    node(&client, "n1", false).await;
-    deployment(&client, "apps", "web", 2).await;
-    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
-    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    web(&client, &["n1", "n1"]).await;
     let gateway: Service = serde_json::from_value(json!({
         "metadata": { "name": "gateway", "namespace": "ai" },
         "spec": { "selector": { "app": "gateway" }, "ports": [{ "name": "http", "port": 80, "targetPort": 8000 }] }
@@ -627,11 +629,7 @@ async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
 async fn block_cuts_the_chosen_clients_off_the_dependency_and_is_undone_exactly() {
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     let client = evicting_cluster().await;
-    node(&client, "n1", false).await;
-    deployment(&client, "apps", "web", 3).await;
-    for i in 0..3 {
-        pod(&client, "apps", &format!("web-{i}"), "Deployment/web", "n1").await;
-    }
+    web(&client, &["n1", "n1", "n1"]).await;
     let redis: Service = serde_json::from_value(json!({
         "metadata": { "name": "redis", "namespace": "cache" },
         "spec": { "selector": { "app": "redis", "role": "replica" }, "ports": [{ "port": 6379 }] }
@@ -712,10 +710,7 @@ async fn block_cuts_the_chosen_clients_off_the_dependency_and_is_undone_exactly(
 #[tokio::test]
 async fn an_http_fault_whose_proxy_never_gets_ready_is_an_error_and_changes_nothing() {
     let client = evicting_cluster().await;
-    node(&client, "n1", false).await;
-    deployment(&client, "apps", "web", 2).await;
-    pod(&client, "apps", "web-0", "Deployment/web", "n1").await;
-    pod(&client, "apps", "web-1", "Deployment/web", "n1").await;
+    web(&client, &["n1", "n1"]).await;
     let gateway: Service = serde_json::from_value(json!({
         "metadata": { "name": "gateway", "namespace": "ai" },
         "spec": { "selector": { "app": "gateway" }, "ports": [{ "name": "http", "port": 80 }] }

@@ -20,7 +20,7 @@ use firedrill::store::{RunStatus, Store};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use support::cluster::{execute_on, one_drill, NS};
+use support::cluster::{execute_on, ledger_data, one_drill, NS};
 use support::{serve, service, unique};
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -890,11 +890,7 @@ async fn a_pod_kill_is_recorded_in_the_ledger_and_its_recovery_measured() {
         assert!(!pods.contains(&target.name), "{} was killed", target.name);
     }
     // The ledger says what was done, that nothing is left to undo, and how the run went.
-    let ledger = Api::<ConfigMap>::namespaced(w.client.clone(), NS)
-        .get("firedrill-ledger-kill-web-2")
-        .await
-        .unwrap();
-    let data = ledger.data.unwrap();
+    let data = ledger_data(&w.client, "kill-web-2").await;
     assert_eq!(data["outcome"], "passed");
     assert_eq!(data["hits"], r#"["Deployment/apps/web"]"#);
     assert!(

@@ -141,3 +141,16 @@ where
 {
     tokio::spawn(async move { eventually(within, check).await })
 }
+
+/// The data of run `run`'s ledger ConfigMap in firedrill's namespace.
+pub async fn ledger_data(
+    client: &kube::Client,
+    run: &str,
+) -> std::collections::BTreeMap<String, String> {
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), NS)
+        .get(&firedrill_rollback::ledger_name(run))
+        .await
+        .unwrap()
+        .data
+        .unwrap()
+}
