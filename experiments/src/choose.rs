@@ -64,6 +64,7 @@ pub fn choose(
     let refused = match settings {
         Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request).err(),
         Settings::ContainerKill(s) => crate::container::judge(s, cluster, &verdict).err(),
+        Settings::NetworkDegrade(_) => crate::degrade::judge(cluster, &verdict).err(),
         _ => None,
     };
     if let Some(reason) = refused {

@@ -42,7 +42,7 @@ echo "firedrill: killed$killed (container $id)"
 "#;
 
 /// A container id as the pod's status gives it, checked: hex after the runtime's scheme.
-fn container_id(text: &str) -> Option<&str> {
+pub(crate) fn container_id(text: &str) -> Option<&str> {
     let id = text.rsplit("://").next()?;
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }

@@ -113,65 +113,7 @@ pub fn judge(
                 return Err(why);
             }
             let owner = workload(cluster, kind, namespace, name)?;
-            let cooldown = policy.cooldown.as_secs() as i64;
-            if let Some(at) = request
-                .recent_hits
-                .get(&owner.key)
-                .filter(|&&at| cooldown > 0 && request.now - at < cooldown)
-            {
-                return Err(format!(
-                    "the dependency {} was hit {} ago; safety.cooldown is {}",
-                    owner.key,
-                    firedrill_safety::verdict::human((request.now - at).max(0) as u64),
-                    firedrill_safety::verdict::human(cooldown as u64)
-                ));
-            }
-            let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
-                cluster
-                    .namespaces
-                    .iter()
-                    .map(|n| (n.name.as_str(), n))
-                    .collect();
-            for pod in cluster
-                .pods
-                .iter()
-                .filter(|p| p.owner.as_ref() == Some(&owner.key))
-            {
-                // Every rule a target obeys but health and age: protected, never-target,
-                // opt-in, and a known controller that brings the pods back.
-                if let Some(why) = protection(pod, request, &namespaces, Some(owner)) {
-                    return Err(format!(
-                        "the dependency's pod {}/{}: {why}",
-                        pod.namespace, pod.name
-                    ));
-                }
-                if let Some(pdb) = cluster.pdbs.iter().find(|b| {
-                    b.namespace == pod.namespace
-                        && b.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
-                }) {
-                    return Err(format!(
-                        "PodDisruptionBudget {}/{} guards the dependency's pods; scale-to-zero would take them all (fail the dependency with `block` instead)",
-                        pdb.namespace, pdb.name
-                    ));
-                }
-                let min = if policy
-                    .min_healthy
-                    .iter()
-                    .any(|r| r.namespace == pod.namespace && r.selector.matches(&pod.labels))
-                {
-                    floor(policy, pod, owner)
-                } else {
-                    0
-                };
-                if min > 0 {
-                    return Err(format!(
-                        "safety.min_healthy keeps {min} ready pod{} of {}; scale-to-zero would leave none",
-                        if min == 1 { "" } else { "s" },
-                        owner.key
-                    ));
-                }
-            }
-            Ok(())
+            judge_scale_to_zero(&owner.key, "the dependency", cluster, request)
         }
         (Mode::HttpFault(http), Dependency::Service { namespace, name }) => {
             if let Some(why) =
@@ -187,6 +129,92 @@ pub fn judge(
         }
         (mode, dependency) => Err(format!("{} cannot fail {dependency}", mode_name(mode))),
     }
+}
+
+/// Whether a workload may be scaled to zero: not protected, not hit within the cooldown, every
+/// pod one the guard would target, no PodDisruptionBudget guarding it and no `min_healthy`
+/// floor above zero. `what` names it in messages ("the dependency").
+pub fn judge_scale_to_zero(
+    key: &firedrill_safety::cluster::OwnerRef,
+    what: &str,
+    cluster: &Cluster,
+    request: &Request,
+) -> Result<(), String> {
+    let policy = request.policy;
+    if let Some(why) = always_protected(&key.namespace, request) {
+        return Err(why);
+    }
+    if let Some(g) = policy
+        .protected
+        .iter()
+        .find(|g| g.matches(&key.namespace, &key.name))
+    {
+        return Err(format!("{what} {key} is protected by safety.protected {g}"));
+    }
+    let owner = cluster
+        .owners
+        .iter()
+        .find(|o| &o.key == key)
+        .ok_or_else(|| format!("{what} {key} is not in the cluster"))?;
+    let cooldown = policy.cooldown.as_secs() as i64;
+    if let Some(at) = request
+        .recent_hits
+        .get(&owner.key)
+        .filter(|&&at| cooldown > 0 && request.now - at < cooldown)
+    {
+        return Err(format!(
+            "{what} {} was hit {} ago; safety.cooldown is {}",
+            owner.key,
+            firedrill_safety::verdict::human((request.now - at).max(0) as u64),
+            firedrill_safety::verdict::human(cooldown as u64)
+        ));
+    }
+    let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
+        cluster
+            .namespaces
+            .iter()
+            .map(|n| (n.name.as_str(), n))
+            .collect();
+    for pod in cluster
+        .pods
+        .iter()
+        .filter(|p| p.owner.as_ref() == Some(&owner.key))
+    {
+        // Every rule a target obeys but health and age: protected, never-target,
+        // opt-in, and a known controller that brings the pods back.
+        if let Some(why) = protection(pod, request, &namespaces, Some(owner)) {
+            return Err(format!(
+                "{what}'s pod {}/{}: {why}",
+                pod.namespace, pod.name
+            ));
+        }
+        if let Some(pdb) = cluster.pdbs.iter().find(|b| {
+            b.namespace == pod.namespace
+                && b.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
+        }) {
+            return Err(format!(
+                        "PodDisruptionBudget {}/{} guards {what}'s pods; scale-to-zero would take them all (cut it off with a NetworkPolicy instead)",
+                        pdb.namespace, pdb.name
+                    ));
+        }
+        let min = if policy
+            .min_healthy
+            .iter()
+            .any(|r| r.namespace == pod.namespace && r.selector.matches(&pod.labels))
+        {
+            floor(policy, pod, owner)
+        } else {
+            0
+        };
+        if min > 0 {
+            return Err(format!(
+                "safety.min_healthy keeps {min} ready pod{} of {}; scale-to-zero would leave none",
+                if min == 1 { "" } else { "s" },
+                owner.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn mode_name(mode: &Mode) -> &'static str {
@@ -587,6 +615,7 @@ mod tests {
             image: "firedrill:1",
             duration: Duration::from_secs(60),
             expires: "2026-01-01T01:00:00Z",
+            dns: None,
         }
     }
 

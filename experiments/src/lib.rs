@@ -4,10 +4,12 @@
 
 mod choose;
 pub mod container;
+pub mod degrade;
 pub mod dependency;
 mod kind;
 pub mod node;
 mod plan;
+pub mod region;
 mod settings;
 
 pub use choose::{choose, reach, Choice};

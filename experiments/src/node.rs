@@ -299,6 +299,7 @@ mod tests {
             image: "firedrill:test",
             duration: Duration::from_secs(seconds),
             expires: "2026-01-01T01:00:00Z",
+            dns: None,
         }
     }
 

@@ -41,7 +41,7 @@ impl Plan {
         self.waves.iter().flatten()
     }
 
-    fn one_wave(steps: Vec<Step>) -> Plan {
+    pub(crate) fn one(steps: Vec<Step>) -> Plan {
         Plan {
             waves: vec![steps],
             ..Plan::default()
@@ -60,6 +60,8 @@ pub struct Scene<'a> {
     pub duration: Duration,
     /// When the run's artifacts expire (RFC 3339): helpers stop hurting then, whatever happens.
     pub expires: &'a str,
+    /// What Route 53 holds now (region failover), when it was read.
+    pub dns: Option<&'a crate::region::DnsFacts>,
 }
 
 impl Scene<'_> {
@@ -94,6 +96,10 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         (Kind::DependencyFailure, Settings::DependencyFailure(s)) => {
             crate::dependency::plan(run, s, scene)
         }
+        (Kind::RegionFailover, Settings::RegionFailover(s)) => {
+            crate::region::plan(run, s, scene, scene.dns)
+        }
+        (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => crate::degrade::plan(run, s, scene),
         (other, _) => Err(format!(
             "the {other} fault is not available in this version of firedrill: it injects nothing"
         )),
@@ -141,7 +147,7 @@ pub const PARTITION_LABEL: &str = "firedrill.io/partition";
 /// Marks each chosen pod, then one NetworkPolicy per namespace isolates the marked pods. Undo:
 /// delete the policies, unmark the pods.
 fn partition(run: &str, settings: &NetworkPartition, verdict: Option<&Verdict>) -> Plan {
-    Plan::one_wave(isolate(run, verdict, |namespace| {
+    Plan::one(isolate(run, verdict, |namespace| {
         network_policy(run, namespace, settings)
     }))
 }
@@ -249,6 +255,7 @@ mod tests {
             image: "firedrill:test",
             duration: Duration::from_secs(60),
             expires: "2026-01-01T01:00:00Z",
+            dns: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub enum Settings {
     NodeDrain(NodeDrain),
     ResourceStress(ResourceStress),
     DependencyFailure(DependencyFailure),
+    RegionFailover(Box<crate::region::RegionFailover>),
+    NetworkDegrade(crate::degrade::NetworkDegrade),
 }
 
 /// `pod-kill`: evict (the default: PodDisruptionBudgets are enforced by the API server too) or

@@ -23,6 +23,18 @@ pub trait Cluster {
     /// otherwise merges what the other writer stored ([`Ledger::merge`]) and tries again. Sets
     /// `resource_version` to the version written.
     fn save(&self, ledger: &mut Ledger) -> impl Future<Output = Result<(), String>> + Send;
+    /// The state now of what an external undo record names (`record.target`), in the shape its
+    /// `prior` and `applied` were recorded in; `None` when it no longer exists. A cluster with no
+    /// handler for `system` says so, and the record stays open.
+    fn read_external(
+        &self,
+        system: &str,
+        target: &Value,
+    ) -> impl Future<Output = Result<Option<Value>, String>> + Send {
+        let _ = target;
+        let error = format!("no handler for changes in {system} in this process");
+        async move { Err(error) }
+    }
 }
 
 /// What became of one change.
@@ -267,29 +279,32 @@ async fn replay_with<C: Cluster>(
                 continue;
             }
         }
-        if let crate::UndoRecord::External { system, .. } = &entry.undo {
-            report.actions.push(Action {
-                step,
-                outcome: Outcome::Failed,
-                text: format!(
-                    "a change in {system} needs its handler, which this version does not have: not undone (the ledger stays open; undo it by hand)"
-                ),
-            });
-            continue;
-        }
-        let current = match &target {
-            Some(t) => match cluster.get(t).await {
-                Ok(current) => current,
-                Err(e) => {
-                    report.actions.push(Action {
-                        step,
-                        outcome: Outcome::Failed,
-                        text: format!("cannot read {t}: {e}"),
-                    });
-                    continue;
-                }
-            },
-            None => None,
+        let read = match (&target, &entry.undo) {
+            (Some(t), _) => cluster
+                .get(t)
+                .await
+                .map_err(|e| format!("cannot read {t}: {e}")),
+            (None, crate::UndoRecord::External { system, record }) => {
+                let what = crate::undo::external_target(system, record);
+                cluster
+                    .read_external(system, record.get("target").unwrap_or(&Value::Null))
+                    .await
+                    .map_err(|e| {
+                        format!("cannot read {what}: {e}; not undone (the ledger stays open)")
+                    })
+            }
+            (None, _) => Ok(None),
+        };
+        let current = match read {
+            Ok(current) => current,
+            Err(text) => {
+                report.actions.push(Action {
+                    step,
+                    outcome: Outcome::Failed,
+                    text,
+                });
+                continue;
+            }
         };
         let (outcome, text, state) = match decide(&ledger.run, &entry.undo, current.as_ref()) {
             Decision::Apply(operation, text) if dry_run => (

@@ -104,7 +104,7 @@ impl UndoRecord {
             },
             UndoRecord::External { system, record } => Operation::External {
                 system: system.clone(),
-                action: serde_json::json!({ "restore": record }),
+                action: serde_json::json!({ "target": record.get("target"), "set": record.get("prior") }),
             },
         })
     }
@@ -283,12 +283,67 @@ pub fn decide(run: &str, record: &UndoRecord, current: Option<&Value>) -> Decisi
                 ))
             }
         }
-        UndoRecord::External { system, .. } => Decision::Leave(format!(
-            "a change in {system} needs its handler, which this process does not have"
-        )),
+        UndoRecord::External { system, record } => decide_external(system, record, current),
         UndoRecord::Recreated { pod, owner } => Decision::AlreadyDone(format!(
             "{pod} was killed; its controller {owner} recreates it (nothing to undo)"
         )),
+    }
+}
+
+/// What an external record names, for people: its target's fields.
+pub fn external_target(system: &str, record: &Value) -> String {
+    let target = record.get("target").and_then(Value::as_object);
+    let fields: Vec<String> = target
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| !v.is_null() && *k != "endpoint" && *k != "wait_seconds")
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k} {s}"),
+            other => format!("{k} {other}"),
+        })
+        .collect();
+    format!("{system} {}", fields.join(" "))
+}
+
+/// An external record (`{target, prior, applied}`) judged like a field: restore `prior` while
+/// the target still holds what the drill applied. `current` is compared on the keys the record
+/// holds, so the adapter may read more than it recorded.
+fn decide_external(system: &str, record: &Value, current: Option<&Value>) -> Decision {
+    let what = external_target(system, record);
+    let (Some(prior), Some(applied)) = (record.get("prior"), record.get("applied")) else {
+        return Decision::Leave(format!(
+            "the record of {what} has no prior or applied state; undo it by hand"
+        ));
+    };
+    let Some(current) = current else {
+        return Decision::Leave(format!("{what} no longer exists; nothing to restore"));
+    };
+    let keys: Vec<&String> = prior
+        .as_object()
+        .into_iter()
+        .chain(applied.as_object())
+        .flat_map(|m| m.keys())
+        .collect();
+    let seen = |want: &Value| match want.as_object() {
+        Some(_) => keys
+            .iter()
+            .all(|k| current.get(k.as_str()) == want.get(k.as_str())),
+        None => current == want,
+    };
+    if seen(prior) {
+        Decision::AlreadyDone(format!("{what} is already as before the drill ({prior})"))
+    } else if seen(applied) {
+        Decision::Apply(
+            Operation::External {
+                system: system.to_owned(),
+                action: serde_json::json!({ "target": record.get("target"), "set": prior }),
+            },
+            format!("restore {what} to {prior}"),
+        )
+    } else {
+        Decision::Leave(format!(
+            "{what} changed since the drill set {applied} (now {current}); left alone, restore {prior} by hand if it should be"
+        ))
     }
 }
 

@@ -196,6 +196,9 @@ impl Injection {
     /// is until it came back for good. Returns only when the fault cannot go in as planned
     /// (`failure` says why): the observation otherwise decides when the drill ends.
     async fn waves(&mut self, kube: &Kube, every: Duration) {
+        if self.failure.is_some() {
+            return;
+        }
         let mut next_at: Option<tokio::time::Instant> = None;
         let started = tokio::time::Instant::now();
         loop {
@@ -381,6 +384,10 @@ const KILL_SWITCH_READ_FAILURES: u32 = 3;
 struct Progress {
     record: RunRecord,
     evidence: serde_json::Map<String, Value>,
+    /// Data loss measured by a region failover's markers.
+    rpo: Option<f64>,
+    /// A region failover promoted the database (so its failback is due).
+    promoted: bool,
 }
 
 impl Progress {
@@ -429,7 +436,8 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             i.fail("the fault never went in: what it needs (the fault proxy) was not ready before the drill ended".into());
         }
     }
-    // 5. Revert, whatever happened.
+    // 5. Fail back (a promoted region failover), then revert, whatever happened.
+    failback(x, &mut p).await;
     if let Some(i) = injection.as_mut() {
         if let Err(reason) = revert(x, &mut p, i).await {
             return p.finish(RunStatus::Error, Some(reason));
@@ -456,6 +464,14 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
 /// Why a run ended before its fault was in place: its status and the reason.
 type Ended = (RunStatus, String);
 
+/// What the guard let one fire touch, and the facts its steps are planned from.
+struct Chosen {
+    choice: Choice,
+    cluster: Cluster,
+    /// Route 53 as read before the fire (region failover).
+    dns: Option<firedrill_experiments::region::DnsFacts>,
+}
+
 impl Progress {
     fn new(x: &Execution<'_>, started: DateTime<Utc>, dry_run: bool) -> Self {
         let mut p = Progress {
@@ -473,6 +489,8 @@ impl Progress {
                 evidence: json!({}),
             },
             evidence: serde_json::Map::new(),
+            rpo: None,
+            promoted: false,
         };
         p.evidence.insert("dry_run".into(), json!(dry_run));
         p.evidence.insert("armed".into(), json!(x.config.armed));
@@ -554,9 +572,12 @@ async fn choose(
     p: &mut Progress,
     started: DateTime<Utc>,
     dry_run: bool,
-) -> Result<Option<(Choice, Cluster)>, Ended> {
+) -> Result<Option<Chosen>, Ended> {
     let drill = x.drill;
-    let mut chosen: Option<(Choice, Cluster)> = None;
+    if let firedrill_experiments::Settings::RegionFailover(rf) = &drill.fault {
+        return choose_regions(x, p, rf, started).await.map(Some);
+    }
+    let mut chosen: Option<Chosen> = None;
     if drill.kind.needs_pod_targets() {
         let Some(kube) = x.kube else {
             return Err((
@@ -661,10 +682,97 @@ async fn choose(
         if let Some(blocked) = &v.blocked {
             return Err((RunStatus::Blocked, blocked.clone()));
         }
-        chosen = Some((choice, cluster));
+        chosen = Some(Chosen {
+            choice,
+            cluster,
+            dns: None,
+        });
     }
 
     Ok(chosen)
+}
+
+/// 2, for a region failover: Route 53 read and judged (the surviving regions, the records it
+/// will change), and the failed region's workloads judged like a dependency scaled to zero.
+async fn choose_regions(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    rf: &firedrill_experiments::region::RegionFailover,
+    started: DateTime<Utc>,
+) -> Result<Chosen, Ended> {
+    let drill = x.drill;
+    let dns = match &rf.dns {
+        Some(dns) => {
+            let route53 = crate::route53::Route53::new(dns.endpoint.as_deref()).await;
+            match route53.facts(dns).await {
+                Ok(facts) => Some(facts),
+                Err(e) => {
+                    return Err((
+                        RunStatus::Blocked,
+                        format!(
+                        "cannot read Route 53, so the regions cannot be judged (fail safe): {e}"
+                    ),
+                    ))
+                }
+            }
+        }
+        None => None,
+    };
+    let surviving = firedrill_experiments::region::judge(
+        rf,
+        dns.as_ref(),
+        drill.safety.limits.min_healthy_regions,
+    )
+    .map_err(|e| (RunStatus::Blocked, e))?;
+    p.evidence.insert(
+        "regions".into(),
+        json!({
+            "failed": rf.from,
+            "takes_over": rf.to,
+            "healthy_after": surviving,
+            "healthy_before": dns.as_ref().map(|d| &d.healthy),
+            "record_sets": dns.as_ref().map(|d| &d.record_sets),
+            "health_checks": dns.as_ref().map(|d| &d.health_checks),
+        }),
+    );
+    let mut cluster = Cluster::default();
+    if !rf.isolate.is_empty() {
+        let Some(kube) = x.kube else {
+            return Err((
+                RunStatus::Blocked,
+                "no cluster access to check the workloads the drill would isolate".into(),
+            ));
+        };
+        let mut namespaces: Vec<String> = rf.isolate.iter().map(|i| i.namespace.clone()).collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let objects = kube.snapshot(&namespaces).await.map_err(|e| {
+            (
+                RunStatus::Blocked,
+                format!("cannot read the cluster (fail safe): {e}"),
+            )
+        })?;
+        let refs: Vec<&Value> = objects.iter().collect();
+        cluster = snapshot::from_objects(&refs)
+            .map_err(|(_, e)| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
+        let none = RecentHits::new();
+        let request = Request {
+            drill: &drill.name,
+            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
+            now: started.timestamp(),
+            targets: &drill.targets,
+            policy: &drill.safety,
+            own_namespace: &x.config.namespace,
+            recent_hits: x.recent_hits.as_ref().unwrap_or(&none),
+        };
+        firedrill_experiments::region::judge_isolation(rf, &cluster, &request)
+            .map_err(|e| (RunStatus::Blocked, e))?;
+    }
+    Ok(Chosen {
+        choice: Choice::default(),
+        cluster,
+        dns,
+    })
 }
 
 /// The part of the cluster one fire is decided on: the targets' namespaces (and the
@@ -733,7 +841,7 @@ async fn read_cluster(
 async fn inject(
     x: &Execution<'_>,
     p: &mut Progress,
-    chosen: Option<&(Choice, Cluster)>,
+    chosen: Option<&Chosen>,
     started: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Option<Injection>, Ended> {
@@ -744,11 +852,12 @@ async fn inject(
     let expires_text = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let image = crate::job::Runtime::from_env().image;
     let scene = firedrill_experiments::Scene {
-        choice: chosen.map(|(c, _)| c),
-        cluster: chosen.map(|(_, cluster)| cluster),
+        choice: chosen.map(|c| &c.choice),
+        cluster: chosen.map(|c| &c.cluster),
         image: &image,
         duration: drill.duration,
         expires: &expires_text,
+        dns: chosen.and_then(|c| c.dns.as_ref()),
     };
     let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &drill.fault, &scene) {
         Ok(plan) => plan,
@@ -784,7 +893,7 @@ async fn inject(
             // What cooldown reads back from the cluster: the workloads this run acts on.
             let hit: std::collections::BTreeSet<OwnerRef> = chosen
                 .iter()
-                .flat_map(|(c, _)| c.verdict.targets.iter())
+                .flat_map(|c| c.choice.verdict.targets.iter())
                 .filter_map(|t| t.owner.clone())
                 // Workloads a node fault takes down count as hit, and a dependency scaled to
                 // zero; a proxy firedrill runs does not.
@@ -824,10 +933,33 @@ async fn inject(
         .as_mut()
         .and_then(|i| i.waves.pop_front())
         .unwrap_or_default();
+    let failover = match (&drill.fault, injection.is_some()) {
+        (firedrill_experiments::Settings::RegionFailover(rf), true) => Some(rf),
+        _ => None,
+    };
+    // The RPO markers run from `lead_in` before the first fault until promotion begins.
+    let mut writer = None;
+    if let Some(markers) = failover.and_then(|rf| rf.data.as_ref()) {
+        match crate::region::start(markers, &x.run.run).await {
+            Ok(w) => writer = Some(w),
+            Err(e) => {
+                return Err((
+                    RunStatus::Blocked,
+                    format!(
+                    "the RPO markers cannot be written, so the failover would prove nothing: {e}"
+                ),
+                ))
+            }
+        }
+        tokio::time::sleep(markers.lead_in).await;
+    }
     if let Some(i) = injection.as_mut() {
         match i.inject(&first_wave).await {
             Ok(changes) => {
                 p.evidence.insert("injected".into(), changes);
+                if let Some(rf) = failover {
+                    promote(x, p, i, rf, writer.take()).await;
+                }
             }
             Err(e) => {
                 // A partial injection is reverted before anything else.
@@ -845,6 +977,98 @@ async fn inject(
     }
 
     Ok(injection)
+}
+
+/// A region failover after traffic left the failed region: the markers stop, the promotion hook
+/// runs, and the newest marker on the promoted side gives the RPO. A failed promotion ends the
+/// run as `error` (after the revert, which sends traffic back to the primary that still is one).
+async fn promote(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    i: &mut Injection,
+    rf: &firedrill_experiments::region::RegionFailover,
+    writer: Option<crate::region::MarkerWriter>,
+) {
+    let written = match writer {
+        Some(w) => Some(w.stop().await),
+        None => None,
+    };
+    let Some(hook) = &rf.promote else {
+        return;
+    };
+    let context = crate::region::HookContext {
+        phase: "promote",
+        run: &x.run.run,
+        drill: &x.drill.name,
+        from: &rf.from,
+        to: &rf.to,
+    };
+    i.event(Utc::now(), "promotion started");
+    let outcome = crate::region::run_hook(hook, &context, x.kube).await;
+    p.evidence
+        .insert("promotion".into(), outcome.to_json("promote"));
+    if !outcome.ok {
+        i.fail(format!("the promotion hook failed: {}", outcome.detail));
+        return;
+    }
+    p.promoted = true;
+    i.event(
+        Utc::now(),
+        &format!("promoted in {} ({:.1}s)", rf.to, outcome.seconds),
+    );
+    // Recovery is the service answering through the region that took over, after promotion.
+    i.recovered = None;
+    if let (Some(markers), Some(written)) = (&rf.data, written) {
+        match crate::region::newest(markers, &x.run.run).await {
+            Ok(survived) => {
+                p.rpo = crate::region::rpo(&written, survived).map(|(s, _)| s);
+                p.evidence.insert(
+                    "rpo".into(),
+                    crate::region::evidence(&written, survived, &markers.table),
+                );
+            }
+            Err(e) => {
+                p.evidence.insert("rpo".into(), json!({ "error": e }));
+            }
+        }
+    }
+}
+
+/// Before the revert of a region failover that promoted: the failback hook, or the runbook
+/// people follow (then the database stays promoted, and the record says so).
+async fn failback(x: &Execution<'_>, p: &mut Progress) {
+    let firedrill_experiments::Settings::RegionFailover(rf) = &x.drill.fault else {
+        return;
+    };
+    if !p.promoted {
+        return;
+    }
+    match &rf.failback {
+        Some(firedrill_experiments::region::Failback::Hook(hook)) => {
+            let context = crate::region::HookContext {
+                phase: "failback",
+                run: &x.run.run,
+                drill: &x.drill.name,
+                from: &rf.from,
+                to: &rf.to,
+            };
+            let outcome = crate::region::run_hook(hook, &context, x.kube).await;
+            p.evidence
+                .insert("failback".into(), outcome.to_json("failback"));
+        }
+        Some(firedrill_experiments::region::Failback::Runbook(link)) => {
+            p.evidence.insert(
+                "failback".into(),
+                json!({ "phase": "failback", "runbook": link, "detail": format!("the database stays promoted in {}: fail back by the runbook {link}", rf.to) }),
+            );
+        }
+        None => {
+            p.evidence.insert(
+                "failback".into(),
+                json!({ "phase": "failback", "detail": format!("no failback declared: the database stays promoted in {}", rf.to) }),
+            );
+        }
+    }
 }
 
 /// 5. Replays the ledger; the reason when something could not be undone.
@@ -878,12 +1102,12 @@ fn judge(
     let m = samples.measure();
     p.record.measurements = Measurements {
         rto_seconds: rto,
+        rpo_seconds: p.rpo,
         availability: m.availability,
         latency_p50_seconds: m.p50.map(|d| d.as_secs_f64()),
         latency_p95_seconds: m.p95.map(|d| d.as_secs_f64()),
         latency_p99_seconds: m.p99.map(|d| d.as_secs_f64()),
         requests: (m.requests > 0).then_some(m.requests),
-        ..Measurements::default()
     };
     p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
     let mut misses = drill.success.misses(&m);
@@ -896,6 +1120,19 @@ fn judge(
             )),
             None => misses.push(format!(
                 "the system did not recover within the drill (workloads ready as desired and probes passing; RTO {})",
+                crate::duration::format(want)
+            )),
+        }
+    }
+    if let (Some(want), false) = (drill.success.rpo, dry_run) {
+        match p.rpo {
+            Some(got) if got <= want.as_secs_f64() => {}
+            Some(got) => misses.push(format!(
+                "the failover lost {got:.1}s of acknowledged writes, more than the RPO of {}",
+                crate::duration::format(want)
+            )),
+            None => misses.push(format!(
+                "the RPO could not be measured (see the rpo evidence; RPO {})",
                 crate::duration::format(want)
             )),
         }

@@ -10,8 +10,9 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use firedrill_rollback::{ANNOTATION_EXPIRES_AT, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EnvVar, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -127,6 +128,9 @@ fn random() -> u64 {
     hasher.finish()
 }
 
+/// The Secret in firedrill's namespace whose keys every drill Job gets as environment variables.
+pub const ENV_SECRET: &str = "firedrill-env";
+
 /// Everything that identifies one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRef {
@@ -195,6 +199,15 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
                 value_from: None,
             },
         ]),
+        // What a drill needs from a Secret (a region failover's database URLs, `url_env`),
+        // when the Secret exists.
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(k8s_openapi::api::core::v1::SecretEnvSource {
+                name: ENV_SECRET.to_owned(),
+                optional: Some(true),
+            }),
+            ..Default::default()
+        }]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), quantity("50m")),

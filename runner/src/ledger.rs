@@ -92,6 +92,8 @@ fn to_value<K: serde::Serialize>(object: K) -> Value {
 pub struct KubeCluster {
     client: Client,
     namespace: String,
+    /// Changes outside Kubernetes (Route 53).
+    externals: crate::route53::Externals,
 }
 
 /// The Event a drill leaves on an object it touched, so `kubectl describe` tells the story:
@@ -132,7 +134,13 @@ impl KubeCluster {
         KubeCluster {
             client: kube.client().clone(),
             namespace: kube.namespace().to_owned(),
+            externals: Default::default(),
         }
+    }
+
+    /// The Kubernetes client it writes through.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     fn config_maps(&self) -> Api<ConfigMap> {
@@ -354,10 +362,16 @@ impl Cluster for KubeCluster {
                     Err(e) => Err(format!("kill {pod}: {e}")),
                 }
             }
-            Operation::External { system, .. } => Err(format!(
-                "no handler for {system} in this version of firedrill; undo it by hand"
-            )),
+            Operation::External { system, action } => self
+                .externals
+                .apply(system, action)
+                .await
+                .map(|()| Done::Made),
         }
+    }
+
+    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+        self.externals.read(system, target).await
     }
 
     async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {

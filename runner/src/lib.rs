@@ -14,6 +14,8 @@ pub mod kubernetes;
 pub mod ledger;
 pub mod plan;
 pub mod pushgateway;
+pub mod region;
+pub mod route53;
 pub mod run;
 pub mod schedule;
 pub mod scheduler;

@@ -418,6 +418,7 @@ pub fn render_fire(
             image: &image,
             duration: drill.duration,
             expires: &rfc3339_utc(expires),
+            dns: None,
         },
     )?;
     let ledger = firedrill_rollback::Ledger::new(
@@ -443,4 +444,72 @@ pub fn render_fire(
         out.push_str("# nothing would change\n");
     }
     Ok(out)
+}
+
+/// What a person should know about the drills that fire in a plan: what a kind needs of the
+/// cluster and of the people running it. One line each.
+pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<String> {
+    use firedrill_experiments::region::Failback;
+    use firedrill_experiments::{Kind, Mode, Settings};
+    let drills: Vec<&crate::config::Drill> = config
+        .drills
+        .iter()
+        .filter(|d| fired.contains(d.name.as_str()))
+        .collect();
+    let names = |keep: &dyn Fn(&crate::config::Drill) -> bool| -> Vec<&str> {
+        drills
+            .iter()
+            .filter(|d| keep(d))
+            .map(|d| d.name.as_str())
+            .collect()
+    };
+    let mut notes = Vec::new();
+    let policies = names(&|d| {
+        d.kind == Kind::NetworkPartition
+            || matches!(&d.fault, Settings::DependencyFailure(s) if s.mode == Mode::Block)
+            || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
+    });
+    if !policies.is_empty() {
+        notes.push(format!("{} use NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", ")));
+    }
+    let killers = names(&|d| d.kind == Kind::ContainerKill);
+    if !killers.is_empty() {
+        notes.push(format!("container-kill drills ({}) run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", killers.join(", ")));
+    }
+    let degraders = names(&|d| d.kind == Kind::NetworkDegrade);
+    if !degraders.is_empty() {
+        notes.push(format!("network-degrade drills ({}) run a helper pod with hostPID and the capabilities {} (no others, not privileged: true) on the target's node: its namespace must allow the `privileged` Pod Security level", degraders.join(", "), firedrill_experiments::degrade::CAPABILITIES.join(", ")));
+    }
+    for d in &drills {
+        let Settings::RegionFailover(rf) = &d.fault else {
+            continue;
+        };
+        if rf.dns.is_some() {
+            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA): route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck, ListResourceRecordSets, ChangeResourceRecordSets and GetChange", d.name));
+        }
+        if rf.promote.is_some() {
+            let back = match &rf.failback {
+                Some(Failback::Runbook(link)) => format!("failback: people follow {link}"),
+                Some(Failback::Hook(_)) => {
+                    "failback: firedrill runs the declared hook before it reverts DNS and isolation"
+                        .to_owned()
+                }
+                None => "no failback declared (an armed file refuses this)".to_owned(),
+            };
+            notes.push(format!("{}: promoting the database in {} cannot be undone; the revert restores DNS and isolation only; {back}", d.name, rf.to));
+        }
+        if let Some(data) = &rf.data {
+            let vars: Vec<&str> = [&data.primary, &data.promoted]
+                .into_iter()
+                .filter_map(|s| match s {
+                    firedrill_experiments::region::Source::Env(v) => Some(v.as_str()),
+                    firedrill_experiments::region::Source::Url(_) => None,
+                })
+                .collect();
+            if !vars.is_empty() {
+                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::job::ENV_SECRET));
+            }
+        }
+    }
+    notes
 }

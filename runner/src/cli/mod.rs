@@ -320,6 +320,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 return match plan::render_fire(&c, snapshot, name, at) {
                     Ok(text) => {
                         let _ = std::io::stdout().write_all(text.as_bytes());
+                        for note in
+                            plan::notes(&c, &std::collections::BTreeSet::from([name.as_str()]))
+                        {
+                            eprintln!("note: {note}");
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
@@ -348,40 +353,8 @@ pub fn run(cli: Cli) -> ExitCode {
             let _ = std::io::stdout().write_all(text.as_bytes());
             let fired: std::collections::BTreeSet<&str> =
                 fires.iter().map(|f| f.drill.as_str()).collect();
-            let uses_policies = c.drills.iter().filter(|d| fired.contains(d.name.as_str())).any(|d| {
-                d.kind == firedrill_experiments::Kind::NetworkPartition
-                    || matches!(&d.fault, firedrill_experiments::Settings::DependencyFailure(s) if s.mode == firedrill_experiments::Mode::Block)
-            });
-            if uses_policies {
-                eprintln!("note: network-partition and dependency-failure block drills need a network plugin that enforces NetworkPolicy (Calico, Cilium, ...); with one that does not, the fault is silently not in effect");
-            }
-            let privileged: Vec<&str> = c
-                .drills
-                .iter()
-                .filter(|d| {
-                    fired.contains(d.name.as_str())
-                        && d.kind == firedrill_experiments::Kind::ContainerKill
-                })
-                .map(|d| d.name.as_str())
-                .collect();
-            let unavailable: Vec<&str> = c
-                .drills
-                .iter()
-                .filter(|d| {
-                    fired.contains(d.name.as_str())
-                        && matches!(
-                            d.kind,
-                            firedrill_experiments::Kind::NetworkDegrade
-                                | firedrill_experiments::Kind::RegionFailover
-                        )
-                })
-                .map(|d| d.name.as_str())
-                .collect();
-            if !unavailable.is_empty() {
-                eprintln!("note: {} cannot inject in this version of firedrill: armed, such a fire ends as error and changes nothing", unavailable.join(", "));
-            }
-            if !privileged.is_empty() {
-                eprintln!("note: container-kill drills ({}) run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", privileged.join(", "));
+            for note in plan::notes(&c, &fired) {
+                eprintln!("note: {note}");
             }
             ExitCode::SUCCESS
         }

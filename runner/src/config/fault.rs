@@ -54,13 +54,16 @@ pub(super) fn read_fault(
         Kind::NodeDrain => read_drain(r, node, path).map(Settings::NodeDrain),
         Kind::ResourceStress => read_stress(r, node, path).map(Settings::ResourceStress),
         Kind::DependencyFailure => read_dependency(r, node, path).map(Settings::DependencyFailure),
+        Kind::RegionFailover => super::region::read_region_failover(r, node, path)
+            .map(|rf| Settings::RegionFailover(Box::new(rf))),
+        Kind::NetworkDegrade => {
+            super::region::read_degrade(r, node, path).map(Settings::NetworkDegrade)
+        }
         other => {
             r.error(
                 node.mark,
                 path,
-                format!(
-                    "kind {other} takes no `fault:` settings in this version (pod-kill, container-kill, node-drain, network-partition, resource-stress and dependency-failure do)"
-                ),
+                format!("kind {other} takes no `fault:` settings (it only observes)"),
             );
             None
         }
@@ -158,6 +161,8 @@ fn read_partition(
 pub(super) fn needed(kind: Kind) -> &'static str {
     match kind {
         Kind::ContainerKill => "`fault: { container: NAME }`, the container to kill (see the README's container-kill section)",
+        Kind::RegionFailover => "`fault: { from: REGION, to: REGION, dns: {..}, isolate: [..], promote: {..}, failback: {..} }` (see the README's region-failover section)",
+        Kind::NetworkDegrade => "`fault: { delay: 100ms, jitter: 20ms, loss: 5%, rate: 1mbit }` (any of them; see the README's network-degrade section)",
         _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
     }
 }
@@ -169,7 +174,10 @@ pub(super) fn default_fault(kind: Kind) -> Option<firedrill_experiments::Setting
         Kind::NetworkPartition => Settings::NetworkPartition(Default::default()),
         Kind::NodeDrain => Settings::NodeDrain(Default::default()),
         Kind::ResourceStress => Settings::ResourceStress(Default::default()),
-        Kind::DependencyFailure | Kind::ContainerKill => return None,
+        Kind::DependencyFailure
+        | Kind::ContainerKill
+        | Kind::RegionFailover
+        | Kind::NetworkDegrade => return None,
         _ => Settings::None,
     })
 }
@@ -181,7 +189,7 @@ fn within(r: &mut Reader, node: &Node, path: &str, max: Duration) -> Option<Dura
 }
 
 /// A whole percentage from 1% to 100%.
-fn load_percent(text: &str) -> Result<u32, String> {
+pub(super) fn load_percent(text: &str) -> Result<u32, String> {
     let whole = || format!("{text:?} is not a whole percentage from 1% to 100% (e.g. 80%)");
     let p = firedrill_safety::Percent::parse(text, false).map_err(|_| whole())?;
     if p.hundredths() == 0 || p.hundredths() % 100 != 0 || p.hundredths() > 10_000 {
@@ -519,7 +527,7 @@ fn read_dependency_target(
 }
 
 /// A selector of equal labels only (what a NetworkPolicy peer can select by).
-fn equal_labels(s: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+pub(super) fn equal_labels(s: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
     let selector = parse_selector(s)?;
     let mut labels = std::collections::BTreeMap::new();
     for req in selector.requirements() {

@@ -334,7 +334,11 @@ fn optional_duration(
 
 /// `success:`: availability as a percentage, latency percentiles as durations.
 pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> {
-    let f = r.fields(node, path, &["availability", "p50", "p95", "p99", "rto"])?;
+    let f = r.fields(
+        node,
+        path,
+        &["availability", "p50", "p95", "p99", "rto", "rpo"],
+    )?;
     let availability = match f.get("availability") {
         Some(n) => r
             .parsed(n, &f.path_of("availability"), "a percentage", |s| {
@@ -352,14 +356,17 @@ pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> 
         None => Some(None),
     };
     let (p50, p95, p99) = (latency("p50"), latency("p95"), latency("p99"));
-    let rto = match f.get("rto") {
+    let mut objective = |key: &str, min: Duration| match f.get(key) {
         Some(n) => r
-            .parsed(n, &f.path_of("rto"), "a duration", |s| {
-                duration::parse_within(s, Duration::from_secs(1), Duration::from_secs(86_400))
+            .parsed(n, &f.path_of(key), "a duration", |s| {
+                duration::parse_within(s, min, Duration::from_secs(86_400))
             })
             .map(Some),
         None => Some(None),
     };
+    let rto = objective("rto", Duration::from_secs(1));
+    // An RPO of 0s is a real target: no acknowledged write lost.
+    let rpo = objective("rpo", Duration::ZERO);
     Some(Success {
         availability: availability?,
         availability_by_default: false,
@@ -367,5 +374,6 @@ pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> 
         p95: p95?,
         p99: p99?,
         rto: rto?,
+        rpo: rpo?,
     })
 }

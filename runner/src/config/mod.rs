@@ -6,6 +6,7 @@
 mod fault;
 mod gates;
 mod read;
+mod region;
 mod safety;
 pub mod yaml;
 
@@ -333,6 +334,7 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         (Some(node), Some(policy)) => {
             let defaults = DrillDefaults {
                 zone: timezone.unwrap_or(Tz::UTC),
+                armed: armed.unwrap_or(false),
                 policy,
                 endpoints: gates::Endpoints {
                     prometheus: f.has("prometheus"),
@@ -535,6 +537,8 @@ const DRILL_KEYS: &[&str] = &[
 /// What every drill inherits from the file.
 struct DrillDefaults<'a> {
     zone: Tz,
+    /// The file's `armed`: an armed region failover must name its failback.
+    armed: bool,
     policy: &'a Policy,
     endpoints: gates::Endpoints,
 }
@@ -703,6 +707,32 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
                 } else {
                     format!("{kind} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)")
                 },
+            );
+        }
+    }
+    if let (Some(s), Some(kind)) = (&success, kind) {
+        let markers = matches!(&fault, Some(firedrill_experiments::Settings::RegionFailover(rf)) if rf.data.is_some());
+        if s.rpo.is_some() && !markers {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                child(&at("success"), "rpo"),
+                if kind == Kind::RegionFailover {
+                    "the RPO is measured with data markers: add `fault.data` (and `fault.promote`)"
+                        .to_owned()
+                } else {
+                    format!(
+                        "{kind} promotes no database, so there is no RPO to measure (remove `rpo`)"
+                    )
+                },
+            );
+        }
+    }
+    if let Some(firedrill_experiments::Settings::RegionFailover(rf)) = &fault {
+        if defaults.armed && rf.failback.is_none() {
+            r.error(
+                f.get("fault").map_or(f.mark, |n| n.mark),
+                child(&at("fault"), "failback"),
+                "an armed region failover must say how the region comes back: promotion cannot be undone (add `failback: { runbook: https://... }` or a `command`/`job` firedrill runs)",
             );
         }
     }

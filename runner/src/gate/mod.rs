@@ -109,6 +109,9 @@ pub struct Success {
     /// Recovery: from the first fault until every affected workload is back to its desired ready
     /// replicas. Judged for kinds that change something.
     pub rto: Option<Duration>,
+    /// Data loss: acknowledged writes the failover lost, measured by data markers (region
+    /// failover).
+    pub rpo: Option<Duration>,
 }
 
 impl Success {

@@ -1,0 +1,192 @@
+//! `network-degrade`: latency, jitter, loss and a bandwidth cap on the chosen pods' traffic. A
+//! short-lived helper pod on each target's node finds the pod's processes by a container id in
+//! their cgroup (through `hostPID`), enters that pod's network namespace and applies `tc`
+//! (netem delay, tbf rate) and `nft` (random loss) there. Nothing in the target pod changes.
+//!
+//! The helper removes exactly what it added when its time is up, when it is told to stop (the
+//! revert deletes it; `stop`, the sweep of an expired or orphaned ledger, and
+//! `activeDeadlineSeconds` do too) and when applying fails half way. Its privileges are the least
+//! that work, every other capability dropped: `NET_ADMIN` (tc, nft), `SYS_ADMIN` (setns into
+//! another network namespace) and `SYS_PTRACE` (open another user's `/proc/PID/ns/net`), as root,
+//! with `hostPID`; so its namespace must allow the `privileged` Pod Security level (not
+//! `privileged: true`).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use firedrill_rollback::Step;
+use firedrill_safety::cluster::Cluster;
+use firedrill_safety::verdict::Verdict;
+use serde_json::{json, Value};
+
+use crate::container::ACTS_ON;
+use crate::plan::{Plan, Scene};
+
+/// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
+pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
+
+/// The capabilities the helper keeps, every other one dropped.
+pub const CAPABILITIES: [&str; 3] = ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"];
+
+/// `network-degrade`'s `fault:`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkDegrade {
+    pub delay: Option<Duration>,
+    pub jitter: Option<Duration>,
+    /// Whole percent of packets dropped, 0 to 100.
+    pub loss: u32,
+    /// A `tc` rate (`1mbit`, `500kbit`).
+    pub rate: Option<String>,
+    /// The pod's interface.
+    pub interface: String,
+    pub image: String,
+}
+
+impl Default for NetworkDegrade {
+    fn default() -> Self {
+        NetworkDegrade {
+            delay: None,
+            jitter: None,
+            loss: 0,
+            rate: None,
+            interface: "eth0".into(),
+            image: DEGRADE_IMAGE.into(),
+        }
+    }
+}
+
+/// What the helper runs (POSIX sh): see the module documentation.
+pub const DEGRADE_SCRIPT: &str = include_str!("degrade.sh");
+
+/// The id of a running container of pod `namespace/name`: any one leads to the pod's network
+/// namespace, which all its containers share.
+fn running_container<'c>(
+    cluster: &'c Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<&'c str, String> {
+    cluster
+        .containers
+        .iter()
+        .find(|c| c.namespace == namespace && c.pod == name)
+        .and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))
+        .and_then(crate::container::container_id)
+        .ok_or_else(|| {
+            format!("pod {namespace}/{name} has no running container whose network firedrill could enter")
+        })
+}
+
+/// Whether every chosen pod can be reached (a running container to enter the network of).
+pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), String> {
+    for target in &verdict.targets {
+        running_container(cluster, &target.namespace, &target.name)?;
+    }
+    Ok(())
+}
+
+pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, String> {
+    let Some(choice) = scene.choice else {
+        return Ok(Plan::default());
+    };
+    let cluster = scene
+        .cluster
+        .ok_or("network-degrade needs the cluster to find the pods' nodes")?;
+    let mut steps = Vec::new();
+    let mut nodes = BTreeSet::new();
+    for (i, target) in choice.verdict.targets.iter().enumerate() {
+        let at = format!("{}/{}", target.namespace, target.name);
+        let node = cluster
+            .pods
+            .iter()
+            .find(|p| p.namespace == target.namespace && p.name == target.name)
+            .and_then(|p| p.node.as_deref())
+            .ok_or_else(|| format!("pod {at} is on no node"))?;
+        nodes.insert(node);
+        let id = running_container(cluster, &target.namespace, &target.name)?;
+        steps.extend(Step::create(helper(
+            run,
+            i,
+            &target.namespace,
+            &target.name,
+            node,
+            id,
+            settings,
+            scene.duration,
+        )));
+    }
+    Ok(Plan::one(steps))
+}
+
+/// The environment the script reads.
+pub fn script_env(settings: &NetworkDegrade, hold: Duration) -> Vec<(&'static str, String)> {
+    let ms = |d: Option<Duration>| d.map_or_else(String::new, |d| d.as_millis().to_string());
+    vec![
+        ("IFACE", settings.interface.clone()),
+        ("DELAY_MS", ms(settings.delay)),
+        ("JITTER_MS", ms(settings.jitter)),
+        (
+            "LOSS_PERCENT",
+            if settings.loss == 0 {
+                String::new()
+            } else {
+                settings.loss.to_string()
+            },
+        ),
+        ("RATE", settings.rate.clone().unwrap_or_default()),
+        ("HOLD_SECONDS", hold.as_secs().max(1).to_string()),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn helper(
+    run: &str,
+    index: usize,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+    id: &str,
+    settings: &NetworkDegrade,
+    hold: Duration,
+) -> Value {
+    let mut env: Vec<Value> = script_env(settings, hold)
+        .into_iter()
+        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .collect();
+    env.push(json!({ "name": "CONTAINER_ID", "value": id }));
+    env.push(json!({ "name": "TARGET", "value": format!("{namespace}/{pod}") }));
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": format!("firedrill-degrade-{run}-{index}").chars().take(253).collect::<String>(),
+            "namespace": namespace,
+            "annotations": { ACTS_ON: format!("Pod/{namespace}/{pod}") },
+        },
+        "spec": {
+            "nodeName": node,
+            // The host's processes: how the pod's network namespace is found.
+            "hostPID": true,
+            "restartPolicy": "Never",
+            // It holds for the drill, then removes its rules; the kubelet stops it a minute
+            // later at the latest, which the script also cleans up after.
+            "activeDeadlineSeconds": hold.as_secs() + 60,
+            "terminationGracePeriodSeconds": 30,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "tolerations": [{ "operator": "Exists" }],
+            "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
+            "containers": [{
+                "name": "degrade",
+                "image": settings.image,
+                "command": ["sh", "-c", DEGRADE_SCRIPT],
+                "env": env,
+                "resources": { "requests": { "cpu": "10m", "memory": "16Mi" }, "limits": { "cpu": "100m", "memory": "64Mi" } },
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": { "drop": ["ALL"], "add": CAPABILITIES },
+                },
+            }],
+        },
+    })
+}

@@ -1,0 +1,670 @@
+//! `region-failover`: the annual drill. Traffic leaves the failed region through DNS (Route 53: the
+//! primary's health check inverted, or the record sets' weights shifted, never a record deleted),
+//! the failed region's workloads are isolated inside Kubernetes (a deny-all NetworkPolicy, or
+//! scaled to zero), and the database is promoted in the surviving region by a hook the user
+//! declares. DNS and isolation are steps through the ledger and undone exactly; promotion is not
+//! undoable, which is why an armed drill must name its `failback:`.
+//!
+//! DNS steps are [`Operation::External`] changes for the `route53` system. Each undo record holds
+//! the target, the exact prior state and the state applied, in the same shape the runner's Route 53
+//! adapter reads them back in: the replayer restores the prior state only while the target is
+//! still as the drill left it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use firedrill_rollback::{ObjectKind, ObjectRef, Operation, Step, UndoRecord};
+use firedrill_safety::cluster::{Cluster, OwnerKind, OwnerRef};
+use firedrill_safety::verdict::Request;
+use serde_json::{json, Value};
+
+use crate::plan::{Plan, Scene};
+
+/// The `system` of every DNS change.
+pub const ROUTE53: &str = "route53";
+
+/// `region-failover`'s `fault:`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionFailover {
+    /// The region the drill fails.
+    pub from: String,
+    /// The region that takes over (and where the database is promoted).
+    pub to: String,
+    pub dns: Option<Dns>,
+    pub isolate: Vec<Isolate>,
+    pub promote: Option<Hook>,
+    pub failback: Option<Failback>,
+    pub data: Option<Markers>,
+}
+
+/// How traffic leaves the failed region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsMethod {
+    /// Invert the failed region's health check: Route 53 then treats it as unhealthy and answers
+    /// with the other records (failover, weighted or latency records that use the check).
+    HealthCheck,
+    /// Set the failed region's weighted record to 0 (and the surviving region's to the failed
+    /// one's weight when no other region would receive traffic).
+    Weights,
+}
+
+/// The DNS side: one name, one record set per region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dns {
+    /// The hosted zone id (`Z…`).
+    pub zone: String,
+    /// The record name, fully qualified with the trailing dot.
+    pub name: String,
+    pub record_type: String,
+    pub method: DnsMethod,
+    /// Every region's record set, by region name.
+    pub regions: BTreeMap<String, RegionRecord>,
+    /// How long a change may take to reach `INSYNC`.
+    pub wait: Duration,
+    /// The Route 53 endpoint (moto, a VPC endpoint); `None`: AWS's.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionRecord {
+    /// The record set's `SetIdentifier`.
+    pub set_identifier: String,
+    /// The Route 53 health check of the region, if it has one.
+    pub health_check: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolateHow {
+    /// A NetworkPolicy denying all ingress and egress of the selected pods.
+    NetworkPolicy,
+    /// Scale every Deployment and StatefulSet whose pods the selector matches to zero.
+    ScaleToZero,
+}
+
+/// The failed region's workloads inside Kubernetes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Isolate {
+    pub namespace: String,
+    /// Equality labels (`topology.kubernetes.io/region=us-east-1,app=pake-api`).
+    pub selector: BTreeMap<String, String>,
+    pub how: IsolateHow,
+}
+
+/// A procedure firedrill runs and records: a command in the executor's container, or a Job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HookAction {
+    /// argv; no shell unless the user writes one.
+    Command(Vec<String>),
+    /// A Job manifest (its `spec`), created in firedrill's namespace.
+    Job(Value),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hook {
+    pub action: HookAction,
+    pub timeout: Duration,
+}
+
+/// How the region comes back after the drill: what the drill cannot undo itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failback {
+    /// firedrill runs it at the end, before it reverts DNS and isolation.
+    Hook(Hook),
+    /// People follow it; firedrill reverts DNS and isolation and says the database stays promoted.
+    Runbook(String),
+}
+
+/// Where a data source is: a URL in the file (no password), or the name of an environment
+/// variable that holds it (from a Secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Url(String),
+    Env(String),
+}
+
+/// The RPO probe: markers written to the primary, read back on the promoted side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Markers {
+    pub primary: Source,
+    pub promoted: Source,
+    /// The marker table (created if missing): `run`, `seq`, `written_at`.
+    pub table: String,
+    /// How often a marker is written.
+    pub every: Duration,
+    /// How long markers are written before the first fault.
+    pub lead_in: Duration,
+}
+
+/// What the runner read of Route 53 before the fire, by region: each region's record set and
+/// health check as the adapter reads them, and whether Route 53 reports the region healthy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DnsFacts {
+    pub record_sets: BTreeMap<String, Value>,
+    pub health_checks: BTreeMap<String, Value>,
+    pub healthy: BTreeMap<String, bool>,
+}
+
+/// The regions that stay healthy after failing `from`, and whether the drill may go on.
+pub fn judge(
+    settings: &RegionFailover,
+    facts: Option<&DnsFacts>,
+    min_healthy_regions: Option<u32>,
+) -> Result<Vec<String>, String> {
+    let regions: BTreeSet<&str> = match &settings.dns {
+        Some(dns) => dns.regions.keys().map(String::as_str).collect(),
+        None => [settings.from.as_str(), settings.to.as_str()].into(),
+    };
+    let healthy = |region: &str| facts.is_none_or(|f| f.healthy.get(region) != Some(&false));
+    if !healthy(&settings.to) {
+        return Err(format!(
+            "the region {} that would take over is not healthy in Route 53; failing {} over to it would take the service down",
+            settings.to, settings.from
+        ));
+    }
+    let after: Vec<String> = regions
+        .iter()
+        .filter(|r| **r != settings.from && healthy(r))
+        .map(|r| (*r).to_owned())
+        .collect();
+    let min = min_healthy_regions.unwrap_or(1);
+    if (after.len() as u32) < min {
+        return Err(format!(
+            "failing {} would leave {} healthy region{} ({}), fewer than safety.limits.min_healthy_regions {min}",
+            settings.from,
+            after.len(),
+            if after.len() == 1 { "" } else { "s" },
+            if after.is_empty() { "none".to_owned() } else { after.join(", ") }
+        ));
+    }
+    if let (Some(dns), Some(facts)) = (&settings.dns, facts) {
+        dns_steps(settings, dns, facts)?;
+    }
+    Ok(after)
+}
+
+/// Whether the isolated workloads may be scaled to zero (the rules a dependency scaled to zero
+/// obeys) and the NetworkPolicy targets exist.
+pub fn judge_isolation(
+    settings: &RegionFailover,
+    cluster: &Cluster,
+    request: &Request,
+) -> Result<(), String> {
+    for isolate in &settings.isolate {
+        let owners = isolated(isolate, cluster);
+        if owners.is_empty() {
+            return Err(format!(
+                "nothing in namespace {} matches the isolation selector {} (fault.isolate): isolating nothing would prove nothing",
+                isolate.namespace,
+                labels(&isolate.selector)
+            ));
+        }
+        if isolate.how == IsolateHow::ScaleToZero {
+            for owner in owners {
+                crate::dependency::judge_scale_to_zero(
+                    owner,
+                    "the isolated workload",
+                    cluster,
+                    request,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn labels(selector: &BTreeMap<String, String>) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The workloads whose pods an isolation selects.
+fn isolated<'c>(isolate: &Isolate, cluster: &'c Cluster) -> Vec<&'c OwnerRef> {
+    let mut owners: Vec<&OwnerRef> = cluster
+        .pods
+        .iter()
+        .filter(|p| p.namespace == isolate.namespace)
+        .filter(|p| {
+            isolate
+                .selector
+                .iter()
+                .all(|(k, v)| p.labels.get(k) == Some(v))
+        })
+        .filter_map(|p| p.owner.as_ref())
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+}
+
+/// The steps of one fire: DNS first (traffic leaves), then isolation, in one wave.
+pub fn plan(
+    run: &str,
+    settings: &RegionFailover,
+    scene: &Scene,
+    facts: Option<&DnsFacts>,
+) -> Result<Plan, String> {
+    let mut steps = Vec::new();
+    if let Some(dns) = &settings.dns {
+        match facts {
+            Some(facts) => steps.extend(dns_steps(settings, dns, facts)?),
+            // Without Route 53 (a plan from a snapshot) the steps are shown with the state
+            // they will read when the drill fires.
+            None => steps.extend(unread_dns_steps(settings, dns)),
+        }
+    }
+    for (i, isolate) in settings.isolate.iter().enumerate() {
+        match isolate.how {
+            IsolateHow::NetworkPolicy => {
+                steps.extend(Step::create(isolation_policy(run, i, isolate)));
+            }
+            IsolateHow::ScaleToZero => {
+                let Some(cluster) = scene.cluster else {
+                    continue;
+                };
+                for owner in isolated(isolate, cluster) {
+                    let desired = cluster
+                        .owners
+                        .iter()
+                        .find(|o| &o.key == owner)
+                        .map_or(0, |o| i64::from(o.desired));
+                    let kind = match owner.kind {
+                        OwnerKind::StatefulSet => ObjectKind::StatefulSet,
+                        OwnerKind::Deployment => ObjectKind::Deployment,
+                        _ => {
+                            return Err(format!(
+                            "{owner} cannot be scaled to zero (only Deployments and StatefulSets)"
+                        ))
+                        }
+                    };
+                    if desired == 0 {
+                        continue;
+                    }
+                    steps.push(Step::scale(
+                        ObjectRef::namespaced(kind, &owner.namespace, &owner.name),
+                        desired,
+                        0,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Plan {
+        waves: vec![steps],
+        ..Plan::default()
+    })
+}
+
+/// The record a DNS step names, for the adapter.
+fn health_check_target(dns: &Dns, id: &str) -> Value {
+    json!({ "health_check": id, "endpoint": dns.endpoint })
+}
+
+fn record_set_target(dns: &Dns, set_identifier: &str) -> Value {
+    json!({
+        "zone": dns.zone,
+        "name": dns.name,
+        "type": dns.record_type,
+        "set_identifier": set_identifier,
+        "wait_seconds": dns.wait.as_secs(),
+        "endpoint": dns.endpoint,
+    })
+}
+
+/// One change outside Kubernetes, with the undo record that restores `prior`.
+pub fn external_step(system: &str, target: Value, prior: Value, applied: Value) -> Step {
+    Step {
+        forward: Operation::External {
+            system: system.to_owned(),
+            action: json!({ "target": target, "set": applied }),
+        },
+        undo: UndoRecord::External {
+            system: system.to_owned(),
+            record: json!({ "target": target, "prior": prior, "applied": applied }),
+        },
+    }
+}
+
+fn region<'d>(dns: &'d Dns, name: &str) -> Result<&'d RegionRecord, String> {
+    dns.regions
+        .get(name)
+        .ok_or_else(|| format!("fault.dns.regions has no record for region {name}"))
+}
+
+fn dns_steps(settings: &RegionFailover, dns: &Dns, facts: &DnsFacts) -> Result<Vec<Step>, String> {
+    let from = region(dns, &settings.from)?;
+    match dns.method {
+        DnsMethod::HealthCheck => {
+            let id = from.health_check.as_deref().ok_or_else(|| {
+                format!(
+                    "fault.dns.method health-check needs the health check of {} (fault.dns.regions.{}.health_check)",
+                    settings.from, settings.from
+                )
+            })?;
+            let current = facts.health_checks.get(&settings.from).ok_or_else(|| {
+                format!("the health check {id} of {} was not read", settings.from)
+            })?;
+            if current.get("inverted") == Some(&Value::Bool(true)) {
+                return Err(format!(
+                    "the health check {id} of {} is already inverted; firedrill will not invert it back (fix the health check, then run the drill)",
+                    settings.from
+                ));
+            }
+            let mut step = external_step(
+                ROUTE53,
+                health_check_target(dns, id),
+                json!({ "inverted": false }),
+                json!({ "inverted": true }),
+            );
+            // Every setting of the check as it was, for the record (only `inverted` changes).
+            if let UndoRecord::External { record, .. } = &mut step.undo {
+                record["settings"] = current.clone();
+            }
+            Ok(vec![step])
+        }
+        DnsMethod::Weights => {
+            let weight = |region: &str| -> Result<(Value, i64), String> {
+                let set = facts.record_sets.get(region).ok_or_else(|| {
+                    format!(
+                        "the record set {} {} of region {region} was not found in zone {}",
+                        dns.name, dns.record_type, dns.zone
+                    )
+                })?;
+                let w = set.get("weight").and_then(Value::as_i64).ok_or_else(|| {
+                    format!(
+                        "the record set of region {region} has no weight: fault.dns.method weights needs weighted records (use health-check for failover records)"
+                    )
+                })?;
+                Ok((set.clone(), w))
+            };
+            let (from_set, from_weight) = weight(&settings.from)?;
+            if from_weight == 0 {
+                return Err(format!(
+                    "the record set of {} already has weight 0: it receives no traffic, so failing it over proves nothing",
+                    settings.from
+                ));
+            }
+            let mut steps = Vec::new();
+            let mut applied = from_set.clone();
+            applied["weight"] = json!(0);
+            steps.push(external_step(
+                ROUTE53,
+                record_set_target(dns, &from.set_identifier),
+                from_set,
+                applied,
+            ));
+            let others_serve = dns
+                .regions
+                .keys()
+                .filter(|r| **r != settings.from)
+                .any(|r| weight(r).is_ok_and(|(_, w)| w > 0));
+            if !others_serve {
+                let to = region(dns, &settings.to)?;
+                let (to_set, _) = weight(&settings.to)?;
+                let mut applied = to_set.clone();
+                applied["weight"] = json!(from_weight);
+                steps.push(external_step(
+                    ROUTE53,
+                    record_set_target(dns, &to.set_identifier),
+                    to_set,
+                    applied,
+                ));
+            }
+            Ok(steps)
+        }
+    }
+}
+
+/// The DNS steps as a plan without Route 53 shows them: the prior state is read at fire time.
+fn unread_dns_steps(settings: &RegionFailover, dns: &Dns) -> Vec<Step> {
+    let unread = json!("(read from Route 53 when the drill fires)");
+    let Ok(from) = region(dns, &settings.from) else {
+        return Vec::new();
+    };
+    match (dns.method, &from.health_check) {
+        (DnsMethod::HealthCheck, Some(id)) => vec![external_step(
+            ROUTE53,
+            health_check_target(dns, id),
+            json!({ "inverted": false }),
+            json!({ "inverted": true }),
+        )],
+        (DnsMethod::HealthCheck, None) => Vec::new(),
+        (DnsMethod::Weights, _) => vec![external_step(
+            ROUTE53,
+            record_set_target(dns, &from.set_identifier),
+            unread.clone(),
+            json!({ "weight": 0, "rest": unread }),
+        )],
+    }
+}
+
+/// A NetworkPolicy that cuts the selected pods off: no ingress, no egress.
+fn isolation_policy(run: &str, index: usize, isolate: &Isolate) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": format!("firedrill-isolate-{run}-{index}").chars().take(253).collect::<String>(),
+            "namespace": isolate.namespace,
+        },
+        "spec": {
+            "podSelector": { "matchLabels": isolate.selector },
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firedrill_safety::cluster::{Owner, Pod};
+
+    fn dns(method: DnsMethod) -> Dns {
+        Dns {
+            zone: "Z1".into(),
+            name: "api.example.com.".into(),
+            record_type: "A".into(),
+            method,
+            regions: [
+                (
+                    "us-east-1".to_owned(),
+                    RegionRecord {
+                        set_identifier: "use1".into(),
+                        health_check: Some("hc-use1".into()),
+                    },
+                ),
+                (
+                    "eu-west-1".to_owned(),
+                    RegionRecord {
+                        set_identifier: "euw1".into(),
+                        health_check: Some("hc-euw1".into()),
+                    },
+                ),
+            ]
+            .into(),
+            wait: Duration::from_secs(120),
+            endpoint: None,
+        }
+    }
+
+    fn failover(method: DnsMethod) -> RegionFailover {
+        RegionFailover {
+            from: "us-east-1".into(),
+            to: "eu-west-1".into(),
+            dns: Some(dns(method)),
+            isolate: Vec::new(),
+            promote: None,
+            failback: None,
+            data: None,
+        }
+    }
+
+    fn facts(weights: (i64, i64)) -> DnsFacts {
+        let set = |id: &str, w: i64| json!({ "set_identifier": id, "weight": w, "ttl": 60, "records": ["192.0.2.1"] });
+        DnsFacts {
+            record_sets: [
+                ("us-east-1".to_owned(), set("use1", weights.0)),
+                ("eu-west-1".to_owned(), set("euw1", weights.1)),
+            ]
+            .into(),
+            health_checks: [
+                ("us-east-1".to_owned(), json!({ "inverted": false })),
+                ("eu-west-1".to_owned(), json!({ "inverted": false })),
+            ]
+            .into(),
+            healthy: [
+                ("us-east-1".to_owned(), true),
+                ("eu-west-1".to_owned(), true),
+            ]
+            .into(),
+        }
+    }
+
+    fn scene() -> Scene<'static> {
+        Scene {
+            choice: None,
+            cluster: None,
+            image: "firedrill:test",
+            duration: Duration::from_secs(60),
+            expires: "2026-01-01T00:00:00Z",
+            dns: None,
+        }
+    }
+
+    fn record(step: &Step) -> &Value {
+        match &step.undo {
+            UndoRecord::External { record, .. } => record,
+            other => panic!("not external: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn health_check_inversion_records_the_prior_setting() {
+        let s = failover(DnsMethod::HealthCheck);
+        let plan = plan("r1", &s, &scene(), Some(&facts((100, 0)))).unwrap();
+        let steps: Vec<&Step> = plan.steps().collect();
+        assert_eq!(steps.len(), 1);
+        let r = record(steps[0]);
+        assert_eq!(r["target"]["health_check"], "hc-use1");
+        assert_eq!(r["prior"], json!({ "inverted": false }));
+        assert_eq!(r["applied"], json!({ "inverted": true }));
+        // Already inverted: refused, never inverted back.
+        let mut f = facts((100, 0));
+        f.health_checks
+            .insert("us-east-1".into(), json!({ "inverted": true }));
+        assert!(judge(&s, Some(&f), None)
+            .unwrap_err()
+            .contains("already inverted"));
+    }
+
+    #[test]
+    fn weights_move_traffic_to_the_surviving_region_only_when_nobody_else_serves() {
+        let s = failover(DnsMethod::Weights);
+        // Active-passive: the passive region takes the failed one's weight.
+        let p = plan("r1", &s, &scene(), Some(&facts((100, 0)))).unwrap();
+        let steps: Vec<&Step> = p.steps().collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(record(steps[0])["applied"]["weight"], 0);
+        assert_eq!(record(steps[0])["prior"]["weight"], 100);
+        assert_eq!(record(steps[1])["applied"]["weight"], 100);
+        assert_eq!(record(steps[1])["prior"]["weight"], 0);
+        // The rest of the record set is kept exactly.
+        assert_eq!(record(steps[0])["applied"]["records"], json!(["192.0.2.1"]));
+        // Active-active: only the failed region goes to 0.
+        let p = plan("r1", &s, &scene(), Some(&facts((50, 50)))).unwrap();
+        assert_eq!(p.steps().count(), 1);
+        // A region with no traffic cannot be failed.
+        assert!(plan("r1", &s, &scene(), Some(&facts((0, 100))))
+            .unwrap_err()
+            .contains("weight 0"));
+    }
+
+    #[test]
+    fn min_healthy_regions_and_an_unhealthy_target_refuse() {
+        let s = failover(DnsMethod::HealthCheck);
+        assert_eq!(
+            judge(&s, Some(&facts((100, 0))), Some(1)).unwrap(),
+            vec!["eu-west-1".to_owned()]
+        );
+        assert!(judge(&s, Some(&facts((100, 0))), Some(2))
+            .unwrap_err()
+            .contains("fewer than safety.limits.min_healthy_regions 2"));
+        let mut f = facts((100, 0));
+        f.healthy.insert("eu-west-1".into(), false);
+        assert!(judge(&s, Some(&f), None)
+            .unwrap_err()
+            .contains("not healthy"));
+    }
+
+    #[test]
+    fn isolation_denies_all_traffic_or_scales_the_region_to_zero() {
+        let key = OwnerRef {
+            kind: OwnerKind::Deployment,
+            namespace: "pake-api".into(),
+            name: "pake-api-use1".into(),
+        };
+        let region: BTreeMap<String, String> = [(
+            "topology.kubernetes.io/region".to_owned(),
+            "us-east-1".to_owned(),
+        )]
+        .into();
+        let cluster = Cluster {
+            owners: vec![Owner {
+                key: key.clone(),
+                labels: Default::default(),
+                desired: 3,
+            }],
+            pods: vec![Pod {
+                namespace: "pake-api".into(),
+                name: "pake-api-use1-x".into(),
+                labels: region.clone(),
+                owner: Some(key.clone()),
+                running_and_ready: true,
+                phase: "Running".into(),
+                created: 0,
+                node: Some("n1".into()),
+            }],
+            ..Cluster::default()
+        };
+        let mut s = failover(DnsMethod::HealthCheck);
+        s.dns = None;
+        s.isolate = vec![
+            Isolate {
+                namespace: "pake-api".into(),
+                selector: region.clone(),
+                how: IsolateHow::NetworkPolicy,
+            },
+            Isolate {
+                namespace: "pake-api".into(),
+                selector: region,
+                how: IsolateHow::ScaleToZero,
+            },
+        ];
+        let scene = Scene {
+            cluster: Some(&cluster),
+            ..scene()
+        };
+        let p = plan("r1", &s, &scene, None).unwrap();
+        let steps: Vec<&Step> = p.steps().collect();
+        assert_eq!(steps.len(), 2);
+        match &steps[0].forward {
+            Operation::Create { object } => {
+                assert_eq!(object["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+                assert!(object["spec"].get("ingress").is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            steps[1].undo,
+            UndoRecord::RestoreReplicas {
+                target: ObjectRef::namespaced(ObjectKind::Deployment, "pake-api", "pake-api-use1"),
+                prior: 3,
+                applied: 0,
+                hpa: None,
+            }
+        );
+    }
+}

@@ -1,0 +1,631 @@
+//! `fault:` of `region-failover` and `network-degrade`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use firedrill_experiments::degrade::NetworkDegrade;
+use firedrill_experiments::region::{
+    Dns, DnsMethod, Failback, Hook, HookAction, Isolate, IsolateHow, Markers, RegionFailover,
+    RegionRecord, Source,
+};
+
+use super::read::{item, Fields, Reader};
+use super::yaml::{to_json, Node, Value};
+use crate::duration;
+
+fn region_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a region name (lowercase letters, digits and '-', e.g. us-east-1)"
+        ))
+    }
+}
+
+fn duration_key(
+    r: &mut Reader,
+    f: &Fields,
+    key: &str,
+    default: Duration,
+    max: Duration,
+) -> Option<Duration> {
+    match f.get(key) {
+        Some(n) => r.parsed(n, &f.path_of(key), "a duration", |s| {
+            duration::parse_within(s, Duration::from_secs(1), max)
+        }),
+        None => Some(default),
+    }
+}
+
+pub(super) fn read_region_failover(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<RegionFailover> {
+    let f = r.fields(
+        node,
+        path,
+        &[
+            "from", "to", "dns", "isolate", "promote", "failback", "data",
+        ],
+    )?;
+    let region = |r: &mut Reader, key: &str| {
+        r.required(&f, key, "a region name, e.g. us-east-1")
+            .and_then(|n| r.parsed(n, &f.path_of(key), "a region name", region_name))
+    };
+    let (from, to) = (region(r, "from"), region(r, "to"));
+    if let (Some(a), Some(b)) = (&from, &to) {
+        if a == b {
+            r.error(
+                f.get("to").map_or(f.mark, |n| n.mark),
+                f.path_of("to"),
+                "the region that takes over must differ from the one failed",
+            );
+        }
+    }
+    let dns = match f.get("dns") {
+        Some(n) => read_dns(r, n, &f.path_of("dns"), from.as_deref(), to.as_deref()).map(Some),
+        None => Some(None),
+    };
+    let isolate = match f.get("isolate") {
+        Some(n) => read_isolate(r, n, &f.path_of("isolate")),
+        None => Some(Vec::new()),
+    };
+    let promote = match f.get("promote") {
+        Some(n) => read_hook(r, n, &f.path_of("promote"), false).map(|h| match h {
+            Failback::Hook(h) => Some(h),
+            Failback::Runbook(_) => None,
+        }),
+        None => Some(None),
+    };
+    let failback = match f.get("failback") {
+        Some(n) => read_hook(r, n, &f.path_of("failback"), true).map(Some),
+        None => Some(None),
+    };
+    let data = match f.get("data") {
+        Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
+        None => Some(None),
+    };
+    if let (Some(None), Some(Some(_))) = (&promote, &data) {
+        r.error(
+            f.get("data").map_or(f.mark, |n| n.mark),
+            f.path_of("data"),
+            "the RPO is read on the promoted database: data markers need `promote:`",
+        );
+    }
+    if let (Some(None), Some(isolate)) = (&dns, &isolate) {
+        if isolate.is_empty() {
+            r.error(
+                f.mark,
+                path,
+                "a region failover needs `dns:`, `isolate:` or both: otherwise nothing fails over",
+            );
+        }
+    }
+    Some(RegionFailover {
+        from: from?,
+        to: to?,
+        dns: dns?,
+        isolate: isolate?,
+        promote: promote?,
+        failback: failback?,
+        data: data?,
+    })
+}
+
+fn read_dns(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Option<Dns> {
+    let f = r.fields(
+        node,
+        path,
+        &[
+            "zone", "name", "type", "method", "regions", "wait", "endpoint",
+        ],
+    )?;
+    let zone = r
+        .required(&f, "zone", "the hosted zone id, e.g. Z0123456789ABCDEFGHIJ")
+        .and_then(|n| {
+            r.parsed(n, &f.path_of("zone"), "a hosted zone id", |s| {
+                let id = s.trim_start_matches("/hostedzone/");
+                if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    Ok(id.to_owned())
+                } else {
+                    Err(format!("{s:?} is not a hosted zone id (letters and digits, e.g. Z0123456789ABCDEFGHIJ)"))
+                }
+            })
+        });
+    let name = r
+        .required(&f, "name", "the record name, e.g. api.example.com")
+        .and_then(|n| {
+            r.parsed(n, &f.path_of("name"), "a DNS name", |s| {
+                let name = s.trim_end_matches('.');
+                let ok = !name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*'
+                            })
+                    });
+                if ok {
+                    Ok(format!("{name}."))
+                } else {
+                    Err(format!("{s:?} is not a DNS name"))
+                }
+            })
+        });
+    let record_type = match f.get("type") {
+        Some(n) => r.parsed(n, &f.path_of("type"), "a record type", |s| match s {
+            "A" | "AAAA" | "CNAME" | "TXT" => Ok(s.to_owned()),
+            _ => Err(format!(
+                "{s:?} is not a record type firedrill fails over (allowed: A, AAAA, CNAME, TXT)"
+            )),
+        }),
+        None => Some("A".to_owned()),
+    };
+    let method = r
+        .required(&f, "method", "health-check or weights")
+        .and_then(|n| {
+            r.parsed(n, &f.path_of("method"), "a method", |s| match s {
+                "health-check" => Ok(DnsMethod::HealthCheck),
+                "weights" => Ok(DnsMethod::Weights),
+                _ => Err(format!(
+                    "{s:?} is not a method (allowed: health-check, weights; firedrill never deletes records)"
+                )),
+            })
+        });
+    let regions = r
+        .required(
+            &f,
+            "regions",
+            "each region's record: {REGION: {set_identifier: ID, health_check: ID}}",
+        )
+        .and_then(|n| read_regions(r, n, &f.path_of("regions")));
+    let wait = duration_key(
+        r,
+        &f,
+        "wait",
+        Duration::from_secs(120),
+        Duration::from_secs(1800),
+    );
+    let endpoint = match f.get("endpoint") {
+        Some(n) => r
+            .parsed(n, &f.path_of("endpoint"), "a URL", |s| {
+                super::parse_http_url(s).map(|u| u.to_string().trim_end_matches('/').to_owned())
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    if let (Some(regions), Some(method)) = (&regions, method) {
+        for (key, region) in [("from", from), ("to", to)] {
+            if let Some(region) = region.filter(|g| !regions.contains_key(*g)) {
+                r.error(
+                    f.get("regions").map_or(f.mark, |n| n.mark),
+                    f.path_of("regions"),
+                    format!("fault.{key} is {region}, which has no record here (add {region}: {{set_identifier: ..}})"),
+                );
+            }
+        }
+        if let Some(g) = from.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
+            if method == DnsMethod::HealthCheck && g.1.health_check.is_none() {
+                r.error(
+                    f.get("regions").map_or(f.mark, |n| n.mark),
+                    format!("{}.{}.health_check", f.path_of("regions"), g.0),
+                    "method health-check inverts the failed region's health check: name it",
+                );
+            }
+        }
+    }
+    Some(Dns {
+        zone: zone?,
+        name: name?,
+        record_type: record_type?,
+        method: method?,
+        regions: regions?,
+        wait: wait?,
+        endpoint: endpoint?,
+    })
+}
+
+fn read_regions(r: &mut Reader, node: &Node, path: &str) -> Option<BTreeMap<String, RegionRecord>> {
+    let Value::Mapping(entries) = &node.value else {
+        r.error(
+            node.mark,
+            path,
+            format!(
+                "expected a mapping of region names, found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    };
+    let mut regions = BTreeMap::new();
+    let mut ok = true;
+    for (key, value) in entries {
+        let Value::Scalar { text, .. } = &key.value else {
+            r.error(key.mark, path, "a region name must be a plain name");
+            ok = false;
+            continue;
+        };
+        let at = format!("{path}.{text}");
+        let Some(name) = r.parsed(key, &at, "a region name", region_name) else {
+            ok = false;
+            continue;
+        };
+        let Some(f) = r.fields(value, &at, &["set_identifier", "health_check"]) else {
+            ok = false;
+            continue;
+        };
+        let id = |s: &str| {
+            if !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_whitespace) {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("{s:?} is not an identifier"))
+            }
+        };
+        let set_identifier = r
+            .required(&f, "set_identifier", "the record set's SetIdentifier")
+            .and_then(|n| r.parsed(n, &f.path_of("set_identifier"), "an identifier", id));
+        let health_check = match f.get("health_check") {
+            Some(n) => r
+                .parsed(n, &f.path_of("health_check"), "a health check id", id)
+                .map(Some),
+            None => Some(None),
+        };
+        match (set_identifier, health_check) {
+            (Some(set_identifier), Some(health_check)) => {
+                regions.insert(
+                    name,
+                    RegionRecord {
+                        set_identifier,
+                        health_check,
+                    },
+                );
+            }
+            _ => ok = false,
+        }
+    }
+    if regions.len() < 2 && ok {
+        r.error(
+            node.mark,
+            path,
+            "name at least two regions: the one failed and the one that takes over",
+        );
+        ok = false;
+    }
+    ok.then_some(regions)
+}
+
+fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>> {
+    let items = r.list(
+        node,
+        path,
+        "{namespace: NS, selector: LABELS, how: network-policy | scale-to-zero}",
+    )?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        let at = item(path, i);
+        let Some(f) = r.fields(n, &at, &["namespace", "selector", "how"]) else {
+            ok = false;
+            continue;
+        };
+        let namespace = r
+            .required(&f, "namespace", "the namespace of the region's workloads")
+            .and_then(|n| {
+                r.parsed(n, &f.path_of("namespace"), "a namespace", |s| {
+                    super::dns_label(s, 63).map(|()| s.to_owned())
+                })
+            });
+        let selector = r
+            .required(
+                &f,
+                "selector",
+                "the labels of the region's pods, e.g. topology.kubernetes.io/region=us-east-1",
+            )
+            .and_then(|n| {
+                r.parsed(
+                    n,
+                    &f.path_of("selector"),
+                    "key=value labels",
+                    super::fault::equal_labels,
+                )
+            });
+        let how = match f.get("how") {
+            Some(n) => r.parsed(n, &f.path_of("how"), "how to isolate", |s| match s {
+                "network-policy" => Ok(IsolateHow::NetworkPolicy),
+                "scale-to-zero" => Ok(IsolateHow::ScaleToZero),
+                _ => Err(format!(
+                    "{s:?} is not allowed (allowed: network-policy, scale-to-zero)"
+                )),
+            }),
+            None => Some(IsolateHow::NetworkPolicy),
+        };
+        match (namespace, selector, how) {
+            (Some(namespace), Some(selector), Some(how)) => out.push(Isolate {
+                namespace,
+                selector,
+                how,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A hook: `command` (argv) or `job` (a Job's spec), with `timeout`; for `failback`, also
+/// `runbook` (a link people follow).
+fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<Failback> {
+    let keys: &[&str] = if failback {
+        &["command", "job", "runbook", "timeout"]
+    } else {
+        &["command", "job", "timeout"]
+    };
+    let f = r.fields(node, path, keys)?;
+    let given: Vec<&str> = ["command", "job", "runbook"]
+        .into_iter()
+        .filter(|k| f.has(k))
+        .collect();
+    if given.len() != 1 {
+        r.error(
+            f.mark,
+            path,
+            if failback {
+                "give exactly one of `command` (argv), `job` (a Job spec) or `runbook` (a link)"
+            } else {
+                "give exactly one of `command` (argv) or `job` (a Job spec)"
+            },
+        );
+        return None;
+    }
+    let timeout = duration_key(
+        r,
+        &f,
+        "timeout",
+        Duration::from_secs(600),
+        Duration::from_secs(3 * 3600),
+    )?;
+    match given[0] {
+        "runbook" => {
+            let n = f.get("runbook")?;
+            r.parsed(n, &f.path_of("runbook"), "a link", |s| {
+                if s.starts_with("https://")
+                    || s.starts_with("http://")
+                    || s.starts_with("runbooks/")
+                {
+                    Ok(s.to_owned())
+                } else {
+                    Err(format!(
+                        "{s:?} is not a link (write an https:// URL or a runbooks/ path)"
+                    ))
+                }
+            })
+            .map(Failback::Runbook)
+        }
+        "command" => {
+            let key = f.path_of("command");
+            let n = f.get("command")?;
+            let items = r.list(
+                n,
+                &key,
+                "argv, e.g. [\"psql\", \"-c\", \"select pg_promote()\"]",
+            )?;
+            let mut argv = Vec::new();
+            for (i, a) in items.iter().enumerate() {
+                argv.push(r.text(a, &item(&key, i), "an argument")?.to_owned());
+            }
+            if argv.is_empty() {
+                r.error(n.mark, key, "the command is empty");
+                return None;
+            }
+            Some(Failback::Hook(Hook {
+                action: HookAction::Command(argv),
+                timeout,
+            }))
+        }
+        _ => {
+            let n = f.get("job")?;
+            let spec = to_json(n);
+            let containers = spec
+                .pointer("/template/spec/containers")
+                .and_then(serde_json::Value::as_array);
+            if containers.is_none_or(|c| c.is_empty()) {
+                r.error(
+                    n.mark,
+                    f.path_of("job"),
+                    "a Job spec needs template.spec.containers (and restartPolicy: Never)",
+                );
+                return None;
+            }
+            Some(Failback::Hook(Hook {
+                action: HookAction::Job(spec),
+                timeout,
+            }))
+        }
+    }
+}
+
+fn read_source(r: &mut Reader, node: &Node, path: &str) -> Option<Source> {
+    let f = r.fields(node, path, &["url", "url_env"])?;
+    match (f.get("url"), f.get("url_env")) {
+        (Some(n), None) => r.parsed(n, &f.path_of("url"), "a PostgreSQL URL", |s| {
+            let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+            if !matches!(url.scheme(), "postgres" | "postgresql") {
+                return Err(format!("{s:?} is not a postgres:// URL"));
+            }
+            if url.password().is_some() {
+                return Err("the URL holds a password: put it in a Secret and name its environment variable with `url_env`".into());
+            }
+            Ok(Source::Url(s.to_owned()))
+        }),
+        (None, Some(n)) => r.parsed(n, &f.path_of("url_env"), "an environment variable name", |s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                Ok(Source::Env(s.to_owned()))
+            } else {
+                Err(format!("{s:?} is not an environment variable name (A-Z, 0-9, _)"))
+            }
+        }),
+        _ => {
+            r.error(f.mark, path, "give exactly one of `url` (no password) or `url_env` (a variable set from a Secret)");
+            None
+        }
+    }
+}
+
+fn read_markers(r: &mut Reader, node: &Node, path: &str) -> Option<Markers> {
+    let f = r.fields(
+        node,
+        path,
+        &["primary", "promoted", "table", "every", "lead_in"],
+    )?;
+    let primary = r
+        .required(&f, "primary", "{url_env: VAR} of the database written to")
+        .and_then(|n| read_source(r, n, &f.path_of("primary")));
+    let promoted = r
+        .required(&f, "promoted", "{url_env: VAR} of the database promoted")
+        .and_then(|n| read_source(r, n, &f.path_of("promoted")));
+    let table = match f.get("table") {
+        Some(n) => r.parsed(n, &f.path_of("table"), "a table name", |s| {
+            let ok = s.split('.').count() <= 2
+                && s.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.len() <= 63
+                        && p.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("{s:?} is not a table name (lowercase letters, digits and _, optionally schema.table)"))
+            }
+        }),
+        None => Some("firedrill_markers".to_owned()),
+    };
+    let every = match f.get("every") {
+        Some(n) => r.parsed(n, &f.path_of("every"), "a duration", |s| {
+            duration::parse_within(s, Duration::from_millis(100), Duration::from_secs(60))
+        }),
+        None => Some(Duration::from_secs(1)),
+    };
+    let lead_in = duration_key(
+        r,
+        &f,
+        "lead_in",
+        Duration::from_secs(10),
+        Duration::from_secs(600),
+    );
+    Some(Markers {
+        primary: primary?,
+        promoted: promoted?,
+        table: table?,
+        every: every?,
+        lead_in: lead_in?,
+    })
+}
+
+pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<NetworkDegrade> {
+    let f = r.fields(
+        node,
+        path,
+        &["delay", "jitter", "loss", "rate", "interface", "image"],
+    )?;
+    let d = NetworkDegrade::default();
+    let ms = |r: &mut Reader, key: &str| match f.get(key) {
+        Some(n) => r
+            .parsed(n, &f.path_of(key), "a duration", |s| {
+                duration::parse_within(s, Duration::from_millis(1), Duration::from_secs(60))
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let (delay, jitter) = (ms(r, "delay"), ms(r, "jitter"));
+    let loss = match f.get("loss") {
+        Some(n) => r.parsed(
+            n,
+            &f.path_of("loss"),
+            "a percentage",
+            super::fault::load_percent,
+        ),
+        None => Some(0),
+    };
+    let rate = match f.get("rate") {
+        Some(n) => r
+            .parsed(n, &f.path_of("rate"), "a rate", |s| {
+                let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+                let unit = &s[digits.len()..];
+                if !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && ["kbit", "mbit", "gbit"].contains(&unit)
+                    && digits.parse::<u64>().is_ok_and(|v| v > 0)
+                {
+                    Ok(s.to_owned())
+                } else {
+                    Err(format!(
+                        "{s:?} is not a rate (write e.g. 500kbit, 1mbit, 1gbit)"
+                    ))
+                }
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let interface = match f.get("interface") {
+        Some(n) => r.parsed(n, &f.path_of("interface"), "an interface name", |s| {
+            if !s.is_empty()
+                && s.len() < 16
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+            {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("{s:?} is not an interface name (e.g. eth0)"))
+            }
+        }),
+        None => Some(d.interface.clone()),
+    };
+    let image = match f.get("image") {
+        Some(n) => r
+            .text(
+                n,
+                &f.path_of("image"),
+                "an image with sh, nsenter, tc and nft",
+            )
+            .map(str::to_owned),
+        None => Some(d.image.clone()),
+    };
+    let settings = NetworkDegrade {
+        delay: delay?,
+        jitter: jitter?,
+        loss: loss?,
+        rate: rate?,
+        interface: interface?,
+        image: image?,
+    };
+    if settings.delay.is_none() && settings.loss == 0 && settings.rate.is_none() {
+        r.error(
+            f.mark,
+            path,
+            "say what to degrade: `delay`, `loss` or `rate` (or several)",
+        );
+        return None;
+    }
+    if settings.jitter.is_some() && settings.delay.is_none() {
+        r.error(
+            f.get("jitter").map_or(f.mark, |n| n.mark),
+            f.path_of("jitter"),
+            "jitter varies a delay: give `delay` too",
+        );
+        return None;
+    }
+    Some(settings)
+}

@@ -1,0 +1,443 @@
+//! Route 53 through `aws-sdk-route53`: what a region failover reads before it fires, and the
+//! handler of its `route53` ledger records (a health check's `inverted`, a record set's whole
+//! state). Changes are UPSERTs of the exact state recorded (never a delete) and wait, bounded,
+//! until Route 53 reports them `INSYNC`. Credentials come from the standard AWS chain (IRSA in a
+//! cluster); the endpoint is the drill's `fault.dns.endpoint`, else `FIREDRILL_ROUTE53_ENDPOINT`,
+//! else AWS's.
+
+use std::time::Duration;
+
+use aws_sdk_route53::error::DisplayErrorContext;
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetFailover, ResourceRecordSetRegion, RrType,
+};
+use aws_sdk_route53::Client;
+use firedrill_experiments::region::{Dns, DnsFacts};
+use serde_json::{json, Value};
+
+/// Overrides the Route 53 endpoint when the drill names none.
+pub const ENV_ENDPOINT: &str = "FIREDRILL_ROUTE53_ENDPOINT";
+
+/// How often a pending change is looked at.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A Route 53 client for one endpoint.
+#[derive(Clone, Debug)]
+pub struct Route53 {
+    client: Client,
+}
+
+fn error<E>(what: &str, e: E) -> String
+where
+    E: std::error::Error,
+{
+    format!("{what}: {}", DisplayErrorContext(e))
+}
+
+impl Route53 {
+    /// A client for `endpoint` (`None`: `FIREDRILL_ROUTE53_ENDPOINT`, else AWS's), with the
+    /// standard credential chain. Route 53 is global: its region is us-east-1.
+    pub async fn new(endpoint: Option<&str>) -> Route53 {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(http);
+        let from_env = std::env::var(ENV_ENDPOINT).ok().filter(|e| !e.is_empty());
+        if let Some(endpoint) = endpoint.map(str::to_owned).or(from_env) {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Route53 {
+            client: Client::new(&loader.load().await),
+        }
+    }
+
+    /// The SDK client (tests and tools set up zones with it).
+    pub fn sdk(&self) -> &Client {
+        &self.client
+    }
+
+    /// Everything a fire is decided on: each region's record set and health check, and whether
+    /// Route 53 reports the region healthy.
+    pub async fn facts(&self, dns: &Dns) -> Result<DnsFacts, String> {
+        let mut facts = DnsFacts::default();
+        for (region, record) in &dns.regions {
+            if let Some(set) = self
+                .record_set(
+                    &dns.zone,
+                    &dns.name,
+                    &dns.record_type,
+                    &record.set_identifier,
+                )
+                .await?
+            {
+                facts.record_sets.insert(region.clone(), set);
+            }
+            if let Some(id) = &record.health_check {
+                let check = self.health_check(id).await?.ok_or_else(|| {
+                    format!("the health check {id} of region {region} does not exist")
+                })?;
+                facts.health_checks.insert(region.clone(), check);
+                facts
+                    .healthy
+                    .insert(region.clone(), self.healthy(id).await?);
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Whether most of Route 53's checkers see the check's endpoint healthy.
+    pub async fn healthy(&self, id: &str) -> Result<bool, String> {
+        let status = self
+            .client
+            .get_health_check_status()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(|e| error(&format!("reading the status of health check {id}"), e))?;
+        let reports: Vec<bool> = status
+            .health_check_observations()
+            .iter()
+            .filter_map(|o| o.status_report().and_then(|r| r.status()))
+            .map(|s| s.starts_with("Success"))
+            .collect();
+        Ok(!reports.is_empty() && reports.iter().filter(|ok| **ok).count() * 2 >= reports.len())
+    }
+
+    /// A health check as a ledger records it: `inverted`, `disabled`, the version and the rest
+    /// of its settings.
+    pub async fn health_check(&self, id: &str) -> Result<Option<Value>, String> {
+        let answer = match self
+            .client
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_health_check()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(error(&format!("reading health check {id}"), e)),
+        };
+        let Some(check) = answer.health_check() else {
+            return Ok(None);
+        };
+        let config = check.health_check_config();
+        Ok(Some(json!({
+            "inverted": config.and_then(|c| c.inverted()).unwrap_or(false),
+            "disabled": config.and_then(|c| c.disabled()).unwrap_or(false),
+            "version": check.health_check_version(),
+            "type": config.map(|c| c.r#type().as_str().to_owned()),
+            "fqdn": config.and_then(|c| c.fully_qualified_domain_name()),
+            "ip": config.and_then(|c| c.ip_address()),
+            "port": config.and_then(|c| c.port()),
+            "path": config.and_then(|c| c.resource_path()),
+            "failure_threshold": config.and_then(|c| c.failure_threshold()),
+            "request_interval": config.and_then(|c| c.request_interval()),
+        })))
+    }
+
+    /// One record set, found by name, type and set identifier, in the shape a ledger records.
+    pub async fn record_set(
+        &self,
+        zone: &str,
+        name: &str,
+        record_type: &str,
+        set_identifier: &str,
+    ) -> Result<Option<Value>, String> {
+        let answer = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .start_record_name(name)
+            .start_record_type(RrType::from(record_type))
+            .start_record_identifier(set_identifier)
+            .max_items(100)
+            .send()
+            .await
+            .map_err(|e| error(&format!("listing the record sets of zone {zone}"), e))?;
+        let wanted = |s: &&ResourceRecordSet| {
+            same_name(s.name(), name)
+                && s.r#type().as_str() == record_type
+                && s.set_identifier() == Some(set_identifier)
+        };
+        answer
+            .resource_record_sets()
+            .iter()
+            .find(wanted)
+            .map(to_value)
+            .transpose()
+    }
+
+    /// Makes `state` so for `target` (a health check or a record set, as a ledger names it):
+    /// the forward change of a step and its undo alike.
+    pub async fn set(&self, target: &Value, state: &Value) -> Result<(), String> {
+        if let Some(id) = target.get("health_check").and_then(Value::as_str) {
+            let inverted = state
+                .get("inverted")
+                .and_then(Value::as_bool)
+                .ok_or("a health-check change must set `inverted`")?;
+            let now = self
+                .health_check(id)
+                .await?
+                .ok_or_else(|| format!("the health check {id} no longer exists"))?;
+            // Only if nobody changed the check since it was read.
+            self.client
+                .update_health_check()
+                .health_check_id(id)
+                .health_check_version(now["version"].as_i64().unwrap_or(1))
+                .inverted(inverted)
+                .send()
+                .await
+                .map_err(|e| error(&format!("setting health check {id} inverted={inverted}"), e))?;
+            return Ok(());
+        }
+        let zone = text(target, "zone")?;
+        let set = from_value(state)?;
+        let change = Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(set)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let batch = ChangeBatch::builder()
+            .comment("firedrill region failover")
+            .changes(change)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let answer = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| error(&format!("changing a record set in zone {zone}"), e))?;
+        let wait = Duration::from_secs(
+            target
+                .get("wait_seconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(120),
+        );
+        match answer.change_info() {
+            Some(info) if info.status() != &ChangeStatus::Insync => {
+                self.wait_insync(info.id(), wait).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until the change is `INSYNC`, at most `wait`.
+    pub async fn wait_insync(&self, id: &str, wait: Duration) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let answer = self
+                .client
+                .get_change()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| error(&format!("reading change {id}"), e))?;
+            if answer.change_info().map(|i| i.status()) == Some(&ChangeStatus::Insync) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + POLL > until {
+                return Err(format!(
+                    "the change {id} was not INSYNC after {}s (fault.dns.wait); it may still apply",
+                    wait.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The state now of what a ledger record names.
+    pub async fn read(&self, target: &Value) -> Result<Option<Value>, String> {
+        if let Some(id) = target.get("health_check").and_then(Value::as_str) {
+            return self.health_check(id).await;
+        }
+        self.record_set(
+            text(target, "zone")?,
+            text(target, "name")?,
+            text(target, "type")?,
+            text(target, "set_identifier")?,
+        )
+        .await
+    }
+}
+
+/// The handlers of changes outside Kubernetes, by `system`, with one client per endpoint.
+#[derive(Clone, Default)]
+pub struct Externals {
+    route53: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<Option<String>, Route53>>>,
+}
+
+impl Externals {
+    async fn route53(&self, system: &str, target: &Value) -> Result<Route53, String> {
+        if system != firedrill_experiments::region::ROUTE53 {
+            return Err(format!(
+                "no handler for changes in {system} in this version of firedrill; undo it by hand"
+            ));
+        }
+        let endpoint = target
+            .get("endpoint")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut clients = self.route53.lock().await;
+        if let Some(client) = clients.get(&endpoint) {
+            return Ok(client.clone());
+        }
+        let client = Route53::new(endpoint.as_deref()).await;
+        clients.insert(endpoint, client.clone());
+        Ok(client)
+    }
+
+    /// The state now of what a record names.
+    pub async fn read(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+        self.route53(system, target).await?.read(target).await
+    }
+
+    /// Carries out an external operation's action (`{target, set}`).
+    pub async fn apply(&self, system: &str, action: &Value) -> Result<(), String> {
+        let target = action.get("target").unwrap_or(&Value::Null);
+        let state = action
+            .get("set")
+            .ok_or_else(|| format!("the {system} change says nothing to set"))?;
+        self.route53(system, target).await?.set(target, state).await
+    }
+}
+
+fn text<'v>(value: &'v Value, key: &str) -> Result<&'v str, String> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the route53 record has no {key}"))
+}
+
+/// Route 53 answers names with the trailing dot and may escape characters; compare loosely.
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// A record set as a ledger records it. Routing firedrill cannot restore exactly (geolocation,
+/// CIDR, geoproximity, multivalue, traffic policies) is refused, so nothing it changes is lost.
+fn to_value(set: &ResourceRecordSet) -> Result<Value, String> {
+    let unsupported = [
+        (set.geo_location().is_some(), "geolocation"),
+        (set.cidr_routing_config().is_some(), "CIDR routing"),
+        (set.geo_proximity_location().is_some(), "geoproximity"),
+        (set.multi_value_answer().is_some(), "multivalue answer"),
+        (
+            set.traffic_policy_instance_id().is_some(),
+            "a traffic policy",
+        ),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(has, _)| *has) {
+        return Err(format!(
+            "the record set {} {} uses {what}, which firedrill cannot restore exactly; use fault.dns.method health-check",
+            set.name(),
+            set.r#type().as_str()
+        ));
+    }
+    Ok(json!({
+        "name": set.name(),
+        "type": set.r#type().as_str(),
+        "set_identifier": set.set_identifier(),
+        "weight": set.weight(),
+        "region": set.region().map(|r| r.as_str()),
+        "failover": set.failover().map(|f| f.as_str()),
+        "ttl": set.ttl(),
+        "records": set.resource_records().iter().map(|r| r.value()).collect::<Vec<_>>(),
+        "alias": set.alias_target().map(|a| json!({
+            "zone": a.hosted_zone_id(),
+            "dns_name": a.dns_name(),
+            "evaluate_target_health": a.evaluate_target_health(),
+        })),
+        "health_check_id": set.health_check_id(),
+    }))
+}
+
+/// The record set a recorded state describes.
+fn from_value(state: &Value) -> Result<ResourceRecordSet, String> {
+    let opt = |key: &str| state.get(key).and_then(Value::as_str);
+    let mut set = ResourceRecordSet::builder()
+        .name(text(state, "name")?)
+        .r#type(RrType::from(text(state, "type")?))
+        .set_identifier(text(state, "set_identifier")?);
+    if let Some(w) = state.get("weight").and_then(Value::as_i64) {
+        set = set.weight(w);
+    }
+    if let Some(r) = opt("region") {
+        set = set.region(ResourceRecordSetRegion::from(r));
+    }
+    if let Some(f) = opt("failover") {
+        set = set.failover(ResourceRecordSetFailover::from(f));
+    }
+    if let Some(ttl) = state.get("ttl").and_then(Value::as_i64) {
+        set = set.ttl(ttl);
+    }
+    for value in state
+        .get("records")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        set = set.resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if let Some(alias) = state.get("alias").filter(|a| !a.is_null()) {
+        set = set.alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(text(alias, "zone")?)
+                .dns_name(text(alias, "dns_name")?)
+                .evaluate_target_health(
+                    alias
+                        .get("evaluate_target_health")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                )
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if let Some(id) = opt("health_check_id") {
+        set = set.health_check_id(id);
+    }
+    set.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_set_survives_the_round_trip_through_the_ledger() {
+        let state = json!({
+            "name": "api.example.com.", "type": "A", "set_identifier": "use1", "weight": 100,
+            "region": null, "failover": null, "ttl": 60, "records": ["192.0.2.1", "192.0.2.2"],
+            "alias": null, "health_check_id": "hc-1",
+        });
+        let set = from_value(&state).unwrap();
+        assert_eq!(to_value(&set).unwrap(), state);
+        let alias = json!({
+            "name": "www.example.com.", "type": "A", "set_identifier": "euw1", "weight": null,
+            "region": null, "failover": "SECONDARY", "ttl": null, "records": [],
+            "alias": { "zone": "Z2", "dns_name": "lb.eu.example.com.", "evaluate_target_health": true },
+            "health_check_id": null,
+        });
+        assert_eq!(to_value(&from_value(&alias).unwrap()).unwrap(), alias);
+    }
+}
