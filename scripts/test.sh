@@ -20,7 +20,7 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
 fi
 kubernetes-validate --version
 
-step "services: Pushgateway, Prometheus, Alertmanager, PostgreSQL on loopback"
+step "services: Pushgateway, Prometheus, Alertmanager, PostgreSQL, moto (Route 53) on loopback"
 scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091

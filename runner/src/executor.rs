@@ -62,7 +62,8 @@ struct Injection {
     /// Why the fault did not go in as planned (a wave failed, a helper failed, preparation
     /// timed out): the run ends as `error`, after the revert.
     failure: Option<String>,
-    /// The helper pods a wave created (container-kill's): a failed one fails the run.
+    /// The helper pods a wave created (container-kill's, network-degrade's): a failed one fails
+    /// the run.
     helpers: Vec<rollback::ObjectRef>,
     /// When the first fault was made, and when everything it hit was back.
     first_fault: Option<DateTime<Utc>>,
@@ -85,7 +86,7 @@ impl Injection {
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                if name.starts_with("firedrill-kill-") {
+                if name.starts_with("firedrill-kill-") || name.starts_with("firedrill-degrade-") {
                     self.helpers.extend(rollback::ObjectRef::of(object));
                 }
             }

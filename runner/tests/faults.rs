@@ -547,8 +547,8 @@ async fn http_fault_points_the_service_at_the_proxy_once_it_is_ready_and_back() 
         .is_none());
 }
 
-#[tokio::test]
-async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
+/// Two web pods on n1, each with a `main` and a `sidecar` container running.
+async fn pods_with_containers() -> kube::Client {
     let client = evicting_cluster().await;
     node(&client, "n1", false).await;
     deployment(&client, "apps", "web", 2).await;
@@ -572,6 +572,111 @@ async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
             .await
             .unwrap();
     }
+    client
+}
+
+#[tokio::test]
+async fn network_degrade_sends_a_helper_into_the_pods_network_for_the_drill() {
+    let client = pods_with_containers().await;
+    let before = all_pods(&client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: slow-web\n    kind: network-degrade\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ delay: 150ms, loss: 10%, rate: 5mbit }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "nd-1");
+    let helper = watch(Duration::from_secs(2), {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            async move {
+                Api::<Pod>::namespaced(client, "apps")
+                    .get_opt("firedrill-degrade-nd-1-0")
+                    .await
+                    .unwrap()
+            }
+        }
+    });
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let helper = value(helper.await.unwrap().expect("the helper pod ran"));
+    let index = record.targets[0].name.trim_start_matches("web-").to_owned();
+    let spec = &helper["spec"];
+    assert_eq!(spec["nodeName"], "n1");
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(
+        spec["containers"][0]["securityContext"]["capabilities"],
+        json!({ "drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"] })
+    );
+    assert!(spec["containers"][0]["securityContext"]
+        .get("privileged")
+        .is_none());
+    let env: BTreeMap<String, String> = spec["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(env["DELAY_MS"], "150");
+    assert_eq!(env["LOSS_PERCENT"], "10");
+    assert_eq!(env["RATE"], "5mbit");
+    assert_eq!(env["HOLD_SECONDS"], "1");
+    // Any running container leads to the pod's network namespace.
+    assert_eq!(env["CONTAINER_ID"], format!("{index}0000000000000000aa"));
+    // The helper is gone after the revert; the pods were never touched.
+    assert_eq!(all_pods(&client).await, before);
+}
+
+#[tokio::test]
+async fn a_degrade_helper_that_fails_ends_the_run_as_error() {
+    let client = pods_with_containers().await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: slow-web\n    kind: network-degrade\n    schedule: \"@monthly\"\n    duration: 20s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ delay: 150ms }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "nd-2");
+    // The kubelet's verdict, as it would write it when the script exits 1 (no netem here).
+    let failer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let pods = Api::<Pod>::namespaced(client, "apps");
+            loop {
+                if let Ok(Some(_)) = pods.get_opt("firedrill-degrade-nd-2-0").await {
+                    let patch = json!({ "status": { "phase": "Failed" } });
+                    pods.patch_status(
+                        "firedrill-degrade-nd-2-0",
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await
+                    .unwrap();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    failer.await.unwrap();
+    assert_eq!(record.status, RunStatus::Error, "{record:#?}");
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("firedrill-degrade-nd-2-0 failed"),
+        "{:?}",
+        record.reason
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
+    let client = pods_with_containers().await;
     let before = all_pods(&client).await;
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: kill-sidecar\n    kind: container-kill\n    schedule: \"@monthly\"\n    duration: 1s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ container: sidecar }}\n"

@@ -248,6 +248,32 @@ fn every_rendered_object_passes_the_official_schemas() {
             }
         }
     }
+    // The Job a region failover's promotion hook creates, from the example drill's spec.
+    for drill in example().drills {
+        if let firedrill_experiments::Settings::RegionFailover(rf) = &drill.fault {
+            let Some(firedrill_experiments::region::Hook {
+                action: firedrill_experiments::region::HookAction::Job(spec),
+                ..
+            }) = &rf.promote
+            else {
+                panic!("the example region failover promotes with a Job");
+            };
+            let job = firedrill::region::hook_job(
+                "chaos-testing",
+                spec,
+                &firedrill::region::HookContext {
+                    phase: "promote",
+                    run: "region-failover-annual-trosc0",
+                    drill: &drill.name,
+                    from: &rf.from,
+                    to: &rf.to,
+                },
+            );
+            let file = dir.join("hook-job.yaml");
+            std::fs::write(&file, firedrill::config::yaml::emit(&job)).unwrap();
+            files.push(file);
+        }
+    }
     // And the deployment manifests.
     for entry in std::fs::read_dir(workspace().join("deploy/kubernetes")).unwrap() {
         let path = entry.unwrap().path();

@@ -710,8 +710,8 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
             );
         }
     }
-    if let (Some(s), Some(kind)) = (&success, kind) {
-        let markers = matches!(&fault, Some(firedrill_experiments::Settings::RegionFailover(rf)) if rf.data.is_some());
+    if let (Some(s), Some(kind), Some(fault)) = (&success, kind, &fault) {
+        let markers = matches!(fault, firedrill_experiments::Settings::RegionFailover(rf) if rf.data.is_some());
         if s.rpo.is_some() && !markers {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),
