@@ -59,17 +59,23 @@ impl Default for NetworkDegrade {
 pub const DEGRADE_SCRIPT: &str = include_str!("degrade.sh");
 
 /// The id of a running container of pod `namespace/name`: any one leads to the pod's network
-/// namespace, which all its containers share.
+/// namespace, which all its containers share. A pod on its node's network is refused: degrading
+/// it would degrade the node and every pod on it.
 fn running_container<'c>(
     cluster: &'c Cluster,
     namespace: &str,
     name: &str,
 ) -> Result<&'c str, String> {
-    cluster
+    let pod = cluster
         .containers
         .iter()
-        .find(|c| c.namespace == namespace && c.pod == name)
-        .and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))
+        .find(|c| c.namespace == namespace && c.pod == name);
+    if pod.is_some_and(|p| p.host_network) {
+        return Err(format!(
+            "pod {namespace}/{name} uses its node's network (hostNetwork): degrading it would degrade the node and every pod on it"
+        ));
+    }
+    pod.and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))
         .and_then(crate::container::container_id)
         .ok_or_else(|| {
             format!("pod {namespace}/{name} has no running container whose network firedrill could enter")
@@ -189,4 +195,36 @@ fn helper(
             }],
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firedrill_safety::cluster::PodContainers;
+
+    fn cluster(host_network: bool) -> Cluster {
+        Cluster {
+            containers: vec![PodContainers {
+                namespace: "api".into(),
+                pod: "api-1".into(),
+                containers: vec![
+                    ("init".into(), None),
+                    ("main".into(), Some("containerd://0123456789abcdef".into())),
+                ],
+                host_network,
+            }],
+            ..Cluster::default()
+        }
+    }
+
+    #[test]
+    fn any_running_container_leads_in_but_never_the_nodes_network() {
+        assert_eq!(
+            running_container(&cluster(false), "api", "api-1"),
+            Ok("0123456789abcdef")
+        );
+        let refused = running_container(&cluster(true), "api", "api-1").unwrap_err();
+        assert!(refused.contains("hostNetwork"), "{refused}");
+        assert!(running_container(&cluster(false), "api", "api-2").is_err());
+    }
 }

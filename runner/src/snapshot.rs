@@ -250,6 +250,11 @@ impl Model {
                             namespace: pod.namespace.clone(),
                             pod: pod.name.clone(),
                             containers,
+                            host_network: o
+                                .value
+                                .pointer("/spec/hostNetwork")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
                         });
                 }
                 cluster.pods.push(pod)

@@ -160,6 +160,8 @@ pub struct PodContainers {
     pub namespace: String,
     pub pod: String,
     pub containers: Vec<(String, Option<String>)>,
+    /// The pod shares its node's network (`hostNetwork`): a fault on its network hits the node.
+    pub host_network: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
