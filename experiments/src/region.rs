@@ -144,6 +144,23 @@ pub struct DnsFacts {
     pub healthy: BTreeMap<String, bool>,
 }
 
+impl RegionFailover {
+    /// The time a fire needs besides its duration: the markers' lead-in, each DNS change waited
+    /// for on the way there and back, the promotion and the failback hooks.
+    pub fn budget(&self) -> Duration {
+        let dns = self.dns.as_ref().map_or(Duration::ZERO, |d| d.wait * 2 * 2);
+        let hook = |h: Option<&Hook>| h.map_or(Duration::ZERO, |h| h.timeout);
+        let failback = match &self.failback {
+            Some(Failback::Hook(h)) => Some(h),
+            _ => None,
+        };
+        self.data.as_ref().map_or(Duration::ZERO, |m| m.lead_in)
+            + dns
+            + hook(self.promote.as_ref())
+            + hook(failback)
+    }
+}
+
 /// The regions that stay healthy after failing `from`, and whether the drill may go on.
 pub fn judge(
     settings: &RegionFailover,
@@ -198,6 +215,30 @@ pub fn judge_isolation(
                 labels(&isolate.selector)
             ));
         }
+        // Every pod the selector cuts off obeys the rules a target does (protected, never-target,
+        // opt-in, kube-system, firedrill's own namespace, a controller to bring it back).
+        let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
+            cluster
+                .namespaces
+                .iter()
+                .map(|n| (n.name.as_str(), n))
+                .collect();
+        for pod in selected(isolate, cluster) {
+            let owner = pod
+                .owner
+                .as_ref()
+                .and_then(|key| cluster.owners.iter().find(|o| &o.key == key));
+            if let Some(why) =
+                firedrill_safety::verdict::protection(pod, request, &namespaces, owner)
+            {
+                return Err(format!(
+                    "the isolation selector {} matches pod {}/{}: {why}",
+                    labels(&isolate.selector),
+                    pod.namespace,
+                    pod.name
+                ));
+            }
+        }
         if isolate.how == IsolateHow::ScaleToZero {
             for owner in owners {
                 crate::dependency::judge_scale_to_zero(
@@ -220,9 +261,12 @@ fn labels(selector: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// The workloads whose pods an isolation selects.
-fn isolated<'c>(isolate: &Isolate, cluster: &'c Cluster) -> Vec<&'c OwnerRef> {
-    let mut owners: Vec<&OwnerRef> = cluster
+/// The pods an isolation selects.
+fn selected<'c>(
+    isolate: &'c Isolate,
+    cluster: &'c Cluster,
+) -> impl Iterator<Item = &'c firedrill_safety::cluster::Pod> {
+    cluster
         .pods
         .iter()
         .filter(|p| p.namespace == isolate.namespace)
@@ -232,6 +276,11 @@ fn isolated<'c>(isolate: &Isolate, cluster: &'c Cluster) -> Vec<&'c OwnerRef> {
                 .iter()
                 .all(|(k, v)| p.labels.get(k) == Some(v))
         })
+}
+
+/// The workloads whose pods an isolation selects.
+fn isolated<'c>(isolate: &'c Isolate, cluster: &'c Cluster) -> Vec<&'c OwnerRef> {
+    let mut owners: Vec<&OwnerRef> = selected(isolate, cluster)
         .filter_map(|p| p.owner.as_ref())
         .collect();
     owners.sort();
@@ -347,6 +396,21 @@ fn dns_steps(settings: &RegionFailover, dns: &Dns, facts: &DnsFacts) -> Result<V
             let current = facts.health_checks.get(&settings.from).ok_or_else(|| {
                 format!("the health check {id} of {} was not read", settings.from)
             })?;
+            // Inverting a check moves traffic only if the region's record uses it.
+            let steers = facts
+                .record_sets
+                .get(&settings.from)
+                .and_then(|set| set.get("health_check_id"))
+                .and_then(Value::as_str);
+            if steers != Some(id) {
+                return Err(format!(
+                    "the record set {} {} of {} ({}) does not use health check {id}, so inverting it would move no traffic; name the check the record uses, or use method weights",
+                    dns.name,
+                    dns.record_type,
+                    settings.from,
+                    if facts.record_sets.contains_key(&settings.from) { "set identifier ".to_owned() + &from.set_identifier } else { format!("set identifier {}: not found in zone {}", from.set_identifier, dns.zone) }
+                ));
+            }
             if current.get("inverted") == Some(&Value::Bool(true)) {
                 return Err(format!(
                     "the health check {id} of {} is already inverted; firedrill will not invert it back (fix the health check, then run the drill)",
@@ -388,19 +452,13 @@ fn dns_steps(settings: &RegionFailover, dns: &Dns, facts: &DnsFacts) -> Result<V
                 ));
             }
             let mut steps = Vec::new();
-            let mut applied = from_set.clone();
-            applied["weight"] = json!(0);
-            steps.push(external_step(
-                ROUTE53,
-                record_set_target(dns, &from.set_identifier),
-                from_set,
-                applied,
-            ));
             let others_serve = dns
                 .regions
                 .keys()
                 .filter(|r| **r != settings.from)
                 .any(|r| weight(r).is_ok_and(|(_, w)| w > 0));
+            // The region taking over gets its weight first, and loses it last on the way back:
+            // never a moment with every weight 0 (Route 53 would answer with all of them).
             if !others_serve {
                 let to = region(dns, &settings.to)?;
                 let (to_set, _) = weight(&settings.to)?;
@@ -413,6 +471,14 @@ fn dns_steps(settings: &RegionFailover, dns: &Dns, facts: &DnsFacts) -> Result<V
                     applied,
                 ));
             }
+            let mut applied = from_set.clone();
+            applied["weight"] = json!(0);
+            steps.push(external_step(
+                ROUTE53,
+                record_set_target(dns, &from.set_identifier),
+                from_set,
+                applied,
+            ));
             Ok(steps)
         }
     }
@@ -503,7 +569,7 @@ mod tests {
     }
 
     fn facts(weights: (i64, i64)) -> DnsFacts {
-        let set = |id: &str, w: i64| json!({ "set_identifier": id, "weight": w, "ttl": 60, "records": ["192.0.2.1"] });
+        let set = |id: &str, w: i64| json!({ "set_identifier": id, "weight": w, "ttl": 60, "records": ["192.0.2.1"], "health_check_id": format!("hc-{id}") });
         DnsFacts {
             record_sets: [
                 ("us-east-1".to_owned(), set("use1", weights.0)),
@@ -558,21 +624,30 @@ mod tests {
         assert!(judge(&s, Some(&f), None)
             .unwrap_err()
             .contains("already inverted"));
+        // A check the region's record does not use would move no traffic.
+        let mut f = facts((100, 0));
+        f.record_sets.get_mut("us-east-1").unwrap()["health_check_id"] = json!("another");
+        assert!(judge(&s, Some(&f), None)
+            .unwrap_err()
+            .contains("does not use health check hc-use1"));
     }
 
     #[test]
     fn weights_move_traffic_to_the_surviving_region_only_when_nobody_else_serves() {
         let s = failover(DnsMethod::Weights);
-        // Active-passive: the passive region takes the failed one's weight.
+        // Active-passive: the passive region takes the failed one's weight, first (never every
+        // weight 0, on the way there or back).
         let p = plan("r1", &s, &scene(), Some(&facts((100, 0)))).unwrap();
         let steps: Vec<&Step> = p.steps().collect();
         assert_eq!(steps.len(), 2);
-        assert_eq!(record(steps[0])["applied"]["weight"], 0);
-        assert_eq!(record(steps[0])["prior"]["weight"], 100);
-        assert_eq!(record(steps[1])["applied"]["weight"], 100);
-        assert_eq!(record(steps[1])["prior"]["weight"], 0);
+        assert_eq!(record(steps[0])["target"]["set_identifier"], "euw1");
+        assert_eq!(record(steps[0])["applied"]["weight"], 100);
+        assert_eq!(record(steps[0])["prior"]["weight"], 0);
+        assert_eq!(record(steps[1])["target"]["set_identifier"], "use1");
+        assert_eq!(record(steps[1])["applied"]["weight"], 0);
+        assert_eq!(record(steps[1])["prior"]["weight"], 100);
         // The rest of the record set is kept exactly.
-        assert_eq!(record(steps[0])["applied"]["records"], json!(["192.0.2.1"]));
+        assert_eq!(record(steps[1])["applied"]["records"], json!(["192.0.2.1"]));
         // Active-active: only the failed region goes to 0.
         let p = plan("r1", &s, &scene(), Some(&facts((50, 50)))).unwrap();
         assert_eq!(p.steps().count(), 1);
@@ -666,5 +741,70 @@ mod tests {
                 hpa: None,
             }
         );
+    }
+
+    #[test]
+    fn isolation_never_cuts_off_what_the_guard_protects() {
+        use firedrill_safety::verdict::RecentHits;
+        let key = OwnerRef {
+            kind: OwnerKind::Deployment,
+            namespace: "pake-api".into(),
+            name: "pake-api-use1".into(),
+        };
+        let region: BTreeMap<String, String> = [(
+            "topology.kubernetes.io/region".to_owned(),
+            "us-east-1".to_owned(),
+        )]
+        .into();
+        let pod = |name: &str, owner: Option<OwnerRef>| Pod {
+            namespace: "pake-api".into(),
+            name: name.into(),
+            labels: region.clone(),
+            owner,
+            running_and_ready: true,
+            phase: "Running".into(),
+            created: 0,
+            node: Some("n1".into()),
+        };
+        let mut cluster = Cluster {
+            owners: vec![Owner {
+                key: key.clone(),
+                labels: Default::default(),
+                desired: 2,
+            }],
+            pods: vec![pod("pake-api-use1-x", Some(key.clone()))],
+            ..Cluster::default()
+        };
+        let mut s = failover(DnsMethod::HealthCheck);
+        s.isolate = vec![Isolate {
+            namespace: "pake-api".into(),
+            selector: region.clone(),
+            how: IsolateHow::NetworkPolicy,
+        }];
+        let hits = RecentHits::new();
+        let open = firedrill_safety::Policy::default();
+        let protected = firedrill_safety::Policy {
+            protected: vec![
+                firedrill_safety::NamespacedGlob::parse("pake-api/pake-api-use1*").unwrap(),
+            ],
+            ..firedrill_safety::Policy::default()
+        };
+        let request = |policy| Request {
+            drill: "d",
+            seed: 1,
+            now: 0,
+            targets: &[],
+            policy,
+            own_namespace: "chaos",
+            recent_hits: &hits,
+        };
+        assert_eq!(judge_isolation(&s, &cluster, &request(&open)), Ok(()));
+        // A protected workload is never cut off, by policy or by scale.
+        let refused = judge_isolation(&s, &cluster, &request(&protected)).unwrap_err();
+        assert!(refused.contains("protected"), "{refused}");
+        // A pod nothing would bring back is not cut off either.
+        cluster.pods.push(pod("bare", None));
+        let refused = judge_isolation(&s, &cluster, &request(&open)).unwrap_err();
+        assert!(refused.contains("pake-api/bare"), "{refused}");
     }
 }

@@ -284,6 +284,11 @@ async fn replay_with<C: Cluster>(
                 .get(t)
                 .await
                 .map_err(|e| format!("cannot read {t}: {e}")),
+            (None, crate::UndoRecord::External { record, .. })
+                if record.get("irreversible").is_some() =>
+            {
+                Ok(None)
+            }
             (None, crate::UndoRecord::External { system, record }) => {
                 let what = crate::undo::external_target(system, record);
                 cluster

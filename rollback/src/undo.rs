@@ -309,6 +309,11 @@ pub fn external_target(system: &str, record: &Value) -> String {
 /// the target still holds what the drill applied. `current` is compared on the keys the record
 /// holds, so the adapter may read more than it recorded.
 fn decide_external(system: &str, record: &Value, current: Option<&Value>) -> Decision {
+    // A step that cannot be undone (a database promotion) is kept in the ledger so that every
+    // revert says so.
+    if let Some(note) = record.get("irreversible").and_then(Value::as_str) {
+        return Decision::Leave(format!("{system}: {note}"));
+    }
     let what = external_target(system, record);
     let (Some(prior), Some(applied)) = (record.get("prior"), record.get("applied")) else {
         return Decision::Leave(format!(

@@ -75,6 +75,9 @@ struct Injection {
 impl Injection {
     /// Applies one wave through the ledger (each undo record written before its change).
     async fn inject(&mut self, steps: &[Step]) -> Result<Value, String> {
+        // The fault starts when its first change is asked for (a DNS change waits until it is
+        // in sync before `apply` returns).
+        let began = Utc::now();
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
             .await
@@ -93,7 +96,7 @@ impl Injection {
         }
         let now = Utc::now();
         if !applied.made.is_empty() && self.applied > self.preparatory {
-            self.first_fault.get_or_insert(now);
+            self.first_fault.get_or_insert(began);
             self.recovered = None;
         }
         // Each object the drill touched says so, for `kubectl describe`: what a step changes,
@@ -389,6 +392,8 @@ struct Progress {
     rpo: Option<f64>,
     /// A region failover promoted the database (so its failback is due).
     promoted: bool,
+    /// Why a region failover's failback hook failed.
+    failback_failed: Option<String>,
 }
 
 impl Progress {
@@ -410,10 +415,11 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     let mut p = Progress::new(x, started, dry_run);
     tracing::info!(drill = %x.drill.name, run = %x.run.run, dry_run, "run started");
     // 1-3: every way out before the fault is in place ends the run here, nothing injected.
+    let stopped = stop.clone();
     let before = async {
         preflight(x, &mut p, started).await?;
         let chosen = choose(x, &mut p, started, dry_run).await?;
-        inject(x, &mut p, chosen.as_ref(), started, dry_run).await
+        inject(x, &mut p, chosen.as_ref(), started, dry_run, &stopped).await
     };
     let mut injection = match before.await {
         Ok(injection) => injection,
@@ -443,7 +449,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         if let Err(reason) = revert(x, &mut p, i).await {
             return p.finish(RunStatus::Error, Some(reason));
         }
-        if let Some(failure) = i.failure.clone() {
+        if let Some(failure) = i.failure.clone().or(p.failback_failed.clone()) {
             let reason = format!("{failure}; reverted");
             let record = p.finish(RunStatus::Error, Some(reason));
             i.ledger.outcome = Some(record.status.to_string());
@@ -492,6 +498,7 @@ impl Progress {
             evidence: serde_json::Map::new(),
             rpo: None,
             promoted: false,
+            failback_failed: None,
         };
         p.evidence.insert("dry_run".into(), json!(dry_run));
         p.evidence.insert("armed".into(), json!(x.config.armed));
@@ -845,8 +852,48 @@ async fn inject(
     chosen: Option<&Chosen>,
     started: DateTime<Utc>,
     dry_run: bool,
+    stop: &watch::Receiver<bool>,
 ) -> Result<Option<Injection>, Ended> {
     let drill = x.drill;
+    // A region failover writes its RPO markers for the lead-in first, then reads Route 53 again:
+    // the fire is decided, and its steps planned, on DNS as it is when they are made.
+    let failover = match (&drill.fault, dry_run) {
+        (firedrill_experiments::Settings::RegionFailover(rf), false) => Some(effective(rf)),
+        _ => None,
+    };
+    let mut writer = None;
+    let mut fresh_dns = None;
+    if let Some(rf) = &failover {
+        writer = lead_in(x, rf, stop).await?;
+        if let Some(dns) = &rf.dns {
+            let facts = crate::route53::Route53::new(dns.endpoint.as_deref())
+                .await
+                .facts(dns)
+                .await
+                .map_err(|e| {
+                    (
+                        RunStatus::Blocked,
+                        format!("cannot read Route 53 after the lead-in (fail safe; nothing injected): {e}"),
+                    )
+                })?;
+            firedrill_experiments::region::judge(
+                rf,
+                Some(&facts),
+                drill.safety.limits.min_healthy_regions,
+            )
+            .map_err(|e| {
+                (
+                    RunStatus::Blocked,
+                    format!("after the lead-in: {e}; nothing injected"),
+                )
+            })?;
+            fresh_dns = Some(facts);
+        }
+    }
+    let fault = match &failover {
+        Some(rf) => firedrill_experiments::Settings::RegionFailover(Box::new(rf.clone())),
+        None => drill.fault.clone(),
+    };
     let expires = started
         + chrono::TimeDelta::from_std(crate::job::active_deadline(drill))
             .unwrap_or(chrono::TimeDelta::hours(25));
@@ -858,9 +905,9 @@ async fn inject(
         image: &image,
         duration: drill.duration,
         expires: &expires_text,
-        dns: chosen.and_then(|c| c.dns.as_ref()),
+        dns: fresh_dns.as_ref().or(chosen.and_then(|c| c.dns.as_ref())),
     };
-    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &drill.fault, &scene) {
+    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &fault, &scene) {
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
@@ -934,32 +981,29 @@ async fn inject(
         .as_mut()
         .and_then(|i| i.waves.pop_front())
         .unwrap_or_default();
-    let failover = match (&drill.fault, injection.is_some()) {
-        (firedrill_experiments::Settings::RegionFailover(rf), true) => Some(rf),
-        _ => None,
-    };
-    // The RPO markers run from `lead_in` before the first fault until promotion begins.
-    let mut writer = None;
-    if let Some(markers) = failover.and_then(|rf| rf.data.as_ref()) {
-        match crate::region::start(markers, &x.run.run).await {
-            Ok(w) => writer = Some(w),
-            Err(e) => {
+    if injection.is_some() {
+        if let Some(kube) = x.kube {
+            // The last look before the first change.
+            if let Ok(Some(reason)) = kube.kill_switch().await {
+                if let Some(w) = writer.take() {
+                    w.stop().await;
+                }
                 return Err((
-                    RunStatus::Blocked,
+                    RunStatus::Aborted,
                     format!(
-                    "the RPO markers cannot be written, so the failover would prove nothing: {e}"
-                ),
-                ))
+                        "kill switch engaged before the fault went in: {reason}; nothing injected"
+                    ),
+                ));
             }
         }
-        tokio::time::sleep(markers.lead_in).await;
     }
     if let Some(i) = injection.as_mut() {
         match i.inject(&first_wave).await {
             Ok(changes) => {
+                let refused = changes["refused"].as_array().is_some_and(|r| !r.is_empty());
                 p.evidence.insert("injected".into(), changes);
-                if let Some(rf) = failover {
-                    promote(x, p, i, rf, writer.take()).await;
+                if let Some(rf) = &failover {
+                    promote(x, p, i, rf, writer.take(), refused, stop).await;
                 }
             }
             Err(e) => {
@@ -980,6 +1024,80 @@ async fn inject(
     Ok(injection)
 }
 
+/// The drill's region failover with the Route 53 endpoint it will use written into it, so that
+/// the ledger names the endpoint any later revert must reach.
+fn effective(
+    rf: &firedrill_experiments::region::RegionFailover,
+) -> firedrill_experiments::region::RegionFailover {
+    let mut rf = rf.clone();
+    if let Some(dns) = rf.dns.as_mut().filter(|d| d.endpoint.is_none()) {
+        dns.endpoint = std::env::var(crate::route53::ENV_ENDPOINT)
+            .ok()
+            .filter(|e| !e.is_empty());
+    }
+    rf
+}
+
+/// The RPO markers' lead-in: written for `lead_in` before the first fault, watching the kill
+/// switch and the stop signal. A primary that does not acknowledge them blocks the fire: the
+/// failover would prove nothing.
+async fn lead_in(
+    x: &Execution<'_>,
+    rf: &firedrill_experiments::region::RegionFailover,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<crate::region::MarkerWriter>, Ended> {
+    let Some(markers) = &rf.data else {
+        return Ok(None);
+    };
+    let writer =
+        crate::region::start(markers, &x.run.run)
+            .await
+            .map_err(|e| {
+                (
+            RunStatus::Blocked,
+            format!("the RPO markers cannot be written, so the failover would prove nothing: {e}"),
+        )
+            })?;
+    let until = tokio::time::Instant::now() + markers.lead_in;
+    let mut stop = stop.clone();
+    let interrupted = loop {
+        if tokio::time::Instant::now() >= until {
+            break None;
+        }
+        if *stop.borrow() {
+            break Some("stopped by a signal during the lead-in".to_owned());
+        }
+        if let Some(kube) = x.kube {
+            if let Ok(Some(reason)) = kube.kill_switch().await {
+                break Some(format!("kill switch engaged during the lead-in: {reason}"));
+            }
+        }
+        let wait = x.kill_switch_every.min(until - tokio::time::Instant::now());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    };
+    let written = writer.progress();
+    if let Some(why) = interrupted {
+        writer.stop().await;
+        return Err((RunStatus::Aborted, format!("{why}; nothing injected")));
+    }
+    if written.acknowledged == 0 || written.failed > 0 {
+        writer.stop().await;
+        return Err((
+            RunStatus::Blocked,
+            format!(
+                "the primary acknowledged {} of {} markers during the lead-in ({}): an unhealthy primary proves nothing; nothing injected",
+                written.acknowledged,
+                written.acknowledged + written.failed,
+                written.last_error.as_deref().unwrap_or("no error")
+            ),
+        ));
+    }
+    Ok(Some(writer))
+}
+
 /// A region failover after traffic left the failed region: the markers stop, the promotion hook
 /// runs, and the newest marker on the promoted side gives the RPO. A failed promotion ends the
 /// run as `error` (after the revert, which sends traffic back to the primary that still is one).
@@ -989,6 +1107,8 @@ async fn promote(
     i: &mut Injection,
     rf: &firedrill_experiments::region::RegionFailover,
     writer: Option<crate::region::MarkerWriter>,
+    refused: bool,
+    stop: &watch::Receiver<bool>,
 ) {
     let written = match writer {
         Some(w) => Some(w.stop().await),
@@ -997,6 +1117,47 @@ async fn promote(
     let Some(hook) = &rf.promote else {
         return;
     };
+    if refused {
+        i.fail("part of the failover was refused by the API server (see injected.refused): the database is not promoted".into());
+        return;
+    }
+    // The one step nothing undoes: not after a stop or the kill switch.
+    let engaged = match x.kube {
+        Some(kube) => kube.kill_switch().await.ok().flatten(),
+        None => None,
+    };
+    if engaged.is_some() || *stop.borrow() {
+        p.evidence.insert(
+            "promotion".into(),
+            json!({ "phase": "promote", "ok": false, "detail": "not run: the drill was stopped (kill switch or signal) before promotion" }),
+        );
+        return;
+    }
+    // Written ahead like every change, though nothing can undo it: every revert, `stop` and
+    // `rollback` says the database may be promoted.
+    let back = match &rf.failback {
+        Some(firedrill_experiments::region::Failback::Runbook(link)) => {
+            format!("fail back by {link}")
+        }
+        Some(firedrill_experiments::region::Failback::Hook(_)) => {
+            "the drill's failback hook fails it back".to_owned()
+        }
+        None => "no failback is declared".to_owned(),
+    };
+    i.ledger.push(rollback::UndoRecord::External {
+        system: "promotion".into(),
+        record: json!({
+            "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
+            "from": rf.from,
+            "to": rf.to,
+        }),
+    });
+    if let Err(e) = rollback::Cluster::save(&i.cluster, &mut i.ledger).await {
+        i.fail(format!(
+            "the ledger could not record the promotion before it ({e}): not promoted"
+        ));
+        return;
+    }
     let context = crate::region::HookContext {
         phase: "promote",
         run: &x.run.run,
@@ -1022,7 +1183,10 @@ async fn promote(
     if let (Some(markers), Some(written)) = (&rf.data, written) {
         match crate::region::newest(markers, &x.run.run).await {
             Ok(survived) => {
-                p.rpo = crate::region::rpo(&written, survived).map(|(s, _)| s);
+                // "At least" (no marker survived) is not a measurement to pass a target with.
+                p.rpo = crate::region::rpo(&written, survived)
+                    .filter(|(_, at_least)| !at_least)
+                    .map(|(s, _)| s);
                 p.evidence.insert(
                     "rpo".into(),
                     crate::region::evidence(&written, survived, &markers.table),
@@ -1056,6 +1220,12 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
             let outcome = crate::region::run_hook(hook, &context, x.kube).await;
             p.evidence
                 .insert("failback".into(), outcome.to_json("failback"));
+            if !outcome.ok {
+                p.failback_failed = Some(format!(
+                    "the failback hook failed: {}; the database stays promoted in {}",
+                    outcome.detail, rf.to
+                ));
+            }
         }
         Some(firedrill_experiments::region::Failback::Runbook(link)) => {
             p.evidence.insert(

@@ -150,9 +150,14 @@ pub fn labels(drill: &str, run: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// How long the Job may run: the drill's duration plus the revert and measure budget.
+/// How long the Job may run: the drill's duration plus the revert and measure budget (and, for a
+/// region failover, its lead-in, DNS waits and hooks). The run's ledger expires then too.
 pub fn active_deadline(drill: &Drill) -> Duration {
-    drill.duration + REVERT_AND_MEASURE_BUDGET
+    let extra = match &drill.fault {
+        firedrill_experiments::Settings::RegionFailover(rf) => rf.budget(),
+        _ => Duration::ZERO,
+    };
+    drill.duration + REVERT_AND_MEASURE_BUDGET + extra
 }
 
 pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -> Job {

@@ -60,7 +60,8 @@ pub struct Written {
 /// The marker writer, running until [`MarkerWriter::stop`].
 pub struct MarkerWriter {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Written>,
+    task: tokio::task::JoinHandle<()>,
+    written: std::sync::Arc<std::sync::Mutex<Written>>,
 }
 
 /// Creates the marker table on the primary if it is missing and starts writing.
@@ -76,6 +77,8 @@ pub async fn start(markers: &Markers, run: &str) -> Result<MarkerWriter, String>
     let (stop, mut stopped) = watch::channel(false);
     let insert = format!("INSERT INTO {table} (run, seq, written_at_ms) VALUES ($1, $2, $3)");
     let (run, every) = (run.to_owned(), markers.every);
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Written::default()));
+    let progress = shared.clone();
     let task = tokio::spawn(async move {
         let mut written = Written::default();
         let mut tick = tokio::time::interval(every);
@@ -112,21 +115,35 @@ pub async fn start(markers: &Markers, run: &str) -> Result<MarkerWriter, String>
                     written.last_error = Some("no acknowledgement in time".into());
                 }
             }
+            if let Ok(mut shared) = progress.lock() {
+                *shared = written.clone();
+            }
             if *stopped.borrow() {
                 break;
             }
         }
         pool.close().await;
-        written
     });
-    Ok(MarkerWriter { stop, task })
+    Ok(MarkerWriter {
+        stop,
+        task,
+        written: shared,
+    })
 }
 
 impl MarkerWriter {
+    /// What was written so far.
+    pub fn progress(&self) -> Written {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
     /// Stops writing; what was written.
     pub async fn stop(self) -> Written {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_default()
+        let written = self.written.clone();
+        let _ = self.task.await;
+        let written = written.lock().map(|w| w.clone()).unwrap_or_default();
+        written
     }
 }
 
@@ -151,8 +168,11 @@ pub async fn newest(markers: &Markers, run: &str) -> Result<Option<Marker>, Stri
             }))
         }
         Ok(None) => Ok(None),
-        // No table: nothing of the run survived (the table was created after the last replication).
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(None),
+        // The table is created on the primary before the lead-in: a promoted replica of it has it.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Err(format!(
+            "the marker table {} is not on the promoted database: is fault.data.promoted the replica of fault.data.primary?",
+            markers.table
+        )),
         Err(e) => Err(format!(
             "cannot read the markers on the promoted database: {e}"
         )),
@@ -268,20 +288,30 @@ async fn command(argv: &[String], timeout: Duration, c: &HookContext<'_>) -> (bo
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        // A hook past its timeout is killed when its future is dropped.
+        // Its own process group, so that a hook past its timeout is killed with everything it
+        // started (a shell's children too).
+        .process_group(0)
         .kill_on_drop(true);
     let child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return (false, format!("cannot start {program}: {e}")),
     };
+    let group = child.id();
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => (
-            false,
-            format!(
-                "{program} did not finish within {} (killed)",
-                crate::duration::format(timeout)
-            ),
-        ),
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{group}")])
+                    .status();
+            }
+            (
+                false,
+                format!(
+                    "{program} did not finish within {} (killed, with every process it started; what it did is unknown)",
+                    crate::duration::format(timeout)
+                ),
+            )
+        }
         Ok(Err(e)) => (false, format!("{program}: {e}")),
         Ok(Ok(out)) => {
             let said = [tail(&out.stdout), tail(&out.stderr)]
@@ -307,6 +337,10 @@ pub fn hook_job(namespace: &str, spec: &Value, c: &HookContext<'_>) -> Value {
     let mut spec = spec.clone();
     if spec.get("backoffLimit").is_none() {
         spec["backoffLimit"] = json!(0);
+    }
+    // Kept a day for the record, then cleaned up by Kubernetes.
+    if spec.get("ttlSecondsAfterFinished").is_none() {
+        spec["ttlSecondsAfterFinished"] = json!(86_400);
     }
     let env = json!([
         { "name": "FIREDRILL_PHASE", "value": c.phase },
@@ -366,11 +400,17 @@ async fn job(
     loop {
         match api.get_opt(&name).await {
             Ok(Some(job)) => {
-                let status = job.status.unwrap_or_default();
-                if status.succeeded.unwrap_or(0) > 0 {
+                // The Job's own verdict (its retries are its business).
+                let done = |kind: &str| {
+                    job.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == kind && c.status == "True"))
+                };
+                if done("Complete") {
                     return (true, format!("Job {}/{name} succeeded", kube.namespace()));
                 }
-                if status.failed.unwrap_or(0) > 0 {
+                if done("Failed") {
                     return (
                         false,
                         format!(
@@ -385,10 +425,24 @@ async fn job(
             Err(e) => tracing::warn!(job = %name, error = %e, "cannot read the hook Job"),
         }
         if tokio::time::Instant::now() >= until {
+            // Stopped with its pods, so that it cannot finish later unseen.
+            let deleted = api
+                .delete(
+                    &name,
+                    &kube::api::DeleteParams {
+                        propagation_policy: Some(kube::api::PropagationPolicy::Foreground),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_or_else(
+                    |e| format!("; deleting it failed: {e}"),
+                    |_| "; deleted".to_owned(),
+                );
             return (
                 false,
                 format!(
-                    "Job {}/{name} did not finish within {}",
+                    "Job {}/{name} did not finish within {}{deleted} (what it did is unknown)",
                     kube.namespace(),
                     crate::duration::format(timeout)
                 ),

@@ -197,7 +197,20 @@ impl Route53 {
                 .inverted(inverted)
                 .send()
                 .await
-                .map_err(|e| error(&format!("setting health check {id} inverted={inverted}"), e))?;
+                .map_err(|e| {
+                    let hint = if e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_health_check_version_mismatch())
+                    {
+                        " (someone changed the check since it was read: read it again and decide)"
+                    } else {
+                        ""
+                    };
+                    error(
+                        &format!("setting health check {id} inverted={inverted}{hint}"),
+                        e,
+                    )
+                })?;
             return Ok(());
         }
         let zone = text(target, "zone")?;
@@ -219,7 +232,17 @@ impl Route53 {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| error(&format!("changing a record set in zone {zone}"), e))?;
+            .map_err(|e| {
+                error(
+                    &format!(
+                        "changing record set {} {} ({}) in zone {zone}",
+                        state["name"].as_str().unwrap_or("?"),
+                        state["type"].as_str().unwrap_or("?"),
+                        state["set_identifier"].as_str().unwrap_or("?")
+                    ),
+                    e,
+                )
+            })?;
         let wait = Duration::from_secs(
             target
                 .get("wait_seconds")
@@ -318,7 +341,9 @@ fn text<'v>(value: &'v Value, key: &str) -> Result<&'v str, String> {
     value
         .get(key)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("the route53 record has no {key}"))
+        .ok_or_else(|| {
+            format!("a route53 ledger record has no `{key}` in its target (the entry is damaged: restore that record by hand)")
+        })
 }
 
 /// Route 53 answers names with the trailing dot and may escape characters; compare loosely.
@@ -355,7 +380,8 @@ fn to_value(set: &ResourceRecordSet) -> Result<Value, String> {
         "region": set.region().map(|r| r.as_str()),
         "failover": set.failover().map(|f| f.as_str()),
         "ttl": set.ttl(),
-        "records": set.resource_records().iter().map(|r| r.value()).collect::<Vec<_>>(),
+        // In a stable order: Route 53 does not promise one, and a revert compares them.
+        "records": sorted(set.resource_records().iter().map(|r| r.value()).collect()),
         "alias": set.alias_target().map(|a| json!({
             "zone": a.hosted_zone_id(),
             "dns_name": a.dns_name(),
@@ -363,6 +389,11 @@ fn to_value(set: &ResourceRecordSet) -> Result<Value, String> {
         })),
         "health_check_id": set.health_check_id(),
     }))
+}
+
+fn sorted(mut values: Vec<&str>) -> Vec<&str> {
+    values.sort_unstable();
+    values
 }
 
 /// The record set a recorded state describes.

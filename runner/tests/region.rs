@@ -262,6 +262,20 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     );
     assert!(rpo > 1.0, "the lag was over a second: {rpo}");
     assert!(e["rpo"]["lost_markers"].as_i64().unwrap() >= 5, "{e:#}");
+    // The promotion is in the ledger, left (nothing undoes it), saying so to every revert.
+    let ledger = support::cluster::ledger_data(&client, &run).await;
+    let promotion = ledger
+        .values()
+        .find(|v| v.contains("irreversible"))
+        .expect("the promotion is in the ledger");
+    assert!(
+        promotion.contains("\"state\":\"left\"") || promotion.contains("state: left"),
+        "{promotion}"
+    );
+    assert!(
+        promotion.contains("promotion cannot be undone"),
+        "{promotion}"
+    );
     // The failback is the runbook's: said, not done.
     assert!(e["failback"]["detail"]
         .as_str()
@@ -391,6 +405,7 @@ async fn route53_zone(endpoint: &str) -> Route53Zone {
         .trim_start_matches("/hostedzone/")
         .to_owned();
     let mut ids = Vec::new();
+    let mut changes = Vec::new();
     for region in ["use1", "euw1"] {
         let check = route53
             .sdk()
@@ -407,8 +422,46 @@ async fn route53_zone(endpoint: &str) -> Route53Zone {
             .send()
             .await
             .unwrap();
-        ids.push(check.health_check().unwrap().id().to_owned());
+        let id = check.health_check().unwrap().id().to_owned();
+        // Each region's record uses its check: inverting one moves traffic.
+        changes.push(
+            aws_sdk_route53::types::Change::builder()
+                .action(aws_sdk_route53::types::ChangeAction::Create)
+                .resource_record_set(
+                    aws_sdk_route53::types::ResourceRecordSet::builder()
+                        .name(format!("api.{tag}.example.com"))
+                        .r#type(aws_sdk_route53::types::RrType::A)
+                        .set_identifier(format!("{tag}-{region}"))
+                        .weight(50)
+                        .ttl(60)
+                        .health_check_id(&id)
+                        .resource_records(
+                            aws_sdk_route53::types::ResourceRecord::builder()
+                                .value("192.0.2.1")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        );
+        ids.push(id);
     }
+    route53
+        .sdk()
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let yaml = format!(
         r#"      dns:
         zone: {zone_id}
@@ -425,4 +478,118 @@ async fn route53_zone(endpoint: &str) -> Route53Zone {
         use1_check: ids[0].clone(),
         yaml,
     }
+}
+
+/// The kill switch during the lead-in: nothing is injected, DNS and the cluster stay as they were,
+/// and the run is aborted (the markers written so far are all it leaves).
+#[tokio::test]
+async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_changes() {
+    let (Some(primary), Some(moto)) = (
+        support::service("FIREDRILL_TEST_POSTGRES"),
+        support::service("FIREDRILL_TEST_MOTO"),
+    ) else {
+        return;
+    };
+    std::env::set_var("AWS_ACCESS_KEY_ID", "firedrill-test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "firedrill-test");
+    let client = evicting_cluster().await;
+    region_workload(&client).await;
+    let probe = support::serve(|_| (200, Duration::ZERO)).await;
+    let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
+    let table = support::unique("markers").replace('-', "_");
+    // The promoted side is never reached: the primary stands in for it.
+    let text = drill(
+        &table,
+        primary.as_str(),
+        primary.as_str(),
+        &probe.url,
+        &zone.yaml,
+    );
+    let (config, drill, run_ref) = one_drill(&text, &support::unique("ks"));
+    let engage = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let switch =
+                firedrill::ledger::kill_switch_config_map(support::cluster::NS, "INC-7", "on-call");
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, support::cluster::NS)
+                .create(&PostParams::default(), &switch)
+                .await
+                .unwrap();
+        })
+    };
+    let record = execute_on(&client, &config, &drill, &run_ref, None).await;
+    engage.await.unwrap();
+    assert_eq!(record.status, RunStatus::Aborted, "{:?}", record.reason);
+    let reason = record.reason.unwrap();
+    assert!(
+        reason.contains("kill switch engaged during the lead-in")
+            && reason.contains("nothing injected"),
+        "{reason}"
+    );
+    let check = zone
+        .route53
+        .health_check(&zone.use1_check)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(check["inverted"], false, "DNS never touched");
+    assert!(Api::<NetworkPolicy>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(record.evidence.get("promotion").is_none());
+}
+
+/// A failback hook that fails: DNS and isolation are still reverted, and the run is an error
+/// saying the database stays promoted.
+#[tokio::test]
+async fn a_failed_failback_is_an_error_after_the_revert() {
+    let client = evicting_cluster().await;
+    region_workload(&client).await;
+    let text = format!(
+        r#"
+armed: true
+namespace: {}
+drills:
+  - name: region
+    kind: region-failover
+    schedule: "@yearly"
+    duration: 1s
+    fault:
+      from: us-east-1
+      to: eu-west-1
+      isolate:
+        - namespace: shop
+          selector: app=web,topology.kubernetes.io/region=us-east-1
+      promote:
+        command: ["sh", "-c", "echo promoted"]
+      failback:
+        command: ["sh", "-c", "echo us-east-1 replica is not streaming >&2; exit 1"]
+        timeout: 10s
+"#,
+        support::cluster::NS
+    );
+    let (config, drill, run_ref) = one_drill(&text, "failback-fails");
+    let record = execute_on(&client, &config, &drill, &run_ref, None).await;
+    assert_eq!(record.status, RunStatus::Error, "{:#}", record.evidence);
+    let reason = record.reason.unwrap();
+    assert!(
+        reason.contains("the failback hook failed")
+            && reason.contains("stays promoted in eu-west-1"),
+        "{reason}"
+    );
+    assert!(reason.contains("not streaming"), "{reason}");
+    assert_eq!(record.evidence["promotion"]["ok"], true);
+    assert!(
+        Api::<NetworkPolicy>::namespaced(client, "shop")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "isolation reverted all the same"
+    );
 }
