@@ -145,38 +145,77 @@ fn helper(
     id: &str,
     settings: &ContainerKill,
 ) -> Value {
+    host_helper(&HostHelper {
+        name: format!("firedrill-kill-{run}-{index}"),
+        namespace,
+        pod,
+        node,
+        container: "kill",
+        image: &settings.image,
+        script: KILL_SCRIPT,
+        env: vec![
+            json!({ "name": "CONTAINER_ID", "value": id }),
+            json!({ "name": "TARGET", "value": format!("{namespace}/{pod}/{}", settings.container) }),
+        ],
+        capabilities: &["KILL"],
+        deadline_seconds: 60,
+        grace_seconds: 0,
+        memory_limit: "32Mi",
+    })
+}
+
+/// A short-lived helper pod on a target's node that acts on the target pod from the host's PID
+/// namespace (container-kill, network-degrade): root with only `capabilities`, every other one
+/// dropped, no privilege escalation, read-only root filesystem, seccomp `RuntimeDefault`, no
+/// service account token, gone by `deadline_seconds`.
+pub(crate) struct HostHelper<'a> {
+    pub name: String,
+    pub namespace: &'a str,
+    /// The pod it acts on (Events go there too).
+    pub pod: &'a str,
+    pub node: &'a str,
+    pub container: &'a str,
+    pub image: &'a str,
+    pub script: &'a str,
+    pub env: Vec<Value>,
+    pub capabilities: &'a [&'a str],
+    pub deadline_seconds: u64,
+    /// How long it has to clean up when stopped.
+    pub grace_seconds: u64,
+    pub memory_limit: &'a str,
+}
+
+pub(crate) fn host_helper(h: &HostHelper) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": format!("firedrill-kill-{run}-{index}").chars().take(253).collect::<String>(),
-            "namespace": namespace,
-            "annotations": { ACTS_ON: format!("Pod/{namespace}/{pod}") },
+            "name": h.name.chars().take(253).collect::<String>(),
+            "namespace": h.namespace,
+            "annotations": { ACTS_ON: format!("Pod/{}/{}", h.namespace, h.pod) },
         },
         "spec": {
-            "nodeName": node,
-            // The host's processes: the only place a container's PID 1 can be killed from.
+            "nodeName": h.node,
+            // The host's processes: where a container's processes (and its pod's network
+            // namespace) are found from.
             "hostPID": true,
             "restartPolicy": "Never",
-            "activeDeadlineSeconds": 60,
-            "terminationGracePeriodSeconds": 0,
+            "activeDeadlineSeconds": h.deadline_seconds,
+            "terminationGracePeriodSeconds": h.grace_seconds,
             "automountServiceAccountToken": false,
             "enableServiceLinks": false,
             "tolerations": [{ "operator": "Exists" }],
             "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
             "containers": [{
-                "name": "kill",
-                "image": settings.image,
-                "command": ["sh", "-c", KILL_SCRIPT],
-                "env": [
-                    { "name": "CONTAINER_ID", "value": id },
-                    { "name": "TARGET", "value": format!("{namespace}/{pod}/{}", settings.container) },
-                ],
-                "resources": { "requests": { "cpu": "10m", "memory": "8Mi" }, "limits": { "cpu": "100m", "memory": "32Mi" } },
+                "name": h.container,
+                "image": h.image,
+                "command": ["sh", "-c", h.script],
+                "env": h.env,
+                "resources": { "requests": { "cpu": "10m", "memory": "8Mi" }, "limits": { "cpu": "100m", "memory": h.memory_limit } },
                 "securityContext": {
                     "allowPrivilegeEscalation": false,
                     "readOnlyRootFilesystem": true,
-                    "capabilities": { "drop": ["ALL"], "add": ["KILL"] },
+                    "capabilities": { "drop": ["ALL"], "add": h.capabilities },
                 },
             }],
         },

@@ -19,7 +19,6 @@ use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::container::ACTS_ON;
 use crate::plan::{Plan, Scene};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
@@ -160,40 +159,21 @@ fn helper(
         .collect();
     env.push(json!({ "name": "CONTAINER_ID", "value": id }));
     env.push(json!({ "name": "TARGET", "value": format!("{namespace}/{pod}") }));
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": format!("firedrill-degrade-{run}-{index}").chars().take(253).collect::<String>(),
-            "namespace": namespace,
-            "annotations": { ACTS_ON: format!("Pod/{namespace}/{pod}") },
-        },
-        "spec": {
-            "nodeName": node,
-            // The host's processes: how the pod's network namespace is found.
-            "hostPID": true,
-            "restartPolicy": "Never",
-            // It holds for the drill, then removes its rules; the kubelet stops it a minute
-            // later at the latest, which the script also cleans up after.
-            "activeDeadlineSeconds": hold.as_secs() + 60,
-            "terminationGracePeriodSeconds": 30,
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            "tolerations": [{ "operator": "Exists" }],
-            "securityContext": { "runAsUser": 0, "seccompProfile": { "type": "RuntimeDefault" } },
-            "containers": [{
-                "name": "degrade",
-                "image": settings.image,
-                "command": ["sh", "-c", DEGRADE_SCRIPT],
-                "env": env,
-                "resources": { "requests": { "cpu": "10m", "memory": "16Mi" }, "limits": { "cpu": "100m", "memory": "64Mi" } },
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "readOnlyRootFilesystem": true,
-                    "capabilities": { "drop": ["ALL"], "add": CAPABILITIES },
-                },
-            }],
-        },
+    crate::container::host_helper(&crate::container::HostHelper {
+        name: format!("firedrill-degrade-{run}-{index}"),
+        namespace,
+        pod,
+        node,
+        container: "degrade",
+        image: &settings.image,
+        script: DEGRADE_SCRIPT,
+        env,
+        capabilities: &CAPABILITIES,
+        // It holds for the drill, then removes its rules; the kubelet stops it a minute later
+        // at the latest (SIGTERM: it removes them then too).
+        deadline_seconds: hold.as_secs() + 60,
+        grace_seconds: 30,
+        memory_limit: "64Mi",
     })
 }
 

@@ -1158,13 +1158,7 @@ async fn promote(
         ));
         return;
     }
-    let context = crate::region::HookContext {
-        phase: "promote",
-        run: &x.run.run,
-        drill: &x.drill.name,
-        from: &rf.from,
-        to: &rf.to,
-    };
+    let context = hook_context(x, rf, "promote");
     i.event(Utc::now(), "promotion started");
     let outcome = crate::region::run_hook(hook, &context, x.kube).await;
     p.evidence
@@ -1199,6 +1193,20 @@ async fn promote(
     }
 }
 
+fn hook_context<'a>(
+    x: &'a Execution<'_>,
+    rf: &'a firedrill_experiments::region::RegionFailover,
+    phase: &'a str,
+) -> crate::region::HookContext<'a> {
+    crate::region::HookContext {
+        phase,
+        run: &x.run.run,
+        drill: &x.drill.name,
+        from: &rf.from,
+        to: &rf.to,
+    }
+}
+
 /// Before the revert of a region failover that promoted: the failback hook, or the runbook
 /// people follow (then the database stays promoted, and the record says so).
 async fn failback(x: &Execution<'_>, p: &mut Progress) {
@@ -1210,13 +1218,7 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
     }
     match &rf.failback {
         Some(firedrill_experiments::region::Failback::Hook(hook)) => {
-            let context = crate::region::HookContext {
-                phase: "failback",
-                run: &x.run.run,
-                drill: &x.drill.name,
-                from: &rf.from,
-                to: &rf.to,
-            };
+            let context = hook_context(x, rf, "failback");
             let outcome = crate::region::run_hook(hook, &context, x.kube).await;
             p.evidence
                 .insert("failback".into(), outcome.to_json("failback"));
