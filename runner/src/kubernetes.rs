@@ -18,6 +18,74 @@ use crate::run::RunRecord;
 pub const JOB_SELECTOR: &str = "app.kubernetes.io/name=firedrill,app.kubernetes.io/component=drill";
 /// Result ConfigMaps: where an executor leaves its record when the store is out of reach.
 pub const RESULT_SELECTOR: &str = "app.kubernetes.io/name=firedrill,firedrill.io/kind=result";
+/// What a candidate last saw of the leader Lease, and when on its own clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    record: Option<String>,
+    since: Option<DateTime<Utc>>,
+}
+
+/// One scheduler's side of leader election: renewed on its own cadence (a third of the lease),
+/// independent of the scheduler's tick, and judged on this process's clock.
+#[derive(Clone, Debug)]
+pub struct Elector {
+    identity: String,
+    lease_seconds: i32,
+    seen: Seen,
+    /// Leading until then, unless renewed.
+    leading_until: Option<DateTime<Utc>>,
+    last_attempt: Option<DateTime<Utc>>,
+}
+
+impl Elector {
+    pub fn new(identity: impl Into<String>, lease_seconds: i32) -> Self {
+        Elector {
+            identity: identity.into(),
+            lease_seconds,
+            seen: Seen::default(),
+            leading_until: None,
+            last_attempt: None,
+        }
+    }
+
+    /// How often to renew: a third of the lease, so two renewals may fail before it lapses.
+    pub fn every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs((self.lease_seconds as u64 / 3).max(1))
+    }
+
+    /// Whether it leads at `now` (a Lease taken or renewed less than a lease ago).
+    pub fn leading(&self, now: DateTime<Utc>) -> bool {
+        self.leading_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether a renewal is due at `now`.
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        self.last_attempt.is_none_or(|last| {
+            now - last >= chrono::TimeDelta::from_std(self.every()).unwrap_or_default()
+        })
+    }
+
+    /// Takes or renews the Lease; whether it leads now. A failed renewal leaves the leadership
+    /// to lapse at the end of the lease already held (never longer).
+    pub async fn renew(&mut self, kube: &Kube, now: DateTime<Utc>) -> Result<bool, KubeError> {
+        self.last_attempt = Some(now);
+        let held = kube
+            .lead(&self.identity, self.lease_seconds, now, &mut self.seen)
+            .await?;
+        if held {
+            self.leading_until =
+                Some(now + chrono::TimeDelta::seconds(i64::from(self.lease_seconds)));
+        } else {
+            self.leading_until = None;
+        }
+        Ok(self.leading(now))
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+}
+
 /// The Lease the schedulers compete for.
 pub const LEASE_NAME: &str = "firedrill-scheduler";
 
@@ -444,12 +512,17 @@ impl Kube {
         }))
     }
 
-    /// Takes or keeps the leader Lease. Returns whether `identity` leads until its next renewal.
+    /// Takes or keeps the leader Lease. Returns whether `identity` holds it now (for
+    /// `lease_seconds` from `now`, unless renewed). Another holder's Lease is taken only when its
+    /// record has not changed for `lease_seconds` on this process's clock (`seen` remembers what
+    /// was last seen and when): the holder's `renewTime` is written for people and never compared
+    /// with this clock, so a holder whose clock is skewed keeps its Lease while it renews.
     pub async fn lead(
         &self,
         identity: &str,
         lease_seconds: i32,
         now: DateTime<Utc>,
+        seen: &mut Seen,
     ) -> Result<bool, KubeError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
         let action = format!("Lease {}/{LEASE_NAME}", self.namespace);
@@ -491,15 +564,25 @@ impl Kube {
         };
         let spec: Value = serde_json::to_value(&current.spec).unwrap_or_default();
         let holder = spec["holderIdentity"].as_str().unwrap_or("");
-        let renewed = spec["renewTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
         let duration = spec["leaseDurationSeconds"]
             .as_i64()
             .unwrap_or(i64::from(lease_seconds));
         let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
-        let expired = renewed.is_none_or(|r| now > r + chrono::TimeDelta::seconds(duration));
+        // Every renewal changes the record (its renewTime and resourceVersion).
+        let record = format!(
+            "{holder}|{}|{}",
+            spec["renewTime"].as_str().unwrap_or(""),
+            current.metadata.resource_version.as_deref().unwrap_or("")
+        );
+        let since = match (&seen.record, seen.since) {
+            (Some(r), Some(since)) if *r == record => since,
+            _ => {
+                seen.record = Some(record);
+                seen.since = Some(now);
+                now
+            }
+        };
+        let expired = now - since > chrono::TimeDelta::seconds(duration);
         let lease = if holder == identity {
             let acquired = spec["acquireTime"].as_str().unwrap_or(&stamp).to_owned();
             build(
@@ -524,6 +607,35 @@ impl Kube {
             // Someone else renewed or took it between our read and our write.
             Err(e) if is_status(&e, 409) => Ok(false),
             Err(e) => Err(api_error(format!("renew {action}"))(e)),
+        }
+    }
+
+    /// Gives up the Lease if `identity` holds it, so that another scheduler takes over at once
+    /// (a graceful shutdown) instead of after the lease runs out.
+    pub async fn release(&self, identity: &str) -> Result<bool, KubeError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let action = format!("release Lease {}/{LEASE_NAME}", self.namespace);
+        let Some(mut lease) = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_error(action.clone()))?
+        else {
+            return Ok(false);
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(false);
+        };
+        if spec.holder_identity.as_deref() != Some(identity) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        match api
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 409) => Ok(false),
+            Err(e) => Err(api_error(action)(e)),
         }
     }
 

@@ -96,6 +96,9 @@ impl Metrics {
     }
 }
 
+/// How long a leader holds the Lease without renewing it.
+pub const LEASE_SECONDS: i32 = 15;
+
 pub struct Scheduler {
     pub config: Config,
     config_path: Option<PathBuf>,
@@ -103,8 +106,8 @@ pub struct Scheduler {
     kube: Kube,
     store: Store,
     runtime: Runtime,
-    identity: String,
-    lease_seconds: i32,
+    /// Leader election, shared with the renewer the run loop spawns.
+    elector: Arc<tokio::sync::Mutex<crate::kubernetes::Elector>>,
     last_sweep: Option<DateTime<Utc>>,
     pub metrics: Arc<Mutex<Metrics>>,
 }
@@ -128,8 +131,10 @@ impl Scheduler {
             kube,
             store,
             runtime,
-            identity: identity.into(),
-            lease_seconds: 15,
+            elector: Arc::new(tokio::sync::Mutex::new(crate::kubernetes::Elector::new(
+                identity,
+                LEASE_SECONDS,
+            ))),
             last_sweep: None,
             metrics: Arc::new(Mutex::new(Metrics::default())),
         }
@@ -137,6 +142,48 @@ impl Scheduler {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// One renewal of the leader Lease at `now` (what the renewer does every third of the lease).
+    pub async fn renew(&self, now: DateTime<Utc>) -> Result<bool, SchedulerError> {
+        Ok(self.elector.lock().await.renew(&self.kube, now).await?)
+    }
+
+    /// Whether this scheduler leads at `now`.
+    pub async fn leading(&self, now: DateTime<Utc>) -> bool {
+        self.elector.lock().await.leading(now)
+    }
+
+    /// Renews the leader Lease every third of the lease until `stop`, whatever the ticks do
+    /// (a tick may take minutes, or be configured at 300 s): leadership never lapses between
+    /// ticks, and a scheduler that stops renewing loses it within one lease. On stop, the Lease
+    /// is released so that another scheduler takes over at once.
+    pub fn renewer(
+        &self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (elector, kube) = (self.elector.clone(), self.kube.clone());
+        tokio::spawn(async move {
+            let every = elector.lock().await.every();
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let mut e = elector.lock().await;
+                if let Err(error) = e.renew(&kube, Utc::now()).await {
+                    tracing::warn!(%error, "cannot renew the leader Lease; leadership lapses at the end of the lease");
+                }
+            }
+            let identity = elector.lock().await.identity().to_owned();
+            match kube.release(&identity).await {
+                Ok(true) => tracing::info!("leader Lease released"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot release the leader Lease"),
+            }
+        })
     }
 
     fn count(&self, f: impl FnOnce(&mut Metrics)) {
@@ -179,11 +226,18 @@ impl Scheduler {
 
     /// One pass of the loop at instant `now`.
     pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, SchedulerError> {
+        // Leadership is renewed by the renewer on its own cadence; a tick renews only when a
+        // renewal is due (a scheduler driven by ticks alone, as in tests).
+        let leader = {
+            let mut elector = self.elector.lock().await;
+            if elector.due(now) || !elector.leading(now) {
+                elector.renew(&self.kube, now).await?
+            } else {
+                elector.leading(now)
+            }
+        };
         let mut report = TickReport {
-            leader: self
-                .kube
-                .lead(&self.identity, self.lease_seconds, now)
-                .await?,
+            leader,
             ..TickReport::default()
         };
         self.count(|m| m.leader = report.leader);

@@ -82,9 +82,10 @@ async fn the_lease_and_the_kill_switch_on_a_real_api_server() {
     let now = chrono::Utc::now();
     // Whoever holds it, a fresh identity either takes an expired Lease or is refused a live one;
     // renewing what it holds always works.
-    if kube.lead(&identity, 5, now).await.unwrap() {
+    let mut seen = firedrill::kubernetes::Seen::default();
+    if kube.lead(&identity, 5, now, &mut seen).await.unwrap() {
         assert!(kube
-            .lead(&identity, 5, now + chrono::TimeDelta::seconds(1))
+            .lead(&identity, 5, now + chrono::TimeDelta::seconds(1), &mut seen)
             .await
             .unwrap());
         assert_eq!(kube.leader().await.unwrap().map(|l| l.0), Some(identity));

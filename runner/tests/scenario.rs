@@ -339,9 +339,12 @@ async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline()
         first.tick(at("2027-01-15T10:00:01Z")).await.unwrap();
     }
     assert_eq!(w.job_names().await.len(), 1);
-    // A new instance, after the old one's Lease expired: no second Job for 10:00.
+    // A new instance sees the old one's Lease and waits a whole lease on its own clock from
+    // then (whatever the holder's renewTime says); then it leads, and fires no second Job.
     let mut second = w.scheduler("scheduler-b").await;
     let report = second.tick(at("2027-01-15T10:05:00Z")).await.unwrap();
+    assert!(!report.leader, "{report:?}");
+    let report = second.tick(at("2027-01-15T10:05:16Z")).await.unwrap();
     assert!(report.leader && report.fired.is_empty(), "{report:?}");
     assert_eq!(w.job_names().await.len(), 1);
 
@@ -1005,4 +1008,71 @@ async fn a_partition_isolates_the_chosen_pods_and_is_undone_exactly() {
         .unwrap()
         .is_none());
     assert_eq!(pods().await, before);
+}
+
+/// Leadership second by second over ten minutes, with renewals on their own cadence (every 5 s,
+/// a third of the 15 s lease) and ticks every 5 s (scheduler-a) and every 60 s (scheduler-b).
+/// scheduler-a's clock runs ten minutes behind. It leads, hangs at 09:59:10 (no renewals, no
+/// ticks), and comes back as a new process at 10:02:30. At every instant at most one scheduler
+/// leads; the handover takes less than a lease; the 10:00 fire happens once.
+#[tokio::test]
+async fn one_leader_at_every_instant_with_a_skewed_clock_and_long_ticks() {
+    let w = world(None).await;
+    let mut a = w.scheduler("scheduler-a").await;
+    let b = w.scheduler("scheduler-b").await;
+    let mut b = b;
+    let start = at("2027-01-15T09:55:00Z");
+    let skew = chrono::TimeDelta::minutes(-10);
+    let (hang, back) = (250, 450);
+    let mut without_leader = 0;
+    let mut longest_gap = 0;
+    let mut leader_at = Vec::new();
+    for s in 0..600 {
+        let t = start + chrono::TimeDelta::seconds(s);
+        let a_clock = t + skew;
+        if s == back {
+            a = w.scheduler("scheduler-a").await;
+        }
+        let a_runs = !(hang..back).contains(&s);
+        if a_runs && s % 5 == 0 {
+            a.renew(a_clock).await.unwrap();
+            a.tick(a_clock).await.unwrap();
+        }
+        if s % 5 == 3 {
+            b.renew(t).await.unwrap();
+        }
+        if s % 60 == 0 {
+            b.tick(t).await.unwrap();
+        }
+        let leaders: Vec<&str> = [("a", a.leading(a_clock).await), ("b", b.leading(t).await)]
+            .into_iter()
+            .filter(|(_, leads)| *leads)
+            .map(|(who, _)| who)
+            .collect();
+        assert!(leaders.len() <= 1, "two leaders at {t}: {leaders:?}");
+        if leaders.is_empty() {
+            without_leader += 1;
+            longest_gap = longest_gap.max(without_leader);
+        } else {
+            without_leader = 0;
+        }
+        leader_at.push(leaders.first().copied().unwrap_or("-"));
+    }
+    assert_eq!(leader_at[0], "a", "the first to ask leads");
+    assert!(leader_at[..hang as usize].iter().all(|l| *l == "a"));
+    assert!(
+        longest_gap < 15,
+        "a handover of {longest_gap}s, longer than the lease"
+    );
+    // b took over within a lease of a's last renewal, and the process that came back did not
+    // take the Lease from it.
+    assert!(
+        leader_at[hang as usize + 20..].iter().all(|l| *l == "b"),
+        "{leader_at:?}"
+    );
+    // The 10:00 fire: once, by b (a hung before it; its clock would say 09:50 anyway).
+    assert_eq!(
+        w.job_names().await,
+        vec![firedrill::job::run_id(&w.drill, at("2027-01-15T10:00:00Z"))]
+    );
 }

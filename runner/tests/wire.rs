@@ -199,15 +199,20 @@ async fn the_lease_is_created_renewed_and_respected() {
         assert_eq!(body["metadata"]["resourceVersion"], "7");
         assert_eq!(body["spec"]["acquireTime"], "2027-01-15T09:00:00.000000Z");
         assert_eq!(body["spec"]["leaseTransitions"], 2);
-        // Held by someone else and fresh: leave it alone (no write).
+        // Held by someone else, whose clock is ten minutes behind: its renewTime looks long past,
+        // but the record is new to us, so it is left alone (no write).
         let theirs = json!({ "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": { "name": "firedrill-scheduler", "namespace": NS, "resourceVersion": "8" },
-            "spec": { "holderIdentity": "b", "leaseDurationSeconds": 15, "renewTime": "2027-01-15T09:59:55.000000Z", "leaseTransitions": 3 } });
+            "spec": { "holderIdentity": "b", "leaseDurationSeconds": 15, "renewTime": "2027-01-15T09:50:00.000000Z", "leaseTransitions": 3 } });
         expect(&mut api, Method::GET, &lease, None, 200, theirs.clone()).await;
-        // Held by someone else and expired: take it; a conflict means someone was faster.
-        let mut stale = theirs.clone();
-        stale["spec"]["renewTime"] = json!("2027-01-15T09:50:00.000000Z");
-        expect(&mut api, Method::GET, &lease, None, 200, stale).await;
+        // It renews (a new record): still left alone, 16 s later by our clock.
+        let mut renewed = theirs.clone();
+        renewed["metadata"]["resourceVersion"] = json!("9");
+        renewed["spec"]["renewTime"] = json!("2027-01-15T09:50:10.000000Z");
+        expect(&mut api, Method::GET, &lease, None, 200, renewed.clone()).await;
+        // The same record 16 s after we first saw it: expired; take it, and a conflict means
+        // someone was faster.
+        expect(&mut api, Method::GET, &lease, None, 200, renewed).await;
         let body = expect(
             &mut api,
             Method::PUT,
@@ -220,10 +225,13 @@ async fn the_lease_is_created_renewed_and_respected() {
         assert_eq!(body["spec"]["holderIdentity"], "a");
         assert_eq!(body["spec"]["leaseTransitions"], 4);
     });
-    assert!(kube.lead("a", 15, now).await.unwrap());
-    assert!(kube.lead("a", 15, now).await.unwrap());
-    assert!(!kube.lead("a", 15, now).await.unwrap());
-    assert!(!kube.lead("a", 15, now).await.unwrap());
+    let mut seen = firedrill::kubernetes::Seen::default();
+    let later = |s: i64| now + chrono::TimeDelta::seconds(s);
+    assert!(kube.lead("a", 15, now, &mut seen).await.unwrap());
+    assert!(kube.lead("a", 15, now, &mut seen).await.unwrap());
+    assert!(!kube.lead("a", 15, now, &mut seen).await.unwrap());
+    assert!(!kube.lead("a", 15, later(16), &mut seen).await.unwrap());
+    assert!(!kube.lead("a", 15, later(32), &mut seen).await.unwrap());
     server.await.unwrap();
 }
 

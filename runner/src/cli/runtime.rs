@@ -407,6 +407,7 @@ async fn scheduler(
         tick,
     ));
     tracing::info!(%identity, drills = scheduler.config.drills.len(), %listen, "scheduler started");
+    let renewer = scheduler.renewer(stop.clone());
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -432,6 +433,8 @@ async fn scheduler(
             }
         }
     }
+    // The renewer sees the same stop and releases the Lease.
+    let _ = renewer.await;
     tracing::info!("scheduler stopped");
     Ok(ExitCode::SUCCESS)
 }
