@@ -40,6 +40,22 @@ pub fn choose(
     cluster: &Cluster,
     request: &Request,
 ) -> Choice {
+    // A region failover targets no pods: what it would cut off is judged instead.
+    if let Settings::RegionFailover(rf) = settings {
+        return Choice {
+            verdict: match crate::region::judge_isolation(rf, cluster, request) {
+                Ok(()) => Verdict {
+                    targets: crate::region::cut_off(rf, cluster),
+                    ..Verdict::default()
+                },
+                Err(why) => Verdict {
+                    blocked: Some(why),
+                    ..Verdict::default()
+                },
+            },
+            nodes: None,
+        };
+    }
     let mut verdict = decide_on(index, request);
     if verdict.blocked.is_some() {
         return Choice {

@@ -71,7 +71,7 @@ fn running_container<'c>(
         .find(|c| c.namespace == namespace && c.pod == name);
     if pod.is_some_and(|p| p.host_network) {
         return Err(format!(
-            "pod {namespace}/{name} uses its node's network (hostNetwork): degrading it would degrade the node and every pod on it"
+            "pod {namespace}/{name} uses its node's network (hostNetwork): degrading it would degrade the node and every pod on it (narrow the target's selector so that it does not match such pods)"
         ));
     }
     pod.and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))

@@ -171,7 +171,9 @@ pub fn judge(
         Some(dns) => dns.regions.keys().map(String::as_str).collect(),
         None => [settings.from.as_str(), settings.to.as_str()].into(),
     };
-    let healthy = |region: &str| facts.is_none_or(|f| f.healthy.get(region) != Some(&false));
+    // A region counts as healthy only when Route 53 says so: one without a health check cannot
+    // be proven healthy (a plan without Route 53 cannot judge, and assumes it).
+    let healthy = |region: &str| facts.is_none_or(|f| f.healthy.get(region) == Some(&true));
     if !healthy(&settings.to) {
         return Err(format!(
             "the region {} that would take over is not healthy in Route 53; failing {} over to it would take the service down",
@@ -259,6 +261,23 @@ fn labels(selector: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Every pod the fire cuts off (what `plan --cluster` counts as its hits).
+pub fn cut_off(
+    settings: &RegionFailover,
+    cluster: &Cluster,
+) -> Vec<firedrill_safety::verdict::Chosen> {
+    settings
+        .isolate
+        .iter()
+        .flat_map(|i| selected(i, cluster))
+        .map(|p| firedrill_safety::verdict::Chosen {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            owner: p.owner.clone(),
+        })
+        .collect()
 }
 
 /// The pods an isolation selects.

@@ -70,6 +70,10 @@ impl UndoRecord {
     pub fn expected_undo(&self) -> Option<Operation> {
         Some(match self {
             UndoRecord::Recreated { .. } => return None,
+            // A promotion: nothing undoes it.
+            UndoRecord::External { record, .. } if record.get("irreversible").is_some() => {
+                return None
+            }
             UndoRecord::DeleteCreated { target } => Operation::Delete {
                 target: target.clone(),
             },

@@ -773,8 +773,28 @@ async fn choose_regions(
             own_namespace: &x.config.namespace,
             recent_hits: x.recent_hits.as_ref().unwrap_or(&none),
         };
-        firedrill_experiments::region::judge_isolation(rf, &cluster, &request)
-            .map_err(|e| (RunStatus::Blocked, e))?;
+        let index = verdict::ClusterIndex::new(&cluster);
+        let choice =
+            firedrill_experiments::choose(drill.kind, &drill.fault, &index, &cluster, &request);
+        drop(index);
+        if let Some(blocked) = choice.verdict.blocked {
+            return Err((RunStatus::Blocked, blocked));
+        }
+        p.record.targets = choice
+            .verdict
+            .targets
+            .iter()
+            .map(|t| Hit {
+                namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                owner: t.owner.clone(),
+            })
+            .collect();
+        return Ok(Chosen {
+            choice,
+            cluster,
+            dns,
+        });
     }
     Ok(Chosen {
         choice: Choice::default(),
@@ -888,6 +908,21 @@ async fn inject(
                 )
             })?;
             fresh_dns = Some(facts);
+        }
+    }
+    // A rehearsal (dry run) checks what the lead-in needs, writing nothing.
+    if let (firedrill_experiments::Settings::RegionFailover(rf), true) = (&drill.fault, dry_run) {
+        if let Some(markers) = &rf.data {
+            crate::region::check(markers).await.map_err(|e| {
+                (
+                    RunStatus::Blocked,
+                    format!("the RPO markers could not be written: {e}"),
+                )
+            })?;
+            p.evidence.insert(
+                "data".into(),
+                json!("both databases answer (a dry run writes no marker)"),
+            );
         }
     }
     let fault = match &failover {

@@ -182,7 +182,9 @@ fn verdicts(
         let fire = &fires[i];
         let drill = &config.drills[fire.drill];
         let Some(start) = fire.start else { continue };
-        if !drill.kind.needs_pod_targets() {
+        if !drill.kind.needs_pod_targets()
+            && drill.kind != firedrill_experiments::Kind::RegionFailover
+        {
             continue;
         }
         let choice = firedrill_experiments::choose(
@@ -370,7 +372,9 @@ pub fn render_fire(
         )
     })?;
     let index = verdict::ClusterIndex::new(cluster);
-    let chosen = drill.kind.needs_pod_targets().then(|| {
+    let judged =
+        drill.kind.needs_pod_targets() || drill.kind == firedrill_experiments::Kind::RegionFailover;
+    let chosen = judged.then(|| {
         firedrill_experiments::choose(
             drill.kind,
             &drill.fault,

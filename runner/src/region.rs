@@ -40,6 +40,21 @@ async fn connect(source: &Source, what: &str) -> Result<PgPool, String> {
         .map_err(|e| format!("cannot connect to the {what} database: {e}"))
 }
 
+/// What a dry run checks of the markers: both databases reachable with the URLs the drill
+/// names (from the environment, for `url_env`), without writing anything.
+pub async fn check(markers: &Markers) -> Result<(), String> {
+    for (source, what) in [
+        (&markers.primary, "primary"),
+        (&markers.promoted, "promoted"),
+    ] {
+        let pool = connect(source, what).await?;
+        let answer = sqlx::query("SELECT 1").execute(&pool).await;
+        pool.close().await;
+        answer.map_err(|e| format!("the {what} database does not answer: {e}"))?;
+    }
+    Ok(())
+}
+
 /// A marker the primary acknowledged, or the newest that survived.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Marker {
@@ -328,12 +343,20 @@ async fn command(argv: &[String], timeout: Duration, c: &HookContext<'_>) -> (bo
     }
 }
 
+/// A name of at most 63 characters that stays unique: cut, with a hash of the whole.
+fn short_name(full: &str) -> String {
+    if full.len() <= 63 {
+        return full.to_owned();
+    }
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{}-{:08x}", full[..54].trim_end_matches('-'), hash as u32)
+}
+
 /// The Job a Job hook creates: the user's spec, in firedrill's namespace, named for the run.
 pub fn hook_job(namespace: &str, spec: &Value, c: &HookContext<'_>) -> Value {
-    let name: String = format!("firedrill-{}-{}", c.phase, c.run)
-        .chars()
-        .take(63)
-        .collect();
+    let name = short_name(&format!("firedrill-{}-{}", c.phase, c.run));
     let mut spec = spec.clone();
     if spec.get("backoffLimit").is_none() {
         spec["backoffLimit"] = json!(0);
@@ -349,11 +372,36 @@ pub fn hook_job(namespace: &str, spec: &Value, c: &HookContext<'_>) -> Value {
         { "name": "FIREDRILL_FROM_REGION", "value": c.from },
         { "name": "FIREDRILL_TO_REGION", "value": c.to },
     ]);
+    // firedrill's namespace enforces the `restricted` Pod Security level: what the spec leaves
+    // out is filled in to meet it (an image that runs as root needs `runAsUser`).
+    if let Some(pod) = spec
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let context = pod.entry("securityContext").or_insert_with(|| json!({}));
+        if let Some(context) = context.as_object_mut() {
+            context.entry("runAsNonRoot").or_insert(json!(true));
+            context
+                .entry("seccompProfile")
+                .or_insert(json!({ "type": "RuntimeDefault" }));
+        }
+    }
     if let Some(containers) = spec
         .pointer_mut("/template/spec/containers")
         .and_then(Value::as_array_mut)
     {
         for container in containers {
+            if let Some(c) = container.as_object_mut() {
+                let context = c.entry("securityContext").or_insert_with(|| json!({}));
+                if let Some(context) = context.as_object_mut() {
+                    context
+                        .entry("allowPrivilegeEscalation")
+                        .or_insert(json!(false));
+                    context
+                        .entry("capabilities")
+                        .or_insert(json!({ "drop": ["ALL"] }));
+                }
+            }
             let list = container
                 .as_object_mut()
                 .map(|c| c.entry("env").or_insert_with(|| json!([])));
@@ -366,7 +414,7 @@ pub fn hook_job(namespace: &str, spec: &Value, c: &HookContext<'_>) -> Value {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name.trim_end_matches('-'),
+            "name": name,
             "namespace": namespace,
             "labels": {
                 "app.kubernetes.io/name": "firedrill",

@@ -19,6 +19,12 @@ use serde_json::json;
 use sqlx::{Connection, Row};
 use support::cluster::{evicting_cluster, execute_on, one_drill, ready_pod, watch};
 
+fn credentials() {
+    // moto accepts any signature; the chain must not go looking for instance metadata.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "firedrill-test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "firedrill-test");
+}
+
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg-replica.sh");
 
 /// A standby of the test primary, destroyed when dropped.
@@ -165,8 +171,7 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     ) else {
         return;
     };
-    std::env::set_var("AWS_ACCESS_KEY_ID", "firedrill-test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "firedrill-test");
+    credentials();
     let standby = Standby::create(&primary);
     let client = evicting_cluster().await;
     region_workload(&client).await;
@@ -305,16 +310,21 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
 /// marker interval, should the last write still be in flight at promotion).
 #[tokio::test]
 async fn without_lag_the_rpo_is_zero() {
-    let Some(primary) = support::service("FIREDRILL_TEST_POSTGRES") else {
+    let (Some(primary), Some(moto)) = (
+        support::service("FIREDRILL_TEST_POSTGRES"),
+        support::service("FIREDRILL_TEST_MOTO"),
+    ) else {
         return;
     };
+    credentials();
+    let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
     let standby = Standby::create(&primary);
     let client = evicting_cluster().await;
     region_workload(&client).await;
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
     let table = support::unique("markers").replace('-', "_");
     let run = support::unique("nolag");
-    let text = drill(&table, primary.as_str(), &standby.url, &probe.url, "");
+    let text = drill(&table, primary.as_str(), &standby.url, &probe.url, &zone.yaml);
     let (config, drill, run_ref) = one_drill(&text, &run);
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
     assert_eq!(
@@ -333,6 +343,11 @@ async fn without_lag_the_rpo_is_zero() {
 /// A promotion that fails: the run ends as error, and DNS and isolation are reverted at once.
 #[tokio::test]
 async fn a_failed_promotion_is_an_error_and_everything_is_reverted() {
+    let Some(moto) = support::service("FIREDRILL_TEST_MOTO") else {
+        return;
+    };
+    credentials();
+    let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
     let client = evicting_cluster().await;
     region_workload(&client).await;
     let text = format!(
@@ -347,6 +362,7 @@ drills:
     fault:
       from: us-east-1
       to: eu-west-1
+{dns}
       isolate:
         - namespace: shop
           selector: app=web,topology.kubernetes.io/region=us-east-1
@@ -355,7 +371,8 @@ drills:
         command: ["sh", "-c", "echo replica not ready >&2; exit 3"]
       failback: {{ runbook: "https://runbooks.example.com/failback" }}
 "#,
-        support::cluster::NS
+        support::cluster::NS,
+        dns = zone.yaml
     );
     let (config, drill, run_ref) = one_drill(&text, "promote-fails");
     let started = std::time::Instant::now();
@@ -490,8 +507,7 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
     ) else {
         return;
     };
-    std::env::set_var("AWS_ACCESS_KEY_ID", "firedrill-test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "firedrill-test");
+    credentials();
     let client = evicting_cluster().await;
     region_workload(&client).await;
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
@@ -547,6 +563,11 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
 /// saying the database stays promoted.
 #[tokio::test]
 async fn a_failed_failback_is_an_error_after_the_revert() {
+    let Some(moto) = support::service("FIREDRILL_TEST_MOTO") else {
+        return;
+    };
+    credentials();
+    let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
     let client = evicting_cluster().await;
     region_workload(&client).await;
     let text = format!(
@@ -561,6 +582,7 @@ drills:
     fault:
       from: us-east-1
       to: eu-west-1
+{dns}
       isolate:
         - namespace: shop
           selector: app=web,topology.kubernetes.io/region=us-east-1
@@ -570,7 +592,8 @@ drills:
         command: ["sh", "-c", "echo us-east-1 replica is not streaming >&2; exit 1"]
         timeout: 10s
 "#,
-        support::cluster::NS
+        support::cluster::NS,
+        dns = zone.yaml
     );
     let (config, drill, run_ref) = one_drill(&text, "failback-fails");
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;

@@ -774,7 +774,10 @@ fn check_limits(
     fault: Option<&firedrill_experiments::Settings>,
 ) {
     use firedrill_experiments::{Mode, Resource, Settings};
-    if kind == Kind::NetworkPartition {
+    // A loss of 100% is a partition too.
+    let partitions = kind == Kind::NetworkPartition
+        || matches!(fault, Some(firedrill_experiments::Settings::NetworkDegrade(d)) if d.loss == 100);
+    if partitions {
         if let Some(cap) = safety.limits.partition.filter(|cap| duration > *cap) {
             r.error(
                 f.get("duration").map_or(f.mark, |n| n.mark),

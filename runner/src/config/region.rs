@@ -91,6 +91,13 @@ pub(super) fn read_region_failover(
         Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
         None => Some(None),
     };
+    if let (Some(Some(_)), Some(None)) = (&promote, &dns) {
+        r.error(
+            f.get("promote").map_or(f.mark, |n| n.mark),
+            f.path_of("promote"),
+            "promoting the database while traffic stays on the failed region would split it in two: add `dns:` so that traffic moves first",
+        );
+    }
     if let (Some(None), Some(Some(_))) = (&promote, &data) {
         r.error(
             f.get("data").map_or(f.mark, |n| n.mark),
@@ -214,6 +221,15 @@ fn read_dns(
                     f.get("regions").map_or(f.mark, |n| n.mark),
                     f.path_of("regions"),
                     format!("fault.{key} is {region}, which has no record here (add {region}: {{set_identifier: ..}})"),
+                );
+            }
+        }
+        if let Some(g) = to.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
+            if g.1.health_check.is_none() {
+                r.error(
+                    f.get("regions").map_or(f.mark, |n| n.mark),
+                    format!("{}.{}.health_check", f.path_of("regions"), g.0),
+                    "the region that takes over needs its Route 53 health check: without it firedrill cannot prove the region is healthy before sending traffic there",
                 );
             }
         }
@@ -448,6 +464,57 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
                 );
                 return None;
             }
+            // What Kubernetes would refuse is refused here, before DNS has moved.
+            let job = crate::region::hook_job(
+                "firedrill",
+                &spec,
+                &crate::region::HookContext {
+                    phase: "promote",
+                    run: "r",
+                    drill: "d",
+                    from: "a",
+                    to: "b",
+                },
+            );
+            if let Err(e) = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(job) {
+                r.error(
+                    n.mark,
+                    f.path_of("job"),
+                    format!("not a valid Job spec: {e}"),
+                );
+                return None;
+            }
+            let unnamed = spec
+                .pointer("/template/spec/containers")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .position(|c| {
+                    ["name", "image"].iter().any(|k| {
+                        c.get(k)
+                            .and_then(serde_json::Value::as_str)
+                            .is_none_or(str::is_empty)
+                    })
+                });
+            if let Some(i) = unnamed {
+                r.error(
+                    n.mark,
+                    format!("{}.template.spec.containers[{i}]", f.path_of("job")),
+                    "every container needs a `name` and an `image`",
+                );
+                return None;
+            }
+            let restart = spec
+                .pointer("/template/spec/restartPolicy")
+                .and_then(serde_json::Value::as_str);
+            if !matches!(restart, Some("Never" | "OnFailure")) {
+                r.error(
+                    n.mark,
+                    format!("{}.template.spec.restartPolicy", f.path_of("job")),
+                    "a Job's pods need restartPolicy: Never (or OnFailure)",
+                );
+                return None;
+            }
             Some(Failback::Hook(Hook {
                 action: HookAction::Job(spec),
                 timeout,
@@ -460,11 +527,12 @@ fn read_source(r: &mut Reader, node: &Node, path: &str) -> Option<Source> {
     let f = r.fields(node, path, &["url", "url_env"])?;
     match (f.get("url"), f.get("url_env")) {
         (Some(n), None) => r.parsed(n, &f.path_of("url"), "a PostgreSQL URL", |s| {
-            let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+            // Never echoed: it may hold a password.
+            let url = url::Url::parse(s).map_err(|e| format!("this is not a URL ({e}); write postgres://USER@HOST:PORT/DATABASE"))?;
             if !matches!(url.scheme(), "postgres" | "postgresql") {
-                return Err(format!("{s:?} is not a postgres:// URL"));
+                return Err(format!("a {}:// URL is not a postgres:// URL", url.scheme()));
             }
-            if url.password().is_some() {
+            if url.password().is_some() || url.query_pairs().any(|(k, _)| k == "password") {
                 return Err("the URL holds a password: put it in a Secret and name its environment variable with `url_env`".into());
             }
             Ok(Source::Url(s.to_owned()))
@@ -473,7 +541,7 @@ fn read_source(r: &mut Reader, node: &Node, path: &str) -> Option<Source> {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
                 Ok(Source::Env(s.to_owned()))
             } else {
-                Err(format!("{s:?} is not an environment variable name (A-Z, 0-9, _)"))
+                Err("this is not an environment variable name (A-Z, 0-9, _; the variable holds the URL, not the URL itself)".to_owned())
             }
         }),
         _ => {
@@ -588,7 +656,7 @@ pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<Ne
             {
                 Ok(s.to_owned())
             } else {
-                Err(format!("{s:?} is not an interface name (e.g. eth0)"))
+                Err(format!("{s:?} is not an interface name (at most 15 letters, digits and -_.@, e.g. eth0)"))
             }
         }),
         None => Some(d.interface.clone()),
