@@ -474,7 +474,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
             || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
     });
     if !policies.is_empty() {
-        notes.push(format!("{} use NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", ")));
+        notes.push(format!("{} {} NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", "), if policies.len() == 1 { "uses" } else { "use" }));
     }
     let killers = names(&|d| d.kind == Kind::ContainerKill);
     if !killers.is_empty() {
@@ -488,8 +488,12 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
         let Settings::RegionFailover(rf) = &d.fault else {
             continue;
         };
-        if rf.dns.is_some() {
-            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA): route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck, ListResourceRecordSets, ChangeResourceRecordSets and GetChange", d.name));
+        if let Some(dns) = &rf.dns {
+            let actions = match dns.method {
+                firedrill_experiments::region::DnsMethod::HealthCheck => "route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck and ListResourceRecordSets",
+                firedrill_experiments::region::DnsMethod::Weights => "route53:GetHealthCheck, GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets and GetChange",
+            };
+            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.name));
         }
         if rf.promote.is_some() {
             let back = match &rf.failback {

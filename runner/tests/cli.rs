@@ -214,7 +214,10 @@ fn plan_against_a_cluster_snapshot_names_every_target_and_exclusion() {
     // A region failover's hits are the pods it cuts off (this cluster is the failed region's).
     let region = by_drill("region-failover-annual");
     let cut = region["targets"].as_array().expect("targets");
-    assert!(!cut.is_empty() && cut.iter().all(|t| t["namespace"] == "pake-api"), "{region}");
+    assert!(
+        !cut.is_empty() && cut.iter().all(|t| t["namespace"] == "pake-api"),
+        "{region}"
+    );
     assert!(region["blocked"].is_null(), "{region}");
 }
 

@@ -324,7 +324,13 @@ async fn without_lag_the_rpo_is_zero() {
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
     let table = support::unique("markers").replace('-', "_");
     let run = support::unique("nolag");
-    let text = drill(&table, primary.as_str(), &standby.url, &probe.url, &zone.yaml);
+    let text = drill(
+        &table,
+        primary.as_str(),
+        &standby.url,
+        &probe.url,
+        &zone.yaml,
+    );
     let (config, drill, run_ref) = one_drill(&text, &run);
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
     assert_eq!(

@@ -127,7 +127,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Emergency stop: engage the kill switch, delete running drill Jobs, sweep every
-    /// firedrill artifact and revert every open ledger. Needs only Kubernetes credentials.
+    /// firedrill artifact and revert every open ledger. Needs only Kubernetes credentials (and AWS credentials to revert a region failover's DNS).
     Stop {
         #[command(flatten)]
         target: ClusterTarget,
