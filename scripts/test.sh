@@ -14,11 +14,14 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "tools: kubernetes-validate (offline schema checks of everything firedrill renders)"
+step "tools: kubernetes-validate (offline schema checks of everything firedrill renders), prometheus_client (the OpenMetrics parser /metrics is read with)"
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
 fi
 kubernetes-validate --version
+if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
+fi
 
 step "services: Pushgateway, Prometheus, Alertmanager, PostgreSQL, moto (Route 53) on loopback"
 scripts/services.sh start

@@ -12,6 +12,7 @@ pub mod gate;
 pub mod job;
 pub mod kubernetes;
 pub mod ledger;
+pub mod metrics;
 pub mod plan;
 pub mod pushgateway;
 pub mod region;

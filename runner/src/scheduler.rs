@@ -8,13 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::job::{self, RunRef, Runtime};
@@ -41,61 +38,6 @@ pub struct TickReport {
 /// How often the leader sweeps for orphaned ledgers and expired artifacts (and at its first tick).
 pub const SWEEP_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-/// Counters for `/metrics`, with bounded label values only.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub leader: bool,
-    pub kill_switch: bool,
-    pub fires: BTreeMap<&'static str, u64>,
-    pub reloads: BTreeMap<&'static str, u64>,
-    pub tick_errors: u64,
-    pub last_tick: Option<DateTime<Utc>>,
-}
-
-impl Metrics {
-    /// Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP firedrill_scheduler_leader Whether this scheduler holds the Lease.\n# TYPE firedrill_scheduler_leader gauge\n");
-        out.push_str(&format!(
-            "firedrill_scheduler_leader {}\n",
-            u8::from(self.leader)
-        ));
-        out.push_str("# HELP firedrill_kill_switch_engaged Whether the kill switch is engaged.\n# TYPE firedrill_kill_switch_engaged gauge\n");
-        out.push_str(&format!(
-            "firedrill_kill_switch_engaged {}\n",
-            u8::from(self.kill_switch)
-        ));
-        out.push_str("# HELP firedrill_scheduler_fires_total Fires handled, by what became of them.\n# TYPE firedrill_scheduler_fires_total counter\n");
-        for status in ["fired", "skipped", "missed"] {
-            let n = self.fires.get(status).copied().unwrap_or(0);
-            out.push_str(&format!(
-                "firedrill_scheduler_fires_total{{status=\"{status}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# HELP firedrill_scheduler_config_reloads_total Drill file reloads, by result.\n# TYPE firedrill_scheduler_config_reloads_total counter\n");
-        for result in ["applied", "rejected"] {
-            let n = self.reloads.get(result).copied().unwrap_or(0);
-            out.push_str(&format!(
-                "firedrill_scheduler_config_reloads_total{{result=\"{result}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# HELP firedrill_scheduler_tick_errors_total Ticks that failed.\n# TYPE firedrill_scheduler_tick_errors_total counter\n");
-        out.push_str(&format!(
-            "firedrill_scheduler_tick_errors_total {}\n",
-            self.tick_errors
-        ));
-        if let Some(t) = self.last_tick {
-            out.push_str("# HELP firedrill_scheduler_last_tick_timestamp_seconds When the last tick completed.\n# TYPE firedrill_scheduler_last_tick_timestamp_seconds gauge\n");
-            out.push_str(&format!(
-                "firedrill_scheduler_last_tick_timestamp_seconds {}\n",
-                t.timestamp()
-            ));
-        }
-        out
-    }
-}
-
 /// How long a leader holds the Lease without renewing it.
 pub const LEASE_SECONDS: i32 = 15;
 
@@ -109,7 +51,8 @@ pub struct Scheduler {
     /// Leader election, shared with the renewer the run loop spawns.
     elector: Arc<tokio::sync::Mutex<crate::kubernetes::Elector>>,
     last_sweep: Option<DateTime<Utc>>,
-    pub metrics: Arc<Mutex<Metrics>>,
+    /// `/metrics`: the registry and the scheduler's families in it.
+    pub metrics: crate::metrics::Exposition,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -136,7 +79,7 @@ impl Scheduler {
                 LEASE_SECONDS,
             ))),
             last_sweep: None,
-            metrics: Arc::new(Mutex::new(Metrics::default())),
+            metrics: crate::metrics::Exposition::default(),
         }
     }
 
@@ -186,12 +129,6 @@ impl Scheduler {
         })
     }
 
-    fn count(&self, f: impl FnOnce(&mut Metrics)) {
-        if let Ok(mut m) = self.metrics.lock() {
-            f(&mut m);
-        }
-    }
-
     /// Picks up a changed drill file (a ConfigMap update swaps the mounted file). An invalid file
     /// is rejected with its diagnostics; the scheduler keeps the last good one.
     pub fn reload(&mut self) -> Option<bool> {
@@ -213,12 +150,16 @@ impl Scheduler {
                 }
                 tracing::info!(path = %path.display(), drills = config.drills.len(), "drill file reloaded");
                 self.config = config;
-                self.count(|m| *m.reloads.entry("applied").or_default() += 1);
+                self.metrics
+                    .scheduler
+                    .reload(crate::metrics::ReloadResult::applied);
                 Some(true)
             }
             Err(diagnostics) => {
                 tracing::error!(path = %path.display(), problems = %diagnostics, "drill file rejected; keeping the previous one");
-                self.count(|m| *m.reloads.entry("rejected").or_default() += 1);
+                self.metrics
+                    .scheduler
+                    .reload(crate::metrics::ReloadResult::rejected);
                 Some(false)
             }
         }
@@ -240,10 +181,10 @@ impl Scheduler {
             leader,
             ..TickReport::default()
         };
-        self.count(|m| m.leader = report.leader);
+        self.metrics.scheduler.leader.set(i64::from(report.leader));
         if !report.leader {
             // A follower is healthy when it can talk to the API server and wait for the Lease.
-            self.count(|m| m.last_tick = Some(now));
+            self.metrics.scheduler.ticked(now);
             return Ok(report);
         }
         // The sweep first: reverting what runs left behind needs only the cluster, and must
@@ -258,13 +199,16 @@ impl Scheduler {
             Ok(switch) => switch,
             Err(e) => Some(format!("cannot read the kill switch (fail safe): {e}")),
         };
-        self.count(|m| m.kill_switch = report.kill_switch.is_some());
+        self.metrics
+            .scheduler
+            .kill_switch
+            .set(i64::from(report.kill_switch.is_some()));
         if let Some(reason) = &report.kill_switch {
             tracing::warn!(%reason, "kill switch engaged: nothing fires");
             return Ok(report);
         }
         self.fire_due(now, &mut report).await?;
-        self.count(|m| m.last_tick = Some(now));
+        self.metrics.scheduler.ticked(now);
         Ok(report)
     }
 
@@ -522,12 +466,11 @@ impl Scheduler {
                     run: (status != "skipped").then_some(run),
                 })
                 .await?;
-            let key: &'static str = match status.as_str() {
-                "fired" => "fired",
-                "skipped" => "skipped",
-                _ => "missed",
-            };
-            self.count(|m| *m.fires.entry(key).or_default() += 1);
+            self.metrics.scheduler.fire(match status.as_str() {
+                "fired" => crate::metrics::FireStatus::fired,
+                "skipped" => crate::metrics::FireStatus::skipped,
+                _ => crate::metrics::FireStatus::missed,
+            });
         }
         self.store.set_state(WATERMARK, &stamp(now)).await?;
         Ok(())
@@ -559,53 +502,6 @@ fn running_record(
         targets: Vec::new(),
         measurements: Measurements::default(),
         evidence: json!({ "fired_by": "scheduler" }),
-    }
-}
-
-/// `/metrics`, `/healthz` (the process answers) and `/readyz` (a tick completed recently).
-pub async fn serve_health(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Mutex<Metrics>>,
-    tick: Duration,
-) {
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match path {
-                "/healthz" => ("200 OK", "ok\n".to_owned()),
-                // Ready while ticks complete (as leader or follower); a scheduler that cannot
-                // reach the API server or the store is not.
-                "/readyz" => {
-                    let last = metrics.lock().ok().and_then(|m| m.last_tick);
-                    let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
-                    match last {
-                        Some(t) if Utc::now() - t <= stale => ("200 OK", "ready\n".to_owned()),
-                        _ => ("503 Service Unavailable", "no recent tick\n".to_owned()),
-                    }
-                }
-                "/metrics" => (
-                    "200 OK",
-                    metrics.lock().map(|m| m.render()).unwrap_or_default(),
-                ),
-                _ => ("404 Not Found", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
     }
 }
 

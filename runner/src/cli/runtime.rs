@@ -401,11 +401,7 @@ async fn scheduler(
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    tokio::spawn(crate::scheduler::serve_health(
-        listener,
-        metrics.clone(),
-        tick,
-    ));
+    tokio::spawn(crate::metrics::serve(listener, metrics.clone(), tick));
     tracing::info!(%identity, drills = scheduler.config.drills.len(), %listen, "scheduler started");
     let renewer = scheduler.renewer(stop.clone());
     let mut ticks = tokio::time::interval(tick);
@@ -427,9 +423,7 @@ async fn scheduler(
             }
             Err(e) => {
                 tracing::error!(error = %e, "tick failed");
-                if let Ok(mut m) = metrics.lock() {
-                    m.tick_errors += 1;
-                }
+                metrics.scheduler.tick_errors.inc();
             }
         }
     }

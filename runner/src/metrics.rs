@@ -1,0 +1,223 @@
+//! The scheduler's `/metrics`, `/healthz` and `/readyz`: a `prometheus-client` registry in which
+//! the scheduler registers its own families (label values from closed enums, so their number is
+//! bounded), served by hyper. Each connection is its own task with a header-read timeout, so a
+//! slow or half-open client holds nothing up; an accept error (out of file descriptors) backs
+//! off instead of spinning.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// What became of a fire.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum FireStatus {
+    fired,
+    skipped,
+    missed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FireLabels {
+    pub status: FireStatus,
+}
+
+/// What became of a drill-file reload.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ReloadResult {
+    applied,
+    rejected,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: ReloadResult,
+}
+
+/// The scheduler's families.
+#[derive(Clone, Debug, Default)]
+pub struct SchedulerMetrics {
+    pub leader: Gauge,
+    pub kill_switch: Gauge,
+    pub fires: Family<FireLabels, Counter>,
+    pub reloads: Family<ReloadLabels, Counter>,
+    pub tick_errors: Counter,
+    pub last_tick_seconds: Gauge,
+    /// When the last tick completed, for `/readyz`.
+    last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+impl SchedulerMetrics {
+    /// The families, registered in `registry` under `firedrill_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = SchedulerMetrics::default();
+        registry.register(
+            "firedrill_scheduler_leader",
+            "Whether this scheduler holds the Lease",
+            m.leader.clone(),
+        );
+        registry.register(
+            "firedrill_kill_switch_engaged",
+            "Whether the kill switch is engaged",
+            m.kill_switch.clone(),
+        );
+        registry.register(
+            "firedrill_scheduler_fires",
+            "Fires handled, by what became of them",
+            m.fires.clone(),
+        );
+        registry.register(
+            "firedrill_scheduler_config_reloads",
+            "Drill file reloads, by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "firedrill_scheduler_tick_errors",
+            "Ticks that failed",
+            m.tick_errors.clone(),
+        );
+        registry.register(
+            "firedrill_scheduler_last_tick_timestamp_seconds",
+            "When the last tick completed",
+            m.last_tick_seconds.clone(),
+        );
+        m
+    }
+
+    pub fn fire(&self, status: FireStatus) {
+        self.fires.get_or_create(&FireLabels { status }).inc();
+    }
+
+    pub fn reload(&self, result: ReloadResult) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+
+    pub fn ticked(&self, at: DateTime<Utc>) {
+        self.last_tick_seconds.set(at.timestamp());
+        if let Ok(mut last) = self.last_tick.lock() {
+            *last = Some(at);
+        }
+    }
+
+    pub fn last_tick(&self) -> Option<DateTime<Utc>> {
+        self.last_tick.lock().ok().and_then(|l| *l)
+    }
+}
+
+/// The registry and the scheduler's families in it.
+#[derive(Clone)]
+pub struct Exposition {
+    registry: Arc<Registry>,
+    pub scheduler: SchedulerMetrics,
+}
+
+impl Default for Exposition {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let scheduler = SchedulerMetrics::register(&mut registry);
+        Exposition {
+            registry: Arc::new(registry),
+            scheduler,
+        }
+    }
+}
+
+impl Exposition {
+    /// The OpenMetrics text of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn route(path: &str, exposition: &Exposition, tick: Duration) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match path {
+        "/healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
+        // Ready while ticks complete (as leader or follower); a scheduler that cannot reach the
+        // API server or the store is not.
+        "/readyz" => {
+            let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
+            match exposition.scheduler.last_tick() {
+                Some(t) if Utc::now() - t <= stale => {
+                    answer(StatusCode::OK, TEXT, "ready\n".into())
+                }
+                _ => answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    "no recent tick\n".into(),
+                ),
+            }
+        }
+        "/metrics" => answer(StatusCode::OK, OPENMETRICS, exposition.encode()),
+        _ => answer(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
+    }
+}
+
+/// How long a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause after a failed accept (file descriptors exhausted), so the loop never spins.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the endpoints on `listener` forever.
+pub async fn serve(listener: tokio::net::TcpListener, exposition: Exposition, tick: Duration) {
+    serve_with(|| listener.accept(), exposition, tick).await;
+}
+
+/// [`serve`] over any accept function (tests give one that fails).
+pub async fn serve_with<A, F>(mut accept: A, exposition: Exposition, tick: Duration)
+where
+    A: FnMut() -> F,
+    F: std::future::Future<Output = std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>>,
+{
+    loop {
+        let stream = match accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection on the health and metrics port");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let exposition = exposition.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = route(request.uri().path(), &exposition, tick);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,190 @@
+//! The scheduler's `/metrics`, `/healthz` and `/readyz` over HTTP: the exposition read with the
+//! Prometheus project's own OpenMetrics parser (Python `prometheus_client`), a slow or half-open
+//! client holding nobody up, and accept errors backing off instead of spinning.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use firedrill::metrics::{Exposition, FireStatus};
+use tokio::io::AsyncWriteExt;
+
+async fn serving(exposition: Exposition) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(firedrill::metrics::serve(
+        listener,
+        exposition,
+        Duration::from_secs(5),
+    ));
+    base
+}
+
+async fn get(base: &str, path: &str) -> (u16, String, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        response.status().as_u16(),
+        content_type,
+        response.text().await.unwrap(),
+    )
+}
+
+/// The families in an exposition, as the Prometheus client library's parser reads them:
+/// `name type sample=value ...` lines; `None` when the parser is not installed outside CI.
+fn parsed(text: &str) -> Option<String> {
+    let script = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    samples = " ".join(f"{s.name}{dict(sorted(s.labels.items())) if s.labels else ''}={s.value}" for s in family.samples)
+    print(family.name, family.type, samples)
+"#;
+    let found = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "python3's prometheus_client is missing under CI: scripts/test.sh installs it"
+        );
+        eprintln!("skipping the parse: pip install prometheus_client");
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all_sync(text.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+trait WriteAllSync {
+    fn write_all_sync(self, bytes: &[u8]);
+}
+
+impl WriteAllSync for std::process::ChildStdin {
+    fn write_all_sync(mut self, bytes: &[u8]) {
+        std::io::Write::write_all(&mut self, bytes).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn metrics_health_and_readiness_over_http() {
+    firedrill::gate::install_tls_provider();
+    let exposition = Exposition::default();
+    let base = serving(exposition.clone()).await;
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+    let (status, _, body) = get(&base, "/readyz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "no recent tick\n"),
+        "not ready before a tick"
+    );
+    exposition.scheduler.ticked(Utc::now());
+    assert_eq!(get(&base, "/readyz").await.0, 200);
+    exposition
+        .scheduler
+        .ticked(Utc::now() - chrono::TimeDelta::seconds(60));
+    assert_eq!(
+        get(&base, "/readyz").await.0,
+        503,
+        "ticks stopped: not ready"
+    );
+    assert_eq!(get(&base, "/nope").await.0, 404);
+
+    exposition.scheduler.leader.set(1);
+    exposition.scheduler.fire(FireStatus::fired);
+    exposition.scheduler.fire(FireStatus::fired);
+    exposition.scheduler.fire(FireStatus::missed);
+    exposition.scheduler.tick_errors.inc();
+    let (status, content_type, text) = get(&base, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let Some(families) = parsed(&text) else {
+        return;
+    };
+    for line in [
+        "firedrill_scheduler_leader gauge firedrill_scheduler_leader=1",
+        "firedrill_kill_switch_engaged gauge firedrill_kill_switch_engaged=0",
+        "firedrill_scheduler_tick_errors counter firedrill_scheduler_tick_errors_total=1",
+    ] {
+        assert!(
+            families.lines().any(|l| l == line),
+            "{line:?} not in\n{families}"
+        );
+    }
+    let fires = families
+        .lines()
+        .find(|l| l.starts_with("firedrill_scheduler_fires counter"))
+        .unwrap_or_else(|| panic!("no fires family in\n{families}"));
+    assert!(
+        fires.contains("firedrill_scheduler_fires_total{'status': 'fired'}=2"),
+        "{fires}"
+    );
+    assert!(
+        fires.contains("firedrill_scheduler_fires_total{'status': 'missed'}=1"),
+        "{fires}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_or_half_open_client_holds_nobody_up() {
+    firedrill::gate::install_tls_provider();
+    let base = serving(Exposition::default()).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    // One connects and says nothing; another sends half a request head and stops.
+    let _silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /metr").await.unwrap();
+    // Everyone else is answered meanwhile.
+    for _ in 0..5 {
+        let answered = tokio::time::timeout(Duration::from_secs(5), get(&base, "/healthz")).await;
+        assert_eq!(answered.expect("answered despite the slow clients").0, 200);
+    }
+}
+
+#[tokio::test]
+async fn accept_errors_back_off_instead_of_spinning() {
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let serving = tokio::spawn(firedrill::metrics::serve_with(
+        move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                // Yields, so that a loop without backoff would count up, not hang the test.
+                tokio::task::yield_now().await;
+                Err::<(tokio::net::TcpStream, std::net::SocketAddr), _>(std::io::Error::other(
+                    "Too many open files (os error 24)",
+                ))
+            }
+        },
+        Exposition::default(),
+        Duration::from_secs(5),
+    ));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    serving.abort();
+    let n = attempts.load(Ordering::SeqCst);
+    // One attempt per backoff (100 ms), not millions.
+    assert!((2..=8).contains(&n), "{n} accept attempts in 450 ms");
+}
