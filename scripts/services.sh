@@ -40,6 +40,7 @@ install_missing() {
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v curl >/dev/null || missing+=(curl)
   command -v stress-ng >/dev/null || missing+=(stress-ng)
+  command -v groff >/dev/null || missing+=(groff-base)
   command -v nft >/dev/null || missing+=(nftables)
   command -v tc >/dev/null || missing+=(iproute2)
   pg_bin >/dev/null || missing+=(postgresql)

@@ -545,14 +545,19 @@ pub async fn status_report(config: &Config, kube: &Kube, now: DateTime<Utc>) -> 
         Err(e) => out.push_str(&format!("running:      unknown ({e})\n")),
     }
     out.push_str("next fires:\n");
-    out.push_str(&crate::plan::render_table(&crate::plan::calendar(
+    out.push_str(&next_fires(config, now));
+    out
+}
+
+/// The next five fires of the drill file, as `plan` shows them.
+pub fn next_fires(config: &Config, now: DateTime<Utc>) -> String {
+    crate::plan::render_table(&crate::plan::calendar(
         config,
         now,
         crate::plan::Window::Next(5),
         None,
         false,
-    )));
-    out
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]

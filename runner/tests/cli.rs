@@ -317,13 +317,17 @@ fn help_says_what_every_option_is() {
         "the resource list is one word: {plan}"
     );
     let execute = text(&firedrill(&["execute", "--help"]).stdout);
+    let line = |text: &str, flag: &str, says: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(flag) && l.contains(says))
+    };
     assert!(
-        execute.contains("--drill <NAME>   The drill to run"),
+        line(&execute, "--drill <NAME>", "The drill to run"),
         "{execute}"
     );
     let history = text(&firedrill(&["history", "--help"]).stdout);
     assert!(
-        history.contains("--format <FORMAT>  Output format"),
+        line(&history, "--format <FORMAT>", "Output format"),
         "{history}"
     );
 }
@@ -416,5 +420,155 @@ fn plan_render_shows_every_change_a_fire_would_make_with_its_undo() {
         out.status.code(),
         Some(2),
         "--render needs --drill, --at and --cluster"
+    );
+}
+
+/// A command run with no cluster reachable, its data in a directory of its own.
+fn without_cluster(args: &[&str]) -> Output {
+    let data = std::env::temp_dir().join(format!("firedrill-cli-data-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("FIREDRILL_DATA_DIR", &data)
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("run firedrill")
+}
+
+#[test]
+fn completions_load_in_bash_and_complete_commands_and_flags() {
+    let script = format!(
+        r#"source <("{bin}" completions bash) || exit 9
+complete -p firedrill || exit 8
+COMP_WORDS=(firedrill pl); COMP_CWORD=1; _firedrill firedrill pl firedrill; echo "words: ${{COMPREPLY[*]}}"
+COMP_WORDS=(firedrill plan --cl); COMP_CWORD=2; _firedrill firedrill --cl plan; echo "flags: ${{COMPREPLY[*]}}""#,
+        bin = env!("CARGO_BIN_EXE_firedrill")
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("-F _firedrill firedrill"), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("words: ") && l.contains("plan")),
+        "{said}"
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("flags: ") && l.contains("--cluster")),
+        "{said}"
+    );
+    for (shell, marker) in [
+        ("zsh", "#compdef firedrill"),
+        ("fish", "complete -c firedrill"),
+    ] {
+        let out = firedrill(&["completions", shell]);
+        assert!(
+            out.status.success() && text(&out.stdout).contains(marker),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn the_man_page_renders() {
+    let page = firedrill(&["man"]);
+    assert!(page.status.success());
+    let groff = Command::new("groff").arg("--version").output();
+    if groff.is_err() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "groff is missing under CI: scripts/services.sh installs it"
+        );
+        eprintln!("skipping the rendering: groff is not installed");
+        return;
+    }
+    let mut render = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou", "-ww"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut render.stdin.take().unwrap(), &page.stdout).unwrap();
+    let out = render.wait_with_output().unwrap();
+    let rendered = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for shown in [
+        "NAME",
+        "SYNOPSIS",
+        "FIREDRILL STOP",
+        "FIREDRILL ROLLBACK",
+        "--log-level",
+        "--dry-run",
+    ] {
+        assert!(
+            rendered.contains(shown),
+            "{shown:?} not in the rendered page"
+        );
+    }
+}
+
+#[test]
+fn log_flags_choose_the_format_and_the_level() {
+    // A drill file with no Pushgateway: nothing to wait for.
+    let dir = std::env::temp_dir().join(format!("firedrill-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("drills.yaml");
+    std::fs::write(
+        &file,
+        "drills:\n  - { name: kill, kind: pod-kill, schedule: \"@monthly\", duration: 1m, targets: [{ namespace: a, selector: app=a, count: 1 }] }\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let args = ["execute", "--config", file, "--drill", "kill", "--dry-run"];
+    let json = without_cluster(&[&["--log-format", "json"][..], &args[..]].concat());
+    let lines: Vec<serde_json::Value> = text(&json.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "run started"),
+        "{lines:?}"
+    );
+    // Text, at warn: no info line, and never colour off a terminal.
+    let quiet = without_cluster(
+        &[
+            &["--log-format", "text", "--log-level", "warn"][..],
+            &args[..],
+        ]
+        .concat(),
+    );
+    let said = text(&quiet.stderr);
+    assert!(
+        said.contains("WARN") && !said.contains("run started"),
+        "{said}"
+    );
+    assert!(
+        !said.contains('\u{1b}'),
+        "no colour when stderr is not a terminal: {said:?}"
+    );
+    assert!(!said.trim_start().starts_with('{'), "{said}");
+}
+
+#[test]
+fn status_without_a_cluster_still_shows_the_next_fires() {
+    let out = without_cluster(&["status", "--config", EXAMPLE]);
+    assert_eq!(out.status.code(), Some(4), "no cluster: exit 4");
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("leader:       unknown (no cluster)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("next fires:") && said.contains("pod-kill-monthly"),
+        "{said}"
+    );
+    assert!(
+        text(&out.stderr).contains("no usable kubeconfig"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -25,10 +25,35 @@ use crate::snapshot::{self, SnapshotError};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log level, in `tracing` filter syntax (e.g. `debug`, `firedrill=debug`); overrides
+    /// FIREDRILL_LOG_LEVEL. Default info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: text (readable, coloured on a terminal unless NO_COLOR is set) or json;
+    /// overrides FIREDRILL_LOG. Default: text on a terminal, json otherwise.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How the commands that log were asked to (set once, from the command line).
+pub static LOGGING: std::sync::OnceLock<(Option<String>, Option<LogFormat>)> =
+    std::sync::OnceLock::new();
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script: `source <(firedrill completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `firedrill man | man -l -`.
+    Man,
     /// Check a drill file and report every problem in it, one per line.
     Validate {
         /// The drill file.
@@ -264,6 +289,7 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_ERROR: u8 = 4;
 
 pub fn run(cli: Cli) -> ExitCode {
+    let _ = LOGGING.set((cli.log_level.clone(), cli.log_format));
     match cli.command {
         command @ (Command::Scheduler { .. }
         | Command::Execute { .. }
@@ -274,6 +300,33 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Rollback { .. }
         | Command::FaultProxy { .. }
         | Command::History { .. }) => runtime::run(command),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "firedrill", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(command.clone()).render(&mut out) {
+                eprintln!("error: cannot render the manual page: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            // One section per command, after the summary.
+            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+                let name = sub.get_name().to_owned();
+                let sub = sub.clone().bin_name(format!("firedrill {name}"));
+                let page = clap_mangen::Man::new(sub);
+                out.extend_from_slice(
+                    format!(".SH \"FIREDRILL {}\"\n", name.to_uppercase()).as_bytes(),
+                );
+                let _ = page.render_description_section(&mut out);
+                let _ = page.render_synopsis_section(&mut out);
+                let _ = page.render_options_section(&mut out);
+            }
+            let _ = std::io::stdout().write_all(&out);
+            ExitCode::SUCCESS
+        }
         Command::Validate { config } => match load(&config) {
             Ok(c) => {
                 println!(

@@ -24,18 +24,34 @@ use crate::store::{Spool, Store};
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
 /// comes from `FIREDRILL_LOG_LEVEL` (default `info`), in `tracing` filter syntax.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG_LEVEL")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var("FIREDRILL_LOG").is_ok_and(|v| v == "json")
-        || !std::io::stderr().is_terminal();
+    let (level, format) = super::LOGGING.get().cloned().unwrap_or_default();
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|e| {
+            eprintln!("warning: --log-level {level:?} is not a filter ({e}); using info");
+            tracing_subscriber::EnvFilter::new("info")
+        }),
+        None => tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG_LEVEL")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let json = match format {
+        Some(format) => format == super::LogFormat::Json,
+        None => std::env::var("FIREDRILL_LOG").is_ok_and(|v| v == "json") || !terminal,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(terminal))
         .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+pub fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn fault_proxy(
@@ -179,7 +195,10 @@ pub fn run(command: Command) -> ExitCode {
                 (_, _, _, true) => rollback(&target, Selection::All, dry_run).await,
                 _ => Err(ExitCode::from(EXIT_USAGE)),
             },
-            Command::Validate { .. } | Command::Plan { .. } => Err(ExitCode::from(EXIT_USAGE)),
+            Command::Validate { .. }
+            | Command::Plan { .. }
+            | Command::Completions { .. }
+            | Command::Man => Err(ExitCode::from(EXIT_USAGE)),
         };
         result.unwrap_or_else(|code| code)
     })
@@ -508,12 +527,24 @@ async fn run_now(
 
 async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
-    let kube = connect(&config).await?;
-    print!(
-        "{}",
-        crate::scheduler::status_report(&config, &kube, Utc::now()).await
-    );
-    Ok(ExitCode::SUCCESS)
+    match Kube::connect(&config.namespace).await {
+        Ok(kube) => {
+            print!(
+                "{}",
+                crate::scheduler::status_report(&config, &kube, Utc::now()).await
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        // Without a cluster the calendar is still known: what fires next, and when.
+        Err(e) => {
+            eprintln!("error: {e}");
+            print!(
+                "leader:       unknown (no cluster)\nkill switch:  unknown (no cluster)\nrunning:      unknown (no cluster)\nnext fires:\n{}",
+                crate::scheduler::next_fires(&config, Utc::now())
+            );
+            Err(ExitCode::from(EXIT_ERROR))
+        }
+    }
 }
 
 async fn history(
