@@ -608,7 +608,19 @@ impl StopReport {
 /// look again for anything left. Calls grow with the kinds of artifact and the runs, not with
 /// the number of artifacts.
 pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) -> StopReport {
+    stop_saying(kube, reason, by, protection, &|_| {}).await
+}
+
+/// [`stop`], saying each phase as it begins (the CLI's progress).
+pub async fn stop_saying(
+    kube: &Kube,
+    reason: &str,
+    by: &str,
+    protection: &Protection,
+    phase: &(dyn Fn(&str) + Sync),
+) -> StopReport {
     let cluster = KubeCluster::new(kube);
+    phase("engaging the kill switch");
     let mut report = StopReport {
         kill_switch: engage(kube, reason, by).await,
         jobs: Ok(()),
@@ -616,6 +628,7 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
         ledgers: Vec::new(),
         remaining: Vec::new(),
     };
+    phase("deleting drill Jobs");
     let jobs: Api<Job> = Api::namespaced(kube.client().clone(), kube.namespace());
     report.jobs = jobs
         .delete_collection(
@@ -627,6 +640,7 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
         .map_err(|e| format!("delete drill Jobs in {}: {e}", kube.namespace()));
     let mut deleted: BTreeSet<ObjectRef> = BTreeSet::new();
     for kind in ARTIFACT_KINDS {
+        phase(&format!("sweeping every {kind} labelled {ARTIFACT_SELECTOR}"));
         let swept = cluster.sweep(kind, protection).await;
         if let Ok(s) = &swept {
             deleted.extend(s.found.iter().cloned());
@@ -637,11 +651,13 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
     // created is judged one by one.
     let swept = |r: &ObjectRef| deleted.contains(r);
     let guard = |r: &ObjectRef| protection.check(r);
+    phase("reverting open ledgers");
     match cluster.ledgers().await {
         Ok(ledgers) => {
             for (name, ledger) in ledgers {
                 let result = match ledger {
                     Ok(mut ledger) if ledger.is_open() => {
+                        phase(&format!("reverting {name}"));
                         Ok(replay_after_sweep(&cluster, &mut ledger, &guard, &swept).await)
                     }
                     Ok(_) => continue,
@@ -655,6 +671,7 @@ pub async fn stop(kube: &Kube, reason: &str, by: &str, protection: &Protection) 
         }
         Err(e) => report.remaining.push(format!("ledgers unknown: {e}")),
     }
+    phase("checking that nothing remains");
     for kind in ARTIFACT_KINDS {
         match cluster.artifacts(kind).await {
             Ok(left) => report

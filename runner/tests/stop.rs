@@ -33,6 +33,28 @@ async fn stop_costs_calls_per_kind_of_artifact_not_per_artifact() {
         ]
     );
     assert_eq!(report.ledgers.len(), 10, "ten runs' ledgers, each closed");
+    // What the person running it sees, phase by phase (the CLI adds the elapsed time).
+    let phases = api.lock().unwrap().phases.clone();
+    assert_eq!(
+        phases[..3],
+        [
+            "engaging the kill switch",
+            "deleting drill Jobs",
+            "sweeping every NetworkPolicy labelled firedrill.io/artifact=true"
+        ]
+    );
+    assert!(
+        phases
+            .iter()
+            .filter(|p| p.starts_with("reverting firedrill-ledger-"))
+            .count()
+            == 10,
+        "{phases:#?}"
+    );
+    assert_eq!(
+        phases.last().map(String::as_str),
+        Some("checking that nothing remains")
+    );
     // 1 kill switch + 1 Jobs + 4 kinds listed + 4 kinds × 10 namespaces swept + 1 ledger list
     // + 10 ledgers saved (replaced at the version read) + 4 kinds and 1 ledger list to verify.
     assert_eq!(calls.len(), 1 + 1 + 4 + 40 + 1 + 10 + 4 + 1, "{calls:#?}");

@@ -506,10 +506,12 @@ async fn run_now(
         return Ok(ExitCode::SUCCESS);
     }
     let deadline = executor::budget(drill) + Duration::from_secs(300);
+    let started = std::time::Instant::now();
     let progress = |line: &str| {
         eprintln!(
-            "{} job/{}: {line}",
+            "{} [{:>6.1}s] job/{}: {line}",
             Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            started.elapsed().as_secs_f64(),
             run.run
         );
     };
@@ -635,7 +637,8 @@ async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode
     let namespace = kube.namespace().to_owned();
     let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     progress(started, &format!("stopping every drill in {namespace}"));
-    let report = ledger::stop(&kube, reason, &by, &protection).await;
+    let say = |phase: &str| progress(started, phase);
+    let report = ledger::stop_saying(&kube, reason, &by, &protection, &say).await;
     match &report.kill_switch {
         Ok(text) | Err(text) => println!("{text}"),
     }

@@ -22,6 +22,8 @@ pub struct Api {
     pub artifacts: BTreeMap<(String, String), BTreeSet<String>>,
     pub ledgers: BTreeMap<String, Value>,
     pub calls: Vec<String>,
+    /// The phases `stop` said, in order.
+    pub phases: Vec<String>,
 }
 
 fn status(code: u16, reason: &str) -> Value {
@@ -171,7 +173,8 @@ pub async fn stop(artifacts: usize) -> (Vec<String>, ledger::StopReport, Arc<Mut
             }
         })
     };
-    let report = ledger::stop(
+    let said = api.clone();
+    let report = ledger::stop_saying(
         &kube,
         "INC-1",
         "oncall",
@@ -179,6 +182,7 @@ pub async fn stop(artifacts: usize) -> (Vec<String>, ledger::StopReport, Arc<Mut
             globs: Vec::new(),
             own_namespace: "chaos-testing".into(),
         },
+        &move |phase: &str| said.lock().unwrap().phases.push(phase.to_owned()),
     )
     .await;
     drop(kube);
