@@ -640,7 +640,9 @@ pub async fn stop_saying(
         .map_err(|e| format!("delete drill Jobs in {}: {e}", kube.namespace()));
     let mut deleted: BTreeSet<ObjectRef> = BTreeSet::new();
     for kind in ARTIFACT_KINDS {
-        phase(&format!("sweeping every {kind} labelled {ARTIFACT_SELECTOR}"));
+        phase(&format!(
+            "sweeping every {kind} labelled {ARTIFACT_SELECTOR}"
+        ));
         let swept = cluster.sweep(kind, protection).await;
         if let Ok(s) = &swept {
             deleted.extend(s.found.iter().cloned());
