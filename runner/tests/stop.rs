@@ -220,3 +220,29 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
         assert_ne!(v.1, "secrets", "no Secrets");
     }
 }
+
+/// What no firedrill role may ever grant: everything (`*`), privilege escalation (`escalate`,
+/// `bind`, `impersonate`), or reading Secrets (a drill needs none; hook Jobs and drill Jobs get
+/// theirs from the kubelet, by reference).
+#[test]
+fn no_role_grants_wildcards_escalation_or_secrets() {
+    for file in ["role.yaml", "clusterrole.yaml"] {
+        for (group, resource, verb) in granted(file) {
+            let what = format!("{file}: {group}/{resource} {verb}");
+            assert!(
+                group != "*" && resource != "*" && verb != "*",
+                "a wildcard: {what}"
+            );
+            assert!(
+                !["escalate", "bind", "impersonate"].contains(&verb.as_str()),
+                "escalation: {what}"
+            );
+            assert!(
+                !(resource == "secrets" && ["get", "list", "watch"].contains(&verb.as_str())),
+                "reads Secrets: {what}"
+            );
+        }
+    }
+    // And the check reads something: both files grant rules.
+    assert!(granted("role.yaml").len() > 5 && granted("clusterrole.yaml").len() > 10);
+}
