@@ -86,6 +86,9 @@ impl Elector {
     }
 }
 
+/// The scheduler's Deployment, as `deploy/` names it.
+pub const SCHEDULER_DEPLOYMENT: &str = "firedrill-scheduler";
+
 /// The Lease the schedulers compete for.
 pub const LEASE_NAME: &str = "firedrill-scheduler";
 
@@ -298,6 +301,48 @@ impl Kube {
             .get_opt(name)
             .await
             .map_err(api_error(format!("read Job {}/{name}", self.namespace)))
+    }
+
+    /// The image, drill-file ConfigMap and service account the scheduler's Deployment gives its
+    /// Jobs (its `FIREDRILL_*` environment, else its own image and service account): what a Job
+    /// started from a workstation must run. `None` when there is no scheduler Deployment.
+    pub async fn scheduler_runtime(&self) -> Result<Option<crate::job::Runtime>, KubeError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Some(deployment) =
+            api.get_opt(SCHEDULER_DEPLOYMENT)
+                .await
+                .map_err(api_error(format!(
+                    "read Deployment {}/{SCHEDULER_DEPLOYMENT}",
+                    self.namespace
+                )))?
+        else {
+            return Ok(None);
+        };
+        let Some(pod) = deployment.spec.and_then(|s| s.template.spec) else {
+            return Ok(None);
+        };
+        let Some(container) = pod.containers.first() else {
+            return Ok(None);
+        };
+        let env = |name: &str| {
+            container
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        let defaults = crate::job::Runtime::from_env();
+        Ok(Some(crate::job::Runtime {
+            image: env("FIREDRILL_IMAGE")
+                .or_else(|| container.image.clone())
+                .unwrap_or(defaults.image),
+            config_map: env("FIREDRILL_CONFIGMAP").unwrap_or(defaults.config_map),
+            service_account: env("FIREDRILL_SERVICE_ACCOUNT")
+                .or(pod.service_account_name.clone())
+                .unwrap_or(defaults.service_account),
+        }))
     }
 
     /// Every drill Job in firedrill's namespace.

@@ -514,3 +514,41 @@ async fn cordon_scale_and_selector_swap_are_merge_patches_of_one_field() {
         json!({ "spec": { "selector": { "app": null, "firedrill.io/proxy": "run-1" } } })
     );
 }
+
+#[tokio::test]
+async fn a_workstation_run_uses_the_image_the_scheduler_gives_its_jobs() {
+    let (kube, mut api) = kube();
+    let server = tokio::spawn(async move {
+        let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/firedrill-scheduler");
+        let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "firedrill-scheduler", "namespace": NS },
+            "spec": { "selector": { "matchLabels": { "app": "f" } }, "template": { "spec": {
+                "serviceAccountName": "firedrill",
+                "containers": [{ "name": "scheduler", "image": "ghcr.io/acme/firedrill:1.4.2",
+                    "env": [{ "name": "FIREDRILL_IMAGE", "value": "ghcr.io/acme/firedrill@sha256:abc" },
+                            { "name": "FIREDRILL_CONFIGMAP", "value": "drills" }] }] } } } });
+        expect(&mut api, Method::GET, &path, None, 200, deployment.clone()).await;
+        // Without FIREDRILL_IMAGE in its environment: its own image.
+        let mut plain = deployment;
+        plain["spec"]["template"]["spec"]["containers"][0]["env"] = json!([]);
+        expect(&mut api, Method::GET, &path, None, 200, plain).await;
+        expect(
+            &mut api,
+            Method::GET,
+            &path,
+            None,
+            404,
+            not_found("deployments", "firedrill-scheduler"),
+        )
+        .await;
+    });
+    let runtime = kube.scheduler_runtime().await.unwrap().unwrap();
+    assert_eq!(runtime.image, "ghcr.io/acme/firedrill@sha256:abc");
+    assert_eq!(runtime.config_map, "drills");
+    assert_eq!(runtime.service_account, "firedrill");
+    let runtime = kube.scheduler_runtime().await.unwrap().unwrap();
+    assert_eq!(runtime.image, "ghcr.io/acme/firedrill:1.4.2");
+    assert_eq!(runtime.config_map, "firedrill-config");
+    assert!(kube.scheduler_runtime().await.unwrap().is_none());
+    server.await.unwrap();
+}

@@ -477,6 +477,27 @@ async fn run_now(
         return Ok(ExitCode::SUCCESS);
     }
     let kube = connect(&config).await?;
+    // The image the cluster's scheduler runs, unless this shell names one: a workstation's
+    // default tag may not exist in the cluster's registry.
+    let runtime = if std::env::var_os("FIREDRILL_IMAGE").is_some() {
+        runtime
+    } else {
+        match kube.scheduler_runtime().await {
+            Ok(Some(theirs)) => theirs,
+            Ok(None) => {
+                eprintln!(
+                    "warning: no scheduler Deployment in {}: the Job runs {} (set FIREDRILL_IMAGE to choose)",
+                    kube.namespace(),
+                    runtime.image
+                );
+                runtime
+            }
+            Err(e) => {
+                eprintln!("warning: cannot read the scheduler Deployment ({e}): the Job runs {} (set FIREDRILL_IMAGE to choose)", runtime.image);
+                runtime
+            }
+        }
+    };
     // A Job of that name already there is another run: draw a new id rather than follow it.
     let mut attempts = 0;
     loop {
