@@ -1018,8 +1018,12 @@ async fn inject(
         .unwrap_or_default();
     if injection.is_some() {
         if let Some(kube) = x.kube {
-            // The last look before the first change.
-            if let Ok(Some(reason)) = kube.kill_switch().await {
+            // The last look before the first change; unreadable counts as engaged (fail safe).
+            let engaged = kube
+                .kill_switch()
+                .await
+                .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}")));
+            if let Some(reason) = engaged {
                 if let Some(w) = writer.take() {
                     w.stop().await;
                 }
@@ -1157,8 +1161,12 @@ async fn promote(
         return;
     }
     // The one step nothing undoes: not after a stop or the kill switch.
+    // A kill switch that cannot be read counts as engaged (fail safe).
     let engaged = match x.kube {
-        Some(kube) => kube.kill_switch().await.ok().flatten(),
+        Some(kube) => kube
+            .kill_switch()
+            .await
+            .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}"))),
         None => None,
     };
     if engaged.is_some() || *stop.borrow() {
