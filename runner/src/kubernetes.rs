@@ -35,6 +35,8 @@ pub struct Elector {
     /// Leading until then, unless renewed.
     leading_until: Option<DateTime<Utc>>,
     last_attempt: Option<DateTime<Utc>>,
+    /// Shut down: never leads again.
+    resigned: bool,
 }
 
 impl Elector {
@@ -45,6 +47,7 @@ impl Elector {
             seen: Seen::default(),
             leading_until: None,
             last_attempt: None,
+            resigned: false,
         }
     }
 
@@ -66,19 +69,37 @@ impl Elector {
     }
 
     /// Takes or renews the Lease; whether it leads now. A failed renewal leaves the leadership
-    /// to lapse at the end of the lease already held (never longer).
+    /// to lapse at the end of what was already held (never longer). The leader counts itself
+    /// leading for two thirds of the lease from the moment it asked (client-go's renew
+    /// deadline): a third of the lease is the margin before any other scheduler may take it.
+    /// A request that does not answer within a third of the lease fails (never holds things up).
     pub async fn renew(&mut self, kube: &Kube, now: DateTime<Utc>) -> Result<bool, KubeError> {
+        if self.resigned {
+            return Ok(false);
+        }
         self.last_attempt = Some(now);
-        let held = kube
-            .lead(&self.identity, self.lease_seconds, now, &mut self.seen)
-            .await?;
+        let held = tokio::time::timeout(
+            self.every(),
+            kube.lead(&self.identity, self.lease_seconds, now, &mut self.seen),
+        )
+        .await
+        .map_err(|_| KubeError::Invalid {
+            action: format!("renew Lease {}/{LEASE_NAME}", kube.namespace()),
+            message: format!("no answer within {}s", self.every().as_secs()),
+        })??;
         if held {
-            self.leading_until =
-                Some(now + chrono::TimeDelta::seconds(i64::from(self.lease_seconds)));
+            let leading = i64::from(self.lease_seconds) * 2 / 3;
+            self.leading_until = Some(now + chrono::TimeDelta::seconds(leading));
         } else {
             self.leading_until = None;
         }
         Ok(self.leading(now))
+    }
+
+    /// Stops leading for good (shutdown): no renewal takes the Lease again.
+    pub fn resign(&mut self) {
+        self.resigned = true;
+        self.leading_until = None;
     }
 
     pub fn identity(&self) -> &str {
@@ -322,7 +343,17 @@ impl Kube {
         let Some(pod) = deployment.spec.and_then(|s| s.template.spec) else {
             return Ok(None);
         };
-        let Some(container) = pod.containers.first() else {
+        // The scheduler's container, not a sidecar that may come first.
+        let Some(container) = pod
+            .containers
+            .iter()
+            .find(|c| c.name == "scheduler")
+            .or_else(|| {
+                pod.containers.iter().find(|c| {
+                    c.args.as_ref().and_then(|a| a.first()).map(String::as_str) == Some("scheduler")
+                })
+            })
+        else {
             return Ok(None);
         };
         let env = |name: &str| {
@@ -339,9 +370,8 @@ impl Kube {
                 .or_else(|| container.image.clone())
                 .unwrap_or(defaults.image),
             config_map: env("FIREDRILL_CONFIGMAP").unwrap_or(defaults.config_map),
-            service_account: env("FIREDRILL_SERVICE_ACCOUNT")
-                .or(pod.service_account_name.clone())
-                .unwrap_or(defaults.service_account),
+            // As the scheduler itself defaults it (never its own, broader, account).
+            service_account: env("FIREDRILL_SERVICE_ACCOUNT").unwrap_or(defaults.service_account),
         }))
     }
 
@@ -614,10 +644,12 @@ impl Kube {
             .unwrap_or(i64::from(lease_seconds));
         let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
         // Every renewal changes the record (its renewTime and resourceVersion).
+        // What a renewal changes (not the resourceVersion: a label written by someone else
+        // must not make a dead holder look alive).
         let record = format!(
-            "{holder}|{}|{}",
+            "{holder}|{}|{}|{transitions}",
             spec["renewTime"].as_str().unwrap_or(""),
-            current.metadata.resource_version.as_deref().unwrap_or("")
+            spec["acquireTime"].as_str().unwrap_or(""),
         );
         let since = match (&seen.record, seen.since) {
             (Some(r), Some(since)) if *r == record => since,

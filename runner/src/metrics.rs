@@ -182,6 +182,10 @@ fn route(path: &str, exposition: &Exposition, tick: Duration) -> Response<Full<B
 
 /// How long a client may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How long one connection may last, keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// The pause after a failed accept (file descriptors exhausted), so the loop never spins.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -196,6 +200,9 @@ where
     A: FnMut() -> F,
     F: std::future::Future<Output = std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>>,
 {
+    // At most this many connections at once, each for at most a while: a client that never
+    // reads its answers cannot hold file descriptors (the Lease's connections need them).
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match accept().await {
             Ok((stream, _)) => stream,
@@ -205,8 +212,12 @@ where
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            continue;
+        };
         let exposition = exposition.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let response = route(request.uri().path(), &exposition, tick);
@@ -215,9 +226,11 @@ where
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            let _ = http
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let _ = tokio::time::timeout(
+                CONNECTION_LIFETIME,
+                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            )
+            .await;
         });
     }
 }

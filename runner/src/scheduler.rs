@@ -106,6 +106,7 @@ impl Scheduler {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let (elector, kube) = (self.elector.clone(), self.kube.clone());
+        let gauge = self.metrics.scheduler.leader.clone();
         tokio::spawn(async move {
             let every = elector.lock().await.every();
             let mut ticks = tokio::time::interval(every);
@@ -116,11 +117,19 @@ impl Scheduler {
                     _ = stop.changed() => break,
                 }
                 let mut e = elector.lock().await;
-                if let Err(error) = e.renew(&kube, Utc::now()).await {
+                let now = Utc::now();
+                if let Err(error) = e.renew(&kube, now).await {
                     tracing::warn!(%error, "cannot renew the leader Lease; leadership lapses at the end of the lease");
                 }
+                gauge.set(i64::from(e.leading(now)));
             }
-            let identity = elector.lock().await.identity().to_owned();
+            // Never leading again, before the Lease goes: no tick can take it back.
+            let identity = {
+                let mut e = elector.lock().await;
+                e.resign();
+                e.identity().to_owned()
+            };
+            gauge.set(0);
             match kube.release(&identity).await {
                 Ok(true) => tracing::info!("leader Lease released"),
                 Ok(false) => {}
@@ -172,7 +181,15 @@ impl Scheduler {
         let leader = {
             let mut elector = self.elector.lock().await;
             if elector.due(now) || !elector.leading(now) {
-                elector.renew(&self.kube, now).await?
+                // A failed renewal does not end a leadership still held: the tick goes on.
+                match elector.renew(&self.kube, now).await {
+                    Ok(leads) => leads,
+                    Err(e) if elector.leading(now) => {
+                        tracing::warn!(error = %e, "cannot renew the leader Lease; still leading");
+                        true
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 elector.leading(now)
             }
@@ -205,6 +222,15 @@ impl Scheduler {
             .set(i64::from(report.kill_switch.is_some()));
         if let Some(reason) = &report.kill_switch {
             tracing::warn!(%reason, "kill switch engaged: nothing fires");
+            // Healthy all the same: ready, so its metrics stay scraped.
+            self.metrics.scheduler.ticked(now);
+            return Ok(report);
+        }
+        // The sweep and the records may have taken long: fire only while still leading.
+        if !self.leading(now).await {
+            tracing::warn!("leadership lapsed during the tick: nothing fires");
+            report.leader = false;
+            self.metrics.scheduler.leader.set(0);
             return Ok(report);
         }
         self.fire_due(now, &mut report).await?;

@@ -406,9 +406,11 @@ async fn scheduler(
     let identity = identity
         .or_else(|| std::env::var("POD_NAME").ok())
         .or_else(|| {
+            // Two schedulers on one host must not share an identity (each would think it
+            // holds the Lease): the host name with this process's id.
             std::fs::read_to_string("/etc/hostname")
                 .ok()
-                .map(|h| h.trim().to_owned())
+                .map(|h| format!("{}-{}", h.trim(), std::process::id()))
         })
         .unwrap_or_else(|| format!("firedrill-{}", std::process::id()));
     let mut scheduler = Scheduler::new(config, kube, store, Runtime::from_env(), identity.clone());
@@ -427,8 +429,9 @@ async fn scheduler(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
+            biased;
             _ = stop.changed() => break,
+            _ = ticks.tick() => {}
         }
         scheduler.reload();
         match scheduler.tick(Utc::now()).await {
