@@ -97,6 +97,19 @@ fn container_of<'c>(
     }
 }
 
+/// The node a chosen pod runs on, where a host helper must go.
+pub(crate) fn node_of<'c>(
+    cluster: &'c firedrill_safety::cluster::Cluster,
+    target: &firedrill_safety::verdict::Chosen,
+) -> Result<&'c str, String> {
+    cluster
+        .pods
+        .iter()
+        .find(|p| p.namespace == target.namespace && p.name == target.name)
+        .and_then(|p| p.node.as_deref())
+        .ok_or_else(|| format!("pod {}/{} is on no node", target.namespace, target.name))
+}
+
 pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, String> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
@@ -107,13 +120,7 @@ pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, 
     let mut steps = Vec::new();
     let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
-        let at = format!("{}/{}", target.namespace, target.name);
-        let node = cluster
-            .pods
-            .iter()
-            .find(|p| p.namespace == target.namespace && p.name == target.name)
-            .and_then(|p| p.node.as_deref())
-            .ok_or_else(|| format!("pod {at} is on no node"))?;
+        let node = node_of(cluster, target)?;
         let id = container_of(settings, cluster, &target.namespace, &target.name)?;
         if let Some(owner) = &target.owner {
             affected.insert(owner.clone());

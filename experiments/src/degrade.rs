@@ -11,7 +11,6 @@
 //! with `hostPID`; so its namespace must allow the `privileged` Pod Security level (not
 //! `privileged: true`).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use firedrill_rollback::Step;
@@ -97,16 +96,8 @@ pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan,
         .cluster
         .ok_or("network-degrade needs the cluster to find the pods' nodes")?;
     let mut steps = Vec::new();
-    let mut nodes = BTreeSet::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
-        let at = format!("{}/{}", target.namespace, target.name);
-        let node = cluster
-            .pods
-            .iter()
-            .find(|p| p.namespace == target.namespace && p.name == target.name)
-            .and_then(|p| p.node.as_deref())
-            .ok_or_else(|| format!("pod {at} is on no node"))?;
-        nodes.insert(node);
+        let node = crate::container::node_of(cluster, target)?;
         let id = running_container(cluster, &target.namespace, &target.name)?;
         steps.extend(Step::create(helper(
             run,

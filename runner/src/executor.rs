@@ -471,6 +471,19 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
 /// Why a run ended before its fault was in place: its status and the reason.
 type Ended = (RunStatus, String);
 
+/// What a run records as hit: the pods the verdict chose.
+fn hits(verdict: &verdict::Verdict) -> Vec<Hit> {
+    verdict
+        .targets
+        .iter()
+        .map(|t| Hit {
+            namespace: t.namespace.clone(),
+            name: t.name.clone(),
+            owner: t.owner.clone(),
+        })
+        .collect()
+}
+
 /// What the guard let one fire touch, and the facts its steps are planned from.
 struct Chosen {
     choice: Choice,
@@ -667,15 +680,7 @@ async fn choose(
             );
         }
         let v = &choice.verdict;
-        p.record.targets = v
-            .targets
-            .iter()
-            .map(|t| Hit {
-                namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                owner: t.owner.clone(),
-            })
-            .collect();
+        p.record.targets = hits(v);
         p.evidence.insert(
             "excluded".into(),
             Value::Array(
@@ -780,16 +785,7 @@ async fn choose_regions(
         if let Some(blocked) = choice.verdict.blocked {
             return Err((RunStatus::Blocked, blocked));
         }
-        p.record.targets = choice
-            .verdict
-            .targets
-            .iter()
-            .map(|t| Hit {
-                namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                owner: t.owner.clone(),
-            })
-            .collect();
+        p.record.targets = hits(&choice.verdict);
         return Ok(Chosen {
             choice,
             cluster,
