@@ -131,11 +131,16 @@ impl Injection {
         for (what, why) in &applied.refused {
             self.event(now, &format!("{what}: not made: {why}"));
         }
-        Ok(json!({
+        let mut out = json!({
             "ledger": self.ledger.name(),
             "changed": applied.made,
             "refused": applied.refused.iter().map(|(what, why)| json!({ "step": what, "reason": why })).collect::<Vec<_>>(),
-        }))
+        });
+        let dns = self.cluster.external_changes();
+        if !dns.is_empty() {
+            out["dns_changes"] = json!(dns);
+        }
+        Ok(out)
     }
 
     fn event(&mut self, at: DateTime<Utc>, what: &str) {
@@ -315,7 +320,13 @@ impl Injection {
             ledger: self.ledger.name(),
             result: Ok(report.clone()),
         };
-        let lines = crate::ledger::describe(&outcome);
+        let mut lines = crate::ledger::describe(&outcome);
+        lines.extend(
+            self.cluster
+                .external_changes()
+                .into_iter()
+                .map(|c| format!("DNS {c}")),
+        );
         let touched: std::collections::BTreeSet<rollback::ObjectRef> = self
             .ledger
             .entries
@@ -496,6 +507,7 @@ impl Progress {
     fn new(x: &Execution<'_>, started: DateTime<Utc>, dry_run: bool) -> Self {
         let mut p = Progress {
             record: RunRecord {
+                cluster: x.config.cluster.clone(),
                 id: x.run.run.clone(),
                 drill: x.drill.name.clone(),
                 kind: x.drill.kind.to_string(),
@@ -515,6 +527,17 @@ impl Progress {
         };
         p.evidence.insert("dry_run".into(), json!(dry_run));
         p.evidence.insert("armed".into(), json!(x.config.armed));
+        let success = &x.drill.success;
+        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let criteria = crate::run::Criteria {
+            availability: success.availability.map(|a| a.as_fraction()),
+            latency_p50_seconds: seconds(success.p50),
+            latency_p95_seconds: seconds(success.p95),
+            latency_p99_seconds: seconds(success.p99),
+            rto_seconds: seconds(success.rto),
+            rpo_seconds: seconds(success.rpo),
+        };
+        p.evidence.insert("criteria".into(), json!(criteria));
         p
     }
 }
@@ -1349,6 +1372,15 @@ fn judge(
             )),
         }
     }
+    let cause = match &observed {
+        Observed::Breached(_) => Some(crate::run::ABORT_CONDITION),
+        Observed::Stopped => Some("signal"),
+        Observed::KillSwitch(_) => Some("kill-switch"),
+        Observed::Completed => None,
+    };
+    if let Some(cause) = cause {
+        p.evidence.insert("abort".into(), json!({ "cause": cause }));
+    }
     match observed {
         Observed::Breached(reason) => p.finish(
             RunStatus::Aborted,
@@ -1577,8 +1609,29 @@ pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver
         }
     }
     if let Some(base) = sinks.pushgateway {
-        if let Err(e) =
-            pushgateway::push(sinks.client, base, run, sinks.push_retry, stop.clone()).await
+        // The last success is the history's; a store that cannot say leaves it out of the push.
+        let last_success = match sinks.store {
+            Some(store) if run.status != RunStatus::Passed => {
+                match tokio::time::timeout(CLUSTER_BUDGET, store.last_success(&run.drill)).await {
+                    Ok(Ok(at)) => at,
+                    Ok(Err(e)) => {
+                        tracing::warn!(run = %run.id, error = %e, "last success unknown: not pushed");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        if let Err(e) = pushgateway::push(
+            sinks.client,
+            base,
+            run,
+            last_success,
+            sinks.push_retry,
+            stop.clone(),
+        )
+        .await
         {
             tracing::warn!(run = %run.id, error = %e, "results not pushed");
         }

@@ -118,6 +118,11 @@ pub fn victim_event(
 }
 
 impl KubeCluster {
+    /// The changes outside Kubernetes made since the last call (Route 53 change ids).
+    pub fn external_changes(&self) -> Vec<String> {
+        self.externals.take_changes()
+    }
+
     /// Leaves an Event on an object a drill touched; an Event that cannot be written is logged,
     /// never a reason to stop.
     pub async fn event_on(&self, target: &ObjectRef, reason: &str, message: &str) {

@@ -124,16 +124,28 @@ pub struct Exposition {
 
 impl Default for Exposition {
     fn default() -> Self {
-        let mut registry = Registry::default();
+        Exposition::for_cluster(crate::run::DEFAULT_CLUSTER)
+    }
+}
+
+impl Exposition {
+    /// Every family carries `cluster="<name>"`, as every pushed metric does: one dashboard
+    /// serves the fleet.
+    pub fn for_cluster(cluster: &str) -> Self {
+        let mut registry = Registry::with_labels(
+            [(
+                std::borrow::Cow::Borrowed("cluster"),
+                std::borrow::Cow::Owned(cluster.to_owned()),
+            )]
+            .into_iter(),
+        );
         let scheduler = SchedulerMetrics::register(&mut registry);
         Exposition {
             registry: Arc::new(registry),
             scheduler,
         }
     }
-}
 
-impl Exposition {
     /// The OpenMetrics text of every family.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -1,14 +1,17 @@
 //! Results to the Prometheus Pushgateway after every run.
 //!
-//! Grouping key `/metrics/job/firedrill/drill/<name>`: stable per drill, never a run id. Pushed
-//! with POST, which replaces only the metric names in the push, so
-//! `firedrill_run_last_success_timestamp_seconds` keeps its value through a failed run. The body
-//! is the Prometheus text format 0.0.4, which the Pushgateway expects.
+//! Grouping key `/metrics/job/firedrill/cluster/<cluster>/drill/<name>`: stable per drill and
+//! cluster, never a run id. Pushed with PUT, which replaces the whole group: a blocked or missed
+//! run never leaves the previous run's availability, latency or RTO on show as if current.
+//! `firedrill_run_last_success_timestamp_seconds` survives a failed run because it is read from
+//! the run history and pushed again with every run. The body is the Prometheus text format
+//! 0.0.4, which the Pushgateway expects.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
 
 use crate::run::{RunRecord, RunStatus};
 
@@ -24,8 +27,9 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The metrics of one finished run, in text format 0.0.4.
-pub fn render(run: &RunRecord) -> String {
+/// The metrics of one finished run, in text format 0.0.4. `last_success` is when the drill
+/// last passed on this cluster (the history's answer, or this run's end if it passed).
+pub fn render(run: &RunRecord, last_success: Option<DateTime<Utc>>) -> String {
     let kind = escape(&run.kind);
     let mut out = String::new();
     family(
@@ -60,33 +64,67 @@ pub fn render(run: &RunRecord) -> String {
         "When the drill's last run ended, in seconds since the epoch.",
     );
     let _ = writeln!(out, "firedrill_run_last_timestamp_seconds {finished}");
-    if run.status == RunStatus::Passed {
+    let last_success = match run.status {
+        RunStatus::Passed => Some(finished),
+        _ => last_success.map(|t| t.timestamp()),
+    };
+    if let Some(at) = last_success {
         family(
             &mut out,
             "firedrill_run_last_success_timestamp_seconds",
             "When the drill last passed, in seconds since the epoch.",
         );
-        let _ = writeln!(
-            out,
-            "firedrill_run_last_success_timestamp_seconds {finished}"
-        );
+        let _ = writeln!(out, "firedrill_run_last_success_timestamp_seconds {at}");
     }
     let m = &run.measurements;
-    if let Some(rto) = m.rto_seconds {
-        family(
-            &mut out,
+    let c = run.criteria();
+    let gauges = [
+        (
             "firedrill_rto_seconds",
             "Recovery time measured by the drill's last run.",
-        );
-        let _ = writeln!(out, "firedrill_rto_seconds {rto}");
-    }
-    if let Some(availability) = m.availability {
-        family(
-            &mut out,
+            m.rto_seconds,
+        ),
+        (
+            "firedrill_rto_target_seconds",
+            "The recovery time objective the drill's last run was judged against.",
+            c.rto_seconds,
+        ),
+        (
+            "firedrill_rpo_seconds",
+            "Data loss measured by the drill's last run (acknowledged writes lost, in seconds).",
+            m.rpo_seconds,
+        ),
+        (
+            "firedrill_rpo_target_seconds",
+            "The recovery point objective the drill's last run was judged against.",
+            c.rpo_seconds,
+        ),
+        (
             "firedrill_availability_ratio",
             "Share of steady-state probes answered as expected during the drill's last run.",
-        );
-        let _ = writeln!(out, "firedrill_availability_ratio {availability}");
+            m.availability,
+        ),
+        (
+            "firedrill_availability_target_ratio",
+            "The availability the drill's last run had to keep.",
+            c.availability,
+        ),
+        (
+            "firedrill_rollback_failed",
+            "1 if the last run's revert left something undone (its ledger stays open), else 0.",
+            Some(f64::from(u8::from(run.rollback_failed()))),
+        ),
+        (
+            "firedrill_safety_violation",
+            "1 if one of the drill's abort conditions was breached during the last run, else 0.",
+            Some(f64::from(u8::from(run.safety_violated()))),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            family(&mut out, name, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
     }
     let quantiles = [
         ("0.5", m.latency_p50_seconds),
@@ -135,14 +173,15 @@ pub async fn push(
     client: &reqwest::Client,
     base: &url::Url,
     run: &RunRecord,
+    last_success: Option<DateTime<Utc>>,
     retry: Retry,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let url = group_url(base, &run.drill)?;
-    let body = render(run);
+    let url = group_url(base, &run.cluster, &run.drill)?;
+    let body = render(run, last_success);
     let attempt = || async {
         let response = client
-            .post(url.clone())
+            .put(url.clone())
             .header("Content-Type", "text/plain; version=0.0.4")
             .body(body.clone())
             .timeout(retry.budget.min(Duration::from_secs(5)))
@@ -186,13 +225,21 @@ pub async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// `<base>/metrics/job/firedrill/drill/<name>`.
-pub fn group_url(base: &url::Url, drill: &str) -> Result<url::Url, String> {
+/// `<base>/metrics/job/firedrill/cluster/<cluster>/drill/<name>`.
+pub fn group_url(base: &url::Url, cluster: &str, drill: &str) -> Result<url::Url, String> {
     let mut url = base.clone();
     url.path_segments_mut()
         .map_err(|()| format!("{base} cannot be a Pushgateway URL"))?
         .pop_if_empty()
-        .extend(["metrics", "job", "firedrill", "drill", drill]);
+        .extend([
+            "metrics",
+            "job",
+            "firedrill",
+            "cluster",
+            cluster,
+            "drill",
+            drill,
+        ]);
     Ok(url)
 }
 
@@ -205,6 +252,7 @@ mod tests {
     fn text_format_has_the_contracted_names() {
         let t = |s: &str| s.parse().unwrap();
         let run = RunRecord {
+            cluster: "default".into(),
             id: "probe-1".into(),
             drill: "probe".into(),
             kind: "probe".into(),
@@ -221,9 +269,9 @@ mod tests {
                 latency_p99_seconds: Some(0.3),
                 ..Measurements::default()
             },
-            evidence: serde_json::json!({}),
+            evidence: serde_json::json!({ "criteria": { "availability": 0.99, "rto_seconds": 60.0 } }),
         };
-        let text = render(&run);
+        let text = render(&run, None);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             samples,
@@ -238,7 +286,11 @@ mod tests {
                 "chaos_experiment_duration_seconds{experiment_type=\"probe\"} 60.5",
                 "firedrill_run_last_timestamp_seconds 1800025261",
                 "firedrill_run_last_success_timestamp_seconds 1800025261",
+                "firedrill_rto_target_seconds 60",
                 "firedrill_availability_ratio 0.995",
+                "firedrill_availability_target_ratio 0.99",
+                "firedrill_rollback_failed 0",
+                "firedrill_safety_violation 0",
                 "firedrill_latency_seconds{quantile=\"0.5\"} 0.02",
                 "firedrill_latency_seconds{quantile=\"0.95\"} 0.1",
                 "firedrill_latency_seconds{quantile=\"0.99\"} 0.3",
@@ -246,8 +298,8 @@ mod tests {
         );
         let base: url::Url = "http://pushgateway.monitoring.svc:9091/".parse().unwrap();
         assert_eq!(
-            group_url(&base, "probe").unwrap().as_str(),
-            "http://pushgateway.monitoring.svc:9091/metrics/job/firedrill/drill/probe"
+            group_url(&base, "eu-1", "probe").unwrap().as_str(),
+            "http://pushgateway.monitoring.svc:9091/metrics/job/firedrill/cluster/eu-1/drill/probe"
         );
     }
 }

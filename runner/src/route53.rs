@@ -180,6 +180,12 @@ impl Route53 {
     /// Makes `state` so for `target` (a health check or a record set, as a ledger names it):
     /// the forward change of a step and its undo alike.
     pub async fn set(&self, target: &Value, state: &Value) -> Result<(), String> {
+        self.change(target, state).await.map(|_| ())
+    }
+
+    /// [`Route53::set`], saying what it changed: the health check and its version, or the
+    /// record set and Route 53's change id, for the run's evidence.
+    pub async fn change(&self, target: &Value, state: &Value) -> Result<String, String> {
         if let Some(id) = target.get("health_check").and_then(Value::as_str) {
             let inverted = state
                 .get("inverted")
@@ -211,7 +217,10 @@ impl Route53 {
                         e,
                     )
                 })?;
-            return Ok(());
+            return Ok(format!(
+                "health check {id}: inverted={inverted} (was version {})",
+                now["version"].as_i64().unwrap_or(1)
+            ));
         }
         let zone = text(target, "zone")?;
         let set = from_value(state)?;
@@ -249,11 +258,19 @@ impl Route53 {
                 .and_then(Value::as_u64)
                 .unwrap_or(120),
         );
+        let what = format!(
+            "record set {} {} ({}) in zone {zone}",
+            state["name"].as_str().unwrap_or("?"),
+            state["type"].as_str().unwrap_or("?"),
+            state["set_identifier"].as_str().unwrap_or("-")
+        );
         match answer.change_info() {
             Some(info) if info.status() != &ChangeStatus::Insync => {
-                self.wait_insync(info.id(), wait).await
+                self.wait_insync(info.id(), wait).await?;
+                Ok(format!("{what}: change {} INSYNC", info.id()))
             }
-            _ => Ok(()),
+            Some(info) => Ok(format!("{what}: change {} INSYNC", info.id())),
+            None => Ok(format!("{what}: no change id returned")),
         }
     }
 
@@ -300,6 +317,8 @@ impl Route53 {
 #[derive(Clone, Default)]
 pub struct Externals {
     route53: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<Option<String>, Route53>>>,
+    /// What each change did (Route 53 change ids), until [`Externals::take_changes`].
+    changes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Externals {
@@ -333,7 +352,23 @@ impl Externals {
         let state = action
             .get("set")
             .ok_or_else(|| format!("the {system} change says nothing to set"))?;
-        self.route53(system, target).await?.set(target, state).await
+        let done = self
+            .route53(system, target)
+            .await?
+            .change(target, state)
+            .await?;
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push(done);
+        }
+        Ok(())
+    }
+
+    /// The changes made since the last call, each with its Route 53 change id.
+    pub fn take_changes(&self) -> Vec<String> {
+        self.changes
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 }
 

@@ -83,6 +83,10 @@ pub struct Measurements {
 /// One run of one drill.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The cluster the run acted on (the drill file's `cluster:`); run ids are unique per
+    /// cluster. Records written before the fleet carry the default name.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
     pub id: String,
     pub drill: String,
     pub kind: String,
@@ -96,6 +100,81 @@ pub struct RunRecord {
     pub measurements: Measurements,
     /// Gate results, verdict, samples: what an auditor needs to trust the outcome.
     pub evidence: serde_json::Value,
+}
+
+/// The targets a run was judged against, as the drill file said when it ran (kept in the
+/// record's evidence as `criteria`, so a report judges old runs by the targets of their day).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Criteria {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+}
+
+/// Why an aborted run stopped early, as recorded in its evidence (`abort.cause`).
+pub const ABORT_CONDITION: &str = "abort-condition";
+
+impl RunRecord {
+    /// The targets the run was judged against; none for records written before they were kept.
+    pub fn criteria(&self) -> Criteria {
+        self.evidence
+            .get("criteria")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether the revert left something undone (the ledger stays open for `rollback`).
+    pub fn rollback_failed(&self) -> bool {
+        self.evidence.get("revert_error").is_some()
+            || self
+                .evidence
+                .get("revert")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|r| r.starts_with("REVERT FAILED"))
+    }
+
+    /// Whether a safety constraint broke during the run: one of the drill's abort conditions
+    /// was breached and ended it.
+    pub fn safety_violated(&self) -> bool {
+        self.evidence
+            .pointer("/abort/cause")
+            .and_then(serde_json::Value::as_str)
+            == Some(ABORT_CONDITION)
+    }
+
+    /// Whether the RTO or the RPO measured exceeds the target the run was judged against.
+    pub fn breached(&self) -> Vec<&'static str> {
+        let c = self.criteria();
+        let m = &self.measurements;
+        let mut out = Vec::new();
+        if let (Some(want), Some(got)) = (c.rto_seconds, m.rto_seconds) {
+            if got > want {
+                out.push("rto");
+            }
+        }
+        if let (Some(want), Some(got)) = (c.rpo_seconds, m.rpo_seconds) {
+            if got > want {
+                out.push("rpo");
+            }
+        }
+        out
+    }
+}
+
+/// The cluster name of a drill file without `cluster:`, and of records older than the fleet.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+fn default_cluster() -> String {
+    DEFAULT_CLUSTER.to_owned()
 }
 
 /// One pod a run acted on, and its workload.

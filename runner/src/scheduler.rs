@@ -67,6 +67,7 @@ impl Scheduler {
         runtime: Runtime,
         identity: impl Into<String>,
     ) -> Self {
+        let metrics = crate::metrics::Exposition::for_cluster(&config.cluster);
         Scheduler {
             config_path: Some(config.source.clone()).filter(|p| p.exists()),
             config_text: std::fs::read_to_string(&config.source).ok(),
@@ -79,7 +80,7 @@ impl Scheduler {
                 LEASE_SECONDS,
             ))),
             last_sweep: None,
-            metrics: crate::metrics::Exposition::default(),
+            metrics,
         }
     }
 
@@ -451,7 +452,13 @@ impl Scheduler {
                         active += 1;
                         if self.store.run(&run).await?.is_none() {
                             self.store
-                                .record_run(&running_record(drill, &run, fire.scheduled, now))
+                                .record_run(&running_record(
+                                    &config.cluster,
+                                    drill,
+                                    &run,
+                                    fire.scheduled,
+                                    now,
+                                ))
                                 .await?;
                         }
                         tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
@@ -475,7 +482,7 @@ impl Scheduler {
                 }
             };
             if status == "missed" {
-                let mut missed = running_record(drill, &run, fire.scheduled, now);
+                let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
                 missed.status = RunStatus::Missed;
                 missed.started = None;
                 missed.ended = Some(now);
@@ -511,12 +518,14 @@ const FIRST_TICK: &str = "first_tick";
 const HORIZON: TimeDelta = TimeDelta::days(31);
 
 fn running_record(
+    cluster: &str,
     drill: &crate::config::Drill,
     run: &str,
     scheduled: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> RunRecord {
     RunRecord {
+        cluster: cluster.to_owned(),
         id: run.to_owned(),
         drill: drill.name.clone(),
         kind: drill.kind.to_string(),

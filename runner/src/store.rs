@@ -51,6 +51,58 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scheduler state",
         "CREATE TABLE IF NOT EXISTS scheduler_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        3,
+        "the fleet: every row names its cluster",
+        // One PostgreSQL holds many clusters' histories: run ids, fires and the scheduler's state
+        // are unique per cluster. Rows written before carry the default cluster's name.
+        "CREATE TABLE runs_by_cluster (
+        cluster TEXT NOT NULL,
+        id TEXT NOT NULL,
+        drill TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        started TEXT,
+        ended TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        targets TEXT NOT NULL,
+        measurements TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (cluster, id)
+    );
+    INSERT INTO runs_by_cluster (cluster, id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at)
+        SELECT 'default', id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_by_cluster RENAME TO runs;
+    CREATE INDEX runs_by_drill ON runs (cluster, drill, scheduled);
+    CREATE INDEX runs_by_scheduled ON runs (scheduled);
+    CREATE TABLE fires_by_cluster (
+        cluster TEXT NOT NULL,
+        drill TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        run TEXT,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (cluster, drill, scheduled)
+    );
+    INSERT INTO fires_by_cluster (cluster, drill, scheduled, status, reason, run, recorded_at)
+        SELECT 'default', drill, scheduled, status, reason, run, recorded_at FROM fires;
+    DROP TABLE fires;
+    ALTER TABLE fires_by_cluster RENAME TO fires;
+    CREATE INDEX fires_by_scheduled ON fires (scheduled);
+    CREATE TABLE state_by_cluster (
+        cluster TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (cluster, key)
+    );
+    INSERT INTO state_by_cluster (cluster, key, value) SELECT 'default', key, value FROM scheduler_state;
+    DROP TABLE scheduler_state;
+    ALTER TABLE state_by_cluster RENAME TO scheduler_state",
+    ),
 ];
 
 /// What became of one scheduled fire, as the scheduler saw it.
@@ -94,12 +146,14 @@ pub enum StoreError {
 
 pub struct Store {
     pool: AnyPool,
+    /// The cluster whose fires, state and cooldowns this process reads and writes.
+    cluster: String,
 }
 
 /// The columns of a run, in the order `read_run` expects (a macro, so queries stay literals).
 macro_rules! select_run {
     () => {
-        "SELECT id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence FROM runs"
+        "SELECT cluster, id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence FROM runs"
     };
 }
 
@@ -132,8 +186,9 @@ fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates.
-    pub async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+    /// Opens (creating a SQLite file if needed) and migrates. Fires, state, cooldowns and
+    /// `run`/`runs` are those of `cluster`; a run is recorded under the cluster it names.
+    pub async fn open(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (connect, max) = match url {
             // sqlx decodes the path: encode what would otherwise end it or be decoded.
@@ -166,7 +221,10 @@ impl Store {
                 url: redact(&connect),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            cluster: cluster.to_owned(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -226,9 +284,9 @@ impl Store {
     /// and scheduled instant: a record never changes what it is a record of.
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (id) DO UPDATE SET
+            "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at, cluster)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (cluster, id) DO UPDATE SET
                started = excluded.started, ended = excluded.ended, status = excluded.status,
                reason = excluded.reason, targets = excluded.targets,
                measurements = excluded.measurements, evidence = excluded.evidence,
@@ -248,10 +306,11 @@ impl Store {
         .bind(serde_json::to_string(&run.measurements).unwrap_or_else(|_| "{}".into()))
         .bind(run.evidence.to_string())
         .bind(timestamp(Utc::now()))
+        .bind(&run.cluster)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            let existing = self.run(&run.id).await?;
+            let existing = self.run_of(&run.cluster, &run.id).await?;
             return Err(match existing {
                 Some(e) => StoreError::Conflict {
                     id: e.id,
@@ -282,8 +341,14 @@ impl Store {
             .await
     }
 
+    /// The run `id` of this store's cluster.
     pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query(concat!(select_run!(), " WHERE id = $1"))
+        self.run_of(&self.cluster, id).await
+    }
+
+    async fn run_of(&self, cluster: &str, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(concat!(select_run!(), " WHERE cluster = $1 AND id = $2"))
+            .bind(cluster)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -298,19 +363,32 @@ impl Store {
     ) -> Result<Vec<RunRecord>, StoreError> {
         let rows = sqlx::query(concat!(
             select_run!(),
-            " WHERE ($1 = '' OR drill = $1) AND scheduled >= $2 ORDER BY scheduled DESC, id"
+            " WHERE cluster = $3 AND ($1 = '' OR drill = $1) AND scheduled >= $2 ORDER BY scheduled DESC, id"
         ))
         .bind(drill.unwrap_or(""))
         .bind(since.map(timestamp).unwrap_or_default())
+        .bind(&self.cluster)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(read_run).collect()
     }
 
+    /// When `drill` last passed on this store's cluster (the end of its newest passed run).
+    pub async fn last_success(&self, drill: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ended: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(ended) FROM runs WHERE cluster = $1 AND drill = $2 AND status = 'passed'",
+        )
+        .bind(&self.cluster)
+        .bind(drill)
+        .fetch_one(&self.pool)
+        .await?;
+        ended.as_deref().map(parse_timestamp).transpose()
+    }
+
     pub async fn record_fire(&self, fire: &FireRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO fires (drill, scheduled, status, reason, run, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (drill, scheduled) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+            "INSERT INTO fires (drill, scheduled, status, reason, run, recorded_at, cluster) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (cluster, drill, scheduled) DO UPDATE SET status = excluded.status, reason = excluded.reason,
                run = excluded.run, recorded_at = excluded.recorded_at",
         )
         .bind(&fire.drill)
@@ -319,6 +397,7 @@ impl Store {
         .bind(fire.reason.as_deref())
         .bind(fire.run.as_deref())
         .bind(timestamp(Utc::now()))
+        .bind(&self.cluster)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -331,9 +410,10 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<firedrill_safety::verdict::RecentHits, StoreError> {
         let rows = sqlx::query(
-            "SELECT started, targets FROM runs WHERE started >= $1 AND status IN ('running', 'passed', 'failed', 'aborted', 'error')",
+            "SELECT started, targets FROM runs WHERE cluster = $2 AND started >= $1 AND status IN ('running', 'passed', 'failed', 'aborted', 'error')",
         )
         .bind(timestamp(since))
+        .bind(&self.cluster)
         .fetch_all(&self.pool)
         .await?;
         let mut hits = Vec::new();
@@ -355,10 +435,13 @@ impl Store {
         &self,
         from: DateTime<Utc>,
     ) -> Result<std::collections::HashSet<(String, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query("SELECT drill, scheduled FROM fires WHERE scheduled >= $1")
-            .bind(timestamp(from))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT drill, scheduled FROM fires WHERE cluster = $2 AND scheduled >= $1",
+        )
+        .bind(timestamp(from))
+        .bind(&self.cluster)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -375,9 +458,10 @@ impl Store {
         drill: &str,
         scheduled: DateTime<Utc>,
     ) -> Result<Option<FireRecord>, StoreError> {
-        let row = sqlx::query("SELECT drill, scheduled, status, reason, run FROM fires WHERE drill = $1 AND scheduled = $2")
+        let row = sqlx::query("SELECT drill, scheduled, status, reason, run FROM fires WHERE cluster = $3 AND drill = $1 AND scheduled = $2")
             .bind(drill)
             .bind(timestamp(scheduled))
+            .bind(&self.cluster)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| -> Result<FireRecord, StoreError> {
@@ -395,8 +479,9 @@ impl Store {
     /// A value the scheduler keeps between restarts (e.g. the last instant it handled).
     pub async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM scheduler_state WHERE key = $1")
+            sqlx::query_scalar("SELECT value FROM scheduler_state WHERE cluster = $2 AND key = $1")
                 .bind(key)
+                .bind(&self.cluster)
                 .fetch_optional(&self.pool)
                 .await?,
         )
@@ -404,10 +489,11 @@ impl Store {
 
     pub async fn set_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO scheduler_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO scheduler_state (key, value, cluster) VALUES ($1, $2, $3) ON CONFLICT (cluster, key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
+        .bind(&self.cluster)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -525,6 +611,7 @@ fn read_run(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let measurements: String = row.try_get("measurements")?;
     Ok(RunRecord {
+        cluster: row.try_get("cluster")?,
         id: row.try_get("id")?,
         drill: row.try_get("drill")?,
         kind: row.try_get("kind")?,

@@ -89,7 +89,7 @@ impl WriteAllSync for std::process::ChildStdin {
 #[tokio::test]
 async fn metrics_health_and_readiness_over_http() {
     firedrill::gate::install_tls_provider();
-    let exposition = Exposition::default();
+    let exposition = Exposition::for_cluster("eu-1");
     let base = serving(exposition.clone()).await;
     assert_eq!(get(&base, "/healthz").await.0, 200);
     let (status, _, body) = get(&base, "/readyz").await;
@@ -125,9 +125,9 @@ async fn metrics_health_and_readiness_over_http() {
         return;
     };
     for line in [
-        "firedrill_scheduler_leader gauge firedrill_scheduler_leader=1",
-        "firedrill_kill_switch_engaged gauge firedrill_kill_switch_engaged=0",
-        "firedrill_scheduler_tick_errors counter firedrill_scheduler_tick_errors_total=1",
+        "firedrill_scheduler_leader gauge firedrill_scheduler_leader{'cluster': 'eu-1'}=1",
+        "firedrill_kill_switch_engaged gauge firedrill_kill_switch_engaged{'cluster': 'eu-1'}=0",
+        "firedrill_scheduler_tick_errors counter firedrill_scheduler_tick_errors_total{'cluster': 'eu-1'}=1",
     ] {
         assert!(
             families.lines().any(|l| l == line),
@@ -139,11 +139,11 @@ async fn metrics_health_and_readiness_over_http() {
         .find(|l| l.starts_with("firedrill_scheduler_fires counter"))
         .unwrap_or_else(|| panic!("no fires family in\n{families}"));
     assert!(
-        fires.contains("firedrill_scheduler_fires_total{'status': 'fired'}=2"),
+        fires.contains("firedrill_scheduler_fires_total{'cluster': 'eu-1', 'status': 'fired'}=2"),
         "{fires}"
     );
     assert!(
-        fires.contains("firedrill_scheduler_fires_total{'status': 'missed'}=1"),
+        fires.contains("firedrill_scheduler_fires_total{'cluster': 'eu-1', 'status': 'missed'}=1"),
         "{fires}"
     );
 }

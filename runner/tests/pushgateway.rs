@@ -12,6 +12,7 @@ use support::{refused_url, service, unique};
 fn run(drill: &str, status: RunStatus) -> RunRecord {
     let t = |s: &str| s.parse().unwrap();
     RunRecord {
+        cluster: "eu-1".into(),
         id: format!("{drill}-1"),
         drill: drill.into(),
         kind: "probe".into(),
@@ -81,13 +82,14 @@ async fn pushed_results_read_back_exactly() {
         e.client(),
         &base,
         &run(&drill, RunStatus::Passed),
+        None,
         QUICK,
         no_signal(),
     )
     .await
     .expect("push");
     // The Pushgateway adds the grouping key and `instance`, and prints labels sorted by name.
-    let d = format!("drill=\"{drill}\"");
+    let d = format!("cluster=\"eu-1\",drill=\"{drill}\"");
     let labels = format!("{d},instance=\"\",job=\"firedrill\"");
     let typed = format!("{d},experiment_type=\"probe\",instance=\"\",job=\"firedrill\"");
     let got = scrape(e.client(), &base, &drill).await;
@@ -95,8 +97,10 @@ async fn pushed_results_read_back_exactly() {
         format!("chaos_experiment_duration_seconds{{{typed}}} 120"),
         format!("firedrill_availability_ratio{{{labels}}} 0.99"),
         format!("firedrill_latency_seconds{{{labels},quantile=\"0.95\"}} 0.25"),
+        format!("firedrill_rollback_failed{{{labels}}} 0"),
         format!("firedrill_run_last_success_timestamp_seconds{{{labels}}} 1.800025321e+09"),
         format!("firedrill_run_last_timestamp_seconds{{{labels}}} 1.800025321e+09"),
+        format!("firedrill_safety_violation{{{labels}}} 0"),
     ];
     for status in [
         "aborted", "blocked", "dry-run", "error", "failed", "missed", "passed",
@@ -109,30 +113,42 @@ async fn pushed_results_read_back_exactly() {
     expected.sort();
     assert_eq!(got, expected);
 
-    // A failed run replaces the status but keeps the last success.
-    let mut failed = run(&drill, RunStatus::Failed);
-    failed.ended = Some("2027-02-15T15:02:01Z".parse().unwrap());
-    pushgateway::push(e.client(), &base, &failed, QUICK, no_signal())
-        .await
-        .expect("push");
+    // A blocked run replaces the whole group: nothing it did not measure stays on show from
+    // the run before. The last success comes from the history, passed in.
+    let mut blocked = run(&drill, RunStatus::Blocked);
+    blocked.started = None;
+    blocked.ended = Some("2027-02-15T15:00:00Z".parse().unwrap());
+    blocked.measurements = Measurements::default();
+    let passed_at = "2027-01-15T15:02:01Z".parse().unwrap();
+    pushgateway::push(
+        e.client(),
+        &base,
+        &blocked,
+        Some(passed_at),
+        QUICK,
+        no_signal(),
+    )
+    .await
+    .expect("push");
     let got = scrape(e.client(), &base, &drill).await;
-    assert!(
-        got.contains(&format!(
-            "firedrill_run_last_success_timestamp_seconds{{{labels}}} 1.800025321e+09"
-        )),
-        "{got:#?}"
-    );
-    assert!(
-        got.contains(&format!(
-            "chaos_experiment_status{{{typed},status=\"failed\"}} 1"
-        )),
-        "{got:#?}"
-    );
-    assert!(
-        got.contains(&format!(
-            "chaos_experiment_status{{{typed},status=\"passed\"}} 0"
-        )),
-        "{got:#?}"
+    let mut expected = vec![
+        format!("firedrill_rollback_failed{{{labels}}} 0"),
+        format!("firedrill_run_last_success_timestamp_seconds{{{labels}}} 1.800025321e+09"),
+        format!("firedrill_run_last_timestamp_seconds{{{labels}}} 1.8027036e+09"),
+        format!("firedrill_safety_violation{{{labels}}} 0"),
+    ];
+    for status in [
+        "aborted", "blocked", "dry-run", "error", "failed", "missed", "passed",
+    ] {
+        let value = if status == "blocked" { 1 } else { 0 };
+        expected.push(format!(
+            "chaos_experiment_status{{{typed},status=\"{status}\"}} {value}"
+        ));
+    }
+    expected.sort();
+    assert_eq!(
+        got, expected,
+        "no availability, latency or duration left from the run before"
     );
 }
 
@@ -144,6 +160,7 @@ async fn an_outage_is_retried_then_reported_not_raised() {
         e.client(),
         &down,
         &run("probe", RunStatus::Passed),
+        None,
         QUICK,
         no_signal(),
     )
@@ -166,6 +183,7 @@ async fn a_silent_pushgateway_costs_the_budget_not_the_retries() {
         e.client(),
         &silent,
         &run("probe", RunStatus::Passed),
+        None,
         patient,
         no_signal(),
     )
@@ -197,6 +215,7 @@ async fn a_signal_ends_the_retries() {
             e.client(),
             &down,
             &run("probe", RunStatus::Passed),
+            None,
             patient,
             stop,
         ),

@@ -102,7 +102,9 @@ impl World {
 
     /// A scheduler on this world's cluster with another drill file.
     async fn scheduler_for(&self, config: Config, identity: &str) -> Scheduler {
-        let store = Store::open(&config.store).await.expect("store");
+        let store = Store::open(&config.store, &config.cluster)
+            .await
+            .expect("store");
         Scheduler::new(
             config,
             Kube::new(self.client.clone(), NS),
@@ -171,7 +173,9 @@ impl World {
         let record = execute_on(&self.client, &self.config, drill, &run, Some(Vec::new())).await;
         let kube = Kube::new(self.client.clone(), NS);
         let endpoints = Endpoints::new(None, None);
-        let store = Store::open(&self.config.store).await.unwrap();
+        let store = Store::open(&self.config.store, &self.config.cluster)
+            .await
+            .unwrap();
         executor::record(
             &record,
             &Sinks {
@@ -501,11 +505,15 @@ async fn a_changed_drill_file_is_picked_up_and_a_broken_one_refused() {
     assert_eq!(s.config.drills[0].schedule.text(), "30 11 * * *");
     let metrics = s.metrics.encode();
     assert!(
-        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"applied\"} 1"),
+        metrics.contains(
+            "firedrill_scheduler_config_reloads_total{cluster=\"default\",result=\"applied\"} 1"
+        ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("firedrill_scheduler_config_reloads_total{result=\"rejected\"} 2"),
+        metrics.contains(
+            "firedrill_scheduler_config_reloads_total{cluster=\"default\",result=\"rejected\"} 2"
+        ),
         "{metrics}"
     );
     assert!(

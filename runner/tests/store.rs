@@ -16,6 +16,7 @@ fn at(text: &str) -> DateTime<Utc> {
 
 fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
     RunRecord {
+        cluster: "default".into(),
         id: id.into(),
         drill: drill.into(),
         kind: "probe".into(),
@@ -31,12 +32,14 @@ fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
 }
 
 async fn exercise(url: StoreUrl) {
-    let store = Store::open(&url).await.expect("open and migrate");
-    assert_eq!(store.migrations().await.unwrap(), [1, 2]);
+    let store = Store::open(&url, "default")
+        .await
+        .expect("open and migrate");
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3]);
     // Migrating again, and opening again, changes nothing.
     store.migrate().await.expect("migrate twice");
-    let again = Store::open(&url).await.expect("reopen");
-    assert_eq!(again.migrations().await.unwrap(), [1, 2]);
+    let again = Store::open(&url, "default").await.expect("reopen");
+    assert_eq!(again.migrations().await.unwrap(), [1, 2, 3]);
     again.close().await;
 
     let mut first = run(
@@ -194,9 +197,120 @@ async fn exercise(url: StoreUrl) {
     );
     assert_eq!(
         store.fire("probe-a", fire.scheduled).await.unwrap(),
-        Some(fire)
+        Some(fire.clone())
+    );
+    assert_eq!(
+        store.last_success("probe-a").await.unwrap(),
+        Some(at("2027-01-15T15:05:00Z"))
+    );
+    assert_eq!(store.last_success("probe-b").await.unwrap(), None);
+
+    // The fleet: a second cluster in the same store has runs under the same ids, fires, state
+    // and cooldowns of its own, and sees none of the first cluster's.
+    let us = Store::open(&url, "us-1")
+        .await
+        .expect("open for another cluster");
+    assert_eq!(us.run("probe-a-1").await.unwrap(), None);
+    assert!(us
+        .recent_hits(at("2027-01-01T00:00:00Z"))
+        .await
+        .unwrap()
+        .is_empty());
+    let mut theirs = run(
+        "probe-a-1",
+        "probe-a",
+        "2027-03-15T15:00:00Z",
+        RunStatus::Failed,
+    );
+    theirs.cluster = "us-1".into();
+    theirs.targets = hit.targets.clone();
+    us.record_run(&theirs).await.unwrap();
+    assert_eq!(us.run("probe-a-1").await.unwrap(), Some(theirs.clone()));
+    assert_eq!(store.run("probe-a-1").await.unwrap(), Some(first.clone()));
+    assert_eq!(us.runs(None, None).await.unwrap(), [theirs]);
+    assert_eq!(us.last_success("probe-a").await.unwrap(), None);
+    assert_eq!(
+        us.recent_hits(at("2027-01-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .recent_hits(at("2027-01-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(us.fire("probe-a", fire.scheduled).await.unwrap(), None);
+    assert_eq!(us.state("handled_until").await.unwrap(), None);
+    us.set_state("handled_until", "2027-03-01T00:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state("handled_until").await.unwrap().as_deref(),
+        Some("2027-01-15T16:00:00Z")
+    );
+    us.close().await;
+    store.close().await;
+}
+
+/// A history written before the fleet (migrations 1 and 2 only) keeps every row, under the
+/// default cluster's name.
+#[tokio::test]
+async fn a_history_from_before_the_fleet_moves_to_the_default_cluster() {
+    let dir = std::env::temp_dir().join(unique("firedrill-v2"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("old.db");
+    sqlx::any::install_default_drivers();
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        // The schema exactly as migrations 1 and 2 shipped it, and one row in each table.
+        for statement in [
+            "CREATE TABLE firedrill_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            "INSERT INTO firedrill_migrations VALUES (1, 'runs and fires', '2026-11-01T00:00:00.000Z'), (2, 'scheduler state', '2026-11-01T00:00:00.000Z')",
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, drill TEXT NOT NULL, kind TEXT NOT NULL, scheduled TEXT NOT NULL, started TEXT, ended TEXT, status TEXT NOT NULL, reason TEXT, targets TEXT NOT NULL, measurements TEXT NOT NULL, evidence TEXT NOT NULL, recorded_at TEXT NOT NULL)",
+            "CREATE INDEX runs_by_drill ON runs (drill, scheduled)",
+            "CREATE INDEX runs_by_scheduled ON runs (scheduled)",
+            "CREATE TABLE fires (drill TEXT NOT NULL, scheduled TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, run TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (drill, scheduled))",
+            "CREATE TABLE scheduler_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO runs VALUES ('probe-a-1', 'probe-a', 'probe', '2026-10-15T15:00:00.000Z', NULL, '2026-10-15T15:05:00.000Z', 'passed', NULL, '[]', '{}', '{}', '2026-10-15T15:05:00.000Z')",
+            "INSERT INTO fires VALUES ('probe-a', '2026-10-15T15:00:00.000Z', 'fired', NULL, 'probe-a-1', '2026-10-15T15:00:00.000Z')",
+            "INSERT INTO scheduler_state VALUES ('handled_until', '2026-10-15T15:00:00Z')",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    }
+    let store = Store::open(&StoreUrl::Sqlite(path.display().to_string()), "default")
+        .await
+        .expect("migrates to the fleet schema");
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3]);
+    let old = store
+        .run("probe-a-1")
+        .await
+        .unwrap()
+        .expect("the old run is kept");
+    assert_eq!(
+        (old.cluster.as_str(), old.status),
+        ("default", RunStatus::Passed)
+    );
+    assert!(store
+        .fire("probe-a", at("2026-10-15T15:00:00Z"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.state("handled_until").await.unwrap().as_deref(),
+        Some("2026-10-15T15:00:00Z")
     );
     store.close().await;
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -236,9 +350,10 @@ async fn postgres_store() {
 
 #[tokio::test]
 async fn an_unreachable_store_says_where() {
-    let err = match Store::open(&StoreUrl::Postgres(
-        "postgres://firedrill:secret@127.0.0.1:1/none".into(),
-    ))
+    let err = match Store::open(
+        &StoreUrl::Postgres("postgres://firedrill:secret@127.0.0.1:1/none".into()),
+        "default",
+    )
     .await
     {
         Ok(_) => panic!("nothing listens on port 1"),
@@ -257,9 +372,12 @@ async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
     use firedrill::store::Spool;
     let dir = std::env::temp_dir().join(unique("firedrill-keep"));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(&StoreUrl::Sqlite(dir.join("h.db").display().to_string()))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &StoreUrl::Sqlite(dir.join("h.db").display().to_string()),
+        "default",
+    )
+    .await
+    .unwrap();
     let spool = Spool::new(dir.join("firedrill-spool"));
     let endpoints = firedrill::gate::Endpoints::new(None, None);
     let client = endpoints.client().clone();

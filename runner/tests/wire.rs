@@ -239,6 +239,7 @@ async fn the_lease_is_created_renewed_and_respected() {
 async fn results_events_and_snapshots() {
     let (kube, mut api) = kube();
     let record = firedrill::store::RunRecord {
+        cluster: "default".into(),
         id: "probe-abc".into(),
         drill: "probe".into(),
         kind: "probe".into(),

@@ -244,7 +244,10 @@ async fn execute(
     // Cluster and store are reached in parallel. A probe may run without either; anything that
     // mutates is blocked by the executor without a cluster (and, with a cooldown, without the
     // history).
-    let (kube, store) = tokio::join!(Kube::connect(&config.namespace), Store::open(&config.store));
+    let (kube, store) = tokio::join!(
+        Kube::connect(&config.namespace),
+        Store::open(&config.store, &config.cluster)
+    );
     let kube = kube
         .inspect_err(|e| tracing::warn!(error = %e, "no cluster access"))
         .ok();
@@ -390,7 +393,7 @@ async fn scheduler(
     let kube = connect(&config).await?;
     let mut stop = shutdown_signal();
     let store = loop {
-        match Store::open(&config.store).await {
+        match Store::open(&config.store, &config.cluster).await {
             Ok(s) => break s,
             Err(e) => {
                 tracing::error!(error = %e, "store unavailable; retrying in 10s");
@@ -590,7 +593,7 @@ async fn history(
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     }
-    let store = match Store::open(&config.store).await {
+    let store = match Store::open(&config.store, &config.cluster).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -921,6 +924,7 @@ mod tests {
 
     fn record(id: &str, drill: &str, availability: Option<f64>) -> RunRecord {
         RunRecord {
+            cluster: "default".into(),
             id: id.into(),
             drill: drill.into(),
             kind: "probe".into(),

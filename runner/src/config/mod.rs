@@ -38,6 +38,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub timezone: Tz,
     pub armed: bool,
+    /// The fleet name of the cluster this file drills: on every run record and pushed metric.
+    pub cluster: String,
     pub namespace: String,
     pub store: Store,
     pub pushgateway: Option<url::Url>,
@@ -283,6 +285,7 @@ impl Config {
 const TOP_KEYS: &[&str] = &[
     "timezone",
     "armed",
+    "cluster",
     "namespace",
     "store",
     "pushgateway",
@@ -303,6 +306,12 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
     let armed = f
         .get("armed")
         .map_or(Some(false), |n| r.boolean(n, "armed"));
+    let cluster = match f.get("cluster") {
+        Some(node) => r.parsed(node, "cluster", "a cluster name", |s| {
+            dns_label(s, 63).map(|()| s.to_owned())
+        }),
+        None => Some(crate::run::DEFAULT_CLUSTER.to_owned()),
+    };
     let namespace = match f.get("namespace") {
         Some(node) => r.parsed(node, "namespace", "a namespace name", |s| {
             dns_label(s, 63).map(|()| s.to_owned())
@@ -353,6 +362,7 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         timezone: timezone?,
         armed: armed?,
+        cluster: cluster?,
         namespace: namespace?,
         store: store?,
         pushgateway: pushgateway?,
