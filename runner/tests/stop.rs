@@ -5,6 +5,7 @@
 
 #[path = "support/stop_api.rs"]
 mod stop_api;
+mod support;
 
 use stop_api::stop;
 
@@ -76,24 +77,10 @@ fn granted(file: &str) -> std::collections::BTreeSet<(String, String, String)> {
         .join("../deploy/kubernetes")
         .join(file);
     let text = std::fs::read_to_string(path).unwrap();
-    let mut out = std::collections::BTreeSet::new();
-    for doc in text.split("\n---\n") {
-        let value = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
-        for rule in value["rules"].as_array().unwrap() {
-            for group in rule["apiGroups"].as_array().unwrap() {
-                for resource in rule["resources"].as_array().unwrap() {
-                    for verb in rule["verbs"].as_array().unwrap() {
-                        out.insert((
-                            group.as_str().unwrap().to_owned(),
-                            resource.as_str().unwrap().to_owned(),
-                            verb.as_str().unwrap().to_owned(),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    out
+    support::rbac_grants(&text)
+        .into_iter()
+        .map(|(_, group, resource, verb)| (group, resource, verb))
+        .collect()
 }
 
 fn api_group(path: &str) -> String {
@@ -223,25 +210,19 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
 
 /// What no firedrill role may ever grant: everything (`*`), privilege escalation (`escalate`,
 /// `bind`, `impersonate`), or reading Secrets (a drill needs none; hook Jobs and drill Jobs get
-/// theirs from the kubelet, by reference).
+/// theirs from the kubelet, by reference). Every overlay's roles: `deploy.rs`.
 #[test]
 fn no_role_grants_wildcards_escalation_or_secrets() {
     for file in ["role.yaml", "clusterrole.yaml"] {
-        for (group, resource, verb) in granted(file) {
-            let what = format!("{file}: {group}/{resource} {verb}");
-            assert!(
-                group != "*" && resource != "*" && verb != "*",
-                "a wildcard: {what}"
-            );
-            assert!(
-                !["escalate", "bind", "impersonate"].contains(&verb.as_str()),
-                "escalation: {what}"
-            );
-            assert!(
-                !(resource == "secrets" && ["get", "list", "watch"].contains(&verb.as_str())),
-                "reads Secrets: {what}"
-            );
-        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/kubernetes")
+            .join(file);
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            support::forbidden_grants(&text),
+            Vec::<String>::new(),
+            "{file}"
+        );
     }
     // And the check reads something: both files grant rules.
     assert!(granted("role.yaml").len() > 5 && granted("clusterrole.yaml").len() > 10);

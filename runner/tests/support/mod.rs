@@ -29,6 +29,63 @@ pub fn service(var: &str) -> Option<url::Url> {
     }
 }
 
+/// (API group, resource, verb) granted by every Role and ClusterRole among the YAML documents
+/// of `text`, with the object that grants it.
+pub fn rbac_grants(text: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for doc in text.split("\n---\n").filter(|d| !d.trim().is_empty()) {
+        let value = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
+        if !matches!(value["kind"].as_str(), Some("Role" | "ClusterRole")) {
+            continue;
+        }
+        let object = format!(
+            "{} {}/{}",
+            value["kind"].as_str().unwrap_or("?"),
+            value["metadata"]["namespace"].as_str().unwrap_or("-"),
+            value["metadata"]["name"].as_str().unwrap_or("?")
+        );
+        let Some(rules) = value["rules"].as_array() else {
+            continue;
+        };
+        for rule in rules {
+            let each = |key: &str| {
+                rule[key]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_else(Vec::new)
+            };
+            for group in each("apiGroups") {
+                for resource in each("resources") {
+                    for verb in each("verbs") {
+                        out.insert((object.clone(), group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What no firedrill role may ever grant: everything (`*`), privilege escalation (`escalate`,
+/// `bind`, `impersonate`), or reading Secrets. Returns each offending grant.
+pub fn forbidden_grants(text: &str) -> Vec<String> {
+    rbac_grants(text)
+        .into_iter()
+        .filter(|(_, group, resource, verb)| {
+            group == "*"
+                || resource == "*"
+                || verb == "*"
+                || ["escalate", "bind", "impersonate"].contains(&verb.as_str())
+                || (resource == "secrets" && ["get", "list", "watch"].contains(&verb.as_str()))
+        })
+        .map(|(object, group, resource, verb)| format!("{object}: {group}/{resource} {verb}"))
+        .collect()
+}
+
 /// A loopback HTTP server answering each request as `answer(n)` says: (status, delay), where
 /// `n` counts requests from 0.
 pub struct Server {
