@@ -43,6 +43,7 @@ install_missing() {
   command -v groff >/dev/null || missing+=(groff-base)
   command -v nft >/dev/null || missing+=(nftables)
   command -v tc >/dev/null || missing+=(iproute2)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   pg_bin >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"

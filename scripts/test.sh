@@ -14,10 +14,13 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "tools: kubernetes-validate (offline schema checks of everything firedrill renders), prometheus_client (the OpenMetrics parser /metrics is read with), checkov and kubectl (scripts/check-deploy.sh: the deploy/ overlays)"
+step "tools: kubernetes-validate (offline schema checks of everything firedrill renders), prometheus_client (the OpenMetrics parser /metrics is read with), playwright and pypdf (the HTML report in Chromium), checkov and kubectl (scripts/check-deploy.sh: the deploy/ overlays)"
 missing=()
 command -v kubernetes-validate >/dev/null 2>&1 || missing+=(kubernetes-validate)
 python3 -c "import prometheus_client" >/dev/null 2>&1 || missing+=(prometheus_client)
+# The HTML report is opened and printed in Debian's Chromium through Playwright; pypdf counts pages.
+python3 -c "import playwright" >/dev/null 2>&1 || missing+=(playwright==1.65.2)
+python3 -c "import pypdf" >/dev/null 2>&1 || missing+=(pypdf)
 if [ ${#missing[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${missing[@]}"
 fi

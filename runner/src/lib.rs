@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 pub mod pushgateway;
 pub mod region;
+pub mod report;
 pub mod route53;
 pub mod run;
 pub mod schedule;

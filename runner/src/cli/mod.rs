@@ -212,6 +212,31 @@ pub enum Command {
         #[arg(long, value_name = "T", value_parser = parse_instant)]
         until: Option<DateTime<Utc>>,
     },
+    /// The compliance report over the run history: programme adherence, per drill results,
+    /// RTO/RPO against targets, evidence, trends and follow-ups, for every cluster.
+    Report {
+        /// The drill file (its calendar and its store).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Start of the period, RFC 3339, inclusive (default: one year before --until).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        since: Option<DateTime<Utc>>,
+        /// End of the period, RFC 3339, exclusive (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        until: Option<DateTime<Utc>>,
+        /// Only this drill.
+        #[arg(long, value_name = "NAME")]
+        drill: Option<String>,
+        /// Only this cluster (default: every cluster in the history, side by side).
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::report::Format::Md)]
+        format: crate::report::Format,
+        /// Write the report to this file (default: standard output).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Runs from the history.
     History {
         /// The drill file.
@@ -299,7 +324,8 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Resume { .. }
         | Command::Rollback { .. }
         | Command::FaultProxy { .. }
-        | Command::History { .. }) => runtime::run(command),
+        | Command::History { .. }
+        | Command::Report { .. }) => runtime::run(command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "firedrill", &mut std::io::stdout());

@@ -162,6 +162,24 @@ pub fn run(command: Command) -> ExitCode {
                 since,
                 format,
             } => history(&config, drill.as_deref(), since, format).await,
+            Command::Report {
+                config,
+                since,
+                until,
+                drill,
+                cluster,
+                format,
+                output,
+            } => {
+                let until = until.unwrap_or_else(Utc::now);
+                let query = crate::report::Query {
+                    since: since.unwrap_or(until - chrono::TimeDelta::days(365)),
+                    until,
+                    cluster,
+                    drill,
+                };
+                report(&config, &query, format, output.as_deref()).await
+            }
             Command::Stop { target, reason } => stop(&target, &reason).await,
             Command::FaultProxy {
                 listen,
@@ -583,24 +601,7 @@ async fn history(
     format: Format,
 ) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
-    // Reading the history never creates one: a missing file is a wrong path, said as such.
-    if let crate::config::Store::Sqlite(file) = &config.store {
-        if !std::path::Path::new(file).exists() {
-            eprintln!(
-                "error: no run history at {file}: nothing has been recorded there (store: in {} is resolved against FIREDRILL_DATA_DIR, else the drill file's directory)",
-                config.source.display()
-            );
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-    }
-    let store = match Store::open(&config.store, &config.cluster).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-    };
-    Spool::new(config.spool_dir()).replay(&store).await;
+    let store = open_history(&config).await?;
     eprintln!("history from {}", config.store);
     let runs = match store.runs(drill, since).await {
         Ok(r) => r,
@@ -615,6 +616,113 @@ async fn history(
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Nothing in the period to report.
+const EXIT_EMPTY: u8 = 3;
+
+/// `firedrill report`: reads the history (never creating one) and writes the report.
+async fn report(
+    path: &std::path::Path,
+    query: &crate::report::Query,
+    format: crate::report::Format,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode, ExitCode> {
+    use crate::report::ReportError;
+    let config = load(path)?;
+    let store = open_history(&config).await?;
+    let fail = |e: crate::store::StoreError| {
+        eprintln!("error: cannot read the run history {}: {e}", config.store);
+        ExitCode::from(EXIT_ERROR)
+    };
+    let known = store.clusters_and_drills().await.map_err(fail)?;
+    let said = |e: ReportError| {
+        eprintln!("error: {e}");
+        ExitCode::from(match e {
+            ReportError::Nothing { .. } => EXIT_EMPTY,
+            _ => EXIT_USAGE,
+        })
+    };
+    crate::report::check(&config, &known, query).map_err(said)?;
+    let (cluster, drill) = (query.cluster.as_deref(), query.drill.as_deref());
+    let runs = store
+        .runs_between(query.since, query.until, cluster, drill)
+        .await
+        .map_err(fail)?;
+    let fires = store
+        .fires_between(query.since, query.until, cluster, drill)
+        .await
+        .map_err(fail)?;
+    store.close().await;
+    let report = crate::report::build(
+        crate::report::Inputs {
+            config: &config,
+            store: config.store.to_string(),
+            runs,
+            fires,
+            known,
+            generated: Utc::now(),
+        },
+        query,
+    )
+    .map_err(said)?;
+    let text = crate::report::render(&report, format);
+    match output {
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }
+        Some(file) => {
+            // Whole or not at all: a partial report is never left where the real one goes.
+            let partial = file.with_extension(format!("partial-{}", std::process::id()));
+            if let Err(e) =
+                std::fs::write(&partial, &text).and_then(|()| std::fs::rename(&partial, file))
+            {
+                let _ = std::fs::remove_file(&partial);
+                eprintln!(
+                    "error: cannot write the report to {}: {e} (check --output)",
+                    file.display()
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            eprintln!(
+                "report of {} planned fire(s) and {} run(s) on {} cluster(s) written to {}",
+                report.summary.planned,
+                report.drills.iter().map(|d| d.runs.len()).sum::<usize>(),
+                report.clusters.len(),
+                file.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the history to read it: a missing SQLite file is a wrong path, said as such, never
+/// created; spooled records go in first.
+async fn open_history(config: &Config) -> Result<Store, ExitCode> {
+    if let crate::config::Store::Sqlite(file) = &config.store {
+        if !std::path::Path::new(file).exists() {
+            eprintln!(
+                "error: no run history at {file}: nothing has been recorded there (store: in {} is resolved against FIREDRILL_DATA_DIR, else the drill file's directory)",
+                config.source.display()
+            );
+            return Err(ExitCode::from(EXIT_ERROR));
+        }
+    }
+    let store = Store::open(&config.store, &config.cluster)
+        .await
+        .map_err(|e| {
+            match e {
+                crate::store::StoreError::Open { .. } => eprintln!("error: {e}"),
+                // Opened, but not a history firedrill can read (another file, another schema).
+                e => eprintln!(
+                    "error: {} is not a run history firedrill can read: {e} (check store: or FIREDRILL_STORE)",
+                    config.store
+                ),
+            }
+            ExitCode::from(EXIT_ERROR)
+        })?;
+    Spool::new(config.spool_dir()).replay(&store).await;
+    Ok(store)
 }
 
 /// The cluster and the protection the on-call commands act with: firedrill's namespace from

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod history;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,916 @@
+//! `firedrill report`: what an auditor asks of a drill programme, from the run history alone.
+//!
+//! The report sets the calendar the drill file plans for the period against what the history
+//! says became of each fire (programme adherence), then per drill and cluster: the scope, the
+//! runs and their outcome, RTO and RPO against the targets each run was judged by, availability
+//! and latency during the drill, aborts, rollbacks and the evidence behind every claim, the
+//! trend, and the follow-ups failures leave open. One model ([`Report`]) is rendered four ways
+//! (`render`): Markdown, one self-contained HTML file, JSON and CSV.
+
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::run::{RunRecord, RunStatus};
+use crate::schedule::{self, FireStatus};
+use crate::store::FireRecord;
+
+pub use render::{render, Format};
+
+/// What the report covers.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub cluster: Option<String>,
+    pub drill: Option<String>,
+}
+
+/// Everything the report says, in the order it says it. Field names are a contract (JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub since: String,
+    pub until: String,
+    pub generated: String,
+    pub drill_file: String,
+    pub store: String,
+    pub clusters: Vec<String>,
+    pub drill: Option<String>,
+    pub summary: Tally,
+    /// One row per cluster, side by side.
+    pub fleet: Vec<ClusterRow>,
+    /// Every fire the calendar planned in the period, per cluster, and what became of it.
+    pub adherence: Vec<Adherence>,
+    pub drills: Vec<DrillReport>,
+    pub follow_ups: Vec<FollowUp>,
+}
+
+/// Counts of what became of planned fires (and the runs outside the calendar).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Tally {
+    /// Fires the calendar planned in the period.
+    pub planned: u32,
+    /// Fires that ran and acted: passed, failed, aborted or error.
+    pub ran: u32,
+    pub passed: u32,
+    pub failed: u32,
+    pub aborted: u32,
+    pub error: u32,
+    /// Ran without changing anything (the file or the run was not armed).
+    pub dry_run: u32,
+    /// Stopped before injecting by the kill switch, a blackout, a gate or the guard.
+    pub blocked: u32,
+    /// In a blackout, by the drill's `on_blackout: skip`.
+    pub skipped: u32,
+    /// Moved past a blackout (also counted by what became of them).
+    pub deferred: u32,
+    /// Past their deadline without starting.
+    pub missed: u32,
+    /// Due, yet nothing in the history says what became of them: a gap.
+    pub unaccounted: u32,
+    /// Still running, or not yet due when the report was made.
+    pub pending: u32,
+    /// Runs in the period that no planned fire explains (manual runs, drills no longer in the
+    /// file).
+    pub unplanned_runs: u32,
+    /// `ran` out of the fires that were due and not skipped, in percent.
+    pub adherence_percent: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterRow {
+    pub cluster: String,
+    pub tally: Tally,
+    /// The longest RTO measured, with its target, and the drill.
+    pub worst_rto: Option<Worst>,
+    pub worst_rpo: Option<Worst>,
+    pub lowest_availability: Option<f64>,
+    pub open_follow_ups: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Worst {
+    pub drill: String,
+    pub seconds: f64,
+    pub target_seconds: Option<f64>,
+}
+
+/// What the calendar planned for one fire, and what the history says became of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Adherence {
+    pub cluster: String,
+    pub drill: String,
+    pub kind: String,
+    pub scheduled: String,
+    /// The calendar's word: fires, skipped, deferred, queued or missed.
+    pub planned: String,
+    /// passed, failed, aborted, error, dry-run, blocked, running, skipped, missed, unaccounted
+    /// or pending.
+    pub outcome: String,
+    pub run: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One drill on one cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct DrillReport {
+    pub cluster: String,
+    pub drill: String,
+    pub kind: String,
+    /// The cron as the drill file writes it (none for a drill no longer in the file).
+    pub schedule: Option<String>,
+    /// What the drill file targets.
+    pub scope: Vec<String>,
+    /// What the guard left alone across the runs, by reason, with how many pods each time.
+    pub excluded: Vec<Exclusion>,
+    pub tally: Tally,
+    pub rto: Figure,
+    pub rpo: Figure,
+    pub availability: Figure,
+    pub latency_p95: Figure,
+    pub aborts: Vec<Abort>,
+    pub rollbacks: Rollbacks,
+    pub runs: Vec<RunRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Exclusion {
+    pub reason: String,
+    pub pods: BTreeSet<String>,
+}
+
+/// A measure over the drill's runs: the target of the newest run, the newest value, the worst
+/// and the median, and how many runs missed the target.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Figure {
+    pub target: Option<f64>,
+    pub last: Option<f64>,
+    pub worst: Option<f64>,
+    pub median: Option<f64>,
+    pub measured: u32,
+    pub breaches: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Abort {
+    pub run: String,
+    pub cause: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Rollbacks {
+    /// Runs that changed something.
+    pub runs_with_changes: u32,
+    /// Their ledger replayed in full: every change undone, or left on purpose and said.
+    pub restored: u32,
+    /// Their revert left something undone (the ledger stays open for `rollback`).
+    pub failed: u32,
+}
+
+/// One run, with the evidence an auditor traces a claim to.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub run: String,
+    pub scheduled: String,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    /// Not a planned fire of the calendar (a manual run).
+    pub unplanned: bool,
+    pub rto_seconds: Option<f64>,
+    pub rto_target_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub rpo_target_seconds: Option<f64>,
+    pub availability: Option<f64>,
+    pub availability_target: Option<f64>,
+    pub latency_p95_seconds: Option<f64>,
+    pub requests: Option<u64>,
+    pub rollback: &'static str,
+    pub safety_violation: bool,
+    pub evidence: Evidence,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evidence {
+    /// The Job that ran it (a run id is its Job's name).
+    pub job: String,
+    pub ledger: Option<String>,
+    pub targets: Vec<String>,
+    pub changed: Vec<String>,
+    pub undone: Vec<String>,
+    pub dns_changes: Vec<String>,
+    /// The Event the run left on its Job when it ended (`kubectl get events`).
+    pub events: Vec<String>,
+    pub preflight: Vec<String>,
+    /// Steady-state probe requests sent, answered as expected, and answered at all.
+    pub samples: Option<String>,
+    pub timeline: Vec<String>,
+}
+
+/// Something a run left to do: a failed criterion, a breached target, a failed rollback, an
+/// abort, or a fire that did not run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FollowUp {
+    pub cluster: String,
+    pub drill: String,
+    pub run: Option<String>,
+    pub scheduled: String,
+    pub what: String,
+    /// `open`, or what closed it.
+    pub state: String,
+}
+
+/// Why a report cannot be made: each is the user's to fix, and says how.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ReportError {
+    #[error("--since {since} is not before --until {until}: the period is empty (give --since earlier than --until)")]
+    EmptyPeriod { since: String, until: String },
+    #[error("no cluster {0:?} in the history or the drill file (clusters known: {1})")]
+    UnknownCluster(String, String),
+    #[error("no drill {0:?} in the drill file or the history (drills known: {1})")]
+    UnknownDrill(String, String),
+    #[error("nothing to report: the drill file plans no fire from {since} to {until} and the history holds no run in that period{scope} (widen --since/--until)")]
+    Nothing {
+        since: String,
+        until: String,
+        scope: String,
+    },
+}
+
+/// What the report is made from: the drill file, the history read for the period, and what
+/// the store knows of clusters and drills at all.
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub store: String,
+    pub runs: Vec<RunRecord>,
+    pub fires: Vec<(String, FireRecord)>,
+    pub known: Vec<(String, String)>,
+    pub generated: DateTime<Utc>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Checks the query against what exists, before the history is read in full.
+pub fn check(
+    config: &Config,
+    known: &[(String, String)],
+    query: &Query,
+) -> Result<(), ReportError> {
+    if query.since >= query.until {
+        return Err(ReportError::EmptyPeriod {
+            since: stamp(query.since),
+            until: stamp(query.until),
+        });
+    }
+    let clusters: BTreeSet<&str> = known
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .chain([config.cluster.as_str()])
+        .collect();
+    if let Some(c) = &query.cluster {
+        if !clusters.contains(c.as_str()) {
+            return Err(ReportError::UnknownCluster(
+                c.clone(),
+                clusters.into_iter().collect::<Vec<_>>().join(", "),
+            ));
+        }
+    }
+    if let Some(d) = &query.drill {
+        let drills: BTreeSet<&str> = known
+            .iter()
+            .map(|(_, d)| d.as_str())
+            .chain(config.drills.iter().map(|d| d.name.as_str()))
+            .collect();
+        if !drills.contains(d.as_str()) {
+            return Err(ReportError::UnknownDrill(
+                d.clone(),
+                drills.into_iter().collect::<Vec<_>>().join(", "),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the report. The calendar is the drill file's, planned for every cluster in scope
+/// (the one named, else every cluster the history knows, and the file's own).
+pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
+    let config = inputs.config;
+    check(config, &inputs.known, query)?;
+    let clusters: Vec<String> = match &query.cluster {
+        Some(c) => vec![c.clone()],
+        None => inputs
+            .known
+            .iter()
+            .map(|(c, _)| c.clone())
+            .chain([config.cluster.clone()])
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let drills = config.planned_drills();
+    let planned: Vec<_> = schedule::plan(
+        &drills,
+        config.timezone,
+        &config.blackouts,
+        config.concurrency as usize,
+        query.since,
+        query.until,
+    )
+    .into_iter()
+    .filter(|f| {
+        query
+            .drill
+            .as_ref()
+            .is_none_or(|d| *d == config.drills[f.drill].name)
+    })
+    .collect();
+    if planned.is_empty() && inputs.runs.is_empty() {
+        return Err(ReportError::Nothing {
+            since: stamp(query.since),
+            until: stamp(query.until),
+            scope: [
+                query.cluster.as_ref().map(|c| format!(" on cluster {c}")),
+                query.drill.as_ref().map(|d| format!(" for drill {d}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        });
+    }
+
+    let runs: HashMap<(&str, &str), &RunRecord> = inputs
+        .runs
+        .iter()
+        .map(|r| ((r.cluster.as_str(), r.id.as_str()), r))
+        .collect();
+    let fires: HashMap<(&str, &str, DateTime<Utc>), &FireRecord> = inputs
+        .fires
+        .iter()
+        .map(|(c, f)| ((c.as_str(), f.drill.as_str(), f.scheduled), f))
+        .collect();
+
+    let mut adherence = Vec::new();
+    let mut planned_runs: BTreeSet<(&str, String)> = BTreeSet::new();
+    for cluster in &clusters {
+        for fire in &planned {
+            let drill = &config.drills[fire.drill];
+            let id = crate::job::run_id(&drill.name, fire.scheduled);
+            let run = runs.get(&(cluster.as_str(), id.as_str()));
+            let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
+            let (outcome, reason) = match (run, recorded) {
+                (Some(r), _) => (r.status.as_str().to_owned(), r.reason.clone()),
+                (None, _) if fire.start.unwrap_or(fire.scheduled) >= inputs.generated => {
+                    ("pending".to_owned(), Some("not yet due".to_owned()))
+                }
+                (None, Some(f)) if f.status == "fired" => (
+                    "unaccounted".to_owned(),
+                    Some("fired, but the run left no record".to_owned()),
+                ),
+                (None, Some(f)) => (f.status.clone(), f.reason.clone()),
+                (None, None) => match fire.status {
+                    FireStatus::Skipped => ("skipped".to_owned(), fire.reason.clone()),
+                    _ => (
+                        "unaccounted".to_owned(),
+                        Some("no record of this fire: was the scheduler running?".to_owned()),
+                    ),
+                },
+            };
+            if run.is_some() {
+                planned_runs.insert((cluster.as_str(), id.clone()));
+            }
+            adherence.push(Adherence {
+                cluster: cluster.clone(),
+                drill: drill.name.clone(),
+                kind: drill.kind.to_string(),
+                scheduled: stamp(fire.scheduled),
+                planned: fire.status.to_string(),
+                outcome,
+                run: run.map(|r| r.id.clone()),
+                reason,
+            });
+        }
+    }
+
+    // Drills per cluster: the file's, and any the history has runs of in the period.
+    let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+    for cluster in &clusters {
+        for d in &config.drills {
+            if query.drill.as_ref().is_none_or(|q| *q == d.name) {
+                keys.insert((cluster.clone(), d.name.clone()));
+            }
+        }
+    }
+    for r in &inputs.runs {
+        if clusters.contains(&r.cluster) {
+            keys.insert((r.cluster.clone(), r.drill.clone()));
+        }
+    }
+    let mut by_drill: BTreeMap<(String, String), Vec<&RunRecord>> =
+        keys.into_iter().map(|k| (k, Vec::new())).collect();
+    for r in &inputs.runs {
+        if let Some(list) = by_drill.get_mut(&(r.cluster.clone(), r.drill.clone())) {
+            list.push(r);
+        }
+    }
+
+    let mut follow_ups = Vec::new();
+    let mut drill_reports = Vec::new();
+    for ((cluster, name), mut list) in by_drill {
+        list.sort_by(|a, b| a.scheduled.cmp(&b.scheduled).then(a.id.cmp(&b.id)));
+        let drill = config.drills.iter().find(|d| d.name == name);
+        let rows: Vec<&Adherence> = adherence
+            .iter()
+            .filter(|a| a.cluster == cluster && a.drill == name)
+            .collect();
+        let unplanned: Vec<bool> = list
+            .iter()
+            .map(|r| !planned_runs.contains(&(cluster.as_str(), r.id.clone())))
+            .collect();
+        let mut tally = tally(rows.iter().copied());
+        tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
+        follow_ups.extend(follow_ups_of(&cluster, &name, &list, &rows));
+        drill_reports.push(DrillReport {
+            kind: drill
+                .map(|d| d.kind.to_string())
+                .or_else(|| list.first().map(|r| r.kind.clone()))
+                .unwrap_or_default(),
+            schedule: drill.map(|d| d.schedule.text().to_owned()),
+            scope: drill.map(scope).unwrap_or_default(),
+            excluded: exclusions(&list),
+            tally,
+            rto: figure(
+                &list,
+                |r| (r.measurements.rto_seconds, r.criteria().rto_seconds),
+                true,
+            ),
+            rpo: figure(
+                &list,
+                |r| (r.measurements.rpo_seconds, r.criteria().rpo_seconds),
+                true,
+            ),
+            availability: figure(
+                &list,
+                |r| (r.measurements.availability, r.criteria().availability),
+                false,
+            ),
+            latency_p95: figure(
+                &list,
+                |r| {
+                    (
+                        r.measurements.latency_p95_seconds,
+                        r.criteria().latency_p95_seconds,
+                    )
+                },
+                true,
+            ),
+            aborts: list
+                .iter()
+                .filter(|r| r.status == RunStatus::Aborted)
+                .map(|r| Abort {
+                    run: r.id.clone(),
+                    cause: r
+                        .evidence
+                        .pointer("/abort/cause")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown")
+                        .to_owned(),
+                    reason: r.reason.clone().unwrap_or_default(),
+                })
+                .collect(),
+            rollbacks: rollbacks(&list),
+            runs: list
+                .iter()
+                .zip(unplanned)
+                .map(|(r, unplanned)| run_row(r, unplanned))
+                .collect(),
+            cluster,
+            drill: name,
+        });
+    }
+
+    let fleet = clusters
+        .iter()
+        .map(|c| {
+            let mine: Vec<&DrillReport> =
+                drill_reports.iter().filter(|d| d.cluster == *c).collect();
+            let mut t = tally(adherence.iter().filter(|a| a.cluster == *c));
+            t.unplanned_runs = mine.iter().map(|d| d.tally.unplanned_runs).sum();
+            let worst = |pick: fn(&DrillReport) -> &Figure| {
+                mine.iter()
+                    .filter_map(|d| {
+                        let f = pick(d);
+                        f.worst.map(|w| Worst {
+                            drill: d.drill.clone(),
+                            seconds: w,
+                            target_seconds: f.target,
+                        })
+                    })
+                    .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            };
+            ClusterRow {
+                cluster: c.clone(),
+                tally: t,
+                worst_rto: worst(|d| &d.rto),
+                worst_rpo: worst(|d| &d.rpo),
+                lowest_availability: mine
+                    .iter()
+                    .filter_map(|d| d.availability.worst)
+                    .min_by(f64::total_cmp),
+                open_follow_ups: follow_ups
+                    .iter()
+                    .filter(|f: &&FollowUp| f.cluster == *c && f.state == "open")
+                    .count() as u32,
+            }
+        })
+        .collect();
+    let mut summary = tally(adherence.iter());
+    summary.unplanned_runs = drill_reports.iter().map(|d| d.tally.unplanned_runs).sum();
+    follow_ups.sort_by(|a, b| {
+        (a.state != "open", &a.cluster, &a.drill, &a.scheduled).cmp(&(
+            b.state != "open",
+            &b.cluster,
+            &b.drill,
+            &b.scheduled,
+        ))
+    });
+    Ok(Report {
+        since: stamp(query.since),
+        until: stamp(query.until),
+        generated: stamp(inputs.generated),
+        drill_file: config.source.display().to_string(),
+        store: inputs.store,
+        clusters,
+        drill: query.drill.clone(),
+        summary,
+        fleet,
+        adherence,
+        drills: drill_reports,
+        follow_ups,
+    })
+}
+
+fn tally<'a>(rows: impl Iterator<Item = &'a Adherence>) -> Tally {
+    let mut t = Tally::default();
+    for a in rows {
+        t.planned += 1;
+        if a.planned == "deferred" {
+            t.deferred += 1;
+        }
+        match a.outcome.as_str() {
+            "passed" => t.passed += 1,
+            "failed" => t.failed += 1,
+            "aborted" => t.aborted += 1,
+            "error" => t.error += 1,
+            "dry-run" => t.dry_run += 1,
+            "blocked" => t.blocked += 1,
+            "skipped" => t.skipped += 1,
+            "missed" => t.missed += 1,
+            "running" | "pending" => t.pending += 1,
+            _ => t.unaccounted += 1,
+        }
+    }
+    t.ran = t.passed + t.failed + t.aborted + t.error;
+    let due = t.planned - t.skipped - t.pending;
+    t.adherence_percent = (due > 0).then(|| f64::from(t.ran) * 100.0 / f64::from(due));
+    t
+}
+
+fn scope(drill: &crate::config::Drill) -> Vec<String> {
+    drill
+        .targets
+        .iter()
+        .map(|t| {
+            let amount = match t.amount {
+                firedrill_safety::Amount::Percent(p) => format!("{p} of"),
+                firedrill_safety::Amount::Count(n) => format!("{n} of"),
+            };
+            let selector = t.selector.to_string();
+            let pods = if selector.is_empty() {
+                "every pod".to_owned()
+            } else {
+                format!("pods {selector}")
+            };
+            format!("{amount} {pods} in {}", t.namespace)
+        })
+        .collect()
+}
+
+fn exclusions(runs: &[&RunRecord]) -> Vec<Exclusion> {
+    let mut by_reason: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in runs {
+        for e in r
+            .evidence
+            .get("excluded")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("?");
+            by_reason
+                .entry(text("reason").to_owned())
+                .or_default()
+                .insert(format!("{}/{}", text("namespace"), text("name")));
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(reason, pods)| Exclusion { reason, pods })
+        .collect()
+}
+
+/// `higher_is_worse`: RTO, RPO and latency; availability is worse when lower.
+fn figure(
+    runs: &[&RunRecord],
+    pick: impl Fn(&RunRecord) -> (Option<f64>, Option<f64>),
+    higher_is_worse: bool,
+) -> Figure {
+    let mut values = Vec::new();
+    let mut f = Figure::default();
+    for r in runs {
+        let (value, target) = pick(r);
+        if target.is_some() {
+            f.target = target;
+        }
+        let Some(v) = value else { continue };
+        values.push(v);
+        f.last = Some(v);
+        if let Some(t) = target {
+            if (higher_is_worse && v > t) || (!higher_is_worse && v < t) {
+                f.breaches += 1;
+            }
+        }
+    }
+    f.measured = values.len() as u32;
+    values.sort_by(f64::total_cmp);
+    f.worst = if higher_is_worse {
+        values.last().copied()
+    } else {
+        values.first().copied()
+    };
+    f.median = (!values.is_empty()).then(|| {
+        let n = values.len();
+        if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        }
+    });
+    f
+}
+
+fn rollbacks(runs: &[&RunRecord]) -> Rollbacks {
+    let mut out = Rollbacks::default();
+    for r in runs {
+        let changed = r
+            .evidence
+            .pointer("/injected/changed")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if !changed {
+            continue;
+        }
+        out.runs_with_changes += 1;
+        if r.rollback_failed() {
+            out.failed += 1;
+        } else if r.evidence.get("reverted").is_some() {
+            out.restored += 1;
+        }
+    }
+    out
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
+    let c = r.criteria();
+    let m = &r.measurements;
+    let e = &r.evidence;
+    let undone = strings(e.get("reverted").or_else(|| e.get("revert")));
+    let dns_changes = strings(e.pointer("/injected/dns_changes"))
+        .into_iter()
+        .chain(
+            undone
+                .iter()
+                .filter_map(|l| l.strip_prefix("DNS ").map(str::to_owned)),
+        )
+        .collect();
+    let event = match r.status {
+        RunStatus::Running => None,
+        s => Some(format!(
+            "Job/{}: {} {}: {}",
+            r.id,
+            if matches!(s, RunStatus::Passed | RunStatus::DryRun) {
+                "Normal"
+            } else {
+                "Warning"
+            },
+            drill_event_reason(s),
+            r.reason.as_deref().unwrap_or("all criteria met")
+        )),
+    };
+    let mut undone_lines: Vec<String> = undone
+        .into_iter()
+        .filter(|l| !l.starts_with("DNS "))
+        .collect();
+    if let Some(err) = e.get("revert_error").and_then(Value::as_str) {
+        undone_lines.push(format!("REVERT FAILED: {err}"));
+    }
+    RunRow {
+        run: r.id.clone(),
+        scheduled: stamp(r.scheduled),
+        started: r.started.map(stamp),
+        ended: r.ended.map(stamp),
+        status: r.status.to_string(),
+        reason: r.reason.clone(),
+        unplanned,
+        rto_seconds: m.rto_seconds,
+        rto_target_seconds: c.rto_seconds,
+        rpo_seconds: m.rpo_seconds,
+        rpo_target_seconds: c.rpo_seconds,
+        availability: m.availability,
+        availability_target: c.availability,
+        latency_p95_seconds: m.latency_p95_seconds,
+        requests: m.requests,
+        rollback: if r.rollback_failed() {
+            "failed"
+        } else if e.get("reverted").is_some() {
+            "restored"
+        } else {
+            "none"
+        },
+        safety_violation: r.safety_violated(),
+        evidence: Evidence {
+            job: r.id.clone(),
+            ledger: e
+                .pointer("/injected/ledger")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            targets: r
+                .targets
+                .iter()
+                .map(|t| format!("{}/{}", t.namespace, t.name))
+                .collect(),
+            changed: strings(e.pointer("/injected/changed")),
+            undone: undone_lines,
+            dns_changes,
+            events: event.into_iter().collect(),
+            preflight: e
+                .get("preflight")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|g| {
+                    format!(
+                        "{}: {}",
+                        g.get("check").and_then(Value::as_str).unwrap_or("?"),
+                        if g.get("passed").and_then(Value::as_bool) == Some(true) {
+                            "passed"
+                        } else {
+                            "failed"
+                        }
+                    )
+                })
+                .collect(),
+            samples: e.get("samples").map(|s| {
+                format!(
+                    "{} sent, {} as expected, {} answered",
+                    s.get("sent").unwrap_or(&Value::Null),
+                    s.get("available").unwrap_or(&Value::Null),
+                    s.get("answered").unwrap_or(&Value::Null)
+                )
+            }),
+            timeline: e
+                .get("timeline")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    format!(
+                        "{} {}",
+                        t.get("at").and_then(Value::as_str).unwrap_or("?"),
+                        t.get("event").and_then(Value::as_str).unwrap_or("?")
+                    )
+                })
+                .collect(),
+        },
+    }
+}
+
+/// The reason of the Event a run leaves when it ends, as `executor::announce` writes it.
+fn drill_event_reason(status: RunStatus) -> String {
+    let title: String = status
+        .as_str()
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("Drill{title}")
+}
+
+/// What the drill's runs and fires leave to do. A failed criterion, a breached target, an
+/// abort or a fire that did not run is closed by a later run of the drill on the cluster that
+/// passed; a failed rollback stays open until a person closes its ledger.
+fn follow_ups_of(
+    cluster: &str,
+    drill: &str,
+    runs: &[&RunRecord],
+    fires: &[&Adherence],
+) -> Vec<FollowUp> {
+    let closed_by = |after: DateTime<Utc>| -> String {
+        runs.iter()
+            .find(|r| r.scheduled > after && r.status == RunStatus::Passed)
+            .map_or_else(
+                || "open".to_owned(),
+                |r| format!("closed by {} (passed {})", r.id, stamp(r.scheduled)),
+            )
+    };
+    let mut out = Vec::new();
+    for r in runs {
+        let mut what = Vec::new();
+        match r.status {
+            RunStatus::Failed => what.push(format!(
+                "failed: {}",
+                r.reason.as_deref().unwrap_or("criteria not met")
+            )),
+            RunStatus::Aborted => what.push(format!(
+                "aborted: {}",
+                r.reason.as_deref().unwrap_or("no reason recorded")
+            )),
+            RunStatus::Error => what.push(format!(
+                "error: {}",
+                r.reason.as_deref().unwrap_or("no reason recorded")
+            )),
+            _ => {}
+        }
+        for b in r.breached() {
+            what.push(format!("{} target breached", b.to_uppercase()));
+        }
+        if r.safety_violated() && r.status != RunStatus::Aborted {
+            what.push("safety constraint violated".to_owned());
+        }
+        if r.rollback_failed() {
+            out.push(FollowUp {
+                cluster: cluster.to_owned(),
+                drill: drill.to_owned(),
+                run: Some(r.id.clone()),
+                scheduled: stamp(r.scheduled),
+                what: "rollback failed: the ledger stays open (firedrill rollback --run)"
+                    .to_owned(),
+                state: "open".to_owned(),
+            });
+        }
+        if !what.is_empty() {
+            out.push(FollowUp {
+                cluster: cluster.to_owned(),
+                drill: drill.to_owned(),
+                run: Some(r.id.clone()),
+                scheduled: stamp(r.scheduled),
+                what: what.join("; "),
+                state: closed_by(r.scheduled),
+            });
+        }
+    }
+    for a in fires {
+        if matches!(a.outcome.as_str(), "missed" | "unaccounted") {
+            let scheduled = DateTime::parse_from_rfc3339(&a.scheduled)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default();
+            out.push(FollowUp {
+                cluster: cluster.to_owned(),
+                drill: drill.to_owned(),
+                run: None,
+                scheduled: a.scheduled.clone(),
+                what: format!(
+                    "did not run ({}): {}",
+                    a.outcome,
+                    a.reason.as_deref().unwrap_or("no reason recorded")
+                ),
+                state: closed_by(scheduled),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,425 @@
+//! `firedrill report` over a seeded year of runs on three clusters, in SQLite and in a real
+//! PostgreSQL: the same report from both, pinned in all four formats, its programme adherence
+//! checked against the calendar `firedrill plan` prints for the same drill file, and bad input
+//! answered with a clear message and the right exit code.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use firedrill::config::{Config, Store as StoreUrl};
+use firedrill::report::{self, Format, Query, Report};
+use firedrill::store::Store;
+use support::history::{seed, Seeded};
+use support::{service, unique};
+
+/// The example drill file is `us-east`'s; the same programme runs on two more clusters.
+const CLUSTERS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example() -> Config {
+    let mut config = Config::load(&workspace().join("deploy/examples/firedrill.yaml")).unwrap();
+    // As a user names it, so the pinned report does not carry this checkout's path.
+    config.source = PathBuf::from("deploy/examples/firedrill.yaml");
+    config
+}
+
+fn year() -> Query {
+    Query {
+        since: at("2027-01-01T00:00:00Z"),
+        until: at("2028-01-01T00:00:00Z"),
+        cluster: None,
+        drill: None,
+    }
+}
+
+/// Seeds the store at `url` for the three clusters and makes the year's report from it.
+async fn seeded_report(url: &StoreUrl) -> (Report, Seeded) {
+    let config = example();
+    let q = year();
+    let mut stores = Vec::new();
+    for c in CLUSTERS {
+        stores.push(Store::open(url, c).await.expect("open"));
+    }
+    let seeded = seed(&config, &CLUSTERS, q.since, q.until, &stores).await;
+    let store = &stores[0];
+    let report = report::build(
+        report::Inputs {
+            config: &config,
+            store: "the seeded history".into(),
+            runs: store
+                .runs_between(q.since, q.until, None, None)
+                .await
+                .unwrap(),
+            fires: store
+                .fires_between(q.since, q.until, None, None)
+                .await
+                .unwrap(),
+            known: store.clusters_and_drills().await.unwrap(),
+            generated: at("2028-01-02T00:00:00Z"),
+        },
+        &q,
+    )
+    .unwrap();
+    for s in stores {
+        s.close().await;
+    }
+    (report, seeded)
+}
+
+fn sqlite_url() -> (StoreUrl, PathBuf) {
+    let dir = std::env::temp_dir().join(unique("firedrill-report"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.db");
+    (StoreUrl::Sqlite(path.display().to_string()), path)
+}
+
+async fn postgres_url() -> Option<StoreUrl> {
+    let admin = service("FIREDRILL_TEST_POSTGRES")?;
+    let name = unique("fdreport").to_lowercase();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin.as_str()).await.unwrap();
+    // The name is ours (letters, digits and underscores), not user input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut url = admin.clone();
+    url.set_path(&format!("/{name}"));
+    Some(StoreUrl::Postgres(url.to_string()))
+}
+
+#[tokio::test]
+async fn a_seeded_year_on_three_clusters_reports_the_same_from_sqlite_and_postgres() {
+    let (sqlite, path) = sqlite_url();
+    let (report, seeded) = seeded_report(&sqlite).await;
+
+    // What the seeder decided is what the report counts.
+    let s = &report.summary;
+    assert_eq!(
+        (s.planned, s.passed, s.failed, s.aborted, s.error, s.blocked),
+        (
+            seeded.planned,
+            seeded.passed,
+            seeded.failed,
+            seeded.aborted,
+            seeded.error,
+            seeded.blocked
+        )
+    );
+    assert_eq!(
+        (s.skipped, s.missed, s.unaccounted, s.unplanned_runs),
+        (
+            seeded.skipped,
+            seeded.missed,
+            seeded.unaccounted,
+            seeded.manual
+        )
+    );
+    assert!(
+        seeded.failed > 0 && seeded.unaccounted > 0 && seeded.missed > 0 && seeded.error > 0,
+        "the seed exercises every outcome: {seeded:?}"
+    );
+    // The example's drills defer past blackouts (none skips): 4 fires a year, on each cluster.
+    assert_eq!(s.deferred, 12);
+    assert_eq!(s.ran, s.passed + s.failed + s.aborted + s.error);
+    let due = s.planned - s.skipped - s.pending;
+    assert_eq!(
+        s.adherence_percent.map(|p| (p * 1000.0).round()),
+        Some((f64::from(s.ran) * 100.0 / f64::from(due) * 1000.0).round())
+    );
+    assert_eq!(report.clusters, ["ap-south", "eu-west", "us-east"]);
+    assert_eq!(report.fleet.len(), 3);
+    assert_eq!(
+        report.fleet.iter().map(|c| c.tally.planned).sum::<u32>(),
+        s.planned
+    );
+    // Every failure is a follow-up; a failed rollback stays open whatever came after.
+    let failures = report
+        .drills
+        .iter()
+        .flat_map(|d| &d.runs)
+        .filter(|r| matches!(r.status.as_str(), "failed" | "aborted" | "error"))
+        .count();
+    let from_runs = report
+        .follow_ups
+        .iter()
+        .filter(|f| f.run.is_some() && !f.what.starts_with("rollback failed"))
+        .count();
+    assert_eq!(from_runs, failures);
+    assert_eq!(
+        report
+            .follow_ups
+            .iter()
+            .filter(|f| f.what.starts_with("rollback failed") && f.state == "open")
+            .count() as u32,
+        seeded.error
+    );
+
+    for format in [Format::Md, Format::Html, Format::Json, Format::Csv] {
+        let text = report::render(&report, format);
+        let name = format!("{format:?}").to_lowercase();
+        insta::assert_snapshot!(format!("report_{name}"), text);
+    }
+
+    // The same history in PostgreSQL gives the very same report, in every format.
+    if let Some(pg) = postgres_url().await {
+        let (from_pg, seeded_pg) = seeded_report(&pg).await;
+        assert_eq!(seeded_pg, seeded);
+        for format in [Format::Md, Format::Html, Format::Json, Format::Csv] {
+            assert_eq!(
+                report::render(&from_pg, format),
+                report::render(&report, format),
+                "{format:?} differs between SQLite and PostgreSQL"
+            );
+        }
+    }
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
+
+/// The report's programme is the calendar `firedrill plan` prints for the same file and period:
+/// every planned fire, on every cluster, with the same status.
+#[tokio::test]
+async fn adherence_follows_the_calendar_plan_prints() {
+    let (sqlite, path) = sqlite_url();
+    let (report, _) = seeded_report(&sqlite).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args([
+            "plan",
+            "--config",
+            "deploy/examples/firedrill.yaml",
+            "--from",
+            "2027-01-01T00:00:00Z",
+            "--until",
+            "2028-01-01T00:00:00Z",
+            "--format",
+            "json",
+        ])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plan: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan.len() > 20, "a year of the example programme");
+    for cluster in CLUSTERS {
+        let mut planned: Vec<(String, String, String)> = plan
+            .iter()
+            .map(|f| {
+                let scheduled: DateTime<Utc> = f["scheduled"].as_str().unwrap().parse().unwrap();
+                (
+                    f["drill"].as_str().unwrap().to_owned(),
+                    scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    f["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut reported: Vec<(String, String, String)> = report
+            .adherence
+            .iter()
+            .filter(|a| a.cluster == cluster)
+            .map(|a| (a.drill.clone(), a.scheduled.clone(), a.planned.clone()))
+            .collect();
+        planned.sort();
+        reported.sort();
+        assert_eq!(reported, planned, "{cluster}");
+    }
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
+
+fn firedrill(store: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["report", "--config", "deploy/examples/firedrill.yaml"])
+        .args(args)
+        .env("FIREDRILL_STORE", store)
+        .env("FIREDRILL_DATA_DIR", std::env::temp_dir())
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() {
+    let (sqlite, path) = sqlite_url();
+    seeded_report(&sqlite).await;
+    let store = format!("sqlite://{}", path.display());
+    let period = [
+        "--since",
+        "2027-01-01T00:00:00Z",
+        "--until",
+        "2028-01-01T00:00:00Z",
+    ];
+
+    let html = path.with_file_name("report.html");
+    let (code, _, err) = firedrill(
+        &store,
+        &[
+            &period[..],
+            &["--format", "html", "--output", html.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("written to"), "{err}");
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(text.starts_with("<!DOCTYPE html>") && text.contains("<svg"));
+
+    let (code, out, err) = firedrill(
+        &store,
+        &[
+            &period[..],
+            &[
+                "--cluster",
+                "eu-west",
+                "--drill",
+                "pod-kill-monthly",
+                "--format",
+                "csv",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with("eu-west,pod-kill-monthly,")),
+        "{out}"
+    );
+
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["--cluster", "mars-1"], 2, "no cluster \"mars-1\" in the history or the drill file (clusters known: ap-south, eu-west, us-east)"),
+        (&["--drill", "nope"], 2, "no drill \"nope\" in the drill file or the history"),
+        (&["--since", "2027-06-01T00:00:00Z", "--until", "2027-01-01T00:00:00Z"], 2, "--since 2027-06-01T00:00:00Z is not before --until 2027-01-01T00:00:00Z: the period is empty"),
+        (&["--since", "1990-01-01T00:00:00Z", "--until", "1990-01-02T00:00:00Z"], 3, "nothing to report: the drill file plans no fire from 1990-01-01T00:00:00Z to 1990-01-02T00:00:00Z"),
+        (&["--since", "yesterday"], 2, "yesterday"),
+    ];
+    for (args, want, says) in cases {
+        let (code, out, err) = firedrill(&store, args);
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: nothing on stdout: {out}");
+    }
+    // No history where the store says: named, never created.
+    let missing = path.with_file_name("nowhere.db");
+    let (code, _, err) = firedrill(&format!("sqlite://{}", missing.display()), &period);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("no run history at") && !missing.exists(),
+        "{err}"
+    );
+    // A file that is not a history.
+    let junk = path.with_file_name("junk.db");
+    std::fs::write(
+        &junk,
+        "not a database, just text that is long enough to be read as a header",
+    )
+    .unwrap();
+    let (code, _, err) = firedrill(&format!("sqlite://{}", junk.display()), &period);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("error:") && err.contains("junk.db"), "{err}");
+    // A report that cannot be written where asked loses nothing and says where.
+    let (code, _, err) = firedrill(
+        &store,
+        &[&period[..], &["--output", "/nonexistent/dir/r.md"]].concat(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot write the report to /nonexistent/dir/r.md"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
+
+/// The HTML report as a reader gets it: opened in headless Chromium (Debian's), it makes no
+/// request but for itself, logs no error, draws its charts, and prints to a PDF of several
+/// pages (each main section starts a page). The screenshot and the PDF stay in
+/// `target/report/` to look at.
+#[tokio::test]
+async fn the_html_report_opens_in_chromium_without_requests_or_errors_and_prints_to_pdf() {
+    let ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && Command::new("python3")
+            .args(["-c", "import playwright, pypdf"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium and Playwright are missing under CI: scripts/test.sh installs them"
+        );
+        eprintln!("skipping: no /usr/bin/chromium or Playwright (run scripts/test.sh)");
+        return;
+    }
+    let (sqlite, path) = sqlite_url();
+    let (report, _) = seeded_report(&sqlite).await;
+    let out = workspace().join("target/report");
+    std::fs::create_dir_all(&out).unwrap();
+    let html = out.join("report.html");
+    std::fs::write(&html, report::render(&report, Format::Html)).unwrap();
+    let run = Command::new("python3")
+        .arg(workspace().join("scripts/report-browser.py"))
+        .arg(&html)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(seen["console"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    let uri = format!("file://{}", html.canonicalize().unwrap().display());
+    assert_eq!(
+        seen["requests"],
+        serde_json::json!([uri]),
+        "no request but the page itself"
+    );
+    // A chart per measured figure per drill and cluster, each point drawn.
+    let charts = report
+        .drills
+        .iter()
+        .map(|d| {
+            [
+                d.runs.iter().any(|r| r.rto_seconds.is_some()),
+                d.runs.iter().any(|r| r.rpo_seconds.is_some()),
+                d.runs.iter().any(|r| r.availability.is_some()),
+            ]
+            .into_iter()
+            .filter(|x| *x)
+            .count()
+        })
+        .sum::<usize>();
+    assert!(charts >= 15, "{charts}");
+    assert_eq!(seen["svgs"].as_u64(), Some(charts as u64), "{seen}");
+    let points: usize = report
+        .drills
+        .iter()
+        .flat_map(|d| &d.runs)
+        .map(|r| {
+            usize::from(r.rto_seconds.is_some())
+                + usize::from(r.rpo_seconds.is_some())
+                + usize::from(r.availability.is_some())
+        })
+        .sum();
+    assert_eq!(seen["chart_points"].as_u64(), Some(points as u64), "{seen}");
+    let pages = seen["pdf_pages"].as_u64().unwrap();
+    assert!((5..400).contains(&pages), "{pages} pages");
+    assert!(std::fs::metadata(out.join("report.png")).unwrap().len() > 10_000);
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
