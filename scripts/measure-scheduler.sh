@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Scheduler idle cost: RSS and CPU of `firedrill scheduler` over 60 s with 50 drills configured,
 # ticking every 5 s against a stand-in API server (scripts/kube-stub.py) on loopback.
+# Usage: scripts/measure-scheduler.sh [SECONDS]   (default 60)
+# FIREDRILL_BIN: the binary to measure (default target/release/firedrill, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release -q -p firedrill
+bin=${FIREDRILL_BIN:-target/release/firedrill}
+if [ -z "${FIREDRILL_BIN:-}" ]; then
+  cargo build --release -q -p firedrill
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 scripts/kube-stub.py "$port" &
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
@@ -28,7 +33,7 @@ YAML
   done
 } >"$work/firedrill.yaml"
 
-KUBECONFIG="$work/kubeconfig" FIREDRILL_LOG=json target/release/firedrill scheduler \
+KUBECONFIG="$work/kubeconfig" FIREDRILL_LOG=json "$bin" scheduler \
   --config "$work/firedrill.yaml" --listen 127.0.0.1:0 --tick 5s 2>"$work/log" &
 pid=$!
 sleep 2

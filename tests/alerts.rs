@@ -39,3 +39,21 @@ fn the_rules_are_valid_and_their_unit_tests_pass() {
         );
     }
 }
+
+/// The PrometheusRule for the Prometheus Operator is generated from the plain rule file and
+/// never drifts from it.
+#[test]
+fn the_prometheusrule_is_the_rule_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .args(["scripts/gen-prometheusrule.py", "--check"])
+        .current_dir(&root)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "deploy/prometheus/prometheusrule.yaml differs from firedrill.rules.yaml (run scripts/gen-prometheusrule.py):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

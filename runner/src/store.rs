@@ -385,6 +385,85 @@ impl Store {
         ended.as_deref().map(parse_timestamp).transpose()
     }
 
+    /// Every run of every cluster scheduled in `[since, until)`, optionally of one cluster and
+    /// one drill, in order of cluster, drill, scheduled instant and id: what reports read.
+    pub async fn runs_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        cluster: Option<&str>,
+        drill: Option<&str>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            select_run!(),
+            " WHERE scheduled >= $1 AND scheduled < $2 AND ($3 = '' OR cluster = $3) AND ($4 = '' OR drill = $4)"
+        ))
+        .bind(timestamp(since))
+        .bind(timestamp(until))
+        .bind(cluster.unwrap_or(""))
+        .bind(drill.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        // Sorted here, not by the database: the period's scan needs no sort of its wide rows.
+        let mut runs = rows.iter().map(read_run).collect::<Result<Vec<_>, _>>()?;
+        runs.sort_by(|a, b| {
+            (&a.cluster, &a.drill, a.scheduled, &a.id).cmp(&(
+                &b.cluster,
+                &b.drill,
+                b.scheduled,
+                &b.id,
+            ))
+        });
+        Ok(runs)
+    }
+
+    /// Every fire the schedulers of every cluster recorded for an instant in `[since, until)`,
+    /// with its cluster.
+    pub async fn fires_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        cluster: Option<&str>,
+        drill: Option<&str>,
+    ) -> Result<Vec<(String, FireRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cluster, drill, scheduled, status, reason, run FROM fires
+             WHERE scheduled >= $1 AND scheduled < $2 AND ($3 = '' OR cluster = $3) AND ($4 = '' OR drill = $4)",
+        )
+        .bind(timestamp(since))
+        .bind(timestamp(until))
+        .bind(cluster.unwrap_or(""))
+        .bind(drill.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("cluster")?,
+                    FireRecord {
+                        drill: r.try_get("drill")?,
+                        scheduled: parse_timestamp(&r.try_get::<String, _>("scheduled")?)?,
+                        status: r.try_get("status")?,
+                        reason: r.try_get("reason")?,
+                        run: r.try_get("run")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The clusters with anything in the history, and the drills each has run.
+    pub async fn clusters_and_drills(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cluster, drill FROM runs UNION SELECT cluster, drill FROM fires ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn record_fire(&self, fire: &FireRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO fires (drill, scheduled, status, reason, run, recorded_at, cluster) VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -191,6 +191,7 @@ pub struct RunRow {
     pub availability: Option<f64>,
     pub availability_target: Option<f64>,
     pub latency_p95_seconds: Option<f64>,
+    pub latency_p95_target_seconds: Option<f64>,
     pub requests: Option<u64>,
     pub rollback: &'static str,
     pub safety_violation: bool,
@@ -347,10 +348,11 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         });
     }
 
-    let runs: HashMap<(&str, &str), &RunRecord> = inputs
+    let runs: HashMap<(&str, &str), usize> = inputs
         .runs
         .iter()
-        .map(|r| ((r.cluster.as_str(), r.id.as_str()), r))
+        .enumerate()
+        .map(|(i, r)| ((r.cluster.as_str(), r.id.as_str()), i))
         .collect();
     let fires: HashMap<(&str, &str, DateTime<Utc>), &FireRecord> = inputs
         .fires
@@ -359,12 +361,16 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         .collect();
 
     let mut adherence = Vec::new();
-    let mut planned_runs: BTreeSet<(&str, String)> = BTreeSet::new();
+    // Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
+    let mut planned_runs = vec![false; inputs.runs.len()];
     for cluster in &clusters {
         for fire in &planned {
             let drill = &config.drills[fire.drill];
             let id = crate::job::run_id(&drill.name, fire.scheduled);
-            let run = runs.get(&(cluster.as_str(), id.as_str()));
+            let run = runs.get(&(cluster.as_str(), id.as_str())).map(|&i| {
+                planned_runs[i] = true;
+                &inputs.runs[i]
+            });
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
             let (outcome, reason) = match (run, recorded) {
                 (Some(r), _) => (r.status.as_str().to_owned(), r.reason.clone()),
@@ -384,9 +390,6 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                     ),
                 },
             };
-            if run.is_some() {
-                planned_runs.insert((cluster.as_str(), id.clone()));
-            }
             adherence.push(Adherence {
                 cluster: cluster.clone(),
                 drill: drill.name.clone(),
@@ -414,30 +417,45 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             keys.insert((r.cluster.clone(), r.drill.clone()));
         }
     }
-    let mut by_drill: BTreeMap<(String, String), Vec<&RunRecord>> =
-        keys.into_iter().map(|k| (k, Vec::new())).collect();
-    for r in &inputs.runs {
-        if let Some(list) = by_drill.get_mut(&(r.cluster.clone(), r.drill.clone())) {
-            list.push(r);
+    let mut by_drill: BTreeMap<(String, String), Slot<'_>> = keys
+        .into_iter()
+        .map(|k| (k, (Vec::new(), Vec::new())))
+        .collect();
+    {
+        let mut slots: HashMap<(&str, &str), &mut Slot<'_>> = by_drill
+            .iter_mut()
+            .map(|((c, d), v)| ((c.as_str(), d.as_str()), v))
+            .collect();
+        for (i, r) in inputs.runs.iter().enumerate() {
+            if let Some(slot) = slots.get_mut(&(r.cluster.as_str(), r.drill.as_str())) {
+                slot.0.push(i);
+            }
+        }
+        for a in &adherence {
+            if let Some(slot) = slots.get_mut(&(a.cluster.as_str(), a.drill.as_str())) {
+                slot.1.push(a);
+            }
         }
     }
 
     let mut follow_ups = Vec::new();
     let mut drill_reports = Vec::new();
-    for ((cluster, name), mut list) in by_drill {
-        list.sort_by(|a, b| a.scheduled.cmp(&b.scheduled).then(a.id.cmp(&b.id)));
+    for ((cluster, name), (mut indices, rows)) in by_drill {
+        indices.sort_by(|&a, &b| {
+            let (a, b) = (&inputs.runs[a], &inputs.runs[b]);
+            a.scheduled.cmp(&b.scheduled).then(a.id.cmp(&b.id))
+        });
+        let list: Vec<&RunRecord> = indices.iter().map(|&i| &inputs.runs[i]).collect();
         let drill = config.drills.iter().find(|d| d.name == name);
-        let rows: Vec<&Adherence> = adherence
-            .iter()
-            .filter(|a| a.cluster == cluster && a.drill == name)
-            .collect();
-        let unplanned: Vec<bool> = list
-            .iter()
-            .map(|r| !planned_runs.contains(&(cluster.as_str(), r.id.clone())))
-            .collect();
+        let unplanned: Vec<bool> = indices.iter().map(|&i| !planned_runs[i]).collect();
         let mut tally = tally(rows.iter().copied());
         tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
         follow_ups.extend(follow_ups_of(&cluster, &name, &list, &rows));
+        let runs: Vec<RunRow> = list
+            .iter()
+            .zip(unplanned)
+            .map(|(r, unplanned)| run_row(r, unplanned))
+            .collect();
         drill_reports.push(DrillReport {
             kind: drill
                 .map(|d| d.kind.to_string())
@@ -447,29 +465,12 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             scope: drill.map(scope).unwrap_or_default(),
             excluded: exclusions(&list),
             tally,
-            rto: figure(
-                &list,
-                |r| (r.measurements.rto_seconds, r.criteria().rto_seconds),
-                true,
-            ),
-            rpo: figure(
-                &list,
-                |r| (r.measurements.rpo_seconds, r.criteria().rpo_seconds),
-                true,
-            ),
-            availability: figure(
-                &list,
-                |r| (r.measurements.availability, r.criteria().availability),
-                false,
-            ),
+            rto: figure(&runs, |r| (r.rto_seconds, r.rto_target_seconds), true),
+            rpo: figure(&runs, |r| (r.rpo_seconds, r.rpo_target_seconds), true),
+            availability: figure(&runs, |r| (r.availability, r.availability_target), false),
             latency_p95: figure(
-                &list,
-                |r| {
-                    (
-                        r.measurements.latency_p95_seconds,
-                        r.criteria().latency_p95_seconds,
-                    )
-                },
+                &runs,
+                |r| (r.latency_p95_seconds, r.latency_p95_target_seconds),
                 true,
             ),
             aborts: list
@@ -487,11 +488,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 })
                 .collect(),
             rollbacks: rollbacks(&list),
-            runs: list
-                .iter()
-                .zip(unplanned)
-                .map(|(r, unplanned)| run_row(r, unplanned))
-                .collect(),
+            runs,
             cluster,
             drill: name,
         });
@@ -557,6 +554,10 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         follow_ups,
     })
 }
+
+/// One drill on one cluster while the report is built: its runs (indices into the inputs) and
+/// its planned fires.
+type Slot<'a> = (Vec<usize>, Vec<&'a Adherence>);
 
 fn tally<'a>(rows: impl Iterator<Item = &'a Adherence>) -> Tally {
     let mut t = Tally::default();
@@ -629,8 +630,8 @@ fn exclusions(runs: &[&RunRecord]) -> Vec<Exclusion> {
 
 /// `higher_is_worse`: RTO, RPO and latency; availability is worse when lower.
 fn figure(
-    runs: &[&RunRecord],
-    pick: impl Fn(&RunRecord) -> (Option<f64>, Option<f64>),
+    runs: &[RunRow],
+    pick: impl Fn(&RunRow) -> (Option<f64>, Option<f64>),
     higher_is_worse: bool,
 ) -> Figure {
     let mut values = Vec::new();
@@ -749,6 +750,7 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
         availability: m.availability,
         availability_target: c.availability,
         latency_p95_seconds: m.latency_p95_seconds,
+        latency_p95_target_seconds: c.latency_p95_seconds,
         requests: m.requests,
         rollback: if r.rollback_failed() {
             "failed"
