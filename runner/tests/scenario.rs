@@ -517,7 +517,7 @@ async fn a_changed_drill_file_is_picked_up_and_a_broken_one_refused() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("firedrill_scheduler_fires_total{status=\"fired\"} 1"),
+        metrics.contains("firedrill_scheduler_fires_total{cluster=\"default\",status=\"fired\"} 1"),
         "{metrics}"
     );
 }
