@@ -1594,7 +1594,7 @@ pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver
             run.reason.as_deref().unwrap_or("all criteria met")
         );
         let mut stop = stop.clone();
-        let reason = format!("Drill{}", title(run.status.as_str()));
+        let reason = drill_event_reason(run.status);
         let event = tokio::time::timeout(
             CLUSTER_BUDGET,
             kube.event(&run.id, warning, &reason, &message),
@@ -1643,6 +1643,11 @@ pub async fn record(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<b
     let kept = keep(run, sinks, stop).await;
     announce(run, sinks, stop).await;
     kept
+}
+
+/// The reason of the Event a run leaves on its Job when it ends: `DrillPassed`, `DrillDryRun`.
+pub fn drill_event_reason(status: RunStatus) -> String {
+    format!("Drill{}", title(status.as_str()))
 }
 
 fn title(status: &str) -> String {

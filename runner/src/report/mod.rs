@@ -724,7 +724,7 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
             } else {
                 "Warning"
             },
-            drill_event_reason(s),
+            crate::executor::drill_event_reason(s),
             r.reason.as_deref().unwrap_or("all criteria met")
         )),
     };
@@ -815,21 +815,6 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
                 .collect(),
         },
     }
-}
-
-/// The reason of the Event a run leaves when it ends, as `executor::announce` writes it.
-fn drill_event_reason(status: RunStatus) -> String {
-    let title: String = status
-        .as_str()
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    format!("Drill{title}")
 }
 
 /// What the drill's runs and fires leave to do. A failed criterion, a breached target, an

@@ -88,6 +88,59 @@ fn tally_cells(t: &Tally) -> Vec<String> {
     cells
 }
 
+const FLEET_HEAD: [&str; 12] = [
+    "cluster",
+    "planned",
+    "ran",
+    "passed",
+    "failed",
+    "missed",
+    "unaccounted",
+    "adherence",
+    "worst RTO",
+    "worst RPO",
+    "lowest availability",
+    "open follow-ups",
+];
+
+fn fleet_cells(c: &super::ClusterRow) -> Vec<String> {
+    vec![
+        c.cluster.clone(),
+        c.tally.planned.to_string(),
+        c.tally.ran.to_string(),
+        c.tally.passed.to_string(),
+        c.tally.failed.to_string(),
+        c.tally.missed.to_string(),
+        c.tally.unaccounted.to_string(),
+        adherence(&c.tally),
+        worst(&c.worst_rto),
+        worst(&c.worst_rpo),
+        percent(c.lowest_availability),
+        c.open_follow_ups.to_string(),
+    ]
+}
+
+const FIGURE_HEAD: [&str; 6] = [
+    "measure",
+    "target",
+    "last",
+    "worst",
+    "median",
+    "missed target",
+];
+
+/// Each measure of a drill against its target, a row each.
+fn figure_rows(d: &DrillReport) -> impl Iterator<Item = Vec<String>> + '_ {
+    [
+        ("RTO", against(&d.rto, seconds)),
+        ("RPO", against(&d.rpo, seconds)),
+        ("availability", against(&d.availability, percent)),
+        ("latency p95", against(&d.latency_p95, seconds)),
+    ]
+    .into_iter()
+    .map(|(name, cells)| std::iter::once(name.to_owned()).chain(cells).collect())
+}
+
 fn worst(w: &Option<super::Worst>) -> String {
     w.as_ref().map_or_else(
         || "–".to_owned(),
@@ -228,39 +281,7 @@ fn markdown(r: &Report) -> String {
         r.follow_ups.iter().filter(|f| f.state == "open").count()
     );
     let _ = writeln!(out, "## Fleet\n");
-    md_table(
-        &mut out,
-        &[
-            "cluster",
-            "planned",
-            "ran",
-            "passed",
-            "failed",
-            "missed",
-            "unaccounted",
-            "adherence",
-            "worst RTO",
-            "worst RPO",
-            "lowest availability",
-            "open follow-ups",
-        ],
-        r.fleet.iter().map(|c| {
-            vec![
-                c.cluster.clone(),
-                c.tally.planned.to_string(),
-                c.tally.ran.to_string(),
-                c.tally.passed.to_string(),
-                c.tally.failed.to_string(),
-                c.tally.missed.to_string(),
-                c.tally.unaccounted.to_string(),
-                adherence(&c.tally),
-                worst(&c.worst_rto),
-                worst(&c.worst_rpo),
-                percent(c.lowest_availability),
-                c.open_follow_ups.to_string(),
-            ]
-        }),
-    );
+    md_table(&mut out, &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
     let _ = writeln!(out, "## Programme adherence\n");
     md_table(
         &mut out,
@@ -328,29 +349,7 @@ fn md_drill(out: &mut String, d: &DrillReport) {
     }
     out.push('\n');
     md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&d.tally)));
-    md_table(
-        out,
-        &[
-            "measure",
-            "target",
-            "last",
-            "worst",
-            "median",
-            "missed target",
-        ],
-        [
-            ("RTO", against(&d.rto, seconds)),
-            ("RPO", against(&d.rpo, seconds)),
-            ("availability", against(&d.availability, percent)),
-            ("latency p95", against(&d.latency_p95, seconds)),
-        ]
-        .into_iter()
-        .map(|(name, cells)| {
-            std::iter::once(name.to_owned())
-                .chain(cells)
-                .collect::<Vec<_>>()
-        }),
-    );
+    md_table(out, &FIGURE_HEAD, figure_rows(d));
     if d.runs.is_empty() {
         let _ = writeln!(out, "No runs in the period.\n");
         return;
@@ -547,36 +546,8 @@ fn html(r: &Report) -> String {
     html_table(
         &mut out,
         "fleet",
-        &[
-            "cluster",
-            "planned",
-            "ran",
-            "passed",
-            "failed",
-            "missed",
-            "unaccounted",
-            "adherence",
-            "worst RTO",
-            "worst RPO",
-            "lowest availability",
-            "open follow-ups",
-        ],
-        r.fleet.iter().map(|c| {
-            vec![
-                c.cluster.clone(),
-                c.tally.planned.to_string(),
-                c.tally.ran.to_string(),
-                c.tally.passed.to_string(),
-                c.tally.failed.to_string(),
-                c.tally.missed.to_string(),
-                c.tally.unaccounted.to_string(),
-                adherence(&c.tally),
-                worst(&c.worst_rto),
-                worst(&c.worst_rpo),
-                percent(c.lowest_availability),
-                c.open_follow_ups.to_string(),
-            ]
-        }),
+        &FLEET_HEAD,
+        r.fleet.iter().map(fleet_cells),
     );
     out.push_str("<h2 id=\"follow-ups\">Follow-ups</h2>\n");
     if r.follow_ups.is_empty() {
@@ -659,30 +630,7 @@ fn html_drill(out: &mut String, d: &DrillReport) {
         &TALLY_HEAD,
         std::iter::once(tally_cells(&d.tally)),
     );
-    html_table(
-        out,
-        "figures",
-        &[
-            "measure",
-            "target",
-            "last",
-            "worst",
-            "median",
-            "missed target",
-        ],
-        [
-            ("RTO", against(&d.rto, seconds)),
-            ("RPO", against(&d.rpo, seconds)),
-            ("availability", against(&d.availability, percent)),
-            ("latency p95", against(&d.latency_p95, seconds)),
-        ]
-        .into_iter()
-        .map(|(name, cells)| {
-            std::iter::once(name.to_owned())
-                .chain(cells)
-                .collect::<Vec<_>>()
-        }),
-    );
+    html_table(out, "figures", &FIGURE_HEAD, figure_rows(d));
     for (title, pick, target, unit) in [
         (
             "RTO",
