@@ -131,6 +131,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("the run history is at schema version {have}, this firedrill reads version {want}: let the scheduler (or `firedrill history`) open it once with write access to migrate it")]
+    Outdated { have: i64, want: i64 },
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
     #[error("run {id} is already recorded for drill {drill} ({kind}, scheduled {scheduled}); a record never changes its drill, kind or scheduled instant (give this run another --run id)")]
@@ -189,15 +191,24 @@ impl Store {
     /// Opens (creating a SQLite file if needed) and migrates. Fires, state, cooldowns and
     /// `run`/`runs` are those of `cluster`; a run is recorded under the cluster it names.
     pub async fn open(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url, cluster, false).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `read_only`: a SQLite file is opened `mode=ro` (a missing file is an error, never a new
+    /// empty history).
+    async fn connect(url: &StoreUrl, cluster: &str, read_only: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (connect, max) = match url {
             // sqlx decodes the path: encode what would otherwise end it or be decoded.
             StoreUrl::Sqlite(path) => (
                 format!(
-                    "sqlite://{}?mode=rwc",
+                    "sqlite://{}?mode={}",
                     path.replace('%', "%25")
                         .replace('?', "%3F")
-                        .replace('#', "%23")
+                        .replace('#', "%23"),
+                    if read_only { "ro" } else { "rwc" }
                 ),
                 1,
             ),
@@ -221,12 +232,25 @@ impl Store {
                 url: redact(&connect),
                 source,
             })?;
-        let store = Store {
+        Ok(Store {
             pool,
             cluster: cluster.to_owned(),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
+    }
+
+    /// Opens a history to read it only (reports): nothing is created, migrated or written, so
+    /// read-only credentials suffice. A history at an older schema is said to be so.
+    pub async fn open_existing(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url, cluster, true).await?;
+        let want = MIGRATIONS.last().map_or(0, |m| m.0);
+        let have: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM firedrill_migrations")
+            .fetch_one(&store.pool)
+            .await
+            .map_err(|_| StoreError::Outdated { have: 0, want })?;
+        match have.unwrap_or(0) {
+            v if v == want => Ok(store),
+            have => Err(StoreError::Outdated { have, want }),
+        }
     }
 
     /// Applies the migrations not yet applied, each in its own transaction.

@@ -332,6 +332,34 @@ async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() 
     let (code, _, err) = firedrill(&format!("sqlite://{}", junk.display()), &period);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("error:") && err.contains("junk.db"), "{err}");
+    // A history an older firedrill wrote is not migrated by a report (read only): it says so.
+    let old = path.with_file_name("old.db");
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", old.display()))
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE firedrill_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            "INSERT INTO firedrill_migrations VALUES (1, 'runs and fires', '2026-11-01T00:00:00.000Z'), (2, 'scheduler state', '2026-11-01T00:00:00.000Z')",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    }
+    let before = std::fs::read(&old).unwrap();
+    let (code, _, err) = firedrill(&format!("sqlite://{}", old.display()), &period);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("is at schema version 2, this firedrill reads version 3"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&old).unwrap(),
+        before,
+        "the report changed nothing"
+    );
     // A report that cannot be written where asked loses nothing and says where.
     let (code, _, err) = firedrill(
         &store,

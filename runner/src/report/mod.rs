@@ -372,7 +372,19 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 &inputs.runs[i]
             });
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
+            // A run still recorded as running long after it must have ended never reported.
+            let overdue = fire.start.unwrap_or(fire.scheduled)
+                + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
+                    .unwrap_or(chrono::TimeDelta::MAX)
+                + chrono::TimeDelta::hours(1);
             let (outcome, reason) = match (run, recorded) {
+                (Some(r), _) if r.status == RunStatus::Running && overdue < inputs.generated => (
+                    "unaccounted".to_owned(),
+                    Some(format!(
+                        "recorded as running, never as ended (it should have ended by {})",
+                        stamp(overdue)
+                    )),
+                ),
                 (Some(r), _) => (r.status.as_str().to_owned(), r.reason.clone()),
                 (None, _) if fire.start.unwrap_or(fire.scheduled) >= inputs.generated => {
                     ("pending".to_owned(), Some("not yet due".to_owned()))
@@ -754,8 +766,14 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
         requests: m.requests,
         rollback: if r.rollback_failed() {
             "failed"
-        } else if e.get("reverted").is_some() {
+        } else if e.get("reverted").is_some() || e.get("revert").is_some_and(Value::is_array) {
             "restored"
+        } else if e
+            .pointer("/injected/changed")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty())
+        {
+            "not reverted"
         } else {
             "none"
         },
@@ -864,8 +882,10 @@ fn follow_ups_of(
                 drill: drill.to_owned(),
                 run: Some(r.id.clone()),
                 scheduled: stamp(r.scheduled),
-                what: "rollback failed: the ledger stays open (firedrill rollback --run)"
-                    .to_owned(),
+                what: format!(
+                    "rollback failed: the ledger stayed open; close it with `firedrill rollback --run {}` (the history does not record a later rollback, so this stays open here)",
+                    r.id
+                ),
                 state: "open".to_owned(),
             });
         }

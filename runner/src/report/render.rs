@@ -241,8 +241,12 @@ fn evidence_lines(r: &RunRow) -> Vec<(&'static str, String)> {
 
 // ---------------------------------------------------------------------------------- Markdown
 
+/// Text as Markdown shows it literally on one line: no table breaks, no live HTML.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('|', "\\|")
+        .replace(['\r', '\n'], " ")
 }
 
 fn md_table<S: AsRef<str>>(out: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<S>>) {
@@ -335,8 +339,8 @@ fn md_drill(out: &mut String, d: &DrillReport) {
         let _ = writeln!(
             out,
             "- Left alone ({}): {}",
-            e.reason,
-            e.pods.iter().cloned().collect::<Vec<_>>().join(", ")
+            cell(&e.reason),
+            cell(&e.pods.iter().cloned().collect::<Vec<_>>().join(", "))
         );
     }
     let _ = writeln!(
@@ -345,7 +349,13 @@ fn md_drill(out: &mut String, d: &DrillReport) {
         d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
     );
     for a in &d.aborts {
-        let _ = writeln!(out, "- Aborted {} ({}): {}", a.run, a.cause, a.reason);
+        let _ = writeln!(
+            out,
+            "- Aborted {} ({}): {}",
+            cell(&a.run),
+            cell(&a.cause),
+            cell(&a.reason)
+        );
     }
     out.push('\n');
     md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&d.tally)));
@@ -360,7 +370,7 @@ fn md_drill(out: &mut String, d: &DrillReport) {
     for run in &d.runs {
         let _ = writeln!(out, "- **{}**", run.run);
         for (label, text) in evidence_lines(run) {
-            let _ = writeln!(out, "  - {label}: {}", text.replace('\n', " "));
+            let _ = writeln!(out, "  - {label}: {}", cell(&text));
         }
     }
     out.push('\n');
@@ -479,7 +489,15 @@ fn html_table<S: AsRef<str>>(
             // Outcomes and states get a class, so they read at a glance and in print.
             let class = match (head.get(i).copied(), c) {
                 (Some("outcome" | "status" | "state" | "rollback"), v) => {
-                    format!(" class=\"s-{}\"", v.split_whitespace().next().unwrap_or(""))
+                    // Only what a class name may hold: the word comes from the store.
+                    let word: String = v
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    format!(" class=\"s-{word}\"")
                 }
                 _ => String::new(),
             };
