@@ -2,6 +2,8 @@
 //! evidence behind the outcome. The store, the cluster's result ConfigMaps, the Pushgateway and
 //! the reports all read these types.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use firedrill_safety::cluster::{OwnerKind, OwnerRef};
 use serde::{Deserialize, Serialize};
@@ -80,9 +82,10 @@ pub struct Measurements {
     pub rpo_seconds: Option<f64>,
 }
 
-/// One run of one drill.
+/// One run of one drill. The evidence is the JSON document the run wrote (`Value`), or, where
+/// many records are read only to be reported, the [`Trail`] typed from it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
+pub struct RunRecord<E = serde_json::Value> {
     /// The cluster the run acted on (the drill file's `cluster:`); run ids are unique per
     /// cluster. Records written before the fleet carry the default name.
     #[serde(default = "default_cluster")]
@@ -99,7 +102,7 @@ pub struct RunRecord {
     pub targets: Vec<Hit>,
     pub measurements: Measurements,
     /// Gate results, verdict, samples: what an auditor needs to trust the outcome.
-    pub evidence: serde_json::Value,
+    pub evidence: E,
 }
 
 /// The targets a run was judged against, as the drill file said when it ran (kept in the
@@ -123,31 +126,165 @@ pub struct Criteria {
 /// Why an aborted run stopped early, as recorded in its evidence (`abort.cause`).
 pub const ABORT_CONDITION: &str = "abort-condition";
 
-impl RunRecord {
+/// What reports and the Pushgateway read of a run's evidence, typed. A report over a year of
+/// hourly drills reads 100,000 records: parsed into this, each keeps only these fields instead
+/// of a tree of the whole document.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Trail {
+    /// The targets the run was judged against; none for records written before they were kept.
+    pub criteria: Option<Criteria>,
+    pub abort: Option<AbortNote>,
+    /// What the guard left alone.
+    pub excluded: Vec<Excluded>,
+    pub injected: Option<Injected>,
+    /// The ledger's replay after the run: one line per change.
+    pub reverted: Option<serde_json::Value>,
+    /// The replay after a failed injection: its lines, or `REVERT FAILED: …`.
+    pub revert: Option<serde_json::Value>,
+    pub revert_error: Option<serde_json::Value>,
+    /// After a failed revert: when and how its ledger was found closed later.
+    pub rollback_closed: Option<Closed>,
+    pub preflight: Vec<Gate>,
+    pub samples: Option<Samples>,
+    pub timeline: Vec<Moment>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AbortNote {
+    pub cause: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Excluded {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Injected {
+    pub changed: Option<serde_json::Value>,
+    pub ledger: Option<String>,
+    pub dns_changes: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Closed {
+    pub at: Option<String>,
+    pub how: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Gate {
+    pub check: Option<String>,
+    pub passed: Option<bool>,
+}
+
+/// Counts as the run wrote them (kept as written: `897.0` stays `897.0`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Samples {
+    pub sent: serde_json::Value,
+    pub available: serde_json::Value,
+    pub answered: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Moment {
+    pub at: Option<String>,
+    pub event: Option<String>,
+}
+
+impl Trail {
+    /// Reads the evidence's stored text. A document whose fields have other shapes than these
+    /// (written by a future version, or damaged) is read field by field, each field of another
+    /// shape as absent; only text that is not JSON at all is an error.
+    pub fn parse(text: &str) -> Result<Trail, serde_json::Error> {
+        serde_json::from_str(text).or_else(|_| {
+            serde_json::from_str::<serde_json::Value>(text).map(|v| Trail::from_value(&v))
+        })
+    }
+
+    /// The trail of a document in memory, field by field as [`Trail::parse`] reads it.
+    pub fn from_value(v: &serde_json::Value) -> Trail {
+        fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, key: &str) -> Option<T> {
+            v.get(key).and_then(|f| T::deserialize(f).ok())
+        }
+        Trail {
+            criteria: field(v, "criteria"),
+            abort: field(v, "abort"),
+            excluded: field(v, "excluded").unwrap_or_default(),
+            injected: field(v, "injected"),
+            reverted: field(v, "reverted"),
+            revert: field(v, "revert"),
+            revert_error: field(v, "revert_error"),
+            rollback_closed: field(v, "rollback_closed"),
+            preflight: field(v, "preflight").unwrap_or_default(),
+            samples: field(v, "samples"),
+            timeline: field(v, "timeline").unwrap_or_default(),
+        }
+    }
+
+    /// The changes the injection made, as its lines.
+    pub fn changed(&self) -> Option<&serde_json::Value> {
+        self.injected.as_ref().and_then(|i| i.changed.as_ref())
+    }
+}
+
+/// The evidence of a record, read as a [`Trail`].
+pub trait Evidence {
+    fn trail(&self) -> Cow<'_, Trail>;
+}
+
+impl Evidence for serde_json::Value {
+    fn trail(&self) -> Cow<'_, Trail> {
+        Cow::Owned(Trail::from_value(self))
+    }
+}
+
+impl Evidence for Trail {
+    fn trail(&self) -> Cow<'_, Trail> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<E: Evidence> RunRecord<E> {
     /// The targets the run was judged against; none for records written before they were kept.
     pub fn criteria(&self) -> Criteria {
-        self.evidence
-            .get("criteria")
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default()
+        self.evidence.trail().criteria.clone().unwrap_or_default()
     }
 
     /// Whether the revert left something undone (the ledger stays open for `rollback`).
     pub fn rollback_failed(&self) -> bool {
-        self.evidence.get("revert_error").is_some()
-            || self
-                .evidence
-                .get("revert")
+        let t = self.evidence.trail();
+        t.revert_error.is_some()
+            || t.revert
+                .as_ref()
                 .and_then(serde_json::Value::as_str)
                 .is_some_and(|r| r.starts_with("REVERT FAILED"))
+    }
+
+    /// After a failed revert, when and how its ledger was found closed (by the sweep's retry,
+    /// `firedrill rollback` or `stop`); none while it is open.
+    pub fn rollback_closed(&self) -> Option<Closed> {
+        self.evidence.trail().rollback_closed.clone()
     }
 
     /// Whether a safety constraint broke during the run: one of the drill's abort conditions
     /// was breached and ended it.
     pub fn safety_violated(&self) -> bool {
         self.evidence
-            .pointer("/abort/cause")
-            .and_then(serde_json::Value::as_str)
+            .trail()
+            .abort
+            .as_ref()
+            .and_then(|a| a.cause.as_deref())
             == Some(ABORT_CONDITION)
     }
 
@@ -228,6 +365,63 @@ impl From<Hit> for HitText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The evidence a run writes reads typed in one pass; a field of another shape reads as
+    /// absent and the rest is kept, and the record's verdicts are the same either way.
+    #[test]
+    fn the_trail_reads_what_runs_write_and_tolerates_what_they_did_not() {
+        let written = r#"{"armed":true,"criteria":{"availability":0.95,"rto_seconds":30.0,"rpo_seconds":null},
+            "excluded":[{"name":"canary-0","namespace":"default","reason":"protected"}],
+            "injected":{"changed":["delete Pod/default/a"],"ledger":"firedrill-ledger-x","refused":[]},
+            "preflight":[{"check":"promql up","detail":"1 series","passed":true}],
+            "revert_error":"Pod/default/a: forbidden",
+            "samples":{"answered":900,"available":897.0,"sent":900},
+            "abort":{"cause":"abort-condition"},
+            "timeline":[{"at":"2027-01-01T00:00:00.000Z","event":"delete Pod/default/a","seconds":0.0}]}"#;
+        let typed: Trail = serde_json::from_str(written).expect("the typed pass reads it whole");
+        assert_eq!(Trail::parse(written).unwrap(), typed);
+        let value: serde_json::Value = serde_json::from_str(written).unwrap();
+        assert_eq!(Trail::from_value(&value), typed);
+        assert_eq!(typed.criteria.as_ref().unwrap().rto_seconds, Some(30.0));
+        assert_eq!(typed.excluded[0].reason.as_deref(), Some("protected"));
+        assert_eq!(
+            typed.samples.as_ref().unwrap().available.to_string(),
+            "897.0"
+        );
+
+        let damaged = r#"{"criteria":"fast","timeline":{"at":1},"injected":{"ledger":"l"},"revert":"REVERT FAILED: x"}"#;
+        let t = Trail::parse(damaged).unwrap();
+        assert_eq!(t.criteria, None);
+        assert!(t.timeline.is_empty());
+        assert_eq!(t.injected.unwrap().ledger.as_deref(), Some("l"));
+        assert!(Trail::parse("{not json").is_err());
+
+        fn record<E>(evidence: E) -> RunRecord<E> {
+            RunRecord {
+                cluster: "c".into(),
+                id: "r".into(),
+                drill: "d".into(),
+                kind: "pod-kill".into(),
+                scheduled: Utc::now(),
+                started: None,
+                ended: None,
+                status: RunStatus::Aborted,
+                reason: None,
+                targets: Vec::new(),
+                measurements: Measurements {
+                    rto_seconds: Some(45.0),
+                    ..Measurements::default()
+                },
+                evidence,
+            }
+        }
+        let (as_value, as_trail) = (record(value), record(typed));
+        assert_eq!(as_value.criteria(), as_trail.criteria());
+        assert!(as_value.rollback_failed() && as_trail.rollback_failed());
+        assert!(as_value.safety_violated() && as_trail.safety_violated());
+        assert_eq!(as_value.breached(), ["rto"]);
+        assert_eq!(as_trail.breached(), ["rto"]);
+    }
 
     #[test]
     fn hits_read_and_write_the_stored_format() {

@@ -33,6 +33,8 @@ pub struct TickReport {
     pub recorded: Vec<(String, RunStatus)>,
     /// Ledgers this tick reverted because their run could not (its Job is gone, or they expired).
     pub reverted: Vec<String>,
+    /// Runs whose failed revert's ledger this tick found closed, and recorded so.
+    pub rollbacks_closed: Vec<String>,
 }
 
 /// How often the leader sweeps for orphaned ledgers and expired artifacts (and at its first tick).
@@ -269,6 +271,12 @@ impl Scheduler {
             }
             Err(e) => {
                 tracing::error!(error = %e, "sweep for orphaned ledgers and expired artifacts failed")
+            }
+        }
+        match record_closed_rollbacks(&self.kube, &self.store, now).await {
+            Ok(closed) => report.rollbacks_closed.extend(closed),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look for ledgers closed since their revert failed")
             }
         }
         Ok(())
@@ -601,4 +609,37 @@ pub enum SchedulerError {
     Kube(#[from] KubeError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// Looks at the ledger of every run in this cluster's history whose revert failed: one since
+/// closed (the sweep's retry, `firedrill rollback` or `stop` reverted it) or gone is recorded
+/// in the run's evidence, which closes the report's follow-up. An open or unreadable ledger is
+/// left for the next sweep.
+pub async fn record_closed_rollbacks(
+    kube: &Kube,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, String> {
+    let cluster = crate::ledger::KubeCluster::new(kube);
+    let mut closed = Vec::new();
+    for run in store.open_rollbacks().await.map_err(|e| e.to_string())? {
+        let how = match cluster.ledger(&run).await? {
+            Some(Ok(l)) if !l.is_open() => format!(
+                "ledger {} found closed: every change reverted or left and said",
+                firedrill_rollback::ledger_name(&run)
+            ),
+            Some(_) => continue,
+            None => format!(
+                "ledger {} found deleted while open: what it held was not seen reverted",
+                firedrill_rollback::ledger_name(&run)
+            ),
+        };
+        store
+            .close_rollback(&run, now, &how)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(%run, %how, "a failed revert's ledger is closed; recorded");
+        closed.push(run);
+    }
+    Ok(closed)
 }

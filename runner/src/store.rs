@@ -9,11 +9,11 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Connection, Row};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, ConnectOptions, Connection, Row};
 
 use crate::config::Store as StoreUrl;
-pub use crate::run::{Hit, Measurements, RunRecord, RunStatus};
+pub use crate::run::{Hit, Measurements, RunRecord, RunStatus, Trail};
 
 /// Versioned migrations, applied in order. Never edit one that has shipped; add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -73,7 +73,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (cluster, id)
     );
     INSERT INTO runs_by_cluster (cluster, id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at)
-        SELECT 'default', id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at FROM runs;
+        SELECT CAST($1 AS TEXT), id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at FROM runs;
     DROP TABLE runs;
     ALTER TABLE runs_by_cluster RENAME TO runs;
     CREATE INDEX runs_by_drill ON runs (cluster, drill, scheduled);
@@ -89,7 +89,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (cluster, drill, scheduled)
     );
     INSERT INTO fires_by_cluster (cluster, drill, scheduled, status, reason, run, recorded_at)
-        SELECT 'default', drill, scheduled, status, reason, run, recorded_at FROM fires;
+        SELECT CAST($1 AS TEXT), drill, scheduled, status, reason, run, recorded_at FROM fires;
     DROP TABLE fires;
     ALTER TABLE fires_by_cluster RENAME TO fires;
     CREATE INDEX fires_by_scheduled ON fires (scheduled);
@@ -99,9 +99,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (cluster, key)
     );
-    INSERT INTO state_by_cluster (cluster, key, value) SELECT 'default', key, value FROM scheduler_state;
+    INSERT INTO state_by_cluster (cluster, key, value) SELECT CAST($1 AS TEXT), key, value FROM scheduler_state;
     DROP TABLE scheduler_state;
     ALTER TABLE state_by_cluster RENAME TO scheduler_state",
+    ),
+    (
+        4,
+        "open rollbacks",
+        "CREATE TABLE open_rollbacks (
+        cluster TEXT NOT NULL,
+        run TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (cluster, run)
+    );
+    INSERT INTO open_rollbacks (cluster, run, recorded_at)
+        SELECT cluster, id, recorded_at FROM runs
+        WHERE evidence LIKE '%\"revert_error\":%' OR evidence LIKE '%\"revert\":\"REVERT FAILED%'",
     ),
 ];
 
@@ -148,6 +161,8 @@ pub enum StoreError {
 
 pub struct Store {
     pool: AnyPool,
+    /// A SQLite history's connect string (none for PostgreSQL): reports read it directly.
+    sqlite: Option<String>,
     /// The cluster whose fires, state and cooldowns this process reads and writes.
     cluster: String,
 }
@@ -157,6 +172,15 @@ macro_rules! select_run {
     () => {
         "SELECT cluster, id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence FROM runs"
     };
+}
+
+/// A drill a cluster's history has records of, and since when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub cluster: String,
+    pub drill: String,
+    /// The scheduled instant of its first record.
+    pub first: DateTime<Utc>,
 }
 
 /// Fixed-width UTC text, so that text order is time order.
@@ -234,6 +258,7 @@ impl Store {
             })?;
         Ok(Store {
             pool,
+            sqlite: matches!(url, StoreUrl::Sqlite(_)).then(|| connect.clone()),
             cluster: cluster.to_owned(),
         })
     }
@@ -276,10 +301,15 @@ impl Store {
             };
             let mut tx = self.pool.begin().await.map_err(fail)?;
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?;
+                // `$1` in a migration is the name of the cluster whose process opens the
+                // history first: rows from before the fleet are that cluster's.
+                let query = sqlx::query(statement);
+                let query = if statement.contains("$1") {
+                    query.bind(&self.cluster)
+                } else {
+                    query
+                };
+                query.execute(&mut *tx).await.map_err(fail)?;
             }
             sqlx::query(
                 "INSERT INTO firedrill_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -307,6 +337,7 @@ impl Store {
     /// Inserts the run, or updates the run with this id, which must be of the same drill, kind
     /// and scheduled instant: a record never changes what it is a record of.
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at, cluster)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -331,9 +362,10 @@ impl Store {
         .bind(run.evidence.to_string())
         .bind(timestamp(Utc::now()))
         .bind(&run.cluster)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
+            tx.rollback().await?;
             let existing = self.run_of(&run.cluster, &run.id).await?;
             return Err(match existing {
                 Some(e) => StoreError::Conflict {
@@ -348,7 +380,70 @@ impl Store {
                 },
             });
         }
+        // A revert that failed leaves its ledger open: the scheduler watches for it to close.
+        if run.rollback_failed() && run.rollback_closed().is_none() {
+            sqlx::query(
+                "INSERT INTO open_rollbacks (cluster, run, recorded_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (cluster, run) DO NOTHING",
+            )
+            .bind(&run.cluster)
+            .bind(&run.id)
+            .bind(timestamp(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The runs of this cluster whose revert failed and whose ledger is not yet known closed.
+    pub async fn open_rollbacks(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT run FROM open_rollbacks WHERE cluster = $1 ORDER BY run")
+            .bind(&self.cluster)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Records that the ledger a run's failed revert left open has since closed (`how`: by
+    /// what, as far as can be known), in the run's evidence (`rollback_closed`), so reports
+    /// close its follow-up. Returns whether the run was found.
+    pub async fn close_rollback(
+        &self,
+        run: &str,
+        at: DateTime<Utc>,
+        how: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let evidence: Option<String> =
+            sqlx::query_scalar("SELECT evidence FROM runs WHERE cluster = $1 AND id = $2")
+                .bind(&self.cluster)
+                .bind(run)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let found = evidence.is_some();
+        if let Some(text) = evidence {
+            let mut evidence = parse_json(&text)?;
+            if let Some(map) = evidence.as_object_mut() {
+                map.insert(
+                    "rollback_closed".to_owned(),
+                    serde_json::json!({ "at": timestamp(at), "how": how }),
+                );
+            }
+            sqlx::query("UPDATE runs SET evidence = $1 WHERE cluster = $2 AND id = $3")
+                .bind(evidence.to_string())
+                .bind(&self.cluster)
+                .bind(run)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM open_rollbacks WHERE cluster = $1 AND run = $2")
+            .bind(&self.cluster)
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// Records a run, retrying with backoff for a bounded time; a conflict is not retried.
@@ -376,7 +471,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(read_run).transpose()
+        row.as_ref().map(|r| read_run(r, parse_json)).transpose()
     }
 
     /// Runs, newest first, optionally of one drill and scheduled at or after `since`.
@@ -394,7 +489,7 @@ impl Store {
         .bind(&self.cluster)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(read_run).collect()
+        rows.iter().map(|r| read_run(r, parse_json)).collect()
     }
 
     /// When `drill` last passed on this store's cluster (the end of its newest passed run).
@@ -410,34 +505,81 @@ impl Store {
     }
 
     /// Every run of every cluster scheduled in `[since, until)`, optionally of one cluster and
-    /// one drill, in order of cluster, drill, scheduled instant and id: what reports read.
+    /// one drill, in no particular order, with its evidence typed as reports read it. Rows are
+    /// read one at a time and kept only as typed, so a year of hourly runs never sits in memory
+    /// twice.
     pub async fn runs_between(
         &self,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         cluster: Option<&str>,
         drill: Option<&str>,
-    ) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query(concat!(
-            select_run!(),
-            " WHERE scheduled >= $1 AND scheduled < $2 AND ($3 = '' OR cluster = $3) AND ($4 = '' OR drill = $4)"
-        ))
-        .bind(timestamp(since))
-        .bind(timestamp(until))
-        .bind(cluster.unwrap_or(""))
-        .bind(drill.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
-        // Sorted here, not by the database: the period's scan needs no sort of its wide rows.
-        let mut runs = rows.iter().map(read_run).collect::<Result<Vec<_>, _>>()?;
-        runs.sort_by(|a, b| {
-            (&a.cluster, &a.drill, a.scheduled, &a.id).cmp(&(
-                &b.cluster,
-                &b.drill,
-                b.scheduled,
-                &b.id,
-            ))
-        });
+    ) -> Result<Vec<RunRecord<Trail>>, StoreError> {
+        use futures::TryStreamExt;
+        macro_rules! in_period {
+            () => {
+                " WHERE scheduled >= $1 AND scheduled < $2 AND ($3 = '' OR cluster = $3) AND ($4 = '' OR drill = $4)"
+            };
+        }
+        let trail = |text: &str| {
+            Trail::parse(text).map_err(|_| StoreError::Corrupt {
+                what: "JSON document",
+                value: text.to_owned(),
+            })
+        };
+        let mut runs = Vec::new();
+        let Some(connect) = &self.sqlite else {
+            let mut rows = sqlx::query(concat!(select_run!(), in_period!()))
+                .bind(timestamp(since))
+                .bind(timestamp(until))
+                .bind(cluster.unwrap_or(""))
+                .bind(drill.unwrap_or(""))
+                .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                runs.push(read_run(&row, trail)?);
+            }
+            return Ok(runs);
+        };
+        // SQLite is read through its own driver, not `Any`'s copy of every value, with rows
+        // handed over in large batches and the file's pages mapped rather than read one call
+        // at a time: this read is most of a year's report.
+        let mut c = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(connect)?
+            .read_only(true)
+            .row_buffer_size(4096)
+            .pragma("mmap_size", "1073741824")
+            .connect()
+            .await?;
+        // SQLite, unlike PostgreSQL, keeps no statistics of its own: for a period that covers
+        // most of the history, it is told to read the table through rather than look each row
+        // up from the index (three times faster over a year of hourly runs).
+        let mut scan = false;
+        if cluster.is_none() && drill.is_none() {
+            let (first, last): (Option<String>, Option<String>) =
+                sqlx::query_as("SELECT MIN(scheduled), MAX(scheduled) FROM runs")
+                    .fetch_one(&mut c)
+                    .await?;
+            if let (Some(first), Some(last)) = (first, last) {
+                let (first, last) = (parse_timestamp(&first)?, parse_timestamp(&last)?);
+                scan = (until.min(last) - since.max(first)) * 2 >= last - first;
+            }
+        }
+        let sql = if scan {
+            concat!(select_run!(), " NOT INDEXED", in_period!())
+        } else {
+            concat!(select_run!(), in_period!())
+        };
+        {
+            let mut rows = sqlx::query(sql)
+                .bind(timestamp(since))
+                .bind(timestamp(until))
+                .bind(cluster.unwrap_or(""))
+                .bind(drill.unwrap_or(""))
+                .fetch(&mut c);
+            while let Some(row) = rows.try_next().await? {
+                runs.push(read_run(&row, trail)?);
+            }
+        }
+        let _ = c.close().await;
         Ok(runs)
     }
 
@@ -476,15 +618,37 @@ impl Store {
             .collect()
     }
 
-    /// The clusters with anything in the history, and the drills each has run.
-    pub async fn clusters_and_drills(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT cluster, drill FROM runs UNION SELECT cluster, drill FROM fires ORDER BY 1, 2",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    /// The clusters with anything in the history, each drill each has a record of (a run or a
+    /// fire, of any outcome), and the instant of its first: from then on that cluster's
+    /// scheduler planned the drill. In order of cluster and drill.
+    pub async fn clusters_and_drills(&self) -> Result<Vec<Recorded>, StoreError> {
+        let mut first: std::collections::BTreeMap<(String, String), String> = Default::default();
+        // Each table's index on (cluster, drill, scheduled) answers its half.
+        for sql in [
+            "SELECT cluster, drill, MIN(scheduled) FROM runs GROUP BY cluster, drill",
+            "SELECT cluster, drill, MIN(scheduled) FROM fires GROUP BY cluster, drill",
+        ] {
+            for row in sqlx::query(sql).fetch_all(&self.pool).await? {
+                let at: String = row.try_get(2)?;
+                first
+                    .entry((row.try_get(0)?, row.try_get(1)?))
+                    .and_modify(|t| {
+                        if at < *t {
+                            t.clone_from(&at);
+                        }
+                    })
+                    .or_insert(at);
+            }
+        }
+        first
+            .into_iter()
+            .map(|((cluster, drill), at)| {
+                Ok(Recorded {
+                    cluster,
+                    drill,
+                    first: parse_timestamp(&at)?,
+                })
+            })
             .collect()
     }
 
@@ -705,33 +869,43 @@ impl Spool {
     }
 }
 
-fn read_run(row: &AnyRow) -> Result<RunRecord, StoreError> {
-    let optional_time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        row.try_get::<Option<String>, _>(name)?
-            .map(|t| parse_timestamp(&t))
-            .transpose()
-    };
-    let status: String = row.try_get("status")?;
-    let measurements: String = row.try_get("measurements")?;
+/// A run from its row; `evidence` reads the evidence column's text.
+fn read_run<'r, R, E>(
+    row: &'r R,
+    evidence: impl FnOnce(&str) -> Result<E, StoreError>,
+) -> Result<RunRecord<E>, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    // By position in `select_run!`, and without asking each value its type first: every
+    // column is text, and a report reads 100,000 rows of twelve.
+    let text = |i: usize| row.try_get_unchecked::<&str, _>(i);
+    let optional = |i: usize| row.try_get_unchecked::<Option<&str>, _>(i);
+    let time = |t: Option<&str>| t.map(parse_timestamp).transpose();
+    let status = text(7)?;
+    let measurements = text(10)?;
     Ok(RunRecord {
-        cluster: row.try_get("cluster")?,
-        id: row.try_get("id")?,
-        drill: row.try_get("drill")?,
-        kind: row.try_get("kind")?,
-        scheduled: parse_timestamp(&row.try_get::<String, _>("scheduled")?)?,
-        started: optional_time("started")?,
-        ended: optional_time("ended")?,
-        status: RunStatus::parse(&status).ok_or(StoreError::Corrupt {
+        cluster: row.try_get_unchecked(0)?,
+        id: row.try_get_unchecked(1)?,
+        drill: row.try_get_unchecked(2)?,
+        kind: row.try_get_unchecked(3)?,
+        scheduled: parse_timestamp(text(4)?)?,
+        started: time(optional(5)?)?,
+        ended: time(optional(6)?)?,
+        status: RunStatus::parse(status).ok_or_else(|| StoreError::Corrupt {
             what: "run status",
-            value: status,
+            value: status.to_owned(),
         })?,
-        reason: row.try_get("reason")?,
-        targets: parse_targets(&row.try_get::<String, _>("targets")?)?,
-        measurements: serde_json::from_str(&measurements).map_err(|_| StoreError::Corrupt {
+        reason: row.try_get_unchecked(8)?,
+        targets: parse_targets(text(9)?)?,
+        measurements: serde_json::from_str(measurements).map_err(|_| StoreError::Corrupt {
             what: "measurements",
-            value: measurements,
+            value: measurements.to_owned(),
         })?,
-        evidence: parse_json(&row.try_get::<String, _>("evidence")?)?,
+        evidence: evidence(text(11)?)?,
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -235,6 +236,166 @@ async fn adherence_follows_the_calendar_plan_prints() {
     std::fs::remove_dir_all(path.parent().unwrap()).ok();
 }
 
+/// A cluster is held to the drills its own history shows it runs, from the first record of
+/// each; the file's own cluster to every drill in the file. The fleet's worst RTO carries the
+/// target that run was judged by, not the newest.
+#[tokio::test]
+async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
+    use firedrill::run::{Measurements, RunRecord, RunStatus};
+    use firedrill::store::FireRecord;
+    let (url, path) = sqlite_url();
+    let config = example();
+    let own = Store::open(&url, "us-east").await.unwrap();
+    let other = Store::open(&url, "eu-west").await.unwrap();
+    // eu-west runs only the monthly pod kill, from June; us-east's partition drill began in
+    // April; us-east never recorded anything of its other drills.
+    let run = |cluster: &str, drill: &str, scheduled: &str, rto: f64, target: f64| RunRecord {
+        cluster: cluster.to_owned(),
+        id: firedrill::job::run_id(drill, at(scheduled)),
+        drill: drill.to_owned(),
+        kind: "pod-kill".to_owned(),
+        scheduled: at(scheduled),
+        started: Some(at(scheduled)),
+        ended: Some(at(scheduled) + chrono::TimeDelta::minutes(5)),
+        status: RunStatus::Passed,
+        reason: None,
+        targets: Vec::new(),
+        measurements: Measurements {
+            rto_seconds: Some(rto),
+            ..Measurements::default()
+        },
+        evidence: serde_json::json!({ "criteria": { "rto_seconds": target } }),
+    };
+    // The longest RTO was judged against 50 s; the newest run's target is 200 s.
+    other
+        .record_run(&run(
+            "eu-west",
+            "pod-kill-monthly",
+            "2027-06-15T10:00:00Z",
+            100.0,
+            50.0,
+        ))
+        .await
+        .unwrap();
+    other
+        .record_run(&run(
+            "eu-west",
+            "pod-kill-monthly",
+            "2027-07-15T10:00:00Z",
+            30.0,
+            200.0,
+        ))
+        .await
+        .unwrap();
+    own.record_fire(&FireRecord {
+        drill: "network-partition-quarterly".to_owned(),
+        scheduled: at("2027-04-08T10:00:00Z"),
+        status: "missed".to_owned(),
+        reason: Some("the scheduler was down".to_owned()),
+        run: None,
+    })
+    .await
+    .unwrap();
+    let q = year();
+    let report = report::build(
+        report::Inputs {
+            config: &config,
+            store: "two clusters".into(),
+            runs: own
+                .runs_between(q.since, q.until, None, None)
+                .await
+                .unwrap(),
+            fires: own
+                .fires_between(q.since, q.until, None, None)
+                .await
+                .unwrap(),
+            known: own.clusters_and_drills().await.unwrap(),
+            generated: at("2028-01-02T00:00:00Z"),
+        },
+        &q,
+    )
+    .unwrap();
+    own.close().await;
+    other.close().await;
+
+    let rows = |cluster: &str, drill: &str| -> Vec<String> {
+        report
+            .adherence
+            .iter()
+            .filter(|a| a.cluster == cluster && a.drill == drill)
+            .map(|a| a.scheduled.clone())
+            .collect()
+    };
+    let calendar = |drill: &str| -> Vec<String> {
+        firedrill::schedule::plan(
+            &config.planned_drills(),
+            config.timezone,
+            &config.blackouts,
+            config.concurrency as usize,
+            q.since,
+            q.until,
+        )
+        .into_iter()
+        .filter(|f| config.drills[f.drill].name == drill)
+        .map(|f| {
+            f.scheduled
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect()
+    };
+    // eu-west: only the pod kill, from its first record on.
+    let kills = calendar("pod-kill-monthly");
+    assert_eq!(kills.len(), 12);
+    let from_june: Vec<String> = kills
+        .iter()
+        .filter(|t| t.as_str() >= "2027-06-15")
+        .cloned()
+        .collect();
+    assert_eq!(rows("eu-west", "pod-kill-monthly"), from_june);
+    let eu: BTreeSet<&str> = report
+        .adherence
+        .iter()
+        .filter(|a| a.cluster == "eu-west")
+        .map(|a| a.drill.as_str())
+        .collect();
+    assert_eq!(eu, BTreeSet::from(["pod-kill-monthly"]));
+    assert_eq!(
+        report
+            .drills
+            .iter()
+            .filter(|d| d.cluster == "eu-west")
+            .map(|d| d.drill.as_str())
+            .collect::<Vec<_>>(),
+        ["pod-kill-monthly"]
+    );
+    // us-east: a drill it has no record of is planned the whole period (a gap, in plain
+    // sight); one it recorded is planned from its first record.
+    assert_eq!(rows("us-east", "pod-kill-monthly"), kills);
+    assert!(report
+        .adherence
+        .iter()
+        .filter(|a| a.cluster == "us-east" && a.drill == "pod-kill-monthly")
+        .all(|a| a.outcome == "unaccounted" || a.outcome == "skipped"));
+    let partitions: Vec<String> = calendar("network-partition-quarterly")
+        .into_iter()
+        .filter(|t| t.as_str() >= "2027-04-08")
+        .collect();
+    assert_eq!(partitions.len(), 3);
+    assert_eq!(rows("us-east", "network-partition-quarterly"), partitions);
+
+    let eu = report
+        .fleet
+        .iter()
+        .find(|c| c.cluster == "eu-west")
+        .unwrap();
+    let worst = eu.worst_rto.as_ref().unwrap();
+    assert_eq!(
+        (worst.drill.as_str(), worst.seconds, worst.target_seconds),
+        ("pod-kill-monthly", 100.0, Some(50.0))
+    );
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
+
 fn firedrill(store: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .args(["report", "--config", "deploy/examples/firedrill.yaml"])
@@ -352,7 +513,7 @@ async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() 
     let (code, _, err) = firedrill(&format!("sqlite://{}", old.display()), &period);
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("is at schema version 2, this firedrill reads version 3"),
+        err.contains("is at schema version 2, this firedrill reads version 4"),
         "{err}"
     );
     assert_eq!(

@@ -323,6 +323,103 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
     assert_eq!(state(&client).await, before);
 }
 
+/// A run whose revert failed leaves its follow-up open in the history until its ledger closes;
+/// the scheduler's sweep then records when and how, once, and a ledger deleted while open is
+/// recorded as such, never as restored.
+#[tokio::test]
+async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
+    use firedrill::run::{Measurements, RunRecord, RunStatus};
+    use firedrill::store::Store;
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let dir = std::env::temp_dir().join(format!(
+        "firedrill-closed-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = firedrill::config::Store::Sqlite(dir.join("history.db").display().to_string());
+    let store = Store::open(&url, "us-east").await.unwrap();
+    let failed = |id: &str| RunRecord {
+        cluster: "us-east".into(),
+        id: id.into(),
+        drill: "d".into(),
+        kind: "pod-kill".into(),
+        scheduled: Utc::now(),
+        started: Some(Utc::now()),
+        ended: Some(Utc::now()),
+        status: RunStatus::Error,
+        reason: Some("REVERT FAILED".into()),
+        targets: Vec::new(),
+        measurements: Measurements::default(),
+        evidence: json!({ "injected": { "changed": ["scale"] }, "revert_error": "the API server did not answer" }),
+    };
+    // One run's ledger is still open in the cluster; the other's was deleted by hand.
+    let mut open = Ledger::new("stuck-run", "d", "test", "2099-01-01T00:00:00Z");
+    apply(&cluster, &mut open, &steps()[3..4], &unprotected)
+        .await
+        .unwrap();
+    store.record_run(&failed("stuck-run")).await.unwrap();
+    store.record_run(&failed("gone-run")).await.unwrap();
+    assert_eq!(
+        store.open_rollbacks().await.unwrap(),
+        ["gone-run", "stuck-run"]
+    );
+
+    let now = Utc::now();
+    let closed = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        closed,
+        ["gone-run"],
+        "the open ledger is left for a later sweep"
+    );
+    ledger::rollback(
+        &cluster,
+        &Selection::Run("stuck-run".into()),
+        &nothing_protected(),
+        false,
+    )
+    .await
+    .unwrap();
+    let closed = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+        .await
+        .unwrap();
+    assert_eq!(closed, ["stuck-run"]);
+    assert!(store.open_rollbacks().await.unwrap().is_empty());
+    let again = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "recorded once");
+
+    let runs = store
+        .runs_between(
+            now - chrono::TimeDelta::hours(1),
+            now + chrono::TimeDelta::hours(1),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let how = |id: &str| {
+        let r = runs.iter().find(|r| r.id == id).unwrap();
+        assert!(r.rollback_failed(), "the run's own revert still failed");
+        r.rollback_closed().unwrap().how.unwrap()
+    };
+    assert_eq!(
+        how("stuck-run"),
+        "ledger firedrill-ledger-stuck-run found closed: every change reverted or left and said"
+    );
+    assert_eq!(
+        how("gone-run"),
+        "ledger firedrill-ledger-gone-run found deleted while open: what it held was not seen reverted"
+    );
+    store.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[tokio::test]
 async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_once() {
     let client = cluster().await;

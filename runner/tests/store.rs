@@ -35,11 +35,11 @@ async fn exercise(url: StoreUrl) {
     let store = Store::open(&url, "default")
         .await
         .expect("open and migrate");
-    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4]);
     // Migrating again, and opening again, changes nothing.
     store.migrate().await.expect("migrate twice");
     let again = Store::open(&url, "default").await.expect("reopen");
-    assert_eq!(again.migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(again.migrations().await.unwrap(), [1, 2, 3, 4]);
     again.close().await;
 
     let mut first = run(
@@ -258,9 +258,9 @@ async fn exercise(url: StoreUrl) {
 }
 
 /// A history written before the fleet (migrations 1 and 2 only) keeps every row, under the
-/// default cluster's name.
+/// name of the cluster whose drill file opens it first.
 #[tokio::test]
-async fn a_history_from_before_the_fleet_moves_to_the_default_cluster() {
+async fn a_history_from_before_the_fleet_moves_to_the_cluster_that_opens_it() {
     let dir = std::env::temp_dir().join(unique("firedrill-v2"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("old.db");
@@ -280,6 +280,7 @@ async fn a_history_from_before_the_fleet_moves_to_the_default_cluster() {
             "CREATE TABLE fires (drill TEXT NOT NULL, scheduled TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, run TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (drill, scheduled))",
             "CREATE TABLE scheduler_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "INSERT INTO runs VALUES ('probe-a-1', 'probe-a', 'probe', '2026-10-15T15:00:00.000Z', NULL, '2026-10-15T15:05:00.000Z', 'passed', NULL, '[]', '{}', '{}', '2026-10-15T15:05:00.000Z')",
+            r#"INSERT INTO runs VALUES ('kill-b-1', 'kill-b', 'pod-kill', '2026-10-16T15:00:00.000Z', NULL, '2026-10-16T15:05:00.000Z', 'error', 'REVERT FAILED', '[]', '{}', '{"injected":{"changed":["x"]},"revert_error":"forbidden"}', '2026-10-16T15:05:00.000Z')"#,
             "INSERT INTO fires VALUES ('probe-a', '2026-10-15T15:00:00.000Z', 'fired', NULL, 'probe-a-1', '2026-10-15T15:00:00.000Z')",
             "INSERT INTO scheduler_state VALUES ('handled_until', '2026-10-15T15:00:00Z')",
         ] {
@@ -287,10 +288,10 @@ async fn a_history_from_before_the_fleet_moves_to_the_default_cluster() {
         }
         c.close().await.unwrap();
     }
-    let store = Store::open(&StoreUrl::Sqlite(path.display().to_string()), "default")
+    let store = Store::open(&StoreUrl::Sqlite(path.display().to_string()), "us-east")
         .await
         .expect("migrates to the fleet schema");
-    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4]);
     let old = store
         .run("probe-a-1")
         .await
@@ -298,7 +299,27 @@ async fn a_history_from_before_the_fleet_moves_to_the_default_cluster() {
         .expect("the old run is kept");
     assert_eq!(
         (old.cluster.as_str(), old.status),
-        ("default", RunStatus::Passed)
+        ("us-east", RunStatus::Passed)
+    );
+    assert_eq!(
+        store.clusters_and_drills().await.unwrap(),
+        [
+            firedrill::store::Recorded {
+                cluster: "us-east".into(),
+                drill: "kill-b".into(),
+                first: at("2026-10-16T15:00:00Z"),
+            },
+            firedrill::store::Recorded {
+                cluster: "us-east".into(),
+                drill: "probe-a".into(),
+                first: at("2026-10-15T15:00:00Z"),
+            }
+        ]
+    );
+    assert_eq!(
+        store.open_rollbacks().await.unwrap(),
+        ["kill-b-1"],
+        "migration 4 finds the failed reverts already recorded"
     );
     assert!(store
         .fire("probe-a", at("2026-10-15T15:00:00Z"))

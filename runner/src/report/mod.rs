@@ -9,16 +9,16 @@
 
 mod render;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::run::{RunRecord, RunStatus};
+use crate::run::{RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
-use crate::store::FireRecord;
+use crate::store::{FireRecord, Recorded};
 
 pub use render::{render, Format};
 
@@ -250,9 +250,9 @@ pub enum ReportError {
 pub struct Inputs<'a> {
     pub config: &'a Config,
     pub store: String,
-    pub runs: Vec<RunRecord>,
+    pub runs: Vec<RunRecord<Trail>>,
     pub fires: Vec<(String, FireRecord)>,
-    pub known: Vec<(String, String)>,
+    pub known: Vec<Recorded>,
     pub generated: DateTime<Utc>,
 }
 
@@ -261,11 +261,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 /// Checks the query against what exists, before the history is read in full.
-pub fn check(
-    config: &Config,
-    known: &[(String, String)],
-    query: &Query,
-) -> Result<(), ReportError> {
+pub fn check(config: &Config, known: &[Recorded], query: &Query) -> Result<(), ReportError> {
     if query.since >= query.until {
         return Err(ReportError::EmptyPeriod {
             since: stamp(query.since),
@@ -274,7 +270,7 @@ pub fn check(
     }
     let clusters: BTreeSet<&str> = known
         .iter()
-        .map(|(c, _)| c.as_str())
+        .map(|k| k.cluster.as_str())
         .chain([config.cluster.as_str()])
         .collect();
     if let Some(c) = &query.cluster {
@@ -288,7 +284,7 @@ pub fn check(
     if let Some(d) = &query.drill {
         let drills: BTreeSet<&str> = known
             .iter()
-            .map(|(_, d)| d.as_str())
+            .map(|k| k.drill.as_str())
             .chain(config.drills.iter().map(|d| d.name.as_str()))
             .collect();
         if !drills.contains(d.as_str()) {
@@ -302,7 +298,10 @@ pub fn check(
 }
 
 /// Builds the report. The calendar is the drill file's, planned for every cluster in scope
-/// (the one named, else every cluster the history knows, and the file's own).
+/// (the one named, else every cluster the history knows, and the file's own). On the file's own
+/// cluster every drill is planned; on another (whose drill file this may not be), only the
+/// drills its history has records of. On either, a drill is planned from its first record on,
+/// when that cluster's scheduler began to plan it.
 pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let config = inputs.config;
     check(config, &inputs.known, query)?;
@@ -311,7 +310,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         None => inputs
             .known
             .iter()
-            .map(|(c, _)| c.clone())
+            .map(|k| k.cluster.clone())
             .chain([config.cluster.clone()])
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -348,8 +347,8 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         });
     }
 
-    let runs: HashMap<(&str, &str), usize> = inputs
-        .runs
+    let all_runs = inputs.runs;
+    let runs: HashMap<(&str, &str), usize> = all_runs
         .iter()
         .enumerate()
         .map(|(i, r)| ((r.cluster.as_str(), r.id.as_str()), i))
@@ -360,16 +359,29 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         .map(|(c, f)| ((c.as_str(), f.drill.as_str(), f.scheduled), f))
         .collect();
 
+    let first: HashMap<(&str, &str), DateTime<Utc>> = inputs
+        .known
+        .iter()
+        .map(|k| ((k.cluster.as_str(), k.drill.as_str()), k.first))
+        .collect();
     let mut adherence = Vec::new();
     // Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
-    let mut planned_runs = vec![false; inputs.runs.len()];
+    let mut planned_runs = vec![false; all_runs.len()];
     for cluster in &clusters {
+        let own = *cluster == config.cluster;
         for fire in &planned {
             let drill = &config.drills[fire.drill];
+            match first.get(&(cluster.as_str(), drill.name.as_str())) {
+                // Before the cluster's scheduler planned it (it was added, or installed, later).
+                Some(&since) if fire.scheduled < since => continue,
+                // Not in that cluster's programme, as far as its history says.
+                None if !own => continue,
+                _ => {}
+            }
             let id = crate::job::run_id(&drill.name, fire.scheduled);
             let run = runs.get(&(cluster.as_str(), id.as_str())).map(|&i| {
                 planned_runs[i] = true;
-                &inputs.runs[i]
+                &all_runs[i]
             });
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
             // A run still recorded as running long after it must have ended never reported.
@@ -415,67 +427,100 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         }
     }
 
-    // Drills per cluster: the file's, and any the history has runs of in the period.
+    // Drills per cluster: the file's that are in its programme (as planned above), and any the
+    // history has runs of in the period.
     let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
     for cluster in &clusters {
         for d in &config.drills {
-            if query.drill.as_ref().is_none_or(|q| *q == d.name) {
+            let in_programme = *cluster == config.cluster
+                || first.contains_key(&(cluster.as_str(), d.name.as_str()));
+            if in_programme && query.drill.as_ref().is_none_or(|q| *q == d.name) {
                 keys.insert((cluster.clone(), d.name.clone()));
             }
         }
     }
-    for r in &inputs.runs {
-        if clusters.contains(&r.cluster) {
-            keys.insert((r.cluster.clone(), r.drill.clone()));
-        }
-    }
-    let mut by_drill: BTreeMap<(String, String), Slot<'_>> = keys
-        .into_iter()
-        .map(|k| (k, (Vec::new(), Vec::new())))
+    let clustered: BTreeSet<&str> = clusters.iter().map(String::as_str).collect();
+    let ran: HashSet<(&str, &str)> = all_runs
+        .iter()
+        .filter(|r| clustered.contains(r.cluster.as_str()))
+        .map(|r| (r.cluster.as_str(), r.drill.as_str()))
         .collect();
+    keys.extend(ran.into_iter().map(|(c, d)| (c.to_owned(), d.to_owned())));
+    drop(runs);
+    let keys: Vec<(String, String)> = keys.into_iter().collect();
+    let mut slots: Vec<Slot<'_>> = keys.iter().map(|_| Slot::default()).collect();
     {
-        let mut slots: HashMap<(&str, &str), &mut Slot<'_>> = by_drill
-            .iter_mut()
-            .map(|((c, d), v)| ((c.as_str(), d.as_str()), v))
+        let at: HashMap<(&str, &str), usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (c, d))| ((c.as_str(), d.as_str()), i))
             .collect();
-        for (i, r) in inputs.runs.iter().enumerate() {
-            if let Some(slot) = slots.get_mut(&(r.cluster.as_str(), r.drill.as_str())) {
-                slot.0.push(i);
+        // The runs move into their drill's slot: each becomes its row, and nothing is copied.
+        for (r, planned) in all_runs.into_iter().zip(planned_runs) {
+            if let Some(&i) = at.get(&(r.cluster.as_str(), r.drill.as_str())) {
+                slots[i].unplanned.push(!planned);
+                slots[i].runs.push(r);
             }
         }
         for a in &adherence {
-            if let Some(slot) = slots.get_mut(&(a.cluster.as_str(), a.drill.as_str())) {
-                slot.1.push(a);
+            if let Some(&i) = at.get(&(a.cluster.as_str(), a.drill.as_str())) {
+                slots[i].fires.push(a);
             }
         }
     }
 
     let mut follow_ups = Vec::new();
     let mut drill_reports = Vec::new();
-    for ((cluster, name), (mut indices, rows)) in by_drill {
-        indices.sort_by(|&a, &b| {
-            let (a, b) = (&inputs.runs[a], &inputs.runs[b]);
-            a.scheduled.cmp(&b.scheduled).then(a.id.cmp(&b.id))
-        });
-        let list: Vec<&RunRecord> = indices.iter().map(|&i| &inputs.runs[i]).collect();
+    for ((cluster, name), slot) in keys.into_iter().zip(slots) {
+        let Slot {
+            runs: mut list,
+            mut unplanned,
+            fires: rows,
+        } = slot;
+        // In order of the scheduled instant (the store gives them so; a caller may not).
+        if !list.is_sorted_by(|a, b| (a.scheduled, &a.id) <= (b.scheduled, &b.id)) {
+            let mut order: Vec<usize> = (0..list.len()).collect();
+            order.sort_by(|&a, &b| {
+                (list[a].scheduled, &list[a].id).cmp(&(list[b].scheduled, &list[b].id))
+            });
+            let mut taken: Vec<Option<RunRecord<Trail>>> = list.into_iter().map(Some).collect();
+            list = order.iter().filter_map(|&i| taken[i].take()).collect();
+            unplanned = order.iter().map(|&i| unplanned[i]).collect();
+        }
         let drill = config.drills.iter().find(|d| d.name == name);
-        let unplanned: Vec<bool> = indices.iter().map(|&i| !planned_runs[i]).collect();
         let mut tally = tally(rows.iter().copied());
         tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
         follow_ups.extend(follow_ups_of(&cluster, &name, &list, &rows));
-        let runs: Vec<RunRow> = list
+        let kind = drill
+            .map(|d| d.kind.to_string())
+            .or_else(|| list.first().map(|r| r.kind.clone()))
+            .unwrap_or_default();
+        let excluded = exclusions(&list);
+        let rollbacks = rollbacks(&list);
+        let aborts = list
             .iter()
+            .filter(|r| r.status == RunStatus::Aborted)
+            .map(|r| Abort {
+                run: r.id.clone(),
+                cause: r
+                    .evidence
+                    .abort
+                    .as_ref()
+                    .and_then(|a| a.cause.clone())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                reason: r.reason.clone().unwrap_or_default(),
+            })
+            .collect();
+        let runs: Vec<RunRow> = list
+            .into_iter()
             .zip(unplanned)
             .map(|(r, unplanned)| run_row(r, unplanned))
             .collect();
         drill_reports.push(DrillReport {
-            kind: drill
-                .map(|d| d.kind.to_string())
-                .or_else(|| list.first().map(|r| r.kind.clone()))
-                .unwrap_or_default(),
+            kind,
             schedule: drill.map(|d| d.schedule.text().to_owned()),
             scope: drill.map(scope).unwrap_or_default(),
-            excluded: exclusions(&list),
+            excluded,
             tally,
             rto: figure(&runs, |r| (r.rto_seconds, r.rto_target_seconds), true),
             rpo: figure(&runs, |r| (r.rpo_seconds, r.rpo_target_seconds), true),
@@ -485,21 +530,8 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 |r| (r.latency_p95_seconds, r.latency_p95_target_seconds),
                 true,
             ),
-            aborts: list
-                .iter()
-                .filter(|r| r.status == RunStatus::Aborted)
-                .map(|r| Abort {
-                    run: r.id.clone(),
-                    cause: r
-                        .evidence
-                        .pointer("/abort/cause")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    reason: r.reason.clone().unwrap_or_default(),
-                })
-                .collect(),
-            rollbacks: rollbacks(&list),
+            aborts,
+            rollbacks,
             runs,
             cluster,
             drill: name,
@@ -513,23 +545,27 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 drill_reports.iter().filter(|d| d.cluster == *c).collect();
             let mut t = tally(adherence.iter().filter(|a| a.cluster == *c));
             t.unplanned_runs = mine.iter().map(|d| d.tally.unplanned_runs).sum();
-            let worst = |pick: fn(&DrillReport) -> &Figure| {
+            // The longest value measured, with the target that run itself was judged by.
+            let worst = |pick: fn(&RunRow) -> (Option<f64>, Option<f64>)| {
                 mine.iter()
-                    .filter_map(|d| {
-                        let f = pick(d);
-                        f.worst.map(|w| Worst {
-                            drill: d.drill.clone(),
-                            seconds: w,
-                            target_seconds: f.target,
+                    .flat_map(|d| {
+                        d.runs.iter().filter_map(move |r| {
+                            let (value, target) = pick(r);
+                            value.map(|v| (d.drill.as_str(), v, target))
                         })
                     })
-                    .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(drill, seconds, target_seconds)| Worst {
+                        drill: drill.to_owned(),
+                        seconds,
+                        target_seconds,
+                    })
             };
             ClusterRow {
                 cluster: c.clone(),
                 tally: t,
-                worst_rto: worst(|d| &d.rto),
-                worst_rpo: worst(|d| &d.rpo),
+                worst_rto: worst(|r| (r.rto_seconds, r.rto_target_seconds)),
+                worst_rpo: worst(|r| (r.rpo_seconds, r.rpo_target_seconds)),
                 lowest_availability: mine
                     .iter()
                     .filter_map(|d| d.availability.worst)
@@ -567,9 +603,14 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     })
 }
 
-/// One drill on one cluster while the report is built: its runs (indices into the inputs) and
-/// its planned fires.
-type Slot<'a> = (Vec<usize>, Vec<&'a Adherence>);
+/// One drill on one cluster while the report is built: its runs, whether each was outside the
+/// calendar, and its planned fires.
+#[derive(Default)]
+struct Slot<'a> {
+    runs: Vec<RunRecord<Trail>>,
+    unplanned: Vec<bool>,
+    fires: Vec<&'a Adherence>,
+}
 
 fn tally<'a>(rows: impl Iterator<Item = &'a Adherence>) -> Tally {
     let mut t = Tally::default();
@@ -617,26 +658,23 @@ fn scope(drill: &crate::config::Drill) -> Vec<String> {
         .collect()
 }
 
-fn exclusions(runs: &[&RunRecord]) -> Vec<Exclusion> {
-    let mut by_reason: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+fn exclusions(runs: &[RunRecord<Trail>]) -> Vec<Exclusion> {
+    let mut by_reason: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for r in runs {
-        for e in r
-            .evidence
-            .get("excluded")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("?");
+        for e in &r.evidence.excluded {
+            let text = |t: &Option<String>| t.as_deref().unwrap_or("?").to_owned();
             by_reason
-                .entry(text("reason").to_owned())
+                .entry(e.reason.as_deref().unwrap_or("?"))
                 .or_default()
-                .insert(format!("{}/{}", text("namespace"), text("name")));
+                .insert(format!("{}/{}", text(&e.namespace), text(&e.name)));
         }
     }
     by_reason
         .into_iter()
-        .map(|(reason, pods)| Exclusion { reason, pods })
+        .map(|(reason, pods)| Exclusion {
+            reason: reason.to_owned(),
+            pods,
+        })
         .collect()
 }
 
@@ -680,52 +718,56 @@ fn figure(
     f
 }
 
-fn rollbacks(runs: &[&RunRecord]) -> Rollbacks {
+fn rollbacks(runs: &[RunRecord<Trail>]) -> Rollbacks {
     let mut out = Rollbacks::default();
     for r in runs {
-        let changed = r
-            .evidence
-            .pointer("/injected/changed")
-            .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty());
-        if !changed {
+        if !changed_anything(&r.evidence) {
             continue;
         }
         out.runs_with_changes += 1;
         if r.rollback_failed() {
             out.failed += 1;
-        } else if r.evidence.get("reverted").is_some() {
+        } else if r.evidence.reverted.is_some() {
             out.restored += 1;
         }
     }
     out
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
+fn changed_anything(t: &Trail) -> bool {
+    t.changed()
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
+        .is_some_and(|c| !c.is_empty())
 }
 
-fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
+/// The lines of a list in the evidence (an entry that is not text, as its JSON).
+fn strings(value: Option<Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
     let c = r.criteria();
-    let m = &r.measurements;
-    let e = &r.evidence;
-    let undone = strings(e.get("reverted").or_else(|| e.get("revert")));
-    let dns_changes = strings(e.pointer("/injected/dns_changes"))
-        .into_iter()
-        .chain(
-            undone
-                .iter()
-                .filter_map(|l| l.strip_prefix("DNS ").map(str::to_owned)),
-        )
-        .collect();
+    let rollback = if r.rollback_failed() {
+        "failed"
+    } else if r.evidence.reverted.is_some()
+        || r.evidence.revert.as_ref().is_some_and(Value::is_array)
+    {
+        "restored"
+    } else if changed_anything(&r.evidence) {
+        "not reverted"
+    } else {
+        "none"
+    };
+    let safety_violation = r.safety_violated();
     let event = match r.status {
         RunStatus::Running => None,
         s => Some(format!(
@@ -740,20 +782,48 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
             r.reason.as_deref().unwrap_or("all criteria met")
         )),
     };
+    let m = r.measurements;
+    let e = r.evidence;
+    let revert_error = e
+        .revert_error
+        .as_ref()
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let closed_later = e.rollback_closed.map(|c| {
+        format!(
+            "closed later, {}: {}",
+            c.at.as_deref().unwrap_or("?"),
+            c.how.as_deref().unwrap_or("no detail recorded")
+        )
+    });
+    let undone = strings(e.reverted.or(e.revert));
+    let (injected_changed, ledger, injected_dns) = match e.injected {
+        Some(i) => (i.changed, i.ledger, i.dns_changes),
+        None => (None, None, None),
+    };
+    let dns_changes = strings(injected_dns)
+        .into_iter()
+        .chain(
+            undone
+                .iter()
+                .filter_map(|l| l.strip_prefix("DNS ").map(str::to_owned)),
+        )
+        .collect();
     let mut undone_lines: Vec<String> = undone
         .into_iter()
         .filter(|l| !l.starts_with("DNS "))
         .collect();
-    if let Some(err) = e.get("revert_error").and_then(Value::as_str) {
+    if let Some(err) = revert_error {
         undone_lines.push(format!("REVERT FAILED: {err}"));
     }
+    undone_lines.extend(closed_later);
+    let field = |t: Option<String>| t.unwrap_or_else(|| "?".to_owned());
     RunRow {
-        run: r.id.clone(),
         scheduled: stamp(r.scheduled),
         started: r.started.map(stamp),
         ended: r.ended.map(stamp),
         status: r.status.to_string(),
-        reason: r.reason.clone(),
+        reason: r.reason,
         unplanned,
         rto_seconds: m.rto_seconds,
         rto_target_seconds: c.rto_seconds,
@@ -764,45 +834,28 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
         latency_p95_seconds: m.latency_p95_seconds,
         latency_p95_target_seconds: c.latency_p95_seconds,
         requests: m.requests,
-        rollback: if r.rollback_failed() {
-            "failed"
-        } else if e.get("reverted").is_some() || e.get("revert").is_some_and(Value::is_array) {
-            "restored"
-        } else if e
-            .pointer("/injected/changed")
-            .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty())
-        {
-            "not reverted"
-        } else {
-            "none"
-        },
-        safety_violation: r.safety_violated(),
+        rollback,
+        safety_violation,
         evidence: Evidence {
             job: r.id.clone(),
-            ledger: e
-                .pointer("/injected/ledger")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            ledger,
             targets: r
                 .targets
                 .iter()
                 .map(|t| format!("{}/{}", t.namespace, t.name))
                 .collect(),
-            changed: strings(e.pointer("/injected/changed")),
+            changed: strings(injected_changed),
             undone: undone_lines,
             dns_changes,
             events: event.into_iter().collect(),
             preflight: e
-                .get("preflight")
-                .and_then(Value::as_array)
+                .preflight
                 .into_iter()
-                .flatten()
                 .map(|g| {
                     format!(
                         "{}: {}",
-                        g.get("check").and_then(Value::as_str).unwrap_or("?"),
-                        if g.get("passed").and_then(Value::as_bool) == Some(true) {
+                        field(g.check),
+                        if g.passed == Some(true) {
                             "passed"
                         } else {
                             "failed"
@@ -810,28 +863,19 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
                     )
                 })
                 .collect(),
-            samples: e.get("samples").map(|s| {
+            samples: e.samples.map(|s| {
                 format!(
                     "{} sent, {} as expected, {} answered",
-                    s.get("sent").unwrap_or(&Value::Null),
-                    s.get("available").unwrap_or(&Value::Null),
-                    s.get("answered").unwrap_or(&Value::Null)
+                    s.sent, s.available, s.answered
                 )
             }),
             timeline: e
-                .get("timeline")
-                .and_then(Value::as_array)
+                .timeline
                 .into_iter()
-                .flatten()
-                .map(|t| {
-                    format!(
-                        "{} {}",
-                        t.get("at").and_then(Value::as_str).unwrap_or("?"),
-                        t.get("event").and_then(Value::as_str).unwrap_or("?")
-                    )
-                })
+                .map(|t| format!("{} {}", field(t.at), field(t.event)))
                 .collect(),
         },
+        run: r.id,
     }
 }
 
@@ -841,12 +885,17 @@ fn run_row(r: &RunRecord, unplanned: bool) -> RunRow {
 fn follow_ups_of(
     cluster: &str,
     drill: &str,
-    runs: &[&RunRecord],
+    runs: &[RunRecord<Trail>],
     fires: &[&Adherence],
 ) -> Vec<FollowUp> {
+    // `runs` is in scheduled order: the first pass after an instant is found by bisection.
+    let passed: Vec<&RunRecord<Trail>> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Passed)
+        .collect();
     let closed_by = |after: DateTime<Utc>| -> String {
-        runs.iter()
-            .find(|r| r.scheduled > after && r.status == RunStatus::Passed)
+        passed
+            .get(passed.partition_point(|r| r.scheduled <= after))
             .map_or_else(
                 || "open".to_owned(),
                 |r| format!("closed by {} (passed {})", r.id, stamp(r.scheduled)),
@@ -883,10 +932,17 @@ fn follow_ups_of(
                 run: Some(r.id.clone()),
                 scheduled: stamp(r.scheduled),
                 what: format!(
-                    "rollback failed: the ledger stayed open; close it with `firedrill rollback --run {}` (the history does not record a later rollback, so this stays open here)",
+                    "rollback failed: the ledger stayed open; close it with `firedrill rollback --run {}` (the scheduler records it closed within a minute)",
                     r.id
                 ),
-                state: "open".to_owned(),
+                state: match &r.evidence.rollback_closed {
+                    Some(c) => format!(
+                        "closed {}: {}",
+                        c.at.as_deref().unwrap_or("?"),
+                        c.how.as_deref().unwrap_or("no detail recorded")
+                    ),
+                    None => "open".to_owned(),
+                },
             });
         }
         if !what.is_empty() {
