@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use firedrill_rollback::{KILL_SWITCH, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::run::RunRecord;
 
@@ -154,28 +155,43 @@ pub fn event_about(
     warning: bool,
     reason: &str,
     message: &str,
-) -> Result<Event, serde_json::Error> {
+) -> Event {
+    use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     let at = Utc::now();
-    let now = at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    serde_json::from_value(json!({
-        "metadata": {
-            "name": format!("{}.{:x}", involved.name, at.timestamp_nanos_opt().unwrap_or_default()),
-            "namespace": namespace,
+    let now = Time(
+        k8s_openapi::jiff::Timestamp::from_second(at.timestamp())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    );
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                involved.name,
+                at.timestamp_nanos_opt().unwrap_or_default()
+            )),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
         },
-        "involvedObject": {
-            "apiVersion": involved.api_version,
-            "kind": involved.kind,
-            "name": involved.name,
-            "namespace": involved.namespace,
+        involved_object: ObjectReference {
+            api_version: Some(involved.api_version.to_owned()),
+            kind: Some(involved.kind.to_owned()),
+            name: Some(involved.name.to_owned()),
+            namespace: involved.namespace.map(str::to_owned),
+            ..ObjectReference::default()
         },
-        "reason": reason,
-        "message": message.chars().take(1000).collect::<String>(),
-        "type": if warning { "Warning" } else { "Normal" },
-        "source": { "component": "firedrill" },
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }))
+        reason: Some(reason.to_owned()),
+        message: Some(message.chars().take(1000).collect()),
+        type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+        source: Some(EventSource {
+            component: Some("firedrill".to_owned()),
+            ..EventSource::default()
+        }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Event::default()
+    }
 }
 
 /// Whether creating a Job made it, or found it already there (the same fire, fired before).
@@ -194,6 +210,19 @@ pub struct JobState {
     pub phase: JobPhase,
 }
 
+/// A Lease time, from this process's clock.
+fn micro_time(t: DateTime<Utc>) -> MicroTime {
+    MicroTime(
+        k8s_openapi::jiff::Timestamp::from_microsecond(t.timestamp_micros())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    )
+}
+
+/// A Lease time as the API server writes it (RFC 3339, microseconds, UTC).
+fn micro_time_text(t: &MicroTime) -> String {
+    k8s_openapi::jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S%.6fZ", t.0).unwrap_or_default()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobPhase {
     Active,
@@ -203,26 +232,25 @@ pub enum JobPhase {
 }
 
 pub fn job_state(job: &Job) -> JobState {
-    let value = serde_json::to_value(job).unwrap_or_default();
-    let conditions = value["status"]["conditions"]
-        .as_array()
-        .cloned()
+    let status = job.status.as_ref();
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
         .unwrap_or_default();
     let holds = |kind: &str| {
         conditions
             .iter()
-            .find(|c| c["type"] == kind && c["status"] == "True")
+            .find(|c| c.type_ == kind && c.status == "True")
     };
-    let phase =
-        if holds("Complete").is_some() || value["status"]["succeeded"].as_i64().unwrap_or(0) > 0 {
-            JobPhase::Succeeded
-        } else if let Some(c) = holds("Failed") {
-            JobPhase::Failed(c["reason"].as_str().unwrap_or("Failed").to_owned())
-        } else if value["status"]["failed"].as_i64().unwrap_or(0) > 0 {
-            JobPhase::Failed("a pod failed".to_owned())
-        } else {
-            JobPhase::Active
-        };
+    let count = |n: Option<i32>| n.unwrap_or(0);
+    let phase = if holds("Complete").is_some() || count(status.and_then(|s| s.succeeded)) > 0 {
+        JobPhase::Succeeded
+    } else if let Some(c) = holds("Failed") {
+        JobPhase::Failed(c.reason.clone().unwrap_or_else(|| "Failed".to_owned()))
+    } else if count(status.and_then(|s| s.failed)) > 0 {
+        JobPhase::Failed("a pod failed".to_owned())
+    } else {
+        JobPhase::Active
+    };
     JobState {
         name: job.metadata.name.clone().unwrap_or_default(),
         drill: job
@@ -487,13 +515,7 @@ impl Kube {
             namespace: Some(&self.namespace),
             name: run,
         };
-        let event =
-            event_about(&involved, &self.namespace, warning, reason, message).map_err(|e| {
-                KubeError::Invalid {
-                    action: "build an Event".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let event = event_about(&involved, &self.namespace, warning, reason, message);
         Api::<Event>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &event)
             .await
@@ -554,15 +576,12 @@ impl Kube {
             "read Lease {}/{LEASE_NAME}",
             self.namespace
         )))?;
-        let spec = lease.map(|l| serde_json::to_value(&l.spec).unwrap_or_default());
-        Ok(spec.and_then(|s| {
-            let holder = s["holderIdentity"]
-                .as_str()
-                .filter(|h| !h.is_empty())?
-                .to_owned();
+        Ok(lease.and_then(|l| l.spec).and_then(|s| {
+            let holder = s.holder_identity.filter(|h| !h.is_empty())?;
             Some((
                 holder,
-                s["renewTime"].as_str().unwrap_or("never").to_owned(),
+                s.renew_time
+                    .map_or_else(|| "never".to_owned(), |t| micro_time_text(&t)),
             ))
         }))
     }
@@ -578,11 +597,12 @@ impl Kube {
                 self.namespace
             )))?;
         Ok(pods.items.iter().find_map(|pod| {
-            let v = serde_json::to_value(&pod.status).unwrap_or_default();
-            v["containerStatuses"]
-                .as_array()?
+            pod.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
                 .iter()
-                .find_map(|c| c["state"]["terminated"]["exitCode"].as_i64())
+                .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
                 .map(|code| u8::try_from(code).unwrap_or(4))
         }))
     }
@@ -601,27 +621,27 @@ impl Kube {
     ) -> Result<bool, KubeError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
         let action = format!("Lease {}/{LEASE_NAME}", self.namespace);
-        let stamp = now.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let build = |acquired: &str,
-                     transitions: i64,
+        let stamp = micro_time(now);
+        let build = |acquired: MicroTime,
+                     transitions: i32,
                      resource_version: Option<String>|
          -> Result<Lease, KubeError> {
-            let mut lease: Lease = serde_json::from_value(json!({
-                "metadata": { "name": LEASE_NAME, "namespace": self.namespace },
-                "spec": {
-                    "holderIdentity": identity,
-                    "leaseDurationSeconds": lease_seconds,
-                    "acquireTime": acquired,
-                    "renewTime": stamp,
-                    "leaseTransitions": transitions,
-                }
-            }))
-            .map_err(|e| KubeError::Invalid {
-                action: action.clone(),
-                message: e.to_string(),
-            })?;
-            lease.metadata.resource_version = resource_version;
-            Ok(lease)
+            Ok(Lease {
+                metadata: ObjectMeta {
+                    name: Some(LEASE_NAME.to_owned()),
+                    namespace: Some(self.namespace.clone()),
+                    resource_version,
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(identity.to_owned()),
+                    lease_duration_seconds: Some(lease_seconds),
+                    acquire_time: Some(acquired),
+                    renew_time: Some(stamp.clone()),
+                    lease_transitions: Some(transitions),
+                    ..LeaseSpec::default()
+                }),
+            })
         };
         let current = api
             .get_opt(LEASE_NAME)
@@ -629,7 +649,7 @@ impl Kube {
             .map_err(api_error(format!("read {action}")))?;
         let Some(current) = current else {
             return match api
-                .create(&PostParams::default(), &build(&stamp, 0, None)?)
+                .create(&PostParams::default(), &build(stamp.clone(), 0, None)?)
                 .await
             {
                 Ok(_) => Ok(true),
@@ -637,19 +657,18 @@ impl Kube {
                 Err(e) => Err(api_error(format!("create {action}"))(e)),
             };
         };
-        let spec: Value = serde_json::to_value(&current.spec).unwrap_or_default();
-        let holder = spec["holderIdentity"].as_str().unwrap_or("");
-        let duration = spec["leaseDurationSeconds"]
-            .as_i64()
-            .unwrap_or(i64::from(lease_seconds));
-        let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0);
+        let spec = current.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.as_deref().unwrap_or("");
+        let duration = i64::from(spec.lease_duration_seconds.unwrap_or(lease_seconds));
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        let text = |t: &Option<MicroTime>| t.as_ref().map(micro_time_text).unwrap_or_default();
         // Every renewal changes the record (its renewTime and resourceVersion).
         // What a renewal changes (not the resourceVersion: a label written by someone else
         // must not make a dead holder look alive).
         let record = format!(
             "{holder}|{}|{}|{transitions}",
-            spec["renewTime"].as_str().unwrap_or(""),
-            spec["acquireTime"].as_str().unwrap_or(""),
+            text(&spec.renew_time),
+            text(&spec.acquire_time),
         );
         let since = match (&seen.record, seen.since) {
             (Some(r), Some(since)) if *r == record => since,
@@ -661,16 +680,16 @@ impl Kube {
         };
         let expired = now - since > chrono::TimeDelta::seconds(duration);
         let lease = if holder == identity {
-            let acquired = spec["acquireTime"].as_str().unwrap_or(&stamp).to_owned();
+            let acquired = spec.acquire_time.clone().unwrap_or_else(|| stamp.clone());
             build(
-                &acquired,
+                acquired,
                 transitions,
                 current.metadata.resource_version.clone(),
             )?
         } else if expired || holder.is_empty() {
             build(
-                &stamp,
-                transitions + 1,
+                stamp.clone(),
+                transitions.saturating_add(1),
                 current.metadata.resource_version.clone(),
             )?
         } else {

@@ -114,7 +114,6 @@ pub fn victim_event(
     // A fault is a warning; its revert is normal business.
     let warning = reason != "FiredrillRevert";
     crate::kubernetes::event_about(&involved, namespace, warning, reason, message)
-        .unwrap_or_default()
 }
 
 impl KubeCluster {

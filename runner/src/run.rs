@@ -175,8 +175,12 @@ pub struct Injected {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Closed {
+    /// When the scheduler found it so (it closed at or before then).
     pub at: Option<String>,
     pub how: Option<String>,
+    /// Closed by a replay (everything reverted, or left and said); false when the ledger was
+    /// deleted while open, so what it held may still be in place.
+    pub restored: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -215,7 +219,10 @@ impl Trail {
     /// The trail of a document in memory, field by field as [`Trail::parse`] reads it.
     pub fn from_value(v: &serde_json::Value) -> Trail {
         fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, key: &str) -> Option<T> {
-            v.get(key).and_then(|f| T::deserialize(f).ok())
+            // `null` is absent, as in the typed pass.
+            v.get(key)
+                .filter(|f| !f.is_null())
+                .and_then(|f| T::deserialize(f).ok())
         }
         Trail {
             criteria: field(v, "criteria"),
@@ -389,11 +396,18 @@ mod tests {
             "897.0"
         );
 
-        let damaged = r#"{"criteria":"fast","timeline":{"at":1},"injected":{"ledger":"l"},"revert":"REVERT FAILED: x"}"#;
+        let damaged = r#"{"criteria":"fast","timeline":{"at":1},"injected":{"ledger":"l"},"revert":"REVERT FAILED: x","revert_error":null}"#;
         let t = Trail::parse(damaged).unwrap();
         assert_eq!(t.criteria, None);
         assert!(t.timeline.is_empty());
         assert_eq!(t.injected.unwrap().ledger.as_deref(), Some("l"));
+        assert_eq!(t.revert_error, None, "null is absent on both paths");
+        let nulls = r#"{"revert_error":null,"reverted":null}"#;
+        assert_eq!(Trail::parse(nulls).unwrap(), Trail::default());
+        assert_eq!(
+            Trail::from_value(&serde_json::from_str(nulls).unwrap()),
+            Trail::default()
+        );
         assert!(Trail::parse("{not json").is_err());
 
         fn record<E>(evidence: E) -> RunRecord<E> {

@@ -208,7 +208,7 @@ impl Scheduler {
             return Ok(report);
         }
         // The sweep first: reverting what runs left behind needs only the cluster, and must
-        // not wait for a store that is down.
+        // not wait for a store that is down (recording the ledgers it finds closed does).
         if self.last_sweep.is_none_or(|last| now - last >= SWEEP_EVERY) {
             self.sweep(now, &mut report).await?;
             self.last_sweep = Some(now);
@@ -612,9 +612,10 @@ pub enum SchedulerError {
 }
 
 /// Looks at the ledger of every run in this cluster's history whose revert failed: one since
-/// closed (the sweep's retry, `firedrill rollback` or `stop` reverted it) or gone is recorded
-/// in the run's evidence, which closes the report's follow-up. An open or unreadable ledger is
-/// left for the next sweep.
+/// closed (the sweep's retry, `firedrill rollback` or `stop` replayed it) is recorded in the
+/// run's evidence as restored, which closes the report's follow-up; one deleted while open is
+/// recorded as such, and its follow-up stays open. An open or unreadable ledger is left for the
+/// next sweep; a run that cannot be updated is said and skipped.
 pub async fn record_closed_rollbacks(
     kube: &Kube,
     store: &Store,
@@ -623,23 +624,30 @@ pub async fn record_closed_rollbacks(
     let cluster = crate::ledger::KubeCluster::new(kube);
     let mut closed = Vec::new();
     for run in store.open_rollbacks().await.map_err(|e| e.to_string())? {
-        let how = match cluster.ledger(&run).await? {
-            Some(Ok(l)) if !l.is_open() => format!(
-                "ledger {} found closed: every change reverted or left and said",
-                firedrill_rollback::ledger_name(&run)
+        let name = firedrill_rollback::ledger_name(&run);
+        let (restored, how) = match cluster.ledger(&run).await? {
+            Some(Ok(l)) if !l.is_open() => (
+                true,
+                format!("ledger {name} closed: every change reverted, or left and said"),
             ),
             Some(_) => continue,
-            None => format!(
-                "ledger {} found deleted while open: what it held was not seen reverted",
-                firedrill_rollback::ledger_name(&run)
+            None => (
+                false,
+                format!("ledger {name} deleted while open: what it held was never seen reverted; look at the objects it named"),
             ),
         };
-        store
-            .close_rollback(&run, now, &how)
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(%run, %how, "a failed revert's ledger is closed; recorded");
-        closed.push(run);
+        match store.close_rollback(&run, now, restored, &how).await {
+            Ok(true) => {
+                tracing::info!(%run, %how, "a failed revert's ledger is no longer open; recorded");
+                closed.push(run);
+            }
+            Ok(false) => {
+                tracing::warn!(%run, "a failed revert was tracked for a run the history no longer has; no longer tracked")
+            }
+            Err(e) => {
+                tracing::error!(%run, error = %e, "cannot record that a failed revert's ledger is closed; tried again at the next sweep")
+            }
+        }
     }
     Ok(closed)
 }

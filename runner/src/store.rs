@@ -174,13 +174,13 @@ macro_rules! select_run {
     };
 }
 
-/// A drill a cluster's history has records of, and since when.
+/// A drill a cluster's history has records of, and since when its scheduler planned it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recorded {
     pub cluster: String,
     pub drill: String,
-    /// The scheduled instant of its first record.
-    pub first: DateTime<Utc>,
+    /// The scheduled instant of its first fire record (none: only runs, e.g. by hand).
+    pub first_fire: Option<DateTime<Utc>>,
 }
 
 /// Fixed-width UTC text, so that text order is time order.
@@ -405,13 +405,15 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    /// Records that the ledger a run's failed revert left open has since closed (`how`: by
-    /// what, as far as can be known), in the run's evidence (`rollback_closed`), so reports
-    /// close its follow-up. Returns whether the run was found.
+    /// Records that the ledger a run's failed revert left open was found no longer open at
+    /// `at` (`restored`: replayed to the end; else deleted while open; `how`: what was found),
+    /// in the run's evidence (`rollback_closed`), and stops tracking it. Returns whether the
+    /// run was found.
     pub async fn close_rollback(
         &self,
         run: &str,
         at: DateTime<Utc>,
+        restored: bool,
         how: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -427,7 +429,7 @@ impl Store {
             if let Some(map) = evidence.as_object_mut() {
                 map.insert(
                     "rollback_closed".to_owned(),
-                    serde_json::json!({ "at": timestamp(at), "how": how }),
+                    serde_json::json!({ "at": timestamp(at), "how": how, "restored": restored }),
                 );
             }
             sqlx::query("UPDATE runs SET evidence = $1 WHERE cluster = $2 AND id = $3")
@@ -619,34 +621,32 @@ impl Store {
     }
 
     /// The clusters with anything in the history, each drill each has a record of (a run or a
-    /// fire, of any outcome), and the instant of its first: from then on that cluster's
-    /// scheduler planned the drill. In order of cluster and drill.
+    /// fire, of any outcome), and the instant of its first fire record: from then on that
+    /// cluster's scheduler planned the drill. In order of cluster and drill.
     pub async fn clusters_and_drills(&self) -> Result<Vec<Recorded>, StoreError> {
-        let mut first: std::collections::BTreeMap<(String, String), String> = Default::default();
-        // Each table's index on (cluster, drill, scheduled) answers its half.
-        for sql in [
-            "SELECT cluster, drill, MIN(scheduled) FROM runs GROUP BY cluster, drill",
-            "SELECT cluster, drill, MIN(scheduled) FROM fires GROUP BY cluster, drill",
-        ] {
-            for row in sqlx::query(sql).fetch_all(&self.pool).await? {
-                let at: String = row.try_get(2)?;
-                first
-                    .entry((row.try_get(0)?, row.try_get(1)?))
-                    .and_modify(|t| {
-                        if at < *t {
-                            t.clone_from(&at);
-                        }
-                    })
-                    .or_insert(at);
-            }
+        let mut known: std::collections::BTreeMap<(String, String), Option<String>> =
+            Default::default();
+        // Each table's index on (cluster, drill, scheduled) answers its part.
+        for row in sqlx::query("SELECT DISTINCT cluster, drill FROM runs")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            known.insert((row.try_get(0)?, row.try_get(1)?), None);
         }
-        first
+        for row in
+            sqlx::query("SELECT cluster, drill, MIN(scheduled) FROM fires GROUP BY cluster, drill")
+                .fetch_all(&self.pool)
+                .await?
+        {
+            known.insert((row.try_get(0)?, row.try_get(1)?), Some(row.try_get(2)?));
+        }
+        known
             .into_iter()
-            .map(|((cluster, drill), at)| {
+            .map(|((cluster, drill), first)| {
                 Ok(Recorded {
                     cluster,
                     drill,
-                    first: parse_timestamp(&at)?,
+                    first_fire: first.as_deref().map(parse_timestamp).transpose()?,
                 })
             })
             .collect()

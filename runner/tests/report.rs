@@ -247,85 +247,7 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
     let config = example();
     let own = Store::open(&url, "us-east").await.unwrap();
     let other = Store::open(&url, "eu-west").await.unwrap();
-    // eu-west runs only the monthly pod kill, from June; us-east's partition drill began in
-    // April; us-east never recorded anything of its other drills.
-    let run = |cluster: &str, drill: &str, scheduled: &str, rto: f64, target: f64| RunRecord {
-        cluster: cluster.to_owned(),
-        id: firedrill::job::run_id(drill, at(scheduled)),
-        drill: drill.to_owned(),
-        kind: "pod-kill".to_owned(),
-        scheduled: at(scheduled),
-        started: Some(at(scheduled)),
-        ended: Some(at(scheduled) + chrono::TimeDelta::minutes(5)),
-        status: RunStatus::Passed,
-        reason: None,
-        targets: Vec::new(),
-        measurements: Measurements {
-            rto_seconds: Some(rto),
-            ..Measurements::default()
-        },
-        evidence: serde_json::json!({ "criteria": { "rto_seconds": target } }),
-    };
-    // The longest RTO was judged against 50 s; the newest run's target is 200 s.
-    other
-        .record_run(&run(
-            "eu-west",
-            "pod-kill-monthly",
-            "2027-06-15T10:00:00Z",
-            100.0,
-            50.0,
-        ))
-        .await
-        .unwrap();
-    other
-        .record_run(&run(
-            "eu-west",
-            "pod-kill-monthly",
-            "2027-07-15T10:00:00Z",
-            30.0,
-            200.0,
-        ))
-        .await
-        .unwrap();
-    own.record_fire(&FireRecord {
-        drill: "network-partition-quarterly".to_owned(),
-        scheduled: at("2027-04-08T10:00:00Z"),
-        status: "missed".to_owned(),
-        reason: Some("the scheduler was down".to_owned()),
-        run: None,
-    })
-    .await
-    .unwrap();
     let q = year();
-    let report = report::build(
-        report::Inputs {
-            config: &config,
-            store: "two clusters".into(),
-            runs: own
-                .runs_between(q.since, q.until, None, None)
-                .await
-                .unwrap(),
-            fires: own
-                .fires_between(q.since, q.until, None, None)
-                .await
-                .unwrap(),
-            known: own.clusters_and_drills().await.unwrap(),
-            generated: at("2028-01-02T00:00:00Z"),
-        },
-        &q,
-    )
-    .unwrap();
-    own.close().await;
-    other.close().await;
-
-    let rows = |cluster: &str, drill: &str| -> Vec<String> {
-        report
-            .adherence
-            .iter()
-            .filter(|a| a.cluster == cluster && a.drill == drill)
-            .map(|a| a.scheduled.clone())
-            .collect()
-    };
     let calendar = |drill: &str| -> Vec<String> {
         firedrill::schedule::plan(
             &config.planned_drills(),
@@ -343,12 +265,137 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
         })
         .collect()
     };
-    // eu-west: only the pod kill, from its first record on.
+    // The calendar's June and July pod kills (10:00 in the file's time zone).
     let kills = calendar("pod-kill-monthly");
+    let (june, july) = (kills[5].clone(), kills[6].clone());
+    // eu-west's scheduler plans only the monthly pod kill, from June (someone also ran the
+    // partition drill there once by hand: that puts it in no programme); us-east's partition
+    // drill began in April; us-east never recorded anything of its other drills.
+    let run = |cluster: &str, drill: &str, scheduled: &str, rto: f64, target: f64| RunRecord {
+        cluster: cluster.to_owned(),
+        id: firedrill::job::run_id(drill, at(scheduled)),
+        drill: drill.to_owned(),
+        kind: "pod-kill".to_owned(),
+        scheduled: at(scheduled),
+        started: Some(at(scheduled)),
+        ended: Some(at(scheduled) + chrono::TimeDelta::minutes(5)),
+        status: RunStatus::Passed,
+        reason: None,
+        targets: Vec::new(),
+        measurements: Measurements {
+            rto_seconds: Some(rto),
+            ..Measurements::default()
+        },
+        evidence: serde_json::json!({ "criteria": { "rto_seconds": target } }),
+    };
+    for month in [&june, &july] {
+        other
+            .record_fire(&FireRecord {
+                drill: "pod-kill-monthly".to_owned(),
+                scheduled: at(month),
+                status: "fired".to_owned(),
+                reason: None,
+                run: None,
+            })
+            .await
+            .unwrap();
+    }
+    let mut by_hand = run(
+        "eu-west",
+        "network-partition-quarterly",
+        "2027-02-01T12:00:00Z",
+        10.0,
+        60.0,
+    );
+    by_hand.id =
+        firedrill::job::manual_run_id("network-partition-quarterly", at("2027-02-01T12:00:00Z"));
+    other.record_run(&by_hand).await.unwrap();
+    // The longest RTO was judged against 50 s; the newest run's target is 200 s.
+    other
+        .record_run(&run("eu-west", "pod-kill-monthly", &june, 100.0, 50.0))
+        .await
+        .unwrap();
+    other
+        .record_run(&run("eu-west", "pod-kill-monthly", &july, 30.0, 200.0))
+        .await
+        .unwrap();
+    own.record_fire(&FireRecord {
+        drill: "network-partition-quarterly".to_owned(),
+        scheduled: at("2027-04-08T10:00:00Z"),
+        status: "missed".to_owned(),
+        reason: Some("the scheduler was down".to_owned()),
+        run: None,
+    })
+    .await
+    .unwrap();
+    let report_of = |q: Query| {
+        let (own, config) = (&own, &config);
+        async move {
+            let (cluster, drill) = (q.cluster.as_deref(), q.drill.as_deref());
+            report::build(
+                report::Inputs {
+                    config,
+                    store: "two clusters".into(),
+                    runs: own
+                        .runs_between(q.since, q.until, cluster, drill)
+                        .await
+                        .unwrap(),
+                    fires: own
+                        .fires_between(q.since, q.until, cluster, drill)
+                        .await
+                        .unwrap(),
+                    known: own.clusters_and_drills().await.unwrap(),
+                    generated: at("2028-01-02T00:00:00Z"),
+                },
+                &q,
+            )
+        }
+    };
+    let report = report_of(q.clone()).await.unwrap();
+    // A drill not in the cluster's programme, and no run of it in the period: nothing.
+    let none = report_of(Query {
+        cluster: Some("eu-west".into()),
+        drill: Some("resource-stress-quarterly".into()),
+        ..q.clone()
+    })
+    .await;
+    assert!(
+        matches!(none, Err(report::ReportError::Nothing { .. })),
+        "{none:?}"
+    );
+    // The year read through the table and one month read through the index: the same runs.
+    let all = own
+        .runs_between(q.since, q.until, None, None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let one_month = own
+        .runs_between(
+            at("2027-06-01T00:00:00Z"),
+            at("2027-07-01T00:00:00Z"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(one_month.len(), 1);
+    assert_eq!(one_month[0].measurements.rto_seconds, Some(100.0));
+    own.close().await;
+    other.close().await;
+
+    let rows = |cluster: &str, drill: &str| -> Vec<String> {
+        report
+            .adherence
+            .iter()
+            .filter(|a| a.cluster == cluster && a.drill == drill)
+            .map(|a| a.scheduled.clone())
+            .collect()
+    };
+    // eu-west: only the pod kill, from its first record on.
     assert_eq!(kills.len(), 12);
     let from_june: Vec<String> = kills
         .iter()
-        .filter(|t| t.as_str() >= "2027-06-15")
+        .filter(|t| t.as_str() >= june.as_str())
         .cloned()
         .collect();
     assert_eq!(rows("eu-west", "pod-kill-monthly"), from_june);
@@ -359,14 +406,18 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
         .map(|a| a.drill.as_str())
         .collect();
     assert_eq!(eu, BTreeSet::from(["pod-kill-monthly"]));
+    // The run by hand is reported, outside the calendar.
     assert_eq!(
         report
             .drills
             .iter()
             .filter(|d| d.cluster == "eu-west")
-            .map(|d| d.drill.as_str())
+            .map(|d| (d.drill.as_str(), d.tally.planned, d.tally.unplanned_runs))
             .collect::<Vec<_>>(),
-        ["pod-kill-monthly"]
+        [
+            ("network-partition-quarterly", 0, 1),
+            ("pod-kill-monthly", 7, 0)
+        ]
     );
     // us-east: a drill it has no record of is planned the whole period (a gap, in plain
     // sight); one it recorded is planned from its first record.

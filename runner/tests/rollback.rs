@@ -403,18 +403,23 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
         )
         .await
         .unwrap();
-    let how = |id: &str| {
+    let found = |id: &str| {
         let r = runs.iter().find(|r| r.id == id).unwrap();
         assert!(r.rollback_failed(), "the run's own revert still failed");
-        r.rollback_closed().unwrap().how.unwrap()
+        let c = r.rollback_closed().unwrap();
+        (c.restored, c.how.unwrap())
     };
     assert_eq!(
-        how("stuck-run"),
-        "ledger firedrill-ledger-stuck-run found closed: every change reverted or left and said"
+        found("stuck-run"),
+        (
+            true,
+            "ledger firedrill-ledger-stuck-run closed: every change reverted, or left and said"
+                .to_owned()
+        )
     );
     assert_eq!(
-        how("gone-run"),
-        "ledger firedrill-ledger-gone-run found deleted while open: what it held was not seen reverted"
+        found("gone-run"),
+        (false, "ledger firedrill-ledger-gone-run deleted while open: what it held was never seen reverted; look at the objects it named".to_owned())
     );
     store.close().await;
     std::fs::remove_dir_all(&dir).ok();

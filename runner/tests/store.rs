@@ -307,12 +307,12 @@ async fn a_history_from_before_the_fleet_moves_to_the_cluster_that_opens_it() {
             firedrill::store::Recorded {
                 cluster: "us-east".into(),
                 drill: "kill-b".into(),
-                first: at("2026-10-16T15:00:00Z"),
+                first_fire: None,
             },
             firedrill::store::Recorded {
                 cluster: "us-east".into(),
                 drill: "probe-a".into(),
-                first: at("2026-10-15T15:00:00Z"),
+                first_fire: Some(at("2026-10-15T15:00:00Z")),
             }
         ]
     );

@@ -300,8 +300,9 @@ pub fn check(config: &Config, known: &[Recorded], query: &Query) -> Result<(), R
 /// Builds the report. The calendar is the drill file's, planned for every cluster in scope
 /// (the one named, else every cluster the history knows, and the file's own). On the file's own
 /// cluster every drill is planned; on another (whose drill file this may not be), only the
-/// drills its history has records of. On either, a drill is planned from its first record on,
-/// when that cluster's scheduler began to plan it.
+/// drills its scheduler recorded fires of. On either, a drill is planned from its first fire
+/// record on, when that cluster's scheduler began to plan it (a run by hand proves nothing of
+/// the kind).
 pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let config = inputs.config;
     check(config, &inputs.known, query)?;
@@ -333,18 +334,19 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             .is_none_or(|d| *d == config.drills[f.drill].name)
     })
     .collect();
+    let nothing = || ReportError::Nothing {
+        since: stamp(query.since),
+        until: stamp(query.until),
+        scope: [
+            query.cluster.as_ref().map(|c| format!(" on cluster {c}")),
+            query.drill.as_ref().map(|d| format!(" for drill {d}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
     if planned.is_empty() && inputs.runs.is_empty() {
-        return Err(ReportError::Nothing {
-            since: stamp(query.since),
-            until: stamp(query.until),
-            scope: [
-                query.cluster.as_ref().map(|c| format!(" on cluster {c}")),
-                query.drill.as_ref().map(|d| format!(" for drill {d}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        });
+        return Err(nothing());
     }
 
     let all_runs = inputs.runs;
@@ -362,7 +364,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let first: HashMap<(&str, &str), DateTime<Utc>> = inputs
         .known
         .iter()
-        .map(|k| ((k.cluster.as_str(), k.drill.as_str()), k.first))
+        .filter_map(|k| Some(((k.cluster.as_str(), k.drill.as_str()), k.first_fire?)))
         .collect();
     let mut adherence = Vec::new();
     // Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
@@ -427,6 +429,11 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         }
     }
 
+    // The calendar planned fires, but none on the clusters in scope, and no run ran.
+    if adherence.is_empty() && all_runs.is_empty() {
+        return Err(nothing());
+    }
+
     // Drills per cluster: the file's that are in its programme (as planned above), and any the
     // history has runs of in the period.
     let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
@@ -477,7 +484,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             mut unplanned,
             fires: rows,
         } = slot;
-        // In order of the scheduled instant (the store gives them so; a caller may not).
+        // In order of the scheduled instant (the store reads them in no particular order).
         if !list.is_sorted_by(|a, b| (a.scheduled, &a.id) <= (b.scheduled, &b.id)) {
             let mut order: Vec<usize> = (0..list.len()).collect();
             order.sort_by(|&a, &b| {
@@ -791,7 +798,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         .map(str::to_owned);
     let closed_later = e.rollback_closed.map(|c| {
         format!(
-            "closed later, {}: {}",
+            "found later, {}: {}",
             c.at.as_deref().unwrap_or("?"),
             c.how.as_deref().unwrap_or("no detail recorded")
         )
@@ -881,7 +888,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
 
 /// What the drill's runs and fires leave to do. A failed criterion, a breached target, an
 /// abort or a fire that did not run is closed by a later run of the drill on the cluster that
-/// passed; a failed rollback stays open until a person closes its ledger.
+/// passed; a failed rollback stays open until its ledger is found closed (not merely deleted).
 fn follow_ups_of(
     cluster: &str,
     drill: &str,
@@ -932,16 +939,25 @@ fn follow_ups_of(
                 run: Some(r.id.clone()),
                 scheduled: stamp(r.scheduled),
                 what: format!(
-                    "rollback failed: the ledger stayed open; close it with `firedrill rollback --run {}` (the scheduler records it closed within a minute)",
-                    r.id
+                    "rollback failed: the ledger stayed open; close it with `firedrill rollback --run {}` (the leading scheduler's next sweep records it closed){}",
+                    r.id,
+                    match &r.evidence.rollback_closed {
+                        Some(c) if !c.restored => format!(
+                            "; found {}: {}",
+                            c.at.as_deref().unwrap_or("?"),
+                            c.how.as_deref().unwrap_or("no detail recorded")
+                        ),
+                        _ => String::new(),
+                    }
                 ),
                 state: match &r.evidence.rollback_closed {
-                    Some(c) => format!(
-                        "closed {}: {}",
+                    Some(c) if c.restored => format!(
+                        "closed (found {}): {}",
                         c.at.as_deref().unwrap_or("?"),
                         c.how.as_deref().unwrap_or("no detail recorded")
                     ),
-                    None => "open".to_owned(),
+                    // Deleted while open: what it held may still be in place.
+                    _ => "open".to_owned(),
                 },
             });
         }
