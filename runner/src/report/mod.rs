@@ -465,8 +465,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         // The runs move into their drill's slot: each becomes its row, and nothing is copied.
         for (r, planned) in all_runs.into_iter().zip(planned_runs) {
             if let Some(&i) = at.get(&(r.cluster.as_str(), r.drill.as_str())) {
-                slots[i].unplanned.push(!planned);
-                slots[i].runs.push(r);
+                slots[i].runs.push((r, !planned));
             }
         }
         for a in &adherence {
@@ -480,20 +479,13 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let mut drill_reports = Vec::new();
     for ((cluster, name), slot) in keys.into_iter().zip(slots) {
         let Slot {
-            runs: mut list,
-            mut unplanned,
+            mut runs,
             fires: rows,
         } = slot;
-        // In order of the scheduled instant (the store reads them in no particular order).
-        if !list.is_sorted_by(|a, b| (a.scheduled, &a.id) <= (b.scheduled, &b.id)) {
-            let mut order: Vec<usize> = (0..list.len()).collect();
-            order.sort_by(|&a, &b| {
-                (list[a].scheduled, &list[a].id).cmp(&(list[b].scheduled, &list[b].id))
-            });
-            let mut taken: Vec<Option<RunRecord<Trail>>> = list.into_iter().map(Some).collect();
-            list = order.iter().filter_map(|&i| taken[i].take()).collect();
-            unplanned = order.iter().map(|&i| unplanned[i]).collect();
-        }
+        // In order of the scheduled instant (the store reads them in no particular order; in
+        // practice nearly in order, which the sort finds in one pass).
+        runs.sort_by(|(a, _), (b, _)| (a.scheduled, &a.id).cmp(&(b.scheduled, &b.id)));
+        let (list, unplanned): (Vec<RunRecord<Trail>>, Vec<bool>) = runs.into_iter().unzip();
         let drill = config.drills.iter().find(|d| d.name == name);
         let mut tally = tally(rows.iter().copied());
         tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
@@ -614,8 +606,8 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
 /// calendar, and its planned fires.
 #[derive(Default)]
 struct Slot<'a> {
-    runs: Vec<RunRecord<Trail>>,
-    unplanned: Vec<bool>,
+    /// Each run, and whether it is outside the calendar.
+    runs: Vec<(RunRecord<Trail>, bool)>,
     fires: Vec<&'a Adherence>,
 }
 
