@@ -11,6 +11,7 @@ use firedrill_experiments::{Choice, Kind};
 use firedrill_rollback::{self as rollback, Ledger, Step};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
 use firedrill_safety::verdict::{self, RecentHits, Request};
+use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -151,20 +152,20 @@ impl Injection {
         self.timeline.push(json!({ "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "seconds": since, "event": what }));
     }
 
+    /// The namespaces of the affected workloads, each once.
+    fn namespaces(&self) -> Vec<String> {
+        let unique: std::collections::BTreeSet<&str> =
+            self.affected.iter().map(|o| o.namespace.as_str()).collect();
+        unique.into_iter().map(str::to_owned).collect()
+    }
+
     /// Whether the system is back: every affected workload at its desired ready replicas, and
     /// every steady-state probe answering as expected right now. `Ok(None)`: yes; `Ok(Some)`:
     /// what is still down.
     async fn still_down(&self, kube: &Kube) -> Result<Option<String>, String> {
         if !self.affected.is_empty() {
-            let namespaces: Vec<String> = self
-                .affected
-                .iter()
-                .map(|o| o.namespace.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
             let objects = kube
-                .snapshot(&namespaces)
+                .snapshot(&self.namespaces())
                 .await
                 .map_err(|e| e.to_string())?;
             let refs: Vec<&Value> = objects.iter().collect();
@@ -210,6 +211,9 @@ impl Injection {
         }
         let mut next_at: Option<tokio::time::Instant> = None;
         let started = tokio::time::Instant::now();
+        // Pods coming back are seen as the API server reports them, so the recovery time is not
+        // rounded up to the next look; the probes and helpers are still looked at every `every`.
+        let mut changes = crate::kubernetes::pod_changes(kube.client(), &self.namespaces());
         loop {
             let preparing = self.applied > 0 && self.applied <= self.preparatory;
             if preparing && self.recovered.is_none() && started.elapsed() > PREPARE_WITHIN {
@@ -281,7 +285,14 @@ impl Injection {
                     continue;
                 }
             }
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                Some(()) = changes.next() => {
+                    // A burst of changes (a ReplicaSet's pods coming back) is looked at once.
+                    tokio::time::sleep(SETTLE).await;
+                    while changes.next().now_or_never().flatten().is_some() {}
+                }
+            }
         }
     }
 
@@ -393,6 +404,8 @@ pub struct Execution<'a> {
 
 /// The on-call engineer's switch must stop a running drill within seconds.
 pub const KILL_SWITCH_EVERY: Duration = Duration::from_secs(2);
+/// How long a change to an affected pod settles before the system is looked at again.
+const SETTLE: Duration = Duration::from_millis(50);
 /// Reads of the kill switch that may fail in a row before the drill stops anyway (fail safe).
 const KILL_SWITCH_READ_FAILURES: u32 = 3;
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{KILL_SWITCH, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
+use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
@@ -527,46 +528,51 @@ impl Kube {
     }
 
     /// Follows a Job until it ends, telling `progress` each phase it enters, and returns its
-    /// executor's exit code. Gives up after `deadline`.
+    /// executor's exit code. Gives up after `deadline`. Watches the Job (kube's `watch_object`),
+    /// so each phase is told as the API server reports it, not at the next poll.
     pub async fn follow(
         &self,
         job: &str,
         deadline: std::time::Duration,
-        poll: std::time::Duration,
         mut progress: impl FnMut(&str),
     ) -> Result<u8, String> {
-        let give_up = tokio::time::Instant::now() + deadline;
+        let mut updates = std::pin::pin!(watch_one::<Job>(
+            Api::namespaced(self.client.clone(), &self.namespace),
+            job
+        ));
         let mut last: Option<JobPhase> = None;
-        loop {
-            match self.job(job).await {
-                Ok(Some(j)) => {
-                    let phase = job_state(&j).phase;
-                    if last.as_ref() != Some(&phase) {
-                        progress(&match &phase {
-                            JobPhase::Active => "running".to_owned(),
-                            JobPhase::Succeeded => "finished".to_owned(),
-                            JobPhase::Failed(reason) => format!("failed ({reason})"),
-                        });
-                        last = Some(phase.clone());
+        let followed = async {
+            while let Some(update) = updates.next().await {
+                let j = match update {
+                    Ok(Some(j)) => j,
+                    Ok(None) => return Err(format!("job/{job} disappeared before it finished")),
+                    Err(e) => {
+                        progress(&format!("cannot watch the Job, retrying: {e}"));
+                        continue;
                     }
-                    if phase != JobPhase::Active {
-                        return match self.job_exit_code(job).await {
-                            Ok(Some(code)) => Ok(code),
-                            Ok(None) => {
-                                Err(format!("job/{job} ended without an executor exit code"))
-                            }
-                            Err(e) => Err(e.to_string()),
-                        };
-                    }
+                };
+                let phase = job_state(&j).phase;
+                if last.as_ref() != Some(&phase) {
+                    progress(&match &phase {
+                        JobPhase::Active => "running".to_owned(),
+                        JobPhase::Succeeded => "finished".to_owned(),
+                        JobPhase::Failed(reason) => format!("failed ({reason})"),
+                    });
+                    last = Some(phase.clone());
                 }
-                Ok(None) => return Err(format!("job/{job} disappeared before it finished")),
-                Err(e) => progress(&format!("cannot read the Job, retrying: {e}")),
+                if phase != JobPhase::Active {
+                    return match self.job_exit_code(job).await {
+                        Ok(Some(code)) => Ok(code),
+                        Ok(None) => Err(format!("job/{job} ended without an executor exit code")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
             }
-            if tokio::time::Instant::now() > give_up {
-                return Err(format!("job/{job} did not finish within its deadline"));
-            }
-            tokio::time::sleep(poll).await;
-        }
+            Err(format!("the watch on job/{job} ended"))
+        };
+        tokio::time::timeout(deadline, followed)
+            .await
+            .unwrap_or_else(|_| Err(format!("job/{job} did not finish within its deadline")))
     }
 
     /// Who holds the Lease, and when they last renewed it.
@@ -834,4 +840,49 @@ impl Kube {
 /// names may be up to 253.
 pub fn result_name(run: &str) -> String {
     format!("firedrill-result-{run}")
+}
+
+/// One object's updates as the API server reports them: `Some` when it is created or changed,
+/// `None` when it is deleted or not there. Errors are retried with kube's default backoff (a
+/// watch that fails is listed again), and passed on so the caller can say so.
+pub fn watch_one<K>(
+    api: Api<K>,
+    name: &str,
+) -> impl futures::Stream<Item = Result<Option<K>, kube::runtime::watcher::Error>> + Send + use<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    kube::runtime::watcher::watch_object(api, name).default_backoff()
+}
+
+/// A wake-up at each change to a pod in `namespaces` (created, changed or deleted), as the API
+/// server reports it; listing what is there is not a change. A watch that fails is listed again
+/// with kube's default backoff; its errors are logged at debug, for a caller that also looks on
+/// its own cadence.
+pub fn pod_changes(
+    client: &Client,
+    namespaces: &[String],
+) -> futures::stream::BoxStream<'static, ()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::{watcher, WatchStreamExt};
+    let watches = namespaces.iter().map(|namespace| {
+        watcher(
+            Api::<Pod>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => Some(()),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the pod watch failed; listing again");
+                    None
+                }
+            }
+        })
+        .boxed()
+    });
+    futures::stream::select_all(watches).boxed()
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::region::{Hook, HookAction, Markers, Source};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -444,21 +445,21 @@ async fn job(
     if let Err(e) = api.create(&kube::api::PostParams::default(), &job).await {
         return (false, format!("cannot create the hook Job {name}: {e}"));
     }
-    let until = tokio::time::Instant::now() + timeout;
-    loop {
-        match api.get_opt(&name).await {
-            Ok(Some(job)) => {
-                // The Job's own verdict (its retries are its business).
-                let done = |kind: &str| {
-                    job.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == kind && c.status == "True"))
-                };
-                if done("Complete") {
+    // The Job's own verdict (its retries are its business), as the API server reports it.
+    let verdict = |job: &Job, kind: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == kind && c.status == "True"))
+    };
+    let ended = async {
+        let mut updates = std::pin::pin!(crate::kubernetes::watch_one(api.clone(), &name));
+        while let Some(update) = updates.next().await {
+            match update {
+                Ok(Some(job)) if verdict(&job, "Complete") => {
                     return (true, format!("Job {}/{name} succeeded", kube.namespace()));
                 }
-                if done("Failed") {
+                Ok(Some(job)) if verdict(&job, "Failed") => {
                     return (
                         false,
                         format!(
@@ -468,36 +469,38 @@ async fn job(
                         ),
                     );
                 }
+                Ok(Some(_)) => {}
+                Ok(None) => return (false, format!("the hook Job {name} was deleted")),
+                Err(e) => tracing::warn!(job = %name, error = %e, "cannot watch the hook Job"),
             }
-            Ok(None) => return (false, format!("the hook Job {name} was deleted")),
-            Err(e) => tracing::warn!(job = %name, error = %e, "cannot read the hook Job"),
         }
-        if tokio::time::Instant::now() >= until {
-            // Stopped with its pods, so that it cannot finish later unseen.
-            let deleted = api
-                .delete(
-                    &name,
-                    &kube::api::DeleteParams {
-                        propagation_policy: Some(kube::api::PropagationPolicy::Foreground),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_or_else(
-                    |e| format!("; deleting it failed: {e}"),
-                    |_| "; deleted".to_owned(),
-                );
-            return (
-                false,
-                format!(
-                    "Job {}/{name} did not finish within {}{deleted} (what it did is unknown)",
-                    kube.namespace(),
-                    crate::duration::format(timeout)
-                ),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        (false, format!("the watch on the hook Job {name} ended"))
+    };
+    if let Ok(ended) = tokio::time::timeout(timeout, ended).await {
+        return ended;
     }
+    // Stopped with its pods, so that it cannot finish later unseen.
+    let deleted = api
+        .delete(
+            &name,
+            &kube::api::DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Foreground),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_or_else(
+            |e| format!("; deleting it failed: {e}"),
+            |_| "; deleted".to_owned(),
+        );
+    (
+        false,
+        format!(
+            "Job {}/{name} did not finish within {}{deleted} (what it did is unknown)",
+            kube.namespace(),
+            crate::duration::format(timeout)
+        ),
+    )
 }
 
 #[cfg(test)]

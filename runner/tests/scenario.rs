@@ -69,11 +69,13 @@ struct World {
 }
 
 async fn world(pushgateway: Option<&url::Url>) -> World {
-    let client = kube_fake_client::ClientBuilder::new()
-        .with_status_subresource::<Job>()
-        .build()
-        .await
-        .expect("fake cluster");
+    let client = support::cluster::watchable(
+        kube_fake_client::ClientBuilder::new()
+            .with_status_subresource::<Job>()
+            .build()
+            .await
+            .expect("fake cluster"),
+    );
     let probe = serve(|_| (200, Duration::ZERO)).await;
     let dir = std::env::temp_dir().join(unique("firedrill-scenario"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -609,25 +611,92 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
     });
     let mut seen = Vec::new();
     let code = kube
-        .follow(
-            &run,
-            Duration::from_secs(10),
-            Duration::from_millis(50),
-            |line| seen.push(line.to_owned()),
-        )
+        .follow(&run, Duration::from_secs(10), |line| {
+            seen.push(line.to_owned())
+        })
         .await;
     assert_eq!(code, Ok(2));
     assert_eq!(seen, ["running", "failed (BackoffLimitExceeded)"]);
     assert_eq!(
-        kube.follow(
-            "no-such-job",
-            Duration::from_secs(1),
-            Duration::from_millis(50),
-            |_| {}
-        )
-        .await,
+        kube.follow("no-such-job", Duration::from_secs(1), |_| {})
+            .await,
         Err("job/no-such-job disappeared before it finished".into())
     );
+}
+
+/// A region failover's Job hook is watched to the Job's own verdict, and a Job past its timeout
+/// is deleted so that it cannot finish later unseen.
+#[tokio::test]
+async fn a_job_hook_is_watched_to_its_verdict_or_deleted_at_its_timeout() {
+    use firedrill::region::{hook_job, run_hook, HookContext};
+    use firedrill_experiments::region::{Hook, HookAction};
+    let w = world(None).await;
+    let kube = Kube::new(w.client.clone(), NS);
+    let spec = serde_json::json!({ "template": { "spec": { "restartPolicy": "Never",
+        "containers": [{ "name": "promote", "image": "postgres:16", "command": ["true"] }] } } });
+    let hook = |timeout| Hook {
+        action: HookAction::Job(spec.clone()),
+        timeout,
+    };
+    let context = |run| HookContext {
+        phase: "promote",
+        run,
+        drill: "failover",
+        from: "eu-west-1",
+        to: "eu-central-1",
+    };
+    // The Job ends as its condition says, some time after it was created.
+    for (run, condition, ok, said) in [
+        ("hook-ok", "Complete", true, "succeeded"),
+        (
+            "hook-bad",
+            "Failed",
+            false,
+            "failed (kubectl -n chaos-testing logs job/",
+        ),
+    ] {
+        let name = hook_job(NS, &spec, &context(run))["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let jobs = w.jobs();
+        let finish = tokio::spawn(async move {
+            let status = serde_json::json!({ "status": { "conditions": [{ "type": condition, "status": "True" }] } });
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if jobs
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            panic!("the hook Job {name} was never created");
+        });
+        let outcome = run_hook(&hook(Duration::from_secs(20)), &context(run), Some(&kube)).await;
+        finish.await.unwrap();
+        assert_eq!(outcome.ok, ok, "{outcome:?}");
+        assert!(outcome.detail.contains(said), "{outcome:?}");
+        assert!(outcome.seconds < 10.0, "{outcome:?}");
+    }
+    // A Job that does not finish in time is deleted.
+    let outcome = run_hook(
+        &hook(Duration::from_millis(300)),
+        &context("hook-slow"),
+        Some(&kube),
+    )
+    .await;
+    assert!(!outcome.ok);
+    assert!(
+        outcome.detail.contains("did not finish within") && outcome.detail.contains("; deleted"),
+        "{outcome:?}"
+    );
+    let name = hook_job(NS, &spec, &context("hook-slow"))["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.jobs().get_opt(&name).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -560,10 +560,7 @@ async fn run_now(
             run.run
         );
     };
-    match kube
-        .follow(&run.run, deadline, Duration::from_secs(2), progress)
-        .await
-    {
+    match kube.follow(&run.run, deadline, progress).await {
         Ok(code) => Ok(ExitCode::from(code)),
         Err(e) => {
             eprintln!("error: {e}");

@@ -40,6 +40,27 @@ pub async fn execute_on(
     run: &RunRef,
     recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
 ) -> firedrill::store::RunRecord {
+    execute_every(
+        client,
+        config,
+        drill,
+        run,
+        recent_hits,
+        Duration::from_millis(100),
+    )
+    .await
+}
+
+/// [`execute_on`], with the kill switch (and whatever else the executor looks at on a cadence)
+/// looked at `every`.
+pub async fn execute_every(
+    client: &kube::Client,
+    config: &Config,
+    drill: &firedrill::config::Drill,
+    run: &RunRef,
+    recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
+    every: Duration,
+) -> firedrill::store::RunRecord {
     let kube = Kube::new(client.clone(), NS);
     let endpoints = Endpoints::new(None, None);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -50,7 +71,7 @@ pub async fn execute_on(
             run,
             kube: Some(&kube),
             endpoints: &endpoints,
-            kill_switch_every: Duration::from_millis(100),
+            kill_switch_every: every,
             recent_hits: recent_hits.map(firedrill_safety::verdict::latest_hits),
         },
         stop,
@@ -94,7 +115,132 @@ pub async fn evicting_cluster() -> kube::Client {
             inner.send(request).await
         }
     });
+    watchable(kube::Client::new(service, "default"))
+}
+
+/// The in-memory cluster with watches, which kube-fake-client does not answer: a
+/// `?watch=true` GET lists the same collection (same selectors) every 20 ms and streams what
+/// changed as the API server does: `ADDED`, `MODIFIED` (a new resourceVersion) and `DELETED`, one
+/// JSON line each. Its first listing is sent as `ADDED` (a watcher treats those as updates).
+/// Every other call goes to `inner`.
+pub fn watchable(inner: kube::Client) -> kube::Client {
+    use http_body_util::BodyExt;
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let inner = inner.clone();
+        async move {
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            if query
+                .split('&')
+                .any(|p| p == "watch=true" || p == "watch=1")
+            {
+                return Ok::<_, kube::Error>(watch_by_listing(inner, request.uri().path(), &query));
+            }
+            let response = inner.send(request).await?;
+            Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+        }
+    });
     kube::Client::new(service, "default")
+}
+
+/// A watch over the in-memory cluster, by listing: see [`watchable`].
+fn watch_by_listing(
+    inner: kube::Client,
+    path: &str,
+    query: &str,
+) -> Response<
+    http_body_util::combinators::UnsyncBoxBody<
+        hyper::body::Bytes,
+        Box<dyn std::error::Error + Send + Sync>,
+    >,
+> {
+    use http_body_util::BodyExt;
+    use hyper::body::{Bytes, Frame};
+    let selectors: Vec<&str> = query
+        .split('&')
+        .filter(|p| p.starts_with("labelSelector=") || p.starts_with("fieldSelector="))
+        .collect();
+    let list = format!("{path}?{}", selectors.join("&"));
+    let timeout = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("timeoutSeconds="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(290);
+    let (lines, received) = tokio::sync::mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        // Each object by namespace/name: its resourceVersion and last state.
+        let mut known: std::collections::HashMap<String, (String, serde_json::Value)> =
+            std::collections::HashMap::new();
+        while tokio::time::Instant::now() < until && !lines.is_closed() {
+            let request = Request::get(&list)
+                .body(Body::empty())
+                .expect("a list request");
+            let Ok(response) = inner.send(request).await else {
+                return;
+            };
+            let Ok(body) = response.into_body().collect_bytes().await else {
+                return;
+            };
+            let Ok(listed) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                return;
+            };
+            let mut now = std::collections::HashMap::new();
+            for item in listed["items"].as_array().into_iter().flatten() {
+                let meta = &item["metadata"];
+                let key = format!(
+                    "{}/{}",
+                    meta["namespace"].as_str().unwrap_or_default(),
+                    meta["name"].as_str().unwrap_or_default()
+                );
+                let version = meta["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                now.insert(key, (version, item.clone()));
+            }
+            let mut events = Vec::new();
+            for (key, (version, object)) in &now {
+                match known.get(key) {
+                    None => events.push(("ADDED", object.clone())),
+                    Some((seen, _)) if seen != version => events.push(("MODIFIED", object.clone())),
+                    Some(_) => {}
+                }
+            }
+            for (key, (_, object)) in &known {
+                if !now.contains_key(key) {
+                    events.push(("DELETED", object.clone()));
+                }
+            }
+            known = now;
+            for (kind, object) in events {
+                let mut line =
+                    serde_json::to_vec(&serde_json::json!({ "type": kind, "object": object }))
+                        .expect("an event");
+                line.push(b'\n');
+                if lines.send(Bytes::from(line)).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let frames = futures::stream::unfold(received, |mut received| async move {
+        let line = received.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(Frame::data(line)),
+            received,
+        ))
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(
+            http_body_util::StreamBody::new(frames)
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        )
+        .expect("a watch response")
 }
 
 /// A Running and Ready pod, `age` old, controlled by `owner` (`Kind/name`), on `node`.
