@@ -211,8 +211,10 @@ impl Injection {
         }
         let mut next_at: Option<tokio::time::Instant> = None;
         let started = tokio::time::Instant::now();
-        // Pods coming back are seen as the API server reports them, so the recovery time is not
-        // rounded up to the next look; the probes and helpers are still looked at every `every`.
+        // The system is looked at every `every`, and again after each change to a pod in an
+        // affected namespace (settled for SETTLE): pods coming back are seen as the API server
+        // reports them, so the recovery time is not rounded up to the next look. Probes (which
+        // no watch can see) are asked only once every workload is back.
         let mut changes = crate::kubernetes::pod_changes(kube.client(), &self.namespaces());
         loop {
             let preparing = self.applied > 0 && self.applied <= self.preparatory;
@@ -404,8 +406,9 @@ pub struct Execution<'a> {
 
 /// The on-call engineer's switch must stop a running drill within seconds.
 pub const KILL_SWITCH_EVERY: Duration = Duration::from_secs(2);
-/// How long a change to an affected pod settles before the system is looked at again.
-const SETTLE: Duration = Duration::from_millis(50);
+/// How long a change to an affected pod settles before the system is looked at again: at most
+/// four looks a second however busy the namespace, each within a quarter second of the change.
+const SETTLE: Duration = Duration::from_millis(250);
 /// Reads of the kill switch that may fail in a row before the drill stops anyway (fail safe).
 const KILL_SWITCH_READ_FAILURES: u32 = 3;
 

@@ -11,6 +11,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use serde_json::Value;
 
@@ -529,7 +530,8 @@ impl Kube {
 
     /// Follows a Job until it ends, telling `progress` each phase it enters, and returns its
     /// executor's exit code. Gives up after `deadline`. Watches the Job (kube's `watch_object`),
-    /// so each phase is told as the API server reports it, not at the next poll.
+    /// so each phase is told as the API server reports it, not at the next poll; credentials
+    /// that may not watch Jobs end it at once, with the verbs it needs.
     pub async fn follow(
         &self,
         job: &str,
@@ -541,11 +543,17 @@ impl Kube {
             job
         ));
         let mut last: Option<JobPhase> = None;
-        let followed = async {
+        let ended = async {
             while let Some(update) = updates.next().await {
                 let j = match update {
                     Ok(Some(j)) => j,
                     Ok(None) => return Err(format!("job/{job} disappeared before it finished")),
+                    Err(e) if watch_forbidden(&e) => {
+                        return Err(format!(
+                            "following job/{job} needs get, list and watch on jobs in namespace {} ({e})",
+                            self.namespace
+                        ))
+                    }
                     Err(e) => {
                         progress(&format!("cannot watch the Job, retrying: {e}"));
                         continue;
@@ -561,18 +569,20 @@ impl Kube {
                     last = Some(phase.clone());
                 }
                 if phase != JobPhase::Active {
-                    return match self.job_exit_code(job).await {
-                        Ok(Some(code)) => Ok(code),
-                        Ok(None) => Err(format!("job/{job} ended without an executor exit code")),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    return Ok(());
                 }
             }
             Err(format!("the watch on job/{job} ended"))
         };
-        tokio::time::timeout(deadline, followed)
-            .await
-            .unwrap_or_else(|_| Err(format!("job/{job} did not finish within its deadline")))
+        match tokio::time::timeout(deadline, ended).await {
+            Err(_) => Err(format!("job/{job} did not finish within its deadline")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => match self.job_exit_code(job).await {
+                Ok(Some(code)) => Ok(code),
+                Ok(None) => Err(format!("job/{job} ended without an executor exit code")),
+                Err(e) => Err(e.to_string()),
+            },
+        }
     }
 
     /// Who holds the Lease, and when they last renewed it.
@@ -843,39 +853,56 @@ pub fn result_name(run: &str) -> String {
 }
 
 /// One object's updates as the API server reports them: `Some` when it is created or changed,
-/// `None` when it is deleted or not there. Errors are retried with kube's default backoff (a
-/// watch that fails is listed again), and passed on so the caller can say so.
+/// `None` when it is deleted or not there. A watch that fails is retried, backing off from
+/// 200 ms to at most 2 s (what the polls it replaces waited), and its error passed on so the
+/// caller can say so.
 pub fn watch_one<K>(
     api: Api<K>,
     name: &str,
-) -> impl futures::Stream<Item = Result<Option<K>, kube::runtime::watcher::Error>> + Send + use<K>
+) -> impl futures::Stream<Item = Result<Option<K>, watcher::Error>> + Send + use<K>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    use kube::runtime::WatchStreamExt;
-    kube::runtime::watcher::watch_object(api, name).default_backoff()
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(200))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times();
+    watcher::watch_object(api, name).backoff(watcher::ExponentialBackoff::from(backoff))
+}
+
+/// Whether a watch failed because its credentials may not list or watch (retrying cannot help).
+pub fn watch_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => is_status(e, 403),
+        watcher::Error::WatchError(status) => status.code == 403,
+        watcher::Error::NoResourceVersion => false,
+    }
 }
 
 /// A wake-up at each change to a pod in `namespaces` (created, changed or deleted), as the API
-/// server reports it; listing what is there is not a change. A watch that fails is listed again
-/// with kube's default backoff; its errors are logged at debug, for a caller that also looks on
-/// its own cadence.
+/// server reports it, and at the end of each listing (what changed before the watch began). A
+/// watch that fails is listed again with kube's default backoff; its errors are logged at debug,
+/// for a caller that also looks on its own cadence.
 pub fn pod_changes(
     client: &Client,
     namespaces: &[String],
 ) -> futures::stream::BoxStream<'static, ()> {
     use k8s_openapi::api::core::v1::Pod;
-    use kube::runtime::{watcher, WatchStreamExt};
     let watches = namespaces.iter().map(|namespace| {
-        watcher(
+        watcher::watcher(
             Api::<Pod>::namespaced(client.clone(), namespace),
             watcher::Config::default(),
         )
         .default_backoff()
         .filter_map(|event| async move {
             match event {
-                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => Some(()),
-                Ok(_) => None,
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => Some(()),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
                 Err(e) => {
                     tracing::debug!(error = %e, "the pod watch failed; listing again");
                     None

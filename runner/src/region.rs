@@ -457,28 +457,35 @@ async fn job(
         while let Some(update) = updates.next().await {
             match update {
                 Ok(Some(job)) if verdict(&job, "Complete") => {
-                    return (true, format!("Job {}/{name} succeeded", kube.namespace()));
+                    return Ok((true, format!("Job {}/{name} succeeded", kube.namespace())));
                 }
                 Ok(Some(job)) if verdict(&job, "Failed") => {
-                    return (
+                    return Ok((
                         false,
                         format!(
                             "Job {}/{name} failed (kubectl -n {} logs job/{name})",
                             kube.namespace(),
                             kube.namespace()
                         ),
-                    );
+                    ));
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => return (false, format!("the hook Job {name} was deleted")),
+                Ok(None) => return Ok((false, format!("the hook Job {name} was deleted"))),
+                Err(e) if crate::kubernetes::watch_forbidden(&e) => {
+                    return Err(format!(
+                        "could not be watched (firedrill's Role needs watch on jobs: {e})"
+                    ));
+                }
                 Err(e) => tracing::warn!(job = %name, error = %e, "cannot watch the hook Job"),
             }
         }
-        (false, format!("the watch on the hook Job {name} ended"))
+        Err("could not be watched to its end".to_owned())
     };
-    if let Ok(ended) = tokio::time::timeout(timeout, ended).await {
-        return ended;
-    }
+    let unseen = match tokio::time::timeout(timeout, ended).await {
+        Ok(Ok(ended)) => return ended,
+        Ok(Err(why)) => why,
+        Err(_) => format!("did not finish within {}", crate::duration::format(timeout)),
+    };
     // Stopped with its pods, so that it cannot finish later unseen.
     let deleted = api
         .delete(
@@ -496,9 +503,8 @@ async fn job(
     (
         false,
         format!(
-            "Job {}/{name} did not finish within {}{deleted} (what it did is unknown)",
-            kube.namespace(),
-            crate::duration::format(timeout)
+            "Job {}/{name} {unseen}{deleted} (what it did is unknown)",
+            kube.namespace()
         ),
     )
 }

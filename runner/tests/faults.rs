@@ -313,6 +313,8 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
 /// executor's next look: here the executor looks every 3 s (production: 2 s), the controller
 /// brings the killed pod back 0.3 s after it goes, and the RTO is measured well under the 3 s a
 /// poll would round it up to.
+///
+/// And every call the drill makes, watches included, is one deploy/kubernetes grants.
 #[tokio::test]
 async fn recovery_is_timed_to_the_pods_coming_back_not_to_the_next_look() {
     let client = evicting_cluster().await;
@@ -328,8 +330,10 @@ async fn recovery_is_timed_to_the_pods_coming_back_not_to_the_next_look() {
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: kill\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 7s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    success: {{ rto: 30s }}\n"
     );
     let (config, drill, run) = one_drill(&text, "kill-clock-1");
+    // The drill's own calls (not the setup's or the controller's).
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = execute_every(
-        &client,
+        &support::cluster::recording(client.clone(), calls.clone()),
         &config,
         &drill,
         &run,
@@ -344,6 +348,12 @@ async fn recovery_is_timed_to_the_pods_coming_back_not_to_the_next_look() {
         "RTO {rto}: {:?}",
         timeline(&record)
     );
+    let calls = calls.lock().unwrap().clone();
+    assert!(
+        calls.iter().any(|c| c.starts_with("GET /api/v1/namespaces/apps/pods?") && c.contains("watch=true")),
+        "{calls:#?}"
+    );
+    assert_eq!(support::not_granted(&calls, NS), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -70,55 +70,7 @@ async fn stop_costs_calls_per_kind_of_artifact_not_per_artifact() {
     assert_eq!(few, calls, "the very same calls");
 }
 
-/// (API group, resource, verb) granted by the manifests in deploy/kubernetes: Role (in firedrill's
-/// namespace) and ClusterRoles.
-fn granted(file: &str) -> std::collections::BTreeSet<(String, String, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/kubernetes")
-        .join(file);
-    let text = std::fs::read_to_string(path).unwrap();
-    support::rbac_grants(&text)
-        .into_iter()
-        .map(|(_, group, resource, verb)| (group, resource, verb))
-        .collect()
-}
-
-fn api_group(path: &str) -> String {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if parts[0] == "api" {
-        String::new()
-    } else {
-        parts[1].to_owned()
-    }
-}
-
-/// The verb of a recorded call, as RBAC names it.
-fn verb(call: &str) -> (String, String, String) {
-    let (method, rest) = call.split_once(' ').unwrap();
-    let (path, _) = rest.split_once('?').unwrap();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let rest = if parts[0] == "api" {
-        &parts[2..]
-    } else {
-        &parts[3..]
-    };
-    let (resource, named) = match rest {
-        ["namespaces", _, resource] | [resource] => (resource.to_string(), false),
-        ["namespaces", _, resource, _] => (resource.to_string(), true),
-        other => panic!("{other:?}"),
-    };
-    let verb = match (method, named) {
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        other => panic!("{other:?}"),
-    };
-    (api_group(path), resource, verb.to_owned())
-}
+use support::{granted, verb};
 
 #[tokio::test]
 async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
@@ -186,6 +138,7 @@ async fn rbac_grants_exactly_what_rollback_stop_and_the_faults_use() {
     // what is used, no more.
     let guard = [
         ("", "pods", "list"),
+        ("", "pods", "watch"),
         ("", "namespaces", "get"),
         ("", "nodes", "list"),
         ("", "services", "list"),

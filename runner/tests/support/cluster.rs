@@ -118,11 +118,33 @@ pub async fn evicting_cluster() -> kube::Client {
     watchable(kube::Client::new(service, "default"))
 }
 
+/// `inner`, with every call it is asked (`METHOD /path?query`) written down in `calls`.
+pub fn recording(
+    inner: kube::Client,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> kube::Client {
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let (inner, calls) = (inner.clone(), calls.clone());
+        async move {
+            let uri = request.uri();
+            let call = format!(
+                "{} {}?{}",
+                request.method(),
+                uri.path(),
+                uri.query().unwrap_or_default()
+            );
+            calls.lock().unwrap().push(call);
+            inner.send(request).await
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
 /// The in-memory cluster with watches, which kube-fake-client does not answer: a
 /// `?watch=true` GET lists the same collection (same selectors) every 20 ms and streams what
 /// changed as the API server does: `ADDED`, `MODIFIED` (a new resourceVersion) and `DELETED`, one
-/// JSON line each. Its first listing is sent as `ADDED` (a watcher treats those as updates).
-/// Every other call goes to `inner`.
+/// JSON line each. Its first listing sends as `ADDED` what is newer than the resourceVersion the
+/// watch asked from. Every other call goes to `inner`.
 pub fn watchable(inner: kube::Client) -> kube::Client {
     use http_body_util::BodyExt;
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -166,19 +188,34 @@ fn watch_by_listing(
         .find_map(|p| p.strip_prefix("timeoutSeconds="))
         .and_then(|t| t.parse().ok())
         .unwrap_or(290);
+    let from = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("resourceVersion="))
+        .unwrap_or_default()
+        .to_owned();
+    let newer = |version: &str, from: &str| match (version.parse::<u64>(), from.parse::<u64>()) {
+        (Ok(v), Ok(f)) => v > f,
+        _ => true,
+    };
     let (lines, received) = tokio::sync::mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
         let until = tokio::time::Instant::now() + Duration::from_secs(timeout);
         // Each object by namespace/name: its resourceVersion and last state.
         let mut known: std::collections::HashMap<String, (String, serde_json::Value)> =
             std::collections::HashMap::new();
+        let mut first = true;
         while tokio::time::Instant::now() < until && !lines.is_closed() {
             let request = Request::get(&list)
                 .body(Body::empty())
                 .expect("a list request");
+            // A listing that fails ends the watch (as a broken watch does); the watcher lists
+            // again. Its error is not a deletion of everything.
             let Ok(response) = inner.send(request).await else {
                 return;
             };
+            if !response.status().is_success() {
+                return;
+            }
             let Ok(body) = response.into_body().collect_bytes().await else {
                 return;
             };
@@ -202,6 +239,12 @@ fn watch_by_listing(
             let mut events = Vec::new();
             for (key, (version, object)) in &now {
                 match known.get(key) {
+                    // Not what the watcher already saw: only objects newer than the version it
+                    // asked from (resourceVersions are one counter in the in-memory cluster).
+                    None if first && newer(version, &from) => {
+                        events.push(("ADDED", object.clone()))
+                    }
+                    None if first => {}
                     None => events.push(("ADDED", object.clone())),
                     Some((seen, _)) if seen != version => events.push(("MODIFIED", object.clone())),
                     Some(_) => {}
@@ -213,6 +256,7 @@ fn watch_by_listing(
                 }
             }
             known = now;
+            first = false;
             for (kind, object) in events {
                 let mut line =
                     serde_json::to_vec(&serde_json::json!({ "type": kind, "object": object }))

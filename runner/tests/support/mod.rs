@@ -153,3 +153,78 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or_default();
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
+
+/// (API group, resource, verb) granted by the manifests in deploy/kubernetes: Role (in firedrill's
+/// namespace) and ClusterRoles.
+pub fn granted(file: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/kubernetes")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    rbac_grants(&text)
+        .into_iter()
+        .map(|(_, group, resource, verb)| (group, resource, verb))
+        .collect()
+}
+
+/// The calls of `calls` (`METHOD /path?query`) that deploy/kubernetes does not grant: each call in
+/// firedrill's namespace (`own`) by its Role or a ClusterRole, elsewhere by a ClusterRole.
+pub fn not_granted(calls: &[String], own: &str) -> Vec<String> {
+    let role = granted("role.yaml");
+    let cluster = granted("clusterrole.yaml");
+    let own = format!("/namespaces/{own}/");
+    calls
+        .iter()
+        .filter(|call| {
+            let v = verb(call);
+            !(cluster.contains(&v) || (call.contains(&own) && role.contains(&v)))
+        })
+        .map(|call| format!("{call} needs {:?}", verb(call)))
+        .collect()
+}
+
+fn api_group(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if parts[0] == "api" {
+        String::new()
+    } else {
+        parts[1].to_owned()
+    }
+}
+
+/// The verb of a recorded call (`METHOD /path?query`), as RBAC names it: (API group, resource or
+/// resource/subresource, verb).
+pub fn verb(call: &str) -> (String, String, String) {
+    let (method, rest) = call.split_once(' ').unwrap();
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest = if parts[0] == "api" {
+        &parts[2..]
+    } else {
+        &parts[3..]
+    };
+    let (resource, named) = match rest {
+        ["namespaces", _, resource] => (resource.to_string(), false),
+        ["namespaces", _, resource, _] => (resource.to_string(), true),
+        ["namespaces", _, resource, _, sub] => (format!("{resource}/{sub}"), true),
+        [resource] => (resource.to_string(), false),
+        [resource, _] => (resource.to_string(), true),
+        [resource, _, sub] => (format!("{resource}/{sub}"), true),
+        other => panic!("{other:?}"),
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verb = match (method, named) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        other => panic!("{other:?}"),
+    };
+    (api_group(path), resource, verb.to_owned())
+}
