@@ -10,7 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, ConnectOptions, Connection, Row};
+use sqlx::{AnyPool, Connection, Row};
 
 use crate::config::Store as StoreUrl;
 pub use crate::run::{Hit, Measurements, RunRecord, RunStatus, Trail};
@@ -157,23 +157,26 @@ pub enum StoreError {
     },
     #[error("the store holds an unreadable {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
+    #[error("reading the SQLite history failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 pub struct Store {
     pool: AnyPool,
-    /// A SQLite history's connect string (none for PostgreSQL): reports read it directly.
-    sqlite: Option<String>,
+    /// Where the history is, for reports, which read it through its own driver.
+    url: StoreUrl,
     /// The cluster whose fires, state and cooldowns this process reads and writes.
     cluster: String,
 }
 
-/// The columns of a run, in the order `read_run` expects (a macro, so queries stay literals).
+/// The runs of a period (`$1` to `$2`), of a cluster (`$3`) and a drill (`$4`), `''` for any.
 macro_rules! in_period {
     () => {
         " WHERE scheduled >= $1 AND scheduled < $2 AND ($3 = '' OR cluster = $3) AND ($4 = '' OR drill = $4)"
     };
 }
 
+/// The columns of a run, in the order `read_run` expects (a macro, so queries stay literals).
 macro_rules! select_run {
     () => {
         "SELECT cluster, id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence FROM runs"
@@ -264,7 +267,7 @@ impl Store {
             })?;
         Ok(Store {
             pool,
-            sqlite: matches!(url, StoreUrl::Sqlite(_)).then(|| connect.clone()),
+            url: url.clone(),
             cluster: cluster.to_owned(),
         })
     }
@@ -531,71 +534,36 @@ impl Store {
             drill: drill.unwrap_or("").to_owned(),
             rows,
         };
-        let Some(connect) = &self.sqlite else {
-            // PostgreSQL plans each half as it sees fit (its statistics say how).
-            let middle = since + (until - since) / 2;
-            let halves = [(since, middle), (middle, until)].map(|(from, to)| {
-                let (pool, part) = (self.pool.clone(), part(from, to, None));
-                tokio::spawn(async move {
-                    let rows = sqlx::query(concat!(select_run!(), in_period!()));
-                    read_runs(part.bind(rows).fetch(&pool)).await
-                })
-            });
-            return joined(halves).await;
-        };
-        // SQLite is read through its own driver, not `Any`'s copy of every value, with rows
-        // handed over in large batches and the file's pages mapped rather than read one call
-        // at a time.
-        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(connect)?
-            .read_only(true)
-            .row_buffer_size(4096)
-            .pragma("mmap_size", "1073741824");
-        let mut c = options.connect().await?;
-        // SQLite, unlike PostgreSQL, keeps no statistics of its own: for a period that covers
-        // most of the history, it is told to read the table through (in two halves of its
-        // rows) rather than look each row up from the index (three times faster over a year of
-        // hourly runs).
-        let (first, last, low, high): (Option<String>, Option<String>, Option<i64>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT MIN(scheduled), MAX(scheduled), MIN(rowid), MAX(rowid) FROM runs",
-            )
-            .fetch_one(&mut c)
-            .await?;
-        let scan = match (first, last, low, high) {
-            (Some(first), Some(last), Some(low), Some(high))
-                if cluster.is_none() && drill.is_none() =>
-            {
-                let (first, last) = (parse_timestamp(&first)?, parse_timestamp(&last)?);
-                ((until.min(last) - since.max(first)) * 2 >= last - first).then_some((low, high))
+        let path = match &self.url {
+            StoreUrl::Sqlite(path) => path,
+            StoreUrl::Postgres(url) => {
+                // On PostgreSQL's own driver (`Any` copies every value once more), each half
+                // planned as the server sees fit (its statistics say how).
+                let middle = since + (until - since) / 2;
+                let halves = [(since, middle), (middle, until)].map(|(from, to)| {
+                    let (url, part) = (url.clone(), part(from, to, None));
+                    tokio::spawn(async move {
+                        let mut c = sqlx::PgConnection::connect(&url).await?;
+                        let runs = {
+                            let rows = sqlx::query(concat!(select_run!(), in_period!()));
+                            read_runs(part.bind(rows).fetch(&mut c)).await
+                        };
+                        let _ = c.close().await;
+                        runs
+                    })
+                });
+                return joined(halves).await;
             }
-            _ => None,
         };
-        let Some((low, high)) = scan else {
-            let runs = {
-                let rows = sqlx::query(concat!(select_run!(), in_period!()));
-                read_runs(part(since, until, None).bind(rows).fetch(&mut c)).await
-            };
-            let _ = c.close().await;
-            return runs;
-        };
-        let _ = c.close().await;
-        let middle = low + (high - low) / 2;
-        let halves = [(low, middle), (middle + 1, high)].map(|rows| {
-            let (options, part) = (options.clone(), part(since, until, Some(rows)));
-            tokio::spawn(async move {
-                let mut c = options.connect().await?;
-                let runs = {
-                    let rows = sqlx::query(concat!(
-                        select_run!(),
-                        " NOT INDEXED",
-                        in_period!(),
-                        " AND rowid BETWEEN $5 AND $6"
-                    ));
-                    read_runs(part.bind(rows).fetch(&mut c)).await
-                };
-                let _ = c.close().await;
-                runs
-            })
+        // SQLite is read in place (rusqlite, on blocking threads): each value is decoded from
+        // the page it is on, where sqlx would copy it and hand it to another thread first.
+        let path = path.clone();
+        let part = part(since, until, None);
+        let halves = tokio::task::spawn_blocking(move || sqlite_halves(&path, part))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let halves = halves.map(|(path, sql, part)| {
+            tokio::task::spawn_blocking(move || read_sqlite(&path, sql, &part))
         });
         joined(halves).await
     }
@@ -887,6 +855,7 @@ impl Spool {
 /// A run from its row; `evidence` reads the evidence column's text.
 /// One part of a period's runs, as bound to the query that reads it: the period, the cluster and
 /// drill (`""`: any) and, for a part of a table read through, its rowids.
+#[derive(Clone)]
 struct RunsPart {
     since: String,
     until: String,
@@ -927,17 +896,128 @@ where
     for<'a> &'a str: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     use futures::TryStreamExt;
-    let trail = |text: &str| {
-        Trail::parse(text).map_err(|_| StoreError::Corrupt {
-            what: "JSON document",
-            value: text.to_owned(),
-        })
-    };
     let mut runs = Vec::new();
     while let Some(row) = rows.try_next().await? {
         runs.push(read_run(&row, trail)?);
     }
     Ok(runs)
+}
+
+/// A SQLite history opened to be read: read only, its pages mapped rather than read one call at
+/// a time.
+fn open_sqlite(path: &str) -> Result<rusqlite::Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.pragma_update(None, "mmap_size", 1_073_741_824_i64)?;
+    Ok(c)
+}
+
+/// How to read `part` of a SQLite history in two halves. SQLite, unlike PostgreSQL, keeps no
+/// statistics of its own: for a period that covers most of the history, it is told to read the
+/// table through, in two halves of its rows, rather than look each row up from the index (three
+/// times faster over a year of hourly runs). Otherwise the index finds the period, read whole.
+fn sqlite_halves(
+    path: &str,
+    part: RunsPart,
+) -> Result<[(String, &'static str, RunsPart); 2], StoreError> {
+    let c = open_sqlite(path)?;
+    let (first, last, low, high): (Option<String>, Option<String>, Option<i64>, Option<i64>) = c
+        .query_row(
+            "SELECT MIN(scheduled), MAX(scheduled), MIN(rowid), MAX(rowid) FROM runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    let scan = match (first, last, low, high) {
+        (Some(first), Some(last), Some(low), Some(high))
+            if part.cluster.is_empty() && part.drill.is_empty() =>
+        {
+            let (first, last) = (parse_timestamp(&first)?, parse_timestamp(&last)?);
+            let (since, until) = (parse_timestamp(&part.since)?, parse_timestamp(&part.until)?);
+            ((until.min(last) - since.max(first)) * 2 >= last - first).then_some((low, high))
+        }
+        _ => None,
+    };
+    const SCAN: &str = concat!(
+        select_run!(),
+        " NOT INDEXED",
+        in_period!(),
+        " AND rowid BETWEEN $5 AND $6"
+    );
+    Ok(match scan {
+        Some((low, high)) => {
+            let middle = low + (high - low) / 2;
+            [(low, middle), (middle + 1, high)].map(|rows| {
+                let part = RunsPart {
+                    rows: Some(rows),
+                    ..part.clone()
+                };
+                (path.to_owned(), SCAN, part)
+            })
+        }
+        // An empty second half: the index finds the whole period in one.
+        None => {
+            let none = RunsPart {
+                rows: Some((1, 0)),
+                ..part.clone()
+            };
+            [
+                (path.to_owned(), concat!(select_run!(), in_period!()), part),
+                (path.to_owned(), SCAN, none),
+            ]
+        }
+    })
+}
+
+/// Every run `sql` finds in a SQLite history for `part`.
+fn read_sqlite(
+    path: &str,
+    sql: &str,
+    part: &RunsPart,
+) -> Result<Vec<RunRecord<Trail>>, StoreError> {
+    let c = open_sqlite(path)?;
+    let mut statement = c.prepare(sql)?;
+    let mut rows = match part.rows {
+        Some((low, high)) => statement.query(rusqlite::params![
+            part.since,
+            part.until,
+            part.cluster,
+            part.drill,
+            low,
+            high
+        ])?,
+        None => statement.query(rusqlite::params![
+            part.since,
+            part.until,
+            part.cluster,
+            part.drill
+        ])?,
+    };
+    let mut runs = Vec::new();
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| -> Result<Option<&str>, StoreError> {
+            row.get_ref(i)?.as_str_or_null().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+                .into()
+            })
+        };
+        runs.push(run_of_text(text, trail)?);
+    }
+    Ok(runs)
+}
+
+/// The evidence of a run, typed as reports read it.
+fn trail(text: &str) -> Result<Trail, StoreError> {
+    Trail::parse(text).map_err(|_| StoreError::Corrupt {
+        what: "JSON document",
+        value: text.to_owned(),
+    })
 }
 
 /// The runs the reading tasks found, together.
@@ -966,29 +1046,44 @@ fn read_run<'r, R, E>(
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    // By position in `select_run!`, and without asking each value its type first: every
-    // column is text, and a report reads 100,000 rows of twelve.
-    let text = |i: usize| row.try_get_unchecked::<&str, _>(i);
-    let optional = |i: usize| row.try_get_unchecked::<Option<&str>, _>(i);
+    // Without asking each value its type first: every column is text, and a report reads
+    // 100,000 rows of twelve.
+    run_of_text(
+        |i| Ok(row.try_get_unchecked::<Option<&str>, _>(i)?),
+        evidence,
+    )
+}
+
+/// A run from its columns in `select_run!`'s order, each read as text (`None`: NULL) by
+/// position.
+fn run_of_text<'r, E>(
+    column: impl Fn(usize) -> Result<Option<&'r str>, StoreError>,
+    evidence: impl FnOnce(&str) -> Result<E, StoreError>,
+) -> Result<RunRecord<E>, StoreError> {
+    let text = |i: usize| {
+        column(i)?.ok_or(StoreError::Corrupt {
+            what: "run (a required column is NULL)",
+            value: format!("column {i}"),
+        })
+    };
     let time = |t: Option<&str>| t.map(parse_timestamp).transpose();
     let status = text(7)?;
     let measurements = text(10)?;
     Ok(RunRecord {
-        cluster: row.try_get_unchecked(0)?,
-        id: row.try_get_unchecked(1)?,
-        drill: row.try_get_unchecked(2)?,
-        kind: row.try_get_unchecked(3)?,
+        cluster: text(0)?.to_owned(),
+        id: text(1)?.to_owned(),
+        drill: text(2)?.to_owned(),
+        kind: text(3)?.to_owned(),
         scheduled: parse_timestamp(text(4)?)?,
-        started: time(optional(5)?)?,
-        ended: time(optional(6)?)?,
+        started: time(column(5)?)?,
+        ended: time(column(6)?)?,
         status: RunStatus::parse(status).ok_or_else(|| StoreError::Corrupt {
             what: "run status",
             value: status.to_owned(),
         })?,
-        reason: row.try_get_unchecked(8)?,
+        reason: column(8)?.map(str::to_owned),
         targets: parse_targets(text(9)?)?,
         measurements: serde_json::from_str(measurements).map_err(|_| StoreError::Corrupt {
             what: "measurements",
