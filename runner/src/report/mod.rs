@@ -485,16 +485,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     // Each drill's runs become its rows on two threads, the runs split evenly between them: the
     // slots are independent, and this is most of the building.
     let mut work: Vec<((String, String), Slot<'_>)> = keys.into_iter().zip(slots).collect();
-    let total: usize = work.iter().map(|(_, s)| s.runs.len()).sum();
-    let mut first_half = 0;
-    let split = work
-        .iter()
-        .position(|(_, s)| {
-            first_half += s.runs.len();
-            first_half * 2 >= total
-        })
-        .map_or(work.len(), |i| i + 1);
-    let second = work.split_off(split);
+    let second = work.split_off(half_of(&work, |(_, s)| s.runs.len()));
     let built: Vec<(DrillReport, Vec<FollowUp>)> = std::thread::scope(|scope| {
         let other = scope.spawn(|| {
             second
@@ -582,6 +573,20 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// Where to split `items` (in order) so that the two parts' `weight`s are as near equal as can be.
+fn half_of<T>(items: &[T], weight: impl Fn(&T) -> usize) -> usize {
+    let total: usize = items.iter().map(&weight).sum();
+    let mut so_far = 0;
+    let prefixes = std::iter::once(0).chain(items.iter().map(|item| {
+        so_far += weight(item);
+        so_far
+    }));
+    prefixes
+        .enumerate()
+        .min_by_key(|(_, before)| (before * 2).abs_diff(total))
+        .map_or(0, |(i, _)| i)
 }
 
 /// One drill on one cluster: its figures, and its runs each turned into its row; and what it
@@ -1034,4 +1039,19 @@ fn follow_ups_of(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::half_of;
+
+    #[test]
+    fn half_of_splits_by_weight_keeping_order() {
+        let id = |w: &usize| *w;
+        assert_eq!(half_of(&[1, 1, 1, 1], id), 2);
+        assert_eq!(half_of(&[10, 1, 1], id), 1);
+        assert_eq!(half_of(&[1, 1, 10], id), 2);
+        assert_eq!(half_of(&[1, 2, 3, 4], id), 3);
+        assert_eq!(half_of::<usize>(&[], id), 0);
+    }
 }
