@@ -488,6 +488,30 @@ async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() 
     assert!(err.contains("written to"), "{err}");
     let text = std::fs::read_to_string(&html).unwrap();
     assert!(text.starts_with("<!DOCTYPE html>") && text.contains("<svg"));
+    // JSON is written as it is made, to a file and to standard output alike, and whole.
+    let json = path.with_file_name("report.json");
+    let (code, _, err) = firedrill(
+        &store,
+        &[
+            &period[..],
+            &["--format", "json", "--output", json.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = firedrill(&store, &[&period[..], &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read_to_string(&json).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert!(parsed["drills"].as_array().is_some_and(|d| !d.is_empty()));
+    assert!(written.ends_with("}\n"));
+    // The two differ only in when they were generated.
+    let without_time = |text: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["generated"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(without_time(&written), without_time(&out));
 
     let (code, out, err) = firedrill(
         &store,

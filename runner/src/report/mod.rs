@@ -24,7 +24,7 @@ use crate::run::{RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
-pub use render::{render, Format};
+pub use render::{render, render_to, Format};
 
 /// What the report covers.
 #[derive(Clone, Debug)]
@@ -353,6 +353,14 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         return Err(nothing());
     }
 
+    let started = std::time::Instant::now();
+    let phase = |name: &str| {
+        tracing::debug!(
+            phase = name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "report build"
+        )
+    };
     let all_runs = inputs.runs;
     let runs: HashMap<(&str, &str), usize> = all_runs
         .iter()
@@ -440,6 +448,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         }
     }
 
+    phase("adherence");
     // The calendar planned fires, but none on the clusters in scope, and no run ran.
     if adherence.is_empty() && all_runs.is_empty() {
         return Err(nothing());
@@ -486,6 +495,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         }
     }
 
+    phase("slots");
     // Each drill's runs become its rows on two threads, the runs split evenly between them: the
     // slots are independent, and this is most of the building.
     let mut work: Vec<((String, String), Slot<'_>)> = keys.into_iter().zip(slots).collect();
@@ -514,6 +524,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         follow_ups.extend(open);
     }
 
+    phase("drills");
     let fleet = clusters
         .iter()
         .map(|c| {
