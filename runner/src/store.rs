@@ -552,20 +552,21 @@ impl Store {
                         runs
                     })
                 });
-                return joined(halves).await;
+                return joined(halves.into()).await;
             }
         };
         // SQLite is read in place (rusqlite, on blocking threads): each value is decoded from
         // the page it is on, where sqlx would copy it and hand it to another thread first.
-        let path = path.clone();
-        let part = part(since, until, None);
-        let halves = tokio::task::spawn_blocking(move || sqlite_halves(&path, part))
+        let (path, part) = (path.clone(), part(since, until, None));
+        let planned = path.clone();
+        let parts = tokio::task::spawn_blocking(move || sqlite_parts(&planned, since, until, part))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        let halves = halves.map(|(path, sql, part)| {
+        let readers = parts.into_iter().map(|(sql, part)| {
+            let path = path.clone();
             tokio::task::spawn_blocking(move || read_sqlite(&path, sql, &part))
         });
-        joined(halves).await
+        joined(readers.collect()).await
     }
 
     /// Every fire the schedulers of every cluster recorded for an instant in `[since, until)`,
@@ -915,14 +916,17 @@ fn open_sqlite(path: &str) -> Result<rusqlite::Connection, StoreError> {
     Ok(c)
 }
 
-/// How to read `part` of a SQLite history in two halves. SQLite, unlike PostgreSQL, keeps no
-/// statistics of its own: for a period that covers most of the history, it is told to read the
-/// table through, in two halves of its rows, rather than look each row up from the index (three
-/// times faster over a year of hourly runs). Otherwise the index finds the period, read whole.
-fn sqlite_halves(
+/// How to read `part` (the runs of `since` to `until`) of a SQLite history: the queries, each
+/// with what it binds. SQLite, unlike PostgreSQL, keeps no statistics of its own: for a period
+/// that covers most of the history, it is told to read the table through, in two halves of its
+/// rows read side by side, rather than look each row up from the index (three times faster over
+/// a year of hourly runs). Otherwise the index finds the period, read in one.
+fn sqlite_parts(
     path: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
     part: RunsPart,
-) -> Result<[(String, &'static str, RunsPart); 2], StoreError> {
+) -> Result<Vec<(&'static str, RunsPart)>, StoreError> {
     let c = open_sqlite(path)?;
     let (first, last, low, high): (Option<String>, Option<String>, Option<i64>, Option<i64>) = c
         .query_row(
@@ -935,40 +939,32 @@ fn sqlite_halves(
             if part.cluster.is_empty() && part.drill.is_empty() =>
         {
             let (first, last) = (parse_timestamp(&first)?, parse_timestamp(&last)?);
-            let (since, until) = (parse_timestamp(&part.since)?, parse_timestamp(&part.until)?);
             ((until.min(last) - since.max(first)) * 2 >= last - first).then_some((low, high))
         }
         _ => None,
     };
-    const SCAN: &str = concat!(
-        select_run!(),
-        " NOT INDEXED",
-        in_period!(),
-        " AND rowid BETWEEN $5 AND $6"
-    );
-    Ok(match scan {
-        Some((low, high)) => {
-            let middle = low + (high - low) / 2;
-            [(low, middle), (middle + 1, high)].map(|rows| {
-                let part = RunsPart {
-                    rows: Some(rows),
-                    ..part.clone()
-                };
-                (path.to_owned(), SCAN, part)
-            })
-        }
-        // An empty second half: the index finds the whole period in one.
-        None => {
-            let none = RunsPart {
-                rows: Some((1, 0)),
+    let Some((low, high)) = scan else {
+        return Ok(vec![(concat!(select_run!(), in_period!()), part)]);
+    };
+    let middle = low + (high - low) / 2;
+    Ok([(low, middle), (middle + 1, high)]
+        .into_iter()
+        .map(|rows| {
+            let half = RunsPart {
+                rows: Some(rows),
                 ..part.clone()
             };
-            [
-                (path.to_owned(), concat!(select_run!(), in_period!()), part),
-                (path.to_owned(), SCAN, none),
-            ]
-        }
-    })
+            (
+                concat!(
+                    select_run!(),
+                    " NOT INDEXED",
+                    in_period!(),
+                    " AND rowid BETWEEN $5 AND $6"
+                ),
+                half,
+            )
+        })
+        .collect())
 }
 
 /// Every run `sql` finds in a SQLite history for `part`.
@@ -1022,7 +1018,7 @@ fn trail(text: &str) -> Result<Trail, StoreError> {
 
 /// The runs the reading tasks found, together.
 async fn joined(
-    parts: [tokio::task::JoinHandle<Result<Vec<RunRecord<Trail>>, StoreError>>; 2],
+    parts: Vec<tokio::task::JoinHandle<Result<Vec<RunRecord<Trail>>, StoreError>>>,
 ) -> Result<Vec<RunRecord<Trail>>, StoreError> {
     let mut runs = Vec::new();
     for part in parts {
