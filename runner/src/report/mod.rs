@@ -24,7 +24,7 @@ use crate::run::{RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
-pub use render::{render, render_to, Format};
+pub use render::{render, render_to, render_with, Format};
 
 /// What the report covers.
 #[derive(Clone, Debug)]

@@ -1,7 +1,15 @@
 //! The report as Markdown (wikis), one self-contained HTML file (inline CSS and SVG, no request
 //! leaves the page; prints to PDF), JSON and CSV (other tools).
+//!
+//! A year of hourly drills is 100,000 rows and 70–190 MB of text in any format, so none is held
+//! whole: JSON is written as serde makes it; the other three are cut into parts (the report's
+//! head, runs of [`ROWS_PER_PART`] table rows, a drill's head or chart) made alternately on two
+//! threads and written in order.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io;
+use std::ops::Range;
 
 use super::{Adherence, DrillReport, Figure, FollowUp, Report, RunRow, Tally};
 
@@ -13,27 +21,119 @@ pub enum Format {
     Csv,
 }
 
+/// Rows of a long table made as one part: large enough that a part's overhead is nothing, small
+/// enough that two threads share the work evenly and memory holds a few parts at most.
+const ROWS_PER_PART: usize = 2048;
+
+/// The report in `format`, as one string (for tests and small reports: [`render_to`] streams).
 pub fn render(report: &Report, format: Format) -> String {
+    render_with(report, format, ROWS_PER_PART)
+}
+
+/// [`render`] with tables cut into parts of `rows` rows: the text is the same for any `rows`.
+pub fn render_with(report: &Report, format: Format, rows: usize) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail, and every part is text.
+    let _ = write_parts(report, format, rows, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render`], written to `out` as it is made, never held whole.
+pub fn render_to(report: &Report, format: Format, out: &mut impl io::Write) -> io::Result<()> {
+    write_parts(report, format, ROWS_PER_PART, out)
+}
+
+fn write_parts(
+    report: &Report,
+    format: Format,
+    rows: usize,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
+    let rows = rows.max(1);
     match format {
-        Format::Md => markdown(report),
-        Format::Html => html(report),
-        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
-        Format::Csv => csv(report),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            out.write_all(b"\n")
+        }
+        Format::Md => in_order(&md_parts(report, rows), |o, p| md_part(o, report, p), out),
+        Format::Html => in_order(
+            &html_parts(report, rows),
+            |o, p| html_part(o, report, p),
+            out,
+        ),
+        Format::Csv => {
+            let runs = runs_by_id(report);
+            in_order(
+                &csv_parts(report, rows),
+                |o, p| csv_part(o, report, &runs, p),
+                out,
+            )
+        }
     }
 }
 
-/// [`render`], written to `out`: JSON as it is made, never held whole (a year of hourly runs is
-/// 184 MB of it).
-pub fn render_to(
-    report: &Report,
-    format: Format,
-    out: &mut impl std::io::Write,
-) -> std::io::Result<()> {
-    if format == Format::Json {
-        serde_json::to_writer_pretty(&mut *out, report)?;
-        return out.write_all(b"\n");
-    }
-    out.write_all(render(report, format).as_bytes())
+/// A piece of the report, made whole on one thread.
+enum Part<'a> {
+    /// The report's head: title, period, summary, fleet (and, in HTML, the follow-ups).
+    Top,
+    Text(&'static str),
+    /// These rows of the programme adherence table.
+    Adherence(Range<usize>),
+    /// A drill's section up to its runs: scope, tally, figures.
+    Drill(&'a DrillReport),
+    /// One of a drill's charts (HTML).
+    Chart(&'a DrillReport, usize),
+    /// These rows of a drill's runs table.
+    Runs(&'a DrillReport, Range<usize>),
+    /// The evidence of these of a drill's runs.
+    Evidence(&'a DrillReport, Range<usize>),
+    /// The report's foot (the follow-ups, in Markdown).
+    Bottom,
+}
+
+/// `0..len` in runs of at most `rows` (one empty run when `len` is 0, so a table still has its
+/// head).
+fn ranges(len: usize, rows: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..len.div_ceil(rows).max(1)).map(move |i| i * rows..((i + 1) * rows).min(len))
+}
+
+/// Makes the parts alternately here and on a second thread, each into its own buffer, and writes
+/// them to `out` in order. The second thread is at most one part ahead, and buffers are reused.
+fn in_order<P: Sync>(
+    parts: &[P],
+    make: impl Fn(&mut String, &P) + Sync,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
+    std::thread::scope(|scope| {
+        let (made, ready) = std::sync::mpsc::sync_channel::<String>(1);
+        let (spent, reuse) = std::sync::mpsc::channel::<String>();
+        let make = &make;
+        scope.spawn(move || {
+            for part in parts.iter().skip(1).step_by(2) {
+                let mut buf = reuse.try_recv().unwrap_or_default();
+                buf.clear();
+                make(&mut buf, part);
+                if made.send(buf).is_err() {
+                    // The writer stopped (its output failed): nothing more is wanted.
+                    return;
+                }
+            }
+        });
+        let mut mine = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i % 2 == 0 {
+                mine.clear();
+                make(&mut mine, part);
+                out.write_all(mine.as_bytes())?;
+            } else {
+                // Only a panic on the other thread ends its sends early; the scope re-raises it.
+                let Ok(buf) = ready.recv() else { break };
+                out.write_all(buf.as_bytes())?;
+                let _ = spent.send(buf);
+            }
+        }
+        Ok(())
+    })
 }
 
 fn seconds(v: Option<f64>) -> String {
@@ -48,7 +148,6 @@ fn adherence(t: &Tally) -> String {
     t.adherence_percent
         .map_or_else(|| "–".to_owned(), |p| format!("{p:.1}%"))
 }
-
 /// A measure against its target: `12.0s / 15m` and whether any run breached it.
 fn against(f: &Figure, show: fn(Option<f64>) -> String) -> [String; 5] {
     [
@@ -169,30 +268,46 @@ fn worst(w: &Option<super::Worst>) -> String {
     )
 }
 
-fn adherence_cells(a: &Adherence) -> Vec<String> {
-    vec![
-        a.cluster.clone(),
-        a.drill.clone(),
-        a.scheduled.clone(),
-        a.planned.clone(),
-        a.outcome.clone(),
-        a.run.clone().unwrap_or_default(),
-        a.reason.clone().unwrap_or_default(),
+fn adherence_cells(a: &Adherence) -> [&str; 7] {
+    [
+        &a.cluster,
+        &a.drill,
+        &a.scheduled,
+        &a.planned,
+        &a.outcome,
+        a.run.as_deref().unwrap_or_default(),
+        a.reason.as_deref().unwrap_or_default(),
     ]
 }
 
-fn run_cells(r: &RunRow) -> Vec<String> {
-    vec![
-        r.run.clone() + if r.unplanned { " (manual)" } else { "" },
-        r.scheduled.clone(),
-        r.status.clone(),
-        seconds(r.rto_seconds),
-        seconds(r.rpo_seconds),
-        percent(r.availability),
-        r.latency_p95_seconds
-            .map_or_else(|| "–".to_owned(), |l| format!("{:.0}ms", l * 1000.0)),
-        r.rollback.to_owned(),
-        r.reason.clone().unwrap_or_default(),
+const ADHERENCE_HEAD: [&str; 7] = [
+    "cluster",
+    "drill",
+    "scheduled (UTC)",
+    "planned",
+    "outcome",
+    "run",
+    "reason",
+];
+
+fn run_cells(r: &RunRow) -> [Cow<'_, str>; 9] {
+    [
+        if r.unplanned {
+            Cow::Owned(r.run.clone() + " (manual)")
+        } else {
+            Cow::Borrowed(&r.run)
+        },
+        Cow::Borrowed(&r.scheduled),
+        Cow::Borrowed(&r.status),
+        Cow::Owned(seconds(r.rto_seconds)),
+        Cow::Owned(seconds(r.rpo_seconds)),
+        Cow::Owned(percent(r.availability)),
+        Cow::Owned(
+            r.latency_p95_seconds
+                .map_or_else(|| "–".to_owned(), |l| format!("{:.0}ms", l * 1000.0)),
+        ),
+        Cow::Borrowed(r.rollback),
+        Cow::Borrowed(r.reason.as_deref().unwrap_or_default()),
     ]
 }
 
@@ -217,64 +332,181 @@ const FOLLOW_HEAD: [&str; 6] = [
     "what",
 ];
 
-fn follow_cells(f: &FollowUp) -> Vec<String> {
-    vec![
-        f.state.clone(),
-        f.cluster.clone(),
-        f.drill.clone(),
-        f.run.clone().unwrap_or_default(),
-        f.scheduled.clone(),
-        f.what.clone(),
+fn follow_cells(f: &FollowUp) -> [&str; 6] {
+    [
+        &f.state,
+        &f.cluster,
+        &f.drill,
+        f.run.as_deref().unwrap_or_default(),
+        &f.scheduled,
+        &f.what,
     ]
 }
 
-/// The lines of a run's evidence, labelled, for both text formats.
-fn evidence_lines(r: &RunRow) -> Vec<(&'static str, String)> {
+/// The lines of a run's evidence, labelled, for both text formats: a line lists its items,
+/// shown joined by "; ".
+fn evidence_lines(r: &RunRow) -> Vec<(&'static str, &[String])> {
     let e = &r.evidence;
-    let mut out = vec![("Job", e.job.clone())];
+    let mut out = vec![("Job", std::slice::from_ref(&e.job))];
     if let Some(l) = &e.ledger {
-        out.push(("ledger", l.clone()));
+        out.push(("ledger", std::slice::from_ref(l)));
     }
-    let mut list = |label: &'static str, items: &[String]| {
+    for (label, items) in [
+        ("targets", &e.targets),
+        ("preflight", &e.preflight),
+        ("changed", &e.changed),
+        ("undone", &e.undone),
+        ("DNS changes", &e.dns_changes),
+        ("Events", &e.events),
+        ("timeline", &e.timeline),
+    ] {
         if !items.is_empty() {
-            out.push((label, items.join("; ")));
+            out.push((label, items.as_slice()));
         }
-    };
-    list("targets", &e.targets);
-    list("preflight", &e.preflight);
-    list("changed", &e.changed);
-    list("undone", &e.undone);
-    list("DNS changes", &e.dns_changes);
-    list("Events", &e.events);
-    list("timeline", &e.timeline);
+    }
     if let Some(s) = &e.samples {
-        out.push(("probes", s.clone()));
+        out.push(("probes", std::slice::from_ref(s)));
     }
     out
+}
+
+/// Appends `text` with each character in `special` replaced as `with` says, in one pass.
+fn escaped(out: &mut String, text: &str, special: &[char], with: fn(char) -> &'static str) {
+    let mut rest = text;
+    while let Some(i) = rest.find(special) {
+        out.push_str(&rest[..i]);
+        // Every special character is ASCII: one byte.
+        out.push_str(with(char::from(rest.as_bytes()[i])));
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Appends `items` joined by "; ", each escaped by `escape`.
+fn joined(out: &mut String, items: &[String], escape: fn(&mut String, &str)) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        escape(out, item);
+    }
 }
 
 // ---------------------------------------------------------------------------------- Markdown
 
 /// Text as Markdown shows it literally on one line: no table breaks, no live HTML.
-fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('|', "\\|")
-        .replace(['\r', '\n'], " ")
+fn cell(out: &mut String, text: &str) {
+    escaped(out, text, &['&', '<', '|', '\r', '\n'], |c| match c {
+        '&' => "&amp;",
+        '<' => "&lt;",
+        '|' => "\\|",
+        _ => " ",
+    });
+}
+
+fn md_head(out: &mut String, head: &[&str]) {
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+}
+
+fn md_row<S: AsRef<str>>(out: &mut String, cells: &[S]) {
+    out.push_str("| ");
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        cell(out, c.as_ref());
+    }
+    out.push_str(" |\n");
 }
 
 fn md_table<S: AsRef<str>>(out: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<S>>) {
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+    md_head(out, head);
     for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| cell(c.as_ref())).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        md_row(out, &row);
     }
     out.push('\n');
 }
 
-fn markdown(r: &Report) -> String {
-    let mut out = String::new();
+/// The report's parts, in order, as Markdown lays them out.
+fn md_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
+    let mut parts = vec![Part::Top];
+    parts.extend(ranges(r.adherence.len(), rows).map(Part::Adherence));
+    parts.push(Part::Text("## Drills\n\n"));
+    for d in &r.drills {
+        parts.push(Part::Drill(d));
+        if !d.runs.is_empty() {
+            parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Runs(d, at)));
+            parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Evidence(d, at)));
+        }
+    }
+    parts.push(Part::Bottom);
+    parts
+}
+
+fn md_part(out: &mut String, r: &Report, part: &Part<'_>) {
+    match part {
+        Part::Top => md_top(out, r),
+        Part::Text(text) => out.push_str(text),
+        Part::Adherence(at) => {
+            if at.start == 0 {
+                let _ = writeln!(out, "## Programme adherence\n");
+                md_head(out, &ADHERENCE_HEAD);
+            }
+            for a in &r.adherence[at.clone()] {
+                md_row(out, &adherence_cells(a));
+            }
+            if at.end == r.adherence.len() {
+                out.push('\n');
+            }
+        }
+        Part::Drill(d) => md_drill(out, d),
+        // Markdown has no charts.
+        Part::Chart(..) => {}
+        Part::Runs(d, at) => {
+            if at.start == 0 {
+                let _ = writeln!(out, "#### Runs\n");
+                md_head(out, &RUN_HEAD);
+            }
+            for run in &d.runs[at.clone()] {
+                md_row(out, &run_cells(run));
+            }
+            if at.end == d.runs.len() {
+                out.push('\n');
+            }
+        }
+        Part::Evidence(d, at) => {
+            if at.start == 0 {
+                let _ = writeln!(out, "#### Evidence\n");
+            }
+            for run in &d.runs[at.clone()] {
+                let _ = writeln!(out, "- **{}**", run.run);
+                for (label, items) in evidence_lines(run) {
+                    let _ = write!(out, "  - {label}: ");
+                    joined(out, items, cell);
+                    out.push('\n');
+                }
+            }
+            if at.end == d.runs.len() {
+                out.push('\n');
+            }
+        }
+        Part::Bottom => {
+            let _ = writeln!(out, "## Follow-ups\n");
+            if r.follow_ups.is_empty() {
+                let _ = writeln!(out, "None.\n");
+            } else {
+                md_head(out, &FOLLOW_HEAD);
+                for f in &r.follow_ups {
+                    md_row(out, &follow_cells(f));
+                }
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn md_top(out: &mut String, r: &Report) {
     let _ = writeln!(out, "# firedrill compliance report\n");
     let _ = writeln!(
         out,
@@ -287,11 +519,7 @@ fn markdown(r: &Report) -> String {
         r.generated
     );
     let _ = writeln!(out, "## Summary\n");
-    md_table(
-        &mut out,
-        &TALLY_HEAD,
-        std::iter::once(tally_cells(&r.summary)),
-    );
+    md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&r.summary)));
     let _ = writeln!(
         out,
         "Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.\n",
@@ -299,58 +527,10 @@ fn markdown(r: &Report) -> String {
         r.follow_ups.iter().filter(|f| f.state == "open").count()
     );
     let _ = writeln!(out, "## Fleet\n");
-    md_table(&mut out, &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
-    let _ = writeln!(out, "## Programme adherence\n");
-    md_table(
-        &mut out,
-        &[
-            "cluster",
-            "drill",
-            "scheduled (UTC)",
-            "planned",
-            "outcome",
-            "run",
-            "reason",
-        ],
-        r.adherence.iter().map(adherence_cells),
-    );
-    let _ = writeln!(out, "## Drills\n");
-    out.push_str(&on_two_threads(&r.drills, md_drill));
-    let _ = writeln!(out, "## Follow-ups\n");
-    if r.follow_ups.is_empty() {
-        let _ = writeln!(out, "None.\n");
-    } else {
-        md_table(
-            &mut out,
-            &FOLLOW_HEAD,
-            r.follow_ups.iter().map(follow_cells),
-        );
-    }
-    out
+    md_table(out, &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
 }
 
-/// Each drill's section, in order, written on two threads (the drills split by their runs):
-/// the sections are independent, and over a long period they are most of the text.
-fn on_two_threads(drills: &[DrillReport], section: fn(&mut String, &DrillReport)) -> String {
-    let (first, second) = drills.split_at(super::half_of(drills, |d| d.runs.len()));
-    let write = |drills: &[DrillReport]| {
-        let mut out = String::new();
-        for d in drills {
-            section(&mut out, d);
-        }
-        out
-    };
-    std::thread::scope(|scope| {
-        let rest = scope.spawn(|| write(second));
-        let mut out = write(first);
-        match rest.join() {
-            Ok(rest) => out.push_str(&rest),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        out
-    })
-}
-
+/// A drill's section up to its runs.
 fn md_drill(out: &mut String, d: &DrillReport) {
     let _ = writeln!(out, "### {} on {} ({})\n", d.drill, d.cluster, d.kind);
     let _ = writeln!(
@@ -370,12 +550,16 @@ fn md_drill(out: &mut String, d: &DrillReport) {
         }
     );
     for e in &d.excluded {
-        let _ = writeln!(
-            out,
-            "- Left alone ({}): {}",
-            cell(&e.reason),
-            cell(&e.pods.iter().cloned().collect::<Vec<_>>().join(", "))
-        );
+        out.push_str("- Left alone (");
+        cell(out, &e.reason);
+        out.push_str("): ");
+        for (i, pod) in e.pods.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            cell(out, pod);
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,
@@ -383,127 +567,198 @@ fn md_drill(out: &mut String, d: &DrillReport) {
         d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
     );
     for a in &d.aborts {
-        let _ = writeln!(
-            out,
-            "- Aborted {} ({}): {}",
-            cell(&a.run),
-            cell(&a.cause),
-            cell(&a.reason)
-        );
+        out.push_str("- Aborted ");
+        cell(out, &a.run);
+        out.push_str(" (");
+        cell(out, &a.cause);
+        out.push_str("): ");
+        cell(out, &a.reason);
+        out.push('\n');
     }
     out.push('\n');
     md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&d.tally)));
     md_table(out, &FIGURE_HEAD, figure_rows(d));
     if d.runs.is_empty() {
         let _ = writeln!(out, "No runs in the period.\n");
-        return;
     }
-    let _ = writeln!(out, "#### Runs\n");
-    md_table(out, &RUN_HEAD, d.runs.iter().map(run_cells));
-    let _ = writeln!(out, "#### Evidence\n");
-    for run in &d.runs {
-        let _ = writeln!(out, "- **{}**", run.run);
-        for (label, text) in evidence_lines(run) {
-            let _ = writeln!(out, "  - {label}: {}", cell(&text));
-        }
-    }
-    out.push('\n');
 }
 
 // ---------------------------------------------------------------------------------- CSV
 
-fn csv_field(text: &str) -> String {
+fn csv_field(out: &mut String, text: &str) {
     if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+        out.push('"');
+        escaped(out, text, &['"'], |_| "\"\"");
+        out.push('"');
     } else {
-        text.to_owned()
+        out.push_str(text);
     }
+}
+
+fn csv_line<S: AsRef<str>>(out: &mut String, fields: impl IntoIterator<Item = S>) {
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, f.as_ref());
+    }
+    out.push('\n');
 }
 
 fn number(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// One row per planned fire and per run outside the calendar, with the run's measurements.
-fn csv(r: &Report) -> String {
-    let mut out = String::from(
-        "cluster,drill,kind,scheduled,planned,outcome,run,reason,rto_seconds,rto_target_seconds,rpo_seconds,rpo_target_seconds,availability,availability_target,latency_p95_seconds,rollback,safety_violation\n",
-    );
-    let runs: std::collections::HashMap<(&str, &str), &RunRow> = r
-        .drills
+/// Each run by its cluster and id, for the adherence rows that name it.
+fn runs_by_id(r: &Report) -> foldhash::HashMap<(&str, &str), &RunRow> {
+    r.drills
         .iter()
         .flat_map(|d| {
             d.runs
                 .iter()
                 .map(move |run| ((d.cluster.as_str(), run.run.as_str()), run))
         })
-        .collect();
-    let mut line = |fields: Vec<String>| {
-        let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    };
-    let measured = |run: Option<&&RunRow>| -> Vec<String> {
-        match run {
-            Some(x) => vec![
-                number(x.rto_seconds),
-                number(x.rto_target_seconds),
-                number(x.rpo_seconds),
-                number(x.rpo_target_seconds),
-                number(x.availability),
-                number(x.availability_target),
-                number(x.latency_p95_seconds),
-                x.rollback.to_owned(),
-                x.safety_violation.to_string(),
-            ],
-            None => vec![String::new(); 9],
-        }
-    };
-    for a in &r.adherence {
-        let run = a
-            .run
-            .as_deref()
-            .and_then(|id| runs.get(&(a.cluster.as_str(), id)));
-        let mut fields = vec![
-            a.cluster.clone(),
-            a.drill.clone(),
-            a.kind.clone(),
-            a.scheduled.clone(),
-            a.planned.clone(),
-            a.outcome.clone(),
-            a.run.clone().unwrap_or_default(),
-            a.reason.clone().unwrap_or_default(),
-        ];
-        fields.extend(measured(run));
-        line(fields);
-    }
+        .collect()
+}
+
+/// One row per planned fire and per run outside the calendar, with the run's measurements.
+fn csv_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
+    let mut parts = vec![Part::Text(
+        "cluster,drill,kind,scheduled,planned,outcome,run,reason,rto_seconds,rto_target_seconds,rpo_seconds,rpo_target_seconds,availability,availability_target,latency_p95_seconds,rollback,safety_violation\n",
+    )];
+    parts.extend(ranges(r.adherence.len(), rows).map(Part::Adherence));
     for d in &r.drills {
-        for run in d.runs.iter().filter(|x| x.unplanned) {
-            let mut fields = vec![
-                d.cluster.clone(),
-                d.drill.clone(),
-                d.kind.clone(),
-                run.scheduled.clone(),
-                "unplanned".to_owned(),
-                run.status.clone(),
-                run.run.clone(),
-                run.reason.clone().unwrap_or_default(),
-            ];
-            fields.extend(measured(Some(&run)));
-            line(fields);
-        }
+        parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Runs(d, at)));
     }
-    out
+    parts
+}
+
+fn csv_part(
+    out: &mut String,
+    r: &Report,
+    runs: &foldhash::HashMap<(&str, &str), &RunRow>,
+    part: &Part<'_>,
+) {
+    let measured = |run: Option<&RunRow>| -> [Cow<'_, str>; 9] {
+        match run {
+            Some(x) => [
+                number(x.rto_seconds).into(),
+                number(x.rto_target_seconds).into(),
+                number(x.rpo_seconds).into(),
+                number(x.rpo_target_seconds).into(),
+                number(x.availability).into(),
+                number(x.availability_target).into(),
+                number(x.latency_p95_seconds).into(),
+                x.rollback.into(),
+                if x.safety_violation { "true" } else { "false" }.into(),
+            ],
+            None => Default::default(),
+        }
+    };
+    match part {
+        Part::Text(text) => out.push_str(text),
+        Part::Adherence(at) => {
+            for a in &r.adherence[at.clone()] {
+                let run = a
+                    .run
+                    .as_deref()
+                    .and_then(|id| runs.get(&(a.cluster.as_str(), id)).copied());
+                let fields = [
+                    &a.cluster,
+                    &a.drill,
+                    &a.kind,
+                    &a.scheduled,
+                    &a.planned,
+                    &a.outcome,
+                    a.run.as_deref().unwrap_or_default(),
+                    a.reason.as_deref().unwrap_or_default(),
+                ];
+                csv_line(
+                    out,
+                    fields.into_iter().map(Cow::Borrowed).chain(measured(run)),
+                );
+            }
+        }
+        Part::Runs(d, at) => {
+            for run in d.runs[at.clone()].iter().filter(|x| x.unplanned) {
+                let fields = [
+                    &d.cluster,
+                    &d.drill,
+                    &d.kind,
+                    &run.scheduled,
+                    "unplanned",
+                    &run.status,
+                    &run.run,
+                    run.reason.as_deref().unwrap_or_default(),
+                ];
+                csv_line(
+                    out,
+                    fields
+                        .into_iter()
+                        .map(Cow::Borrowed)
+                        .chain(measured(Some(run))),
+                );
+            }
+        }
+        // The rest is not in CSV's one table.
+        Part::Top | Part::Drill(_) | Part::Chart(..) | Part::Evidence(..) | Part::Bottom => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------- HTML
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn esc(out: &mut String, text: &str) {
+    escaped(out, text, &['&', '<', '>', '"'], |c| match c {
+        '&' => "&amp;",
+        '<' => "&lt;",
+        '>' => "&gt;",
+        _ => "&quot;",
+    });
 }
+
+/// `text` escaped for HTML, as a string (for `format!`).
+fn escaping(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    esc(&mut out, text);
+    out
+}
+
+fn html_head(out: &mut String, class: &str, head: &[&str]) {
+    let _ = write!(out, "<table class=\"{class}\"><thead><tr>");
+    for h in head {
+        out.push_str("<th>");
+        esc(out, h);
+        out.push_str("</th>");
+    }
+    out.push_str("</tr></thead><tbody>\n");
+}
+
+fn html_row<S: AsRef<str>>(out: &mut String, head: &[&str], cells: &[S]) {
+    out.push_str("<tr>");
+    for (i, c) in cells.iter().enumerate() {
+        let c = c.as_ref();
+        out.push_str("<td");
+        // Outcomes and states get a class, so they read at a glance and in print.
+        if let Some("outcome" | "status" | "state" | "rollback") = head.get(i).copied() {
+            // Only what a class name may hold: the word comes from the store.
+            out.push_str(" class=\"s-");
+            out.extend(
+                c.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-'),
+            );
+            out.push('"');
+        }
+        out.push('>');
+        esc(out, c);
+        out.push_str("</td>");
+    }
+    out.push_str("</tr>\n");
+}
+
+const HTML_TABLE_END: &str = "</tbody></table>\n";
 
 fn html_table<S: AsRef<str>>(
     out: &mut String,
@@ -511,35 +766,11 @@ fn html_table<S: AsRef<str>>(
     head: &[&str],
     rows: impl Iterator<Item = Vec<S>>,
 ) {
-    let _ = write!(out, "<table class=\"{class}\"><thead><tr>");
-    for h in head {
-        let _ = write!(out, "<th>{}</th>", esc(h));
-    }
-    out.push_str("</tr></thead><tbody>\n");
+    html_head(out, class, head);
     for row in rows {
-        out.push_str("<tr>");
-        for (i, c) in row.iter().enumerate() {
-            let c = c.as_ref();
-            // Outcomes and states get a class, so they read at a glance and in print.
-            let class = match (head.get(i).copied(), c) {
-                (Some("outcome" | "status" | "state" | "rollback"), v) => {
-                    // Only what a class name may hold: the word comes from the store.
-                    let word: String = v
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                        .collect();
-                    format!(" class=\"s-{word}\"")
-                }
-                _ => String::new(),
-            };
-            let _ = write!(out, "<td{class}>{}</td>", esc(c));
-        }
-        out.push_str("</tr>\n");
+        html_row(out, head, &row);
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str(HTML_TABLE_END);
 }
 
 const STYLE: &str = "
@@ -557,13 +788,118 @@ section.drill{break-inside:avoid-page}
 tr,li,svg{break-inside:avoid}a{color:inherit;text-decoration:none}}
 ";
 
-fn html(r: &Report) -> String {
-    let mut out = String::new();
+/// The report's parts, in order, as HTML lays them out.
+fn html_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
+    let mut parts = vec![Part::Top];
+    for d in &r.drills {
+        parts.push(Part::Drill(d));
+        if !d.runs.is_empty() {
+            parts.extend((0..CHARTS.len()).map(|i| Part::Chart(d, i)));
+            parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Runs(d, at)));
+            parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Evidence(d, at)));
+        }
+    }
+    parts.extend(ranges(r.adherence.len(), rows).map(Part::Adherence));
+    parts.push(Part::Text("</body></html>\n"));
+    parts
+}
+
+/// A drill's charts: title, the measure of a run, its target, and its unit.
+type Chart = (
+    &'static str,
+    fn(&RunRow) -> Option<f64>,
+    fn(&DrillReport) -> Option<f64>,
+    &'static str,
+);
+
+const CHARTS: [Chart; 3] = [
+    ("RTO", |r| r.rto_seconds, |d| d.rto.target, "s"),
+    ("RPO", |r| r.rpo_seconds, |d| d.rpo.target, "s"),
+    (
+        "availability",
+        |r| r.availability.map(|a| a * 100.0),
+        |d| d.availability.target.map(|a| a * 100.0),
+        "%",
+    ),
+];
+
+fn html_part(out: &mut String, r: &Report, part: &Part<'_>) {
+    match part {
+        Part::Top => html_top(out, r),
+        Part::Text(text) => out.push_str(text),
+        Part::Adherence(at) => {
+            if at.start == 0 {
+                out.push_str("<h2 id=\"adherence\">Programme adherence</h2>\n");
+                html_head(out, "adherence", &ADHERENCE_HEAD);
+            }
+            for a in &r.adherence[at.clone()] {
+                html_row(out, &ADHERENCE_HEAD, &adherence_cells(a));
+            }
+            if at.end == r.adherence.len() {
+                out.push_str(HTML_TABLE_END);
+            }
+        }
+        Part::Drill(d) => html_drill(out, d),
+        Part::Chart(d, i) => {
+            let (title, pick, target, unit) = CHARTS[*i];
+            let points: Vec<(&str, f64)> = d
+                .runs
+                .iter()
+                .filter_map(|r| pick(r).map(|v| (r.scheduled.as_str(), v)))
+                .collect();
+            if !points.is_empty() {
+                chart(
+                    out,
+                    &format!("{title} per run, {} on {}", d.drill, d.cluster),
+                    &points,
+                    target(d),
+                    unit,
+                );
+            }
+        }
+        Part::Runs(d, at) => {
+            if at.start == 0 {
+                html_head(out, "runs", &RUN_HEAD);
+            }
+            for run in &d.runs[at.clone()] {
+                html_row(out, &RUN_HEAD, &run_cells(run));
+            }
+            if at.end == d.runs.len() {
+                out.push_str(HTML_TABLE_END);
+            }
+        }
+        Part::Evidence(d, at) => {
+            if at.start == 0 {
+                out.push_str("<details open><summary>Evidence</summary><ul class=\"evidence\">\n");
+            }
+            for run in &d.runs[at.clone()] {
+                out.push_str("<li><strong>");
+                esc(out, &run.run);
+                out.push_str("</strong><dl>");
+                for (label, items) in evidence_lines(run) {
+                    out.push_str("<div><dt>");
+                    esc(out, label);
+                    out.push_str("</dt><dd>");
+                    joined(out, items, esc);
+                    out.push_str("</dd></div>");
+                }
+                out.push_str("</dl></li>\n");
+            }
+            if at.end == d.runs.len() {
+                out.push_str("</ul></details></section>\n");
+            }
+        }
+        // HTML puts the follow-ups at the top, and the adherence table last.
+        Part::Bottom => {}
+    }
+}
+
+fn html_top(out: &mut String, r: &Report) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n<title>firedrill compliance report {} to {}</title>\n<style>{STYLE}</style></head><body>\n",
-        esc(&r.since),
-        esc(&r.until)
+        escaping(&r.since),
+        escaping(&r.until)
     );
     let _ = write!(
         out,
@@ -579,11 +915,15 @@ fn html(r: &Report) -> String {
         ("Run history", r.store.clone()),
         ("Generated", r.generated.clone()),
     ] {
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v));
+        out.push_str("<dt>");
+        esc(out, k);
+        out.push_str("</dt><dd>");
+        esc(out, &v);
+        out.push_str("</dd>");
     }
     out.push_str("</dl>\n<h2 id=\"summary\">Summary</h2>\n");
     html_table(
-        &mut out,
+        out,
         "summary",
         &TALLY_HEAD,
         std::iter::once(tally_cells(&r.summary)),
@@ -595,69 +935,54 @@ fn html(r: &Report) -> String {
         r.follow_ups.iter().filter(|f| f.state == "open").count()
     );
     out.push_str("<h2 id=\"fleet\">Fleet</h2>\n");
-    html_table(
-        &mut out,
-        "fleet",
-        &FLEET_HEAD,
-        r.fleet.iter().map(fleet_cells),
-    );
+    html_table(out, "fleet", &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
     out.push_str("<h2 id=\"follow-ups\">Follow-ups</h2>\n");
     if r.follow_ups.is_empty() {
         out.push_str("<p>None.</p>\n");
     } else {
-        html_table(
-            &mut out,
-            "follow-ups",
-            &FOLLOW_HEAD,
-            r.follow_ups.iter().map(follow_cells),
-        );
+        html_head(out, "follow-ups", &FOLLOW_HEAD);
+        for f in &r.follow_ups {
+            html_row(out, &FOLLOW_HEAD, &follow_cells(f));
+        }
+        out.push_str(HTML_TABLE_END);
     }
     out.push_str("<h2 id=\"drills\">Drills</h2>\n");
-    out.push_str(&on_two_threads(&r.drills, html_drill));
-    out.push_str("<h2 id=\"adherence\">Programme adherence</h2>\n");
-    html_table(
-        &mut out,
-        "adherence",
-        &[
-            "cluster",
-            "drill",
-            "scheduled (UTC)",
-            "planned",
-            "outcome",
-            "run",
-            "reason",
-        ],
-        r.adherence.iter().map(adherence_cells),
-    );
-    out.push_str("</body></html>\n");
-    out
 }
 
+/// A drill's section up to its charts (and, with no runs, the whole section).
 fn html_drill(out: &mut String, d: &DrillReport) {
-    let _ = write!(
+    out.push_str("<section class=\"drill\"><h3>");
+    esc(out, &d.drill);
+    out.push_str(" on ");
+    esc(out, &d.cluster);
+    out.push_str(" <small>(");
+    esc(out, &d.kind);
+    out.push_str(")</small></h3>\n<ul><li>Schedule: ");
+    esc(
         out,
-        "<section class=\"drill\"><h3>{} on {} <small>({})</small></h3>\n<ul>",
-        esc(&d.drill),
-        esc(&d.cluster),
-        esc(&d.kind)
+        d.schedule.as_deref().unwrap_or("not in the drill file"),
     );
-    let _ = write!(
-        out,
-        "<li>Schedule: {}</li><li>Scope: {}</li>",
-        esc(d.schedule.as_deref().unwrap_or("not in the drill file")),
-        esc(&if d.scope.is_empty() {
-            "no pod targets (the kind acts on what its fault names)".to_owned()
-        } else {
-            d.scope.join("; ")
-        })
-    );
-    for e in &d.excluded {
-        let _ = write!(
+    out.push_str("</li><li>Scope: ");
+    if d.scope.is_empty() {
+        esc(
             out,
-            "<li>Left alone ({}): {}</li>",
-            esc(&e.reason),
-            esc(&e.pods.iter().cloned().collect::<Vec<_>>().join(", "))
+            "no pod targets (the kind acts on what its fault names)",
         );
+    } else {
+        joined(out, &d.scope, esc);
+    }
+    out.push_str("</li>");
+    for e in &d.excluded {
+        out.push_str("<li>Left alone (");
+        esc(out, &e.reason);
+        out.push_str("): ");
+        for (i, pod) in e.pods.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            esc(out, pod);
+        }
+        out.push_str("</li>");
     }
     let _ = write!(
         out,
@@ -665,13 +990,13 @@ fn html_drill(out: &mut String, d: &DrillReport) {
         d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
     );
     for a in &d.aborts {
-        let _ = write!(
-            out,
-            "<li>Aborted {} ({}): {}</li>",
-            esc(&a.run),
-            esc(&a.cause),
-            esc(&a.reason)
-        );
+        out.push_str("<li>Aborted ");
+        esc(out, &a.run);
+        out.push_str(" (");
+        esc(out, &a.cause);
+        out.push_str("): ");
+        esc(out, &a.reason);
+        out.push_str("</li>");
     }
     out.push_str("</ul>\n");
     html_table(
@@ -681,59 +1006,13 @@ fn html_drill(out: &mut String, d: &DrillReport) {
         std::iter::once(tally_cells(&d.tally)),
     );
     html_table(out, "figures", &FIGURE_HEAD, figure_rows(d));
-    for (title, pick, target, unit) in [
-        (
-            "RTO",
-            (|r: &RunRow| r.rto_seconds) as fn(&RunRow) -> Option<f64>,
-            d.rto.target,
-            "s",
-        ),
-        ("RPO", |r: &RunRow| r.rpo_seconds, d.rpo.target, "s"),
-        (
-            "availability",
-            |r: &RunRow| r.availability.map(|a| a * 100.0),
-            d.availability.target.map(|a| a * 100.0),
-            "%",
-        ),
-    ] {
-        let points: Vec<(String, f64)> = d
-            .runs
-            .iter()
-            .filter_map(|r| pick(r).map(|v| (r.scheduled.clone(), v)))
-            .collect();
-        if !points.is_empty() {
-            chart(
-                out,
-                &format!("{title} per run, {} on {}", d.drill, d.cluster),
-                &points,
-                target,
-                unit,
-            );
-        }
-    }
     if d.runs.is_empty() {
         out.push_str("<p>No runs in the period.</p></section>\n");
-        return;
     }
-    html_table(out, "runs", &RUN_HEAD, d.runs.iter().map(run_cells));
-    out.push_str("<details open><summary>Evidence</summary><ul class=\"evidence\">\n");
-    for run in &d.runs {
-        let _ = write!(out, "<li><strong>{}</strong><dl>", esc(&run.run));
-        for (label, text) in evidence_lines(run) {
-            let _ = write!(
-                out,
-                "<div><dt>{}</dt><dd>{}</dd></div>",
-                esc(label),
-                esc(&text)
-            );
-        }
-        out.push_str("</dl></li>\n");
-    }
-    out.push_str("</ul></details></section>\n");
 }
 
 /// A line chart of one measure over the runs, with the target as a dashed line: inline SVG.
-fn chart(out: &mut String, title: &str, points: &[(String, f64)], target: Option<f64>, unit: &str) {
+fn chart(out: &mut String, title: &str, points: &[(&str, f64)], target: Option<f64>, unit: &str) {
     let (w, h, left, bottom, top) = (640.0, 170.0, 56.0, 24.0, 14.0);
     let values = points.iter().map(|p| p.1).chain(target);
     let (mut lo, mut hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -753,10 +1032,10 @@ fn chart(out: &mut String, title: &str, points: &[(String, f64)], target: Option
         }
     };
     let y = |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
+    let title = escaping(title);
     let _ = write!(
         out,
-        "<figure class=\"chart\"><svg role=\"img\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\"><title>{}</title>",
-        esc(title)
+        "<figure class=\"chart\"><svg role=\"img\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\"><title>{title}</title>"
     );
     let _ = write!(
         out,
@@ -785,39 +1064,36 @@ fn chart(out: &mut String, title: &str, points: &[(String, f64)], target: Option
             y(t) - 4.0
         );
     }
-    let path: Vec<String> = points
-        .iter()
-        .enumerate()
-        .map(|(i, (_, v))| format!("{:.1},{:.1}", x(i), y(*v)))
-        .collect();
-    let _ = write!(
-        out,
-        "<polyline class=\"series\" fill=\"none\" stroke=\"#1d4ed8\" stroke-width=\"2\" points=\"{}\"/>",
-        path.join(" ")
+    out.push_str(
+        "<polyline class=\"series\" fill=\"none\" stroke=\"#1d4ed8\" stroke-width=\"2\" points=\"",
     );
+    for (i, (_, v)) in points.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{:.1},{:.1}", x(i), y(*v));
+    }
+    out.push_str("\"/>");
     for (i, (at, v)) in points.iter().enumerate() {
         let _ = write!(
             out,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1d4ed8\"><title>{} {v:.2}{unit}</title></circle>",
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1d4ed8\"><title>",
             x(i),
-            y(*v),
-            esc(at)
+            y(*v)
         );
+        esc(out, at);
+        let _ = write!(out, " {v:.2}{unit}</title></circle>");
     }
     if let (Some(first), Some(last)) = (points.first(), points.last()) {
         let _ = write!(
             out,
             "<text x=\"{left}\" y=\"{:.1}\">{}</text><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             h - 6.0,
-            esc(&first.0[..10.min(first.0.len())]),
+            escaping(&first.0[..10.min(first.0.len())]),
             w - 10.0,
             h - 6.0,
-            esc(&last.0[..10.min(last.0.len())])
+            escaping(&last.0[..10.min(last.0.len())])
         );
     }
-    let _ = writeln!(
-        out,
-        "</svg><figcaption>{}</figcaption></figure>",
-        esc(title)
-    );
+    let _ = writeln!(out, "</svg><figcaption>{title}</figcaption></figure>");
 }
