@@ -1,10 +1,9 @@
 //! The report as Markdown (wikis), one self-contained HTML file (inline CSS and SVG, no request
 //! leaves the page; prints to PDF), JSON and CSV (other tools).
 //!
-//! A year of hourly drills is 100,000 rows and 70–190 MB of text in any format, so none is held
-//! whole: JSON is written as serde makes it; the other three are cut into parts (the report's
-//! head, runs of [`ROWS_PER_PART`] table rows, a drill's head or chart) made alternately on two
-//! threads and written in order.
+//! A year of hourly drills is 100,000 rows and 13–190 MB of text in any format, so none is held
+//! whole: each format is cut into parts (the report's head, runs of [`ROWS_PER_PART`] table
+//! rows, a drill's head or chart) made alternately on two threads and written in order.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -51,21 +50,35 @@ fn write_parts(
 ) -> io::Result<()> {
     let rows = rows.max(1);
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
-            out.write_all(b"\n")
-        }
-        Format::Md => in_order(&md_parts(report, rows), |o, p| md_part(o, report, p), out),
+        Format::Json => in_order(
+            &json_parts(report, rows),
+            |o, p| json_part(o, report, p),
+            out,
+        ),
+        Format::Md => in_order(
+            &md_parts(report, rows),
+            |o, p| {
+                md_part(o, report, p);
+                Ok(())
+            },
+            out,
+        ),
         Format::Html => in_order(
             &html_parts(report, rows),
-            |o, p| html_part(o, report, p),
+            |o, p| {
+                html_part(o, report, p);
+                Ok(())
+            },
             out,
         ),
         Format::Csv => {
             let runs = runs_by_id(report);
             in_order(
                 &csv_parts(report, rows),
-                |o, p| csv_part(o, report, &runs, p),
+                |o, p| {
+                    csv_part(o, report, &runs, p);
+                    Ok(())
+                },
                 out,
             )
         }
@@ -87,7 +100,7 @@ enum Part<'a> {
     Runs(&'a DrillReport, Range<usize>),
     /// The evidence of these of a drill's runs.
     Evidence(&'a DrillReport, Range<usize>),
-    /// The report's foot (the follow-ups, in Markdown).
+    /// The report's foot (the follow-ups, in Markdown and JSON).
     Bottom,
 }
 
@@ -97,38 +110,62 @@ fn ranges(len: usize, rows: usize) -> impl Iterator<Item = Range<usize>> {
     (0..len.div_ceil(rows).max(1)).map(move |i| i * rows..((i + 1) * rows).min(len))
 }
 
+/// What a part is made into: text (Markdown, HTML, CSV), or bytes (serde_json writes bytes).
+trait Buffer: Default + Send {
+    fn clear(&mut self);
+    fn bytes(&self) -> &[u8];
+}
+
+impl Buffer for String {
+    fn clear(&mut self) {
+        String::clear(self);
+    }
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Buffer for Vec<u8> {
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// Makes the parts alternately here and on a second thread, each into its own buffer, and writes
 /// them to `out` in order. The second thread is at most one part ahead, and buffers are reused.
-fn in_order<P: Sync>(
+fn in_order<P: Sync, B: Buffer>(
     parts: &[P],
-    make: impl Fn(&mut String, &P) + Sync,
+    make: impl Fn(&mut B, &P) -> io::Result<()> + Sync,
     out: &mut impl io::Write,
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
-        let (made, ready) = std::sync::mpsc::sync_channel::<String>(1);
-        let (spent, reuse) = std::sync::mpsc::channel::<String>();
+        let (made, ready) = std::sync::mpsc::sync_channel::<io::Result<B>>(1);
+        let (spent, reuse) = std::sync::mpsc::channel::<B>();
         let make = &make;
         scope.spawn(move || {
             for part in parts.iter().skip(1).step_by(2) {
                 let mut buf = reuse.try_recv().unwrap_or_default();
                 buf.clear();
-                make(&mut buf, part);
-                if made.send(buf).is_err() {
+                if made.send(make(&mut buf, part).map(|()| buf)).is_err() {
                     // The writer stopped (its output failed): nothing more is wanted.
                     return;
                 }
             }
         });
-        let mut mine = String::new();
+        let mut mine = B::default();
         for (i, part) in parts.iter().enumerate() {
             if i % 2 == 0 {
                 mine.clear();
-                make(&mut mine, part);
-                out.write_all(mine.as_bytes())?;
+                make(&mut mine, part)?;
+                out.write_all(mine.bytes())?;
             } else {
                 // Only a panic on the other thread ends its sends early; the scope re-raises it.
                 let Ok(buf) = ready.recv() else { break };
-                out.write_all(buf.as_bytes())?;
+                let buf = buf?;
+                out.write_all(buf.bytes())?;
                 let _ = spent.send(buf);
             }
         }
@@ -581,6 +618,242 @@ fn md_drill(out: &mut String, d: &DrillReport) {
     if d.runs.is_empty() {
         let _ = writeln!(out, "No runs in the period.\n");
     }
+}
+
+// ---------------------------------------------------------------------------------- JSON
+
+/// The report's parts, in order, in JSON: the same text as `serde_json::to_writer_pretty`.
+fn json_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
+    let mut parts = vec![Part::Top];
+    parts.extend(ranges(r.adherence.len(), rows).map(Part::Adherence));
+    for d in &r.drills {
+        parts.push(Part::Drill(d));
+        parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Runs(d, at)));
+    }
+    parts.push(Part::Bottom);
+    parts
+}
+
+/// serde_json's pretty layout (two spaces) for a value `depth` levels into the document.
+struct Nested {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Nested {
+    fn open<W: ?Sized + io::Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            out.write_all(b"\n")?;
+            indent(out, self.depth)?;
+        }
+        out.write_all(bracket)
+    }
+
+    fn item<W: ?Sized + io::Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        indent(out, self.depth)
+    }
+}
+
+fn indent<W: ?Sized + io::Write>(out: &mut W, depth: usize) -> io::Result<()> {
+    for _ in 0..depth {
+        out.write_all(b"  ")?;
+    }
+    Ok(())
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"[")
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"]")
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(out, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"{")
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"}")
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(out, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        out.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// `value`, `depth` levels into the document.
+fn json_value(out: &mut Vec<u8>, depth: usize, value: &impl serde::Serialize) -> io::Result<()> {
+    let layout = Nested {
+        depth,
+        has_value: false,
+    };
+    value
+        .serialize(&mut serde_json::Serializer::with_formatter(out, layout))
+        .map_err(io::Error::from)
+}
+
+/// A member of an object `depth` levels in: `"key": value`, after a comma unless `first`.
+fn json_member(
+    out: &mut Vec<u8>,
+    depth: usize,
+    first: bool,
+    key: &str,
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    out.extend_from_slice(if first { b"\n" } else { b",\n" });
+    push_indent(out, depth);
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\": ");
+    json_value(out, depth, value)
+}
+
+/// These of `items`, elements of an array `depth` levels in: the array's opening bracket with
+/// the first, its closing bracket with the last.
+fn json_items<T: serde::Serialize>(
+    out: &mut Vec<u8>,
+    depth: usize,
+    items: &[T],
+    at: &Range<usize>,
+) -> io::Result<()> {
+    if at.start == 0 {
+        out.push(b'[');
+    }
+    for (i, item) in items[at.clone()].iter().enumerate() {
+        out.extend_from_slice(if at.start + i == 0 { b"\n" } else { b",\n" });
+        push_indent(out, depth + 1);
+        json_value(out, depth + 1, item)?;
+    }
+    if at.end == items.len() {
+        if !items.is_empty() {
+            out.push(b'\n');
+            push_indent(out, depth);
+        }
+        out.push(b']');
+    }
+    Ok(())
+}
+
+fn push_indent(out: &mut Vec<u8>, depth: usize) {
+    for _ in 0..depth {
+        out.extend_from_slice(b"  ");
+    }
+}
+
+fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
+    match part {
+        Part::Top => {
+            // Every member, in the order serde writes them: a member added to the report and
+            // not here does not compile.
+            let Report {
+                since,
+                until,
+                generated,
+                drill_file,
+                store,
+                clusters,
+                drill,
+                summary,
+                fleet,
+                adherence: _,
+                drills: _,
+                follow_ups: _,
+            } = r;
+            out.push(b'{');
+            json_member(out, 1, true, "since", since)?;
+            json_member(out, 1, false, "until", until)?;
+            json_member(out, 1, false, "generated", generated)?;
+            json_member(out, 1, false, "drill_file", drill_file)?;
+            json_member(out, 1, false, "store", store)?;
+            json_member(out, 1, false, "clusters", clusters)?;
+            json_member(out, 1, false, "drill", drill)?;
+            json_member(out, 1, false, "summary", summary)?;
+            json_member(out, 1, false, "fleet", fleet)?;
+            out.extend_from_slice(b",\n  \"adherence\": ");
+        }
+        Part::Adherence(at) => {
+            json_items(out, 1, &r.adherence, at)?;
+            if at.end == r.adherence.len() {
+                out.extend_from_slice(b",\n  \"drills\": [");
+            }
+        }
+        Part::Drill(d) => {
+            let DrillReport {
+                cluster,
+                drill,
+                kind,
+                schedule,
+                scope,
+                excluded,
+                tally,
+                rto,
+                rpo,
+                availability,
+                latency_p95,
+                aborts,
+                rollbacks,
+                runs: _,
+            } = d;
+            let first = std::ptr::eq(*d, &r.drills[0]);
+            out.extend_from_slice(if first { b"\n    {" } else { b",\n    {" });
+            json_member(out, 3, true, "cluster", cluster)?;
+            json_member(out, 3, false, "drill", drill)?;
+            json_member(out, 3, false, "kind", kind)?;
+            json_member(out, 3, false, "schedule", schedule)?;
+            json_member(out, 3, false, "scope", scope)?;
+            json_member(out, 3, false, "excluded", excluded)?;
+            json_member(out, 3, false, "tally", tally)?;
+            json_member(out, 3, false, "rto", rto)?;
+            json_member(out, 3, false, "rpo", rpo)?;
+            json_member(out, 3, false, "availability", availability)?;
+            json_member(out, 3, false, "latency_p95", latency_p95)?;
+            json_member(out, 3, false, "aborts", aborts)?;
+            json_member(out, 3, false, "rollbacks", rollbacks)?;
+            out.extend_from_slice(b",\n      \"runs\": ");
+        }
+        Part::Runs(d, at) => {
+            json_items(out, 3, &d.runs, at)?;
+            if at.end == d.runs.len() {
+                out.extend_from_slice(b"\n    }");
+            }
+        }
+        Part::Bottom => {
+            out.extend_from_slice(if r.drills.is_empty() { b"]" } else { b"\n  ]" });
+            json_member(out, 1, false, "follow_ups", &r.follow_ups)?;
+            out.extend_from_slice(b"\n}\n");
+        }
+        // Not in JSON's layout.
+        Part::Text(_) | Part::Chart(..) | Part::Evidence(..) => {}
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------- CSV
@@ -1096,4 +1369,65 @@ fn chart(out: &mut String, title: &str, points: &[(&str, f64)], target: Option<f
         );
     }
     let _ = writeln!(out, "</svg><figcaption>{title}</figcaption></figure>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DrillReport, Figure, Report, Rollbacks, Tally};
+    use super::{render, render_with, Format};
+
+    fn report(drills: Vec<DrillReport>) -> Report {
+        Report {
+            since: "2027-01-01T00:00:00Z".into(),
+            until: "2027-02-01T00:00:00Z".into(),
+            generated: "2027-02-01T00:00:00Z".into(),
+            drill_file: "drills.yaml".into(),
+            store: "sqlite://history.db".into(),
+            clusters: vec!["c".into()],
+            drill: None,
+            summary: Tally::default(),
+            fleet: vec![],
+            adherence: vec![],
+            drills,
+            follow_ups: vec![],
+        }
+    }
+
+    fn drill(name: &str) -> DrillReport {
+        DrillReport {
+            cluster: "c".into(),
+            drill: name.into(),
+            kind: "pod-kill".into(),
+            schedule: None,
+            scope: vec![],
+            excluded: vec![],
+            tally: Tally::default(),
+            rto: Figure::default(),
+            rpo: Figure::default(),
+            availability: Figure::default(),
+            latency_p95: Figure::default(),
+            aborts: vec![],
+            rollbacks: Rollbacks::default(),
+            runs: vec![],
+        }
+    }
+
+    /// Empty tables, no drills, drills with no runs: the parts still make the whole, and JSON
+    /// is serde_json's own layout.
+    #[test]
+    fn empty_tables_make_the_same_text_in_parts() {
+        for r in [
+            report(vec![]),
+            report(vec![drill("a")]),
+            report(vec![drill("a"), drill("b")]),
+        ] {
+            assert_eq!(
+                render(&r, Format::Json),
+                serde_json::to_string_pretty(&r).unwrap() + "\n"
+            );
+            for format in [Format::Md, Format::Html, Format::Json, Format::Csv] {
+                assert_eq!(render_with(&r, format, 1), render(&r, format), "{format:?}");
+            }
+        }
+    }
 }
