@@ -87,7 +87,7 @@ fn write_parts(
 
 /// A piece of the report, made whole on one thread.
 enum Part<'a> {
-    /// The report's head: title, period, summary, fleet (and, in HTML, the follow-ups).
+    /// The report's head: title, period, summary, fleet.
     Top,
     Text(&'static str),
     /// These rows of the programme adherence table.
@@ -100,8 +100,10 @@ enum Part<'a> {
     Runs(&'a DrillReport, Range<usize>),
     /// The evidence of these of a drill's runs.
     Evidence(&'a DrillReport, Range<usize>),
-    /// The report's foot (the follow-ups, in Markdown and JSON).
-    Bottom,
+    /// These rows of the follow-ups.
+    FollowUps(Range<usize>),
+    /// The end of the drills (JSON's array).
+    DrillsEnd,
 }
 
 /// `0..len` in runs of at most `rows` (one empty run when `len` is 0, so a table still has its
@@ -135,7 +137,9 @@ impl Buffer for Vec<u8> {
 }
 
 /// Makes the parts alternately here and on a second thread, each into its own buffer, and writes
-/// them to `out` in order. The second thread is at most one part ahead, and buffers are reused.
+/// them to `out` in order. The second thread makes at most two parts ahead of the writer (one
+/// waiting, one being made), and buffers are reused. Without a second thread to be had, every
+/// part is made here.
 fn in_order<P: Sync, B: Buffer>(
     parts: &[P],
     make: impl Fn(&mut B, &P) -> io::Result<()> + Sync,
@@ -145,31 +149,45 @@ fn in_order<P: Sync, B: Buffer>(
         let (made, ready) = std::sync::mpsc::sync_channel::<io::Result<B>>(1);
         let (spent, reuse) = std::sync::mpsc::channel::<B>();
         let make = &make;
-        scope.spawn(move || {
-            for part in parts.iter().skip(1).step_by(2) {
-                let mut buf = reuse.try_recv().unwrap_or_default();
-                buf.clear();
-                if made.send(make(&mut buf, part).map(|()| buf)).is_err() {
-                    // The writer stopped (its output failed): nothing more is wanted.
-                    return;
+        let other = std::thread::Builder::new()
+            .name("report-parts".to_owned())
+            .spawn_scoped(scope, move || {
+                for part in parts.iter().skip(1).step_by(2) {
+                    let mut buf = reuse.try_recv().unwrap_or_default();
+                    buf.clear();
+                    let result = make(&mut buf, part).map(|()| buf);
+                    let failed = result.is_err();
+                    // Stop once the writer has stopped (its output failed) or this part failed.
+                    if made.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        let mut write = || -> io::Result<()> {
+            let mut mine = B::default();
+            for (i, part) in parts.iter().enumerate() {
+                if other.is_none() || i % 2 == 0 {
+                    mine.clear();
+                    make(&mut mine, part)?;
+                    out.write_all(mine.bytes())?;
+                } else {
+                    // Only a panic on the other thread ends its sends early: re-raised below.
+                    let Ok(buf) = ready.recv() else { break };
+                    let buf = buf?;
+                    out.write_all(buf.bytes())?;
+                    let _ = spent.send(buf);
                 }
             }
-        });
-        let mut mine = B::default();
-        for (i, part) in parts.iter().enumerate() {
-            if i % 2 == 0 {
-                mine.clear();
-                make(&mut mine, part)?;
-                out.write_all(mine.bytes())?;
-            } else {
-                // Only a panic on the other thread ends its sends early; the scope re-raises it.
-                let Ok(buf) = ready.recv() else { break };
-                let buf = buf?;
-                out.write_all(buf.bytes())?;
-                let _ = spent.send(buf);
-            }
+            Ok(())
+        };
+        let written = write();
+        // A second thread waiting to hand over a part stops.
+        drop(ready);
+        if let Some(Err(panic)) = other.map(|t| t.join()) {
+            std::panic::resume_unwind(panic);
         }
-        Ok(())
+        written
     })
 }
 
@@ -477,7 +495,7 @@ fn md_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
             parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Evidence(d, at)));
         }
     }
-    parts.push(Part::Bottom);
+    parts.extend(ranges(r.follow_ups.len(), rows).map(Part::FollowUps));
     parts
 }
 
@@ -528,18 +546,24 @@ fn md_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 out.push('\n');
             }
         }
-        Part::Bottom => {
-            let _ = writeln!(out, "## Follow-ups\n");
-            if r.follow_ups.is_empty() {
-                let _ = writeln!(out, "None.\n");
-            } else {
-                md_head(out, &FOLLOW_HEAD);
-                for f in &r.follow_ups {
-                    md_row(out, &follow_cells(f));
+        Part::FollowUps(at) => {
+            if at.start == 0 {
+                let _ = writeln!(out, "## Follow-ups\n");
+                if r.follow_ups.is_empty() {
+                    let _ = writeln!(out, "None.\n");
+                    return;
                 }
+                md_head(out, &FOLLOW_HEAD);
+            }
+            for f in &r.follow_ups[at.clone()] {
+                md_row(out, &follow_cells(f));
+            }
+            if at.end == r.follow_ups.len() {
                 out.push('\n');
             }
         }
+        // Not in Markdown's layout.
+        Part::DrillsEnd => {}
     }
 }
 
@@ -630,7 +654,9 @@ fn json_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
         parts.push(Part::Drill(d));
         parts.extend(ranges(d.runs.len(), rows).map(|at| Part::Runs(d, at)));
     }
-    parts.push(Part::Bottom);
+    parts.push(Part::DrillsEnd);
+    parts.extend(ranges(r.follow_ups.len(), rows).map(Part::FollowUps));
+    parts.push(Part::Text("\n}\n"));
     parts
 }
 
@@ -845,13 +871,14 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
                 out.extend_from_slice(b"\n    }");
             }
         }
-        Part::Bottom => {
+        Part::DrillsEnd => {
             out.extend_from_slice(if r.drills.is_empty() { b"]" } else { b"\n  ]" });
-            json_member(out, 1, false, "follow_ups", &r.follow_ups)?;
-            out.extend_from_slice(b"\n}\n");
+            out.extend_from_slice(b",\n  \"follow_ups\": ");
         }
+        Part::FollowUps(at) => json_items(out, 1, &r.follow_ups, at)?,
+        Part::Text(text) => out.extend_from_slice(text.as_bytes()),
         // Not in JSON's layout.
-        Part::Text(_) | Part::Chart(..) | Part::Evidence(..) => {}
+        Part::Chart(..) | Part::Evidence(..) => {}
     }
     Ok(())
 }
@@ -974,7 +1001,12 @@ fn csv_part(
             }
         }
         // The rest is not in CSV's one table.
-        Part::Top | Part::Drill(_) | Part::Chart(..) | Part::Evidence(..) | Part::Bottom => {}
+        Part::Top
+        | Part::Drill(_)
+        | Part::Chart(..)
+        | Part::Evidence(..)
+        | Part::FollowUps(_)
+        | Part::DrillsEnd => {}
     }
 }
 
@@ -1064,6 +1096,8 @@ tr,li,svg{break-inside:avoid}a{color:inherit;text-decoration:none}}
 /// The report's parts, in order, as HTML lays them out.
 fn html_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
     let mut parts = vec![Part::Top];
+    parts.extend(ranges(r.follow_ups.len(), rows).map(Part::FollowUps));
+    parts.push(Part::Text("<h2 id=\"drills\">Drills</h2>\n"));
     for d in &r.drills {
         parts.push(Part::Drill(d));
         if !d.runs.is_empty() {
@@ -1162,8 +1196,24 @@ fn html_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 out.push_str("</ul></details></section>\n");
             }
         }
-        // HTML puts the follow-ups at the top, and the adherence table last.
-        Part::Bottom => {}
+        Part::FollowUps(at) => {
+            if at.start == 0 {
+                out.push_str("<h2 id=\"follow-ups\">Follow-ups</h2>\n");
+                if r.follow_ups.is_empty() {
+                    out.push_str("<p>None.</p>\n");
+                    return;
+                }
+                html_head(out, "follow-ups", &FOLLOW_HEAD);
+            }
+            for f in &r.follow_ups[at.clone()] {
+                html_row(out, &FOLLOW_HEAD, &follow_cells(f));
+            }
+            if at.end == r.follow_ups.len() {
+                out.push_str(HTML_TABLE_END);
+            }
+        }
+        // Not in HTML's layout.
+        Part::DrillsEnd => {}
     }
 }
 
@@ -1209,17 +1259,6 @@ fn html_top(out: &mut String, r: &Report) {
     );
     out.push_str("<h2 id=\"fleet\">Fleet</h2>\n");
     html_table(out, "fleet", &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
-    out.push_str("<h2 id=\"follow-ups\">Follow-ups</h2>\n");
-    if r.follow_ups.is_empty() {
-        out.push_str("<p>None.</p>\n");
-    } else {
-        html_head(out, "follow-ups", &FOLLOW_HEAD);
-        for f in &r.follow_ups {
-            html_row(out, &FOLLOW_HEAD, &follow_cells(f));
-        }
-        out.push_str(HTML_TABLE_END);
-    }
-    out.push_str("<h2 id=\"drills\">Drills</h2>\n");
 }
 
 /// A drill's section up to its charts (and, with no runs, the whole section).
@@ -1362,10 +1401,10 @@ fn chart(out: &mut String, title: &str, points: &[(&str, f64)], target: Option<f
             out,
             "<text x=\"{left}\" y=\"{:.1}\">{}</text><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             h - 6.0,
-            escaping(&first.0[..10.min(first.0.len())]),
+            escaping(first.0.get(..10).unwrap_or(first.0)),
             w - 10.0,
             h - 6.0,
-            escaping(&last.0[..10.min(last.0.len())])
+            escaping(last.0.get(..10).unwrap_or(last.0))
         );
     }
     let _ = writeln!(out, "</svg><figcaption>{title}</figcaption></figure>");
@@ -1373,8 +1412,119 @@ fn chart(out: &mut String, title: &str, points: &[(&str, f64)], target: Option<f
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Write};
+
+    use proptest::prelude::*;
+
     use super::super::{DrillReport, Figure, Report, Rollbacks, Tally};
-    use super::{render, render_with, Format};
+    use super::{cell, csv_field, esc, in_order, render, render_with, Format};
+
+    fn numbers(out: &mut String, i: &usize) -> io::Result<()> {
+        out.push_str(&format!("{i},"));
+        Ok(())
+    }
+
+    #[test]
+    fn parts_are_written_in_order() {
+        let parts: Vec<usize> = (0..1001).collect();
+        let mut out = Vec::new();
+        in_order(&parts, numbers, &mut out).unwrap();
+        let want: String = parts.iter().map(|i| format!("{i},")).collect();
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    /// An output that fails after `0` bytes.
+    struct FailsAfter(usize);
+
+    impl Write for FailsAfter {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if bytes.len() > self.0 {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0 -= bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A failed write, or a part that cannot be made on either thread, ends the writing with
+    /// that error (and the second thread with it: the call returns).
+    #[test]
+    fn a_failed_write_or_part_is_the_error() {
+        let parts: Vec<usize> = (0..1000).collect();
+        let e = in_order(&parts, numbers, &mut FailsAfter(100)).unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        for bad in [10, 11] {
+            let e = in_order(
+                &parts,
+                |out: &mut String, i: &usize| {
+                    if *i == bad {
+                        return Err(io::Error::other(format!("part {i}")));
+                    }
+                    numbers(out, i)
+                },
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+            assert_eq!(e.to_string(), format!("part {bad}"));
+        }
+    }
+
+    /// A panic making a part on the second thread comes through as itself.
+    #[test]
+    fn a_panic_on_the_second_thread_comes_through() {
+        let parts: Vec<usize> = (0..100).collect();
+        let panic = std::panic::catch_unwind(|| {
+            in_order(
+                &parts,
+                |out: &mut String, i: &usize| {
+                    assert_ne!(*i, 7, "part seven");
+                    numbers(out, i)
+                },
+                &mut Vec::new(),
+            )
+        })
+        .unwrap_err();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("part seven"), "{message}");
+    }
+
+    fn text(escape: fn(&mut String, &str), input: &str) -> String {
+        let mut out = String::new();
+        escape(&mut out, input);
+        out
+    }
+
+    proptest! {
+        /// Escaping in one pass is the chain of replacements it replaced.
+        #[test]
+        fn escaping_is_the_replacements(input in "[a-z &<>\"|,;\r\n\\\\é]{0,24}") {
+            prop_assert_eq!(
+                text(cell, &input),
+                input
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('|', "\\|")
+                    .replace(['\r', '\n'], " ")
+            );
+            prop_assert_eq!(
+                text(esc, &input),
+                input
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&quot;")
+            );
+            let csv = if input.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", input.replace('"', "\"\""))
+            } else {
+                input.clone()
+            };
+            prop_assert_eq!(text(csv_field, &input), csv);
+        }
+    }
 
     fn report(drills: Vec<DrillReport>) -> Report {
         Report {
@@ -1412,14 +1562,34 @@ mod tests {
         }
     }
 
-    /// Empty tables, no drills, drills with no runs: the parts still make the whole, and JSON
-    /// is serde_json's own layout.
+    /// Empty tables, no drills, drills with no runs, rows with no drills: the parts still make
+    /// the whole, and JSON is serde_json's own layout.
     #[test]
     fn empty_tables_make_the_same_text_in_parts() {
+        let mut no_drills = report(vec![]);
+        no_drills.adherence.push(super::super::Adherence {
+            cluster: "c".into(),
+            drill: "gone".into(),
+            kind: "probe".into(),
+            scheduled: "2027-01-05T00:00:00Z".into(),
+            planned: "fires".into(),
+            outcome: "missed".into(),
+            run: None,
+            reason: Some("past its deadline".into()),
+        });
+        no_drills.follow_ups.push(super::super::FollowUp {
+            cluster: "c".into(),
+            drill: "gone".into(),
+            run: None,
+            scheduled: "2027-01-05T00:00:00Z".into(),
+            what: "did not run (missed): past its deadline".into(),
+            state: "open".into(),
+        });
         for r in [
             report(vec![]),
             report(vec![drill("a")]),
             report(vec![drill("a"), drill("b")]),
+            no_drills,
         ] {
             assert_eq!(
                 render(&r, Format::Json),
