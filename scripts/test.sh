@@ -42,6 +42,18 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the shipped build reads figures back as the tests do (serde_json's float_roundtrip)"
+# Tests build with dev-dependencies, and their features unify into the code under test: jsonschema
+# turns on serde_json's float_roundtrip there, while `cargo build --release` has only the normal
+# dependencies. Without it in the workspace's own serde_json, the shipped binary read a recorded
+# 0.36850000000000005 back as 0.3685000000000001 (a quarter of a year's report) and every test
+# passed.
+features=$(cargo tree -p firedrill -e features,normal -i serde_json)
+if ! grep -q 'serde_json feature "float_roundtrip"' <<<"$features"; then
+  echo "serde_json has no float_roundtrip in the normal build of firedrill: keep it in Cargo.toml's [workspace.dependencies]" >&2
+  exit 1
+fi
+
 step "cargo test --workspace"
 log=$(mktemp)
 cargo test --workspace 2>&1 | tee "$log"
