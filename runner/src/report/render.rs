@@ -675,24 +675,32 @@ impl Nested {
 
     fn close<W: ?Sized + io::Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
         self.depth -= 1;
-        if self.has_value {
-            out.write_all(b"\n")?;
-            indent(out, self.depth)?;
-        }
-        out.write_all(bracket)
-    }
-
-    fn item<W: ?Sized + io::Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        out.write_all(if first { b"\n" } else { b",\n" })?;
-        indent(out, self.depth)
+        closing(out, self.depth, self.has_value, bracket)
     }
 }
 
-fn indent<W: ?Sized + io::Write>(out: &mut W, depth: usize) -> io::Result<()> {
+/// The start of an element or member `depth` levels in: on a new line, after a comma unless
+/// `first`.
+fn item<W: ?Sized + io::Write>(out: &mut W, depth: usize, first: bool) -> io::Result<()> {
+    out.write_all(if first { b"\n" } else { b",\n" })?;
     for _ in 0..depth {
         out.write_all(b"  ")?;
     }
     Ok(())
+}
+
+/// The closing bracket of an array or object `depth` levels in: on a line of its own unless
+/// it is empty.
+fn closing<W: ?Sized + io::Write>(
+    out: &mut W,
+    depth: usize,
+    filled: bool,
+    bracket: &[u8],
+) -> io::Result<()> {
+    if filled {
+        item(out, depth, true)?;
+    }
+    out.write_all(bracket)
 }
 
 impl serde_json::ser::Formatter for Nested {
@@ -707,7 +715,7 @@ impl serde_json::ser::Formatter for Nested {
         out: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        self.item(out, first)
+        item(out, self.depth, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
         self.has_value = true;
@@ -724,7 +732,7 @@ impl serde_json::ser::Formatter for Nested {
         out: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        self.item(out, first)
+        item(out, self.depth, first)
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
         out.write_all(b": ")
@@ -746,6 +754,16 @@ fn json_value(out: &mut Vec<u8>, depth: usize, value: &impl serde::Serialize) ->
         .map_err(io::Error::from)
 }
 
+/// The key of a member of an object `depth` levels in, `"key": `, after a comma unless
+/// `first`. The keys are the report's field names: nothing to escape.
+fn json_key(out: &mut Vec<u8>, depth: usize, first: bool, key: &str) -> io::Result<()> {
+    item(out, depth, first)?;
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\": ");
+    Ok(())
+}
+
 /// A member of an object `depth` levels in: `"key": value`, after a comma unless `first`.
 fn json_member(
     out: &mut Vec<u8>,
@@ -754,11 +772,7 @@ fn json_member(
     key: &str,
     value: &impl serde::Serialize,
 ) -> io::Result<()> {
-    out.extend_from_slice(if first { b"\n" } else { b",\n" });
-    push_indent(out, depth);
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\": ");
+    json_key(out, depth, first, key)?;
     json_value(out, depth, value)
 }
 
@@ -773,25 +787,14 @@ fn json_items<T: serde::Serialize>(
     if at.start == 0 {
         out.push(b'[');
     }
-    for (i, item) in items[at.clone()].iter().enumerate() {
-        out.extend_from_slice(if at.start + i == 0 { b"\n" } else { b",\n" });
-        push_indent(out, depth + 1);
-        json_value(out, depth + 1, item)?;
+    for (i, element) in items[at.clone()].iter().enumerate() {
+        item(out, depth + 1, at.start + i == 0)?;
+        json_value(out, depth + 1, element)?;
     }
     if at.end == items.len() {
-        if !items.is_empty() {
-            out.push(b'\n');
-            push_indent(out, depth);
-        }
-        out.push(b']');
+        closing(out, depth, !items.is_empty(), b"]")?;
     }
     Ok(())
-}
-
-fn push_indent(out: &mut Vec<u8>, depth: usize) {
-    for _ in 0..depth {
-        out.extend_from_slice(b"  ");
-    }
 }
 
 fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
@@ -823,12 +826,13 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
             json_member(out, 1, false, "drill", drill)?;
             json_member(out, 1, false, "summary", summary)?;
             json_member(out, 1, false, "fleet", fleet)?;
-            out.extend_from_slice(b",\n  \"adherence\": ");
+            json_key(out, 1, false, "adherence")?;
         }
         Part::Adherence(at) => {
             json_items(out, 1, &r.adherence, at)?;
             if at.end == r.adherence.len() {
-                out.extend_from_slice(b",\n  \"drills\": [");
+                json_key(out, 1, false, "drills")?;
+                out.push(b'[');
             }
         }
         Part::Drill(d) => {
@@ -849,7 +853,8 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
                 runs: _,
             } = d;
             let first = std::ptr::eq(*d, &r.drills[0]);
-            out.extend_from_slice(if first { b"\n    {" } else { b",\n    {" });
+            item(out, 2, first)?;
+            out.push(b'{');
             json_member(out, 3, true, "cluster", cluster)?;
             json_member(out, 3, false, "drill", drill)?;
             json_member(out, 3, false, "kind", kind)?;
@@ -863,17 +868,17 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
             json_member(out, 3, false, "latency_p95", latency_p95)?;
             json_member(out, 3, false, "aborts", aborts)?;
             json_member(out, 3, false, "rollbacks", rollbacks)?;
-            out.extend_from_slice(b",\n      \"runs\": ");
+            json_key(out, 3, false, "runs")?;
         }
         Part::Runs(d, at) => {
             json_items(out, 3, &d.runs, at)?;
             if at.end == d.runs.len() {
-                out.extend_from_slice(b"\n    }");
+                closing(out, 2, true, b"}")?;
             }
         }
         Part::DrillsEnd => {
-            out.extend_from_slice(if r.drills.is_empty() { b"]" } else { b"\n  ]" });
-            out.extend_from_slice(b",\n  \"follow_ups\": ");
+            closing(out, 1, !r.drills.is_empty(), b"]")?;
+            json_key(out, 1, false, "follow_ups")?;
         }
         Part::FollowUps(at) => json_items(out, 1, &r.follow_ups, at)?,
         Part::Text(text) => out.extend_from_slice(text.as_bytes()),
