@@ -3,6 +3,9 @@
 //! The binary (`main.rs`) only parses arguments and maps results to exit codes; everything it does
 //! lives here, in modules named for what they hold.
 
+// Standard output is written through `output`, which never panics and reports a failed write.
+#![cfg_attr(not(test), deny(clippy::print_stdout))]
+
 pub mod cli;
 pub mod config;
 pub mod duration;
@@ -13,6 +16,7 @@ pub mod job;
 pub mod kubernetes;
 pub mod ledger;
 pub mod metrics;
+pub mod output;
 pub mod plan;
 pub mod pushgateway;
 pub mod region;

@@ -572,3 +572,84 @@ fn status_without_a_cluster_still_shows_the_next_fires() {
         text(&out.stderr)
     );
 }
+
+/// Output that did not arrive is a failed command: each printing command with its standard output
+/// on `/dev/full` says so and exits 2 (never 0, never a panic); a closed pipe ends quietly.
+#[test]
+fn lost_output_is_a_failed_command_and_a_closed_pipe_is_not() {
+    let commands: [&[&str]; 8] = [
+        &["validate", "--config", EXAMPLE],
+        &[
+            "plan",
+            "--config",
+            EXAMPLE,
+            "--from",
+            "2027-01-01T00:00:00Z",
+        ],
+        &[
+            "plan",
+            "--config",
+            EXAMPLE,
+            "--from",
+            "2027-01-01T00:00:00Z",
+            "--format",
+            "json",
+        ],
+        &[
+            "plan",
+            "--config",
+            EXAMPLE,
+            "--cluster",
+            "deploy/examples/cluster.yaml",
+            "--drill",
+            "pod-kill-monthly",
+            "--at",
+            "2027-03-15T10:00:00Z",
+            "--render",
+        ],
+        &["man"],
+        &["completions", "bash"],
+        &["run", "pod-kill-monthly", "--config", EXAMPLE, "--render"],
+        &[
+            "rollback",
+            "--ledger",
+            "deploy/examples/ledger.yaml",
+            "--render",
+        ],
+    ];
+    for args in commands {
+        let full = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(args)
+            .current_dir(workspace())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .expect("run firedrill");
+        let err = text(&full.stderr);
+        assert_eq!(full.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output: No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // The same command into a pipe its reader closes at once: quiet, and not a failure.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(args)
+            .current_dir(workspace())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run firedrill");
+        drop(child.stdout.take());
+        let closed = child.wait_with_output().unwrap();
+        let err = text(&closed.stderr);
+        assert_eq!(
+            closed.status.code(),
+            Some(0),
+            "{args:?} into a closed pipe: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("error:"),
+            "{args:?}: {err}"
+        );
+    }
+}

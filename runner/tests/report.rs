@@ -615,7 +615,59 @@ async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() 
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("cannot write the report to /nonexistent/dir/r.md"),
+        err.contains("the report was not written (cannot write /nonexistent/dir/r.md"),
+        "{err}"
+    );
+    // --output writes what the path names and nothing else (output.rs has the unit tests).
+    use std::os::unix::fs::FileTypeExt;
+    let md = [&period[..], &["--format", "md", "--output"]].concat();
+    let (code, _, err) = firedrill(&store, &[&md[..], &["/dev/full"]].concat());
+    assert_eq!(code, 2, "a full device is a failed write: {err}");
+    assert!(
+        err.contains("No space left on device") && !err.contains("written to"),
+        "{err}"
+    );
+    assert!(std::fs::metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let (code, _, err) = firedrill(&store, &[&md[..], &["/dev/null"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device(),
+        "/dev/null was replaced by a regular file"
+    );
+    let dir = path.parent().unwrap();
+    let (code, _, err) = firedrill(&store, &[&md[..], &[dir.to_str().unwrap()]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    let target = path.with_file_name("target.md");
+    std::fs::write(&target, "old").unwrap();
+    let link = path.with_file_name("link.md");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, _, err) = firedrill(&store, &[&md[..], &[link.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&target).unwrap().starts_with("# "));
+    // Standard output that cannot take the report: said, exit 2, no panic.
+    let full = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["report", "--config", "deploy/examples/firedrill.yaml"])
+        .args(period)
+        .env("FIREDRILL_STORE", &store)
+        .current_dir(workspace())
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write to standard output") && !err.contains("panicked"),
         "{err}"
     );
     std::fs::remove_dir_all(path.parent().unwrap()).ok();

@@ -5,7 +5,6 @@
 
 mod runtime;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,9 +87,9 @@ pub enum Command {
         drill: Option<String>,
         /// Print, as YAML documents, every change one fire of --drill at --at would make to the
         /// --cluster snapshot, each with the undo record that reverts it. Needs no cluster.
-        #[arg(long, requires_all = ["drill", "at", "cluster"])]
+        #[arg(long, requires_all = ["drill", "at", "cluster"], conflicts_with = "format")]
         render: bool,
-        /// Output format.
+        /// Output format of the calendar (--render prints YAML).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -185,8 +184,9 @@ pub enum Command {
         /// A ledger ConfigMap saved as YAML (`kubectl get configmap firedrill-ledger-RUN -o yaml`).
         #[arg(long, value_name = "FILE", requires = "render")]
         ledger: Option<PathBuf>,
-        /// With --ledger: print the operations its revert would make, without a cluster.
-        #[arg(long, requires = "ledger")]
+        /// With --ledger: print the operations its revert would make, without a cluster. A
+        /// preview only: it cannot be combined with anything that reaches a cluster.
+        #[arg(long, requires = "ledger", conflicts_with_all = ["run", "drill", "all", "dry_run", "config", "namespace"])]
         render: bool,
     },
     /// Run the HTTP fault proxy by itself: the code dependency-failure's http-fault mode deploys
@@ -328,8 +328,11 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Report { .. }) => runtime::run(command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "firedrill", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            // clap_complete writes with `write_all(..).expect(..)`: it gets a buffer, never the
+            // terminal, so a full standard output is an error here rather than a panic there.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "firedrill", &mut script);
+            delivered(crate::output::to_stdout(|out| out.write_all(&script)))
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
@@ -350,12 +353,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 let _ = page.render_synopsis_section(&mut out);
                 let _ = page.render_options_section(&mut out);
             }
-            let _ = std::io::stdout().write_all(&out);
-            ExitCode::SUCCESS
+            delivered(crate::output::to_stdout(|stdout| stdout.write_all(&out)))
         }
         Command::Validate { config } => match load(&config) {
-            Ok(c) => {
-                println!(
+            Ok(c) => delivered(crate::output::to_stdout(|out| {
+                writeln!(
+                    out,
                     "{}: valid ({} drill{}, {})",
                     config.display(),
                     c.drills.len(),
@@ -365,9 +368,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     } else {
                         "not armed: dry-run only"
                     }
-                );
-                ExitCode::SUCCESS
-            }
+                )
+            })),
             Err(code) => code,
         },
         Command::Plan {
@@ -398,13 +400,14 @@ pub fn run(cli: Cli) -> ExitCode {
             if let (true, Some(name), Some(at), Some(snapshot)) = (render, &drill, at, &snapshot) {
                 return match plan::render_fire(&c, snapshot, name, at) {
                     Ok(text) => {
-                        let _ = std::io::stdout().write_all(text.as_bytes());
+                        let written =
+                            crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
                         for note in
                             plan::notes(&c, &std::collections::BTreeSet::from([name.as_str()]))
                         {
                             eprintln!("note: {note}");
                         }
-                        ExitCode::SUCCESS
+                        delivered(written)
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -428,16 +431,42 @@ pub fn run(cli: Cli) -> ExitCode {
                 Format::Table => plan::render_table(&fires),
                 Format::Json => plan::render_json(&fires) + "\n",
             };
-            // A closed pipe (e.g. `| head`) is not an error worth a panic.
-            let _ = std::io::stdout().write_all(text.as_bytes());
+            let written = crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
             let fired: std::collections::BTreeSet<&str> =
                 fires.iter().map(|f| f.drill.as_str()).collect();
             for note in plan::notes(&c, &fired) {
                 eprintln!("note: {note}");
             }
-            ExitCode::SUCCESS
+            delivered(written)
         }
     }
+}
+
+/// The exit code of a command whose work is its output: 0 when all of it arrived (or the reader
+/// closed the pipe, its choice), else the error said and exit 2.
+fn delivered(written: std::io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(output_failed(&e)),
+    }
+}
+
+/// A command's own exit code, unless its output did not arrive: then that is said, and a
+/// success becomes exit 2 (a failure keeps its own code, which says more).
+fn finished(code: u8, written: std::io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::from(code),
+        Err(e) => {
+            let failed = output_failed(&e);
+            ExitCode::from(if code == 0 { failed } else { code })
+        }
+    }
+}
+
+/// Says that standard output failed; the exit code for it.
+fn output_failed(e: &std::io::Error) -> u8 {
+    eprintln!("error: cannot write to standard output: {e}");
+    EXIT_USAGE
 }
 
 /// Loads the file, printing what is wrong and choosing the exit code when it cannot.

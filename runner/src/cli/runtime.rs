@@ -2,7 +2,7 @@
 //! `status` and `history`. Each sets up logging, a runtime and the shutdown signal, then calls
 //! into the library.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::gate::Endpoints;
 use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{Created, Kube};
 use crate::ledger::{self, Protection, Selection};
+use crate::output::Lines;
 use crate::pushgateway::Retry;
 use crate::run::RunRecord;
 use crate::scheduler::Scheduler;
@@ -207,7 +208,11 @@ pub fn run(command: Command) -> ExitCode {
                 ledger,
                 render,
             } => match (ledger, run, drill, all) {
-                (Some(file), ..) if render => render_ledger(&file),
+                // A preview never reaches the cluster, whatever else was asked (clap refuses
+                // the combinations; this is the second lock on the door).
+                (Some(file), None, None, false) if render => render_ledger(&file),
+                _ if render => Err(ExitCode::from(EXIT_USAGE)),
+                (Some(_), ..) => Err(ExitCode::from(EXIT_USAGE)),
                 (_, Some(run), _, _) => rollback(&target, Selection::Run(run), dry_run).await,
                 (_, _, Some(drill), _) => rollback(&target, Selection::Drill(drill), dry_run).await,
                 (_, _, _, true) => rollback(&target, Selection::All, dry_run).await,
@@ -220,6 +225,13 @@ pub fn run(command: Command) -> ExitCode {
         };
         result.unwrap_or_else(|code| code)
     })
+}
+
+/// A line of a command's output (see `output::Lines`: never a panic, failures kept).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        $out.line(format_args!($($arg)*))
+    };
 }
 
 fn find_drill<'c>(config: &'c Config, name: &str) -> Result<&'c Drill, ExitCode> {
@@ -332,8 +344,17 @@ async fn execute(
     };
     // The record first, where it lasts and on stdout; metrics and the Event after.
     let kept = executor::keep(&record, &sinks, &stop).await;
-    println!("{}", serde_json::to_string(&record).unwrap_or_default());
-    let _ = std::io::stdout().flush();
+    let printed = crate::output::to_stdout(|out| {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&record).unwrap_or_default()
+        )
+    });
+    if let Err(e) = printed {
+        // The run's outcome stays the exit code: its record went to the store and the spool.
+        tracing::warn!(run = %record.id, error = %e, "the run record could not be written to standard output");
+    }
     tracing::info!(
         drill = %record.drill,
         run = %record.id,
@@ -494,11 +515,10 @@ async fn run_now(
     };
     let runtime = Runtime::from_env();
     if render {
-        print!(
-            "{}",
-            job::to_yaml(&job::render(&config, drill, &run, &runtime))
-        );
-        return Ok(ExitCode::SUCCESS);
+        let yaml = job::to_yaml(&job::render(&config, drill, &run, &runtime));
+        return Ok(super::delivered(crate::output::to_stdout(|out| {
+            out.write_all(yaml.as_bytes())
+        })));
     }
     let kube = connect(&config).await?;
     // The image the cluster's scheduler runs, unless this shell names one: a workstation's
@@ -545,8 +565,10 @@ async fn run_now(
             }
         }
     }
-    println!("{}", run.run);
-    let _ = std::io::stdout().flush();
+    if let Err(e) = crate::output::to_stdout(|out| writeln!(out, "{}", run.run)) {
+        eprintln!("created Job {} in {}", run.run, kube.namespace());
+        return Ok(ExitCode::from(super::output_failed(&e)));
+    }
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -573,20 +595,22 @@ async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
     match Kube::connect(&config.namespace).await {
         Ok(kube) => {
-            print!(
-                "{}",
-                crate::scheduler::status_report(&config, &kube, Utc::now()).await
-            );
-            Ok(ExitCode::SUCCESS)
+            let text = crate::scheduler::status_report(&config, &kube, Utc::now()).await;
+            Ok(super::delivered(crate::output::to_stdout(|out| {
+                out.write_all(text.as_bytes())
+            })))
         }
         // Without a cluster the calendar is still known: what fires next, and when.
         Err(e) => {
             eprintln!("error: {e}");
-            print!(
+            let text = format!(
                 "leader:       unknown (no cluster)\nkill switch:  unknown (no cluster)\nrunning:      unknown (no cluster)\nnext fires:\n{}",
                 crate::scheduler::next_fires(&config, Utc::now())
             );
-            Err(ExitCode::from(EXIT_ERROR))
+            Err(super::finished(
+                EXIT_ERROR,
+                crate::output::to_stdout(|out| out.write_all(text.as_bytes())),
+            ))
         }
     }
 }
@@ -611,8 +635,9 @@ async fn history(
         Format::Json => serde_json::to_string_pretty(&runs).unwrap_or_default() + "\n",
         Format::Table => history_table(&runs),
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    Ok(ExitCode::SUCCESS)
+    Ok(super::delivered(crate::output::to_stdout(|out| {
+        out.write_all(text.as_bytes())
+    })))
 }
 
 /// Nothing in the period to report.
@@ -689,24 +714,22 @@ async fn report(
     );
     match output {
         None => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            let _ = crate::report::render_to(&report, format, &mut out).and_then(|()| out.flush());
-        }
-        Some(file) => {
-            // Whole or not at all: a partial report is never left where the real one goes.
-            let partial = file.with_extension(format!("partial-{}", std::process::id()));
-            let written = std::fs::File::create(&partial).and_then(|f| {
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-                crate::report::render_to(&report, format, &mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?;
-                std::fs::rename(&partial, file)
+            let written = crate::output::to_stdout(|mut out| {
+                crate::report::render_to(&report, format, &mut out)
             });
             if let Err(e) = written {
-                let _ = std::fs::remove_file(&partial);
-                eprintln!(
-                    "error: cannot write the report to {}: {e} (check --output)",
-                    file.display()
-                );
+                std::mem::forget(report);
+                return Ok(ExitCode::from(super::output_failed(&e)));
+            }
+        }
+        Some(file) => {
+            // A regular file whole or not at all; a device or FIFO written into; see output.rs.
+            let written = crate::output::to_path(file, |mut out| {
+                crate::report::render_to(&report, format, &mut out)
+            });
+            if let Err(e) = written {
+                eprintln!("error: the report was not written ({e}); check --output");
+                std::mem::forget(report);
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
             eprintln!(
@@ -806,17 +829,19 @@ async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode
     progress(started, &format!("stopping every drill in {namespace}"));
     let say = |phase: &str| progress(started, phase);
     let report = ledger::stop_saying(&kube, reason, &by, &protection, &say).await;
+    let mut out = Lines::new();
     match &report.kill_switch {
-        Ok(text) | Err(text) => println!("{text}"),
+        Ok(text) | Err(text) => say!(out, "{text}"),
     }
     match &report.jobs {
-        Ok(()) => println!("drill Jobs deleted"),
-        Err(e) => println!("DRILL JOBS NOT DELETED: {e}"),
+        Ok(()) => say!(out, "drill Jobs deleted"),
+        Err(e) => say!(out, "DRILL JOBS NOT DELETED: {e}"),
     }
     for swept in &report.swept {
         match swept {
             Ok(s) if s.count == 0 => {}
-            Ok(s) => println!(
+            Ok(s) => say!(
+                out,
                 "swept {} {}{} in {} namespace{}",
                 s.count,
                 s.kind,
@@ -824,16 +849,16 @@ async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode
                 s.namespaces.len(),
                 if s.namespaces.len() == 1 { "" } else { "s" }
             ),
-            Err(e) => println!("SWEEP FAILED: {e}"),
+            Err(e) => say!(out, "SWEEP FAILED: {e}"),
         }
     }
     for outcome in &report.ledgers {
         for line in ledger::describe(outcome) {
-            println!("{line}");
+            say!(out, "{line}");
         }
     }
     for left in &report.remaining {
-        println!("REMAINS: {left}");
+        say!(out, "REMAINS: {left}");
     }
     progress(
         started,
@@ -843,18 +868,22 @@ async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCode, ExitCode
             "NOT everything was undone: see the lines above, and runbooks/emergency-stop.md"
         },
     );
-    Ok(ExitCode::from(if report.clean() { 0 } else { 1 }))
+    Ok(super::finished(
+        if report.clean() { 0 } else { 1 },
+        out.finish(),
+    ))
 }
 
 async fn resume(target: &ClusterTarget) -> Result<ExitCode, ExitCode> {
     let (kube, _, config) = resolve_target(target).await?;
     let namespace = kube.namespace().to_owned();
+    let mut out = Lines::new();
     match ledger::release(&kube).await {
-        Ok(true) => println!("kill switch released in {namespace}"),
-        Ok(false) => println!("the kill switch was not engaged in {namespace}"),
+        Ok(true) => say!(out, "kill switch released in {namespace}"),
+        Ok(false) => say!(out, "the kill switch was not engaged in {namespace}"),
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_ERROR));
+            return Ok(super::finished(EXIT_ERROR, out.finish()));
         }
     }
     // What still keeps drills from running, so nobody expects them to start at once.
@@ -863,24 +892,25 @@ async fn resume(target: &ClusterTarget) -> Result<ExitCode, ExitCode> {
         Ok(ledgers) => {
             for (name, l) in ledgers {
                 if l.as_ref().map_or(true, firedrill_rollback::Ledger::is_open) {
-                    println!("still open: ledger {name} (revert it: firedrill rollback --run RUN, or --all)");
+                    say!(out, "still open: ledger {name} (revert it: firedrill rollback --run RUN, or --all)");
                 }
             }
         }
-        Err(e) => println!("ledgers unknown: {e}"),
+        Err(e) => say!(out, "ledgers unknown: {e}"),
     }
     if let Some(config) = &config {
         let covering =
             crate::schedule::blackout::covering(config.timezone, &config.blackouts, Utc::now());
         for (b, until) in covering {
-            println!(
+            say!(
+                out,
                 "in blackout {} until {}: nothing fires before then",
                 b.name,
                 until.to_rfc3339_opts(SecondsFormat::Secs, true)
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::finished(0, out.finish()))
 }
 
 async fn rollback(
@@ -902,15 +932,17 @@ async fn rollback(
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
+    let mut out = Lines::new();
     if outcomes.is_empty() {
-        println!(
+        say!(
+            out,
             "no open ledger matches in namespace {}: nothing to revert",
             kube.namespace()
         );
     }
     for outcome in &outcomes {
         for line in ledger::describe(outcome) {
-            println!("{line}");
+            say!(out, "{line}");
         }
     }
     let failed = outcomes.iter().any(ledger::LedgerOutcome::failed);
@@ -924,7 +956,7 @@ async fn rollback(
             "done"
         },
     );
-    Ok(ExitCode::from(if failed { 1 } else { 0 }))
+    Ok(super::finished(if failed { 1 } else { 0 }, out.finish()))
 }
 
 /// `rollback --ledger FILE --render`: a saved ledger's revert, offline.
@@ -975,7 +1007,9 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
     };
     let ledger =
         firedrill_rollback::Ledger::from_stored(&stored).map_err(|e| invalid(e.to_string()))?;
-    println!(
+    let mut out = Lines::new();
+    say!(
+        out,
         "# ledger of run {} (drill {}, {}), {} change{}, newest first",
         ledger.run,
         ledger.drill,
@@ -987,12 +1021,15 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
             "s"
         }
     );
-    print!("{}", ledger::render(&ledger));
-    Ok(ExitCode::from(if ledger.unreadable.is_empty() {
-        0
-    } else {
-        EXIT_INVALID
-    }))
+    out.text(&ledger::render(&ledger));
+    Ok(super::finished(
+        if ledger.unreadable.is_empty() {
+            0
+        } else {
+            EXIT_INVALID
+        },
+        out.finish(),
+    ))
 }
 
 /// Runs as a table, newest first, columns as wide as their widest cell.
