@@ -33,19 +33,37 @@ wait_ready() { # name url
   return 1
 }
 
+# Every program the tests and scripts run that a fresh Debian machine may lack, as program:package.
+# tests/installs.rs fails when the code runs a program that is neither here nor on every Debian
+# machine (essential or required), so a new one cannot be forgotten (a fresh machine once had no
+# ping).
+PROGRAMS=(
+  prometheus:prometheus
+  prometheus-pushgateway:prometheus-pushgateway
+  prometheus-alertmanager:prometheus-alertmanager
+  promtool:prometheus
+  curl:curl
+  stress-ng:stress-ng
+  groff:groff-base
+  nft:nftables
+  tc:iproute2
+  ip:iproute2
+  ss:iproute2
+  ping:iputils-ping
+  kill:procps
+  time:time
+  chromium:chromium
+)
+
 install_missing() {
-  local missing=()
-  command -v prometheus >/dev/null || missing+=(prometheus)
-  command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
-  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-  command -v curl >/dev/null || missing+=(curl)
-  command -v stress-ng >/dev/null || missing+=(stress-ng)
-  command -v groff >/dev/null || missing+=(groff-base)
-  command -v nft >/dev/null || missing+=(nftables)
-  command -v tc >/dev/null || missing+=(iproute2)
-  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  local missing=() entry
+  for entry in "${PROGRAMS[@]}"; do
+    command -v "${entry%%:*}" >/dev/null || missing+=("${entry#*:}")
+  done
   pg_bin >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
+    # One package may serve several programs.
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     echo "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -71,6 +89,13 @@ moto_cmd() { # prints how to run moto's server, installing moto[server] from PyP
 }
 
 start() {
+  # A run that failed half-way leaves its services and state behind: stop them first. An older
+  # firedrill could turn /dev/null into a regular file (`report --output /dev/null` as root),
+  # after which initdb fails: put the device back.
+  if [ ! -c /dev/null ]; then
+    echo "/dev/null is not a character device: recreating it" >&2
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+  fi
   stop >/dev/null 2>&1 || true
   install_missing
   local moto

@@ -32,7 +32,7 @@ fn can_make_namespaces() -> bool {
     if missing.is_empty() && root {
         return true;
     }
-    let why = format!("network namespaces need root and {missing:?} (scripts/services.sh installs nftables and iproute2)");
+    let why = format!("network namespaces need root and {missing:?} (scripts/services.sh installs them: its PROGRAMS table)");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}");
     }
