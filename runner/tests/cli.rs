@@ -496,9 +496,18 @@ fn the_man_page_renders() {
     let out = render.wait_with_output().unwrap();
     let rendered = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // It refers to no page that does not exist: the commands are sections of this one.
+    let raw = text(&page.stdout);
+    assert!(
+        !raw.contains("firedrill\\-plan(1)") && !raw.contains("(1)"),
+        "{raw}"
+    );
     for shown in [
         "NAME",
         "SYNOPSIS",
+        "COMMANDS",
+        "firedrill plan",
+        "section FIREDRILL PLAN below",
         "FIREDRILL STOP",
         "FIREDRILL ROLLBACK",
         "--log-level",
@@ -551,6 +560,23 @@ fn log_flags_choose_the_format_and_the_level() {
         "no colour when stderr is not a terminal: {said:?}"
     );
     assert!(!said.trim_start().starts_with('{'), "{said}");
+    // The environment's settings are checked as the flags are: a bad one is said, not ignored.
+    let mut env = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+    env.args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("FIREDRILL_DATA_DIR", &dir)
+        .env("FIREDRILL_LOG", "xml")
+        .env("FIREDRILL_LOG_LEVEL", "firedrill=[[");
+    let said = text(&env.output().unwrap().stderr);
+    assert!(
+        said.contains("warning: FIREDRILL_LOG=\"xml\" is not a log format (allowed: json, text)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: FIREDRILL_LOG_LEVEL=\"firedrill=[[\" is not a filter"),
+        "{said}"
+    );
 }
 
 #[test]

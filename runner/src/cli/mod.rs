@@ -337,11 +337,33 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();
-            if let Err(e) = clap_mangen::Man::new(command.clone()).render(&mut out) {
+            // One page: the summary, a list of the commands pointing to their sections below
+            // (clap_mangen's own list names a page per command, firedrill-plan(1), that does
+            // not exist), then one section per command.
+            let man = clap_mangen::Man::new(command.clone());
+            let head = man
+                .render_title(&mut out)
+                .and_then(|()| man.render_name_section(&mut out))
+                .and_then(|()| man.render_synopsis_section(&mut out))
+                .and_then(|()| man.render_description_section(&mut out))
+                .and_then(|()| man.render_options_section(&mut out));
+            if let Err(e) = head {
                 eprintln!("error: cannot render the manual page: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
-            // One section per command, after the summary.
+            out.extend_from_slice(b".SH COMMANDS\n");
+            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                out.extend_from_slice(
+                    format!(
+                        ".TP\n\\fBfiredrill {}\\fR\n{} (section FIREDRILL {} below)\n",
+                        sub.get_name(),
+                        about.replace('\\', "\\\\").trim_end_matches('.'),
+                        sub.get_name().to_uppercase()
+                    )
+                    .as_bytes(),
+                );
+            }
             for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
                 let name = sub.get_name().to_owned();
                 let sub = sub.clone().bin_name(format!("firedrill {name}"));

@@ -31,13 +31,31 @@ fn init_logging() {
             eprintln!("warning: --log-level {level:?} is not a filter ({e}); using info");
             tracing_subscriber::EnvFilter::new("info")
         }),
-        None => tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG_LEVEL")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        None => match std::env::var("FIREDRILL_LOG_LEVEL") {
+            Ok(level) => tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|e| {
+                eprintln!(
+                    "warning: FIREDRILL_LOG_LEVEL={level:?} is not a filter ({e}); using info"
+                );
+                tracing_subscriber::EnvFilter::new("info")
+            }),
+            Err(_) => tracing_subscriber::EnvFilter::new("info"),
+        },
     };
     let terminal = std::io::stderr().is_terminal();
     let json = match format {
         Some(format) => format == super::LogFormat::Json,
-        None => std::env::var("FIREDRILL_LOG").is_ok_and(|v| v == "json") || !terminal,
+        None => match std::env::var("FIREDRILL_LOG").as_deref() {
+            Ok("json") => true,
+            Ok("text") => false,
+            Ok(other) => {
+                eprintln!(
+                    "warning: FIREDRILL_LOG={other:?} is not a log format (allowed: json, text); using {}",
+                    if terminal { "text" } else { "json" }
+                );
+                !terminal
+            }
+            Err(_) => !terminal,
+        },
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
