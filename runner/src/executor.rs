@@ -1532,7 +1532,7 @@ impl std::fmt::Display for Kept {
 }
 
 /// Keeps a finished run's record: the store (retried for a bounded time, not past a signal),
-/// else a result ConfigMap for the scheduler, else a spool file beside the store. Each fallback
+/// else a result ConfigMap for the scheduler, else a spool file in the data directory. Each fallback
 /// is logged with the reason the one before failed; losing the record is an error.
 pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
     let mut stop = stop.clone();

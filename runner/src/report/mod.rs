@@ -285,20 +285,27 @@ pub fn check(config: &Config, known: &[Recorded], query: &Query) -> Result<(), R
             ));
         }
     }
-    if let Some(d) = &query.drill {
-        let drills: BTreeSet<&str> = known
-            .iter()
-            .map(|k| k.drill.as_str())
-            .chain(config.drills.iter().map(|d| d.name.as_str()))
-            .collect();
-        if !drills.contains(d.as_str()) {
-            return Err(ReportError::UnknownDrill(
-                d.clone(),
-                drills.into_iter().collect::<Vec<_>>().join(", "),
-            ));
-        }
+    match &query.drill {
+        Some(d) => check_drill(config, known, d),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// A drill named on the command line must be in the drill file or the history (`report`,
+/// `history`): anything else is a typo, answered with the drills known.
+pub fn check_drill(config: &Config, known: &[Recorded], drill: &str) -> Result<(), ReportError> {
+    let drills: BTreeSet<&str> = known
+        .iter()
+        .map(|k| k.drill.as_str())
+        .chain(config.drills.iter().map(|d| d.name.as_str()))
+        .collect();
+    if drills.contains(drill) {
+        return Ok(());
+    }
+    Err(ReportError::UnknownDrill(
+        drill.to_owned(),
+        drills.into_iter().collect::<Vec<_>>().join(", "),
+    ))
 }
 
 /// Builds the report. The calendar is the drill file's, planned for every cluster in scope
