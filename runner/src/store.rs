@@ -922,6 +922,26 @@ impl Spool {
         )))
     }
 
+    /// Replaces the spooled record at `path` (one [`Spool::write`] returned) with `run`, a later
+    /// word of the same run, atomically. A record moved into the store meanwhile is not put back.
+    pub fn replace(&self, path: &std::path::Path, run: &RunRecord) -> std::io::Result<()> {
+        if !path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} was moved into the store meanwhile", path.display()),
+            ));
+        }
+        let partial = self
+            .dir
+            .join(format!(".{}.{}.partial", run.id, std::process::id()));
+        let text = serde_json::to_vec_pretty(run).map_err(std::io::Error::other)?;
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&partial);
+            })
+    }
+
     /// The records waiting to be moved into the store (conflicts, kept for a person, aside).
     pub fn waiting(&self) -> Vec<std::path::PathBuf> {
         let mut paths = self.records();

@@ -342,7 +342,7 @@ async fn execute(
         kept = %kept,
         "run finished"
     );
-    executor::announce(&record, &sinks, &stop).await;
+    executor::announce(&record, &kept, &sinks, &stop).await;
     if matches!(kept, Kept::Nowhere | Kept::Conflict(_)) {
         return Ok(ExitCode::from(executor::EXIT_RECORD_LOST));
     }

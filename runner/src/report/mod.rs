@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::run::{RunRecord, RunStatus, Trail};
+use crate::run::{EventNote, JobNote, RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
@@ -202,16 +202,21 @@ pub struct RunRow {
     pub evidence: Evidence,
 }
 
+/// What a report says of evidence the run's record does not hold.
+pub const NOT_RECORDED: &str = "not recorded";
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evidence {
-    /// The Job that ran it (a run id is its Job's name).
+    /// The Job the run executed in, as its record says: its name, "none: …", or
+    /// [`NOT_RECORDED`].
     pub job: String,
     pub ledger: Option<String>,
     pub targets: Vec<String>,
     pub changed: Vec<String>,
     pub undone: Vec<String>,
     pub dns_changes: Vec<String>,
-    /// The Event the run left on its Job when it ended (`kubectl get events`).
+    /// The Event the run left on its Job when it ended (`kubectl get events`), as its record
+    /// says: the Event, "none created: why", or [`NOT_RECORDED`].
     pub events: Vec<String>,
     pub preflight: Vec<String>,
     /// Steady-state probe requests sent, answered as expected, and answered at all.
@@ -844,22 +849,25 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         "none"
     };
     let safety_violation = r.safety_violated();
-    let event = match r.status {
-        RunStatus::Running => None,
-        s => Some(format!(
-            "Job/{}: {} {}: {}",
-            r.id,
-            if matches!(s, RunStatus::Passed | RunStatus::DryRun) {
-                "Normal"
-            } else {
-                "Warning"
-            },
-            crate::executor::drill_event_reason(s),
-            r.reason.as_deref().unwrap_or("all criteria met")
-        )),
-    };
     let m = r.measurements;
     let e = r.evidence;
+    // Only what the record holds: a run's Job and Event are never inferred from its id or status.
+    let job = match e.job {
+        Some(JobNote { name: Some(name) }) => name,
+        Some(JobNote { name: None }) => "none: the run executed in no Job".to_owned(),
+        None => NOT_RECORDED.to_owned(),
+    };
+    let event = match e.event {
+        Some(EventNote {
+            created: Some(event),
+            ..
+        }) => event,
+        Some(EventNote {
+            not_created: Some(why),
+            ..
+        }) => format!("none created: {why}"),
+        _ => NOT_RECORDED.to_owned(),
+    };
     let revert_error = e
         .revert_error
         .as_ref()
@@ -913,7 +921,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         rollback,
         safety_violation,
         evidence: Evidence {
-            job: r.id.clone(),
+            job,
             ledger,
             targets: r
                 .targets
@@ -923,7 +931,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
             changed: strings(injected_changed),
             undone: undone_lines,
             dns_changes,
-            events: event.into_iter().collect(),
+            events: vec![event],
             preflight: e
                 .preflight
                 .into_iter()
