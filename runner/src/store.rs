@@ -266,11 +266,13 @@ impl Store {
     /// an extension's: it is migrated.)
     pub async fn open(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url, cluster, false).await?;
-        if let (StoreUrl::Sqlite(_), Shape::Foreign(why)) = (url, store.shape().await?) {
-            return Err(StoreError::NotAHistory {
-                store: url.to_string(),
-                why,
-            });
+        if let StoreUrl::Sqlite(_) = url {
+            if let Shape::Foreign(why) = store.shape().await? {
+                return Err(StoreError::NotAHistory {
+                    store: url.to_string(),
+                    why,
+                });
+            }
         }
         store.migrate().await?;
         Ok(store)
