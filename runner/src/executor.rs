@@ -20,7 +20,7 @@ use crate::gate::{self, Endpoints, Samples, WatchResult};
 use crate::job::RunRef;
 use crate::kubernetes::Kube;
 use crate::ledger::{KubeCluster, Protection};
-use crate::run::{Hit, Measurements, RunRecord, RunStatus};
+use crate::run::{EventNote, Hit, Measurements, RunRecord, RunStatus};
 use crate::schedule::blackout;
 use crate::store::{Spool, Store, StoreError};
 use crate::{pushgateway, snapshot};
@@ -543,6 +543,12 @@ impl Progress {
         };
         p.evidence.insert("dry_run".into(), json!(dry_run));
         p.evidence.insert("armed".into(), json!(x.config.armed));
+        p.evidence.insert(
+            "job".into(),
+            json!(crate::run::JobNote {
+                name: crate::job::current()
+            }),
+        );
         let success = &x.drill.success;
         let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
         let criteria = crate::run::Criteria {
@@ -1004,9 +1010,7 @@ async fn inject(
         }
         (false, Some(kube)) => {
             let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind.name(), &expires_text);
-            ledger.job = std::env::var(crate::job::ENV_JOB)
-                .ok()
-                .filter(|j| !j.is_empty());
+            ledger.job = crate::job::current();
             ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             // What cooldown reads back from the cluster: the workloads this run acts on.
             let hit: std::collections::BTreeSet<OwnerRef> = chosen
@@ -1532,7 +1536,7 @@ impl std::fmt::Display for Kept {
 }
 
 /// Keeps a finished run's record: the store (retried for a bounded time, not past a signal),
-/// else a result ConfigMap for the scheduler, else a spool file beside the store. Each fallback
+/// else a result ConfigMap for the scheduler, else a spool file in the data directory. Each fallback
 /// is logged with the reason the one before failed; losing the record is an error.
 pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
     let mut stop = stop.clone();
@@ -1599,31 +1603,59 @@ const STOPPING_BUDGET: Duration = Duration::from_secs(10);
 /// How long a record, an Event or a result ConfigMap may wait on the API server.
 const CLUSTER_BUDGET: Duration = Duration::from_secs(10);
 
-/// Tells the world a run ended: the Pushgateway (bounded, never past a signal; an outage never
-/// fails the drill) and a Kubernetes Event.
-pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) {
-    if let Some(kube) = sinks.kube {
-        let warning = !matches!(run.status, RunStatus::Passed | RunStatus::DryRun);
-        let message = format!(
-            "{}: {}",
-            run.status,
-            run.reason.as_deref().unwrap_or("all criteria met")
-        );
-        let mut stop = stop.clone();
-        let reason = drill_event_reason(run.status);
-        let event = tokio::time::timeout(
-            CLUSTER_BUDGET,
-            kube.event(&run.id, warning, &reason, &message),
-        );
-        tokio::select! {
-            result = event => match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(run = %run.id, error = %e, "no Event recorded"),
-                Err(_) => tracing::warn!(run = %run.id, "no Event recorded: no answer within {CLUSTER_BUDGET:?}"),
-            },
-            () = pushgateway::stopping(&mut stop) => tracing::warn!(run = %run.id, "no Event recorded: stopping"),
+/// Tells the world a run ended: a Kubernetes Event on its Job (what became of it is then added
+/// to the record where it was kept) and the Pushgateway (bounded, never past a signal; an outage
+/// never fails the drill).
+pub async fn announce(
+    run: &RunRecord,
+    kept: &Kept,
+    sinks: &Sinks<'_>,
+    stop: &watch::Receiver<bool>,
+) {
+    let event = match sinks.kube {
+        Some(kube) => {
+            let warning = !matches!(run.status, RunStatus::Passed | RunStatus::DryRun);
+            let message = format!(
+                "{}: {}",
+                run.status,
+                run.reason.as_deref().unwrap_or("all criteria met")
+            );
+            let mut stop = stop.clone();
+            let reason = drill_event_reason(run.status);
+            let event = tokio::time::timeout(
+                CLUSTER_BUDGET,
+                kube.event(&run.id, warning, &reason, &message),
+            );
+            let not_created = |why: String| {
+                tracing::warn!(run = %run.id, "no Event recorded: {why}");
+                EventNote {
+                    created: None,
+                    not_created: Some(why),
+                }
+            };
+            tokio::select! {
+                result = event => match result {
+                    Ok(Ok(())) => EventNote {
+                        created: Some(format!(
+                            "Job/{}/{}: {} {reason}: {message}",
+                            kube.namespace(),
+                            run.id,
+                            if warning { "Warning" } else { "Normal" },
+                        )),
+                        not_created: None,
+                    },
+                    Ok(Err(e)) => not_created(e.to_string()),
+                    Err(_) => not_created(format!("no answer within {CLUSTER_BUDGET:?}")),
+                },
+                () = pushgateway::stopping(&mut stop) => not_created("stopping".to_owned()),
+            }
         }
-    }
+        None => EventNote {
+            created: None,
+            not_created: Some("no cluster access".to_owned()),
+        },
+    };
+    note_event(run, event, kept, sinks).await;
     if let Some(base) = sinks.pushgateway {
         // The last success is the history's; a store that cannot say leaves it out of the push.
         let last_success = match sinks.store {
@@ -1654,10 +1686,48 @@ pub async fn announce(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver
     }
 }
 
+/// Adds what became of the run's Event to its record, where the record was kept: the store,
+/// its result ConfigMap, or its spool file. A record kept nowhere, or set aside as a conflict,
+/// is left as it is; one that cannot be updated keeps no word of the Event (a report says
+/// "not recorded"), never a guess.
+async fn note_event(run: &RunRecord, event: EventNote, kept: &Kept, sinks: &Sinks<'_>) {
+    let mut noted = run.clone();
+    match &mut noted.evidence {
+        Value::Object(evidence) => {
+            evidence.insert("event".into(), json!(event));
+        }
+        _ => return,
+    }
+    let updated = match kept {
+        Kept::Store => match sinks.store {
+            Some(store) => tokio::time::timeout(CLUSTER_BUDGET, store.record_run(&noted))
+                .await
+                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            None => return,
+        },
+        Kept::Cluster => match sinks.kube {
+            Some(kube) => tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(&noted))
+                .await
+                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            None => return,
+        },
+        Kept::Spool(path) => match sinks.spool {
+            Some(spool) => spool.replace(path, &noted).map_err(|e| e.to_string()),
+            None => return,
+        },
+        Kept::Conflict(_) | Kept::Nowhere => return,
+    };
+    if let Err(e) = updated {
+        tracing::warn!(run = %run.id, error = %e, "what became of the Event is not in the record");
+    }
+}
+
 /// [`keep`], then [`announce`].
 pub async fn record(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
     let kept = keep(run, sinks, stop).await;
-    announce(run, sinks, stop).await;
+    announce(run, &kept, sinks, stop).await;
     kept
 }
 

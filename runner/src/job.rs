@@ -22,6 +22,12 @@ use crate::config::{Config, Drill};
 /// Set in a drill Job's container to the Job's name: the executor writes it into its ledger, so
 /// the scheduler can tell a run whose Job is gone (and revert it) from a run started by hand.
 pub const ENV_JOB: &str = "FIREDRILL_JOB";
+/// The drill Job this process runs in (`FIREDRILL_JOB`, which only a drill Job sets); none for
+/// `firedrill execute` started by hand.
+pub fn current() -> Option<String> {
+    std::env::var(ENV_JOB).ok().filter(|j| !j.is_empty())
+}
+
 /// How long a drill Job's pod has after SIGTERM to revert its ledger (with retries) and record.
 pub const TERMINATION_GRACE: i64 = 120;
 

@@ -148,6 +148,33 @@ pub struct Trail {
     pub preflight: Vec<Gate>,
     pub samples: Option<Samples>,
     pub timeline: Vec<Moment>,
+    /// The drill Job the run executed in; none for records written before it was kept.
+    pub job: Option<JobNote>,
+    /// What became of the Event the run left on its Job; none for records written before it
+    /// was kept, and for a record kept where it could not be added afterwards.
+    pub event: Option<EventNote>,
+}
+
+/// Where a run executed, as recorded (`evidence.job`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobNote {
+    /// The Job's name; `None`: the run executed in no Job (`firedrill execute` by hand, or a
+    /// fire the scheduler recorded missed).
+    pub name: Option<String>,
+}
+
+/// What became of the Event a run leaves on its Job when it ends, as recorded once it was sent
+/// (`evidence.event`): the record is kept first, so this is added to it afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventNote {
+    /// The Event the API server created: `Job/<namespace>/<name>: <type> <reason>: <message>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Why none was created (no cluster access, the API server's answer, a signal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_created: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -236,6 +263,8 @@ impl Trail {
             preflight: field(v, "preflight").unwrap_or_default(),
             samples: field(v, "samples"),
             timeline: field(v, "timeline").unwrap_or_default(),
+            job: field(v, "job"),
+            event: field(v, "event"),
         }
     }
 
@@ -384,6 +413,7 @@ mod tests {
             "revert_error":"Pod/default/a: forbidden",
             "samples":{"answered":900,"available":897.0,"sent":900},
             "abort":{"cause":"abort-condition"},
+            "job":{"name":"drill-x1"},"event":{"not_created":"no cluster access"},
             "timeline":[{"at":"2027-01-01T00:00:00.000Z","event":"delete Pod/default/a","seconds":0.0}]}"#;
         let typed: Trail = serde_json::from_str(written).expect("the typed pass reads it whole");
         assert_eq!(Trail::parse(written).unwrap(), typed);
@@ -391,6 +421,14 @@ mod tests {
         assert_eq!(Trail::from_value(&value), typed);
         assert_eq!(typed.criteria.as_ref().unwrap().rto_seconds, Some(30.0));
         assert_eq!(typed.excluded[0].reason.as_deref(), Some("protected"));
+        assert_eq!(
+            typed.job.as_ref().unwrap().name.as_deref(),
+            Some("drill-x1")
+        );
+        assert_eq!(
+            typed.event.as_ref().unwrap().not_created.as_deref(),
+            Some("no cluster access")
+        );
         assert_eq!(
             typed.samples.as_ref().unwrap().available.to_string(),
             "897.0"

@@ -491,6 +491,8 @@ impl Scheduler {
             };
             if status == "missed" {
                 let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
+                // Never fired: no Job ran it.
+                missed.evidence["job"] = json!(crate::run::JobNote { name: None });
                 missed.status = RunStatus::Missed;
                 missed.started = None;
                 missed.ended = Some(now);
@@ -544,7 +546,8 @@ fn running_record(
         reason: None,
         targets: Vec::new(),
         measurements: Measurements::default(),
-        evidence: json!({ "fired_by": "scheduler" }),
+        // The Job the scheduler created (or found, by its deterministic name) for this fire.
+        evidence: json!({ "fired_by": "scheduler", "job": crate::run::JobNote { name: Some(run.to_owned()) } }),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! One schema serves both through sqlx's `Any` driver: text timestamps (RFC 3339, UTC, fixed
 //! width, so they sort), JSON as text, `$n` placeholders (SQLite accepts them too). Migrations are
-//! versioned and applied on open; applying them twice changes nothing.
+//! versioned and applied when a writer (the scheduler, `execute`) opens the history; applying them
+//! twice changes nothing. Readers (`history`, `report`) never create, migrate or write.
 
 use std::time::Duration;
 
@@ -118,6 +119,36 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// What a database holds, as far as firedrill is concerned.
+enum Shape {
+    /// No table at all: a new history for a writer, nothing for a reader.
+    Empty,
+    Firedrill,
+    /// Someone else's database (or no database at all), and why it is taken for one.
+    Foreign(String),
+}
+
+/// What a path is when it is not a regular file, for messages; `None` for a regular file.
+pub fn not_a_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = metadata.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
 /// What became of one scheduled fire, as the scheduler saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FireRecord {
@@ -144,8 +175,14 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("the run history is at schema version {have}, this firedrill reads version {want}: let the scheduler (or `firedrill history`) open it once with write access to migrate it")]
-    Outdated { have: i64, want: i64 },
+    #[error("the run history {store} is at schema version {have}, this firedrill reads version {want}: its writer migrates it (start this version's `firedrill scheduler` on it, or run this version's `firedrill execute` with it, with write access); `history` and `report` only read")]
+    Outdated { store: String, have: i64, want: i64 },
+    #[error("the run history {store} is at schema version {have}, newer than this firedrill reads ({want}): read it with the firedrill version that writes it")]
+    Newer { store: String, have: i64, want: i64 },
+    #[error("{store} is not a firedrill run history ({why}); it is left untouched (check `store:` in the drill file, or FIREDRILL_STORE)")]
+    NotAHistory { store: String, why: String },
+    #[error("{path} is not a regular file ({what}): a SQLite history is a file; it is left untouched (check `store:` in the drill file, or FIREDRILL_STORE)")]
+    NotAFile { path: String, what: &'static str },
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
     #[error("run {id} is already recorded for drill {drill} ({kind}, scheduled {scheduled}); a record never changes its drill, kind or scheduled instant (give this run another --run id)")]
@@ -221,18 +258,77 @@ fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates. Fires, state, cooldowns and
-    /// `run`/`runs` are those of `cluster`; a run is recorded under the cluster it names.
+    /// Opens (creating a SQLite file if needed) and migrates: what the writers (the scheduler,
+    /// `execute`) do. Fires, state, cooldowns and `run`/`runs` are those of `cluster`; a run is
+    /// recorded under the cluster it names. A SQLite file that holds other tables but not
+    /// firedrill's is someone else's database: refused, untouched. (A PostgreSQL database is
+    /// made for firedrill by whoever runs the server, and may hold other tables by design, e.g.
+    /// an extension's: it is migrated.)
     pub async fn open(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url, cluster, false).await?;
+        if let StoreUrl::Sqlite(_) = url {
+            if let Shape::Foreign(why) = store.shape().await? {
+                return Err(StoreError::NotAHistory {
+                    store: url.to_string(),
+                    why,
+                });
+            }
+        }
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// What the database holds: nothing yet, firedrill's history, or something else.
+    async fn shape(&self) -> Result<Shape, StoreError> {
+        let query = match self.url {
+            StoreUrl::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            }
+            StoreUrl::Postgres(_) => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name"
+            }
+        };
+        let tables: Vec<String> = match sqlx::query_scalar(query).fetch_all(&self.pool).await {
+            Ok(tables) => tables,
+            // SQLITE_NOTADB: a file that is not a SQLite database at all.
+            Err(e)
+                if e.as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "26") =>
+            {
+                return Ok(Shape::Foreign("not a SQLite database".to_owned()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(if tables.iter().any(|t| t == "firedrill_migrations") {
+            Shape::Firedrill
+        } else if tables.is_empty() {
+            Shape::Empty
+        } else {
+            let shown = tables.len().min(5);
+            Shape::Foreign(format!(
+                "it holds the table{} {}{}, and none of firedrill's",
+                if tables.len() == 1 { "" } else { "s" },
+                tables[..shown].join(", "),
+                if tables.len() > shown { ", ..." } else { "" }
+            ))
+        })
     }
 
     /// `read_only`: a SQLite file is opened `mode=ro` (a missing file is an error, never a new
     /// empty history).
     async fn connect(url: &StoreUrl, cluster: &str, read_only: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        // SQLite would wait on a FIFO for ever and cannot keep a history in a device or a
+        // directory: a path that exists must be a regular file.
+        if let StoreUrl::Sqlite(path) = url {
+            if let Some(what) = std::fs::metadata(path).ok().and_then(|m| not_a_file(&m)) {
+                return Err(StoreError::NotAFile {
+                    path: path.clone(),
+                    what,
+                });
+            }
+        }
         let (connect, max) = match url {
             // sqlx decodes the path: encode what would otherwise end it or be decoded.
             StoreUrl::Sqlite(path) => (
@@ -272,18 +368,40 @@ impl Store {
         })
     }
 
-    /// Opens a history to read it only (reports): nothing is created, migrated or written, so
-    /// read-only credentials suffice. A history at an older schema is said to be so.
+    /// Opens a history to read it only (`history`, `report`): nothing is created, migrated or
+    /// written, so read-only credentials suffice. A database that is not a firedrill history
+    /// (empty, or someone else's) is refused; a history at another schema is said to be so,
+    /// with what migrates it.
     pub async fn open_existing(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url, cluster, true).await?;
+        let why = match store.shape().await? {
+            Shape::Firedrill => None,
+            Shape::Empty => Some("it holds no tables: nothing has been recorded there".to_owned()),
+            Shape::Foreign(why) => Some(why),
+        };
+        if let Some(why) = why {
+            return Err(StoreError::NotAHistory {
+                store: url.to_string(),
+                why,
+            });
+        }
         let want = MIGRATIONS.last().map_or(0, |m| m.0);
         let have: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM firedrill_migrations")
             .fetch_one(&store.pool)
-            .await
-            .map_err(|_| StoreError::Outdated { have: 0, want })?;
-        match have.unwrap_or(0) {
-            v if v == want => Ok(store),
-            have => Err(StoreError::Outdated { have, want }),
+            .await?;
+        let (have, store_name) = (have.unwrap_or(0), url.to_string());
+        match have.cmp(&want) {
+            std::cmp::Ordering::Equal => Ok(store),
+            std::cmp::Ordering::Less => Err(StoreError::Outdated {
+                store: store_name,
+                have,
+                want,
+            }),
+            std::cmp::Ordering::Greater => Err(StoreError::Newer {
+                store: store_name,
+                have,
+                want,
+            }),
         }
     }
 
@@ -755,8 +873,8 @@ impl Store {
     }
 }
 
-/// Records that could not reach the store or the cluster, one JSON file per run, kept beside
-/// the store until a later start replays them into it. A record is never only on stdout.
+/// Records that could not reach the store or the cluster, one JSON file per run, kept in the
+/// data directory until a later start replays them into it. A record is never only on stdout.
 pub struct Spool {
     pub dir: std::path::PathBuf,
 }
@@ -806,11 +924,40 @@ impl Spool {
         )))
     }
 
-    /// Moves every spooled record into the store; a record that cannot be read or stored stays
-    /// (and is named in the log). Returns how many were moved.
-    pub async fn replay(&self, store: &Store) -> usize {
+    /// Replaces the spooled record at `path` (one [`Spool::write`] returned) with `run`, a later
+    /// word of the same run, atomically. A record moved into the store meanwhile is not put back.
+    pub fn replace(&self, path: &std::path::Path, run: &RunRecord) -> std::io::Result<()> {
+        if !path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} was moved into the store meanwhile", path.display()),
+            ));
+        }
+        let partial = self
+            .dir
+            .join(format!(".{}.{}.partial", run.id, std::process::id()));
+        let text = serde_json::to_vec_pretty(run).map_err(std::io::Error::other)?;
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&partial);
+            })
+    }
+
+    /// The records waiting to be moved into the store (conflicts, kept for a person, aside).
+    pub fn waiting(&self) -> Vec<std::path::PathBuf> {
+        let mut paths = self.records();
+        paths.retain(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(".conflict."))
+        });
+        paths
+    }
+
+    /// Every record file in the spool, in name order.
+    fn records(&self) -> Vec<std::path::PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
+            return Vec::new();
         };
         let mut paths: Vec<std::path::PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -821,8 +968,14 @@ impl Spool {
             })
             .collect();
         paths.sort();
+        paths
+    }
+
+    /// Moves every spooled record into the store; a record that cannot be read or stored stays
+    /// (and is named in the log). Returns how many were moved.
+    pub async fn replay(&self, store: &Store) -> usize {
         let mut moved = 0;
-        for path in paths {
+        for path in self.records() {
             let run = match std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {

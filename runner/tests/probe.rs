@@ -354,8 +354,11 @@ async fn a_record_no_store_takes_is_spooled_and_replayed_and_a_lost_one_is_loud(
         "{runs}"
     );
 
-    // Nothing can keep it: not the store, the cluster or the spool. Exit 5, said in the log.
+    // Nothing can keep it: not the store, the cluster or the spool (a file where the spool's
+    // directory goes). Exit 5, said in the log.
     std::fs::write(dir.join("blocker"), "a file where a directory should be").unwrap();
+    std::fs::remove_dir_all(dir.join("firedrill-spool")).unwrap();
+    std::fs::write(dir.join("firedrill-spool"), "a file where the spool goes").unwrap();
     let config = write("blocker/history.db");
     let lost = run(config).await;
     assert_eq!(lost.code, Some(5), "{}", lost.stderr);
@@ -365,6 +368,53 @@ async fn a_record_no_store_takes_is_spooled_and_replayed_and_a_lost_one_is_loud(
         "the record is still on stdout"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The spool lives in FIREDRILL_DATA_DIR when it is set, whatever the store: with an absolute
+/// store that cannot be opened (`/proc` takes no file), the record is kept in the data
+/// directory's spool and `execute` exits with the run's outcome, not 5 (the spool used to go
+/// beside the store, where it failed too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spool_is_in_the_data_directory_whatever_the_store() {
+    let url = flaky_server().await;
+    let dir = temp();
+    let data = temp();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!("store: sqlite:///proc/firedrill-nowhere.db\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{url}\", every: 100ms }}] }}\n"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (config, data) = (config.clone(), data.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(["execute", "--drill", "api-probe", "--config"])
+                .arg(&config)
+                .current_dir("/")
+                .env("KUBECONFIG", "/nonexistent")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("FIREDRILL_DATA_DIR", &data)
+                .env("FIREDRILL_LOG", "json")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let record: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let id = record["id"].as_str().unwrap();
+    let spooled = data.join("firedrill-spool").join(format!("{id}.json"));
+    assert!(spooled.is_file(), "{}: {stderr}", spooled.display());
+    assert!(
+        !dir.join("firedrill-spool").exists(),
+        "not beside the drill file when the data directory is set"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -751,3 +751,109 @@ async fn the_html_report_opens_in_chromium_without_requests_or_errors_and_prints
     assert!(std::fs::metadata(out.join("report.png")).unwrap().len() > 10_000);
     std::fs::remove_dir_all(path.parent().unwrap()).ok();
 }
+
+/// The report shows of a run's Job and Event only what its record holds. An `execute` without a
+/// cluster ran in no Job and left no Event: the report says so, instead of `Job: <run>` and an
+/// Event composed from the status; a record that predates them says "not recorded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_job_and_event_are_reported_as_recorded_never_inferred() {
+    let server = support::serve(|_| (200, std::time::Duration::from_millis(5))).await;
+    let dir = std::env::temp_dir().join(unique("firedrill-evidence"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store: sqlite://h.db\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{}\", every: 100ms }}] }}\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(&args)
+                .arg("--config")
+                .arg(&config)
+                .current_dir("/")
+                .env("KUBECONFIG", "/nonexistent")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env_remove("FIREDRILL_DATA_DIR")
+                .env_remove("FIREDRILL_JOB")
+                .env("FIREDRILL_LOG_LEVEL", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(vec!["execute".into(), "--drill".into(), "api-probe".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let id = record["id"].as_str().unwrap().to_owned();
+    // A record written before the executor kept either (evidence without them).
+    let store = Store::open(
+        &StoreUrl::Sqlite(dir.join("h.db").display().to_string()),
+        "default",
+    )
+    .await
+    .unwrap();
+    let mut older: firedrill::store::RunRecord = serde_json::from_value(record.clone()).unwrap();
+    older.id = "api-probe-older".into();
+    older.scheduled -= chrono::TimeDelta::hours(1);
+    older.evidence = serde_json::json!({});
+    store.record_run(&older).await.unwrap();
+    store.close().await;
+
+    let out = run(vec![
+        "report".into(),
+        "--drill".into(),
+        "api-probe".into(),
+        "--format".into(),
+        "md".into(),
+    ])
+    .await
+    .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A run's evidence: the lines under its name.
+    let evidence = |run: &str| -> String {
+        let start = md
+            .find(&format!("- **{run}**"))
+            .unwrap_or_else(|| panic!("no evidence of {run} in {md}"));
+        md[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  - "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let ran = evidence(&id);
+    assert!(
+        ran.contains("- Job: none: the run executed in no Job")
+            && ran.contains("- Events: none created: no cluster access"),
+        "{ran}"
+    );
+    let old = evidence("api-probe-older");
+    assert!(
+        old.contains("- Job: not recorded") && old.contains("- Events: not recorded"),
+        "{old}"
+    );
+    assert!(
+        !md.contains(&format!("Job/{id}")) && !md.contains("DrillPassed"),
+        "nothing composed from the status: {md}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -629,3 +629,79 @@ async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protec
         report.remaining
     );
 }
+
+/// `rollback --ledger FILE --render` reads a saved ledger within a drill file's bounds:
+/// `/dev/zero` or a pipe that never ends stops at 32 MiB (it once grew to 17.4 GiB in a
+/// minute), and bytes that are not UTF-8 are named where they are.
+#[test]
+fn a_saved_ledger_is_read_within_the_drill_files_bounds() {
+    let render = |ledger: &std::path::Path| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["rollback", "--render", "--ledger"])
+            .arg(ledger)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "rollback --ledger {} still ran after 30 s",
+                    ledger.display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = render(std::path::Path::new("/dev/zero"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero: the file is larger than the limit of 32 MiB for a saved ledger"),
+        "{err}"
+    );
+
+    let dir = std::env::temp_dir().join(format!(
+        "firedrill-ledger-bounds-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A pipe with a writer that never stops (until the reader goes).
+    let fifo = dir.join("endless.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            use std::io::Write;
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            let line = b"# a comment that goes on and on\n".repeat(1024);
+            while pipe.write_all(&line).is_ok() {}
+        }
+    });
+    let (code, err) = render(&fifo);
+    writer.join().unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("larger than the limit of 32 MiB"), "{err}");
+
+    let latin1 = dir.join("latin1.yaml");
+    std::fs::write(&latin1, b"kind: ConfigMap\ndata:\n  caf\xe9: x\n").unwrap();
+    let (code, err) = render(&latin1);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("latin1.yaml: 3:6: not UTF-8 text (invalid byte at offset 27)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

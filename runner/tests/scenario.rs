@@ -286,6 +286,13 @@ async fn the_whole_loop() {
         record.measurements.requests.is_some_and(|n| n >= 20),
         "{record:?}"
     );
+    // The Event on its Job is in the record because the API server created it.
+    assert_eq!(
+        record.evidence["event"]["created"],
+        format!("Job/{NS}/{run}: Normal DrillPassed: passed: all criteria met").as_str(),
+        "{}",
+        record.evidence
+    );
 
     // The Pushgateway holds the drill's metrics.
     if let Some(base) = pushgateway {
@@ -405,6 +412,11 @@ async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline()
         .unwrap();
     assert_eq!(missed.status, RunStatus::Missed);
     assert!(missed.reason.unwrap().contains("past its deadline of 1h"));
+    assert_eq!(
+        missed.evidence["job"],
+        serde_json::json!({ "name": null }),
+        "a missed fire ran in no Job"
+    );
 }
 
 #[tokio::test]
@@ -423,6 +435,10 @@ async fn a_job_deleted_mid_run_is_recorded_as_error() {
     assert_eq!(
         record.reason.as_deref(),
         Some("its Job was deleted before it finished")
+    );
+    assert_eq!(
+        record.evidence["job"]["name"], run,
+        "the Job the scheduler created"
     );
 }
 

@@ -472,3 +472,273 @@ async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
     assert!(a.exists() && b.exists());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `firedrill COMMAND` on the example drill file with `store` (FIREDRILL_STORE): its exit code
+/// and standard error. A command still running after 30 s is killed and fails the test (a
+/// FIFO once hung `report` for ever).
+fn firedrill_on(store: &str, command: &[&str]) -> (i32, String) {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = std::env::temp_dir().join(unique("firedrill-data"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(command)
+        .args(["--config", "deploy/examples/firedrill.yaml"])
+        .env("FIREDRILL_STORE", store)
+        .env("FIREDRILL_DATA_DIR", &data)
+        .env("FIREDRILL_LOG_LEVEL", "warn")
+        .current_dir(workspace)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`firedrill {command:?}` on {store} still ran after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A SQLite file made by another program: one table `x`, one row.
+fn someone_elses(path: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("CREATE TABLE x (a TEXT); INSERT INTO x VALUES ('theirs');")
+        .unwrap();
+}
+
+/// `history` and `report` read: a file that is not a firedrill history (someone else's
+/// database, an empty file, text) is refused with its name, exit 4, and left byte for byte as
+/// it was. (`history` used to migrate it into a firedrill history.)
+#[test]
+fn reading_commands_refuse_what_is_not_a_firedrill_history_and_write_nothing() {
+    let dir = std::env::temp_dir().join(unique("firedrill-foreign"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let foreign = dir.join("theirs.db");
+    someone_elses(&foreign);
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let text = dir.join("notes.db");
+    std::fs::write(
+        &text,
+        "not a database, only text long enough to fill a header",
+    )
+    .unwrap();
+    for (file, why) in [
+        (&foreign, "it holds the table x, and none of firedrill's"),
+        (&empty, "it holds no tables"),
+        (&text, "not a SQLite database"),
+    ] {
+        let before = std::fs::read(file).unwrap();
+        for command in [&["history"][..], &["report"], &["history", "--drill", "x"]] {
+            let (code, err) = firedrill_on(&format!("sqlite://{}", file.display()), command);
+            assert_eq!(code, 4, "{command:?} {}: {err}", file.display());
+            assert!(
+                err.contains(&format!(
+                    "sqlite://{} is not a firedrill run history ({why}",
+                    file.display()
+                )),
+                "{command:?}: {err}"
+            );
+            assert_eq!(
+                std::fs::read(file).unwrap(),
+                before,
+                "{command:?} changed {}",
+                file.display()
+            );
+        }
+    }
+    // A writer (the scheduler, `execute`) leaves someone else's SQLite file alone too.
+    let before = std::fs::read(&foreign).unwrap();
+    let url = StoreUrl::Sqlite(foreign.display().to_string());
+    let refused = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(Store::open(&url, "default"));
+    let err = refused.err().expect("someone else's database is refused");
+    assert!(
+        err.to_string().contains("is not a firedrill run history"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A history at an older schema is not migrated by a reading command; the message names what
+/// migrates it: its writer, the scheduler or `execute` of this version.
+#[test]
+fn an_older_history_is_left_to_its_writer_to_migrate() {
+    let dir = std::env::temp_dir().join(unique("firedrill-older"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE firedrill_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+             INSERT INTO firedrill_migrations VALUES (1, 'runs and fires', '2026-11-01T00:00:00.000Z'), (2, 'scheduler state', '2026-11-01T00:00:00.000Z');",
+        )
+        .unwrap();
+    let before = std::fs::read(&old).unwrap();
+    for command in ["history", "report"] {
+        let (code, err) = firedrill_on(&format!("sqlite://{}", old.display()), &[command]);
+        assert_eq!(code, 4, "{command}: {err}");
+        assert!(
+            err.contains("is at schema version 2, this firedrill reads version 4")
+                && err.contains("`firedrill scheduler`")
+                && err.contains("`firedrill execute`")
+                && !err.contains("`firedrill history`"),
+            "{command}: {err}"
+        );
+        assert_eq!(std::fs::read(&old).unwrap(), before, "{command} wrote");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// SQLite would wait on a FIFO for ever: a store path that is not a regular file is refused
+/// before it is opened, by the readers (exit 4) and the writers alike.
+#[test]
+fn a_store_that_is_not_a_regular_file_is_refused_up_front() {
+    let dir = std::env::temp_dir().join(unique("firedrill-fifo"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("history.db");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (path, what) in [(fifo.clone(), "a FIFO"), (dir.clone(), "a directory")] {
+        for command in ["history", "report"] {
+            let (code, err) = firedrill_on(&format!("sqlite://{}", path.display()), &[command]);
+            assert_eq!(code, 4, "{command} {what}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "{} is not a regular file ({what})",
+                    path.display()
+                )),
+                "{command}: {err}"
+            );
+        }
+    }
+    let url = StoreUrl::Sqlite(fifo.display().to_string());
+    let opened = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Store::open(&url, "default"),
+        )
+        .await
+    });
+    let Ok(Err(e)) = opened else {
+        panic!("a writer must refuse a FIFO at once");
+    };
+    assert!(e.to_string().contains("(a FIFO)"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `history --drill` with a drill neither the drill file nor the history knows is a typo: exit 2,
+/// with the drills known (as `report` does), instead of an empty table.
+#[tokio::test]
+async fn history_of_an_unknown_drill_is_a_usage_error_naming_the_known_ones() {
+    let dir = std::env::temp_dir().join(unique("firedrill-drills"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("h.db");
+    let url = StoreUrl::Sqlite(path.display().to_string());
+    let store = Store::open(&url, "us-east").await.unwrap();
+    // A drill since removed from the drill file: its history is still there to read.
+    let mut retired = run(
+        "retired-1",
+        "retired-drill",
+        "2027-01-15T15:00:00Z",
+        RunStatus::Passed,
+    );
+    retired.cluster = "us-east".into();
+    store.record_run(&retired).await.unwrap();
+    store.close().await;
+    let store = format!("sqlite://{}", path.display());
+    let (code, err) = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || firedrill_on(&store, &["history", "--drill", "nope"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no drill \"nope\" in the drill file or the history (drills known: ")
+            && err.contains("pod-kill-monthly")
+            && err.contains("retired-drill"),
+        "{err}"
+    );
+    let (code, err) = tokio::task::spawn_blocking(move || {
+        firedrill_on(&store, &["history", "--drill", "retired-drill"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "a drill the history knows is read: {err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PostgreSQL database without firedrill's tables (empty, or another program's) gets none from
+/// `history` or `report`: refused, named, exit 4, and its tables are as they were.
+#[tokio::test]
+async fn postgres_without_firedrill_tables_gets_none_from_a_reading_command() {
+    let Some(admin) = service("FIREDRILL_TEST_POSTGRES") else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin.as_str())
+        .await
+        .expect("connect to PostgreSQL");
+    let tables = |url: String| async move {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+        names
+    };
+    for theirs in [None, Some("CREATE TABLE x (a TEXT)")] {
+        // An isolated database per case, as #[sqlx::test] does; the name is ours, not input.
+        let name = unique("fd").to_lowercase();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        let mut url = admin.clone();
+        url.set_path(&format!("/{name}"));
+        if let Some(statement) = theirs {
+            use sqlx::Connection;
+            let mut c = sqlx::AnyConnection::connect(url.as_str()).await.unwrap();
+            sqlx::query(statement).execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        let before = tables(url.to_string()).await;
+        for command in ["history", "report"] {
+            let store = url.to_string();
+            let (code, err) = tokio::task::spawn_blocking(move || firedrill_on(&store, &[command]))
+                .await
+                .unwrap();
+            assert_eq!(code, 4, "{command} {theirs:?}: {err}");
+            assert!(
+                err.contains(&format!("/{name} is not a firedrill run history")),
+                "{command}: {err}"
+            );
+            assert_eq!(
+                tables(url.to_string()).await,
+                before,
+                "{command} created tables"
+            );
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .ok();
+    }
+}

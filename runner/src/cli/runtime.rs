@@ -381,7 +381,7 @@ async fn execute(
         kept = %kept,
         "run finished"
     );
-    executor::announce(&record, &sinks, &stop).await;
+    executor::announce(&record, &kept, &sinks, &stop).await;
     if matches!(kept, Kept::Nowhere | Kept::Conflict(_)) {
         return Ok(ExitCode::from(executor::EXIT_RECORD_LOST));
     }
@@ -642,6 +642,29 @@ async fn history(
     let config = load(path)?;
     let store = open_history(&config).await?;
     eprintln!("history from {}", config.store);
+    if let Some(drill) = drill {
+        // A drill neither the file nor the history knows is a typo, not an empty history.
+        let known = match store.clusters_and_drills().await {
+            Ok(known) => known,
+            Err(e) => {
+                eprintln!("error: cannot read the run history {}: {e}", config.store);
+                return Ok(ExitCode::from(EXIT_ERROR));
+            }
+        };
+        if let Err(e) = crate::report::check_drill(&config, &known, drill) {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    // A reading command never writes: records waiting in the spool are named, not moved in.
+    let waiting = Spool::new(config.spool_dir()).waiting();
+    if !waiting.is_empty() {
+        eprintln!(
+            "note: {} record(s) in {} are not in this history yet; the next `firedrill execute` or scheduler start that reaches the store moves them in",
+            waiting.len(),
+            config.spool_dir().display()
+        );
+    }
     let runs = match store.runs(drill, since).await {
         Ok(r) => r,
         Err(e) => {
@@ -670,14 +693,8 @@ async fn report(
 ) -> Result<ExitCode, ExitCode> {
     use crate::report::ReportError;
     let config = load(path)?;
-    // Read only: an auditor's read-only credentials suffice, and nothing is migrated or replayed.
-    history_exists(&config)?;
-    let store = Store::open_existing(&config.store, &config.cluster)
-        .await
-        .map_err(|e| {
-            eprintln!("error: cannot read the run history {}: {e}", config.store);
-            ExitCode::from(EXIT_ERROR)
-        })?;
+    // Read only: nothing is migrated or replayed.
+    let store = open_history(&config).await?;
     let fail = |e: crate::store::StoreError| {
         eprintln!("error: cannot read the run history {}: {e}", config.store);
         ExitCode::from(EXIT_ERROR)
@@ -763,8 +780,11 @@ async fn report(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A SQLite history that is not there is a wrong path, said as such.
-fn history_exists(config: &Config) -> Result<(), ExitCode> {
+/// Opens the history to read it (`history`, `report`), never writing: a missing SQLite file is a
+/// wrong path, said as such, never created; a path that is not a regular file, a database that is
+/// not a firedrill history or a history at another schema is refused, named, untouched. Read
+/// only, an auditor's read-only credentials suffice.
+async fn open_history(config: &Config) -> Result<Store, ExitCode> {
     if let crate::config::Store::Sqlite(file) = &config.store {
         if !std::path::Path::new(file).exists() {
             eprintln!(
@@ -774,28 +794,20 @@ fn history_exists(config: &Config) -> Result<(), ExitCode> {
             return Err(ExitCode::from(EXIT_ERROR));
         }
     }
-    Ok(())
-}
-
-/// Opens the history to read it: a missing SQLite file is a wrong path, said as such, never
-/// created; spooled records go in first.
-async fn open_history(config: &Config) -> Result<Store, ExitCode> {
-    history_exists(config)?;
-    let store = Store::open(&config.store, &config.cluster)
+    Store::open_existing(&config.store, &config.cluster)
         .await
         .map_err(|e| {
+            use crate::store::StoreError;
             match e {
-                crate::store::StoreError::Open { .. } => eprintln!("error: {e}"),
-                // Opened, but not a history firedrill can read (another file, another schema).
-                e => eprintln!(
-                    "error: {} is not a run history firedrill can read: {e} (check store: or FIREDRILL_STORE)",
-                    config.store
-                ),
+                StoreError::Open { .. }
+                | StoreError::NotAFile { .. }
+                | StoreError::NotAHistory { .. }
+                | StoreError::Outdated { .. }
+                | StoreError::Newer { .. } => eprintln!("error: {e}"),
+                e => eprintln!("error: cannot read the run history {}: {e}", config.store),
             }
             ExitCode::from(EXIT_ERROR)
-        })?;
-    Spool::new(config.spool_dir()).replay(&store).await;
-    Ok(store)
+        })
 }
 
 /// The cluster and the protection the on-call commands act with: firedrill's namespace from
@@ -979,14 +991,24 @@ async fn rollback(
 
 /// `rollback --ledger FILE --render`: a saved ledger's revert, offline.
 fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", path.display());
-        ExitCode::from(EXIT_USAGE)
-    })?;
     let invalid = |message: String| {
         eprintln!("{}: {message}", path.display());
         ExitCode::from(EXIT_INVALID)
     };
+    // A saved ledger gets a drill file's bounds: /dev/zero or an endless pipe is read no further.
+    let text = crate::config::read_text(path, crate::config::yaml::Limits::DRILL_FILE.max_bytes)
+        .map_err(|e| match e {
+            crate::config::TextError::Io(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                ExitCode::from(EXIT_USAGE)
+            }
+            e @ crate::config::TextError::TooLarge { .. } => {
+                invalid(format!("{e} for a saved ledger"))
+            }
+            e @ crate::config::TextError::NotUtf8 { mark, .. } => {
+                invalid(format!("{}:{}: {e}", mark.line, mark.column))
+            }
+        })?;
     let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::DRILL_FILE)
         .map_err(|e| invalid(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
     let object = crate::config::yaml::to_json(&node);

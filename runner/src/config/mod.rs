@@ -20,7 +20,7 @@ use firedrill_experiments::Kind;
 use firedrill_safety::{Amount, PercentRange, Policy, Selector, Target};
 
 use read::{child, item, Fields, Reader};
-pub use read::{Diagnostic, Diagnostics};
+pub use read::{read_text, Diagnostic, Diagnostics, TextError};
 use yaml::{Mark, Node};
 
 use crate::duration;
@@ -120,45 +120,23 @@ pub enum LoadError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let io = |source| LoadError::Io {
-            path: path.display().to_string(),
-            source,
-        };
         // Read no further than the limit: a device or a pipe has no size to check up front.
-        let max = yaml::Limits::DRILL_FILE.max_bytes;
-        let mut bytes = Vec::new();
-        {
-            use std::io::Read;
-            std::fs::File::open(path)
-                .map_err(io)?
-                .take(max + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io)?;
-        }
-        if bytes.len() as u64 > max {
-            return Err(LoadError::Invalid(Config::too_large(path)));
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let at = e.utf8_error().valid_up_to();
-            let before = &e.as_bytes()[..at];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let column = at
-                - before
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |p| p + 1)
-                + 1;
-            LoadError::Invalid(Diagnostics {
-                file: path.display().to_string(),
-                items: vec![Diagnostic {
-                    mark: Mark { line, column },
-                    path: "(file)".to_owned(),
-                    message: format!(
-                        "not UTF-8 text (invalid byte at offset {at}); save the drill file as UTF-8"
-                    ),
-                }],
-            })
-        })?;
+        let text =
+            read::read_text(path, yaml::Limits::DRILL_FILE.max_bytes).map_err(|e| match e {
+                read::TextError::Io(source) => LoadError::Io {
+                    path: path.display().to_string(),
+                    source,
+                },
+                read::TextError::TooLarge { .. } => LoadError::Invalid(Config::too_large(path)),
+                e @ read::TextError::NotUtf8 { mark, .. } => LoadError::Invalid(Diagnostics {
+                    file: path.display().to_string(),
+                    items: vec![Diagnostic {
+                        mark,
+                        path: "(file)".to_owned(),
+                        message: format!("{e}; save the drill file as UTF-8"),
+                    }],
+                }),
+            })?;
         let mut config = Config::parse(&text, path).map_err(LoadError::Invalid)?;
         // A store URL with a password belongs in a Secret, not in the drill file's ConfigMap.
         if let Some(url) = std::env::var("FIREDRILL_STORE")
@@ -203,16 +181,11 @@ impl Config {
         self.data_dir = base;
     }
 
-    /// The spool for records no store or cluster took: beside the SQLite file, or in the data
-    /// directory.
+    /// The spool for records no store or cluster took: in the data directory
+    /// (`FIREDRILL_DATA_DIR`, else the drill file's directory), whatever the store. Never beside
+    /// an absolute SQLite path: the store's directory is the one place known to have just failed.
     pub fn spool_dir(&self) -> PathBuf {
-        let dir = match &self.store {
-            Store::Sqlite(file) => Path::new(file)
-                .parent()
-                .map_or_else(|| self.data_dir.clone(), Path::to_path_buf),
-            Store::Postgres(_) => self.data_dir.clone(),
-        };
-        dir.join("firedrill-spool")
+        self.data_dir.join("firedrill-spool")
     }
 
     fn too_large(path: &Path) -> Diagnostics {

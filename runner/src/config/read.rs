@@ -271,6 +271,46 @@ impl Reader {
     }
 }
 
+/// Why a file named on the command line (a drill file, a saved ledger) could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// More than the limit: read no further (a device such as /dev/zero, or a pipe, never ends).
+    #[error("the file is larger than the limit of {} MiB", .max >> 20)]
+    TooLarge { max: u64 },
+    #[error("not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 { mark: Mark, offset: usize },
+}
+
+/// Reads a whole file as UTF-8 text of at most `max` bytes, and not a byte more: a device or a
+/// pipe has no size to check up front, so the limit is counted as it is read.
+pub fn read_text(path: &std::path::Path, max: u64) -> Result<String, TextError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(TextError::TooLarge { max });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = offset
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        TextError::NotUtf8 {
+            mark: Mark { line, column },
+            offset,
+        }
+    })
+}
+
 /// The allowed key closest to a misspelt one, when it is close enough to be a likely typo.
 fn suggestion<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed

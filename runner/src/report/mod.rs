@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::run::{RunRecord, RunStatus, Trail};
+use crate::run::{EventNote, JobNote, RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
@@ -202,16 +202,21 @@ pub struct RunRow {
     pub evidence: Evidence,
 }
 
+/// What a report says of evidence the run's record does not hold.
+pub const NOT_RECORDED: &str = "not recorded";
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evidence {
-    /// The Job that ran it (a run id is its Job's name).
+    /// The Job the run executed in, as its record says: its name, "none: …", or
+    /// [`NOT_RECORDED`].
     pub job: String,
     pub ledger: Option<String>,
     pub targets: Vec<String>,
     pub changed: Vec<String>,
     pub undone: Vec<String>,
     pub dns_changes: Vec<String>,
-    /// The Event the run left on its Job when it ended (`kubectl get events`).
+    /// The Event the run left on its Job when it ended (`kubectl get events`), as its record
+    /// says: the Event, "none created: why", or [`NOT_RECORDED`].
     pub events: Vec<String>,
     pub preflight: Vec<String>,
     /// Steady-state probe requests sent, answered as expected, and answered at all.
@@ -285,20 +290,27 @@ pub fn check(config: &Config, known: &[Recorded], query: &Query) -> Result<(), R
             ));
         }
     }
-    if let Some(d) = &query.drill {
-        let drills: BTreeSet<&str> = known
-            .iter()
-            .map(|k| k.drill.as_str())
-            .chain(config.drills.iter().map(|d| d.name.as_str()))
-            .collect();
-        if !drills.contains(d.as_str()) {
-            return Err(ReportError::UnknownDrill(
-                d.clone(),
-                drills.into_iter().collect::<Vec<_>>().join(", "),
-            ));
-        }
+    match &query.drill {
+        Some(d) => check_drill(config, known, d),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// A drill named on the command line must be in the drill file or the history (`report`,
+/// `history`): anything else is a typo, answered with the drills known.
+pub fn check_drill(config: &Config, known: &[Recorded], drill: &str) -> Result<(), ReportError> {
+    let drills: BTreeSet<&str> = known
+        .iter()
+        .map(|k| k.drill.as_str())
+        .chain(config.drills.iter().map(|d| d.name.as_str()))
+        .collect();
+    if drills.contains(drill) {
+        return Ok(());
+    }
+    Err(ReportError::UnknownDrill(
+        drill.to_owned(),
+        drills.into_iter().collect::<Vec<_>>().join(", "),
+    ))
 }
 
 /// Builds the report. The calendar is the drill file's, planned for every cluster in scope
@@ -837,22 +849,25 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         "none"
     };
     let safety_violation = r.safety_violated();
-    let event = match r.status {
-        RunStatus::Running => None,
-        s => Some(format!(
-            "Job/{}: {} {}: {}",
-            r.id,
-            if matches!(s, RunStatus::Passed | RunStatus::DryRun) {
-                "Normal"
-            } else {
-                "Warning"
-            },
-            crate::executor::drill_event_reason(s),
-            r.reason.as_deref().unwrap_or("all criteria met")
-        )),
-    };
     let m = r.measurements;
     let e = r.evidence;
+    // Only what the record holds: a run's Job and Event are never inferred from its id or status.
+    let job = match e.job {
+        Some(JobNote { name: Some(name) }) => name,
+        Some(JobNote { name: None }) => "none: the run executed in no Job".to_owned(),
+        None => NOT_RECORDED.to_owned(),
+    };
+    let event = match e.event {
+        Some(EventNote {
+            created: Some(event),
+            ..
+        }) => event,
+        Some(EventNote {
+            not_created: Some(why),
+            ..
+        }) => format!("none created: {why}"),
+        _ => NOT_RECORDED.to_owned(),
+    };
     let revert_error = e
         .revert_error
         .as_ref()
@@ -906,7 +921,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         rollback,
         safety_violation,
         evidence: Evidence {
-            job: r.id.clone(),
+            job,
             ledger,
             targets: r
                 .targets
@@ -916,7 +931,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
             changed: strings(injected_changed),
             undone: undone_lines,
             dns_changes,
-            events: event.into_iter().collect(),
+            events: vec![event],
             preflight: e
                 .preflight
                 .into_iter()

@@ -131,7 +131,7 @@ pub async fn seed(
                         reason: Some(reason),
                         targets: Vec::new(),
                         measurements: Measurements::default(),
-                        evidence: json!({ "fired_by": "scheduler" }),
+                        evidence: json!({ "fired_by": "scheduler", "job": { "name": null } }),
                     })
                     .await
                     .unwrap();
@@ -167,10 +167,12 @@ pub async fn seed(
         if let Some(drill) = config.drills.first() {
             let at = since + TimeDelta::days(40) + TimeDelta::hours(3);
             let id = format!("{}-mmanual{}", drill.name, &cluster[..2]);
-            store
-                .record_run(&run(cluster, drill, &id, at, at, RunStatus::Passed, 7))
-                .await
-                .unwrap();
+            // Recorded before the executor kept its Job and Event: the report says so.
+            let mut manual = run(cluster, drill, &id, at, at, RunStatus::Passed, 7);
+            for key in ["job", "event"] {
+                manual.evidence.as_object_mut().unwrap().remove(key);
+            }
+            store.record_run(&manual).await.unwrap();
             seeded.manual += 1;
             seeded.runs += 1;
         }
@@ -231,6 +233,7 @@ pub fn run(
     );
     let mut evidence = json!({
         "fired_by": "scheduler",
+        "job": { "name": id },
         "armed": true,
         "dry_run": false,
         "criteria": criteria,
@@ -272,6 +275,18 @@ pub fn run(
             evidence["abort"] = json!({ "cause": "abort-condition" });
         }
     }
+    // The Event on its Job, as the executor records what became of it: created, except where the
+    // API server was not answering (the runs in error).
+    evidence["event"] = if status == RunStatus::Error {
+        json!({ "not_created": format!("create Event for Job firedrill/{id}: the API server did not answer") })
+    } else {
+        json!({ "created": format!(
+            "Job/firedrill/{id}: {} {}: {status}: {}",
+            if status == RunStatus::Passed { "Normal" } else { "Warning" },
+            firedrill::executor::drill_event_reason(status),
+            reason.as_deref().unwrap_or("all criteria met")
+        ) })
+    };
     RunRecord {
         cluster: cluster.to_owned(),
         id: id.to_owned(),
