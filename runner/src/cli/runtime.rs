@@ -937,7 +937,7 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
         eprintln!("{}: {message}", path.display());
         ExitCode::from(EXIT_INVALID)
     };
-    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::DRILL_FILE)
+    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::LEDGER)
         .map_err(|e| invalid(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
     let object = crate::config::yaml::to_json(&node);
     if object.get("kind").and_then(serde_json::Value::as_str) != Some("ConfigMap") {
