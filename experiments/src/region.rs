@@ -171,6 +171,9 @@ pub fn judge(
         Some(dns) => dns.regions.keys().map(String::as_str).collect(),
         None => [settings.from.as_str(), settings.to.as_str()].into(),
     };
+    if let Some(dns) = &settings.dns {
+        records_overlap(settings, dns, facts)?;
+    }
     // A region counts as healthy only when Route 53 says so: one without a health check cannot
     // be proven healthy (a plan without Route 53 cannot judge, and assumes it).
     let healthy = |region: &str| facts.is_none_or(|f| f.healthy.get(region) == Some(&true));
@@ -199,6 +202,61 @@ pub fn judge(
         dns_steps(settings, dns, facts)?;
     }
     Ok(after)
+}
+
+/// Refuses a failover whose failed region and the region taking over are one record set or use
+/// one health check: failing one over would fail the other with it (weights: the one record set
+/// to 0, traffic nowhere; health-check: both inverted at once). The file shows a shared
+/// `set_identifier`; which record set Route 53 returns and which health check it uses are Route
+/// 53's to say, so they are checked on what was read from it, before any change.
+pub fn records_overlap(
+    settings: &RegionFailover,
+    dns: &Dns,
+    facts: Option<&DnsFacts>,
+) -> Result<(), String> {
+    let (from, to) = (settings.from.as_str(), settings.to.as_str());
+    let refuse = |why: String| {
+        Err(format!(
+            "the records of {from} and {to} overlap: {why}; failing {from} over would fail {to} with it (give each region its own record set and health check in fault.dns)"
+        ))
+    };
+    if let (Some(a), Some(b)) = (dns.regions.get(from), dns.regions.get(to)) {
+        if a.set_identifier == b.set_identifier {
+            return refuse(format!("both name set identifier {}", a.set_identifier));
+        }
+    }
+    let Some((a, b)) = facts.and_then(|f| Some((f.record_sets.get(from)?, f.record_sets.get(to)?)))
+    else {
+        return Ok(());
+    };
+    let field = |set: &Value, key: &str| set.get(key).filter(|v| !v.is_null()).cloned();
+    let identity = |set: &Value| {
+        ["name", "type", "set_identifier"].map(|key| {
+            field(set, key).and_then(|v| {
+                v.as_str()
+                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+            })
+        })
+    };
+    if identity(a) == identity(b) {
+        return refuse(format!(
+            "both resolve to the same record set in Route 53 ({} {} set identifier {})",
+            dns.name,
+            dns.record_type,
+            field(a, "set_identifier")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(check) =
+        field(a, "health_check_id").filter(|c| Some(c) == field(b, "health_check_id").as_ref())
+    {
+        return refuse(format!(
+            "both record sets use health check {} in Route 53",
+            check.as_str().unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the isolated workloads may be scaled to zero (the rules a dependency scaled to zero
@@ -316,6 +374,7 @@ pub fn plan(
 ) -> Result<Plan, String> {
     let mut steps = Vec::new();
     if let Some(dns) = &settings.dns {
+        records_overlap(settings, dns, facts)?;
         match facts {
             Some(facts) => steps.extend(dns_steps(settings, dns, facts)?),
             // Without Route 53 (a plan from a snapshot) the steps are shown with the state
@@ -691,6 +750,50 @@ mod tests {
         assert!(judge(&s, Some(&f), None)
             .unwrap_err()
             .contains("not healthy"));
+    }
+
+    #[test]
+    fn regions_on_one_record_set_or_one_health_check_are_refused_before_any_change() {
+        // Issue #21: from and to on one record: weights would set that record to 0.
+        let mut s = failover(DnsMethod::Weights);
+        let dns = s.dns.as_mut().unwrap();
+        let record = dns.regions["us-east-1"].clone();
+        dns.regions.insert("eu-west-1".into(), record);
+        let refused = judge(&s, Some(&facts((100, 0))), None).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "the records of us-east-1 and eu-west-1 overlap: both name set identifier use1;"
+            ),
+            "{refused}"
+        );
+        // A plan without Route 53 (`plan --render`) refuses it too, rather than show the change.
+        assert_eq!(plan("r1", &s, &scene(), None).unwrap_err(), refused);
+
+        // The file names two records, but Route 53 returns one record set for both.
+        let s = failover(DnsMethod::Weights);
+        let mut f = facts((100, 0));
+        let one = f.record_sets["us-east-1"].clone();
+        f.record_sets.insert("eu-west-1".into(), one);
+        let refused = judge(&s, Some(&f), None).unwrap_err();
+        assert!(
+            refused.contains("both resolve to the same record set in Route 53"),
+            "{refused}"
+        );
+        assert!(plan("r1", &s, &scene(), Some(&f)).is_err());
+
+        // Two record sets that use one health check: inverting it fails both.
+        for method in [DnsMethod::HealthCheck, DnsMethod::Weights] {
+            let s = failover(method);
+            let mut f = facts((50, 50));
+            f.record_sets.get_mut("eu-west-1").unwrap()["health_check_id"] = json!("hc-use1");
+            let refused = judge(&s, Some(&f), None).unwrap_err();
+            assert!(
+                refused.contains("both record sets use health check hc-use1 in Route 53"),
+                "{refused}"
+            );
+        }
+        // Separate records and checks still fail over.
+        assert!(judge(&failover(DnsMethod::Weights), Some(&facts((100, 0))), None).is_ok());
     }
 
     #[test]

@@ -10,7 +10,8 @@ const UNITS: [(&str, u64); 5] = [
     ("d", 86_400_000),
 ];
 
-/// Parses a sequence of `<whole number><unit>` with units ms, s, m, h and d.
+/// Parses a sequence of `<whole number><unit>` with units ms, s, m, h and d, each unit at most
+/// once (`1h30m30m` is a typo more often than a way to write 2h).
 pub fn parse(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!("{text:?} is not a duration (write whole numbers with units ms, s, m, h or d, e.g. 90s, 15m, 1h30m)")
@@ -20,6 +21,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     let mut millis: u64 = 0;
+    let mut used: Vec<&str> = Vec::with_capacity(UNITS.len());
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
             format!("{text:?} has a number without a unit (write e.g. {rest}s or {rest}m)")
@@ -33,10 +35,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
-        let (_, scale) = UNITS
+        let (name, scale) = UNITS
             .iter()
             .find(|(name, _)| *name == unit)
             .ok_or_else(invalid)?;
+        if used.contains(name) {
+            return Err(format!(
+                "{text:?} gives the unit {name} more than once (write each unit once, largest first, e.g. 1h30m)"
+            ));
+        }
+        used.push(name);
         millis = number
             .checked_mul(*scale)
             .and_then(|n| millis.checked_add(n))
@@ -102,6 +110,19 @@ mod tests {
         let err =
             parse_within("25h", Duration::from_secs(1), Duration::from_secs(86_400)).unwrap_err();
         assert_eq!(err, "\"25h\" is out of range (allowed: 1s to 1d)");
+    }
+
+    #[test]
+    fn a_repeated_unit_is_refused_not_summed() {
+        // 1h30m30m is a typo, not a way to write 2h.
+        assert_eq!(
+            parse("1h30m30m").unwrap_err(),
+            "\"1h30m30m\" gives the unit m more than once (write each unit once, largest first, e.g. 1h30m)"
+        );
+        assert!(parse("5s5s").is_err());
+        assert!(parse("1d1d").is_err());
+        // Different units still add up.
+        assert_eq!(parse("1s500ms"), Ok(Duration::from_millis(1500)));
     }
 
     proptest::proptest! {

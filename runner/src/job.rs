@@ -115,7 +115,7 @@ pub const MAX_RUN_ID: usize = 63;
 /// A run id given on the command line must be usable as a Job name and a label value.
 pub fn validate_run_id(id: &str) -> Result<(), String> {
     crate::config::dns_label(id, MAX_RUN_ID).map_err(|e| {
-        format!("--run {e}; it names the run's Job and labels, so it must be a DNS-1123 label")
+        format!("--run names the run's Job and labels, so it must be a DNS-1123 label: {e}")
     })
 }
 

@@ -108,9 +108,15 @@ fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
         items: Vec::new(),
         more: 0,
     };
+    let mut listed = Listed::default();
     let empty = format!("the snapshot is empty; expected the output of `{KUBECTL}`");
     let root = yaml::stream_items(input, Limits::SNAPSHOT, "items", &empty, |node| {
-        if let Err(message) = model.add(&yaml::to_json(&node)) {
+        let object = yaml::to_json(&node);
+        let result = match listed.again(&object, node.mark.line, file) {
+            Some(message) => Err(message),
+            None => model.add(&object),
+        };
+        if let Err(message) = result {
             problems.push(node.mark, message);
         }
     });
@@ -134,6 +140,59 @@ fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
         Ok(model.finish())
     } else {
         Err(SnapshotError::Invalid(problems))
+    }
+}
+
+/// The objects seen so far and the line each was listed at. A snapshot that lists an object
+/// twice (two dumps concatenated, a copy-paste) is refused: read twice, a pod would count twice
+/// toward its budgets ("16 of 16 healthy" for four pods).
+#[derive(Default)]
+struct Listed {
+    /// By kind and uid: uids are unique, but snapshots written by hand or by generators (this
+    /// repository's example among them) reuse one across kinds, which is no repeat.
+    by_uid: HashMap<(String, String), usize>,
+    by_name: HashMap<(String, String, String), usize>,
+}
+
+impl Listed {
+    /// Why `object`, listed at `line`, was listed before, if it was: by its kind and uid, or by
+    /// its kind, namespace and name (an object without them is left to the model to refuse).
+    fn again(&mut self, object: &Value, line: usize, file: &str) -> Option<String> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        let (Some(kind), Some(name)) = (text("/kind"), text("/metadata/name")) else {
+            return None;
+        };
+        let namespace = text("/metadata/namespace").unwrap_or("");
+        let shown = if namespace.is_empty() {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {namespace}/{name}")
+        };
+        let uid = text("/metadata/uid").filter(|u| !u.is_empty());
+        let first = uid
+            .and_then(|uid| {
+                self.by_uid
+                    .get(&(kind.to_owned(), uid.to_owned()))
+                    .map(|first| (*first, "uid"))
+            })
+            .or_else(|| {
+                self.by_name
+                    .get(&(kind.to_owned(), namespace.to_owned(), name.to_owned()))
+                    .map(|first| (*first, "kind, namespace and name"))
+            });
+        if let Some((first, same)) = first {
+            return Some(format!(
+                "{shown} is listed twice, at {file}:{first} and at {file}:{line} (the same {same}); a snapshot lists each object once, or it would count twice (was one kubectl output joined to another?)"
+            ));
+        }
+        if let Some(uid) = uid {
+            self.by_uid.insert((kind.to_owned(), uid.to_owned()), line);
+        }
+        self.by_name.insert(
+            (kind.to_owned(), namespace.to_owned(), name.to_owned()),
+            line,
+        );
+        None
     }
 }
 
@@ -784,6 +843,39 @@ items:
     }
 
     #[test]
+    fn an_object_listed_twice_is_refused_naming_both_lines() {
+        // Issue #21: a pod listed four times counted four times toward its budget.
+        let pod = |uid: &str, name: &str| {
+            format!("  - kind: Pod\n    metadata: {{name: {name}, namespace: api, uid: {uid}}}\n    status: {{phase: Running}}\n")
+        };
+        let text = format!(
+            "kind: List\nitems:\n{}{}{}{}",
+            pod("u1", "api-0"),
+            pod("u2", "api-1"),
+            pod("u1", "api-0"),
+            pod("u3", "api-1"),
+        );
+        let err = parse(&text, "s.yaml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+                "s.yaml:9:5: Pod api/api-0 is listed twice, at s.yaml:3 and at s.yaml:9 (the same uid); a snapshot lists each object once, or it would count twice (was one kubectl output joined to another?)\n\
+                 s.yaml:12:5: Pod api/api-1 is listed twice, at s.yaml:6 and at s.yaml:12 (the same kind, namespace and name); a snapshot lists each object once, or it would count twice (was one kubectl output joined to another?)"
+        );
+        // The same name in another kind or namespace is another object.
+        // One uid on objects of different kinds is no repeat either.
+        let distinct = "kind: List\nitems:\n  - {kind: Namespace, metadata: {name: api, uid: x}}\n  - {kind: Service, metadata: {name: api, namespace: api, uid: x}}\n  - {kind: Service, metadata: {name: api, namespace: web}}\n  - {kind: Deployment, metadata: {name: api, namespace: api, uid: x}}\n";
+        assert!(parse(distinct, "s.yaml").is_ok());
+        let twice = "kind: List\nitems:\n  - {kind: Namespace, metadata: {name: api}}\n  - {kind: Namespace, metadata: {name: api}}\n";
+        let err = parse(twice, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "s.yaml:4:5: Namespace api is listed twice, at s.yaml:3 and at s.yaml:4"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn what_is_not_a_snapshot_says_so() {
         let cases: &[(&str, &str)] = &[
             (
@@ -805,6 +897,10 @@ items:
             (
                 "kind: List\nitems: 3\n",
                 "items: expected a list of Kubernetes objects, found \"3\"",
+            ),
+            (
+                "kind: List\nitems: []\n---\nkind: List\nitems: []\n",
+                "s.yaml:3:1: a cluster snapshot holds one YAML document; remove the second `---`",
             ),
         ];
         for (text, expected) in cases {

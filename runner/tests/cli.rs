@@ -246,6 +246,75 @@ fn a_bad_snapshot_is_an_invalid_input() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// Issue #21: a snapshot that lists a pod twice counted it twice toward its budgets.
+#[test]
+fn a_snapshot_that_lists_an_object_twice_is_refused_naming_both_lines() {
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let snapshot = dir.join("twice.yaml");
+    let pod = "  - kind: Pod\n    metadata: {name: api-0, namespace: pake-api, uid: u-1, labels: {app: pake-api}}\n    status: {phase: Running}\n";
+    std::fs::write(&snapshot, format!("kind: List\nitems:\n{pod}{pod}")).expect("write");
+    let path = snapshot.to_str().expect("utf-8 path");
+    let out = firedrill(&["plan", "--config", EXAMPLE, "--cluster", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{path}:6:5: Pod pake-api/api-0 is listed twice, at {path}:3 and at {path}:6 (the same uid)"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue #21: an empty saved ledger was answered as if it were an empty drill file.
+#[test]
+fn an_empty_ledger_file_is_called_a_ledger() {
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-ledger-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let empty = dir.join("ledger.yaml");
+    std::fs::write(&empty, "").expect("write");
+    let out = firedrill(&[
+        "rollback",
+        "--ledger",
+        empty.to_str().expect("utf-8 path"),
+        "--render",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("1:1: the file is empty; expected a ledger ConfigMap (save one with `kubectl get configmap firedrill-ledger-RUN -o yaml`)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("drills:"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue #21: `execute --scheduled` decades ahead was accepted and recorded.
+#[test]
+fn a_scheduled_instant_far_ahead_is_a_usage_error_naming_the_flag() {
+    let run = |at: &str| {
+        firedrill(&[
+            "execute",
+            "--config",
+            EXAMPLE,
+            "--drill",
+            "pod-kill-monthly",
+            "--dry-run",
+            "--scheduled",
+            at,
+        ])
+    };
+    let out = run("2066-01-01T00:00:00Z");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--scheduled"), "{stderr}");
+    assert!(
+        stderr.contains("\"2066-01-01T00:00:00Z\" is more than a day in the future"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn hostile_and_wrong_inputs_to_plan_are_refused_with_their_reason() {
     let dir = std::env::temp_dir().join(format!("firedrill-cli-hostile-{}", std::process::id()));

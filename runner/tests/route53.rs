@@ -338,6 +338,41 @@ async fn a_record_someone_changed_since_is_left_and_said() {
     );
 }
 
+/// Issue #21: the file names each region's own record and check, but in Route 53 the region
+/// that takes over uses the failed region's health check. Read at fire time, it is refused
+/// before any change, with the reason.
+#[tokio::test]
+async fn regions_that_share_a_health_check_in_route_53_are_refused_before_any_change() {
+    let Some(endpoint) = moto() else { return };
+    let zone = zone(&endpoint, (50, 50)).await;
+    let failed_check = zone.dns.regions["us-east-1"].health_check.clone().unwrap();
+    let mut taking_over =
+        zone.route53.facts(&zone.dns).await.unwrap().record_sets["eu-west-1"].clone();
+    taking_over["health_check_id"] = failed_check.clone().into();
+    let target = serde_json::json!({ "zone": zone.dns.zone, "wait_seconds": 30 });
+    zone.route53.set(&target, &taking_over).await.unwrap();
+    let before = zone.state().await;
+    for method in [DnsMethod::HealthCheck, DnsMethod::Weights] {
+        let rf = zone.failover(method);
+        let facts = zone.route53.facts(rf.dns.as_ref().unwrap()).await.unwrap();
+        let refused = firedrill_experiments::region::judge(&rf, Some(&facts), None).unwrap_err();
+        assert_eq!(
+            refused,
+            format!("the records of us-east-1 and eu-west-1 overlap: both record sets use health check {failed_check} in Route 53; failing us-east-1 over would fail eu-west-1 with it (give each region its own record set and health check in fault.dns)")
+        );
+        let scene = firedrill_experiments::Scene {
+            choice: None,
+            cluster: None,
+            image: "firedrill:test",
+            duration: Duration::from_secs(60),
+            expires: "2030-01-01T00:00:00Z",
+            dns: Some(&facts),
+        };
+        assert!(firedrill_experiments::region::plan("run", &rf, &scene, Some(&facts)).is_err());
+    }
+    assert_eq!(zone.state().await, before, "nothing changed");
+}
+
 /// A scripted Route 53: answers by path, records every request (method, path, body).
 struct Scripted {
     url: String,

@@ -335,8 +335,14 @@ pub fn validate_key(key: &str) -> Result<(), String> {
                     && !part.ends_with('-')
             });
         if !ok {
+            let lower = prefix.to_ascii_lowercase();
+            let hint = if lower != prefix && validate_key(&format!("{lower}/{name}")).is_ok() {
+                format!("; did you mean {lower:?}?")
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "label key prefix {prefix:?} must be a lowercase DNS subdomain (e.g. example.com)"
+                "label key prefix {prefix:?} must be a lowercase DNS subdomain (e.g. example.com){hint}"
             ));
         }
     }

@@ -121,7 +121,7 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         run: Option<String>,
         /// The instant the run was scheduled for (default: now).
-        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        #[arg(long, value_name = "T", value_parser = parse_scheduled)]
         scheduled: Option<DateTime<Utc>>,
         /// Change nothing, whatever `armed` says.
         #[arg(long)]
@@ -306,6 +306,18 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| {
             format!("{text:?} is not an RFC 3339 instant ({e}); write e.g. 2027-01-01T00:00:00Z")
         })
+}
+
+/// `execute --scheduled`: a run is scheduled for now or earlier; an instant more than a day
+/// ahead (clock skew is seconds) is a typo that would be recorded as the run's schedule.
+fn parse_scheduled(text: &str) -> Result<DateTime<Utc>, String> {
+    let at = parse_instant(text)?;
+    if at - Utc::now() > chrono::TimeDelta::days(1) {
+        return Err(format!(
+            "{text:?} is more than a day in the future; a run's scheduled instant is now or earlier (leave out --scheduled for now)"
+        ));
+    }
+    Ok(at)
 }
 
 const EXIT_INVALID: u8 = 1;

@@ -996,7 +996,7 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
         ExitCode::from(EXIT_INVALID)
     };
     // A saved ledger gets a drill file's bounds: /dev/zero or an endless pipe is read no further.
-    let text = crate::config::read_text(path, crate::config::yaml::Limits::DRILL_FILE.max_bytes)
+    let text = crate::config::read_text(path, crate::config::yaml::Limits::LEDGER.max_bytes)
         .map_err(|e| match e {
             crate::config::TextError::Io(e) => {
                 eprintln!("error: cannot read {}: {e}", path.display());
@@ -1009,7 +1009,7 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
                 invalid(format!("{}:{}: {e}", mark.line, mark.column))
             }
         })?;
-    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::DRILL_FILE)
+    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::LEDGER)
         .map_err(|e| invalid(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
     let object = crate::config::yaml::to_json(&node);
     if object.get("kind").and_then(serde_json::Value::as_str) != Some("ConfigMap") {

@@ -7,7 +7,7 @@ use firedrill_experiments::Kind;
 
 use super::read::{item, Reader};
 use super::yaml::Node;
-use super::{dns_label, parse_selector};
+use super::{dns_label, namespace_name, object_name, parse_selector};
 use crate::duration;
 
 /// A kind's `fault:` settings; a kind without settings (yet) says so.
@@ -135,7 +135,7 @@ fn read_partition(
                         pf.get("namespace")?,
                         &pf.path_of("namespace"),
                         "a namespace name",
-                        |s| dns_label(s, 63).map(|()| Peer::Namespace(s.to_owned())),
+                        |s| namespace_name(s).map(Peer::Namespace),
                     ),
                     _ => r
                         .parsed(pf.get("cidr")?, &pf.path_of("cidr"), "a CIDR", cidr)
@@ -424,15 +424,22 @@ fn read_dependency(
     Some(DependencyFailure { dependency, mode })
 }
 
-fn namespaced_name(text: &str) -> Result<(String, String), String> {
+/// `NAMESPACE/NAME` of an object of `kind`: both parts must be names Kubernetes allows, or the
+/// dependency could never be found.
+/// `written` is the whole value, for messages.
+fn namespaced_name(written: &str, text: &str, kind: &str) -> Result<(String, String), String> {
     let (namespace, name) = text
         .split_once('/')
-        .ok_or_else(|| format!("{text:?} is not NAMESPACE/NAME"))?;
-    dns_label(namespace, 63)?;
-    if name.is_empty() || name.len() > 253 || name.contains('/') {
-        return Err(format!("{text:?} is not NAMESPACE/NAME"));
-    }
-    Ok((namespace.to_owned(), name.to_owned()))
+        .filter(|(_, name)| !name.contains('/'))
+        .ok_or_else(|| {
+            format!(
+                "{written:?} is not {}NAMESPACE/NAME",
+                if kind == "Service" { "" } else { "KIND/" }
+            )
+        })?;
+    let namespace = namespace_name(namespace).map_err(|e| format!("{written:?}: {e}"))?;
+    let name = object_name(name, kind).map_err(|e| format!("{written:?}: {e}"))?;
+    Ok((namespace, name))
 }
 
 fn read_dependency_target(
@@ -468,18 +475,23 @@ fn read_dependency_target(
     }
     match given[0] {
         "service" => r.parsed(f.get("service")?, &f.path_of("service"), "NAMESPACE/NAME", |s| {
-            namespaced_name(s).map(|(namespace, name)| Dependency::Service { namespace, name })
+            namespaced_name(s, s, "Service").map(|(namespace, name)| Dependency::Service { namespace, name })
         }),
         "workload" => r.parsed(f.get("workload")?, &f.path_of("workload"), "KIND/NAMESPACE/NAME", |s| {
             let (kind, rest) = s.split_once('/').ok_or_else(|| {
                 format!("{s:?} is not KIND/NAMESPACE/NAME (e.g. Deployment/data/postgres)")
             })?;
             if kind != "Deployment" && kind != "StatefulSet" {
+                let hint = ["Deployment", "StatefulSet"]
+                    .into_iter()
+                    .find(|k| k.eq_ignore_ascii_case(kind))
+                    .map(|k| format!("; did you mean {k}? kinds are case-sensitive"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "{kind:?} is not a workload kind firedrill scales (allowed: Deployment, StatefulSet)"
+                    "{kind:?} is not a workload kind firedrill scales (allowed: Deployment, StatefulSet){hint}"
                 ));
             }
-            namespaced_name(rest).map(|(namespace, name)| Dependency::Workload {
+            namespaced_name(s, rest, kind).map(|(namespace, name)| Dependency::Workload {
                 kind: kind.to_owned(),
                 namespace,
                 name,
@@ -489,9 +501,7 @@ fn read_dependency_target(
             let namespace = r
                 .required(&f, "namespace", "the dependency's namespace")
                 .and_then(|n| {
-                    r.parsed(n, &f.path_of("namespace"), "a namespace name", |s| {
-                        dns_label(s, 63).map(|()| s.to_owned())
-                    })
+                    r.parsed(n, &f.path_of("namespace"), "a namespace name", namespace_name)
                 });
             let labels = r.parsed(f.get("selector")?, &f.path_of("selector"), "key=value labels", equal_labels);
             Some(Dependency::Pods {

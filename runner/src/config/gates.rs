@@ -32,7 +32,16 @@ pub fn read_preflight(
     read_items(r, node, path, "preflight checks", |r, node, path| {
         let f = r.fields(node, path, PREFLIGHT_KEYS)?;
         let (min, max) = (number(r, &f, "min"), number(r, &f, "max"));
-        read_check(r, &f, endpoints, min?, max?, ("min", "max"))
+        // The check is read even when a bound is not, so that its own problems show too.
+        let check = read_check(
+            r,
+            &f,
+            endpoints,
+            min.flatten(),
+            max.flatten(),
+            ("min", "max"),
+        );
+        min.and(max).and(check)
     })
 }
 
@@ -75,7 +84,15 @@ pub fn read_abort_when(
                 "`failures` applies to http conditions (use `for` with promql and alerts)",
             );
         }
-        let check = read_check(r, &f, endpoints, below?, above?, ("below", "above"));
+        let check = read_check(
+            r,
+            &f,
+            endpoints,
+            below.flatten(),
+            above.flatten(),
+            ("below", "above"),
+        );
+        below.and(above)?;
         Some(Condition {
             check: check?,
             for_: for_?,
@@ -194,7 +211,7 @@ fn read_check(
         Duration::from_secs(default_timeout),
         Duration::from_millis(10),
         Duration::from_secs(60),
-    )?;
+    );
     match kind {
         "http" => {
             misplaced(r, bounds.0, "promql");
@@ -204,7 +221,7 @@ fn read_check(
             Some(Check::Http {
                 url: url?,
                 expect: expect?,
-                timeout,
+                timeout: timeout?,
             })
         }
         "promql" => {
@@ -220,19 +237,40 @@ fn read_check(
                 );
                 return None;
             }
+            let mut ok = true;
+            // Preflight passes within [min, max]: never, when min > max. An abort condition
+            // breaches below `below` or above `above`: always, when below > above.
+            if let (Some(lo), Some(hi)) = (low, high) {
+                if lo > hi {
+                    let why = if bounds.0 == "min" {
+                        format!("min {lo} is above max {hi}, so the check can never pass (it passes when min <= value <= max; swap them)")
+                    } else {
+                        format!("below {lo} is above `above` {hi}, so every value breaches and the drill would always abort (a value breaches when it is below `below` or above `above`; swap them)")
+                    };
+                    r.error(
+                        f.get(bounds.0).map_or(f.mark, |n| n.mark),
+                        f.path_of(bounds.0),
+                        why,
+                    );
+                    ok = false;
+                }
+            }
             if !endpoints.prometheus {
                 r.error(
                     node.mark,
                     &path,
                     "promql checks need `prometheus:` (the Prometheus URL) at the top of the file",
                 );
+                ok = false;
+            }
+            if !ok {
                 return None;
             }
             Some(Check::Promql {
                 query: query?,
                 min: low,
                 max: high,
-                timeout,
+                timeout: timeout?,
             })
         }
         _ => {
@@ -246,7 +284,7 @@ fn read_check(
             }
             Some(Check::Alerts {
                 labels: labels?,
-                timeout,
+                timeout: timeout?,
             })
         }
     }

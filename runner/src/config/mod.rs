@@ -208,7 +208,7 @@ impl Config {
             file: path.display().to_string(),
             items,
         };
-        let root = yaml::parse(text).map_err(|e| {
+        let mut root = yaml::parse(text).map_err(|e| {
             fail(vec![Diagnostic {
                 mark: e.mark,
                 path: "(yaml)".to_owned(),
@@ -216,6 +216,7 @@ impl Config {
             }])
         })?;
         let mut reader = Reader::default();
+        read::strip_merge_keys(&mut reader, &mut root, "");
         let config = read_config(&mut reader, &root, path);
         match config {
             Some(config) if reader.diagnostics.is_empty() => Ok(config),
@@ -308,16 +309,18 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         .get("concurrency")
         .map_or(Some(1), |n| r.integer(n, "concurrency", 1, 100));
     let blackouts = read_blackouts(r, &f);
-    let policy = match f.get("safety") {
-        Some(node) => safety::read_policy(r, node, "safety", &Policy::default()),
-        None => Some(Policy::default()),
+    // Drills are read even when the file's policy has problems, against what of it could be
+    // read: every problem in one pass.
+    let (policy, policy_ok) = match f.get("safety") {
+        Some(node) => safety::read_policy_partly(r, node, "safety", &Policy::default()),
+        None => (Policy::default(), true),
     };
-    let drills = match (r.required(&f, "drills", "a list of drills"), &policy) {
-        (Some(node), Some(policy)) => {
+    let drills = match r.required(&f, "drills", "a list of drills") {
+        Some(node) => {
             let defaults = DrillDefaults {
                 zone: timezone.unwrap_or(Tz::UTC),
                 armed: armed.unwrap_or(false),
-                policy,
+                policy: &policy,
                 endpoints: gates::Endpoints {
                     prometheus: f.has("prometheus"),
                     alertmanager: f.has("alertmanager"),
@@ -325,7 +328,7 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
             };
             read_drills(r, node, &defaults)
         }
-        _ => None,
+        None => None,
     };
     Some(Config {
         source: path.to_path_buf(),
@@ -343,7 +346,7 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         alertmanager: alertmanager?,
         concurrency: concurrency? as u32,
         blackouts: blackouts?,
-        safety: policy?,
+        safety: policy_ok.then_some(policy)?,
         drills: drills?,
     })
 }
@@ -866,9 +869,12 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
     let namespace = r
         .required(&f, "namespace", "a namespace name")
         .and_then(|n| {
-            r.parsed(n, &child(path, "namespace"), "a namespace name", |s| {
-                dns_label(s, 63).map(|()| s.to_owned())
-            })
+            r.parsed(
+                n,
+                &child(path, "namespace"),
+                "a namespace name",
+                namespace_name,
+            )
         });
     let all = match f.get("all") {
         Some(n) => r.boolean(n, &child(path, "all")),
@@ -1029,20 +1035,77 @@ fn parse_http_url(text: &str) -> Result<url::Url, String> {
 
 /// RFC 1123 label: lowercase alphanumerics and '-', starting and ending with an alphanumeric.
 pub(crate) fn dns_label(text: &str, max: usize) -> Result<(), String> {
-    let ok = !text.is_empty()
+    if is_dns_label(text, max) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most {max} characters){}",
+            did_you_mean(text, |s| is_dns_label(s, max))
+        ))
+    }
+}
+
+fn is_dns_label(text: &str, max: usize) -> bool {
+    !text.is_empty()
         && text.len() <= max
         && text
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !text.starts_with('-')
-        && !text.ends_with('-');
-    if ok {
-        Ok(())
+        && !text.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters (a Deployment's name).
+fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(|label| is_dns_label(label, 63))
+}
+
+/// "; did you mean X?" when writing `text` in lower case, with '-' for '_' and spaces, makes
+/// it `valid`; else nothing.
+pub(crate) fn did_you_mean(text: &str, valid: impl Fn(&str) -> bool) -> String {
+    let fixed = text.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+    if fixed != text && valid(&fixed) {
+        format!("; did you mean {fixed:?}?")
     } else {
-        Err(format!(
-            "{text:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most {max} characters)"
-        ))
+        String::new()
     }
+}
+
+/// A namespace, in every field that names one: a name that no namespace can have would make the
+/// field match nothing, silently.
+pub(crate) fn namespace_name(text: &str) -> Result<String, String> {
+    if is_dns_label(text, 63) {
+        return Ok(text.to_owned());
+    }
+    Err(format!(
+        "namespace {text:?} can never match a Kubernetes namespace (namespaces are lower-case DNS labels: a-z, 0-9 and '-', starting and ending with a letter or digit, at most 63 characters){}",
+        did_you_mean(text, |s| is_dns_label(s, 63))
+    ))
+}
+
+/// The name of an object of `kind` (Service, Deployment, StatefulSet) in a NAMESPACE/NAME field.
+pub(crate) fn object_name(text: &str, kind: &str) -> Result<String, String> {
+    // A Service's name is a DNS-1035 label (it starts with a letter); workloads' names are
+    // DNS-1123 subdomains.
+    let valid = |s: &str| {
+        if kind == "Service" {
+            is_dns_label(s, 63) && s.starts_with(|c: char| c.is_ascii_lowercase())
+        } else {
+            is_dns_subdomain(s)
+        }
+    };
+    if valid(text) {
+        return Ok(text.to_owned());
+    }
+    let rules = if kind == "Service" {
+        "Service names are lower-case DNS labels: a-z, 0-9 and '-', starting with a letter and ending with a letter or digit, at most 63 characters"
+    } else {
+        "workload names are lower-case DNS names: a-z, 0-9, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters"
+    };
+    Err(format!(
+        "name {text:?} can never match a Kubernetes {kind} ({rules}){}",
+        did_you_mean(text, valid)
+    ))
 }
 
 #[cfg(test)]

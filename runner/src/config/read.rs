@@ -311,6 +311,41 @@ pub fn read_text(path: &std::path::Path, max: u64) -> Result<String, TextError> 
     })
 }
 
+/// Reports every YAML merge key (`<<: *base`) and drops it, so that the keys written beside it
+/// are still read. Merging is a YAML 1.1 extension that the parser does not apply; read as a
+/// plain key it would be an "unknown key" that hides what was meant.
+pub fn strip_merge_keys(r: &mut Reader, node: &mut Node, path: &str) {
+    match &mut node.value {
+        Value::Scalar { .. } => {}
+        Value::Sequence(items) => {
+            for (i, n) in items.iter_mut().enumerate() {
+                strip_merge_keys(r, n, &item(path, i));
+            }
+        }
+        Value::Mapping(entries) => {
+            entries.retain(|(key, _)| {
+                let merge =
+                    matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<");
+                if merge {
+                    r.error(
+                        key.mark,
+                        child(path, "<<"),
+                        "merge keys (<<) are not supported; write the keys out",
+                    );
+                }
+                !merge
+            });
+            for (key, value) in entries.iter_mut() {
+                let at = match &key.value {
+                    Value::Scalar { text, .. } => child(path, text),
+                    _ => path.to_owned(),
+                };
+                strip_merge_keys(r, value, &at);
+            }
+        }
+    }
+}
+
 /// The allowed key closest to a misspelt one, when it is close enough to be a likely typo.
 fn suggestion<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed

@@ -233,6 +233,46 @@ fn read_dns(
                 );
             }
         }
+        // One record per region: a record two regions share would be failed over and taken
+        // over at once (`plan --render` set the one record's weight to 0: traffic nowhere).
+        let at = |region: &str, key: &str| {
+            f.get("regions")
+                .map_or(f.mark, |n| locate(n, &[region, key]).mark)
+        };
+        // In the order the file writes them, so that the second is the one said.
+        let mut written: Vec<(&String, &RegionRecord)> = regions.iter().collect();
+        written.sort_by_key(|(region, _)| {
+            let mark = at(region, "set_identifier");
+            (mark.line, mark.column)
+        });
+        let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+        for (region, record) in written {
+            match first.get(record.set_identifier.as_str()) {
+                Some(other) => r.error(
+                    at(region, "set_identifier"),
+                    format!("{}.{region}.set_identifier", f.path_of("regions")),
+                    format!(
+                        "{region} and {other} name the same record (set_identifier {}): each region needs its own record set, or failing one over moves the other's traffic too",
+                        record.set_identifier
+                    ),
+                ),
+                None => {
+                    first.insert(&record.set_identifier, region);
+                }
+            }
+        }
+        let check = |g: Option<&str>| g.and_then(|g| regions.get(g)?.health_check.as_deref());
+        let shared = check(from).filter(|c| from != to && check(to) == Some(*c));
+        if let (Some(shared), Some(to)) = (shared, to) {
+            r.error(
+                at(to, "health_check"),
+                format!("{}.{to}.health_check", f.path_of("regions")),
+                format!(
+                    "{to} and {} share the health check {shared}: failing (or inverting) it takes both regions out, and it cannot prove the region that takes over healthy (give each region its own check)",
+                    from.unwrap_or_default()
+                ),
+            );
+        }
         if let Some(g) = from.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
             if method == DnsMethod::HealthCheck && g.1.health_check.is_none() {
                 r.error(
@@ -340,9 +380,12 @@ fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>>
         let namespace = r
             .required(&f, "namespace", "the namespace of the region's workloads")
             .and_then(|n| {
-                r.parsed(n, &f.path_of("namespace"), "a namespace", |s| {
-                    super::dns_label(s, 63).map(|()| s.to_owned())
-                })
+                r.parsed(
+                    n,
+                    &f.path_of("namespace"),
+                    "a namespace",
+                    super::namespace_name,
+                )
             });
         let selector = r
             .required(
@@ -393,6 +436,13 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
         .into_iter()
         .filter(|k| f.has(k))
         .collect();
+    let timeout = duration_key(
+        r,
+        &f,
+        "timeout",
+        Duration::from_secs(600),
+        Duration::from_secs(3 * 3600),
+    );
     if given.len() != 1 {
         r.error(
             f.mark,
@@ -405,29 +455,24 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
         );
         return None;
     }
-    let timeout = duration_key(
-        r,
-        &f,
-        "timeout",
-        Duration::from_secs(600),
-        Duration::from_secs(3 * 3600),
-    )?;
-    match given[0] {
+    let hook = match given[0] {
         "runbook" => {
             let n = f.get("runbook")?;
-            r.parsed(n, &f.path_of("runbook"), "a link", |s| {
-                if s.starts_with("https://")
-                    || s.starts_with("http://")
-                    || s.starts_with("runbooks/")
-                {
-                    Ok(s.to_owned())
-                } else {
-                    Err(format!(
-                        "{s:?} is not a link (write an https:// URL or a runbooks/ path)"
-                    ))
-                }
-            })
-            .map(Failback::Runbook)
+            return r
+                .parsed(n, &f.path_of("runbook"), "a link", |s| {
+                    if s.starts_with("https://")
+                        || s.starts_with("http://")
+                        || s.starts_with("runbooks/")
+                    {
+                        Ok(s.to_owned())
+                    } else {
+                        Err(format!(
+                            "{s:?} is not a link (write an https:// URL or a runbooks/ path)"
+                        ))
+                    }
+                })
+                .map(Failback::Runbook)
+                .filter(|_| timeout.is_some());
         }
         "command" => {
             let key = f.path_of("command");
@@ -437,90 +482,227 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
                 &key,
                 "argv, e.g. [\"psql\", \"-c\", \"select pg_promote()\"]",
             )?;
-            let mut argv = Vec::new();
-            for (i, a) in items.iter().enumerate() {
-                argv.push(r.text(a, &item(&key, i), "an argument")?.to_owned());
-            }
-            if argv.is_empty() {
+            if items.is_empty() {
                 r.error(n.mark, key, "the command is empty");
                 return None;
             }
-            Some(Failback::Hook(Hook {
-                action: HookAction::Command(argv),
-                timeout,
-            }))
+            let argv: Vec<Option<String>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| r.text(a, &item(&key, i), "an argument").map(str::to_owned))
+                .collect();
+            HookAction::Command(argv.into_iter().collect::<Option<Vec<String>>>()?)
         }
-        _ => {
-            let n = f.get("job")?;
-            let spec = to_json(n);
-            let containers = spec
-                .pointer("/template/spec/containers")
-                .and_then(serde_json::Value::as_array);
-            if containers.is_none_or(|c| c.is_empty()) {
-                r.error(
-                    n.mark,
-                    f.path_of("job"),
-                    "a Job spec needs template.spec.containers (and restartPolicy: Never)",
-                );
-                return None;
+        _ => HookAction::Job(read_job(r, f.get("job")?, &f.path_of("job"))?),
+    };
+    Some(Failback::Hook(Hook {
+        action: hook,
+        timeout: timeout?,
+    }))
+}
+
+/// A hook's Job spec, with every problem Kubernetes would refuse it for reported now, before
+/// DNS has moved: each field of the Job, of its pod template and of each container is checked
+/// on its own, so that all of them show in one pass (a whole-Job check stops at the first).
+fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value> {
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::{json, Value as J};
+
+    let spec = to_json(node);
+    if !spec.is_object() {
+        r.error(
+            node.mark,
+            path,
+            format!(
+                "expected a Job spec (a mapping with template.spec.containers), found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut report = |r: &mut Reader, at: &[&str], key: Option<String>, message: String| {
+        let mut keys: Vec<&str> = at.to_vec();
+        if let Some(key) = key.as_deref() {
+            keys.push(key);
+        }
+        let mark = locate(node, &keys).mark;
+        let mut where_ = path.to_owned();
+        for k in &keys {
+            if k.parse::<usize>().is_ok() {
+                where_ = format!("{where_}[{k}]");
+            } else {
+                where_ = format!("{where_}.{k}");
             }
-            // What Kubernetes would refuse is refused here, before DNS has moved.
-            let job = crate::region::hook_job(
-                "firedrill",
-                &spec,
-                &crate::region::HookContext {
-                    phase: "promote",
-                    run: "r",
-                    drill: "d",
-                    from: "a",
-                    to: "b",
-                },
-            );
-            if let Err(e) = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(job) {
-                r.error(
-                    n.mark,
-                    f.path_of("job"),
-                    format!("not a valid Job spec: {e}"),
-                );
-                return None;
-            }
-            let unnamed = spec
-                .pointer("/template/spec/containers")
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .position(|c| {
-                    ["name", "image"].iter().any(|k| {
-                        c.get(k)
-                            .and_then(serde_json::Value::as_str)
-                            .is_none_or(str::is_empty)
-                    })
-                });
-            if let Some(i) = unnamed {
-                r.error(
-                    n.mark,
-                    format!("{}.template.spec.containers[{i}]", f.path_of("job")),
-                    "every container needs a `name` and an `image`",
-                );
-                return None;
-            }
-            let restart = spec
-                .pointer("/template/spec/restartPolicy")
-                .and_then(serde_json::Value::as_str);
-            if !matches!(restart, Some("Never" | "OnFailure")) {
-                r.error(
-                    n.mark,
-                    format!("{}.template.spec.restartPolicy", f.path_of("job")),
-                    "a Job's pods need restartPolicy: Never (or OnFailure)",
-                );
-                return None;
-            }
-            Some(Failback::Hook(Hook {
-                action: HookAction::Job(spec),
-                timeout,
-            }))
+        }
+        r.error(mark, where_, message);
+        ok = false;
+    };
+    // The Job's own fields; the template is checked in its parts below.
+    let mut job = spec.clone();
+    job["template"] = json!({});
+    for (key, message) in field_problems::<JobSpec>(&job) {
+        report(r, &[], key, message);
+    }
+    if let Some(meta) = spec.pointer("/template/metadata") {
+        for (key, message) in field_problems::<ObjectMeta>(meta) {
+            report(r, &["template", "metadata"], key, message);
         }
     }
+    let pod = spec.pointer("/template/spec");
+    if let Some(pod) = pod {
+        let mut rest = pod.clone();
+        if let Some(rest) = rest.as_object_mut() {
+            rest.insert("containers".into(), json!([]));
+            rest.remove("initContainers");
+        }
+        for (key, message) in field_problems::<PodSpec>(&rest) {
+            report(r, &["template", "spec"], key, message);
+        }
+        for list in ["initContainers", "containers"] {
+            match pod.get(list) {
+                None | Some(J::Null) => {}
+                Some(J::Array(containers)) => {
+                    for (i, c) in containers.iter().enumerate() {
+                        let index = i.to_string();
+                        let at = ["template", "spec", list, index.as_str()];
+                        // A missing name is said below, with a missing image.
+                        for (key, message) in
+                            field_problems::<Container>(c)
+                                .into_iter()
+                                .filter(|(key, m)| {
+                                    key.is_some() || !m.ends_with("missing field `name`")
+                                })
+                        {
+                            report(r, &at, key, message);
+                        }
+                        let missing: Vec<&str> = ["name", "image"]
+                            .into_iter()
+                            .filter(|k| c.get(k).and_then(J::as_str).is_none_or(str::is_empty))
+                            .collect();
+                        if !missing.is_empty() && c.is_object() {
+                            report(
+                                r,
+                                &at,
+                                None,
+                                format!(
+                                    "every container needs a `name` and an `image` (this one has no {})",
+                                    missing.join(" and no ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                Some(other) => report(
+                    r,
+                    &["template", "spec", list],
+                    None,
+                    format!("expected a list of containers, found {other}"),
+                ),
+            }
+        }
+        let restart = pod.get("restartPolicy");
+        if !matches!(restart.and_then(J::as_str), Some("Never" | "OnFailure")) {
+            report(
+                r,
+                &["template", "spec"],
+                Some("restartPolicy".to_owned()),
+                "a Job's pods need restartPolicy: Never (or OnFailure)".to_owned(),
+            );
+        }
+    }
+    let containers = pod.and_then(|p| p.get("containers")).and_then(J::as_array);
+    if containers.is_none_or(|c| c.is_empty()) {
+        report(
+            r,
+            &["template", "spec"],
+            None,
+            "a Job spec needs template.spec.containers (and restartPolicy: Never)".to_owned(),
+        );
+    }
+    if !ok {
+        return None;
+    }
+    // The whole Job as firedrill creates it, for anything the parts do not show.
+    let job = crate::region::hook_job(
+        "firedrill",
+        &spec,
+        &crate::region::HookContext {
+            phase: "promote",
+            run: "r",
+            drill: "d",
+            from: "a",
+            to: "b",
+        },
+    );
+    if let Err(e) = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(job) {
+        r.error(node.mark, path, format!("not a valid Job spec: {e}"));
+        return None;
+    }
+    Some(spec)
+}
+
+/// Why `value` is not a `T`, field by field: each problem with the key it comes from (`None`: the
+/// object as a whole, e.g. a required field missing). serde stops at the first problem, so each
+/// key that causes one is taken out in turn and the rest read again.
+fn field_problems<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Vec<(Option<String>, String)> {
+    let read = |v: serde_json::Value| {
+        serde_json::from_value::<T>(v)
+            .err()
+            .map(|e| format!("Kubernetes would refuse this: {e}"))
+    };
+    let Some(mut rest) = value.as_object().cloned() else {
+        return read(value.clone())
+            .map(|e| vec![(None, e)])
+            .unwrap_or_default();
+    };
+    let mut out = Vec::new();
+    while let Some(error) = read(serde_json::Value::Object(rest.clone())) {
+        // The key whose absence changes the error is the one it came from.
+        let culprit = rest
+            .keys()
+            .find(|k| {
+                let mut without = rest.clone();
+                without.remove(*k);
+                read(serde_json::Value::Object(without)).as_ref() != Some(&error)
+            })
+            .cloned();
+        match culprit {
+            Some(key) => {
+                rest.remove(&key);
+                out.push((Some(key), error));
+            }
+            None => {
+                out.push((None, error));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The node at `keys` (mapping keys, or list indexes) under `node`, or the deepest one found.
+fn locate<'n>(node: &'n Node, keys: &[&str]) -> &'n Node {
+    let mut at = node;
+    for key in keys {
+        let next = match &at.value {
+            Value::Mapping(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
+                .map(|(_, v)| v),
+            Value::Sequence(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            Value::Scalar { .. } => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    at
 }
 
 fn read_source(r: &mut Reader, node: &Node, path: &str) -> Option<Source> {

@@ -10,7 +10,7 @@ use firedrill_safety::{Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quan
 
 use super::read::{child, item, Reader};
 use super::yaml::Node;
-use super::{dns_label, parse_selector};
+use super::{namespace_name, parse_selector};
 use crate::duration;
 
 const POLICY_KEYS: &[&str] = &[
@@ -34,8 +34,23 @@ const LIMIT_KEYS: &[&str] = &[
 ];
 
 pub fn read_policy(r: &mut Reader, node: &Node, path: &str, base: &Policy) -> Option<Policy> {
-    let f = r.fields(node, path, POLICY_KEYS)?;
+    let (policy, ok) = read_policy_partly(r, node, path, base);
+    ok.then_some(policy)
+}
+
+/// The policy with every setting that could be read applied, and whether all could. The file's
+/// drills are read against it even when some of it is wrong, so that their problems are
+/// reported in the same pass (a drill checked against a limit that was read is checked right).
+pub fn read_policy_partly(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    base: &Policy,
+) -> (Policy, bool) {
     let mut policy = base.clone();
+    let Some(f) = r.fields(node, path, POLICY_KEYS) else {
+        return (policy, false);
+    };
     let mut ok = true;
     let at = |key: &str| child(path, key);
 
@@ -99,12 +114,11 @@ pub fn read_policy(r: &mut Reader, node: &Node, path: &str, base: &Policy) -> Op
         }
     }
     if let Some(n) = f.get("limits") {
-        match read_limits(r, n, &at("limits"), &policy.limits) {
-            Some(limits) => policy.limits = limits,
-            None => ok = false,
-        }
+        let (limits, read) = read_limits(r, n, &at("limits"), &policy.limits);
+        policy.limits = limits;
+        ok &= read;
     }
-    ok.then_some(policy)
+    (policy, ok)
 }
 
 fn percent(text: &str) -> Result<Percent, String> {
@@ -143,9 +157,12 @@ fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHe
         let namespace = r
             .required(&f, "namespace", "a namespace name")
             .and_then(|n| {
-                r.parsed(n, &child(&path, "namespace"), "a namespace name", |s| {
-                    dns_label(s, 63).map(|()| s.to_owned())
-                })
+                r.parsed(
+                    n,
+                    &child(&path, "namespace"),
+                    "a namespace name",
+                    namespace_name,
+                )
             });
         let selector = r
             .required(&f, "selector", "a label selector such as app=api")
@@ -199,9 +216,12 @@ fn quantity(text: &str) -> Result<Quantity, String> {
         })
 }
 
-fn read_limits(r: &mut Reader, node: &Node, path: &str, base: &Limits) -> Option<Limits> {
-    let f = r.fields(node, path, LIMIT_KEYS)?;
+/// The limits with every one that could be read applied, and whether all could.
+fn read_limits(r: &mut Reader, node: &Node, path: &str, base: &Limits) -> (Limits, bool) {
     let mut limits = base.clone();
+    let Some(f) = r.fields(node, path, LIMIT_KEYS) else {
+        return (limits, false);
+    };
     let mut ok = true;
     if let Some(n) = f.get("partition") {
         match r.parsed(n, &child(path, "partition"), "a duration", |s| {
@@ -229,5 +249,5 @@ fn read_limits(r: &mut Reader, node: &Node, path: &str, base: &Limits) -> Option
             None => ok = false,
         }
     }
-    ok.then_some(limits)
+    (limits, ok)
 }

@@ -168,3 +168,55 @@ fn errors_are_sorted_by_position_and_all_reported() {
     let lines: Vec<usize> = err.items.iter().map(|d| d.mark.line).collect();
     assert_eq!(lines, [2, 3, 4, 5]);
 }
+
+#[test]
+fn a_gate_that_can_never_pass_or_always_breaches_is_refused() {
+    let drill = |gates: &str| {
+        format!(
+            "prometheus: http://prometheus:9090\ndrills:\n  - name: p\n    kind: probe\n    schedule: '@daily'\n    duration: 1m\n{gates}"
+        )
+    };
+    // Preflight passes within [min, max]: min above max never passes.
+    let err = parse(&drill("    preflight: [{promql: up, min: 5, max: 1}]\n"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "test.yaml:7:35: drills[0].preflight[0].min: min 5 is above max 1, so the check can never pass (it passes when min <= value <= max; swap them)"
+    );
+    // An abort condition breaches below `below` or above `above`: below above `above` always does.
+    let err = parse(&drill(
+        "    abort_when: [{promql: errors, below: 0.5, above: 0.25}]\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("drills[0].abort_when[0].below: below 0.5 is above `above` 0.25, so every value breaches and the drill would always abort"),
+        "{err}"
+    );
+    // Equal bounds are a narrow gate, not an impossible one.
+    assert!(parse(&drill("    preflight: [{promql: up, min: 1, max: 1}]\n")).is_ok());
+    assert!(parse(&drill(
+        "    abort_when: [{promql: errors, below: 0.25, above: 0.25}]\n"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn merge_keys_are_said_to_be_unsupported_wherever_they_are() {
+    let text = "drills:\n  - &a {name: a, kind: probe, schedule: '@daily', duration: 1m}\n  - <<: *a\n    name: b\n";
+    let err = parse(text).unwrap_err();
+    let first = &err.items[0];
+    assert_eq!(
+        (first.mark.line, first.path.as_str(), first.message.as_str()),
+        (
+            3,
+            "drills[1].<<",
+            "merge keys (<<) are not supported; write the keys out"
+        )
+    );
+    assert!(!err.to_string().contains("unknown key"), "{err}");
+    // A quoted "<<" is an ordinary (unknown) key, not a merge.
+    let err = parse("'<<': 1\ndrills: []\n").unwrap_err().to_string();
+    assert!(err.contains("<<: unknown key"), "{err}");
+}

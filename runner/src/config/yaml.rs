@@ -27,6 +27,10 @@ pub struct Limits {
     /// Bytes of scalar text built, each alias counted as the text it copies. With
     /// [`stream_items`], per item.
     pub max_text: usize,
+    /// What the document is, with its article, for messages ("a drill file").
+    pub document: &'static str,
+    /// What [`parse_within`] says of an empty input.
+    pub empty: &'static str,
 }
 
 impl Limits {
@@ -36,6 +40,15 @@ impl Limits {
         max_depth: 64,
         max_nodes: 1_000_000,
         max_text: 64 << 20,
+        document: "a drill file",
+        empty: "the file is empty; a drill file needs at least `drills:`",
+    };
+    /// A saved ledger (`kubectl get configmap firedrill-ledger-RUN -o yaml`): a drill file's
+    /// bounds are ample for one run's changes.
+    pub const LEDGER: Limits = Limits {
+        document: "a ledger ConfigMap",
+        empty: "the file is empty; expected a ledger ConfigMap (save one with `kubectl get configmap firedrill-ledger-RUN -o yaml`)",
+        ..Limits::DRILL_FILE
     };
     /// A `kubectl get -A -o yaml` dump: 100,000 pods take about 500 MB; one object rarely
     /// holds more than a few thousand nodes.
@@ -44,6 +57,8 @@ impl Limits {
         max_depth: 64,
         max_nodes: 1_000_000,
         max_text: 64 << 20,
+        document: "a cluster snapshot",
+        empty: "the snapshot is empty",
     };
 }
 
@@ -238,8 +253,10 @@ impl<'k> Builder<'k> {
                 if self.documents > 1 {
                     return Err(SyntaxError {
                         mark,
-                        message: "a drill file holds one YAML document; remove the second `---`"
-                            .to_owned(),
+                        message: format!(
+                            "{} holds one YAML document; remove the second `---`",
+                            self.limits.document
+                        ),
                     });
                 }
                 None
@@ -368,12 +385,12 @@ fn scan_error(e: &ScanError) -> SyntaxError {
     }
 }
 
-fn too_large(limits: &Limits, size: u64) -> SyntaxError {
+fn too_large(max_bytes: u64, size: u64) -> SyntaxError {
     SyntaxError {
         mark: Mark { line: 1, column: 1 },
         message: format!(
             "the input is {size} bytes, over the limit of {} MiB; firedrill refuses it to bound memory",
-            limits.max_bytes >> 20
+            max_bytes >> 20
         ),
     }
 }
@@ -387,14 +404,14 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 /// Parses exactly one YAML document within `limits`.
 pub fn parse_within(text: &str, limits: Limits) -> Result<Node, SyntaxError> {
     if text.len() as u64 > limits.max_bytes {
-        return Err(too_large(&limits, text.len() as u64));
+        return Err(too_large(limits.max_bytes, text.len() as u64));
     }
     let mut builder = Builder::new(limits, None);
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| scan_error(&e))?;
         builder.event(event, span)?;
     }
-    builder.finish("the file is empty; a drill file needs at least `drills:`")
+    builder.finish(limits.empty)
 }
 
 /// Reads one YAML document from `input`, handing each item of the root mapping's list under
@@ -496,15 +513,7 @@ impl<R: BufRead> Chars<R> {
             let n = chunk.len();
             self.read += n as u64;
             if self.read > self.max_bytes {
-                self.error = Some(StreamError::Syntax(too_large(
-                    &Limits {
-                        max_bytes: self.max_bytes,
-                        max_depth: 0,
-                        max_nodes: 0,
-                        max_text: 0,
-                    },
-                    self.read,
-                )));
+                self.error = Some(StreamError::Syntax(too_large(self.max_bytes, self.read)));
                 return false;
             }
             self.partial.extend_from_slice(chunk);
