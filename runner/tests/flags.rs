@@ -264,6 +264,24 @@ fn every_conflicting_or_dependent_pair_is_a_usage_error_naming_both_flags() {
     );
 }
 
+/// A namespace that cannot exist is refused before anything is reached, with the fix.
+#[test]
+fn an_impossible_namespace_is_a_usage_error() {
+    let trap = Trap::new("namespace");
+    for command in ["stop", "resume"] {
+        let out = trap.run(&[command, "--namespace", "Chaos_Testing"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("is not a DNS-1123 label") && err.contains("--namespace"),
+            "{err}"
+        );
+    }
+    let out = trap.run(&["rollback", "--all", "-n", "UPPER"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(trap.connections.load(Ordering::SeqCst), 0);
+}
+
 /// The regression itself: a preview of a cluster-wide rollback neither reverts nor even connects.
 #[test]
 fn rollback_render_never_reaches_the_cluster() {

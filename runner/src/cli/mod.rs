@@ -263,8 +263,12 @@ pub struct ClusterTarget {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// firedrill's namespace (overrides the drill file's).
-    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    #[arg(long, short = 'n', value_name = "NAMESPACE", value_parser = parse_namespace)]
     pub namespace: Option<String>,
+}
+
+fn parse_namespace(text: &str) -> Result<String, String> {
+    crate::config::dns_label(text, 63).map(|()| text.to_owned())
 }
 
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
