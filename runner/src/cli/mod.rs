@@ -423,16 +423,23 @@ pub fn run(cli: Cli) -> ExitCode {
                 (None, Some(n), _) => Window::Next(n as usize),
                 (None, None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
             };
-            let fires = plan::calendar(&c, from, window, snapshot.as_ref(), format == Format::Json);
-            let text = match format {
-                Format::Table => plan::render_table(&fires),
-                Format::Json => plan::render_json(&fires) + "\n",
+            // Written as the calendar is made: ten years of fires are never held.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let fires = || plan::fires(&c, from, window, snapshot.as_ref(), format == Format::Json);
+            let written = match format {
+                Format::Table => plan::write_table(fires, &mut out),
+                Format::Json => plan::write_json(fires(), &mut out),
             };
-            // A closed pipe (e.g. `| head`) is not an error worth a panic.
-            let _ = std::io::stdout().write_all(text.as_bytes());
-            let fired: std::collections::BTreeSet<&str> =
-                fires.iter().map(|f| f.drill.as_str()).collect();
-            for note in plan::notes(&c, &fired) {
+            let fired = match written.and_then(|fired| out.flush().map(|()| fired)) {
+                Ok(fired) => fired,
+                // A closed pipe (e.g. `| head`) has all it wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the plan to standard output: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            for note in plan::notes(&c, &fired.iter().map(String::as_str).collect()) {
                 eprintln!("note: {note}");
             }
             ExitCode::SUCCESS
