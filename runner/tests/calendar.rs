@@ -119,3 +119,67 @@ fn a_plan_that_cannot_be_written_fails_and_says_why() {
         );
     }
 }
+
+mod support;
+
+/// A scheduler with an hourly drill on an in-memory cluster (whose Jobs never end: five slots
+/// keep a fire from waiting for one), its history in `dir`.
+async fn hourly_scheduler(dir: &std::path::Path) -> firedrill::scheduler::Scheduler {
+    let config = firedrill::config::Config::parse(
+        &format!(
+            "namespace: {}\nstore: sqlite://{}\nconcurrency: 5\ndrills:\n  - {{ name: hourly, kind: probe, schedule: \"0 * * * *\", duration: 1m, deadline: 10m }}\n",
+            support::cluster::NS,
+            dir.join("history.db").display()
+        ),
+        std::path::Path::new("hourly.yaml"),
+    )
+    .unwrap();
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_status_subresource::<k8s_openapi::api::batch::v1::Job>()
+        .build()
+        .await
+        .unwrap();
+    let store = firedrill::store::Store::open(&config.store, &config.cluster)
+        .await
+        .unwrap();
+    firedrill::scheduler::Scheduler::new(
+        config,
+        firedrill::kubernetes::Kube::new(client, support::cluster::NS),
+        store,
+        firedrill::job::Runtime {
+            image: "firedrill:test".into(),
+            config_map: "firedrill-config".into(),
+            service_account: "firedrill".into(),
+        },
+        "scheduler-a",
+    )
+}
+
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_scheduler_tick_looks_only_at_the_fires_due_since_the_last() {
+    let dir = tempfile_dir::Dir::new("scheduler");
+    let mut scheduler = hourly_scheduler(dir.path()).await;
+    let first = scheduler.tick(at("2027-01-01T00:00:30Z")).await.unwrap();
+    assert!(first.leader, "{first:?}");
+    assert_eq!(first.fired.len(), 1, "{first:?}");
+    // Down for 40 days: the first tick back records what it missed since, as far back as it
+    // looks (31 days; fires before are the report's to call unaccounted).
+    let back = scheduler.tick(at("2027-02-10T00:00:05Z")).await.unwrap();
+    assert!(back.not_fired.len() > 24 * 31, "{}", back.not_fired.len());
+    // From then on a tick looks at what came due since the last one, not at a month of fires
+    // it has handled: nothing between two fires, the one fire when its hour comes.
+    for (now, fires) in [
+        ("2027-02-10T00:00:10Z", 0),
+        ("2027-02-10T00:30:00Z", 0),
+        ("2027-02-10T00:59:55Z", 0),
+        ("2027-02-10T01:00:00Z", 1),
+        ("2027-02-10T01:00:05Z", 0),
+    ] {
+        let report = scheduler.tick(at(now)).await.unwrap();
+        assert_eq!(report.considered, fires, "{now}: {report:?}");
+    }
+}
