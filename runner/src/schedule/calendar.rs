@@ -43,15 +43,21 @@ pub enum FireStatus {
     Missed,
 }
 
-impl fmt::Display for FireStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl FireStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
             FireStatus::Fires => "fires",
             FireStatus::Skipped => "skipped",
             FireStatus::Deferred => "deferred",
             FireStatus::Queued => "queued",
             FireStatus::Missed => "missed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for FireStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
