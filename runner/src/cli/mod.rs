@@ -72,7 +72,7 @@ pub enum Command {
         #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with = "next")]
         until: Option<DateTime<Utc>>,
         /// Show only the next N fires.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until", allow_negative_numbers = true)]
         next: Option<u32>,
         /// A cluster snapshot, as printed by
         /// `kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml`:
@@ -106,7 +106,7 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         identity: Option<String>,
         /// How often the scheduler looks at the calendar and the cluster.
-        #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
         tick: std::time::Duration,
     },
     /// Run one drill in this process (what a drill Job runs).
@@ -197,16 +197,16 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: std::net::SocketAddr,
         /// Where passed requests go, e.g. http://127.0.0.1:9090.
-        #[arg(long, value_name = "URL", value_parser = parse_upstream)]
+        #[arg(long, value_name = "URL", value_parser = UpstreamParser)]
         upstream: url::Url,
         /// Answer a share of requests with this status instead (repeatable), e.g. 503:10%.
-        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error)]
+        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error, allow_hyphen_values = true)]
         errors: Vec<(u16, u32)>,
         /// Delay every passed request by this much, e.g. 200ms.
-        #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_delay, allow_hyphen_values = true)]
         delay: Option<std::time::Duration>,
         /// Reset this share of connections without an answer, e.g. 2%.
-        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share)]
+        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share, allow_hyphen_values = true)]
         reset: Option<u32>,
         /// After this instant (RFC 3339) pass everything unharmed.
         #[arg(long, value_name = "T", value_parser = parse_instant)]
@@ -267,12 +267,38 @@ pub struct ClusterTarget {
     pub namespace: Option<String>,
 }
 
+/// `--upstream`, whose errors never repeat the value given: it may hold a password.
+#[derive(Clone)]
+struct UpstreamParser;
+
+impl clap::builder::TypedValueParser for UpstreamParser {
+    type Value = url::Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<url::Url, clap::Error> {
+        let text = value.to_string_lossy();
+        parse_upstream(&text).map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--upstream <URL>': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
+    // Shown without its password, if it has one.
+    let shown = crate::faultproxy::redacted_text(text);
     let url = url::Url::parse(text)
-        .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
+        .map_err(|e| format!("{shown:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
     if url.scheme() != "http" {
         return Err(format!(
-            "{text:?}: the proxy speaks plain HTTP to its upstream (write http://...)"
+            "{shown:?}: the proxy speaks plain HTTP to its upstream (write http://...)"
         ));
     }
     Ok(url)
