@@ -20,6 +20,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if rest.is_empty() {
         return Err(invalid());
     }
+    if let Some(magnitude) = rest.strip_prefix('-') {
+        return Err(format!(
+            "{text:?}: a duration cannot be negative (write e.g. {})",
+            if magnitude.is_empty() {
+                "1s"
+            } else {
+                magnitude.trim()
+            }
+        ));
+    }
     let mut millis: u64 = 0;
     let mut used: Vec<&str> = Vec::with_capacity(UNITS.len());
     while !rest.is_empty() {
@@ -106,6 +116,10 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
         assert!(parse("15").unwrap_err().contains("without a unit"));
+        assert_eq!(
+            parse("-1s").unwrap_err(),
+            "\"-1s\": a duration cannot be negative (write e.g. 1s)"
+        );
         assert!(parse("99999999999999999999d").is_err());
         let err =
             parse_within("25h", Duration::from_secs(1), Duration::from_secs(86_400)).unwrap_err();

@@ -2,16 +2,23 @@
 //! The `http-fault` mode of `dependency-failure` deploys it in front of a dependency; run by
 //! itself it is the same code.
 //!
-//! Per request, in this order: a `reset` share of connections is closed with a TCP reset and no
-//! answer; an `errors` share is answered with the given status codes; everything else waits
-//! `delay` and is passed to the upstream, streamed both ways. After `until` it only passes on.
+//! Per request, in this order: a request that has been through this proxy before (its `Via`
+//! names it) is answered 508 Loop Detected; a `reset` share of connections is closed with a TCP
+//! reset and no answer; an `errors` share is answered with the given status codes; everything
+//! else waits `delay` and is passed to the upstream (marked with this proxy's `Via`), streamed
+//! both ways. After `until` it only passes on.
+//!
+//! An upstream that is the proxy's own socket is refused before it starts ([`check_upstream`]).
+//! The upstream's password (`http://user:password@...`) is never logged or answered
+//! ([`redacted`]). An upstream that does not answer is said once, then counted and summed up
+//! at most every [`FAILURES_EVERY`], not logged per request.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -66,6 +73,158 @@ pub fn parse_share(text: &str) -> Result<u32, String> {
     Ok(p.hundredths())
 }
 
+/// `url` as it may be shown: its password, if any, as `***`.
+pub fn redacted(url: &url::Url) -> String {
+    if url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    // A URL that has a password has a host, so it can have a password set.
+    let _ = shown.set_password(Some("***"));
+    shown.to_string()
+}
+
+/// `text`, a URL as given (perhaps not one at all), as it may be shown: whatever stands between
+/// the scheme's `://` and the `@` of the host after a `:` (a password) as `***`.
+pub fn redacted_text(text: &str) -> String {
+    if let Ok(url) = url::Url::parse(text) {
+        if url.password().is_some() {
+            return redacted(&url);
+        }
+    }
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    let Some(at) = text[start..authority_end].rfind('@').map(|i| start + i) else {
+        return text.to_owned();
+    };
+    match text[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &text[..colon], &text[at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// Refuses an upstream that is the proxy's own socket: every request it passes on would come
+/// back to it, and again (`listen` 0.0.0.0 or `[::]` is every local address; an upstream host
+/// is each address its name resolves to, 0.0.0.0 meaning this host).
+pub fn check_upstream(listen: SocketAddr, upstream: &url::Url) -> Result<(), String> {
+    let Some(host) = upstream.host_str() else {
+        return Ok(());
+    };
+    let port = upstream.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // A name that does not resolve here is not this proxy (and says so itself at the first
+    // request).
+    let Ok(addresses) = (host, port).to_socket_addrs() else {
+        return Ok(());
+    };
+    for address in addresses {
+        if same_socket(listen, address) {
+            return Err(format!(
+                "--upstream {} is this proxy's own address ({listen}): every request would come back to it; point --upstream at the service the proxy stands in front of",
+                redacted(upstream)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether connecting to `to` reaches a socket listening on `listen`.
+fn same_socket(listen: SocketAddr, to: SocketAddr) -> bool {
+    if listen.port() != to.port() {
+        return false;
+    }
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let (listen_ip, mut to_ip) = (canonical(listen.ip()), canonical(to.ip()));
+    // Connecting to 0.0.0.0 (or ::) connects to this host.
+    if to_ip.is_unspecified() {
+        to_ip = match to_ip {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        };
+    }
+    if listen_ip == to_ip {
+        return true;
+    }
+    let local = |ip: IpAddr| ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok();
+    match listen_ip {
+        // 0.0.0.0 takes every local IPv4 address.
+        IpAddr::V4(v4) if v4.is_unspecified() => to_ip.is_ipv4() && local(to_ip),
+        // [::] takes every local address (IPv4 too, on a dual-stack socket).
+        IpAddr::V6(v6) if v6.is_unspecified() => local(to_ip),
+        _ => false,
+    }
+}
+
+/// How often an upstream that keeps failing is said again, with how many requests failed.
+pub const FAILURES_EVERY: Duration = Duration::from_secs(10);
+
+/// An upstream that does not answer: said when it starts, then summed up at most every
+/// [`FAILURES_EVERY`] and when it answers again (or the proxy stops), never once per request.
+#[derive(Default)]
+struct Failures {
+    state: Mutex<FailureState>,
+}
+
+#[derive(Default)]
+struct FailureState {
+    /// Since the first failure after the last answer.
+    failing: Option<Instant>,
+    /// Failures not yet said, since `said`.
+    unsaid: u64,
+    said: Option<Instant>,
+    last_error: String,
+}
+
+impl Failures {
+    fn failed(&self, upstream: &str, error: &str) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let now = Instant::now();
+        if s.failing.is_none() {
+            s.failing = Some(now);
+            s.said = Some(now);
+            s.unsaid = 0;
+            tracing::warn!(%upstream, %error, "fault-proxy: the upstream did not answer; answering 502 (further failures are counted and said every {}s)", FAILURES_EVERY.as_secs());
+            return;
+        }
+        s.unsaid += 1;
+        s.last_error = error.to_owned();
+        if s.said.is_none_or(|said| now - said >= FAILURES_EVERY) {
+            Self::say(&mut s, upstream, now);
+        }
+    }
+
+    fn say(s: &mut FailureState, upstream: &str, now: Instant) {
+        let since = s.said.map_or(0, |said| (now - said).as_secs());
+        tracing::warn!(%upstream, failed = s.unsaid, seconds = since, error = %s.last_error, "fault-proxy: the upstream still does not answer: {} more requests answered 502 in {}s", s.unsaid, since);
+        s.unsaid = 0;
+        s.said = Some(now);
+    }
+
+    fn answered(&self, upstream: &str) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if let Some(since) = s.failing.take() {
+            let (unsaid, down) = (s.unsaid, since.elapsed().as_secs());
+            s.unsaid = 0;
+            tracing::info!(%upstream, failed_unsaid = unsaid, down_seconds = down, "fault-proxy: the upstream answers again");
+        }
+    }
+
+    /// What is left unsaid, said (when the proxy stops).
+    fn flush(&self, upstream: &str) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.failing.is_some() && s.unsaid > 0 {
+            Self::say(&mut s, upstream, Instant::now());
+        }
+    }
+}
+
 /// What one request gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fate {
@@ -79,13 +238,17 @@ struct Dice(AtomicU64);
 
 impl Dice {
     fn roll(&self) -> u32 {
+        (self.roll_u64() % 10_000) as u32
+    }
+
+    fn roll_u64(&self) -> u64 {
         let mut z = self
             .0
             .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
             .wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % 10_000) as u32
+        z ^ (z >> 31)
     }
 }
 
@@ -113,9 +276,16 @@ type Body = BoxBody<Bytes, hyper::Error>;
 struct Proxy {
     faults: Faults,
     upstream: hyper::Uri,
+    /// The upstream as it may be shown.
+    shown: String,
+    /// The upstream's password, to keep out of anything shown.
+    secret: Option<String>,
+    /// This proxy's name in the `Via` of what it passes on.
+    via: String,
     client: Client<HttpConnector, Incoming>,
     dice: Dice,
     expired_said: AtomicBool,
+    failures: Failures,
 }
 
 /// A connection that is closed with a TCP reset when its request drew `reset`.
@@ -194,11 +364,40 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 impl Proxy {
+    /// `text` with the upstream's password, if it holds it, as `***`.
+    fn scrub(&self, text: String) -> String {
+        match &self.secret {
+            Some(secret) if text.contains(secret.as_str()) => text.replace(secret.as_str(), "***"),
+            _ => text,
+        }
+    }
+
+    /// Whether this proxy passed this request on before: it came back (a loop).
+    fn came_back(&self, request: &Request<Incoming>) -> bool {
+        request
+            .headers()
+            .get_all(hyper::header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|hop| hop.split_whitespace().nth(1) == Some(self.via.as_str()))
+    }
+
     async fn handle(
         &self,
         mut request: Request<Incoming>,
         reset: &AtomicBool,
     ) -> Result<Response<Body>, ResetByFiredrill> {
+        if self.came_back(&request) {
+            tracing::warn!(upstream = %self.shown, "fault-proxy: a request came back through this proxy (a loop: the upstream leads back here); answering 508");
+            return Ok(text(
+                StatusCode::LOOP_DETECTED,
+                format!(
+                    "firedrill fault-proxy: this request came back to the proxy that passed it on: upstream {} leads back here (point --upstream at the service itself)\n",
+                    self.shown
+                ),
+            ));
+        }
         let now = Utc::now();
         let expired = self.faults.until.is_some_and(|until| now >= until);
         if expired && !self.expired_said.swap(true, Ordering::Relaxed) {
@@ -239,8 +438,13 @@ impl Proxy {
         for header in HOP_BY_HOP {
             request.headers_mut().remove(*header);
         }
+        // Marked as passed through here, so that it is known again if it comes back.
+        if let Ok(via) = hyper::header::HeaderValue::from_str(&format!("1.1 {}", self.via)) {
+            request.headers_mut().append(hyper::header::VIA, via);
+        }
         match self.client.request(request).await {
             Ok(response) => {
+                self.failures.answered(&self.shown);
                 let (mut parts, body) = response.into_parts();
                 for header in HOP_BY_HOP {
                     parts.headers.remove(*header);
@@ -248,10 +452,11 @@ impl Proxy {
                 Ok(Response::from_parts(parts, body.boxed()))
             }
             Err(e) => {
-                tracing::warn!(upstream = %self.upstream, error = %e, "fault-proxy: the upstream did not answer; 502");
+                let error = self.scrub(error_chain(&e));
+                self.failures.failed(&self.shown, &error);
                 Ok(text(
                     StatusCode::BAD_GATEWAY,
-                    format!("firedrill fault-proxy: upstream {}: {e}\n", self.upstream),
+                    format!("firedrill fault-proxy: upstream {}: {error}\n", self.shown),
                 ))
             }
         }
@@ -266,10 +471,13 @@ pub async fn serve(
     faults: Faults,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let upstream: hyper::Uri = upstream
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    check_upstream(listener.local_addr()?, &upstream).map_err(invalid)?;
+    let upstream_url = upstream;
+    let upstream: hyper::Uri = upstream_url
         .as_str()
         .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+        .map_err(|e| invalid(format!("{}: {e}", redacted(&upstream_url))))?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
@@ -279,9 +487,19 @@ pub async fn serve(
     let proxy = Arc::new(Proxy {
         faults,
         upstream,
+        shown: redacted(&upstream_url),
+        secret: upstream_url
+            .password()
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+        via: format!(
+            "firedrill-fault-proxy-{:016x}",
+            Dice(AtomicU64::new(seed ^ u64::from(std::process::id()))).roll_u64()
+        ),
         client,
         dice: Dice(AtomicU64::new(seed)),
         expired_said: AtomicBool::new(false),
+        failures: Failures::default(),
     });
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -331,7 +549,20 @@ pub async fn serve(
         while connections.join_next().await.is_some() {}
     })
     .await;
+    proxy.failures.flush(&proxy.shown);
     Ok(())
+}
+
+/// An error and its causes, as one line (hyper's own says only "client error (Connect)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// How long a stopping proxy lets requests in flight finish.

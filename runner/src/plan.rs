@@ -1,5 +1,8 @@
 //! `firedrill plan`: the calendar of upcoming fires, as a table for people or JSON for tools.
 
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -8,7 +11,7 @@ use firedrill_safety::verdict::{self, Request};
 
 use crate::config::Config;
 use crate::duration;
-use crate::schedule::{self, Fire, FireStatus};
+use crate::schedule::{self, Calendar, Fire, FireStatus};
 
 /// How far `plan` looks when neither `--until` nor `--next` is given.
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::days(366);
@@ -96,7 +99,8 @@ fn rfc3339_utc(t: DateTime<Utc>) -> String {
 
 /// The fires of `config` from `from` on, as far as `window` says; with a cluster snapshot, what
 /// each fire would hit, and with `exclusions`, every pod it leaves alone and why (a table shows
-/// only counts: a year of hourly fires would otherwise hold millions of reasons).
+/// only counts: a year of hourly fires would otherwise hold millions of reasons). All at once:
+/// [`fires`] streams them.
 pub fn calendar(
     config: &Config,
     from: DateTime<Utc>,
@@ -104,140 +108,184 @@ pub fn calendar(
     cluster: Option<&Cluster>,
     exclusions: bool,
 ) -> Vec<PlannedFire> {
+    fires(config, from, window, cluster, exclusions).collect()
+}
+
+/// [`calendar`] as a stream, in order of scheduled instant then drill: it holds only the fires
+/// in flight (and, with a cluster, the workloads the fires so far hit), so ten years of
+/// every-minute fires cost what a day of them does.
+pub fn fires<'a>(
+    config: &'a Config,
+    from: DateTime<Utc>,
+    window: Window,
+    cluster: Option<&'a Cluster>,
+    exclusions: bool,
+) -> Box<dyn Iterator<Item = PlannedFire> + 'a> {
     let drills = config.planned_drills();
-    let run = |until: DateTime<Utc>| {
-        schedule::plan(
-            &drills,
-            config.timezone,
-            &config.blackouts,
-            config.concurrency as usize,
+    let (zone, blackouts, concurrency) = (
+        config.timezone,
+        config.blackouts.as_slice(),
+        config.concurrency as usize,
+    );
+    let planned =
+        move |(fire, verdict): (Fire, Option<PlannedVerdict>)| planned_fire(config, fire, verdict);
+    let calendar = match window {
+        Window::Until(until) => Calendar::window(drills, zone, blackouts, concurrency, from, until),
+        Window::Next(_) => Calendar::open(
+            drills,
+            zone,
+            blackouts,
+            concurrency,
             from,
-            until,
-        )
-    };
-    let fires: Vec<Fire> = match window {
-        Window::Until(until) => run(until),
-        Window::Next(n) => schedule::plan_next(
-            &drills,
-            config.timezone,
-            &config.blackouts,
-            config.concurrency as usize,
-            from,
-            n,
             from.checked_add_signed(MAX_SEARCH)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         ),
-        Window::At(at) => schedule::fires_at(&drills, config.timezone, &config.blackouts, at),
+        // `--at` asks what each drill would do on its own: no fire sees another's cooldown.
+        Window::At(at) => {
+            let fires = schedule::fires_at(&drills, zone, blackouts, at);
+            let index = cluster.map(verdict::ClusterIndex::new);
+            let none = verdict::RecentHits::new();
+            let judged: Vec<_> = fires
+                .into_iter()
+                .map(|fire| {
+                    let v = match (cluster, &index) {
+                        (Some(cluster), Some(index)) => {
+                            judge(config, cluster, index, &fire, &none, exclusions)
+                                .map(|j| j.verdict)
+                        }
+                        _ => None,
+                    };
+                    (fire, v)
+                })
+                .collect();
+            return Box::new(judged.into_iter().map(planned));
+        }
     };
-    // Fires of a calendar follow each other, so each sees the cooldown of those before it;
-    // `--at` asks what each drill would do on its own.
-    let sequential = !matches!(window, Window::At(_));
-    let verdicts = match cluster {
-        Some(cluster) => verdicts(config, cluster, &fires, sequential, exclusions),
-        None => vec![None; fires.len()],
+    let Some(cluster) = cluster else {
+        return match window {
+            Window::Next(n) => Box::new(calendar.take(n).map(planned)),
+            _ => Box::new(calendar.map(planned)),
+        };
     };
-    fires
-        .into_iter()
-        .zip(verdicts)
-        .map(|(f, verdict)| {
-            let drill = &config.drills[f.drill];
-            PlannedFire {
-                drill: drill.name.clone(),
-                kind: drill.kind.to_string(),
-                scheduled: rfc3339_utc(f.scheduled),
-                local: f
-                    .scheduled
-                    .with_timezone(&drill.timezone)
-                    .to_rfc3339_opts(SecondsFormat::Secs, true),
-                timezone: drill.timezone.name().to_owned(),
-                start: f.start.map(rfc3339_utc),
-                start_local: f.start.map(|s| {
-                    s.with_timezone(&drill.timezone)
-                        .to_rfc3339_opts(SecondsFormat::Secs, true)
-                }),
-                duration_seconds: drill.duration.as_secs(),
-                status: f.status,
-                reason: f.reason,
-                verdict,
-            }
-        })
-        .collect()
-}
-
-/// The guard's verdict for each fire that runs and acts on pods, in start order; when
-/// `sequential`, each fire's cooldown sees the workloads the fires before it hit.
-fn verdicts(
-    config: &Config,
-    cluster: &Cluster,
-    fires: &[Fire],
-    sequential: bool,
-    exclusions: bool,
-) -> Vec<Option<PlannedVerdict>> {
-    let mut out = vec![None; fires.len()];
-    let mut order: Vec<usize> = (0..fires.len()).collect();
-    order.sort_by_key(|&i| (fires[i].start, i));
+    // Fires of a calendar follow each other, so each sees the cooldown of those before it: the
+    // calendar notes fires in the order they start. Only fires shown are judged (and hit).
     let index = verdict::ClusterIndex::new(cluster);
     let mut hits = verdict::RecentHits::new();
-    for i in order {
-        let fire = &fires[i];
-        let drill = &config.drills[fire.drill];
-        let Some(start) = fire.start else { continue };
-        if !drill.kind.needs_pod_targets()
-            && drill.kind != firedrill_experiments::Kind::RegionFailover
-        {
-            continue;
+    let shown = move |fire: &Fire, rank: usize| match window {
+        Window::Until(until) => fire.scheduled < until,
+        Window::Next(n) => rank < n,
+        Window::At(_) => true,
+    };
+    let calendar = calendar.noting(move |fire, rank| {
+        if !shown(fire, rank) {
+            return None;
         }
-        let choice = firedrill_experiments::choose(
-            drill.kind,
-            &drill.fault,
-            &index,
-            cluster,
-            &Request {
-                drill: &drill.name,
-                seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
-                now: start.timestamp(),
-                targets: &drill.targets,
-                policy: &drill.safety,
-                own_namespace: &config.namespace,
-                recent_hits: &hits,
-            },
-        );
-        let (nodes, refused_nodes) = match choice.nodes {
-            None => (None, None),
-            Some(judged) => (
-                Some(
-                    judged
-                        .nodes
-                        .into_iter()
-                        .map(|n| PlannedNode {
-                            node: n.node,
-                            cordoned_before: n.was_unschedulable,
-                            pods: n
-                                .pods
-                                .into_iter()
-                                .map(|p| format!("{}/{}", p.namespace, p.name))
-                                .collect(),
-                        })
-                        .collect(),
-                ),
-                Some(
-                    judged
-                        .refused
-                        .into_iter()
-                        .filter(|_| exclusions)
-                        .map(|(node, reason)| PlannedRefusal { node, reason })
-                        .collect(),
-                ),
-            ),
-        };
-        let v = choice.verdict;
-        if sequential {
-            // Fires are decided in start order, so this fire's start is each workload's latest.
-            for owner in v.targets.iter().filter_map(|t| t.owner.clone()) {
+        let v = judge(config, cluster, &index, fire, &hits, exclusions)?;
+        if let Some(start) = fire.start {
+            // Fires are noted in start order, so this fire's start is each workload's latest.
+            for owner in v.hit {
                 hits.insert(owner, start.timestamp());
             }
         }
-        out[i] = Some(PlannedVerdict {
+        Some(v.verdict)
+    });
+    match window {
+        Window::Next(n) => Box::new(calendar.take(n).map(planned)),
+        _ => Box::new(calendar.map(planned)),
+    }
+}
+
+fn planned_fire(config: &Config, f: Fire, verdict: Option<PlannedVerdict>) -> PlannedFire {
+    let drill = &config.drills[f.drill];
+    PlannedFire {
+        drill: drill.name.clone(),
+        kind: drill.kind.to_string(),
+        scheduled: rfc3339_utc(f.scheduled),
+        local: f
+            .scheduled
+            .with_timezone(&drill.timezone)
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        timezone: drill.timezone.name().to_owned(),
+        start: f.start.map(rfc3339_utc),
+        start_local: f.start.map(|s| {
+            s.with_timezone(&drill.timezone)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        }),
+        duration_seconds: drill.duration.as_secs(),
+        status: f.status,
+        reason: f.reason,
+        verdict,
+    }
+}
+
+/// A fire's verdict, and the workloads it hits (for the cooldown of the fires after it).
+struct Judged {
+    verdict: PlannedVerdict,
+    hit: Vec<firedrill_safety::cluster::OwnerRef>,
+}
+
+/// The guard's verdict for a fire that runs and acts on pods; `None` for the others.
+fn judge(
+    config: &Config,
+    cluster: &Cluster,
+    index: &verdict::ClusterIndex,
+    fire: &Fire,
+    hits: &verdict::RecentHits,
+    exclusions: bool,
+) -> Option<Judged> {
+    let drill = &config.drills[fire.drill];
+    let start = fire.start?;
+    if !drill.kind.needs_pod_targets() && drill.kind != firedrill_experiments::Kind::RegionFailover
+    {
+        return None;
+    }
+    let choice = firedrill_experiments::choose(
+        drill.kind,
+        &drill.fault,
+        index,
+        cluster,
+        &Request {
+            drill: &drill.name,
+            seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
+            now: start.timestamp(),
+            targets: &drill.targets,
+            policy: &drill.safety,
+            own_namespace: &config.namespace,
+            recent_hits: hits,
+        },
+    );
+    let (nodes, refused_nodes) = match choice.nodes {
+        None => (None, None),
+        Some(judged) => (
+            Some(
+                judged
+                    .nodes
+                    .into_iter()
+                    .map(|n| PlannedNode {
+                        node: n.node,
+                        cordoned_before: n.was_unschedulable,
+                        pods: n
+                            .pods
+                            .into_iter()
+                            .map(|p| format!("{}/{}", p.namespace, p.name))
+                            .collect(),
+                    })
+                    .collect(),
+            ),
+            Some(
+                judged
+                    .refused
+                    .into_iter()
+                    .filter(|_| exclusions)
+                    .map(|(node, reason)| PlannedRefusal { node, reason })
+                    .collect(),
+            ),
+        ),
+    };
+    let v = choice.verdict;
+    let hit = v.targets.iter().filter_map(|t| t.owner.clone()).collect();
+    Some(Judged {
+        verdict: PlannedVerdict {
             targets: v
                 .targets
                 .into_iter()
@@ -268,90 +316,177 @@ fn verdicts(
                 )),
                 _ => None,
             },
-        });
-    }
-    out
+        },
+        hit,
+    })
 }
 
 pub fn render_json(fires: &[PlannedFire]) -> String {
     serde_json::to_string_pretty(fires).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// A plain-text table, one fire per line, columns aligned. The HITS column (pods the guard
-/// would hit) appears only when the plan was made against a cluster snapshot.
-pub fn render_table(fires: &[PlannedFire]) -> String {
-    let with_hits = fires.iter().any(|f| f.verdict.is_some());
-    let mut header = vec![
-        "DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START",
-    ];
-    if with_hits {
-        header.push("HITS");
-    }
-    header.push("REASON");
-    let rows: Vec<Vec<String>> = fires
-        .iter()
-        .map(|f| {
-            let mut row = vec![
-                f.drill.clone(),
-                f.kind.clone(),
-                f.local.clone(),
-                f.scheduled.clone(),
-                duration::format(std::time::Duration::from_secs(f.duration_seconds)),
-                f.status.to_string(),
-                match (&f.start, &f.start_local) {
-                    (Some(s), _) if *s == f.scheduled => "on time".to_owned(),
-                    (_, Some(local)) => local.clone(),
-                    _ => "-".to_owned(),
-                },
-            ];
-            if with_hits {
-                row.push(match &f.verdict {
-                    None => "-".to_owned(),
-                    Some(v) if v.blocked.is_some() => "blocked".to_owned(),
-                    Some(v) => format!(
-                        "{} pod{}",
-                        v.targets.len(),
-                        if v.targets.len() == 1 { "" } else { "s" }
-                    ),
-                });
+/// `plan --format json`, written as the calendar is made: the text of [`render_json`] and a
+/// newline, never held whole. Returns the drills that fire (for the notes). A failed write is
+/// the error; a closed pipe is one too (`ErrorKind::BrokenPipe`), for the caller to end quietly.
+pub fn write_json(
+    fires: impl Iterator<Item = PlannedFire>,
+    out: &mut impl Write,
+) -> io::Result<BTreeSet<String>> {
+    let mut fired = BTreeSet::new();
+    let mut element = Vec::new();
+    let mut first = true;
+    out.write_all(b"[")?;
+    for fire in fires {
+        if !fired.contains(&fire.drill) {
+            fired.insert(fire.drill.clone());
+        }
+        element.clear();
+        serde_json::to_writer_pretty(&mut element, &fire).map_err(io::Error::from)?;
+        out.write_all(if first { b"\n  " } else { b",\n  " })?;
+        first = false;
+        // One level in: every line of the element indented by two more spaces (JSON strings
+        // hold no raw newline, so every newline is layout).
+        for (i, line) in element.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                out.write_all(b"\n  ")?;
             }
-            let blocked = f.verdict.as_ref().and_then(|v| v.blocked.as_ref());
-            row.push(match (&f.reason, blocked) {
+            out.write_all(line)?;
+        }
+    }
+    out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+    Ok(fired)
+}
+
+/// The columns of the table, and how wide each is.
+struct Table {
+    with_hits: bool,
+    /// DRILL, KIND, LOCAL, UTC, DURATION, STATUS, START, HITS; REASON is last and not padded.
+    widths: [usize; 8],
+    rows: usize,
+}
+
+const HEADER: [&str; 9] = [
+    "DRILL", "KIND", "LOCAL", "UTC", "DURATION", "STATUS", "START", "HITS", "REASON",
+];
+
+impl Table {
+    fn new() -> Self {
+        let mut widths = [0; 8];
+        for (w, h) in widths.iter_mut().zip(HEADER) {
+            *w = h.len();
+        }
+        Table {
+            with_hits: false,
+            widths,
+            rows: 0,
+        }
+    }
+
+    /// The cells of a fire's row, HITS included (dropped when no fire was judged).
+    fn cells(f: &PlannedFire) -> [String; 9] {
+        let blocked = f.verdict.as_ref().and_then(|v| v.blocked.as_ref());
+        [
+            f.drill.clone(),
+            f.kind.clone(),
+            f.local.clone(),
+            f.scheduled.clone(),
+            duration::format(std::time::Duration::from_secs(f.duration_seconds)),
+            f.status.to_string(),
+            match (&f.start, &f.start_local) {
+                (Some(s), _) if *s == f.scheduled => "on time".to_owned(),
+                (_, Some(local)) => local.clone(),
+                _ => "-".to_owned(),
+            },
+            match &f.verdict {
+                None => "-".to_owned(),
+                Some(v) if v.blocked.is_some() => "blocked".to_owned(),
+                Some(v) => format!(
+                    "{} pod{}",
+                    v.targets.len(),
+                    if v.targets.len() == 1 { "" } else { "s" }
+                ),
+            },
+            match (&f.reason, blocked) {
                 (Some(r), Some(b)) => format!("{r}; {b}"),
                 (Some(r), None) => r.clone(),
                 (None, Some(b)) => b.clone(),
                 (None, None) => String::new(),
-            });
-            row
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+            },
+        ]
+    }
+
+    fn measure(&mut self, f: &PlannedFire) {
+        self.with_hits |= f.verdict.is_some();
+        self.rows += 1;
+        for (w, cell) in self.widths.iter_mut().zip(Self::cells(f)) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: &[String]| {
+
+    fn line<S: AsRef<str>>(&self, out: &mut impl Write, cells: &[S; 9]) -> io::Result<()> {
+        use std::fmt::Write as _;
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            let cell = cell.as_ref();
+            match i {
+                7 if !self.with_hits => {}
+                8 => text.push_str(cell),
+                _ => {
+                    let _ = write!(text, "{cell:<width$}  ", width = self.widths[i]);
+                }
             }
         }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
-    for row in &rows {
-        line(row);
+        out.write_all(text.trim_end().as_bytes())?;
+        out.write_all(b"\n")
     }
-    if rows.is_empty() {
-        out.push_str("(no fires in this window)\n");
+
+    fn header(&self, out: &mut impl Write) -> io::Result<()> {
+        self.line(out, &HEADER)
     }
-    out
+
+    fn row(&self, out: &mut impl Write, f: &PlannedFire) -> io::Result<()> {
+        self.line(out, &Self::cells(f))
+    }
+
+    fn end(&self, out: &mut impl Write) -> io::Result<()> {
+        if self.rows == 0 {
+            out.write_all(b"(no fires in this window)\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// A plain-text table, one fire per line, columns aligned. The HITS column (pods the guard
+/// would hit) appears only when the plan was made against a cluster snapshot.
+pub fn render_table(fires: &[PlannedFire]) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = write_table(|| fires.iter().cloned(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render_table`], written as the calendar is made, never held whole: the columns' widths
+/// need every row, so `fires` is asked for the calendar twice, once to measure and once to
+/// write. Returns the drills that fire; errors as [`write_json`].
+pub fn write_table<I: Iterator<Item = PlannedFire>>(
+    mut fires: impl FnMut() -> I,
+    out: &mut impl Write,
+) -> io::Result<BTreeSet<String>> {
+    let mut table = Table::new();
+    let mut fired = BTreeSet::new();
+    for fire in fires() {
+        table.measure(&fire);
+        if !fired.contains(&fire.drill) {
+            fired.insert(fire.drill);
+        }
+    }
+    table.header(out)?;
+    // As many rows as measured: the calendar is the same both times.
+    for fire in fires().take(table.rows) {
+        table.row(out, &fire)?;
+    }
+    table.end(out)?;
+    Ok(fired)
 }
 
 /// `plan --drill NAME --at T --render`: every change one fire of the drill would make to the
@@ -520,4 +655,111 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
         }
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("plan-test.yaml")).unwrap()
+    }
+
+    const MIXED: &str = r#"
+timezone: Europe/Berlin
+blackouts:
+  - { name: weekends, weekdays: [Sat, Sun] }
+  - { name: nightly, times: "22:00-06:00" }
+drills:
+  - { name: long, kind: probe, schedule: "0 21 * * FRI", duration: 3h, deadline: 1h, on_blackout: defer }
+  - { name: hourly, kind: probe, schedule: "15 * * * *", duration: 20m, deadline: 10m, on_blackout: defer }
+  - { name: half, kind: probe, schedule: "*/30 9-17 * * *", duration: 25m, deadline: 30m }
+  - { name: ny, kind: probe, schedule: "0 9 * * MON", duration: 1h, timezone: America/New_York }
+"#;
+
+    #[test]
+    fn json_is_written_as_serde_json_prints_the_whole_list() {
+        let c = config(MIXED);
+        for (from, until) in [
+            ("2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            // No fire at all.
+            ("2026-11-01T00:00:00Z", "2026-11-01T00:01:00Z"),
+        ] {
+            let window = Window::Until(utc(until));
+            let whole = calendar(&c, utc(from), window, None, true);
+            let mut out = Vec::new();
+            let fired = write_json(fires(&c, utc(from), window, None, true), &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string_pretty(&whole).unwrap() + "\n"
+            );
+            let names: BTreeSet<String> = whole.iter().map(|f| f.drill.clone()).collect();
+            assert_eq!(fired, names);
+        }
+    }
+
+    #[test]
+    fn the_table_is_measured_then_written_row_by_row() {
+        let c = config(MIXED);
+        let window = Window::Until(utc("2027-01-01T00:00:00Z"));
+        let from = utc("2026-11-01T00:00:00Z");
+        let mut out = Vec::new();
+        write_table(|| fires(&c, from, window, None, false), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1 + calendar(&c, from, window, None, false).len()
+        );
+        // Every column starts where the header's does.
+        let start = lines[0].find("STATUS").unwrap();
+        assert!(lines.iter().skip(1).all(|l| {
+            ["fires", "queued", "deferred", "missed", "skipped"]
+                .iter()
+                .any(|s| l[start..].starts_with(s))
+        }));
+    }
+
+    /// A writer that takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+        kind: io::ErrorKind,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::new(self.kind, "no room"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_the_error_and_ends_the_calendar_there() {
+        let c = config(
+            "drills:\n  - { name: every-minute, kind: probe, schedule: \"* * * * *\", duration: 30s }\n",
+        );
+        // A century of every-minute fires: made whole first, it would be 52 million of them.
+        let window = Window::Until(utc("2127-01-01T00:00:00Z"));
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::StorageFull] {
+            let mut made = 0usize;
+            let counted =
+                fires(&c, utc("2027-01-01T00:00:00Z"), window, None, true).inspect(|_| {
+                    made += 1;
+                });
+            let err = write_json(counted, &mut Full { room: 10_000, kind }).unwrap_err();
+            assert_eq!(err.kind(), kind);
+            assert!(made < 100, "{made} fires made before the write failed");
+        }
+    }
 }

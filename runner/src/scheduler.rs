@@ -6,9 +6,10 @@
 //! A fire is identified by (drill, scheduled instant): its Job name derives from it, so a second
 //! leader or a restarted one can never start the same fire twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::job::{self, RunRef, Runtime};
 use crate::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
 use crate::run::{Measurements, RunRecord, RunStatus};
-use crate::schedule::{self, FireStatus};
+use crate::schedule::{self, Fire, FireStatus};
 use crate::store::{FireRecord, Store};
 
 /// What one tick did, for logs, metrics and tests.
@@ -35,6 +36,10 @@ pub struct TickReport {
     pub reverted: Vec<String>,
     /// Runs whose failed revert's ledger this tick found closed, and recorded so.
     pub rollbacks_closed: Vec<String>,
+    /// Fires this tick looked at: the ones due since the last tick (all since the store's last
+    /// handled instant, less `HORIZON`, at a leadership's first), and the ones still waiting for
+    /// their start or a slot. What a tick costs follows this.
+    pub considered: usize,
 }
 
 /// How often the leader sweeps for orphaned ledgers and expired artifacts (and at its first tick).
@@ -53,6 +58,10 @@ pub struct Scheduler {
     /// Leader election, shared with the renewer the run loop spawns.
     elector: Arc<tokio::sync::Mutex<crate::kubernetes::Elector>>,
     last_sweep: Option<DateTime<Utc>>,
+    /// The calendar this leader fires from, kept between ticks (see [`Cursor`]).
+    cursor: Option<Cursor>,
+    /// The cluster the store records fires under (it was opened for the drill file's).
+    store_cluster: String,
     /// `/metrics`: the registry and the scheduler's families in it.
     pub metrics: crate::metrics::Exposition,
 }
@@ -71,6 +80,8 @@ impl Scheduler {
     ) -> Self {
         let metrics = crate::metrics::Exposition::for_cluster(&config.cluster);
         Scheduler {
+            store_cluster: config.cluster.clone(),
+            cursor: None,
             config_path: Some(config.source.clone()).filter(|p| p.exists()),
             config_text: std::fs::read_to_string(&config.source).ok(),
             config,
@@ -203,6 +214,8 @@ impl Scheduler {
         };
         self.metrics.scheduler.leader.set(i64::from(report.leader));
         if !report.leader {
+            // Another leader may handle fires meanwhile: a new term starts from the store.
+            self.cursor = None;
             // A follower is healthy when it can talk to the API server and wait for the Lease.
             self.metrics.scheduler.ticked(now);
             return Ok(report);
@@ -232,6 +245,7 @@ impl Scheduler {
         // The sweep and the records may have taken long: fire only while still leading.
         if !self.leading(now).await {
             tracing::warn!("leadership lapsed during the tick: nothing fires");
+            self.cursor = None;
             report.leader = false;
             self.metrics.scheduler.leader.set(0);
             return Ok(report);
@@ -357,17 +371,100 @@ impl Scheduler {
 
     /// Fires every fire that is due and not yet handled; records skips and misses.
     ///
-    /// The window reaches back `HORIZON` before the last instant a leader handled (kept in the
-    /// store): far enough for a fire deferred past a long blackout to still be found when its
-    /// turn comes, and for fires nobody was there for to be recorded as missed after an outage.
-    /// It never reaches further before the first tick this store saw than the longest deadline,
-    /// so a new installation does not record the past as missed. Fires already recorded are
-    /// passed over.
+    /// The calendar is kept from tick to tick (a [`Cursor`]): a tick takes from it only the
+    /// fires that came due since the last, so it looks no further ahead than each drill's next
+    /// fire and costs what those fires cost, whatever the period behind. A new calendar (the
+    /// first tick of a leadership, another drill file, a tick that failed) starts `HORIZON`
+    /// before the last instant a leader handled (kept in the store): far enough for a fire
+    /// deferred past a long blackout to still be found when its turn comes, and for fires nobody
+    /// was there for to be recorded as missed after an outage. It never reaches further before
+    /// the first tick this store saw than the longest deadline, so a new installation does not
+    /// record the past as missed. Fires the store has a record of are passed over.
     async fn fire_due(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<(), SchedulerError> {
+        let basis = Basis::of(&self.config);
+        // Taken out: a tick that fails leaves none, and the next starts again from the store.
+        let cursor = match self.cursor.take() {
+            Some(cursor) if cursor.basis == basis => cursor,
+            _ => self.new_cursor(now, basis).await?,
+        };
+        let config = &self.config;
+        let Cursor {
+            basis,
+            mut state,
+            waiting,
+        } = cursor;
+        let mut active = self
+            .kube
+            .drill_jobs()
+            .await?
+            .iter()
+            .filter(|j| job_state(j).phase == JobPhase::Active)
+            .count();
+        let mut still = Vec::new();
+        // The fires taken at an earlier tick first (this leader has not handled them), then
+        // those due since, a batch at a time: after an outage a month of every-minute fires is
+        // read and recorded a thousand at a time, never held.
+        report.considered += waiting.len();
+        for fire in waiting {
+            if !self.handle(&fire, now, &mut active, report).await? {
+                still.push(fire);
+            }
+        }
+        loop {
+            let mut calendar = schedule::Calendar::resume(
+                config.planned_drills(),
+                config.timezone,
+                &config.blackouts,
+                config.concurrency as usize,
+                state,
+            );
+            let batch: Vec<Fire> =
+                std::iter::from_fn(|| calendar.next_before(now + TimeDelta::seconds(1)))
+                    .map(|(fire, _)| fire)
+                    .take(BATCH)
+                    .collect();
+            state = calendar.into_state();
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                break;
+            };
+            report.considered += batch.len();
+            let handled: HashSet<(String, DateTime<Utc>)> = self
+                .store
+                .fires_between(
+                    first.scheduled,
+                    last.scheduled + TimeDelta::seconds(1),
+                    Some(&self.store_cluster),
+                    None,
+                )
+                .await?
+                .into_iter()
+                .map(|(_, f)| (f.drill, f.scheduled))
+                .collect();
+            for fire in batch {
+                let drill = &config.drills[fire.drill];
+                if handled.contains(&(drill.name.clone(), fire.scheduled)) {
+                    continue;
+                }
+                if !self.handle(&fire, now, &mut active, report).await? {
+                    still.push(fire);
+                }
+            }
+        }
+        self.store.set_state(WATERMARK, &stamp(now)).await?;
+        self.cursor = Some(Cursor {
+            basis,
+            state,
+            waiting: still,
+        });
+        Ok(())
+    }
+
+    /// A calendar from where the store says this cluster's leaders got to.
+    async fn new_cursor(&self, now: DateTime<Utc>, basis: Basis) -> Result<Cursor, SchedulerError> {
         let config = &self.config;
         let read = |text: Option<String>| {
             text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -392,133 +489,180 @@ impl Scheduler {
             .unwrap_or(now)
             .min(now);
         let from = (handled_until - HORIZON).max(first_tick - lookback);
-        let handled = self.store.fires_since(from).await?;
-        let drills = config.planned_drills();
-        let fires = schedule::plan(
-            &drills,
+        let calendar = schedule::Calendar::<()>::open(
+            config.planned_drills(),
             config.timezone,
             &config.blackouts,
             config.concurrency as usize,
             from,
-            now + TimeDelta::seconds(1),
+            from + FOREVER,
         );
-        let mut active = self
-            .kube
-            .drill_jobs()
-            .await?
-            .iter()
-            .filter(|j| job_state(j).phase == JobPhase::Active)
-            .count();
-        for fire in fires {
-            let drill = &config.drills[fire.drill];
-            if handled.contains(&(drill.name.clone(), fire.scheduled)) {
-                continue;
+        Ok(Cursor {
+            basis,
+            state: calendar.into_state(),
+            waiting: Vec::new(),
+        })
+    }
+
+    /// Fires one fire if it is due and a slot is free, or records it skipped or missed: true.
+    /// False when it must wait (not yet due, or every slot taken).
+    async fn handle(
+        &self,
+        fire: &Fire,
+        now: DateTime<Utc>,
+        active: &mut usize,
+        report: &mut TickReport,
+    ) -> Result<bool, SchedulerError> {
+        let config = &self.config;
+        let drill = &config.drills[fire.drill];
+        let run = job::run_id(&drill.name, fire.scheduled);
+        let mut not_fired = |status: &str, reason: String| {
+            report
+                .not_fired
+                .push((drill.name.clone(), fire.scheduled, status.to_owned()));
+            (status.to_owned(), reason)
+        };
+        let (status, reason) = match (fire.status, fire.start) {
+            (FireStatus::Skipped, _) => {
+                not_fired("skipped", fire.reason.clone().unwrap_or_default())
             }
-            let run = job::run_id(&drill.name, fire.scheduled);
-            let mut not_fired = |status: &str, reason: String| {
-                report
-                    .not_fired
-                    .push((drill.name.clone(), fire.scheduled, status.to_owned()));
-                (status.to_owned(), reason)
-            };
-            let (status, reason) = match (fire.status, fire.start) {
-                (FireStatus::Skipped, _) => {
-                    not_fired("skipped", fire.reason.clone().unwrap_or_default())
-                }
-                (FireStatus::Missed, _) | (_, None) => {
-                    not_fired("missed", fire.reason.clone().unwrap_or_default())
-                }
-                (_, Some(start)) if start > now => continue,
-                (_, Some(start)) => {
-                    let late = now - start;
-                    let deadline =
-                        TimeDelta::from_std(drill.deadline).unwrap_or(TimeDelta::hours(1));
-                    if late > deadline {
-                        not_fired(
-                            "missed",
-                            format!(
-                                "due at {}, the scheduler could only fire it at {}: past its deadline of {}",
-                                stamp(start),
-                                stamp(now),
-                                crate::duration::format(drill.deadline)
-                            ),
-                        )
-                    } else if active >= config.concurrency as usize {
-                        // Wait for a slot; a later tick fires it or finds it missed.
-                        continue;
-                    } else {
-                        let r = RunRef {
-                            drill: drill.name.clone(),
-                            run: run.clone(),
-                            scheduled: fire.scheduled,
-                            dry_run: false,
-                        };
-                        let created = self
-                            .kube
-                            .create_job(&job::render(config, drill, &r, &self.runtime))
+            (FireStatus::Missed, _) | (_, None) => {
+                not_fired("missed", fire.reason.clone().unwrap_or_default())
+            }
+            (_, Some(start)) if start > now => return Ok(false),
+            (_, Some(start)) => {
+                let late = now - start;
+                let deadline = TimeDelta::from_std(drill.deadline).unwrap_or(TimeDelta::hours(1));
+                if late > deadline {
+                    not_fired(
+                        "missed",
+                        format!(
+                            "due at {}, the scheduler could only fire it at {}: past its deadline of {}",
+                            stamp(start),
+                            stamp(now),
+                            crate::duration::format(drill.deadline)
+                        ),
+                    )
+                } else if *active >= config.concurrency as usize {
+                    // Wait for a slot; a later tick fires it or finds it missed.
+                    return Ok(false);
+                } else {
+                    let r = RunRef {
+                        drill: drill.name.clone(),
+                        run: run.clone(),
+                        scheduled: fire.scheduled,
+                        dry_run: false,
+                    };
+                    let created = self
+                        .kube
+                        .create_job(&job::render(config, drill, &r, &self.runtime))
+                        .await?;
+                    *active += 1;
+                    if self.store.run(&run).await?.is_none() {
+                        self.store
+                            .record_run(&running_record(
+                                &config.cluster,
+                                drill,
+                                &run,
+                                fire.scheduled,
+                                now,
+                            ))
                             .await?;
-                        active += 1;
-                        if self.store.run(&run).await?.is_none() {
-                            self.store
-                                .record_run(&running_record(
-                                    &config.cluster,
-                                    drill,
-                                    &run,
-                                    fire.scheduled,
-                                    now,
-                                ))
-                                .await?;
-                        }
-                        tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
-                        if created == Created::New {
-                            report.fired.push(run.clone());
-                        }
-                        // Why it did not start on the minute: deferral or queueing, and lateness.
-                        let late = (late > TimeDelta::seconds(60)).then(|| {
-                            format!(
-                                "fired {} late",
-                                crate::duration::format(late.to_std().unwrap_or_default())
-                            )
-                        });
-                        let reason = [fire.reason.clone(), late]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        ("fired".to_owned(), reason)
                     }
+                    tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
+                    if created == Created::New {
+                        report.fired.push(run.clone());
+                    }
+                    // Why it did not start on the minute: deferral or queueing, and lateness.
+                    let late = (late > TimeDelta::seconds(60)).then(|| {
+                        format!(
+                            "fired {} late",
+                            crate::duration::format(late.to_std().unwrap_or_default())
+                        )
+                    });
+                    let reason = [fire.reason.clone(), late]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    ("fired".to_owned(), reason)
                 }
-            };
-            if status == "missed" {
-                let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
-                // Never fired: no Job ran it.
-                missed.evidence["job"] = json!(crate::run::JobNote { name: None });
-                missed.status = RunStatus::Missed;
-                missed.started = None;
-                missed.ended = Some(now);
-                missed.reason = Some(reason.clone());
-                self.store.record_run(&missed).await?;
-                report.recorded.push((run.clone(), RunStatus::Missed));
             }
-            self.store
-                .record_fire(&FireRecord {
-                    drill: drill.name.clone(),
-                    scheduled: fire.scheduled,
-                    status: status.clone(),
-                    reason: Some(reason).filter(|r| !r.is_empty()),
-                    run: (status != "skipped").then_some(run),
-                })
-                .await?;
-            self.metrics.scheduler.fire(match status.as_str() {
-                "fired" => crate::metrics::FireStatus::fired,
-                "skipped" => crate::metrics::FireStatus::skipped,
-                _ => crate::metrics::FireStatus::missed,
-            });
+        };
+        if status == "missed" {
+            let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
+            // Never fired: no Job ran it.
+            missed.evidence["job"] = json!(crate::run::JobNote { name: None });
+            missed.status = RunStatus::Missed;
+            missed.started = None;
+            missed.ended = Some(now);
+            missed.reason = Some(reason.clone());
+            self.store.record_run(&missed).await?;
+            report.recorded.push((run.clone(), RunStatus::Missed));
         }
-        self.store.set_state(WATERMARK, &stamp(now)).await?;
-        Ok(())
+        self.store
+            .record_fire(&FireRecord {
+                drill: drill.name.clone(),
+                scheduled: fire.scheduled,
+                status: status.clone(),
+                reason: Some(reason).filter(|r| !r.is_empty()),
+                run: (status != "skipped").then_some(run),
+            })
+            .await?;
+        self.metrics.scheduler.fire(match status.as_str() {
+            "fired" => crate::metrics::FireStatus::fired,
+            "skipped" => crate::metrics::FireStatus::skipped,
+            _ => crate::metrics::FireStatus::missed,
+        });
+        Ok(true)
     }
 }
+
+/// The calendar a leader fires from, between ticks: where the simulation is, and the fires
+/// taken from it that are not yet handled (due later, or waiting for a slot).
+struct Cursor {
+    basis: Basis,
+    state: schedule::CalendarState,
+    waiting: Vec<Fire>,
+}
+
+/// What a calendar is made of: a drill file that changes any of it starts a new one.
+#[derive(Clone, Debug, PartialEq)]
+struct Basis {
+    drills: Vec<(String, String, chrono_tz::Tz, Duration, Duration, bool)>,
+    blackouts: Vec<schedule::Blackout>,
+    zone: chrono_tz::Tz,
+    concurrency: u32,
+}
+
+impl Basis {
+    fn of(config: &Config) -> Self {
+        Basis {
+            drills: config
+                .planned_drills()
+                .iter()
+                .map(|d| {
+                    (
+                        d.name.to_owned(),
+                        d.cron.text().to_owned(),
+                        d.zone,
+                        d.duration,
+                        d.deadline,
+                        d.defer_on_blackout,
+                    )
+                })
+                .collect(),
+            blackouts: config.blackouts.clone(),
+            zone: config.timezone,
+            concurrency: config.concurrency,
+        }
+    }
+}
+
+/// How many fires a tick takes from the calendar at a time.
+const BATCH: usize = 1024;
+/// How far ahead a leader's calendar reaches: further than any leadership lasts.
+const FOREVER: TimeDelta = TimeDelta::days(100 * 366);
 
 /// The store key of the last instant a leader handled.
 const WATERMARK: &str = "handled_until";

@@ -1,5 +1,7 @@
 //! The fault proxy for real, on loopback: shares of error answers, added delay, TCP resets seen
-//! by the client, pass-through of everything else, the expiry, and the command itself.
+//! by the client, pass-through of everything else, the expiry, and the command itself; and the
+//! corners: an upstream that leads back to the proxy, a password in the upstream, an upstream
+//! that does not answer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -285,6 +287,10 @@ async fn the_command_serves_with_its_flags_and_refuses_bad_ones() {
             ],
             "one code per --error (write --error 503:10% --error 429:5%)",
         ),
+        (
+            ["--upstream", "http://127.0.0.1:1", "--delay", "-1s"],
+            "invalid value '-1s' for '--delay <DURATION>': \"-1s\": a duration cannot be negative (write e.g. 1s)",
+        ),
     ] {
         let mut args = vec!["fault-proxy", "--listen", "127.0.0.1:0"];
         args.extend(flags);
@@ -332,4 +338,268 @@ async fn a_stopping_proxy_answers_the_requests_in_flight() {
         .unwrap()
         .unwrap();
     assert!(tokio::net::TcpStream::connect(at).await.is_err());
+}
+
+/// A free port on loopback (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `firedrill fault-proxy` with `args`, its log as JSON lines; ended by SIGTERM (as Kubernetes
+/// stops it) by [`ProxyCommand::stop`], or killed however the test ends.
+struct ProxyCommand(Option<std::process::Child>);
+
+impl ProxyCommand {
+    fn start(args: &[&str]) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .arg("fault-proxy")
+            .args(args)
+            .env("FIREDRILL_LOG", "json")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        ProxyCommand(Some(child))
+    }
+
+    /// Stops it with SIGTERM; its exit code and everything it logged.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let child = self.0.take().unwrap();
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for ProxyCommand {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until `port` answers HTTP at all.
+async fn answering(client: &reqwest::Client, port: u16) {
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the proxy on {port} never answered");
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_the_proxy_itself_is_refused() {
+    // The library: the listener's own socket, however the upstream names it.
+    for (listen, upstream) in [
+        ("127.0.0.1:0", "http://127.0.0.1:{port}"),
+        ("127.0.0.1:0", "http://localhost:{port}/api"),
+        ("127.0.0.1:0", "http://0.0.0.0:{port}"),
+        ("0.0.0.0:0", "http://127.0.0.1:{port}"),
+        ("0.0.0.0:0", "http://localhost:{port}"),
+    ] {
+        let listener = TcpListener::bind(listen).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = url::Url::parse(&upstream.replace("{port}", &port.to_string())).unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let served = tokio::time::timeout(
+            Duration::from_secs(5),
+            serve(listener, upstream.clone(), Faults::default(), stop),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{listen} -> {upstream}: served a loop"));
+        let err = served.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(
+            err.to_string().contains("this proxy's own address"),
+            "{err}"
+        );
+    }
+    // Another port is another socket.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let other = url::Url::parse(&format!("http://127.0.0.1:{}", port + 1)).unwrap();
+    assert_eq!(
+        firedrill::faultproxy::check_upstream(listener.local_addr().unwrap(), &other),
+        Ok(())
+    );
+
+    // The command says so before it listens, as a usage error.
+    let port = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["fault-proxy", "--listen", &format!("0.0.0.0:{port}")])
+        .args([
+            "--upstream",
+            &format!("http://localhost:{port}"),
+            "--delay",
+            "1ms",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: --upstream http://localhost:{port}/ is this proxy's own address (0.0.0.0:{port}): every request would come back to it")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_comes_back_through_a_proxy_is_answered_508() {
+    // Two proxies each other's upstream: a loop no address check can see.
+    let (a, b) = (
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let (at_a, at_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    for (listener, upstream) in [(a, at_b), (b, at_a)] {
+        let upstream = url::Url::parse(&format!("http://{upstream}")).unwrap();
+        let stop = stop.clone();
+        tokio::spawn(async move { serve(listener, upstream, Faults::default(), stop).await });
+    }
+    let r = client()
+        .get(format!("http://{at_a}/around"))
+        .send()
+        .await
+        .expect("answered, not lost in the loop");
+    assert_eq!(r.status().as_u16(), 508);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("this request came back to the proxy that passed it on"));
+    // A chain that does not loop passes: proxy -> proxy -> upstream.
+    let up = upstream().await;
+    let second = proxy(up, Faults::default()).await;
+    let first = proxy(second, Faults::default()).await;
+    let r = client()
+        .get(format!("http://{first}/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream /x");
+}
+
+#[tokio::test]
+async fn a_password_in_the_upstream_is_never_shown() {
+    let dead = free_port();
+    let port = free_port();
+    let upstream = format!("http://drill:s3cret-pw@127.0.0.1:{dead}/base");
+    let proxy = ProxyCommand::start(&[
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream",
+        &upstream,
+        "--delay",
+        "1ms",
+    ]);
+    let client = client();
+    answering(&client, port).await;
+    let r = client
+        .get(format!("http://127.0.0.1:{port}/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("s3cret-pw"), "{body}");
+    assert!(
+        body.contains(&format!("drill:***@127.0.0.1:{dead}/base")),
+        "{body}"
+    );
+    drop(client);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("s3cret-pw"), "{log}");
+    assert!(
+        log.contains("drill:***@"),
+        "the upstream is still named: {log}"
+    );
+
+    // Nor when the command refuses it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["fault-proxy", "--listen", "127.0.0.1:0", "--delay", "1ms"])
+        .args(["--upstream", "https://drill:s3cret-pw@example.invalid/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("https://drill:***@example.invalid/"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_is_said_once_then_counted_not_logged_per_request() {
+    let dead = free_port();
+    let port = free_port();
+    let proxy = ProxyCommand::start(&[
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream",
+        &format!("http://127.0.0.1:{dead}"),
+        "--delay",
+        "1ms",
+    ]);
+    let client = client();
+    answering(&client, port).await;
+    const N: usize = 1000;
+    for i in 0..N {
+        let r = client
+            .get(format!("http://127.0.0.1:{port}/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502);
+    }
+    drop(client);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let about: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("upstream"))
+        })
+        .collect();
+    // The first failure, then sums every 10 s and when the proxy stops: a few lines, not one
+    // per request (the readiness probe above failed too).
+    assert!(
+        (2..=4).contains(&about.len()),
+        "{} lines about the upstream: {log}",
+        about.len()
+    );
+    assert!(about[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the upstream did not answer"));
+    let counted: u64 = about[1..].iter().filter_map(|l| l["failed"].as_u64()).sum();
+    // Every failure after the first (the readiness probe's, said by itself) is counted.
+    assert_eq!(counted as usize, N, "{log}");
+    assert!(log.len() < 8_000, "{} bytes of log", log.len());
 }

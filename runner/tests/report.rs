@@ -411,13 +411,13 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
         .cloned()
         .collect();
     assert_eq!(rows("eu-west", "pod-kill-monthly"), from_june);
-    let eu: BTreeSet<&str> = report
+    let eu: BTreeSet<String> = report
         .adherence
         .iter()
         .filter(|a| a.cluster == "eu-west")
-        .map(|a| a.drill.as_str())
+        .map(|a| a.drill)
         .collect();
-    assert_eq!(eu, BTreeSet::from(["pod-kill-monthly"]));
+    assert_eq!(eu, BTreeSet::from(["pod-kill-monthly".to_owned()]));
     // The run by hand is reported, outside the calendar.
     assert_eq!(
         report

@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long, value_name = "T", value_parser = parse_instant, conflicts_with = "next")]
         until: Option<DateTime<Utc>>,
         /// Show only the next N fires.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "until", allow_negative_numbers = true)]
         next: Option<u32>,
         /// A cluster snapshot, as printed by
         /// `kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml`:
@@ -105,7 +105,7 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         identity: Option<String>,
         /// How often the scheduler looks at the calendar and the cluster.
-        #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
         tick: std::time::Duration,
     },
     /// Run one drill in this process (what a drill Job runs).
@@ -197,16 +197,16 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: std::net::SocketAddr,
         /// Where passed requests go, e.g. http://127.0.0.1:9090.
-        #[arg(long, value_name = "URL", value_parser = parse_upstream)]
+        #[arg(long, value_name = "URL", value_parser = UpstreamParser)]
         upstream: url::Url,
         /// Answer a share of requests with this status instead (repeatable), e.g. 503:10%.
-        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error)]
+        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error, allow_hyphen_values = true)]
         errors: Vec<(u16, u32)>,
         /// Delay every passed request by this much, e.g. 200ms.
-        #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_delay, allow_hyphen_values = true)]
         delay: Option<std::time::Duration>,
         /// Reset this share of connections without an answer, e.g. 2%.
-        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share)]
+        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share, allow_hyphen_values = true)]
         reset: Option<u32>,
         /// After this instant (RFC 3339) pass everything unharmed.
         #[arg(long, value_name = "T", value_parser = parse_instant)]
@@ -271,12 +271,38 @@ fn parse_namespace(text: &str) -> Result<String, String> {
     crate::config::dns_label(text, 63).map(|()| text.to_owned())
 }
 
+/// `--upstream`, whose errors never repeat the value given: it may hold a password.
+#[derive(Clone)]
+struct UpstreamParser;
+
+impl clap::builder::TypedValueParser for UpstreamParser {
+    type Value = url::Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<url::Url, clap::Error> {
+        let text = value.to_string_lossy();
+        parse_upstream(&text).map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--upstream <URL>': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
+    // Shown without its password, if it has one.
+    let shown = crate::faultproxy::redacted_text(text);
     let url = url::Url::parse(text)
-        .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
+        .map_err(|e| format!("{shown:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
     if url.scheme() != "http" {
         return Err(format!(
-            "{text:?}: the proxy speaks plain HTTP to its upstream (write http://...)"
+            "{shown:?}: the proxy speaks plain HTTP to its upstream (write http://...)"
         ));
     }
     Ok(url)
@@ -464,15 +490,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 (None, Some(n), _) => Window::Next(n as usize),
                 (None, None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
             };
-            let fires = plan::calendar(&c, from, window, snapshot.as_ref(), format == Format::Json);
-            let text = match format {
-                Format::Table => plan::render_table(&fires),
-                Format::Json => plan::render_json(&fires) + "\n",
-            };
-            let written = crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
-            let fired: std::collections::BTreeSet<&str> =
-                fires.iter().map(|f| f.drill.as_str()).collect();
-            for note in plan::notes(&c, &fired) {
+            // Written as the calendar is made: ten years of fires are never held.
+            let fires = || plan::fires(&c, from, window, snapshot.as_ref(), format == Format::Json);
+            let mut fired = std::collections::BTreeSet::new();
+            let written = crate::output::to_stdout(|mut out| {
+                fired = match format {
+                    Format::Table => plan::write_table(fires, &mut out)?,
+                    Format::Json => plan::write_json(fires(), &mut out)?,
+                };
+                Ok(())
+            });
+            for note in plan::notes(&c, &fired.iter().map(String::as_str).collect()) {
                 eprintln!("note: {note}");
             }
             delivered(written)

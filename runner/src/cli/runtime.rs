@@ -92,6 +92,10 @@ async fn fault_proxy(
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
+    if let Err(e) = crate::faultproxy::check_upstream(listen, &upstream) {
+        eprintln!("error: {e}");
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
     if faults.until.is_some_and(|until| until <= Utc::now()) {
         tracing::warn!("--until has passed: the proxy passes every request unharmed");
     }
@@ -99,7 +103,8 @@ async fn fault_proxy(
         eprintln!("error: cannot listen on {listen}: {e}");
         ExitCode::from(EXIT_ERROR)
     })?;
-    tracing::info!(%listen, %upstream, faults = %faults, "fault-proxy listening");
+    let shown = crate::faultproxy::redacted(&upstream);
+    tracing::info!(%listen, upstream = %shown, faults = %faults, "fault-proxy listening");
     crate::faultproxy::serve(listener, upstream, faults, shutdown_signal())
         .await
         .map(|()| ExitCode::SUCCESS)

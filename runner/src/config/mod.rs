@@ -729,6 +729,9 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
         check_limits(r, &f, path, kind, duration, safety, fault.as_ref());
     }
+    if let (Some(cron), Some(duration)) = (&schedule, duration) {
+        check_keeps_up(r, &f, path, cron, duration);
+    }
     Some(Drill {
         name: name?,
         kind: kind?,
@@ -746,6 +749,24 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         success: success?,
         line: node.mark.line,
     })
+}
+
+/// A drill that lasts longer than the shortest gap between its fires can never keep up: each
+/// run would still be going when the next is due.
+fn check_keeps_up(r: &mut Reader, f: &Fields, path: &str, cron: &Cron, duration: Duration) {
+    if let Some(gap) = cron.shortest_gap().filter(|gap| duration > *gap) {
+        r.error(
+            f.get("duration").map_or(f.mark, |n| n.mark),
+            child(path, "duration"),
+            format!(
+                "{} is longer than the shortest gap between the drill's fires ({} with schedule {:?}): each run would still be going when the next is due, so it could never keep up (shorten it to at most {}, or fire less often)",
+                duration::format(duration),
+                duration::format(gap),
+                cron.text(),
+                duration::format(gap)
+            ),
+        );
+    }
 }
 
 /// Caps from `safety.limits` that today's drill settings can already break. A breach is recorded

@@ -7,9 +7,12 @@
 //! trend, and the follow-ups failures leave open. One model ([`Report`]) is rendered four ways
 //! (`render`): Markdown, one self-contained HTML file, JSON and CSV.
 
+mod adherence;
 mod render;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 // Keyed by names read from the history, 100,000 at a time: hashed with foldhash (seeded per
 // process, as std's is) rather than SipHash, which was a tenth of a year's report.
@@ -24,6 +27,9 @@ use crate::run::{EventNote, JobNote, RunRecord, RunStatus, Trail};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
+use adherence::Table;
+
+pub use adherence::{Adherences, FollowUps};
 pub use render::{render, render_to, render_with, Format};
 
 /// What the report covers.
@@ -49,9 +55,9 @@ pub struct Report {
     /// One row per cluster, side by side.
     pub fleet: Vec<ClusterRow>,
     /// Every fire the calendar planned in the period, per cluster, and what became of it.
-    pub adherence: Vec<Adherence>,
+    pub adherence: Adherences,
     pub drills: Vec<DrillReport>,
-    pub follow_ups: Vec<FollowUp>,
+    pub follow_ups: FollowUps,
 }
 
 /// Counts of what became of planned fires (and the runs outside the calendar).
@@ -333,23 +339,6 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             .into_iter()
             .collect(),
     };
-    let drills = config.planned_drills();
-    let planned: Vec<_> = schedule::plan(
-        &drills,
-        config.timezone,
-        &config.blackouts,
-        config.concurrency as usize,
-        query.since,
-        query.until,
-    )
-    .into_iter()
-    .filter(|f| {
-        query
-            .drill
-            .as_ref()
-            .is_none_or(|d| *d == config.drills[f.drill].name)
-    })
-    .collect();
     let nothing = || ReportError::Nothing {
         since: stamp(query.since),
         until: stamp(query.until),
@@ -361,9 +350,6 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         .flatten()
         .collect(),
     };
-    if planned.is_empty() && inputs.runs.is_empty() {
-        return Err(nothing());
-    }
 
     let started = std::time::Instant::now();
     let phase = |name: &str| {
@@ -390,21 +376,45 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         .iter()
         .filter_map(|k| Some(((k.cluster.as_str(), k.drill.as_str()), k.first_fire?)))
         .collect();
-    let mut adherence = Vec::new();
     // Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
     let mut planned_runs = vec![false; all_runs.len()];
-    // Each fire's run id and instant as text, alike on every cluster.
-    let named: Vec<(String, String)> = planned
+    // The calendar is read once, as it is made, and each fire becomes a row on every cluster
+    // in scope (a block of rows per cluster): a year of every-minute fires is never held but
+    // as these rows.
+    let mut table = Table::with_blocks(&clusters);
+    let drill_ids: Vec<u32> = config
+        .drills
         .iter()
-        .map(|f| {
-            let drill = &config.drills[f.drill].name;
-            (crate::job::run_id(drill, f.scheduled), stamp(f.scheduled))
-        })
+        .map(|d| table.drill(&d.name, &d.kind.to_string()))
         .collect();
-    for cluster in &clusters {
-        let own = *cluster == config.cluster;
-        for (fire, (id, scheduled)) in planned.iter().zip(&named) {
-            let drill = &config.drills[fire.drill];
+    // Per cluster and drill: what became of its fires, and the rows of those that did not run.
+    let mut fates: Vec<(Tally, Vec<u32>)> =
+        vec![Default::default(); clusters.len() * config.drills.len()];
+    let mut cluster_tallies = vec![Tally::default(); clusters.len()];
+    let mut summary = Tally::default();
+    let calendar = schedule::Calendar::<()>::window(
+        config.planned_drills(),
+        config.timezone,
+        &config.blackouts,
+        config.concurrency as usize,
+        query.since,
+        query.until,
+    );
+    for (fire, _) in calendar {
+        let drill = &config.drills[fire.drill];
+        if query.drill.as_ref().is_some_and(|d| *d != drill.name) {
+            continue;
+        }
+        // The fire's run id, alike on every cluster.
+        let id = crate::job::run_id(&drill.name, fire.scheduled);
+        // A run still recorded as running long after it must have ended never reported.
+        let overdue = fire.start.unwrap_or(fire.scheduled)
+            + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
+                .unwrap_or(chrono::TimeDelta::MAX)
+            + chrono::TimeDelta::hours(1);
+        let planned = fire.status.as_str();
+        for (k, cluster) in clusters.iter().enumerate() {
+            let own = *cluster == config.cluster;
             match first.get(&(cluster.as_str(), drill.name.as_str())) {
                 // Before the cluster's scheduler planned it (it was added, or installed, later).
                 Some(&since) if fire.scheduled < since => continue,
@@ -417,52 +427,55 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 &all_runs[i]
             });
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
-            // A run still recorded as running long after it must have ended never reported.
-            let overdue = fire.start.unwrap_or(fire.scheduled)
-                + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
-                    .unwrap_or(chrono::TimeDelta::MAX)
-                + chrono::TimeDelta::hours(1);
-            let (outcome, reason) = match (run, recorded) {
+            let (outcome, reason): (&str, Option<Cow<str>>) = match (run, recorded) {
                 (Some(r), _) if r.status == RunStatus::Running && overdue < inputs.generated => (
-                    "unaccounted".to_owned(),
-                    Some(format!(
+                    "unaccounted",
+                    Some(Cow::Owned(format!(
                         "recorded as running, never as ended (it should have ended by {})",
                         stamp(overdue)
-                    )),
+                    ))),
                 ),
-                (Some(r), _) => (r.status.as_str().to_owned(), r.reason.clone()),
+                (Some(r), _) => (r.status.as_str(), r.reason.as_deref().map(Cow::Borrowed)),
                 (None, _) if fire.start.unwrap_or(fire.scheduled) >= inputs.generated => {
-                    ("pending".to_owned(), Some("not yet due".to_owned()))
+                    ("pending", Some(Cow::Borrowed("not yet due")))
                 }
                 (None, Some(f)) if f.status == "fired" => (
-                    "unaccounted".to_owned(),
-                    Some("fired, but the run left no record".to_owned()),
+                    "unaccounted",
+                    Some(Cow::Borrowed("fired, but the run left no record")),
                 ),
-                (None, Some(f)) => (f.status.clone(), f.reason.clone()),
+                (None, Some(f)) => (f.status.as_str(), f.reason.as_deref().map(Cow::Borrowed)),
                 (None, None) => match fire.status {
-                    FireStatus::Skipped => ("skipped".to_owned(), fire.reason.clone()),
+                    FireStatus::Skipped => ("skipped", fire.reason.as_deref().map(Cow::Borrowed)),
                     _ => (
-                        "unaccounted".to_owned(),
-                        Some("no record of this fire: was the scheduler running?".to_owned()),
+                        "unaccounted",
+                        Some(Cow::Borrowed(
+                            "no record of this fire: was the scheduler running?",
+                        )),
                     ),
                 },
             };
-            adherence.push(Adherence {
-                cluster: cluster.clone(),
-                drill: drill.name.clone(),
-                kind: drill.kind.to_string(),
-                scheduled: scheduled.clone(),
-                planned: fire.status.to_string(),
+            let row = table.push(
+                k,
+                drill_ids[fire.drill],
+                fire.scheduled,
+                planned,
                 outcome,
-                run: run.map(|r| r.id.clone()),
-                reason,
-            });
+                run.map(|r| r.id.as_str()),
+                reason.as_deref(),
+            );
+            let (tally, did_not_run) = &mut fates[k * config.drills.len() + fire.drill];
+            tally.count(planned, outcome);
+            cluster_tallies[k].count(planned, outcome);
+            summary.count(planned, outcome);
+            if matches!(outcome, "missed" | "unaccounted") {
+                did_not_run.push(row);
+            }
         }
     }
 
     phase("adherence");
-    // The calendar planned fires, but none on the clusters in scope, and no run ran.
-    if adherence.is_empty() && all_runs.is_empty() {
+    // The calendar planned no fire on the clusters in scope, and no run ran.
+    if summary.planned == 0 && all_runs.is_empty() {
         return Err(nothing());
     }
 
@@ -487,7 +500,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     keys.extend(ran.into_iter().map(|(c, d)| (c.to_owned(), d.to_owned())));
     drop(runs);
     let keys: Vec<(String, String)> = keys.into_iter().collect();
-    let mut slots: Vec<Slot<'_>> = keys.iter().map(|_| Slot::default()).collect();
+    let mut slots: Vec<Slot> = keys.iter().map(|_| Slot::default()).collect();
     {
         let at: HashMap<(&str, &str), usize> = keys
             .iter()
@@ -500,28 +513,36 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 slots[i].runs.push((r, !planned));
             }
         }
-        for a in &adherence {
-            if let Some(&i) = at.get(&(a.cluster.as_str(), a.drill.as_str())) {
-                slots[i].fires.push(a);
+        let offsets = table.offsets();
+        for (i, (tally, did_not_run)) in fates.into_iter().enumerate() {
+            let (k, d) = (i / config.drills.len(), i % config.drills.len());
+            if let Some(&s) = at.get(&(clusters[k].as_str(), config.drills[d].name.as_str())) {
+                slots[s].tally = tally;
+                let mut rows = did_not_run;
+                for r in &mut rows {
+                    *r += offsets[k];
+                }
+                slots[s].did_not_run = rows;
             }
         }
     }
+    let table = Arc::new(table);
 
     phase("slots");
     // Each drill's runs become its rows on two threads, the runs split evenly between them: the
     // slots are independent, and this is most of the building.
-    let mut work: Vec<((String, String), Slot<'_>)> = keys.into_iter().zip(slots).collect();
+    let mut work: Vec<((String, String), Slot)> = keys.into_iter().zip(slots).collect();
     let second = work.split_off(half_of(&work, |(_, s)| s.runs.len()));
-    let built: Vec<(DrillReport, Vec<FollowUp>)> = std::thread::scope(|scope| {
+    let built: Vec<(DrillReport, Left)> = std::thread::scope(|scope| {
         let other = scope.spawn(|| {
             second
                 .into_iter()
-                .map(|((cluster, name), slot)| drill_report(config, cluster, name, slot))
+                .map(|((cluster, name), slot)| drill_report(config, &table, cluster, name, slot))
                 .collect::<Vec<_>>()
         });
         let mut built: Vec<_> = work
             .into_iter()
-            .map(|((cluster, name), slot)| drill_report(config, cluster, name, slot))
+            .map(|((cluster, name), slot)| drill_report(config, &table, cluster, name, slot))
             .collect();
         match other.join() {
             Ok(rest) => built.extend(rest),
@@ -529,20 +550,28 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         }
         built
     });
-    let mut follow_ups = Vec::new();
     let mut drill_reports = Vec::with_capacity(built.len());
-    for (report, open) in built {
+    let mut lefts = Vec::with_capacity(built.len());
+    for (report, left) in built {
         drill_reports.push(report);
-        follow_ups.extend(open);
+        lefts.push(left);
     }
+    let follow_ups = follow_ups(&table, lefts);
 
     phase("drills");
+    let mut open: HashMap<&str, u32> = HashMap::default();
+    for (cluster, is_open) in follow_ups.cluster_and_state() {
+        if is_open {
+            *open.entry(cluster).or_default() += 1;
+        }
+    }
     let fleet = clusters
         .iter()
-        .map(|c| {
+        .zip(cluster_tallies)
+        .map(|(c, mut t)| {
             let mine: Vec<&DrillReport> =
                 drill_reports.iter().filter(|d| d.cluster == *c).collect();
-            let mut t = tally(adherence.iter().filter(|a| a.cluster == *c));
+            t.settle();
             t.unplanned_runs = mine.iter().map(|d| d.tally.unplanned_runs).sum();
             // The longest value measured, with the target that run itself was judged by.
             let worst = |pick: fn(&RunRow) -> (Option<f64>, Option<f64>)| {
@@ -569,23 +598,12 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                     .iter()
                     .filter_map(|d| d.availability.worst)
                     .min_by(f64::total_cmp),
-                open_follow_ups: follow_ups
-                    .iter()
-                    .filter(|f: &&FollowUp| f.cluster == *c && f.state == "open")
-                    .count() as u32,
+                open_follow_ups: open.get(c.as_str()).copied().unwrap_or_default(),
             }
         })
         .collect();
-    let mut summary = tally(adherence.iter());
+    summary.settle();
     summary.unplanned_runs = drill_reports.iter().map(|d| d.tally.unplanned_runs).sum();
-    follow_ups.sort_by(|a, b| {
-        (a.state != "open", &a.cluster, &a.drill, &a.scheduled).cmp(&(
-            b.state != "open",
-            &b.cluster,
-            &b.drill,
-            &b.scheduled,
-        ))
-    });
     Ok(Report {
         since: stamp(query.since),
         until: stamp(query.until),
@@ -596,10 +614,83 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drill: query.drill.clone(),
         summary,
         fleet,
-        adherence,
+        adherence: Adherences::new(table.clone()),
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// What one drill on one cluster leaves to follow up: its runs' follow-ups whole, and its fires
+/// that did not run as their adherence rows, each with the passed run that closed it.
+#[derive(Default)]
+struct Left {
+    listed: Vec<FollowUp>,
+    /// (adherence row, the closer's number among `closers`).
+    fires: Vec<(u32, Option<u32>)>,
+    /// (run, scheduled) of the passed runs that closed a fire's follow-up.
+    closers: Vec<(String, String)>,
+}
+
+/// Every drill's follow-ups, open ones first, then by cluster, drill and instant: `lefts` are in
+/// order of cluster and drill, and each one's runs and fires in order of instant, so the order
+/// is theirs merged, with a run's follow-up before a fire's of the same instant (as a stable
+/// sort of runs' then fires' would put them).
+fn follow_ups(table: &Arc<Table>, lefts: Vec<Left>) -> FollowUps {
+    let mut listed = Vec::new();
+    let mut closers: Vec<(String, String)> = Vec::new();
+    // Per drill: (open, instant, number among `listed`) of its runs' follow-ups, and where its
+    // closers start among `closers`.
+    let mut runs: Vec<Vec<(bool, i64, u32)>> = Vec::with_capacity(lefts.len());
+    let mut base = Vec::with_capacity(lefts.len());
+    let mut fires = Vec::with_capacity(lefts.len());
+    let mut total = 0;
+    for left in lefts {
+        total += left.listed.len() + left.fires.len();
+        runs.push(
+            left.listed
+                .into_iter()
+                .map(|f| {
+                    let at = DateTime::parse_from_rfc3339(&f.scheduled)
+                        .map(|t| t.timestamp())
+                        .unwrap_or_default();
+                    let n = listed.len() as u32;
+                    let open = f.state == "open";
+                    listed.push(f);
+                    (open, at, n)
+                })
+                .collect(),
+        );
+        base.push(closers.len() as u32);
+        closers.extend(left.closers);
+        fires.push(left.fires);
+    }
+    let mut order = Vec::with_capacity(total);
+    for open in [true, false] {
+        for ((runs, fires), base) in runs.iter().zip(&fires).zip(&base) {
+            let mut runs = runs.iter().filter(|e| e.0 == open).peekable();
+            let mut fires = fires
+                .iter()
+                .filter(|(_, closer)| closer.is_none() == open)
+                .map(|&(row, closer)| (table.scheduled(row), row, closer))
+                .peekable();
+            loop {
+                let fire_first = match (runs.peek(), fires.peek()) {
+                    (Some(r), Some(f)) => f.0 < r.1,
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (None, None) => break,
+                };
+                if fire_first {
+                    if let Some((_, row, closer)) = fires.next() {
+                        order.push(adherence::Entry::fire(row, closer.map(|c| base + c)));
+                    }
+                } else if let Some(&(_, _, n)) = runs.next() {
+                    order.push(adherence::Entry::listed(n));
+                }
+            }
+        }
+    }
+    FollowUps::new(table.clone(), listed, closers, order)
 }
 
 /// Where to split `items` (in order) so that the two parts' `weight`s are as near equal as can be.
@@ -620,22 +711,25 @@ fn half_of<T>(items: &[T], weight: impl Fn(&T) -> usize) -> usize {
 /// leaves to follow up.
 fn drill_report(
     config: &Config,
+    table: &Table,
     cluster: String,
     name: String,
-    slot: Slot<'_>,
-) -> (DrillReport, Vec<FollowUp>) {
+    slot: Slot,
+) -> (DrillReport, Left) {
     let Slot {
         mut runs,
-        fires: rows,
+        tally: mut counted,
+        did_not_run,
     } = slot;
     // In order of the scheduled instant (the store reads them in no particular order; in
     // practice nearly in order, which the sort finds in one pass).
     runs.sort_by(|(a, _), (b, _)| (a.scheduled, &a.id).cmp(&(b.scheduled, &b.id)));
     let (list, unplanned): (Vec<RunRecord<Trail>>, Vec<bool>) = runs.into_iter().unzip();
     let drill = config.drills.iter().find(|d| d.name == name);
-    let mut tally = tally(rows.iter().copied());
+    counted.settle();
+    let mut tally = counted;
     tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
-    let open = follow_ups_of(&cluster, &name, &list, &rows);
+    let open = follow_ups_of(&cluster, &name, &list, &did_not_run, table);
     let kind = drill
         .map(|d| d.kind.to_string())
         .or_else(|| list.first().map(|r| r.kind.clone()))
@@ -685,38 +779,44 @@ fn drill_report(
 }
 
 /// One drill on one cluster while the report is built: its runs, whether each was outside the
-/// calendar, and its planned fires.
+/// calendar, and what became of its planned fires.
 #[derive(Default)]
-struct Slot<'a> {
+struct Slot {
     /// Each run, and whether it is outside the calendar.
     runs: Vec<(RunRecord<Trail>, bool)>,
-    fires: Vec<&'a Adherence>,
+    /// Its planned fires, counted (not yet settled).
+    tally: Tally,
+    /// The adherence rows of its fires that did not run (missed or unaccounted).
+    did_not_run: Vec<u32>,
 }
 
-fn tally<'a>(rows: impl Iterator<Item = &'a Adherence>) -> Tally {
-    let mut t = Tally::default();
-    for a in rows {
-        t.planned += 1;
-        if a.planned == "deferred" {
-            t.deferred += 1;
+impl Tally {
+    /// Counts one planned fire: the calendar's word for it, and what became of it.
+    fn count(&mut self, planned: &str, outcome: &str) {
+        self.planned += 1;
+        if planned == "deferred" {
+            self.deferred += 1;
         }
-        match a.outcome.as_str() {
-            "passed" => t.passed += 1,
-            "failed" => t.failed += 1,
-            "aborted" => t.aborted += 1,
-            "error" => t.error += 1,
-            "dry-run" => t.dry_run += 1,
-            "blocked" => t.blocked += 1,
-            "skipped" => t.skipped += 1,
-            "missed" => t.missed += 1,
-            "running" | "pending" => t.pending += 1,
-            _ => t.unaccounted += 1,
+        match outcome {
+            "passed" => self.passed += 1,
+            "failed" => self.failed += 1,
+            "aborted" => self.aborted += 1,
+            "error" => self.error += 1,
+            "dry-run" => self.dry_run += 1,
+            "blocked" => self.blocked += 1,
+            "skipped" => self.skipped += 1,
+            "missed" => self.missed += 1,
+            "running" | "pending" => self.pending += 1,
+            _ => self.unaccounted += 1,
         }
     }
-    t.ran = t.passed + t.failed + t.aborted + t.error;
-    let due = t.planned - t.skipped - t.pending;
-    t.adherence_percent = (due > 0).then(|| f64::from(t.ran) * 100.0 / f64::from(due));
-    t
+
+    /// The figures that follow from the counts.
+    fn settle(&mut self) {
+        self.ran = self.passed + self.failed + self.aborted + self.error;
+        let due = self.planned - self.skipped - self.pending;
+        self.adherence_percent = (due > 0).then(|| f64::from(self.ran) * 100.0 / f64::from(due));
+    }
 }
 
 fn scope(drill: &crate::config::Drill) -> Vec<String> {
@@ -970,20 +1070,26 @@ fn follow_ups_of(
     cluster: &str,
     drill: &str,
     runs: &[RunRecord<Trail>],
-    fires: &[&Adherence],
-) -> Vec<FollowUp> {
+    did_not_run: &[u32],
+    table: &Table,
+) -> Left {
     // `runs` is in scheduled order: the first pass after an instant is found by bisection.
     let passed: Vec<&RunRecord<Trail>> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Passed)
         .collect();
+    // The first passed run after an instant, by its place among them.
+    let closer = |after: DateTime<Utc>| -> Option<usize> {
+        Some(passed.partition_point(|r| r.scheduled <= after)).filter(|&i| i < passed.len())
+    };
     let closed_by = |after: DateTime<Utc>| -> String {
-        passed
-            .get(passed.partition_point(|r| r.scheduled <= after))
-            .map_or_else(
-                || "open".to_owned(),
-                |r| format!("closed by {} (passed {})", r.id, stamp(r.scheduled)),
-            )
+        closer(after).map_or_else(
+            || "open".to_owned(),
+            |i| {
+                let r = passed[i];
+                format!("closed by {} (passed {})", r.id, stamp(r.scheduled))
+            },
+        )
     };
     let mut out = Vec::new();
     for r in runs {
@@ -1049,26 +1155,27 @@ fn follow_ups_of(
             });
         }
     }
-    for a in fires {
-        if matches!(a.outcome.as_str(), "missed" | "unaccounted") {
-            let scheduled = DateTime::parse_from_rfc3339(&a.scheduled)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default();
-            out.push(FollowUp {
-                cluster: cluster.to_owned(),
-                drill: drill.to_owned(),
-                run: None,
-                scheduled: a.scheduled.clone(),
-                what: format!(
-                    "did not run ({}): {}",
-                    a.outcome,
-                    a.reason.as_deref().unwrap_or("no reason recorded")
-                ),
-                state: closed_by(scheduled),
-            });
-        }
+    // A fire that did not run stays its adherence row; what closed it is kept once per run.
+    let mut left = Left {
+        listed: out,
+        ..Left::default()
+    };
+    let mut last: Option<(usize, u32)> = None;
+    for &row in did_not_run {
+        let scheduled = DateTime::from_timestamp(table.scheduled(row), 0).unwrap_or_default();
+        let closed = closer(scheduled).map(|i| match last {
+            Some((j, n)) if j == i => n,
+            _ => {
+                let n = left.closers.len() as u32;
+                left.closers
+                    .push((passed[i].id.clone(), stamp(passed[i].scheduled)));
+                last = Some((i, n));
+                n
+            }
+        });
+        left.fires.push((row, closed));
     }
-    out
+    left
 }
 
 #[cfg(test)]

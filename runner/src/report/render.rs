@@ -508,8 +508,8 @@ fn md_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 let _ = writeln!(out, "## Programme adherence\n");
                 md_head(out, &ADHERENCE_HEAD);
             }
-            for a in &r.adherence[at.clone()] {
-                md_row(out, &adherence_cells(a));
+            for a in r.adherence.rows(at.clone()) {
+                md_row(out, &adherence_cells(&a));
             }
             if at.end == r.adherence.len() {
                 out.push('\n');
@@ -555,8 +555,8 @@ fn md_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 }
                 md_head(out, &FOLLOW_HEAD);
             }
-            for f in &r.follow_ups[at.clone()] {
-                md_row(out, &follow_cells(f));
+            for f in r.follow_ups.rows(at.clone()) {
+                md_row(out, &follow_cells(&f));
             }
             if at.end == r.follow_ups.len() {
                 out.push('\n');
@@ -585,7 +585,7 @@ fn md_top(out: &mut String, r: &Report) {
         out,
         "Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.\n",
         r.summary.unplanned_runs,
-        r.follow_ups.iter().filter(|f| f.state == "open").count()
+        r.follow_ups.open()
     );
     let _ = writeln!(out, "## Fleet\n");
     md_table(out, &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
@@ -781,18 +781,18 @@ fn json_member(
 fn json_items<T: serde::Serialize>(
     out: &mut Vec<u8>,
     depth: usize,
-    items: &[T],
+    (len, items): (usize, impl IntoIterator<Item = T>),
     at: &Range<usize>,
 ) -> io::Result<()> {
     if at.start == 0 {
         out.push(b'[');
     }
-    for (i, element) in items[at.clone()].iter().enumerate() {
+    for (i, element) in items.into_iter().enumerate() {
         item(out, depth + 1, at.start + i == 0)?;
-        json_value(out, depth + 1, element)?;
+        json_value(out, depth + 1, &element)?;
     }
-    if at.end == items.len() {
-        closing(out, depth, !items.is_empty(), b"]")?;
+    if at.end == len {
+        closing(out, depth, len > 0, b"]")?;
     }
     Ok(())
 }
@@ -829,7 +829,12 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
             json_key(out, 1, false, "adherence")?;
         }
         Part::Adherence(at) => {
-            json_items(out, 1, &r.adherence, at)?;
+            json_items(
+                out,
+                1,
+                (r.adherence.len(), r.adherence.rows(at.clone())),
+                at,
+            )?;
             if at.end == r.adherence.len() {
                 json_key(out, 1, false, "drills")?;
                 out.push(b'[');
@@ -871,7 +876,7 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
             json_key(out, 3, false, "runs")?;
         }
         Part::Runs(d, at) => {
-            json_items(out, 3, &d.runs, at)?;
+            json_items(out, 3, (d.runs.len(), &d.runs[at.clone()]), at)?;
             if at.end == d.runs.len() {
                 closing(out, 2, true, b"}")?;
             }
@@ -880,7 +885,12 @@ fn json_part(out: &mut Vec<u8>, r: &Report, part: &Part<'_>) -> io::Result<()> {
             closing(out, 1, !r.drills.is_empty(), b"]")?;
             json_key(out, 1, false, "follow_ups")?;
         }
-        Part::FollowUps(at) => json_items(out, 1, &r.follow_ups, at)?,
+        Part::FollowUps(at) => json_items(
+            out,
+            1,
+            (r.follow_ups.len(), r.follow_ups.rows(at.clone())),
+            at,
+        )?,
         Part::Text(text) => out.extend_from_slice(text.as_bytes()),
         // Not in JSON's layout.
         Part::Chart(..) | Part::Evidence(..) => {}
@@ -963,7 +973,7 @@ fn csv_part(
     match part {
         Part::Text(text) => out.push_str(text),
         Part::Adherence(at) => {
-            for a in &r.adherence[at.clone()] {
+            for a in r.adherence.rows(at.clone()) {
                 let run = a
                     .run
                     .as_deref()
@@ -1144,8 +1154,8 @@ fn html_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 out.push_str("<h2 id=\"adherence\">Programme adherence</h2>\n");
                 html_head(out, "adherence", &ADHERENCE_HEAD);
             }
-            for a in &r.adherence[at.clone()] {
-                html_row(out, &ADHERENCE_HEAD, &adherence_cells(a));
+            for a in r.adherence.rows(at.clone()) {
+                html_row(out, &ADHERENCE_HEAD, &adherence_cells(&a));
             }
             if at.end == r.adherence.len() {
                 out.push_str(HTML_TABLE_END);
@@ -1210,8 +1220,8 @@ fn html_part(out: &mut String, r: &Report, part: &Part<'_>) {
                 }
                 html_head(out, "follow-ups", &FOLLOW_HEAD);
             }
-            for f in &r.follow_ups[at.clone()] {
-                html_row(out, &FOLLOW_HEAD, &follow_cells(f));
+            for f in r.follow_ups.rows(at.clone()) {
+                html_row(out, &FOLLOW_HEAD, &follow_cells(&f));
             }
             if at.end == r.follow_ups.len() {
                 out.push_str(HTML_TABLE_END);
@@ -1260,7 +1270,7 @@ fn html_top(out: &mut String, r: &Report) {
         out,
         "<p>Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.</p>",
         r.summary.unplanned_runs,
-        r.follow_ups.iter().filter(|f| f.state == "open").count()
+        r.follow_ups.open()
     );
     out.push_str("<h2 id=\"fleet\">Fleet</h2>\n");
     html_table(out, "fleet", &FLEET_HEAD, r.fleet.iter().map(fleet_cells));
@@ -1542,9 +1552,9 @@ mod tests {
             drill: None,
             summary: Tally::default(),
             fleet: vec![],
-            adherence: vec![],
+            adherence: Default::default(),
             drills,
-            follow_ups: vec![],
+            follow_ups: Default::default(),
         }
     }
 

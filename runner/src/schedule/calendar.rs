@@ -6,7 +6,7 @@
 //! Waiting fires are served first come, first served.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 use std::time::Duration;
 
@@ -43,15 +43,21 @@ pub enum FireStatus {
     Missed,
 }
 
-impl fmt::Display for FireStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl FireStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
             FireStatus::Fires => "fires",
             FireStatus::Skipped => "skipped",
             FireStatus::Deferred => "deferred",
             FireStatus::Queued => "queued",
             FireStatus::Missed => "missed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for FireStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -67,7 +73,8 @@ pub struct Fire {
 }
 
 /// Fires scheduled after the window still compete for slots with fires the window pushed past its
-/// end; this much beyond the window (plus the longest deadline) is simulated too.
+/// end; this much beyond the window (plus the longest deadline) is simulated too, as far as the
+/// fires in the window need it.
 const LOOKAHEAD: TimeDelta = TimeDelta::days(45);
 
 fn delta(d: Duration) -> TimeDelta {
@@ -80,7 +87,8 @@ fn rfc3339(t: DateTime<Utc>, zone: Tz) -> String {
 }
 
 /// Every fire scheduled in `[from, until)`, in order of scheduled instant then drill, with what
-/// becomes of it. `blackout_zone` is the zone blackouts are written in (the file's).
+/// becomes of it. `blackout_zone` is the zone blackouts are written in (the file's). All of it at
+/// once: a long window is better read from a [`Calendar`], which holds only the fires in flight.
 pub fn plan(
     drills: &[PlannedDrill],
     blackout_zone: Tz,
@@ -89,21 +97,16 @@ pub fn plan(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<Fire> {
-    let longest_deadline = drills.iter().map(|d| d.deadline).max().unwrap_or_default();
-    let horizon = until
-        .checked_add_signed(LOOKAHEAD + delta(longest_deadline))
-        .unwrap_or(until);
-    let mut fires = simulate(
-        drills,
+    Calendar::<()>::window(
+        drills.to_vec(),
         blackout_zone,
         blackouts,
-        concurrency.max(1),
+        concurrency,
         from,
-        horizon,
-        None,
-    );
-    fires.retain(|f| f.scheduled < until);
-    fires
+        until,
+    )
+    .map(|(fire, _)| fire)
+    .collect()
 }
 
 /// The first `n` fires from `from` on (searching no further than `until`), each with the fate
@@ -118,24 +121,28 @@ pub fn plan_next(
     n: usize,
     until: DateTime<Utc>,
 ) -> Vec<Fire> {
-    let mut fires = simulate(
-        drills,
+    Calendar::<()>::open(
+        drills.to_vec(),
         blackout_zone,
         blackouts,
-        concurrency.max(1),
+        concurrency,
         from,
         until,
-        Some(n),
-    );
-    fires.truncate(n);
-    fires
+    )
+    .take(n)
+    .map(|(fire, _)| fire)
+    .collect()
 }
 
-/// A fire waiting to start: (ready at, due at, drill, fire). Earliest ready first; ties go to
-/// whoever was due first, then to the drill written first.
-type Ready = Reverse<(DateTime<Utc>, DateTime<Utc>, usize, usize)>;
+/// A fire waiting to start: (ready at, due at, drill, scheduled). Earliest ready first; ties go
+/// to whoever was due first, then to the drill written first, then to the drill's earlier fire.
+type Ready = Reverse<(DateTime<Utc>, DateTime<Utc>, usize, DateTime<Utc>)>;
+
+/// A fire's place in the calendar's order: (scheduled, drill).
+type Key = (DateTime<Utc>, usize);
 
 /// What has happened to a fire so far, while it waits.
+#[derive(Clone, Debug)]
 struct Waiting {
     /// Taken up at least once (its drill's next fire is then queued).
     taken: bool,
@@ -159,92 +166,291 @@ impl Default for Waiting {
     }
 }
 
-/// Fires in time order, generated lazily from each drill's schedule up to `horizon`. With
-/// `first`, stops once the first that many fires (in scheduled order) are decided. Returns the
-/// fires in order of scheduled instant then drill.
-fn simulate(
-    drills: &[PlannedDrill],
-    blackout_zone: Tz,
-    blackouts: &[Blackout],
-    concurrency: usize,
-    from: DateTime<Utc>,
-    horizon: DateTime<Utc>,
-    first: Option<usize>,
-) -> Vec<Fire> {
-    let mut sources: Vec<Occurrences> = drills
-        .iter()
-        .map(|d| Occurrences::new(d.cron, d.zone, from, horizon))
-        .collect();
-    let mut fires: Vec<Fire> = Vec::new();
-    let mut waiting: Vec<Waiting> = Vec::new();
-    let mut ready: BinaryHeap<Ready> = BinaryHeap::new();
-    // A drill's next fire enters the queue when its previous one is first taken up: fresh fires
-    // then come out in (scheduled, drill) order, exactly as if all had been queued up front.
-    let enqueue_next = |drill: usize,
-                        sources: &mut Vec<Occurrences>,
-                        fires: &mut Vec<Fire>,
-                        waiting: &mut Vec<Waiting>,
-                        ready: &mut BinaryHeap<Ready>| {
-        if let Some(scheduled) = sources[drill].next() {
-            let i = fires.len();
-            fires.push(Fire {
-                drill,
-                scheduled,
-                start: None,
-                status: FireStatus::Fires,
-                reason: None,
-            });
-            waiting.push(Waiting::default());
-            ready.push(Reverse((scheduled, scheduled, drill, i)));
-        }
-    };
-    for drill in 0..drills.len() {
-        enqueue_next(drill, &mut sources, &mut fires, &mut waiting, &mut ready);
-    }
-    // With `first`: the fires taken up fresh so far (in scheduled order) and how many of the
-    // first `first` of them are still undecided.
-    let mut fresh_taken = 0usize;
-    let mut undecided = 0usize;
-    // (end, drill) of the runs in progress.
-    let mut running: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
-    let wanted = |i: usize, waiting: &[Waiting]| first.is_some_and(|n| waiting[i].rank < n);
+/// How far a held fire is.
+#[derive(Clone, Debug)]
+enum Decided<V> {
+    No,
+    /// It starts at the instant being simulated; its note is taken once nothing else can start
+    /// then.
+    Starting,
+    /// Decided and noted: it can be handed out once every fire before it is.
+    Yes(Option<V>),
+}
 
-    while let Some(Reverse((t, due, drill_index, i))) = ready.pop() {
-        if !waiting[i].taken {
-            waiting[i].taken = true;
-            waiting[i].rank = fresh_taken;
-            fresh_taken += 1;
-            if wanted(i, &waiting) {
-                undecided += 1;
-            }
-            enqueue_next(
-                drill_index,
-                &mut sources,
-                &mut fires,
-                &mut waiting,
-                &mut ready,
+#[derive(Clone, Debug)]
+struct Held<V> {
+    fire: Fire,
+    waiting: Waiting,
+    decided: Decided<V>,
+}
+
+/// Where a [`Calendar`] is, without what it reads (the drills, the blackouts): kept between two
+/// scheduler ticks and resumed with [`Calendar::resume`] on the same drills.
+#[derive(Clone, Debug)]
+pub struct CalendarState<V = ()> {
+    sources: Vec<Occurrences>,
+    /// Every fire taken from the sources and not yet handed out: the ones waiting, and the ones
+    /// decided before a fire scheduled earlier is.
+    held: BTreeMap<Key, Held<V>>,
+    ready: BinaryHeap<Ready>,
+    /// (end, drill) of the runs in progress.
+    running: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
+    /// The fires that start at `starting_at`, in the order they were decided.
+    starting: Vec<Key>,
+    starting_at: DateTime<Utc>,
+    /// How many fires were taken up so far.
+    taken: usize,
+    /// Fires scheduled at or after this are not handed out.
+    stop: DateTime<Utc>,
+}
+
+impl<V> CalendarState<V> {
+    /// A drill's next fire enters the queue when its previous one is first taken up: fresh fires
+    /// then come out in (scheduled, drill) order, exactly as if all had been queued up front, and
+    /// every drill has its next fire held, so nothing not yet taken can come before a held one.
+    fn enqueue_next(&mut self, drill: usize) {
+        if let Some(scheduled) = self.sources[drill].next() {
+            self.held.insert(
+                (scheduled, drill),
+                Held {
+                    fire: Fire {
+                        drill,
+                        scheduled,
+                        start: None,
+                        status: FireStatus::Fires,
+                        reason: None,
+                    },
+                    waiting: Waiting::default(),
+                    decided: Decided::No,
+                },
             );
+            self.ready
+                .push(Reverse((scheduled, scheduled, drill, scheduled)));
         }
-        let decided = simulate_step(
+    }
+}
+
+/// What a caller notes of each fire that starts, told in the order fires start (ties in
+/// calendar order) with the fire's place in the calendar; `None` notes nothing.
+type Note<'a, V> = Box<dyn FnMut(&Fire, usize) -> Option<V> + 'a>;
+
+/// The calendar as a stream: a discrete-event simulation that runs only as far as the next fire
+/// to hand out needs, and holds only the fires in flight, never the period's. Hands out every
+/// fire in order of scheduled instant then drill, with what becomes of it and the caller's note.
+pub struct Calendar<'a, V = ()> {
+    drills: Vec<PlannedDrill<'a>>,
+    blackout_zone: Tz,
+    blackouts: &'a [Blackout],
+    concurrency: usize,
+    note: Option<Note<'a, V>>,
+    state: CalendarState<V>,
+}
+
+impl<'a, V> Calendar<'a, V> {
+    /// The fires scheduled in `[from, until)`. Fires after the window are simulated too, as far
+    /// as they can still take a slot from one in it.
+    pub fn window(
+        drills: Vec<PlannedDrill<'a>>,
+        blackout_zone: Tz,
+        blackouts: &'a [Blackout],
+        concurrency: usize,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Self {
+        let longest_deadline = drills.iter().map(|d| d.deadline).max().unwrap_or_default();
+        let horizon = until
+            .checked_add_signed(LOOKAHEAD + delta(longest_deadline))
+            .unwrap_or(until);
+        let state = Self::start(&drills, from, horizon, until);
+        Self::resume(drills, blackout_zone, blackouts, concurrency, state)
+    }
+
+    /// Every fire from `from` on, scheduled before `until` (the furthest it searches).
+    pub fn open(
+        drills: Vec<PlannedDrill<'a>>,
+        blackout_zone: Tz,
+        blackouts: &'a [Blackout],
+        concurrency: usize,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Self {
+        let state = Self::start(&drills, from, until, until);
+        Self::resume(drills, blackout_zone, blackouts, concurrency, state)
+    }
+
+    /// Goes on where [`Calendar::into_state`] left off; `drills`, the blackouts and the
+    /// concurrency must be the ones it was made with.
+    pub fn resume(
+        drills: Vec<PlannedDrill<'a>>,
+        blackout_zone: Tz,
+        blackouts: &'a [Blackout],
+        concurrency: usize,
+        state: CalendarState<V>,
+    ) -> Self {
+        Calendar {
             drills,
             blackout_zone,
             blackouts,
-            concurrency,
-            (t, due, drill_index, i),
-            &mut fires,
-            &mut waiting,
-            &mut ready,
-            &mut running,
-        );
-        if decided && wanted(i, &waiting) {
-            undecided -= 1;
-            if first.is_some_and(|n| fresh_taken >= n) && undecided == 0 {
-                break;
+            concurrency: concurrency.max(1),
+            note: None,
+            state,
+        }
+    }
+
+    fn start(
+        drills: &[PlannedDrill],
+        from: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+        stop: DateTime<Utc>,
+    ) -> CalendarState<V> {
+        let mut state = CalendarState {
+            sources: drills
+                .iter()
+                .map(|d| Occurrences::new(d.cron, d.zone, from, horizon))
+                .collect(),
+            held: BTreeMap::new(),
+            ready: BinaryHeap::new(),
+            running: BinaryHeap::new(),
+            starting: Vec::new(),
+            starting_at: from,
+            taken: 0,
+            stop,
+        };
+        for drill in 0..drills.len() {
+            state.enqueue_next(drill);
+        }
+        state
+    }
+
+    /// Notes each fire that starts, in the order fires start (as a cooldown sees them).
+    pub fn noting(mut self, note: impl FnMut(&Fire, usize) -> Option<V> + 'a) -> Self {
+        self.note = Some(Box::new(note));
+        self
+    }
+
+    /// Where it is, to [`Calendar::resume`] later.
+    pub fn into_state(self) -> CalendarState<V> {
+        self.state
+    }
+
+    /// How many fires it holds now: the ones in flight, never the period's.
+    pub fn held(&self) -> usize {
+        self.state.held.len()
+    }
+
+    /// The next fire, if it is scheduled before `limit`; the simulation goes only as far as
+    /// deciding it takes.
+    pub fn next_before(&mut self, limit: DateTime<Utc>) -> Option<(Fire, Option<V>)> {
+        let limit = limit.min(self.state.stop);
+        loop {
+            match self.state.held.first_key_value() {
+                None => return None,
+                Some((key, _)) if key.0 >= limit => return None,
+                Some((_, held)) if matches!(held.decided, Decided::Yes(_)) => {
+                    let (_, held) = self.state.held.pop_first()?;
+                    let Decided::Yes(note) = held.decided else {
+                        return None;
+                    };
+                    return Some((held.fire, note));
+                }
+                Some(_) => {}
+            }
+            if !self.step() {
+                // Only a fire nothing will ever decide could be left: hand out none rather
+                // than loop.
+                return None;
             }
         }
     }
-    fires.sort_by_key(|f| (f.scheduled, f.drill));
-    fires
+
+    /// One event of the simulation; false when nothing is left to happen.
+    fn step(&mut self) -> bool {
+        let Some(&Reverse((t, due, drill, scheduled))) = self.state.ready.peek() else {
+            if self.state.starting.is_empty() {
+                return false;
+            }
+            self.note_starting();
+            return true;
+        };
+        // Time moves on: nothing else can start at the instant before, so its fires are noted.
+        if !self.state.starting.is_empty() && t > self.state.starting_at {
+            self.note_starting();
+            return true;
+        }
+        self.state.ready.pop();
+        let key = (scheduled, drill);
+        let state = &mut self.state;
+        let fresh = match state.held.get_mut(&key) {
+            Some(held) if !held.waiting.taken => {
+                held.waiting.taken = true;
+                held.waiting.rank = state.taken;
+                state.taken += 1;
+                true
+            }
+            Some(_) => false,
+            None => return true,
+        };
+        if fresh {
+            state.enqueue_next(drill);
+        }
+        let CalendarState {
+            held,
+            ready,
+            running,
+            starting,
+            starting_at,
+            ..
+        } = state;
+        let Some(h) = held.get_mut(&key) else {
+            return true;
+        };
+        let decided = simulate_step(
+            &self.drills,
+            self.blackout_zone,
+            self.blackouts,
+            self.concurrency,
+            (t, due, drill, scheduled),
+            &mut h.fire,
+            &mut h.waiting,
+            ready,
+            running,
+        );
+        if decided {
+            if h.fire.start.is_some() {
+                h.decided = Decided::Starting;
+                starting.push(key);
+                *starting_at = t;
+            } else {
+                h.decided = Decided::Yes(None);
+            }
+        }
+        true
+    }
+
+    /// Notes the fires that start at `starting_at`, in calendar order.
+    fn note_starting(&mut self) {
+        let mut keys = std::mem::take(&mut self.state.starting);
+        keys.sort_unstable();
+        for key in &keys {
+            if let Some(held) = self.state.held.get_mut(key) {
+                let note = match &mut self.note {
+                    Some(note) => note(&held.fire, held.waiting.rank),
+                    None => None,
+                };
+                held.decided = Decided::Yes(note);
+            }
+        }
+        keys.clear();
+        self.state.starting = keys;
+    }
+}
+
+impl<V> Iterator for Calendar<'_, V> {
+    type Item = (Fire, Option<V>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_before(DateTime::<Utc>::MAX_UTC)
+    }
 }
 
 /// Takes up one fire at instant `t`: it starts, is skipped or missed (true: decided), or waits
@@ -255,14 +461,13 @@ fn simulate_step(
     blackout_zone: Tz,
     blackouts: &[Blackout],
     concurrency: usize,
-    (t, due, drill_index, i): (DateTime<Utc>, DateTime<Utc>, usize, usize),
-    fires: &mut [Fire],
-    waiting: &mut [Waiting],
+    (t, due, drill_index, scheduled): (DateTime<Utc>, DateTime<Utc>, usize, DateTime<Utc>),
+    fire: &mut Fire,
+    state: &mut Waiting,
     ready: &mut BinaryHeap<Ready>,
     running: &mut BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
 ) -> bool {
     let drill = &drills[drill_index];
-    let state = &mut waiting[i];
     let covering = blackout::covering(blackout_zone, blackouts, t);
     if !covering.is_empty() {
         let names: Vec<&str> = covering.iter().map(|(b, _)| b.name.as_str()).collect();
@@ -277,8 +482,8 @@ fn simulate_step(
             })
             .unwrap_or_default();
         if !drill.defer_on_blackout {
-            fires[i].status = FireStatus::Skipped;
-            fires[i].reason = Some(format!("{waited}in blackout {}", names.join(", ")));
+            fire.status = FireStatus::Skipped;
+            fire.reason = Some(format!("{waited}in blackout {}", names.join(", ")));
             return true;
         }
         match blackout::first_free(blackout_zone, blackouts, t) {
@@ -289,12 +494,12 @@ fn simulate_step(
                     }
                 }
                 state.due = Some(free);
-                ready.push(Reverse((free, free, drill_index, i)));
+                ready.push(Reverse((free, free, drill_index, scheduled)));
                 return false;
             }
             None => {
-                fires[i].status = FireStatus::Skipped;
-                fires[i].reason = Some(format!(
+                fire.status = FireStatus::Skipped;
+                fire.reason = Some(format!(
                     "{waited}in blackout {}, and blackouts leave no free instant to defer to",
                     names.join(", ")
                 ));
@@ -310,7 +515,6 @@ fn simulate_step(
         .then(|| format!("deferred past blackout {}", state.deferred_past.join(", ")));
     if running.len() < concurrency {
         running.push(Reverse((t + delta(drill.duration), drill_index)));
-        let fire = &mut fires[i];
         fire.start = Some(t);
         let waited = state
             .waited_for
@@ -329,7 +533,6 @@ fn simulate_step(
     };
     let due = state.due.unwrap_or(due);
     if free_at - due > delta(drill.deadline) {
-        let fire = &mut fires[i];
         fire.status = FireStatus::Missed;
         fire.reason = Some(format!(
             "{}would wait for {} until {}, past its deadline of {}",
@@ -342,7 +545,7 @@ fn simulate_step(
     }
     state.waited_for = Some(blocker);
     state.due = Some(due);
-    ready.push(Reverse((free_at, due, drill_index, i)));
+    ready.push(Reverse((free_at, due, drill_index, scheduled)));
     false
 }
 
@@ -562,6 +765,121 @@ mod tests {
         let s = summary(&drills, &fires);
         assert!(s[0].starts_with("first fires"), "{s:?}");
         assert!(s[1].starts_with("second queued"), "{s:?}");
+    }
+
+    #[test]
+    fn a_calendar_holds_the_fires_in_flight_not_the_period() {
+        // Two every-minute drills on one slot: the second queues, then misses, all month long.
+        let fx = Fixture::new(&[
+            ("a", "* * * * *", 1, 1, false),
+            ("b", "* * * * *", 1, 2, true),
+        ]);
+        let weekends = [Blackout {
+            name: "weekends".into(),
+            dates: None,
+            weekdays: Some(0b110_0000),
+            times: None,
+        }];
+        let from = utc("2027-01-01T00:00:00Z");
+        let until = utc("2027-02-01T00:00:00Z");
+        let mut calendar = Calendar::<()>::window(
+            fx.drills(),
+            chrono_tz::Europe::Berlin,
+            &weekends,
+            1,
+            from,
+            until,
+        );
+        let (mut fires, mut most, mut last) = (0usize, 0usize, None);
+        while let Some((fire, _)) = calendar.next() {
+            most = most.max(calendar.held());
+            assert!(
+                last < Some((fire.scheduled, fire.drill)),
+                "in calendar order"
+            );
+            last = Some((fire.scheduled, fire.drill));
+            fires += 1;
+        }
+        assert_eq!(fires, 2 * 31 * 24 * 60);
+        // What is in flight at worst: a weekend's fires, deferred (b) or decided behind them
+        // (a, skipped), of the month's 89,280.
+        let weekend = 2 * 2 * 24 * 60;
+        assert!(most <= weekend + 8, "held up to {most} fires at once");
+    }
+
+    #[test]
+    fn a_resumed_calendar_goes_on_as_if_never_stopped() {
+        let fx = Fixture::new(&[
+            ("long", "0 21 * * FRI", 180, 60, true),
+            ("skipper", "0 22 * * FRI", 10, 240, false),
+            ("hourly", "15 * * * *", 20, 10, true),
+        ]);
+        let nightly = [Blackout {
+            name: "nightly".into(),
+            dates: None,
+            weekdays: None,
+            times: Some((22 * 60, 6 * 60)),
+        }];
+        let (from, until) = (utc("2026-11-01T00:00:00Z"), utc("2027-01-01T00:00:00Z"));
+        let whole = plan(
+            &fx.drills(),
+            chrono_tz::Europe::Berlin,
+            &nightly,
+            1,
+            from,
+            until,
+        );
+        let mut calendar = Calendar::<()>::window(
+            fx.drills(),
+            chrono_tz::Europe::Berlin,
+            &nightly,
+            1,
+            from,
+            until,
+        );
+        let mut pieces = Vec::new();
+        // Stopped and resumed at every tick of a scheduler that looks every 7 hours.
+        let mut tick = from;
+        while tick < until + TimeDelta::days(1) {
+            tick += TimeDelta::hours(7);
+            while let Some((fire, _)) = calendar.next_before(tick) {
+                pieces.push(fire);
+            }
+            let state = calendar.into_state();
+            calendar = Calendar::resume(fx.drills(), chrono_tz::Europe::Berlin, &nightly, 1, state);
+        }
+        assert!(whole.len() > 1000);
+        assert_eq!(pieces, whole);
+    }
+
+    #[test]
+    fn notes_are_taken_in_the_order_fires_start() {
+        let fx = Fixture::new(&[
+            ("a", "0 10 15 * *", 30, 60, false),
+            ("b", "0 10 15 * *", 20, 60, false),
+            ("c", "5 10 15 * *", 5, 60, false),
+        ]);
+        let mut order = Vec::new();
+        let fires: Vec<(Fire, Option<String>)> = Calendar::window(
+            fx.drills(),
+            chrono_tz::UTC,
+            &[],
+            1,
+            utc("2026-12-01T00:00:00Z"),
+            utc("2027-01-01T00:00:00Z"),
+        )
+        .noting(|fire, rank| {
+            order.push(format!("{} {rank}", ["a", "b", "c"][fire.drill]));
+            Some(format!("{:?}", fire.start))
+        })
+        .collect();
+        // a starts 10:00, b waits for it (10:30), c for b (10:50): start order, with each
+        // fire's place in the calendar (c is scheduled last).
+        assert_eq!(order, ["a 0", "b 1", "c 2"]);
+        assert_eq!(fires.len(), 3);
+        assert!(fires
+            .iter()
+            .all(|(f, note)| note.as_deref() == Some(format!("{:?}", f.start).as_str())));
     }
 
     proptest::proptest! {

@@ -6,6 +6,7 @@
 //! `0 0 30 2 *`) refused at validate time.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 
@@ -173,6 +174,44 @@ impl Cron {
                     .filter(|m| self.minutes & (1 << m) != 0)
                     .map(move |m| (h, m))
             })
+    }
+}
+
+impl Cron {
+    /// The shortest time between two of its fires on the wall clock, when it is under a day
+    /// (no drill lasts longer): between two times of a day, or from the last time of a day to
+    /// the first of the next when two days in a row match. A DST change may shorten one gap a
+    /// year by its shift; the calendar queues that run like any other.
+    pub fn shortest_gap(&self) -> Option<Duration> {
+        const DAY: u32 = 24 * 60;
+        let times: Vec<u32> = self.times_of_day().map(|(h, m)| h * 60 + m).collect();
+        let (&first, &last) = (times.first()?, times.last()?);
+        let within = times.windows(2).map(|w| w[1] - w[0]).min();
+        let overnight = DAY - (last - first);
+        let shortest = match within {
+            Some(within) if within <= overnight => within,
+            // (One time a day is a day apart: no need to look.)
+            _ if overnight < DAY && self.two_days_in_a_row() => overnight,
+            within => within?,
+        };
+        (shortest < DAY).then(|| Duration::from_secs(u64::from(shortest) * 60))
+    }
+
+    /// Whether two days in a row ever both match. Which days do depends on the weekday and leap
+    /// years of each date: 28 years hold every combination (2001 to 2028 cross no century).
+    fn two_days_in_a_row(&self) -> bool {
+        let Some(start) = NaiveDate::from_ymd_opt(2001, 1, 1) else {
+            return false;
+        };
+        let mut previous = false;
+        for day in start.iter_days().take(28 * 366) {
+            let matches = self.matches_date(day);
+            if matches && previous {
+                return true;
+            }
+            previous = matches;
+        }
+        false
     }
 }
 
@@ -394,6 +433,28 @@ mod tests {
             let err = Cron::parse(text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_shortest_gap_between_fires() {
+        let gap = |text: &str| Cron::parse(text).unwrap().shortest_gap();
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        assert_eq!(gap("* * * * *"), minutes(1));
+        assert_eq!(gap("*/15 * * * *"), minutes(15));
+        assert_eq!(gap("0 9,17 * * *"), minutes(8 * 60));
+        assert_eq!(gap("*/30 9-17 * * MON-FRI"), minutes(30));
+        // Late at night and early the next morning.
+        assert_eq!(gap("0 1,23 * * *"), minutes(2 * 60));
+        // Late Friday, early Saturday: two days in a row.
+        assert_eq!(gap("0 1,23 * * FRI,SAT"), minutes(2 * 60));
+        // Late Monday, early Wednesday: never on consecutive days, so the day's own gap.
+        assert_eq!(gap("0 1,23 * * MON,WED"), minutes(22 * 60));
+        // The 28th of February then the 1st of March, both in the schedule.
+        assert_eq!(gap("0 0,22 1,28 2,3 *"), minutes(2 * 60));
+        // A day or more apart: no drill is longer.
+        assert_eq!(gap("@daily"), None);
+        assert_eq!(gap("0 10 15 * *"), None);
+        assert_eq!(gap("0 0 1 * *"), None);
     }
 
     proptest::proptest! {

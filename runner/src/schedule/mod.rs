@@ -8,6 +8,8 @@ pub mod cron;
 mod zone;
 
 pub use blackout::Blackout;
-pub use calendar::{fires_at, plan, plan_next, Fire, FireStatus, PlannedDrill};
+pub use calendar::{
+    fires_at, plan, plan_next, Calendar, CalendarState, Fire, FireStatus, PlannedDrill,
+};
 pub use cron::Cron;
 pub use zone::{earliest_instant, latest_instant, occurrences};

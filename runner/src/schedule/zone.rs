@@ -56,9 +56,11 @@ pub fn occurrences(
 }
 
 /// [`occurrences`], lazily: a day is looked at only when the instants before it are taken, so
-/// the next fire of a drill costs the days up to it, not the whole window.
-pub struct Occurrences<'a> {
-    cron: &'a Cron,
+/// the next fire of a drill costs the days up to it, not the whole window. It keeps its own copy
+/// of the schedule, so a calendar can be kept from one scheduler tick to the next.
+#[derive(Clone, Debug)]
+pub struct Occurrences {
+    cron: Cron,
     zone: Tz,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -70,13 +72,13 @@ pub struct Occurrences<'a> {
     last: Option<DateTime<Utc>>,
 }
 
-impl<'a> Occurrences<'a> {
-    pub fn new(cron: &'a Cron, zone: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+impl Occurrences {
+    pub fn new(cron: &Cron, zone: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
         // A day early and a day late, so that gaps and offsets at the window's edges are covered.
         let day = from.with_timezone(&zone).date_naive() - Days::new(1);
         let last_day = until.with_timezone(&zone).date_naive() + Days::new(1);
         Occurrences {
-            cron,
+            cron: cron.clone(),
             zone,
             from,
             until,
@@ -93,7 +95,7 @@ impl<'a> Occurrences<'a> {
     }
 }
 
-impl Iterator for Occurrences<'_> {
+impl Iterator for Occurrences {
     type Item = DateTime<Utc>;
 
     fn next(&mut self) -> Option<DateTime<Utc>> {
