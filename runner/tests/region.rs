@@ -1,8 +1,10 @@
 //! The annual drill end to end: a region failover run by the executor against the in-memory
 //! cluster (isolation through the ledger), Route 53 on moto's server, and two real PostgreSQL
 //! instances with streaming replication (scripts/pg-replica.sh makes the standby from the
-//! primary scripts/test.sh starts). The promotion hook runs `psql … pg_promote()`; the RPO the
-//! run measures is compared with the replication lag the test caused.
+//! primary scripts/test.sh starts). The promotion hook runs `psql … pg_promote()`. The RPO the
+//! run measures is checked against an oracle of the test's own: the run's markers as both
+//! databases hold them, read by the test, the instant the standby says its promotion began,
+//! and the replication lag the test caused; nothing the run reports about itself.
 
 mod support;
 
@@ -98,6 +100,208 @@ impl Drop for Standby {
     }
 }
 
+/// A run's markers as one database holds them, read by the test: (seq, written_at_ms) by seq.
+/// `runs` are the run names the rows may carry.
+async fn markers_in(url: &str, table: &str, runs: &[&str]) -> Vec<(i64, i64)> {
+    let mut c = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let runs: Vec<String> = runs.iter().map(|r| (*r).to_owned()).collect();
+    // The table name is the test's own (letters, digits and underscores).
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, written_at_ms FROM {table} WHERE run = ANY($1) ORDER BY seq"
+    )))
+    .bind(runs)
+    .fetch_all(&mut c)
+    .await
+    .unwrap_or_else(|e| panic!("read {table} on {url}: {e}"))
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// The instant (ms since the epoch) the standby's own clock says the promotion hook's
+/// `pg_promote` began: its `query_start` in `pg_stat_activity`, polled while it runs (it waits
+/// for the end of recovery, so for 100 ms at least). `None` when the standby left recovery
+/// without the query ever being seen, or nothing happened within `within`.
+fn promotion_started(url: String, within: Duration) -> tokio::task::JoinHandle<Option<i64>> {
+    tokio::spawn(async move {
+        let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
+        let until = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < until {
+            let row = sqlx::query(
+                "SELECT pg_is_in_recovery(), (SELECT (extract(epoch FROM query_start) * 1000)::bigint \
+                 FROM pg_stat_activity WHERE query LIKE '%pg\\_promote(%' AND pid <> pg_backend_pid() \
+                 ORDER BY query_start LIMIT 1)",
+            )
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+            let (recovering, started): (bool, Option<i64>) = (row.get(0), row.get(1));
+            if started.is_some() || !recovering {
+                return started;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    })
+}
+
+/// What the test's oracle found, for the assertion messages.
+#[derive(Debug)]
+struct Oracle {
+    /// The run's markers the primary acknowledged (seq, written_at_ms).
+    primary: Vec<(i64, i64)>,
+    /// Those on the promoted side.
+    promoted: Vec<(i64, i64)>,
+    /// When the standby says the promotion began (ms).
+    promotion: i64,
+}
+
+impl Oracle {
+    async fn read(
+        primary: (&str, &[&str]),
+        promoted: &str,
+        table: &str,
+        run: &str,
+        promotion: Option<i64>,
+    ) -> Oracle {
+        let oracle = Oracle {
+            primary: markers_in(primary.0, table, primary.1).await,
+            promoted: markers_in(promoted, table, &[run]).await,
+            promotion: promotion.expect("the promotion was seen running on the standby"),
+        };
+        let (Some(first), Some(_)) = (oracle.primary.first(), oracle.promoted.last()) else {
+            panic!("markers on both sides: {oracle:?}");
+        };
+        // Markers are written before the promotion, the first of them 3 s (the lead-in) before.
+        assert!(
+            oracle.promotion - first.1 >= 3000,
+            "lead-in too short: {oracle:?}"
+        );
+        // What survived is what the primary acknowledged, from the first marker on, with no gap.
+        assert_eq!(
+            oracle.promoted[..],
+            oracle.primary[..oracle.promoted.len()],
+            "the promoted side holds a prefix of the primary's markers"
+        );
+        oracle
+    }
+
+    fn last_written(&self) -> (i64, i64) {
+        *self.primary.last().unwrap()
+    }
+
+    fn newest_survived(&self) -> (i64, i64) {
+        *self.promoted.last().unwrap()
+    }
+
+    /// The RPO the databases give: the newest marker the primary acknowledged minus the
+    /// newest that survived on the promoted side.
+    fn rpo(&self) -> f64 {
+        (self.last_written().1 - self.newest_survived().1) as f64 / 1000.0
+    }
+
+    /// The run's figures against the oracle: the markers were written until the promotion began
+    /// (within one interval, `every`, and the time from the writer's stop to the hook's query:
+    /// about 0.1 s, allowed 0.5 s on a loaded machine; a writer that stops after the lead-in
+    /// stops seconds before, with Route 53 slowed), and the run's RPO and lost markers are what
+    /// the databases say.
+    fn check(&self, record: &firedrill::store::RunRecord, every: f64) {
+        let e = &record.evidence;
+        let rpo = record.measurements.rpo_seconds.expect("RPO measured");
+        let written = self.last_written().1;
+        assert!(
+            written <= self.promotion,
+            "a marker written after the promotion began: {self:?}"
+        );
+        let before = (self.promotion - written) as f64 / 1000.0;
+        assert!(
+            before <= every + 0.5,
+            "the markers stopped {before:.3}s before the promotion began, more than {every}s (one \
+             interval) and 0.5s: the writer must write until promotion (last written {written} ms, \
+             promotion {} ms)",
+            self.promotion
+        );
+        assert!(
+            (rpo - self.rpo()).abs() <= 0.002,
+            "the run measured {rpo}s, the databases give {}s (last acknowledged {:?}, newest \
+             survived {:?}); run evidence {:#}",
+            self.rpo(),
+            self.last_written(),
+            self.newest_survived(),
+            e["rpo"]
+        );
+        assert_eq!(
+            e["rpo"]["lost_markers"].as_i64(),
+            Some(self.last_written().0 - self.newest_survived().0),
+            "{:#}",
+            e["rpo"]
+        );
+    }
+}
+
+/// How long the slowed Route 53 holds each request (see [`slow_proxy`]).
+const ROUTE53_DELAY: Duration = Duration::from_millis(250);
+
+/// A loopback TCP proxy to `target` (`http://host:port`) that holds each chunk a client sends
+/// for `delay`: Route 53 answering in the 100 ms or more the real one takes, not in moto's
+/// instant. It puts time between the end of the lead-in and the promotion (Route 53 is read and
+/// changed in between), so a marker writer that stops early is seen to.
+async fn slow_proxy(target: &str, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = url::Url::parse(target).unwrap();
+    let target = format!(
+        "{}:{}",
+        target.host_str().unwrap(),
+        target.port_or_known_default().unwrap()
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = from_client.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = to_server.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// The promotion hook: `pg_promote` on the standby, waiting for it.
+fn promote_standby(standby: &str) -> Vec<String> {
+    [
+        "psql",
+        standby,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "SELECT pg_promote(true, 30)",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// The failed region's web pods in the in-memory cluster: what `isolate` cuts off.
 async fn region_workload(client: &kube::Client) {
     let d: Deployment = serde_json::from_value(json!({
@@ -125,7 +329,15 @@ async fn region_workload(client: &kube::Client) {
     }
 }
 
-fn drill(run_table: &str, primary: &str, standby: &str, probe: &url::Url, dns: &str) -> String {
+/// The drill; `promote` is the promotion hook's command.
+fn drill(
+    run_table: &str,
+    (primary, standby): (&str, &str),
+    promote: &[String],
+    probe: &url::Url,
+    dns: &str,
+) -> String {
+    let promote = serde_json::to_string(promote).unwrap();
     format!(
         r#"
 armed: true
@@ -143,7 +355,7 @@ drills:
         - namespace: shop
           selector: app=web,topology.kubernetes.io/region=us-east-1
       promote:
-        command: ["psql", "{standby}", "-v", "ON_ERROR_STOP=1", "-c", "SELECT pg_promote(true, 30)"]
+        command: {promote}
         timeout: 30s
       failback: {{ runbook: "https://runbooks.example.com/failback" }}
       data:
@@ -161,8 +373,10 @@ drills:
     )
 }
 
-/// The whole drill with replication cut 1–2 s into the lead-in: the markers written after the
-/// cut are lost, and the RPO the run reports is that span, within one marker interval.
+/// The whole drill with replication cut a few markers into the lead-in: the markers written after
+/// the cut are lost, and the RPO the run reports is what the two databases say was lost. Route 53
+/// answers as slowly as the real one, so the writer has markers to write between the lead-in and
+/// the promotion.
 #[tokio::test]
 async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     let (Some(primary), Some(moto)) = (
@@ -179,12 +393,13 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
     let table = support::unique("markers").replace('-', "_");
     let run = support::unique("lag");
+    let route53 = slow_proxy(&zone.endpoint, ROUTE53_DELAY).await;
     let text = drill(
         &table,
-        primary.as_str(),
-        &standby.url,
+        (primary.as_str(), &standby.url),
+        &promote_standby(&standby.url),
         &probe.url,
-        &zone.yaml,
+        &zone.yaml_through(&route53),
     );
     let (config, drill, run_ref) = one_drill(&text, &run);
 
@@ -225,6 +440,7 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
             }
         })
     };
+    let promotion = promotion_started(standby.url.clone(), Duration::from_secs(60));
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
     let (asked, seen) = cut.await.unwrap();
     let isolated = during
@@ -248,25 +464,33 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     let e = &record.evidence;
     assert_eq!(e["promotion"]["ok"], true, "{e:#}");
     let rpo = record.measurements.rpo_seconds.expect("RPO measured");
-    let last: DateTime<Utc> = e["rpo"]["last_written"]["written_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    // Markers written before the cut was asked survived (replication keeps up within ms); those
-    // after it was in effect did not. The RPO lies between, within one marker interval.
-    let seconds = |from: DateTime<Utc>| (last - from).num_milliseconds() as f64 / 1000.0;
-    let (most, least) = (seconds(asked), seconds(seen));
+    // The oracle: the markers as the databases hold them, and when the standby began promoting.
+    let oracle = Oracle::read(
+        (primary.as_str(), &[run.as_str()]),
+        &standby.url,
+        &table,
+        &run,
+        promotion.await.unwrap(),
+    )
+    .await;
+    let (asked, seen) = (asked.timestamp_millis(), seen.timestamp_millis());
     eprintln!(
-        "rpo {rpo:.3}s; lag caused: {least:.3}s..{most:.3}s; evidence {:#}",
-        e["rpo"]
+        "rpo {rpo:.3}s, the databases give {:.3}s; replication cut at {asked}..{seen} ms, promotion \
+         began at {} ms; last acknowledged {:?}, newest survived {:?} (seq, ms)",
+        oracle.rpo(),
+        oracle.promotion,
+        oracle.last_written(),
+        oracle.newest_survived()
     );
+    // Markers written before the cut was asked survived (replication keeps up within ms): the
+    // newest survivor is at most one interval older; none written after the cut was in effect did.
+    let survived = oracle.newest_survived().1;
     assert!(
-        rpo >= least - 0.2 - 0.05 && rpo <= most + 0.05,
-        "rpo {rpo} not within [{least} - 0.2, {most}]"
+        survived >= asked - 200 - 50 && survived <= seen,
+        "the newest marker on the promoted side ({survived}) is not the cut's ({asked}..{seen})"
     );
-    assert!(rpo > 1.0, "the lag was over a second: {rpo}");
-    assert!(e["rpo"]["lost_markers"].as_i64().unwrap() >= 5, "{e:#}");
+    oracle.check(&record, 0.2);
+    assert!(oracle.rpo() > 1.0, "the lag was over a second: {oracle:?}");
     // The promotion is in the ledger, left (nothing undoes it), saying so to every revert.
     let ledger = support::cluster::ledger_data(&client, &run).await;
     let promotion = ledger
@@ -307,7 +531,11 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
 }
 
 /// No lag: every acknowledged marker is on the promoted side, so the RPO is 0 (at most one
-/// marker interval, should the last write still be in flight at promotion).
+/// marker interval, should the last write not have reached the standby at promotion). Route 53
+/// is slowed as in the test above. Once promoted, the hook leaves only the first of the run's
+/// markers under its name on the old primary (the others are renamed, as a fenced primary may
+/// lose or change anything): markers read from the primary instead of the promoted side would
+/// give a loss of everything written.
 #[tokio::test]
 async fn without_lag_the_rpo_is_zero() {
     let (Some(primary), Some(moto)) = (
@@ -324,14 +552,30 @@ async fn without_lag_the_rpo_is_zero() {
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
     let table = support::unique("markers").replace('-', "_");
     let run = support::unique("nolag");
+    // Promotes, then renames all but the run's first marker on the old primary.
+    let fenced = format!("{run}_fenced");
+    let promote = promote_standby(&standby.url)
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let promote = [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "{promote} && psql '{primary}' -v ON_ERROR_STOP=1 -c \"UPDATE {table} SET run = '{fenced}' WHERE run = '{run}' AND seq > 1\""
+        ),
+    ];
+    let route53 = slow_proxy(&zone.endpoint, ROUTE53_DELAY).await;
     let text = drill(
         &table,
-        primary.as_str(),
-        &standby.url,
+        (primary.as_str(), &standby.url),
+        &promote,
         &probe.url,
-        &zone.yaml,
+        &zone.yaml_through(&route53),
     );
     let (config, drill, run_ref) = one_drill(&text, &run);
+    let promotion = promotion_started(standby.url.clone(), Duration::from_secs(60));
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
     assert_eq!(
         record.status,
@@ -341,9 +585,32 @@ async fn without_lag_the_rpo_is_zero() {
         record.evidence
     );
     let rpo = record.measurements.rpo_seconds.expect("RPO measured");
-    eprintln!("rpo without lag: {rpo:.3}s; {:#}", record.evidence["rpo"]);
-    assert!(rpo <= 0.2, "rpo {rpo}");
-    assert!(record.evidence["rpo"]["acknowledged"].as_u64().unwrap() >= 10);
+    let oracle = Oracle::read(
+        (primary.as_str(), &[run.as_str(), fenced.as_str()]),
+        &standby.url,
+        &table,
+        &run,
+        promotion.await.unwrap(),
+    )
+    .await;
+    eprintln!(
+        "rpo without lag: {rpo:.3}s, the databases give {:.3}s; {} markers acknowledged, {} on \
+         the promoted side",
+        oracle.rpo(),
+        oracle.primary.len(),
+        oracle.promoted.len()
+    );
+    // The hook did rename them on the primary: the test can tell the two sides apart.
+    assert_eq!(
+        markers_in(primary.as_str(), &table, &[run.as_str()])
+            .await
+            .len(),
+        1,
+        "the old primary keeps one marker under the run's name"
+    );
+    assert!(oracle.primary.len() >= 10, "{oracle:?}");
+    assert!(oracle.rpo() <= 0.2, "{oracle:?}");
+    oracle.check(&record, 0.2);
 }
 
 /// A promotion that fails: the run ends as error, and DNS and isolation are reverted at once.
@@ -406,7 +673,21 @@ drills:
 struct Route53Zone {
     route53: Route53,
     use1_check: String,
+    /// The drill's `dns:` block, which reaches Route 53 at `endpoint`.
     yaml: String,
+    endpoint: String,
+}
+
+impl Route53Zone {
+    /// The drill's `dns:` block reaching Route 53 through `endpoint` instead.
+    fn yaml_through(&self, endpoint: &str) -> String {
+        let (from, to) = (
+            format!("endpoint: {}\n", self.endpoint),
+            format!("endpoint: {endpoint}\n"),
+        );
+        assert!(self.yaml.contains(&from), "{}", self.yaml);
+        self.yaml.replace(&from, &to)
+    }
 }
 
 async fn route53_zone(endpoint: &str) -> Route53Zone {
@@ -500,6 +781,7 @@ async fn route53_zone(endpoint: &str) -> Route53Zone {
         route53,
         use1_check: ids[0].clone(),
         yaml,
+        endpoint: endpoint.to_owned(),
     }
 }
 
@@ -522,8 +804,8 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
     // The promoted side is never reached: the primary stands in for it.
     let text = drill(
         &table,
-        primary.as_str(),
-        primary.as_str(),
+        (primary.as_str(), primary.as_str()),
+        &promote_standby(primary.as_str()),
         &probe.url,
         &zone.yaml,
     );

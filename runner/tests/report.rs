@@ -685,11 +685,7 @@ async fn the_html_report_opens_in_chromium_without_requests_or_errors_and_prints
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "chromium and Playwright are missing under CI: scripts/test.sh installs them"
-        );
-        eprintln!("skipping: no /usr/bin/chromium or Playwright (run scripts/test.sh)");
+        support::skip("no /usr/bin/chromium, or python3 lacks playwright or pypdf (scripts/test.sh installs them)");
         return;
     }
     let (sqlite, path) = sqlite_url();
