@@ -182,11 +182,12 @@ pub fn on_nodes(
         match judged {
             Err(reason) => out.refused.push((node.to_owned(), reason)),
             Ok(pods) => {
-                // Commit: these pods count as down for the nodes judged after this one.
+                // Commit: these pods count as down for the nodes judged after this one. Only the
+                // ready pods that go down (those with a workload index) were checked against the
+                // budgets; a pod that was not healthy spends no disruption.
                 for (pod, owner) in &pods {
-                    if let Some(i) = owner {
-                        ready[*i] -= 1;
-                    }
+                    let Some(i) = owner else { continue };
+                    ready[*i] -= 1;
                     for pdb in matching_pdbs(&index.pdbs, pod) {
                         if let Some(b) =
                             budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
