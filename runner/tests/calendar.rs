@@ -114,7 +114,7 @@ fn a_plan_that_cannot_be_written_fails_and_says_why() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{format}: {stderr}");
         assert!(
-            stderr.contains("cannot write the plan to standard output: No space left on device"),
+            stderr.contains("cannot write to standard output: No space left on device"),
             "{format}: {stderr}"
         );
     }
