@@ -1,7 +1,8 @@
 //! The ledger and its replay on an in-memory cluster: every undo type, crashes at every point,
 //! replays twice, changes made by others in between, and ledgers that cannot be trusted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use firedrill_rollback::{
@@ -13,11 +14,18 @@ use serde_json::{json, Value};
 
 /// A cluster in memory. `crash_after` counts calls to `save` and `execute`; when it reaches zero
 /// every later call fails, as if the process had died there.
+///
+/// A killed pod is recreated at once by its controller (the same manifest: what the drill cannot
+/// and need not restore), and counted in `kills`. One external system, `dns`, holds weighted
+/// records by target. `made` logs what every call to `execute` that went through returned.
 #[derive(Default)]
 struct Memory {
     objects: Mutex<HashMap<ObjectRef, Value>>,
     ledgers: Mutex<HashMap<String, Stored>>,
     crash_after: Mutex<Option<usize>>,
+    externals: Mutex<BTreeMap<String, Value>>,
+    kills: Mutex<usize>,
+    made: Mutex<Vec<Done>>,
 }
 
 impl Memory {
@@ -37,28 +45,28 @@ impl Memory {
         *self.crash_after.lock().unwrap() = None;
     }
 
+    /// Every object, and every external record (as `dns <target>`).
     fn snapshot(&self) -> BTreeMap<String, Value> {
-        self.objects
+        let mut all: BTreeMap<String, Value> = self
+            .objects
             .lock()
             .unwrap()
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+            .collect();
+        for (target, value) in self.externals.lock().unwrap().iter() {
+            all.insert(format!("dns {target}"), value.clone());
+        }
+        all
     }
 
     fn stored_ledger(&self, run: &str) -> Ledger {
         let stored = self.ledgers.lock().unwrap()[&firedrill_rollback::ledger_name(run)].clone();
         Ledger::from_stored(&stored).unwrap()
     }
-}
 
-impl Cluster for Memory {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
-        Ok(self.objects.lock().unwrap().get(target).cloned())
-    }
-
-    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
-        self.alive()?;
+    /// Makes one change, as an API server (and the controllers behind it) would.
+    fn change(&self, operation: &Operation) -> Result<Done, String> {
         let mut objects = self.objects.lock().unwrap();
         match operation {
             Operation::Create { object } => {
@@ -78,11 +86,46 @@ impl Cluster for Memory {
                 apply_merge_patch(object, patch);
             }
             Operation::Kill { pod, .. } => {
-                objects.remove(pod);
+                // Its controller recreates it at once, as it was.
+                let killed = objects.remove(pod).ok_or(format!("{pod} not found"))?;
+                objects.insert(pod.clone(), killed);
+                *self.kills.lock().unwrap() += 1;
             }
-            Operation::External { .. } => return Err("no external systems here".into()),
+            Operation::External { system, action } if system == "dns" => {
+                let target = action.get("target").ok_or("no target")?.to_string();
+                let set = action.get("set").ok_or("no value to set")?.clone();
+                self.externals.lock().unwrap().insert(target, set);
+            }
+            Operation::External { system, .. } => return Err(format!("no handler for {system}")),
         }
         Ok(Done::Made)
+    }
+}
+
+impl Cluster for Memory {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+        Ok(self.objects.lock().unwrap().get(target).cloned())
+    }
+
+    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
+        self.alive()?;
+        let done = self.change(operation)?;
+        self.made.lock().unwrap().push(done.clone());
+        Ok(done)
+    }
+
+    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+        if system != "dns" {
+            return Err(format!(
+                "no handler for changes in {system} in this process"
+            ));
+        }
+        Ok(self
+            .externals
+            .lock()
+            .unwrap()
+            .get(&target.to_string())
+            .cloned())
     }
 
     async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
@@ -121,18 +164,63 @@ fn deployment(name: &str, replicas: i64) -> (ObjectRef, Value) {
     let r = ObjectRef::namespaced(ObjectKind::Deployment, "shop", name);
     (
         r,
-        json!({ "kind": "Deployment", "metadata": { "namespace": "shop", "name": name }, "spec": { "replicas": replicas, "paused": false } }),
+        json!({
+            "kind": "Deployment",
+            "metadata": { "namespace": "shop", "name": name, "annotations": { "team": "shop" } },
+            "spec": {
+                "replicas": replicas,
+                "paused": false,
+                "template": { "spec": { "nodeSelector": { "disk": "ssd" } } }
+            }
+        }),
     )
 }
 
-/// The world before a drill: two workloads, a node, a Service, one cordoned node.
+fn pod(name: &str) -> ObjectRef {
+    ObjectRef::namespaced(ObjectKind::Pod, "shop", name)
+}
+
+/// The target of a weighted DNS record in the in-memory `dns` system.
+fn dns_record(name: &str) -> Value {
+    json!({ "zone": "Z1", "name": name, "type": "A", "set_identifier": "primary" })
+}
+
+/// Point a weighted DNS record elsewhere: an external step, as the route53 fault records it.
+fn set_weight(name: &str, prior: i64, weight: i64) -> Step {
+    let target = dns_record(name);
+    Step {
+        forward: Operation::External {
+            system: "dns".into(),
+            action: json!({ "target": target, "set": { "weight": weight } }),
+        },
+        undo: UndoRecord::External {
+            system: "dns".into(),
+            record: json!({ "target": target, "prior": { "weight": prior }, "applied": { "weight": weight } }),
+        },
+    }
+}
+
+/// The world before a drill: two workloads and their pods, a node, a Service, one cordoned node,
+/// and a DNS record.
 fn world() -> Memory {
     let memory = Memory::default();
     let mut objects = memory.objects.lock().unwrap();
     for (name, replicas) in [("api", 3), ("worker", 2)] {
         let (r, v) = deployment(name, replicas);
         objects.insert(r, v);
+        for i in 0..replicas {
+            let name = format!("{name}-{i}");
+            objects.insert(
+                pod(&name),
+                json!({ "kind": "Pod", "metadata": { "namespace": "shop", "name": name } }),
+            );
+        }
     }
+    memory
+        .externals
+        .lock()
+        .unwrap()
+        .insert(dns_record("api").to_string(), json!({ "weight": 100 }));
     objects.insert(
         ObjectRef::node("node-1"),
         json!({ "kind": "Node", "metadata": { "name": "node-1" }, "spec": {} }),
@@ -149,7 +237,7 @@ fn world() -> Memory {
     memory
 }
 
-/// Steps of every undo type (but external), as a fault kind would plan them.
+/// Steps of every undo type, as a fault kind would plan them.
 fn every_kind_of_step() -> Vec<Step> {
     let service = ObjectRef::namespaced(ObjectKind::Service, "shop", "db");
     vec![
@@ -163,6 +251,8 @@ fn every_kind_of_step() -> Vec<Step> {
             BTreeMap::from([("app".into(), "fault-proxy".into())]),
         ),
         Step::set_field(deployment("api", 3).0, "/spec/paused", Some(json!(false)), Some(json!(true))),
+        Step::kill(pod("api-0"), "Deployment/api", true, None),
+        set_weight("api", 100, 0),
     ]
 }
 
@@ -191,7 +281,14 @@ async fn every_undo_type_is_reverted_exactly() {
             .contains("HorizontalPodAutoscaler worker-hpa owns this count")),
         "{report:?}"
     );
-    assert!(!memory.stored_ledger("run-1").is_open());
+    assert!(
+        report.actions.iter().any(|a| a
+            .text
+            .contains("was killed; its controller Deployment/api recreates it")),
+        "{report:?}"
+    );
+    assert_eq!(*memory.kills.lock().unwrap(), 1);
+    assert_done(&memory, "run-1", &before, "every undo type").await;
 }
 
 #[tokio::test]
@@ -222,6 +319,28 @@ async fn every_created_object_carries_the_run_and_its_expiry() {
     );
 }
 
+/// What the cluster holds of a run's ledger, read as a later process reads it.
+fn read_back(memory: &Memory, run: &str) -> Option<Ledger> {
+    let stored = memory
+        .ledgers
+        .lock()
+        .unwrap()
+        .get(&firedrill_rollback::ledger_name(run))
+        .cloned();
+    stored.map(|s| Ledger::from_stored(&s).unwrap())
+}
+
+/// A replay left the world as it was before the drill and closed every entry: the ledger read
+/// back is closed, and replaying it changes nothing and says nothing.
+async fn assert_done(memory: &Memory, run: &str, before: &BTreeMap<String, Value>, what: &str) {
+    assert_eq!(&memory.snapshot(), before, "{what}");
+    let mut again = read_back(memory, run).unwrap();
+    assert!(!again.is_open(), "{what}: still open: {:?}", again.entries);
+    let report = replay(memory, &mut again, &unprotected, false).await;
+    assert!(report.actions.is_empty(), "{what}: {report:?}");
+    assert_eq!(&memory.snapshot(), before, "{what}");
+}
+
 #[tokio::test]
 async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
     let steps = every_kind_of_step();
@@ -234,13 +353,7 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
         let _ = apply(&memory, &mut ledger, &steps, &unprotected).await;
         memory.revive();
         // A later process: only what the cluster holds.
-        let stored = memory
-            .ledgers
-            .lock()
-            .unwrap()
-            .get("firedrill-ledger-run-1")
-            .cloned();
-        let Some(stored) = stored else {
+        let Some(mut found) = read_back(&memory, "run-1") else {
             assert_eq!(
                 memory.snapshot(),
                 before,
@@ -248,10 +361,39 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
             );
             continue;
         };
-        let mut found = Ledger::from_stored(&stored).unwrap();
         let report = replay(&memory, &mut found, &unprotected, false).await;
         assert!(!report.failed(), "crash {crash}: {report:?}");
-        assert_eq!(memory.snapshot(), before, "crash {crash}: {report:?}");
+        assert!(
+            report.actions.iter().all(|a| a.outcome != Outcome::Left),
+            "crash {crash}: {report:?}"
+        );
+        assert_done(&memory, "run-1", &before, &format!("crash {crash}")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crash_during_a_replay_is_finished_exactly_by_the_next() {
+    let steps = every_kind_of_step();
+    // A replay costs an execute per change to undo and one save at the end: crash before each.
+    for crash in 0..=steps.len() + 1 {
+        let memory = world();
+        let before = memory.snapshot();
+        let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+        apply(&memory, &mut ledger, &steps, &unprotected)
+            .await
+            .unwrap();
+        *memory.crash_after.lock().unwrap() = Some(crash);
+        let mut dying = read_back(&memory, "run-1").unwrap();
+        let _ = replay(&memory, &mut dying, &unprotected, false).await;
+        memory.revive();
+        let mut found = read_back(&memory, "run-1").unwrap();
+        let report = replay(&memory, &mut found, &unprotected, false).await;
+        assert!(!report.failed(), "crash {crash}: {report:?}");
+        assert!(
+            report.actions.iter().all(|a| a.outcome != Outcome::Left),
+            "crash {crash}: {report:?}"
+        );
+        assert_done(&memory, "run-1", &before, &format!("crash {crash}")).await;
     }
 }
 
@@ -328,7 +470,7 @@ async fn a_protected_object_is_never_touched() {
             .iter()
             .filter(|a| a.outcome == Outcome::Reverted)
             .count(),
-        4,
+        5,
         "{report:?}"
     );
 }
@@ -427,93 +569,423 @@ fn decisions_judge_the_object_as_it_is_now() {
     ));
 }
 
-/// A random plan of steps over the world's objects.
-fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
-    let one = prop_oneof![
-        (0u8..5).prop_map(|i| Step::create(json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": format!("fd-{i}") } })).unwrap()),
-        (0u8..2, proptest::bool::ANY).prop_map(|(n, was)| Step::cordon(&format!("node-{}", n + 1), was)),
-        (0i64..6).prop_map(|r| Step::scale(deployment("worker", 2).0, 2, r, None)),
-        (0i64..6).prop_map(|r| Step::scale(deployment("api", 3).0, 3, r, None)),
-        proptest::bool::ANY.prop_map(|p| Step::set_field(deployment("api", 3).0, "/spec/paused", Some(json!(false)), Some(json!(p)))),
-    ];
-    proptest::collection::vec(one, 0..8)
+/// One step of a generated plan over the world's objects. Its prior is not generated: planning
+/// reads it from the world as the steps before it left it, as a fault kind records it.
+#[derive(Clone, Debug)]
+enum Plan {
+    /// Create NetworkPolicy `fd-<n>` (a name may come twice: the second create is refused).
+    Create(u8),
+    /// Cordon node-1 (schedulable) or node-2 (cordoned before the drill).
+    Cordon(u8),
+    /// Scale api or worker, maybe owned by an autoscaler.
+    Scale(u8, i64, bool),
+    /// Point Service shop/db at one of three selectors.
+    Swap(u8),
+    /// Set a field of api or worker: `paused`, the template's `nodeSelector` (a mapping) or an
+    /// annotation whose key needs escaping in a JSON pointer; to a value, or absent.
+    Field(u8, u8, u8),
+    /// Kill a pod of api.
+    Kill(u8),
+    /// Set the weight of the api DNS record.
+    Weight(i64),
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+const PLAN_KINDS: usize = 7;
 
-    /// Replaying twice is replaying once; and the state after equals the state before, however
-    /// the steps overlap (the same object changed twice is restored to its first prior).
-    #[test]
-    fn replay_is_idempotent_and_exact(steps in arb_steps(), crash in proptest::option::of(0usize..30)) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let memory = world();
-            let before = memory.snapshot();
-            // Steps that record a prior the world does not have are not what a planner makes:
-            // record the true prior, as planners read it from the snapshot.
-            let mut ledger = Ledger::new("run-p", "drill", "test", "2030-01-01T00:00:00Z");
-            let mut planned = Vec::new();
-            for step in steps {
-                let step = with_true_prior(&memory, step).await;
-                planned.push(step);
-            }
-            *memory.crash_after.lock().unwrap() = crash;
-            let mut applied = ledger.clone();
-            for step in &planned {
-                if apply(&memory, &mut applied, std::slice::from_ref(step), &unprotected).await.is_err() {
-                    break;
-                }
-            }
-            memory.revive();
-            let stored = memory.ledgers.lock().unwrap().get("firedrill-ledger-run-p").cloned();
-            if let Some(stored) = stored {
-                ledger = Ledger::from_stored(&stored).unwrap();
-            }
-            let first = replay(&memory, &mut ledger, &unprotected, false).await;
-            prop_assert!(!first.failed(), "{:?}", first);
-            let after_once = memory.snapshot();
-            let second = replay(&memory, &mut ledger, &unprotected, false).await;
-            prop_assert!(second.actions.is_empty(), "{:?}", second);
-            prop_assert_eq!(memory.snapshot(), after_once.clone());
-            prop_assert_eq!(after_once, before);
-            Ok(())
-        })?;
+fn arb_plan_of(kind: usize) -> BoxedStrategy<Plan> {
+    match kind {
+        0 => (0u8..3).prop_map(Plan::Create).boxed(),
+        1 => (0u8..2).prop_map(Plan::Cordon).boxed(),
+        2 => (0u8..2, 0i64..5, proptest::bool::ANY)
+            .prop_map(|(w, r, h)| Plan::Scale(w, r, h))
+            .boxed(),
+        3 => (0u8..3).prop_map(Plan::Swap).boxed(),
+        4 => (0u8..2, 0u8..3, 0u8..4)
+            .prop_map(|(w, f, v)| Plan::Field(w, f, v))
+            .boxed(),
+        5 => (0u8..3).prop_map(Plan::Kill).boxed(),
+        _ => prop_oneof![Just(0i64), Just(50), Just(100)]
+            .prop_map(Plan::Weight)
+            .boxed(),
     }
 }
 
-/// A step as a planner would make it now: its prior read from the object as it is.
-async fn with_true_prior(memory: &Memory, step: Step) -> Step {
-    match step.undo {
-        UndoRecord::Uncordon { ref node, .. } => {
-            let now = memory.get(&ObjectRef::node(node)).await.unwrap().unwrap();
-            Step::cordon(
-                node,
-                now.pointer("/spec/unschedulable") == Some(&json!(true)),
-            )
-        }
-        UndoRecord::RestoreReplicas {
-            target, applied, ..
-        } => {
-            let now = memory.get(&target).await.unwrap().unwrap();
-            Step::scale(
-                target,
-                now["spec"]["replicas"].as_i64().unwrap(),
-                applied,
+fn arb_plan() -> BoxedStrategy<Plan> {
+    (0..PLAN_KINDS).prop_flat_map(arb_plan_of).boxed()
+}
+
+/// Mostly one step of every kind plus a few more, shuffled (so that kinds meet, and objects and
+/// fields are changed more than once); sometimes a short plan of anything.
+fn arb_plans() -> impl Strategy<Value = Vec<Plan>> {
+    prop_oneof![
+        3 => (
+            (0..PLAN_KINDS).map(arb_plan_of).collect::<Vec<_>>(),
+            proptest::collection::vec(arb_plan(), 0..7),
+        )
+            .prop_map(|(mut every, more)| {
+                every.extend(more);
+                every
+            })
+            .prop_shuffle(),
+        1 => proptest::collection::vec(arb_plan(), 0..6),
+    ]
+}
+
+const WORKLOADS: [&str; 2] = ["api", "worker"];
+
+/// The field a plan sets, and the values it may set it to (`None`: absent).
+fn field_of(f: u8, v: u8) -> (&'static str, Option<Value>) {
+    match f {
+        0 => (
+            "/spec/paused",
+            [Some(json!(true)), Some(json!(false)), None][usize::from(v % 3)].clone(),
+        ),
+        1 => (
+            "/spec/template/spec/nodeSelector",
+            [
                 None,
-            )
+                Some(json!({ "disk": "ssd" })),
+                Some(json!({ "zone": "a" })),
+                Some(json!({ "disk": "hdd", "zone": "b" })),
+            ][usize::from(v % 4)]
+            .clone(),
+        ),
+        _ => (
+            "/metadata/annotations/firedrill.io~1fault",
+            [None, Some(json!("latency")), Some(json!("loss"))][usize::from(v % 3)].clone(),
+        ),
+    }
+}
+
+fn selector_of(k: u8) -> BTreeMap<String, String> {
+    let pairs: &[(&str, &str)] = match k {
+        0 => &[("app", "fault-proxy")],
+        1 => &[("app", "db"), ("tier", "replica")],
+        _ => &[("app", "db"), ("tier", "primary")],
+    };
+    pairs
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+/// Plans one step on `model` (a copy of the world the steps are planned on): its prior is what
+/// the model holds now, and the model then moves on by the step.
+async fn plan(model: &Memory, p: &Plan) -> Step {
+    let now = |r: &ObjectRef| model.objects.lock().unwrap()[r].clone();
+    let step = match *p {
+        Plan::Create(n) => Step::create(json!({
+            "kind": "NetworkPolicy",
+            "metadata": { "namespace": "shop", "name": format!("fd-{n}") },
+            "spec": { "podSelector": {} }
+        }))
+        .unwrap(),
+        Plan::Cordon(n) => {
+            let node = format!("node-{}", n + 1);
+            let was =
+                now(&ObjectRef::node(&node)).pointer("/spec/unschedulable") == Some(&json!(true));
+            Step::cordon(&node, was)
         }
-        UndoRecord::RestoreField {
-            target,
-            path,
-            applied,
-            ..
-        } => {
-            let now = memory.get(&target).await.unwrap().unwrap();
-            let prior = now.pointer(&path).filter(|v| !v.is_null()).cloned();
-            Step::set_field(target, &path, prior, applied)
+        Plan::Scale(w, replicas, hpa) => {
+            let target = deployment(WORKLOADS[usize::from(w)], 0).0;
+            let prior = now(&target)["spec"]["replicas"].as_i64().unwrap_or(1);
+            Step::scale(target, prior, replicas, hpa.then(|| "shop-hpa".to_owned()))
         }
-        _ => step,
+        Plan::Swap(k) => {
+            let service = ObjectRef::namespaced(ObjectKind::Service, "shop", "db");
+            let prior = serde_json::from_value(now(&service)["spec"]["selector"].clone()).unwrap();
+            Step::swap_selector(service, prior, selector_of(k))
+        }
+        Plan::Field(w, f, v) => {
+            let target = deployment(WORKLOADS[usize::from(w)], 0).0;
+            let (path, value) = field_of(f, v);
+            let prior = now(&target).pointer(path).filter(|v| !v.is_null()).cloned();
+            Step::set_field(target, path, prior, value)
+        }
+        Plan::Kill(n) => Step::kill(pod(&format!("api-{n}")), "Deployment/api", n % 2 == 0, None),
+        Plan::Weight(weight) => {
+            let prior = model.externals.lock().unwrap()[&dns_record("api").to_string()]["weight"]
+                .as_i64()
+                .unwrap();
+            set_weight("api", prior, weight)
+        }
+    };
+    model.execute(&step.forward).await.unwrap();
+    step
+}
+
+/// Where the process dies, counting calls to `execute` and `save` (modulo the calls there are:
+/// applying a step costs three, a replay one per open entry at most and one save).
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    Never,
+    /// While applying the steps.
+    Apply(usize),
+    /// During the first replay; the next replay starts from what the cluster holds.
+    Replay(usize),
+}
+
+/// What a record changes and on what: steps with the same key act on one field of one object.
+fn key_of(undo: &UndoRecord) -> (usize, String) {
+    let kind = match undo {
+        UndoRecord::DeleteCreated { .. } => 0,
+        UndoRecord::Uncordon { .. } => 1,
+        UndoRecord::RestoreReplicas { .. } => 2,
+        UndoRecord::RestoreSelector { .. } => 3,
+        UndoRecord::RestoreField { .. } => 4,
+        UndoRecord::Recreated { .. } => 5,
+        UndoRecord::External { .. } => 6,
+    };
+    let key = match undo {
+        UndoRecord::RestoreField { target, path, .. } => format!("{target} {path}"),
+        UndoRecord::External { record, .. } => record["target"].to_string(),
+        UndoRecord::Recreated { pod, .. } => pod.to_string(),
+        other => other.target().unwrap().to_string(),
+    };
+    (kind, key)
+}
+
+/// Whether undoing a record whose change was made puts anything back (the oracle's reading of
+/// the undo types; decide() is not asked).
+fn puts_back(undo: &UndoRecord) -> bool {
+    match undo {
+        UndoRecord::DeleteCreated { .. } => true,
+        UndoRecord::RestoreField { prior, applied, .. } => prior != applied,
+        UndoRecord::Uncordon {
+            was_unschedulable, ..
+        } => !was_unschedulable,
+        UndoRecord::RestoreReplicas { prior, applied, .. } => prior != applied,
+        UndoRecord::RestoreSelector { prior, applied, .. } => prior != applied,
+        UndoRecord::External { record, .. } => record["prior"] != record["applied"],
+        UndoRecord::Recreated { .. } => false,
+    }
+}
+
+/// Replaying is exact and idempotent, for plans of every undo type that change the same fields
+/// several times, with the process dying anywhere while applying or while replaying:
+///
+/// - the world after the replay is the world before the drill, exactly;
+/// - without a crash in the replay, each open entry comes out as the oracle says: reverted when
+///   its change was made and puts something back, already done otherwise (not made, a kill, a
+///   node cordoned before, a value set to what it was);
+/// - every entry is closed, in memory and in the ledger the cluster holds, and replaying a fresh
+///   copy read back from the cluster does nothing and says nothing.
+fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut hit = BTreeSet::new();
+        let model = world();
+        let mut steps = Vec::new();
+        for p in plans {
+            steps.push(plan(&model, p).await);
+        }
+        let kinds: BTreeSet<usize> = steps.iter().map(|s| key_of(&s.undo).0).collect();
+        if kinds.len() == PLAN_KINDS {
+            hit.insert("every undo type");
+        }
+        if kinds.contains(&3) {
+            hit.insert("selector swap");
+        }
+        if kinds.contains(&5) {
+            hit.insert("pod kill");
+        }
+        let mut keys = BTreeSet::new();
+        if steps
+            .iter()
+            .filter(|s| !matches!(s.undo, UndoRecord::Recreated { .. }))
+            .any(|s| !keys.insert(key_of(&s.undo)))
+        {
+            hit.insert("one field twice");
+        }
+
+        let memory = world();
+        let before = memory.snapshot();
+        if let Crash::Apply(n) = crash {
+            *memory.crash_after.lock().unwrap() = Some(n % (3 * steps.len() + 1));
+        }
+        let mut ledger = Ledger::new("run-p", "drill", "test", "2030-01-01T00:00:00Z");
+        let applied = apply(&memory, &mut ledger, &steps, &unprotected).await;
+        memory.revive();
+        if applied.is_err() {
+            hit.insert("crash in apply");
+        }
+        // What each step's change came to, in order; a step past the crash has none.
+        let forward: Vec<Done> = memory.made.lock().unwrap().clone();
+        let Some(mut found) = read_back(&memory, "run-p") else {
+            prop_assert_eq!(
+                memory.snapshot(),
+                before,
+                "no ledger, so nothing may have changed"
+            );
+            return Ok(hit);
+        };
+        prop_assert!(found.entries.len() <= steps.len());
+        for (i, entry) in found.entries.iter().enumerate() {
+            prop_assert_eq!(entry.seq, i + 1);
+            prop_assert_eq!(&entry.undo, &steps[i].undo);
+        }
+
+        if let Crash::Replay(n) = crash {
+            let calls = found.entries.iter().filter(|e| e.state.is_open()).count() + 1;
+            *memory.crash_after.lock().unwrap() = Some(n % calls);
+            let dying = replay(&memory, &mut found, &unprotected, false).await;
+            memory.revive();
+            if dying.failed() {
+                hit.insert("crash in replay");
+            }
+            // A later process: only what the cluster holds.
+            found = read_back(&memory, "run-p").unwrap();
+        }
+        let open: Vec<(String, usize)> = found
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.state.is_open())
+            .map(|e| (format!("step-{:04}", e.seq), e.seq - 1))
+            .collect();
+        let first = replay(&memory, &mut found, &unprotected, false).await;
+        prop_assert!(!first.failed(), "{:?}", first);
+        prop_assert_eq!(memory.snapshot(), before.clone(), "{:?}", first);
+        if !matches!(crash, Crash::Replay(_)) {
+            // What the run created and still exists: deleted by the last open record naming it
+            // (a create that crashed before it was made may name an object an earlier one made).
+            let mut created: BTreeSet<ObjectRef> = steps
+                .iter()
+                .zip(&forward)
+                .filter_map(|(s, done)| match (&s.undo, done) {
+                    (UndoRecord::DeleteCreated { target }, Done::Made) => Some(target.clone()),
+                    _ => None,
+                })
+                .collect();
+            let expected: Vec<(String, Outcome)> = open
+                .iter()
+                .map(|(step, i)| {
+                    let outcome = match (&steps[*i].undo, forward.get(*i)) {
+                        (UndoRecord::DeleteCreated { target }, _) if created.remove(target) => {
+                            Outcome::Reverted
+                        }
+                        (UndoRecord::DeleteCreated { .. }, _) => Outcome::AlreadyDone,
+                        (undo, Some(Done::Made)) if puts_back(undo) => Outcome::Reverted,
+                        _ => Outcome::AlreadyDone,
+                    };
+                    (step.clone(), outcome)
+                })
+                .collect();
+            let got: Vec<(String, Outcome)> = first
+                .actions
+                .iter()
+                .map(|a| (a.step.clone(), a.outcome.clone()))
+                .collect();
+            prop_assert_eq!(got, expected, "{:?}", first);
+            // Only a refused change was closed before the replay (when it was refused, unless
+            // the process died before it could say so).
+            for (i, entry) in found.entries.iter().enumerate() {
+                let refused = matches!(forward.get(i), Some(Done::Refused(_)));
+                let closed = open.iter().all(|(_, j)| *j != i);
+                prop_assert!(
+                    !closed || refused,
+                    "step {} closed before the replay: {:?}",
+                    i + 1,
+                    entry
+                );
+            }
+            prop_assert!(
+                found
+                    .entries
+                    .iter()
+                    .all(|e| e.state == EntryState::Reverted),
+                "{:?}",
+                found.entries
+            );
+        }
+        if first.actions.iter().any(|a| a.outcome == Outcome::Reverted) {
+            hit.insert("reverted");
+        }
+        if first.actions.iter().any(|a| a.outcome == Outcome::Left) {
+            hit.insert("left after a crash");
+        }
+        prop_assert!(!found.is_open(), "{:?}", found.entries);
+
+        // Twice: a fresh copy as the cluster holds it, not the ledger the first replay closed.
+        let mut again = read_back(&memory, "run-p").unwrap();
+        prop_assert_eq!(
+            &again.entries,
+            &found.entries,
+            "the ledger the cluster holds is the one replayed"
+        );
+        prop_assert!(!again.is_open(), "{:?}", again.entries);
+        let second = replay(&memory, &mut again, &unprotected, false).await;
+        prop_assert!(second.actions.is_empty(), "{:?}", second);
+        prop_assert_eq!(memory.snapshot(), before);
+        Ok(hit)
+    })
+}
+
+#[test]
+fn replay_is_idempotent_and_exact() {
+    let names = [
+        "every undo type",
+        "selector swap",
+        "pod kill",
+        "one field twice",
+        "crash in apply",
+        "crash in replay",
+        "reverted",
+        "left after a crash",
+    ];
+    let seen: RefCell<(usize, Vec<usize>)> = RefCell::new((0, vec![0; names.len()]));
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 400,
+        source_file: Some(file!()),
+        ..proptest::test_runner::Config::default()
+    });
+    let crash = prop_oneof![
+        2 => Just(Crash::Never),
+        3 => (0usize..1000).prop_map(Crash::Apply),
+        3 => (0usize..1000).prop_map(Crash::Replay),
+    ];
+    let result = runner.run(&(arb_plans(), crash), |(plans, crash)| {
+        let hit = check_replay(&plans, crash)?;
+        let mut seen = seen.borrow_mut();
+        seen.0 += 1;
+        for (i, name) in names.iter().enumerate() {
+            if hit.contains(name) {
+                seen.1[i] += 1;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (cases, counts) = seen.into_inner();
+    let share = |i: usize| counts[i] as f64 / cases.max(1) as f64;
+    let line = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} {:.0}%", share(i) * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let line = format!("coverage: replay_is_idempotent_and_exact ({cases} cases): {line}");
+    eprintln!("{line}");
+    for (name, least) in [
+        ("every undo type", 0.5),
+        ("selector swap", 0.5),
+        ("pod kill", 0.5),
+        ("one field twice", 0.3),
+        ("crash in apply", 0.2),
+        ("crash in replay", 0.15),
+        ("reverted", 0.5),
+    ] {
+        let i = names.iter().position(|n| *n == name).unwrap();
+        assert!(
+            share(i) >= least,
+            "only {:.1}% of cases exercised {name} (at least {:.0}% needed): {line}",
+            share(i) * 100.0,
+            least * 100.0
+        );
     }
 }
 
