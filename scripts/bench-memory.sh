@@ -4,6 +4,10 @@
 #   validate of a ~430-byte "billion laughs" alias bomb   (expected: exit 1 quickly, naming a limit)
 #   plan --next 10 of a 30,000-drill file
 #   plan --at of the example drills against a 100,000-pod cluster snapshot (~470 MiB of YAML)
+#   plan of one every-minute drill over ten years (5,260,320 fires), as a table and as JSON
+#   report over a past year of one every-minute drill (525,600 planned fires; a history of 3 runs,
+#     so every fire is a gap and a follow-up), Markdown and JSON
+# (Those four write hundreds of MiB to GiB: their output goes to /dev/null, not to results/.)
 # Inputs come from scripts/gen-inputs.py into target/bench-inputs/ and are reused when present
 # (delete that directory after changing the generator); what each command printed is kept in
 # target/bench-inputs/results/. A measured command's non-zero exit is recorded in the table, not
@@ -63,16 +67,18 @@ bytes() {
 rows=()
 notes=()
 # measure NAME WHAT SIZE COMMAND...: one table row from /usr/bin/time -v; the command's output
-# goes to $results/NAME.{stdout,stderr,time}.
+# goes to $results/NAME.{stdout,stderr,time} (its stdout to /dev/null when discard=1).
 measure() {
   local name=$1 what=$2 size=$3 rc=0
   shift 3
   local out=$results/$name
+  local sink=$out.stdout
+  if [ "${discard:-0}" = 1 ]; then sink=/dev/null; fi
   echo "running: $*" >&2
   (
     if [ "$cap_mib" -gt 0 ]; then ulimit -v $((cap_mib * 1024)); fi
     exec /usr/bin/time -v -o "$out.time" "$@"
-  ) >"$out.stdout" 2>"$out.stderr" || rc=$?
+  ) >"$sink" 2>"$out.stderr" || rc=$?
   local wall rss status
   # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.34" -> seconds
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
@@ -100,6 +106,33 @@ measure drills "plan --next 10" "$(commas "$drills") drills, $(bytes "$drill_fil
   "$bin" plan --config "$drill_file" --next 10
 measure cluster "plan --cluster --at, example drills" "$(commas "$pods") pods, $(bytes "$cluster_file")" \
   "$bin" plan --config deploy/examples/firedrill.yaml --cluster "$cluster_file" --at 2027-01-15T10:00:00Z
+
+# One drill firing every minute: the calendar is streamed, so ten years cost what a day does.
+minute=$inputs/every-minute
+mkdir -p "$minute"
+cat >"$minute/firedrill.yaml" <<'YAML'
+store: sqlite://history.db
+drills:
+  - { name: every-minute, kind: probe, schedule: "* * * * *", duration: 30s }
+YAML
+if [ ! -f "$minute/history.db" ]; then
+  # The report needs a history: three dry runs of the same drill cut to a second each (a probe
+  # without probes; no cluster needed), recorded as manual runs in the year. The year is past,
+  # so every fire nobody recorded is a gap with its follow-up, not "not yet due".
+  sed 's/duration: 30s/duration: 1s/' "$minute/firedrill.yaml" >"$minute/seed.yaml"
+  for t in 2025-02-01T10:00:00Z 2025-06-01T10:00:00Z 2025-10-01T10:00:00Z; do
+    KUBECONFIG=/nonexistent FIREDRILL_LOG=json "$bin" execute --config "$minute/seed.yaml" \
+      --drill every-minute --dry-run --scheduled "$t" >/dev/null 2>>"$results/seed.stderr"
+  done
+fi
+for format in table json; do
+  discard=1 measure "plan-10y-$format" "plan, one every-minute drill, ten years, $format" "5,260,320 fires" \
+    "$bin" plan --config "$minute/firedrill.yaml" --from 2027-01-01T00:00:00Z --until 2037-01-01T00:00:00Z --format "$format"
+done
+for format in md json; do
+  discard=1 measure "report-1y-$format" "report, one every-minute drill, a past year, $format" "525,600 planned fires, 3 runs" \
+    "$bin" report --config "$minute/firedrill.yaml" --since 2025-01-01T00:00:00Z --until 2026-01-01T00:00:00Z --format "$format"
+done
 
 echo
 echo "| what | input size | wall time | max RSS | exit |"

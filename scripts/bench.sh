@@ -6,7 +6,8 @@
 #   validate of a 50-drill file as a whole process   (target < 20 ms)
 #   plan of 1,000 drills over one year               (target < 200 ms)
 #   one safety verdict over 100,000 pods              (target < 100 ms)
-#   stop, the fault proxy against direct, the idle scheduler (scripts/measure-scheduler.sh),
+#   stop, the fault proxy against direct, the idle scheduler with and without an every-minute
+#   drill (scripts/measure-scheduler.sh),
 #   execute to its `first probe` log line (target < 1 s), peak memory (scripts/bench-memory.sh)
 #   Criterion measures the library calls; hyperfine times the release binary as users run it.
 #
@@ -118,6 +119,8 @@ fi
 
 echo "measuring the idle scheduler for ${scheduler_seconds}s" >&2
 FIREDRILL_BIN=$bin scripts/measure-scheduler.sh "$scheduler_seconds" | tee "$out/scheduler.txt"
+echo "measuring the idle scheduler with an every-minute drill for ${scheduler_seconds}s" >&2
+FIREDRILL_BIN=$bin scripts/measure-scheduler.sh "$scheduler_seconds" --every-minute | tee "$out/scheduler-every-minute.txt"
 
 memory_args=()
 if $quick; then memory_args=(--quick); fi

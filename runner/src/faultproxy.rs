@@ -472,7 +472,12 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    check_upstream(listener.local_addr()?, &upstream).map_err(invalid)?;
+    // Resolving the upstream's name blocks: not on the runtime's own threads.
+    let (listen, checked) = (listener.local_addr()?, upstream.clone());
+    tokio::task::spawn_blocking(move || check_upstream(listen, &checked))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(invalid)?;
     let upstream_url = upstream;
     let upstream: hyper::Uri = upstream_url
         .as_str()

@@ -169,16 +169,17 @@ criterion_row("one verdict, 100,000 pods in 10,000 workloads over 100 namespaces
 criterion_row("one verdict, 100,000 pods in 10,000 workloads in one namespace, every pod matched (criterion, median)",
               "verdict: 100k pods, 10k workloads, one namespace, every pod matched", 0.100)
 
-s = text("scheduler.txt")
-m = s and re.search(r"scheduler, (\d+) drills, (\d+)s idle: RSS (\d+) KiB \(peak (\d+) KiB\), CPU (\d+) ms = "
-                    r"([\d.]+%)", s)
-if m:
-    row(f"scheduler idle, {m[1]} drills, {m[2]} s, 5 s tick, against scripts/kube-stub.py "
-        "(scripts/measure-scheduler.sh)", f"RSS {int(m[3]) / 1024:.1f} MiB (peak {int(m[4]) / 1024:.1f}), "
-        f"CPU {m[5]} ms ({m[6]} of a core)", "—", "—")
-else:
-    row("scheduler idle (scripts/measure-scheduler.sh)", "not run" if s is None else "failed: see "
-        + path("scheduler.txt"), "—", "—")
+for name in ["scheduler.txt", "scheduler-every-minute.txt"]:
+    s = text(name)
+    m = s and re.search(r"scheduler, (\d+ drills(?: \([^)]*\))?), (\d+)s idle: RSS (\d+) KiB \(peak (\d+) KiB\), "
+                        r"CPU (\d+) ms = ([\d.]+%)", s)
+    if m:
+        row(f"scheduler idle, {m[1]}, {m[2]} s, 5 s tick, against scripts/kube-stub.py "
+            "(scripts/measure-scheduler.sh)", f"RSS {int(m[3]) / 1024:.1f} MiB (peak {int(m[4]) / 1024:.1f}), "
+            f"CPU {m[5]} ms ({m[6]} of a core)", "—", "—")
+    else:
+        row(f"scheduler idle (scripts/measure-scheduler.sh{' --every-minute' if 'every' in name else ''})",
+            "not run" if s is None else "failed: see " + path(name), "—", "—")
 
 if fd and fd["first_probe_log_ms"]:
     logged = sorted(fd["first_probe_log_ms"])
