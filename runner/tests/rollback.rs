@@ -3,6 +3,8 @@
 //! each ledger write and its change); a later process — `rollback`, the scheduler's sweep or
 //! `stop` — restores every object exactly. And `stop` twice is `stop` once.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -636,26 +638,13 @@ async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protec
 #[test]
 fn a_saved_ledger_is_read_within_the_drill_files_bounds() {
     let render = |ledger: &std::path::Path| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(["rollback", "--render", "--ledger"])
-            .arg(ledger)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "rollback --ledger {} still ran after 30 s",
-                    ledger.display()
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = support::output_within(
+            std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(["rollback", "--render", "--ledger"])
+                .arg(ledger),
+            std::time::Duration::from_secs(30),
+            &format!("rollback --ledger {}", ledger.display()),
+        );
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

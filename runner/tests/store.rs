@@ -479,27 +479,17 @@ async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
 fn firedrill_on(store: &str, command: &[&str]) -> (i32, String) {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = std::env::temp_dir().join(unique("firedrill-data"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-        .args(command)
-        .args(["--config", "deploy/examples/firedrill.yaml"])
-        .env("FIREDRILL_STORE", store)
-        .env("FIREDRILL_DATA_DIR", &data)
-        .env("FIREDRILL_LOG_LEVEL", "warn")
-        .current_dir(workspace)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`firedrill {command:?}` on {store} still ran after 30 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = support::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(command)
+            .args(["--config", "deploy/examples/firedrill.yaml"])
+            .env("FIREDRILL_STORE", store)
+            .env("FIREDRILL_DATA_DIR", &data)
+            .env("FIREDRILL_LOG_LEVEL", "warn")
+            .current_dir(workspace),
+        std::time::Duration::from_secs(30),
+        &format!("`firedrill {command:?}` on {store}"),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),

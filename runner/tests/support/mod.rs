@@ -228,3 +228,28 @@ pub fn verb(call: &str) -> (String, String, String) {
     };
     (api_group(path), resource, verb.to_owned())
 }
+
+/// Runs `command` (standard output discarded, standard error kept) and waits for it at most
+/// `limit`: a command still running then is killed and fails the test with `what`, rather than
+/// hanging the suite (a FIFO once hung `report`, /dev/zero a ledger read).
+pub fn output_within(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still ran after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
