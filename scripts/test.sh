@@ -59,7 +59,9 @@ log=$(mktemp)
 # A test that cannot run here (a service or tool missing outside CI; the opt-in real-cluster
 # tests) appends "test: why" to this file (runner/tests/support/skip.rs); listed below.
 FIREDRILL_SKIPPED=$(mktemp)
-export FIREDRILL_SKIPPED
+# Each property test appends its coverage line (what share of its cases exercised each rule).
+FIREDRILL_COVERAGE=$(mktemp)
+export FIREDRILL_SKIPPED FIREDRILL_COVERAGE
 # A failing suite still ends with its counts and skips (set -e would stop here), then fails.
 status=0
 cargo test --workspace 2>&1 | tee "$log" || status=$?
@@ -71,5 +73,6 @@ sort -u "$FIREDRILL_SKIPPED" | awk '
   { colon = index($0, ": "); name = substr($0, 1, colon - 1); reason = substr($0, colon + 2)
     if (!(name in why)) { order[++n] = name; why[name] = reason } else why[name] = why[name] "; " reason }
   END { if (n == 0) print "skipped: none"; else { print "skipped: " n; for (k = 1; k <= n; k++) print "  " order[k] ": " why[order[k]] } }'
-rm -f "$log" "$FIREDRILL_SKIPPED"
+sort "$FIREDRILL_COVERAGE"
+rm -f "$log" "$FIREDRILL_SKIPPED" "$FIREDRILL_COVERAGE"
 exit "$status"

@@ -1,6 +1,9 @@
 //! The ledger and its replay on an in-memory cluster: every undo type, crashes at every point,
 //! replays twice, changes made by others in between, and ledgers that cannot be trusted.
 
+#[path = "../../runner/tests/support/skip.rs"]
+mod support;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -969,7 +972,7 @@ fn replay_is_idempotent_and_exact() {
         .collect::<Vec<_>>()
         .join(", ");
     let line = format!("coverage: replay_is_idempotent_and_exact ({cases} cases): {line}");
-    eprintln!("{line}");
+    support::coverage(&line);
     for (name, least) in [
         ("every undo type", 0.5),
         ("selector swap", 0.5),

@@ -1,5 +1,8 @@
 //! The guard's verdicts: each rule on its own, then properties over generated clusters.
 
+#[path = "../../runner/tests/support/skip.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -1291,7 +1294,7 @@ mod properties {
         /// Prints the line, then fails when a rule was exercised by too few cases.
         fn assert(&self, test: &str, floors: &[(&str, f64)]) {
             let line = self.line(test);
-            eprintln!("{line}");
+            crate::support::coverage(&line);
             for (name, least) in floors {
                 assert!(
                     self.share(name) >= *least,

@@ -1,6 +1,7 @@
 //! A test that cannot run here says so in one way, so that a run of the suite can list every
-//! skip at its end instead of leaving each in a stderr line that a passing test hides.
-//! Shared by every test crate (`tests/` includes this file by path).
+//! skip at its end instead of leaving each in a stderr line that a passing test hides. A
+//! property test's coverage line goes the same way ([`coverage`]). Shared by every test crate
+//! (`tests/`, `safety/` and `rollback/` include this file by path).
 
 #![allow(dead_code)]
 
@@ -28,18 +29,38 @@ pub fn skipped(why: &str) {
     let Some(path) = std::env::var_os(SKIPPED_FILE).filter(|p| !p.is_empty()) else {
         return;
     };
-    // One write of one short line to a file opened for appending: the tests running in
-    // parallel threads and processes do not interleave their lines.
-    let line = format!("{test}: {}\n", why.replace('\n', " "));
+    append(
+        SKIPPED_FILE,
+        &path,
+        &format!("{test}: {}", why.replace('\n', " ")),
+    );
+}
+
+/// Names the file property tests append their coverage line to; scripts/test.sh lists it at its
+/// end, where a passing test's stderr never shows.
+pub const COVERAGE_FILE: &str = "FIREDRILL_COVERAGE";
+
+/// A property test's coverage (`coverage: test (N cases): rule x%, ...`): on stderr, and appended
+/// to the file `FIREDRILL_COVERAGE` names, when it is set.
+pub fn coverage(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os(COVERAGE_FILE).filter(|p| !p.is_empty()) {
+        append(COVERAGE_FILE, &path, line);
+    }
+}
+
+/// One write of one short line to a file opened for appending: the tests running in parallel
+/// threads and processes do not interleave their lines.
+fn append(variable: &str, path: &std::ffi::OsStr, line: &str) {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
         .unwrap_or_else(|e| {
             panic!(
-                "cannot record the skip in {SKIPPED_FILE}={}: {e}",
-                std::path::Path::new(&path).display()
+                "cannot append to {variable}={}: {e}",
+                std::path::Path::new(path).display()
             )
         });
 }
