@@ -212,6 +212,13 @@ mod tests {
         assert!(NamespacedGlob::parse(&long)
             .unwrap_err()
             .contains("at least 64 characters"));
+        // Exactly the longest name there can be is fine, in both parts.
+        let longest = format!("{}*/{}", "a".repeat(63), "b".repeat(253));
+        assert!(NamespacedGlob::parse(&longest).is_ok(), "{longest}");
+        let over = format!("a/{}", "b".repeat(254));
+        assert!(NamespacedGlob::parse(&over)
+            .unwrap_err()
+            .contains("at least 254 characters"));
         // A suggestion is made only when it is itself a valid glob.
         assert!(!NamespacedGlob::parse("API./*")
             .unwrap_err()

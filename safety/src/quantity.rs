@@ -155,6 +155,11 @@ mod tests {
         assert!(Percent::parse("1.234%", false).is_err());
         assert!(Percent::parse("-1%", false).is_err());
         assert!(Percent::parse("%", false).is_err());
+        // Letters are not digits, wherever they are; the message says what a percentage is.
+        for bad in ["1.x%", "x%", "5e1%", "1.5x%"] {
+            let err = Percent::parse(bad, false).unwrap_err();
+            assert!(err.contains("is not a percentage"), "{bad}: {err}");
+        }
         assert_eq!(Percent::parse("99.5%", false).unwrap().to_string(), "99.5%");
         assert_eq!(
             Percent::parse("99.05%", false).unwrap().to_string(),
@@ -173,6 +178,18 @@ mod tests {
             .contains("backwards"));
         assert!(PercentRange::parse("0-10").unwrap_err().contains("0%"));
         assert!(PercentRange::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn a_percentage_is_a_fraction_for_the_gates_and_prints_as_written() {
+        let fraction = |text| Percent::parse(text, false).unwrap().as_fraction();
+        assert_eq!(fraction("50%"), 0.5);
+        assert_eq!(fraction("99.95%"), 0.9995);
+        assert_eq!(fraction("100%"), 1.0);
+        assert_eq!(fraction("0%"), 0.0);
+        assert_eq!(Quantity::Count(3).to_string(), "3");
+        let half = Percent::parse("50%", false).unwrap();
+        assert_eq!(Quantity::Percent(half).to_string(), "50%");
     }
 
     #[test]

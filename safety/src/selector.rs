@@ -376,6 +376,41 @@ mod tests {
     }
 
     #[test]
+    fn selectors_built_in_code_match_as_parsed_ones() {
+        let api = labels(&[("app", "api"), ("tier", "web")]);
+        let everything = Selector::everything();
+        assert!(everything.is_everything() && everything.matches(&api));
+        assert!(everything.matches(&labels(&[])));
+        let built = Selector::from_labels([("app", "api")]);
+        assert!(!built.is_everything());
+        assert_eq!(built, sel("app=api"));
+        assert!(built.matches(&api) && !built.matches(&labels(&[("app", "db")])));
+        let more = built.with(Requirement::Equals("tier".into(), "db".into()));
+        assert_eq!(more, sel("app=api,tier=db"));
+        assert!(!more.matches(&api));
+        assert_eq!(more.requirements().len(), 2);
+    }
+
+    #[test]
+    fn label_names_and_values_follow_kubernetes_rules_at_their_edges() {
+        assert!(validate_name(&"a".repeat(63), "value").is_ok());
+        assert!(validate_name(&"a".repeat(64), "value")
+            .unwrap_err()
+            .contains("longer than 63"));
+        assert!(validate_name("a_b.c-9", "value").is_ok());
+        for bad in ["a b", "a/b", "a:b", "a@b", "é"] {
+            assert!(validate_name(bad, "value").is_err(), "{bad:?}");
+        }
+        // A prefix is a DNS subdomain: digits are letters there too.
+        for key in ["k8s.io/app", "app.kubernetes.io/name", "a1/b", "x-2.y/z"] {
+            assert!(validate_key(key).is_ok(), "{key}");
+        }
+        for key in ["K8s.io/app", "a_b/c", "-a/b", "a-/b", "a..b/c"] {
+            assert!(validate_key(key).is_err(), "{key}");
+        }
+    }
+
+    #[test]
     fn every_operator_matches_as_kubernetes_does() {
         let api = labels(&[("app", "api"), ("tier", "web")]);
         let db = labels(&[("app", "postgresql"), ("role", "primary")]);

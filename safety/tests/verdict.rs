@@ -256,6 +256,74 @@ fn always_protected_namespaces_and_pods() {
 }
 
 #[test]
+fn firedrill_pods_are_known_by_their_name_label_alone() {
+    let mut c = Cluster::default();
+    deployment(
+        &mut c,
+        "apps",
+        "helper",
+        2,
+        2,
+        &[("app.kubernetes.io/name", "firedrill")],
+    );
+    deployment(
+        &mut c,
+        "apps",
+        "web",
+        2,
+        2,
+        &[("app.kubernetes.io/name", "web")],
+    );
+    let v = run(&c, &[target("apps", "", percent("100"))], &lenient());
+    let own: Vec<String> = reasons(&v)
+        .into_iter()
+        .filter(|r| r.contains("firedrill's own pods"))
+        .collect();
+    assert_eq!(
+        own,
+        [
+            "apps/helper-0: one of firedrill's own pods, which are always protected",
+            "apps/helper-1: one of firedrill's own pods, which are always protected"
+        ]
+    );
+    // Another name in the same label is just a label: web's pods are picked (one, as
+    // min_healthy leaves one of two).
+    assert_eq!(v.targets.len(), 1, "{:?}", reasons(&v));
+    assert!(v.targets[0].name.starts_with("web-"));
+}
+
+/// A percentage range is drawn anew at each fire, both ends included: over 10,000 pods a draw
+/// of `n` hundredths of a percent takes exactly `n` pods.
+#[test]
+fn a_percent_range_is_drawn_over_the_whole_range() {
+    let mut c = Cluster::default();
+    deployment(&mut c, "apps", "web", 10_000, 10_000, &[]);
+    let policy = lenient();
+    let targets = [target("apps", "app=web", percent("1-1.03"))];
+    let mut seen = std::collections::BTreeSet::new();
+    for fire in 0..60 {
+        let v = decide(
+            &c,
+            &Request {
+                drill: "d",
+                seed: seed("d", NOW + fire * 86_400),
+                now: NOW,
+                targets: &targets,
+                policy: &policy,
+                own_namespace: "firedrill",
+                recent_hits: &latest_hits([]),
+            },
+        );
+        seen.insert(v.targets.len());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [100, 101, 102, 103],
+        "60 fires of a 1%-1.03% draw over 10,000 pods"
+    );
+}
+
+#[test]
 fn protected_never_target_and_opt_in() {
     let mut c = Cluster::default();
     deployment(&mut c, "monitoring", "prometheus-server", 3, 3, &[]);
