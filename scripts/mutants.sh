@@ -78,12 +78,12 @@ claims() {
     git worktree add --detach --quiet "$tree" HEAD
     # The copy builds into this checkout's target/: its dependencies are built already.
     export CARGO_TARGET_DIR=$PWD/target
-    for patch in tests/mutants/claims/*.patch; do
+    for claim in tests/mutants/claims/*.patch; do
         local name test needs args
-        name=$(basename "$patch" .patch)
-        test=$(sed -n 's/^# Caught by: //p' "$patch")
+        name=$(basename "$claim" .patch)
+        test=$(sed -n 's/^# Caught by: //p' "$claim")
         read -r -a args <<<"$test"
-        needs=$(sed -n 's/^# Needs: //p' "$patch")
+        needs=$(sed -n 's/^# Needs: //p' "$claim")
         if [[ $needs == services && -z ${FIREDRILL_TEST_POSTGRES:-} ]]; then
             scripts/services.sh start >&2
             trap 'scripts/services.sh stop' EXIT
@@ -98,7 +98,7 @@ claims() {
             status=1
             continue
         fi
-        git -C "$tree" apply "$PWD/$patch"
+        git -C "$tree" apply "$PWD/$claim"
         if ! (cd "$tree" && cargo test --quiet "${args[@]}" --no-run) >>"$out/claims-$name.log" 2>&1; then
             echo "$name: the bug does not build; see $out/claims-$name.log" >&2
             missed=$((missed + 1))

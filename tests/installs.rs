@@ -28,6 +28,10 @@ const NOT_RUN: &[(&str, &str)] = &[("postgres", "the system user of `runuser -u 
 /// Installed by scripts/test.sh from PyPI (its "tools" step) and by scripts/services.sh (moto).
 const FROM_PYPI: &[&str] = &["kubernetes-validate", "moto_server", "kubectl", "checkov"];
 
+/// Installed with `cargo install --locked` by the script that runs it (scripts/mutants.sh, which
+/// is not part of the suite).
+const FROM_CRATES_IO: &[&str] = &["cargo-mutants"];
+
 fn files(dir: &Path, ext: &str, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -240,7 +244,8 @@ fn every_program_the_tests_and_scripts_run_is_installed_by_the_suite() {
     ) {
         let known = installed.contains_key(program)
             || MACHINE_IMAGE.contains(&program.as_str())
-            || FROM_PYPI.contains(&program.as_str());
+            || FROM_PYPI.contains(&program.as_str())
+            || FROM_CRATES_IO.contains(&program.as_str());
         if !known && shell(&format!("type -P -- {program}")).is_none() {
             unaccounted.push(format!(
                 "{program} (not on this machine and not installed by the suite), needed by {files:?}"
@@ -266,6 +271,7 @@ fn every_program_the_tests_and_scripts_run_is_installed_by_the_suite() {
         if installed.contains_key(program)
             || MACHINE_IMAGE.contains(&program.as_str())
             || FROM_PYPI.contains(&program.as_str())
+            || FROM_CRATES_IO.contains(&program.as_str())
         {
             continue;
         }
