@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Utc;
 use firedrill::kubernetes::Kube;
 use firedrill::ledger::{self, KubeCluster, Protection, Selection};
-use firedrill_rollback::{apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Step};
+use firedrill_rollback::{
+    apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
@@ -31,6 +33,8 @@ async fn cluster() -> kube::Client {
         json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "node-2" }, "spec": { "unschedulable": true } }),
         json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "db", "namespace": "shop" },
                 "spec": { "selector": { "app": "db", "tier": "primary" }, "ports": [{ "port": 5432 }] } }),
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "api-0", "namespace": "shop", "labels": { "app": "api" } },
+                "spec": { "containers": [{ "name": "api", "image": "api:1" }] } }),
     ];
     kube_fake_client::ClientBuilder::new()
         .with_runtime_objects(objects)
@@ -39,9 +43,11 @@ async fn cluster() -> kube::Client {
         .expect("fake cluster")
 }
 
-/// Steps of every undo type a fault kind can make (external systems have their own issue).
+/// Steps of every undo type a fault kind can make (external systems have their own issue), as
+/// the planners make them.
 fn steps() -> Vec<Step> {
     let deployment = |name: &str| ObjectRef::namespaced(ObjectKind::Deployment, "shop", name);
+    let pod = ObjectRef::namespaced(ObjectKind::Pod, "shop", "api-0");
     vec![
         Step::create(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": { "namespace": "shop", "name": "firedrill-deny" },
@@ -53,9 +59,9 @@ fn steps() -> Vec<Step> {
         Step::swap_selector(
             ObjectRef::namespaced(ObjectKind::Service, "shop", "db"),
             BTreeMap::from([("app".into(), "db".into()), ("tier".into(), "primary".into())]),
-            BTreeMap::from([("app".into(), "firedrill-fault-proxy".into())]),
+            BTreeMap::from([("firedrill.io/proxy".into(), "run".into())]),
         ),
-        Step::set_field(deployment("api"), "/spec/paused", Some(json!(false)), Some(json!(true))),
+        Step::set_field(pod, "/metadata/labels/firedrill.io~1partition", None, Some(json!("run"))),
     ]
 }
 
@@ -110,6 +116,17 @@ async fn state(client: &kube::Client) -> BTreeMap<String, Value> {
             clean(serde_json::to_value(s).unwrap()),
         );
     }
+    for p in Api::<Pod>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("Pod {}", p.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(p).unwrap()),
+        );
+    }
     for p in Api::<NetworkPolicy>::all(client.clone())
         .list(&all)
         .await
@@ -154,14 +171,21 @@ impl Cluster for Dying {
 }
 
 fn nothing_protected() -> Protection {
-    Protection {
-        globs: Vec::new(),
-        own_namespace: "chaos-testing".into(),
-    }
+    Protection::without_drill_file("chaos-testing")
 }
 
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
+}
+
+static NO_DRILL_FILE: Scope = Scope { dns: None };
+
+/// Nothing protected, and what firedrill's planners write in scope.
+fn planners_only() -> Trust<'static> {
+    Trust {
+        guard: &unprotected,
+        scope: &NO_DRILL_FILE,
+    }
 }
 
 #[tokio::test]
@@ -177,7 +201,7 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
             left: AtomicUsize::new(killed_after),
         };
         let mut ledger = Ledger::new("crash-run", "crash-drill", "test", "2099-01-01T00:00:00Z");
-        let applied = apply(&dying, &mut ledger, &steps, &unprotected).await;
+        let applied = apply(&dying, &mut ledger, &steps, &planners_only()).await;
         // (The last call, marking the last entry applied, is bookkeeping the applier may lose.)
         assert_eq!(
             applied.is_ok(),
@@ -220,7 +244,7 @@ async fn a_field_changed_by_someone_else_is_left_and_said() {
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-x", "drill-x", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &planners_only())
         .await
         .unwrap();
     // Someone scales the worker by hand while the drill runs.
@@ -275,15 +299,15 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
     let before = state(&client).await;
     let mut from_job = Ledger::new("job-run", "d", "test", "2099-01-01T00:00:00Z");
     from_job.job = Some("job-run".into());
-    apply(&cluster, &mut from_job, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut from_job, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     let mut by_hand = Ledger::new("hand-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut by_hand, &steps()[1..2], &unprotected)
+    apply(&cluster, &mut by_hand, &steps()[1..2], &planners_only())
         .await
         .unwrap();
     let mut expired = Ledger::new("old-run", "d", "test", "2020-01-01T00:00:00Z");
-    apply(&cluster, &mut expired, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut expired, &steps()[0..1], &planners_only())
         .await
         .unwrap();
 
@@ -359,7 +383,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
     };
     // One run's ledger is still open in the cluster; the other's was deleted by hand.
     let mut open = Ledger::new("stuck-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut open, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut open, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     store.record_run(&failed("stuck-run")).await.unwrap();
@@ -443,7 +467,7 @@ async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_on
         .await
         .unwrap();
     let mut ledger = Ledger::new("run-s", "drill-1", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &planners_only())
         .await
         .unwrap();
     let stray: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "stray", "namespace": "other",
@@ -502,7 +526,7 @@ async fn cooldown_reads_the_workloads_a_run_hit_from_its_ledger() {
     let mut ledger = Ledger::new("run-c", "drill-c", "test", "2099-01-01T00:00:00Z");
     ledger.started = Some(Utc::now().to_rfc3339());
     ledger.hits = vec!["Deployment/shop/worker".into()];
-    apply(&cluster, &mut ledger, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     let hits = ledger::recent_hits(&kube, Utc::now() - chrono::TimeDelta::hours(1))
@@ -527,12 +551,12 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let cluster = KubeCluster::new(&kube);
     let steps = steps();
     let mut executor = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut executor, &steps[1..2], &unprotected)
+    apply(&cluster, &mut executor, &steps[1..2], &planners_only())
         .await
         .unwrap();
     // Another run under the same id cannot take the ledger over.
     let mut other = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    let err = apply(&cluster, &mut other, &steps[3..4], &unprotected)
+    let err = apply(&cluster, &mut other, &steps[3..4], &planners_only())
         .await
         .unwrap_err();
     assert!(
@@ -544,10 +568,10 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let Some(Ok(mut stop_copy)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
-    apply(&cluster, &mut executor, &steps[3..4], &unprotected)
+    apply(&cluster, &mut executor, &steps[3..4], &planners_only())
         .await
         .unwrap();
-    firedrill_rollback::replay(&cluster, &mut stop_copy, &unprotected, false).await;
+    firedrill_rollback::replay(&cluster, &mut stop_copy, &planners_only(), false).await;
     let Some(Ok(stored)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
@@ -579,7 +603,7 @@ async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protec
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-u", "drill-u", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[0..1], &planners_only())
         .await
         .unwrap();
     // Someone strips the artifact label: the sweep cannot see it, the ledger still can.
