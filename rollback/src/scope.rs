@@ -458,3 +458,332 @@ fn labels(map: &BTreeMap<String, String>) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str) -> ObjectRef {
+        ObjectRef::namespaced(ObjectKind::Pod, "shop", name)
+    }
+
+    fn declared() -> Scope {
+        Scope {
+            dns: Some(vec![DeclaredDns {
+                drill: "fail-over".into(),
+                zone: "Z1".into(),
+                name: "api.example.com.".into(),
+                record_type: "A".into(),
+                set_identifiers: BTreeSet::from(["use1".to_owned(), "euw1".to_owned()]),
+                health_checks: BTreeSet::from(["hc-1".to_owned()]),
+                endpoints: BTreeSet::from([None]),
+            }]),
+        }
+    }
+
+    fn mark(path: &str) -> UndoRecord {
+        UndoRecord::RestoreField {
+            target: pod("api-0"),
+            path: path.into(),
+            prior: None,
+            applied: Some(json!("run-1")),
+        }
+    }
+
+    fn refused(undo: &UndoRecord, scope: &Scope, says: &str) {
+        match within(undo, scope) {
+            Err(e) => assert!(e.contains(says), "{e:?} does not say {says:?}"),
+            Ok(()) => panic!("{undo:?} was allowed"),
+        }
+    }
+
+    #[test]
+    fn the_partition_label_is_the_only_field_and_only_on_a_pod() {
+        let scope = Scope::without_drill_file();
+        within(&mark("/metadata/labels/firedrill.io~1partition"), &scope).unwrap();
+        for (path, says) in [
+            (
+                "/metadata/../spec/template/spec/containers/0/image",
+                ". or ..",
+            ),
+            ("/metadata/labels/..", ". or .."),
+            ("/metadata/labels/firedrill.io~1..~1partition", ". or .."),
+            ("/metadata//labels/firedrill.io~1partition", "empty segment"),
+            ("/metadata/labels/firedrill.io~2partition", "~0 or ~1"),
+            ("/metadata/labels/firedrill.io~", "~0 or ~1"),
+            ("/metadata~1labels/firedrill.io~1partition", "not a field"),
+            (
+                "metadata/labels/firedrill.io~1partition",
+                "must start with /",
+            ),
+            ("/spec/paused", "not a field"),
+            ("/metadata/labels/app", "not a field"),
+            ("/metadata/labels/firedrill.io~1partition/x", "not a field"),
+        ] {
+            refused(&mark(path), &scope, says);
+        }
+        let mut on_a_deployment = mark("/metadata/labels/firedrill.io~1partition");
+        if let UndoRecord::RestoreField { target, .. } = &mut on_a_deployment {
+            target.kind = ObjectKind::Deployment;
+        }
+        refused(&on_a_deployment, &scope, "only Pod");
+        // It only ever removes the label it added.
+        let sets = UndoRecord::RestoreField {
+            target: pod("api-0"),
+            path: "/metadata/labels/firedrill.io~1partition".into(),
+            prior: Some(json!("someone-else")),
+            applied: Some(json!("run-1")),
+        };
+        refused(&sets, &scope, "only removes");
+        let odd = UndoRecord::RestoreField {
+            target: pod("api-0"),
+            path: "/metadata/labels/firedrill.io~1partition".into(),
+            prior: None,
+            applied: Some(json!({ "a": 1 })),
+        };
+        refused(&odd, &scope, "not a label value");
+    }
+
+    #[test]
+    fn only_what_firedrill_creates_is_deleted() {
+        let scope = Scope::without_drill_file();
+        for kind in CREATED_KINDS {
+            let target = ObjectRef::namespaced(kind, "shop", "firedrill-partition-run-1");
+            within(&UndoRecord::DeleteCreated { target }, &scope).unwrap();
+        }
+        let not_ours = ObjectRef::namespaced(ObjectKind::Deployment, "shop", "api");
+        refused(
+            &UndoRecord::DeleteCreated { target: not_ours },
+            &scope,
+            "named firedrill-",
+        );
+        for kind in [ObjectKind::ConfigMap, ObjectKind::StatefulSet] {
+            let target = ObjectRef::namespaced(kind, "shop", "firedrill-x");
+            refused(
+                &UndoRecord::DeleteCreated { target },
+                &scope,
+                "a kind firedrill never changes",
+            );
+        }
+        let node = ObjectRef::node("firedrill-node");
+        refused(
+            &UndoRecord::DeleteCreated { target: node },
+            &scope,
+            "a kind",
+        );
+        let no_namespace = ObjectRef {
+            kind: ObjectKind::Pod,
+            namespace: None,
+            name: "firedrill-x".into(),
+        };
+        refused(
+            &UndoRecord::DeleteCreated {
+                target: no_namespace,
+            },
+            &scope,
+            "without a namespace",
+        );
+        let bad = ObjectRef::namespaced(ObjectKind::Pod, "Shop", "firedrill-x");
+        refused(
+            &UndoRecord::DeleteCreated { target: bad },
+            &scope,
+            "not a namespace",
+        );
+    }
+
+    #[test]
+    fn replicas_selectors_cordons_and_kills_have_their_shapes() {
+        let scope = Scope::without_drill_file();
+        let deployment = ObjectRef::namespaced(ObjectKind::Deployment, "shop", "api");
+        let scale = |target: ObjectRef, prior: i64, applied: i64| UndoRecord::RestoreReplicas {
+            target,
+            prior,
+            applied,
+            hpa: None,
+        };
+        within(&scale(deployment.clone(), 3, 0), &scope).unwrap();
+        within(
+            &scale(
+                ObjectRef::namespaced(ObjectKind::StatefulSet, "db", "pg"),
+                MAX_REPLICAS,
+                0,
+            ),
+            &scope,
+        )
+        .unwrap();
+        refused(
+            &scale(deployment.clone(), -1, 0),
+            &scope,
+            "not a replica count",
+        );
+        refused(
+            &scale(deployment.clone(), MAX_REPLICAS + 1, 0),
+            &scope,
+            "not a replica count",
+        );
+        refused(
+            &scale(
+                ObjectRef::namespaced(ObjectKind::Service, "shop", "api"),
+                3,
+                0,
+            ),
+            &scope,
+            "only Deployment, StatefulSet",
+        );
+
+        let service = ObjectRef::namespaced(ObjectKind::Service, "shop", "db");
+        let swap = |prior: &[(&str, &str)], applied: &[(&str, &str)]| UndoRecord::RestoreSelector {
+            service: service.clone(),
+            prior: prior
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            applied: applied
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        };
+        within(
+            &swap(
+                &[("app", "db"), ("app.kubernetes.io/tier", "primary")],
+                &[(PROXY_LABEL, "run-1")],
+            ),
+            &scope,
+        )
+        .unwrap();
+        within(&swap(&[], &[(PROXY_LABEL, "run-1")]), &scope).unwrap();
+        refused(
+            &swap(&[("app", "db")], &[("app", "evil")]),
+            &scope,
+            "not the selector firedrill sets",
+        );
+        refused(
+            &swap(&[("app", "db")], &[(PROXY_LABEL, "r"), ("x", "y")]),
+            &scope,
+            "not the selector",
+        );
+        refused(
+            &swap(&[("bad key!", "db")], &[(PROXY_LABEL, "r")]),
+            &scope,
+            "not a label key",
+        );
+        refused(
+            &swap(&[("app", "a b")], &[(PROXY_LABEL, "r")]),
+            &scope,
+            "not a label value",
+        );
+
+        within(
+            &UndoRecord::Uncordon {
+                node: "node-1".into(),
+                was_unschedulable: true,
+            },
+            &scope,
+        )
+        .unwrap();
+        refused(
+            &UndoRecord::Uncordon {
+                node: "Node_1".into(),
+                was_unschedulable: false,
+            },
+            &scope,
+            "not an object name",
+        );
+
+        within(
+            &UndoRecord::Recreated {
+                pod: pod("api-0"),
+                owner: "ReplicaSet/api-7d9".into(),
+            },
+            &scope,
+        )
+        .unwrap();
+        refused(
+            &UndoRecord::Recreated {
+                pod: pod("api-0"),
+                owner: "api".into(),
+            },
+            &scope,
+            "Kind/name",
+        );
+    }
+
+    fn record_set(zone: &str, set: &str, endpoint: Option<&str>) -> UndoRecord {
+        let state = |w: i64| json!({ "name": "api.example.com.", "type": "A", "set_identifier": set, "weight": w, "records": ["192.0.2.1"] });
+        UndoRecord::External {
+            system: ROUTE53.into(),
+            record: json!({
+                "target": { "zone": zone, "name": "api.example.com.", "type": "A", "set_identifier": set, "wait_seconds": 60, "endpoint": endpoint },
+                "prior": state(100),
+                "applied": state(0),
+            }),
+        }
+    }
+
+    #[test]
+    fn external_records_only_where_the_drill_file_declares_them() {
+        let scope = declared();
+        within(&record_set("Z1", "use1", None), &scope).unwrap();
+        refused(
+            &record_set("Z2", "use1", None),
+            &scope,
+            "no drill in the drill file declares it",
+        );
+        refused(&record_set("Z1", "apse1", None), &scope, "declares it");
+        refused(
+            &record_set("Z1", "use1", Some("http://evil.example")),
+            &scope,
+            "at endpoint http://evil.example",
+        );
+        refused(
+            &record_set("Z1", "use1", None),
+            &Scope::without_drill_file(),
+            "external record in zone Z1 (api.example.com. A set use1): no drill file given to show it is declared; rerun with --config FILE",
+        );
+        // The state it would write names the target's record, not another one in the zone.
+        let mut other = record_set("Z1", "use1", None);
+        if let UndoRecord::External { record, .. } = &mut other {
+            record["prior"]["name"] = json!("www.example.com.");
+        }
+        refused(&other, &scope, "names another record set (name)");
+        let mut weight = record_set("Z1", "use1", None);
+        if let UndoRecord::External { record, .. } = &mut weight {
+            record["prior"]["weight"] = json!(1000);
+        }
+        refused(&weight, &scope, "weight 1000 is not 0 to 255");
+
+        let check = |id: &str, inverted: Value| UndoRecord::External {
+            system: ROUTE53.into(),
+            record: json!({ "target": { "health_check": id, "endpoint": null }, "prior": { "inverted": inverted }, "applied": { "inverted": true }, "settings": {} }),
+        };
+        within(&check("hc-1", json!(false)), &scope).unwrap();
+        refused(
+            &check("hc-9", json!(false)),
+            &scope,
+            "declares that health check",
+        );
+        refused(&check("hc-1", json!("no")), &scope, "is not {\"inverted\"");
+
+        let unknown = UndoRecord::External {
+            system: "gcp-dns".into(),
+            record: json!({}),
+        };
+        refused(&unknown, &scope, "not one firedrill changes");
+        let promotion = UndoRecord::External {
+            system: PROMOTION.into(),
+            record: json!({ "irreversible": "run r promoted the database", "from": "a", "to": "b" }),
+        };
+        within(&promotion, &Scope::without_drill_file()).unwrap();
+        let not_a_note = UndoRecord::External {
+            system: PROMOTION.into(),
+            record: json!({ "irreversible": "x", "target": { "zone": "Z1" } }),
+        };
+        refused(&not_a_note, &scope, "field \"target\"");
+        let smuggled = UndoRecord::External {
+            system: ROUTE53.into(),
+            record: json!({ "irreversible": "x", "target": {} }),
+        };
+        refused(&smuggled, &scope, "field \"irreversible\"");
+    }
+}

@@ -718,3 +718,253 @@ fn a_saved_ledger_is_read_within_the_drill_files_bounds() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue #22, scope: ledger entries no planner of firedrill writes, in a hand-written ledger
+/// ConfigMap (anyone who may write ConfigMaps in firedrill's namespace could), are refused by
+/// whichever revert meets them: the scheduler's sweep, `stop` and `rollback`.
+#[derive(Clone, Copy, Debug)]
+enum Revert {
+    Sweep,
+    Stop,
+    Rollback,
+}
+
+/// The forged entries, as JSON text, and what each names (`None`: outside Kubernetes).
+fn forged_entries() -> Vec<(
+    &'static str,
+    Option<(&'static str, &'static str, &'static str)>,
+)> {
+    vec![
+        // Path traversal from the partition label to a pod's image.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Pod","namespace":"shop","name":"api-0"},"path":"/metadata/labels/../../spec/containers/0/image","prior":"evil:1","applied":null},"state":"applied"}"#,
+            Some(("pods", "shop", "api-0")),
+        ),
+        // A field no planner writes (it holds `applied` now, so a revert would act): the
+        // label a Service selects the pod by.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Pod","namespace":"shop","name":"api-0"},"path":"/metadata/labels/app","prior":"evil","applied":"api"},"state":"applied"}"#,
+            Some(("pods", "shop", "api-0")),
+        ),
+        // A kind no planner changes a field of: a Deployment's `paused`.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Deployment","namespace":"shop","name":"api"},"path":"/spec/paused","prior":true,"applied":false},"state":"applied"}"#,
+            Some(("deployments", "shop", "api")),
+        ),
+        // A kind no planner creates, labelled as if this run had made it.
+        (
+            r#"{"undo":{"type":"delete-created","target":{"kind":"ConfigMap","namespace":"shop","name":"firedrill-settings"}},"state":"applied"}"#,
+            Some(("configmaps", "shop", "firedrill-settings")),
+        ),
+        // A kube-system object.
+        (
+            r#"{"undo":{"type":"restore-replicas","target":{"kind":"Deployment","namespace":"kube-system","name":"coredns"},"prior":0,"applied":2},"state":"applied"}"#,
+            Some(("deployments", "kube-system", "coredns")),
+        ),
+        // A zone the drill file does not declare (the endpoint would refuse a connection).
+        (
+            r#"{"undo":{"type":"external","system":"route53","record":{"target":{"zone":"ZEVIL","name":"bank.example.com.","type":"A","set_identifier":"a","endpoint":"http://127.0.0.1:9"},"prior":{"name":"bank.example.com.","type":"A","set_identifier":"a","weight":100,"records":["203.0.113.66"]},"applied":{"name":"bank.example.com.","type":"A","set_identifier":"a","weight":0}}},"state":"applied"}"#,
+            None,
+        ),
+    ]
+}
+
+async fn raw(client: &kube::Client, (resource, ns, name): (&str, &str, &str)) -> Value {
+    let object = match resource {
+        "deployments" => serde_json::to_value(
+            Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+        "pods" => serde_json::to_value(
+            Api::<Pod>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+        _ => serde_json::to_value(
+            Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+    };
+    object.unwrap()
+}
+
+async fn forged_entries_are_refused_by(revert: Revert) {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    for (ns, object) in [(
+        "kube-system",
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "coredns", "namespace": "kube-system" },
+                    "spec": { "replicas": 2, "selector": { "matchLabels": { "k8s-app": "dns" } }, "template": { "metadata": { "labels": { "k8s-app": "dns" } }, "spec": { "containers": [{ "name": "c", "image": "coredns:1" }] } } } }),
+    )] {
+        let d: Deployment = serde_json::from_value(object).unwrap();
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .create(&Default::default(), &d)
+            .await
+            .unwrap();
+    }
+    let settings: ConfigMap = serde_json::from_value(
+        json!({ "metadata": { "name": "firedrill-settings", "namespace": "shop",
+        "labels": { "firedrill.io/run": "forged" } }, "data": { "keep": "me" } }),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "shop")
+        .create(&Default::default(), &settings)
+        .await
+        .unwrap();
+    // The real run: a scale and a cordon, through the applier.
+    let mut real = Ledger::new("real", "d", "test", "2020-01-01T00:00:00Z");
+    apply(&cluster, &mut real, &steps()[1..4], &planners_only())
+        .await
+        .unwrap();
+    // The forgery, written as a ConfigMap by hand: every label and key a ledger has.
+    let mut data = BTreeMap::from([
+        ("format".to_owned(), "firedrill.io/ledger-v1".to_owned()),
+        ("run".to_owned(), "forged".to_owned()),
+        ("drill".to_owned(), "d".to_owned()),
+        ("kind".to_owned(), "test".to_owned()),
+    ]);
+    for (i, (entry, _)) in forged_entries().iter().enumerate() {
+        data.insert(format!("step-{:04}", i + 1), (*entry).to_owned());
+    }
+    let forged: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "firedrill-ledger-forged", "namespace": NS,
+            "labels": { "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "ledger", "firedrill.io/run": "forged", "firedrill.io/drill": "d" },
+            "annotations": { "firedrill.io/expires-at": "2020-01-01T00:00:00Z" } },
+        "data": data,
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .create(&Default::default(), &forged)
+        .await
+        .unwrap();
+    let mut named = Vec::new();
+    for (_, object) in forged_entries() {
+        if let Some(object) = object {
+            named.push((object, raw(&client, object).await));
+        }
+    }
+    let during = state(&client).await;
+
+    // A drill file that declares one zone, not the forged one.
+    let protection = Protection {
+        scope: firedrill_rollback::Scope {
+            dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
+                drill: "fail-over".into(),
+                zone: "Z1".into(),
+                name: "api.example.com.".into(),
+                record_type: "A".into(),
+                set_identifiers: BTreeSet::from(["use1".to_owned()]),
+                health_checks: BTreeSet::new(),
+                endpoints: BTreeSet::from([None]),
+            }]),
+        },
+        ..nothing_protected()
+    };
+    let outcomes = match revert {
+        Revert::Sweep => ledger::sweep_expired(&kube, Utc::now(), &BTreeSet::new(), &protection)
+            .await
+            .unwrap(),
+        Revert::Stop => {
+            let report = ledger::stop(&kube, "INC-22", "oncall", &protection).await;
+            assert!(!report.clean(), "the forged ledger stays open: {report:#?}");
+            assert!(
+                report
+                    .remaining
+                    .contains(&"ledger firedrill-ledger-forged still open".to_owned()),
+                "{:?}",
+                report.remaining
+            );
+            report.ledgers
+        }
+        Revert::Rollback => ledger::rollback(&cluster, &Selection::All, &protection, false)
+            .await
+            .unwrap(),
+    };
+    let forged = outcomes
+        .iter()
+        .find(|o| o.ledger == "firedrill-ledger-forged")
+        .unwrap_or_else(|| {
+            panic!("{revert:?}: the forged ledger was not looked at: {outcomes:#?}")
+        });
+    let report = forged.result.as_ref().unwrap();
+    assert_eq!(report.actions.len(), forged_entries().len(), "{report:#?}");
+    for action in &report.actions {
+        assert_eq!(
+            action.outcome,
+            firedrill_rollback::Outcome::Failed,
+            "{revert:?}: {action:?}"
+        );
+        assert!(
+            action.text.starts_with("refused: "),
+            "{revert:?}: {action:?}"
+        );
+    }
+    let says = |what: &str| {
+        assert!(
+            report.actions.iter().any(|a| a.text.contains(what)),
+            "{revert:?}: no refusal says {what:?}: {report:#?}"
+        )
+    };
+    says("has a . or .. segment");
+    says("path \"/metadata/labels/app\" on Pod shop/api-0 is not a field firedrill sets");
+    says("restore-field names Deployment shop/api, a kind firedrill never changes this way (only Pod)");
+    says("names ConfigMap shop/firedrill-settings, a kind firedrill never changes this way");
+    says("names Deployment kube-system/coredns, which is protected (kube-system is always protected)");
+    says("external record in zone ZEVIL (bank.example.com. A set a) at endpoint http://127.0.0.1:9: no drill in the drill file declares it");
+    // Every object a forged entry names is byte-identical, resourceVersion included.
+    for (object, before) in &named {
+        assert_eq!(
+            &raw(&client, *object).await,
+            before,
+            "{revert:?}: {object:?}"
+        );
+    }
+    // The forged ledger stays open, every entry as written, for a person.
+    let kept = cluster.ledger("forged").await.unwrap().unwrap().unwrap();
+    assert!(kept.entries.iter().all(|e| e.state.is_open()), "{kept:?}");
+    // The real run next to it is reverted as before.
+    let real = outcomes
+        .iter()
+        .find(|o| o.ledger == "firedrill-ledger-real")
+        .unwrap();
+    assert!(!real.failed(), "{revert:?}: {real:#?}");
+    assert!(!cluster
+        .ledger("real")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .is_open());
+    let after = state(&client).await;
+    assert_eq!(
+        after["Deployment worker"]["spec"]["replicas"], 2,
+        "{revert:?}"
+    );
+    assert_eq!(
+        after["Node node-1"]["spec"].get("unschedulable"),
+        None,
+        "{revert:?}"
+    );
+    assert_ne!(during["Deployment worker"], after["Deployment worker"]);
+}
+
+#[tokio::test]
+async fn the_sweep_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Sweep).await;
+}
+
+#[tokio::test]
+async fn stop_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Stop).await;
+}
+
+#[tokio::test]
+async fn rollback_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Rollback).await;
+}
