@@ -968,3 +968,343 @@ async fn stop_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
 async fn rollback_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
     forged_entries_are_refused_by(Revert::Rollback).await;
 }
+
+/// A saved ledger (as `kubectl get configmap -o yaml` prints one) holding `entries`.
+fn saved_ledger(dir: &std::path::Path, entries: &[&str]) -> std::path::PathBuf {
+    let mut text = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: firedrill-ledger-r1\n  namespace: chaos-testing\n\
+         data:\n  format: firedrill.io/ledger-v1\n  run: r1\n  drill: d\n  kind: test\n",
+    );
+    for (i, entry) in entries.iter().enumerate() {
+        text.push_str(&format!("  step-{:04}: '{entry}'\n", i + 1));
+    }
+    let path = dir.join("ledger.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The YAML documents `rollback --ledger FILE --render` prints, as JSON.
+fn rendered(text: &str) -> Vec<Value> {
+    text.split("---\n")
+        .skip(1)
+        .map(|doc| {
+            let node =
+                firedrill::config::yaml::parse_within(doc, firedrill::config::yaml::Limits::LEDGER)
+                    .unwrap_or_else(|e| panic!("{doc}: {}", e.message));
+            firedrill::config::yaml::to_json(&node)
+        })
+        .collect()
+}
+
+/// Issue #22: `--render` said an uncordon for a node cordoned before the drill, left out the
+/// refusal of a kube-system object, and showed `set: null, target: null` for an external record
+/// no handler knows. It now shows what the revert does: each entry's verdict, and its call.
+#[test]
+fn render_shows_the_reverts_verdicts_not_its_own_reading() {
+    let dir = std::env::temp_dir().join(format!(
+        "firedrill-render-verdicts-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = saved_ledger(
+        &dir,
+        &[
+            r#"{"undo":{"type":"uncordon","node":"node-2","was_unschedulable":true},"state":"applied"}"#,
+            r#"{"undo":{"type":"delete-created","target":{"kind":"NetworkPolicy","namespace":"kube-system","name":"firedrill-deny"}},"state":"applied"}"#,
+            r#"{"undo":{"type":"external","system":"gcp-dns","record":{"zone":"z","name":"api"}},"state":"applied"}"#,
+            r#"{"undo":{"type":"uncordon","node":"node-1","was_unschedulable":false},"state":"applied"}"#,
+        ],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["rollback", "--render", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = rendered(&text);
+    let by_step = |step: &str| {
+        docs.iter()
+            .find(|d| d["step"] == step)
+            .unwrap_or_else(|| panic!("no {step} in {text}"))
+            .clone()
+    };
+    // Newest first, as the revert goes.
+    let steps: Vec<&str> = docs.iter().map(|d| d["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["step-0004", "step-0003", "step-0002", "step-0001"]);
+    // Cordoned before the drill: left cordoned, no call.
+    let cordoned = by_step("step-0001");
+    assert_eq!(cordoned["verdict"], "already as before", "{text}");
+    assert_eq!(
+        cordoned["why"],
+        "Node node-2 was cordoned before the drill; left cordoned"
+    );
+    assert!(cordoned.get("call").is_none(), "{text}");
+    // kube-system: refused, and why.
+    let protected = by_step("step-0002");
+    assert_eq!(protected["verdict"], "refused", "{text}");
+    assert!(
+        protected["why"]
+            .as_str()
+            .unwrap()
+            .contains("names NetworkPolicy kube-system/firedrill-deny, which is protected (kube-system is always protected)"),
+        "{text}"
+    );
+    assert!(protected.get("call").is_none(), "{text}");
+    // A system firedrill has no handler for: refused, never a call with nulls.
+    let unknown = by_step("step-0003");
+    assert_eq!(unknown["verdict"], "refused", "{text}");
+    assert!(
+        unknown["why"].as_str().unwrap().contains(
+            "external system \"gcp-dns\" is not one firedrill changes (route53, promotion)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("set: null"), "{text}");
+    // The one real revert: the exact call.
+    let uncordon = by_step("step-0004");
+    assert_eq!(uncordon["verdict"], "will revert", "{text}");
+    assert_eq!(
+        uncordon["call"],
+        json!({ "op": "patch", "target": { "kind": "Node", "name": "node-1" }, "patch": { "spec": { "unschedulable": null } } })
+    );
+    assert_eq!(
+        uncordon["operation"],
+        "patch Node node-1: {\"spec\":{\"unschedulable\":null}}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The cluster as a run left it, built by this test from the ledger (on its own, not with
+/// `AsLeft`): each open entry's object at the value the run applied. Records every call.
+#[derive(Default)]
+struct LeftByRun {
+    objects: std::sync::Mutex<BTreeMap<ObjectRef, Value>>,
+    externals: std::sync::Mutex<BTreeMap<String, Value>>,
+    calls: std::sync::Mutex<Vec<Operation>>,
+}
+
+impl LeftByRun {
+    fn of(ledger: &Ledger) -> Self {
+        use firedrill_rollback::UndoRecord as U;
+        let left = LeftByRun::default();
+        {
+            let mut objects = left.objects.lock().unwrap();
+            fn at<'m>(objects: &'m mut BTreeMap<ObjectRef, Value>, r: &ObjectRef) -> &'m mut Value {
+                objects.entry(r.clone()).or_insert_with(|| {
+                    json!({ "kind": r.kind.to_string(), "metadata": { "name": r.name, "namespace": r.namespace } })
+                })
+            }
+            for entry in ledger.entries.iter().filter(|e| e.state.is_open()) {
+                match &entry.undo {
+                    U::DeleteCreated { target } => {
+                        at(&mut objects, target)["metadata"]["labels"] =
+                            json!({ "firedrill.io/run": ledger.run });
+                    }
+                    U::RestoreField {
+                        target, applied, ..
+                    } => {
+                        // The only field in scope: the partition label.
+                        let o = at(&mut objects, target);
+                        match applied {
+                            Some(v) => {
+                                o["metadata"]["labels"]["firedrill.io/partition"] = v.clone()
+                            }
+                            None => {
+                                if let Some(l) = o["metadata"]["labels"].as_object_mut() {
+                                    l.remove("firedrill.io/partition");
+                                }
+                            }
+                        }
+                    }
+                    U::Uncordon { node, .. } => {
+                        at(&mut objects, &ObjectRef::node(node))["spec"]["unschedulable"] =
+                            json!(true);
+                    }
+                    U::RestoreReplicas {
+                        target, applied, ..
+                    } => at(&mut objects, target)["spec"]["replicas"] = json!(applied),
+                    U::RestoreSelector {
+                        service, applied, ..
+                    } => at(&mut objects, service)["spec"]["selector"] = json!(applied),
+                    U::External { system, record } => {
+                        if let Some(applied) = record.get("applied") {
+                            left.externals
+                                .lock()
+                                .unwrap()
+                                .insert(format!("{system} {}", record["target"]), applied.clone());
+                        }
+                    }
+                    U::Recreated { .. } => {}
+                }
+            }
+        }
+        left
+    }
+}
+
+impl Cluster for LeftByRun {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+        Ok(self.objects.lock().unwrap().get(target).cloned())
+    }
+    async fn execute(&self, operation: &Operation) -> Result<firedrill_rollback::Done, String> {
+        self.calls.lock().unwrap().push(operation.clone());
+        let mut objects = self.objects.lock().unwrap();
+        match operation {
+            Operation::Delete { target } => {
+                objects.remove(target);
+            }
+            Operation::Patch { target, patch } => {
+                if let Some(o) = objects.get_mut(target) {
+                    firedrill_rollback::apply_merge_patch(o, patch);
+                }
+            }
+            Operation::External { system, action } => {
+                self.externals.lock().unwrap().insert(
+                    format!("{system} {}", action["target"]),
+                    action["set"].clone(),
+                );
+            }
+            _ => {}
+        }
+        Ok(firedrill_rollback::Done::Made)
+    }
+    async fn save(&self, _: &mut Ledger) -> Result<(), String> {
+        Ok(())
+    }
+    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+        Ok(self
+            .externals
+            .lock()
+            .unwrap()
+            .get(&format!("{system} {target}"))
+            .cloned())
+    }
+}
+
+mod render_equals_replay {
+    use super::*;
+    use firedrill_rollback::{EntryState, UndoRecord};
+    use proptest::prelude::*;
+
+    fn arb_ns() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["shop", "shop", "kube-system", "chaos-testing"])
+    }
+
+    fn arb_record() -> impl Strategy<Value = UndoRecord> {
+        let pod = |ns: &str, n: u8| ObjectRef::namespaced(ObjectKind::Pod, ns, &format!("api-{n}"));
+        prop_oneof![
+            (arb_ns(), 0u8..3, proptest::sample::select(vec![ObjectKind::NetworkPolicy, ObjectKind::Pod, ObjectKind::ConfigMap])).prop_map(|(ns, n, kind)| UndoRecord::DeleteCreated {
+                target: ObjectRef::namespaced(kind, ns, &format!("firedrill-{n}")),
+            }),
+            (arb_ns(), 0u8..3, proptest::sample::select(vec!["/metadata/labels/firedrill.io~1partition", "/metadata/labels/app", "/metadata/../spec/nodeName"]), any::<bool>())
+                .prop_map(move |(ns, n, path, some)| UndoRecord::RestoreField {
+                    target: pod(ns, n),
+                    path: path.into(),
+                    prior: None,
+                    applied: some.then(|| json!("r1")),
+                }),
+            (0u8..3, any::<bool>()).prop_map(|(n, was)| UndoRecord::Uncordon {
+                node: format!("node-{n}"),
+                was_unschedulable: was,
+            }),
+            (arb_ns(), 0u8..2, 0i64..4, 0i64..2).prop_map(|(ns, n, prior, applied)| UndoRecord::RestoreReplicas {
+                target: ObjectRef::namespaced(ObjectKind::Deployment, ns, &format!("w{n}")),
+                prior,
+                applied,
+                hpa: None,
+            }),
+            (arb_ns(), 0u8..3).prop_map(|(ns, k)| UndoRecord::RestoreSelector {
+                service: ObjectRef::namespaced(ObjectKind::Service, ns, "db"),
+                prior: BTreeMap::from([("app".into(), ["db", "web", "x"][usize::from(k)].into())]),
+                applied: BTreeMap::from([("firedrill.io/proxy".into(), ["r1", "r2", "r1"][usize::from(k)].into())]),
+            }),
+            (proptest::sample::select(vec!["route53", "gcp-dns", "promotion"]), any::<bool>(), 0i64..3).prop_map(|(system, declared, w)| {
+                let zone = if declared { "Z1" } else { "ZX" };
+                let state = |w: i64| json!({ "name": "api.example.com.", "type": "A", "set_identifier": "use1", "weight": w });
+                UndoRecord::External {
+                    system: system.into(),
+                    record: json!({ "target": { "zone": zone, "name": "api.example.com.", "type": "A", "set_identifier": "use1" }, "prior": state(w), "applied": state(0) }),
+                }
+            }),
+            (arb_ns(), 0u8..3).prop_map(move |(ns, n)| UndoRecord::Recreated { pod: pod(ns, n), owner: "ReplicaSet/api".into() }),
+        ]
+    }
+
+    fn arb_state() -> impl Strategy<Value = EntryState> {
+        proptest::sample::select(vec![
+            EntryState::Applied,
+            EntryState::Applied,
+            EntryState::Intended,
+            EntryState::Reverted,
+            EntryState::Left,
+        ])
+    }
+
+    fn protection() -> Protection {
+        Protection {
+            scope: firedrill_rollback::Scope {
+                dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
+                    drill: "fail-over".into(),
+                    zone: "Z1".into(),
+                    name: "api.example.com.".into(),
+                    record_type: "A".into(),
+                    set_identifiers: BTreeSet::from(["use1".to_owned()]),
+                    health_checks: BTreeSet::new(),
+                    endpoints: BTreeSet::from([None]),
+                }]),
+            },
+            ..nothing_protected()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// What `--render` prints, read back from its YAML, is call for call what `replay` makes
+        /// on a cluster left as the ledger says, with the same guard and scope.
+        #[test]
+        fn the_calls_render_prints_are_the_calls_replay_makes(
+            entries in proptest::collection::vec((arb_record(), arb_state()), 0..8)
+        ) {
+            let mut ledger = Ledger::new("r1", "d", "test", "2030-01-01T00:00:00Z");
+            for (record, state) in entries {
+                let i = ledger.push(record);
+                ledger.entries[i].state = state;
+            }
+            let protection = protection();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let text = rt.block_on(ledger::render(&ledger, &protection));
+            let docs = rendered(&text);
+            let printed: Vec<Operation> = docs
+                .iter()
+                .filter_map(|d| d.get("call"))
+                .map(|c| serde_json::from_value(c.clone()).unwrap())
+                .collect();
+
+            let cluster = LeftByRun::of(&ledger);
+            let guard = |r: &ObjectRef| protection.check(r);
+            let trust = protection.trust(&guard);
+            let mut copy = ledger.clone();
+            let report = rt.block_on(firedrill_rollback::replay(&cluster, &mut copy, &trust, false));
+            let made = cluster.calls.lock().unwrap().clone();
+            prop_assert_eq!(&printed, &made, "{}\n{:?}", text, report);
+            // And each entry's verdict is the replay's outcome.
+            for action in &report.actions {
+                let doc = docs.iter().find(|d| d["step"] == action.step.as_str());
+                prop_assert!(doc.is_some(), "{} missing from\n{}", action.step, text);
+                prop_assert_eq!(doc.unwrap()["why"].as_str(), Some(action.text.as_str()));
+            }
+            // Every entry is shown, newest first.
+            let steps: Vec<String> = docs.iter().map(|d| d["step"].as_str().unwrap().to_owned()).collect();
+            let want: Vec<String> = ledger.entries.iter().rev().map(|e| format!("step-{:04}", e.seq)).collect();
+            prop_assert_eq!(steps, want);
+        }
+    }
+}
