@@ -442,7 +442,7 @@ fn label_key(s: &str) -> bool {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
     };
-    prefix.map_or(true, |p| !p.is_empty() && dns_subdomain(p))
+    prefix.is_none_or(|p| !p.is_empty() && dns_subdomain(p))
         && !name.is_empty()
         && label_value(name)
 }

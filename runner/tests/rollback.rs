@@ -730,10 +730,10 @@ enum Revert {
 }
 
 /// The forged entries, as JSON text, and what each names (`None`: outside Kubernetes).
-fn forged_entries() -> Vec<(
-    &'static str,
-    Option<(&'static str, &'static str, &'static str)>,
-)> {
+/// An object as (resource, namespace, name).
+type Named = (&'static str, &'static str, &'static str);
+
+fn forged_entries() -> Vec<(&'static str, Option<Named>)> {
     vec![
         // Path traversal from the partition label to a pod's image.
         (
@@ -769,7 +769,7 @@ fn forged_entries() -> Vec<(
     ]
 }
 
-async fn raw(client: &kube::Client, (resource, ns, name): (&str, &str, &str)) -> Value {
+async fn raw(client: &kube::Client, (resource, ns, name): Named) -> Value {
     let object = match resource {
         "deployments" => serde_json::to_value(
             Api::<Deployment>::namespaced(client.clone(), ns)
