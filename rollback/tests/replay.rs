@@ -1120,3 +1120,42 @@ async fn an_external_change_without_its_handler_stays_open() {
     assert!(report.failed(), "{report:?}");
     assert!(ledger.is_open());
 }
+
+/// Issue #22: a step outside what the planners write (a planner bug) is refused by the applier
+/// before its ledger entry is written: nothing recorded, nothing changed.
+#[tokio::test]
+async fn the_applier_refuses_a_step_no_planner_writes() {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    let steps = [
+        Step::cordon("node-1", false),
+        Step::set_field(
+            deployment("api", 3).0,
+            "/spec/paused",
+            Some(json!(false)),
+            Some(json!(true)),
+        ),
+    ];
+    let err = apply(&memory, &mut ledger, &steps, &planners_only())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            firedrill_rollback::ApplyError::OutOfScope { step: 2, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "step 2 (patch Deployment shop/api: {\"spec\":{\"paused\":true}}) is outside what firedrill's planners write (restore-field names Deployment shop/api, a kind firedrill never changes this way (only Pod)); not made (a firedrill bug: please report it)"
+    );
+    let stored = memory.stored_ledger("run-1");
+    assert_eq!(stored.entries.len(), 1, "only the cordon is recorded");
+    // The cordon was made; the refused step was not.
+    assert_eq!(
+        memory.snapshot()["Deployment shop/api"],
+        before["Deployment shop/api"]
+    );
+}
