@@ -12,7 +12,7 @@ use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
 use crate::settings::{Dependency, DependencyFailure, HttpFault, Mode};
 
 /// The label of the fault proxy's pods; the dependency's Service selects it during the drill.
-pub const PROXY_LABEL: &str = "firedrill.io/proxy";
+pub const PROXY_LABEL: &str = firedrill_rollback::scope::PROXY_LABEL;
 
 /// The port the proxy listens on when the Service's target port is a name.
 const PROXY_PORT: u16 = 8080;

@@ -142,7 +142,7 @@ fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
 
 /// The label that marks the pods a partition isolates: NetworkPolicies select by label, and the
 /// guard chose pods by name.
-pub const PARTITION_LABEL: &str = "firedrill.io/partition";
+pub const PARTITION_LABEL: &str = firedrill_rollback::scope::PARTITION_LABEL;
 
 /// Marks each chosen pod, then one NetworkPolicy per namespace isolates the marked pods. Undo:
 /// delete the policies, unmark the pods.

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::plan::{Plan, Scene};
 
 /// The `system` of every DNS change.
-pub const ROUTE53: &str = "route53";
+pub const ROUTE53: &str = firedrill_rollback::scope::ROUTE53;
 
 /// `region-failover`'s `fault:`.
 #[derive(Clone, Debug, PartialEq)]

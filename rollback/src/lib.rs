@@ -9,7 +9,9 @@
 
 mod ledger;
 mod object;
+mod preview;
 mod replay;
+pub mod scope;
 mod undo;
 
 pub use ledger::{
@@ -17,10 +19,12 @@ pub use ledger::{
     KIND_LEDGER, LEDGER_SELECTOR,
 };
 pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
+pub use preview::{preview, AsLeft, Previewed};
 pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
-    Outcome, Report,
+    Outcome, Report, Trust,
 };
+pub use scope::{within, Scope};
 pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.

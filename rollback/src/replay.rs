@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::ledger::{EntryState, Ledger};
 use crate::object::{ObjectRef, Operation};
-use crate::undo::{decide, Decision, Step};
+use crate::scope::{within, Scope};
+use crate::undo::{decide, Decision, Step, UndoRecord};
 
 /// What the applier and replayer need of a cluster.
 pub trait Cluster {
@@ -68,10 +69,41 @@ pub enum ApplyError {
         what: String,
         target: String,
     },
+    /// A planner asked for something firedrill's planners never do: a bug, refused before the
+    /// ledger holds it.
+    #[error("step {step} ({what}) is outside what firedrill's planners write ({why}); not made (a firedrill bug: please report it)")]
+    OutOfScope {
+        step: usize,
+        what: String,
+        why: String,
+    },
 }
 
 /// Says whether an object may be touched; `Some(reason)` when it is protected.
 pub type Guard<'a> = &'a (dyn Fn(&ObjectRef) -> Option<String> + Sync);
+
+/// What a ledger entry must pass before anything acts on it: its object is not protected
+/// (`guard`), and it is something firedrill's planners write (`scope`).
+pub struct Trust<'a> {
+    pub guard: Guard<'a>,
+    pub scope: &'a Scope,
+}
+
+impl Trust<'_> {
+    /// Why `undo` must not be acted on, if it must not.
+    pub fn refuses(&self, undo: &UndoRecord) -> Option<String> {
+        let target = undo.target();
+        if let Some(reason) = target.as_ref().and_then(self.guard) {
+            return Some(format!(
+                "refused: names {}, which is protected ({reason}); not touched",
+                target.map(|t| t.to_string()).unwrap_or_default()
+            ));
+        }
+        within(undo, self.scope)
+            .err()
+            .map(|why| format!("refused: {why}; not touched (the ledger stays open)"))
+    }
+}
 
 /// Applies steps in order: for each, the undo record goes to the ledger first (a failed write
 /// means the change is not made), then the change, then the entry is marked applied.
@@ -79,8 +111,9 @@ pub async fn apply<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
     steps: &[Step],
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
 ) -> Result<Applied, ApplyError> {
+    let guard = trust.guard;
     let mut applied = Applied::default();
     for (i, step) in steps.iter().enumerate() {
         let what = step.forward.describe();
@@ -90,6 +123,13 @@ pub async fn apply<C: Cluster>(
                 step: number,
                 what,
                 target: target.to_string(),
+            });
+        }
+        if let Err(why) = within(&step.undo, trust.scope) {
+            return Err(ApplyError::OutOfScope {
+                step: number,
+                what,
+                why,
             });
         }
         let index = ledger.push(step.undo.clone());
@@ -214,10 +254,10 @@ impl Report {
 pub async fn replay<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     dry_run: bool,
 ) -> Report {
-    replay_with(cluster, ledger, guard, dry_run, &|_| false).await
+    replay_with(cluster, ledger, trust, dry_run, &|_| false).await
 }
 
 /// [`replay`] after a sweep by label has removed every artifact `swept` says it covered: their
@@ -226,16 +266,16 @@ pub async fn replay<C: Cluster>(
 pub async fn replay_after_sweep<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
-    replay_with(cluster, ledger, guard, false, swept).await
+    replay_with(cluster, ledger, trust, false, swept).await
 }
 
 async fn replay_with<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     dry_run: bool,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
@@ -254,18 +294,17 @@ async fn replay_with<C: Cluster>(
         }
         let step = format!("step-{:04}", entry.seq);
         let target = entry.undo.target();
-        if let Some(reason) = target.as_ref().and_then(guard) {
+        // Before anything reads or touches what the entry names: a protected object, or a
+        // record no planner of firedrill writes, is refused and the entry stays open.
+        if let Some(text) = trust.refuses(&entry.undo) {
             report.actions.push(Action {
                 step,
                 outcome: Outcome::Failed,
-                text: format!(
-                    "names {}, which is protected ({reason}); not touched",
-                    target.map(|t| t.to_string()).unwrap_or_default()
-                ),
+                text,
             });
             continue;
         }
-        if let (crate::UndoRecord::DeleteCreated { target }, false) = (&entry.undo, dry_run) {
+        if let (UndoRecord::DeleteCreated { target }, false) = (&entry.undo, dry_run) {
             if swept(target) {
                 let text = format!("{target} was removed by the sweep of its kind, by label");
                 let entry = &mut ledger.entries[index];
@@ -284,12 +323,10 @@ async fn replay_with<C: Cluster>(
                 .get(t)
                 .await
                 .map_err(|e| format!("cannot read {t}: {e}")),
-            (None, crate::UndoRecord::External { record, .. })
-                if record.get("irreversible").is_some() =>
-            {
+            (None, UndoRecord::External { record, .. }) if record.get("irreversible").is_some() => {
                 Ok(None)
             }
-            (None, crate::UndoRecord::External { system, record }) => {
+            (None, UndoRecord::External { system, record }) => {
                 let what = crate::undo::external_target(system, record);
                 cluster
                     .read_external(system, record.get("target").unwrap_or(&Value::Null))

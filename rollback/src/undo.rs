@@ -64,54 +64,6 @@ impl UndoRecord {
             UndoRecord::External { .. } | UndoRecord::Recreated { .. } => None,
         }
     }
-
-    /// The operation that undoes the change when the object is exactly as firedrill left it:
-    /// what `rollback --render` shows for a ledger without a cluster. `None`: nothing to undo.
-    pub fn expected_undo(&self) -> Option<Operation> {
-        Some(match self {
-            UndoRecord::Recreated { .. } => return None,
-            // A promotion: nothing undoes it.
-            UndoRecord::External { record, .. } if record.get("irreversible").is_some() => {
-                return None
-            }
-            UndoRecord::DeleteCreated { target } => Operation::Delete {
-                target: target.clone(),
-            },
-            UndoRecord::RestoreField {
-                target,
-                path,
-                prior,
-                applied,
-            } => Operation::Patch {
-                target: target.clone(),
-                patch: merge_patch(path, applied.as_ref(), prior.as_ref()),
-            },
-            UndoRecord::Uncordon { node, .. } => Operation::Patch {
-                target: ObjectRef::node(node),
-                patch: serde_json::json!({ "spec": { "unschedulable": null } }),
-            },
-            UndoRecord::RestoreReplicas { target, prior, .. } => Operation::Patch {
-                target: target.clone(),
-                patch: serde_json::json!({ "spec": { "replicas": prior } }),
-            },
-            UndoRecord::RestoreSelector {
-                service,
-                prior,
-                applied,
-            } => Operation::Patch {
-                target: service.clone(),
-                patch: merge_patch(
-                    "/spec/selector",
-                    Some(&serde_json::json!(applied)),
-                    Some(&serde_json::json!(prior)),
-                ),
-            },
-            UndoRecord::External { system, record } => Operation::External {
-                system: system.clone(),
-                action: serde_json::json!({ "target": record.get("target"), "set": record.get("prior") }),
-            },
-        })
-    }
 }
 
 /// What undoing one record takes, judged on the object as it is now.

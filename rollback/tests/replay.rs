@@ -6,11 +6,12 @@ mod support;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
+use firedrill_rollback::scope::{DeclaredDns, PROXY_LABEL, ROUTE53};
 use firedrill_rollback::{
     apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Ledger,
-    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Step, Stored, UndoRecord,
+    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Scope, Step, Stored, Trust, UndoRecord,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 /// every later call fails, as if the process had died there.
 ///
 /// A killed pod is recreated at once by its controller (the same manifest: what the drill cannot
-/// and need not restore), and counted in `kills`. One external system, `dns`, holds weighted
+/// and need not restore), and counted in `kills`. One external system, `route53`, holds weighted
 /// records by target. `made` logs what every call to `execute` that went through returned.
 #[derive(Default)]
 struct Memory {
@@ -94,7 +95,7 @@ impl Memory {
                 objects.insert(pod.clone(), killed);
                 *self.kills.lock().unwrap() += 1;
             }
-            Operation::External { system, action } if system == "dns" => {
+            Operation::External { system, action } if system == ROUTE53 => {
                 let target = action.get("target").ok_or("no target")?.to_string();
                 let set = action.get("set").ok_or("no value to set")?.clone();
                 self.externals.lock().unwrap().insert(target, set);
@@ -118,7 +119,7 @@ impl Cluster for Memory {
     }
 
     async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
-        if system != "dns" {
+        if system != ROUTE53 {
             return Err(format!(
                 "no handler for changes in {system} in this process"
             ));
@@ -163,6 +164,31 @@ fn unprotected(_: &ObjectRef) -> Option<String> {
     None
 }
 
+/// What a drill file declaring the api record gives a replay: every record the steps here
+/// write is in it.
+fn scope() -> &'static Scope {
+    static SCOPE: OnceLock<Scope> = OnceLock::new();
+    SCOPE.get_or_init(|| Scope {
+        dns: Some(vec![DeclaredDns {
+            drill: "region".into(),
+            zone: "Z1".into(),
+            name: "api.example.com.".into(),
+            record_type: "A".into(),
+            set_identifiers: BTreeSet::from(["primary".to_owned()]),
+            health_checks: BTreeSet::new(),
+            endpoints: BTreeSet::from([None]),
+        }]),
+    })
+}
+
+/// Nothing protected; the planners' scope.
+fn planners_only() -> Trust<'static> {
+    Trust {
+        guard: &unprotected,
+        scope: scope(),
+    }
+}
+
 fn deployment(name: &str, replicas: i64) -> (ObjectRef, Value) {
     let r = ObjectRef::namespaced(ObjectKind::Deployment, "shop", name);
     (
@@ -183,9 +209,14 @@ fn pod(name: &str) -> ObjectRef {
     ObjectRef::namespaced(ObjectKind::Pod, "shop", name)
 }
 
-/// The target of a weighted DNS record in the in-memory `dns` system.
+/// The target of a weighted DNS record in the in-memory `route53` system.
 fn dns_record(name: &str) -> Value {
-    json!({ "zone": "Z1", "name": name, "type": "A", "set_identifier": "primary" })
+    json!({ "zone": "Z1", "name": format!("{name}.example.com."), "type": "A", "set_identifier": "primary" })
+}
+
+/// A weighted record set's state, as the route53 handler records it (the parts used here).
+fn record_state(name: &str, weight: i64) -> Value {
+    json!({ "name": format!("{name}.example.com."), "type": "A", "set_identifier": "primary", "weight": weight })
 }
 
 /// Point a weighted DNS record elsewhere: an external step, as the route53 fault records it.
@@ -193,12 +224,12 @@ fn set_weight(name: &str, prior: i64, weight: i64) -> Step {
     let target = dns_record(name);
     Step {
         forward: Operation::External {
-            system: "dns".into(),
-            action: json!({ "target": target, "set": { "weight": weight } }),
+            system: ROUTE53.into(),
+            action: json!({ "target": target, "set": record_state(name, weight) }),
         },
         undo: UndoRecord::External {
-            system: "dns".into(),
-            record: json!({ "target": target, "prior": { "weight": prior }, "applied": { "weight": weight } }),
+            system: ROUTE53.into(),
+            record: json!({ "target": target, "prior": record_state(name, prior), "applied": record_state(name, weight) }),
         },
     }
 }
@@ -215,7 +246,7 @@ fn world() -> Memory {
             let name = format!("{name}-{i}");
             objects.insert(
                 pod(&name),
-                json!({ "kind": "Pod", "metadata": { "namespace": "shop", "name": name } }),
+                json!({ "kind": "Pod", "metadata": { "namespace": "shop", "name": name, "labels": { "app": "api" } } }),
             );
         }
     }
@@ -223,7 +254,7 @@ fn world() -> Memory {
         .externals
         .lock()
         .unwrap()
-        .insert(dns_record("api").to_string(), json!({ "weight": 100 }));
+        .insert(dns_record("api").to_string(), record_state("api", 100));
     objects.insert(
         ObjectRef::node("node-1"),
         json!({ "kind": "Node", "metadata": { "name": "node-1" }, "spec": {} }),
@@ -244,16 +275,16 @@ fn world() -> Memory {
 fn every_kind_of_step() -> Vec<Step> {
     let service = ObjectRef::namespaced(ObjectKind::Service, "shop", "db");
     vec![
-        Step::create(json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "fd-deny", "labels": { "firedrill.io/artifact": "true" } }, "spec": { "podSelector": {} } })).unwrap(),
+        Step::create(json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "firedrill-deny", "labels": { "firedrill.io/artifact": "true" } }, "spec": { "podSelector": {} } })).unwrap(),
         Step::cordon("node-1", false),
         Step::cordon("node-2", true),
         Step::scale(deployment("worker", 2).0, 2, 0, Some("worker-hpa".into())),
         Step::swap_selector(
             service,
             BTreeMap::from([("app".into(), "db".into()), ("tier".into(), "primary".into())]),
-            BTreeMap::from([("app".into(), "fault-proxy".into())]),
+            BTreeMap::from([(PROXY_LABEL.into(), "run-1".into())]),
         ),
-        Step::set_field(deployment("api", 3).0, "/spec/paused", Some(json!(false)), Some(json!(true))),
+        Step::set_field(pod("api-1"), PARTITION_PATH, None, Some(json!("run-1"))),
         Step::kill(pod("api-0"), "Deployment/api", true, None),
         set_weight("api", 100, 0),
     ]
@@ -264,11 +295,16 @@ async fn every_undo_type_is_reverted_exactly() {
     let memory = world();
     let before = memory.snapshot();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut ledger, &every_kind_of_step(), &unprotected)
-        .await
-        .unwrap();
+    apply(
+        &memory,
+        &mut ledger,
+        &every_kind_of_step(),
+        &planners_only(),
+    )
+    .await
+    .unwrap();
     assert_ne!(memory.snapshot(), before, "the steps changed things");
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(memory.snapshot(), before);
     // node-2 was cordoned before: left cordoned, said so.
@@ -302,11 +338,11 @@ async fn every_created_object_carries_the_run_and_its_expiry() {
         &memory,
         &mut ledger,
         &every_kind_of_step()[..1],
-        &unprotected,
+        &planners_only(),
     )
     .await
     .unwrap();
-    let policy = memory.snapshot()["NetworkPolicy shop/fd-deny"].clone();
+    let policy = memory.snapshot()["NetworkPolicy shop/firedrill-deny"].clone();
     assert_eq!(policy["metadata"]["labels"]["firedrill.io/run"], "run-1");
     assert_eq!(
         policy["metadata"]["labels"]["firedrill.io/drill"],
@@ -339,7 +375,7 @@ async fn assert_done(memory: &Memory, run: &str, before: &BTreeMap<String, Value
     assert_eq!(&memory.snapshot(), before, "{what}");
     let mut again = read_back(memory, run).unwrap();
     assert!(!again.is_open(), "{what}: still open: {:?}", again.entries);
-    let report = replay(memory, &mut again, &unprotected, false).await;
+    let report = replay(memory, &mut again, &planners_only(), false).await;
     assert!(report.actions.is_empty(), "{what}: {report:?}");
     assert_eq!(&memory.snapshot(), before, "{what}");
 }
@@ -353,7 +389,7 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
         let before = memory.snapshot();
         *memory.crash_after.lock().unwrap() = Some(crash);
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-        let _ = apply(&memory, &mut ledger, &steps, &unprotected).await;
+        let _ = apply(&memory, &mut ledger, &steps, &planners_only()).await;
         memory.revive();
         // A later process: only what the cluster holds.
         let Some(mut found) = read_back(&memory, "run-1") else {
@@ -364,7 +400,7 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
             );
             continue;
         };
-        let report = replay(&memory, &mut found, &unprotected, false).await;
+        let report = replay(&memory, &mut found, &planners_only(), false).await;
         assert!(!report.failed(), "crash {crash}: {report:?}");
         assert!(
             report.actions.iter().all(|a| a.outcome != Outcome::Left),
@@ -382,15 +418,15 @@ async fn a_crash_during_a_replay_is_finished_exactly_by_the_next() {
         let memory = world();
         let before = memory.snapshot();
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-        apply(&memory, &mut ledger, &steps, &unprotected)
+        apply(&memory, &mut ledger, &steps, &planners_only())
             .await
             .unwrap();
         *memory.crash_after.lock().unwrap() = Some(crash);
         let mut dying = read_back(&memory, "run-1").unwrap();
-        let _ = replay(&memory, &mut dying, &unprotected, false).await;
+        let _ = replay(&memory, &mut dying, &planners_only(), false).await;
         memory.revive();
         let mut found = read_back(&memory, "run-1").unwrap();
-        let report = replay(&memory, &mut found, &unprotected, false).await;
+        let report = replay(&memory, &mut found, &planners_only(), false).await;
         assert!(!report.failed(), "crash {crash}: {report:?}");
         assert!(
             report.actions.iter().all(|a| a.outcome != Outcome::Left),
@@ -404,9 +440,14 @@ async fn a_crash_during_a_replay_is_finished_exactly_by_the_next() {
 async fn a_field_someone_changed_since_is_left_and_reported() {
     let memory = world();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut ledger, &every_kind_of_step(), &unprotected)
-        .await
-        .unwrap();
+    apply(
+        &memory,
+        &mut ledger,
+        &every_kind_of_step(),
+        &planners_only(),
+    )
+    .await
+    .unwrap();
     // An operator scales the worker by hand mid-drill.
     memory
         .execute(&Operation::Patch {
@@ -415,7 +456,7 @@ async fn a_field_someone_changed_since_is_left_and_reported() {
         })
         .await
         .unwrap();
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
     let left: Vec<_> = report
         .actions
         .iter()
@@ -446,7 +487,11 @@ async fn a_protected_object_is_never_touched() {
         (r.kind == ObjectKind::Service).then(|| "safety.protected shop/db".to_owned())
     };
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    let err = apply(&memory, &mut ledger, &every_kind_of_step(), &guard)
+    let guarded = Trust {
+        guard: &guard,
+        scope: scope(),
+    };
+    let err = apply(&memory, &mut ledger, &every_kind_of_step(), &guarded)
         .await
         .unwrap_err();
     assert!(
@@ -457,10 +502,15 @@ async fn a_protected_object_is_never_touched() {
     // A ledger that names it (tampered with, or from an older policy): refused, the rest undone.
     let memory = world();
     let mut tampered = Ledger::new("run-2", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut tampered, &every_kind_of_step(), &unprotected)
-        .await
-        .unwrap();
-    let report = replay(&memory, &mut tampered, &guard, false).await;
+    apply(
+        &memory,
+        &mut tampered,
+        &every_kind_of_step(),
+        &planners_only(),
+    )
+    .await
+    .unwrap();
+    let report = replay(&memory, &mut tampered, &guarded, false).await;
     assert!(report.failed());
     assert!(report.actions.iter().any(|a| a.outcome == Outcome::Failed && a.text.contains("names Service shop/db, which is protected (safety.protected shop/db); not touched")), "{report:?}");
     assert!(
@@ -576,17 +626,18 @@ fn decisions_judge_the_object_as_it_is_now() {
 /// reads it from the world as the steps before it left it, as a fault kind records it.
 #[derive(Clone, Debug)]
 enum Plan {
-    /// Create NetworkPolicy `fd-<n>` (a name may come twice: the second create is refused).
+    /// Create NetworkPolicy `firedrill-<n>` (a name may come twice: the second create is refused).
     Create(u8),
     /// Cordon node-1 (schedulable) or node-2 (cordoned before the drill).
     Cordon(u8),
     /// Scale api or worker, maybe owned by an autoscaler.
     Scale(u8, i64, bool),
-    /// Point Service shop/db at one of three selectors.
+    /// Point Service shop/db at one of three proxy selectors.
     Swap(u8),
-    /// Set a field of api or worker: `paused`, the template's `nodeSelector` (a mapping) or an
-    /// annotation whose key needs escaping in a JSON pointer; to a value, or absent.
-    Field(u8, u8, u8),
+    /// Mark a pod of api with the partition label (a key that needs escaping in a JSON pointer),
+    /// to one of three values. A pod is marked once, as the planners do: a pod marked already
+    /// is killed instead.
+    Field(u8, u8),
     /// Kill a pod of api.
     Kill(u8),
     /// Set the weight of the api DNS record.
@@ -603,8 +654,8 @@ fn arb_plan_of(kind: usize) -> BoxedStrategy<Plan> {
             .prop_map(|(w, r, h)| Plan::Scale(w, r, h))
             .boxed(),
         3 => (0u8..3).prop_map(Plan::Swap).boxed(),
-        4 => (0u8..2, 0u8..3, 0u8..4)
-            .prop_map(|(w, f, v)| Plan::Field(w, f, v))
+        4 => (0u8..3, 0u8..3)
+            .prop_map(|(p, v)| Plan::Field(p, v))
             .boxed(),
         5 => (0u8..3).prop_map(Plan::Kill).boxed(),
         _ => prop_oneof![Just(0i64), Just(50), Just(100)]
@@ -636,35 +687,14 @@ fn arb_plans() -> impl Strategy<Value = Vec<Plan>> {
 
 const WORKLOADS: [&str; 2] = ["api", "worker"];
 
-/// The field a plan sets, and the values it may set it to (`None`: absent).
-fn field_of(f: u8, v: u8) -> (&'static str, Option<Value>) {
-    match f {
-        0 => (
-            "/spec/paused",
-            [Some(json!(true)), Some(json!(false)), None][usize::from(v % 3)].clone(),
-        ),
-        1 => (
-            "/spec/template/spec/nodeSelector",
-            [
-                None,
-                Some(json!({ "disk": "ssd" })),
-                Some(json!({ "zone": "a" })),
-                Some(json!({ "disk": "hdd", "zone": "b" })),
-            ][usize::from(v % 4)]
-            .clone(),
-        ),
-        _ => (
-            "/metadata/annotations/firedrill.io~1fault",
-            [None, Some(json!("latency")), Some(json!("loss"))][usize::from(v % 3)].clone(),
-        ),
-    }
-}
+/// The one field firedrill sets on an object: a pod's partition label.
+const PARTITION_PATH: &str = "/metadata/labels/firedrill.io~1partition";
 
 fn selector_of(k: u8) -> BTreeMap<String, String> {
     let pairs: &[(&str, &str)] = match k {
-        0 => &[("app", "fault-proxy")],
-        1 => &[("app", "db"), ("tier", "replica")],
-        _ => &[("app", "db"), ("tier", "primary")],
+        0 => &[(PROXY_LABEL, "run-a")],
+        1 => &[(PROXY_LABEL, "run-b")],
+        _ => &[(PROXY_LABEL, "run-c")],
     };
     pairs
         .iter()
@@ -679,7 +709,7 @@ async fn plan(model: &Memory, p: &Plan) -> Step {
     let step = match *p {
         Plan::Create(n) => Step::create(json!({
             "kind": "NetworkPolicy",
-            "metadata": { "namespace": "shop", "name": format!("fd-{n}") },
+            "metadata": { "namespace": "shop", "name": format!("firedrill-{n}") },
             "spec": { "podSelector": {} }
         }))
         .unwrap(),
@@ -699,11 +729,17 @@ async fn plan(model: &Memory, p: &Plan) -> Step {
             let prior = serde_json::from_value(now(&service)["spec"]["selector"].clone()).unwrap();
             Step::swap_selector(service, prior, selector_of(k))
         }
-        Plan::Field(w, f, v) => {
-            let target = deployment(WORKLOADS[usize::from(w)], 0).0;
-            let (path, value) = field_of(f, v);
-            let prior = now(&target).pointer(path).filter(|v| !v.is_null()).cloned();
-            Step::set_field(target, path, prior, value)
+        Plan::Field(p, v) => {
+            let target = pod(&format!("api-{p}"));
+            match now(&target).pointer(PARTITION_PATH) {
+                Some(_) => Step::kill(target, "Deployment/api", false, None),
+                None => Step::set_field(
+                    target,
+                    PARTITION_PATH,
+                    None,
+                    Some(json!(["run-a", "run-b", "run-c"][usize::from(v % 3)])),
+                ),
+            }
         }
         Plan::Kill(n) => Step::kill(pod(&format!("api-{n}")), "Deployment/api", n % 2 == 0, None),
         Plan::Weight(weight) => {
@@ -809,7 +845,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             *memory.crash_after.lock().unwrap() = Some(n % (3 * steps.len() + 1));
         }
         let mut ledger = Ledger::new("run-p", "drill", "test", "2030-01-01T00:00:00Z");
-        let applied = apply(&memory, &mut ledger, &steps, &unprotected).await;
+        let applied = apply(&memory, &mut ledger, &steps, &planners_only()).await;
         memory.revive();
         if applied.is_err() {
             hit.insert("crash in apply");
@@ -833,7 +869,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
         if let Crash::Replay(n) = crash {
             let calls = found.entries.iter().filter(|e| e.state.is_open()).count() + 1;
             *memory.crash_after.lock().unwrap() = Some(n % calls);
-            let dying = replay(&memory, &mut found, &unprotected, false).await;
+            let dying = replay(&memory, &mut found, &planners_only(), false).await;
             memory.revive();
             if dying.failed() {
                 hit.insert("crash in replay");
@@ -848,7 +884,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             .filter(|e| e.state.is_open())
             .map(|e| (format!("step-{:04}", e.seq), e.seq - 1))
             .collect();
-        let first = replay(&memory, &mut found, &unprotected, false).await;
+        let first = replay(&memory, &mut found, &planners_only(), false).await;
         prop_assert!(!first.failed(), "{:?}", first);
         prop_assert_eq!(memory.snapshot(), before.clone(), "{:?}", first);
         if !matches!(crash, Crash::Replay(_)) {
@@ -919,7 +955,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             "the ledger the cluster holds is the one replayed"
         );
         prop_assert!(!again.is_open(), "{:?}", again.entries);
-        let second = replay(&memory, &mut again, &unprotected, false).await;
+        let second = replay(&memory, &mut again, &planners_only(), false).await;
         prop_assert!(second.actions.is_empty(), "{:?}", second);
         prop_assert_eq!(memory.snapshot(), before);
         Ok(hit)
@@ -1000,7 +1036,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
         &memory,
         &mut first,
         &every_kind_of_step()[1..2],
-        &unprotected,
+        &planners_only(),
     )
     .await
     .unwrap();
@@ -1010,7 +1046,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
         &memory,
         &mut second,
         &every_kind_of_step()[3..4],
-        &unprotected,
+        &planners_only(),
     )
     .await
     .unwrap_err();
@@ -1024,11 +1060,11 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
         &memory,
         &mut first,
         &every_kind_of_step()[3..4],
-        &unprotected,
+        &planners_only(),
     )
     .await
     .unwrap();
-    replay(&memory, &mut stop_copy, &unprotected, false).await;
+    replay(&memory, &mut stop_copy, &planners_only(), false).await;
     let stored = memory.stored_ledger("run-1");
     assert_eq!(stored.entries.len(), 2, "{stored:?}");
     assert_eq!(stored.entries[0].state, EntryState::Reverted);
@@ -1040,7 +1076,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
     let report = replay(
         &memory,
         &mut memory.stored_ledger("run-1"),
-        &unprotected,
+        &planners_only(),
         false,
     )
     .await;
@@ -1052,8 +1088,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
 async fn an_object_firedrill_did_not_create_is_never_deleted() {
     let memory = world();
     // The name a drill wants already exists: the create is refused, and a revert leaves it.
-    let existing =
-        json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "fd-deny" } });
+    let existing = json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "firedrill-deny" } });
     memory
         .objects
         .lock()
@@ -1064,13 +1099,16 @@ async fn an_object_firedrill_did_not_create_is_never_deleted() {
         &memory,
         &mut ledger,
         &every_kind_of_step()[..1],
-        &unprotected,
+        &planners_only(),
     )
     .await
     .unwrap();
     assert_eq!(applied.refused.len(), 1, "{applied:?}");
-    replay(&memory, &mut ledger, &unprotected, false).await;
-    assert_eq!(memory.snapshot()["NetworkPolicy shop/fd-deny"], existing);
+    replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(
+        memory.snapshot()["NetworkPolicy shop/firedrill-deny"],
+        existing
+    );
 }
 
 #[tokio::test]
@@ -1081,7 +1119,46 @@ async fn an_external_change_without_its_handler_stays_open() {
         system: "route53".into(),
         record: json!({ "zone": "Z1" }),
     });
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
     assert!(report.failed(), "{report:?}");
     assert!(ledger.is_open());
+}
+
+/// Issue #22: a step outside what the planners write (a planner bug) is refused by the applier
+/// before its ledger entry is written: nothing recorded, nothing changed.
+#[tokio::test]
+async fn the_applier_refuses_a_step_no_planner_writes() {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    let steps = [
+        Step::cordon("node-1", false),
+        Step::set_field(
+            deployment("api", 3).0,
+            "/spec/paused",
+            Some(json!(false)),
+            Some(json!(true)),
+        ),
+    ];
+    let err = apply(&memory, &mut ledger, &steps, &planners_only())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            firedrill_rollback::ApplyError::OutOfScope { step: 2, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "step 2 (patch Deployment shop/api: {\"spec\":{\"paused\":true}}) is outside what firedrill's planners write (restore-field names Deployment shop/api, a kind firedrill never changes this way (only Pod)); not made (a firedrill bug: please report it)"
+    );
+    let stored = memory.stored_ledger("run-1");
+    assert_eq!(stored.entries.len(), 1, "only the cordon is recorded");
+    // The cordon was made; the refused step was not.
+    assert_eq!(
+        memory.snapshot()["Deployment shop/api"],
+        before["Deployment shop/api"]
+    );
 }

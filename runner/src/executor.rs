@@ -80,7 +80,8 @@ impl Injection {
         // in sync before `apply` returns).
         let began = Utc::now();
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &guard)
+        let trust = self.protection.trust(&guard);
+        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &trust)
             .await
             .map_err(|e| e.to_string())?;
         self.applied += 1;
@@ -328,7 +329,8 @@ impl Injection {
     /// not an error; anything not undone is. Each object restored carries an Event saying so.
     async fn revert(&mut self) -> Result<Value, String> {
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let report = rollback::replay(&self.cluster, &mut self.ledger, &guard, false).await;
+        let trust = self.protection.trust(&guard);
+        let report = rollback::replay(&self.cluster, &mut self.ledger, &trust, false).await;
         let outcome = crate::ledger::LedgerOutcome {
             ledger: self.ledger.name(),
             result: Ok(report.clone()),
@@ -1034,6 +1036,7 @@ async fn inject(
                 protection: Protection {
                     globs: drill.safety.protected.clone(),
                     own_namespace: x.config.namespace.clone(),
+                    scope: crate::ledger::scope_of(x.config),
                 },
                 waves: plan.waves.into_iter().collect(),
                 interval: plan.interval,
@@ -1227,7 +1230,7 @@ async fn promote(
         None => "no failback is declared".to_owned(),
     };
     i.ledger.push(rollback::UndoRecord::External {
-        system: "promotion".into(),
+        system: rollback::scope::PROMOTION.into(),
         record: json!({
             "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
             "from": rf.from,

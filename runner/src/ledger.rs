@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{
-    replay, replay_after_sweep, Cluster, Done, Ledger, LedgerError, ObjectKind, ObjectRef,
-    Operation, Outcome, Report, Stored, ARTIFACT_SELECTOR, KILL_SWITCH, LEDGER_SELECTOR,
+    replay, replay_after_sweep, Cluster, Done, EntryState, Guard, Ledger, LedgerError, ObjectKind,
+    ObjectRef, Operation, Outcome, Report, Stored, Trust, ARTIFACT_SELECTOR, KILL_SWITCH,
+    LEDGER_SELECTOR,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -474,6 +475,9 @@ pub struct Protection {
     pub globs: Vec<firedrill_safety::NamespacedGlob>,
     /// firedrill's own namespace: its Jobs, ledgers and kill switch are never a drill's to undo.
     pub own_namespace: String,
+    /// What firedrill's planners write, and the DNS the drill file declares: a ledger entry
+    /// outside it is refused even when its object is not protected.
+    pub scope: firedrill_rollback::Scope,
 }
 
 impl Protection {
@@ -490,6 +494,25 @@ impl Protection {
         Protection {
             globs,
             own_namespace: config.namespace.clone(),
+            scope: scope_of(config),
+        }
+    }
+
+    /// Without a drill file: kube-system and `namespace` are protected, and no external record
+    /// can be shown to be declared (see [`firedrill_rollback::Scope::without_drill_file`]).
+    pub fn without_drill_file(namespace: &str) -> Self {
+        Protection {
+            globs: Vec::new(),
+            own_namespace: namespace.to_owned(),
+            scope: firedrill_rollback::Scope::without_drill_file(),
+        }
+    }
+
+    /// The guard and the scope, as a replay takes them.
+    pub fn trust<'a>(&'a self, guard: Guard<'a>) -> Trust<'a> {
+        Trust {
+            guard,
+            scope: &self.scope,
         }
     }
 
@@ -505,6 +528,53 @@ impl Protection {
             .iter()
             .find(|g| g.matches(namespace, &target.name))
             .map(|g| format!("safety.protected {g}"))
+    }
+}
+
+/// The DNS every region drill of the file declares: where a `route53` ledger record may point.
+/// A drill without an endpoint reaches AWS's, or `FIREDRILL_ROUTE53_ENDPOINT` where the
+/// executor has it set (as it does when it fires).
+pub fn scope_of(config: &crate::config::Config) -> firedrill_rollback::Scope {
+    let dns = config
+        .drills
+        .iter()
+        .filter_map(|drill| match &drill.fault {
+            firedrill_experiments::Settings::RegionFailover(rf) => {
+                rf.dns.as_ref().map(|dns| declared(&drill.name, dns))
+            }
+            _ => None,
+        })
+        .collect();
+    firedrill_rollback::Scope { dns: Some(dns) }
+}
+
+/// One drill's `fault.dns`, as the scope of a revert holds it.
+pub fn declared(
+    drill: &str,
+    dns: &firedrill_experiments::region::Dns,
+) -> firedrill_rollback::scope::DeclaredDns {
+    let from_env = std::env::var(crate::route53::ENV_ENDPOINT)
+        .ok()
+        .filter(|e| !e.is_empty());
+    firedrill_rollback::scope::DeclaredDns {
+        drill: drill.to_owned(),
+        zone: dns.zone.clone(),
+        name: dns.name.clone(),
+        record_type: dns.record_type.clone(),
+        set_identifiers: dns
+            .regions
+            .values()
+            .map(|r| r.set_identifier.clone())
+            .collect(),
+        health_checks: dns
+            .regions
+            .values()
+            .filter_map(|r| r.health_check.clone())
+            .collect(),
+        endpoints: match &dns.endpoint {
+            Some(e) => BTreeSet::from([Some(e.clone())]),
+            None => BTreeSet::from([None, from_env]),
+        },
     }
 }
 
@@ -558,6 +628,7 @@ pub async fn rollback(
         _ => cluster.ledgers().await.map_err(RollbackError::Api)?,
     };
     let guard = |r: &ObjectRef| protection.check(r);
+    let trust = protection.trust(&guard);
     let mut out = Vec::new();
     for (name, ledger) in found {
         let mut ledger = match ledger {
@@ -577,7 +648,7 @@ pub async fn rollback(
         if !selected || !ledger.is_open() {
             continue;
         }
-        let report = replay(cluster, &mut ledger, &guard, dry_run).await;
+        let report = replay(cluster, &mut ledger, &trust, dry_run).await;
         out.push(LedgerOutcome {
             ledger: name,
             result: Ok(report),
@@ -657,6 +728,7 @@ pub async fn stop_saying(
     // created is judged one by one.
     let swept = |r: &ObjectRef| deleted.contains(r);
     let guard = |r: &ObjectRef| protection.check(r);
+    let trust = protection.trust(&guard);
     phase("reverting open ledgers");
     match cluster.ledgers().await {
         Ok(ledgers) => {
@@ -664,7 +736,7 @@ pub async fn stop_saying(
                 let result = match ledger {
                     Ok(mut ledger) if ledger.is_open() => {
                         phase(&format!("reverting {name}"));
-                        Ok(replay_after_sweep(&cluster, &mut ledger, &guard, &swept).await)
+                        Ok(replay_after_sweep(&cluster, &mut ledger, &trust, &swept).await)
                     }
                     Ok(_) => continue,
                     Err(e) => Err(e.to_string()),
@@ -731,6 +803,7 @@ pub async fn sweep_expired(
 ) -> Result<Vec<LedgerOutcome>, String> {
     let cluster = KubeCluster::new(kube);
     let guard = |r: &ObjectRef| protection.check(r);
+    let trust = protection.trust(&guard);
     let expired = |at: &str| {
         DateTime::parse_from_rfc3339(at)
             .map(|t| t.with_timezone(&Utc) <= now)
@@ -761,7 +834,7 @@ pub async fn sweep_expired(
         if !(orphaned || expired(&ledger.expires_at)) {
             continue;
         }
-        let report = replay(&cluster, &mut ledger, &guard, false).await;
+        let report = replay(&cluster, &mut ledger, &trust, false).await;
         tracing::warn!(ledger = %name, actions = report.actions.len(), failed = report.failed(), "reverted a ledger its run left open");
         out.push(LedgerOutcome {
             ledger: name,
@@ -875,37 +948,64 @@ pub fn describe(outcome: &LedgerOutcome) -> Vec<String> {
     }
 }
 
-/// The operations a saved ledger's revert would make if every object were as the run left it,
-/// newest first, as YAML documents: `rollback --ledger FILE --render`.
-pub fn render(ledger: &Ledger) -> String {
+/// What a saved ledger's revert would do, entry by entry, newest first, as YAML documents:
+/// `rollback --ledger FILE --render`. Found by replaying it ([`firedrill_rollback::preview`])
+/// on a cluster in memory that holds each object as the run left it, with `protection` (the
+/// same guard and scope as a real revert): every verdict and operation printed is one the
+/// replay reached, none is a second reading of the records.
+pub async fn render(ledger: &Ledger, protection: &Protection) -> String {
+    let guard = |r: &ObjectRef| protection.check(r);
+    let trust = protection.trust(&guard);
+    let previewed = firedrill_rollback::preview(ledger, &trust).await;
     let mut out = String::new();
+    let doc = |p: &firedrill_rollback::Previewed, state: Option<&EntryState>| {
+        let verdict = match p.action.outcome {
+            Outcome::Reverted | Outcome::WouldRevert => "will revert",
+            Outcome::AlreadyDone => "already as before",
+            Outcome::Left => "left",
+            Outcome::Failed if p.action.text.starts_with("refused: ") => "refused",
+            Outcome::Failed => "not undone",
+        };
+        let mut doc = serde_json::json!({ "step": p.action.step, "verdict": verdict });
+        if let Some(state) = state {
+            doc["state"] = serde_json::json!(state);
+        }
+        doc["why"] = Value::String(p.action.text.clone());
+        if let Some(operation) = &p.operation {
+            doc["operation"] = Value::String(operation.describe());
+            doc["call"] = serde_json::json!(operation);
+        }
+        crate::config::yaml::emit(&doc)
+    };
+    let by_step: BTreeMap<&str, &firedrill_rollback::Previewed> = previewed
+        .iter()
+        .map(|p| (p.action.step.as_str(), p))
+        .collect();
+    // What cannot be read comes first, as the replay reports it.
     for u in &ledger.unreadable {
-        out.push_str(&format!(
-            "# {}: cannot be read, so cannot be undone by firedrill: {}\n",
-            u.key, u.error
-        ));
+        if let Some(p) = by_step.get(u.key.as_str()) {
+            out.push_str("---\n");
+            out.push_str(&doc(p, None));
+        }
     }
     for entry in ledger.entries.iter().rev() {
+        let step = format!("step-{:04}", entry.seq);
         out.push_str("---\n");
-        let mut doc = serde_json::json!({
-            "step": format!("step-{:04}", entry.seq),
-            "state": entry.state,
-            "undo": entry.undo.expected_undo(),
-        });
-        if doc["undo"].is_null() {
-            doc["undo"] = Value::String(
-                firedrill_rollback::decide(&ledger.run, &entry.undo, None)
-                    .text()
-                    .to_owned(),
-            );
+        match by_step.get(step.as_str()) {
+            Some(p) => out.push_str(&doc(p, Some(&entry.state))),
+            None => {
+                let mut closed = serde_json::json!({
+                    "step": step,
+                    "verdict": "closed",
+                    "state": entry.state,
+                    "why": "already closed; a revert does not touch it",
+                });
+                if let Some(note) = &entry.note {
+                    closed["note"] = Value::String(note.clone());
+                }
+                out.push_str(&crate::config::yaml::emit(&closed));
+            }
         }
-        if let Some(note) = &entry.note {
-            doc["note"] = Value::String(note.clone());
-        }
-        if !entry.state.is_open() {
-            doc["skip"] = Value::String("already closed; a revert does not touch it".into());
-        }
-        out.push_str(&crate::config::yaml::emit(&doc));
     }
     if ledger.entries.is_empty() && ledger.unreadable.is_empty() {
         out.push_str("# the ledger records no changes\n");

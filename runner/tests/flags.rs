@@ -106,13 +106,6 @@ const REFUSED: &[(&[&str], &str, &str)] = &[
         "--render",
         "--namespace",
     ),
-    (
-        &[
-            "rollback", "--ledger", "l.yaml", "--render", "--config", EXAMPLE,
-        ],
-        "--render",
-        "--config",
-    ),
     (&["rollback", "--ledger", "l.yaml"], "--ledger", "--render"),
     (&["rollback", "--render"], "--render", "--ledger"),
     (&["rollback", "--all", "--run", "r1"], "--all", "--run"),
@@ -346,6 +339,21 @@ fn combinations_that_apply_are_accepted() {
             EXAMPLE,
             "--render",
             "--dry-run",
+        ],
+        // A drill file only bounds what the preview's revert may do: read, never a way out.
+        &[
+            "rollback",
+            "--ledger",
+            "deploy/examples/ledger.yaml",
+            "--render",
+            "--config",
+            EXAMPLE,
+        ],
+        &[
+            "rollback",
+            "--ledger",
+            "deploy/examples/ledger.yaml",
+            "--render",
         ],
     ] {
         let out = trap.run(args);

@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Utc;
 use firedrill::kubernetes::Kube;
 use firedrill::ledger::{self, KubeCluster, Protection, Selection};
-use firedrill_rollback::{apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Step};
+use firedrill_rollback::{
+    apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
@@ -31,6 +33,8 @@ async fn cluster() -> kube::Client {
         json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "node-2" }, "spec": { "unschedulable": true } }),
         json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "db", "namespace": "shop" },
                 "spec": { "selector": { "app": "db", "tier": "primary" }, "ports": [{ "port": 5432 }] } }),
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "api-0", "namespace": "shop", "labels": { "app": "api" } },
+                "spec": { "containers": [{ "name": "api", "image": "api:1" }] } }),
     ];
     kube_fake_client::ClientBuilder::new()
         .with_runtime_objects(objects)
@@ -39,9 +43,11 @@ async fn cluster() -> kube::Client {
         .expect("fake cluster")
 }
 
-/// Steps of every undo type a fault kind can make (external systems have their own issue).
+/// Steps of every undo type a fault kind can make (external systems have their own issue), as
+/// the planners make them.
 fn steps() -> Vec<Step> {
     let deployment = |name: &str| ObjectRef::namespaced(ObjectKind::Deployment, "shop", name);
+    let pod = ObjectRef::namespaced(ObjectKind::Pod, "shop", "api-0");
     vec![
         Step::create(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": { "namespace": "shop", "name": "firedrill-deny" },
@@ -53,9 +59,9 @@ fn steps() -> Vec<Step> {
         Step::swap_selector(
             ObjectRef::namespaced(ObjectKind::Service, "shop", "db"),
             BTreeMap::from([("app".into(), "db".into()), ("tier".into(), "primary".into())]),
-            BTreeMap::from([("app".into(), "firedrill-fault-proxy".into())]),
+            BTreeMap::from([("firedrill.io/proxy".into(), "run".into())]),
         ),
-        Step::set_field(deployment("api"), "/spec/paused", Some(json!(false)), Some(json!(true))),
+        Step::set_field(pod, "/metadata/labels/firedrill.io~1partition", None, Some(json!("run"))),
     ]
 }
 
@@ -110,6 +116,17 @@ async fn state(client: &kube::Client) -> BTreeMap<String, Value> {
             clean(serde_json::to_value(s).unwrap()),
         );
     }
+    for p in Api::<Pod>::all(client.clone())
+        .list(&all)
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("Pod {}", p.metadata.name.clone().unwrap()),
+            clean(serde_json::to_value(p).unwrap()),
+        );
+    }
     for p in Api::<NetworkPolicy>::all(client.clone())
         .list(&all)
         .await
@@ -154,14 +171,21 @@ impl Cluster for Dying {
 }
 
 fn nothing_protected() -> Protection {
-    Protection {
-        globs: Vec::new(),
-        own_namespace: "chaos-testing".into(),
-    }
+    Protection::without_drill_file("chaos-testing")
 }
 
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
+}
+
+static NO_DRILL_FILE: Scope = Scope { dns: None };
+
+/// Nothing protected, and what firedrill's planners write in scope.
+fn planners_only() -> Trust<'static> {
+    Trust {
+        guard: &unprotected,
+        scope: &NO_DRILL_FILE,
+    }
 }
 
 #[tokio::test]
@@ -177,7 +201,7 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
             left: AtomicUsize::new(killed_after),
         };
         let mut ledger = Ledger::new("crash-run", "crash-drill", "test", "2099-01-01T00:00:00Z");
-        let applied = apply(&dying, &mut ledger, &steps, &unprotected).await;
+        let applied = apply(&dying, &mut ledger, &steps, &planners_only()).await;
         // (The last call, marking the last entry applied, is bookkeeping the applier may lose.)
         assert_eq!(
             applied.is_ok(),
@@ -220,7 +244,7 @@ async fn a_field_changed_by_someone_else_is_left_and_said() {
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-x", "drill-x", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &planners_only())
         .await
         .unwrap();
     // Someone scales the worker by hand while the drill runs.
@@ -275,15 +299,15 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
     let before = state(&client).await;
     let mut from_job = Ledger::new("job-run", "d", "test", "2099-01-01T00:00:00Z");
     from_job.job = Some("job-run".into());
-    apply(&cluster, &mut from_job, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut from_job, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     let mut by_hand = Ledger::new("hand-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut by_hand, &steps()[1..2], &unprotected)
+    apply(&cluster, &mut by_hand, &steps()[1..2], &planners_only())
         .await
         .unwrap();
     let mut expired = Ledger::new("old-run", "d", "test", "2020-01-01T00:00:00Z");
-    apply(&cluster, &mut expired, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut expired, &steps()[0..1], &planners_only())
         .await
         .unwrap();
 
@@ -359,7 +383,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
     };
     // One run's ledger is still open in the cluster; the other's was deleted by hand.
     let mut open = Ledger::new("stuck-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut open, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut open, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     store.record_run(&failed("stuck-run")).await.unwrap();
@@ -443,7 +467,7 @@ async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_on
         .await
         .unwrap();
     let mut ledger = Ledger::new("run-s", "drill-1", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &planners_only())
         .await
         .unwrap();
     let stray: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "stray", "namespace": "other",
@@ -502,7 +526,7 @@ async fn cooldown_reads_the_workloads_a_run_hit_from_its_ledger() {
     let mut ledger = Ledger::new("run-c", "drill-c", "test", "2099-01-01T00:00:00Z");
     ledger.started = Some(Utc::now().to_rfc3339());
     ledger.hits = vec!["Deployment/shop/worker".into()];
-    apply(&cluster, &mut ledger, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[3..4], &planners_only())
         .await
         .unwrap();
     let hits = ledger::recent_hits(&kube, Utc::now() - chrono::TimeDelta::hours(1))
@@ -527,12 +551,12 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let cluster = KubeCluster::new(&kube);
     let steps = steps();
     let mut executor = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut executor, &steps[1..2], &unprotected)
+    apply(&cluster, &mut executor, &steps[1..2], &planners_only())
         .await
         .unwrap();
     // Another run under the same id cannot take the ledger over.
     let mut other = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    let err = apply(&cluster, &mut other, &steps[3..4], &unprotected)
+    let err = apply(&cluster, &mut other, &steps[3..4], &planners_only())
         .await
         .unwrap_err();
     assert!(
@@ -544,10 +568,10 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let Some(Ok(mut stop_copy)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
-    apply(&cluster, &mut executor, &steps[3..4], &unprotected)
+    apply(&cluster, &mut executor, &steps[3..4], &planners_only())
         .await
         .unwrap();
-    firedrill_rollback::replay(&cluster, &mut stop_copy, &unprotected, false).await;
+    firedrill_rollback::replay(&cluster, &mut stop_copy, &planners_only(), false).await;
     let Some(Ok(stored)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
@@ -579,7 +603,7 @@ async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protec
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-u", "drill-u", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[0..1], &planners_only())
         .await
         .unwrap();
     // Someone strips the artifact label: the sweep cannot see it, the ledger still can.
@@ -693,4 +717,594 @@ fn a_saved_ledger_is_read_within_the_drill_files_bounds() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue #22, scope: ledger entries no planner of firedrill writes, in a hand-written ledger
+/// ConfigMap (anyone who may write ConfigMaps in firedrill's namespace could), are refused by
+/// whichever revert meets them: the scheduler's sweep, `stop` and `rollback`.
+#[derive(Clone, Copy, Debug)]
+enum Revert {
+    Sweep,
+    Stop,
+    Rollback,
+}
+
+/// The forged entries, as JSON text, and what each names (`None`: outside Kubernetes).
+/// An object as (resource, namespace, name).
+type Named = (&'static str, &'static str, &'static str);
+
+fn forged_entries() -> Vec<(&'static str, Option<Named>)> {
+    vec![
+        // Path traversal from the partition label to a pod's image.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Pod","namespace":"shop","name":"api-0"},"path":"/metadata/labels/../../spec/containers/0/image","prior":"evil:1","applied":null},"state":"applied"}"#,
+            Some(("pods", "shop", "api-0")),
+        ),
+        // A field no planner writes (it holds `applied` now, so a revert would act): the
+        // label a Service selects the pod by.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Pod","namespace":"shop","name":"api-0"},"path":"/metadata/labels/app","prior":"evil","applied":"api"},"state":"applied"}"#,
+            Some(("pods", "shop", "api-0")),
+        ),
+        // A kind no planner changes a field of: a Deployment's `paused`.
+        (
+            r#"{"undo":{"type":"restore-field","target":{"kind":"Deployment","namespace":"shop","name":"api"},"path":"/spec/paused","prior":true,"applied":false},"state":"applied"}"#,
+            Some(("deployments", "shop", "api")),
+        ),
+        // A kind no planner creates, labelled as if this run had made it.
+        (
+            r#"{"undo":{"type":"delete-created","target":{"kind":"ConfigMap","namespace":"shop","name":"firedrill-settings"}},"state":"applied"}"#,
+            Some(("configmaps", "shop", "firedrill-settings")),
+        ),
+        // A kube-system object.
+        (
+            r#"{"undo":{"type":"restore-replicas","target":{"kind":"Deployment","namespace":"kube-system","name":"coredns"},"prior":0,"applied":2},"state":"applied"}"#,
+            Some(("deployments", "kube-system", "coredns")),
+        ),
+        // A zone the drill file does not declare (the endpoint would refuse a connection).
+        (
+            r#"{"undo":{"type":"external","system":"route53","record":{"target":{"zone":"ZEVIL","name":"bank.example.com.","type":"A","set_identifier":"a","endpoint":"http://127.0.0.1:9"},"prior":{"name":"bank.example.com.","type":"A","set_identifier":"a","weight":100,"records":["203.0.113.66"]},"applied":{"name":"bank.example.com.","type":"A","set_identifier":"a","weight":0}}},"state":"applied"}"#,
+            None,
+        ),
+    ]
+}
+
+async fn raw(client: &kube::Client, (resource, ns, name): Named) -> Value {
+    let object = match resource {
+        "deployments" => serde_json::to_value(
+            Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+        "pods" => serde_json::to_value(
+            Api::<Pod>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+        _ => serde_json::to_value(
+            Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .unwrap(),
+        ),
+    };
+    object.unwrap()
+}
+
+async fn forged_entries_are_refused_by(revert: Revert) {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    for (ns, object) in [(
+        "kube-system",
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "coredns", "namespace": "kube-system" },
+                    "spec": { "replicas": 2, "selector": { "matchLabels": { "k8s-app": "dns" } }, "template": { "metadata": { "labels": { "k8s-app": "dns" } }, "spec": { "containers": [{ "name": "c", "image": "coredns:1" }] } } } }),
+    )] {
+        let d: Deployment = serde_json::from_value(object).unwrap();
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .create(&Default::default(), &d)
+            .await
+            .unwrap();
+    }
+    let settings: ConfigMap = serde_json::from_value(
+        json!({ "metadata": { "name": "firedrill-settings", "namespace": "shop",
+        "labels": { "firedrill.io/run": "forged" } }, "data": { "keep": "me" } }),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "shop")
+        .create(&Default::default(), &settings)
+        .await
+        .unwrap();
+    // The real run: a scale and a cordon, through the applier.
+    let mut real = Ledger::new("real", "d", "test", "2020-01-01T00:00:00Z");
+    apply(&cluster, &mut real, &steps()[1..4], &planners_only())
+        .await
+        .unwrap();
+    // The forgery, written as a ConfigMap by hand: every label and key a ledger has.
+    let mut data = BTreeMap::from([
+        ("format".to_owned(), "firedrill.io/ledger-v1".to_owned()),
+        ("run".to_owned(), "forged".to_owned()),
+        ("drill".to_owned(), "d".to_owned()),
+        ("kind".to_owned(), "test".to_owned()),
+    ]);
+    for (i, (entry, _)) in forged_entries().iter().enumerate() {
+        data.insert(format!("step-{:04}", i + 1), (*entry).to_owned());
+    }
+    let forged: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "firedrill-ledger-forged", "namespace": NS,
+            "labels": { "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "ledger", "firedrill.io/run": "forged", "firedrill.io/drill": "d" },
+            "annotations": { "firedrill.io/expires-at": "2020-01-01T00:00:00Z" } },
+        "data": data,
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .create(&Default::default(), &forged)
+        .await
+        .unwrap();
+    let mut named = Vec::new();
+    for (_, object) in forged_entries() {
+        if let Some(object) = object {
+            named.push((object, raw(&client, object).await));
+        }
+    }
+    let during = state(&client).await;
+
+    // A drill file that declares one zone, not the forged one.
+    let protection = Protection {
+        scope: firedrill_rollback::Scope {
+            dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
+                drill: "fail-over".into(),
+                zone: "Z1".into(),
+                name: "api.example.com.".into(),
+                record_type: "A".into(),
+                set_identifiers: BTreeSet::from(["use1".to_owned()]),
+                health_checks: BTreeSet::new(),
+                endpoints: BTreeSet::from([None]),
+            }]),
+        },
+        ..nothing_protected()
+    };
+    let outcomes = match revert {
+        Revert::Sweep => ledger::sweep_expired(&kube, Utc::now(), &BTreeSet::new(), &protection)
+            .await
+            .unwrap(),
+        Revert::Stop => {
+            let report = ledger::stop(&kube, "INC-22", "oncall", &protection).await;
+            assert!(!report.clean(), "the forged ledger stays open: {report:#?}");
+            assert!(
+                report
+                    .remaining
+                    .contains(&"ledger firedrill-ledger-forged still open".to_owned()),
+                "{:?}",
+                report.remaining
+            );
+            report.ledgers
+        }
+        Revert::Rollback => ledger::rollback(&cluster, &Selection::All, &protection, false)
+            .await
+            .unwrap(),
+    };
+    let forged = outcomes
+        .iter()
+        .find(|o| o.ledger == "firedrill-ledger-forged")
+        .unwrap_or_else(|| {
+            panic!("{revert:?}: the forged ledger was not looked at: {outcomes:#?}")
+        });
+    let report = forged.result.as_ref().unwrap();
+    assert_eq!(report.actions.len(), forged_entries().len(), "{report:#?}");
+    for action in &report.actions {
+        assert_eq!(
+            action.outcome,
+            firedrill_rollback::Outcome::Failed,
+            "{revert:?}: {action:?}"
+        );
+        assert!(
+            action.text.starts_with("refused: "),
+            "{revert:?}: {action:?}"
+        );
+    }
+    let says = |what: &str| {
+        assert!(
+            report.actions.iter().any(|a| a.text.contains(what)),
+            "{revert:?}: no refusal says {what:?}: {report:#?}"
+        )
+    };
+    says("has a . or .. segment");
+    says("path \"/metadata/labels/app\" on Pod shop/api-0 is not a field firedrill sets");
+    says("restore-field names Deployment shop/api, a kind firedrill never changes this way (only Pod)");
+    says("names ConfigMap shop/firedrill-settings, a kind firedrill never changes this way");
+    says("names Deployment kube-system/coredns, which is protected (kube-system is always protected)");
+    says("external record in zone ZEVIL (bank.example.com. A set a) at endpoint http://127.0.0.1:9: no drill in the drill file declares it");
+    // Every object a forged entry names is byte-identical, resourceVersion included.
+    for (object, before) in &named {
+        assert_eq!(
+            &raw(&client, *object).await,
+            before,
+            "{revert:?}: {object:?}"
+        );
+    }
+    // The forged ledger stays open, every entry as written, for a person.
+    let kept = cluster.ledger("forged").await.unwrap().unwrap().unwrap();
+    assert!(kept.entries.iter().all(|e| e.state.is_open()), "{kept:?}");
+    // The real run next to it is reverted as before.
+    let real = outcomes
+        .iter()
+        .find(|o| o.ledger == "firedrill-ledger-real")
+        .unwrap();
+    assert!(!real.failed(), "{revert:?}: {real:#?}");
+    assert!(!cluster
+        .ledger("real")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .is_open());
+    let after = state(&client).await;
+    assert_eq!(
+        after["Deployment worker"]["spec"]["replicas"], 2,
+        "{revert:?}"
+    );
+    assert_eq!(
+        after["Node node-1"]["spec"].get("unschedulable"),
+        None,
+        "{revert:?}"
+    );
+    assert_ne!(during["Deployment worker"], after["Deployment worker"]);
+}
+
+#[tokio::test]
+async fn the_sweep_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Sweep).await;
+}
+
+#[tokio::test]
+async fn stop_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Stop).await;
+}
+
+#[tokio::test]
+async fn rollback_refuses_entries_no_planner_writes_and_reverts_the_real_ledger() {
+    forged_entries_are_refused_by(Revert::Rollback).await;
+}
+
+/// A saved ledger (as `kubectl get configmap -o yaml` prints one) holding `entries`.
+fn saved_ledger(dir: &std::path::Path, entries: &[&str]) -> std::path::PathBuf {
+    let mut text = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: firedrill-ledger-r1\n  namespace: chaos-testing\n\
+         data:\n  format: firedrill.io/ledger-v1\n  run: r1\n  drill: d\n  kind: test\n",
+    );
+    for (i, entry) in entries.iter().enumerate() {
+        text.push_str(&format!("  step-{:04}: '{entry}'\n", i + 1));
+    }
+    let path = dir.join("ledger.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The YAML documents `rollback --ledger FILE --render` prints, as JSON.
+fn rendered(text: &str) -> Vec<Value> {
+    text.split("---\n")
+        .skip(1)
+        .map(|doc| {
+            let node =
+                firedrill::config::yaml::parse_within(doc, firedrill::config::yaml::Limits::LEDGER)
+                    .unwrap_or_else(|e| panic!("{doc}: {}", e.message));
+            firedrill::config::yaml::to_json(&node)
+        })
+        .collect()
+}
+
+/// Issue #22: `--render` said an uncordon for a node cordoned before the drill, left out the
+/// refusal of a kube-system object, and showed `set: null, target: null` for an external record
+/// no handler knows. It now shows what the revert does: each entry's verdict, and its call.
+#[test]
+fn render_shows_the_reverts_verdicts_not_its_own_reading() {
+    let dir = std::env::temp_dir().join(format!(
+        "firedrill-render-verdicts-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = saved_ledger(
+        &dir,
+        &[
+            r#"{"undo":{"type":"uncordon","node":"node-2","was_unschedulable":true},"state":"applied"}"#,
+            r#"{"undo":{"type":"delete-created","target":{"kind":"NetworkPolicy","namespace":"kube-system","name":"firedrill-deny"}},"state":"applied"}"#,
+            r#"{"undo":{"type":"external","system":"gcp-dns","record":{"zone":"z","name":"api"}},"state":"applied"}"#,
+            r#"{"undo":{"type":"uncordon","node":"node-1","was_unschedulable":false},"state":"applied"}"#,
+        ],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["rollback", "--render", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = rendered(&text);
+    let by_step = |step: &str| {
+        docs.iter()
+            .find(|d| d["step"] == step)
+            .unwrap_or_else(|| panic!("no {step} in {text}"))
+            .clone()
+    };
+    // Newest first, as the revert goes.
+    let steps: Vec<&str> = docs.iter().map(|d| d["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["step-0004", "step-0003", "step-0002", "step-0001"]);
+    // Cordoned before the drill: left cordoned, no call.
+    let cordoned = by_step("step-0001");
+    assert_eq!(cordoned["verdict"], "already as before", "{text}");
+    assert_eq!(
+        cordoned["why"],
+        "Node node-2 was cordoned before the drill; left cordoned"
+    );
+    assert!(cordoned.get("call").is_none(), "{text}");
+    // kube-system: refused, and why.
+    let protected = by_step("step-0002");
+    assert_eq!(protected["verdict"], "refused", "{text}");
+    assert!(
+        protected["why"]
+            .as_str()
+            .unwrap()
+            .contains("names NetworkPolicy kube-system/firedrill-deny, which is protected (kube-system is always protected)"),
+        "{text}"
+    );
+    assert!(protected.get("call").is_none(), "{text}");
+    // A system firedrill has no handler for: refused, never a call with nulls.
+    let unknown = by_step("step-0003");
+    assert_eq!(unknown["verdict"], "refused", "{text}");
+    assert!(
+        unknown["why"].as_str().unwrap().contains(
+            "external system \"gcp-dns\" is not one firedrill changes (route53, promotion)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("set: null"), "{text}");
+    // The one real revert: the exact call.
+    let uncordon = by_step("step-0004");
+    assert_eq!(uncordon["verdict"], "will revert", "{text}");
+    assert_eq!(
+        uncordon["call"],
+        json!({ "op": "patch", "target": { "kind": "Node", "name": "node-1" }, "patch": { "spec": { "unschedulable": null } } })
+    );
+    assert_eq!(
+        uncordon["operation"],
+        "patch Node node-1: {\"spec\":{\"unschedulable\":null}}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The cluster as a run left it, built by this test from the ledger (on its own, not with
+/// `AsLeft`): each open entry's object at the value the run applied. Records every call.
+#[derive(Default)]
+struct LeftByRun {
+    objects: std::sync::Mutex<BTreeMap<ObjectRef, Value>>,
+    externals: std::sync::Mutex<BTreeMap<String, Value>>,
+    calls: std::sync::Mutex<Vec<Operation>>,
+}
+
+impl LeftByRun {
+    fn of(ledger: &Ledger) -> Self {
+        use firedrill_rollback::UndoRecord as U;
+        let left = LeftByRun::default();
+        {
+            let mut objects = left.objects.lock().unwrap();
+            fn at<'m>(objects: &'m mut BTreeMap<ObjectRef, Value>, r: &ObjectRef) -> &'m mut Value {
+                objects.entry(r.clone()).or_insert_with(|| {
+                    json!({ "kind": r.kind.to_string(), "metadata": { "name": r.name, "namespace": r.namespace } })
+                })
+            }
+            for entry in ledger.entries.iter().filter(|e| e.state.is_open()) {
+                match &entry.undo {
+                    U::DeleteCreated { target } => {
+                        at(&mut objects, target)["metadata"]["labels"] =
+                            json!({ "firedrill.io/run": ledger.run });
+                    }
+                    U::RestoreField {
+                        target, applied, ..
+                    } => {
+                        // The only field in scope: the partition label.
+                        let o = at(&mut objects, target);
+                        match applied {
+                            Some(v) => {
+                                o["metadata"]["labels"]["firedrill.io/partition"] = v.clone()
+                            }
+                            None => {
+                                if let Some(l) = o["metadata"]["labels"].as_object_mut() {
+                                    l.remove("firedrill.io/partition");
+                                }
+                            }
+                        }
+                    }
+                    U::Uncordon { node, .. } => {
+                        at(&mut objects, &ObjectRef::node(node))["spec"]["unschedulable"] =
+                            json!(true);
+                    }
+                    U::RestoreReplicas {
+                        target, applied, ..
+                    } => at(&mut objects, target)["spec"]["replicas"] = json!(applied),
+                    U::RestoreSelector {
+                        service, applied, ..
+                    } => at(&mut objects, service)["spec"]["selector"] = json!(applied),
+                    U::External { system, record } => {
+                        if let Some(applied) = record.get("applied") {
+                            left.externals
+                                .lock()
+                                .unwrap()
+                                .insert(format!("{system} {}", record["target"]), applied.clone());
+                        }
+                    }
+                    U::Recreated { .. } => {}
+                }
+            }
+        }
+        left
+    }
+}
+
+impl Cluster for LeftByRun {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+        Ok(self.objects.lock().unwrap().get(target).cloned())
+    }
+    async fn execute(&self, operation: &Operation) -> Result<firedrill_rollback::Done, String> {
+        self.calls.lock().unwrap().push(operation.clone());
+        let mut objects = self.objects.lock().unwrap();
+        match operation {
+            Operation::Delete { target } => {
+                objects.remove(target);
+            }
+            Operation::Patch { target, patch } => {
+                if let Some(o) = objects.get_mut(target) {
+                    firedrill_rollback::apply_merge_patch(o, patch);
+                }
+            }
+            Operation::External { system, action } => {
+                self.externals.lock().unwrap().insert(
+                    format!("{system} {}", action["target"]),
+                    action["set"].clone(),
+                );
+            }
+            _ => {}
+        }
+        Ok(firedrill_rollback::Done::Made)
+    }
+    async fn save(&self, _: &mut Ledger) -> Result<(), String> {
+        Ok(())
+    }
+    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+        Ok(self
+            .externals
+            .lock()
+            .unwrap()
+            .get(&format!("{system} {target}"))
+            .cloned())
+    }
+}
+
+mod render_equals_replay {
+    use super::*;
+    use firedrill_rollback::{EntryState, UndoRecord};
+    use proptest::prelude::*;
+
+    fn arb_ns() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["shop", "shop", "kube-system", "chaos-testing"])
+    }
+
+    fn arb_record() -> impl Strategy<Value = UndoRecord> {
+        let pod = |ns: &str, n: u8| ObjectRef::namespaced(ObjectKind::Pod, ns, &format!("api-{n}"));
+        prop_oneof![
+            (arb_ns(), 0u8..3, proptest::sample::select(vec![ObjectKind::NetworkPolicy, ObjectKind::Pod, ObjectKind::ConfigMap])).prop_map(|(ns, n, kind)| UndoRecord::DeleteCreated {
+                target: ObjectRef::namespaced(kind, ns, &format!("firedrill-{n}")),
+            }),
+            (arb_ns(), 0u8..3, proptest::sample::select(vec!["/metadata/labels/firedrill.io~1partition", "/metadata/labels/app", "/metadata/../spec/nodeName"]), any::<bool>())
+                .prop_map(move |(ns, n, path, some)| UndoRecord::RestoreField {
+                    target: pod(ns, n),
+                    path: path.into(),
+                    prior: None,
+                    applied: some.then(|| json!("r1")),
+                }),
+            (0u8..3, any::<bool>()).prop_map(|(n, was)| UndoRecord::Uncordon {
+                node: format!("node-{n}"),
+                was_unschedulable: was,
+            }),
+            (arb_ns(), 0u8..2, 0i64..4, 0i64..2).prop_map(|(ns, n, prior, applied)| UndoRecord::RestoreReplicas {
+                target: ObjectRef::namespaced(ObjectKind::Deployment, ns, &format!("w{n}")),
+                prior,
+                applied,
+                hpa: None,
+            }),
+            (arb_ns(), 0u8..3).prop_map(|(ns, k)| UndoRecord::RestoreSelector {
+                service: ObjectRef::namespaced(ObjectKind::Service, ns, "db"),
+                prior: BTreeMap::from([("app".into(), ["db", "web", "x"][usize::from(k)].into())]),
+                applied: BTreeMap::from([("firedrill.io/proxy".into(), ["r1", "r2", "r1"][usize::from(k)].into())]),
+            }),
+            (proptest::sample::select(vec!["route53", "gcp-dns", "promotion"]), any::<bool>(), 0i64..3).prop_map(|(system, declared, w)| {
+                let zone = if declared { "Z1" } else { "ZX" };
+                let state = |w: i64| json!({ "name": "api.example.com.", "type": "A", "set_identifier": "use1", "weight": w });
+                UndoRecord::External {
+                    system: system.into(),
+                    record: json!({ "target": { "zone": zone, "name": "api.example.com.", "type": "A", "set_identifier": "use1" }, "prior": state(w), "applied": state(0) }),
+                }
+            }),
+            (arb_ns(), 0u8..3).prop_map(move |(ns, n)| UndoRecord::Recreated { pod: pod(ns, n), owner: "ReplicaSet/api".into() }),
+        ]
+    }
+
+    fn arb_state() -> impl Strategy<Value = EntryState> {
+        proptest::sample::select(vec![
+            EntryState::Applied,
+            EntryState::Applied,
+            EntryState::Intended,
+            EntryState::Reverted,
+            EntryState::Left,
+        ])
+    }
+
+    fn protection() -> Protection {
+        Protection {
+            scope: firedrill_rollback::Scope {
+                dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
+                    drill: "fail-over".into(),
+                    zone: "Z1".into(),
+                    name: "api.example.com.".into(),
+                    record_type: "A".into(),
+                    set_identifiers: BTreeSet::from(["use1".to_owned()]),
+                    health_checks: BTreeSet::new(),
+                    endpoints: BTreeSet::from([None]),
+                }]),
+            },
+            ..nothing_protected()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// What `--render` prints, read back from its YAML, is call for call what `replay` makes
+        /// on a cluster left as the ledger says, with the same guard and scope.
+        #[test]
+        fn the_calls_render_prints_are_the_calls_replay_makes(
+            entries in proptest::collection::vec((arb_record(), arb_state()), 0..8)
+        ) {
+            let mut ledger = Ledger::new("r1", "d", "test", "2030-01-01T00:00:00Z");
+            for (record, state) in entries {
+                let i = ledger.push(record);
+                ledger.entries[i].state = state;
+            }
+            let protection = protection();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let text = rt.block_on(ledger::render(&ledger, &protection));
+            let docs = rendered(&text);
+            let printed: Vec<Operation> = docs
+                .iter()
+                .filter_map(|d| d.get("call"))
+                .map(|c| serde_json::from_value(c.clone()).unwrap())
+                .collect();
+
+            let cluster = LeftByRun::of(&ledger);
+            let guard = |r: &ObjectRef| protection.check(r);
+            let trust = protection.trust(&guard);
+            let mut copy = ledger.clone();
+            let report = rt.block_on(firedrill_rollback::replay(&cluster, &mut copy, &trust, false));
+            let made = cluster.calls.lock().unwrap().clone();
+            prop_assert_eq!(&printed, &made, "{}\n{:?}", text, report);
+            // And each entry's verdict is the replay's outcome.
+            for action in &report.actions {
+                let doc = docs.iter().find(|d| d["step"] == action.step.as_str());
+                prop_assert!(doc.is_some(), "{} missing from\n{}", action.step, text);
+                prop_assert_eq!(doc.unwrap()["why"].as_str(), Some(action.text.as_str()));
+            }
+            // Every entry is shown, newest first.
+            let steps: Vec<String> = docs.iter().map(|d| d["step"].as_str().unwrap().to_owned()).collect();
+            let want: Vec<String> = ledger.entries.iter().rev().map(|e| format!("step-{:04}", e.seq)).collect();
+            prop_assert_eq!(steps, want);
+        }
+    }
 }

@@ -135,6 +135,13 @@ async fn zone(endpoint: &str, weights: (i64, i64)) -> Zone {
 }
 
 impl Zone {
+    /// What a revert may touch: this zone's records, as a drill file declaring it gives.
+    fn scope(&self) -> rollback::Scope {
+        rollback::Scope {
+            dns: Some(vec![firedrill::ledger::declared("region", &self.dns)]),
+        }
+    }
+
     /// Every record set and health check of the zone's regions, as Route 53 holds them now.
     async fn state(&self) -> Value {
         let facts = self.route53.facts(&self.dns).await.expect("facts");
@@ -193,6 +200,11 @@ async fn weights_fail_over_and_come_back_exactly() {
     let Some(endpoint) = moto() else { return };
     // Active-passive: eu-west-1 has weight 0 until us-east-1 fails.
     let zone = zone(&endpoint, (100, 0)).await;
+    let scope = zone.scope();
+    let trust = rollback::Trust {
+        guard: &no_guard,
+        scope: &scope,
+    };
     let before = zone.state().await;
     let rf = zone.failover(DnsMethod::Weights);
     let steps = zone.steps(&rf).await;
@@ -208,7 +220,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trust)
         .await
         .expect("applied");
     let during = zone.route53.facts(&zone.dns).await.unwrap();
@@ -219,7 +231,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         during.record_sets["us-east-1"]["records"],
         before["record_sets"]["us-east-1"]["records"]
     );
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trust, false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(zone.state().await, before, "restored exactly");
     assert!(ledger
@@ -227,7 +239,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         .iter()
         .all(|e| e.state == EntryState::Reverted));
     // A second replay finds nothing to do.
-    let again = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let again = rollback::replay(&cluster, &mut ledger, &trust, false).await;
     assert!(again.actions.is_empty(), "{again:?}");
 }
 
@@ -235,6 +247,11 @@ async fn weights_fail_over_and_come_back_exactly() {
 async fn an_inverted_health_check_is_put_back() {
     let Some(endpoint) = moto() else { return };
     let zone = zone(&endpoint, (50, 50)).await;
+    let scope = zone.scope();
+    let trust = rollback::Trust {
+        guard: &no_guard,
+        scope: &scope,
+    };
     let before = zone.state().await;
     let rf = zone.failover(DnsMethod::HealthCheck);
     let steps = zone.steps(&rf).await;
@@ -255,7 +272,7 @@ async fn an_inverted_health_check_is_put_back() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trust)
         .await
         .unwrap();
     let during = zone.state().await;
@@ -265,7 +282,7 @@ async fn an_inverted_health_check_is_put_back() {
         during["record_sets"], before["record_sets"],
         "records untouched"
     );
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trust, false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(zone.state().await, before);
 }
@@ -279,12 +296,17 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
     for made in [false, true] {
         for k in 0..2 {
             let zone = zone(&endpoint, (100, 0)).await;
+            let scope = zone.scope();
+            let trust = rollback::Trust {
+                guard: &no_guard,
+                scope: &scope,
+            };
             let before = zone.state().await;
             let steps = zone.steps(&zone.failover(DnsMethod::Weights)).await;
             let cluster = ledger_cluster().await;
             let run = format!("crash-{k}-{made}");
             let mut ledger = Ledger::new(&run, "region", "region-failover", "2030-01-01T00:00:00Z");
-            rollback::apply(&cluster, &mut ledger, &steps[..k], &no_guard)
+            rollback::apply(&cluster, &mut ledger, &steps[..k], &trust)
                 .await
                 .unwrap();
             // Step k+1: its record written first, as the applier does; then the crash.
@@ -296,7 +318,7 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
             // Another process: a fresh Route 53 client, the ledger read back from the cluster.
             let other = KubeCluster::new(&Kube::new(cluster_client(&cluster), NS));
             let mut stored = other.ledger(&run).await.unwrap().unwrap().unwrap();
-            let report = rollback::replay(&other, &mut stored, &no_guard, false).await;
+            let report = rollback::replay(&other, &mut stored, &trust, false).await;
             assert!(!report.failed(), "k={k} made={made}: {report:?}");
             assert_eq!(zone.state().await, before, "k={k} made={made}");
         }
@@ -311,6 +333,11 @@ fn cluster_client(cluster: &KubeCluster) -> kube::Client {
 async fn a_record_someone_changed_since_is_left_and_said() {
     let Some(endpoint) = moto() else { return };
     let zone = zone(&endpoint, (50, 50)).await;
+    let scope = zone.scope();
+    let trust = rollback::Trust {
+        guard: &no_guard,
+        scope: &scope,
+    };
     let steps = zone.steps(&zone.failover(DnsMethod::Weights)).await;
     let cluster = ledger_cluster().await;
     let mut ledger = Ledger::new(
@@ -319,7 +346,7 @@ async fn a_record_someone_changed_since_is_left_and_said() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trust)
         .await
         .unwrap();
     // Someone sets the weight by hand during the drill.
@@ -327,7 +354,7 @@ async fn a_record_someone_changed_since_is_left_and_said() {
     theirs["weight"] = 42.into();
     let target = serde_json::json!({ "zone": zone.dns.zone, "wait_seconds": 30 });
     zone.route53.set(&target, &theirs).await.unwrap();
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trust, false).await;
     let action = &report.actions[0];
     assert_eq!(action.outcome, Outcome::Left, "{report:?}");
     assert!(action.text.contains("changed since"), "{}", action.text);

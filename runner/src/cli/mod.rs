@@ -184,9 +184,10 @@ pub enum Command {
         /// A ledger ConfigMap saved as YAML (`kubectl get configmap firedrill-ledger-RUN -o yaml`).
         #[arg(long, value_name = "FILE", requires = "render")]
         ledger: Option<PathBuf>,
-        /// With --ledger: print the operations its revert would make, without a cluster. A
+        /// With --ledger: print what its revert would do, entry by entry, without a cluster
+        /// (--config: judged with that drill file's protected objects and declared DNS). A
         /// preview only: it cannot be combined with anything that reaches a cluster.
-        #[arg(long, requires = "ledger", conflicts_with_all = ["run", "drill", "all", "dry_run", "config", "namespace"])]
+        #[arg(long, requires = "ledger", conflicts_with_all = ["run", "drill", "all", "dry_run", "namespace"])]
         render: bool,
     },
     /// Run the HTTP fault proxy by itself: the code dependency-failure's http-fault mode deploys

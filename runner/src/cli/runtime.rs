@@ -233,7 +233,9 @@ pub fn run(command: Command) -> ExitCode {
             } => match (ledger, run, drill, all) {
                 // A preview never reaches the cluster, whatever else was asked (clap refuses
                 // the combinations; this is the second lock on the door).
-                (Some(file), None, None, false) if render => render_ledger(&file),
+                (Some(file), None, None, false) if render => {
+                    render_ledger(&file, target.config.as_deref()).await
+                }
                 _ if render => Err(ExitCode::from(EXIT_USAGE)),
                 (Some(_), ..) => Err(ExitCode::from(EXIT_USAGE)),
                 (_, Some(run), _, _) => rollback(&target, Selection::Run(run), dry_run).await,
@@ -842,10 +844,7 @@ async fn resolve_target(
     };
     let mut protection = match &config {
         Some(config) => Protection::of(config),
-        None => Protection {
-            globs: Vec::new(),
-            own_namespace: String::new(),
-        },
+        None => Protection::without_drill_file(""),
     };
     protection.own_namespace = kube.namespace().to_owned();
     Ok((kube, protection, config))
@@ -995,7 +994,13 @@ async fn rollback(
 }
 
 /// `rollback --ledger FILE --render`: a saved ledger's revert, offline.
-fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
+async fn render_ledger(
+    path: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Result<ExitCode, ExitCode> {
+    // The drill file only bounds what a revert may do (protected objects, declared DNS); it is
+    // read, never a way to a cluster.
+    let config = config.map(load).transpose()?;
     let invalid = |message: String| {
         eprintln!("{}: {message}", path.display());
         ExitCode::from(EXIT_INVALID)
@@ -1052,6 +1057,17 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
     };
     let ledger =
         firedrill_rollback::Ledger::from_stored(&stored).map_err(|e| invalid(e.to_string()))?;
+    // As a real revert would judge it: the drill file's protection and declared DNS, else
+    // kube-system and the namespace the ledger was saved from, and no external record.
+    let protection = match &config {
+        Some(config) => Protection::of(config),
+        None => Protection::without_drill_file(
+            object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default(),
+        ),
+    };
     let mut out = Lines::new();
     say!(
         out,
@@ -1066,7 +1082,7 @@ fn render_ledger(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
             "s"
         }
     );
-    out.text(&ledger::render(&ledger));
+    out.text(&ledger::render(&ledger, &protection).await);
     Ok(super::finished(
         if ledger.unreadable.is_empty() {
             0

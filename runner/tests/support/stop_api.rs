@@ -129,7 +129,7 @@ pub fn world(artifacts: usize) -> Api {
             ("services", ObjectKind::Service),
             ("deployments", ObjectKind::Deployment),
         ] {
-            let name = format!("fd-{i}");
+            let name = format!("firedrill-{i}");
             api.artifacts
                 .entry((resource.to_owned(), ns.clone()))
                 .or_default()
@@ -178,10 +178,7 @@ pub async fn stop(artifacts: usize) -> (Vec<String>, ledger::StopReport, Arc<Mut
         &kube,
         "INC-1",
         "oncall",
-        &Protection {
-            globs: Vec::new(),
-            own_namespace: "chaos-testing".into(),
-        },
+        &Protection::without_drill_file("chaos-testing"),
         &move |phase: &str| said.lock().unwrap().phases.push(phase.to_owned()),
     )
     .await;
