@@ -10,17 +10,19 @@
 mod ledger;
 mod object;
 mod replay;
+pub mod seal;
 mod undo;
 
 pub use ledger::{
     name as ledger_name, Entry, EntryState, Ledger, LedgerError, Stored, Unreadable, FORMAT,
-    KIND_LEDGER, LEDGER_SELECTOR,
+    FORMAT_UNSIGNED, KIND_LEDGER, LEDGER_SELECTOR,
 };
 pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
 pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
-    Outcome, Report,
+    Outcome, Rejected, Rejection, Report, Trust,
 };
+pub use seal::{Key, Unverified};
 pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::ledger::{EntryState, Ledger};
 use crate::object::{ObjectRef, Operation};
-use crate::undo::{decide, Decision, Step};
+use crate::seal::{Key, Unverified};
+use crate::undo::{decide, Decision, Step, UndoRecord};
 
 /// What the applier and replayer need of a cluster.
 pub trait Cluster {
@@ -68,10 +69,45 @@ pub enum ApplyError {
         what: String,
         target: String,
     },
+    #[error("step {step} ({what}) not made: no ledger key to sign its undo record with, and an unsigned entry would never be reverted")]
+    NoKey { step: usize, what: String },
 }
 
 /// Says whether an object may be touched; `Some(reason)` when it is protected.
 pub type Guard<'a> = &'a (dyn Fn(&ObjectRef) -> Option<String> + Sync);
+
+/// What a writer and a replayer trust: which objects may be touched, and the ledger key that
+/// signs entries ([`apply`]) and proves them firedrill's own ([`replay`]).
+#[derive(Clone, Copy)]
+pub struct Trust<'a> {
+    pub guard: Guard<'a>,
+    /// `None`: no key given. [`apply`] then writes nothing; a real [`replay`] applies nothing;
+    /// a dry run judges entries as if verified and says that it did not check them.
+    pub key: Option<&'a Key>,
+    /// Applies ledgers written before signing (format v1), which cannot be verified: only ever
+    /// set by a person (`rollback --run ID --accept-unsigned`), never by the sweeper or `stop`.
+    pub accept_unsigned: bool,
+}
+
+impl<'a> Trust<'a> {
+    /// Signed entries only, with `key`.
+    pub fn new(guard: Guard<'a>, key: &'a Key) -> Self {
+        Trust {
+            guard,
+            key: Some(key),
+            accept_unsigned: false,
+        }
+    }
+
+    /// No key: for a dry run that cannot read it (an offline render).
+    pub fn without_key(guard: Guard<'a>) -> Self {
+        Trust {
+            guard,
+            key: None,
+            accept_unsigned: false,
+        }
+    }
+}
 
 /// Applies steps in order: for each, the undo record goes to the ledger first (a failed write
 /// means the change is not made), then the change, then the entry is marked applied.
@@ -79,20 +115,23 @@ pub async fn apply<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
     steps: &[Step],
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     for (i, step) in steps.iter().enumerate() {
         let what = step.forward.describe();
         let number = i + 1;
-        if let Some(target) = step.forward.target().filter(|t| guard(t).is_some()) {
+        let Some(key) = trust.key else {
+            return Err(ApplyError::NoKey { step: number, what });
+        };
+        if let Some(target) = step.forward.target().filter(|t| (trust.guard)(t).is_some()) {
             return Err(ApplyError::Protected {
                 step: number,
                 what,
                 target: target.to_string(),
             });
         }
-        let index = ledger.push(step.undo.clone());
+        let index = ledger.push(step.undo.clone(), key);
         if let Err(error) = cluster.save(ledger).await {
             // Not made, so nothing to undo: the entry goes, the ledger stays as last written.
             ledger.entries.remove(index);
@@ -199,6 +238,40 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub actions: Vec<Action>,
+    /// The open entries not applied because firedrill cannot prove it wrote them (each also an
+    /// action, `Failed`): what the caller reports (log, Event, metric).
+    pub rejected: Vec<Rejected>,
+}
+
+/// An open entry not applied because it is not proven firedrill's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// `step-NNNN`.
+    pub step: String,
+    pub why: Rejection,
+}
+
+/// Why an entry is not proven firedrill's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its code does not verify with the key.
+    Unverified(Unverified),
+    /// Its ledger was written before signing (format v1), and no person accepted it.
+    Unsigned,
+    /// No key was given to check it with (a real replay applies nothing unchecked).
+    NoKey,
+}
+
+impl Rejection {
+    /// A bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::Unverified(Unverified::Missing) => "no_code",
+            Rejection::Unverified(_) => "wrong_code",
+            Rejection::Unsigned => "unsigned_ledger",
+            Rejection::NoKey => "no_key",
+        }
+    }
 }
 
 impl Report {
@@ -214,10 +287,10 @@ impl Report {
 pub async fn replay<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     dry_run: bool,
 ) -> Report {
-    replay_with(cluster, ledger, guard, dry_run, &|_| false).await
+    replay_with(cluster, ledger, trust, dry_run, &|_| false).await
 }
 
 /// [`replay`] after a sweep by label has removed every artifact `swept` says it covered: their
@@ -226,20 +299,94 @@ pub async fn replay<C: Cluster>(
 pub async fn replay_after_sweep<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
-    replay_with(cluster, ledger, guard, false, swept).await
+    replay_with(cluster, ledger, trust, false, swept).await
+}
+
+/// What an open entry's authentication says: `Ok(None)` verified; `Ok(Some(note))` judged as
+/// verified with a note for the reader (a dry run without the key, an unsigned ledger a person
+/// accepted); `Err` not applied, and why.
+fn authenticate(
+    ledger: &Ledger,
+    entry: &crate::ledger::Entry,
+    trust: &Trust<'_>,
+    dry_run: bool,
+) -> Result<Option<&'static str>, (Rejection, String)> {
+    if ledger.unsigned {
+        return if trust.accept_unsigned {
+            Ok(Some(
+                "unsigned entry (ledger-v1), applied because --accept-unsigned was given",
+            ))
+        } else {
+            Err((
+                Rejection::Unsigned,
+                format!(
+                    "written before ledger signing (format {}), so it cannot be proven firedrill's own: not applied unattended; check what it names, then run `firedrill rollback --run {} --accept-unsigned`",
+                    crate::ledger::FORMAT_UNSIGNED,
+                    ledger.run
+                ),
+            ))
+        };
+    }
+    match trust.key {
+        None if dry_run => Ok(Some("signature not checked: no key given")),
+        None => Err((
+            Rejection::NoKey,
+            "not applied: no ledger key to verify it with (firedrill applies only entries it can prove it wrote)".to_owned(),
+        )),
+        Some(key) => key
+            .verify(
+                &ledger.run,
+                &ledger.drill,
+                entry.seq,
+                &entry.undo,
+                entry.mac.as_deref(),
+            )
+            .map(|()| None)
+            .map_err(|why| {
+                (
+                    Rejection::Unverified(why),
+                    format!(
+                        "DOES NOT VERIFY, not applied: {why}. It names {}; the ledger stays open for a person (runbooks/ledger-unverified.md)",
+                        names(&entry.undo)
+                    ),
+                )
+            }),
+    }
+}
+
+/// What an undo record names, for people.
+fn names(undo: &UndoRecord) -> String {
+    match (undo.target(), undo) {
+        (Some(t), _) => t.to_string(),
+        (None, UndoRecord::External { system, record }) => {
+            crate::undo::external_target(system, record)
+        }
+        (None, _) => "nothing in Kubernetes".to_owned(),
+    }
 }
 
 async fn replay_with<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
-    guard: Guard<'_>,
+    trust: &Trust<'_>,
     dry_run: bool,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
+    let guard = trust.guard;
     let mut report = Report::default();
+    // Every open entry is authenticated before anything is read or touched.
+    let verdicts: Vec<_> = ledger
+        .entries
+        .iter()
+        .map(|e| {
+            e.state
+                .is_open()
+                .then(|| authenticate(ledger, e, trust, dry_run))
+        })
+        .collect();
     for u in &ledger.unreadable {
         report.actions.push(Action {
             step: u.key.clone(),
@@ -253,6 +400,22 @@ async fn replay_with<C: Cluster>(
             continue;
         }
         let step = format!("step-{:04}", entry.seq);
+        let caveat = match &verdicts[index] {
+            Some(Err((why, text))) => {
+                report.rejected.push(Rejected {
+                    step: step.clone(),
+                    why: *why,
+                });
+                report.actions.push(Action {
+                    step,
+                    outcome: Outcome::Failed,
+                    text: text.clone(),
+                });
+                continue;
+            }
+            Some(Ok(caveat)) => *caveat,
+            None => None,
+        };
         let target = entry.undo.target();
         if let Some(reason) = target.as_ref().and_then(guard) {
             report.actions.push(Action {
@@ -324,6 +487,10 @@ async fn replay_with<C: Cluster>(
             },
             Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
             Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
+        };
+        let text = match caveat {
+            Some(caveat) => format!("{text} ({caveat})"),
+            None => text,
         };
         if let (Some(state), false) = (state, dry_run) {
             let entry = &mut ledger.entries[index];

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use firedrill_rollback::{
-    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Ledger,
-    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Step, Stored, UndoRecord,
+    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Key, Ledger,
+    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Step, Stored, Trust, UndoRecord,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -156,6 +156,15 @@ impl Cluster for Memory {
     }
 }
 
+/// The ledger key every writer and replayer in these tests shares.
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[7; 32]).unwrap());
+
+/// Nothing protected, entries signed and verified with [`KEY`].
+fn trusted() -> Trust<'static> {
+    Trust::new(&unprotected, &KEY)
+}
+
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
 }
@@ -261,11 +270,11 @@ async fn every_undo_type_is_reverted_exactly() {
     let memory = world();
     let before = memory.snapshot();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut ledger, &every_kind_of_step(), &unprotected)
+    apply(&memory, &mut ledger, &every_kind_of_step(), &trusted())
         .await
         .unwrap();
     assert_ne!(memory.snapshot(), before, "the steps changed things");
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    let report = replay(&memory, &mut ledger, &trusted(), false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(memory.snapshot(), before);
     // node-2 was cordoned before: left cordoned, said so.
@@ -295,14 +304,9 @@ async fn every_undo_type_is_reverted_exactly() {
 async fn every_created_object_carries_the_run_and_its_expiry() {
     let memory = world();
     let mut ledger = Ledger::new("run-1", "drill-a", "test", "2030-01-01T00:00:00Z");
-    apply(
-        &memory,
-        &mut ledger,
-        &every_kind_of_step()[..1],
-        &unprotected,
-    )
-    .await
-    .unwrap();
+    apply(&memory, &mut ledger, &every_kind_of_step()[..1], &trusted())
+        .await
+        .unwrap();
     let policy = memory.snapshot()["NetworkPolicy shop/fd-deny"].clone();
     assert_eq!(policy["metadata"]["labels"]["firedrill.io/run"], "run-1");
     assert_eq!(
@@ -336,7 +340,7 @@ async fn assert_done(memory: &Memory, run: &str, before: &BTreeMap<String, Value
     assert_eq!(&memory.snapshot(), before, "{what}");
     let mut again = read_back(memory, run).unwrap();
     assert!(!again.is_open(), "{what}: still open: {:?}", again.entries);
-    let report = replay(memory, &mut again, &unprotected, false).await;
+    let report = replay(memory, &mut again, &trusted(), false).await;
     assert!(report.actions.is_empty(), "{what}: {report:?}");
     assert_eq!(&memory.snapshot(), before, "{what}");
 }
@@ -350,7 +354,7 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
         let before = memory.snapshot();
         *memory.crash_after.lock().unwrap() = Some(crash);
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-        let _ = apply(&memory, &mut ledger, &steps, &unprotected).await;
+        let _ = apply(&memory, &mut ledger, &steps, &trusted()).await;
         memory.revive();
         // A later process: only what the cluster holds.
         let Some(mut found) = read_back(&memory, "run-1") else {
@@ -361,7 +365,7 @@ async fn a_crash_at_any_point_is_reverted_exactly_by_a_later_replay() {
             );
             continue;
         };
-        let report = replay(&memory, &mut found, &unprotected, false).await;
+        let report = replay(&memory, &mut found, &trusted(), false).await;
         assert!(!report.failed(), "crash {crash}: {report:?}");
         assert!(
             report.actions.iter().all(|a| a.outcome != Outcome::Left),
@@ -379,15 +383,15 @@ async fn a_crash_during_a_replay_is_finished_exactly_by_the_next() {
         let memory = world();
         let before = memory.snapshot();
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-        apply(&memory, &mut ledger, &steps, &unprotected)
+        apply(&memory, &mut ledger, &steps, &trusted())
             .await
             .unwrap();
         *memory.crash_after.lock().unwrap() = Some(crash);
         let mut dying = read_back(&memory, "run-1").unwrap();
-        let _ = replay(&memory, &mut dying, &unprotected, false).await;
+        let _ = replay(&memory, &mut dying, &trusted(), false).await;
         memory.revive();
         let mut found = read_back(&memory, "run-1").unwrap();
-        let report = replay(&memory, &mut found, &unprotected, false).await;
+        let report = replay(&memory, &mut found, &trusted(), false).await;
         assert!(!report.failed(), "crash {crash}: {report:?}");
         assert!(
             report.actions.iter().all(|a| a.outcome != Outcome::Left),
@@ -401,7 +405,7 @@ async fn a_crash_during_a_replay_is_finished_exactly_by_the_next() {
 async fn a_field_someone_changed_since_is_left_and_reported() {
     let memory = world();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut ledger, &every_kind_of_step(), &unprotected)
+    apply(&memory, &mut ledger, &every_kind_of_step(), &trusted())
         .await
         .unwrap();
     // An operator scales the worker by hand mid-drill.
@@ -412,7 +416,7 @@ async fn a_field_someone_changed_since_is_left_and_reported() {
         })
         .await
         .unwrap();
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    let report = replay(&memory, &mut ledger, &trusted(), false).await;
     let left: Vec<_> = report
         .actions
         .iter()
@@ -443,9 +447,14 @@ async fn a_protected_object_is_never_touched() {
         (r.kind == ObjectKind::Service).then(|| "safety.protected shop/db".to_owned())
     };
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    let err = apply(&memory, &mut ledger, &every_kind_of_step(), &guard)
-        .await
-        .unwrap_err();
+    let err = apply(
+        &memory,
+        &mut ledger,
+        &every_kind_of_step(),
+        &Trust::new(&guard, &KEY),
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("touches Service shop/db, which is protected"),
@@ -454,10 +463,10 @@ async fn a_protected_object_is_never_touched() {
     // A ledger that names it (tampered with, or from an older policy): refused, the rest undone.
     let memory = world();
     let mut tampered = Ledger::new("run-2", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(&memory, &mut tampered, &every_kind_of_step(), &unprotected)
+    apply(&memory, &mut tampered, &every_kind_of_step(), &trusted())
         .await
         .unwrap();
-    let report = replay(&memory, &mut tampered, &guard, false).await;
+    let report = replay(&memory, &mut tampered, &Trust::new(&guard, &KEY), false).await;
     assert!(report.failed());
     assert!(report.actions.iter().any(|a| a.outcome == Outcome::Failed && a.text.contains("names Service shop/db, which is protected (safety.protected shop/db); not touched")), "{report:?}");
     assert!(
@@ -478,14 +487,20 @@ async fn a_protected_object_is_never_touched() {
 #[test]
 fn foreign_corrupt_and_unknown_ledgers_say_what_and_lose_nothing() {
     let mut ledger = Ledger::new("run-1", "drill", "pod-kill", "2030-01-01T00:00:00Z");
-    ledger.push(UndoRecord::Uncordon {
-        node: "n".into(),
-        was_unschedulable: false,
-    });
-    ledger.push(UndoRecord::Uncordon {
-        node: "m".into(),
-        was_unschedulable: false,
-    });
+    ledger.push(
+        UndoRecord::Uncordon {
+            node: "n".into(),
+            was_unschedulable: false,
+        },
+        &KEY,
+    );
+    ledger.push(
+        UndoRecord::Uncordon {
+            node: "m".into(),
+            was_unschedulable: false,
+        },
+        &KEY,
+    );
     let stored = ledger.to_stored();
     let mut read = Ledger::from_stored(&stored).unwrap();
     read.expires_at = ledger.expires_at.clone();
@@ -806,7 +821,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             *memory.crash_after.lock().unwrap() = Some(n % (3 * steps.len() + 1));
         }
         let mut ledger = Ledger::new("run-p", "drill", "test", "2030-01-01T00:00:00Z");
-        let applied = apply(&memory, &mut ledger, &steps, &unprotected).await;
+        let applied = apply(&memory, &mut ledger, &steps, &trusted()).await;
         memory.revive();
         if applied.is_err() {
             hit.insert("crash in apply");
@@ -830,7 +845,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
         if let Crash::Replay(n) = crash {
             let calls = found.entries.iter().filter(|e| e.state.is_open()).count() + 1;
             *memory.crash_after.lock().unwrap() = Some(n % calls);
-            let dying = replay(&memory, &mut found, &unprotected, false).await;
+            let dying = replay(&memory, &mut found, &trusted(), false).await;
             memory.revive();
             if dying.failed() {
                 hit.insert("crash in replay");
@@ -845,7 +860,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             .filter(|e| e.state.is_open())
             .map(|e| (format!("step-{:04}", e.seq), e.seq - 1))
             .collect();
-        let first = replay(&memory, &mut found, &unprotected, false).await;
+        let first = replay(&memory, &mut found, &trusted(), false).await;
         prop_assert!(!first.failed(), "{:?}", first);
         prop_assert_eq!(memory.snapshot(), before.clone(), "{:?}", first);
         if !matches!(crash, Crash::Replay(_)) {
@@ -916,7 +931,7 @@ fn check_replay(plans: &[Plan], crash: Crash) -> Result<BTreeSet<&'static str>, 
             "the ledger the cluster holds is the one replayed"
         );
         prop_assert!(!again.is_open(), "{:?}", again.entries);
-        let second = replay(&memory, &mut again, &unprotected, false).await;
+        let second = replay(&memory, &mut again, &trusted(), false).await;
         prop_assert!(second.actions.is_empty(), "{:?}", second);
         prop_assert_eq!(memory.snapshot(), before);
         Ok(hit)
@@ -993,21 +1008,16 @@ fn replay_is_idempotent_and_exact() {
 async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
     let memory = world();
     let mut first = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    apply(
-        &memory,
-        &mut first,
-        &every_kind_of_step()[1..2],
-        &unprotected,
-    )
-    .await
-    .unwrap();
+    apply(&memory, &mut first, &every_kind_of_step()[1..2], &trusted())
+        .await
+        .unwrap();
     // Another run under the same id cannot overwrite the ledger.
     let mut second = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
     let err = apply(
         &memory,
         &mut second,
         &every_kind_of_step()[3..4],
-        &unprotected,
+        &trusted(),
     )
     .await
     .unwrap_err();
@@ -1017,15 +1027,10 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
     // `stop` reverts from its own copy while the executor goes on applying: neither write is
     // lost. The executor's later step stays recorded; the revert done elsewhere stays done.
     let mut stop_copy = memory.stored_ledger("run-1");
-    apply(
-        &memory,
-        &mut first,
-        &every_kind_of_step()[3..4],
-        &unprotected,
-    )
-    .await
-    .unwrap();
-    replay(&memory, &mut stop_copy, &unprotected, false).await;
+    apply(&memory, &mut first, &every_kind_of_step()[3..4], &trusted())
+        .await
+        .unwrap();
+    replay(&memory, &mut stop_copy, &trusted(), false).await;
     let stored = memory.stored_ledger("run-1");
     assert_eq!(stored.entries.len(), 2, "{stored:?}");
     assert_eq!(stored.entries[0].state, EntryState::Reverted);
@@ -1037,7 +1042,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_merge() {
     let report = replay(
         &memory,
         &mut memory.stored_ledger("run-1"),
-        &unprotected,
+        &trusted(),
         false,
     )
     .await;
@@ -1057,16 +1062,11 @@ async fn an_object_firedrill_did_not_create_is_never_deleted() {
         .unwrap()
         .insert(ObjectRef::of(&existing).unwrap(), existing.clone());
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    let applied = apply(
-        &memory,
-        &mut ledger,
-        &every_kind_of_step()[..1],
-        &unprotected,
-    )
-    .await
-    .unwrap();
+    let applied = apply(&memory, &mut ledger, &every_kind_of_step()[..1], &trusted())
+        .await
+        .unwrap();
     assert_eq!(applied.refused.len(), 1, "{applied:?}");
-    replay(&memory, &mut ledger, &unprotected, false).await;
+    replay(&memory, &mut ledger, &trusted(), false).await;
     assert_eq!(memory.snapshot()["NetworkPolicy shop/fd-deny"], existing);
 }
 
@@ -1074,11 +1074,248 @@ async fn an_object_firedrill_did_not_create_is_never_deleted() {
 async fn an_external_change_without_its_handler_stays_open() {
     let memory = world();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    ledger.push(UndoRecord::External {
-        system: "route53".into(),
-        record: json!({ "zone": "Z1" }),
-    });
-    let report = replay(&memory, &mut ledger, &unprotected, false).await;
+    ledger.push(
+        UndoRecord::External {
+            system: "route53".into(),
+            record: json!({ "zone": "Z1" }),
+        },
+        &KEY,
+    );
+    let report = replay(&memory, &mut ledger, &trusted(), false).await;
     assert!(report.failed(), "{report:?}");
     assert!(ledger.is_open());
+}
+
+/// The same entries under another run's name, each stored with the code `mac` gives it (by its
+/// place in the list, from 1) and state `applied`, read back as a replayer would.
+fn forged(
+    run: &str,
+    undo: &[UndoRecord],
+    mac: impl Fn(usize, &UndoRecord) -> Option<String>,
+) -> Stored {
+    let mut ledger = Ledger::new(run, "drill", "test", "2030-01-01T00:00:00Z");
+    for (i, u) in undo.iter().enumerate() {
+        ledger.entries.push(firedrill_rollback::Entry {
+            seq: i + 1,
+            undo: u.clone(),
+            state: EntryState::Applied,
+            note: None,
+            mac: mac(i + 1, u),
+        });
+    }
+    ledger.to_stored()
+}
+
+#[tokio::test]
+async fn entries_firedrill_cannot_prove_it_wrote_are_never_applied_and_the_real_ledger_still_reverts(
+) {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &trusted())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    let records: Vec<UndoRecord> = real.entries.iter().map(|e| e.undo.clone()).collect();
+    let other = Key::from_bytes(&[8; 32]).unwrap();
+    let scale = records
+        .iter()
+        .find(|u| matches!(u, UndoRecord::RestoreReplicas { .. }))
+        .unwrap()
+        .clone();
+    // Signed for its place, then one field changed in the stored text: the prior count.
+    let mut changed = forged("run-f", &[scale.clone()], |seq, u| {
+        Some(KEY.seal("run-f", "drill", seq, u))
+    });
+    let text = changed.data["step-0001"].replace("\"prior\":2", "\"prior\":9");
+    assert_ne!(text, changed.data["step-0001"]);
+    changed.data.insert("step-0001".into(), text);
+    let cases: Vec<(&str, Stored, &str)> = vec![
+        (
+            "no code",
+            forged("run-a", &records, |_, _| None),
+            "carries no authentication code",
+        ),
+        (
+            "wrong code",
+            forged("run-b", &records, |_, _| Some("0".repeat(64))),
+            "does not match",
+        ),
+        (
+            "malformed code",
+            forged("run-b2", &records, |_, _| Some("zz".into())),
+            "not 64 hex digits",
+        ),
+        (
+            "another key",
+            forged("run-c", &records, |seq, u| {
+                Some(other.seal("run-c", "drill", seq, u))
+            }),
+            "does not match",
+        ),
+        (
+            "copied from another run",
+            forged("run-d", &records, |seq, _| {
+                real.entries[seq - 1].mac.clone()
+            }),
+            "does not match",
+        ),
+        (
+            "another step",
+            forged("run-e", &records, |seq, u| {
+                Some(KEY.seal("run-e", "drill", seq + 1, u))
+            }),
+            "does not match",
+        ),
+        ("one field changed", changed, "does not match"),
+    ];
+    for (case, stored, why) in cases {
+        let made = memory.made.lock().unwrap().len();
+        let mut ledger = Ledger::from_stored(&stored).unwrap();
+        let open = ledger.entries.len();
+        let report = replay(&memory, &mut ledger, &trusted(), false).await;
+        assert_eq!(report.rejected.len(), open, "{case}: {report:#?}");
+        assert_eq!(report.actions.len(), open, "{case}: {report:#?}");
+        for action in &report.actions {
+            assert_eq!(action.outcome, Outcome::Failed, "{case}: {action:?}");
+            assert!(
+                action.text.contains("DOES NOT VERIFY, not applied") && action.text.contains(why),
+                "{case}: {}",
+                action.text
+            );
+        }
+        assert_eq!(
+            memory.made.lock().unwrap().len(),
+            made,
+            "{case}: a call was made"
+        );
+        assert_eq!(memory.snapshot(), during, "{case}: something changed");
+        assert!(
+            ledger.is_open(),
+            "{case}: the ledger stays open for a person"
+        );
+    }
+    // The real ledger, next to them, reverts as before.
+    let report = replay(&memory, &mut real, &trusted(), false).await;
+    assert!(
+        !report.failed() && report.rejected.is_empty(),
+        "{report:#?}"
+    );
+    assert_eq!(memory.snapshot(), before);
+}
+
+#[tokio::test]
+async fn an_unsigned_ledger_from_before_signing_is_applied_only_when_a_person_accepts_it() {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &trusted())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    // As an older firedrill wrote it: format v1, no codes.
+    let mut stored = real.to_stored();
+    stored
+        .data
+        .insert("format".into(), firedrill_rollback::FORMAT_UNSIGNED.into());
+    for (key, text) in stored.data.iter_mut() {
+        if key.starts_with("step-") {
+            let mut v: Value = serde_json::from_str(text).unwrap();
+            v.as_object_mut().unwrap().remove("mac");
+            *text = v.to_string();
+        }
+    }
+    let mut old = Ledger::from_stored(&stored).unwrap();
+    assert!(old.unsigned);
+    let report = replay(&memory, &mut old, &trusted(), false).await;
+    assert!(
+        report.actions.iter().all(|a| a.outcome == Outcome::Failed
+            && a.text
+                .contains("firedrill rollback --run run-1 --accept-unsigned")),
+        "{report:#?}"
+    );
+    assert_eq!(report.rejected.len(), old.entries.len());
+    assert_eq!(report.rejected[0].why.label(), "unsigned_ledger");
+    assert_eq!(memory.snapshot(), during);
+    // Written back as it was read: still v1, still unsigned.
+    assert_eq!(
+        old.to_stored().data["format"],
+        firedrill_rollback::FORMAT_UNSIGNED
+    );
+    // A person accepts it: reverted, still within the guard.
+    let guard = |r: &ObjectRef| (r.kind == ObjectKind::Service).then(|| "protected".to_owned());
+    let accepted = Trust {
+        accept_unsigned: true,
+        ..Trust::new(&guard, &KEY)
+    };
+    let report = replay(&memory, &mut old, &accepted, false).await;
+    assert!(report.rejected.is_empty(), "{report:#?}");
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| a.text.contains("names Service shop/db, which is protected")),
+        "{report:#?}"
+    );
+    let mut after = memory.snapshot();
+    let mut expected = before.clone();
+    after.remove("Service shop/db");
+    expected.remove("Service shop/db");
+    assert_eq!(after, expected);
+}
+
+#[tokio::test]
+async fn without_the_key_a_real_replay_applies_nothing_and_a_dry_run_says_it_did_not_check() {
+    let memory = world();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &trusted())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    let err = apply(
+        &memory,
+        &mut Ledger::new("run-2", "drill", "test", "2030-01-01T00:00:00Z"),
+        &every_kind_of_step(),
+        &Trust::without_key(&unprotected),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no ledger key to sign"), "{err}");
+    assert!(
+        !memory
+            .ledgers
+            .lock()
+            .unwrap()
+            .contains_key("firedrill-ledger-run-2"),
+        "no key, no entry"
+    );
+    // A dry run without the key judges as one with it, and says it did not check.
+    let dry = replay(
+        &memory,
+        &mut real.clone(),
+        &Trust::without_key(&unprotected),
+        true,
+    )
+    .await;
+    let checked = replay(&memory, &mut real.clone(), &trusted(), true).await;
+    assert_eq!(dry.actions.len(), checked.actions.len());
+    assert!(checked
+        .actions
+        .iter()
+        .any(|a| a.outcome == Outcome::WouldRevert));
+    for (unchecked, checked) in dry.actions.iter().zip(&checked.actions) {
+        assert_eq!(unchecked.outcome, checked.outcome);
+        if checked.outcome == Outcome::WouldRevert {
+            assert_eq!(
+                unchecked.text,
+                format!("{} (signature not checked: no key given)", checked.text)
+            );
+        }
+    }
+    let report = replay(&memory, &mut real, &Trust::without_key(&unprotected), false).await;
+    assert_eq!(report.rejected.len(), real.entries.len(), "{report:#?}");
+    assert_eq!(report.rejected[0].why.label(), "no_key");
+    assert!(report.actions.iter().all(|a| a.outcome == Outcome::Failed));
+    assert_eq!(memory.snapshot(), during);
+    assert!(real.is_open());
 }

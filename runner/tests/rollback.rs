@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Utc;
 use firedrill::kubernetes::Kube;
 use firedrill::ledger::{self, KubeCluster, Protection, Selection};
-use firedrill_rollback::{apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Step};
+use firedrill_rollback::{
+    apply, Cluster, Key, Ledger, ObjectKind, ObjectRef, Operation, Step, Trust,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -31,6 +33,8 @@ async fn cluster() -> kube::Client {
         json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "node-2" }, "spec": { "unschedulable": true } }),
         json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "db", "namespace": "shop" },
                 "spec": { "selector": { "app": "db", "tier": "primary" }, "ports": [{ "port": 5432 }] } }),
+        json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "firedrill-ledger-key", "namespace": NS },
+                "data": { "key": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=" } }),
     ];
     kube_fake_client::ClientBuilder::new()
         .with_runtime_objects(objects)
@@ -160,6 +164,16 @@ fn nothing_protected() -> Protection {
     }
 }
 
+/// The ledger key in the in-memory cluster's Secret (bytes 7 × 32), as the scheduler would have
+/// created it.
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[7; 32]).unwrap());
+
+/// Nothing protected; entries signed and verified with [`KEY`].
+fn trusted() -> Trust<'static> {
+    Trust::new(&unprotected, &KEY)
+}
+
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
 }
@@ -177,7 +191,7 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
             left: AtomicUsize::new(killed_after),
         };
         let mut ledger = Ledger::new("crash-run", "crash-drill", "test", "2099-01-01T00:00:00Z");
-        let applied = apply(&dying, &mut ledger, &steps, &unprotected).await;
+        let applied = apply(&dying, &mut ledger, &steps, &trusted()).await;
         // (The last call, marking the last entry applied, is bookkeeping the applier may lose.)
         assert_eq!(
             applied.is_ok(),
@@ -194,9 +208,15 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
         }
         // A later process, with only the cluster: the on-call engineer's rollback.
         let cluster = KubeCluster::new(&Kube::new(client.clone(), NS));
-        let outcomes = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
-            .await
-            .unwrap();
+        let outcomes = ledger::rollback(
+            &cluster,
+            &Selection::All,
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert!(
             !outcomes.iter().any(|o| o.failed()),
             "killed after {killed_after}: {outcomes:?}"
@@ -207,9 +227,15 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
             "killed after {killed_after}: {outcomes:?}"
         );
         // And again: nothing left to do.
-        let again = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
-            .await
-            .unwrap();
+        let again = ledger::rollback(
+            &cluster,
+            &Selection::All,
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert!(again.is_empty(), "{again:?}");
     }
 }
@@ -220,7 +246,7 @@ async fn a_field_changed_by_someone_else_is_left_and_said() {
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-x", "drill-x", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &trusted())
         .await
         .unwrap();
     // Someone scales the worker by hand while the drill runs.
@@ -236,6 +262,7 @@ async fn a_field_changed_by_someone_else_is_left_and_said() {
         &cluster,
         &Selection::Run("run-x".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -275,15 +302,15 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
     let before = state(&client).await;
     let mut from_job = Ledger::new("job-run", "d", "test", "2099-01-01T00:00:00Z");
     from_job.job = Some("job-run".into());
-    apply(&cluster, &mut from_job, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut from_job, &steps()[3..4], &trusted())
         .await
         .unwrap();
     let mut by_hand = Ledger::new("hand-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut by_hand, &steps()[1..2], &unprotected)
+    apply(&cluster, &mut by_hand, &steps()[1..2], &trusted())
         .await
         .unwrap();
     let mut expired = Ledger::new("old-run", "d", "test", "2020-01-01T00:00:00Z");
-    apply(&cluster, &mut expired, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut expired, &steps()[0..1], &trusted())
         .await
         .unwrap();
 
@@ -318,6 +345,7 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
         &cluster,
         &Selection::Run("hand-run".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -359,7 +387,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
     };
     // One run's ledger is still open in the cluster; the other's was deleted by hand.
     let mut open = Ledger::new("stuck-run", "d", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut open, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut open, &steps()[3..4], &trusted())
         .await
         .unwrap();
     store.record_run(&failed("stuck-run")).await.unwrap();
@@ -382,6 +410,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
         &cluster,
         &Selection::Run("stuck-run".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -443,7 +472,7 @@ async fn stop_engages_the_switch_deletes_jobs_sweeps_and_reverts_and_twice_is_on
         .await
         .unwrap();
     let mut ledger = Ledger::new("run-s", "drill-1", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps(), &unprotected)
+    apply(&cluster, &mut ledger, &steps(), &trusted())
         .await
         .unwrap();
     let stray: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "stray", "namespace": "other",
@@ -502,7 +531,7 @@ async fn cooldown_reads_the_workloads_a_run_hit_from_its_ledger() {
     let mut ledger = Ledger::new("run-c", "drill-c", "test", "2099-01-01T00:00:00Z");
     ledger.started = Some(Utc::now().to_rfc3339());
     ledger.hits = vec!["Deployment/shop/worker".into()];
-    apply(&cluster, &mut ledger, &steps()[3..4], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[3..4], &trusted())
         .await
         .unwrap();
     let hits = ledger::recent_hits(&kube, Utc::now() - chrono::TimeDelta::hours(1))
@@ -527,12 +556,12 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let cluster = KubeCluster::new(&kube);
     let steps = steps();
     let mut executor = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut executor, &steps[1..2], &unprotected)
+    apply(&cluster, &mut executor, &steps[1..2], &trusted())
         .await
         .unwrap();
     // Another run under the same id cannot take the ledger over.
     let mut other = Ledger::new("run-w", "drill-w", "test", "2099-01-01T00:00:00Z");
-    let err = apply(&cluster, &mut other, &steps[3..4], &unprotected)
+    let err = apply(&cluster, &mut other, &steps[3..4], &trusted())
         .await
         .unwrap_err();
     assert!(
@@ -544,10 +573,10 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
     let Some(Ok(mut stop_copy)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
-    apply(&cluster, &mut executor, &steps[3..4], &unprotected)
+    apply(&cluster, &mut executor, &steps[3..4], &trusted())
         .await
         .unwrap();
-    firedrill_rollback::replay(&cluster, &mut stop_copy, &unprotected, false).await;
+    firedrill_rollback::replay(&cluster, &mut stop_copy, &trusted(), false).await;
     let Some(Ok(stored)) = cluster.ledger("run-w").await.unwrap() else {
         panic!("the ledger is readable");
     };
@@ -561,6 +590,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
         &cluster,
         &Selection::Run("run-w".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -579,7 +609,7 @@ async fn stop_never_closes_what_its_sweep_did_not_delete_and_never_sweeps_protec
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
     let mut ledger = Ledger::new("run-u", "drill-u", "test", "2099-01-01T00:00:00Z");
-    apply(&cluster, &mut ledger, &steps()[0..1], &unprotected)
+    apply(&cluster, &mut ledger, &steps()[0..1], &trusted())
         .await
         .unwrap();
     // Someone strips the artifact label: the sweep cannot see it, the ledger still can.

@@ -184,6 +184,15 @@ async fn ledger_cluster() -> KubeCluster {
     KubeCluster::new(&Kube::new(client, NS))
 }
 
+/// The ledger key these tests sign and verify with.
+static KEY: std::sync::LazyLock<rollback::Key> =
+    std::sync::LazyLock::new(|| rollback::Key::from_bytes(&[7; 32]).unwrap());
+
+/// Nothing protected; entries signed and verified with [`KEY`].
+fn trusted() -> rollback::Trust<'static> {
+    rollback::Trust::new(&no_guard, &KEY)
+}
+
 fn no_guard(_: &rollback::ObjectRef) -> Option<String> {
     None
 }
@@ -208,7 +217,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trusted())
         .await
         .expect("applied");
     let during = zone.route53.facts(&zone.dns).await.unwrap();
@@ -219,7 +228,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         during.record_sets["us-east-1"]["records"],
         before["record_sets"]["us-east-1"]["records"]
     );
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trusted(), false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(zone.state().await, before, "restored exactly");
     assert!(ledger
@@ -227,7 +236,7 @@ async fn weights_fail_over_and_come_back_exactly() {
         .iter()
         .all(|e| e.state == EntryState::Reverted));
     // A second replay finds nothing to do.
-    let again = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let again = rollback::replay(&cluster, &mut ledger, &trusted(), false).await;
     assert!(again.actions.is_empty(), "{again:?}");
 }
 
@@ -255,7 +264,7 @@ async fn an_inverted_health_check_is_put_back() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trusted())
         .await
         .unwrap();
     let during = zone.state().await;
@@ -265,7 +274,7 @@ async fn an_inverted_health_check_is_put_back() {
         during["record_sets"], before["record_sets"],
         "records untouched"
     );
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trusted(), false).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(zone.state().await, before);
 }
@@ -284,11 +293,11 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
             let cluster = ledger_cluster().await;
             let run = format!("crash-{k}-{made}");
             let mut ledger = Ledger::new(&run, "region", "region-failover", "2030-01-01T00:00:00Z");
-            rollback::apply(&cluster, &mut ledger, &steps[..k], &no_guard)
+            rollback::apply(&cluster, &mut ledger, &steps[..k], &trusted())
                 .await
                 .unwrap();
             // Step k+1: its record written first, as the applier does; then the crash.
-            ledger.push(steps[k].undo.clone());
+            ledger.push(steps[k].undo.clone(), &KEY);
             cluster.save(&mut ledger).await.unwrap();
             if made {
                 cluster.execute(&steps[k].forward).await.unwrap();
@@ -296,7 +305,7 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
             // Another process: a fresh Route 53 client, the ledger read back from the cluster.
             let other = KubeCluster::new(&Kube::new(cluster_client(&cluster), NS));
             let mut stored = other.ledger(&run).await.unwrap().unwrap().unwrap();
-            let report = rollback::replay(&other, &mut stored, &no_guard, false).await;
+            let report = rollback::replay(&other, &mut stored, &trusted(), false).await;
             assert!(!report.failed(), "k={k} made={made}: {report:?}");
             assert_eq!(zone.state().await, before, "k={k} made={made}");
         }
@@ -319,7 +328,7 @@ async fn a_record_someone_changed_since_is_left_and_said() {
         "region-failover",
         "2030-01-01T00:00:00Z",
     );
-    rollback::apply(&cluster, &mut ledger, &steps, &no_guard)
+    rollback::apply(&cluster, &mut ledger, &steps, &trusted())
         .await
         .unwrap();
     // Someone sets the weight by hand during the drill.
@@ -327,7 +336,7 @@ async fn a_record_someone_changed_since_is_left_and_said() {
     theirs["weight"] = 42.into();
     let target = serde_json::json!({ "zone": zone.dns.zone, "wait_seconds": 30 });
     zone.route53.set(&target, &theirs).await.unwrap();
-    let report = rollback::replay(&cluster, &mut ledger, &no_guard, false).await;
+    let report = rollback::replay(&cluster, &mut ledger, &trusted(), false).await;
     let action = &report.actions[0];
     assert_eq!(action.outcome, Outcome::Left, "{report:?}");
     assert!(action.text.contains("changed since"), "{}", action.text);
