@@ -724,3 +724,398 @@ fn a_saved_ledger_is_read_within_the_drill_files_bounds() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A ledger ConfigMap as someone who can write ConfigMaps in firedrill's namespace would write
+/// it by hand: firedrill's labels, format v2, past its expiry, and these entries as text.
+fn hand_written(run: &str, entries: &[String]) -> ConfigMap {
+    let mut data = BTreeMap::from([
+        ("format".to_owned(), firedrill_rollback::FORMAT.to_owned()),
+        ("run".to_owned(), run.to_owned()),
+        ("drill".to_owned(), "d".to_owned()),
+        ("kind".to_owned(), "test".to_owned()),
+    ]);
+    for (i, e) in entries.iter().enumerate() {
+        data.insert(format!("step-{:04}", i + 1), e.clone());
+    }
+    serde_json::from_value(json!({
+        "metadata": { "name": firedrill_rollback::ledger_name(run), "namespace": NS,
+            "labels": { "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "ledger",
+                        "firedrill.io/run": run, "firedrill.io/drill": "d" },
+            "annotations": { "firedrill.io/expires-at": "2020-01-01T00:00:00Z" } },
+        "data": data }))
+    .unwrap()
+}
+
+/// An entry's text: `undo` in state `applied`, with `mac` if given.
+fn entry_text(undo: &Value, mac: Option<String>) -> String {
+    let mut e = json!({ "undo": undo, "state": "applied" });
+    if let Some(mac) = mac {
+        e["mac"] = json!(mac);
+    }
+    e.to_string()
+}
+
+/// Objects only the forged ledgers name, each in a state in which its forged entry would act.
+async fn bank(client: &kube::Client) -> BTreeMap<String, Value> {
+    let objects = [
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "payments", "namespace": "bank" },
+                "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "payments" } }, "template": { "metadata": { "labels": { "app": "payments" } }, "spec": { "containers": [{ "name": "p", "image": "p:1" }] } } } }),
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "vault", "namespace": "bank" },
+                "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "vault" } }, "template": { "metadata": { "labels": { "app": "vault" } }, "spec": { "containers": [{ "name": "v", "image": "v:1" }] } } } }),
+    ];
+    for o in objects {
+        Api::<Deployment>::namespaced(client.clone(), "bank")
+            .create(&Default::default(), &serde_json::from_value(o).unwrap())
+            .await
+            .unwrap();
+    }
+    Api::<Service>::namespaced(client.clone(), "bank")
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": "ledger-db", "namespace": "bank" },
+            "spec": { "selector": { "app": "ledger-db" }, "ports": [{ "port": 5432 }] } }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": "node-3" }, "spec": { "unschedulable": true } }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    bank_state(client).await
+}
+
+/// The objects only the forged ledgers name, exactly as the API server holds them.
+async fn bank_state(client: &kube::Client) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for name in ["payments", "vault"] {
+        let d = Api::<Deployment>::namespaced(client.clone(), "bank")
+            .get_opt(name)
+            .await
+            .unwrap();
+        out.insert(
+            format!("Deployment bank/{name}"),
+            serde_json::to_value(d).unwrap(),
+        );
+    }
+    let s = Api::<Service>::namespaced(client.clone(), "bank")
+        .get_opt("ledger-db")
+        .await
+        .unwrap();
+    out.insert(
+        "Service bank/ledger-db".into(),
+        serde_json::to_value(s).unwrap(),
+    );
+    let n = Api::<Node>::all(client.clone())
+        .get_opt("node-3")
+        .await
+        .unwrap();
+    out.insert("Node node-3".into(), serde_json::to_value(n).unwrap());
+    out
+}
+
+/// Issue #22: hand-written ledgers whose entries firedrill cannot prove it wrote (no code, a
+/// wrong one, one made with another key, entries copied from a real run's ledger, a signed
+/// entry with one field changed) are applied by neither the scheduler's sweep, nor `rollback`,
+/// nor `stop`; each entry is reported (a line, an Event on its ledger); the objects they name
+/// are byte-identical afterwards, and the real ledger next to them reverts as before.
+#[tokio::test]
+async fn forged_ledger_entries_are_applied_by_neither_the_sweep_rollback_nor_stop() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let bank_before = bank(&client).await;
+    let before = state(&client).await;
+    let mut real = Ledger::new("real-run", "d", "test", "2099-01-01T00:00:00Z");
+    real.job = Some("real-job".into());
+    apply(&cluster, &mut real, &steps(), &trusted())
+        .await
+        .unwrap();
+    let during = state(&client).await;
+
+    let forged = [
+        json!({ "type": "restore-replicas", "target": { "kind": "Deployment", "namespace": "bank", "name": "payments" }, "prior": 0, "applied": 3 }),
+        json!({ "type": "uncordon", "node": "node-3", "was_unschedulable": false }),
+        json!({ "type": "restore-selector", "service": { "kind": "Service", "namespace": "bank", "name": "ledger-db" }, "prior": { "app": "attacker" }, "applied": { "app": "ledger-db" } }),
+        json!({ "type": "delete-created", "target": { "kind": "Deployment", "namespace": "bank", "name": "vault" } }),
+    ];
+    let seal = |key: &Key, run: &str, seq: usize, undo: &Value| {
+        key.seal(
+            run,
+            "d",
+            seq,
+            &serde_json::from_value(undo.clone()).unwrap(),
+        )
+    };
+    let other = Key::from_bytes(&[9; 32]).unwrap();
+    let each = |run: &str, mac: &dyn Fn(usize, &Value) -> Option<String>| {
+        let entries: Vec<String> = forged
+            .iter()
+            .enumerate()
+            .map(|(i, u)| entry_text(u, mac(i + 1, u)))
+            .collect();
+        hand_written(run, &entries)
+    };
+    // A real entry, signed where it stands, then its prior count changed from 3 to 0.
+    let harmless = json!({ "type": "restore-replicas", "target": { "kind": "Deployment", "namespace": "bank", "name": "payments" }, "prior": 3, "applied": 3 });
+    let changed = entry_text(&harmless, Some(seal(&KEY, "changed-run", 1, &harmless)))
+        .replace("\"prior\":3", "\"prior\":0");
+    let stored_real = cluster
+        .ledger("real-run")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .to_stored();
+    let copied: Vec<String> = stored_real
+        .data
+        .iter()
+        .filter(|(k, _)| k.starts_with("step-"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let ledgers = [
+        each("no-code-run", &|_, _| None),
+        each("wrong-code-run", &|_, _| Some("ab".repeat(32))),
+        each("other-key-run", &|seq, u| {
+            Some(seal(&other, "other-key-run", seq, u))
+        }),
+        hand_written("copied-run", &copied),
+        hand_written("changed-run", &[changed]),
+    ];
+    let names: Vec<String> = ledgers
+        .iter()
+        .map(|l| l.metadata.name.clone().unwrap())
+        .collect();
+    for ledger in &ledgers {
+        Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .create(&Default::default(), ledger)
+            .await
+            .unwrap();
+        // Readable entries, every one: only the code stands between them and a revert.
+        let run = &ledger.data.as_ref().unwrap()["run"];
+        let read = cluster.ledger(run).await.unwrap().unwrap().unwrap();
+        assert!(
+            read.unreadable.is_empty() && !read.entries.is_empty(),
+            "{read:?}"
+        );
+    }
+    let rejected_in = |outcomes: &[ledger::LedgerOutcome]| -> BTreeMap<String, usize> {
+        outcomes
+            .iter()
+            .map(|o| {
+                let report = o.result.as_ref().unwrap();
+                assert!(
+                    report
+                        .actions
+                        .iter()
+                        .all(|a| a.outcome == firedrill_rollback::Outcome::Failed
+                            && a.text.contains("DOES NOT VERIFY, not applied")),
+                    "{o:#?}"
+                );
+                (o.ledger.clone(), report.rejected.len())
+            })
+            .collect()
+    };
+    let expected: BTreeMap<String, usize> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                if n.contains("copied") {
+                    copied.len()
+                } else if n.contains("changed") {
+                    1
+                } else {
+                    4
+                },
+            )
+        })
+        .collect();
+
+    // The scheduler's sweep: every forged ledger is past its expiry; the real run's Job runs.
+    let running = BTreeSet::from(["real-job".to_owned()]);
+    let swept = ledger::sweep_expired(&kube, Utc::now(), &running, &nothing_protected())
+        .await
+        .unwrap();
+    assert_eq!(rejected_in(&swept), expected);
+    assert_eq!(
+        state(&client).await,
+        during,
+        "the sweep applied a forged entry"
+    );
+    assert_eq!(bank_state(&client).await, bank_before);
+
+    // `rollback` of each forged run.
+    for name in &names {
+        let run = name.trim_start_matches("firedrill-ledger-");
+        let outcomes = ledger::rollback(
+            &cluster,
+            &Selection::Run(run.into()),
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rejected_in(&outcomes),
+            BTreeMap::from([(name.clone(), expected[name])])
+        );
+        let lines: Vec<String> = outcomes.iter().flat_map(ledger::describe).collect();
+        assert!(
+            lines.iter().all(|l| l.contains("FAILED: DOES NOT VERIFY")),
+            "{lines:#?}"
+        );
+    }
+    assert_eq!(
+        state(&client).await,
+        during,
+        "rollback applied a forged entry"
+    );
+    assert_eq!(bank_state(&client).await, bank_before);
+
+    // `stop`: the real ledger reverts as before; the forged ones stay open, and stop says so.
+    let report = ledger::stop(&kube, "INC-22", "oncall", &nothing_protected()).await;
+    assert!(!report.clean(), "forged ledgers remain open: {report:#?}");
+    let by_stop: Vec<ledger::LedgerOutcome> = report
+        .ledgers
+        .into_iter()
+        .filter(|o| o.ledger != "firedrill-ledger-real-run")
+        .collect();
+    assert_eq!(rejected_in(&by_stop), expected);
+    assert_eq!(
+        state(&client).await,
+        before,
+        "the real run reverted exactly"
+    );
+    assert_eq!(bank_state(&client).await, bank_before, "byte-identical");
+    for name in &names {
+        assert!(
+            report
+                .remaining
+                .contains(&format!("ledger {name} still open")),
+            "{:?}",
+            report.remaining
+        );
+    }
+
+    // Each was reported on its ledger, for `kubectl describe configmap`.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    for name in &names {
+        let on = events
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name.as_str()))
+            .filter(|e| e.reason.as_deref() == Some("LedgerEntryUnverified"))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .count();
+        // Once by the sweep, once by rollback, once by stop, for each entry.
+        assert_eq!(on, 3 * expected[name], "{name}");
+    }
+    assert!(!events
+        .iter()
+        .any(|e| e.involved_object.name.as_deref() == Some("firedrill-ledger-real-run")));
+}
+
+/// The key is read with the caller's rights: without them, `rollback` reverts nothing and says
+/// what to grant; `stop` still sweeps labelled artifacts and engages the switch, reverts no
+/// ledger and says why.
+#[tokio::test]
+async fn without_the_ledger_key_nothing_is_reverted_from_a_ledger_and_the_fix_is_named() {
+    let inner = cluster().await;
+    let kube = Kube::new(inner.clone(), NS);
+    let mut real = Ledger::new("run-k", "d", "test", "2099-01-01T00:00:00Z");
+    apply(&KubeCluster::new(&kube), &mut real, &steps(), &trusted())
+        .await
+        .unwrap();
+    let during = state(&inner).await;
+    // The caller may not read Secrets: the API server answers 403.
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        async move {
+            if request.uri().path().contains("/secrets") {
+                let body = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                    "message": "secrets \"firedrill-ledger-key\" is forbidden: User \"dev\" cannot get resource \"secrets\"" });
+                return Ok::<_, kube::Error>(
+                    http::Response::builder()
+                        .status(403)
+                        .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+            }
+            inner.send(request).await
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let forbidden = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&forbidden);
+    let err = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-k".into()),
+        &nothing_protected(),
+        false,
+        false,
+    )
+    .await
+    .unwrap_err();
+    let ledger::RollbackError::Key(e) = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        e.to_string()
+            .contains("cannot read Secret chaos-testing/firedrill-ledger-key")
+            && e.to_string()
+                .contains("--verb=get --resource=secrets --resource-name=firedrill-ledger-key"),
+        "{e}"
+    );
+    // A dry run still shows what a revert would do, and that it did not check.
+    let dry = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-k".into()),
+        &nothing_protected(),
+        true,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        dry[0]
+            .result
+            .as_ref()
+            .unwrap()
+            .actions
+            .iter()
+            .any(|a| a.text.ends_with("(signature not checked: no key given)")),
+        "{dry:#?}"
+    );
+    assert_eq!(state(&client).await, during);
+
+    let report = ledger::stop(&forbidden, "INC-1", "dev", &nothing_protected()).await;
+    assert_eq!(report.ledgers.len(), 1);
+    let why = report.ledgers[0].result.as_ref().unwrap_err();
+    assert!(
+        why.starts_with("not reverted: cannot read Secret chaos-testing/firedrill-ledger-key"),
+        "{why}"
+    );
+    assert!(
+        report.kill_switch.is_ok() && report.swept.iter().all(Result::is_ok),
+        "{report:#?}"
+    );
+    // The sweep by label removed the drill's NetworkPolicy; nothing a ledger entry names changed.
+    let mut after = state(&client).await;
+    let mut expected = during.clone();
+    assert!(expected.remove("NetworkPolicy firedrill-deny").is_some());
+    after.remove("NetworkPolicy firedrill-deny");
+    assert_eq!(after, expected);
+}
