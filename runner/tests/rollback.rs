@@ -1119,3 +1119,38 @@ async fn without_the_ledger_key_nothing_is_reverted_from_a_ledger_and_the_fix_is
     after.remove("NetworkPolicy firedrill-deny");
     assert_eq!(after, expected);
 }
+
+/// The example ledger is what firedrill writes: format v2, every entry's code verifies (with the
+/// example key, bytes 7 × 32), and one changed byte does not.
+#[test]
+fn the_example_ledger_is_signed_as_firedrill_signs() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ledger.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let cm = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(&text).unwrap());
+    let data: BTreeMap<String, String> = serde_json::from_value(cm["data"].clone()).unwrap();
+    let stored = firedrill_rollback::Stored {
+        name: cm["metadata"]["name"].as_str().unwrap().to_owned(),
+        data,
+        ..Default::default()
+    };
+    let ledger = Ledger::from_stored(&stored).unwrap();
+    assert!(!ledger.unsigned && ledger.unreadable.is_empty() && ledger.entries.len() == 5);
+    for e in &ledger.entries {
+        assert_eq!(
+            KEY.verify(&ledger.run, &ledger.drill, e.seq, &e.undo, e.mac.as_deref()),
+            Ok(()),
+            "step {}",
+            e.seq
+        );
+        assert!(KEY
+            .verify(
+                &ledger.run,
+                &ledger.drill,
+                e.seq + 1,
+                &e.undo,
+                e.mac.as_deref()
+            )
+            .is_err());
+    }
+}
