@@ -22,7 +22,7 @@ pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
     Outcome, Rejected, Rejection, Report, Trust,
 };
-pub use seal::{Key, Unverified};
+pub use seal::{Key, LedgerSeal, Unverified};
 pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.

@@ -310,6 +310,7 @@ pub async fn replay_after_sweep<C: Cluster>(
 /// accepted); `Err` not applied, and why.
 fn authenticate(
     ledger: &Ledger,
+    seal: Option<&crate::seal::LedgerSeal>,
     entry: &crate::ledger::Entry,
     trust: &Trust<'_>,
     dry_run: bool,
@@ -330,20 +331,14 @@ fn authenticate(
             ))
         };
     }
-    match trust.key {
+    match seal {
         None if dry_run => Ok(Some("signature not checked: no key given")),
         None => Err((
             Rejection::NoKey,
             "not applied: no ledger key to verify it with (firedrill applies only entries it can prove it wrote)".to_owned(),
         )),
-        Some(key) => key
-            .verify(
-                &ledger.run,
-                &ledger.drill,
-                entry.seq,
-                &entry.undo,
-                entry.mac.as_deref(),
-            )
+        Some(seal) => seal
+            .verify(entry.seq, &entry.undo, entry.mac.as_deref())
             .map(|()| None)
             .map_err(|why| {
                 (
@@ -378,13 +373,14 @@ async fn replay_with<C: Cluster>(
     let guard = trust.guard;
     let mut report = Report::default();
     // Every open entry is authenticated before anything is read or touched.
+    let seal = trust.key.map(|k| k.ledger(&ledger.run, &ledger.drill));
     let verdicts: Vec<_> = ledger
         .entries
         .iter()
         .map(|e| {
             e.state
                 .is_open()
-                .then(|| authenticate(ledger, e, trust, dry_run))
+                .then(|| authenticate(ledger, seal.as_ref(), e, trust, dry_run))
         })
         .collect();
     for u in &ledger.unreadable {

@@ -77,7 +77,7 @@ impl Key {
 
     /// The code of an entry: hex of HMAC-SHA256 over the ledger's identity and the undo record.
     pub fn seal(&self, run: &str, drill: &str, seq: usize, undo: &UndoRecord) -> String {
-        hex(hmac::sign(&self.hmac, &message(run, drill, seq, undo)).as_ref())
+        self.ledger(run, drill).seal(seq, undo)
     }
 
     /// Checks an entry's code, in constant time.
@@ -89,11 +89,70 @@ impl Key {
         undo: &UndoRecord,
         code: Option<&str>,
     ) -> Result<(), Unverified> {
+        self.ledger(run, drill).verify(seq, undo, code)
+    }
+
+    /// Seals and verifies the entries of one ledger: its identity is taken in once, not per
+    /// entry (a revert verifies thousands).
+    pub fn ledger(&self, run: &str, drill: &str) -> LedgerSeal {
+        let mut prefix = hmac::Context::with_key(&self.hmac);
+        prefix.update(CONTEXT);
+        for part in [run, drill] {
+            prefix.update(&(part.len() as u64).to_be_bytes());
+            prefix.update(part.as_bytes());
+        }
+        LedgerSeal { prefix }
+    }
+}
+
+/// The key with one ledger's identity taken in: [`Key::ledger`].
+#[derive(Clone)]
+pub struct LedgerSeal {
+    prefix: hmac::Context,
+}
+
+impl LedgerSeal {
+    fn tag(&self, seq: usize, undo: &UndoRecord) -> hmac::Tag {
+        let mut context = self.prefix.clone();
+        context.update(&(seq as u64).to_be_bytes());
+        // Straight to JSON, not through a `Value`: struct fields serialize in declaration order
+        // and JSON objects in key order (serde_json without `preserve_order`; a test below holds
+        // this canonical), so a record encodes alike wherever it is written or read. It always
+        // serializes; were it not to, the code would only fail to verify.
+        let mut record = Vec::with_capacity(160);
+        let _ = serde_json::to_writer(&mut record, undo);
+        context.update(&record);
+        context.sign()
+    }
+
+    /// The code of entry `seq`.
+    pub fn seal(&self, seq: usize, undo: &UndoRecord) -> String {
+        hex(self.tag(seq, undo).as_ref())
+    }
+
+    /// Checks entry `seq`'s code, in constant time.
+    pub fn verify(
+        &self,
+        seq: usize,
+        undo: &UndoRecord,
+        code: Option<&str>,
+    ) -> Result<(), Unverified> {
         let code = code.ok_or(Unverified::Missing)?;
         let bytes = unhex(code).ok_or(Unverified::Malformed)?;
-        hmac::verify(&self.hmac, &message(run, drill, seq, undo), &bytes)
-            .map_err(|_| Unverified::Mismatch)
+        let tag = self.tag(seq, undo);
+        if equal_in_constant_time(tag.as_ref(), &bytes) {
+            Ok(())
+        } else {
+            Err(Unverified::Mismatch)
+        }
     }
+}
+
+/// Whether two codes are equal, looking at every byte whatever the first difference (ring's own
+/// comparison is deprecated as public API; its `hmac::verify` cannot start from a prefix).
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 /// Why an entry does not verify.
@@ -120,24 +179,9 @@ impl std::fmt::Display for Unverified {
     }
 }
 
-/// What is authenticated: the context, the run and the drill (each length-prefixed, so no two
-/// identities encode alike), the step number, and the undo record as canonical JSON.
-fn message(run: &str, drill: &str, seq: usize, undo: &UndoRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(CONTEXT);
-    for part in [run, drill] {
-        out.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        out.extend_from_slice(part.as_bytes());
-    }
-    out.extend_from_slice(&(seq as u64).to_be_bytes());
-    // Straight to JSON, not through a `Value`: verification is on `stop`'s path, at thousands
-    // of entries. Struct fields serialize in declaration order and JSON objects in key order
-    // (serde_json without `preserve_order`; a test below holds this canonical), so a record
-    // encodes alike wherever it is written or read. It always serializes; were it not to, the
-    // code would only fail to verify.
-    let _ = serde_json::to_writer(&mut out, undo);
-    out
-}
+// What is authenticated, in order: the context, the run and the drill (each length-prefixed,
+// so no two identities encode alike), the step number (8 bytes, big-endian), and the undo
+// record as canonical JSON.
 
 /// JSON with object keys sorted at every level, whatever order a map keeps them in: what the
 /// encoding above must equal.
