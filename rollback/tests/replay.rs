@@ -1124,7 +1124,7 @@ async fn entries_firedrill_cannot_prove_it_wrote_are_never_applied_and_the_real_
         .unwrap()
         .clone();
     // Signed for its place, then one field changed in the stored text: the prior count.
-    let mut changed = forged("run-f", &[scale.clone()], |seq, u| {
+    let mut changed = forged("run-f", std::slice::from_ref(&scale), |seq, u| {
         Some(KEY.seal("run-f", "drill", seq, u))
     });
     let text = changed.data["step-0001"].replace("\"prior\":2", "\"prior\":9");
