@@ -226,7 +226,9 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The 32 bytes of a code written as 64 lowercase hex digits (what [`LedgerSeal::seal`] writes).
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let text = text.as_bytes();
     if text.len() != 64 {
         return None;
     }
@@ -235,10 +237,11 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     };
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
