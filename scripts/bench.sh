@@ -89,6 +89,7 @@ if ! $compare_only; then
   cargo bench -p firedrill --bench config_and_plan
   cargo bench -p firedrill-safety --bench verdict
   cargo bench -p firedrill --bench stop
+  cargo bench -p firedrill-rollback --bench seal   # signing and verifying a 1,000-entry ledger (#22)
   cargo bench -p firedrill --bench fault_proxy | tee "$out/fault-proxy.txt"
   # The report over 105,120 runs, on SQLite and (with FIREDRILL_TEST_POSTGRES) PostgreSQL.
   cargo bench -p firedrill --bench report | tee "$out/report.txt"

@@ -6,11 +6,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::seal::Key;
 use crate::undo::UndoRecord;
 use crate::{ANNOTATION_EXPIRES_AT, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
 
-/// The value of the `format` key: what this version of firedrill writes and reads.
-pub const FORMAT: &str = "firedrill.io/ledger-v1";
+/// The value of the `format` key: what this version of firedrill writes and reads. Version 2
+/// entries carry an authentication code (`mac`, see [`crate::seal`]).
+pub const FORMAT: &str = "firedrill.io/ledger-v2";
+/// The format firedrill wrote before entries were signed: still read, never applied
+/// unattended (only by `rollback --run ID --accept-unsigned`), and written back as it was.
+pub const FORMAT_UNSIGNED: &str = "firedrill.io/ledger-v1";
 /// `firedrill.io/kind` of a ledger ConfigMap.
 pub const KIND_LEDGER: &str = "ledger";
 /// The selector every listing of ledgers uses.
@@ -54,6 +59,10 @@ pub struct Entry {
     /// What the revert found and did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The authentication code of the undo record at this place in this run's ledger
+    /// ([`Key::seal`]); absent in ledgers written before signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// An entry this firedrill cannot read: kept as written, never dropped, reported by every revert.
@@ -86,6 +95,8 @@ pub struct Ledger {
     /// In the order the changes were made; reverted backwards.
     pub entries: Vec<Entry>,
     pub unreadable: Vec<Unreadable>,
+    /// Written before entries were signed (format v1): nothing in it can be authenticated.
+    pub unsigned: bool,
     /// Where the stored copy is: `None` before the first write (which must create it: a run id
     /// is used once), else the version last read or written, so that concurrent writers (the
     /// executor, the sweep, `stop`, `rollback`) never overwrite each other unseen.
@@ -141,6 +152,7 @@ impl Ledger {
             outcome: None,
             entries: Vec::new(),
             unreadable: Vec::new(),
+            unsigned: false,
             resource_version: None,
         }
     }
@@ -182,8 +194,9 @@ impl Ledger {
         name(&self.run)
     }
 
-    /// Adds an entry for a change about to be made, as `Intended`; returns its index.
-    pub fn push(&mut self, undo: UndoRecord) -> usize {
+    /// Adds an entry for a change about to be made, as `Intended`, sealed with `key`; returns
+    /// its index.
+    pub fn push(&mut self, undo: UndoRecord, key: &Key) -> usize {
         let seq = self
             .entries
             .iter()
@@ -192,11 +205,13 @@ impl Ledger {
             .max()
             .unwrap_or(0)
             + 1;
+        let mac = Some(key.seal(&self.run, &self.drill, seq, &undo));
         self.entries.push(Entry {
             seq,
             undo,
             state: EntryState::Intended,
             note: None,
+            mac,
         });
         self.entries.len() - 1
     }
@@ -219,7 +234,15 @@ impl Ledger {
             ("firedrill.io/fault".to_owned(), self.kind.clone()),
         ]);
         let mut data = BTreeMap::from([
-            ("format".to_owned(), FORMAT.to_owned()),
+            (
+                "format".to_owned(),
+                if self.unsigned {
+                    FORMAT_UNSIGNED
+                } else {
+                    FORMAT
+                }
+                .to_owned(),
+            ),
             ("run".to_owned(), self.run.clone()),
             ("drill".to_owned(), self.drill.clone()),
             ("kind".to_owned(), self.kind.clone()),
@@ -265,15 +288,16 @@ impl Ledger {
             name: stored.name.clone(),
             why,
         };
-        match stored.data.get("format").map(String::as_str) {
-            Some(FORMAT) => {}
+        let unsigned = match stored.data.get("format").map(String::as_str) {
+            Some(FORMAT) => false,
+            Some(FORMAT_UNSIGNED) => true,
             Some(other) => {
                 return Err(foreign(format!(
-                    "format {other:?}, this firedrill reads {FORMAT:?}; use the firedrill that wrote it"
+                    "format {other:?}, this firedrill reads {FORMAT:?} and {FORMAT_UNSIGNED:?}; use the firedrill that wrote it"
                 )))
             }
             None => return Err(foreign("no `format` key".to_owned())),
-        }
+        };
         let field = |key: &str| {
             stored
                 .data
@@ -307,6 +331,7 @@ impl Ledger {
                 .unwrap_or(""),
         );
         ledger.resource_version.clone_from(&stored.resource_version);
+        ledger.unsigned = unsigned;
         ledger.job = stored.data.get("job").filter(|j| !j.is_empty()).cloned();
         ledger.started = stored
             .data

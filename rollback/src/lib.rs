@@ -12,19 +12,21 @@ mod object;
 mod preview;
 mod replay;
 pub mod scope;
+pub mod seal;
 mod undo;
 
 pub use ledger::{
     name as ledger_name, Entry, EntryState, Ledger, LedgerError, Stored, Unreadable, FORMAT,
-    KIND_LEDGER, LEDGER_SELECTOR,
+    FORMAT_UNSIGNED, KIND_LEDGER, LEDGER_SELECTOR,
 };
 pub use object::{apply_merge_patch, merge_patch, ObjectKind, ObjectRef, Operation};
 pub use preview::{preview, AsLeft, Previewed};
 pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
-    Outcome, Report, Trust,
+    Outcome, Rejected, Rejection, Report, Trust,
 };
 pub use scope::{within, Scope};
+pub use seal::{Key, LedgerSeal, Unverified};
 pub use undo::{decide, Decision, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.

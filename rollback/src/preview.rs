@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::ledger::Ledger;
 use crate::object::{apply_merge_patch, merge_patch, ObjectRef, Operation};
-use crate::replay::{replay, Action, Cluster, Done, Outcome, Trust};
+use crate::replay::{rehearse, Action, Cluster, Done, Outcome, Trust};
 use crate::undo::UndoRecord;
 
 /// A cluster holding what a ledger's open entries say the run left: every object it created
@@ -165,7 +165,7 @@ pub struct Previewed {
 pub async fn preview(ledger: &Ledger, trust: &Trust<'_>) -> Vec<Previewed> {
     let cluster = AsLeft::of(ledger);
     let mut copy = ledger.clone();
-    let report = replay(&cluster, &mut copy, trust, false).await;
+    let report = rehearse(&cluster, &mut copy, trust).await;
     // The replay makes exactly one call for each entry it reverts, in the order it reports them.
     let mut made = cluster.executed().into_iter();
     report

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::ledger::{EntryState, Ledger};
 use crate::object::{ObjectRef, Operation};
 use crate::scope::{within, Scope};
+use crate::seal::{Key, Unverified};
 use crate::undo::{decide, Decision, Step, UndoRecord};
 
 /// What the applier and replayer need of a cluster.
@@ -77,20 +78,51 @@ pub enum ApplyError {
         what: String,
         why: String,
     },
+    #[error("step {step} ({what}) not made: no ledger key to sign its undo record with, and an unsigned entry would never be reverted")]
+    NoKey { step: usize, what: String },
 }
 
 /// Says whether an object may be touched; `Some(reason)` when it is protected.
 pub type Guard<'a> = &'a (dyn Fn(&ObjectRef) -> Option<String> + Sync);
 
-/// What a ledger entry must pass before anything acts on it: its object is not protected
-/// (`guard`), and it is something firedrill's planners write (`scope`).
+/// What a ledger entry must pass before anything acts on it, and what a writer signs with: its
+/// object is not protected (`guard`), it is something firedrill's planners write (`scope`),
+/// and it carries a code made with the ledger key (`key`), which [`apply`] signs with and
+/// [`replay`] verifies.
+#[derive(Clone, Copy)]
 pub struct Trust<'a> {
     pub guard: Guard<'a>,
     pub scope: &'a Scope,
+    /// `None`: no key given. [`apply`] then writes nothing; a real [`replay`] applies nothing;
+    /// a dry run judges entries as if verified and says that it did not check them.
+    pub key: Option<&'a Key>,
+    /// Applies ledgers written before signing (format v1), which cannot be verified: only ever
+    /// set by a person (`rollback --run ID --accept-unsigned`), never by the sweeper or `stop`.
+    pub accept_unsigned: bool,
 }
 
-impl Trust<'_> {
-    /// Why `undo` must not be acted on, if it must not.
+impl<'a> Trust<'a> {
+    /// Signed entries only, with `key`.
+    pub fn new(guard: Guard<'a>, scope: &'a Scope, key: &'a Key) -> Self {
+        Trust {
+            guard,
+            scope,
+            key: Some(key),
+            accept_unsigned: false,
+        }
+    }
+
+    /// No key: for a dry run that cannot read it (an offline render).
+    pub fn without_key(guard: Guard<'a>, scope: &'a Scope) -> Self {
+        Trust {
+            guard,
+            scope,
+            key: None,
+            accept_unsigned: false,
+        }
+    }
+
+    /// Why `undo` must not be acted on, if it must not (whoever signed it).
     pub fn refuses(&self, undo: &UndoRecord) -> Option<String> {
         let target = undo.target();
         if let Some(reason) = target.as_ref().and_then(self.guard) {
@@ -113,12 +145,14 @@ pub async fn apply<C: Cluster>(
     steps: &[Step],
     trust: &Trust<'_>,
 ) -> Result<Applied, ApplyError> {
-    let guard = trust.guard;
     let mut applied = Applied::default();
     for (i, step) in steps.iter().enumerate() {
         let what = step.forward.describe();
         let number = i + 1;
-        if let Some(target) = step.forward.target().filter(|t| guard(t).is_some()) {
+        let Some(key) = trust.key else {
+            return Err(ApplyError::NoKey { step: number, what });
+        };
+        if let Some(target) = step.forward.target().filter(|t| (trust.guard)(t).is_some()) {
             return Err(ApplyError::Protected {
                 step: number,
                 what,
@@ -132,7 +166,7 @@ pub async fn apply<C: Cluster>(
                 why,
             });
         }
-        let index = ledger.push(step.undo.clone());
+        let index = ledger.push(step.undo.clone(), key);
         if let Err(error) = cluster.save(ledger).await {
             // Not made, so nothing to undo: the entry goes, the ledger stays as last written.
             ledger.entries.remove(index);
@@ -239,6 +273,40 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub actions: Vec<Action>,
+    /// The open entries not applied because firedrill cannot prove it wrote them (each also an
+    /// action, `Failed`): what the caller reports (log, Event, metric).
+    pub rejected: Vec<Rejected>,
+}
+
+/// An open entry not applied because it is not proven firedrill's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// `step-NNNN`.
+    pub step: String,
+    pub why: Rejection,
+}
+
+/// Why an entry is not proven firedrill's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its code does not verify with the key.
+    Unverified(Unverified),
+    /// Its ledger was written before signing (format v1), and no person accepted it.
+    Unsigned,
+    /// No key was given to check it with (a real replay applies nothing unchecked).
+    NoKey,
+}
+
+impl Rejection {
+    /// A bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::Unverified(Unverified::Missing) => "no_code",
+            Rejection::Unverified(_) => "wrong_code",
+            Rejection::Unsigned => "unsigned_ledger",
+            Rejection::NoKey => "no_key",
+        }
+    }
 }
 
 impl Report {
@@ -257,7 +325,37 @@ pub async fn replay<C: Cluster>(
     trust: &Trust<'_>,
     dry_run: bool,
 ) -> Report {
-    replay_with(cluster, ledger, trust, dry_run, &|_| false).await
+    replay_with(cluster, ledger, trust, Mode::of(dry_run), &|_| false).await
+}
+
+/// [`replay`] on a cluster in memory that stands for the real one (`rollback --render`'s
+/// [`crate::AsLeft`]): its changes are made, on that copy, so that later entries are judged on
+/// them; nothing real is touched, so without the key each entry is judged as if verified and
+/// says so.
+pub(crate) async fn rehearse<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    trust: &Trust<'_>,
+) -> Report {
+    replay_with(cluster, ledger, trust, Mode::Rehearsal, &|_| false).await
+}
+
+/// What a replay may change: the cluster and the ledger, nothing, or a stand-in cluster.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Real,
+    DryRun,
+    Rehearsal,
+}
+
+impl Mode {
+    fn of(dry_run: bool) -> Mode {
+        if dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Real
+        }
+    }
 }
 
 /// [`replay`] after a sweep by label has removed every artifact `swept` says it covered: their
@@ -269,17 +367,88 @@ pub async fn replay_after_sweep<C: Cluster>(
     trust: &Trust<'_>,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
-    replay_with(cluster, ledger, trust, false, swept).await
+    replay_with(cluster, ledger, trust, Mode::Real, swept).await
+}
+
+/// What an open entry's authentication says: `Ok(None)` verified; `Ok(Some(note))` judged as
+/// verified with a note for the reader (a dry run without the key, an unsigned ledger a person
+/// accepted); `Err` not applied, and why.
+fn authenticate(
+    ledger: &Ledger,
+    seal: Option<&crate::seal::LedgerSeal>,
+    entry: &crate::ledger::Entry,
+    trust: &Trust<'_>,
+    rehearsal: bool,
+) -> Result<Option<&'static str>, (Rejection, String)> {
+    if ledger.unsigned {
+        return if trust.accept_unsigned {
+            Ok(Some(
+                "unsigned entry (ledger-v1), applied because --accept-unsigned was given",
+            ))
+        } else {
+            Err((
+                Rejection::Unsigned,
+                format!(
+                    "written before ledger signing (format {}), so it cannot be proven firedrill's own: not applied unattended; check what it names, then run `firedrill rollback --run {} --accept-unsigned`",
+                    crate::ledger::FORMAT_UNSIGNED,
+                    ledger.run
+                ),
+            ))
+        };
+    }
+    match seal {
+        // Nothing real is touched (a dry run, a render): judged as if verified, and said.
+        None if rehearsal => Ok(Some("signature not checked: no key given")),
+        None => Err((
+            Rejection::NoKey,
+            "not applied: no ledger key to verify it with (firedrill applies only entries it can prove it wrote)".to_owned(),
+        )),
+        Some(seal) => seal
+            .verify(entry.seq, &entry.undo, entry.mac.as_deref())
+            .map(|()| None)
+            .map_err(|why| {
+                (
+                    Rejection::Unverified(why),
+                    format!(
+                        "DOES NOT VERIFY, not applied: {why}. It names {}; the ledger stays open for a person (runbooks/ledger-unverified.md)",
+                        names(&entry.undo)
+                    ),
+                )
+            }),
+    }
+}
+
+/// What an undo record names, for people.
+fn names(undo: &UndoRecord) -> String {
+    match (undo.target(), undo) {
+        (Some(t), _) => t.to_string(),
+        (None, UndoRecord::External { system, record }) => {
+            crate::undo::external_target(system, record)
+        }
+        (None, _) => "nothing in Kubernetes".to_owned(),
+    }
 }
 
 async fn replay_with<C: Cluster>(
     cluster: &C,
     ledger: &mut Ledger,
     trust: &Trust<'_>,
-    dry_run: bool,
+    mode: Mode,
     swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
 ) -> Report {
+    let dry_run = mode == Mode::DryRun;
     let mut report = Report::default();
+    // Every open entry is authenticated before anything is read or touched.
+    let seal = trust.key.map(|k| k.ledger(&ledger.run, &ledger.drill));
+    let verdicts: Vec<_> = ledger
+        .entries
+        .iter()
+        .map(|e| {
+            e.state
+                .is_open()
+                .then(|| authenticate(ledger, seal.as_ref(), e, trust, mode != Mode::Real))
+        })
+        .collect();
     for u in &ledger.unreadable {
         report.actions.push(Action {
             step: u.key.clone(),
@@ -293,6 +462,22 @@ async fn replay_with<C: Cluster>(
             continue;
         }
         let step = format!("step-{:04}", entry.seq);
+        let caveat = match &verdicts[index] {
+            Some(Err((why, text))) => {
+                report.rejected.push(Rejected {
+                    step: step.clone(),
+                    why: *why,
+                });
+                report.actions.push(Action {
+                    step,
+                    outcome: Outcome::Failed,
+                    text: text.clone(),
+                });
+                continue;
+            }
+            Some(Ok(caveat)) => *caveat,
+            None => None,
+        };
         let target = entry.undo.target();
         // Before anything reads or touches what the entry names: a protected object, or a
         // record no planner of firedrill writes, is refused and the entry stays open.
@@ -361,6 +546,10 @@ async fn replay_with<C: Cluster>(
             },
             Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
             Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
+        };
+        let text = match caveat {
+            Some(caveat) => format!("{text} ({caveat})"),
+            None => text,
         };
         if let (Some(state), false) = (state, dry_run) {
             let entry = &mut ledger.entries[index];

@@ -4,9 +4,12 @@
 //! (scripts/mutants.sh) found they left open.
 
 use firedrill_rollback::{
-    decide, Decision, EntryState, Ledger, ObjectKind, ObjectRef, Operation, UndoRecord,
+    decide, Decision, EntryState, Key, Ledger, ObjectKind, ObjectRef, Operation, UndoRecord,
 };
 use serde_json::{json, Value};
+
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[3; 32]).unwrap());
 
 fn ledger() -> Ledger {
     Ledger::new("run-1", "drill", "pod-kill", "2030-01-01T00:00:00Z")
@@ -106,7 +109,7 @@ fn entry_keys_are_step_and_a_positive_zero_padded_number() {
         .all(|u| u.error.contains("not a step key")));
     // A new entry is numbered past every key, the unreadable ones too.
     let mut read = read;
-    let i = read.push(uncordon("m"));
+    let i = read.push(uncordon("m"), &KEY);
     assert_eq!(read.entries[i].seq, 3);
 }
 
@@ -117,7 +120,7 @@ fn what_a_ledger_says_of_its_run_survives_the_round_trip() {
     written.started = Some("2026-12-06T10:00:00Z".into());
     written.outcome = Some("passed".into());
     written.hits = vec!["Deployment/shop/web".into()];
-    written.push(uncordon("n"));
+    written.push(uncordon("n"), &KEY);
     let read = Ledger::from_stored(&written.to_stored()).unwrap();
     assert_eq!(read.job, written.job);
     assert_eq!(read.started, written.started);
@@ -156,7 +159,7 @@ fn an_unreadable_entry_says_why_in_plain_words() {
 fn two_copies_merge_to_the_further_state_of_each_entry() {
     let mut base = ledger();
     for node in ["a", "b", "c", "d"] {
-        base.push(uncordon(node));
+        base.push(uncordon(node), &KEY);
     }
     let mut mine = base.clone();
     let mut theirs = base.clone();
@@ -168,7 +171,7 @@ fn two_copies_merge_to_the_further_state_of_each_entry() {
     theirs.entries[2].note = Some("reverted by stop".into());
     mine.entries[3].state = EntryState::Left;
     theirs.entries[3].state = EntryState::Applied;
-    theirs.push(uncordon("e"));
+    theirs.push(uncordon("e"), &KEY);
     theirs.outcome = Some("aborted".into());
     theirs.hits = vec!["Deployment/shop/web".into()];
     theirs.resource_version = Some("42".into());

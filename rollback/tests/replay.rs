@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use firedrill_rollback::scope::{DeclaredDns, PROXY_LABEL, ROUTE53};
 use firedrill_rollback::{
-    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Ledger,
+    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Key, Ledger,
     LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Scope, Step, Stored, Trust, UndoRecord,
 };
 use proptest::prelude::*;
@@ -160,6 +160,10 @@ impl Cluster for Memory {
     }
 }
 
+/// The ledger key every writer and replayer in these tests shares.
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[7; 32]).unwrap());
+
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
 }
@@ -182,11 +186,9 @@ fn scope() -> &'static Scope {
 }
 
 /// Nothing protected; the planners' scope.
+/// Nothing protected, the planners' scope, entries signed and verified with [`KEY`].
 fn planners_only() -> Trust<'static> {
-    Trust {
-        guard: &unprotected,
-        scope: scope(),
-    }
+    Trust::new(&unprotected, scope(), &KEY)
 }
 
 fn deployment(name: &str, replicas: i64) -> (ObjectRef, Value) {
@@ -487,10 +489,7 @@ async fn a_protected_object_is_never_touched() {
         (r.kind == ObjectKind::Service).then(|| "safety.protected shop/db".to_owned())
     };
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    let guarded = Trust {
-        guard: &guard,
-        scope: scope(),
-    };
+    let guarded = Trust::new(&guard, scope(), &KEY);
     let err = apply(&memory, &mut ledger, &every_kind_of_step(), &guarded)
         .await
         .unwrap_err();
@@ -531,14 +530,20 @@ async fn a_protected_object_is_never_touched() {
 #[test]
 fn foreign_corrupt_and_unknown_ledgers_say_what_and_lose_nothing() {
     let mut ledger = Ledger::new("run-1", "drill", "pod-kill", "2030-01-01T00:00:00Z");
-    ledger.push(UndoRecord::Uncordon {
-        node: "n".into(),
-        was_unschedulable: false,
-    });
-    ledger.push(UndoRecord::Uncordon {
-        node: "m".into(),
-        was_unschedulable: false,
-    });
+    ledger.push(
+        UndoRecord::Uncordon {
+            node: "n".into(),
+            was_unschedulable: false,
+        },
+        &KEY,
+    );
+    ledger.push(
+        UndoRecord::Uncordon {
+            node: "m".into(),
+            was_unschedulable: false,
+        },
+        &KEY,
+    );
     let stored = ledger.to_stored();
     let mut read = Ledger::from_stored(&stored).unwrap();
     read.expires_at = ledger.expires_at.clone();
@@ -1115,10 +1120,13 @@ async fn an_object_firedrill_did_not_create_is_never_deleted() {
 async fn an_external_change_without_its_handler_stays_open() {
     let memory = world();
     let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
-    ledger.push(UndoRecord::External {
-        system: "route53".into(),
-        record: json!({ "zone": "Z1" }),
-    });
+    ledger.push(
+        UndoRecord::External {
+            system: "route53".into(),
+            record: json!({ "zone": "Z1" }),
+        },
+        &KEY,
+    );
     let report = replay(&memory, &mut ledger, &planners_only(), false).await;
     assert!(report.failed(), "{report:?}");
     assert!(ledger.is_open());
@@ -1161,4 +1169,244 @@ async fn the_applier_refuses_a_step_no_planner_writes() {
         memory.snapshot()["Deployment shop/api"],
         before["Deployment shop/api"]
     );
+}
+
+/// The same entries under another run's name, each stored with the code `mac` gives it (by its
+/// place in the list, from 1) and state `applied`, read back as a replayer would.
+fn forged(
+    run: &str,
+    undo: &[UndoRecord],
+    mac: impl Fn(usize, &UndoRecord) -> Option<String>,
+) -> Stored {
+    let mut ledger = Ledger::new(run, "drill", "test", "2030-01-01T00:00:00Z");
+    for (i, u) in undo.iter().enumerate() {
+        ledger.entries.push(firedrill_rollback::Entry {
+            seq: i + 1,
+            undo: u.clone(),
+            state: EntryState::Applied,
+            note: None,
+            mac: mac(i + 1, u),
+        });
+    }
+    ledger.to_stored()
+}
+
+#[tokio::test]
+async fn entries_firedrill_cannot_prove_it_wrote_are_never_applied_and_the_real_ledger_still_reverts(
+) {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &planners_only())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    let records: Vec<UndoRecord> = real.entries.iter().map(|e| e.undo.clone()).collect();
+    let other = Key::from_bytes(&[8; 32]).unwrap();
+    let scale = records
+        .iter()
+        .find(|u| matches!(u, UndoRecord::RestoreReplicas { .. }))
+        .unwrap()
+        .clone();
+    // Signed for its place, then one field changed in the stored text: the prior count.
+    let mut changed = forged("run-f", std::slice::from_ref(&scale), |seq, u| {
+        Some(KEY.seal("run-f", "drill", seq, u))
+    });
+    let text = changed.data["step-0001"].replace("\"prior\":2", "\"prior\":9");
+    assert_ne!(text, changed.data["step-0001"]);
+    changed.data.insert("step-0001".into(), text);
+    let cases: Vec<(&str, Stored, &str)> = vec![
+        (
+            "no code",
+            forged("run-a", &records, |_, _| None),
+            "carries no authentication code",
+        ),
+        (
+            "wrong code",
+            forged("run-b", &records, |_, _| Some("0".repeat(64))),
+            "does not match",
+        ),
+        (
+            "malformed code",
+            forged("run-b2", &records, |_, _| Some("zz".into())),
+            "not 64 hex digits",
+        ),
+        (
+            "another key",
+            forged("run-c", &records, |seq, u| {
+                Some(other.seal("run-c", "drill", seq, u))
+            }),
+            "does not match",
+        ),
+        (
+            "copied from another run",
+            forged("run-d", &records, |seq, _| {
+                real.entries[seq - 1].mac.clone()
+            }),
+            "does not match",
+        ),
+        (
+            "another step",
+            forged("run-e", &records, |seq, u| {
+                Some(KEY.seal("run-e", "drill", seq + 1, u))
+            }),
+            "does not match",
+        ),
+        ("one field changed", changed, "does not match"),
+    ];
+    for (case, stored, why) in cases {
+        let made = memory.made.lock().unwrap().len();
+        let mut ledger = Ledger::from_stored(&stored).unwrap();
+        let open = ledger.entries.len();
+        let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+        assert_eq!(report.rejected.len(), open, "{case}: {report:#?}");
+        assert_eq!(report.actions.len(), open, "{case}: {report:#?}");
+        for action in &report.actions {
+            assert_eq!(action.outcome, Outcome::Failed, "{case}: {action:?}");
+            assert!(
+                action.text.contains("DOES NOT VERIFY, not applied") && action.text.contains(why),
+                "{case}: {}",
+                action.text
+            );
+        }
+        assert_eq!(
+            memory.made.lock().unwrap().len(),
+            made,
+            "{case}: a call was made"
+        );
+        assert_eq!(memory.snapshot(), during, "{case}: something changed");
+        assert!(
+            ledger.is_open(),
+            "{case}: the ledger stays open for a person"
+        );
+    }
+    // The real ledger, next to them, reverts as before.
+    let report = replay(&memory, &mut real, &planners_only(), false).await;
+    assert!(
+        !report.failed() && report.rejected.is_empty(),
+        "{report:#?}"
+    );
+    assert_eq!(memory.snapshot(), before);
+}
+
+#[tokio::test]
+async fn an_unsigned_ledger_from_before_signing_is_applied_only_when_a_person_accepts_it() {
+    let memory = world();
+    let before = memory.snapshot();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &planners_only())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    // As an older firedrill wrote it: format v1, no codes.
+    let mut stored = real.to_stored();
+    stored
+        .data
+        .insert("format".into(), firedrill_rollback::FORMAT_UNSIGNED.into());
+    for (key, text) in stored.data.iter_mut() {
+        if key.starts_with("step-") {
+            let mut v: Value = serde_json::from_str(text).unwrap();
+            v.as_object_mut().unwrap().remove("mac");
+            *text = v.to_string();
+        }
+    }
+    let mut old = Ledger::from_stored(&stored).unwrap();
+    assert!(old.unsigned);
+    let report = replay(&memory, &mut old, &planners_only(), false).await;
+    assert!(
+        report.actions.iter().all(|a| a.outcome == Outcome::Failed
+            && a.text
+                .contains("firedrill rollback --run run-1 --accept-unsigned")),
+        "{report:#?}"
+    );
+    assert_eq!(report.rejected.len(), old.entries.len());
+    assert_eq!(report.rejected[0].why.label(), "unsigned_ledger");
+    assert_eq!(memory.snapshot(), during);
+    // Written back as it was read: still v1, still unsigned.
+    assert_eq!(
+        old.to_stored().data["format"],
+        firedrill_rollback::FORMAT_UNSIGNED
+    );
+    // A person accepts it: reverted, still within the guard.
+    let guard = |r: &ObjectRef| (r.kind == ObjectKind::Service).then(|| "protected".to_owned());
+    let accepted = Trust {
+        accept_unsigned: true,
+        ..Trust::new(&guard, scope(), &KEY)
+    };
+    let report = replay(&memory, &mut old, &accepted, false).await;
+    assert!(report.rejected.is_empty(), "{report:#?}");
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| a.text.contains("names Service shop/db, which is protected")),
+        "{report:#?}"
+    );
+    let mut after = memory.snapshot();
+    let mut expected = before.clone();
+    after.remove("Service shop/db");
+    expected.remove("Service shop/db");
+    assert_eq!(after, expected);
+}
+
+#[tokio::test]
+async fn without_the_key_a_real_replay_applies_nothing_and_a_dry_run_says_it_did_not_check() {
+    let memory = world();
+    let mut real = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    apply(&memory, &mut real, &every_kind_of_step(), &planners_only())
+        .await
+        .unwrap();
+    let during = memory.snapshot();
+    let err = apply(
+        &memory,
+        &mut Ledger::new("run-2", "drill", "test", "2030-01-01T00:00:00Z"),
+        &every_kind_of_step(),
+        &Trust::without_key(&unprotected, scope()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no ledger key to sign"), "{err}");
+    assert!(
+        !memory
+            .ledgers
+            .lock()
+            .unwrap()
+            .contains_key("firedrill-ledger-run-2"),
+        "no key, no entry"
+    );
+    // A dry run without the key judges as one with it, and says it did not check.
+    let dry = replay(
+        &memory,
+        &mut real.clone(),
+        &Trust::without_key(&unprotected, scope()),
+        true,
+    )
+    .await;
+    let checked = replay(&memory, &mut real.clone(), &planners_only(), true).await;
+    assert_eq!(dry.actions.len(), checked.actions.len());
+    assert!(checked
+        .actions
+        .iter()
+        .any(|a| a.outcome == Outcome::WouldRevert));
+    for (unchecked, checked) in dry.actions.iter().zip(&checked.actions) {
+        assert_eq!(unchecked.outcome, checked.outcome);
+        if checked.outcome == Outcome::WouldRevert {
+            assert_eq!(
+                unchecked.text,
+                format!("{} (signature not checked: no key given)", checked.text)
+            );
+        }
+    }
+    let report = replay(
+        &memory,
+        &mut real,
+        &Trust::without_key(&unprotected, scope()),
+        false,
+    )
+    .await;
+    assert_eq!(report.rejected.len(), real.entries.len(), "{report:#?}");
+    assert_eq!(report.rejected[0].why.label(), "no_key");
+    assert!(report.actions.iter().all(|a| a.outcome == Outcome::Failed));
+    assert_eq!(memory.snapshot(), during);
+    assert!(real.is_open());
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use firedrill_rollback::scope::{DeclaredDns, PROMOTION, ROUTE53};
 use firedrill_rollback::{
-    replay, AsLeft, Ledger, ObjectKind, ObjectRef, Operation, Scope, Trust, UndoRecord,
+    replay, AsLeft, Key, Ledger, ObjectKind, ObjectRef, Operation, Scope, Trust, UndoRecord,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -295,6 +295,10 @@ fn arb_record() -> impl Strategy<Value = UndoRecord> {
     ]
 }
 
+/// Every entry is signed: what is tested here is the scope, which holds whatever the key says.
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[5; 32]).unwrap());
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -306,11 +310,11 @@ proptest! {
     ) {
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
         for r in records {
-            ledger.push(r);
+            ledger.push(r, &KEY);
         }
         let cluster = AsLeft::of(&ledger);
         let scope = scope();
-        let trust = Trust { guard: &guard, scope: &scope };
+        let trust = Trust::new(&guard, &scope, &KEY);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let report = rt.block_on(replay(&cluster, &mut ledger, &trust, false));
         for op in cluster.executed() {
@@ -340,13 +344,10 @@ fn the_property_exercises_both_sides() {
             .current();
         let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
         for r in records {
-            ledger.push(r);
+            ledger.push(r, &KEY);
         }
         let cluster = AsLeft::of(&ledger);
-        let trust = Trust {
-            guard: &guard,
-            scope: &scope,
-        };
+        let trust = Trust::new(&guard, &scope, &KEY);
         let report = rt.block_on(replay(&cluster, &mut ledger, &trust, false));
         made += cluster.executed().len();
 

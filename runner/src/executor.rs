@@ -45,6 +45,8 @@ pub fn exit_code(status: RunStatus) -> u8 {
 struct Injection {
     cluster: KubeCluster,
     ledger: Ledger,
+    /// Signs every entry this run writes, and verifies them on its own revert.
+    key: rollback::Key,
     protection: Protection,
     /// Waves not applied yet, and the pause before the next.
     waves: std::collections::VecDeque<Vec<Step>>,
@@ -80,7 +82,7 @@ impl Injection {
         // in sync before `apply` returns).
         let began = Utc::now();
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let trust = self.protection.trust(&guard);
+        let trust = self.protection.trust(&guard, Some(&self.key));
         let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &trust)
             .await
             .map_err(|e| e.to_string())?;
@@ -329,7 +331,7 @@ impl Injection {
     /// not an error; anything not undone is. Each object restored carries an Event saying so.
     async fn revert(&mut self) -> Result<Value, String> {
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let trust = self.protection.trust(&guard);
+        let trust = self.protection.trust(&guard, Some(&self.key));
         let report = rollback::replay(&self.cluster, &mut self.ledger, &trust, false).await;
         let outcome = crate::ledger::LedgerOutcome {
             ledger: self.ledger.name(),
@@ -1030,9 +1032,17 @@ async fn inject(
                 .chain(plan.hits.iter().cloned())
                 .collect();
             ledger.hits = hit.iter().map(ToString::to_string).collect();
+            // No key, no entry: a run that cannot sign its undo records changes nothing.
+            let key = crate::ledger_key::read_or_create(kube).await.map_err(|e| {
+                (
+                    RunStatus::Blocked,
+                    format!("nothing injected: the run cannot sign its ledger: {e}"),
+                )
+            })?;
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,
+                key,
                 protection: Protection {
                     globs: drill.safety.protected.clone(),
                     own_namespace: x.config.namespace.clone(),
@@ -1229,14 +1239,17 @@ async fn promote(
         }
         None => "no failback is declared".to_owned(),
     };
-    i.ledger.push(rollback::UndoRecord::External {
-        system: rollback::scope::PROMOTION.into(),
-        record: json!({
-            "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
-            "from": rf.from,
-            "to": rf.to,
-        }),
-    });
+    i.ledger.push(
+        rollback::UndoRecord::External {
+            system: rollback::scope::PROMOTION.into(),
+            record: json!({
+                "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
+                "from": rf.from,
+                "to": rf.to,
+            }),
+        },
+        &i.key,
+    );
     if let Err(e) = rollback::Cluster::save(&i.cluster, &mut i.ledger).await {
         i.fail(format!(
             "the ledger could not record the promotion before it ({e}): not promoted"

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{
-    replay, replay_after_sweep, Cluster, Done, EntryState, Guard, Ledger, LedgerError, ObjectKind,
-    ObjectRef, Operation, Outcome, Report, Stored, Trust, ARTIFACT_SELECTOR, KILL_SWITCH,
-    LEDGER_SELECTOR,
+    replay, replay_after_sweep, Cluster, Done, EntryState, Guard, Key, Ledger, LedgerError,
+    ObjectKind, ObjectRef, Operation, Outcome, Report, Stored, Trust, ARTIFACT_SELECTOR,
+    KILL_SWITCH, LEDGER_SELECTOR,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -508,11 +508,14 @@ impl Protection {
         }
     }
 
-    /// The guard and the scope, as a replay takes them.
-    pub fn trust<'a>(&'a self, guard: Guard<'a>) -> Trust<'a> {
+    /// The guard, the scope and the ledger key, as a replay takes them (`None`: no key given,
+    /// so nothing is applied, see [`Trust`]).
+    pub fn trust<'a>(&'a self, guard: Guard<'a>, key: Option<&'a Key>) -> Trust<'a> {
         Trust {
             guard,
             scope: &self.scope,
+            key,
+            accept_unsigned: false,
         }
     }
 
@@ -606,15 +609,30 @@ pub enum RollbackError {
     NoLedger(String),
     /// The API could not be read.
     Api(String),
+    /// The ledger key could not be read: nothing is reverted from any ledger.
+    Key(crate::ledger_key::KeyError),
 }
 
-/// Reverts the selected open ledgers (or says what it would do).
+/// Reverts the selected open ledgers (or says what it would do). Only entries that verify with
+/// the ledger key are applied; with `accept_unsigned` (a person's `--accept-unsigned`, for one
+/// run), a ledger written before signing is too. A dry run without the key judges entries as
+/// if verified and says so.
 pub async fn rollback(
     cluster: &KubeCluster,
     selection: &Selection,
     protection: &Protection,
     dry_run: bool,
+    accept_unsigned: bool,
 ) -> Result<Vec<LedgerOutcome>, RollbackError> {
+    let kube = Kube::new(cluster.client.clone(), &cluster.namespace);
+    let key = match crate::ledger_key::read(&kube).await {
+        Ok(key) => Some(key),
+        Err(e) if dry_run => {
+            tracing::warn!(error = %e, "dry run without the ledger key: signatures are not checked");
+            None
+        }
+        Err(e) => return Err(RollbackError::Key(e)),
+    };
     let found = match selection {
         Selection::Run(run) => match cluster.ledger(run).await.map_err(RollbackError::Api)? {
             Some(l) => vec![(firedrill_rollback::ledger_name(run), l)],
@@ -628,7 +646,10 @@ pub async fn rollback(
         _ => cluster.ledgers().await.map_err(RollbackError::Api)?,
     };
     let guard = |r: &ObjectRef| protection.check(r);
-    let trust = protection.trust(&guard);
+    let trust = Trust {
+        accept_unsigned,
+        ..protection.trust(&guard, key.as_ref())
+    };
     let mut out = Vec::new();
     for (name, ledger) in found {
         let mut ledger = match ledger {
@@ -649,12 +670,52 @@ pub async fn rollback(
             continue;
         }
         let report = replay(cluster, &mut ledger, &trust, dry_run).await;
-        out.push(LedgerOutcome {
+        let outcome = LedgerOutcome {
             ledger: name,
             result: Ok(report),
-        });
+        };
+        if !dry_run {
+            report_rejected(cluster, &outcome).await;
+        }
+        out.push(outcome);
     }
     Ok(out)
+}
+
+/// Says, for each entry a replay would not apply because it is not proven firedrill's own,
+/// which and why: an error in the log and a Warning Event on the ledger ConfigMap (what
+/// `kubectl describe configmap` shows). The scheduler also counts them on `/metrics`.
+pub async fn report_rejected(cluster: &KubeCluster, outcome: &LedgerOutcome) {
+    let Ok(report) = &outcome.result else {
+        return;
+    };
+    for rejected in &report.rejected {
+        let text = report
+            .actions
+            .iter()
+            .find(|a| a.step == rejected.step)
+            .map(|a| a.text.as_str())
+            .unwrap_or_default();
+        tracing::error!(ledger = %outcome.ledger, step = %rejected.step, reason = rejected.why.label(), %text, "ledger entry not applied: not proven firedrill's own");
+        let involved = crate::kubernetes::Involved {
+            api_version: "v1",
+            kind: "ConfigMap",
+            namespace: Some(&cluster.namespace),
+            name: &outcome.ledger,
+        };
+        let event = crate::kubernetes::event_about(
+            &involved,
+            &cluster.namespace,
+            true,
+            "LedgerEntryUnverified",
+            &format!("{}: {text}", rejected.step),
+        );
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(cluster.client.clone(), &cluster.namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(ledger = %outcome.ledger, error = %e, "no Event on the ledger");
+        }
+    }
 }
 
 /// What `stop` did, step by step.
@@ -728,23 +789,31 @@ pub async fn stop_saying(
     // created is judged one by one.
     let swept = |r: &ObjectRef| deleted.contains(r);
     let guard = |r: &ObjectRef| protection.check(r);
-    let trust = protection.trust(&guard);
+    phase("reading the ledger key");
+    // Without the key nothing is applied from any ledger (the sweep by label above has run: it
+    // deletes only labelled artifacts of the kinds firedrill creates, outside protected
+    // namespaces); each open ledger says why it was not reverted.
+    let key = crate::ledger_key::read(kube).await;
     phase("reverting open ledgers");
     match cluster.ledgers().await {
         Ok(ledgers) => {
             for (name, ledger) in ledgers {
-                let result = match ledger {
-                    Ok(mut ledger) if ledger.is_open() => {
+                let result = match (ledger, &key) {
+                    (Ok(mut ledger), Ok(key)) if ledger.is_open() => {
                         phase(&format!("reverting {name}"));
+                        let trust = protection.trust(&guard, Some(key));
                         Ok(replay_after_sweep(&cluster, &mut ledger, &trust, &swept).await)
                     }
-                    Ok(_) => continue,
-                    Err(e) => Err(e.to_string()),
+                    (Ok(ledger), Err(e)) if ledger.is_open() => Err(format!("not reverted: {e}")),
+                    (Ok(_), _) => continue,
+                    (Err(e), _) => Err(e.to_string()),
                 };
-                report.ledgers.push(LedgerOutcome {
+                let outcome = LedgerOutcome {
                     ledger: name,
                     result,
-                });
+                };
+                report_rejected(&cluster, &outcome).await;
+                report.ledgers.push(outcome);
             }
         }
         Err(e) => report.remaining.push(format!("ledgers unknown: {e}")),
@@ -803,7 +872,9 @@ pub async fn sweep_expired(
 ) -> Result<Vec<LedgerOutcome>, String> {
     let cluster = KubeCluster::new(kube);
     let guard = |r: &ObjectRef| protection.check(r);
-    let trust = protection.trust(&guard);
+    // The scheduler is what creates the key at first start; it is never without one here
+    // unless the API refuses, and then no ledger is replayed (each says why).
+    let key = crate::ledger_key::read_or_create(kube).await;
     let expired = |at: &str| {
         DateTime::parse_from_rfc3339(at)
             .map(|t| t.with_timezone(&Utc) <= now)
@@ -834,12 +905,31 @@ pub async fn sweep_expired(
         if !(orphaned || expired(&ledger.expires_at)) {
             continue;
         }
-        let report = replay(&cluster, &mut ledger, &trust, false).await;
+        let key = match &key {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(ledger = %name, error = %e, "a ledger its run left open is not reverted: no ledger key");
+                out.push(LedgerOutcome {
+                    ledger: name,
+                    result: Err(format!("not reverted: {e}")),
+                });
+                continue;
+            }
+        };
+        let report = replay(
+            &cluster,
+            &mut ledger,
+            &protection.trust(&guard, Some(key)),
+            false,
+        )
+        .await;
         tracing::warn!(ledger = %name, actions = report.actions.len(), failed = report.failed(), "reverted a ledger its run left open");
-        out.push(LedgerOutcome {
+        let outcome = LedgerOutcome {
             ledger: name,
             result: Ok(report),
-        });
+        };
+        report_rejected(&cluster, &outcome).await;
+        out.push(outcome);
     }
     for kind in ARTIFACT_KINDS {
         let params = ListParams::default().labels(ARTIFACT_SELECTOR);
@@ -955,7 +1045,7 @@ pub fn describe(outcome: &LedgerOutcome) -> Vec<String> {
 /// replay reached, none is a second reading of the records.
 pub async fn render(ledger: &Ledger, protection: &Protection) -> String {
     let guard = |r: &ObjectRef| protection.check(r);
-    let trust = protection.trust(&guard);
+    let trust = protection.trust(&guard, None);
     let previewed = firedrill_rollback::preview(ledger, &trust).await;
     let mut out = String::new();
     let doc = |p: &firedrill_rollback::Previewed, state: Option<&EntryState>| {

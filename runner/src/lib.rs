@@ -15,6 +15,7 @@ pub mod gate;
 pub mod job;
 pub mod kubernetes;
 pub mod ledger;
+pub mod ledger_key;
 pub mod metrics;
 pub mod output;
 pub mod plan;

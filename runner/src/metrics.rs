@@ -45,6 +45,36 @@ pub struct ReloadLabels {
     pub result: ReloadResult,
 }
 
+/// Why a ledger entry was not applied: not proven firedrill's own.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum UnverifiedReason {
+    /// The entry carries no authentication code.
+    no_code,
+    /// Its code does not verify (another key, another run or step, a changed record).
+    wrong_code,
+    /// Its ledger was written before signing (format v1) and waits for a person.
+    unsigned_ledger,
+    /// No ledger key to check it with.
+    no_key,
+}
+
+impl UnverifiedReason {
+    pub fn of(why: &firedrill_rollback::Rejection) -> Self {
+        match why.label() {
+            "no_code" => UnverifiedReason::no_code,
+            "unsigned_ledger" => UnverifiedReason::unsigned_ledger,
+            "no_key" => UnverifiedReason::no_key,
+            _ => UnverifiedReason::wrong_code,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnverifiedLabels {
+    pub reason: UnverifiedReason,
+}
+
 /// The scheduler's families.
 #[derive(Clone, Debug, Default)]
 pub struct SchedulerMetrics {
@@ -54,6 +84,8 @@ pub struct SchedulerMetrics {
     pub reloads: Family<ReloadLabels, Counter>,
     pub tick_errors: Counter,
     pub last_tick_seconds: Gauge,
+    /// Open ledger entries the sweep did not apply because they are not proven firedrill's own.
+    pub unverified: Family<UnverifiedLabels, Counter>,
     /// When the last tick completed, for `/readyz`.
     last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
@@ -91,6 +123,11 @@ impl SchedulerMetrics {
             "firedrill_scheduler_last_tick_timestamp_seconds",
             "When the last tick completed",
             m.last_tick_seconds.clone(),
+        );
+        registry.register(
+            "firedrill_ledger_entries_unverified",
+            "Open ledger entries the sweep did not apply because they are not proven firedrill's own, by reason",
+            m.unverified.clone(),
         );
         m
     }

@@ -278,6 +278,15 @@ impl Scheduler {
                     for line in crate::ledger::describe(outcome) {
                         tracing::warn!(%line, "sweep");
                     }
+                    for rejected in outcome.result.iter().flat_map(|r| &r.rejected) {
+                        self.metrics
+                            .scheduler
+                            .unverified
+                            .get_or_create(&crate::metrics::UnverifiedLabels {
+                                reason: crate::metrics::UnverifiedReason::of(&rejected.why),
+                            })
+                            .inc();
+                    }
                 }
                 report
                     .reverted

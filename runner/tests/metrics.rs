@@ -114,6 +114,13 @@ async fn metrics_health_and_readiness_over_http() {
     exposition.scheduler.fire(FireStatus::fired);
     exposition.scheduler.fire(FireStatus::missed);
     exposition.scheduler.tick_errors.inc();
+    exposition
+        .scheduler
+        .unverified
+        .get_or_create(&firedrill::metrics::UnverifiedLabels {
+            reason: firedrill::metrics::UnverifiedReason::wrong_code,
+        })
+        .inc();
     let (status, content_type, text) = get(&base, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -127,6 +134,7 @@ async fn metrics_health_and_readiness_over_http() {
         "firedrill_scheduler_leader gauge firedrill_scheduler_leader{'cluster': 'eu-1'}=1",
         "firedrill_kill_switch_engaged gauge firedrill_kill_switch_engaged{'cluster': 'eu-1'}=0",
         "firedrill_scheduler_tick_errors counter firedrill_scheduler_tick_errors_total{'cluster': 'eu-1'}=1",
+        "firedrill_ledger_entries_unverified counter firedrill_ledger_entries_unverified_total{'cluster': 'eu-1', 'reason': 'wrong_code'}=1",
     ] {
         assert!(
             families.lines().any(|l| l == line),

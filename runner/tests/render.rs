@@ -167,10 +167,13 @@ fn every_rendered_object_passes_the_official_schemas() {
         "2027-01-15T16:25:00Z",
     );
     ledger.job = Some("pod-kill-monthly-trosc0".into());
-    ledger.push(firedrill_rollback::UndoRecord::Uncordon {
-        node: "node-1".into(),
-        was_unschedulable: false,
-    });
+    ledger.push(
+        firedrill_rollback::UndoRecord::Uncordon {
+            node: "node-1".into(),
+            was_unschedulable: false,
+        },
+        &firedrill_rollback::Key::from_bytes(&[7; 32]).unwrap(),
+    );
     for (name, object) in [
         (
             "ledger.yaml",

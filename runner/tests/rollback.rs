@@ -12,7 +12,7 @@ use chrono::Utc;
 use firedrill::kubernetes::Kube;
 use firedrill::ledger::{self, KubeCluster, Protection, Selection};
 use firedrill_rollback::{
-    apply, Cluster, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
+    apply, Cluster, Key, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -35,6 +35,8 @@ async fn cluster() -> kube::Client {
                 "spec": { "selector": { "app": "db", "tier": "primary" }, "ports": [{ "port": 5432 }] } }),
         json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "api-0", "namespace": "shop", "labels": { "app": "api" } },
                 "spec": { "containers": [{ "name": "api", "image": "api:1" }] } }),
+        json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "firedrill-ledger-key", "namespace": NS },
+                "data": { "key": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=" } }),
     ];
     kube_fake_client::ClientBuilder::new()
         .with_runtime_objects(objects)
@@ -174,6 +176,16 @@ fn nothing_protected() -> Protection {
     Protection::without_drill_file("chaos-testing")
 }
 
+/// The ledger key in the in-memory cluster's Secret (bytes 7 × 32), as the scheduler would have
+/// created it.
+static KEY: std::sync::LazyLock<Key> =
+    std::sync::LazyLock::new(|| Key::from_bytes(&[7; 32]).unwrap());
+
+/// Nothing protected, no drill file; entries signed and verified with [`KEY`].
+fn trusted() -> Trust<'static> {
+    planners_only()
+}
+
 fn unprotected(_: &ObjectRef) -> Option<String> {
     None
 }
@@ -182,10 +194,7 @@ static NO_DRILL_FILE: Scope = Scope { dns: None };
 
 /// Nothing protected, and what firedrill's planners write in scope.
 fn planners_only() -> Trust<'static> {
-    Trust {
-        guard: &unprotected,
-        scope: &NO_DRILL_FILE,
-    }
+    Trust::new(&unprotected, &NO_DRILL_FILE, &KEY)
 }
 
 #[tokio::test]
@@ -218,9 +227,15 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
         }
         // A later process, with only the cluster: the on-call engineer's rollback.
         let cluster = KubeCluster::new(&Kube::new(client.clone(), NS));
-        let outcomes = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
-            .await
-            .unwrap();
+        let outcomes = ledger::rollback(
+            &cluster,
+            &Selection::All,
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert!(
             !outcomes.iter().any(|o| o.failed()),
             "killed after {killed_after}: {outcomes:?}"
@@ -231,9 +246,15 @@ async fn killed_after_any_step_a_later_rollback_restores_every_object_exactly() 
             "killed after {killed_after}: {outcomes:?}"
         );
         // And again: nothing left to do.
-        let again = ledger::rollback(&cluster, &Selection::All, &nothing_protected(), false)
-            .await
-            .unwrap();
+        let again = ledger::rollback(
+            &cluster,
+            &Selection::All,
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert!(again.is_empty(), "{again:?}");
     }
 }
@@ -260,6 +281,7 @@ async fn a_field_changed_by_someone_else_is_left_and_said() {
         &cluster,
         &Selection::Run("run-x".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -343,6 +365,7 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
         &Selection::Run("hand-run".into()),
         &nothing_protected(),
         false,
+        false,
     )
     .await
     .unwrap();
@@ -406,6 +429,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
         &cluster,
         &Selection::Run("stuck-run".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -585,6 +609,7 @@ async fn a_run_id_is_used_once_and_concurrent_writers_never_lose_an_entry() {
         &cluster,
         &Selection::Run("run-w".into()),
         &nothing_protected(),
+        false,
         false,
     )
     .await
@@ -822,15 +847,20 @@ async fn forged_entries_are_refused_by(revert: Revert) {
     apply(&cluster, &mut real, &steps()[1..4], &planners_only())
         .await
         .unwrap();
-    // The forgery, written as a ConfigMap by hand: every label and key a ledger has.
+    // The forgery, written as a ConfigMap by hand: every label and key a ledger has, and each
+    // entry signed with the real key (as if the key had leaked): the scope alone must refuse it.
     let mut data = BTreeMap::from([
-        ("format".to_owned(), "firedrill.io/ledger-v1".to_owned()),
+        ("format".to_owned(), firedrill_rollback::FORMAT.to_owned()),
         ("run".to_owned(), "forged".to_owned()),
         ("drill".to_owned(), "d".to_owned()),
         ("kind".to_owned(), "test".to_owned()),
     ]);
     for (i, (entry, _)) in forged_entries().iter().enumerate() {
-        data.insert(format!("step-{:04}", i + 1), (*entry).to_owned());
+        let mut entry: Value = serde_json::from_str(entry).unwrap();
+        if let Ok(undo) = serde_json::from_value(entry["undo"].clone()) {
+            entry["mac"] = json!(KEY.seal("forged", "d", i + 1, &undo));
+        }
+        data.insert(format!("step-{:04}", i + 1), entry.to_string());
     }
     let forged: ConfigMap = serde_json::from_value(json!({
         "metadata": { "name": "firedrill-ledger-forged", "namespace": NS,
@@ -882,7 +912,7 @@ async fn forged_entries_are_refused_by(revert: Revert) {
             );
             report.ledgers
         }
-        Revert::Rollback => ledger::rollback(&cluster, &Selection::All, &protection, false)
+        Revert::Rollback => ledger::rollback(&cluster, &Selection::All, &protection, false, false)
             .await
             .unwrap(),
     };
@@ -973,7 +1003,7 @@ async fn rollback_refuses_entries_no_planner_writes_and_reverts_the_real_ledger(
 fn saved_ledger(dir: &std::path::Path, entries: &[&str]) -> std::path::PathBuf {
     let mut text = String::from(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: firedrill-ledger-r1\n  namespace: chaos-testing\n\
-         data:\n  format: firedrill.io/ledger-v1\n  run: r1\n  drill: d\n  kind: test\n",
+         data:\n  format: firedrill.io/ledger-v2\n  run: r1\n  drill: d\n  kind: test\n",
     );
     for (i, entry) in entries.iter().enumerate() {
         text.push_str(&format!("  step-{:04}: '{entry}'\n", i + 1));
@@ -1041,9 +1071,10 @@ fn render_shows_the_reverts_verdicts_not_its_own_reading() {
     // Cordoned before the drill: left cordoned, no call.
     let cordoned = by_step("step-0001");
     assert_eq!(cordoned["verdict"], "already as before", "{text}");
+    // Offline there is no key: every entry judged says it was not checked.
     assert_eq!(
         cordoned["why"],
-        "Node node-2 was cordoned before the drill; left cordoned"
+        "Node node-2 was cordoned before the drill; left cordoned (signature not checked: no key given)"
     );
     assert!(cordoned.get("call").is_none(), "{text}");
     // kube-system: refused, and why.
@@ -1275,7 +1306,7 @@ mod render_equals_replay {
         ) {
             let mut ledger = Ledger::new("r1", "d", "test", "2030-01-01T00:00:00Z");
             for (record, state) in entries {
-                let i = ledger.push(record);
+                let i = ledger.push(record, &KEY);
                 ledger.entries[i].state = state;
             }
             let protection = protection();
@@ -1290,7 +1321,8 @@ mod render_equals_replay {
 
             let cluster = LeftByRun::of(&ledger);
             let guard = |r: &ObjectRef| protection.check(r);
-            let trust = protection.trust(&guard);
+            // The real revert has the key; the render, offline, has none and says so.
+            let trust = protection.trust(&guard, Some(&KEY));
             let mut copy = ledger.clone();
             let report = rt.block_on(firedrill_rollback::replay(&cluster, &mut copy, &trust, false));
             let made = cluster.calls.lock().unwrap().clone();
@@ -1299,12 +1331,446 @@ mod render_equals_replay {
             for action in &report.actions {
                 let doc = docs.iter().find(|d| d["step"] == action.step.as_str());
                 prop_assert!(doc.is_some(), "{} missing from\n{}", action.step, text);
-                prop_assert_eq!(doc.unwrap()["why"].as_str(), Some(action.text.as_str()));
+                // Offline, render has no key: what it judged says so, and is otherwise the same.
+                let why = doc.unwrap()["why"].as_str().unwrap();
+                let judged = why.strip_suffix(" (signature not checked: no key given)");
+                prop_assert_eq!(judged.is_some(), !why.starts_with("refused: "), "{}", why);
+                prop_assert_eq!(judged.unwrap_or(why), action.text.as_str());
             }
             // Every entry is shown, newest first.
             let steps: Vec<String> = docs.iter().map(|d| d["step"].as_str().unwrap().to_owned()).collect();
             let want: Vec<String> = ledger.entries.iter().rev().map(|e| format!("step-{:04}", e.seq)).collect();
             prop_assert_eq!(steps, want);
         }
+    }
+}
+
+/// A ledger ConfigMap as someone who can write ConfigMaps in firedrill's namespace would write
+/// it by hand: firedrill's labels, format v2, past its expiry, and these entries as text.
+fn hand_written(run: &str, entries: &[String]) -> ConfigMap {
+    let mut data = BTreeMap::from([
+        ("format".to_owned(), firedrill_rollback::FORMAT.to_owned()),
+        ("run".to_owned(), run.to_owned()),
+        ("drill".to_owned(), "d".to_owned()),
+        ("kind".to_owned(), "test".to_owned()),
+    ]);
+    for (i, e) in entries.iter().enumerate() {
+        data.insert(format!("step-{:04}", i + 1), e.clone());
+    }
+    serde_json::from_value(json!({
+        "metadata": { "name": firedrill_rollback::ledger_name(run), "namespace": NS,
+            "labels": { "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "ledger",
+                        "firedrill.io/run": run, "firedrill.io/drill": "d" },
+            "annotations": { "firedrill.io/expires-at": "2020-01-01T00:00:00Z" } },
+        "data": data }))
+    .unwrap()
+}
+
+/// An entry's text: `undo` in state `applied`, with `mac` if given.
+fn entry_text(undo: &Value, mac: Option<String>) -> String {
+    let mut e = json!({ "undo": undo, "state": "applied" });
+    if let Some(mac) = mac {
+        e["mac"] = json!(mac);
+    }
+    e.to_string()
+}
+
+/// Objects only the forged ledgers name, each in a state in which its forged entry would act.
+async fn bank(client: &kube::Client) -> BTreeMap<String, Value> {
+    let objects = [
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "payments", "namespace": "bank" },
+                "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "payments" } }, "template": { "metadata": { "labels": { "app": "payments" } }, "spec": { "containers": [{ "name": "p", "image": "p:1" }] } } } }),
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "vault", "namespace": "bank" },
+                "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "vault" } }, "template": { "metadata": { "labels": { "app": "vault" } }, "spec": { "containers": [{ "name": "v", "image": "v:1" }] } } } }),
+    ];
+    for o in objects {
+        Api::<Deployment>::namespaced(client.clone(), "bank")
+            .create(&Default::default(), &serde_json::from_value(o).unwrap())
+            .await
+            .unwrap();
+    }
+    Api::<Service>::namespaced(client.clone(), "bank")
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": "ledger-db", "namespace": "bank" },
+            "spec": { "selector": { "app": "ledger-db" }, "ports": [{ "port": 5432 }] } }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": "node-3" }, "spec": { "unschedulable": true } }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    bank_state(client).await
+}
+
+/// The objects only the forged ledgers name, exactly as the API server holds them.
+async fn bank_state(client: &kube::Client) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for name in ["payments", "vault"] {
+        let d = Api::<Deployment>::namespaced(client.clone(), "bank")
+            .get_opt(name)
+            .await
+            .unwrap();
+        out.insert(
+            format!("Deployment bank/{name}"),
+            serde_json::to_value(d).unwrap(),
+        );
+    }
+    let s = Api::<Service>::namespaced(client.clone(), "bank")
+        .get_opt("ledger-db")
+        .await
+        .unwrap();
+    out.insert(
+        "Service bank/ledger-db".into(),
+        serde_json::to_value(s).unwrap(),
+    );
+    let n = Api::<Node>::all(client.clone())
+        .get_opt("node-3")
+        .await
+        .unwrap();
+    out.insert("Node node-3".into(), serde_json::to_value(n).unwrap());
+    out
+}
+
+/// Issue #22: hand-written ledgers whose entries firedrill cannot prove it wrote (no code, a
+/// wrong one, one made with another key, entries copied from a real run's ledger, a signed
+/// entry with one field changed) are applied by neither the scheduler's sweep, nor `rollback`,
+/// nor `stop`; each entry is reported (a line, an Event on its ledger); the objects they name
+/// are byte-identical afterwards, and the real ledger next to them reverts as before.
+#[tokio::test]
+async fn forged_ledger_entries_are_applied_by_neither_the_sweep_rollback_nor_stop() {
+    let client = cluster().await;
+    let kube = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&kube);
+    let bank_before = bank(&client).await;
+    let before = state(&client).await;
+    let mut real = Ledger::new("real-run", "d", "test", "2099-01-01T00:00:00Z");
+    real.job = Some("real-job".into());
+    apply(&cluster, &mut real, &steps(), &trusted())
+        .await
+        .unwrap();
+    let during = state(&client).await;
+
+    let forged = [
+        json!({ "type": "restore-replicas", "target": { "kind": "Deployment", "namespace": "bank", "name": "payments" }, "prior": 0, "applied": 3 }),
+        json!({ "type": "uncordon", "node": "node-3", "was_unschedulable": false }),
+        json!({ "type": "restore-selector", "service": { "kind": "Service", "namespace": "bank", "name": "ledger-db" }, "prior": { "app": "attacker" }, "applied": { "app": "ledger-db" } }),
+        json!({ "type": "delete-created", "target": { "kind": "Deployment", "namespace": "bank", "name": "vault" } }),
+    ];
+    let seal = |key: &Key, run: &str, seq: usize, undo: &Value| {
+        key.seal(
+            run,
+            "d",
+            seq,
+            &serde_json::from_value(undo.clone()).unwrap(),
+        )
+    };
+    let other = Key::from_bytes(&[9; 32]).unwrap();
+    let each = |run: &str, mac: &dyn Fn(usize, &Value) -> Option<String>| {
+        let entries: Vec<String> = forged
+            .iter()
+            .enumerate()
+            .map(|(i, u)| entry_text(u, mac(i + 1, u)))
+            .collect();
+        hand_written(run, &entries)
+    };
+    // A real entry, signed where it stands, then its prior count changed from 3 to 0.
+    let harmless = json!({ "type": "restore-replicas", "target": { "kind": "Deployment", "namespace": "bank", "name": "payments" }, "prior": 3, "applied": 3 });
+    let changed = entry_text(&harmless, Some(seal(&KEY, "changed-run", 1, &harmless)))
+        .replace("\"prior\":3", "\"prior\":0");
+    let stored_real = cluster
+        .ledger("real-run")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .to_stored();
+    let copied: Vec<String> = stored_real
+        .data
+        .iter()
+        .filter(|(k, _)| k.starts_with("step-"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let ledgers = [
+        each("no-code-run", &|_, _| None),
+        each("wrong-code-run", &|_, _| Some("ab".repeat(32))),
+        each("other-key-run", &|seq, u| {
+            Some(seal(&other, "other-key-run", seq, u))
+        }),
+        hand_written("copied-run", &copied),
+        hand_written("changed-run", &[changed]),
+    ];
+    let names: Vec<String> = ledgers
+        .iter()
+        .map(|l| l.metadata.name.clone().unwrap())
+        .collect();
+    for ledger in &ledgers {
+        Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .create(&Default::default(), ledger)
+            .await
+            .unwrap();
+        // Readable entries, every one: only the code stands between them and a revert.
+        let run = &ledger.data.as_ref().unwrap()["run"];
+        let read = cluster.ledger(run).await.unwrap().unwrap().unwrap();
+        assert!(
+            read.unreadable.is_empty() && !read.entries.is_empty(),
+            "{read:?}"
+        );
+    }
+    let rejected_in = |outcomes: &[ledger::LedgerOutcome]| -> BTreeMap<String, usize> {
+        outcomes
+            .iter()
+            .map(|o| {
+                let report = o.result.as_ref().unwrap();
+                assert!(
+                    report
+                        .actions
+                        .iter()
+                        .all(|a| a.outcome == firedrill_rollback::Outcome::Failed
+                            && a.text.contains("DOES NOT VERIFY, not applied")),
+                    "{o:#?}"
+                );
+                (o.ledger.clone(), report.rejected.len())
+            })
+            .collect()
+    };
+    let expected: BTreeMap<String, usize> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                if n.contains("copied") {
+                    copied.len()
+                } else if n.contains("changed") {
+                    1
+                } else {
+                    4
+                },
+            )
+        })
+        .collect();
+
+    // The scheduler's sweep: every forged ledger is past its expiry; the real run's Job runs.
+    let running = BTreeSet::from(["real-job".to_owned()]);
+    let swept = ledger::sweep_expired(&kube, Utc::now(), &running, &nothing_protected())
+        .await
+        .unwrap();
+    assert_eq!(rejected_in(&swept), expected);
+    assert_eq!(
+        state(&client).await,
+        during,
+        "the sweep applied a forged entry"
+    );
+    assert_eq!(bank_state(&client).await, bank_before);
+
+    // `rollback` of each forged run.
+    for name in &names {
+        let run = name.trim_start_matches("firedrill-ledger-");
+        let outcomes = ledger::rollback(
+            &cluster,
+            &Selection::Run(run.into()),
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rejected_in(&outcomes),
+            BTreeMap::from([(name.clone(), expected[name])])
+        );
+        let lines: Vec<String> = outcomes.iter().flat_map(ledger::describe).collect();
+        assert!(
+            lines.iter().all(|l| l.contains("FAILED: DOES NOT VERIFY")),
+            "{lines:#?}"
+        );
+    }
+    assert_eq!(
+        state(&client).await,
+        during,
+        "rollback applied a forged entry"
+    );
+    assert_eq!(bank_state(&client).await, bank_before);
+
+    // `stop`: the real ledger reverts as before; the forged ones stay open, and stop says so.
+    let report = ledger::stop(&kube, "INC-22", "oncall", &nothing_protected()).await;
+    assert!(!report.clean(), "forged ledgers remain open: {report:#?}");
+    let by_stop: Vec<ledger::LedgerOutcome> = report
+        .ledgers
+        .into_iter()
+        .filter(|o| o.ledger != "firedrill-ledger-real-run")
+        .collect();
+    assert_eq!(rejected_in(&by_stop), expected);
+    assert_eq!(
+        state(&client).await,
+        before,
+        "the real run reverted exactly"
+    );
+    assert_eq!(bank_state(&client).await, bank_before, "byte-identical");
+    for name in &names {
+        assert!(
+            report
+                .remaining
+                .contains(&format!("ledger {name} still open")),
+            "{:?}",
+            report.remaining
+        );
+    }
+
+    // Each was reported on its ledger, for `kubectl describe configmap`.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    for name in &names {
+        let on = events
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name.as_str()))
+            .filter(|e| e.reason.as_deref() == Some("LedgerEntryUnverified"))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .count();
+        // Once by the sweep, once by rollback, once by stop, for each entry.
+        assert_eq!(on, 3 * expected[name], "{name}");
+    }
+    assert!(!events
+        .iter()
+        .any(|e| e.involved_object.name.as_deref() == Some("firedrill-ledger-real-run")));
+}
+
+/// The key is read with the caller's rights: without them, `rollback` reverts nothing and says
+/// what to grant; `stop` still sweeps labelled artifacts and engages the switch, reverts no
+/// ledger and says why.
+#[tokio::test]
+async fn without_the_ledger_key_nothing_is_reverted_from_a_ledger_and_the_fix_is_named() {
+    let inner = cluster().await;
+    let kube = Kube::new(inner.clone(), NS);
+    let mut real = Ledger::new("run-k", "d", "test", "2099-01-01T00:00:00Z");
+    apply(&KubeCluster::new(&kube), &mut real, &steps(), &trusted())
+        .await
+        .unwrap();
+    let during = state(&inner).await;
+    // The caller may not read Secrets: the API server answers 403.
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        async move {
+            if request.uri().path().contains("/secrets") {
+                let body = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                    "message": "secrets \"firedrill-ledger-key\" is forbidden: User \"dev\" cannot get resource \"secrets\"" });
+                return Ok::<_, kube::Error>(
+                    http::Response::builder()
+                        .status(403)
+                        .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+            }
+            inner.send(request).await
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let forbidden = Kube::new(client.clone(), NS);
+    let cluster = KubeCluster::new(&forbidden);
+    let err = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-k".into()),
+        &nothing_protected(),
+        false,
+        false,
+    )
+    .await
+    .unwrap_err();
+    let ledger::RollbackError::Key(e) = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        e.to_string()
+            .contains("cannot read Secret chaos-testing/firedrill-ledger-key")
+            && e.to_string()
+                .contains("--verb=get --resource=secrets --resource-name=firedrill-ledger-key"),
+        "{e}"
+    );
+    // A dry run still shows what a revert would do, and that it did not check.
+    let dry = ledger::rollback(
+        &cluster,
+        &Selection::Run("run-k".into()),
+        &nothing_protected(),
+        true,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        dry[0]
+            .result
+            .as_ref()
+            .unwrap()
+            .actions
+            .iter()
+            .any(|a| a.text.ends_with("(signature not checked: no key given)")),
+        "{dry:#?}"
+    );
+    assert_eq!(state(&client).await, during);
+
+    let report = ledger::stop(&forbidden, "INC-1", "dev", &nothing_protected()).await;
+    assert_eq!(report.ledgers.len(), 1);
+    let why = report.ledgers[0].result.as_ref().unwrap_err();
+    assert!(
+        why.starts_with("not reverted: cannot read Secret chaos-testing/firedrill-ledger-key"),
+        "{why}"
+    );
+    assert!(
+        report.kill_switch.is_ok() && report.swept.iter().all(Result::is_ok),
+        "{report:#?}"
+    );
+    // The sweep by label removed the drill's NetworkPolicy; nothing a ledger entry names changed.
+    let mut after = state(&client).await;
+    let mut expected = during.clone();
+    assert!(expected.remove("NetworkPolicy firedrill-deny").is_some());
+    after.remove("NetworkPolicy firedrill-deny");
+    assert_eq!(after, expected);
+}
+
+/// The example ledger is what firedrill writes: format v2, every entry's code verifies (with the
+/// example key, bytes 7 × 32), and one changed byte does not.
+#[test]
+fn the_example_ledger_is_signed_as_firedrill_signs() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ledger.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let cm = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(&text).unwrap());
+    let data: BTreeMap<String, String> = serde_json::from_value(cm["data"].clone()).unwrap();
+    let stored = firedrill_rollback::Stored {
+        name: cm["metadata"]["name"].as_str().unwrap().to_owned(),
+        data,
+        ..Default::default()
+    };
+    let ledger = Ledger::from_stored(&stored).unwrap();
+    assert!(!ledger.unsigned && ledger.unreadable.is_empty() && ledger.entries.len() == 5);
+    for e in &ledger.entries {
+        assert_eq!(
+            KEY.verify(&ledger.run, &ledger.drill, e.seq, &e.undo, e.mac.as_deref()),
+            Ok(()),
+            "step {}",
+            e.seq
+        );
+        assert!(KEY
+            .verify(
+                &ledger.run,
+                &ledger.drill,
+                e.seq + 1,
+                &e.undo,
+                e.mac.as_deref()
+            )
+            .is_err());
     }
 }

@@ -191,6 +191,10 @@ async fn ledger_cluster() -> KubeCluster {
     KubeCluster::new(&Kube::new(client, NS))
 }
 
+/// The ledger key these tests sign and verify with.
+static KEY: std::sync::LazyLock<rollback::Key> =
+    std::sync::LazyLock::new(|| rollback::Key::from_bytes(&[7; 32]).unwrap());
+
 fn no_guard(_: &rollback::ObjectRef) -> Option<String> {
     None
 }
@@ -201,10 +205,7 @@ async fn weights_fail_over_and_come_back_exactly() {
     // Active-passive: eu-west-1 has weight 0 until us-east-1 fails.
     let zone = zone(&endpoint, (100, 0)).await;
     let scope = zone.scope();
-    let trust = rollback::Trust {
-        guard: &no_guard,
-        scope: &scope,
-    };
+    let trust = rollback::Trust::new(&no_guard, &scope, &KEY);
     let before = zone.state().await;
     let rf = zone.failover(DnsMethod::Weights);
     let steps = zone.steps(&rf).await;
@@ -248,10 +249,7 @@ async fn an_inverted_health_check_is_put_back() {
     let Some(endpoint) = moto() else { return };
     let zone = zone(&endpoint, (50, 50)).await;
     let scope = zone.scope();
-    let trust = rollback::Trust {
-        guard: &no_guard,
-        scope: &scope,
-    };
+    let trust = rollback::Trust::new(&no_guard, &scope, &KEY);
     let before = zone.state().await;
     let rf = zone.failover(DnsMethod::HealthCheck);
     let steps = zone.steps(&rf).await;
@@ -297,10 +295,7 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
         for k in 0..2 {
             let zone = zone(&endpoint, (100, 0)).await;
             let scope = zone.scope();
-            let trust = rollback::Trust {
-                guard: &no_guard,
-                scope: &scope,
-            };
+            let trust = rollback::Trust::new(&no_guard, &scope, &KEY);
             let before = zone.state().await;
             let steps = zone.steps(&zone.failover(DnsMethod::Weights)).await;
             let cluster = ledger_cluster().await;
@@ -310,7 +305,7 @@ async fn a_crash_after_each_step_is_undone_from_the_ledger_alone() {
                 .await
                 .unwrap();
             // Step k+1: its record written first, as the applier does; then the crash.
-            ledger.push(steps[k].undo.clone());
+            ledger.push(steps[k].undo.clone(), &KEY);
             cluster.save(&mut ledger).await.unwrap();
             if made {
                 cluster.execute(&steps[k].forward).await.unwrap();
@@ -334,10 +329,7 @@ async fn a_record_someone_changed_since_is_left_and_said() {
     let Some(endpoint) = moto() else { return };
     let zone = zone(&endpoint, (50, 50)).await;
     let scope = zone.scope();
-    let trust = rollback::Trust {
-        guard: &no_guard,
-        scope: &scope,
-    };
+    let trust = rollback::Trust::new(&no_guard, &scope, &KEY);
     let steps = zone.steps(&zone.failover(DnsMethod::Weights)).await;
     let cluster = ledger_cluster().await;
     let mut ledger = Ledger::new(

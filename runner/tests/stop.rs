@@ -56,9 +56,20 @@ async fn stop_costs_calls_per_kind_of_artifact_not_per_artifact() {
         phases.last().map(String::as_str),
         Some("checking that nothing remains")
     );
-    // 1 kill switch + 1 Jobs + 4 kinds listed + 4 kinds × 10 namespaces swept + 1 ledger list
-    // + 10 ledgers saved (replaced at the version read) + 4 kinds and 1 ledger list to verify.
-    assert_eq!(calls.len(), 1 + 1 + 4 + 40 + 1 + 10 + 4 + 1, "{calls:#?}");
+    // 1 kill switch + 1 Jobs + 4 kinds listed + 4 kinds × 10 namespaces swept + 1 ledger key
+    // (by name) + 1 ledger list + 10 ledgers saved (replaced at the version read) + 4 kinds and
+    // 1 ledger list to verify.
+    assert_eq!(
+        calls.len(),
+        1 + 1 + 4 + 40 + 1 + 1 + 10 + 4 + 1,
+        "{calls:#?}"
+    );
+    assert!(
+        calls.contains(
+            &"GET /api/v1/namespaces/chaos-testing/secrets/firedrill-ledger-key?".to_owned()
+        ),
+        "{calls:#?}"
+    );
 
     let (few, report, _) = stop(100).await;
     assert!(report.clean(), "{report:#?}");

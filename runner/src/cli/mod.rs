@@ -181,6 +181,12 @@ pub enum Command {
         /// Print what would be reverted; change nothing.
         #[arg(long, conflicts_with = "render")]
         dry_run: bool,
+        /// With --run: also revert that run's ledger if it was written before ledger entries
+        /// were signed (format ledger-v1), which firedrill cannot prove its own. A deliberate
+        /// step after reading what the ledger names (`--dry-run` first); protected objects are
+        /// still refused. The sweeper and `stop` never do this.
+        #[arg(long, requires = "run", conflicts_with = "render")]
+        accept_unsigned: bool,
         /// A ledger ConfigMap saved as YAML (`kubectl get configmap firedrill-ledger-RUN -o yaml`).
         #[arg(long, value_name = "FILE", requires = "render")]
         ledger: Option<PathBuf>,

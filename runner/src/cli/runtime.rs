@@ -228,6 +228,7 @@ pub fn run(command: Command) -> ExitCode {
                 drill,
                 all,
                 dry_run,
+                accept_unsigned,
                 ledger,
                 render,
             } => match (ledger, run, drill, all) {
@@ -238,9 +239,15 @@ pub fn run(command: Command) -> ExitCode {
                 }
                 _ if render => Err(ExitCode::from(EXIT_USAGE)),
                 (Some(_), ..) => Err(ExitCode::from(EXIT_USAGE)),
-                (_, Some(run), _, _) => rollback(&target, Selection::Run(run), dry_run).await,
-                (_, _, Some(drill), _) => rollback(&target, Selection::Drill(drill), dry_run).await,
-                (_, _, _, true) => rollback(&target, Selection::All, dry_run).await,
+                (_, Some(run), _, _) => {
+                    rollback(&target, Selection::Run(run), dry_run, accept_unsigned).await
+                }
+                // Only ever for one run, named (clap requires --run; this is the second lock).
+                _ if accept_unsigned => Err(ExitCode::from(EXIT_USAGE)),
+                (_, _, Some(drill), _) => {
+                    rollback(&target, Selection::Drill(drill), dry_run, false).await
+                }
+                (_, _, _, true) => rollback(&target, Selection::All, dry_run, false).await,
                 _ => Err(ExitCode::from(EXIT_USAGE)),
             },
             Command::Validate { .. }
@@ -951,21 +958,27 @@ async fn rollback(
     target: &ClusterTarget,
     selection: Selection,
     dry_run: bool,
+    accept_unsigned: bool,
 ) -> Result<ExitCode, ExitCode> {
     let started = std::time::Instant::now();
     let (kube, protection, _) = resolve_target(target).await?;
     let cluster = ledger::KubeCluster::new(&kube);
-    let outcomes = match ledger::rollback(&cluster, &selection, &protection, dry_run).await {
-        Ok(o) => o,
-        Err(ledger::RollbackError::NoLedger(e)) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-        Err(ledger::RollbackError::Api(e)) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-    };
+    let outcomes =
+        match ledger::rollback(&cluster, &selection, &protection, dry_run, accept_unsigned).await {
+            Ok(o) => o,
+            Err(ledger::RollbackError::NoLedger(e)) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            Err(ledger::RollbackError::Api(e)) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_ERROR));
+            }
+            Err(ledger::RollbackError::Key(e)) => {
+                eprintln!("error: nothing was reverted: {e}");
+                return Ok(ExitCode::from(EXIT_ERROR));
+            }
+        };
     let mut out = Lines::new();
     if outcomes.is_empty() {
         say!(

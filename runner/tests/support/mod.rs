@@ -31,7 +31,8 @@ pub fn service(var: &str) -> Option<url::Url> {
 }
 
 /// (API group, resource, verb) granted by every Role and ClusterRole among the YAML documents
-/// of `text`, with the object that grants it.
+/// of `text`, with the object that grants it. A rule restricted by `resourceNames` grants
+/// `resource[name]` for each name, which only a call on that object uses (see [`verb`]).
 pub fn rbac_grants(text: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
     let mut out = std::collections::BTreeSet::new();
     for doc in text.split("\n---\n").filter(|d| !d.trim().is_empty()) {
@@ -59,8 +60,17 @@ pub fn rbac_grants(text: &str) -> std::collections::BTreeSet<(String, String, St
                     })
                     .unwrap_or_else(Vec::new)
             };
+            let names = each("resourceNames");
+            let resources: Vec<String> = if names.is_empty() {
+                each("resources")
+            } else {
+                each("resources")
+                    .iter()
+                    .flat_map(|r| names.iter().map(move |n| format!("{r}[{n}]")))
+                    .collect()
+            };
             for group in each("apiGroups") {
-                for resource in each("resources") {
+                for resource in &resources {
                     for verb in each("verbs") {
                         out.insert((object.clone(), group.clone(), resource.clone(), verb));
                     }
@@ -72,7 +82,8 @@ pub fn rbac_grants(text: &str) -> std::collections::BTreeSet<(String, String, St
 }
 
 /// What no firedrill role may ever grant: everything (`*`), privilege escalation (`escalate`,
-/// `bind`, `impersonate`), or reading Secrets. Returns each offending grant.
+/// `bind`, `impersonate`), or reading Secrets — but the ledger key, `get` by name only (never
+/// list or watch, which would show every Secret). Returns each offending grant.
 pub fn forbidden_grants(text: &str) -> Vec<String> {
     rbac_grants(text)
         .into_iter()
@@ -82,6 +93,8 @@ pub fn forbidden_grants(text: &str) -> Vec<String> {
                 || verb == "*"
                 || ["escalate", "bind", "impersonate"].contains(&verb.as_str())
                 || (resource == "secrets" && ["get", "list", "watch"].contains(&verb.as_str()))
+                || (resource.starts_with("secrets[")
+                    && (resource != "secrets[firedrill-ledger-key]" || verb != "get"))
         })
         .map(|(object, group, resource, verb)| format!("{object}: {group}/{resource} {verb}"))
         .collect()
@@ -225,6 +238,11 @@ pub fn verb(call: &str) -> (String, String, String) {
         ("DELETE", true) => "delete",
         ("DELETE", false) => "deletecollection",
         other => panic!("{other:?}"),
+    };
+    // A Secret is only ever read by name, under a rule restricted to that name.
+    let resource = match rest {
+        ["namespaces", _, "secrets", name] if verb == "get" => format!("secrets[{name}]"),
+        _ => resource,
     };
     (api_group(path), resource, verb.to_owned())
 }

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use tower_test::mock;
 
 const NS: &str = "chaos-testing";
+/// The ledger key in the Secret the API serves.
+pub const KEY: [u8; 32] = [7; 32];
 
 /// A small API server: artifacts by (resource, namespace), ledgers, and every call it saw.
 #[derive(Default)]
@@ -87,6 +89,10 @@ impl Api {
                 )
             }
             ("DELETE", "jobs", Some(_), None) => (200, status(200, "Success")),
+            ("GET", "secrets", Some(_), Some(name)) if name == "firedrill-ledger-key" => (
+                200,
+                serde_json::to_value(firedrill::ledger_key::key_secret(NS, &KEY)).unwrap(),
+            ),
             ("GET", resource, None, None) => {
                 assert!(query.contains("firedrill.io%2Fartifact%3Dtrue"), "{query}");
                 let items: Vec<Value> = self
@@ -118,6 +124,7 @@ impl Api {
 /// over 10 namespaces, made by 10 runs whose ledgers record every one of them.
 pub fn world(artifacts: usize) -> Api {
     let mut api = Api::default();
+    let key = firedrill_rollback::Key::from_bytes(&KEY).unwrap();
     let mut ledgers: Vec<Ledger> = (0..10)
         .map(|r| Ledger::new(&format!("run-{r}"), "drill", "test", "2099-01-01T00:00:00Z"))
         .collect();
@@ -134,9 +141,12 @@ pub fn world(artifacts: usize) -> Api {
                 .entry((resource.to_owned(), ns.clone()))
                 .or_default()
                 .insert(name.clone());
-            ledgers[i % 10].push(UndoRecord::DeleteCreated {
-                target: ObjectRef::namespaced(kind, &ns, &name),
-            });
+            ledgers[i % 10].push(
+                UndoRecord::DeleteCreated {
+                    target: ObjectRef::namespaced(kind, &ns, &name),
+                },
+                &key,
+            );
         }
     }
     for ledger in ledgers {
