@@ -4,7 +4,8 @@
 //! (scripts/mutants.sh) found they left open.
 
 use firedrill_rollback::{
-    decide, Decision, EntryState, Key, Ledger, ObjectKind, ObjectRef, Operation, UndoRecord,
+    decide, replay, replay_after_sweep, AsLeft, Decision, EntryState, Key, Ledger, ObjectKind,
+    ObjectRef, Operation, Outcome, Scope, Trust, UndoRecord,
 };
 use serde_json::{json, Value};
 
@@ -339,4 +340,71 @@ fn an_irreversible_record_is_left_and_said_every_time() {
         decide("run-1", &record, None),
         Decision::Leave("promotion: the standby was promoted; fail back by hand".into())
     );
+}
+
+fn open_ledger() -> Ledger {
+    let mut ledger = ledger();
+    ledger.push(uncordon("n1"), &KEY);
+    ledger.push(
+        UndoRecord::DeleteCreated {
+            target: ObjectRef::namespaced(ObjectKind::NetworkPolicy, "shop", "firedrill-deny"),
+        },
+        &KEY,
+    );
+    for entry in &mut ledger.entries {
+        entry.state = EntryState::Applied;
+    }
+    ledger
+}
+
+fn unprotected(_: &ObjectRef) -> Option<String> {
+    None
+}
+
+/// A dry run says what it would do and does nothing: no call, and the ledger as it was.
+#[tokio::test]
+async fn a_dry_run_changes_neither_the_cluster_nor_the_ledger() {
+    let mut ledger = open_ledger();
+    let cluster = AsLeft::of(&ledger);
+    let scope = Scope::without_drill_file();
+    let trust = Trust::new(&unprotected, &scope, &KEY);
+    let before = ledger.clone();
+    let report = replay(&cluster, &mut ledger, &trust, true).await;
+    assert!(cluster.executed().is_empty(), "{:?}", cluster.executed());
+    assert_eq!(ledger, before);
+    let outcomes: Vec<Outcome> = report.actions.iter().map(|a| a.outcome.clone()).collect();
+    assert_eq!(outcomes, [Outcome::WouldRevert, Outcome::WouldRevert]);
+    // The same for real: both undone, the ledger closed.
+    let report = replay(&cluster, &mut ledger, &trust, false).await;
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(cluster.executed().len(), 2);
+    assert!(!ledger.is_open());
+}
+
+/// After `stop`'s sweep by label, what the sweep deleted is closed without a call; the rest is
+/// replayed as usual.
+#[tokio::test]
+async fn after_a_sweep_what_it_deleted_is_closed_without_a_call() {
+    let mut ledger = open_ledger();
+    let cluster = AsLeft::of(&ledger);
+    let scope = Scope::without_drill_file();
+    let trust = Trust::new(&unprotected, &scope, &KEY);
+    let swept = |r: &ObjectRef| r.kind == ObjectKind::NetworkPolicy;
+    let report = replay_after_sweep(&cluster, &mut ledger, &trust, &swept).await;
+    let outcomes: Vec<(&str, Outcome)> = report
+        .actions
+        .iter()
+        .map(|a| (a.step.as_str(), a.outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("step-0002", Outcome::AlreadyDone),
+            ("step-0001", Outcome::Reverted)
+        ]
+    );
+    assert!(report.actions[0].text.contains("removed by the sweep"));
+    // Only the uncordon was a call.
+    assert_eq!(cluster.executed().len(), 1);
+    assert!(!ledger.is_open());
 }
