@@ -392,7 +392,8 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
     let zone = route53_zone(moto.as_str().trim_end_matches('/')).await;
     let table = support::unique("markers").replace('-', "_");
-    let run = support::unique("lag");
+    // A run id is a DNS label, as a Job name gives it: the objects it names must be too.
+    let run = support::unique("lag").replace('_', "-");
     let route53 = slow_proxy(&zone.endpoint, ROUTE53_DELAY).await;
     let text = drill(
         &table,
@@ -551,7 +552,7 @@ async fn without_lag_the_rpo_is_zero() {
     region_workload(&client).await;
     let probe = support::serve(|_| (200, Duration::ZERO)).await;
     let table = support::unique("markers").replace('-', "_");
-    let run = support::unique("nolag");
+    let run = support::unique("nolag").replace('_', "-");
     // Promotes, then renames all but the run's first marker on the old primary.
     let fenced = format!("{run}_fenced");
     let promote = promote_standby(&standby.url)
@@ -809,7 +810,7 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
         &probe.url,
         &zone.yaml,
     );
-    let (config, drill, run_ref) = one_drill(&text, &support::unique("ks"));
+    let (config, drill, run_ref) = one_drill(&text, &support::unique("ks").replace('_', "-"));
     let engage = {
         let client = client.clone();
         tokio::spawn(async move {
