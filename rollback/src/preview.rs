@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::ledger::Ledger;
 use crate::object::{apply_merge_patch, merge_patch, ObjectRef, Operation};
-use crate::replay::{rehearse, Action, Cluster, Done, Outcome, Trust};
+use crate::replay::{rehearse, Action, Cluster, Done, Outcome, Rejection, Trust};
 use crate::undo::UndoRecord;
 
 /// A cluster holding what a ledger's open entries say the run left: every object it created
@@ -157,6 +157,8 @@ impl Cluster for AsLeft {
 pub struct Previewed {
     pub action: Action,
     pub operation: Option<Operation>,
+    /// Why the entry is not proven firedrill's own, when it is not (checked only with a key).
+    pub rejection: Option<Rejection>,
 }
 
 /// Replays a copy of `ledger` on [`AsLeft::of`] it, with `trust`: newest first, what the real
@@ -176,7 +178,16 @@ pub async fn preview(ledger: &Ledger, trust: &Trust<'_>) -> Vec<Previewed> {
                 Outcome::Reverted => made.next(),
                 _ => None,
             };
-            Previewed { action, operation }
+            let rejection = report
+                .rejected
+                .iter()
+                .find(|r| r.step == action.step)
+                .map(|r| r.why);
+            Previewed {
+                action,
+                operation,
+                rejection,
+            }
         })
         .collect()
 }

@@ -1043,10 +1043,14 @@ pub fn describe(outcome: &LedgerOutcome) -> Vec<String> {
 /// on a cluster in memory that holds each object as the run left it, with `protection` (the
 /// same guard and scope as a real revert): every verdict and operation printed is one the
 /// replay reached, none is a second reading of the records.
-pub async fn render(ledger: &Ledger, protection: &Protection) -> String {
+pub async fn render(ledger: &Ledger, protection: &Protection, key: Option<&Key>) -> String {
     let guard = |r: &ObjectRef| protection.check(r);
-    let trust = protection.trust(&guard, None);
+    let trust = protection.trust(&guard, key);
     let previewed = firedrill_rollback::preview(ledger, &trust).await;
+    let rejected: BTreeMap<&str, firedrill_rollback::Rejection> = previewed
+        .iter()
+        .filter_map(|p| Some((p.action.step.as_str(), p.rejection?)))
+        .collect();
     let mut out = String::new();
     let doc = |p: &firedrill_rollback::Previewed, state: Option<&EntryState>| {
         let verdict = match p.action.outcome {
@@ -1054,11 +1058,26 @@ pub async fn render(ledger: &Ledger, protection: &Protection) -> String {
             Outcome::AlreadyDone => "already as before",
             Outcome::Left => "left",
             Outcome::Failed if p.action.text.starts_with("refused: ") => "refused",
+            Outcome::Failed if rejected.contains_key(p.action.step.as_str()) => "not verified",
             Outcome::Failed => "not undone",
         };
         let mut doc = serde_json::json!({ "step": p.action.step, "verdict": verdict });
         if let Some(state) = state {
             doc["state"] = serde_json::json!(state);
+            // What the entry's code says: checked only with the key, as a real revert checks it.
+            let signature = match (rejected.get(p.action.step.as_str()), key) {
+                (Some(firedrill_rollback::Rejection::Unverified(why)), _) => {
+                    format!("DOES NOT VERIFY ({why})")
+                }
+                (Some(firedrill_rollback::Rejection::Unsigned), _) => {
+                    "unsigned (ledger-v1: needs --accept-unsigned)".to_owned()
+                }
+                (Some(firedrill_rollback::Rejection::NoKey), _) | (None, None) => {
+                    "not checked (no key given)".to_owned()
+                }
+                (None, Some(_)) => "verified".to_owned(),
+            };
+            doc["signature"] = serde_json::json!(signature);
         }
         doc["why"] = Value::String(p.action.text.clone());
         if let Some(operation) = &p.operation {

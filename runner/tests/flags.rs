@@ -108,6 +108,12 @@ const REFUSED: &[(&[&str], &str, &str)] = &[
     ),
     (&["rollback", "--ledger", "l.yaml"], "--ledger", "--render"),
     (&["rollback", "--render"], "--render", "--ledger"),
+    (&["rollback", "--run", "r1", "--key", "k"], "--key", "--run"),
+    (
+        &["rollback", "--ledger", "l.yaml", "--key", "k"],
+        "--ledger",
+        "--render",
+    ),
     (&["rollback", "--all", "--run", "r1"], "--all", "--run"),
     (&["rollback", "--all", "--drill", "d"], "--all", "--drill"),
     (

@@ -1139,9 +1139,16 @@ impl LeftByRun {
                             json!({ "firedrill.io/run": ledger.run });
                     }
                     U::RestoreField {
-                        target, applied, ..
+                        target,
+                        applied,
+                        path,
+                        ..
                     } => {
-                        // The only field in scope: the partition label.
+                        // The only field in scope: the partition label. Any other path is
+                        // refused before its object is read, so what it holds does not matter.
+                        if path != "/metadata/labels/firedrill.io~1partition" {
+                            continue;
+                        }
                         let o = at(&mut objects, target);
                         match applied {
                             Some(v) => {
@@ -1299,19 +1306,28 @@ mod render_equals_replay {
         #![proptest_config(ProptestConfig::with_cases(500))]
 
         /// What `--render` prints, read back from its YAML, is call for call what `replay` makes
-        /// on a cluster left as the ledger says, with the same guard and scope.
+        /// on a cluster left as the ledger says, with the same guard and scope. With the key
+        /// (`--key`), entries whose code was tampered with are judged as the real revert judges
+        /// them; without it, render cannot know, so none is tampered with.
         #[test]
         fn the_calls_render_prints_are_the_calls_replay_makes(
-            entries in proptest::collection::vec((arb_record(), arb_state()), 0..8)
+            entries in proptest::collection::vec((arb_record(), arb_state(), 0u8..4), 0..8),
+            with_key in any::<bool>(),
         ) {
             let mut ledger = Ledger::new("r1", "d", "test", "2030-01-01T00:00:00Z");
-            for (record, state) in entries {
+            for (record, state, tamper) in entries {
                 let i = ledger.push(record, &KEY);
                 ledger.entries[i].state = state;
+                if with_key && tamper == 0 {
+                    ledger.entries[i].mac = None;
+                } else if with_key && tamper == 1 {
+                    ledger.entries[i].mac = Some("0".repeat(64));
+                }
             }
             let protection = protection();
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let text = rt.block_on(ledger::render(&ledger, &protection));
+            let key = with_key.then_some(&*KEY);
+            let text = rt.block_on(ledger::render(&ledger, &protection, key));
             let docs = rendered(&text);
             let printed: Vec<Operation> = docs
                 .iter()
@@ -1331,11 +1347,20 @@ mod render_equals_replay {
             for action in &report.actions {
                 let doc = docs.iter().find(|d| d["step"] == action.step.as_str());
                 prop_assert!(doc.is_some(), "{} missing from\n{}", action.step, text);
-                // Offline, render has no key: what it judged says so, and is otherwise the same.
+                // Without the key, what render judged says so, and is otherwise the same.
                 let why = doc.unwrap()["why"].as_str().unwrap();
                 let judged = why.strip_suffix(" (signature not checked: no key given)");
-                prop_assert_eq!(judged.is_some(), !why.starts_with("refused: "), "{}", why);
+                prop_assert_eq!(
+                    judged.is_some(),
+                    !with_key && !why.starts_with("refused: "),
+                    "{}",
+                    why
+                );
                 prop_assert_eq!(judged.unwrap_or(why), action.text.as_str());
+                let signature = doc.unwrap()["signature"].as_str().unwrap_or_default();
+                let refused = report.rejected.iter().any(|r| r.step == action.step);
+                prop_assert_eq!(signature.starts_with("DOES NOT VERIFY"), refused, "{}", signature);
+                prop_assert_eq!(signature == "verified", with_key && !refused, "{}", signature);
             }
             // Every entry is shown, newest first.
             let steps: Vec<String> = docs.iter().map(|d| d["step"].as_str().unwrap().to_owned()).collect();
@@ -1773,4 +1798,59 @@ fn the_example_ledger_is_signed_as_firedrill_signs() {
             )
             .is_err());
     }
+}
+
+/// `rollback --ledger FILE --render --key KEYFILE` says of each entry whether its code verifies
+/// with that key, as the real revert would check it; a file that is not a key is refused.
+#[test]
+fn render_with_the_key_says_which_entries_verify() {
+    let dir = std::env::temp_dir().join(format!(
+        "firedrill-render-key-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ledger.yaml");
+    let render = |key: &[u8]| {
+        let path = dir.join("ledger.key");
+        std::fs::write(&path, key).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["rollback", "--render", "--ledger"])
+            .arg(&example)
+            .arg("--key")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let signatures = |out: &std::process::Output| -> Vec<String> {
+        rendered(&String::from_utf8_lossy(&out.stdout))
+            .iter()
+            .filter_map(|d| d["signature"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // The example is signed with the example key (bytes 7 × 32).
+    let right = render(&[7; 32]);
+    assert_eq!(right.status.code(), Some(0));
+    assert_eq!(signatures(&right), vec!["verified"; 5]);
+    let wrong = render(&[8; 32]);
+    assert_eq!(wrong.status.code(), Some(0));
+    let wrong_signatures = signatures(&wrong);
+    assert_eq!(wrong_signatures.len(), 5);
+    assert!(
+        wrong_signatures
+            .iter()
+            .all(|s| s.starts_with("DOES NOT VERIFY")),
+        "{wrong_signatures:?}"
+    );
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("will revert"));
+    // Not a key: refused, with how to save one.
+    let short = render(b"not a key\n");
+    assert_eq!(short.status.code(), Some(1), "{short:?}");
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        err.contains("not a ledger key") && err.contains("base64 -d"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -190,6 +190,12 @@ pub enum Command {
         /// A ledger ConfigMap saved as YAML (`kubectl get configmap firedrill-ledger-RUN -o yaml`).
         #[arg(long, value_name = "FILE", requires = "render")]
         ledger: Option<PathBuf>,
+        /// With --render: the ledger key, to say of each entry whether it verifies: the 32
+        /// bytes of the Secret's `key` (`kubectl -n NAMESPACE get secret firedrill-ledger-key
+        /// -o jsonpath='{.data.key}' | base64 -d > FILE`). Without it each entry says its
+        /// signature was not checked.
+        #[arg(long, value_name = "FILE", requires = "render", conflicts_with_all = ["run", "drill", "all", "dry_run", "namespace"])]
+        key: Option<PathBuf>,
         /// With --ledger: print what its revert would do, entry by entry, without a cluster
         /// (--config: judged with that drill file's protected objects and declared DNS). A
         /// preview only: it cannot be combined with anything that reaches a cluster.

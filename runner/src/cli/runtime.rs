@@ -230,14 +230,15 @@ pub fn run(command: Command) -> ExitCode {
                 dry_run,
                 accept_unsigned,
                 ledger,
+                key,
                 render,
             } => match (ledger, run, drill, all) {
                 // A preview never reaches the cluster, whatever else was asked (clap refuses
                 // the combinations; this is the second lock on the door).
                 (Some(file), None, None, false) if render => {
-                    render_ledger(&file, target.config.as_deref()).await
+                    render_ledger(&file, target.config.as_deref(), key.as_deref()).await
                 }
-                _ if render => Err(ExitCode::from(EXIT_USAGE)),
+                _ if render || key.is_some() => Err(ExitCode::from(EXIT_USAGE)),
                 (Some(_), ..) => Err(ExitCode::from(EXIT_USAGE)),
                 (_, Some(run), _, _) => {
                     rollback(&target, Selection::Run(run), dry_run, accept_unsigned).await
@@ -1010,10 +1011,12 @@ async fn rollback(
 async fn render_ledger(
     path: &std::path::Path,
     config: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
 ) -> Result<ExitCode, ExitCode> {
     // The drill file only bounds what a revert may do (protected objects, declared DNS); it is
     // read, never a way to a cluster.
     let config = config.map(load).transpose()?;
+    let key = key.map(read_key).transpose()?;
     let invalid = |message: String| {
         eprintln!("{}: {message}", path.display());
         ExitCode::from(EXIT_INVALID)
@@ -1095,7 +1098,7 @@ async fn render_ledger(
             "s"
         }
     );
-    out.text(&ledger::render(&ledger, &protection).await);
+    out.text(&ledger::render(&ledger, &protection, key.as_ref()).await);
     Ok(super::finished(
         if ledger.unreadable.is_empty() {
             0
@@ -1104,6 +1107,34 @@ async fn render_ledger(
         },
         out.finish(),
     ))
+}
+
+/// A ledger key saved to a file: its 32 bytes, as the Secret holds them (base64-decoded).
+fn read_key(path: &std::path::Path) -> Result<firedrill_rollback::Key, ExitCode> {
+    // A key is 32 bytes: anything much longer is not one, and is read no further.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| {
+                eprintln!("error: cannot read the ledger key {}: {e}", path.display());
+                ExitCode::from(EXIT_USAGE)
+            })?,
+            1024,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| {
+        eprintln!("error: cannot read the ledger key {}: {e}", path.display());
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    firedrill_rollback::Key::from_bytes(&bytes).map_err(|e| {
+        eprintln!(
+            "{}: not a ledger key ({e}); save it with `kubectl -n NAMESPACE get secret firedrill-ledger-key -o jsonpath='{{.data.key}}' | base64 -d > {}`",
+            path.display(),
+            path.display()
+        );
+        ExitCode::from(EXIT_INVALID)
+    })
 }
 
 /// Runs as a table, newest first, columns as wide as their widest cell.
