@@ -171,6 +171,7 @@ fn two_copies_merge_to_the_further_state_of_each_entry() {
     theirs.entries[2].state = EntryState::Reverted;
     theirs.entries[2].note = Some("reverted by stop".into());
     mine.entries[3].state = EntryState::Left;
+    mine.entries[3].note = Some("left by me".into());
     theirs.entries[3].state = EntryState::Applied;
     theirs.push(uncordon("e"), &KEY);
     theirs.outcome = Some("aborted".into());
@@ -194,6 +195,17 @@ fn two_copies_merge_to_the_further_state_of_each_entry() {
         ]
     );
     assert_eq!(mine.entries[2].note.as_deref(), Some("reverted by stop"));
+    assert_eq!(mine.entries[3].note.as_deref(), Some("left by me"));
+    // Closed on both sides: the copy's own closing stays, note and all.
+    let mut closed_here = base.clone();
+    closed_here.entries[0].state = EntryState::Left;
+    closed_here.entries[0].note = Some("left here".into());
+    let mut closed_there = base.clone();
+    closed_there.entries[0].state = EntryState::Reverted;
+    closed_there.entries[0].note = Some("reverted there".into());
+    closed_here.merge(&closed_there);
+    assert_eq!(closed_here.entries[0].state, EntryState::Left);
+    assert_eq!(closed_here.entries[0].note.as_deref(), Some("left here"));
     assert_eq!(mine.outcome.as_deref(), Some("aborted"));
     assert_eq!(mine.hits, ["Deployment/shop/web"]);
     assert_eq!(mine.resource_version.as_deref(), Some("42"));
@@ -407,4 +419,72 @@ async fn after_a_sweep_what_it_deleted_is_closed_without_a_call() {
     // Only the uncordon was a call.
     assert_eq!(cluster.executed().len(), 1);
     assert!(!ledger.is_open());
+}
+
+/// A preview replays the ledger on the cluster as the run left it: every open entry's verdict,
+/// newest first, and the exact call for each it reverts, the calls on two DNS records kept
+/// apart.
+#[tokio::test]
+async fn a_preview_shows_each_entrys_verdict_and_exact_call() {
+    use firedrill_rollback::scope::{DeclaredDns, ROUTE53};
+    let record = |set: &str, prior: i64, applied: i64| UndoRecord::External {
+        system: ROUTE53.into(),
+        record: json!({
+            "target": { "zone": "Z1", "name": "api.example.com.", "type": "A", "set_identifier": set },
+            "prior": { "name": "api.example.com.", "type": "A", "set_identifier": set, "weight": prior },
+            "applied": { "name": "api.example.com.", "type": "A", "set_identifier": set, "weight": applied },
+        }),
+    };
+    let mut ledger = ledger();
+    ledger.push(uncordon("n1"), &KEY);
+    ledger.push(record("primary", 100, 0), &KEY);
+    ledger.push(record("secondary", 0, 100), &KEY);
+    for entry in &mut ledger.entries {
+        entry.state = EntryState::Applied;
+    }
+    let scope = Scope {
+        dns: Some(vec![DeclaredDns {
+            drill: "region".into(),
+            zone: "Z1".into(),
+            name: "api.example.com.".into(),
+            record_type: "A".into(),
+            set_identifiers: ["primary".to_owned(), "secondary".to_owned()].into(),
+            health_checks: Default::default(),
+            endpoints: [None].into(),
+        }]),
+    };
+    let trust = Trust::new(&unprotected, &scope, &KEY);
+    let previewed = firedrill_rollback::preview(&ledger, &trust).await;
+    let shown: Vec<(&str, Outcome, Option<String>)> = previewed
+        .iter()
+        .map(|p| {
+            (
+                p.action.step.as_str(),
+                p.action.outcome.clone(),
+                p.operation.as_ref().map(Operation::describe),
+            )
+        })
+        .collect();
+    let call = |set: &str, weight: i64| {
+        format!(
+            "route53: {{\"set\":{{\"name\":\"api.example.com.\",\"set_identifier\":\"{set}\",\"type\":\"A\",\"weight\":{weight}}},\"target\":{{\"name\":\"api.example.com.\",\"set_identifier\":\"{set}\",\"type\":\"A\",\"zone\":\"Z1\"}}}}"
+        )
+    };
+    assert_eq!(
+        shown,
+        [
+            ("step-0003", Outcome::Reverted, Some(call("secondary", 0))),
+            ("step-0002", Outcome::Reverted, Some(call("primary", 100))),
+            (
+                "step-0001",
+                Outcome::Reverted,
+                Some("patch Node n1: {\"spec\":{\"unschedulable\":null}}".to_owned())
+            ),
+        ]
+    );
+    // The ledger itself is untouched: a preview is a copy.
+    assert!(ledger
+        .entries
+        .iter()
+        .all(|e| e.state == EntryState::Applied));
 }
