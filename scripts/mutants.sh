@@ -98,7 +98,12 @@ claims() {
             status=1
             continue
         fi
-        git -C "$tree" apply "$PWD/$claim"
+        if ! git -C "$tree" apply "$PWD/$claim" 2>>"$out/claims-$name.log"; then
+            echo "$name: the patch no longer applies to HEAD: write it again against the code as it is" >&2
+            missed=$((missed + 1))
+            status=1
+            continue
+        fi
         if ! (cd "$tree" && cargo test --quiet "${args[@]}" --no-run) >>"$out/claims-$name.log" 2>&1; then
             echo "$name: the bug does not build; see $out/claims-$name.log" >&2
             missed=$((missed + 1))
