@@ -709,6 +709,68 @@ mod tests {
         );
     }
 
+    /// The edges of each shape rule, one at a time (what mutation testing found untested).
+    #[test]
+    fn each_shape_rule_holds_at_its_edge() {
+        let scope = Scope::without_drill_file();
+        // The partition label's value must be a label value.
+        let mut bad_value = mark("/metadata/labels/firedrill.io~1partition");
+        if let UndoRecord::RestoreField { applied, .. } = &mut bad_value {
+            *applied = Some(json!("run 1; rm"));
+        }
+        refused(&bad_value, &scope, "is not a label value");
+        // An HPA named in a scale is an object name.
+        let scale = |hpa: &str| UndoRecord::RestoreReplicas {
+            target: ObjectRef::namespaced(ObjectKind::Deployment, "shop", "api"),
+            prior: 3,
+            applied: 0,
+            hpa: Some(hpa.into()),
+        };
+        within(&scale("api-hpa"), &scope).unwrap();
+        refused(&scale("Api_HPA"), &scope, "is not an object name");
+        // A killed pod's owner is Kind/name: a word of letters and digits, then a name.
+        let killed = |owner: &str| UndoRecord::Recreated {
+            pod: pod("api-0"),
+            owner: owner.into(),
+        };
+        within(&killed("StatefulSet/db"), &scope).unwrap();
+        for owner in ["/api", "Replica-Set/api", "ReplicaSet/Api_7", "ReplicaSet/"] {
+            refused(&killed(owner), &scope, "Kind/name");
+        }
+        // A promotion note carries `irreversible`, whatever else it holds as text.
+        let promotion = |record: Value| UndoRecord::External {
+            system: PROMOTION.into(),
+            record,
+        };
+        within(
+            &promotion(json!({ "irreversible": "promoted", "from": "a", "to": "b" })),
+            &scope,
+        )
+        .unwrap();
+        refused(
+            &promotion(json!({ "from": "a", "to": "b" })),
+            &scope,
+            "not the note firedrill writes",
+        );
+        refused(
+            &promotion(json!({ "irreversible": true })),
+            &scope,
+            "not the note firedrill writes",
+        );
+        // Without a drill file nothing external to Kubernetes is declared.
+        assert_eq!(Scope::without_drill_file(), Scope { dns: None });
+    }
+
+    #[test]
+    fn a_pointer_is_read_exactly_as_rfc_6901_spells_it() {
+        assert_eq!(pointer("/a~0b/c~1d").unwrap(), ["a~b", "c/d"]);
+        for bad in [
+            "/a/./b", "/a/../b", "/.", "/..", "/a~1..", "/a~2", "/a~", "a/b", "/a//b",
+        ] {
+            assert!(pointer(bad).is_err(), "{bad}");
+        }
+    }
+
     fn record_set(zone: &str, set: &str, endpoint: Option<&str>) -> UndoRecord {
         let state = |w: i64| json!({ "name": "api.example.com.", "type": "A", "set_identifier": set, "weight": w, "records": ["192.0.2.1"] });
         UndoRecord::External {
