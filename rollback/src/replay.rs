@@ -422,8 +422,11 @@ fn authenticate(
 fn names(undo: &UndoRecord) -> String {
     match (undo.target(), undo) {
         (Some(t), _) => t.to_string(),
+        // A record without target fields (a promotion note) is named by its system alone.
         (None, UndoRecord::External { system, record }) => {
             crate::undo::external_target(system, record)
+                .trim_end()
+                .to_owned()
         }
         (None, _) => "nothing in Kubernetes".to_owned(),
     }

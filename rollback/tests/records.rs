@@ -488,3 +488,42 @@ async fn a_preview_shows_each_entrys_verdict_and_exact_call() {
         .iter()
         .all(|e| e.state == EntryState::Applied));
 }
+
+/// An entry that does not verify is reported with what it names, so a person can look at it.
+#[tokio::test]
+async fn an_entry_that_does_not_verify_says_what_it_names() {
+    let mut ledger = open_ledger();
+    ledger.push(
+        UndoRecord::External {
+            system: firedrill_rollback::scope::PROMOTION.into(),
+            record: json!({ "irreversible": "promoted", "from": "a", "to": "b" }),
+        },
+        &KEY,
+    );
+    for entry in &mut ledger.entries {
+        entry.state = EntryState::Applied;
+        entry.mac = Some("0".repeat(64));
+    }
+    let cluster = AsLeft::of(&ledger);
+    let scope = Scope::without_drill_file();
+    let report = replay(
+        &cluster,
+        &mut ledger,
+        &Trust::new(&unprotected, &scope, &KEY),
+        false,
+    )
+    .await;
+    let texts: Vec<&str> = report.actions.iter().map(|a| a.text.as_str()).collect();
+    assert_eq!(texts.len(), 3);
+    for (text, names) in texts.iter().zip([
+        "It names promotion; the ledger stays open",
+        "It names NetworkPolicy shop/firedrill-deny",
+        "It names Node n1",
+    ]) {
+        assert!(
+            text.starts_with("DOES NOT VERIFY") && text.contains(names),
+            "{text}"
+        );
+    }
+    assert!(cluster.executed().is_empty());
+}

@@ -1410,3 +1410,27 @@ async fn without_the_key_a_real_replay_applies_nothing_and_a_dry_run_says_it_did
     assert_eq!(memory.snapshot(), during);
     assert!(real.is_open());
 }
+
+/// A promotion cannot be undone: its record is left, with its note, every time, without asking
+/// a handler this process may not have for it.
+#[tokio::test]
+async fn an_irreversible_record_is_left_with_its_note_and_no_handler_is_asked() {
+    let memory = world();
+    let mut ledger = Ledger::new("run-1", "drill", "test", "2030-01-01T00:00:00Z");
+    ledger.push(
+        UndoRecord::External {
+            system: firedrill_rollback::scope::PROMOTION.into(),
+            record: json!({ "irreversible": "run-1 promoted the standby; fail back by hand", "from": "a", "to": "b" }),
+        },
+        &KEY,
+    );
+    ledger.entries[0].state = EntryState::Applied;
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions.len(), 1, "{report:?}");
+    assert_eq!(report.actions[0].outcome, Outcome::Left, "{report:?}");
+    assert_eq!(
+        report.actions[0].text,
+        "promotion: run-1 promoted the standby; fail back by hand"
+    );
+    assert_eq!(ledger.entries[0].state, EntryState::Left);
+}
