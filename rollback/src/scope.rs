@@ -771,6 +771,33 @@ mod tests {
         }
     }
 
+    /// Route 53 writes names with or without the final dot; a wait is bounded.
+    #[test]
+    fn a_record_sets_name_compares_as_route53_does_and_its_wait_is_bounded() {
+        let record = |state_name: &str, wait: i64| UndoRecord::External {
+            system: ROUTE53.into(),
+            record: json!({
+                "target": { "zone": "Z1", "name": "api.example.com.", "type": "A", "set_identifier": "use1", "wait_seconds": wait },
+                "prior": { "name": state_name, "type": "A", "set_identifier": "use1", "weight": 100 },
+                "applied": { "name": state_name, "type": "A", "set_identifier": "use1", "weight": 0 },
+            }),
+        };
+        within(&record("api.example.com", 60), &declared()).unwrap();
+        within(&record("API.example.com.", 60), &declared()).unwrap();
+        refused(
+            &record("web.example.com.", 60),
+            &declared(),
+            "names another record set (name)",
+        );
+        within(&record("api.example.com.", MAX_WAIT_SECONDS), &declared()).unwrap();
+        refused(
+            &record("api.example.com.", MAX_WAIT_SECONDS + 1),
+            &declared(),
+            "wait_seconds",
+        );
+        refused(&record("api.example.com.", -1), &declared(), "wait_seconds");
+    }
+
     fn record_set(zone: &str, set: &str, endpoint: Option<&str>) -> UndoRecord {
         let state = |w: i64| json!({ "name": "api.example.com.", "type": "A", "set_identifier": set, "weight": w, "records": ["192.0.2.1"] });
         UndoRecord::External {
