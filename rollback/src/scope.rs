@@ -757,6 +757,20 @@ mod tests {
             &scope,
             "not the note firedrill writes",
         );
+        // A selector's keys are label keys: a prefix is a DNS subdomain.
+        let selector = |key: &str| UndoRecord::RestoreSelector {
+            service: ObjectRef::namespaced(ObjectKind::Service, "shop", "db"),
+            prior: BTreeMap::from([(key.to_owned(), "db".to_owned())]),
+            applied: BTreeMap::from([(PROXY_LABEL.to_owned(), "run-1".to_owned())]),
+        };
+        within(&selector("app.kubernetes.io/name"), &scope).unwrap();
+        for key in ["Bad_Prefix/name", "/name", "example.com/", "a b"] {
+            refused(
+                &selector(key),
+                &scope,
+                "restore-selector on Service shop/db: prior",
+            );
+        }
         // Without a drill file nothing external to Kubernetes is declared.
         assert_eq!(Scope::without_drill_file(), Scope { dns: None });
     }

@@ -262,6 +262,25 @@ mod tests {
         }
     }
 
+    /// Codes are compared byte for byte: two differences never cancel out.
+    #[test]
+    fn codes_differing_anywhere_are_not_equal() {
+        assert!(equal_in_constant_time(&[1, 2, 3], &[1, 2, 3]));
+        assert!(!equal_in_constant_time(&[1, 2], &[2, 1]));
+        assert!(!equal_in_constant_time(&[7, 7, 0], &[0, 7, 7]));
+        assert!(!equal_in_constant_time(&[1, 2], &[1, 2, 3]));
+    }
+
+    /// A key in a log or a panic message shows only its id, never its bytes.
+    #[test]
+    fn a_key_prints_its_id_only() {
+        let k = key(0xab);
+        let shown = format!("{k:?}");
+        assert_eq!(shown, format!("Key({})", k.id()));
+        assert!(!k.id().is_empty());
+        assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+    }
+
     #[test]
     fn a_code_verifies_only_for_its_key_run_drill_step_and_record() {
         let k = key(1);
