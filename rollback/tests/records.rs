@@ -527,3 +527,29 @@ async fn an_entry_that_does_not_verify_says_what_it_names() {
     }
     assert!(cluster.executed().is_empty());
 }
+
+/// A preview says which entries do not verify, each by its own step.
+#[tokio::test]
+async fn a_preview_says_which_entry_does_not_verify() {
+    let mut ledger = open_ledger();
+    ledger.entries[0].mac = Some("0".repeat(64));
+    let scope = Scope::without_drill_file();
+    let previewed =
+        firedrill_rollback::preview(&ledger, &Trust::new(&unprotected, &scope, &KEY)).await;
+    let rejections: Vec<(&str, Option<firedrill_rollback::Rejection>)> = previewed
+        .iter()
+        .map(|p| (p.action.step.as_str(), p.rejection))
+        .collect();
+    assert_eq!(
+        rejections,
+        [
+            ("step-0002", None),
+            (
+                "step-0001",
+                Some(firedrill_rollback::Rejection::Unverified(
+                    firedrill_rollback::Unverified::Mismatch
+                ))
+            ),
+        ]
+    );
+}
