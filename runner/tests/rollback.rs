@@ -172,6 +172,24 @@ impl Cluster for Dying {
     }
 }
 
+/// Nothing protected, and a drill file that declares one Route 53 record set (zone Z1).
+fn declaring_one_zone() -> Protection {
+    Protection {
+        scope: firedrill_rollback::Scope {
+            dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
+                drill: "fail-over".into(),
+                zone: "Z1".into(),
+                name: "api.example.com.".into(),
+                record_type: "A".into(),
+                set_identifiers: BTreeSet::from(["use1".to_owned()]),
+                health_checks: BTreeSet::new(),
+                endpoints: BTreeSet::from([None]),
+            }]),
+        },
+        ..nothing_protected()
+    }
+}
+
 fn nothing_protected() -> Protection {
     Protection::without_drill_file("chaos-testing")
 }
@@ -882,20 +900,7 @@ async fn forged_entries_are_refused_by(revert: Revert) {
     let during = state(&client).await;
 
     // A drill file that declares one zone, not the forged one.
-    let protection = Protection {
-        scope: firedrill_rollback::Scope {
-            dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
-                drill: "fail-over".into(),
-                zone: "Z1".into(),
-                name: "api.example.com.".into(),
-                record_type: "A".into(),
-                set_identifiers: BTreeSet::from(["use1".to_owned()]),
-                health_checks: BTreeSet::new(),
-                endpoints: BTreeSet::from([None]),
-            }]),
-        },
-        ..nothing_protected()
-    };
+    let protection = declaring_one_zone();
     let outcomes = match revert {
         Revert::Sweep => ledger::sweep_expired(&kube, Utc::now(), &BTreeSet::new(), &protection)
             .await
@@ -1286,20 +1291,7 @@ mod render_equals_replay {
     }
 
     fn protection() -> Protection {
-        Protection {
-            scope: firedrill_rollback::Scope {
-                dns: Some(vec![firedrill_rollback::scope::DeclaredDns {
-                    drill: "fail-over".into(),
-                    zone: "Z1".into(),
-                    name: "api.example.com.".into(),
-                    record_type: "A".into(),
-                    set_identifiers: BTreeSet::from(["use1".to_owned()]),
-                    health_checks: BTreeSet::new(),
-                    endpoints: BTreeSet::from([None]),
-                }]),
-            },
-            ..nothing_protected()
-        }
+        declaring_one_zone()
     }
 
     proptest! {
