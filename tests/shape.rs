@@ -1,0 +1,649 @@
+//! The tree shows the architecture (#23, ARCHITECTURE.md): measured on the source itself.
+//!
+//! Non-test code only (`#[cfg(test)]` items, `tests/` and `benches/` left out), with comments and
+//! the text of string and character literals blanked before anything is counted, this test
+//! measures what the issue asks of the tree and prints it (`cargo test -p firedrill-tests --test
+//! shape -- --nocapture`):
+//!
+//! - the modules each crate's modules import (`crate::x`, and `firedrill_*` crates), the import
+//!   circles among them, and the arrows that point up ARCHITECTURE.md's layers;
+//! - every file's non-test lines, and the longest non-test functions;
+//! - every `Result<_, String>` in non-test code.
+//!
+//! Each rule is a ratchet: what breaks it today is listed below by name, a new breach fails, and
+//! so does a listed one that no longer breaks it (so the lists only shrink).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const CRATES: &[(&str, &str)] = &[
+    ("runner", "firedrill"),
+    ("safety", "firedrill_safety"),
+    ("experiments", "firedrill_experiments"),
+    ("rollback", "firedrill_rollback"),
+];
+
+/// Longest a non-test function may be without a comment above it saying why it is long (one
+/// that contains "long because").
+const LONGEST_FUNCTION: usize = 120;
+/// Longest a file's non-test code may be.
+const LONGEST_FILE: usize = 1000;
+
+/// Files over [`LONGEST_FILE`] non-test lines today (ratchet).
+const KNOWN_LONG_FILES: &[&str] = &[
+    "runner/src/cli/runtime.rs",
+    "runner/src/config/mod.rs",
+    "runner/src/executor.rs",
+    "runner/src/report/mod.rs",
+    "runner/src/report/render.rs",
+];
+
+/// Functions over [`LONGEST_FUNCTION`] lines without a reason today (ratchet): `path::name`.
+const KNOWN_LONG_FUNCTIONS: &[&str] = &[
+    "experiments/src/dependency.rs::plan",
+    "rollback/src/replay.rs::replay_with",
+    "rollback/src/scope.rs::external",
+    "rollback/src/undo.rs::decide",
+    "runner/src/cli/mod.rs::run",
+    "runner/src/config/gates.rs::read_check",
+    "runner/src/config/mod.rs::read_drill",
+    "runner/src/config/region.rs::read_dns",
+    "runner/src/config/region.rs::read_job",
+    "runner/src/executor.rs::inject",
+    "runner/src/job.rs::render",
+    "runner/src/report/mod.rs::build",
+    "runner/src/report/mod.rs::run_row",
+    "safety/src/verdict.rs::decide_on",
+];
+
+/// Import circles today (ratchet): each as its modules, sorted, joined by " ".
+const KNOWN_CIRCLES: &[&str] = &[
+    "firedrill::config firedrill::job firedrill::kubernetes firedrill::region",
+    "firedrill_experiments::choose firedrill_experiments::container firedrill_experiments::degrade firedrill_experiments::dependency firedrill_experiments::node firedrill_experiments::plan firedrill_experiments::region firedrill_experiments::settings",
+];
+
+/// Most `Result<_, String>` allowed in non-test code (ratchet; the issue's target is under 15).
+const MOST_STRING_RESULTS: usize = 145;
+
+/// One source file, as lines of code with comments and literal text blanked.
+struct Source {
+    /// Relative to the workspace root.
+    path: String,
+    /// `firedrill_experiments::plan`-style: the crate and the top module the file belongs to.
+    module: String,
+    /// Every line, blanked; `None` for lines of test-only items.
+    code: Vec<Option<String>>,
+    /// The original lines (for comments).
+    lines: Vec<String>,
+}
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The text with comments and the contents of string and char literals replaced by spaces
+/// (newlines kept), so braces, angle brackets and `fn` are only counted in code.
+fn blank(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let keep_newlines = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(keep_newlines(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && !chars
+                .get(i.wrapping_sub(1))
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            // A raw string: r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            out.push_str(&" ".repeat(j - i + 1));
+            i = j + 1;
+            loop {
+                if i >= chars.len() {
+                    break;
+                }
+                if chars[i] == '"' && (0..hashes).all(|h| chars.get(i + 1 + h) == Some(&'#')) {
+                    out.push_str(&" ".repeat(1 + hashes));
+                    i += 1 + hashes;
+                    break;
+                }
+                out.push(keep_newlines(chars[i]));
+                i += 1;
+            }
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(keep_newlines(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '\u{..}'), or a lifetime ('a), which is left alone.
+            let close = if next == Some('\\') {
+                chars[i + 2..]
+                    .iter()
+                    .position(|&c| c == '\'')
+                    .map(|p| i + 2 + p)
+            } else if chars.get(i + 2) == Some(&'\'') {
+                Some(i + 2)
+            } else {
+                None
+            };
+            match close {
+                Some(end) => {
+                    out.push_str(&" ".repeat(end - i + 1));
+                    i = end + 1;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn depth_change(line: &str) -> i64 {
+    line.chars()
+        .map(|c| match c {
+            '{' => 1,
+            '}' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The blanked lines with the lines of `#[cfg(test)]` items set to `None`.
+fn without_tests(blanked: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    let mut skipping: Option<(i64, bool)> = None; // (depth it started at, a block was opened)
+    let mut depth = 0i64;
+    for line in blanked.lines() {
+        let before = depth;
+        depth += depth_change(line);
+        if let Some((start, opened)) = skipping.as_mut() {
+            out.push(None);
+            if depth > *start || line.contains('{') {
+                *opened = true;
+            }
+            if (*opened && depth <= *start) || (!*opened && line.trim_end().ends_with(';')) {
+                skipping = None;
+            }
+            continue;
+        }
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            skipping = Some((before, depth > before));
+            out.push(None);
+            continue;
+        }
+        out.push(Some(line.to_owned()));
+    }
+    out
+}
+
+fn sources() -> Vec<Source> {
+    let mut out = Vec::new();
+    for (dir, name) in CRATES {
+        let src = root().join(dir).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("a source file");
+            let relative = file.strip_prefix(&src).unwrap();
+            let top = relative
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned();
+            let top = if matches!(top.as_str(), "lib" | "main") {
+                String::new()
+            } else {
+                top
+            };
+            let path = format!("{dir}/src/{}", relative.display());
+            // A file named `tests.rs` is a test module by the workspace's convention.
+            let blanked = blank(&text);
+            let code = if relative.file_name().is_some_and(|f| f == "tests.rs") {
+                vec![None; blanked.lines().count()]
+            } else {
+                without_tests(&blanked)
+            };
+            out.push(Source {
+                path,
+                module: if top.is_empty() {
+                    (*name).to_owned()
+                } else {
+                    format!("{name}::{top}")
+                },
+                code,
+                lines: text.lines().map(str::to_owned).collect(),
+            });
+        }
+    }
+    out
+}
+
+fn code_lines(source: &Source) -> usize {
+    source
+        .code
+        .iter()
+        .flatten()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// A non-test function: where it is, its name, its length in lines, whether a comment above
+/// says why it is long.
+struct Function {
+    path: String,
+    name: String,
+    lines: usize,
+    explained: bool,
+}
+
+fn functions(source: &Source) -> Vec<Function> {
+    let mut out = Vec::new();
+    for (start, line) in source.code.iter().enumerate() {
+        let Some(line) = line else { continue };
+        let Some(at) = find_word(line, "fn") else {
+            continue;
+        };
+        let name: String = line[at + 2..]
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue; // `fn(` as a type
+        }
+        // The body: from the first `{` after the signature to the brace that closes it; a `;`
+        // first means a declaration without one.
+        let mut depth = 0i64;
+        let mut opened = false;
+        let mut end = None;
+        'lines: for (n, l) in source.code.iter().enumerate().skip(start) {
+            let Some(l) = l else { break };
+            let text = if n == start { &l[at..] } else { &l[..] };
+            for c in text.chars() {
+                match c {
+                    ';' if !opened && depth == 0 => break 'lines,
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => {
+                        depth -= 1;
+                        if opened && depth == 0 {
+                            end = Some(n);
+                            break 'lines;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some(end) = end else { continue };
+        let explained = source.lines[..start]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let t = l.trim_start();
+                t.starts_with("//") || t.starts_with("#[")
+            })
+            .any(|l| l.to_lowercase().contains("long because"));
+        out.push(Function {
+            path: source.path.clone(),
+            name,
+            lines: end - start + 1,
+            explained,
+        });
+    }
+    out
+}
+
+fn find_word(line: &str, word: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut from = 0;
+    while let Some(p) = line[from..].find(word) {
+        let at = from + p;
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + word.len()).copied();
+        let boundary = |b: Option<u8>| b.is_none_or(|b| !(b.is_ascii_alphanumeric() || b == b'_'));
+        if boundary(before) && boundary(after) {
+            return Some(at);
+        }
+        from = at + word.len();
+    }
+    None
+}
+
+/// Every `Result<T, String>` in non-test code, as `path:line`.
+fn string_results(source: &Source) -> Vec<String> {
+    let mut out = Vec::new();
+    for (n, line) in source.code.iter().enumerate() {
+        let Some(line) = line else { continue };
+        let mut from = 0;
+        while let Some(p) = line[from..].find("Result<") {
+            let open = from + p + "Result".len();
+            from = open + 1;
+            let mut depth = 0;
+            let mut comma = None;
+            let mut close = None;
+            for (i, c) in line[open..].char_indices() {
+                match c {
+                    '<' | '(' | '[' => depth += 1,
+                    '>' | ')' | ']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = Some(open + i);
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => comma = Some(open + i),
+                    _ => {}
+                }
+            }
+            if let (Some(comma), Some(close)) = (comma, close) {
+                if line[comma + 1..close].trim() == "String" {
+                    out.push(format!("{}:{}", source.path, n + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The modules of this workspace a file's non-test code names: `crate::x` (within its crate) and
+/// `firedrill_y::x` (another crate).
+fn imports(source: &Source) -> BTreeSet<String> {
+    let own = source.module.split("::").next().unwrap();
+    let mut out = BTreeSet::new();
+    for line in source.code.iter().flatten() {
+        for (prefix, krate) in std::iter::once(("crate::", own.to_owned())).chain(
+            CRATES
+                .iter()
+                .map(|(_, name)| (*name, (*name).to_owned()))
+                .filter(|(name, _)| *name != own),
+        ) {
+            let mut from = 0;
+            while let Some(p) = line[from..].find(prefix) {
+                let at = from + p;
+                from = at + prefix.len();
+                if at > 0 {
+                    let b = line.as_bytes()[at - 1];
+                    if b.is_ascii_alphanumeric() || b == b'_' {
+                        continue;
+                    }
+                }
+                let rest = line[from..].trim_start_matches("::");
+                let next: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let module = if prefix == "crate::" || next.is_empty() {
+                    if next.is_empty() {
+                        krate.clone()
+                    } else {
+                        format!("{krate}::{next}")
+                    }
+                } else {
+                    format!("{krate}::{next}")
+                };
+                out.insert(module);
+            }
+        }
+    }
+    out
+}
+
+/// Strongly connected components of more than one module (Tarjan).
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct State<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        found: Vec<Vec<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        let n = s.index.len();
+        s.index.insert(v, n);
+        s.low.insert(v, n);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        for w in s.graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !s.graph.contains_key(w) {
+                continue;
+            }
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                component.push(w.to_owned());
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                s.found.push(component);
+            }
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.found.sort();
+    s.found
+}
+
+/// Checks a ratchet: what breaks the rule now equals the known list.
+fn ratchet(rule: &str, now: &BTreeSet<String>, known: &[&str], problems: &mut Vec<String>) {
+    let known: BTreeSet<String> = known.iter().map(|s| (*s).to_owned()).collect();
+    for new in now.difference(&known) {
+        problems.push(format!("{rule}: {new} (new)"));
+    }
+    for fixed in known.difference(now) {
+        problems.push(format!(
+            "{rule}: {fixed} is listed but no longer breaks it: take it off the list in tests/shape.rs"
+        ));
+    }
+}
+
+#[test]
+fn the_tree_keeps_its_shape() {
+    let sources = sources();
+    let mut problems = Vec::new();
+
+    // Imports between modules, and their circles.
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for source in &sources {
+        let node = graph.entry(source.module.clone()).or_default();
+        for import in imports(source) {
+            if import != source.module {
+                node.insert(import);
+            }
+        }
+    }
+    let found = circles(&graph);
+    println!("import circles: {}", found.len());
+    for circle in &found {
+        println!("  {}", circle.join(" "));
+    }
+    let found: BTreeSet<String> = found.iter().map(|c| c.join(" ")).collect();
+    ratchet("import circle", &found, KNOWN_CIRCLES, &mut problems);
+
+    // Files.
+    let mut files: Vec<(usize, &str)> = sources
+        .iter()
+        .map(|s| (code_lines(s), s.path.as_str()))
+        .collect();
+    files.sort_by(|a, b| b.cmp(a));
+    println!("longest files (non-test code lines):");
+    for (lines, path) in files.iter().take(10) {
+        println!("  {lines:>5}  {path}");
+    }
+    let long_files: BTreeSet<String> = files
+        .iter()
+        .filter(|(lines, _)| *lines > LONGEST_FILE)
+        .map(|(_, path)| (*path).to_owned())
+        .collect();
+    ratchet(
+        &format!("file over {LONGEST_FILE} lines of non-test code"),
+        &long_files,
+        KNOWN_LONG_FILES,
+        &mut problems,
+    );
+
+    // Functions.
+    let mut all: Vec<Function> = sources.iter().flat_map(functions).collect();
+    all.sort_by_key(|f| std::cmp::Reverse(f.lines));
+    println!("longest functions (non-test):");
+    for f in all.iter().take(10) {
+        let why = if f.explained { "  (says why)" } else { "" };
+        println!("  {:>5}  {}::{}{why}", f.lines, f.path, f.name);
+    }
+    let long_functions: BTreeSet<String> = all
+        .iter()
+        .filter(|f| f.lines > LONGEST_FUNCTION && !f.explained)
+        .map(|f| format!("{}::{}", f.path, f.name))
+        .collect();
+    ratchet(
+        &format!("function over {LONGEST_FUNCTION} lines without a comment saying why it is long"),
+        &long_functions,
+        KNOWN_LONG_FUNCTIONS,
+        &mut problems,
+    );
+
+    // String errors.
+    let strings: Vec<String> = sources.iter().flat_map(string_results).collect();
+    let mut per_file: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &strings {
+        *per_file.entry(s.rsplit_once(':').unwrap().0).or_default() += 1;
+    }
+    println!("Result<_, String> in non-test code: {}", strings.len());
+    for (file, n) in &per_file {
+        println!("  {n:>3}  {file}");
+    }
+    if strings.len() > MOST_STRING_RESULTS {
+        problems.push(format!(
+            "{} Result<_, String> in non-test code, more than {MOST_STRING_RESULTS}",
+            strings.len()
+        ));
+    }
+    println!("executor.rs: {} non-test lines", {
+        sources
+            .iter()
+            .find(|s| s.path == "runner/src/executor.rs")
+            .map_or(0, code_lines)
+    });
+
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn blanking_keeps_only_code() {
+    let text =
+        "let a = \"{ // not code\"; // {\nlet b = '{'; let c: &'static str = r#\"}\"#; /* { */ x\n";
+    let blanked = blank(text);
+    assert_eq!(depth_change(&blanked), 0, "{blanked}");
+    assert!(blanked.contains("'static"));
+    assert!(blanked.contains(" x"));
+    assert_eq!(blanked.lines().count(), 2);
+}
+
+#[test]
+fn test_items_are_left_out() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests {\n    fn b() {\n    }\n}\nfn c() {}\n#[cfg(test)]\nuse x;\nfn d() {}\n";
+    let code = without_tests(&blank(text));
+    let kept: Vec<&str> = code.iter().flatten().map(|s| s.trim()).collect();
+    assert_eq!(kept, ["fn a() {}", "fn c() {}", "fn d() {}"]);
+}
