@@ -3,18 +3,13 @@
 //! --render` and the executor all decide through here, so what a plan shows is what a run does.
 
 use firedrill_safety::cluster::Cluster;
-use firedrill_safety::nodes::{on_nodes, NodeVerdict, Reach};
+use firedrill_safety::nodes::{on_nodes, Reach};
 use firedrill_safety::verdict::{decide_on, ClusterIndex, Request, Verdict};
 
-use crate::settings::{Resource, Settings};
+use crate::fault::Settings;
+use crate::node::Resource;
+use crate::plan::Choice;
 use crate::Kind;
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Choice {
-    pub verdict: Verdict,
-    /// For node faults: the nodes, with every pod on them the fault hurts, and the nodes left alone.
-    pub nodes: Option<NodeVerdict>,
-}
 
 /// How a kind's fault reaches a whole node, and how many nodes one fire may take.
 pub fn reach(kind: Kind, settings: &Settings) -> Option<(Reach, usize)> {
@@ -100,7 +95,7 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::NodeDrain;
+    use crate::node::NodeDrain;
     use firedrill_safety::cluster::{Node, Owner, OwnerKind, OwnerRef, Pod};
     use firedrill_safety::verdict::RecentHits;
     use firedrill_safety::{Amount, Policy, Selector, Target};

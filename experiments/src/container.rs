@@ -15,12 +15,19 @@ use firedrill_rollback::Step;
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
+pub use crate::plan::ACTS_ON;
 use crate::plan::{Plan, Scene};
-use crate::settings::ContainerKill;
 
-/// Names the object a helper acts on (`Kind/namespace/name`, or `Node/name`): firedrill leaves
-/// its Events there too.
-pub const ACTS_ON: &str = "firedrill.io/acts-on";
+/// The default image of the container-kill helper (a shell, `grep` and `kill`).
+pub const KILL_IMAGE: &str = "busybox:1.36";
+
+/// `container-kill`: one named container of each chosen pod is killed (SIGKILL, as the kernel's
+/// OOM killer or a crash would) and the kubelet restarts it; the pod object survives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerKill {
+    pub container: String,
+    pub image: String,
+}
 
 /// What the helper runs (busybox `sh`): every process whose cgroup names the container gets
 /// SIGKILL. `PROC` is the proc root (the host's, through hostPID).

@@ -2,6 +2,7 @@
 //! the fault proxy.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::{Cluster, OwnerKind, Service};
@@ -9,7 +10,123 @@ use firedrill_safety::verdict::{floor, protection, Request};
 use serde_json::{json, Value};
 
 use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
-use crate::settings::{Dependency, DependencyFailure, HttpFault, Mode};
+
+/// The dependency a `dependency-failure` drill fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// A Service `namespace/name` (its selector names the pods).
+    Service { namespace: String, name: String },
+    /// A Deployment or StatefulSet.
+    Workload {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+    /// Pods with these labels in a namespace.
+    Pods {
+        namespace: String,
+        labels: std::collections::BTreeMap<String, String>,
+    },
+    /// Addresses outside the cluster.
+    Cidrs(Vec<String>),
+}
+
+impl Dependency {
+    /// The namespace the dependency lives in, when it is in the cluster.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Dependency::Service { namespace, .. }
+            | Dependency::Workload { namespace, .. }
+            | Dependency::Pods { namespace, .. } => Some(namespace),
+            Dependency::Cidrs(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dependency::Service { namespace, name } => write!(f, "Service {namespace}/{name}"),
+            Dependency::Workload {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{kind} {namespace}/{name}"),
+            Dependency::Pods { namespace, labels } => {
+                let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "pods {} in {namespace}", labels.join(","))
+            }
+            Dependency::Cidrs(cidrs) => write!(f, "{}", cidrs.join(", ")),
+        }
+    }
+}
+
+/// How the dependency fails.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Egress from the chosen pods to the dependency denied by NetworkPolicy.
+    Block,
+    /// The dependency's workload scaled to 0 and restored to its exact prior count.
+    ScaleToZero,
+    /// The dependency's Service points at fault-proxy pods for the drill.
+    HttpFault(HttpFault),
+}
+
+/// What the fault proxy does to requests. Shares are in hundredths of a percent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpFault {
+    /// Status codes answered instead of passing the request on, each with its share.
+    pub errors: Vec<(u16, u32)>,
+    /// Added before every request that is passed on.
+    pub delay: Option<Duration>,
+    /// Share of connections reset without an answer.
+    pub reset: u32,
+    /// The Service port to intercept (by default its first).
+    pub port: Option<u16>,
+}
+
+impl HttpFault {
+    /// Share of requests that fail, in hundredths of a percent.
+    pub fn failing(&self) -> u32 {
+        self.errors.iter().map(|(_, share)| share).sum::<u32>() + self.reset
+    }
+
+    /// The proxy's flags, as `firedrill fault-proxy` takes them.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (code, share) in &self.errors {
+            flags.push("--error".to_owned());
+            flags.push(format!("{code}:{}", percent(*share)));
+        }
+        if let Some(delay) = self.delay {
+            flags.push("--delay".to_owned());
+            flags.push(format!("{}ms", delay.as_millis()));
+        }
+        if self.reset > 0 {
+            flags.push("--reset".to_owned());
+            flags.push(percent(self.reset));
+        }
+        flags
+    }
+}
+
+/// Hundredths of a percent as text: 1250 -> "12.5%".
+pub fn percent(hundredths: u32) -> String {
+    let whole = hundredths / 100;
+    match hundredths % 100 {
+        0 => format!("{whole}%"),
+        rest if rest % 10 == 0 => format!("{whole}.{}%", rest / 10),
+        rest => format!("{whole}.{rest:02}%"),
+    }
+}
+
+/// `dependency-failure`: the drill's targets are the dependency's clients; the drill's probes
+/// judge whether they fall back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DependencyFailure {
+    pub dependency: Dependency,
+    pub mode: Mode,
+}
 
 /// The label of the fault proxy's pods; the dependency's Service selects it during the drill.
 pub const PROXY_LABEL: &str = firedrill_rollback::scope::PROXY_LABEL;
@@ -525,7 +642,7 @@ pub fn block_policy(run: &str, namespace: &str, allowed: &[Value]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::choose::Choice;
+    use crate::plan::Choice;
     use firedrill_rollback::{Operation, UndoRecord};
     use firedrill_safety::cluster::{Owner, OwnerRef, Pod, ServicePort};
     use firedrill_safety::verdict::{Chosen, RecentHits, Verdict};

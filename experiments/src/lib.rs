@@ -2,21 +2,26 @@
 //! its undo record, as data). It calls no API: the runner applies the steps through the rollback
 //! ledger, so every kind is reverted by the same code.
 
+// The layers, bottom up (ARCHITECTURE.md): `kind` and `plan` (the vocabulary); one module per
+// fault kind; `fault` and `choose` (dispatch over the kinds).
 mod choose;
 pub mod container;
 pub mod degrade;
 pub mod dependency;
+mod fault;
 mod kind;
 pub mod node;
+pub mod partition;
 mod plan;
+pub mod pod;
 pub mod region;
-mod settings;
 
-pub use choose::{choose, reach, Choice};
+pub use choose::{choose, reach};
+pub use container::{ContainerKill, KILL_IMAGE};
+pub use dependency::{percent, Dependency, DependencyFailure, HttpFault, Mode};
+pub use fault::{plan, Settings};
 pub use kind::Kind;
-pub use plan::{network_policy, plan, Plan, Scene, PARTITION_LABEL};
-pub use settings::{
-    percent, ContainerKill, Dependency, DependencyFailure, Direction, HttpFault, Mode,
-    NetworkPartition, NodeDrain, Peer, PodKill, Ramp, Resource, ResourceStress, Settings,
-    KILL_IMAGE, STRESS_IMAGE,
-};
+pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
+pub use partition::{network_policy, Direction, NetworkPartition, Peer};
+pub use plan::{Choice, Plan, Scene, PARTITION_LABEL};
+pub use pod::PodKill;

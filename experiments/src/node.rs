@@ -7,8 +7,82 @@ use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
-use crate::plan::{Plan, Scene};
-use crate::settings::{NodeDrain, Resource, ResourceStress};
+use crate::plan::{Plan, Scene, ACTS_ON};
+
+/// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
+/// DaemonSet and mirror pods; uncordon on revert unless a node was cordoned before.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeDrain {
+    /// At most this many nodes per fire (the first the chosen pods lead to).
+    pub max_nodes: u32,
+    /// The grace period evicted pods get; `None`: their own.
+    pub grace_period: Option<Duration>,
+}
+
+impl Default for NodeDrain {
+    fn default() -> Self {
+        NodeDrain {
+            max_nodes: 1,
+            grace_period: None,
+        }
+    }
+}
+
+/// What a stress pod loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Memory,
+    Io,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+            Resource::Io => "io",
+        }
+    }
+}
+
+/// A load that climbs from `from` to `to` percent over `over`, in steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ramp {
+    pub from: u32,
+    pub to: u32,
+    pub over: Duration,
+}
+
+/// The default stress-ng image; `image:` replaces it (pin it by digest in production).
+pub const STRESS_IMAGE: &str = "ghcr.io/colinianking/stress-ng:latest";
+
+/// `resource-stress`: one stress-ng pod on each node that holds a chosen pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceStress {
+    pub resource: Resource,
+    /// Percent: of each CPU (cpu), or of the node's free memory as stress-ng counts it (memory).
+    pub load: u32,
+    pub ramp: Option<Ramp>,
+    /// stress-ng workers for io (cpu uses one per CPU, memory one).
+    pub workers: u32,
+    pub image: String,
+    /// At most this many nodes per fire.
+    pub max_nodes: u32,
+}
+
+impl Default for ResourceStress {
+    fn default() -> Self {
+        ResourceStress {
+            resource: Resource::Cpu,
+            load: 80,
+            ramp: None,
+            workers: 1,
+            image: STRESS_IMAGE.to_owned(),
+            max_nodes: 1,
+        }
+    }
+}
 
 /// Cordon each accepted node (unless it already was), then evict every pod the guard listed on
 /// it. Undo: uncordon the nodes that were schedulable; the evicted pods' controllers recreate
@@ -137,7 +211,7 @@ pub fn stress_pod(
             "name": name.chars().take(253).collect::<String>(),
             "namespace": namespace,
             "labels": { STRESS_LABEL: settings.resource.name(), "app.kubernetes.io/name": "firedrill-stress" },
-            "annotations": { crate::container::ACTS_ON: format!("Node/{node}") },
+            "annotations": { ACTS_ON: format!("Node/{node}") },
         },
         "spec": {
             // Pinned: the scheduler is not asked, the pod runs where the chosen pods run.
@@ -246,8 +320,8 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::choose::Choice;
-    use crate::settings::Ramp;
+    use crate::node::Ramp;
+    use crate::plan::Choice;
     use firedrill_rollback::{Operation, UndoRecord};
     use firedrill_safety::cluster::OwnerKind;
     use firedrill_safety::nodes::{NodeChoice, NodeVerdict};

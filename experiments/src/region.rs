@@ -18,6 +18,7 @@ use firedrill_safety::cluster::{Cluster, OwnerKind, OwnerRef};
 use firedrill_safety::verdict::Request;
 use serde_json::{json, Value};
 
+pub use crate::plan::DnsFacts;
 use crate::plan::{Plan, Scene};
 
 /// The `system` of every DNS change.
@@ -133,15 +134,6 @@ pub struct Markers {
     pub every: Duration,
     /// How long markers are written before the first fault.
     pub lead_in: Duration,
-}
-
-/// What the runner read of Route 53 before the fire, by region: each region's record set and
-/// health check as the adapter reads them, and whether Route 53 reports the region healthy.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DnsFacts {
-    pub record_sets: BTreeMap<String, Value>,
-    pub health_checks: BTreeMap<String, Value>,
-    pub healthy: BTreeMap<String, bool>,
 }
 
 impl RegionFailover {
