@@ -1073,18 +1073,39 @@ async fn a_fire_without_its_fire_record_is_accounted_for_by_the_run_that_names_i
 }
 
 /// A person ran `firedrill execute --scheduled T` for a planned fire the scheduler never
-/// fired (no fire record): with a manual run id, or with the fire's own id outside any Job.
-/// Either run accounts for its fire, shown as run by hand, and is not counted outside the
-/// calendar.
+/// fired (no fire record): with a manual run id, or with the fire's own id outside any Job;
+/// and for one the scheduler recorded missed, to make it up. Each run accounts for its fire,
+/// shown as run by hand, and is not counted outside the calendar; nor is the scheduler's
+/// record of the missed fire.
 #[tokio::test]
 async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
     use firedrill::run::RunStatus;
     let kills = pod_kills();
-    let (first, second) = (kills[3], kills[4]);
+    let (made_up, first, second) = (kills[2], kills[3], kills[4]);
     let manual = firedrill::job::manual_run_id("pod-kill-monthly", first);
     let own_id = firedrill::job::run_id("pod-kill-monthly", second);
+    let late = firedrill::job::manual_run_id("pod-kill-monthly", made_up);
+    let missed_id = firedrill::job::run_id("pod-kill-monthly", made_up);
+    // As the scheduler records a fire it could not fire before its deadline.
+    let mut missed = named_run(
+        "pod-kill-monthly",
+        &missed_id,
+        made_up,
+        RunStatus::Missed,
+        Some(None),
+    );
+    missed.started = None;
+    missed.reason = Some("past its deadline".to_owned());
     let report = us_east_year(
         &[
+            missed,
+            named_run(
+                "pod-kill-monthly",
+                &late,
+                made_up,
+                RunStatus::Passed,
+                Some(None),
+            ),
             named_run(
                 "pod-kill-monthly",
                 &manual,
@@ -1100,9 +1121,26 @@ async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
                 Some(None),
             ),
         ],
-        &[],
+        // The scheduler's first record of the drill: it is planned from here on.
+        &[firedrill::store::FireRecord {
+            drill: "pod-kill-monthly".to_owned(),
+            scheduled: made_up,
+            status: "missed".to_owned(),
+            reason: Some("past its deadline".to_owned()),
+            run: Some(missed_id.clone()),
+        }],
     )
     .await;
+    assert_eq!(
+        pod_kill_row(&report, made_up),
+        (
+            "passed".to_owned(),
+            Some(late.clone()),
+            Some(report::Provenance::ByHand),
+            None
+        )
+    );
+    assert!(!unplanned(&report, &late) && !unplanned(&report, &missed_id));
     assert_eq!(
         pod_kill_row(&report, first),
         (
@@ -1132,9 +1170,10 @@ async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
         (
             pod_kill.tally.planned,
             pod_kill.tally.ran,
+            pod_kill.tally.missed,
             pod_kill.tally.unaccounted
         ),
-        (12, 2, 10)
+        (10, 3, 0, 7)
     );
     // Every format that shows adherence shows it.
     let t = first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -468,14 +468,24 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 None if !own => continue,
                 _ => {}
             }
-            // The scheduler's own run of the fire if there is one, else the first by hand.
+            // The scheduler's own run of the fire if there is one, else the first by hand, else
+            // the scheduler's record that it missed the fire (a run by hand made it up). The
+            // scheduler's record of this fire is never a run outside the calendar.
+            let rank = |r: &RunRecord<Trail>| match (r.id == id, r.status == RunStatus::Missed) {
+                (true, false) => 2,
+                (false, _) => 1,
+                (true, true) => 0,
+            };
             let mut chosen: Option<usize> = None;
             let mut at = naming
                 .get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled))
                 .copied();
             while let Some(i) = at {
-                if chosen.is_none() || all_runs[i].id == id {
+                if chosen.is_none_or(|c| rank(&all_runs[i]) > rank(&all_runs[c])) {
                     chosen = Some(i);
+                }
+                if all_runs[i].id == id {
+                    planned_runs[i] = true;
                 }
                 at = next.get(i).copied().filter(|&n| n != usize::MAX);
             }
