@@ -853,3 +853,579 @@ async fn a_runs_job_and_event_are_reported_as_recorded_never_inferred() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ------------------------------------------------------------- a fire and the run that names it
+
+/// The example's monthly pod kills of 2027 (10:00 on the 15th, New York time).
+fn pod_kills() -> Vec<DateTime<Utc>> {
+    let config = example();
+    let q = year();
+    firedrill::schedule::plan(
+        &config.planned_drills(),
+        config.timezone,
+        &config.blackouts,
+        config.concurrency as usize,
+        q.since,
+        q.until,
+    )
+    .into_iter()
+    .filter(|f| config.drills[f.drill].name == "pod-kill-monthly")
+    .map(|f| f.scheduled)
+    .collect()
+}
+
+/// A finished run of `drill` on us-east for `scheduled`, recorded as a Job records it (`job`:
+/// the Job it ran in, `null` for none) or, with `job` `None`, as a release that did not keep
+/// its Job recorded it.
+fn named_run(
+    drill: &str,
+    id: &str,
+    scheduled: DateTime<Utc>,
+    status: firedrill::run::RunStatus,
+    job: Option<Option<&str>>,
+) -> firedrill::store::RunRecord {
+    let mut evidence = serde_json::json!({});
+    if let Some(name) = job {
+        evidence["job"] = serde_json::json!({ "name": name });
+    }
+    firedrill::store::RunRecord {
+        cluster: "us-east".to_owned(),
+        id: id.to_owned(),
+        drill: drill.to_owned(),
+        kind: "pod-kill".to_owned(),
+        scheduled,
+        started: Some(scheduled + chrono::TimeDelta::seconds(2)),
+        ended: Some(scheduled + chrono::TimeDelta::minutes(5)),
+        status,
+        reason: (status == firedrill::run::RunStatus::Failed).then(|| "RTO missed".to_owned()),
+        targets: Vec::new(),
+        measurements: Default::default(),
+        evidence,
+    }
+}
+
+/// The year's report of us-east from a history holding only `runs` and `fires`: in SQLite, and
+/// the very same (in every format) from PostgreSQL when there is one.
+async fn us_east_year(
+    runs: &[firedrill::store::RunRecord],
+    fires: &[firedrill::store::FireRecord],
+) -> Report {
+    let config = example();
+    let q = Query {
+        cluster: Some("us-east".into()),
+        ..year()
+    };
+    let report_from = |url: StoreUrl| {
+        let (config, q) = (&config, &q);
+        async move {
+            let store = Store::open(&url, "us-east").await.unwrap();
+            for r in runs {
+                store.record_run(r).await.unwrap();
+            }
+            for f in fires {
+                store.record_fire(f).await.unwrap();
+            }
+            let report = report::build(
+                report::Inputs {
+                    config,
+                    store: "a history".into(),
+                    runs: store
+                        .runs_between(q.since, q.until, Some("us-east"), None)
+                        .await
+                        .unwrap(),
+                    fires: store
+                        .fires_between(q.since, q.until, Some("us-east"), None)
+                        .await
+                        .unwrap(),
+                    known: store.clusters_and_drills().await.unwrap(),
+                    generated: at("2028-01-02T00:00:00Z"),
+                },
+                q,
+            )
+            .unwrap();
+            store.close().await;
+            report
+        }
+    };
+    let (sqlite, path) = sqlite_url();
+    let report = report_from(sqlite).await;
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    if let Some(pg) = postgres_url().await {
+        let from_pg = report_from(pg).await;
+        for format in [Format::Md, Format::Html, Format::Json, Format::Csv] {
+            assert_eq!(
+                report::render(&from_pg, format),
+                report::render(&report, format),
+                "{format:?} differs between SQLite and PostgreSQL"
+            );
+        }
+    }
+    report
+}
+
+/// The adherence row of pod-kill-monthly's fire at `scheduled`: (outcome, run, provenance,
+/// reason).
+fn pod_kill_row(
+    report: &Report,
+    scheduled: DateTime<Utc>,
+) -> (
+    String,
+    Option<String>,
+    Option<report::Provenance>,
+    Option<String>,
+) {
+    let at = scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let a = report
+        .adherence
+        .iter()
+        .find(|a| a.drill == "pod-kill-monthly" && a.scheduled == at)
+        .unwrap_or_else(|| panic!("no adherence row for the fire at {at}"));
+    (a.outcome, a.run, a.provenance, a.reason)
+}
+
+/// Whether the report lists run `id` outside the calendar.
+fn unplanned(report: &Report, id: &str) -> bool {
+    let run = report
+        .drills
+        .iter()
+        .flat_map(|d| &d.runs)
+        .find(|r| r.run == id)
+        .unwrap_or_else(|| panic!("no run {id} in the report"));
+    run.unplanned
+}
+
+/// The scheduler created the Job and its run recorded, but the scheduler's own fire record is
+/// missing (a store hiccup between the two writes): the run accounts for the fire, fired by the
+/// scheduler, whether its record says which Job it ran in or predates that. A second run by
+/// hand for the same instant does not displace the scheduler's; it stays outside the calendar.
+#[tokio::test]
+async fn a_fire_without_its_fire_record_is_accounted_for_by_the_run_that_names_it() {
+    use firedrill::run::RunStatus;
+    let kills = pod_kills();
+    let (first, second) = (kills[0], kills[1]);
+    let id = |t| firedrill::job::run_id("pod-kill-monthly", t);
+    let again = firedrill::job::manual_run_id("pod-kill-monthly", first);
+    let report = us_east_year(
+        &[
+            // By hand first in the history's order: the scheduler's run still accounts.
+            named_run(
+                "pod-kill-monthly",
+                &again,
+                first,
+                RunStatus::Failed,
+                Some(None),
+            ),
+            named_run(
+                "pod-kill-monthly",
+                &id(first),
+                first,
+                RunStatus::Passed,
+                Some(Some(&id(first))),
+            ),
+            named_run(
+                "pod-kill-monthly",
+                &id(second),
+                second,
+                RunStatus::Passed,
+                None,
+            ),
+        ],
+        &[],
+    )
+    .await;
+    for t in [first, second] {
+        assert_eq!(
+            pod_kill_row(&report, t),
+            (
+                "passed".to_owned(),
+                Some(id(t)),
+                Some(report::Provenance::Scheduler),
+                None
+            ),
+            "{t}"
+        );
+        assert!(!unplanned(&report, &id(t)));
+    }
+    assert!(unplanned(&report, &again));
+    let pod_kill = report
+        .drills
+        .iter()
+        .find(|d| d.drill == "pod-kill-monthly")
+        .unwrap();
+    assert_eq!(
+        (
+            pod_kill.tally.planned,
+            pod_kill.tally.passed,
+            pod_kill.tally.unaccounted,
+            pod_kill.tally.unplanned_runs
+        ),
+        (12, 2, 10, 1)
+    );
+    let md = report::render(&report, Format::Md);
+    assert!(
+        md.contains(&format!(
+            "| us-east | pod-kill-monthly | {} | fires | passed | {} | scheduler |  |",
+            first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            id(first)
+        )),
+        "{md}"
+    );
+}
+
+/// A person ran `firedrill execute --scheduled T` for a planned fire the scheduler never
+/// fired (no fire record): with a manual run id, or with the fire's own id outside any Job;
+/// and for one the scheduler recorded missed, to make it up. Each run accounts for its fire,
+/// shown as run by hand, and is not counted outside the calendar; nor is the scheduler's
+/// record of the missed fire.
+#[tokio::test]
+async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
+    use firedrill::run::RunStatus;
+    let kills = pod_kills();
+    let (made_up, first, second) = (kills[2], kills[3], kills[4]);
+    let manual = firedrill::job::manual_run_id("pod-kill-monthly", first);
+    let own_id = firedrill::job::run_id("pod-kill-monthly", second);
+    let late = firedrill::job::manual_run_id("pod-kill-monthly", made_up);
+    let missed_id = firedrill::job::run_id("pod-kill-monthly", made_up);
+    // As the scheduler records a fire it could not fire before its deadline.
+    let mut missed = named_run(
+        "pod-kill-monthly",
+        &missed_id,
+        made_up,
+        RunStatus::Missed,
+        Some(None),
+    );
+    missed.started = None;
+    missed.reason = Some("past its deadline".to_owned());
+    let report = us_east_year(
+        &[
+            missed,
+            named_run(
+                "pod-kill-monthly",
+                &late,
+                made_up,
+                RunStatus::Passed,
+                Some(None),
+            ),
+            named_run(
+                "pod-kill-monthly",
+                &manual,
+                first,
+                RunStatus::Failed,
+                Some(None),
+            ),
+            named_run(
+                "pod-kill-monthly",
+                &own_id,
+                second,
+                RunStatus::Passed,
+                Some(None),
+            ),
+        ],
+        // The scheduler's first record of the drill: it is planned from here on.
+        &[firedrill::store::FireRecord {
+            drill: "pod-kill-monthly".to_owned(),
+            scheduled: made_up,
+            status: "missed".to_owned(),
+            reason: Some("past its deadline".to_owned()),
+            run: Some(missed_id.clone()),
+        }],
+    )
+    .await;
+    assert_eq!(
+        pod_kill_row(&report, made_up),
+        (
+            "passed".to_owned(),
+            Some(late.clone()),
+            Some(report::Provenance::ByHand),
+            None
+        )
+    );
+    assert!(!unplanned(&report, &late) && !unplanned(&report, &missed_id));
+    assert_eq!(
+        pod_kill_row(&report, first),
+        (
+            "failed".to_owned(),
+            Some(manual.clone()),
+            Some(report::Provenance::ByHand),
+            Some("RTO missed".to_owned())
+        )
+    );
+    assert_eq!(
+        pod_kill_row(&report, second),
+        (
+            "passed".to_owned(),
+            Some(own_id.clone()),
+            Some(report::Provenance::ByHand),
+            None
+        )
+    );
+    assert!(!unplanned(&report, &manual) && !unplanned(&report, &own_id));
+    assert_eq!(report.summary.unplanned_runs, 0);
+    let pod_kill = report
+        .drills
+        .iter()
+        .find(|d| d.drill == "pod-kill-monthly")
+        .unwrap();
+    assert_eq!(
+        (
+            pod_kill.tally.planned,
+            pod_kill.tally.ran,
+            pod_kill.tally.missed,
+            pod_kill.tally.unaccounted
+        ),
+        (10, 3, 0, 7)
+    );
+    // Every format that shows adherence shows it.
+    let t = first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let md = report::render(&report, Format::Md);
+    assert!(
+        md.contains(&format!(
+            "| us-east | pod-kill-monthly | {t} | fires | failed | {manual} | by hand | RTO missed |"
+        )),
+        "{md}"
+    );
+    let html = report::render(&report, Format::Html);
+    assert!(
+        html.contains(&format!(
+            "<td>{manual}</td><td>by hand</td><td>RTO missed</td></tr>"
+        )) && html.contains("<th>provenance</th>"),
+        "{html}"
+    );
+    let csv = report::render(&report, Format::Csv);
+    assert!(csv.lines().next().unwrap().ends_with(",provenance"));
+    let row = csv
+        .lines()
+        .find(|l| l.contains(&manual))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        row.starts_with(&format!(
+            "us-east,pod-kill-monthly,pod-kill,{t},fires,failed,{manual},RTO missed,"
+        )) && row.ends_with(",by hand"),
+        "{row}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report::render(&report, Format::Json)).unwrap();
+    let row = json["adherence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["run"] == manual.as_str())
+        .unwrap();
+    assert_eq!(row["provenance"], "by-hand");
+}
+
+/// A fire with neither the scheduler's fire record nor a run that names it is unaccounted,
+/// with no provenance; a run one second off, or of another drill at the same instant, names
+/// another fire and stays outside the calendar. The scheduler's record alone (fired, and no
+/// run recorded) is the scheduler's, and still a gap.
+#[tokio::test]
+async fn a_fire_with_neither_record_is_unaccounted() {
+    use firedrill::run::RunStatus;
+    let kills = pod_kills();
+    // The fire record comes first: a drill is planned from its first fire record on.
+    let (fired, lost) = (kills[6], kills[8]);
+    let off = lost + chrono::TimeDelta::seconds(1);
+    let near = firedrill::job::manual_run_id("pod-kill-monthly", off);
+    let other = firedrill::job::manual_run_id("network-partition-quarterly", lost);
+    let report = us_east_year(
+        &[
+            named_run(
+                "pod-kill-monthly",
+                &near,
+                off,
+                RunStatus::Passed,
+                Some(None),
+            ),
+            named_run(
+                "network-partition-quarterly",
+                &other,
+                lost,
+                RunStatus::Passed,
+                Some(None),
+            ),
+        ],
+        &[firedrill::store::FireRecord {
+            drill: "pod-kill-monthly".to_owned(),
+            scheduled: fired,
+            status: "fired".to_owned(),
+            reason: None,
+            run: Some(firedrill::job::run_id("pod-kill-monthly", fired)),
+        }],
+    )
+    .await;
+    assert_eq!(
+        pod_kill_row(&report, lost),
+        (
+            "unaccounted".to_owned(),
+            None,
+            None,
+            Some("no record of this fire: was the scheduler running?".to_owned())
+        )
+    );
+    assert_eq!(
+        pod_kill_row(&report, fired),
+        (
+            "unaccounted".to_owned(),
+            None,
+            Some(report::Provenance::Scheduler),
+            Some("fired, but the run left no record".to_owned())
+        )
+    );
+    assert!(unplanned(&report, &near) && unplanned(&report, &other));
+    assert_eq!(report.summary.unplanned_runs, 2);
+    let md = report::render(&report, Format::Md);
+    assert!(
+        md.contains(&format!(
+            "| us-east | pod-kill-monthly | {} | fires | unaccounted |  |  | no record of this fire: was the scheduler running? |",
+            lost.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{md}"
+    );
+}
+
+/// End to end: a person runs `firedrill execute --scheduled T` for a planned instant the
+/// scheduler never fired; `firedrill report` accounts for that fire by the run, run by hand, in
+/// every format, and the next fire, with neither record, stays unaccounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_reports_a_run_by_hand_for_a_planned_instant_as_its_fire() {
+    let server = support::serve(|_| (200, std::time::Duration::from_millis(5))).await;
+    let dir = std::env::temp_dir().join(unique("firedrill-by-hand"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("firedrill.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "armed: true\nstore: sqlite://h.db\ndrills:\n  - {{ name: api-probe, kind: probe, schedule: \"@daily\", duration: 1s, steady_state: [{{ http: \"{}\", every: 100ms }}] }}\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (config, args) = (
+            config.clone(),
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        );
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(&args)
+                .arg("--config")
+                .arg(&config)
+                .current_dir("/")
+                .env("KUBECONFIG", "/nonexistent")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env_remove("FIREDRILL_DATA_DIR")
+                .env_remove("FIREDRILL_JOB")
+                .env("FIREDRILL_LOG_LEVEL", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&[
+        "execute",
+        "--drill",
+        "api-probe",
+        "--scheduled",
+        "2026-01-01T00:00:00Z",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let id = record["id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        id,
+        firedrill::job::run_id("api-probe", at("2026-01-01T00:00:00Z")),
+        "a manual run id"
+    );
+    let report = |format: &'static str| {
+        let run = &run;
+        async move {
+            let out = run(&[
+                "report",
+                "--since",
+                "2026-01-01T00:00:00Z",
+                "--until",
+                "2026-01-03T00:00:00Z",
+                "--format",
+                format,
+            ])
+            .await
+            .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    let json: serde_json::Value = serde_json::from_str(&report("json").await).unwrap();
+    let rows: Vec<(&str, &str, &serde_json::Value, &serde_json::Value)> = json["adherence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["scheduled"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+                &a["run"],
+                &a["provenance"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "2026-01-01T00:00:00Z",
+                "passed",
+                &serde_json::json!(id),
+                &serde_json::json!("by-hand")
+            ),
+            (
+                "2026-01-02T00:00:00Z",
+                "unaccounted",
+                &serde_json::Value::Null,
+                &serde_json::Value::Null
+            ),
+        ]
+    );
+    assert_eq!(
+        (
+            &json["summary"]["ran"],
+            &json["summary"]["unaccounted"],
+            &json["summary"]["unplanned_runs"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        )
+    );
+    let md = report("md").await;
+    assert!(
+        md.contains(&format!(
+            "| default | api-probe | 2026-01-01T00:00:00Z | fires | passed | {id} | by hand |"
+        )),
+        "{md}"
+    );
+    let html = report("html").await;
+    assert!(
+        html.contains(&format!("<td>{id}</td><td>by hand</td>")),
+        "{html}"
+    );
+    let csv = report("csv").await;
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(&format!(",passed,{id},")) && l.ends_with(",by hand")),
+        "{csv}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

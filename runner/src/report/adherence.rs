@@ -1,6 +1,6 @@
 //! The report's two tables that grow with the calendar, kept small: a year of an every-minute
 //! drill is 525,600 planned fires, each a row of the adherence table and, when nobody recorded
-//! what became of it, a follow-up. A row is 32 bytes of numbers pointing into tables of the
+//! what became of it, a follow-up. A row is 24 bytes of numbers pointing into tables of the
 //! names and texts it uses (each kept once); it is made whole ([`Adherence`], [`FollowUp`]) only
 //! when it is read, a part of the rendering at a time.
 
@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use foldhash::HashMap;
 use serde::ser::{Serialize, Serializer};
 
-use super::{Adherence, FollowUp};
+use super::{Adherence, FollowUp, Provenance};
 
 /// Each text once, by number.
 #[derive(Clone, Debug, Default)]
@@ -49,9 +49,32 @@ struct Row {
     drill: u32,
     run: u32,
     reason: u32,
-    /// Among the few words (the calendar's, and outcomes).
-    planned: u16,
+    /// Among the calendar's few words.
+    planned: u8,
+    /// Among the few outcomes.
     outcome: u16,
+    /// Whose record accounts for the fire ([`provenance`]).
+    provenance: u8,
+}
+
+// A year of every-minute fires is 525,600 rows: each stays 24 bytes.
+const _: () = assert!(std::mem::size_of::<Row>() == 24);
+
+/// A fire's provenance as a row keeps it.
+fn provenance(p: Option<Provenance>) -> u8 {
+    match p {
+        None => 0,
+        Some(Provenance::Scheduler) => 1,
+        Some(Provenance::ByHand) => 2,
+    }
+}
+
+fn provenance_of(p: u8) -> Option<Provenance> {
+    match p {
+        1 => Some(Provenance::Scheduler),
+        2 => Some(Provenance::ByHand),
+        _ => None,
+    }
 }
 
 /// Rows are kept in chunks of this many, each allocated once at its size: no growing list is
@@ -89,7 +112,9 @@ impl Block {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Table {
     texts: Names,
-    /// Outcomes and the calendar's words: a handful, numbered small.
+    /// The calendar's words: a handful, numbered small.
+    plans: Names,
+    /// Outcomes: a handful, numbered small.
     words: Names,
     /// (drill, kind) pairs, as text numbers.
     drills: Vec<(u32, u32)>,
@@ -148,16 +173,18 @@ impl Table {
         planned: &str,
         outcome: &str,
         run: Option<&str>,
+        provenance: Option<Provenance>,
         reason: Option<&str>,
     ) -> u32 {
         // Outcomes and the calendar's words are a fixed few (a history written by hand could
-        // hold more than 65,535 different ones; past that they read as empty).
-        let word = |words: &mut Names, w: &str| u16::try_from(words.id(w)).unwrap_or(u16::MAX);
+        // hold more than 65,535 different outcomes; past that they read as empty, as would a
+        // 256th word of the calendar's).
         let row = Row {
             scheduled: scheduled.timestamp(),
             drill,
-            planned: word(&mut self.words, planned),
-            outcome: word(&mut self.words, outcome),
+            planned: u8::try_from(self.plans.id(planned)).unwrap_or(u8::MAX),
+            outcome: u16::try_from(self.words.id(outcome)).unwrap_or(u16::MAX),
+            provenance: self::provenance(provenance),
             run: run.map_or(NONE, |r| self.texts.id(r)),
             reason: reason.map_or(NONE, |r| self.texts.id(r)),
         };
@@ -247,9 +274,10 @@ impl Table {
             drill: self.texts.get(drill).to_owned(),
             kind: self.texts.get(kind).to_owned(),
             scheduled: stamp(r.scheduled),
-            planned: self.words.get(u32::from(r.planned)).to_owned(),
+            planned: self.plans.get(u32::from(r.planned)).to_owned(),
             outcome: self.words.get(u32::from(r.outcome)).to_owned(),
             run: text(r.run),
+            provenance: provenance_of(r.provenance),
             reason: text(r.reason),
         }
     }
@@ -305,6 +333,7 @@ impl Adherences {
             &a.planned,
             &a.outcome,
             a.run.as_deref(),
+            a.provenance,
             a.reason.as_deref(),
         );
     }
@@ -431,6 +460,7 @@ impl FollowUps {
             planned: String::new(),
             outcome: String::new(),
             run: None,
+            provenance: None,
             reason: None,
         });
         FollowUp {
@@ -503,6 +533,7 @@ mod tests {
                     t0 + chrono::TimeDelta::minutes(i as i64),
                     "fires",
                     if i % 3 == 0 { "missed" } else { "passed" },
+                    None,
                     None,
                     Some(&reason),
                 );

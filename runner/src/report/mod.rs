@@ -123,7 +123,46 @@ pub struct Adherence {
     /// or pending.
     pub outcome: String,
     pub run: Option<String>,
+    /// Whose record accounts for the fire: the scheduler's, or a run by hand for it; none
+    /// when neither exists (unaccounted, pending, or skipped by the calendar alone).
+    pub provenance: Option<Provenance>,
     pub reason: Option<String>,
+}
+
+/// Whose record accounts for a planned fire (`Adherence::provenance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provenance {
+    /// Fired by the scheduler: its fire record, or the run in the Job it creates for the fire
+    /// (named by the fire's run id), or the run or missed record of that id.
+    Scheduler,
+    /// Run by hand for this fire: `firedrill execute --scheduled T` by a person (another run
+    /// id, or the fire's own id run outside any Job).
+    ByHand,
+}
+
+impl Provenance {
+    /// As the report's tables print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Scheduler => "scheduler",
+            Provenance::ByHand => "by hand",
+        }
+    }
+
+    /// Who ran `run`, which accounts for the fire whose run id is `fire_id`. The scheduler
+    /// names every fire's Job and run by the fire's run id (and records a missed fire under
+    /// it); a Job's run records the Job it ran in. A person's `execute --scheduled T` draws a
+    /// manual id, or, given the fire's id with `--run`, records that it ran in no Job.
+    fn of(run: &RunRecord<Trail>, fire_id: &str) -> Self {
+        let outside_any_job = matches!(&run.evidence.job, Some(JobNote { name: None }))
+            && run.status != RunStatus::Missed;
+        if run.id == fire_id && !outside_any_job {
+            Provenance::Scheduler
+        } else {
+            Provenance::ByHand
+        }
+    }
 }
 
 /// One drill on one cluster.
@@ -360,11 +399,18 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         )
     };
     let all_runs = inputs.runs;
-    let runs: HashMap<(&str, &str), usize> = all_runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| ((r.cluster.as_str(), r.id.as_str()), i))
-        .collect();
+    // The runs that name each instant of each drill, in the history's order: a planned fire is
+    // accounted for by the run that names it, whatever its id (the scheduler's, or a person's
+    // `execute --scheduled T`). The first of each is in `naming`, the next after run i in
+    // `next[i]`.
+    let mut naming: HashMap<(&str, &str, DateTime<Utc>), usize> = HashMap::default();
+    naming.reserve(all_runs.len());
+    let mut next = vec![usize::MAX; all_runs.len()];
+    for (i, r) in all_runs.iter().enumerate().rev() {
+        if let Some(first) = naming.insert((r.cluster.as_str(), r.drill.as_str(), r.scheduled), i) {
+            next[i] = first;
+        }
+    }
     let fires: HashMap<(&str, &str, DateTime<Utc>), &FireRecord> = inputs
         .fires
         .iter()
@@ -422,11 +468,37 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 None if !own => continue,
                 _ => {}
             }
-            let run = runs.get(&(cluster.as_str(), id.as_str())).map(|&i| {
+            // The scheduler's own run of the fire if there is one, else the first by hand, else
+            // the scheduler's record that it missed the fire (a run by hand made it up). The
+            // scheduler's record of this fire is never a run outside the calendar.
+            let rank = |r: &RunRecord<Trail>| match (r.id == id, r.status == RunStatus::Missed) {
+                (true, false) => 2,
+                (false, _) => 1,
+                (true, true) => 0,
+            };
+            let mut chosen: Option<usize> = None;
+            let mut at = naming
+                .get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled))
+                .copied();
+            while let Some(i) = at {
+                if chosen.is_none_or(|c| rank(&all_runs[i]) > rank(&all_runs[c])) {
+                    chosen = Some(i);
+                }
+                if all_runs[i].id == id {
+                    planned_runs[i] = true;
+                }
+                at = next.get(i).copied().filter(|&n| n != usize::MAX);
+            }
+            let run = chosen.map(|i| {
                 planned_runs[i] = true;
                 &all_runs[i]
             });
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
+            let provenance = match (run, recorded) {
+                (Some(r), _) => Some(Provenance::of(r, &id)),
+                (None, Some(_)) => Some(Provenance::Scheduler),
+                (None, None) => None,
+            };
             let (outcome, reason): (&str, Option<Cow<str>>) = match (run, recorded) {
                 (Some(r), _) if r.status == RunStatus::Running && overdue < inputs.generated => (
                     "unaccounted",
@@ -461,6 +533,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 planned,
                 outcome,
                 run.map(|r| r.id.as_str()),
+                provenance,
                 reason.as_deref(),
             );
             let (tally, did_not_run) = &mut fates[k * config.drills.len() + fire.drill];
@@ -498,7 +571,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         .map(|r| (r.cluster.as_str(), r.drill.as_str()))
         .collect();
     keys.extend(ran.into_iter().map(|(c, d)| (c.to_owned(), d.to_owned())));
-    drop(runs);
+    drop(naming);
     let keys: Vec<(String, String)> = keys.into_iter().collect();
     let mut slots: Vec<Slot> = keys.iter().map(|_| Slot::default()).collect();
     {

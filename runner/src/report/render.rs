@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::ops::Range;
 
-use super::{Adherence, DrillReport, Figure, FollowUp, Report, RunRow, Tally};
+use super::{Adherence, DrillReport, Figure, FollowUp, Provenance, Report, RunRow, Tally};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -323,7 +323,7 @@ fn worst(w: &Option<super::Worst>) -> String {
     )
 }
 
-fn adherence_cells(a: &Adherence) -> [&str; 7] {
+fn adherence_cells(a: &Adherence) -> [&str; 8] {
     [
         &a.cluster,
         &a.drill,
@@ -331,17 +331,19 @@ fn adherence_cells(a: &Adherence) -> [&str; 7] {
         &a.planned,
         &a.outcome,
         a.run.as_deref().unwrap_or_default(),
+        a.provenance.map_or("", Provenance::as_str),
         a.reason.as_deref().unwrap_or_default(),
     ]
 }
 
-const ADHERENCE_HEAD: [&str; 7] = [
+const ADHERENCE_HEAD: [&str; 8] = [
     "cluster",
     "drill",
     "scheduled (UTC)",
     "planned",
     "outcome",
     "run",
+    "provenance",
     "reason",
 ];
 
@@ -939,7 +941,7 @@ fn runs_by_id(r: &Report) -> foldhash::HashMap<(&str, &str), &RunRow> {
 /// One row per planned fire and per run outside the calendar, with the run's measurements.
 fn csv_parts(r: &Report, rows: usize) -> Vec<Part<'_>> {
     let mut parts = vec![Part::Text(
-        "cluster,drill,kind,scheduled,planned,outcome,run,reason,rto_seconds,rto_target_seconds,rpo_seconds,rpo_target_seconds,availability,availability_target,latency_p95_seconds,rollback,safety_violation\n",
+        "cluster,drill,kind,scheduled,planned,outcome,run,reason,rto_seconds,rto_target_seconds,rpo_seconds,rpo_target_seconds,availability,availability_target,latency_p95_seconds,rollback,safety_violation,provenance\n",
     )];
     parts.extend(ranges(r.adherence.len(), rows).map(Part::Adherence));
     for d in &r.drills {
@@ -988,9 +990,15 @@ fn csv_part(
                     a.run.as_deref().unwrap_or_default(),
                     a.reason.as_deref().unwrap_or_default(),
                 ];
+                // Provenance last: the columns before it keep their places.
+                let provenance = a.provenance.map_or("", Provenance::as_str);
                 csv_line(
                     out,
-                    fields.into_iter().map(Cow::Borrowed).chain(measured(run)),
+                    fields
+                        .into_iter()
+                        .map(Cow::Borrowed)
+                        .chain(measured(run))
+                        .chain([Cow::Borrowed(provenance)]),
                 );
             }
         }
@@ -1011,7 +1019,9 @@ fn csv_part(
                     fields
                         .into_iter()
                         .map(Cow::Borrowed)
-                        .chain(measured(Some(run))),
+                        .chain(measured(Some(run)))
+                        // No planned fire to account for.
+                        .chain([Cow::Borrowed("")]),
                 );
             }
         }
@@ -1590,6 +1600,7 @@ mod tests {
             planned: "fires".into(),
             outcome: "missed".into(),
             run: None,
+            provenance: None,
             reason: Some("past its deadline".into()),
         });
         no_drills.follow_ups.push(super::super::FollowUp {
