@@ -593,6 +593,99 @@ fn isolation_policy(run: &str, index: usize, isolate: &Isolate) -> Value {
     })
 }
 
+/// The environment a hook gets.
+pub struct HookContext<'a> {
+    pub phase: &'a str,
+    pub run: &'a str,
+    pub drill: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
+/// A name of at most 63 characters that stays unique: cut, with a hash of the whole.
+fn short_name(full: &str) -> String {
+    if full.len() <= 63 {
+        return full.to_owned();
+    }
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{}-{:08x}", full[..54].trim_end_matches('-'), hash as u32)
+}
+
+/// The Job a Job hook creates: the user's spec, in firedrill's namespace, named for the run.
+pub fn hook_job(namespace: &str, spec: &Value, c: &HookContext<'_>) -> Value {
+    let name = short_name(&format!("firedrill-{}-{}", c.phase, c.run));
+    let mut spec = spec.clone();
+    if spec.get("backoffLimit").is_none() {
+        spec["backoffLimit"] = json!(0);
+    }
+    // Kept a day for the record, then cleaned up by Kubernetes.
+    if spec.get("ttlSecondsAfterFinished").is_none() {
+        spec["ttlSecondsAfterFinished"] = json!(86_400);
+    }
+    let env = json!([
+        { "name": "FIREDRILL_PHASE", "value": c.phase },
+        { "name": "FIREDRILL_RUN", "value": c.run },
+        { "name": "FIREDRILL_DRILL", "value": c.drill },
+        { "name": "FIREDRILL_FROM_REGION", "value": c.from },
+        { "name": "FIREDRILL_TO_REGION", "value": c.to },
+    ]);
+    // firedrill's namespace enforces the `restricted` Pod Security level: what the spec leaves
+    // out is filled in to meet it (an image that runs as root needs `runAsUser`).
+    if let Some(pod) = spec
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let context = pod.entry("securityContext").or_insert_with(|| json!({}));
+        if let Some(context) = context.as_object_mut() {
+            context.entry("runAsNonRoot").or_insert(json!(true));
+            context
+                .entry("seccompProfile")
+                .or_insert(json!({ "type": "RuntimeDefault" }));
+        }
+    }
+    if let Some(containers) = spec
+        .pointer_mut("/template/spec/containers")
+        .and_then(Value::as_array_mut)
+    {
+        for container in containers {
+            if let Some(c) = container.as_object_mut() {
+                let context = c.entry("securityContext").or_insert_with(|| json!({}));
+                if let Some(context) = context.as_object_mut() {
+                    context
+                        .entry("allowPrivilegeEscalation")
+                        .or_insert(json!(false));
+                    context
+                        .entry("capabilities")
+                        .or_insert(json!({ "drop": ["ALL"] }));
+                }
+            }
+            let list = container
+                .as_object_mut()
+                .map(|c| c.entry("env").or_insert_with(|| json!([])));
+            if let Some(Value::Array(list)) = list {
+                list.extend(env.as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": "firedrill",
+                "firedrill.io/kind": "hook",
+                "firedrill.io/run": c.run,
+                "firedrill.io/drill": c.drill,
+            },
+        },
+        "spec": spec,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

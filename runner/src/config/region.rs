@@ -626,10 +626,10 @@ fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value
         return None;
     }
     // The whole Job as firedrill creates it, for anything the parts do not show.
-    let job = crate::region::hook_job(
+    let job = firedrill_experiments::region::hook_job(
         "firedrill",
         &spec,
-        &crate::region::HookContext {
+        &firedrill_experiments::region::HookContext {
             phase: "promote",
             run: "r",
             drill: "d",
