@@ -732,3 +732,136 @@ async fn postgres_without_firedrill_tables_gets_none_from_a_reading_command() {
             .ok();
     }
 }
+
+/// The history `tests/fixtures/history-v4.sql` holds, loaded into `url` as the release that
+/// wrote it left it (schema version 4, its rows as that release's store wrote them).
+async fn load_history_v4(url: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let dump = include_str!("fixtures/history-v4.sql");
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    for line in dump.lines().filter(|l| !l.is_empty() && !l.starts_with("--")) {
+        let statement = line.strip_suffix(';').unwrap_or(line).to_owned();
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    c.close().await.unwrap();
+}
+
+/// `firedrill report` of 2027 on the example drill file, in `format`, from `store`, its
+/// `generated` instant and the store's address (a temporary file) blanked.
+fn report_of(store: &str, format: &str) -> String {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(unique("firedrill-report"));
+    let run = support::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["report", "--config", "deploy/examples/firedrill.yaml"])
+            .args(["--since", "2027-01-01T00:00:00Z", "--until", "2028-01-01T00:00:00Z"])
+            .args(["--format", format, "--output"])
+            .arg(&out)
+            .env("FIREDRILL_STORE", store)
+            .env("FIREDRILL_LOG_LEVEL", "warn")
+            .current_dir(workspace),
+        std::time::Duration::from_secs(60),
+        "firedrill report",
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).ok();
+    text.split('\n')
+        .map(|l| {
+            if l.starts_with("- Generated: ") {
+                "- Generated: <generated>".to_owned()
+            } else if l.starts_with("  \"generated\": ") {
+                "  \"generated\": \"<generated>\",".to_owned()
+            } else if l.starts_with("- Run history: ") {
+                "- Run history: `<store>`".to_owned()
+            } else if l.starts_with("  \"store\": ") {
+                "  \"store\": \"<store>\",".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A history the previous release wrote (schema 4, untyped evidence: failed reverts found by
+/// their text, a failed injection's `revert`, rollbacks closed later, a dry run, a region
+/// failover) is migrated by this release's writer and reports exactly as that release reported
+/// it (`history-v4.report.*` is its output).
+async fn a_history_written_by_the_previous_release(url: &str) {
+    load_history_v4(url).await;
+    let store_url = if url.starts_with("sqlite:") {
+        StoreUrl::Sqlite(url.trim_start_matches("sqlite://").split('?').next().unwrap().to_owned())
+    } else {
+        StoreUrl::Postgres(url.to_owned())
+    };
+    let store = Store::open(&store_url, "us-east").await.expect("migrates");
+    assert_eq!(
+        store.open_rollbacks().await.unwrap(),
+        ["pod-kill-monthly-hand-2"],
+        "the failed revert still open, as the release left it (the others were found closed)"
+    );
+    let failed = store
+        .run("pod-kill-monthly-hand-2")
+        .await
+        .unwrap()
+        .expect("an old record reads");
+    assert!(failed.rollback_failed(), "`REVERT FAILED: …` of the old shape is a failed revert");
+    let left = store
+        .run("network-partition-quarterly-hand-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!left.rollback_failed());
+    store.close().await;
+    let store = match &store_url {
+        StoreUrl::Sqlite(path) => format!("sqlite://{path}"),
+        StoreUrl::Postgres(url) => url.clone(),
+    };
+    assert_eq!(
+        report_of(&store, "md"),
+        include_str!("fixtures/history-v4.report.md")
+    );
+    assert_eq!(
+        report_of(&store, "json"),
+        include_str!("fixtures/history-v4.report.json")
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_history_written_by_the_previous_release_reads_and_reports_the_same() {
+    let dir = std::env::temp_dir().join(unique("firedrill-v4"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.db");
+    a_history_written_by_the_previous_release(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_postgres_history_written_by_the_previous_release_reads_and_reports_the_same() {
+    let Some(admin) = service("FIREDRILL_TEST_POSTGRES") else {
+        return;
+    };
+    let name = unique("fd").to_lowercase();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin.as_str())
+        .await
+        .expect("connect to PostgreSQL");
+    // The name is ours (letters, digits and underscores), not user input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    let mut url = admin.clone();
+    url.set_path(&format!("/{name}"));
+    a_history_written_by_the_previous_release(url.as_str()).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .ok();
+}
