@@ -167,7 +167,7 @@ async fn all_nodes(client: &kube::Client) -> BTreeMap<String, Value> {
 }
 
 fn timeline(record: &firedrill::store::RunRecord) -> Vec<String> {
-    record.evidence["timeline"]
+    record.evidence.to_value()["timeline"]
         .as_array()
         .map(|t| {
             t.iter()
@@ -293,7 +293,7 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
         "{events:?}"
     );
     // The record names the node and every pod it hurt.
-    let hurt = &record.evidence["nodes"]["hurt"][0];
+    let hurt = &record.evidence.to_value()["nodes"]["hurt"][0];
     assert_eq!(hurt["node"], json!(drained));
     assert_eq!(hurt["pods"].as_array().unwrap().len(), 2, "{hurt}");
     // The ledger: the cordon's undo is done, the evicted pods are the controllers' to recreate.
