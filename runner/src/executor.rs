@@ -1542,19 +1542,19 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
         Some(store) if *stop.borrow() => {
             tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
                 .await
-                .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+                .unwrap_or_else(|_| Err(stopping_timeout()))
         }
         Some(store) => tokio::select! {
             result = store.record_run_with_retry(run) => result,
             () = pushgateway::stopping(&mut stop) => {
                 tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
                     .await
-                    .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+                    .unwrap_or_else(|_| Err(stopping_timeout()))
             }
         },
-        None => Err(StoreError::Query(sqlx::Error::Configuration(
-            "the store could not be opened (see the log above)".into(),
-        ))),
+        None => Err(StoreError::Unavailable {
+            why: "it could not be opened (see the log above)".into(),
+        }),
     };
     let store_error = match stored {
         Ok(()) => return Kept::Store,
@@ -1593,6 +1593,14 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
     tracing::error!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, spool_error = %spool_error,
         "RECORD NOT KEPT: the store, the cluster and the spool all failed; the record is only on stdout");
     Kept::Nowhere
+}
+
+/// The store's one attempt while stopping took longer than [`STOPPING_BUDGET`].
+fn stopping_timeout() -> StoreError {
+    StoreError::Timeout {
+        what: "the one attempt to keep the record while stopping",
+        waited: STOPPING_BUDGET,
+    }
 }
 
 /// How long a stopping process gives the store for its one attempt.

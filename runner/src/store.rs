@@ -219,7 +219,16 @@ pub enum StoreError {
     #[error("{path} is not a regular file ({what}): a SQLite history is a file; it is left untouched (check `store:` in the drill file, or FIREDRILL_STORE)")]
     NotAFile { path: String, what: &'static str },
     #[error("store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
+    /// The store did not answer in time (no connection free, or an answer too slow).
+    #[error("the store did not answer within {}s ({what})", waited.as_secs_f64())]
+    Timeout {
+        what: &'static str,
+        waited: Duration,
+    },
+    /// The store cannot be reached: not opened, its connections closed, the network.
+    #[error("the store is unavailable: {why}")]
+    Unavailable { why: String },
     #[error("run {id} is already recorded for drill {drill} ({kind}, scheduled {scheduled}); a record never changes its drill, kind or scheduled instant (give this run another --run id)")]
     Conflict {
         id: String,
@@ -232,6 +241,36 @@ pub enum StoreError {
     #[error("reading the SQLite history failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
+
+impl From<sqlx::Error> for StoreError {
+    /// A timeout and an unreachable store as themselves; anything else the query's failure.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::Timeout {
+                what: "no connection to it came free",
+                waited: ACQUIRE_TIMEOUT,
+            },
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable { why: e.to_string() },
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the store was slow or out of reach).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Timeout { .. } | StoreError::Unavailable { .. }
+        )
+    }
+}
+
+/// How long a query waits for a connection of the pool.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Store {
     pool: AnyPool,
@@ -389,7 +428,7 @@ impl Store {
         let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&connect)
             .await
             .map_err(|source| StoreError::Open {
@@ -1282,3 +1321,36 @@ fn redact(url: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timeout and a store out of reach are errors of their own (retried, said as such);
+    /// any other failure is the query's.
+    #[test]
+    fn a_timeout_and_an_unreachable_store_are_said_as_themselves() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(e, StoreError::Timeout { .. }) && e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "the store did not answer within 10s (no connection to it came free)"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = StoreError::from(sqlx::Error::Io(refused));
+        assert!(
+            matches!(e, StoreError::Unavailable { .. }) && e.is_transient(),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("the store is unavailable: "),
+            "{e}"
+        );
+        let e = StoreError::from(sqlx::Error::PoolClosed);
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(
+            matches!(e, StoreError::Query(_)) && !e.is_transient(),
+            "{e}"
+        );
+    }
+}
