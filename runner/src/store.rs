@@ -631,11 +631,18 @@ impl Store {
                 .await?;
         let found = evidence.is_some();
         if let Some(text) = evidence {
+            // Edited as the JSON document it is, so that what a newer version wrote and this
+            // one does not know is kept.
             let mut evidence = parse_json(&text)?;
             if let Some(map) = evidence.as_object_mut() {
+                let closed = crate::run::Closed {
+                    at: Some(timestamp(at)),
+                    how: Some(how.to_owned()),
+                    restored,
+                };
                 map.insert(
                     "rollback_closed".to_owned(),
-                    serde_json::json!({ "at": timestamp(at), "how": how, "restored": restored }),
+                    serde_json::to_value(closed).unwrap_or_default(),
                 );
             }
             sqlx::query("UPDATE runs SET evidence = $1 WHERE cluster = $2 AND id = $3")
