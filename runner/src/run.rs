@@ -135,8 +135,8 @@ pub const EVIDENCE_VERSION: u32 = 2;
 /// targets). Stored as JSON under the keys runs have always written ([`EvidenceText`]), so
 /// records of every version read alike; the parts a fault kind alone writes (`nodes`,
 /// `regions`, `promotion`, `rpo`, `failback`) are kept as that kind wrote them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "EvidenceText", into = "EvidenceText")]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(into = "EvidenceText")]
 pub struct Evidence {
     /// The shape it was written in: 1 for records written before this type, else
     /// [`EVIDENCE_VERSION`].
@@ -329,6 +329,18 @@ enum RevertText {
     Failed(String),
 }
 
+impl<'de> Deserialize<'de> for Evidence {
+    /// As [`Evidence::parse`] reads the stored text: a record in a result ConfigMap or a spool
+    /// file whose evidence has a field of another shape still reads, that field absent.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(match EvidenceText::deserialize(&v) {
+            Ok(text) => text.into(),
+            Err(_) => Evidence::from_value(&v),
+        })
+    }
+}
+
 impl From<EvidenceText> for Evidence {
     fn from(t: EvidenceText) -> Self {
         let left = |lines: &[String]| match t.revert_outcome.as_deref() {
@@ -452,9 +464,11 @@ impl Evidence {
     /// (written by a future version, or damaged) is read field by field, each field of another
     /// shape as absent; only text that is not JSON at all is an error.
     pub fn parse(text: &str) -> Result<Evidence, serde_json::Error> {
-        serde_json::from_str(text).or_else(|_| {
-            serde_json::from_str::<serde_json::Value>(text).map(|v| Evidence::from_value(&v))
-        })
+        serde_json::from_str::<EvidenceText>(text)
+            .map(Evidence::from)
+            .or_else(|_| {
+                serde_json::from_str::<serde_json::Value>(text).map(|v| Evidence::from_value(&v))
+            })
     }
 
     /// The evidence of a document in memory, field by field as [`Evidence::parse`] reads it.
@@ -824,6 +838,15 @@ mod tests {
                 evidence,
             }
         }
+        // A whole record (a result ConfigMap, a spool file) reads a damaged field as absent too.
+        let mut whole = serde_json::to_value(record(Evidence::new())).unwrap();
+        whole["evidence"] = serde_json::from_str(damaged).unwrap();
+        let read: RunRecord = serde_json::from_value(whole).expect("the record reads");
+        assert_eq!(read.evidence, t_again(damaged));
+        fn t_again(text: &str) -> Evidence {
+            Evidence::parse(text).unwrap()
+        }
+
         let r = record(typed);
         assert!(r.rollback_failed());
         assert!(r.safety_violated());
