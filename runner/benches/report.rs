@@ -94,7 +94,7 @@ async fn seed(
                 .bind(r.reason.as_deref())
                 .bind(serde_json::to_string(&r.targets).unwrap())
                 .bind(serde_json::to_string(&r.measurements).unwrap())
-                .bind(r.evidence.to_string())
+                .bind(serde_json::to_string(&r.evidence).unwrap())
                 .bind(timestamp(r.scheduled))
                 .execute(&mut *tx)
                 .await
@@ -187,6 +187,13 @@ async fn main() {
             t.elapsed().as_secs_f64()
         );
     }
+    // A history seeded by an earlier version is migrated as its writer would (`report` reads
+    // only a history at this version's schema).
+    Store::open(&StoreUrl::Sqlite(db.display().to_string()), "c-east")
+        .await
+        .unwrap()
+        .close()
+        .await;
     stores.push(("SQLite", format!("sqlite://{}", db.display())));
     if let Ok(admin) = std::env::var("FIREDRILL_TEST_POSTGRES") {
         sqlx::any::install_default_drivers();
@@ -205,6 +212,11 @@ async fn main() {
                 t.elapsed().as_secs_f64()
             );
         }
+        Store::open(&StoreUrl::Postgres(url.to_string()), "c-east")
+            .await
+            .unwrap()
+            .close()
+            .await;
         stores.push(("PostgreSQL", url.to_string()));
     } else {
         eprintln!("PostgreSQL: FIREDRILL_TEST_POSTGRES is not set (scripts/services.sh start); SQLite only");

@@ -20,7 +20,10 @@ use crate::gate::{self, Endpoints, Samples, WatchResult};
 use crate::job::RunRef;
 use crate::kubernetes::Kube;
 use crate::ledger::{KubeCluster, Protection};
-use crate::run::{EventNote, Hit, Measurements, RunRecord, RunStatus};
+use crate::run::{
+    EventNote, Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord,
+    RunStatus,
+};
 use crate::schedule::blackout;
 use crate::store::{Spool, Store, StoreError};
 use crate::{pushgateway, snapshot};
@@ -72,12 +75,12 @@ struct Injection {
     first_fault: Option<DateTime<Utc>>,
     recovered: Option<DateTime<Utc>>,
     /// What happened when, for the record.
-    timeline: Vec<Value>,
+    timeline: Vec<Moment>,
 }
 
 impl Injection {
     /// Applies one wave through the ledger (each undo record written before its change).
-    async fn inject(&mut self, steps: &[Step]) -> Result<Value, String> {
+    async fn inject(&mut self, steps: &[Step]) -> Result<Injected, String> {
         // The fault starts when its first change is asked for (a DNS change waits until it is
         // in sync before `apply` returns).
         let began = Utc::now();
@@ -135,16 +138,19 @@ impl Injection {
         for (what, why) in &applied.refused {
             self.event(now, &format!("{what}: not made: {why}"));
         }
-        let mut out = json!({
-            "ledger": self.ledger.name(),
-            "changed": applied.made,
-            "refused": applied.refused.iter().map(|(what, why)| json!({ "step": what, "reason": why })).collect::<Vec<_>>(),
-        });
         let dns = self.cluster.external_changes();
-        if !dns.is_empty() {
-            out["dns_changes"] = json!(dns);
-        }
-        Ok(out)
+        Ok(Injected {
+            ledger: Some(self.ledger.name()),
+            changed: Some(applied.made),
+            refused: Some(
+                applied
+                    .refused
+                    .into_iter()
+                    .map(|(step, reason)| crate::run::Refused { step, reason })
+                    .collect(),
+            ),
+            dns_changes: (!dns.is_empty()).then_some(dns),
+        })
     }
 
     fn event(&mut self, at: DateTime<Utc>, what: &str) {
@@ -152,7 +158,11 @@ impl Injection {
             .first_fault
             .map(|f| (at - f).num_milliseconds() as f64 / 1000.0)
             .unwrap_or(0.0);
-        self.timeline.push(json!({ "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "seconds": since, "event": what }));
+        self.timeline.push(Moment {
+            at: Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            seconds: Some(since),
+            event: Some(what.to_owned()),
+        });
     }
 
     /// The namespaces of the affected workloads, each once.
@@ -329,7 +339,7 @@ impl Injection {
 
     /// Replays the ledger backwards; an entry left because someone changed it since is reported,
     /// not an error; anything not undone is. Each object restored carries an Event saying so.
-    async fn revert(&mut self) -> Result<Value, String> {
+    async fn revert(&mut self, when: RevertWhen) -> Revert {
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let trust = self.protection.trust(&guard, Some(&self.key));
         let report = rollback::replay(&self.cluster, &mut self.ledger, &trust, false).await;
@@ -370,9 +380,16 @@ impl Injection {
                 .await;
         }
         if report.failed() {
-            Err(lines.join("; "))
+            Revert::Failed {
+                when,
+                error: lines.join("; "),
+            }
         } else {
-            Ok(json!(lines))
+            let left = report
+                .actions
+                .iter()
+                .any(|a| a.outcome == rollback::Outcome::Left);
+            Revert::replayed(when, lines, left)
         }
     }
 }
@@ -418,7 +435,7 @@ const KILL_SWITCH_READ_FAILURES: u32 = 3;
 
 struct Progress {
     record: RunRecord,
-    evidence: serde_json::Map<String, Value>,
+    evidence: Evidence,
     /// Data loss measured by a region failover's markers.
     rpo: Option<f64>,
     /// A region failover promoted the database (so its failback is due).
@@ -432,7 +449,7 @@ impl Progress {
         self.record.status = status;
         self.record.reason = reason;
         self.record.ended = Some(Utc::now());
-        self.record.evidence = Value::Object(self.evidence);
+        self.record.evidence = self.evidence;
         self.record
     }
 }
@@ -460,7 +477,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     let (observed, samples) = observe(x, stop, injection.as_mut()).await;
     // Recovery: from the first change to every affected workload back as desired.
     let rto = injection.as_ref().and_then(|i| {
-        p.evidence.insert("timeline".into(), json!(i.timeline));
+        p.evidence.timeline = Some(i.timeline.clone());
         match (i.first_fault, i.recovered, i.waves.is_empty()) {
             (Some(first), Some(back), true) => {
                 Some((back - first).num_milliseconds() as f64 / 1000.0)
@@ -538,21 +555,18 @@ impl Progress {
                 reason: None,
                 targets: Vec::new(),
                 measurements: Measurements::default(),
-                evidence: json!({}),
+                evidence: Evidence::new(),
             },
-            evidence: serde_json::Map::new(),
+            evidence: Evidence::new(),
             rpo: None,
             promoted: false,
             failback_failed: None,
         };
-        p.evidence.insert("dry_run".into(), json!(dry_run));
-        p.evidence.insert("armed".into(), json!(x.config.armed));
-        p.evidence.insert(
-            "job".into(),
-            json!(crate::run::JobNote {
-                name: crate::job::current()
-            }),
-        );
+        p.evidence.dry_run = Some(dry_run);
+        p.evidence.armed = Some(x.config.armed);
+        p.evidence.job = Some(crate::run::JobNote {
+            name: crate::job::current(),
+        });
         let success = &x.drill.success;
         let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
         let criteria = crate::run::Criteria {
@@ -563,7 +577,7 @@ impl Progress {
             rto_seconds: seconds(success.rto),
             rpo_seconds: seconds(success.rpo),
         };
-        p.evidence.insert("criteria".into(), json!(criteria));
+        p.evidence.criteria = Some(criteria);
         p
     }
 }
@@ -597,10 +611,8 @@ async fn preflight(
             ))
         }
         None => {
-            p.evidence.insert(
-                "kill_switch".into(),
-                json!("not checked: no cluster access (a probe changes nothing)"),
-            );
+            p.evidence.kill_switch =
+                Some("not checked: no cluster access (a probe changes nothing)".into());
         }
     }
     let covering = blackout::covering(x.config.timezone, &x.config.blackouts, started);
@@ -612,14 +624,15 @@ async fn preflight(
         ));
     }
     let gates = gate::preflight(&drill.preflight, x.endpoints).await;
-    p.evidence.insert(
-        "preflight".into(),
-        Value::Array(
-            gates
-                .iter()
-                .map(|g| json!({ "check": g.check, "passed": g.outcome.passed(), "detail": g.outcome.text() }))
-                .collect(),
-        ),
+    p.evidence.preflight = Some(
+        gates
+            .iter()
+            .map(|g| crate::run::Gate {
+                check: Some(g.check.clone()),
+                passed: Some(g.outcome.passed()),
+                detail: Some(g.outcome.text().to_owned()),
+            })
+            .collect(),
     );
     let failed: Vec<String> = gates
         .iter()
@@ -660,11 +673,9 @@ async fn choose(
             (Some(hits), _) => hits,
             (None, true) => &none,
             (None, false) if dry_run => {
-                p.evidence.insert(
-                    "cooldown".into(),
-                    json!(
-                        "not checked: the run history is unavailable (a dry run changes nothing)"
-                    ),
+                p.evidence.cooldown = Some(
+                    "not checked: the run history is unavailable (a dry run changes nothing)"
+                        .into(),
                 );
                 &none
             }
@@ -716,30 +727,26 @@ async fn choose(
             ));
         }
         if let Some(nodes) = &choice.nodes {
-            p.evidence.insert(
-                "nodes".into(),
-                json!({
+            p.evidence.nodes = Some(json!({
                     "hurt": nodes.nodes.iter().map(|n| json!({
                         "node": n.node,
                         "cordoned_before": n.was_unschedulable,
                         "pods": n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                     "refused": nodes.refused.iter().map(|(node, reason)| json!({ "node": node, "reason": reason })).collect::<Vec<_>>(),
-                }),
-            );
+            }));
         }
         let v = &choice.verdict;
         p.record.targets = hits(v);
-        p.evidence.insert(
-            "excluded".into(),
-            Value::Array(
-                v.excluded
-                    .iter()
-                    .map(
-                        |e| json!({ "namespace": e.namespace, "name": e.name, "reason": e.reason }),
-                    )
-                    .collect(),
-            ),
+        p.evidence.excluded = Some(
+            v.excluded
+                .iter()
+                .map(|e| crate::run::Excluded {
+                    namespace: Some(e.namespace.clone()),
+                    name: Some(e.name.clone()),
+                    reason: Some(e.reason.clone()),
+                })
+                .collect(),
         );
         if let Some(blocked) = &v.blocked {
             return Err((RunStatus::Blocked, blocked.clone()));
@@ -786,17 +793,14 @@ async fn choose_regions(
         drill.safety.limits.min_healthy_regions,
     )
     .map_err(|e| (RunStatus::Blocked, e))?;
-    p.evidence.insert(
-        "regions".into(),
-        json!({
+    p.evidence.regions = Some(json!({
             "failed": rf.from,
             "takes_over": rf.to,
             "healthy_after": surviving,
             "healthy_before": dns.as_ref().map(|d| &d.healthy),
             "record_sets": dns.as_ref().map(|d| &d.record_sets),
             "health_checks": dns.as_ref().map(|d| &d.health_checks),
-        }),
-    );
+    }));
     let mut cluster = Cluster::default();
     if !rf.isolate.is_empty() {
         let Some(kube) = x.kube else {
@@ -964,10 +968,7 @@ async fn inject(
                     format!("the RPO markers could not be written: {e}"),
                 )
             })?;
-            p.evidence.insert(
-                "data".into(),
-                json!("both databases answer (a dry run writes no marker)"),
-            );
+            p.evidence.data = Some("both databases answer (a dry run writes no marker)".into());
         }
     }
     let fault = match &failover {
@@ -991,18 +992,12 @@ async fn inject(
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
-            p.evidence.insert("plan".into(), json!(e));
+            p.evidence.plan = Some(e);
             firedrill_experiments::Plan::default()
         }
     };
     if dry_run && !plan.is_empty() {
-        p.evidence.insert(
-            "would_change".into(),
-            json!(plan
-                .steps()
-                .map(|s| s.forward.describe())
-                .collect::<Vec<_>>()),
-        );
+        p.evidence.would_change = Some(plan.steps().map(|s| s.forward.describe()).collect());
     }
     let mut injection = match (dry_run || plan.is_empty(), x.kube) {
         (true, _) => None,
@@ -1091,22 +1086,15 @@ async fn inject(
     if let Some(i) = injection.as_mut() {
         match i.inject(&first_wave).await {
             Ok(changes) => {
-                let refused = changes["refused"].as_array().is_some_and(|r| !r.is_empty());
-                p.evidence.insert("injected".into(), changes);
+                let refused = changes.refused.as_ref().is_some_and(|r| !r.is_empty());
+                p.evidence.injected = Some(changes);
                 if let Some(rf) = &failover {
                     promote(x, p, i, rf, writer.take(), refused, stop).await;
                 }
             }
             Err(e) => {
                 // A partial injection is reverted before anything else.
-                let reverted = i.revert().await;
-                p.evidence.insert(
-                    "revert".into(),
-                    match reverted {
-                        Ok(lines) => lines,
-                        Err(e) => json!(format!("REVERT FAILED: {e}")),
-                    },
-                );
+                p.evidence.revert = i.revert(RevertWhen::AfterAFailedInjection).await;
                 return Err((RunStatus::Error, format!("injection failed: {e}")));
             }
         }
@@ -1222,8 +1210,7 @@ async fn promote(
         None => None,
     };
     if engaged.is_some() || *stop.borrow() {
-        p.evidence.insert(
-            "promotion".into(),
+        p.evidence.promotion = Some(
             json!({ "phase": "promote", "ok": false, "detail": "not run: the drill was stopped (kill switch or signal) before promotion" }),
         );
         return;
@@ -1259,8 +1246,7 @@ async fn promote(
     let context = hook_context(x, rf, "promote");
     i.event(Utc::now(), "promotion started");
     let outcome = crate::region::run_hook(hook, &context, x.kube).await;
-    p.evidence
-        .insert("promotion".into(), outcome.to_json("promote"));
+    p.evidence.promotion = Some(outcome.to_json("promote"));
     if !outcome.ok {
         i.fail(format!("the promotion hook failed: {}", outcome.detail));
         return;
@@ -1279,13 +1265,10 @@ async fn promote(
                 p.rpo = crate::region::rpo(&written, survived)
                     .filter(|(_, at_least)| !at_least)
                     .map(|(s, _)| s);
-                p.evidence.insert(
-                    "rpo".into(),
-                    crate::region::evidence(&written, survived, &markers.table),
-                );
+                p.evidence.rpo = Some(crate::region::evidence(&written, survived, &markers.table));
             }
             Err(e) => {
-                p.evidence.insert("rpo".into(), json!({ "error": e }));
+                p.evidence.rpo = Some(json!({ "error": e }));
             }
         }
     }
@@ -1318,8 +1301,7 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
         Some(firedrill_experiments::region::Failback::Hook(hook)) => {
             let context = hook_context(x, rf, "failback");
             let outcome = crate::region::run_hook(hook, &context, x.kube).await;
-            p.evidence
-                .insert("failback".into(), outcome.to_json("failback"));
+            p.evidence.failback = Some(outcome.to_json("failback"));
             if !outcome.ok {
                 p.failback_failed = Some(format!(
                     "the failback hook failed: {}; the database stays promoted in {}",
@@ -1328,14 +1310,12 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
             }
         }
         Some(firedrill_experiments::region::Failback::Runbook(link)) => {
-            p.evidence.insert(
-                "failback".into(),
+            p.evidence.failback = Some(
                 json!({ "phase": "failback", "runbook": link, "detail": format!("the database stays promoted in {}: fail back by the runbook {link}", rf.to) }),
             );
         }
         None => {
-            p.evidence.insert(
-                "failback".into(),
+            p.evidence.failback = Some(
                 json!({ "phase": "failback", "detail": format!("no failback declared: the database stays promoted in {}", rf.to) }),
             );
         }
@@ -1344,19 +1324,14 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
 
 /// 5. Replays the ledger; the reason when something could not be undone.
 async fn revert(x: &Execution<'_>, p: &mut Progress, i: &mut Injection) -> Result<(), String> {
-    match i.revert().await {
-        Ok(reverted) => {
-            p.evidence.insert("reverted".into(), reverted);
-            Ok(())
-        }
-        Err(e) => {
-            p.evidence.insert("revert_error".into(), json!(e));
-            Err(format!(
-                "REVERT FAILED: {e}; the ledger {} stays open: firedrill rollback --run {}",
-                i.ledger.name(),
-                x.run.run
-            ))
-        }
+    p.evidence.revert = i.revert(RevertWhen::AfterTheRun).await;
+    match &p.evidence.revert {
+        Revert::Failed { error, .. } => Err(format!(
+            "REVERT FAILED: {error}; the ledger {} stays open: firedrill rollback --run {}",
+            i.ledger.name(),
+            x.run.run
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -1380,7 +1355,11 @@ fn judge(
         latency_p99_seconds: m.p99.map(|d| d.as_secs_f64()),
         requests: (m.requests > 0).then_some(m.requests),
     };
-    p.evidence.insert("samples".into(), json!({ "sent": samples.sent, "available": samples.available, "answered": samples.latencies.len() }));
+    p.evidence.samples = Some(crate::run::Samples {
+        sent: json!(samples.sent),
+        available: json!(samples.available),
+        answered: json!(samples.latencies.len()),
+    });
     let mut misses = drill.success.misses(&m);
     if let (Some(want), false) = (drill.success.rto, dry_run) {
         match rto {
@@ -1415,7 +1394,9 @@ fn judge(
         Observed::Completed => None,
     };
     if let Some(cause) = cause {
-        p.evidence.insert("abort".into(), json!({ "cause": cause }));
+        p.evidence.abort = Some(crate::run::AbortNote {
+            cause: Some(cause.to_owned()),
+        });
     }
     match observed {
         Observed::Breached(reason) => p.finish(
@@ -1561,19 +1542,19 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
         Some(store) if *stop.borrow() => {
             tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
                 .await
-                .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+                .unwrap_or_else(|_| Err(stopping_timeout()))
         }
         Some(store) => tokio::select! {
             result = store.record_run_with_retry(run) => result,
             () = pushgateway::stopping(&mut stop) => {
                 tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
                     .await
-                    .unwrap_or_else(|_| Err(StoreError::Query(sqlx::Error::PoolTimedOut)))
+                    .unwrap_or_else(|_| Err(stopping_timeout()))
             }
         },
-        None => Err(StoreError::Query(sqlx::Error::Configuration(
-            "the store could not be opened (see the log above)".into(),
-        ))),
+        None => Err(StoreError::Unavailable {
+            why: "it could not be opened (see the log above)".into(),
+        }),
     };
     let store_error = match stored {
         Ok(()) => return Kept::Store,
@@ -1612,6 +1593,14 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
     tracing::error!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, spool_error = %spool_error,
         "RECORD NOT KEPT: the store, the cluster and the spool all failed; the record is only on stdout");
     Kept::Nowhere
+}
+
+/// The store's one attempt while stopping took longer than [`STOPPING_BUDGET`].
+fn stopping_timeout() -> StoreError {
+    StoreError::Timeout {
+        what: "the one attempt to keep the record while stopping",
+        waited: STOPPING_BUDGET,
+    }
 }
 
 /// How long a stopping process gives the store for its one attempt.
@@ -1708,12 +1697,7 @@ pub async fn announce(
 /// "not recorded"), never a guess.
 async fn note_event(run: &RunRecord, event: EventNote, kept: &Kept, sinks: &Sinks<'_>) {
     let mut noted = run.clone();
-    match &mut noted.evidence {
-        Value::Object(evidence) => {
-            evidence.insert("event".into(), json!(event));
-        }
-        _ => return,
-    }
+    noted.evidence.event = Some(event);
     let updated = match kept {
         Kept::Store => match sinks.store {
             Some(store) => tokio::time::timeout(CLUSTER_BUDGET, store.record_run(&noted))

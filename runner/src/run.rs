@@ -2,8 +2,6 @@
 //! evidence behind the outcome. The store, the cluster's result ConfigMaps, the Pushgateway and
 //! the reports all read these types.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Utc};
 use firedrill_safety::cluster::{OwnerKind, OwnerRef};
 use serde::{Deserialize, Serialize};
@@ -82,10 +80,9 @@ pub struct Measurements {
     pub rpo_seconds: Option<f64>,
 }
 
-/// One run of one drill. The evidence is the JSON document the run wrote (`Value`), or, where
-/// many records are read only to be reported, the [`Trail`] typed from it.
+/// One run of one drill.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord<E = serde_json::Value> {
+pub struct RunRecord {
     /// The cluster the run acted on (the drill file's `cluster:`); run ids are unique per
     /// cluster. Records written before the fleet carry the default name.
     #[serde(default = "default_cluster")]
@@ -101,8 +98,8 @@ pub struct RunRecord<E = serde_json::Value> {
     /// The pods the run acted on (for a dry run, the ones it would have).
     pub targets: Vec<Hit>,
     pub measurements: Measurements,
-    /// Gate results, verdict, samples: what an auditor needs to trust the outcome.
-    pub evidence: E,
+    /// Gate results, verdict, samples, the revert: what an auditor needs to trust the outcome.
+    pub evidence: Evidence,
 }
 
 /// The targets a run was judged against, as the drill file said when it ran (kept in the
@@ -117,42 +114,416 @@ pub struct Criteria {
     pub latency_p95_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_seconds: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rto_seconds: Option<f64>,
+    // In key order, as the JSON map records were first written from kept them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
 }
 
 /// Why an aborted run stopped early, as recorded in its evidence (`abort.cause`).
 pub const ABORT_CONDITION: &str = "abort-condition";
 
-/// What reports and the Pushgateway read of a run's evidence, typed. A report over a year of
-/// hourly drills reads 100,000 records: parsed into this, each keeps only these fields instead
-/// of a tree of the whole document.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Trail {
-    /// The targets the run was judged against; none for records written before they were kept.
-    pub criteria: Option<Criteria>,
-    pub abort: Option<AbortNote>,
-    /// What the guard left alone.
-    pub excluded: Vec<Excluded>,
-    pub injected: Option<Injected>,
-    /// The ledger's replay after the run: one line per change.
-    pub reverted: Option<serde_json::Value>,
-    /// The replay after a failed injection: its lines, or `REVERT FAILED: …`.
-    pub revert: Option<serde_json::Value>,
-    pub revert_error: Option<serde_json::Value>,
-    /// After a failed revert: when and how its ledger was found closed later.
-    pub rollback_closed: Option<Closed>,
-    pub preflight: Vec<Gate>,
-    pub samples: Option<Samples>,
-    pub timeline: Vec<Moment>,
+/// The version of [`Evidence`] this release writes (`version` in the stored document). Records
+/// without one were written before the evidence was typed (version 1: the same keys, a failed
+/// revert known only by its text); they read the same.
+pub const EVIDENCE_VERSION: u32 = 2;
+
+/// What a run did and why its outcome is what it is: the record auditors read. The executor
+/// fills it; the store, the result ConfigMaps, the spool, the Pushgateway and the reports read
+/// it. A field is `None` where its step did not happen (a run blocked at preflight never chose
+/// targets). Stored as JSON under the keys runs have always written ([`EvidenceText`]), so
+/// records of every version read alike; the parts a fault kind alone writes (`nodes`,
+/// `regions`, `promotion`, `rpo`, `failback`) are kept as that kind wrote them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(into = "EvidenceText")]
+pub struct Evidence {
+    /// The shape it was written in: 1 for records written before this type, else
+    /// [`EVIDENCE_VERSION`].
+    pub version: u32,
+    /// `scheduler` for a run the scheduler fired.
+    pub fired_by: Option<String>,
     /// The drill Job the run executed in; none for records written before it was kept.
     pub job: Option<JobNote>,
+    pub armed: Option<bool>,
+    pub dry_run: Option<bool>,
+    /// The targets the run was judged against; none for records written before they were kept.
+    pub criteria: Option<Criteria>,
+    /// Why the kill switch was not looked at (a probe without cluster access).
+    pub kill_switch: Option<String>,
+    /// Why `safety.cooldown` was not checked (a dry run without the history).
+    pub cooldown: Option<String>,
+    pub preflight: Option<Vec<Gate>>,
+    /// A node fault's choice: the nodes it hurts and those it refused.
+    pub nodes: Option<serde_json::Value>,
+    /// What the guard left alone.
+    pub excluded: Option<Vec<Excluded>>,
+    /// A region failover's judgement of the regions.
+    pub regions: Option<serde_json::Value>,
+    /// What a region failover's rehearsal found of its RPO markers' databases.
+    pub data: Option<String>,
+    /// Why a dry run could not plan its steps.
+    pub plan: Option<String>,
+    /// What a dry run would have changed.
+    pub would_change: Option<Vec<String>>,
+    pub injected: Option<Injected>,
+    /// A region failover's promotion hook, its RPO markers and its failback.
+    pub promotion: Option<serde_json::Value>,
+    pub rpo: Option<serde_json::Value>,
+    pub failback: Option<serde_json::Value>,
+    pub timeline: Option<Vec<Moment>>,
+    /// What the revert did.
+    pub revert: Revert,
+    pub samples: Option<Samples>,
+    pub abort: Option<AbortNote>,
     /// What became of the Event the run left on its Job; none for records written before it
     /// was kept, and for a record kept where it could not be added afterwards.
     pub event: Option<EventNote>,
+    /// After a failed revert: when and how its ledger was found closed later.
+    pub rollback_closed: Option<Closed>,
+}
+
+/// What a run's revert did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Revert {
+    /// No revert was due: the run changed nothing (blocked, a dry run, a probe), or its record
+    /// says of none.
+    #[default]
+    NothingChanged,
+    /// The ledger replayed to the end, every change undone: the replay's lines.
+    Restored {
+        when: RevertWhen,
+        lines: Vec<String>,
+    },
+    /// The ledger replayed to the end, some changes left on purpose (changed by someone since),
+    /// each line saying which and why.
+    Left {
+        when: RevertWhen,
+        lines: Vec<String>,
+    },
+    /// Something was not undone: the ledger stays open for `firedrill rollback`.
+    Failed { when: RevertWhen, error: String },
+}
+
+/// When a revert ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RevertWhen {
+    /// After the drill (stored as `reverted` / `revert_error`).
+    #[default]
+    AfterTheRun,
+    /// Right after an injection that failed part way (stored as `revert`).
+    AfterAFailedInjection,
+}
+
+/// How a replay's lines mark an entry left (`ledger::describe`): what tells a record written
+/// before the outcome was stored apart from a full restore.
+const LEFT_MARK: &str = ": LEFT (changed since): ";
+/// How records before version 2 marked a failed revert after a failed injection.
+const REVERT_FAILED: &str = "REVERT FAILED: ";
+
+impl Revert {
+    /// Whether the revert left something undone (the ledger stays open for `rollback`).
+    pub fn failed(&self) -> bool {
+        matches!(self, Revert::Failed { .. })
+    }
+
+    /// A replay's outcome: `lines` as the ledger describes it, `left` whether some change was
+    /// left on purpose.
+    pub fn replayed(when: RevertWhen, lines: Vec<String>, left: bool) -> Revert {
+        if left {
+            Revert::Left { when, lines }
+        } else {
+            Revert::Restored { when, lines }
+        }
+    }
+
+    /// The replay's lines; none for a failed revert (its error says what) or none due.
+    pub fn lines(&self) -> &[String] {
+        match self {
+            Revert::Restored { lines, .. } | Revert::Left { lines, .. } => lines,
+            Revert::NothingChanged | Revert::Failed { .. } => &[],
+        }
+    }
+
+    fn name(&self) -> Option<&'static str> {
+        match self {
+            Revert::NothingChanged => None,
+            Revert::Restored { .. } => Some("restored"),
+            Revert::Left { .. } => Some("left"),
+            Revert::Failed { .. } => Some("failed"),
+        }
+    }
+}
+
+/// The evidence as stored: one key per step, as runs have always written them (in key order,
+/// as a JSON map keeps them), the revert under the key of its phase, and since version 2 its
+/// outcome by name.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct EvidenceText {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort: Option<AbortNote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    armed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cooldown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    criteria: Option<Criteria>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<EventNote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excluded: Option<Vec<Excluded>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failback: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fired_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    injected: Option<Injected>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<JobNote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kill_switch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preflight: Option<Vec<Gate>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regions: Option<serde_json::Value>,
+    /// After a failed injection: the replay's lines, or (before version 2) `REVERT FAILED: …`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert: Option<RevertText>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_error: Option<String>,
+    /// `restored`, `left` or `failed` (version 2 on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverted: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_closed: Option<Closed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpo: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<Samples>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Vec<Moment>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_change: Option<Vec<String>>,
+}
+
+/// `revert` as stored: the replay's lines, or one line saying it failed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum RevertText {
+    Lines(Vec<String>),
+    Failed(String),
+}
+
+impl<'de> Deserialize<'de> for Evidence {
+    /// As [`Evidence::parse`] reads the stored text: a record in a result ConfigMap or a spool
+    /// file whose evidence has a field of another shape still reads, that field absent.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(match EvidenceText::deserialize(&v) {
+            Ok(text) => text.into(),
+            Err(_) => Evidence::from_value(&v),
+        })
+    }
+}
+
+impl From<EvidenceText> for Evidence {
+    fn from(t: EvidenceText) -> Self {
+        let left = |lines: &[String]| match t.revert_outcome.as_deref() {
+            Some(outcome) => outcome == "left",
+            None => lines.iter().any(|l| l.contains(LEFT_MARK)),
+        };
+        let revert = match (t.revert_error, t.revert, t.reverted) {
+            (Some(error), _, _) => Revert::Failed {
+                when: RevertWhen::AfterTheRun,
+                error,
+            },
+            (None, Some(RevertText::Failed(text)), _) => Revert::Failed {
+                when: RevertWhen::AfterAFailedInjection,
+                error: text
+                    .strip_prefix(REVERT_FAILED)
+                    .map_or(text.clone(), str::to_owned),
+            },
+            (None, Some(RevertText::Lines(lines)), _) => {
+                let left = left(&lines);
+                Revert::replayed(RevertWhen::AfterAFailedInjection, lines, left)
+            }
+            (None, None, Some(lines)) => {
+                let left = left(&lines);
+                Revert::replayed(RevertWhen::AfterTheRun, lines, left)
+            }
+            (None, None, None) => Revert::NothingChanged,
+        };
+        Evidence {
+            version: t.version.unwrap_or(1),
+            fired_by: t.fired_by,
+            job: t.job,
+            armed: t.armed,
+            dry_run: t.dry_run,
+            criteria: t.criteria,
+            kill_switch: t.kill_switch,
+            cooldown: t.cooldown,
+            preflight: t.preflight,
+            nodes: t.nodes,
+            excluded: t.excluded,
+            regions: t.regions,
+            data: t.data,
+            plan: t.plan,
+            would_change: t.would_change,
+            injected: t.injected,
+            promotion: t.promotion,
+            rpo: t.rpo,
+            failback: t.failback,
+            timeline: t.timeline,
+            revert,
+            samples: t.samples,
+            abort: t.abort,
+            event: t.event,
+            rollback_closed: t.rollback_closed,
+        }
+    }
+}
+
+impl From<Evidence> for EvidenceText {
+    fn from(e: Evidence) -> Self {
+        let revert_outcome = e.revert.name().map(str::to_owned);
+        let (mut revert, mut revert_error, mut reverted) = (None, None, None);
+        match e.revert {
+            Revert::NothingChanged => {}
+            Revert::Restored { when, lines } | Revert::Left { when, lines } => match when {
+                RevertWhen::AfterTheRun => reverted = Some(lines),
+                RevertWhen::AfterAFailedInjection => revert = Some(RevertText::Lines(lines)),
+            },
+            Revert::Failed { when, error } => match when {
+                RevertWhen::AfterTheRun => revert_error = Some(error),
+                // The text version 1 wrote, so that a reader of that version finds it too.
+                RevertWhen::AfterAFailedInjection => {
+                    revert = Some(RevertText::Failed(format!("{REVERT_FAILED}{error}")))
+                }
+            },
+        }
+        EvidenceText {
+            abort: e.abort,
+            armed: e.armed,
+            cooldown: e.cooldown,
+            criteria: e.criteria,
+            data: e.data,
+            dry_run: e.dry_run,
+            event: e.event,
+            excluded: e.excluded,
+            failback: e.failback,
+            fired_by: e.fired_by,
+            injected: e.injected,
+            job: e.job,
+            kill_switch: e.kill_switch,
+            nodes: e.nodes,
+            plan: e.plan,
+            preflight: e.preflight,
+            promotion: e.promotion,
+            regions: e.regions,
+            revert,
+            revert_error,
+            // Version 1 had no name for the outcome; a record read from it is written back as
+            // it was.
+            revert_outcome: revert_outcome.filter(|_| e.version >= 2),
+            reverted,
+            rollback_closed: e.rollback_closed,
+            rpo: e.rpo,
+            samples: e.samples,
+            timeline: e.timeline,
+            version: (e.version >= 2).then_some(e.version),
+            would_change: e.would_change,
+        }
+    }
+}
+
+impl Evidence {
+    /// The evidence of a new run: this release's version, nothing else yet.
+    pub fn new() -> Evidence {
+        Evidence {
+            version: EVIDENCE_VERSION,
+            ..Evidence::default()
+        }
+    }
+
+    /// Reads the evidence's stored text. A document whose fields have other shapes than these
+    /// (written by a future version, or damaged) is read field by field, each field of another
+    /// shape as absent; only text that is not JSON at all is an error.
+    pub fn parse(text: &str) -> Result<Evidence, serde_json::Error> {
+        serde_json::from_str::<EvidenceText>(text)
+            .map(Evidence::from)
+            .or_else(|_| {
+                serde_json::from_str::<serde_json::Value>(text).map(|v| Evidence::from_value(&v))
+            })
+    }
+
+    /// The evidence of a document in memory, field by field as [`Evidence::parse`] reads it.
+    pub fn from_value(v: &serde_json::Value) -> Evidence {
+        fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, key: &str) -> Option<T> {
+            // `null` is absent, as in the typed pass.
+            v.get(key)
+                .filter(|f| !f.is_null())
+                .and_then(|f| T::deserialize(f).ok())
+        }
+        EvidenceText {
+            abort: field(v, "abort"),
+            armed: field(v, "armed"),
+            cooldown: field(v, "cooldown"),
+            criteria: field(v, "criteria"),
+            data: field(v, "data"),
+            dry_run: field(v, "dry_run"),
+            event: field(v, "event"),
+            excluded: field(v, "excluded"),
+            failback: field(v, "failback"),
+            fired_by: field(v, "fired_by"),
+            injected: field(v, "injected"),
+            job: field(v, "job"),
+            kill_switch: field(v, "kill_switch"),
+            nodes: field(v, "nodes"),
+            plan: field(v, "plan"),
+            preflight: field(v, "preflight"),
+            promotion: field(v, "promotion"),
+            regions: field(v, "regions"),
+            revert: field(v, "revert"),
+            revert_error: field(v, "revert_error"),
+            revert_outcome: field(v, "revert_outcome"),
+            reverted: field(v, "reverted"),
+            rollback_closed: field(v, "rollback_closed"),
+            rpo: field(v, "rpo"),
+            samples: field(v, "samples"),
+            timeline: field(v, "timeline"),
+            version: field(v, "version"),
+            would_change: field(v, "would_change"),
+        }
+        .into()
+    }
+
+    /// The evidence as the JSON document it is stored as (for tests and messages).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The changes the injection made, as its lines.
+    pub fn changed(&self) -> &[String] {
+        self.injected
+            .as_ref()
+            .and_then(|i| i.changed.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 /// Where a run executed, as recorded (`evidence.job`).
@@ -177,147 +548,117 @@ pub struct EventNote {
     pub not_created: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AbortNote {
+    /// [`ABORT_CONDITION`], `signal` or `kill-switch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// One pod the guard left alone, and why.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Excluded {
-    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// What a wave of the injection made and refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Injected {
-    pub changed: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+    /// Route 53 changes, as their record set and change id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_changes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<String>,
-    pub dns_changes: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Vec<Refused>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// A step the API server refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Refused {
+    pub reason: String,
+    pub step: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Closed {
     /// When the scheduler found it so (it closed at or before then).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub how: Option<String>,
     /// Closed by a replay (everything reverted, or left and said); false when the ledger was
     /// deleted while open, so what it held may still be in place.
     pub restored: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// One preflight gate and its answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Gate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passed: Option<bool>,
 }
 
 /// Counts as the run wrote them (kept as written: `897.0` stays `897.0`).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Samples {
-    pub sent: serde_json::Value,
-    pub available: serde_json::Value,
     pub answered: serde_json::Value,
+    pub available: serde_json::Value,
+    pub sent: serde_json::Value,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// One moment of the run's timeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Moment {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// Seconds since the first fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
-impl Trail {
-    /// Reads the evidence's stored text. A document whose fields have other shapes than these
-    /// (written by a future version, or damaged) is read field by field, each field of another
-    /// shape as absent; only text that is not JSON at all is an error.
-    pub fn parse(text: &str) -> Result<Trail, serde_json::Error> {
-        serde_json::from_str(text).or_else(|_| {
-            serde_json::from_str::<serde_json::Value>(text).map(|v| Trail::from_value(&v))
-        })
-    }
-
-    /// The trail of a document in memory, field by field as [`Trail::parse`] reads it.
-    pub fn from_value(v: &serde_json::Value) -> Trail {
-        fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, key: &str) -> Option<T> {
-            // `null` is absent, as in the typed pass.
-            v.get(key)
-                .filter(|f| !f.is_null())
-                .and_then(|f| T::deserialize(f).ok())
-        }
-        Trail {
-            criteria: field(v, "criteria"),
-            abort: field(v, "abort"),
-            excluded: field(v, "excluded").unwrap_or_default(),
-            injected: field(v, "injected"),
-            reverted: field(v, "reverted"),
-            revert: field(v, "revert"),
-            revert_error: field(v, "revert_error"),
-            rollback_closed: field(v, "rollback_closed"),
-            preflight: field(v, "preflight").unwrap_or_default(),
-            samples: field(v, "samples"),
-            timeline: field(v, "timeline").unwrap_or_default(),
-            job: field(v, "job"),
-            event: field(v, "event"),
-        }
-    }
-
-    /// The changes the injection made, as its lines.
-    pub fn changed(&self) -> Option<&serde_json::Value> {
-        self.injected.as_ref().and_then(|i| i.changed.as_ref())
-    }
-}
-
-/// The evidence of a record, read as a [`Trail`].
-pub trait Evidence {
-    fn trail(&self) -> Cow<'_, Trail>;
-}
-
-impl Evidence for serde_json::Value {
-    fn trail(&self) -> Cow<'_, Trail> {
-        Cow::Owned(Trail::from_value(self))
-    }
-}
-
-impl Evidence for Trail {
-    fn trail(&self) -> Cow<'_, Trail> {
-        Cow::Borrowed(self)
-    }
-}
-
-impl<E: Evidence> RunRecord<E> {
+impl RunRecord {
     /// The targets the run was judged against; none for records written before they were kept.
     pub fn criteria(&self) -> Criteria {
-        self.evidence.trail().criteria.clone().unwrap_or_default()
+        self.evidence.criteria.clone().unwrap_or_default()
     }
 
     /// Whether the revert left something undone (the ledger stays open for `rollback`).
     pub fn rollback_failed(&self) -> bool {
-        let t = self.evidence.trail();
-        t.revert_error.is_some()
-            || t.revert
-                .as_ref()
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|r| r.starts_with("REVERT FAILED"))
+        self.evidence.revert.failed()
     }
 
     /// After a failed revert, when and how its ledger was found closed (by the sweep's retry,
     /// `firedrill rollback` or `stop`); none while it is open.
     pub fn rollback_closed(&self) -> Option<Closed> {
-        self.evidence.trail().rollback_closed.clone()
+        self.evidence.rollback_closed.clone()
     }
 
     /// Whether a safety constraint broke during the run: one of the drill's abort conditions
     /// was breached and ended it.
     pub fn safety_violated(&self) -> bool {
         self.evidence
-            .trail()
             .abort
             .as_ref()
             .and_then(|a| a.cause.as_deref())
@@ -405,7 +746,7 @@ mod tests {
     /// The evidence a run writes reads typed in one pass; a field of another shape reads as
     /// absent and the rest is kept, and the record's verdicts are the same either way.
     #[test]
-    fn the_trail_reads_what_runs_write_and_tolerates_what_they_did_not() {
+    fn the_evidence_reads_what_runs_write_and_tolerates_what_they_did_not() {
         let written = r#"{"armed":true,"criteria":{"availability":0.95,"rto_seconds":30.0,"rpo_seconds":null},
             "excluded":[{"name":"canary-0","namespace":"default","reason":"protected"}],
             "injected":{"changed":["delete Pod/default/a"],"ledger":"firedrill-ledger-x","refused":[]},
@@ -415,12 +756,19 @@ mod tests {
             "abort":{"cause":"abort-condition"},
             "job":{"name":"drill-x1"},"event":{"not_created":"no cluster access"},
             "timeline":[{"at":"2027-01-01T00:00:00.000Z","event":"delete Pod/default/a","seconds":0.0}]}"#;
-        let typed: Trail = serde_json::from_str(written).expect("the typed pass reads it whole");
-        assert_eq!(Trail::parse(written).unwrap(), typed);
+        let typed: Evidence = serde_json::from_str(written).expect("the typed pass reads it whole");
+        assert_eq!(Evidence::parse(written).unwrap(), typed);
         let value: serde_json::Value = serde_json::from_str(written).unwrap();
-        assert_eq!(Trail::from_value(&value), typed);
+        assert_eq!(Evidence::from_value(&value), typed);
+        assert_eq!(
+            typed.version, 1,
+            "no version: written before the evidence was typed"
+        );
         assert_eq!(typed.criteria.as_ref().unwrap().rto_seconds, Some(30.0));
-        assert_eq!(typed.excluded[0].reason.as_deref(), Some("protected"));
+        assert_eq!(
+            typed.excluded.as_ref().unwrap()[0].reason.as_deref(),
+            Some("protected")
+        );
         assert_eq!(
             typed.job.as_ref().unwrap().name.as_deref(),
             Some("drill-x1")
@@ -433,22 +781,45 @@ mod tests {
             typed.samples.as_ref().unwrap().available.to_string(),
             "897.0"
         );
+        assert_eq!(
+            typed.revert,
+            Revert::Failed {
+                when: RevertWhen::AfterTheRun,
+                error: "Pod/default/a: forbidden".into()
+            }
+        );
 
         let damaged = r#"{"criteria":"fast","timeline":{"at":1},"injected":{"ledger":"l"},"revert":"REVERT FAILED: x","revert_error":null}"#;
-        let t = Trail::parse(damaged).unwrap();
+        let t = Evidence::parse(damaged).unwrap();
         assert_eq!(t.criteria, None);
-        assert!(t.timeline.is_empty());
+        assert_eq!(t.timeline, None);
         assert_eq!(t.injected.unwrap().ledger.as_deref(), Some("l"));
-        assert_eq!(t.revert_error, None, "null is absent on both paths");
-        let nulls = r#"{"revert_error":null,"reverted":null}"#;
-        assert_eq!(Trail::parse(nulls).unwrap(), Trail::default());
         assert_eq!(
-            Trail::from_value(&serde_json::from_str(nulls).unwrap()),
-            Trail::default()
+            t.revert,
+            Revert::Failed {
+                when: RevertWhen::AfterAFailedInjection,
+                error: "x".into()
+            },
+            "null is absent on both paths; the old text of a failed revert is one"
         );
-        assert!(Trail::parse("{not json").is_err());
+        let nulls = r#"{"revert_error":null,"reverted":null}"#;
+        assert_eq!(
+            Evidence::parse(nulls).unwrap(),
+            Evidence {
+                version: 1,
+                ..Evidence::default()
+            }
+        );
+        assert_eq!(
+            Evidence::from_value(&serde_json::from_str(nulls).unwrap()),
+            Evidence {
+                version: 1,
+                ..Evidence::default()
+            }
+        );
+        assert!(Evidence::parse("{not json").is_err());
 
-        fn record<E>(evidence: E) -> RunRecord<E> {
+        fn record(evidence: Evidence) -> RunRecord {
             RunRecord {
                 cluster: "c".into(),
                 id: "r".into(),
@@ -467,12 +838,85 @@ mod tests {
                 evidence,
             }
         }
-        let (as_value, as_trail) = (record(value), record(typed));
-        assert_eq!(as_value.criteria(), as_trail.criteria());
-        assert!(as_value.rollback_failed() && as_trail.rollback_failed());
-        assert!(as_value.safety_violated() && as_trail.safety_violated());
-        assert_eq!(as_value.breached(), ["rto"]);
-        assert_eq!(as_trail.breached(), ["rto"]);
+        // A whole record (a result ConfigMap, a spool file) reads a damaged field as absent too.
+        let mut whole = serde_json::to_value(record(Evidence::new())).unwrap();
+        whole["evidence"] = serde_json::from_str(damaged).unwrap();
+        let read: RunRecord = serde_json::from_value(whole).expect("the record reads");
+        assert_eq!(read.evidence, t_again(damaged));
+        fn t_again(text: &str) -> Evidence {
+            Evidence::parse(text).unwrap()
+        }
+
+        let r = record(typed);
+        assert!(r.rollback_failed());
+        assert!(r.safety_violated());
+        assert_eq!(r.breached(), ["rto"]);
+    }
+
+    /// Version 1 is written back as it was read (the same keys, no version); version 2 names
+    /// the revert's outcome, and a left entry is told apart from a full restore either way.
+    #[test]
+    fn every_revert_outcome_round_trips_and_old_records_keep_their_text() {
+        let old = [
+            r#"{"injected":{"changed":["x"],"ledger":"l","refused":[]},"reverted":["l step-0001: reverted: x"]}"#,
+            r#"{"reverted":["l step-0001: LEFT (changed since): x"]}"#,
+            r#"{"revert":["l: nothing to do"]}"#,
+            r#"{"revert":"REVERT FAILED: l step-0001: FAILED: x"}"#,
+            r#"{"revert_error":"l step-0001: FAILED: x"}"#,
+            r#"{"armed":false,"dry_run":true,"would_change":["x"]}"#,
+        ];
+        let outcomes: Vec<Option<&str>> = old
+            .iter()
+            .map(|text| {
+                let e = Evidence::parse(text).unwrap();
+                assert_eq!(serde_json::to_string(&e).unwrap(), *text, "{text}");
+                e.revert.name()
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                Some("restored"),
+                Some("left"),
+                Some("restored"),
+                Some("failed"),
+                Some("failed"),
+                None
+            ]
+        );
+        for revert in [
+            Revert::NothingChanged,
+            Revert::Restored {
+                when: RevertWhen::AfterTheRun,
+                lines: vec!["a".into()],
+            },
+            Revert::Left {
+                when: RevertWhen::AfterAFailedInjection,
+                lines: vec!["b".into()],
+            },
+            Revert::Failed {
+                when: RevertWhen::AfterAFailedInjection,
+                error: "c".into(),
+            },
+            Revert::Failed {
+                when: RevertWhen::AfterTheRun,
+                error: "d".into(),
+            },
+        ] {
+            let e = Evidence {
+                revert: revert.clone(),
+                ..Evidence::new()
+            };
+            let text = serde_json::to_string(&e).unwrap();
+            assert_eq!(Evidence::parse(&text).unwrap(), e, "{text}");
+            assert!(text.contains(r#""version":2"#), "{text}");
+        }
+        // A left entry in version 2 is said by name, not found in the lines.
+        let named = r#"{"revert_outcome":"left","reverted":["l step-0001: put back"],"version":2}"#;
+        assert!(matches!(
+            Evidence::parse(named).unwrap().revert,
+            Revert::Left { .. }
+        ));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use serde_json::json;
 
 use crate::config::Config;
 use crate::job::{self, RunRef, Runtime};
@@ -601,7 +600,7 @@ impl Scheduler {
         if status == "missed" {
             let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
             // Never fired: no Job ran it.
-            missed.evidence["job"] = json!(crate::run::JobNote { name: None });
+            missed.evidence.job = Some(crate::run::JobNote { name: None });
             missed.status = RunStatus::Missed;
             missed.started = None;
             missed.ended = Some(now);
@@ -700,7 +699,13 @@ fn running_record(
         targets: Vec::new(),
         measurements: Measurements::default(),
         // The Job the scheduler created (or found, by its deterministic name) for this fire.
-        evidence: json!({ "fired_by": "scheduler", "job": crate::run::JobNote { name: Some(run.to_owned()) } }),
+        evidence: crate::run::Evidence {
+            fired_by: Some("scheduler".to_owned()),
+            job: Some(crate::run::JobNote {
+                name: Some(run.to_owned()),
+            }),
+            ..crate::run::Evidence::new()
+        },
     }
 }
 

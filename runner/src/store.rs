@@ -14,7 +14,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Row};
 
 use crate::config::Store as StoreUrl;
-pub use crate::run::{Hit, Measurements, RunRecord, RunStatus, Trail};
+pub use crate::run::{Evidence, Hit, Measurements, RunRecord, RunStatus};
 
 /// Versioned migrations, applied in order. Never edit one that has shipped; add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -117,7 +117,42 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         SELECT cluster, id, recorded_at FROM runs
         WHERE evidence LIKE '%\"revert_error\":%' OR evidence LIKE '%\"revert\":\"REVERT FAILED%'",
     ),
+    (
+        ROLLBACK_FAILED_COLUMN,
+        "a failed revert is a column",
+        // Filled for the rows already there by `mark_failed_reverts`, which reads each
+        // record's evidence as the report does.
+        "ALTER TABLE runs ADD COLUMN rollback_failed BIGINT NOT NULL DEFAULT 0",
+    ),
 ];
+
+/// The migration that adds `runs.rollback_failed`: 1 where the run's revert left something
+/// undone (its ledger stayed open), written with every record from then on.
+const ROLLBACK_FAILED_COLUMN: i64 = 5;
+
+/// Sets `rollback_failed` on the runs already recorded whose revert failed, as their evidence
+/// says (read as every reader reads it: a `revert_error`, or a failed injection's
+/// `REVERT FAILED: …`). Only records that mention a revert are read.
+async fn mark_failed_reverts(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query("SELECT cluster, id, evidence FROM runs WHERE evidence LIKE '%revert%'")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut failed = Vec::new();
+    for row in &rows {
+        let text: String = row.try_get(2)?;
+        if Evidence::parse(&text).is_ok_and(|e| e.revert.failed()) {
+            failed.push((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+        }
+    }
+    for (cluster, id) in failed {
+        sqlx::query("UPDATE runs SET rollback_failed = 1 WHERE cluster = $1 AND id = $2")
+            .bind(cluster)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
 
 /// What a database holds, as far as firedrill is concerned.
 enum Shape {
@@ -184,7 +219,16 @@ pub enum StoreError {
     #[error("{path} is not a regular file ({what}): a SQLite history is a file; it is left untouched (check `store:` in the drill file, or FIREDRILL_STORE)")]
     NotAFile { path: String, what: &'static str },
     #[error("store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
+    /// The store did not answer in time (no connection free, or an answer too slow).
+    #[error("the store did not answer within {}s ({what})", waited.as_secs_f64())]
+    Timeout {
+        what: &'static str,
+        waited: Duration,
+    },
+    /// The store cannot be reached: not opened, its connections closed, the network.
+    #[error("the store is unavailable: {why}")]
+    Unavailable { why: String },
     #[error("run {id} is already recorded for drill {drill} ({kind}, scheduled {scheduled}); a record never changes its drill, kind or scheduled instant (give this run another --run id)")]
     Conflict {
         id: String,
@@ -197,6 +241,36 @@ pub enum StoreError {
     #[error("reading the SQLite history failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
+
+impl From<sqlx::Error> for StoreError {
+    /// A timeout and an unreachable store as themselves; anything else the query's failure.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::Timeout {
+                what: "no connection to it came free",
+                waited: ACQUIRE_TIMEOUT,
+            },
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable { why: e.to_string() },
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the store was slow or out of reach).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Timeout { .. } | StoreError::Unavailable { .. }
+        )
+    }
+}
+
+/// How long a query waits for a connection of the pool.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Store {
     pool: AnyPool,
@@ -354,7 +428,7 @@ impl Store {
         let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&connect)
             .await
             .map_err(|source| StoreError::Open {
@@ -438,6 +512,9 @@ impl Store {
                 };
                 query.execute(&mut *tx).await.map_err(fail)?;
             }
+            if version == ROLLBACK_FAILED_COLUMN {
+                mark_failed_reverts(&mut tx).await.map_err(fail)?;
+            }
             sqlx::query(
                 "INSERT INTO firedrill_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             )
@@ -466,13 +543,13 @@ impl Store {
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at, cluster)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            "INSERT INTO runs (id, drill, kind, scheduled, started, ended, status, reason, targets, measurements, evidence, recorded_at, cluster, rollback_failed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (cluster, id) DO UPDATE SET
                started = excluded.started, ended = excluded.ended, status = excluded.status,
                reason = excluded.reason, targets = excluded.targets,
                measurements = excluded.measurements, evidence = excluded.evidence,
-               recorded_at = excluded.recorded_at
+               recorded_at = excluded.recorded_at, rollback_failed = excluded.rollback_failed
              WHERE runs.drill = excluded.drill AND runs.kind = excluded.kind
                AND runs.scheduled = excluded.scheduled",
         )
@@ -486,9 +563,11 @@ impl Store {
         .bind(run.reason.as_deref())
         .bind(serde_json::to_string(&run.targets).unwrap_or_else(|_| "[]".into()))
         .bind(serde_json::to_string(&run.measurements).unwrap_or_else(|_| "{}".into()))
-        .bind(run.evidence.to_string())
+        // Cannot fail: every map in the evidence has text keys.
+        .bind(serde_json::to_string(&run.evidence).unwrap_or_else(|_| "{}".into()))
         .bind(timestamp(Utc::now()))
         .bind(&run.cluster)
+        .bind(i64::from(run.rollback_failed()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -552,11 +631,18 @@ impl Store {
                 .await?;
         let found = evidence.is_some();
         if let Some(text) = evidence {
+            // Edited as the JSON document it is, so that what a newer version wrote and this
+            // one does not know is kept.
             let mut evidence = parse_json(&text)?;
             if let Some(map) = evidence.as_object_mut() {
+                let closed = crate::run::Closed {
+                    at: Some(timestamp(at)),
+                    how: Some(how.to_owned()),
+                    restored,
+                };
                 map.insert(
                     "rollback_closed".to_owned(),
-                    serde_json::json!({ "at": timestamp(at), "how": how, "restored": restored }),
+                    serde_json::to_value(closed).unwrap_or_default(),
                 );
             }
             sqlx::query("UPDATE runs SET evidence = $1 WHERE cluster = $2 AND id = $3")
@@ -600,7 +686,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|r| read_run(r, parse_json)).transpose()
+        row.as_ref().map(read_run).transpose()
     }
 
     /// Runs, newest first, optionally of one drill and scheduled at or after `since`.
@@ -618,7 +704,7 @@ impl Store {
         .bind(&self.cluster)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| read_run(r, parse_json)).collect()
+        rows.iter().map(read_run).collect()
     }
 
     /// When `drill` last passed on this store's cluster (the end of its newest passed run).
@@ -634,7 +720,7 @@ impl Store {
     }
 
     /// Every run of every cluster scheduled in `[since, until)`, optionally of one cluster and
-    /// one drill, in no particular order, with its evidence typed as reports read it. Rows are
+    /// one drill, in no particular order. Rows are
     /// read one at a time and kept only as typed, so a year of hourly runs never sits in memory
     /// twice. A long period is read in two halves side by side (on two connections, decoded on
     /// two threads): the read and the decoding are most of a year's report.
@@ -644,7 +730,7 @@ impl Store {
         until: DateTime<Utc>,
         cluster: Option<&str>,
         drill: Option<&str>,
-    ) -> Result<Vec<RunRecord<Trail>>, StoreError> {
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let part = |since, until, rows: Option<(i64, i64)>| RunsPart {
             since: timestamp(since),
             until: timestamp(until),
@@ -1042,7 +1128,7 @@ impl RunsPart {
 /// Every run of a stream of rows in `select_run!`'s columns.
 async fn read_runs<'r, R>(
     mut rows: futures::stream::BoxStream<'r, Result<R, sqlx::Error>>,
-) -> Result<Vec<RunRecord<Trail>>, StoreError>
+) -> Result<Vec<RunRecord>, StoreError>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
@@ -1052,7 +1138,7 @@ where
     use futures::TryStreamExt;
     let mut runs = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        runs.push(read_run(&row, trail)?);
+        runs.push(read_run(&row)?);
     }
     Ok(runs)
 }
@@ -1121,11 +1207,7 @@ fn sqlite_parts(
 }
 
 /// Every run `sql` finds in a SQLite history for `part`.
-fn read_sqlite(
-    path: &str,
-    sql: &str,
-    part: &RunsPart,
-) -> Result<Vec<RunRecord<Trail>>, StoreError> {
+fn read_sqlite(path: &str, sql: &str, part: &RunsPart) -> Result<Vec<RunRecord>, StoreError> {
     let c = open_sqlite(path)?;
     let mut statement = c.prepare(sql)?;
     let mut rows = match part.rows {
@@ -1156,14 +1238,14 @@ fn read_sqlite(
                 .into()
             })
         };
-        runs.push(run_of_text(text, trail)?);
+        runs.push(run_of_text(text)?);
     }
     Ok(runs)
 }
 
-/// The evidence of a run, typed as reports read it.
-fn trail(text: &str) -> Result<Trail, StoreError> {
-    Trail::parse(text).map_err(|_| StoreError::Corrupt {
+/// The evidence of a run from its stored text.
+fn evidence(text: &str) -> Result<Evidence, StoreError> {
+    Evidence::parse(text).map_err(|_| StoreError::Corrupt {
         what: "JSON document",
         value: text.to_owned(),
     })
@@ -1171,8 +1253,8 @@ fn trail(text: &str) -> Result<Trail, StoreError> {
 
 /// The runs the reading tasks found, together.
 async fn joined(
-    parts: Vec<tokio::task::JoinHandle<Result<Vec<RunRecord<Trail>>, StoreError>>>,
-) -> Result<Vec<RunRecord<Trail>>, StoreError> {
+    parts: Vec<tokio::task::JoinHandle<Result<Vec<RunRecord>, StoreError>>>,
+) -> Result<Vec<RunRecord>, StoreError> {
     let mut runs = Vec::new();
     for part in parts {
         let part = match part.await {
@@ -1188,10 +1270,7 @@ async fn joined(
     Ok(runs)
 }
 
-fn read_run<'r, R, E>(
-    row: &'r R,
-    evidence: impl FnOnce(&str) -> Result<E, StoreError>,
-) -> Result<RunRecord<E>, StoreError>
+fn read_run<'r, R>(row: &'r R) -> Result<RunRecord, StoreError>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
@@ -1199,18 +1278,14 @@ where
 {
     // Without asking each value its type first: every column is text, and a report reads
     // 100,000 rows of twelve.
-    run_of_text(
-        |i| Ok(row.try_get_unchecked::<Option<&str>, _>(i)?),
-        evidence,
-    )
+    run_of_text(|i| Ok(row.try_get_unchecked::<Option<&str>, _>(i)?))
 }
 
 /// A run from its columns in `select_run!`'s order, each read as text (`None`: NULL) by
 /// position.
-fn run_of_text<'r, E>(
+fn run_of_text<'r>(
     column: impl Fn(usize) -> Result<Option<&'r str>, StoreError>,
-    evidence: impl FnOnce(&str) -> Result<E, StoreError>,
-) -> Result<RunRecord<E>, StoreError> {
+) -> Result<RunRecord, StoreError> {
     let text = |i: usize| {
         column(i)?.ok_or(StoreError::Corrupt {
             what: "run (a required column is NULL)",
@@ -1250,5 +1325,39 @@ fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timeout and a store out of reach are errors of their own (retried, said as such);
+    /// any other failure is the query's.
+    #[test]
+    fn a_timeout_and_an_unreachable_store_are_said_as_themselves() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(e, StoreError::Timeout { .. }) && e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "the store did not answer within 10s (no connection to it came free)"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = StoreError::from(sqlx::Error::Io(refused));
+        assert!(
+            matches!(e, StoreError::Unavailable { .. }) && e.is_transient(),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("the store is unavailable: "),
+            "{e}"
+        );
+        let e = StoreError::from(sqlx::Error::PoolClosed);
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(
+            matches!(e, StoreError::Query(_)) && !e.is_transient(),
+            "{e}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use firedrill::run::{Revert, RevertWhen};
 use firedrill::store::RunStatus;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -167,7 +168,7 @@ async fn all_nodes(client: &kube::Client) -> BTreeMap<String, Value> {
 }
 
 fn timeline(record: &firedrill::store::RunRecord) -> Vec<String> {
-    record.evidence["timeline"]
+    record.evidence.to_value()["timeline"]
         .as_array()
         .map(|t| {
             t.iter()
@@ -293,7 +294,7 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
         "{events:?}"
     );
     // The record names the node and every pod it hurt.
-    let hurt = &record.evidence["nodes"]["hurt"][0];
+    let hurt = &record.evidence.to_value()["nodes"]["hurt"][0];
     assert_eq!(hurt["node"], json!(drained));
     assert_eq!(hurt["pods"].as_array().unwrap().len(), 2, "{hurt}");
     // The ledger: the cordon's undo is done, the evicted pods are the controllers' to recreate.
@@ -486,6 +487,73 @@ async fn scale_to_zero_restores_the_exact_count_and_the_clients_fallback_is_time
     assert_eq!(
         timeline(&record).last().unwrap(),
         "recovered: steady-state probes pass"
+    );
+    assert!(
+        matches!(
+            &record.evidence.revert,
+            Revert::Restored { when: RevertWhen::AfterTheRun, lines } if !lines.is_empty()
+        ),
+        "{:?}",
+        record.evidence.revert
+    );
+}
+
+/// Someone scales the dependency by hand during the drill: the revert leaves their count, and
+/// the record says the revert left it (not restored, not failed), with the replay's line.
+#[tokio::test]
+async fn a_count_someone_changed_during_the_drill_is_left_and_recorded_as_left() {
+    let client = evicting_cluster().await;
+    web(&client, &["n1", "n1"]).await;
+    let redis: StatefulSet = serde_json::from_value(json!({
+        "metadata": { "name": "redis", "namespace": "cache" },
+        "spec": { "replicas": 3, "serviceName": "redis", "selector": { "matchLabels": { "app": "redis" } }, "template": { "metadata": { "labels": { "app": "redis" } } } }
+    }))
+    .unwrap();
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), "cache");
+    sets.create(&PostParams::default(), &redis).await.unwrap();
+    {
+        let sets = sets.clone();
+        tokio::spawn(async move {
+            loop {
+                if sets.get("redis").await.unwrap().spec.unwrap().replicas == Some(0) {
+                    sets.patch(
+                        "redis",
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(json!({ "spec": { "replicas": 5 } })),
+                    )
+                    .await
+                    .unwrap();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: no-cache\n    kind: dependency-failure\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {{ dependency: {{ workload: StatefulSet/cache/redis }}, mode: scale-to-zero }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "no-cache-2");
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(
+        sets.get("redis").await.unwrap().spec.unwrap().replicas,
+        Some(5),
+        "left as the person set it"
+    );
+    match &record.evidence.revert {
+        Revert::Left {
+            when: RevertWhen::AfterTheRun,
+            lines,
+        } => assert!(
+            lines.iter().any(|l| l.contains("LEFT (changed since)")),
+            "{lines:?}"
+        ),
+        other => panic!("not recorded as left: {other:?}\n{record:#?}"),
+    }
+    assert!(!record.rollback_failed());
+    assert_eq!(
+        record.evidence.to_value()["revert_outcome"],
+        "left",
+        "the outcome is stored by name"
     );
 }
 

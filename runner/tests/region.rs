@@ -208,7 +208,7 @@ impl Oracle {
     /// stops seconds before, with Route 53 slowed), and the run's RPO and lost markers are what
     /// the databases say.
     fn check(&self, record: &firedrill::store::RunRecord, every: f64) {
-        let e = &record.evidence;
+        let e = &record.evidence.to_value();
         let rpo = record.measurements.rpo_seconds.expect("RPO measured");
         let written = self.last_written().1;
         assert!(
@@ -460,9 +460,9 @@ async fn a_failover_measures_the_rpo_of_a_known_replication_lag() {
         RunStatus::Passed,
         "{:?}\n{:#}",
         record.reason,
-        record.evidence
+        record.evidence.to_value()
     );
-    let e = &record.evidence;
+    let e = &record.evidence.to_value();
     assert_eq!(e["promotion"]["ok"], true, "{e:#}");
     let rpo = record.measurements.rpo_seconds.expect("RPO measured");
     // The oracle: the markers as the databases hold them, and when the standby began promoting.
@@ -583,7 +583,7 @@ async fn without_lag_the_rpo_is_zero() {
         RunStatus::Passed,
         "{:?}\n{:#}",
         record.reason,
-        record.evidence
+        record.evidence.to_value()
     );
     let rpo = record.measurements.rpo_seconds.expect("RPO measured");
     let oracle = Oracle::read(
@@ -651,7 +651,12 @@ drills:
     let (config, drill, run_ref) = one_drill(&text, "promote-fails");
     let started = std::time::Instant::now();
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
-    assert_eq!(record.status, RunStatus::Error, "{:#}", record.evidence);
+    assert_eq!(
+        record.status,
+        RunStatus::Error,
+        "{:#}",
+        record.evidence.to_value()
+    );
     let reason = record.reason.unwrap();
     assert!(
         reason.contains("the promotion hook failed") && reason.contains("exited with 3"),
@@ -668,7 +673,7 @@ drills:
         .unwrap();
     assert_eq!(d.spec.unwrap().replicas, Some(2), "scaled back exactly");
     // No failback for a promotion that did not happen.
-    assert!(record.evidence.get("failback").is_none());
+    assert!(record.evidence.to_value().get("failback").is_none());
 }
 
 struct Route53Zone {
@@ -845,7 +850,7 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
         .unwrap()
         .items
         .is_empty());
-    assert!(record.evidence.get("promotion").is_none());
+    assert!(record.evidence.to_value().get("promotion").is_none());
 }
 
 /// A failback hook that fails: DNS and isolation are still reverted, and the run is an error
@@ -886,7 +891,12 @@ drills:
     );
     let (config, drill, run_ref) = one_drill(&text, "failback-fails");
     let record = execute_on(&client, &config, &drill, &run_ref, None).await;
-    assert_eq!(record.status, RunStatus::Error, "{:#}", record.evidence);
+    assert_eq!(
+        record.status,
+        RunStatus::Error,
+        "{:#}",
+        record.evidence.to_value()
+    );
     let reason = record.reason.unwrap();
     assert!(
         reason.contains("the failback hook failed")
@@ -894,7 +904,7 @@ drills:
         "{reason}"
     );
     assert!(reason.contains("not streaming"), "{reason}");
-    assert_eq!(record.evidence["promotion"]["ok"], true);
+    assert_eq!(record.evidence.to_value()["promotion"]["ok"], true);
     assert!(
         Api::<NetworkPolicy>::namespaced(client, "shop")
             .list(&ListParams::default())

@@ -298,7 +298,9 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
             rto_seconds: Some(rto),
             ..Measurements::default()
         },
-        evidence: serde_json::json!({ "criteria": { "rto_seconds": target } }),
+        evidence: firedrill::run::Evidence::from_value(
+            &serde_json::json!({ "criteria": { "rto_seconds": target } }),
+        ),
     };
     for month in [&june, &july] {
         other
@@ -600,7 +602,7 @@ async fn the_command_writes_a_report_and_answers_bad_input_with_its_exit_code() 
     let (code, _, err) = firedrill(&format!("sqlite://{}", old.display()), &period);
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("is at schema version 2, this firedrill reads version 4"),
+        err.contains("is at schema version 2, this firedrill reads version 5"),
         "{err}"
     );
     assert_eq!(
@@ -804,7 +806,7 @@ async fn a_runs_job_and_event_are_reported_as_recorded_never_inferred() {
     let mut older: firedrill::store::RunRecord = serde_json::from_value(record.clone()).unwrap();
     older.id = "api-probe-older".into();
     older.scheduled -= chrono::TimeDelta::hours(1);
-    older.evidence = serde_json::json!({});
+    older.evidence = firedrill::run::Evidence::default();
     store.record_run(&older).await.unwrap();
     store.close().await;
 

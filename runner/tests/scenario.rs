@@ -288,10 +288,10 @@ async fn the_whole_loop() {
     );
     // The Event on its Job is in the record because the API server created it.
     assert_eq!(
-        record.evidence["event"]["created"],
+        record.evidence.to_value()["event"]["created"],
         format!("Job/{NS}/{run}: Normal DrillPassed: passed: all criteria met").as_str(),
         "{}",
-        record.evidence
+        record.evidence.to_value()
     );
 
     // The Pushgateway holds the drill's metrics.
@@ -413,7 +413,7 @@ async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline()
     assert_eq!(missed.status, RunStatus::Missed);
     assert!(missed.reason.unwrap().contains("past its deadline of 1h"));
     assert_eq!(
-        missed.evidence["job"],
+        missed.evidence.to_value()["job"],
         serde_json::json!({ "name": null }),
         "a missed fire ran in no Job"
     );
@@ -437,7 +437,8 @@ async fn a_job_deleted_mid_run_is_recorded_as_error() {
         Some("its Job was deleted before it finished")
     );
     assert_eq!(
-        record.evidence["job"]["name"], run,
+        record.evidence.to_value()["job"]["name"],
+        run,
         "the Job the scheduler created"
     );
 }
@@ -919,9 +920,9 @@ async fn a_pod_kill_is_recorded_in_the_ledger_and_its_recovery_measured() {
     assert!(
         (1.3..2.5).contains(&rto),
         "RTO {rto}: {:#}",
-        record.evidence["timeline"]
+        record.evidence.to_value()["timeline"]
     );
-    let timeline: Vec<String> = record.evidence["timeline"]
+    let timeline: Vec<String> = record.evidence.to_value()["timeline"]
         .as_array()
         .unwrap()
         .iter()

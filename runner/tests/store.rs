@@ -27,7 +27,7 @@ fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
         reason: None,
         targets: Vec::new(),
         measurements: Measurements::default(),
-        evidence: serde_json::json!({}),
+        evidence: firedrill::run::Evidence::new(),
     }
 }
 
@@ -35,11 +35,11 @@ async fn exercise(url: StoreUrl) {
     let store = Store::open(&url, "default")
         .await
         .expect("open and migrate");
-    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4, 5]);
     // Migrating again, and opening again, changes nothing.
     store.migrate().await.expect("migrate twice");
     let again = Store::open(&url, "default").await.expect("reopen");
-    assert_eq!(again.migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(again.migrations().await.unwrap(), [1, 2, 3, 4, 5]);
     again.close().await;
 
     let mut first = run(
@@ -63,7 +63,9 @@ async fn exercise(url: StoreUrl) {
         name: "api-1".into(),
         owner: None,
     }];
-    first.evidence = serde_json::json!({"preflight": [{"check": "http", "passed": true}]});
+    first.evidence = firedrill::run::Evidence::from_value(
+        &serde_json::json!({"preflight": [{"check": "http", "passed": true}]}),
+    );
     store.record_run(&first).await.unwrap();
     store
         .record_run(&run(
@@ -291,7 +293,7 @@ async fn a_history_from_before_the_fleet_moves_to_the_cluster_that_opens_it() {
     let store = Store::open(&StoreUrl::Sqlite(path.display().to_string()), "us-east")
         .await
         .expect("migrates to the fleet schema");
-    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4, 5]);
     let old = store
         .run("probe-a-1")
         .await
@@ -578,7 +580,7 @@ fn an_older_history_is_left_to_its_writer_to_migrate() {
         let (code, err) = firedrill_on(&format!("sqlite://{}", old.display()), &[command]);
         assert_eq!(code, 4, "{command}: {err}");
         assert!(
-            err.contains("is at schema version 2, this firedrill reads version 4")
+            err.contains("is at schema version 2, this firedrill reads version 5")
                 && err.contains("`firedrill scheduler`")
                 && err.contains("`firedrill execute`")
                 && !err.contains("`firedrill history`"),
@@ -731,4 +733,232 @@ async fn postgres_without_firedrill_tables_gets_none_from_a_reading_command() {
             .await
             .ok();
     }
+}
+
+/// The history `tests/fixtures/history-v4.sql` holds, loaded into `url` as the release that
+/// wrote it left it (schema version 4, its rows as that release's store wrote them).
+async fn load_history_v4(url: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let dump = include_str!("fixtures/history-v4.sql");
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    for line in dump
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+    {
+        let statement = line.strip_suffix(';').unwrap_or(line).to_owned();
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    c.close().await.unwrap();
+}
+
+/// `firedrill report` of 2027 on the example drill file, in `format`, from `store`, its
+/// `generated` instant and the store's address (a temporary file) blanked.
+fn report_of(store: &str, format: &str) -> String {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(unique("firedrill-report"));
+    let run = support::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["report", "--config", "deploy/examples/firedrill.yaml"])
+            .args([
+                "--since",
+                "2027-01-01T00:00:00Z",
+                "--until",
+                "2028-01-01T00:00:00Z",
+            ])
+            .args(["--format", format, "--output"])
+            .arg(&out)
+            .env("FIREDRILL_STORE", store)
+            .env("FIREDRILL_LOG_LEVEL", "warn")
+            .current_dir(workspace),
+        std::time::Duration::from_secs(60),
+        "firedrill report",
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).ok();
+    text.split('\n')
+        .map(|l| {
+            if l.starts_with("- Generated: ") {
+                "- Generated: <generated>".to_owned()
+            } else if l.starts_with("  \"generated\": ") {
+                "  \"generated\": \"<generated>\",".to_owned()
+            } else if l.starts_with("- Run history: ") {
+                "- Run history: `<store>`".to_owned()
+            } else if l.starts_with("  \"store\": ") {
+                "  \"store\": \"<store>\",".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A history the previous release wrote (schema 4, untyped evidence: failed reverts found by
+/// their text, a failed injection's `revert`, rollbacks closed later, a dry run, a region
+/// failover) is migrated by this release's writer and reports exactly as that release reported
+/// it (`history-v4.report.*` is its output).
+async fn a_history_written_by_the_previous_release(url: &str) {
+    load_history_v4(url).await;
+    let store_url = if url.starts_with("sqlite:") {
+        StoreUrl::Sqlite(
+            url.trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned(),
+        )
+    } else {
+        StoreUrl::Postgres(url.to_owned())
+    };
+    let store = Store::open(&store_url, "us-east").await.expect("migrates");
+    assert_eq!(store.migrations().await.unwrap(), [1, 2, 3, 4, 5]);
+    {
+        // The migration marks the failed reverts in their column; the oracle is the text the
+        // release wrote for one (what migration 4 searched for).
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+        let rows = sqlx::query("SELECT cluster, id, evidence, rollback_failed FROM runs")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        let (mut marked, mut oracle) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let run = format!("{}/{}", row.get::<String, _>(0), row.get::<String, _>(1));
+            let evidence: String = row.get(2);
+            if evidence.contains(r#""revert_error":"#)
+                || evidence.contains(r#""revert":"REVERT FAILED"#)
+            {
+                oracle.push(run.clone());
+            }
+            if row.get::<i64, _>(3) == 1 {
+                marked.push(run);
+            }
+        }
+        marked.sort();
+        oracle.sort();
+        assert!(oracle.len() >= 3, "{oracle:?}");
+        assert_eq!(marked, oracle);
+        c.close().await.unwrap();
+    }
+    assert_eq!(
+        store.open_rollbacks().await.unwrap(),
+        ["pod-kill-monthly-hand-2"],
+        "the failed revert still open, as the release left it (the others were found closed)"
+    );
+    let failed = store
+        .run("pod-kill-monthly-hand-2")
+        .await
+        .unwrap()
+        .expect("an old record reads");
+    assert!(
+        failed.rollback_failed(),
+        "`REVERT FAILED: …` of the old shape is a failed revert"
+    );
+    let left = store
+        .run("network-partition-quarterly-hand-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!left.rollback_failed());
+    store.close().await;
+    let store = match &store_url {
+        StoreUrl::Sqlite(path) => format!("sqlite://{path}"),
+        StoreUrl::Postgres(url) => url.clone(),
+    };
+    assert_eq!(
+        report_of(&store, "md"),
+        include_str!("fixtures/history-v4.report.md")
+    );
+    assert_eq!(
+        report_of(&store, "json"),
+        include_str!("fixtures/history-v4.report.json")
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_history_written_by_the_previous_release_reads_and_reports_the_same() {
+    let dir = std::env::temp_dir().join(unique("firedrill-v4"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.db");
+    a_history_written_by_the_previous_release(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_postgres_history_written_by_the_previous_release_reads_and_reports_the_same() {
+    let Some(admin) = service("FIREDRILL_TEST_POSTGRES") else {
+        return;
+    };
+    let name = unique("fd").to_lowercase();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin.as_str())
+        .await
+        .expect("connect to PostgreSQL");
+    // The name is ours (letters, digits and underscores), not user input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    let mut url = admin.clone();
+    url.set_path(&format!("/{name}"));
+    a_history_written_by_the_previous_release(url.as_str()).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .ok();
+}
+
+/// A failed revert is a column of its run, written with the record and rewritten with it.
+#[tokio::test]
+async fn a_failed_revert_is_a_column_of_its_run() {
+    use firedrill::run::{Revert, RevertWhen};
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(unique("firedrill-column"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.db");
+    let store = Store::open(&StoreUrl::Sqlite(path.display().to_string()), "default")
+        .await
+        .unwrap();
+    let column = || async {
+        let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let v: i64 = sqlx::query_scalar("SELECT rollback_failed FROM runs WHERE id = 'k-1'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+        v
+    };
+    let mut r = run("k-1", "k", "2027-01-01T00:00:00Z", RunStatus::Error);
+    r.evidence.revert = Revert::Failed {
+        when: RevertWhen::AfterAFailedInjection,
+        error: "forbidden".into(),
+    };
+    store.record_run(&r).await.unwrap();
+    assert_eq!(column().await, 1);
+    assert_eq!(store.open_rollbacks().await.unwrap(), ["k-1"]);
+    let back = store.run("k-1").await.unwrap().unwrap();
+    assert_eq!(
+        back.evidence, r.evidence,
+        "the evidence reads back as written"
+    );
+    r.evidence.revert = Revert::Left {
+        when: RevertWhen::AfterTheRun,
+        lines: vec!["l step-0001: LEFT (changed since): x".into()],
+    };
+    store.record_run(&r).await.unwrap();
+    assert_eq!(column().await, 0);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).ok();
 }

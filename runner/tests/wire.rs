@@ -250,7 +250,7 @@ async fn results_events_and_snapshots() {
         reason: None,
         targets: Vec::new(),
         measurements: Default::default(),
-        evidence: json!({}),
+        evidence: firedrill::run::Evidence::new(),
     };
     let sent = record.clone();
     let server = tokio::spawn(async move {

@@ -1220,7 +1220,7 @@ mod tests {
                 availability,
                 ..Measurements::default()
             },
-            evidence: serde_json::json!({}),
+            evidence: crate::run::Evidence::new(),
         }
     }
 

@@ -20,10 +20,9 @@ use foldhash::{HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::Config;
-use crate::run::{EventNote, JobNote, RunRecord, RunStatus, Trail};
+use crate::run::{EventNote, JobNote, Revert, RevertWhen, RunRecord, RunStatus};
 use crate::schedule::{self, FireStatus};
 use crate::store::{FireRecord, Recorded};
 
@@ -304,7 +303,7 @@ pub enum ReportError {
 pub struct Inputs<'a> {
     pub config: &'a Config,
     pub store: String,
-    pub runs: Vec<RunRecord<Trail>>,
+    pub runs: Vec<RunRecord>,
     pub fires: Vec<(String, FireRecord)>,
     pub known: Vec<Recorded>,
     pub generated: DateTime<Utc>,
@@ -797,7 +796,7 @@ fn drill_report(
     // In order of the scheduled instant (the store reads them in no particular order; in
     // practice nearly in order, which the sort finds in one pass).
     runs.sort_by(|(a, _), (b, _)| (a.scheduled, &a.id).cmp(&(b.scheduled, &b.id)));
-    let (list, unplanned): (Vec<RunRecord<Trail>>, Vec<bool>) = runs.into_iter().unzip();
+    let (list, unplanned): (Vec<RunRecord>, Vec<bool>) = runs.into_iter().unzip();
     let drill = config.drills.iter().find(|d| d.name == name);
     counted.settle();
     let mut tally = counted;
@@ -856,7 +855,7 @@ fn drill_report(
 #[derive(Default)]
 struct Slot {
     /// Each run, and whether it is outside the calendar.
-    runs: Vec<(RunRecord<Trail>, bool)>,
+    runs: Vec<(RunRecord, bool)>,
     /// Its planned fires, counted (not yet settled).
     tally: Tally,
     /// The adherence rows of its fires that did not run (missed or unaccounted).
@@ -912,10 +911,10 @@ fn scope(drill: &crate::config::Drill) -> Vec<String> {
         .collect()
 }
 
-fn exclusions(runs: &[RunRecord<Trail>]) -> Vec<Exclusion> {
+fn exclusions(runs: &[RunRecord]) -> Vec<Exclusion> {
     let mut by_reason: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for r in runs {
-        for e in &r.evidence.excluded {
+        for e in r.evidence.excluded.iter().flatten() {
             let text = |t: &Option<String>| t.as_deref().unwrap_or("?").to_owned();
             by_reason
                 .entry(e.reason.as_deref().unwrap_or("?"))
@@ -972,54 +971,42 @@ fn figure(
     f
 }
 
-fn rollbacks(runs: &[RunRecord<Trail>]) -> Rollbacks {
+fn rollbacks(runs: &[RunRecord]) -> Rollbacks {
     let mut out = Rollbacks::default();
     for r in runs {
         if !changed_anything(&r.evidence) {
             continue;
         }
         out.runs_with_changes += 1;
-        if r.rollback_failed() {
-            out.failed += 1;
-        } else if r.evidence.reverted.is_some() {
-            out.restored += 1;
+        match &r.evidence.revert {
+            Revert::Failed { .. } => out.failed += 1,
+            // Replayed to the end after the run (a failed injection records no changes).
+            Revert::Restored {
+                when: RevertWhen::AfterTheRun,
+                ..
+            }
+            | Revert::Left {
+                when: RevertWhen::AfterTheRun,
+                ..
+            } => out.restored += 1,
+            _ => {}
         }
     }
     out
 }
 
-fn changed_anything(t: &Trail) -> bool {
-    t.changed()
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty())
+fn changed_anything(e: &crate::run::Evidence) -> bool {
+    !e.changed().is_empty()
 }
 
-/// The lines of a list in the evidence (an entry that is not text, as its JSON).
-fn strings(value: Option<Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
+fn run_row(r: RunRecord, unplanned: bool) -> RunRow {
     let c = r.criteria();
-    let rollback = if r.rollback_failed() {
-        "failed"
-    } else if r.evidence.reverted.is_some()
-        || r.evidence.revert.as_ref().is_some_and(Value::is_array)
-    {
-        "restored"
-    } else if changed_anything(&r.evidence) {
-        "not reverted"
-    } else {
-        "none"
+    let rollback = match &r.evidence.revert {
+        Revert::Failed { .. } => "failed",
+        // Left on purpose and said is restored as far as the run is concerned.
+        Revert::Restored { .. } | Revert::Left { .. } => "restored",
+        Revert::NothingChanged if changed_anything(&r.evidence) => "not reverted",
+        Revert::NothingChanged => "none",
     };
     let safety_violation = r.safety_violated();
     let m = r.measurements;
@@ -1041,11 +1028,20 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
         }) => format!("none created: {why}"),
         _ => NOT_RECORDED.to_owned(),
     };
-    let revert_error = e
-        .revert_error
-        .as_ref()
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let (undone, revert_error) = match e.revert {
+        Revert::Restored { lines, .. } | Revert::Left { lines, .. } => (lines, None),
+        Revert::Failed {
+            when: RevertWhen::AfterTheRun,
+            error,
+        } => (Vec::new(), Some(error)),
+        // Unchanged from the untyped reader, which listed no line for it: the run's reason and
+        // its rollback column say it failed.
+        Revert::Failed {
+            when: RevertWhen::AfterAFailedInjection,
+            ..
+        }
+        | Revert::NothingChanged => (Vec::new(), None),
+    };
     let closed_later = e.rollback_closed.map(|c| {
         format!(
             "found later, {}: {}",
@@ -1053,12 +1049,12 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
             c.how.as_deref().unwrap_or("no detail recorded")
         )
     });
-    let undone = strings(e.reverted.or(e.revert));
     let (injected_changed, ledger, injected_dns) = match e.injected {
         Some(i) => (i.changed, i.ledger, i.dns_changes),
         None => (None, None, None),
     };
-    let dns_changes = strings(injected_dns)
+    let dns_changes = injected_dns
+        .unwrap_or_default()
         .into_iter()
         .chain(
             undone
@@ -1101,13 +1097,14 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
                 .iter()
                 .map(|t| format!("{}/{}", t.namespace, t.name))
                 .collect(),
-            changed: strings(injected_changed),
+            changed: injected_changed.unwrap_or_default(),
             undone: undone_lines,
             dns_changes,
             events: vec![event],
             preflight: e
                 .preflight
                 .into_iter()
+                .flatten()
                 .map(|g| {
                     format!(
                         "{}: {}",
@@ -1129,6 +1126,7 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
             timeline: e
                 .timeline
                 .into_iter()
+                .flatten()
                 .map(|t| format!("{} {}", field(t.at), field(t.event)))
                 .collect(),
         },
@@ -1142,12 +1140,12 @@ fn run_row(r: RunRecord<Trail>, unplanned: bool) -> RunRow {
 fn follow_ups_of(
     cluster: &str,
     drill: &str,
-    runs: &[RunRecord<Trail>],
+    runs: &[RunRecord],
     did_not_run: &[u32],
     table: &Table,
 ) -> Left {
     // `runs` is in scheduled order: the first pass after an instant is found by bisection.
-    let passed: Vec<&RunRecord<Trail>> = runs
+    let passed: Vec<&RunRecord> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Passed)
         .collect();

@@ -131,7 +131,9 @@ pub async fn seed(
                         reason: Some(reason),
                         targets: Vec::new(),
                         measurements: Measurements::default(),
-                        evidence: json!({ "fired_by": "scheduler", "job": { "name": null } }),
+                        evidence: firedrill::run::Evidence::from_value(
+                            &json!({ "fired_by": "scheduler", "job": { "name": null } }),
+                        ),
                     })
                     .await
                     .unwrap();
@@ -169,9 +171,8 @@ pub async fn seed(
             let id = format!("{}-mmanual{}", drill.name, &cluster[..2]);
             // Recorded before the executor kept its Job and Event: the report says so.
             let mut manual = run(cluster, drill, &id, at, at, RunStatus::Passed, 7);
-            for key in ["job", "event"] {
-                manual.evidence.as_object_mut().unwrap().remove(key);
-            }
+            manual.evidence.job = None;
+            manual.evidence.event = None;
             store.record_run(&manual).await.unwrap();
             seeded.manual += 1;
             seeded.runs += 1;
@@ -315,6 +316,6 @@ pub fn run(
             rto_seconds: rto,
             rpo_seconds: rpo,
         },
-        evidence,
+        evidence: firedrill::run::Evidence::from_value(&evidence),
     }
 }
