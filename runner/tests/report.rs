@@ -902,7 +902,7 @@ fn named_run(
         reason: (status == firedrill::run::RunStatus::Failed).then(|| "RTO missed".to_owned()),
         targets: Vec::new(),
         measurements: Default::default(),
-        evidence,
+        evidence: firedrill::run::Evidence::from_value(&evidence),
     }
 }
 

@@ -153,7 +153,7 @@ impl Provenance {
     /// names every fire's Job and run by the fire's run id (and records a missed fire under
     /// it); a Job's run records the Job it ran in. A person's `execute --scheduled T` draws a
     /// manual id, or, given the fire's id with `--run`, records that it ran in no Job.
-    fn of(run: &RunRecord<Trail>, fire_id: &str) -> Self {
+    fn of(run: &RunRecord, fire_id: &str) -> Self {
         let outside_any_job = matches!(&run.evidence.job, Some(JobNote { name: None }))
             && run.status != RunStatus::Missed;
         if run.id == fire_id && !outside_any_job {
@@ -470,7 +470,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             // The scheduler's own run of the fire if there is one, else the first by hand, else
             // the scheduler's record that it missed the fire (a run by hand made it up). The
             // scheduler's record of this fire is never a run outside the calendar.
-            let rank = |r: &RunRecord<Trail>| match (r.id == id, r.status == RunStatus::Missed) {
+            let rank = |r: &RunRecord| match (r.id == id, r.status == RunStatus::Missed) {
                 (true, false) => 2,
                 (false, _) => 1,
                 (true, true) => 0,
