@@ -7,6 +7,7 @@
 //! judging each record on the object as it is now. This crate calls no API itself: the runner
 //! gives it a [`Cluster`].
 
+mod error;
 mod ledger;
 mod object;
 mod preview;
@@ -15,6 +16,7 @@ pub mod scope;
 pub mod seal;
 mod undo;
 
+pub use error::{Access, ClusterError};
 pub use ledger::{
     name as ledger_name, Entry, EntryState, Ledger, LedgerError, Stored, Unreadable, FORMAT,
     FORMAT_UNSIGNED, KIND_LEDGER, LEDGER_SELECTOR,
