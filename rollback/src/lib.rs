@@ -27,7 +27,7 @@ pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
     Outcome, Rejected, Rejection, Report, Trust,
 };
-pub use scope::{within, Scope};
+pub use scope::{within, OutOfScope, Scope};
 pub use seal::{Key, LedgerSeal, Unverified};
 pub use undo::{decide, Decision, Step, UndoRecord};
 

@@ -85,7 +85,7 @@ pub enum ApplyError {
     OutOfScope {
         step: usize,
         what: String,
-        why: String,
+        why: crate::scope::OutOfScope,
     },
     #[error("step {step} ({what}) not made: no ledger key to sign its undo record with, and an unsigned entry would never be reverted")]
     NoKey { step: usize, what: String },

@@ -313,7 +313,9 @@ impl Cluster for KubeCluster {
                     |api| match serde_json::from_value(object.clone()) {
                         Ok(typed) => api.create(&post, &typed).await.map(|_| ()),
                         Err(e) => {
-                            return Err(ClusterError::other(format!("cannot create {target}: {e}")));
+                            return Err(ClusterError::other(format!(
+                                "cannot create {target}: {e}"
+                            )));
                         }
                     }
                 );
