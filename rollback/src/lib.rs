@@ -7,6 +7,7 @@
 //! judging each record on the object as it is now. This crate calls no API itself: the runner
 //! gives it a [`Cluster`].
 
+mod error;
 mod ledger;
 mod object;
 mod preview;
@@ -15,6 +16,7 @@ pub mod scope;
 pub mod seal;
 mod undo;
 
+pub use error::{Access, ClusterError};
 pub use ledger::{
     name as ledger_name, Entry, EntryState, Ledger, LedgerError, Stored, Unreadable, FORMAT,
     FORMAT_UNSIGNED, KIND_LEDGER, LEDGER_SELECTOR,
@@ -25,7 +27,7 @@ pub use replay::{
     apply, replay, replay_after_sweep, stamped, Action, Applied, ApplyError, Cluster, Done, Guard,
     Outcome, Rejected, Rejection, Report, Trust,
 };
-pub use scope::{within, Scope};
+pub use scope::{within, OutOfScope, Scope};
 pub use seal::{Key, LedgerSeal, Unverified};
 pub use undo::{decide, Decision, Step, UndoRecord};
 

@@ -40,6 +40,19 @@ impl ObjectKind {
         }
     }
 
+    /// The resource an RBAC rule names for the kind (`deployments.apps`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            ObjectKind::ConfigMap => "configmaps",
+            ObjectKind::Deployment => "deployments.apps",
+            ObjectKind::NetworkPolicy => "networkpolicies.networking.k8s.io",
+            ObjectKind::Node => "nodes",
+            ObjectKind::Pod => "pods",
+            ObjectKind::Service => "services",
+            ObjectKind::StatefulSet => "statefulsets.apps",
+        }
+    }
+
     pub fn is_namespaced(self) -> bool {
         self != ObjectKind::Node
     }

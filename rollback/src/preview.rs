@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
+use crate::error::ClusterError;
 use crate::ledger::Ledger;
 use crate::object::{apply_merge_patch, merge_patch, ObjectRef, Operation};
 use crate::replay::{rehearse, Action, Cluster, Done, Outcome, Rejection, Trust};
@@ -101,15 +102,18 @@ impl AsLeft {
 }
 
 impl Cluster for AsLeft {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         Ok(self.object(target))
     }
 
-    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
+    async fn execute(&self, operation: &Operation) -> Result<Done, ClusterError> {
         if let Ok(mut executed) = self.executed.lock() {
             executed.push(operation.clone());
         }
-        let mut objects = self.objects.lock().map_err(|e| e.to_string())?;
+        let mut objects = self
+            .objects
+            .lock()
+            .map_err(|e| ClusterError::other(e.to_string()))?;
         match operation {
             Operation::Create { object } => {
                 if let Some(target) = ObjectRef::of(object) {
@@ -137,15 +141,19 @@ impl Cluster for AsLeft {
         Ok(Done::Made)
     }
 
-    async fn save(&self, _ledger: &mut Ledger) -> Result<(), String> {
+    async fn save(&self, _ledger: &mut Ledger) -> Result<(), ClusterError> {
         Ok(())
     }
 
-    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+    async fn read_external(
+        &self,
+        system: &str,
+        target: &Value,
+    ) -> Result<Option<Value>, ClusterError> {
         Ok(self
             .externals
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ClusterError::other(e.to_string()))?
             .get(&external_key(system, target))
             .cloned())
     }

@@ -5,26 +5,33 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::error::ClusterError;
 use crate::ledger::{EntryState, Ledger};
 use crate::object::{ObjectRef, Operation};
 use crate::scope::{within, Scope};
 use crate::seal::{Key, Unverified};
 use crate::undo::{decide, Decision, Step, UndoRecord};
 
-/// What the applier and replayer need of a cluster.
+/// What the applier and replayer need of a cluster. Each call's error says its kind
+/// ([`ClusterError`]), which the replay acts on.
 pub trait Cluster {
     /// The object as it is now, `None` when it does not exist.
-    fn get(&self, target: &ObjectRef)
-        -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    fn get(
+        &self,
+        target: &ObjectRef,
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
     /// Makes one change. Deleting what is gone and creating what exists (an earlier attempt) are
     /// not errors; a change the API server refuses for now (an eviction a PodDisruptionBudget
     /// does not allow) is [`Done::Refused`], never retried into a violation.
-    fn execute(&self, operation: &Operation) -> impl Future<Output = Result<Done, String>> + Send;
+    fn execute(
+        &self,
+        operation: &Operation,
+    ) -> impl Future<Output = Result<Done, ClusterError>> + Send;
     /// Writes the run's ledger: creates it at the first write (refused if it exists: a run id is
     /// used once), else replaces it only if nobody wrote it since `resource_version` — and
     /// otherwise merges what the other writer stored ([`Ledger::merge`]) and tries again. Sets
     /// `resource_version` to the version written.
-    fn save(&self, ledger: &mut Ledger) -> impl Future<Output = Result<(), String>> + Send;
+    fn save(&self, ledger: &mut Ledger) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// The state now of what an external undo record names (`record.target`), in the shape its
     /// `prior` and `applied` were recorded in; `None` when it no longer exists. A cluster with no
     /// handler for `system` says so, and the record stays open.
@@ -32,9 +39,11 @@ pub trait Cluster {
         &self,
         system: &str,
         target: &Value,
-    ) -> impl Future<Output = Result<Option<Value>, String>> + Send {
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send {
         let _ = target;
-        let error = format!("no handler for changes in {system} in this process");
+        let error = ClusterError::other(format!(
+            "no handler for changes in {system} in this process"
+        ));
         async move { Err(error) }
     }
 }
@@ -56,13 +65,13 @@ pub enum ApplyError {
     Ledger {
         step: usize,
         what: String,
-        error: String,
+        error: ClusterError,
     },
     #[error("step {step} ({what}) failed: {error}")]
     Step {
         step: usize,
         what: String,
-        error: String,
+        error: ClusterError,
     },
     #[error("step {step} ({what}) touches {target}, which is protected; not made")]
     Protected {
@@ -76,7 +85,7 @@ pub enum ApplyError {
     OutOfScope {
         step: usize,
         what: String,
-        why: String,
+        why: crate::scope::OutOfScope,
     },
     #[error("step {step} ({what}) not made: no ledger key to sign its undo record with, and an unsigned entry would never be reverted")]
     NoKey { step: usize, what: String },
@@ -506,26 +515,7 @@ async fn replay_with<C: Cluster>(
                 continue;
             }
         }
-        let read = match (&target, &entry.undo) {
-            (Some(t), _) => cluster
-                .get(t)
-                .await
-                .map_err(|e| format!("cannot read {t}: {e}")),
-            (None, UndoRecord::External { record, .. }) if record.get("irreversible").is_some() => {
-                Ok(None)
-            }
-            (None, UndoRecord::External { system, record }) => {
-                let what = crate::undo::external_target(system, record);
-                cluster
-                    .read_external(system, record.get("target").unwrap_or(&Value::Null))
-                    .await
-                    .map_err(|e| {
-                        format!("cannot read {what}: {e}; not undone (the ledger stays open)")
-                    })
-            }
-            (None, _) => Ok(None),
-        };
-        let current = match read {
+        let current = match read_now(cluster, &entry.undo, target.as_ref()).await {
             Ok(current) => current,
             Err(text) => {
                 report.actions.push(Action {
@@ -542,11 +532,17 @@ async fn replay_with<C: Cluster>(
                 format!("would {text}: {}", operation.describe()),
                 None,
             ),
-            Decision::Apply(operation, text) => match cluster.execute(&operation).await {
-                Ok(Done::Made) => (Outcome::Reverted, text, Some(EntryState::Reverted)),
-                Ok(Done::Refused(e)) => (Outcome::Failed, format!("{text} refused: {e}"), None),
-                Err(e) => (Outcome::Failed, format!("{text} failed: {e}"), None),
-            },
+            Decision::Apply(operation, text) => {
+                undo_now(
+                    cluster,
+                    &ledger.run,
+                    &entry.undo,
+                    target.as_ref(),
+                    operation,
+                    text,
+                )
+                .await
+            }
             Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
             Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
         };
@@ -577,4 +573,111 @@ async fn replay_with<C: Cluster>(
         }
     }
     report
+}
+
+/// How many conflicting writes in a row an undo takes before it is left open for the next
+/// replay: each conflict is re-read and judged again first.
+const CONFLICTS: usize = 3;
+
+/// What an undo record names, as it is now; `Err` is the text of a failed action (the entry
+/// stays open).
+async fn read_now<C: Cluster>(
+    cluster: &C,
+    undo: &UndoRecord,
+    target: Option<&ObjectRef>,
+) -> Result<Option<Value>, String> {
+    match (target, undo) {
+        (Some(t), _) => cluster
+            .get(t)
+            .await
+            .map_err(|e| format!("cannot read {t}: {e}{}", open_because(&e))),
+        (None, UndoRecord::External { record, .. }) if record.get("irreversible").is_some() => {
+            Ok(None)
+        }
+        (None, UndoRecord::External { system, record }) => {
+            let what = crate::undo::external_target(system, record);
+            cluster
+                .read_external(system, record.get("target").unwrap_or(&Value::Null))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot read {what}: {e}; not undone (the ledger stays open){}",
+                        open_because(&e)
+                    )
+                })
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// Makes the undo `decide` chose, and acts on how it failed: what is gone when undone is judged
+/// again as gone (already done, or left, by the ledger's rules); a conflict is re-read and
+/// judged again, up to [`CONFLICTS`] times; anything else leaves the entry open, saying why.
+async fn undo_now<C: Cluster>(
+    cluster: &C,
+    run: &str,
+    undo: &UndoRecord,
+    target: Option<&ObjectRef>,
+    mut operation: Operation,
+    mut text: String,
+) -> (Outcome, String, Option<EntryState>) {
+    let mut conflicts = 0;
+    loop {
+        let e = match cluster.execute(&operation).await {
+            Ok(Done::Made) => return (Outcome::Reverted, text, Some(EntryState::Reverted)),
+            Ok(Done::Refused(e)) => return (Outcome::Failed, format!("{text} refused: {e}"), None),
+            Err(e) => e,
+        };
+        let current = match &e {
+            ClusterError::NotFound { .. } | ClusterError::Gone { .. } => None,
+            ClusterError::Conflict { .. } if conflicts < CONFLICTS => {
+                conflicts += 1;
+                match read_now(cluster, undo, target).await {
+                    Ok(current) => current,
+                    Err(again) => {
+                        return (
+                            Outcome::Failed,
+                            format!("{text} failed: {e}; read again after the conflict: {again}"),
+                            None,
+                        )
+                    }
+                }
+            }
+            _ => {
+                return (
+                    Outcome::Failed,
+                    format!("{text} failed: {e}{}", open_because(&e)),
+                    None,
+                )
+            }
+        };
+        match decide(run, undo, current.as_ref()) {
+            Decision::Apply(again, again_text) if matches!(e, ClusterError::Conflict { .. }) => {
+                operation = again;
+                text = again_text;
+            }
+            // Gone, and the ledger's rules would still make something (create it again): that
+            // is what failed, so the entry stays open.
+            Decision::Apply(..) => return (Outcome::Failed, format!("{text} failed: {e}"), None),
+            Decision::AlreadyDone(done) => {
+                return (Outcome::AlreadyDone, done, Some(EntryState::Reverted))
+            }
+            Decision::Leave(left) => return (Outcome::Left, left, Some(EntryState::Left)),
+        }
+    }
+}
+
+/// What a failed read or undo adds to its text, by kind: the rule to grant when forbidden, and
+/// that a passing failure is tried again (the entry stays open either way).
+fn open_because(e: &ClusterError) -> String {
+    match e {
+        ClusterError::Forbidden { access, .. } => format!(
+            "; forbidden: firedrill may not {access}: grant that to the identity firedrill runs as (its ServiceAccount's Role, or its IAM policy), then run the revert again; the ledger stays open until then"
+        ),
+        ClusterError::Transient { .. } => {
+            "; a passing failure: the ledger stays open and the next sweep or rollback tries again"
+                .to_owned()
+        }
+        _ => String::new(),
+    }
 }

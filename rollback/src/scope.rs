@@ -83,16 +83,34 @@ impl Scope {
     }
 }
 
+/// Why an undo record is not something firedrill's planners write: what, and why, for people
+/// (a ledger entry refused before anything acts on it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OutOfScope(pub String);
+
+impl From<String> for OutOfScope {
+    fn from(why: String) -> Self {
+        OutOfScope(why)
+    }
+}
+
+impl From<&str> for OutOfScope {
+    fn from(why: &str) -> Self {
+        OutOfScope(why.to_owned())
+    }
+}
+
 /// Whether `undo` is something firedrill's planners write, judged with `scope`; `Err` says what
 /// is not and why.
-pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
+pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), OutOfScope> {
     match undo {
         UndoRecord::DeleteCreated { target } => {
             object(target, &CREATED_KINDS, "delete-created")?;
             if !target.name.starts_with(CREATED_PREFIX) {
                 return Err(format!(
                     "delete-created names {target}, but everything firedrill creates is named {CREATED_PREFIX}…"
-                ));
+                ).into());
             }
             Ok(())
         }
@@ -108,12 +126,12 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
                 return Err(format!(
                     "restore-field path {path:?} on {target} is not a field firedrill sets (only /metadata/labels/{} on a Pod)",
                     PARTITION_LABEL.replace('/', "~1")
-                ));
+                ).into());
             }
             if let Some(prior) = prior {
                 return Err(format!(
                     "restore-field on {target} would set {PARTITION_LABEL} to {prior}; firedrill only removes the label it added"
-                ));
+                ).into());
             }
             match applied {
                 Some(Value::String(v)) if label_value(v) => Ok(()),
@@ -122,7 +140,8 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
                     other
                         .as_ref()
                         .map_or("(absent)".to_owned(), Value::to_string)
-                )),
+                )
+                .into()),
             }
         }
         UndoRecord::Uncordon { node, .. } => {
@@ -143,13 +162,14 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
                 if !(0..=MAX_REPLICAS).contains(n) {
                     return Err(format!(
                         "restore-replicas on {target}: {what} {n} is not a replica count firedrill restores (0 to {MAX_REPLICAS})"
-                    ));
+                    ).into());
                 }
             }
             match hpa {
                 Some(h) if !dns_subdomain(h) => Err(format!(
                     "restore-replicas on {target}: hpa {h:?} is not an object name"
-                )),
+                )
+                .into()),
                 _ => Ok(()),
             }
         }
@@ -164,7 +184,7 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
                 [(k, v)] if k.as_str() == PROXY_LABEL && label_value(v) => Ok(()),
                 _ => Err(format!(
                     "restore-selector on {service}: applied {applied:?} is not the selector firedrill sets (only {PROXY_LABEL})"
-                )),
+                ).into()),
             }
         }
         UndoRecord::External { system, record } => external(system, record, scope),
@@ -178,7 +198,7 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
                 {
                     Ok(())
                 }
-                _ => Err(format!("recreated {pod}: owner {owner:?} is not Kind/name")),
+                _ => Err(format!("recreated {pod}: owner {owner:?} is not Kind/name").into()),
             }
         }
     }
@@ -186,26 +206,26 @@ pub fn within(undo: &UndoRecord, scope: &Scope) -> Result<(), String> {
 
 /// The kind is one of `kinds`, the namespace is there exactly when the kind has one, and the
 /// names are names.
-fn object(target: &ObjectRef, kinds: &[ObjectKind], record: &str) -> Result<(), String> {
+fn object(target: &ObjectRef, kinds: &[ObjectKind], record: &str) -> Result<(), OutOfScope> {
     if !kinds.contains(&target.kind) {
         let allowed: Vec<String> = kinds.iter().map(ToString::to_string).collect();
         return Err(format!(
             "{record} names {target}, a kind firedrill never changes this way (only {})",
             allowed.join(", ")
-        ));
+        )
+        .into());
     }
     match (&target.namespace, target.kind.is_namespaced()) {
         (Some(ns), true) if dns_label(ns) => {}
         (None, false) => {}
-        (Some(ns), true) => return Err(format!("{record}: namespace {ns:?} is not a namespace")),
-        (None, true) => return Err(format!("{record} names {target} without a namespace")),
-        (Some(_), false) => return Err(format!("{record} names {target} with a namespace")),
+        (Some(ns), true) => {
+            return Err(format!("{record}: namespace {ns:?} is not a namespace").into())
+        }
+        (None, true) => return Err(format!("{record} names {target} without a namespace").into()),
+        (Some(_), false) => return Err(format!("{record} names {target} with a namespace").into()),
     }
     if !dns_subdomain(&target.name) {
-        return Err(format!(
-            "{record}: name {:?} is not an object name",
-            target.name
-        ));
+        return Err(format!("{record}: name {:?} is not an object name", target.name).into());
     }
     Ok(())
 }
@@ -213,16 +233,14 @@ fn object(target: &ObjectRef, kinds: &[ObjectKind], record: &str) -> Result<(), 
 /// A JSON pointer's segments, refusing what firedrill never writes: no leading `/`, empty
 /// segments, `.` or `..`, a `~` that is not `~0` or `~1`, or a spelling that decodes to the
 /// same segments differently (only the canonical encoding is accepted).
-fn pointer(path: &str) -> Result<Vec<String>, String> {
+fn pointer(path: &str) -> Result<Vec<String>, OutOfScope> {
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!(
-            "path {path:?} is not a JSON pointer (it must start with /)"
-        ));
+        return Err(format!("path {path:?} is not a JSON pointer (it must start with /)").into());
     };
     let mut segments = Vec::new();
     for raw in rest.split('/') {
         if raw.is_empty() {
-            return Err(format!("path {path:?} has an empty segment"));
+            return Err(format!("path {path:?} has an empty segment").into());
         }
         let mut decoded = String::new();
         let mut chars = raw.chars();
@@ -232,30 +250,31 @@ fn pointer(path: &str) -> Result<Vec<String>, String> {
                 (_, true) => match chars.next() {
                     Some('0') => decoded.push('~'),
                     Some('1') => decoded.push('/'),
-                    _ => return Err(format!("path {path:?} has a ~ that is not ~0 or ~1")),
+                    _ => return Err(format!("path {path:?} has a ~ that is not ~0 or ~1").into()),
                 },
             }
         }
         if decoded == "." || decoded == ".." || decoded.split('/').any(|p| p == "..") {
-            return Err(format!("path {path:?} has a . or .. segment"));
+            return Err(format!("path {path:?} has a . or .. segment").into());
         }
         if decoded.replace('~', "~0").replace('/', "~1") != raw {
-            return Err(format!("path {path:?} is not canonically escaped"));
+            return Err(format!("path {path:?} is not canonically escaped").into());
         }
         segments.push(decoded);
     }
     Ok(segments)
 }
 
-fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
+fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), OutOfScope> {
     let Some(fields) = record.as_object() else {
-        return Err(format!("external {system} record is not an object"));
+        return Err(format!("external {system} record is not an object").into());
     };
-    let only = |allowed: &[&str]| -> Result<(), String> {
+    let only = |allowed: &[&str]| -> Result<(), OutOfScope> {
         match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
             Some(k) => Err(format!(
                 "external {system} record has a field {k:?} firedrill never writes"
-            )),
+            )
+            .into()),
             None => Ok(()),
         }
     };
@@ -265,7 +284,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
             if !fields.values().all(Value::is_string) || !fields.contains_key("irreversible") {
                 return Err(
                     "external promotion record is not the note firedrill writes (irreversible, from, to as text)"
-                        .to_owned(),
+                        .to_owned()
+                .into()
                 );
             }
             Ok(())
@@ -279,14 +299,14 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
             let endpoint = match target.get("endpoint") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(e)) => Some(e.clone()),
-                Some(other) => return Err(format!("route53 endpoint {other} is not a URL")),
+                Some(other) => return Err(format!("route53 endpoint {other} is not a URL").into()),
             };
             let text = |key: &str| target.get(key).and_then(Value::as_str).unwrap_or("");
-            let declared = |what: String| -> Result<&Vec<DeclaredDns>, String> {
+            let declared = |what: String| -> Result<&Vec<DeclaredDns>, OutOfScope> {
                 scope.dns.as_ref().ok_or_else(|| {
-                    format!(
+                    OutOfScope(format!(
                         "external record {what}: no drill file given to show it is declared; rerun with --config FILE"
-                    )
+                    ))
                 })
             };
             if let Some(id) = target.get("health_check") {
@@ -298,7 +318,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                 if !keys_ok {
                     return Err(format!(
                         "external record {what}: its target has fields firedrill never writes"
-                    ));
+                    )
+                    .into());
                 }
                 let dns = declared(what.clone())?;
                 if !dns
@@ -308,7 +329,7 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                     return Err(format!(
                         "external record {what} at endpoint {}: no drill in the drill file declares that health check there",
                         endpoint.as_deref().unwrap_or("(AWS)")
-                    ));
+                    ).into());
                 }
                 for key in ["prior", "applied"] {
                     let state = record.get(key).and_then(Value::as_object);
@@ -318,7 +339,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                     if !ok {
                         return Err(format!(
                             "external record {what}: {key} is not {{\"inverted\": true|false}}"
-                        ));
+                        )
+                        .into());
                     }
                 }
                 return Ok(());
@@ -341,7 +363,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
             if target.keys().any(|k| !allowed.contains(&k.as_str())) {
                 return Err(format!(
                     "external record {what}: its target has fields firedrill never writes"
-                ));
+                )
+                .into());
             }
             let dns = declared(what.clone())?;
             let matches = |d: &DeclaredDns| {
@@ -355,7 +378,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                 return Err(format!(
                     "external record {what} at endpoint {}: no drill in the drill file declares it",
                     endpoint.as_deref().unwrap_or("(AWS)")
-                ));
+                )
+                .into());
             }
             match target.get("wait_seconds") {
                 None => {}
@@ -365,12 +389,13 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                 Some(w) => {
                     return Err(format!(
                         "external record {what}: wait_seconds {w} is not 0 to {MAX_WAIT_SECONDS}"
-                    ))
+                    )
+                    .into())
                 }
             }
             for key in ["prior", "applied"] {
                 let Some(state) = record.get(key).and_then(Value::as_object) else {
-                    return Err(format!("external record {what}: {key} is not a record set"));
+                    return Err(format!("external record {what}: {key} is not a record set").into());
                 };
                 for same in ["name", "type", "set_identifier"] {
                     let ok = match same {
@@ -383,7 +408,7 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                     if !ok {
                         return Err(format!(
                             "external record {what}: its {key} state names another record set ({same})"
-                        ));
+                        ).into());
                     }
                 }
                 match state.get("weight") {
@@ -392,7 +417,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
                     Some(w) => {
                         return Err(format!(
                             "external record {what}: {key} weight {w} is not 0 to 255"
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -400,7 +426,8 @@ fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), String> {
         }
         other => Err(format!(
             "external system {other:?} is not one firedrill changes ({ROUTE53}, {PROMOTION})"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -447,13 +474,13 @@ fn label_key(s: &str) -> bool {
         && label_value(name)
 }
 
-fn labels(map: &BTreeMap<String, String>) -> Result<(), String> {
+fn labels(map: &BTreeMap<String, String>) -> Result<(), OutOfScope> {
     for (k, v) in map {
         if !label_key(k) {
-            return Err(format!("has {k:?}, not a label key"));
+            return Err(format!("has {k:?}, not a label key").into());
         }
         if !label_value(v) {
-            return Err(format!("has {k}={v:?}, not a label value"));
+            return Err(format!("has {k}={v:?}, not a label value").into());
         }
     }
     Ok(())
@@ -493,7 +520,7 @@ mod tests {
 
     fn refused(undo: &UndoRecord, scope: &Scope, says: &str) {
         match within(undo, scope) {
-            Err(e) => assert!(e.contains(says), "{e:?} does not say {says:?}"),
+            Err(e) => assert!(e.0.contains(says), "{e:?} does not say {says:?}"),
             Ok(()) => panic!("{undo:?} was allowed"),
         }
     }

@@ -10,8 +10,9 @@ use std::sync::{Mutex, OnceLock};
 
 use firedrill_rollback::scope::{DeclaredDns, PROXY_LABEL, ROUTE53};
 use firedrill_rollback::{
-    apply, apply_merge_patch, decide, replay, Cluster, Decision, Done, EntryState, Key, Ledger,
-    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Scope, Step, Stored, Trust, UndoRecord,
+    apply, apply_merge_patch, decide, replay, Access, Cluster, ClusterError, Decision, Done,
+    EntryState, Key, Ledger, LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Scope, Step,
+    Stored, Trust, UndoRecord,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -30,6 +31,8 @@ struct Memory {
     externals: Mutex<BTreeMap<String, Value>>,
     kills: Mutex<usize>,
     made: Mutex<Vec<Done>>,
+    /// What the next calls to `execute` fail with, first first, before they change anything.
+    failing: Mutex<Vec<ClusterError>>,
 }
 
 impl Memory {
@@ -70,7 +73,7 @@ impl Memory {
     }
 
     /// Makes one change, as an API server (and the controllers behind it) would.
-    fn change(&self, operation: &Operation) -> Result<Done, String> {
+    fn change(&self, operation: &Operation) -> Result<Done, ClusterError> {
         let mut objects = self.objects.lock().unwrap();
         match operation {
             Operation::Create { object } => {
@@ -84,9 +87,9 @@ impl Memory {
                 objects.remove(target);
             }
             Operation::Patch { target, patch } => {
-                let object = objects
-                    .get_mut(target)
-                    .ok_or(format!("{target} not found"))?;
+                let object = objects.get_mut(target).ok_or(ClusterError::NotFound {
+                    message: format!("{target} not found"),
+                })?;
                 apply_merge_patch(object, patch);
             }
             Operation::Kill { pod, .. } => {
@@ -100,29 +103,41 @@ impl Memory {
                 let set = action.get("set").ok_or("no value to set")?.clone();
                 self.externals.lock().unwrap().insert(target, set);
             }
-            Operation::External { system, .. } => return Err(format!("no handler for {system}")),
+            Operation::External { system, .. } => {
+                return Err(format!("no handler for {system}").into())
+            }
         }
         Ok(Done::Made)
     }
 }
 
 impl Cluster for Memory {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         Ok(self.objects.lock().unwrap().get(target).cloned())
     }
 
-    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
+    async fn execute(&self, operation: &Operation) -> Result<Done, ClusterError> {
         self.alive()?;
+        {
+            let mut failing = self.failing.lock().unwrap();
+            if !failing.is_empty() {
+                return Err(failing.remove(0));
+            }
+        }
         let done = self.change(operation)?;
         self.made.lock().unwrap().push(done.clone());
         Ok(done)
     }
 
-    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+    async fn read_external(
+        &self,
+        system: &str,
+        target: &Value,
+    ) -> Result<Option<Value>, ClusterError> {
         if system != ROUTE53 {
-            return Err(format!(
+            return Err(ClusterError::other(format!(
                 "no handler for changes in {system} in this process"
-            ));
+            )));
         }
         Ok(self
             .externals
@@ -132,14 +147,18 @@ impl Cluster for Memory {
             .cloned())
     }
 
-    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), ClusterError> {
         self.alive()?;
         let mut ledgers = self.ledgers.lock().unwrap();
         let name = ledger.name();
         loop {
             let stored = ledgers.get(&name).cloned();
             match (&ledger.resource_version, stored) {
-                (None, Some(_)) => return Err(format!("{name} already exists")),
+                (None, Some(_)) => {
+                    return Err(ClusterError::Conflict {
+                        message: format!("{name} already exists"),
+                    })
+                }
                 (Some(mine), Some(theirs)) if theirs.resource_version.as_ref() != Some(mine) => {
                     ledger.merge(&Ledger::from_stored(&theirs).unwrap());
                     continue;
@@ -1433,4 +1452,145 @@ async fn an_irreversible_record_is_left_with_its_note_and_no_handler_is_asked() 
         "promotion: run-1 promoted the standby; fail back by hand"
     );
     assert_eq!(ledger.entries[0].state, EntryState::Left);
+}
+
+/// A drill that scaled the worker from 2 to 0, applied; its ledger.
+async fn scaled_worker(memory: &Memory) -> Ledger {
+    let mut ledger = Ledger::new("run-e", "drill", "test", "2030-01-01T00:00:00Z");
+    let worker = deployment("worker", 0).0;
+    apply(
+        memory,
+        &mut ledger,
+        &[Step::scale(worker, 2, 0, None)],
+        &planners_only(),
+    )
+    .await
+    .unwrap();
+    ledger
+}
+
+fn failing_with(memory: &Memory, errors: Vec<ClusterError>) {
+    *memory.failing.lock().unwrap() = errors;
+}
+
+/// The object went between the replay's read and its undo: judged again as gone, by the ledger's
+/// rules (a created object already deleted is done; a field on a gone object is left), not
+/// reported as a failure.
+#[tokio::test]
+async fn an_undo_that_finds_its_object_gone_is_judged_again_as_gone() {
+    let memory = world();
+    let mut ledger = scaled_worker(&memory).await;
+    let gone = || ClusterError::NotFound {
+        message: "deployments.apps \"worker\" not found".into(),
+    };
+    failing_with(&memory, vec![gone()]);
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions.len(), 1, "{report:?}");
+    assert_eq!(report.actions[0].outcome, Outcome::Left, "{report:?}");
+    assert!(
+        report.actions[0].text.contains("no longer exists"),
+        "{report:?}"
+    );
+    assert_eq!(
+        memory.stored_ledger("run-e").entries[0].state,
+        EntryState::Left
+    );
+
+    let mut ledger = Ledger::new("run-n", "drill", "test", "2030-01-01T00:00:00Z");
+    let policy = Step::create(json!({ "kind": "NetworkPolicy", "metadata": { "namespace": "shop", "name": "firedrill-deny" }, "spec": { "podSelector": {} } })).unwrap();
+    apply(&memory, &mut ledger, &[policy], &planners_only())
+        .await
+        .unwrap();
+    failing_with(&memory, vec![gone()]);
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(
+        report.actions[0].outcome,
+        Outcome::AlreadyDone,
+        "{report:?}"
+    );
+    assert!(!ledger.is_open());
+}
+
+/// A conflict is read again and judged again; one that keeps conflicting leaves the entry open.
+#[tokio::test]
+async fn a_conflicting_undo_is_read_again_and_retried_then_left_open() {
+    let memory = world();
+    let conflict = || ClusterError::Conflict {
+        message: "the object has been modified".into(),
+    };
+    let mut ledger = scaled_worker(&memory).await;
+    failing_with(&memory, vec![conflict()]);
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions[0].outcome, Outcome::Reverted, "{report:?}");
+    assert_eq!(
+        memory.snapshot()["Deployment shop/worker"]["spec"]["replicas"],
+        2
+    );
+
+    let memory = world();
+    let mut ledger = scaled_worker(&memory).await;
+    failing_with(&memory, (0..4).map(|_| conflict()).collect());
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions[0].outcome, Outcome::Failed, "{report:?}");
+    assert!(
+        report.actions[0]
+            .text
+            .ends_with("failed: the object has been modified"),
+        "{report:?}"
+    );
+    assert!(ledger.is_open());
+    // The next replay finishes it.
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions[0].outcome, Outcome::Reverted, "{report:?}");
+}
+
+/// Forbidden: left open, naming the rule to grant. Transient: left open for the next sweep.
+#[tokio::test]
+async fn a_forbidden_or_passing_failure_leaves_the_entry_open_and_says_what_to_do() {
+    let memory = world();
+    let mut ledger = scaled_worker(&memory).await;
+    failing_with(
+        &memory,
+        vec![ClusterError::Forbidden {
+            access: Access {
+                verb: "patch".into(),
+                resource: "deployments.apps".into(),
+                namespace: Some("shop".into()),
+            },
+            message: "patch Deployment shop/worker: forbidden".into(),
+        }],
+    );
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    let action = &report.actions[0];
+    assert_eq!(action.outcome, Outcome::Failed, "{report:?}");
+    assert!(
+        action.text.contains(
+            "failed: patch Deployment shop/worker: forbidden; forbidden: firedrill may not patch deployments.apps in namespace shop: grant that"
+        ),
+        "{}",
+        action.text
+    );
+    assert!(ledger.is_open());
+    assert_eq!(
+        memory.snapshot()["Deployment shop/worker"]["spec"]["replicas"],
+        0
+    );
+
+    failing_with(
+        &memory,
+        vec![ClusterError::Transient {
+            message: "503 Service Unavailable".into(),
+        }],
+    );
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions[0].outcome, Outcome::Failed, "{report:?}");
+    assert!(
+        report.actions[0]
+            .text
+            .ends_with("503 Service Unavailable; a passing failure: the ledger stays open and the next sweep or rollback tries again"),
+        "{report:?}"
+    );
+    assert!(ledger.is_open());
+    let report = replay(&memory, &mut ledger, &planners_only(), false).await;
+    assert_eq!(report.actions[0].outcome, Outcome::Reverted, "{report:?}");
 }

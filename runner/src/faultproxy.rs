@@ -66,7 +66,7 @@ pub fn parse_error(text: &str) -> Result<(u16, u32), String> {
 
 /// `2.5%` -> 250 hundredths, from 0% to 100%.
 pub fn parse_share(text: &str) -> Result<u32, String> {
-    let p = firedrill_safety::Percent::parse(text, false)?;
+    let p = firedrill_safety::Percent::parse(text, false).map_err(|e| e.to_string())?;
     if p.hundredths() > 10_000 {
         return Err(format!("{text:?} is more than 100%"));
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use firedrill_rollback::{KILL_SWITCH, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
+use firedrill_rollback::{Access, ClusterError, KILL_SWITCH, LABEL_DRILL, LABEL_KIND, LABEL_RUN};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -133,6 +133,37 @@ fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError
     move |source| KubeError::Api {
         action,
         source: Box::new(source),
+    }
+}
+
+/// Sorts an error of the API server's into what a caller can act on ([`ClusterError`]): `access`
+/// is the RBAC rule the call needed (named when it is forbidden), `message` the text for people.
+pub fn cluster_error(e: &kube::Error, access: Access, message: String) -> ClusterError {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            404 => ClusterError::NotFound { message },
+            409 => ClusterError::Conflict { message },
+            403 => ClusterError::Forbidden { access, message },
+            410 => ClusterError::Gone { message },
+            // Too many requests (other than an eviction a budget refuses, which the caller
+            // judges first), a timeout, the server failing or unavailable: worth another try.
+            429 | 500 | 502 | 503 | 504 => ClusterError::Transient { message },
+            _ => ClusterError::Other { message },
+        },
+        // No answer: the connection, the transport, a stream cut short.
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            ClusterError::Transient { message }
+        }
+        _ => ClusterError::Other { message },
+    }
+}
+
+/// The RBAC rule of one call: `verb` on `resource`, in `namespace` when it has one.
+pub fn access(verb: &str, resource: &str, namespace: Option<&str>) -> Access {
+    Access {
+        verb: verb.to_owned(),
+        resource: resource.to_owned(),
+        namespace: namespace.map(str::to_owned),
     }
 }
 

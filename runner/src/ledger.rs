@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{
-    replay, replay_after_sweep, Cluster, Done, EntryState, Guard, Key, Ledger, LedgerError,
-    ObjectKind, ObjectRef, Operation, Outcome, Report, Stored, Trust, ARTIFACT_SELECTOR,
-    KILL_SWITCH, LEDGER_SELECTOR,
+    replay, replay_after_sweep, Cluster, ClusterError, Done, EntryState, Guard, Key, Ledger,
+    LedgerError, ObjectKind, ObjectRef, Operation, Outcome, Report, Stored, Trust,
+    ARTIFACT_SELECTOR, KILL_SWITCH, LEDGER_SELECTOR,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::Value;
 
-use crate::kubernetes::{Kube, JOB_SELECTOR};
+use crate::kubernetes::{access, cluster_error, Kube, JOB_SELECTOR};
 
 /// The kinds of artifact a run may create, each swept by label: what `stop` costs in calls.
 pub const ARTIFACT_KINDS: [ObjectKind; 4] = [
@@ -82,6 +82,17 @@ fn status(e: &kube::Error) -> Option<u16> {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
     }
+}
+
+/// An API error of a call `verb` on `kind` in `namespace`, sorted, with the text for people.
+fn failed(
+    e: &kube::Error,
+    verb: &str,
+    kind: ObjectKind,
+    namespace: Option<&str>,
+    message: String,
+) -> ClusterError {
+    cluster_error(e, access(verb, kind.resource(), namespace), message)
 }
 
 fn to_value<K: serde::Serialize>(object: K) -> Value {
@@ -153,12 +164,18 @@ impl KubeCluster {
     }
 
     /// Every ledger in firedrill's namespace, each read or refused with its reason.
-    pub async fn ledgers(&self) -> Result<Vec<(String, Result<Ledger, LedgerError>)>, String> {
+    pub async fn ledgers(
+        &self,
+    ) -> Result<Vec<(String, Result<Ledger, LedgerError>)>, ClusterError> {
+        let namespace = Some(self.namespace.as_str());
         let list = self
             .config_maps()
             .list(&ListParams::default().labels(LEDGER_SELECTOR))
             .await
-            .map_err(|e| format!("list ledgers in {}: {e}", self.namespace))?;
+            .map_err(|e| {
+                let message = format!("list ledgers in {}: {e}", self.namespace);
+                failed(&e, "list", ObjectKind::ConfigMap, namespace, message)
+            })?;
         Ok(list
             .items
             .into_iter()
@@ -170,24 +187,30 @@ impl KubeCluster {
     }
 
     /// One run's ledger, if it has one.
-    pub async fn ledger(&self, run: &str) -> Result<Option<Result<Ledger, LedgerError>>, String> {
+    pub async fn ledger(
+        &self,
+        run: &str,
+    ) -> Result<Option<Result<Ledger, LedgerError>>, ClusterError> {
         let name = firedrill_rollback::ledger_name(run);
-        let cm = self
-            .config_maps()
-            .get_opt(&name)
-            .await
-            .map_err(|e| format!("read ConfigMap {}/{name}: {e}", self.namespace))?;
+        let namespace = Some(self.namespace.as_str());
+        let cm = self.config_maps().get_opt(&name).await.map_err(|e| {
+            let message = format!("read ConfigMap {}/{name}: {e}", self.namespace);
+            failed(&e, "get", ObjectKind::ConfigMap, namespace, message)
+        })?;
         Ok(cm.map(|cm| Ledger::from_stored(&stored(cm))))
     }
 
     /// Lists one kind of artifact in every namespace, by label.
-    async fn artifacts(&self, kind: ObjectKind) -> Result<Vec<ObjectRef>, String> {
+    async fn artifacts(&self, kind: ObjectKind) -> Result<Vec<ObjectRef>, ClusterError> {
         let params = ListParams::default().labels(ARTIFACT_SELECTOR);
         let items: Vec<Value> = with_api!(self.client.clone(), kind, None, |api| api
             .list(&params)
             .await
-            .map(|l| l.items.into_iter().map(to_value).collect())
-            .map_err(|e| format!("list {kind}s labelled {ARTIFACT_SELECTOR}: {e}")))?;
+            .map(|l| l.items.into_iter().map(to_value).collect()))
+        .map_err(|e| {
+            let message = format!("list {kind}s labelled {ARTIFACT_SELECTOR}: {e}");
+            failed(&e, "list", kind, None, message)
+        })?;
         Ok(items
             .iter()
             .filter_map(|v| ObjectRef::named(v, kind))
@@ -195,7 +218,11 @@ impl KubeCluster {
     }
 
     /// Deletes every artifact of one kind by label: one call per namespace that holds any.
-    async fn sweep(&self, kind: ObjectKind, protection: &Protection) -> Result<Swept, String> {
+    async fn sweep(
+        &self,
+        kind: ObjectKind,
+        protection: &Protection,
+    ) -> Result<Swept, ClusterError> {
         let listed = self.artifacts(kind).await?;
         // Protected objects are never swept, label or not; a namespace holding one is swept
         // object by object instead of by label.
@@ -213,10 +240,11 @@ impl KubeCluster {
             with_api!(self.client.clone(), kind, Some(ns.as_str()), |api| api
                 .delete_collection(&DeleteParams::background(), &params)
                 .await
-                .map(|_| ())
-                .map_err(|e| format!(
-                    "delete {kind}s labelled {ARTIFACT_SELECTOR} in {ns}: {e}"
-                )))?;
+                .map(|_| ()))
+            .map_err(|e| {
+                let message = format!("delete {kind}s labelled {ARTIFACT_SELECTOR} in {ns}: {e}");
+                failed(&e, "deletecollection", kind, Some(ns), message)
+            })?;
         }
         for target in &found {
             if target
@@ -250,25 +278,33 @@ fn stored(cm: ConfigMap) -> Stored {
 }
 
 impl Cluster for KubeCluster {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let name = target.name.as_str();
-        with_api!(
-            self.client.clone(),
-            target.kind,
-            target.namespace.as_deref(),
-            |api| api
-                .get_opt(name)
-                .await
-                .map(|o| o.map(to_value))
-                .map_err(|e| format!("read {target}: {e}"))
-        )
+        let namespace = target.namespace.as_deref();
+        with_api!(self.client.clone(), target.kind, namespace, |api| api
+            .get_opt(name)
+            .await
+            .map(|o| o.map(to_value)))
+        .map_err(|e| {
+            failed(
+                &e,
+                "get",
+                target.kind,
+                namespace,
+                format!("read {target}: {e}"),
+            )
+        })
     }
 
-    async fn execute(&self, operation: &Operation) -> Result<Done, String> {
+    async fn execute(&self, operation: &Operation) -> Result<Done, ClusterError> {
         match operation {
             Operation::Create { object } => {
-                let target = ObjectRef::of(object)
-                    .ok_or_else(|| format!("cannot create {object}: no kind, namespace or name"))?;
+                let target = ObjectRef::of(object).ok_or_else(|| {
+                    ClusterError::other(format!(
+                        "cannot create {object}: no kind, namespace or name"
+                    ))
+                })?;
+                let namespace = target.namespace.as_deref();
                 let post = PostParams::default();
                 let result = with_api!(
                     self.client.clone(),
@@ -276,7 +312,11 @@ impl Cluster for KubeCluster {
                     target.namespace.as_deref(),
                     |api| match serde_json::from_value(object.clone()) {
                         Ok(typed) => api.create(&post, &typed).await.map(|_| ()),
-                        Err(e) => return Err(format!("cannot create {target}: {e}")),
+                        Err(e) => {
+                            return Err(ClusterError::other(format!(
+                                "cannot create {target}: {e}"
+                            )));
+                        }
                     }
                 );
                 match result {
@@ -284,9 +324,15 @@ impl Cluster for KubeCluster {
                     Err(e) if status(&e) == Some(409) => Ok(Done::Refused(format!(
                         "{target} already exists and was not made by this run"
                     ))),
-                    other => other
-                        .map(|()| Done::Made)
-                        .map_err(|e| format!("create {target}: {e}")),
+                    other => other.map(|()| Done::Made).map_err(|e| {
+                        failed(
+                            &e,
+                            "create",
+                            target.kind,
+                            namespace,
+                            format!("create {target}: {e}"),
+                        )
+                    }),
                 }
             }
             Operation::Delete { target } => {
@@ -302,24 +348,35 @@ impl Cluster for KubeCluster {
                 );
                 match result {
                     Err(e) if status(&e) == Some(404) => Ok(Done::Made),
-                    other => other
-                        .map(|()| Done::Made)
-                        .map_err(|e| format!("delete {target}: {e}")),
+                    other => other.map(|()| Done::Made).map_err(|e| {
+                        let namespace = target.namespace.as_deref();
+                        failed(
+                            &e,
+                            "delete",
+                            target.kind,
+                            namespace,
+                            format!("delete {target}: {e}"),
+                        )
+                    }),
                 }
             }
             Operation::Patch { target, patch } => {
                 let name = target.name.as_str();
                 let params = PatchParams::default();
-                with_api!(
-                    self.client.clone(),
-                    target.kind,
-                    target.namespace.as_deref(),
-                    |api| api
-                        .patch(name, &params, &Patch::Merge(patch))
-                        .await
-                        .map(|_| Done::Made)
-                        .map_err(|e| format!("patch {target}: {e}"))
-                )
+                let namespace = target.namespace.as_deref();
+                with_api!(self.client.clone(), target.kind, namespace, |api| api
+                    .patch(name, &params, &Patch::Merge(patch))
+                    .await
+                    .map(|_| Done::Made))
+                .map_err(|e| {
+                    failed(
+                        &e,
+                        "patch",
+                        target.kind,
+                        namespace,
+                        format!("patch {target}: {e}"),
+                    )
+                })
             }
             Operation::Kill {
                 pod,
@@ -364,7 +421,15 @@ impl Cluster for KubeCluster {
                     Err(e) if status(&e) == Some(429) => Ok(Done::Refused(format!(
                         "the API server refused to evict {pod} now (a PodDisruptionBudget allows no more disruptions): {e}"
                     ))),
-                    Err(e) => Err(format!("kill {pod}: {e}")),
+                    Err(e) => {
+                        let (verb, resource) = if *evict {
+                            ("create", "pods/eviction")
+                        } else {
+                            ("delete", "pods")
+                        };
+                        let rule = access(verb, resource, Some(namespace));
+                        Err(cluster_error(&e, rule, format!("kill {pod}: {e}")))
+                    }
                 }
             }
             Operation::External { system, action } => self
@@ -375,24 +440,34 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+    async fn read_external(
+        &self,
+        system: &str,
+        target: &Value,
+    ) -> Result<Option<Value>, ClusterError> {
         self.externals.read(system, target).await
     }
 
-    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), ClusterError> {
         let api = self.config_maps();
         let name = ledger.name();
+        let namespace = Some(self.namespace.as_str());
         let action = format!("write ledger {}/{name}", self.namespace);
         for _ in 0..5 {
+            let verb = if ledger.resource_version.is_some() {
+                "update"
+            } else {
+                "create"
+            };
             let mut cm = ledger_config_map(&self.namespace, ledger);
             let written = match &ledger.resource_version {
                 // The first write creates: a ledger already there is another run's.
                 None => match api.create(&PostParams::default(), &cm).await {
                     Err(e) if status(&e) == Some(409) => {
-                        return Err(format!(
+                        return Err(ClusterError::Conflict { message: format!(
                             "{action}: it already exists: run id {} is already used (a run id is used once)",
                             ledger.run
-                        ))
+                        )})
                     }
                     other => other,
                 },
@@ -401,12 +476,12 @@ impl Cluster for KubeCluster {
                     match api.replace(&name, &PostParams::default(), &cm).await {
                         // Someone else wrote it since: take in what they wrote, then try again.
                         Err(e) if status(&e) == Some(409) => {
-                            let theirs = api
-                                .get(&name)
-                                .await
-                                .map_err(|e| format!("{action}: re-read after a conflict: {e}"))?;
+                            let theirs = api.get(&name).await.map_err(|e| {
+                                let message = format!("{action}: re-read after a conflict: {e}");
+                                failed(&e, "get", ObjectKind::ConfigMap, namespace, message)
+                            })?;
                             let theirs = Ledger::from_stored(&stored(theirs))
-                                .map_err(|e| format!("{action}: {e}"))?;
+                                .map_err(|e| ClusterError::other(format!("{action}: {e}")))?;
                             ledger.merge(&theirs);
                             continue;
                         }
@@ -414,11 +489,21 @@ impl Cluster for KubeCluster {
                     }
                 }
             };
-            let written = written.map_err(|e| format!("{action}: {e}"))?;
+            let written = written.map_err(|e| {
+                failed(
+                    &e,
+                    verb,
+                    ObjectKind::ConfigMap,
+                    namespace,
+                    format!("{action}: {e}"),
+                )
+            })?;
             ledger.resource_version = written.metadata.resource_version;
             return Ok(());
         }
-        Err(format!("{action}: five conflicting writes in a row"))
+        Err(ClusterError::Conflict {
+            message: format!("{action}: five conflicting writes in a row"),
+        })
     }
 }
 
@@ -608,7 +693,7 @@ pub enum RollbackError {
     /// The run named has no ledger.
     NoLedger(String),
     /// The API could not be read.
-    Api(String),
+    Api(ClusterError),
     /// The ledger key could not be read: nothing is reverted from any ledger.
     Key(crate::ledger_key::KeyError),
 }
@@ -721,9 +806,9 @@ pub async fn report_rejected(cluster: &KubeCluster, outcome: &LedgerOutcome) {
 /// What `stop` did, step by step.
 #[derive(Debug)]
 pub struct StopReport {
-    pub kill_switch: Result<String, String>,
-    pub jobs: Result<(), String>,
-    pub swept: Vec<Result<Swept, String>>,
+    pub kill_switch: Result<String, ClusterError>,
+    pub jobs: Result<(), ClusterError>,
+    pub swept: Vec<Result<Swept, ClusterError>>,
     pub ledgers: Vec<LedgerOutcome>,
     /// What is still there after all of it: artifacts and open ledgers, or errors reading them.
     pub remaining: Vec<String>,
@@ -773,7 +858,11 @@ pub async fn stop_saying(
         )
         .await
         .map(|_| ())
-        .map_err(|e| format!("delete drill Jobs in {}: {e}", kube.namespace()));
+        .map_err(|e| {
+            let message = format!("delete drill Jobs in {}: {e}", kube.namespace());
+            let rule = access("deletecollection", "jobs.batch", Some(kube.namespace()));
+            cluster_error(&e, rule, message)
+        });
     let mut deleted: BTreeSet<ObjectRef> = BTreeSet::new();
     for kind in ARTIFACT_KINDS {
         phase(&format!(
@@ -838,25 +927,34 @@ pub async fn stop_saying(
 }
 
 /// Engages the kill switch; says what it found.
-pub async fn engage(kube: &Kube, reason: &str, by: &str) -> Result<String, String> {
+pub async fn engage(kube: &Kube, reason: &str, by: &str) -> Result<String, ClusterError> {
     let cm = kill_switch_config_map(kube.namespace(), reason, by);
     let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), kube.namespace());
     match api.create(&PostParams::default(), &cm).await {
         Ok(_) => Ok(format!("kill switch engaged ({reason}, by {by})")),
         Err(e) if status(&e) == Some(409) => Ok("kill switch was already engaged".to_owned()),
-        Err(e) => Err(format!("KILL SWITCH NOT ENGAGED: {e}")),
+        Err(e) => Err(failed(
+            &e,
+            "create",
+            ObjectKind::ConfigMap,
+            Some(kube.namespace()),
+            format!("KILL SWITCH NOT ENGAGED: {e}"),
+        )),
     }
 }
 
 /// Releases the kill switch. `Ok(false)` when it was not engaged.
-pub async fn release(kube: &Kube) -> Result<bool, String> {
+pub async fn release(kube: &Kube) -> Result<bool, ClusterError> {
     let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), kube.namespace());
     match api.delete(KILL_SWITCH, &DeleteParams::default()).await {
         Ok(_) => Ok(true),
         Err(e) if status(&e) == Some(404) => Ok(false),
-        Err(e) => Err(format!(
-            "delete ConfigMap {}/{KILL_SWITCH}: {e}",
-            kube.namespace()
+        Err(e) => Err(failed(
+            &e,
+            "delete",
+            ObjectKind::ConfigMap,
+            Some(kube.namespace()),
+            format!("delete ConfigMap {}/{KILL_SWITCH}: {e}", kube.namespace()),
         )),
     }
 }
@@ -869,7 +967,7 @@ pub async fn sweep_expired(
     now: DateTime<Utc>,
     running_jobs: &BTreeSet<String>,
     protection: &Protection,
-) -> Result<Vec<LedgerOutcome>, String> {
+) -> Result<Vec<LedgerOutcome>, ClusterError> {
     let cluster = KubeCluster::new(kube);
     let guard = |r: &ObjectRef| protection.check(r);
     // The scheduler is what creates the key at first start; it is never without one here
@@ -936,8 +1034,8 @@ pub async fn sweep_expired(
         let items: Vec<Value> = with_api!(kube.client().clone(), kind, None, |api| api
             .list(&params)
             .await
-            .map(|l| l.items.into_iter().map(to_value).collect())
-            .map_err(|e| format!("list {kind}s: {e}")))?;
+            .map(|l| l.items.into_iter().map(to_value).collect()))
+        .map_err(|e| failed(&e, "list", kind, None, format!("list {kind}s: {e}")))?;
         for item in items {
             let at = item
                 .pointer("/metadata/annotations/firedrill.io~1expires-at")
@@ -973,7 +1071,7 @@ pub async fn sweep_expired(
 pub async fn recent_hits(
     kube: &Kube,
     since: DateTime<Utc>,
-) -> Result<firedrill_safety::verdict::RecentHits, String> {
+) -> Result<firedrill_safety::verdict::RecentHits, ClusterError> {
     use firedrill_safety::cluster::{OwnerKind, OwnerRef};
     let mut hits = Vec::new();
     for (name, ledger) in KubeCluster::new(kube).ledgers().await? {

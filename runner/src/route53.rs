@@ -7,13 +7,15 @@
 
 use std::time::Duration;
 
-use aws_sdk_route53::error::DisplayErrorContext;
+use aws_sdk_route53::config::http::HttpResponse;
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
     ResourceRecordSet, ResourceRecordSetFailover, ResourceRecordSetRegion, RrType,
 };
 use aws_sdk_route53::Client;
 use firedrill_experiments::region::{Dns, DnsFacts};
+use firedrill_rollback::{Access, ClusterError};
 use serde_json::{json, Value};
 
 /// Overrides the Route 53 endpoint when the drill names none.
@@ -28,11 +30,34 @@ pub struct Route53 {
     client: Client,
 }
 
-fn error<E>(what: &str, e: E) -> String
+/// A Route 53 call's error, sorted by what a caller can do about it: `action` on `resource` is
+/// the IAM permission the call needed (named when it is denied).
+fn error<E>(what: &str, action: &str, resource: &str, e: SdkError<E, HttpResponse>) -> ClusterError
 where
-    E: std::error::Error,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    format!("{what}: {}", DisplayErrorContext(e))
+    let message = format!("{what}: {}", DisplayErrorContext(&e));
+    if matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) {
+        return ClusterError::Transient { message };
+    }
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match (e.code().unwrap_or_default(), status) {
+        ("AccessDenied" | "AccessDeniedException", _) | (_, Some(403)) => ClusterError::Forbidden {
+            access: Access {
+                verb: format!("route53:{action}"),
+                resource: resource.to_owned(),
+                namespace: None,
+            },
+            message,
+        },
+        ("NoSuchHostedZone" | "NoSuchHealthCheck" | "NoSuchChange", _) | (_, Some(404)) => {
+            ClusterError::NotFound { message }
+        }
+        ("HealthCheckVersionMismatch", _) | (_, Some(409)) => ClusterError::Conflict { message },
+        ("Throttling" | "ThrottlingException" | "PriorRequestNotComplete", _)
+        | (_, Some(429 | 500..=599)) => ClusterError::Transient { message },
+        _ => ClusterError::Other { message },
+    }
 }
 
 impl Route53 {
@@ -63,7 +88,7 @@ impl Route53 {
 
     /// Everything a fire is decided on: each region's record set and health check, and whether
     /// Route 53 reports the region healthy.
-    pub async fn facts(&self, dns: &Dns) -> Result<DnsFacts, String> {
+    pub async fn facts(&self, dns: &Dns) -> Result<DnsFacts, ClusterError> {
         let mut facts = DnsFacts::default();
         for (region, record) in &dns.regions {
             if let Some(set) = self
@@ -91,14 +116,22 @@ impl Route53 {
     }
 
     /// Whether most of Route 53's checkers see the check's endpoint healthy.
-    pub async fn healthy(&self, id: &str) -> Result<bool, String> {
+    pub async fn healthy(&self, id: &str) -> Result<bool, ClusterError> {
         let status = self
             .client
             .get_health_check_status()
             .health_check_id(id)
             .send()
             .await
-            .map_err(|e| error(&format!("reading the status of health check {id}"), e))?;
+            .map_err(|e| {
+                let what = format!("reading the status of health check {id}");
+                error(
+                    &what,
+                    "GetHealthCheckStatus",
+                    &format!("healthcheck/{id}"),
+                    e,
+                )
+            })?;
         let reports: Vec<bool> = status
             .health_check_observations()
             .iter()
@@ -110,7 +143,7 @@ impl Route53 {
 
     /// A health check as a ledger records it: `inverted`, `disabled`, the version and the rest
     /// of its settings.
-    pub async fn health_check(&self, id: &str) -> Result<Option<Value>, String> {
+    pub async fn health_check(&self, id: &str) -> Result<Option<Value>, ClusterError> {
         let answer = match self
             .client
             .get_health_check()
@@ -125,7 +158,15 @@ impl Route53 {
             {
                 return Ok(None)
             }
-            Err(e) => return Err(error(&format!("reading health check {id}"), e)),
+            Err(e) => {
+                let what = format!("reading health check {id}");
+                return Err(error(
+                    &what,
+                    "GetHealthCheck",
+                    &format!("healthcheck/{id}"),
+                    e,
+                ));
+            }
         };
         let Some(check) = answer.health_check() else {
             return Ok(None);
@@ -152,7 +193,7 @@ impl Route53 {
         name: &str,
         record_type: &str,
         set_identifier: &str,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Value>, ClusterError> {
         let answer = self
             .client
             .list_resource_record_sets()
@@ -163,7 +204,15 @@ impl Route53 {
             .max_items(100)
             .send()
             .await
-            .map_err(|e| error(&format!("listing the record sets of zone {zone}"), e))?;
+            .map_err(|e| {
+                let what = format!("listing the record sets of zone {zone}");
+                error(
+                    &what,
+                    "ListResourceRecordSets",
+                    &format!("hostedzone/{zone}"),
+                    e,
+                )
+            })?;
         let wanted = |s: &&ResourceRecordSet| {
             same_name(s.name(), name)
                 && s.r#type().as_str() == record_type
@@ -179,13 +228,13 @@ impl Route53 {
 
     /// Makes `state` so for `target` (a health check or a record set, as a ledger names it):
     /// the forward change of a step and its undo alike.
-    pub async fn set(&self, target: &Value, state: &Value) -> Result<(), String> {
+    pub async fn set(&self, target: &Value, state: &Value) -> Result<(), ClusterError> {
         self.change(target, state).await.map(|_| ())
     }
 
     /// [`Route53::set`], saying what it changed: the health check and its version, or the
     /// record set and Route 53's change id, for the run's evidence.
-    pub async fn change(&self, target: &Value, state: &Value) -> Result<String, String> {
+    pub async fn change(&self, target: &Value, state: &Value) -> Result<String, ClusterError> {
         if let Some(id) = target.get("health_check").and_then(Value::as_str) {
             let inverted = state
                 .get("inverted")
@@ -194,7 +243,9 @@ impl Route53 {
             let now = self
                 .health_check(id)
                 .await?
-                .ok_or_else(|| format!("the health check {id} no longer exists"))?;
+                .ok_or_else(|| ClusterError::NotFound {
+                    message: format!("the health check {id} no longer exists"),
+                })?;
             // Only if nobody changed the check since it was read.
             self.client
                 .update_health_check()
@@ -214,6 +265,8 @@ impl Route53 {
                     };
                     error(
                         &format!("setting health check {id} inverted={inverted}{hint}"),
+                        "UpdateHealthCheck",
+                        &format!("healthcheck/{id}"),
                         e,
                     )
                 })?;
@@ -249,6 +302,8 @@ impl Route53 {
                         state["type"].as_str().unwrap_or("?"),
                         state["set_identifier"].as_str().unwrap_or("?")
                     ),
+                    "ChangeResourceRecordSets",
+                    &format!("hostedzone/{zone}"),
                     e,
                 )
             })?;
@@ -275,31 +330,30 @@ impl Route53 {
     }
 
     /// Waits until the change is `INSYNC`, at most `wait`.
-    pub async fn wait_insync(&self, id: &str, wait: Duration) -> Result<(), String> {
+    pub async fn wait_insync(&self, id: &str, wait: Duration) -> Result<(), ClusterError> {
         let until = tokio::time::Instant::now() + wait;
         loop {
-            let answer = self
-                .client
-                .get_change()
-                .id(id)
-                .send()
-                .await
-                .map_err(|e| error(&format!("reading change {id}"), e))?;
+            let answer = self.client.get_change().id(id).send().await.map_err(|e| {
+                let what = format!("reading change {id}");
+                error(&what, "GetChange", &format!("change/{id}"), e)
+            })?;
             if answer.change_info().map(|i| i.status()) == Some(&ChangeStatus::Insync) {
                 return Ok(());
             }
             if tokio::time::Instant::now() + POLL > until {
-                return Err(format!(
+                return Err(ClusterError::Transient {
+                    message: format!(
                     "the change {id} was not INSYNC after {}s (fault.dns.wait); it may still apply",
                     wait.as_secs()
-                ));
+                ),
+                });
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
     /// The state now of what a ledger record names.
-    pub async fn read(&self, target: &Value) -> Result<Option<Value>, String> {
+    pub async fn read(&self, target: &Value) -> Result<Option<Value>, ClusterError> {
         if let Some(id) = target.get("health_check").and_then(Value::as_str) {
             return self.health_check(id).await;
         }
@@ -322,11 +376,11 @@ pub struct Externals {
 }
 
 impl Externals {
-    async fn route53(&self, system: &str, target: &Value) -> Result<Route53, String> {
+    async fn route53(&self, system: &str, target: &Value) -> Result<Route53, ClusterError> {
         if system != firedrill_experiments::region::ROUTE53 {
-            return Err(format!(
+            return Err(ClusterError::other(format!(
                 "no handler for changes in {system} in this version of firedrill; undo it by hand"
-            ));
+            )));
         }
         let endpoint = target
             .get("endpoint")
@@ -342,12 +396,12 @@ impl Externals {
     }
 
     /// The state now of what a record names.
-    pub async fn read(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+    pub async fn read(&self, system: &str, target: &Value) -> Result<Option<Value>, ClusterError> {
         self.route53(system, target).await?.read(target).await
     }
 
     /// Carries out an external operation's action (`{target, set}`).
-    pub async fn apply(&self, system: &str, action: &Value) -> Result<(), String> {
+    pub async fn apply(&self, system: &str, action: &Value) -> Result<(), ClusterError> {
         let target = action.get("target").unwrap_or(&Value::Null);
         let state = action
             .get("set")
@@ -372,12 +426,12 @@ impl Externals {
     }
 }
 
-fn text<'v>(value: &'v Value, key: &str) -> Result<&'v str, String> {
+fn text<'v>(value: &'v Value, key: &str) -> Result<&'v str, ClusterError> {
     value
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            format!("a route53 ledger record has no `{key}` in its target (the entry is damaged: restore that record by hand)")
+            ClusterError::other(format!("a route53 ledger record has no `{key}` in its target (the entry is damaged: restore that record by hand)"))
         })
 }
 
@@ -389,7 +443,7 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// A record set as a ledger records it. Routing firedrill cannot restore exactly (geolocation,
 /// CIDR, geoproximity, multivalue, traffic policies) is refused, so nothing it changes is lost.
-fn to_value(set: &ResourceRecordSet) -> Result<Value, String> {
+fn to_value(set: &ResourceRecordSet) -> Result<Value, ClusterError> {
     let unsupported = [
         (set.geo_location().is_some(), "geolocation"),
         (set.cidr_routing_config().is_some(), "CIDR routing"),
@@ -401,11 +455,11 @@ fn to_value(set: &ResourceRecordSet) -> Result<Value, String> {
         ),
     ];
     if let Some((_, what)) = unsupported.iter().find(|(has, _)| *has) {
-        return Err(format!(
+        return Err(ClusterError::other(format!(
             "the record set {} {} uses {what}, which firedrill cannot restore exactly; use fault.dns.method health-check",
             set.name(),
             set.r#type().as_str()
-        ));
+        )));
     }
     Ok(json!({
         "name": set.name(),
@@ -432,7 +486,7 @@ fn sorted(mut values: Vec<&str>) -> Vec<&str> {
 }
 
 /// The record set a recorded state describes.
-fn from_value(state: &Value) -> Result<ResourceRecordSet, String> {
+fn from_value(state: &Value) -> Result<ResourceRecordSet, ClusterError> {
     let opt = |key: &str| state.get(key).and_then(Value::as_str);
     let mut set = ResourceRecordSet::builder()
         .name(text(state, "name")?)
@@ -482,7 +536,7 @@ fn from_value(state: &Value) -> Result<ResourceRecordSet, String> {
     if let Some(id) = opt("health_check_id") {
         set = set.health_check_id(id);
     }
-    set.build().map_err(|e| e.to_string())
+    set.build().map_err(|e| ClusterError::other(e.to_string()))
 }
 
 #[cfg(test)]

@@ -786,7 +786,7 @@ pub async fn record_closed_rollbacks(
     let mut closed = Vec::new();
     for run in store.open_rollbacks().await.map_err(|e| e.to_string())? {
         let name = firedrill_rollback::ledger_name(&run);
-        let (restored, how) = match cluster.ledger(&run).await? {
+        let (restored, how) = match cluster.ledger(&run).await.map_err(|e| e.to_string())? {
             Some(Ok(l)) if !l.is_open() => (
                 true,
                 format!("ledger {name} closed: every change reverted, or left and said"),

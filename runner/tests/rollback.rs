@@ -12,7 +12,7 @@ use chrono::Utc;
 use firedrill::kubernetes::Kube;
 use firedrill::ledger::{self, KubeCluster, Protection, Selection};
 use firedrill_rollback::{
-    apply, Cluster, Key, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
+    apply, Cluster, ClusterError, Key, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -159,14 +159,17 @@ impl Dying {
 }
 
 impl Cluster for Dying {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         self.inner.get(target).await
     }
-    async fn execute(&self, operation: &Operation) -> Result<firedrill_rollback::Done, String> {
+    async fn execute(
+        &self,
+        operation: &Operation,
+    ) -> Result<firedrill_rollback::Done, ClusterError> {
         self.alive()?;
         self.inner.execute(operation).await
     }
-    async fn save(&self, ledger: &mut Ledger) -> Result<(), String> {
+    async fn save(&self, ledger: &mut Ledger) -> Result<(), ClusterError> {
         self.alive()?;
         self.inner.save(ledger).await
     }
@@ -1195,10 +1198,13 @@ impl LeftByRun {
 }
 
 impl Cluster for LeftByRun {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, String> {
+    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         Ok(self.objects.lock().unwrap().get(target).cloned())
     }
-    async fn execute(&self, operation: &Operation) -> Result<firedrill_rollback::Done, String> {
+    async fn execute(
+        &self,
+        operation: &Operation,
+    ) -> Result<firedrill_rollback::Done, ClusterError> {
         self.calls.lock().unwrap().push(operation.clone());
         let mut objects = self.objects.lock().unwrap();
         match operation {
@@ -1220,10 +1226,14 @@ impl Cluster for LeftByRun {
         }
         Ok(firedrill_rollback::Done::Made)
     }
-    async fn save(&self, _: &mut Ledger) -> Result<(), String> {
+    async fn save(&self, _: &mut Ledger) -> Result<(), ClusterError> {
         Ok(())
     }
-    async fn read_external(&self, system: &str, target: &Value) -> Result<Option<Value>, String> {
+    async fn read_external(
+        &self,
+        system: &str,
+        target: &Value,
+    ) -> Result<Option<Value>, ClusterError> {
         Ok(self
             .externals
             .lock()
@@ -1847,4 +1857,104 @@ fn render_with_the_key_says_which_entries_verify() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The API server's answer to the revert's patch, for the next patches of Deployments.
+type Answers = std::sync::Arc<std::sync::Mutex<Vec<(u16, &'static str)>>>;
+
+/// The in-memory cluster, except that the next PATCHes of a Deployment get `answers`.
+fn answering(inner: kube::Client, answers: Answers) -> kube::Client {
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (inner, answers) = (inner.clone(), answers.clone());
+        async move {
+            let patch = request.method() == http::Method::PATCH
+                && request.uri().path().contains("/deployments/");
+            let answer = patch.then(|| answers.lock().unwrap().pop()).flatten();
+            if let Some((code, reason)) = answer {
+                let body = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code,
+                    "message": format!("deployments.apps \"worker\": {reason}") });
+                return Ok::<_, kube::Error>(
+                    http::Response::builder()
+                        .status(code)
+                        .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+            }
+            inner.send(request).await
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// Through the real adapter: a forbidden undo stays open and names the RBAC verb and resource
+/// to grant; a server that is unavailable leaves it open for the next sweep; a conflict is read
+/// again and the undo made.
+#[tokio::test]
+async fn the_adapter_sorts_the_api_servers_errors_and_the_revert_acts_on_each() {
+    let inner = cluster().await;
+    let kube = Kube::new(inner.clone(), NS);
+    let worker = ObjectRef::namespaced(ObjectKind::Deployment, "shop", "worker");
+    let mut real = Ledger::new("run-x", "d", "test", "2099-01-01T00:00:00Z");
+    apply(
+        &KubeCluster::new(&kube),
+        &mut real,
+        &[Step::scale(worker, 2, 0, None)],
+        &trusted(),
+    )
+    .await
+    .unwrap();
+    let answers = Answers::default();
+    let broken = Kube::new(answering(inner.clone(), answers.clone()), NS);
+    let cluster = KubeCluster::new(&broken);
+    let revert = || async {
+        let out = ledger::rollback(
+            &cluster,
+            &Selection::Run("run-x".into()),
+            &nothing_protected(),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        out[0].result.as_ref().unwrap().actions[0].clone()
+    };
+    let replicas = || async {
+        let api: Api<Deployment> = Api::namespaced(inner.clone(), "shop");
+        api.get("worker").await.unwrap().spec.unwrap().replicas
+    };
+
+    *answers.lock().unwrap() = vec![(403, "Forbidden")];
+    let action = revert().await;
+    assert_eq!(action.outcome, firedrill_rollback::Outcome::Failed);
+    assert!(
+        action.text.contains("patch Deployment shop/worker: ")
+            && action
+                .text
+                .contains("; forbidden: firedrill may not patch deployments.apps in namespace shop: grant that"),
+        "{}",
+        action.text
+    );
+    assert_eq!(replicas().await, Some(0));
+
+    *answers.lock().unwrap() = vec![(503, "ServiceUnavailable")];
+    let action = revert().await;
+    assert_eq!(action.outcome, firedrill_rollback::Outcome::Failed);
+    assert!(
+        action.text.ends_with(
+            "a passing failure: the ledger stays open and the next sweep or rollback tries again"
+        ),
+        "{}",
+        action.text
+    );
+    assert_eq!(replicas().await, Some(0));
+
+    *answers.lock().unwrap() = vec![(409, "Conflict")];
+    let action = revert().await;
+    assert_eq!(
+        action.outcome,
+        firedrill_rollback::Outcome::Reverted,
+        "{}",
+        action.text
+    );
+    assert_eq!(replicas().await, Some(2));
 }

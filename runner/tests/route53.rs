@@ -538,7 +538,11 @@ async fn a_change_is_waited_for_until_insync_and_no_longer_than_the_wait() {
     let (target, state) = record_set_target(&stuck.url, 1);
     let started = std::time::Instant::now();
     let error = route53.set(&target, &state).await.unwrap_err();
-    assert!(error.contains("was not INSYNC after 1s"), "{error}");
+    assert!(
+        matches!(error, firedrill_rollback::ClusterError::Transient { .. })
+            && error.to_string().contains("was not INSYNC after 1s"),
+        "{error:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -568,7 +572,11 @@ async fn a_health_check_update_carries_the_version_it_read() {
         .set(&target, &serde_json::json!({ "inverted": true }))
         .await
         .unwrap_err();
-    assert!(error.contains("HealthCheckVersionMismatch"), "{error}");
+    assert!(
+        matches!(error, firedrill_rollback::ClusterError::Conflict { .. })
+            && error.to_string().contains("HealthCheckVersionMismatch"),
+        "{error:?}"
+    );
     let requests = server.requests.lock().unwrap().clone();
     let (method, path, body) = requests.last().unwrap();
     assert_eq!(
@@ -580,4 +588,65 @@ async fn a_health_check_update_carries_the_version_it_read() {
         "{body}"
     );
     assert!(body.contains("<Inverted>true</Inverted>"), "{body}");
+}
+
+/// Route 53 denying the change is `Forbidden`, naming the IAM action and the zone it needed; a
+/// zone that is not there is `NotFound`; a throttled call is `Transient`.
+#[tokio::test]
+async fn route53_errors_are_sorted_by_what_can_be_done_about_them() {
+    credentials();
+    let answer = |status: u16, code: &'static str| {
+        move |_: &str, _: &str, _: usize| {
+            (
+                status,
+                format!(
+                    r#"<?xml version="1.0"?><ErrorResponse xmlns="{XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+                ),
+            )
+        }
+    };
+    let denied = scripted(answer(403, "AccessDenied")).await;
+    let (target, state) = record_set_target(&denied.url, 1);
+    let error = Route53::new(Some(&denied.url))
+        .await
+        .set(&target, &state)
+        .await
+        .unwrap_err();
+    let rollback::ClusterError::Forbidden { access, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        access.to_string(),
+        "route53:ChangeResourceRecordSets hostedzone/Z1"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("changing record set api.example.com. A (use1) in zone Z1: "),
+        "{error}"
+    );
+
+    let missing = scripted(answer(404, "NoSuchHostedZone")).await;
+    let (target, state) = record_set_target(&missing.url, 1);
+    let error = Route53::new(Some(&missing.url))
+        .await
+        .set(&target, &state)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, rollback::ClusterError::NotFound { .. }),
+        "{error:?}"
+    );
+
+    let busy = scripted(answer(400, "Throttling")).await;
+    let (target, state) = record_set_target(&busy.url, 1);
+    let error = Route53::new(Some(&busy.url))
+        .await
+        .set(&target, &state)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, rollback::ClusterError::Transient { .. }),
+        "{error:?}"
+    );
 }

@@ -2,6 +2,23 @@
 
 use std::fmt;
 
+/// Why a text is not a `namespace/name` glob, with the spelling that would be, when there is one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GlobError(pub String);
+
+impl From<String> for GlobError {
+    fn from(message: String) -> Self {
+        GlobError(message)
+    }
+}
+
+impl From<&str> for GlobError {
+    fn from(message: &str) -> Self {
+        GlobError(message.to_owned())
+    }
+}
+
 /// A glob over `namespace/name`. `*` matches any run of characters (never `/`), `?` one character.
 /// A pattern without `/` is a namespace pattern and protects everything in the matching namespaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +34,12 @@ impl NamespacedGlob {
     /// that starts or ends with `-`, more literal characters than a name may have) is an error:
     /// such a glob would protect nothing while reading as if it did. The error suggests the
     /// lower-case spelling when that would be a valid glob.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, GlobError> {
         let (namespace, name) = text.split_once('/').unwrap_or((text, "*"));
         if namespace.is_empty() || name.is_empty() || name.contains('/') {
             return Err(format!(
                 "{text:?} is not a glob of the form namespace/name (e.g. kube-system/* or monitoring/prometheus*)"
-            ));
+            ).into());
         }
         let problem =
             part_problem(namespace, Part::Namespace).or_else(|| part_problem(name, Part::Name));
@@ -33,7 +50,7 @@ impl NamespacedGlob {
             } else {
                 String::new()
             };
-            return Err(format!("{text:?}: {problem}{hint}"));
+            return Err(format!("{text:?}: {problem}{hint}").into());
         }
         Ok(Self {
             namespace: namespace.to_owned(),
@@ -179,11 +196,11 @@ mod tests {
     fn a_glob_no_kubernetes_name_can_match_is_refused_with_the_fix() {
         // Issue #21: this protected nothing, and pake-api's pods were still targeted.
         assert_eq!(
-            NamespacedGlob::parse("PAKE-API/*").unwrap_err(),
+            NamespacedGlob::parse("PAKE-API/*").unwrap_err().0,
             "\"PAKE-API/*\": namespace \"PAKE-API\" can never match a Kubernetes namespace: it has upper case (namespaces are lower-case DNS labels: a-z, 0-9 and '-', at most 63 characters; a glob adds * and ?); did you mean \"pake-api/*\"?"
         );
         assert_eq!(
-            NamespacedGlob::parse("monitoring/Prometheus_Server*").unwrap_err(),
+            NamespacedGlob::parse("monitoring/Prometheus_Server*").unwrap_err().0,
             "\"monitoring/Prometheus_Server*\": name \"Prometheus_Server*\" can never match a Kubernetes name: it has upper case (pods and workloads have lower-case DNS names: a-z, 0-9, '-' and '.', at most 253 characters; a glob adds * and ?); did you mean \"monitoring/prometheus-server*\"?"
         );
         let never = [
@@ -202,7 +219,7 @@ mod tests {
             ("api/-*", "it starts with '-'"),
         ];
         for (glob, why) in never {
-            let err = NamespacedGlob::parse(glob).unwrap_err();
+            let err = NamespacedGlob::parse(glob).unwrap_err().0;
             assert!(
                 err.contains("can never match") && err.contains(why),
                 "{glob:?}: {err}"
@@ -211,6 +228,7 @@ mod tests {
         let long = format!("{}*/*", "a".repeat(64));
         assert!(NamespacedGlob::parse(&long)
             .unwrap_err()
+            .0
             .contains("at least 64 characters"));
         // Exactly the longest name there can be is fine, in both parts.
         let longest = format!("{}*/{}", "a".repeat(63), "b".repeat(253));
@@ -218,10 +236,12 @@ mod tests {
         let over = format!("a/{}", "b".repeat(254));
         assert!(NamespacedGlob::parse(&over)
             .unwrap_err()
+            .0
             .contains("at least 254 characters"));
         // A suggestion is made only when it is itself a valid glob.
         assert!(!NamespacedGlob::parse("API./*")
             .unwrap_err()
+            .0
             .contains("did you mean"));
     }
 
@@ -244,7 +264,7 @@ mod tests {
     #[test]
     fn bad_globs_are_explained() {
         for bad in ["", "/x", "ns/", "a/b/c", "ns/na me", "ns/[ab]"] {
-            let err = NamespacedGlob::parse(bad).unwrap_err();
+            let err = NamespacedGlob::parse(bad).unwrap_err().0;
             assert!(err.contains("glob"), "{bad:?}: {err}");
         }
     }

@@ -13,9 +13,9 @@ pub mod selector;
 mod target;
 pub mod verdict;
 
-pub use glob::NamespacedGlob;
+pub use glob::{GlobError, NamespacedGlob};
 pub use policy::{Limits, MinHealthy, Policy};
-pub use quantity::{Percent, PercentRange, Quantity};
-pub use selector::{Requirement, Selector, SelectorError};
+pub use quantity::{Percent, PercentRange, Quantity, QuantityError};
+pub use selector::{LabelError, Requirement, Selector, SelectorError};
 pub use target::{Amount, Target};
 pub use verdict::{decide, Request, Verdict};

@@ -3,6 +3,23 @@
 use std::fmt;
 
 /// A percentage with two decimals of precision, stored exactly as hundredths of a percent.
+/// Why a text is not a percentage or a range of them: what was written and what is allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QuantityError(pub String);
+
+impl From<String> for QuantityError {
+    fn from(message: String) -> Self {
+        QuantityError(message)
+    }
+}
+
+impl From<&str> for QuantityError {
+    fn from(message: &str) -> Self {
+        QuantityError(message.to_owned())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(u32);
 
@@ -33,19 +50,19 @@ impl Percent {
     }
 
     /// Parses `50%`, `99.5%` or, when `sign_optional`, a bare `50`.
-    pub fn parse(text: &str, sign_optional: bool) -> Result<Self, String> {
+    pub fn parse(text: &str, sign_optional: bool) -> Result<Self, QuantityError> {
         let trimmed = text.trim();
         let number = match trimmed.strip_suffix('%') {
             Some(n) => n.trim_end(),
             None if sign_optional => trimmed,
-            None => return Err(format!("{text:?} is not a percentage (write e.g. 50%)")),
+            None => return Err(format!("{text:?} is not a percentage (write e.g. 50%)").into()),
         };
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
         if !digits(whole) || !(frac.is_empty() || digits(frac) && frac.len() <= 2) {
             return Err(format!(
                 "{text:?} is not a percentage (a number from 0 to 100 with at most two decimals, e.g. 50% or 99.5%)"
-            ));
+            ).into());
         }
         let whole: u32 = whole
             .parse()
@@ -54,7 +71,7 @@ impl Percent {
             .ok_or_else(|| format!("{text:?} is more than 100%"))?;
         let frac: u32 = format!("{frac:0<2}").parse().unwrap_or(0);
         Percent::from_hundredths(whole * 100 + frac)
-            .ok_or_else(|| format!("{text:?} is more than 100%"))
+            .ok_or_else(|| format!("{text:?} is more than 100%").into())
     }
 }
 
@@ -77,11 +94,11 @@ pub struct PercentRange {
 }
 
 impl PercentRange {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, QuantityError> {
         if text.trim_start().starts_with('-') {
             return Err(format!(
                 "{text:?} is negative; a share of pods is more than 0% and at most 100% (write e.g. 25-50 or 30%)"
-            ));
+            ).into());
         }
         let (low, high) = match text.split_once('-') {
             Some((low, high)) => (low, high),
@@ -91,12 +108,10 @@ impl PercentRange {
         let high =
             Percent::parse(high, true).map_err(|e| format!("{e}; write e.g. 25-50 or 30%"))?;
         if low.hundredths() == 0 {
-            return Err(format!("{text:?} starts at 0%; the least is more than 0"));
+            return Err(format!("{text:?} starts at 0%; the least is more than 0").into());
         }
         if low > high {
-            return Err(format!(
-                "{text:?} runs backwards; write the lower bound first"
-            ));
+            return Err(format!("{text:?} runs backwards; write the lower bound first").into());
         }
         Ok(Self { low, high })
     }
@@ -157,7 +172,7 @@ mod tests {
         assert!(Percent::parse("%", false).is_err());
         // Letters are not digits, wherever they are; the message says what a percentage is.
         for bad in ["1.x%", "x%", "5e1%", "1.5x%"] {
-            let err = Percent::parse(bad, false).unwrap_err();
+            let err = Percent::parse(bad, false).unwrap_err().0;
             assert!(err.contains("is not a percentage"), "{bad}: {err}");
         }
         assert_eq!(Percent::parse("99.5%", false).unwrap().to_string(), "99.5%");
@@ -175,8 +190,9 @@ mod tests {
         assert_eq!(PercentRange::parse("30").unwrap().to_string(), "30%");
         assert!(PercentRange::parse("50-25")
             .unwrap_err()
+            .0
             .contains("backwards"));
-        assert!(PercentRange::parse("0-10").unwrap_err().contains("0%"));
+        assert!(PercentRange::parse("0-10").unwrap_err().0.contains("0%"));
         assert!(PercentRange::parse("a-b").is_err());
     }
 

@@ -20,6 +20,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// What a requirement asks of one label.
+/// Why a text is not a label key or value: which, and the rule it breaks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LabelError(pub String);
+
+impl From<String> for LabelError {
+    fn from(message: String) -> Self {
+        LabelError(message)
+    }
+}
+
+impl From<&str> for LabelError {
+    fn from(message: &str) -> Self {
+        LabelError(message.to_owned())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requirement {
     /// `key=value` or `key==value`.
@@ -218,13 +235,13 @@ impl<'a> Parser<'a> {
             };
             return Err(self.error(start, format!("expected a label key, {found}")));
         }
-        validate_key(&key).map_err(|m| self.error(start, m))?;
+        validate_key(&key).map_err(|m| self.error(start, m.0))?;
         Ok(key)
     }
 
     fn value(&mut self) -> Result<String, SelectorError> {
         let (start, value) = self.word();
-        validate_value(&value).map_err(|m| self.error(start, m))?;
+        validate_value(&value).map_err(|m| self.error(start, m.0))?;
         Ok(value)
     }
 
@@ -296,29 +313,27 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// The rules for a label name, and for a non-empty label value.
-fn validate_name(name: &str, what: &str) -> Result<(), String> {
+fn validate_name(name: &str, what: &str) -> Result<(), LabelError> {
     if name.len() > 63 {
-        return Err(format!("{what} {name:?} is longer than 63 characters"));
+        return Err(format!("{what} {name:?} is longer than 63 characters").into());
     }
     if !name.chars().all(is_name_char) {
-        return Err(format!(
-            "{what} {name:?} may contain only letters, digits, '-', '_' and '.'"
-        ));
+        return Err(
+            format!("{what} {name:?} may contain only letters, digits, '-', '_' and '.'").into(),
+        );
     }
     let first = name.chars().next();
     let last = name.chars().last();
     if !first.is_some_and(|c| c.is_ascii_alphanumeric())
         || !last.is_some_and(|c| c.is_ascii_alphanumeric())
     {
-        return Err(format!(
-            "{what} {name:?} must start and end with a letter or digit"
-        ));
+        return Err(format!("{what} {name:?} must start and end with a letter or digit").into());
     }
     Ok(())
 }
 
 /// `[prefix/]name`, as Kubernetes allows for label keys.
-pub fn validate_key(key: &str) -> Result<(), String> {
+pub fn validate_key(key: &str) -> Result<(), LabelError> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -343,17 +358,17 @@ pub fn validate_key(key: &str) -> Result<(), String> {
             };
             return Err(format!(
                 "label key prefix {prefix:?} must be a lowercase DNS subdomain (e.g. example.com){hint}"
-            ));
+            ).into());
         }
     }
     if name.is_empty() {
-        return Err(format!("label key {key:?} has an empty name"));
+        return Err(format!("label key {key:?} has an empty name").into());
     }
     validate_name(name, "label key")
 }
 
 /// Label values: empty, or a name of at most 63 characters.
-pub fn validate_value(value: &str) -> Result<(), String> {
+pub fn validate_value(value: &str) -> Result<(), LabelError> {
     if value.is_empty() {
         return Ok(());
     }
@@ -396,6 +411,7 @@ mod tests {
         assert!(validate_name(&"a".repeat(63), "value").is_ok());
         assert!(validate_name(&"a".repeat(64), "value")
             .unwrap_err()
+            .0
             .contains("longer than 63"));
         assert!(validate_name("a_b.c-9", "value").is_ok());
         for bad in ["a b", "a/b", "a:b", "a@b", "é"] {

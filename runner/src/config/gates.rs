@@ -380,7 +380,7 @@ pub fn read_success(r: &mut Reader, node: &Node, path: &str) -> Option<Success> 
     let availability = match f.get("availability") {
         Some(n) => r
             .parsed(n, &f.path_of("availability"), "a percentage", |s| {
-                firedrill_safety::Percent::parse(s, false)
+                firedrill_safety::Percent::parse(s, false).map_err(|e| e.to_string())
             })
             .map(Some),
         None => Some(None),

@@ -949,12 +949,9 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
             None
         }
         (Some(n), None) => r
-            .parsed(
-                n,
-                &child(path, "percent"),
-                "a percentage or range",
-                PercentRange::parse,
-            )
+            .parsed(n, &child(path, "percent"), "a percentage or range", |s| {
+                PercentRange::parse(s).map_err(|e| e.to_string())
+            })
             .map(Amount::Percent),
         (None, Some(n)) => r
             .integer(n, &child(path, "count"), 1, 10_000)

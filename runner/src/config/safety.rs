@@ -56,7 +56,7 @@ pub fn read_policy_partly(
 
     if let Some(n) = f.get("protected") {
         match read_list(r, n, &at("protected"), "namespace/name globs", |s| {
-            NamespacedGlob::parse(s)
+            NamespacedGlob::parse(s).map_err(|e| e.to_string())
         }) {
             Some(globs) => policy.protected.extend(globs),
             None => ok = false,
@@ -122,7 +122,7 @@ pub fn read_policy_partly(
 }
 
 fn percent(text: &str) -> Result<Percent, String> {
-    Percent::parse(text, false)
+    Percent::parse(text, false).map_err(|e| e.to_string())
 }
 
 fn read_list<T>(
@@ -202,7 +202,9 @@ fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHe
 
 fn quantity(text: &str) -> Result<Quantity, String> {
     if text.trim_end().ends_with('%') {
-        return Percent::parse(text, false).map(Quantity::Percent);
+        return Percent::parse(text, false)
+            .map(Quantity::Percent)
+            .map_err(|e| e.to_string());
     }
     text.trim()
         .parse::<u64>()

@@ -67,7 +67,8 @@ pub(super) async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCod
     let report = ledger::stop_saying(&kube, reason, &by, &protection, &say).await;
     let mut out = Lines::new();
     match &report.kill_switch {
-        Ok(text) | Err(text) => say!(out, "{text}"),
+        Ok(text) => say!(out, "{text}"),
+        Err(e) => say!(out, "{e}"),
     }
     match &report.jobs {
         Ok(()) => say!(out, "drill Jobs deleted"),
