@@ -19,32 +19,85 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 
-/// The URL a source names, from the file or the environment.
-pub fn url(source: &Source) -> Result<String, String> {
-    match source {
-        Source::Url(url) => Ok(url.clone()),
-        Source::Env(name) => std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
-            format!("the environment variable {name} (fault.data) is not set; set it from a Secret in the firedrill Job")
-        }),
+/// Why the RPO markers could not be written or read: which database (`primary` or `promoted`),
+/// and what it said.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkerError {
+    #[error("the environment variable {name} (fault.data) is not set; set it from a Secret in the firedrill Job")]
+    Unset { name: String },
+    #[error("the {which} database URL is not valid: {source}")]
+    Url {
+        which: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot connect to the {which} database: {source}")]
+    Connect {
+        which: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the {which} database does not answer: {source}")]
+    NoAnswer {
+        which: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the marker table {table} on the primary: {source}")]
+    Table {
+        table: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The promoted side is not a replica of the primary (it lacks the table the lead-in made).
+    #[error("the marker table {table} is not on the promoted database: is fault.data.promoted the replica of fault.data.primary?")]
+    NotReplicated { table: String },
+    #[error("cannot read the markers on the promoted database: {source}")]
+    Read {
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{source}")]
+    Row {
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// As its message: the run's evidence records it as text.
+impl serde::Serialize for MarkerError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
-async fn connect(source: &Source, what: &str) -> Result<PgPool, String> {
+/// The URL a source names, from the file or the environment.
+pub fn url(source: &Source) -> Result<String, MarkerError> {
+    match source {
+        Source::Url(url) => Ok(url.clone()),
+        Source::Env(name) => std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| MarkerError::Unset { name: name.clone() }),
+    }
+}
+
+async fn connect(source: &Source, which: &'static str) -> Result<PgPool, MarkerError> {
     let url = url(source)?;
     let options: PgConnectOptions = url
         .parse()
-        .map_err(|e| format!("the {what} database URL is not valid: {e}"))?;
+        .map_err(|source| MarkerError::Url { which, source })?;
     PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
-        .map_err(|e| format!("cannot connect to the {what} database: {e}"))
+        .map_err(|source| MarkerError::Connect { which, source })
 }
 
 /// What a dry run checks of the markers: both databases reachable with the URLs the drill
 /// names (from the environment, for `url_env`), without writing anything.
-pub async fn check(markers: &Markers) -> Result<(), String> {
+pub async fn check(markers: &Markers) -> Result<(), MarkerError> {
     for (source, what) in [
         (&markers.primary, "primary"),
         (&markers.promoted, "promoted"),
@@ -52,7 +105,10 @@ pub async fn check(markers: &Markers) -> Result<(), String> {
         let pool = connect(source, what).await?;
         let answer = sqlx::query("SELECT 1").execute(&pool).await;
         pool.close().await;
-        answer.map_err(|e| format!("the {what} database does not answer: {e}"))?;
+        answer.map_err(|source| MarkerError::NoAnswer {
+            which: what,
+            source,
+        })?;
     }
     Ok(())
 }
@@ -82,7 +138,7 @@ pub struct MarkerWriter {
 }
 
 /// Creates the marker table on the primary if it is missing and starts writing.
-pub async fn start(markers: &Markers, run: &str) -> Result<MarkerWriter, String> {
+pub async fn start(markers: &Markers, run: &str) -> Result<MarkerWriter, MarkerError> {
     let pool = connect(&markers.primary, "primary").await?;
     let table = &markers.table;
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -90,7 +146,10 @@ pub async fn start(markers: &Markers, run: &str) -> Result<MarkerWriter, String>
     )))
     .execute(&pool)
     .await
-    .map_err(|e| format!("cannot create the marker table {table} on the primary: {e}"))?;
+    .map_err(|source| MarkerError::Table {
+        table: table.clone(),
+        source,
+    })?;
     let (stop, mut stopped) = watch::channel(false);
     let insert = format!("INSERT INTO {table} (run, seq, written_at_ms) VALUES ($1, $2, $3)");
     let (run, every) = (run.to_owned(), markers.every);
@@ -165,7 +224,7 @@ impl MarkerWriter {
 }
 
 /// The newest marker of the run on the promoted side.
-pub async fn newest(markers: &Markers, run: &str) -> Result<Option<Marker>, String> {
+pub async fn newest(markers: &Markers, run: &str) -> Result<Option<Marker>, MarkerError> {
     let pool = connect(&markers.promoted, "promoted").await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT seq, written_at_ms FROM {} WHERE run = $1 ORDER BY seq DESC LIMIT 1",
@@ -177,8 +236,12 @@ pub async fn newest(markers: &Markers, run: &str) -> Result<Option<Marker>, Stri
     pool.close().await;
     match row {
         Ok(Some(row)) => {
-            let seq: i64 = row.try_get("seq").map_err(|e| e.to_string())?;
-            let ms: i64 = row.try_get("written_at_ms").map_err(|e| e.to_string())?;
+            let seq: i64 = row
+                .try_get("seq")
+                .map_err(|source| MarkerError::Row { source })?;
+            let ms: i64 = row
+                .try_get("written_at_ms")
+                .map_err(|source| MarkerError::Row { source })?;
             Ok(Some(Marker {
                 seq,
                 written_at: DateTime::from_timestamp_millis(ms).unwrap_or_default(),
@@ -186,13 +249,12 @@ pub async fn newest(markers: &Markers, run: &str) -> Result<Option<Marker>, Stri
         }
         Ok(None) => Ok(None),
         // The table is created on the primary before the lead-in: a promoted replica of it has it.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Err(format!(
-            "the marker table {} is not on the promoted database: is fault.data.promoted the replica of fault.data.primary?",
-            markers.table
-        )),
-        Err(e) => Err(format!(
-            "cannot read the markers on the promoted database: {e}"
-        )),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+            Err(MarkerError::NotReplicated {
+                table: markers.table.clone(),
+            })
+        }
+        Err(source) => Err(MarkerError::Read { source }),
     }
 }
 
