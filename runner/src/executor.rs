@@ -182,7 +182,7 @@ impl Injection {
                 .await
                 .map_err(|e| e.to_string())?;
             let refs: Vec<&Value> = objects.iter().collect();
-            let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
+            let cluster = snapshot::from_objects(&refs).map_err(|e| e.to_string())?;
             for owner in &self.affected {
                 // A workload that is not there is not back (fail closed).
                 let Some(desired) = cluster
@@ -820,7 +820,7 @@ async fn choose_regions(
         })?;
         let refs: Vec<&Value> = objects.iter().collect();
         cluster = snapshot::from_objects(&refs)
-            .map_err(|(_, e)| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
+            .map_err(|e| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
         let none = RecentHits::new();
         let request = Request {
             drill: &drill.name,
@@ -874,7 +874,7 @@ async fn read_cluster(
         .map_err(|e| e.to_string())?;
     let model = |objects: &[Value]| {
         let refs: Vec<&Value> = objects.iter().collect();
-        snapshot::from_objects(&refs).map_err(|(_, e)| e)
+        snapshot::from_objects(&refs).map_err(|e| e.to_string())
     };
     if firedrill_experiments::reach(drill.kind, &drill.fault).is_none() {
         return Ok((model(&objects)?, None));

@@ -36,7 +36,18 @@ const KINDS: &[&str] = &[
     "Service",
 ];
 
-const KUBECTL: &str = "kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml";
+macro_rules! kubectl {
+    () => {
+        "kubectl get pods,deployments,statefulsets,replicasets,daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml"
+    };
+}
+const KUBECTL: &str = kubectl!();
+/// What a snapshot's document must be.
+const EXPECTED: &str = concat!(
+    "expected a Kubernetes List (the output of `",
+    kubectl!(),
+    "`)"
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -84,6 +95,112 @@ impl Problems {
     }
 }
 
+/// What is wrong with one Kubernetes object: which object, and which field of it.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("an object without `kind`")]
+    NoKind,
+    #[error("a {kind} without metadata.name")]
+    NoName { kind: String },
+    #[error("{kind} {}: {field}", shown(.namespace, .name))]
+    Field {
+        kind: String,
+        /// Empty for cluster-scoped objects.
+        namespace: String,
+        name: String,
+        #[source]
+        field: Box<FieldError>,
+    },
+}
+
+/// `namespace/name`, or `name` for a cluster-scoped object.
+fn shown(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+/// A malformed field, by its dotted path in the object (`spec.ports[0].port`).
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: FieldProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("expected {0}")]
+    Expected(&'static str),
+    #[error("expected {expected}, found {found}")]
+    Found {
+        expected: &'static str,
+        found: Value,
+    },
+    #[error("{0} is not a whole number")]
+    NotWhole(serde_json::Number),
+    #[error("{0:?} is not an RFC 3339 time (e.g. 2026-11-01T10:00:00Z)")]
+    NotTime(String),
+    #[error("{0}")]
+    Percent(#[from] firedrill_safety::QuantityError),
+    #[error("missing")]
+    Missing,
+    #[error("a controller without kind or name")]
+    UnnamedController,
+    /// A label selector's expression: the operator named needs values, or takes none.
+    #[error("{0} needs at least one value")]
+    NoValues(String),
+    #[error("{0} takes no values")]
+    Values(String),
+    #[error("{0:?} is not In, NotIn, Exists or DoesNotExist")]
+    Operator(Option<String>),
+    /// A label selector within the object (a PodDisruptionBudget's `spec.selector`).
+    #[error("{0}")]
+    Selector(Box<FieldError>),
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, problem: FieldProblem) -> Self {
+        FieldError {
+            field: field.into(),
+            problem,
+        }
+    }
+
+    fn expected(field: impl Into<String>, expected: &'static str) -> Self {
+        FieldError::new(field, FieldProblem::Expected(expected))
+    }
+
+    fn found(field: impl Into<String>, expected: &'static str, found: &Value) -> Self {
+        FieldError::new(
+            field,
+            FieldProblem::Found {
+                expected,
+                found: found.clone(),
+            },
+        )
+    }
+}
+
+/// Why a snapshot's document is not a List of the objects the guard reads.
+#[derive(Debug, thiserror::Error)]
+enum RootError {
+    #[error("{EXPECTED}, found {0}")]
+    Found(String),
+    #[error("items: expected a list of Kubernetes objects, found {0}")]
+    Items(String),
+    #[error("{EXPECTED}, found a single {kind} (a snapshot holds {kinds})", kinds = KINDS.join(", "))]
+    Single { kind: String },
+    #[error("{EXPECTED}, found a drill file (give the drill file with --config and a snapshot with --cluster)")]
+    DrillFile,
+    #[error("{EXPECTED}, found a mapping without `kind` or `items`")]
+    Unkeyed,
+    #[error("{0}")]
+    Object(#[from] ObjectError),
+}
+
 /// Reads a snapshot file item by item: memory follows the model, not the file.
 pub fn load(path: &Path) -> Result<Cluster, SnapshotError> {
     let file = std::fs::File::open(path).map_err(|source| SnapshotError::Io {
@@ -114,7 +231,7 @@ fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
         let object = yaml::to_json(&node);
         let result = match listed.again(&object, node.mark.line, file) {
             Some(message) => Err(message),
-            None => model.add(&object),
+            None => model.add(&object).map_err(|e| e.to_string()),
         };
         if let Err(message) = result {
             problems.push(node.mark, message);
@@ -133,8 +250,8 @@ fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
             return Err(SnapshotError::Invalid(problems));
         }
     };
-    if let Err(message) = check_root(&root, &mut model) {
-        problems.push(root.mark, message);
+    if let Err(e) = check_root(&root, &mut model) {
+        problems.push(root.mark, e.to_string());
     }
     if problems.items.is_empty() {
         Ok(model.finish())
@@ -198,10 +315,9 @@ impl Listed {
 
 /// The document must be a List (its items were read as they streamed by) or one object of a
 /// kind the guard reads.
-fn check_root(root: &yaml::Node, model: &mut Model) -> Result<(), String> {
-    let expected = format!("expected a Kubernetes List (the output of `{KUBECTL}`)");
+fn check_root(root: &yaml::Node, model: &mut Model) -> Result<(), RootError> {
     let yaml::Value::Mapping(entries) = &root.value else {
-        return Err(format!("{expected}, found {}", root.describe()));
+        return Err(RootError::Found(root.describe()));
     };
     let get = |key: &str| {
         entries
@@ -217,22 +333,16 @@ fn check_root(root: &yaml::Node, model: &mut Model) -> Result<(), String> {
         (Some(items), _) => match &items.value {
             yaml::Value::Sequence(_) => Ok(()),
             _ if items.is_null() => Ok(()),
-            _ => Err(format!(
-                "items: expected a list of Kubernetes objects, found {}",
-                items.describe()
-            )),
+            _ => Err(RootError::Items(items.describe())),
         },
         // `kubectl get` of nothing: a List without items.
         (None, Some(kind)) if kind.ends_with("List") => Ok(()),
-        (None, Some(kind)) if KINDS.contains(&kind) => model.add(&yaml::to_json(root)),
-        (None, Some(kind)) => Err(format!(
-            "{expected}, found a single {kind} (a snapshot holds {})",
-            KINDS.join(", ")
-        )),
-        (None, None) if get("drills").is_some() => Err(format!(
-            "{expected}, found a drill file (give the drill file with --config and a snapshot with --cluster)"
-        )),
-        (None, None) => Err(format!("{expected}, found a mapping without `kind` or `items`")),
+        (None, Some(kind)) if KINDS.contains(&kind) => Ok(model.add(&yaml::to_json(root))?),
+        (None, Some(kind)) => Err(RootError::Single {
+            kind: kind.to_owned(),
+        }),
+        (None, None) if get("drills").is_some() => Err(RootError::DrillFile),
+        (None, None) => Err(RootError::Unkeyed),
     }
 }
 
@@ -247,7 +357,7 @@ pub struct Model {
 
 impl Model {
     /// Adds one object; an error names the object and the field.
-    pub fn add(&mut self, object: &Value) -> Result<(), String> {
+    pub fn add(&mut self, object: &Value) -> Result<(), ObjectError> {
         let o = Object::new(object)?;
         let cluster = &mut self.cluster;
         let result = match o.kind.as_str() {
@@ -342,7 +452,12 @@ impl Model {
             "Service" => o.service().map(|service| cluster.services.push(service)),
             _ => Ok(()),
         };
-        result.map_err(|m| format!("{} {}: {m}", o.kind, o.path()))
+        result.map_err(|field| ObjectError::Field {
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            field: Box::new(field),
+        })
     }
 
     pub fn finish(mut self) -> Cluster {
@@ -368,11 +483,11 @@ impl Model {
     }
 }
 
-/// Builds the model from Kubernetes objects. The error carries the index of the bad object.
-pub fn from_objects(objects: &[&Value]) -> Result<Cluster, (usize, String)> {
+/// Builds the model from Kubernetes objects; an error names the bad object.
+pub fn from_objects(objects: &[&Value]) -> Result<Cluster, ObjectError> {
     let mut model = Model::default();
-    for (index, object) in objects.iter().enumerate() {
-        model.add(object).map_err(|m| (index, m))?;
+    for object in objects {
+        model.add(object)?;
     }
     Ok(model.finish())
 }
@@ -386,11 +501,11 @@ struct Object<'a> {
 }
 
 impl<'a> Object<'a> {
-    fn new(value: &'a Value) -> Result<Self, String> {
+    fn new(value: &'a Value) -> Result<Self, ObjectError> {
         let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
-        let kind = text("/kind").ok_or("an object without `kind`")?.to_owned();
+        let kind = text("/kind").ok_or(ObjectError::NoKind)?.to_owned();
         let name = text("/metadata/name")
-            .ok_or_else(|| format!("a {kind} without metadata.name"))?
+            .ok_or_else(|| ObjectError::NoName { kind: kind.clone() })?
             .to_owned();
         let namespace = text("/metadata/namespace").unwrap_or("").to_owned();
         Ok(Object {
@@ -401,19 +516,11 @@ impl<'a> Object<'a> {
         })
     }
 
-    fn path(&self) -> String {
-        if self.namespace.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{}/{}", self.namespace, self.name)
-        }
-    }
-
     fn field(pointer: &str) -> String {
         pointer.trim_start_matches('/').replace('/', ".")
     }
 
-    fn string_map(&self, pointer: &str) -> Result<Labels, String> {
+    fn string_map(&self, pointer: &str) -> Result<Labels, FieldError> {
         match self.value.pointer(pointer) {
             None | Some(Value::Null) => Ok(Labels::new()),
             Some(Value::Object(map)) => map
@@ -422,36 +529,34 @@ impl<'a> Object<'a> {
                     Value::String(s) => Ok((k.clone(), s.clone())),
                     Value::Bool(b) => Ok((k.clone(), b.to_string())),
                     Value::Number(n) => Ok((k.clone(), n.to_string())),
-                    _ => Err(format!("{}.{k}: expected a string", Self::field(pointer))),
+                    _ => Err(FieldError::expected(
+                        format!("{}.{k}", Self::field(pointer)),
+                        "a string",
+                    )),
                 })
                 .collect(),
-            Some(_) => Err(format!(
-                "{}: expected a mapping of strings",
-                Self::field(pointer)
+            Some(_) => Err(FieldError::expected(
+                Self::field(pointer),
+                "a mapping of strings",
             )),
         }
     }
 
-    fn labels(&self) -> Result<Labels, String> {
+    fn labels(&self) -> Result<Labels, FieldError> {
         self.string_map("/metadata/labels")
     }
 
-    fn replicas(&self, pointer: &str, default: u32) -> Result<u32, String> {
+    fn replicas(&self, pointer: &str, default: u32) -> Result<u32, FieldError> {
         match self.value.pointer(pointer) {
             None | Some(Value::Null) => Ok(default),
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "{}: expected a whole number, found {v}",
-                        Self::field(pointer)
-                    )
-                }),
+                .ok_or_else(|| FieldError::found(Self::field(pointer), "a whole number", v)),
         }
     }
 
-    fn owner(&self, desired: u32) -> Result<Owner, String> {
+    fn owner(&self, desired: u32) -> Result<Owner, FieldError> {
         Ok(Owner {
             key: OwnerRef {
                 kind: OwnerKind::parse(&self.kind),
@@ -464,21 +569,22 @@ impl<'a> Object<'a> {
     }
 
     /// The owner reference with `controller: true`, if any.
-    fn controller(&self) -> Result<Option<OwnerRef>, String> {
+    fn controller(&self) -> Result<Option<OwnerRef>, FieldError> {
         let Some(refs) = self.value.pointer("/metadata/ownerReferences") else {
             return Ok(None);
         };
         let refs = refs
             .as_array()
-            .ok_or("metadata.ownerReferences: expected a list")?;
+            .ok_or_else(|| FieldError::expected("metadata.ownerReferences", "a list"))?;
         for r in refs {
             if r.get("controller").and_then(Value::as_bool) == Some(true) {
                 let kind = r.get("kind").and_then(Value::as_str);
                 let name = r.get("name").and_then(Value::as_str);
                 let (Some(kind), Some(name)) = (kind, name) else {
-                    return Err(
-                        "metadata.ownerReferences: a controller without kind or name".into(),
-                    );
+                    return Err(FieldError::new(
+                        "metadata.ownerReferences",
+                        FieldProblem::UnnamedController,
+                    ));
                 };
                 return Ok(Some(OwnerRef {
                     kind: OwnerKind::parse(kind),
@@ -490,7 +596,7 @@ impl<'a> Object<'a> {
         Ok(None)
     }
 
-    fn pod(&self) -> Result<Pod, String> {
+    fn pod(&self) -> Result<Pod, FieldError> {
         let owner = self.controller()?;
         let terminating = self
             .value
@@ -499,7 +605,7 @@ impl<'a> Object<'a> {
         let phase = match self.value.pointer("/status/phase") {
             None | Some(Value::Null) => "Unknown".to_owned(),
             Some(Value::String(p)) => p.clone(),
-            Some(v) => return Err(format!("status.phase: expected a string, found {v}")),
+            Some(v) => return Err(FieldError::found("status.phase", "a string", v)),
         };
         let ready = self
             .value
@@ -516,11 +622,16 @@ impl<'a> Object<'a> {
             Some(Value::String(t)) => DateTime::parse_from_rfc3339(t)
                 .map(|t| t.timestamp())
                 .map_err(|_| {
-                    format!("metadata.creationTimestamp: {t:?} is not an RFC 3339 time (e.g. 2026-11-01T10:00:00Z)")
+                    FieldError::new(
+                        "metadata.creationTimestamp",
+                        FieldProblem::NotTime(t.clone()),
+                    )
                 })?,
             Some(v) => {
-                return Err(format!(
-                    "metadata.creationTimestamp: expected a string, found {v}"
+                return Err(FieldError::found(
+                    "metadata.creationTimestamp",
+                    "a string",
+                    v,
                 ))
             }
         };
@@ -544,25 +655,28 @@ impl<'a> Object<'a> {
         })
     }
 
-    fn int_or_percent(&self, pointer: &str) -> Result<Option<IntOrPercent>, String> {
+    fn int_or_percent(&self, pointer: &str) -> Result<Option<IntOrPercent>, FieldError> {
         match self.value.pointer(pointer) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .map(|n| Some(IntOrPercent::Int(n)))
-                .ok_or_else(|| format!("{}: {n} is not a whole number", Self::field(pointer))),
+                .ok_or_else(|| {
+                    FieldError::new(Self::field(pointer), FieldProblem::NotWhole(n.clone()))
+                }),
             Some(Value::String(s)) => Percent::parse(s, false)
                 .map(|p| Some(IntOrPercent::Percent(p)))
-                .map_err(|e| format!("{}: {e}", Self::field(pointer))),
-            Some(v) => Err(format!(
-                "{}: expected a number or a percentage, found {v}",
-                Self::field(pointer)
+                .map_err(|e| FieldError::new(Self::field(pointer), e.into())),
+            Some(v) => Err(FieldError::found(
+                Self::field(pointer),
+                "a number or a percentage",
+                v,
             )),
         }
     }
 
-    fn service(&self) -> Result<firedrill_safety::cluster::Service, String> {
+    fn service(&self) -> Result<firedrill_safety::cluster::Service, FieldError> {
         use firedrill_safety::cluster::{Service, ServicePort};
         let selector = match self.value.pointer("/spec/selector") {
             None | Some(Value::Null) => None,
@@ -581,7 +695,9 @@ impl<'a> Object<'a> {
                 .get("port")
                 .and_then(Value::as_u64)
                 .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| format!("spec.ports[{i}].port: expected a port number"))?;
+                .ok_or_else(|| {
+                    FieldError::expected(format!("spec.ports[{i}].port"), "a port number")
+                })?;
             let (target_port, target_port_name) = match port.get("targetPort") {
                 None | Some(Value::Null) => (Some(number), None),
                 Some(Value::String(name)) => match name.parse::<u16>() {
@@ -593,8 +709,9 @@ impl<'a> Object<'a> {
                         v.as_u64()
                             .and_then(|n| u16::try_from(n).ok())
                             .ok_or_else(|| {
-                                format!(
-                                    "spec.ports[{i}].targetPort: expected a port number or name"
+                                FieldError::expected(
+                                    format!("spec.ports[{i}].targetPort"),
+                                    "a port number or name",
                                 )
                             })?,
                     ),
@@ -625,10 +742,12 @@ impl<'a> Object<'a> {
         })
     }
 
-    fn pdb(&self) -> Result<Pdb, String> {
+    fn pdb(&self) -> Result<Pdb, FieldError> {
         let selector = match self.value.pointer("/spec/selector") {
             None | Some(Value::Null) => None,
-            Some(s) => Some(label_selector(s).map_err(|e| format!("spec.selector: {e}"))?),
+            Some(s) => Some(label_selector(s).map_err(|e| {
+                FieldError::new("spec.selector", FieldProblem::Selector(Box::new(e)))
+            })?),
         };
         Ok(Pdb {
             namespace: self.namespace.clone(),
@@ -646,28 +765,30 @@ impl<'a> Object<'a> {
 }
 
 /// A `metav1.LabelSelector` (matchLabels and matchExpressions) as a selector.
-pub fn label_selector(value: &Value) -> Result<Selector, String> {
+pub fn label_selector(value: &Value) -> Result<Selector, FieldError> {
     let mut selector = Selector::everything();
     if let Some(labels) = value.get("matchLabels").filter(|v| !v.is_null()) {
         let labels = labels
             .as_object()
-            .ok_or("matchLabels: expected a mapping")?;
+            .ok_or_else(|| FieldError::expected("matchLabels", "a mapping"))?;
         for (k, v) in labels {
             let v = v
                 .as_str()
-                .ok_or_else(|| format!("matchLabels.{k}: expected a string"))?;
+                .ok_or_else(|| FieldError::expected(format!("matchLabels.{k}"), "a string"))?;
             selector = selector.with(Requirement::Equals(k.clone(), v.to_owned()));
         }
     }
     if let Some(expressions) = value.get("matchExpressions").filter(|v| !v.is_null()) {
         let expressions = expressions
             .as_array()
-            .ok_or("matchExpressions: expected a list")?;
+            .ok_or_else(|| FieldError::expected("matchExpressions", "a list"))?;
         for (i, e) in expressions.iter().enumerate() {
             let key = e
                 .get("key")
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("matchExpressions[{i}].key: missing"))?
+                .ok_or_else(|| {
+                    FieldError::new(format!("matchExpressions[{i}].key"), FieldProblem::Missing)
+                })?
                 .to_owned();
             let values: Vec<String> = match e.get("values").filter(|v| !v.is_null()) {
                 None => Vec::new(),
@@ -675,13 +796,15 @@ pub fn label_selector(value: &Value) -> Result<Selector, String> {
                     .iter()
                     .map(|v| {
                         v.as_str().map(str::to_owned).ok_or_else(|| {
-                            format!("matchExpressions[{i}].values: expected strings, found {v}")
+                            FieldError::found(format!("matchExpressions[{i}].values"), "strings", v)
                         })
                     })
                     .collect::<Result<_, _>>()?,
                 Some(v) => {
-                    return Err(format!(
-                        "matchExpressions[{i}].values: expected a list, found {v}"
+                    return Err(FieldError::found(
+                        format!("matchExpressions[{i}].values"),
+                        "a list",
+                        v,
                     ))
                 }
             };
@@ -689,15 +812,15 @@ pub fn label_selector(value: &Value) -> Result<Selector, String> {
             // As the API server validates a LabelSelector: sets for In/NotIn, none for the others.
             match (operator, values.is_empty()) {
                 (Some("In" | "NotIn"), true) => {
-                    return Err(format!(
-                        "matchExpressions[{i}].values: {} needs at least one value",
-                        operator.unwrap_or_default()
+                    return Err(FieldError::new(
+                        format!("matchExpressions[{i}].values"),
+                        FieldProblem::NoValues(operator.unwrap_or_default().to_owned()),
                     ))
                 }
                 (Some("Exists" | "DoesNotExist"), false) => {
-                    return Err(format!(
-                        "matchExpressions[{i}].values: {} takes no values",
-                        operator.unwrap_or_default()
+                    return Err(FieldError::new(
+                        format!("matchExpressions[{i}].values"),
+                        FieldProblem::Values(operator.unwrap_or_default().to_owned()),
                     ))
                 }
                 _ => {}
@@ -709,8 +832,9 @@ pub fn label_selector(value: &Value) -> Result<Selector, String> {
                 Some("Exists") => Requirement::Exists(key),
                 Some("DoesNotExist") => Requirement::DoesNotExist(key),
                 other => {
-                    return Err(format!(
-                        "matchExpressions[{i}].operator: {other:?} is not In, NotIn, Exists or DoesNotExist"
+                    return Err(FieldError::new(
+                        format!("matchExpressions[{i}].operator"),
+                        FieldProblem::Operator(other.map(str::to_owned)),
                     ))
                 }
             };
@@ -958,7 +1082,7 @@ items:
             ),
         ];
         for (selector, message) in bad {
-            let err = label_selector(selector).unwrap_err();
+            let err = label_selector(selector).unwrap_err().to_string();
             assert!(err.contains(message), "{selector}: {err}");
         }
     }
