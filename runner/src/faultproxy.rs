@@ -40,35 +40,45 @@ pub struct Faults {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// Why a fault the proxy is told to make (`--error`, `--reset`, the drill file's `errors` and
+/// `reset`) is not one it can make; each says what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("{0:?}: one code per --error (write --error 503:10% --error 429:5%)")]
+    TwoCodes(String),
+    #[error("{0:?} is not CODE:PERCENT (e.g. 503:10%)")]
+    NotCodePercent(String),
+    #[error("{0:?} is not an HTTP error status (allowed: 400 to 599, e.g. 503, 504, 429)")]
+    NotErrorStatus(String),
+    #[error("{0}")]
+    Share(#[from] firedrill_safety::QuantityError),
+    #[error("{0:?} is more than 100%")]
+    OverAll(String),
+}
+
 /// `503:10%` -> (503, 1000). Codes are 400 to 599: the proxy fails requests, it does not
 /// redirect them.
-pub fn parse_error(text: &str) -> Result<(u16, u32), String> {
+pub fn parse_error(text: &str) -> Result<(u16, u32), FaultError> {
     if text.contains(',') {
-        return Err(format!(
-            "{text:?}: one code per --error (write --error 503:10% --error 429:5%)"
-        ));
+        return Err(FaultError::TwoCodes(text.to_owned()));
     }
     let (code, share) = text
         .split_once(':')
-        .ok_or_else(|| format!("{text:?} is not CODE:PERCENT (e.g. 503:10%)"))?;
+        .ok_or_else(|| FaultError::NotCodePercent(text.to_owned()))?;
     let code: u16 = code
         .trim()
         .parse()
         .ok()
         .filter(|c| (400..=599).contains(c))
-        .ok_or_else(|| {
-            format!(
-                "{code:?} is not an HTTP error status (allowed: 400 to 599, e.g. 503, 504, 429)"
-            )
-        })?;
+        .ok_or_else(|| FaultError::NotErrorStatus(code.to_owned()))?;
     Ok((code, parse_share(share.trim())?))
 }
 
 /// `2.5%` -> 250 hundredths, from 0% to 100%.
-pub fn parse_share(text: &str) -> Result<u32, String> {
-    let p = firedrill_safety::Percent::parse(text, false).map_err(|e| e.to_string())?;
+pub fn parse_share(text: &str) -> Result<u32, FaultError> {
+    let p = firedrill_safety::Percent::parse(text, false)?;
     if p.hundredths() > 10_000 {
-        return Err(format!("{text:?} is more than 100%"));
+        return Err(FaultError::OverAll(text.to_owned()));
     }
     Ok(p.hundredths())
 }
@@ -110,7 +120,7 @@ pub fn redacted_text(text: &str) -> String {
 /// Refuses an upstream that is the proxy's own socket: every request it passes on would come
 /// back to it, and again (`listen` 0.0.0.0 or `[::]` is every local address; an upstream host
 /// is each address its name resolves to, 0.0.0.0 meaning this host).
-pub fn check_upstream(listen: SocketAddr, upstream: &url::Url) -> Result<(), String> {
+pub fn check_upstream(listen: SocketAddr, upstream: &url::Url) -> Result<(), OwnAddress> {
     let Some(host) = upstream.host_str() else {
         return Ok(());
     };
@@ -123,13 +133,21 @@ pub fn check_upstream(listen: SocketAddr, upstream: &url::Url) -> Result<(), Str
     };
     for address in addresses {
         if same_socket(listen, address) {
-            return Err(format!(
-                "--upstream {} is this proxy's own address ({listen}): every request would come back to it; point --upstream at the service the proxy stands in front of",
-                redacted(upstream)
-            ));
+            return Err(OwnAddress {
+                upstream: redacted(upstream),
+                listen,
+            });
         }
     }
     Ok(())
+}
+
+/// An upstream that is the proxy's own socket; `upstream` as it may be shown (no password).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--upstream {upstream} is this proxy's own address ({listen}): every request would come back to it; point --upstream at the service the proxy stands in front of")]
+pub struct OwnAddress {
+    pub upstream: String,
+    pub listen: SocketAddr,
 }
 
 /// Whether connecting to `to` reaches a socket listening on `listen`.
@@ -477,7 +495,7 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || check_upstream(listen, &checked))
         .await
         .map_err(std::io::Error::other)?
-        .map_err(invalid)?;
+        .map_err(|e| invalid(e.to_string()))?;
     let upstream_url = upstream;
     let upstream: hyper::Uri = upstream_url
         .as_str()
@@ -623,10 +641,16 @@ mod tests {
 
     #[test]
     fn flags_are_read_strictly() {
-        assert_eq!(parse_error("503:10%"), Ok((503, 1000)));
-        assert_eq!(parse_error("429: 2.5%"), Ok((429, 250)));
-        assert!(parse_error("200:10%").unwrap_err().contains("400 to 599"));
-        assert!(parse_error("503").unwrap_err().contains("CODE:PERCENT"));
+        assert_eq!(parse_error("503:10%").unwrap(), (503, 1000));
+        assert_eq!(parse_error("429: 2.5%").unwrap(), (429, 250));
+        assert!(parse_error("200:10%")
+            .unwrap_err()
+            .to_string()
+            .contains("400 to 599"));
+        assert!(parse_error("503")
+            .unwrap_err()
+            .to_string()
+            .contains("CODE:PERCENT"));
         assert!(parse_share("120%").is_err());
     }
 

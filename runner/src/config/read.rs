@@ -175,18 +175,18 @@ impl Reader {
     }
 
     /// A scalar parsed by `parse`, whose error message says what is wrong and what is allowed.
-    pub fn parsed<T>(
+    pub fn parsed<T, E: std::fmt::Display>(
         &mut self,
         node: &Node,
         path: &str,
         what: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Option<T> {
         let text = self.text(node, path, what)?;
         match parse(text) {
             Ok(value) => Some(value),
             Err(message) => {
-                self.error(node.mark, path, message);
+                self.error(node.mark, path, message.to_string());
                 None
             }
         }
