@@ -670,7 +670,16 @@ pub fn declared(
 #[derive(Debug)]
 pub struct LedgerOutcome {
     pub ledger: String,
-    pub result: Result<Report, String>,
+    pub result: Result<Report, NotReplayed>,
+}
+
+/// Why a ledger was not replayed: it cannot be read, or no key can verify its entries.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NotReplayed {
+    #[error("{0}")]
+    Unreadable(#[from] LedgerError),
+    #[error("not reverted: {0}")]
+    NoKey(crate::ledger_key::KeyError),
 }
 
 impl LedgerOutcome {
@@ -742,7 +751,7 @@ pub async fn rollback(
             Err(e) => {
                 out.push(LedgerOutcome {
                     ledger: name,
-                    result: Err(e.to_string()),
+                    result: Err(e.into()),
                 });
                 continue;
             }
@@ -893,9 +902,9 @@ pub async fn stop_saying(
                         let trust = protection.trust(&guard, Some(key));
                         Ok(replay_after_sweep(&cluster, &mut ledger, &trust, &swept).await)
                     }
-                    (Ok(ledger), Err(e)) if ledger.is_open() => Err(format!("not reverted: {e}")),
+                    (Ok(ledger), Err(e)) if ledger.is_open() => Err(NotReplayed::NoKey(e.clone())),
                     (Ok(_), _) => continue,
-                    (Err(e), _) => Err(e.to_string()),
+                    (Err(e), _) => Err(e.into()),
                 };
                 let outcome = LedgerOutcome {
                     ledger: name,
@@ -986,7 +995,7 @@ pub async fn sweep_expired(
             Err(e) => {
                 out.push(LedgerOutcome {
                     ledger: name,
-                    result: Err(e.to_string()),
+                    result: Err(e.into()),
                 });
                 continue;
             }
@@ -1009,7 +1018,7 @@ pub async fn sweep_expired(
                 tracing::error!(ledger = %name, error = %e, "a ledger its run left open is not reverted: no ledger key");
                 out.push(LedgerOutcome {
                     ledger: name,
-                    result: Err(format!("not reverted: {e}")),
+                    result: Err(NotReplayed::NoKey(e.clone())),
                 });
                 continue;
             }

@@ -1754,7 +1754,15 @@ async fn without_the_ledger_key_nothing_is_reverted_from_a_ledger_and_the_fix_is
     assert_eq!(report.ledgers.len(), 1);
     let why = report.ledgers[0].result.as_ref().unwrap_err();
     assert!(
-        why.starts_with("not reverted: cannot read Secret chaos-testing/firedrill-ledger-key"),
+        matches!(
+            why,
+            ledger::NotReplayed::NoKey(firedrill::ledger_key::KeyError::Forbidden { .. })
+        ),
+        "{why:?}"
+    );
+    assert!(
+        why.to_string()
+            .starts_with("not reverted: cannot read Secret chaos-testing/firedrill-ledger-key"),
         "{why}"
     );
     assert!(
