@@ -167,6 +167,32 @@ impl Retry {
     };
 }
 
+/// Why a run's metrics were not pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{base} cannot be a Pushgateway URL")]
+    NotABase { base: url::Url },
+    #[error("Pushgateway at {base} is unreachable: {source}")]
+    Unreachable {
+        base: url::Url,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The Pushgateway answered with an error status; `body` is what it said, trimmed.
+    #[error("Pushgateway at {base} answered {status}: {body}")]
+    Refused {
+        base: url::Url,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("Pushgateway at {base}: gave up after {budget:?}")]
+    GaveUp { base: url::Url, budget: Duration },
+    #[error("not pushed: the process is stopping")]
+    Stopping,
+    #[error("not pushed: a signal ended the retries")]
+    Signalled,
+}
+
 /// Pushes one run's metrics within the retry's budget; `stop` turning true (a signal) ends the
 /// retries at once. An error is returned for logging; it never fails the drill.
 pub async fn push(
@@ -176,7 +202,7 @@ pub async fn push(
     last_success: Option<DateTime<Utc>>,
     retry: Retry,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let url = group_url(base, &run.cluster, &run.drill)?;
     let body = render(run, last_success);
     let attempt = || async {
@@ -187,16 +213,20 @@ pub async fn push(
             .timeout(retry.budget.min(Duration::from_secs(5)))
             .send()
             .await
-            .map_err(|e| format!("Pushgateway at {base} is unreachable: {e}"))?;
+            .map_err(|source| PushError::Unreachable {
+                base: base.clone(),
+                source,
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
             let text = response.text().await.unwrap_or_default();
-            Err(format!(
-                "Pushgateway at {base} answered {status}: {}",
-                text.trim()
-            ))
+            Err(PushError::Refused {
+                base: base.clone(),
+                status,
+                body: text.trim().to_owned(),
+            })
         }
     };
     let pushed = attempt
@@ -208,13 +238,16 @@ pub async fn push(
         )
         .notify(|e, after| tracing::warn!(drill = %run.drill, error = %e, retry_in = ?after, "push failed"));
     if *stop.borrow_and_update() {
-        return Err("not pushed: the process is stopping".to_owned());
+        return Err(PushError::Stopping);
     }
     tokio::select! {
         result = tokio::time::timeout(retry.budget, pushed) => result.unwrap_or_else(|_| {
-            Err(format!("Pushgateway at {base}: gave up after {:?}", retry.budget))
+            Err(PushError::GaveUp {
+                base: base.clone(),
+                budget: retry.budget,
+            })
         }),
-        () = stopping(&mut stop) => Err("not pushed: a signal ended the retries".to_owned()),
+        () = stopping(&mut stop) => Err(PushError::Signalled),
     }
 }
 
@@ -226,10 +259,10 @@ pub async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// `<base>/metrics/job/firedrill/cluster/<cluster>/drill/<name>`.
-pub fn group_url(base: &url::Url, cluster: &str, drill: &str) -> Result<url::Url, String> {
+pub fn group_url(base: &url::Url, cluster: &str, drill: &str) -> Result<url::Url, PushError> {
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|()| format!("{base} cannot be a Pushgateway URL"))?
+        .map_err(|()| PushError::NotABase { base: base.clone() })?
         .pop_if_empty()
         .extend([
             "metrics",
