@@ -128,6 +128,31 @@ pub enum KubeError {
     Invalid { action: String, message: String },
 }
 
+/// Why a Job could not be followed to its end (`run --wait`); each names the Job.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("job/{job} disappeared before it finished")]
+    Gone { job: String },
+    /// The credentials may not watch Jobs: the verbs they need.
+    #[error(
+        "following job/{job} needs get, list and watch on jobs in namespace {namespace} ({source})"
+    )]
+    Forbidden {
+        job: String,
+        namespace: String,
+        #[source]
+        source: Box<watcher::Error>,
+    },
+    #[error("the watch on job/{job} ended")]
+    WatchEnded { job: String },
+    #[error("job/{job} did not finish within its deadline")]
+    Deadline { job: String },
+    #[error("job/{job} ended without an executor exit code")]
+    NoExitCode { job: String },
+    #[error("{0}")]
+    Api(#[from] KubeError),
+}
+
 fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
     let action = action.into();
     move |source| KubeError::Api {
@@ -568,7 +593,8 @@ impl Kube {
         job: &str,
         deadline: std::time::Duration,
         mut progress: impl FnMut(&str),
-    ) -> Result<u8, String> {
+    ) -> Result<u8, FollowError> {
+        let job_name = || job.to_owned();
         let mut updates = std::pin::pin!(watch_one::<Job>(
             Api::namespaced(self.client.clone(), &self.namespace),
             job
@@ -578,12 +604,13 @@ impl Kube {
             while let Some(update) = updates.next().await {
                 let j = match update {
                     Ok(Some(j)) => j,
-                    Ok(None) => return Err(format!("job/{job} disappeared before it finished")),
+                    Ok(None) => return Err(FollowError::Gone { job: job_name() }),
                     Err(e) if watch_forbidden(&e) => {
-                        return Err(format!(
-                            "following job/{job} needs get, list and watch on jobs in namespace {} ({e})",
-                            self.namespace
-                        ))
+                        return Err(FollowError::Forbidden {
+                            job: job_name(),
+                            namespace: self.namespace.clone(),
+                            source: Box::new(e),
+                        })
                     }
                     Err(e) => {
                         progress(&format!("cannot watch the Job, retrying: {e}"));
@@ -603,15 +630,14 @@ impl Kube {
                     return Ok(());
                 }
             }
-            Err(format!("the watch on job/{job} ended"))
+            Err(FollowError::WatchEnded { job: job_name() })
         };
         match tokio::time::timeout(deadline, ended).await {
-            Err(_) => Err(format!("job/{job} did not finish within its deadline")),
+            Err(_) => Err(FollowError::Deadline { job: job_name() }),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => match self.job_exit_code(job).await {
-                Ok(Some(code)) => Ok(code),
-                Ok(None) => Err(format!("job/{job} ended without an executor exit code")),
-                Err(e) => Err(e.to_string()),
+            Ok(Ok(())) => match self.job_exit_code(job).await? {
+                Some(code) => Ok(code),
+                None => Err(FollowError::NoExitCode { job: job_name() }),
             },
         }
     }

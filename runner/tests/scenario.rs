@@ -632,12 +632,19 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
             seen.push(line.to_owned())
         })
         .await;
-    assert_eq!(code, Ok(2));
+    assert_eq!(code.unwrap(), 2);
     assert_eq!(seen, ["running", "failed (BackoffLimitExceeded)"]);
+    let gone = kube
+        .follow("no-such-job", Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&gone, firedrill::kubernetes::FollowError::Gone { job } if job == "no-such-job"),
+        "{gone:?}"
+    );
     assert_eq!(
-        kube.follow("no-such-job", Duration::from_secs(1), |_| {})
-            .await,
-        Err("job/no-such-job disappeared before it finished".into())
+        gone.to_string(),
+        "job/no-such-job disappeared before it finished"
     );
 }
 
