@@ -74,8 +74,12 @@ pub fn choose(
     });
     let refused = match settings {
         Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request).err(),
-        Settings::ContainerKill(s) => crate::container::judge(s, cluster, &verdict).err(),
-        Settings::NetworkDegrade(_) => crate::degrade::judge(cluster, &verdict).err(),
+        Settings::ContainerKill(s) => crate::container::judge(s, cluster, &verdict)
+            .err()
+            .map(|e| e.to_string()),
+        Settings::NetworkDegrade(_) => crate::degrade::judge(cluster, &verdict)
+            .err()
+            .map(|e| e.to_string()),
         _ => None,
     };
     if let Some(reason) = refused {

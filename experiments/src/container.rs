@@ -16,7 +16,7 @@ use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
-use crate::plan::{Plan, Scene};
+use crate::plan::{Plan, PlanError, Scene};
 
 /// The default image of the container-kill helper (a shell, `grep` and `kill`).
 pub const KILL_IMAGE: &str = "busybox:1.36";
@@ -59,7 +59,7 @@ pub fn judge(
     settings: &ContainerKill,
     cluster: &firedrill_safety::cluster::Cluster,
     verdict: &firedrill_safety::verdict::Verdict,
-) -> Result<(), String> {
+) -> Result<(), PlanError> {
     for target in &verdict.targets {
         container_of(settings, cluster, &target.namespace, &target.name)?;
     }
@@ -72,34 +72,35 @@ fn container_of<'c>(
     cluster: &'c firedrill_safety::cluster::Cluster,
     namespace: &str,
     name: &str,
-) -> Result<&'c str, String> {
-    let at = format!("{namespace}/{name}");
+) -> Result<&'c str, PlanError> {
     let containers = cluster
         .containers
         .iter()
         .find(|c| c.namespace == namespace && c.pod == name)
         .map(|c| c.containers.as_slice())
         .unwrap_or_default();
-    let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+    let (namespace, pod, container) = (
+        namespace.to_owned(),
+        name.to_owned(),
+        settings.container.clone(),
+    );
     match containers.iter().find(|(n, _)| *n == settings.container) {
-        None => Err(format!(
-            "pod {at} has no container named {:?} (it has: {}); fix fault.container",
-            settings.container,
-            if names.is_empty() {
-                "none reported".to_owned()
-            } else {
-                names.join(", ")
-            }
-        )),
-        Some((_, None)) => Err(format!(
-            "container {:?} of pod {at} is not running",
-            settings.container
-        )),
-        Some((_, Some(id))) => container_id(id).ok_or_else(|| {
-            format!(
-                "container {:?} of pod {at} has an id firedrill does not recognise: {id}",
-                settings.container
-            )
+        None => Err(PlanError::NoContainer {
+            namespace,
+            pod,
+            container,
+            has: containers.iter().map(|(n, _)| n.clone()).collect(),
+        }),
+        Some((_, None)) => Err(PlanError::NotRunning {
+            namespace,
+            pod,
+            container,
+        }),
+        Some((_, Some(id))) => container_id(id).ok_or_else(|| PlanError::UnknownId {
+            namespace,
+            pod,
+            container,
+            id: id.clone(),
         }),
     }
 }
@@ -108,22 +109,26 @@ fn container_of<'c>(
 pub(crate) fn node_of<'c>(
     cluster: &'c firedrill_safety::cluster::Cluster,
     target: &firedrill_safety::verdict::Chosen,
-) -> Result<&'c str, String> {
+) -> Result<&'c str, PlanError> {
     cluster
         .pods
         .iter()
         .find(|p| p.namespace == target.namespace && p.name == target.name)
         .and_then(|p| p.node.as_deref())
-        .ok_or_else(|| format!("pod {}/{} is on no node", target.namespace, target.name))
+        .ok_or_else(|| PlanError::NoNode {
+            namespace: target.namespace.clone(),
+            pod: target.name.clone(),
+        })
 }
 
-pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, String> {
+pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, PlanError> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
     };
-    let cluster = scene
-        .cluster
-        .ok_or("container-kill needs the cluster to find the container")?;
+    let cluster = scene.cluster.ok_or(PlanError::NoCluster {
+        what: "container-kill",
+        to: "find the container",
+    })?;
     let mut steps = Vec::new();
     let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {

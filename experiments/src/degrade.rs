@@ -18,7 +18,7 @@ use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::plan::{Plan, Scene};
+use crate::plan::{Plan, PlanError, Scene};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
 pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
@@ -63,38 +63,41 @@ fn running_container<'c>(
     cluster: &'c Cluster,
     namespace: &str,
     name: &str,
-) -> Result<&'c str, String> {
+) -> Result<&'c str, PlanError> {
     let pod = cluster
         .containers
         .iter()
         .find(|c| c.namespace == namespace && c.pod == name);
     if pod.is_some_and(|p| p.host_network) {
-        return Err(format!(
-            "pod {namespace}/{name} uses its node's network (hostNetwork): degrading it would degrade the node and every pod on it (narrow the target's selector so that it does not match such pods)"
-        ));
+        return Err(PlanError::HostNetwork {
+            namespace: namespace.to_owned(),
+            pod: name.to_owned(),
+        });
     }
     pod.and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))
         .and_then(crate::container::container_id)
-        .ok_or_else(|| {
-            format!("pod {namespace}/{name} has no running container whose network firedrill could enter")
+        .ok_or_else(|| PlanError::NoRunningContainer {
+            namespace: namespace.to_owned(),
+            pod: name.to_owned(),
         })
 }
 
 /// Whether every chosen pod can be reached (a running container to enter the network of).
-pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), String> {
+pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), PlanError> {
     for target in &verdict.targets {
         running_container(cluster, &target.namespace, &target.name)?;
     }
     Ok(())
 }
 
-pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, String> {
+pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, PlanError> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
     };
-    let cluster = scene
-        .cluster
-        .ok_or("network-degrade needs the cluster to find the pods' nodes")?;
+    let cluster = scene.cluster.ok_or(PlanError::NoCluster {
+        what: "network-degrade",
+        to: "find the pods' nodes",
+    })?;
     let mut steps = Vec::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
         let node = crate::container::node_of(cluster, target)?;
@@ -195,7 +198,11 @@ mod tests {
             Ok("0123456789abcdef")
         );
         let refused = running_container(&cluster(true), "api", "api-1").unwrap_err();
-        assert!(refused.contains("hostNetwork"), "{refused}");
+        assert!(
+            matches!(refused, PlanError::HostNetwork { .. }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("hostNetwork"), "{refused}");
         assert!(running_container(&cluster(false), "api", "api-2").is_err());
     }
 }

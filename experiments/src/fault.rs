@@ -41,7 +41,9 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         (Kind::Probe, _) => Ok(Plan::default()),
         (Kind::PodKill, Settings::PodKill(s)) => Ok(crate::pod::pod_kill(s, scene.verdict())),
         (Kind::PodKill, _) => Ok(crate::pod::pod_kill(&PodKill::default(), scene.verdict())),
-        (Kind::ContainerKill, Settings::ContainerKill(s)) => crate::container::kill(run, s, scene),
+        (Kind::ContainerKill, Settings::ContainerKill(s)) => {
+            crate::container::kill(run, s, scene).map_err(|e| e.to_string())
+        }
         (Kind::NodeDrain, Settings::NodeDrain(s)) => Ok(crate::node::drain(s, scene)),
         (Kind::NodeDrain, _) => Ok(crate::node::drain(&Default::default(), scene)),
         (Kind::ResourceStress, Settings::ResourceStress(s)) => {
@@ -54,7 +56,9 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         (Kind::RegionFailover, Settings::RegionFailover(s)) => {
             crate::region::plan(run, s, scene, scene.dns)
         }
-        (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => crate::degrade::plan(run, s, scene),
+        (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => {
+            crate::degrade::plan(run, s, scene).map_err(|e| e.to_string())
+        }
         (other, _) => Err(format!(
             "the {other} fault is not available in this version of firedrill: it injects nothing"
         )),

@@ -11,6 +11,47 @@ use firedrill_safety::nodes::NodeVerdict;
 use firedrill_safety::verdict::Verdict;
 use serde_json::Value;
 
+/// Why a kind cannot run on what the guard chose (the fire is blocked, nothing is touched): each
+/// names the pod or object and, where a person can fix it, how.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// `what` needs the cluster's objects to plan, and was given none.
+    #[error("{what} needs the cluster to {to}")]
+    NoCluster {
+        what: &'static str,
+        to: &'static str,
+    },
+    /// A chosen pod has no node, where a host helper must go.
+    #[error("pod {namespace}/{pod} is on no node")]
+    NoNode { namespace: String, pod: String },
+    /// container-kill: the pod has no container of that name; `has` lists those it has.
+    #[error("pod {namespace}/{pod} has no container named {container:?} (it has: {}); fix fault.container", if has.is_empty() { "none reported".to_owned() } else { has.join(", ") })]
+    NoContainer {
+        namespace: String,
+        pod: String,
+        container: String,
+        has: Vec<String>,
+    },
+    #[error("container {container:?} of pod {namespace}/{pod} is not running")]
+    NotRunning {
+        namespace: String,
+        pod: String,
+        container: String,
+    },
+    #[error("container {container:?} of pod {namespace}/{pod} has an id firedrill does not recognise: {id}")]
+    UnknownId {
+        namespace: String,
+        pod: String,
+        container: String,
+        id: String,
+    },
+    /// network-degrade: the pod is on its node's network.
+    #[error("pod {namespace}/{pod} uses its node's network (hostNetwork): degrading it would degrade the node and every pod on it (narrow the target's selector so that it does not match such pods)")]
+    HostNetwork { namespace: String, pod: String },
+    #[error("pod {namespace}/{pod} has no running container whose network firedrill could enter")]
+    NoRunningContainer { namespace: String, pod: String },
+}
+
 /// A fire's steps, in waves: the runner applies a wave, waits `interval` (after the workloads in
 /// `affected` recovered, when `wait_for_recovery`), then applies the next.
 #[derive(Clone, Debug, Default, PartialEq)]
