@@ -73,7 +73,9 @@ pub fn choose(
         judged
     });
     let refused = match settings {
-        Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request).err(),
+        Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request)
+            .err()
+            .map(|e| e.to_string()),
         Settings::ContainerKill(s) => crate::container::judge(s, cluster, &verdict)
             .err()
             .map(|e| e.to_string()),

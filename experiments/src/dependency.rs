@@ -152,20 +152,117 @@ fn service_name(prefix: &str, run: &str) -> String {
     )
 }
 
-fn always_protected(namespace: &str, request: &Request) -> Option<String> {
-    if namespace == "kube-system" {
-        return Some("kube-system is always protected".into());
-    }
-    (namespace == request.own_namespace)
-        .then(|| format!("{namespace} is firedrill's own namespace, always protected"))
+/// Why a dependency cannot be failed the way the drill says (the fire is blocked, nothing is
+/// touched). `object` fields name what was judged for a person ("the dependency cache/redis").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DependencyError {
+    #[error("kube-system is always protected")]
+    KubeSystem,
+    #[error("{namespace} is firedrill's own namespace, always protected")]
+    OwnNamespace { namespace: String },
+    #[error("{object} is protected by safety.protected {glob}")]
+    Protected { object: String, glob: String },
+    #[error("{object} is not in the cluster")]
+    Missing { object: String },
+    #[error("{object} was hit {ago} ago; safety.cooldown is {cooldown}")]
+    Cooldown {
+        object: String,
+        ago: String,
+        cooldown: String,
+    },
+    /// A pod of the workload is one the guard would never target; `why` is the guard's rule.
+    #[error("{object}'s pod {namespace}/{pod}: {why}")]
+    PodProtected {
+        object: String,
+        namespace: String,
+        pod: String,
+        why: String,
+    },
+    #[error("PodDisruptionBudget {namespace}/{name} guards {object}'s pods; scale-to-zero would take them all (cut it off with a NetworkPolicy instead)")]
+    Budget {
+        object: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("safety.min_healthy keeps {min} ready pod{} of {owner}; scale-to-zero would leave none", if *.min == 1 { "" } else { "s" })]
+    Floor { min: i64, owner: String },
+    #[error("{mode} cannot fail {dependency}")]
+    CannotFail {
+        mode: &'static str,
+        dependency: String,
+    },
+    /// The mode needs another kind of dependency (`what`: "workload", "Service").
+    #[error("{mode} needs a {what} dependency")]
+    Needs {
+        mode: &'static str,
+        what: &'static str,
+    },
+    #[error("{kind} cannot be scaled (Deployment or StatefulSet)")]
+    NotScalable { kind: String },
+    #[error("the Service {namespace}/{name} has no selector, so it cannot be pointed at the fault proxy")]
+    NoSelectorToProxy { namespace: String, name: String },
+    #[error("the Service {namespace}/{name} has no selector; block its addresses with `cidrs`")]
+    NoSelectorToBlock { namespace: String, name: String },
+    #[error("the dependency {kind} {namespace}/{name} has no running pods to block")]
+    NoPodsToBlock {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("port {port} of the Service {namespace}/{name} is not known to speak HTTP/1.1 (protocol {protocol}, name {}, appProtocol {}); the fault proxy would fail every request of another protocol: name the port `http` or set `appProtocol: http` if it serves HTTP, or fail the dependency with `block`", .port_name.as_deref().unwrap_or("none"), .app_protocol.as_deref().unwrap_or("none"))]
+    NotHttp {
+        namespace: String,
+        name: String,
+        port: u16,
+        protocol: String,
+        port_name: Option<String>,
+        app_protocol: Option<String>,
+    },
+    #[error("the Service {namespace}/{name} has no port {port} (it has {})", .ports.join(", "))]
+    NoPort {
+        namespace: String,
+        name: String,
+        port: u16,
+        ports: Vec<String>,
+    },
+    #[error("the Service {namespace}/{name} has no ports")]
+    NoPorts { namespace: String, name: String },
+    /// The proxy takes over one port; `kept` is the one asked for (None: none was).
+    #[error("the Service {namespace}/{name} has {} ports ({}); pointing it at the proxy would cut all but {}: give the dependency a Service with one port", .ports.len(), .ports.join(", "), .kept.map_or_else(|| "one".to_owned(), |p| p.to_string()))]
+    ManyPorts {
+        namespace: String,
+        name: String,
+        ports: Vec<String>,
+        kept: Option<u16>,
+    },
+    #[error("{what} needs the cluster to {to}")]
+    NoCluster {
+        what: &'static str,
+        to: &'static str,
+    },
 }
 
-fn service<'c>(cluster: &'c Cluster, namespace: &str, name: &str) -> Result<&'c Service, String> {
+fn always_protected(namespace: &str, request: &Request) -> Option<DependencyError> {
+    if namespace == "kube-system" {
+        return Some(DependencyError::KubeSystem);
+    }
+    (namespace == request.own_namespace).then(|| DependencyError::OwnNamespace {
+        namespace: namespace.to_owned(),
+    })
+}
+
+fn service<'c>(
+    cluster: &'c Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<&'c Service, DependencyError> {
     cluster
         .services
         .iter()
         .find(|s| s.namespace == namespace && s.name == name)
-        .ok_or_else(|| format!("the dependency Service {namespace}/{name} is not in the cluster"))
+        .ok_or_else(|| DependencyError::Missing {
+            object: format!("the dependency Service {namespace}/{name}"),
+        })
 }
 
 /// The dependency's Deployment or StatefulSet in the cluster.
@@ -174,14 +271,16 @@ fn workload<'c>(
     kind: &str,
     namespace: &str,
     name: &str,
-) -> Result<&'c firedrill_safety::cluster::Owner, String> {
+) -> Result<&'c firedrill_safety::cluster::Owner, DependencyError> {
     cluster
         .owners
         .iter()
         .find(|o| {
             o.key.kind.to_string() == kind && o.key.namespace == namespace && o.key.name == name
         })
-        .ok_or_else(|| format!("the dependency {kind} {namespace}/{name} is not in the cluster"))
+        .ok_or_else(|| DependencyError::Missing {
+            object: format!("the dependency {kind} {namespace}/{name}"),
+        })
 }
 
 /// Whether the dependency may be failed this way: it exists, it is not protected, and taking
@@ -190,15 +289,16 @@ pub fn judge(
     settings: &DependencyFailure,
     cluster: &Cluster,
     request: &Request,
-) -> Result<(), String> {
+) -> Result<(), DependencyError> {
     let policy = request.policy;
     let listed = |namespace: &str, name: &str| {
         policy
             .protected
             .iter()
             .find(|g| g.matches(namespace, name))
-            .map(|g| {
-                format!("the dependency {namespace}/{name} is protected by safety.protected {g}")
+            .map(|g| DependencyError::Protected {
+                object: format!("the dependency {namespace}/{name}"),
+                glob: g.to_string(),
             })
     };
     match (&settings.mode, &settings.dependency) {
@@ -240,11 +340,17 @@ pub fn judge(
             }
             let service = service(cluster, namespace, name)?;
             if service.selector.as_ref().is_none_or(BTreeMap::is_empty) {
-                return Err(format!("the Service {namespace}/{name} has no selector, so it cannot be pointed at the fault proxy"));
+                return Err(DependencyError::NoSelectorToProxy {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                });
             }
             proxy_port(service, http).map(|_| ())
         }
-        (mode, dependency) => Err(format!("{} cannot fail {dependency}", mode_name(mode))),
+        (mode, dependency) => Err(DependencyError::CannotFail {
+            mode: mode_name(mode),
+            dependency: dependency.to_string(),
+        }),
     }
 }
 
@@ -256,7 +362,7 @@ pub fn judge_scale_to_zero(
     what: &str,
     cluster: &Cluster,
     request: &Request,
-) -> Result<(), String> {
+) -> Result<(), DependencyError> {
     let policy = request.policy;
     if let Some(why) = always_protected(&key.namespace, request) {
         return Err(why);
@@ -266,25 +372,29 @@ pub fn judge_scale_to_zero(
         .iter()
         .find(|g| g.matches(&key.namespace, &key.name))
     {
-        return Err(format!("{what} {key} is protected by safety.protected {g}"));
+        return Err(DependencyError::Protected {
+            object: format!("{what} {key}"),
+            glob: g.to_string(),
+        });
     }
     let owner = cluster
         .owners
         .iter()
         .find(|o| &o.key == key)
-        .ok_or_else(|| format!("{what} {key} is not in the cluster"))?;
+        .ok_or_else(|| DependencyError::Missing {
+            object: format!("{what} {key}"),
+        })?;
     let cooldown = policy.cooldown.as_secs() as i64;
     if let Some(at) = request
         .recent_hits
         .get(&owner.key)
         .filter(|&&at| cooldown > 0 && request.now - at < cooldown)
     {
-        return Err(format!(
-            "{what} {} was hit {} ago; safety.cooldown is {}",
-            owner.key,
-            firedrill_safety::verdict::human((request.now - at).max(0) as u64),
-            firedrill_safety::verdict::human(cooldown as u64)
-        ));
+        return Err(DependencyError::Cooldown {
+            object: format!("{what} {}", owner.key),
+            ago: firedrill_safety::verdict::human((request.now - at).max(0) as u64),
+            cooldown: firedrill_safety::verdict::human(cooldown as u64),
+        });
     }
     let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
         cluster
@@ -300,19 +410,22 @@ pub fn judge_scale_to_zero(
         // Every rule a target obeys but health and age: protected, never-target,
         // opt-in, and a known controller that brings the pods back.
         if let Some(why) = protection(pod, request, &namespaces, Some(owner)) {
-            return Err(format!(
-                "{what}'s pod {}/{}: {why}",
-                pod.namespace, pod.name
-            ));
+            return Err(DependencyError::PodProtected {
+                object: what.to_owned(),
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+                why,
+            });
         }
         if let Some(pdb) = cluster.pdbs.iter().find(|b| {
             b.namespace == pod.namespace
                 && b.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
         }) {
-            return Err(format!(
-                        "PodDisruptionBudget {}/{} guards {what}'s pods; scale-to-zero would take them all (cut it off with a NetworkPolicy instead)",
-                        pdb.namespace, pdb.name
-                    ));
+            return Err(DependencyError::Budget {
+                object: what.to_owned(),
+                namespace: pdb.namespace.clone(),
+                name: pdb.name.clone(),
+            });
         }
         let min = if policy
             .min_healthy
@@ -324,11 +437,10 @@ pub fn judge_scale_to_zero(
             0
         };
         if min > 0 {
-            return Err(format!(
-                "safety.min_healthy keeps {min} ready pod{} of {}; scale-to-zero would leave none",
-                if min == 1 { "" } else { "s" },
-                owner.key
-            ));
+            return Err(DependencyError::Floor {
+                min,
+                owner: owner.key.to_string(),
+            });
         }
     }
     Ok(())
@@ -347,7 +459,7 @@ pub fn mode_name(mode: &Mode) -> &'static str {
 fn proxy_port<'s>(
     service: &'s Service,
     http: &HttpFault,
-) -> Result<&'s firedrill_safety::cluster::ServicePort, String> {
+) -> Result<&'s firedrill_safety::cluster::ServicePort, DependencyError> {
     let port = any_port(service, http)?;
     let named_http = port.name.as_deref().is_some_and(|n| n.starts_with("http"));
     let says_http = port
@@ -356,38 +468,63 @@ fn proxy_port<'s>(
         .map(|p| p == "http" || p == "kubernetes.io/http");
     match (port.protocol.as_str(), says_http, named_http) {
         ("TCP", Some(true), _) | ("TCP", None, true) => Ok(port),
-        _ => Err(format!(
-            "port {} of the Service {}/{} is not known to speak HTTP/1.1 (protocol {}, name {}, appProtocol {}); the fault proxy would fail every request of another protocol: name the port `http` or set `appProtocol: http` if it serves HTTP, or fail the dependency with `block`",
-            port.port,
-            service.namespace,
-            service.name,
-            port.protocol,
-            port.name.as_deref().unwrap_or("none"),
-            port.app_protocol.as_deref().unwrap_or("none"),
-        )),
+        _ => Err(DependencyError::NotHttp {
+            namespace: service.namespace.clone(),
+            name: service.name.clone(),
+            port: port.port,
+            protocol: port.protocol.clone(),
+            port_name: port.name.clone(),
+            app_protocol: port.app_protocol.clone(),
+        }),
     }
 }
 
 fn any_port<'s>(
     service: &'s Service,
     http: &HttpFault,
-) -> Result<&'s firedrill_safety::cluster::ServicePort, String> {
+) -> Result<&'s firedrill_safety::cluster::ServicePort, DependencyError> {
+    let (namespace, name) = (service.namespace.clone(), service.name.clone());
     let ports: Vec<String> = service.ports.iter().map(|p| p.port.to_string()).collect();
     match http.port {
-        Some(port) => service.ports.iter().find(|p| p.port == port).ok_or_else(|| {
-            format!("the Service {}/{} has no port {port} (it has {})", service.namespace, service.name, ports.join(", "))
-        }).and_then(|p| if service.ports.len() > 1 {
-            Err(format!("the Service {}/{} has {} ports ({}); pointing it at the proxy would cut all but {}: give the dependency a Service with one port", service.namespace, service.name, service.ports.len(), ports.join(", "), p.port))
-        } else { Ok(p) }),
+        Some(port) => {
+            let p = service
+                .ports
+                .iter()
+                .find(|p| p.port == port)
+                .ok_or_else(|| DependencyError::NoPort {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    port,
+                    ports: ports.clone(),
+                })?;
+            if service.ports.len() > 1 {
+                return Err(DependencyError::ManyPorts {
+                    namespace,
+                    name,
+                    ports,
+                    kept: Some(p.port),
+                });
+            }
+            Ok(p)
+        }
         None => match service.ports.as_slice() {
             [one] => Ok(one),
-            [] => Err(format!("the Service {}/{} has no ports", service.namespace, service.name)),
-            _ => Err(format!("the Service {}/{} has {} ports ({}); pointing it at the proxy would cut all but one: give the dependency a Service with one port", service.namespace, service.name, service.ports.len(), ports.join(", "))),
+            [] => Err(DependencyError::NoPorts { namespace, name }),
+            _ => Err(DependencyError::ManyPorts {
+                namespace,
+                name,
+                ports,
+                kept: None,
+            }),
         },
     }
 }
 
-pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Plan, String> {
+pub fn plan(
+    run: &str,
+    settings: &DependencyFailure,
+    scene: &Scene,
+) -> Result<Plan, DependencyError> {
     match &settings.mode {
         Mode::Block => {
             let cluster = scene.cluster;
@@ -408,20 +545,20 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
                 name,
             } = &settings.dependency
             else {
-                return Err("scale-to-zero needs a workload dependency".into());
+                return Err(DependencyError::Needs {
+                    mode: "scale-to-zero",
+                    what: "workload",
+                });
             };
-            let cluster = scene
-                .cluster
-                .ok_or("scale-to-zero needs the cluster to read the current replicas")?;
+            let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
+                what: "scale-to-zero",
+                to: "read the current replicas",
+            })?;
             let owner = workload(cluster, kind, namespace, name)?;
             let object_kind = match owner.key.kind {
                 OwnerKind::Deployment => ObjectKind::Deployment,
                 OwnerKind::StatefulSet => ObjectKind::StatefulSet,
-                _ => {
-                    return Err(format!(
-                        "{kind} cannot be scaled (Deployment or StatefulSet)"
-                    ))
-                }
+                _ => return Err(DependencyError::NotScalable { kind: kind.clone() }),
             };
             Ok(Plan {
                 waves: vec![vec![Step::scale(
@@ -436,11 +573,15 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
         }
         Mode::HttpFault(http) => {
             let Dependency::Service { namespace, name } = &settings.dependency else {
-                return Err("http-fault needs a Service dependency".into());
+                return Err(DependencyError::Needs {
+                    mode: "http-fault",
+                    what: "Service",
+                });
             };
-            let cluster = scene
-                .cluster
-                .ok_or("http-fault needs the cluster to read the Service")?;
+            let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
+                what: "http-fault",
+                to: "read the Service",
+            })?;
             let service = service(cluster, namespace, name)?;
             let port = proxy_port(service, http)?;
             let selector = service.selector.clone().unwrap_or_default();
@@ -532,7 +673,10 @@ pub fn plan(run: &str, settings: &DependencyFailure, scene: &Scene) -> Result<Pl
 
 /// The egress peers that stay open when `dependency` is blocked: NetworkPolicies only allow, so
 /// "everything but the dependency" is written out.
-fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec<Value>, String> {
+fn block_rules(
+    dependency: &Dependency,
+    cluster: Option<&Cluster>,
+) -> Result<Vec<Value>, DependencyError> {
     let pods_but = |namespace: &str, labels: &BTreeMap<String, String>| -> Vec<Value> {
         let mut peers = vec![json!({ "namespaceSelector": { "matchExpressions": [
             { "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace] }
@@ -550,12 +694,17 @@ fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec
     match dependency {
         Dependency::Pods { namespace, labels } => Ok(pods_but(namespace, labels)),
         Dependency::Service { namespace, name } => {
-            let cluster =
-                cluster.ok_or("blocking a Service needs the cluster to read its selector")?;
+            let cluster = cluster.ok_or(DependencyError::NoCluster {
+                what: "blocking a Service",
+                to: "read its selector",
+            })?;
             let service = service(cluster, namespace, name)?;
             match &service.selector {
                 Some(labels) if !labels.is_empty() => Ok(pods_but(namespace, labels)),
-                _ => Err(format!("the Service {namespace}/{name} has no selector; block its addresses with `cidrs`")),
+                _ => Err(DependencyError::NoSelectorToBlock {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
             }
         }
         Dependency::Cidrs(cidrs) => {
@@ -579,8 +728,10 @@ fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec
             namespace,
             name,
         } => {
-            let cluster =
-                cluster.ok_or("blocking a workload needs the cluster to read its labels")?;
+            let cluster = cluster.ok_or(DependencyError::NoCluster {
+                what: "blocking a workload",
+                to: "read its labels",
+            })?;
             let owner = workload(cluster, kind, namespace, name)?;
             // Its pods' labels: those every pod of it shares.
             let mut shared: Option<BTreeMap<String, String>> = None;
@@ -612,9 +763,11 @@ fn block_rules(dependency: &Dependency, cluster: Option<&Cluster>) -> Result<Vec
             });
             match shared.filter(|s| !s.is_empty()) {
                 Some(labels) => Ok(pods_but(namespace, &labels)),
-                None => Err(format!(
-                    "the dependency {kind} {namespace}/{name} has no running pods to block"
-                )),
+                None => Err(DependencyError::NoPodsToBlock {
+                    kind: kind.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
             }
         }
     }
@@ -748,6 +901,7 @@ mod tests {
         };
         assert!(judge(&scale(), &c, &request(&protected, &hits))
             .unwrap_err()
+            .to_string()
             .contains("protected by safety.protected cache/*"));
         let floored = Policy {
             min_healthy: vec![MinHealthy {
@@ -758,8 +912,10 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(
-            judge(&scale(), &c, &request(&floored, &hits)),
-            Err("safety.min_healthy keeps 1 ready pod of StatefulSet/cache/redis; scale-to-zero would leave none".into())
+            judge(&scale(), &c, &request(&floored, &hits))
+                .unwrap_err()
+                .to_string(),
+            "safety.min_healthy keeps 1 ready pod of StatefulSet/cache/redis; scale-to-zero would leave none"
         );
         let mut missing = http();
         missing.dependency = Dependency::Service {
@@ -767,8 +923,10 @@ mod tests {
             name: "nope".into(),
         };
         assert_eq!(
-            judge(&missing, &c, &request(&open, &hits)),
-            Err("the dependency Service ai/nope is not in the cluster".into())
+            judge(&missing, &c, &request(&open, &hits))
+                .unwrap_err()
+                .to_string(),
+            "the dependency Service ai/nope is not in the cluster"
         );
         let mut own = scale();
         own.dependency = Dependency::Workload {
@@ -776,9 +934,10 @@ mod tests {
             namespace: "chaos".into(),
             name: "firedrill".into(),
         };
-        assert!(judge(&own, &c, &request(&open, &hits))
-            .unwrap_err()
-            .contains("firedrill's own namespace"));
+        assert!(matches!(
+            judge(&own, &c, &request(&open, &hits)),
+            Err(DependencyError::OwnNamespace { .. })
+        ));
     }
 
     #[test]

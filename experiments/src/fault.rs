@@ -51,7 +51,7 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         }
         (Kind::ResourceStress, _) => Ok(crate::node::stress(run, &Default::default(), scene)),
         (Kind::DependencyFailure, Settings::DependencyFailure(s)) => {
-            crate::dependency::plan(run, s, scene)
+            crate::dependency::plan(run, s, scene).map_err(|e| e.to_string())
         }
         (Kind::RegionFailover, Settings::RegionFailover(s)) => {
             crate::region::plan(run, s, scene, scene.dns)

@@ -298,7 +298,8 @@ pub fn judge_isolation(
                     "the isolated workload",
                     cluster,
                     request,
-                )?;
+                )
+                .map_err(|e| e.to_string())?;
             }
         }
     }
