@@ -44,7 +44,7 @@ pub fn choose(
                     ..Verdict::default()
                 },
                 Err(why) => Verdict {
-                    blocked: Some(why),
+                    blocked: Some(why.to_string()),
                     ..Verdict::default()
                 },
             },

@@ -54,7 +54,7 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
             crate::dependency::plan(run, s, scene).map_err(|e| e.to_string())
         }
         (Kind::RegionFailover, Settings::RegionFailover(s)) => {
-            crate::region::plan(run, s, scene, scene.dns)
+            crate::region::plan(run, s, scene, scene.dns).map_err(|e| e.to_string())
         }
         (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => {
             crate::degrade::plan(run, s, scene).map_err(|e| e.to_string())

@@ -792,7 +792,7 @@ async fn choose_regions(
         dns.as_ref(),
         drill.safety.limits.min_healthy_regions,
     )
-    .map_err(|e| (RunStatus::Blocked, e))?;
+    .map_err(|e| (RunStatus::Blocked, e.to_string()))?;
     p.evidence.regions = Some(json!({
             "failed": rf.from,
             "takes_over": rf.to,

@@ -375,8 +375,18 @@ async fn regions_that_share_a_health_check_in_route_53_are_refused_before_any_ch
         let rf = zone.failover(method);
         let facts = zone.route53.facts(rf.dns.as_ref().unwrap()).await.unwrap();
         let refused = firedrill_experiments::region::judge(&rf, Some(&facts), None).unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                firedrill_experiments::region::RegionError::Overlap {
+                    why: firedrill_experiments::region::Overlap::HealthCheck(_),
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
         assert_eq!(
-            refused,
+            refused.to_string(),
             format!("the records of us-east-1 and eu-west-1 overlap: both record sets use health check {failed_check} in Route 53; failing us-east-1 over would fail eu-west-1 with it (give each region its own record set and health check in fault.dns)")
         );
         let scene = firedrill_experiments::Scene {
