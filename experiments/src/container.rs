@@ -16,7 +16,7 @@ use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
-use crate::plan::{Plan, PlanError, Scene};
+use crate::plan::{HelperError, Plan, Scene};
 
 /// The default image of the container-kill helper (a shell, `grep` and `kill`).
 pub const KILL_IMAGE: &str = "busybox:1.36";
@@ -59,7 +59,7 @@ pub fn judge(
     settings: &ContainerKill,
     cluster: &firedrill_safety::cluster::Cluster,
     verdict: &firedrill_safety::verdict::Verdict,
-) -> Result<(), PlanError> {
+) -> Result<(), HelperError> {
     for target in &verdict.targets {
         container_of(settings, cluster, &target.namespace, &target.name)?;
     }
@@ -72,7 +72,7 @@ fn container_of<'c>(
     cluster: &'c firedrill_safety::cluster::Cluster,
     namespace: &str,
     name: &str,
-) -> Result<&'c str, PlanError> {
+) -> Result<&'c str, HelperError> {
     let containers = cluster
         .containers
         .iter()
@@ -85,18 +85,18 @@ fn container_of<'c>(
         settings.container.clone(),
     );
     match containers.iter().find(|(n, _)| *n == settings.container) {
-        None => Err(PlanError::NoContainer {
+        None => Err(HelperError::NoContainer {
             namespace,
             pod,
             container,
             has: containers.iter().map(|(n, _)| n.clone()).collect(),
         }),
-        Some((_, None)) => Err(PlanError::NotRunning {
+        Some((_, None)) => Err(HelperError::NotRunning {
             namespace,
             pod,
             container,
         }),
-        Some((_, Some(id))) => container_id(id).ok_or_else(|| PlanError::UnknownId {
+        Some((_, Some(id))) => container_id(id).ok_or_else(|| HelperError::UnknownId {
             namespace,
             pod,
             container,
@@ -109,23 +109,23 @@ fn container_of<'c>(
 pub(crate) fn node_of<'c>(
     cluster: &'c firedrill_safety::cluster::Cluster,
     target: &firedrill_safety::verdict::Chosen,
-) -> Result<&'c str, PlanError> {
+) -> Result<&'c str, HelperError> {
     cluster
         .pods
         .iter()
         .find(|p| p.namespace == target.namespace && p.name == target.name)
         .and_then(|p| p.node.as_deref())
-        .ok_or_else(|| PlanError::NoNode {
+        .ok_or_else(|| HelperError::NoNode {
             namespace: target.namespace.clone(),
             pod: target.name.clone(),
         })
 }
 
-pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, PlanError> {
+pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, HelperError> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
     };
-    let cluster = scene.cluster.ok_or(PlanError::NoCluster {
+    let cluster = scene.cluster.ok_or(HelperError::NoCluster {
         what: "container-kill",
         to: "find the container",
     })?;

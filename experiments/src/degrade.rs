@@ -18,7 +18,7 @@ use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::plan::{Plan, PlanError, Scene};
+use crate::plan::{HelperError, Plan, Scene};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
 pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
@@ -63,38 +63,38 @@ fn running_container<'c>(
     cluster: &'c Cluster,
     namespace: &str,
     name: &str,
-) -> Result<&'c str, PlanError> {
+) -> Result<&'c str, HelperError> {
     let pod = cluster
         .containers
         .iter()
         .find(|c| c.namespace == namespace && c.pod == name);
     if pod.is_some_and(|p| p.host_network) {
-        return Err(PlanError::HostNetwork {
+        return Err(HelperError::HostNetwork {
             namespace: namespace.to_owned(),
             pod: name.to_owned(),
         });
     }
     pod.and_then(|c| c.containers.iter().find_map(|(_, id)| id.as_deref()))
         .and_then(crate::container::container_id)
-        .ok_or_else(|| PlanError::NoRunningContainer {
+        .ok_or_else(|| HelperError::NoRunningContainer {
             namespace: namespace.to_owned(),
             pod: name.to_owned(),
         })
 }
 
 /// Whether every chosen pod can be reached (a running container to enter the network of).
-pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), PlanError> {
+pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), HelperError> {
     for target in &verdict.targets {
         running_container(cluster, &target.namespace, &target.name)?;
     }
     Ok(())
 }
 
-pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, PlanError> {
+pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, HelperError> {
     let Some(choice) = scene.choice else {
         return Ok(Plan::default());
     };
-    let cluster = scene.cluster.ok_or(PlanError::NoCluster {
+    let cluster = scene.cluster.ok_or(HelperError::NoCluster {
         what: "network-degrade",
         to: "find the pods' nodes",
     })?;
@@ -199,7 +199,7 @@ mod tests {
         );
         let refused = running_container(&cluster(true), "api", "api-1").unwrap_err();
         assert!(
-            matches!(refused, PlanError::HostNetwork { .. }),
+            matches!(refused, HelperError::HostNetwork { .. }),
             "{refused}"
         );
         assert!(refused.to_string().contains("hostNetwork"), "{refused}");

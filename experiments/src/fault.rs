@@ -5,7 +5,7 @@ use crate::container::ContainerKill;
 use crate::dependency::DependencyFailure;
 use crate::node::{NodeDrain, ResourceStress};
 use crate::partition::NetworkPartition;
-use crate::plan::{Plan, Scene};
+use crate::plan::{HelperError, Plan, Scene};
 use crate::pod::PodKill;
 use crate::Kind;
 
@@ -25,9 +25,23 @@ pub enum Settings {
     NetworkDegrade(crate::degrade::NetworkDegrade),
 }
 
+/// Why one fire of a kind cannot run: the kind's own reason (its error names what to fix), or a
+/// kind this build does not inject.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Helper(#[from] HelperError),
+    #[error("{0}")]
+    Dependency(#[from] Box<crate::dependency::DependencyError>),
+    #[error("{0}")]
+    Region(#[from] Box<crate::region::RegionError>),
+    #[error("the {0} fault is not available in this version of firedrill: it injects nothing")]
+    NotAvailable(Kind),
+}
+
 /// The steps one fire of `kind` takes on what the guard chose. `Err` says why the kind cannot
 /// run (a dry run still plans and records everything else).
-pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, String> {
+pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanError> {
     match (kind, settings) {
         (Kind::NetworkPartition, Settings::NetworkPartition(s)) => {
             Ok(crate::partition::partition(run, s, scene.verdict()))
@@ -42,7 +56,7 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         (Kind::PodKill, Settings::PodKill(s)) => Ok(crate::pod::pod_kill(s, scene.verdict())),
         (Kind::PodKill, _) => Ok(crate::pod::pod_kill(&PodKill::default(), scene.verdict())),
         (Kind::ContainerKill, Settings::ContainerKill(s)) => {
-            crate::container::kill(run, s, scene).map_err(|e| e.to_string())
+            Ok(crate::container::kill(run, s, scene)?)
         }
         (Kind::NodeDrain, Settings::NodeDrain(s)) => Ok(crate::node::drain(s, scene)),
         (Kind::NodeDrain, _) => Ok(crate::node::drain(&Default::default(), scene)),
@@ -51,17 +65,15 @@ pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result
         }
         (Kind::ResourceStress, _) => Ok(crate::node::stress(run, &Default::default(), scene)),
         (Kind::DependencyFailure, Settings::DependencyFailure(s)) => {
-            crate::dependency::plan(run, s, scene).map_err(|e| e.to_string())
+            crate::dependency::plan(run, s, scene).map_err(|e| Box::new(e).into())
         }
         (Kind::RegionFailover, Settings::RegionFailover(s)) => {
-            crate::region::plan(run, s, scene, scene.dns).map_err(|e| e.to_string())
+            crate::region::plan(run, s, scene, scene.dns).map_err(|e| Box::new(e).into())
         }
         (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => {
-            crate::degrade::plan(run, s, scene).map_err(|e| e.to_string())
+            Ok(crate::degrade::plan(run, s, scene)?)
         }
-        (other, _) => Err(format!(
-            "the {other} fault is not available in this version of firedrill: it injects nothing"
-        )),
+        (other, _) => Err(PlanError::NotAvailable(other)),
     }
 }
 

@@ -11,10 +11,11 @@ use firedrill_safety::nodes::NodeVerdict;
 use firedrill_safety::verdict::Verdict;
 use serde_json::Value;
 
-/// Why a kind cannot run on what the guard chose (the fire is blocked, nothing is touched): each
-/// names the pod or object and, where a person can fix it, how.
+/// Why a kind that sends a helper pod to a chosen pod (container-kill, network-degrade) cannot
+/// run on what the guard chose (the fire is blocked, nothing is touched): each names the pod and,
+/// where a person can fix it, how.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub enum HelperError {
     /// `what` needs the cluster's objects to plan, and was given none.
     #[error("{what} needs the cluster to {to}")]
     NoCluster {

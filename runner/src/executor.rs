@@ -990,9 +990,9 @@ async fn inject(
     };
     let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &fault, &scene) {
         Ok(plan) => plan,
-        Err(e) if !dry_run => return Err((RunStatus::Error, e)),
+        Err(e) if !dry_run => return Err((RunStatus::Error, e.to_string())),
         Err(e) => {
-            p.evidence.plan = Some(e);
+            p.evidence.plan = Some(e.to_string());
             firedrill_experiments::Plan::default()
         }
     };

@@ -559,7 +559,8 @@ pub fn render_fire(
             expires: &rfc3339_utc(expires),
             dns: None,
         },
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let ledger = firedrill_rollback::Ledger::new(
         &run,
         &drill.name,
