@@ -66,10 +66,46 @@ struct Field {
     names: &'static [&'static str],
 }
 
+/// Why a cron expression is refused; each says what is allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error("unknown macro {0:?} (allowed: {ALLOWED})")]
+    UnknownMacro(String),
+    #[error("{text:?} has {count} field{} (allowed: {ALLOWED})", if *.count == 1 { "" } else { "s" })]
+    FieldCount { text: String, count: usize },
+    /// One field is wrong: `field` names it (`day-of-month`), `written` is the field as written,
+    /// `allowed` its values (`1-31`, `1-12, or JAN-DEC`).
+    #[error("{field} field {written:?}: {problem} (allowed: {allowed}, with *, lists a,b, ranges a-b and steps /n)")]
+    Field {
+        field: &'static str,
+        written: String,
+        problem: FieldProblem,
+        allowed: String,
+    },
+    #[error("{0:?} can never fire: none of its months has that day of the month")]
+    NeverFires(String),
+}
+
+/// What is wrong in one field of a cron expression.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("step {step} is larger than the field's range {min}-{max}")]
+    StepTooLarge { step: String, min: u32, max: u32 },
+    #[error("step {0:?} is not a whole number of at least 1")]
+    BadStep(String),
+    #[error("range {0:?} runs backwards (write the lower value first)")]
+    Backwards(String),
+    #[error("{0} is out of range")]
+    OutOfRange(String),
+    /// `hint` suggests names where the field has them (" or a name like JAN").
+    #[error("{text:?} is not a number{hint}")]
+    NotANumber { text: String, hint: String },
+}
+
 const ALLOWED: &str = "5 fields `minute hour day-of-month month day-of-week`, or @monthly, @quarterly, @yearly, @annually, @weekly, @daily, @hourly";
 
 impl Cron {
-    pub fn parse(text: &str) -> Result<Cron, String> {
+    pub fn parse(text: &str) -> Result<Cron, CronError> {
         let trimmed = text.trim();
         let expanded = match trimmed {
             "@yearly" | "@annually" => "0 0 1 1 *",
@@ -79,17 +115,16 @@ impl Cron {
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
             other if other.starts_with('@') => {
-                return Err(format!("unknown macro {other:?} (allowed: {ALLOWED})"))
+                return Err(CronError::UnknownMacro(other.to_owned()))
             }
             other => other,
         };
         let parts: Vec<&str> = expanded.split_whitespace().collect();
         if parts.len() != 5 {
-            return Err(format!(
-                "{text:?} has {} field{} (allowed: {ALLOWED})",
-                parts.len(),
-                if parts.len() == 1 { "" } else { "s" }
-            ));
+            return Err(CronError::FieldCount {
+                text: text.to_owned(),
+                count: parts.len(),
+            });
         }
         let mut masks = [0u64; 5];
         let mut restricted = [false; 5];
@@ -118,7 +153,7 @@ impl Cron {
 
     /// Refuses day-of-month and month combinations that never occur, such as the 30th of
     /// February, unless a day-of-week alternative makes the schedule fire anyway.
-    fn check_can_fire(&self) -> Result<(), String> {
+    fn check_can_fire(&self) -> Result<(), CronError> {
         if self.dow_restricted && self.dom_restricted {
             return Ok(());
         }
@@ -136,10 +171,7 @@ impl Cron {
         if possible {
             Ok(())
         } else {
-            Err(format!(
-                "{:?} can never fire: none of its months has that day of the month",
-                self.text
-            ))
+            Err(CronError::NeverFires(self.text.clone()))
         }
     }
 
@@ -223,7 +255,7 @@ impl fmt::Display for Cron {
 
 impl Field {
     /// The mask of one field, and whether it is restricted (anything but a bare `*` or `?`).
-    fn parse(&self, text: &str) -> Result<(u64, bool), String> {
+    fn parse(&self, text: &str) -> Result<(u64, bool), CronError> {
         if text == "*" || text == "?" {
             return Ok((self.range_mask(self.min, self.max, 1), false));
         }
@@ -240,20 +272,21 @@ impl Field {
             .fold(0, |m, v| m | 1 << v)
     }
 
-    fn element(&self, element: &str, whole: &str) -> Result<u64, String> {
+    fn element(&self, element: &str, whole: &str) -> Result<u64, CronError> {
         let (range, step) = match element.split_once('/') {
             Some((range, step)) => {
                 let digits = !step.is_empty() && step.bytes().all(|b| b.is_ascii_digit());
                 let step: u32 = step.parse().ok().filter(|s| *s >= 1).ok_or_else(|| {
                     let what = if digits && step.trim_start_matches('0').len() > 2 {
-                        format!(
-                            "step {step} is larger than the field's range {}-{}",
-                            self.min, self.max
-                        )
+                        FieldProblem::StepTooLarge {
+                            step: step.to_owned(),
+                            min: self.min,
+                            max: self.max,
+                        }
                     } else {
-                        format!("step {step:?} is not a whole number of at least 1")
+                        FieldProblem::BadStep(step.to_owned())
                     };
-                    self.error(whole, &what)
+                    self.error(whole, what)
                 })?;
                 (range, Some(step))
             }
@@ -269,15 +302,12 @@ impl Field {
             (v, if step.is_some() { self.max } else { v })
         };
         if low > high {
-            return Err(self.error(
-                whole,
-                &format!("range {range:?} runs backwards (write the lower value first)"),
-            ));
+            return Err(self.error(whole, FieldProblem::Backwards(range.to_owned())));
         }
         Ok(self.range_mask(low, high, step.unwrap_or(1)))
     }
 
-    fn value(&self, text: &str, whole: &str) -> Result<u32, String> {
+    fn value(&self, text: &str, whole: &str) -> Result<u32, CronError> {
         let by_name = self
             .names
             .iter()
@@ -287,15 +317,18 @@ impl Field {
             Some(v) => v,
             None => text.parse::<u32>().map_err(|_| {
                 let what = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-                    format!("{text} is out of range")
+                    FieldProblem::OutOfRange(text.to_owned())
                 } else {
-                    format!("{text:?} is not a number{}", self.names_hint())
+                    FieldProblem::NotANumber {
+                        text: text.to_owned(),
+                        hint: self.names_hint(),
+                    }
                 };
-                self.error(whole, &what)
+                self.error(whole, what)
             })?,
         };
         if value < self.min || value > self.max {
-            return Err(self.error(whole, &format!("{value} is out of range")));
+            return Err(self.error(whole, FieldProblem::OutOfRange(value.to_string())));
         }
         Ok(value)
     }
@@ -307,7 +340,7 @@ impl Field {
         }
     }
 
-    fn error(&self, whole: &str, what: &str) -> String {
+    fn error(&self, whole: &str, problem: FieldProblem) -> CronError {
         let max = if self.name == "day-of-week" {
             "6 (or 7 for Sunday), or SUN-SAT".to_owned()
         } else if self.name == "month" {
@@ -315,10 +348,12 @@ impl Field {
         } else {
             self.max.to_string()
         };
-        format!(
-            "{} field {whole:?}: {what} (allowed: {}-{max}, with *, lists a,b, ranges a-b and steps /n)",
-            self.name, self.min
-        )
+        CronError::Field {
+            field: self.name,
+            written: whole.to_owned(),
+            problem,
+            allowed: format!("{}-{max}", self.min),
+        }
     }
 }
 
@@ -397,7 +432,8 @@ mod tests {
         let leap = Cron::parse("0 12 29 2 *").unwrap();
         assert!(leap.matches_date(date(2028, 2, 29)));
         let err = Cron::parse("0 0 30 2 *").unwrap_err();
-        assert!(err.contains("can never fire"), "{err}");
+        assert_eq!(err, CronError::NeverFires("0 0 30 2 *".into()));
+        assert!(err.to_string().contains("can never fire"), "{err}");
         assert!(Cron::parse("0 0 31 4,6 *").is_err());
         // With a weekday alternative it fires on those weekdays.
         assert!(Cron::parse("0 0 30 2 1").is_ok());
@@ -430,7 +466,7 @@ mod tests {
             ("1,,2 * * * *", "\"\" is not a number"),
         ];
         for (text, expected) in cases {
-            let err = Cron::parse(text).unwrap_err();
+            let err = Cron::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
     }
