@@ -60,21 +60,20 @@ impl Endpoints {
     /// GET `url` on `service` (for messages) at `base`; a failure to get any answer says so.
     async fn fetch(
         &self,
-        service: &str,
+        service: &'static str,
         base: &url::Url,
         url: url::Url,
         timeout: Duration,
-    ) -> Result<reqwest::Response, String> {
+    ) -> Result<reqwest::Response, QueryError> {
         self.client
             .get(url)
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{service} at {base} is unreachable: {}",
-                    describe_error(&e, timeout)
-                )
+            .map_err(|e| QueryError::Unreachable {
+                service,
+                base: base.clone(),
+                why: NoAnswer::new(e, timeout),
             })
     }
 
@@ -83,20 +82,36 @@ impl Endpoints {
         &self,
         url: &url::Url,
         timeout: Duration,
-    ) -> Result<(u16, Duration), String> {
+    ) -> Result<(u16, Duration), NoAnswer> {
         let started = Instant::now();
         match self.client.get(url.clone()).timeout(timeout).send().await {
             Ok(response) => Ok((response.status().as_u16(), started.elapsed())),
-            Err(e) => Err(describe_error(&e, timeout)),
+            Err(e) => Err(NoAnswer::new(e, timeout)),
         }
     }
 }
 
-/// reqwest's errors, said plainly: timeout, refused, DNS, TLS.
-fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        return format!("no answer within {}", crate::duration::format(timeout));
+/// A request that got no answer, said plainly: timeout, refused, DNS, TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum NoAnswer {
+    #[error("no answer within {}", crate::duration::format(*.0))]
+    Timeout(Duration),
+    /// Shown with every cause in its chain ("connection refused" is often the last).
+    #[error("{}", chain(.0))]
+    Failed(reqwest::Error),
+}
+
+impl NoAnswer {
+    fn new(e: reqwest::Error, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            NoAnswer::Timeout(timeout)
+        } else {
+            NoAnswer::Failed(e)
+        }
     }
+}
+
+fn chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -104,6 +119,47 @@ fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
         source = s.source();
     }
     text
+}
+
+/// Why Prometheus or Alertmanager gave no usable answer to a gate.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("bad {service} URL {base}: {source}")]
+    BadUrl {
+        service: &'static str,
+        base: url::Url,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{service} at {base} is unreachable: {why}")]
+    Unreachable {
+        service: &'static str,
+        base: url::Url,
+        why: NoAnswer,
+    },
+    /// The answer was not JSON; Prometheus's messages name its status, Alertmanager's do not.
+    #[error("{service} at {base} answered {}with no JSON: {source}", .status.map(|s| format!("{s} ")).unwrap_or_default())]
+    NoJson {
+        service: &'static str,
+        base: url::Url,
+        status: Option<reqwest::StatusCode>,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Prometheus rejected the query ({kind}: {reason})")]
+    Rejected { kind: String, reason: String },
+    #[error("Prometheus answered an unreadable sample: {0}")]
+    UnreadableSample(Value),
+    #[error("the query returns a {0} result; use an instant vector or scalar expression")]
+    ResultType(String),
+    #[error("Alertmanager at {base} answered {status}: {body}")]
+    Refused {
+        base: url::Url,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("Alertmanager at {base} answered something other than a list of alerts")]
+    NotAList { base: url::Url },
 }
 
 pub async fn evaluate(check: &Check, endpoints: &Endpoints) -> Outcome {
@@ -202,29 +258,37 @@ pub async fn query_prometheus(
     base: &url::Url,
     query: &str,
     timeout: Duration,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, QueryError> {
     let mut url = base
         .join("api/v1/query")
-        .map_err(|e| format!("bad Prometheus URL {base}: {e}"))?;
+        .map_err(|source| QueryError::BadUrl {
+            service: "Prometheus",
+            base: base.clone(),
+            source,
+        })?;
     url.query_pairs_mut().append_pair("query", query);
     let response = endpoints.fetch("Prometheus", base, url, timeout).await?;
     let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("Prometheus at {base} answered {status} with no JSON: {e}"))?;
+    let body: Value = response.json().await.map_err(|source| QueryError::NoJson {
+        service: "Prometheus",
+        base: base.clone(),
+        status: Some(status),
+        source,
+    })?;
     if body["status"] != "success" {
-        return Err(format!(
-            "Prometheus rejected the query ({}: {})",
-            body["errorType"].as_str().unwrap_or("error"),
-            body["error"].as_str().unwrap_or("no reason given")
-        ));
+        return Err(QueryError::Rejected {
+            kind: body["errorType"].as_str().unwrap_or("error").to_owned(),
+            reason: body["error"]
+                .as_str()
+                .unwrap_or("no reason given")
+                .to_owned(),
+        });
     }
-    let value_of = |pair: &Value| -> Result<f64, String> {
+    let value_of = |pair: &Value| -> Result<f64, QueryError> {
         pair.get(1)
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| format!("Prometheus answered an unreadable sample: {pair}"))
+            .ok_or_else(|| QueryError::UnreadableSample(pair.clone()))
     };
     match body["data"]["resultType"].as_str() {
         Some("vector") => body["data"]["result"]
@@ -232,9 +296,8 @@ pub async fn query_prometheus(
             .map(|series| series.iter().map(|s| value_of(&s["value"])).collect())
             .unwrap_or_else(|| Ok(Vec::new())),
         Some("scalar") => value_of(&body["data"]["result"]).map(|v| vec![v]),
-        other => Err(format!(
-            "the query returns a {} result; use an instant vector or scalar expression",
-            other.unwrap_or("unknown")
+        other => Err(QueryError::ResultType(
+            other.unwrap_or("unknown").to_owned(),
         )),
     }
 }
@@ -260,7 +323,7 @@ async fn alerts(endpoints: &Endpoints, labels: &[(String, String)], timeout: Dur
             if names.len() == 1 { "" } else { "s" },
             names.join(", ")
         )),
-        Err(e) => Outcome::Fail(e),
+        Err(e) => Outcome::Fail(e.to_string()),
     }
 }
 
@@ -269,10 +332,14 @@ async fn firing_alerts(
     base: &url::Url,
     labels: &[(String, String)],
     timeout: Duration,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, QueryError> {
     let mut url = base
         .join("api/v2/alerts")
-        .map_err(|e| format!("bad Alertmanager URL {base}: {e}"))?;
+        .map_err(|source| QueryError::BadUrl {
+            service: "Alertmanager",
+            base: base.clone(),
+            source,
+        })?;
     {
         let mut query = url.query_pairs_mut();
         query
@@ -288,18 +355,21 @@ async fn firing_alerts(
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        return Err(format!(
-            "Alertmanager at {base} answered {status}: {}",
-            body.trim()
-        ));
+        return Err(QueryError::Refused {
+            base: base.clone(),
+            status,
+            body: body.trim().to_owned(),
+        });
     }
-    let alerts: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("Alertmanager at {base} answered with no JSON: {e}"))?;
-    let alerts = alerts.as_array().ok_or_else(|| {
-        format!("Alertmanager at {base} answered something other than a list of alerts")
+    let alerts: Value = response.json().await.map_err(|source| QueryError::NoJson {
+        service: "Alertmanager",
+        base: base.clone(),
+        status: None,
+        source,
     })?;
+    let alerts = alerts
+        .as_array()
+        .ok_or_else(|| QueryError::NotAList { base: base.clone() })?;
     let mut names: Vec<String> = alerts
         .iter()
         // The filters already apply; checking again guards against a server that ignores them.

@@ -12,7 +12,9 @@ mod watch;
 
 use std::time::Duration;
 
-pub use check::{evaluate, install_tls_provider, query_prometheus, Endpoints, Outcome};
+pub use check::{
+    evaluate, install_tls_provider, query_prometheus, Endpoints, NoAnswer, Outcome, QueryError,
+};
 pub use steady::{sample, Measurement, Samples};
 pub use watch::{preflight, watch, GateResult, WatchResult};
 
@@ -34,9 +36,8 @@ impl StatusRange {
     }
 
     /// `200` or `"200-299"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{text:?} is not an HTTP status or range (write e.g. 200 or \"200-299\")");
+    pub fn parse(text: &str) -> Result<Self, StatusRangeError> {
+        let bad = || StatusRangeError::NotStatus(text.to_owned());
         let (low, high) = text.split_once('-').unwrap_or((text, text));
         let code = |s: &str| {
             s.trim()
@@ -46,12 +47,19 @@ impl StatusRange {
         };
         let (low, high) = (code(low).ok_or_else(bad)?, code(high).ok_or_else(bad)?);
         if low > high {
-            return Err(format!(
-                "{text:?} runs backwards; write the lower status first"
-            ));
+            return Err(StatusRangeError::Backwards(text.to_owned()));
         }
         Ok(StatusRange { low, high })
     }
+}
+
+/// Why an expected status (`expect:`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatusRangeError {
+    #[error("{0:?} is not an HTTP status or range (write e.g. 200 or \"200-299\")")]
+    NotStatus(String),
+    #[error("{0:?} runs backwards; write the lower status first")]
+    Backwards(String),
 }
 
 impl std::fmt::Display for StatusRange {
@@ -201,6 +209,7 @@ mod tests {
         assert_eq!(StatusRange::parse("200-299"), Ok(StatusRange::SUCCESS));
         assert!(StatusRange::parse("299-200")
             .unwrap_err()
+            .to_string()
             .contains("backwards"));
         assert!(StatusRange::parse("99").is_err());
         assert!(StatusRange::parse("ok").is_err());

@@ -99,7 +99,11 @@ pub async fn sample(
     samples
 }
 
-fn record(samples: &mut Samples, probe: &SteadyProbe, result: Result<(u16, Duration), String>) {
+fn record(
+    samples: &mut Samples,
+    probe: &SteadyProbe,
+    result: Result<(u16, Duration), super::NoAnswer>,
+) {
     if let Ok((status, took)) = result {
         if probe.expect.contains(status) {
             samples.available += 1;
