@@ -489,6 +489,16 @@ pub fn write_table<I: Iterator<Item = PlannedFire>>(
     Ok(fired)
 }
 
+/// Why `plan --render` cannot show a fire.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("no drill named {name:?} (the file's drills: {})", .drills.join(", "))]
+    NoDrill { name: String, drills: Vec<String> },
+    /// The drill's kind cannot run on that cluster.
+    #[error("{0}")]
+    Plan(#[from] firedrill_experiments::PlanError),
+}
+
 /// `plan --drill NAME --at T --render`: every change one fire of the drill would make to the
 /// cluster snapshot, as YAML documents — objects it would create (as they would be created,
 /// labels and expiry included) and changes to existing objects with the prior value a revert
@@ -498,13 +508,10 @@ pub fn render_fire(
     cluster: &Cluster,
     name: &str,
     at: DateTime<Utc>,
-) -> Result<String, String> {
-    let drill = config.drill(name).ok_or_else(|| {
-        let names: Vec<&str> = config.drills.iter().map(|d| d.name.as_str()).collect();
-        format!(
-            "no drill named {name:?} (the file's drills: {})",
-            names.join(", ")
-        )
+) -> Result<String, RenderError> {
+    let drill = config.drill(name).ok_or_else(|| RenderError::NoDrill {
+        name: name.to_owned(),
+        drills: config.drills.iter().map(|d| d.name.clone()).collect(),
     })?;
     let index = verdict::ClusterIndex::new(cluster);
     let judged =
@@ -559,8 +566,7 @@ pub fn render_fire(
             expires: &rfc3339_utc(expires),
             dns: None,
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let ledger = firedrill_rollback::Ledger::new(
         &run,
         &drill.name,

@@ -772,6 +772,15 @@ pub enum SchedulerError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Why the failed reverts could not be looked at: the history or the cluster did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbacksUnread {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Cluster(#[from] firedrill_rollback::ClusterError),
+}
+
 /// Looks at the ledger of every run in this cluster's history whose revert failed: one since
 /// closed (the sweep's retry, `firedrill rollback` or `stop` replayed it) is recorded in the
 /// run's evidence as restored, which closes the report's follow-up; one deleted while open is
@@ -781,12 +790,12 @@ pub async fn record_closed_rollbacks(
     kube: &Kube,
     store: &Store,
     now: DateTime<Utc>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, RollbacksUnread> {
     let cluster = crate::ledger::KubeCluster::new(kube);
     let mut closed = Vec::new();
-    for run in store.open_rollbacks().await.map_err(|e| e.to_string())? {
+    for run in store.open_rollbacks().await? {
         let name = firedrill_rollback::ledger_name(&run);
-        let (restored, how) = match cluster.ledger(&run).await.map_err(|e| e.to_string())? {
+        let (restored, how) = match cluster.ledger(&run).await? {
             Some(Ok(l)) if !l.is_open() => (
                 true,
                 format!("ledger {name} closed: every change reverted, or left and said"),
