@@ -585,7 +585,7 @@ fn read_http(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_experi
                     n,
                     &item(&key, i),
                     "CODE:PERCENT",
-                    crate::faultproxy::parse_error,
+                    crate::drill::faultproxy::parse_error,
                 ) {
                     Some(e) => out.push(e),
                     None => ok = false,
@@ -603,7 +603,7 @@ fn read_http(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_experi
             n,
             &f.path_of("reset"),
             "a percentage",
-            crate::faultproxy::parse_share,
+            crate::drill::faultproxy::parse_share,
         ),
         None => Some(0),
     };

@@ -23,8 +23,8 @@ use read::{child, item, Fields, Reader};
 pub use read::{read_text, Diagnostic, Diagnostics, TextError};
 use yaml::{Mark, Node};
 
+use crate::drill::gate::{Check, Condition, SteadyProbe, Success};
 use crate::duration;
-use crate::gate::{Check, Condition, SteadyProbe, Success};
 use crate::schedule::{Blackout, Cron, PlannedDrill};
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.

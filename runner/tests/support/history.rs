@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use firedrill::config::Config;
+use firedrill::history::store::{FireRecord, Store};
 use firedrill::run::{Hit, Measurements, RunRecord, RunStatus};
 use firedrill::schedule::{self, FireStatus};
-use firedrill::store::{FireRecord, Store};
 use serde_json::json;
 
 /// What the seeder decided, to check the report against.
@@ -84,7 +84,7 @@ pub async fn seed(
             seeded.planned += 1;
             let at = fire.scheduled.timestamp().to_string();
             let h = draw(&[cluster, &drill.name, &at]);
-            let id = firedrill::job::run_id(&drill.name, fire.scheduled);
+            let id = firedrill::cluster::job::run_id(&drill.name, fire.scheduled);
             let record_fire =
                 |status: &str, reason: Option<String>, run: Option<String>| FireRecord {
                     drill: drill.name.clone(),
@@ -284,7 +284,7 @@ pub fn run(
         json!({ "created": format!(
             "Job/firedrill/{id}: {} {}: {status}: {}",
             if status == RunStatus::Passed { "Normal" } else { "Warning" },
-            firedrill::executor::drill_event_reason(status),
+            firedrill::drill::executor::drill_event_reason(status),
             reason.as_deref().unwrap_or("all criteria met")
         ) })
     };

@@ -543,10 +543,11 @@ pub fn render_fire(
         out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
         return Ok(out);
     }
-    let run = crate::job::run_id(&drill.name, at);
+    let run = crate::cluster::job::run_id(&drill.name, at);
     let expires = at
-        + TimeDelta::from_std(crate::job::active_deadline(drill)).unwrap_or(TimeDelta::hours(25));
-    let image = crate::job::Runtime::from_env().image;
+        + TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
+            .unwrap_or(TimeDelta::hours(25));
+    let image = crate::cluster::job::Runtime::from_env().image;
     let plan = firedrill_experiments::plan(
         drill.kind,
         &run,
@@ -650,7 +651,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 })
                 .collect();
             if !vars.is_empty() {
-                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::job::ENV_SECRET));
+                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::cluster::job::ENV_SECRET));
             }
         }
     }

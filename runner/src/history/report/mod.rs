@@ -22,9 +22,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::history::store::{FireRecord, Recorded};
 use crate::run::{EventNote, JobNote, Revert, RevertWhen, RunRecord, RunStatus};
 use crate::schedule::{self, FireStatus};
-use crate::store::{FireRecord, Recorded};
 
 use adherence::Table;
 
@@ -451,7 +451,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             continue;
         }
         // The fire's run id, alike on every cluster.
-        let id = crate::job::run_id(&drill.name, fire.scheduled);
+        let id = crate::cluster::job::run_id(&drill.name, fire.scheduled);
         // A run still recorded as running long after it must have ended never reported.
         let overdue = fire.start.unwrap_or(fire.scheduled)
             + chrono::TimeDelta::from_std(drill.duration + drill.deadline)

@@ -15,18 +15,19 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::cluster::job::RunRef;
+use crate::cluster::kubernetes::Kube;
+use crate::cluster::ledger::{KubeCluster, Protection};
+use crate::cluster::snapshot;
 use crate::config::{Config, Drill};
-use crate::gate::{self, Endpoints, Samples, WatchResult};
-use crate::job::RunRef;
-use crate::kubernetes::Kube;
-use crate::ledger::{KubeCluster, Protection};
+use crate::drill::gate::{self, Endpoints, Samples, WatchResult};
+use crate::history::pushgateway;
+use crate::history::store::{Spool, Store, StoreError};
 use crate::run::{
     EventNote, Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord,
     RunStatus,
 };
 use crate::schedule::blackout;
-use crate::store::{Spool, Store, StoreError};
-use crate::{pushgateway, snapshot};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
 /// store, the cluster or the spool), whatever the outcome: it is then only on stdout.
@@ -228,7 +229,8 @@ impl Injection {
         // affected namespace (settled for SETTLE): pods coming back are seen as the API server
         // reports them, so the recovery time is not rounded up to the next look. Probes (which
         // no watch can see) are asked only once every workload is back.
-        let mut changes = crate::kubernetes::pod_changes(kube.client(), &self.namespaces());
+        let mut changes =
+            crate::cluster::kubernetes::pod_changes(kube.client(), &self.namespaces());
         loop {
             let preparing = self.applied > 0 && self.applied <= self.preparatory;
             if preparing && self.recovered.is_none() && started.elapsed() > PREPARE_WITHIN {
@@ -343,11 +345,11 @@ impl Injection {
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let trust = self.protection.trust(&guard, Some(&self.key));
         let report = rollback::replay(&self.cluster, &mut self.ledger, &trust, false).await;
-        let outcome = crate::ledger::LedgerOutcome {
+        let outcome = crate::cluster::ledger::LedgerOutcome {
             ledger: self.ledger.name(),
             result: Ok(report.clone()),
         };
-        let mut lines = crate::ledger::describe(&outcome);
+        let mut lines = crate::cluster::ledger::describe(&outcome);
         lines.extend(
             self.cluster
                 .external_changes()
@@ -565,7 +567,7 @@ impl Progress {
         p.evidence.dry_run = Some(dry_run);
         p.evidence.armed = Some(x.config.armed);
         p.evidence.job = Some(crate::run::JobNote {
-            name: crate::job::current(),
+            name: crate::cluster::job::current(),
         });
         let success = &x.drill.success;
         let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
@@ -772,7 +774,7 @@ async fn choose_regions(
     let drill = x.drill;
     let dns = match &rf.dns {
         Some(dns) => {
-            let route53 = crate::route53::Route53::new(dns.endpoint.as_deref()).await;
+            let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
             match route53.facts(dns).await {
                 Ok(facts) => Some(facts),
                 Err(e) => {
@@ -935,7 +937,7 @@ async fn inject(
     if let Some(rf) = &failover {
         writer = lead_in(x, rf, stop).await?;
         if let Some(dns) = &rf.dns {
-            let facts = crate::route53::Route53::new(dns.endpoint.as_deref())
+            let facts = crate::cluster::route53::Route53::new(dns.endpoint.as_deref())
                 .await
                 .facts(dns)
                 .await
@@ -962,7 +964,7 @@ async fn inject(
     // A rehearsal (dry run) checks what the lead-in needs, writing nothing.
     if let (firedrill_experiments::Settings::RegionFailover(rf), true) = (&drill.fault, dry_run) {
         if let Some(markers) = &rf.data {
-            crate::region::check(markers).await.map_err(|e| {
+            crate::drill::region::check(markers).await.map_err(|e| {
                 (
                     RunStatus::Blocked,
                     format!("the RPO markers could not be written: {e}"),
@@ -976,10 +978,10 @@ async fn inject(
         None => drill.fault.clone(),
     };
     let expires = started
-        + chrono::TimeDelta::from_std(crate::job::active_deadline(drill))
+        + chrono::TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
             .unwrap_or(chrono::TimeDelta::hours(25));
     let expires_text = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let image = crate::job::Runtime::from_env().image;
+    let image = crate::cluster::job::Runtime::from_env().image;
     let scene = firedrill_experiments::Scene {
         choice: chosen.map(|c| &c.choice),
         cluster: chosen.map(|c| &c.cluster),
@@ -1009,7 +1011,7 @@ async fn inject(
         }
         (false, Some(kube)) => {
             let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind.name(), &expires_text);
-            ledger.job = crate::job::current();
+            ledger.job = crate::cluster::job::current();
             ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             // What cooldown reads back from the cluster: the workloads this run acts on.
             let hit: std::collections::BTreeSet<OwnerRef> = chosen
@@ -1028,12 +1030,14 @@ async fn inject(
                 .collect();
             ledger.hits = hit.iter().map(ToString::to_string).collect();
             // No key, no entry: a run that cannot sign its undo records changes nothing.
-            let key = crate::ledger_key::read_or_create(kube).await.map_err(|e| {
-                (
-                    RunStatus::Blocked,
-                    format!("nothing injected: the run cannot sign its ledger: {e}"),
-                )
-            })?;
+            let key = crate::cluster::ledger_key::read_or_create(kube)
+                .await
+                .map_err(|e| {
+                    (
+                        RunStatus::Blocked,
+                        format!("nothing injected: the run cannot sign its ledger: {e}"),
+                    )
+                })?;
             Some(Injection {
                 cluster: KubeCluster::new(kube),
                 ledger,
@@ -1041,7 +1045,7 @@ async fn inject(
                 protection: Protection {
                     globs: drill.safety.protected.clone(),
                     own_namespace: x.config.namespace.clone(),
-                    scope: crate::ledger::scope_of(x.config),
+                    scope: crate::cluster::ledger::scope_of(x.config),
                 },
                 waves: plan.waves.into_iter().collect(),
                 interval: plan.interval,
@@ -1110,7 +1114,7 @@ fn effective(
 ) -> firedrill_experiments::region::RegionFailover {
     let mut rf = rf.clone();
     if let Some(dns) = rf.dns.as_mut().filter(|d| d.endpoint.is_none()) {
-        dns.endpoint = std::env::var(crate::route53::ENV_ENDPOINT)
+        dns.endpoint = std::env::var(crate::cluster::route53::ENV_ENDPOINT)
             .ok()
             .filter(|e| !e.is_empty());
     }
@@ -1124,12 +1128,12 @@ async fn lead_in(
     x: &Execution<'_>,
     rf: &firedrill_experiments::region::RegionFailover,
     stop: &watch::Receiver<bool>,
-) -> Result<Option<crate::region::MarkerWriter>, Ended> {
+) -> Result<Option<crate::drill::region::MarkerWriter>, Ended> {
     let Some(markers) = &rf.data else {
         return Ok(None);
     };
     let writer =
-        crate::region::start(markers, &x.run.run)
+        crate::drill::region::start(markers, &x.run.run)
             .await
             .map_err(|e| {
                 (
@@ -1185,7 +1189,7 @@ async fn promote(
     p: &mut Progress,
     i: &mut Injection,
     rf: &firedrill_experiments::region::RegionFailover,
-    writer: Option<crate::region::MarkerWriter>,
+    writer: Option<crate::drill::region::MarkerWriter>,
     refused: bool,
     stop: &watch::Receiver<bool>,
 ) {
@@ -1245,7 +1249,7 @@ async fn promote(
     }
     let context = hook_context(x, rf, "promote");
     i.event(Utc::now(), "promotion started");
-    let outcome = crate::region::run_hook(hook, &context, x.kube).await;
+    let outcome = crate::drill::region::run_hook(hook, &context, x.kube).await;
     p.evidence.promotion = Some(outcome.to_json("promote"));
     if !outcome.ok {
         i.fail(format!("the promotion hook failed: {}", outcome.detail));
@@ -1259,13 +1263,17 @@ async fn promote(
     // Recovery is the service answering through the region that took over, after promotion.
     i.recovered = None;
     if let (Some(markers), Some(written)) = (&rf.data, written) {
-        match crate::region::newest(markers, &x.run.run).await {
+        match crate::drill::region::newest(markers, &x.run.run).await {
             Ok(survived) => {
                 // "At least" (no marker survived) is not a measurement to pass a target with.
-                p.rpo = crate::region::rpo(&written, survived)
+                p.rpo = crate::drill::region::rpo(&written, survived)
                     .filter(|(_, at_least)| !at_least)
                     .map(|(s, _)| s);
-                p.evidence.rpo = Some(crate::region::evidence(&written, survived, &markers.table));
+                p.evidence.rpo = Some(crate::drill::region::evidence(
+                    &written,
+                    survived,
+                    &markers.table,
+                ));
             }
             Err(e) => {
                 p.evidence.rpo = Some(json!({ "error": e }));
@@ -1278,8 +1286,8 @@ fn hook_context<'a>(
     x: &'a Execution<'_>,
     rf: &'a firedrill_experiments::region::RegionFailover,
     phase: &'a str,
-) -> crate::region::HookContext<'a> {
-    crate::region::HookContext {
+) -> crate::drill::region::HookContext<'a> {
+    crate::drill::region::HookContext {
         phase,
         run: &x.run.run,
         drill: &x.drill.name,
@@ -1300,7 +1308,7 @@ async fn failback(x: &Execution<'_>, p: &mut Progress) {
     match &rf.failback {
         Some(firedrill_experiments::region::Failback::Hook(hook)) => {
             let context = hook_context(x, rf, "failback");
-            let outcome = crate::region::run_hook(hook, &context, x.kube).await;
+            let outcome = crate::drill::region::run_hook(hook, &context, x.kube).await;
             p.evidence.failback = Some(outcome.to_json("failback"));
             if !outcome.ok {
                 p.failback_failed = Some(format!(
@@ -1755,5 +1763,5 @@ pub fn now_or(scheduled: Option<DateTime<Utc>>) -> DateTime<Utc> {
 
 /// How long an execution may take at most, for callers that wait on one.
 pub fn budget(drill: &Drill) -> Duration {
-    crate::job::active_deadline(drill)
+    crate::cluster::job::active_deadline(drill)
 }
