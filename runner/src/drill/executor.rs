@@ -549,7 +549,7 @@ impl Progress {
                 cluster: x.config.cluster.clone(),
                 id: x.run.run.clone(),
                 drill: x.drill.name.clone(),
-                kind: x.drill.kind.to_string(),
+                kind: x.drill.kind().to_string(),
                 scheduled: x.run.scheduled,
                 started: Some(started),
                 ended: None,
@@ -591,7 +591,7 @@ async fn preflight(
     started: DateTime<Utc>,
 ) -> Result<(), Ended> {
     let drill = x.drill;
-    let mutates = drill.kind != Kind::Probe;
+    let mutates = drill.kind() != Kind::Probe;
     match x.kube {
         Some(kube) => match kube.kill_switch().await {
             Ok(None) => {}
@@ -663,7 +663,7 @@ async fn choose(
         return choose_regions(x, p, rf, started).await.map(Some);
     }
     let mut chosen: Option<Chosen> = None;
-    if drill.kind.needs_pod_targets() {
+    if drill.kind().needs_pod_targets() {
         let Some(kube) = x.kube else {
             return Err((
                 RunStatus::Blocked,
@@ -708,8 +708,7 @@ async fn choose(
             }
         };
         let index = verdict::ClusterIndex::new(&cluster);
-        let choice =
-            firedrill_experiments::choose(drill.kind, &drill.fault, &index, &cluster, &request);
+        let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
         drop(index);
         // Every node judged must be one whose pods were all read (fail safe).
         let unread: Vec<&str> = choice
@@ -834,8 +833,7 @@ async fn choose_regions(
             recent_hits: x.recent_hits.as_ref().unwrap_or(&none),
         };
         let index = verdict::ClusterIndex::new(&cluster);
-        let choice =
-            firedrill_experiments::choose(drill.kind, &drill.fault, &index, &cluster, &request);
+        let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
         drop(index);
         if let Some(blocked) = choice.verdict.blocked {
             return Err((RunStatus::Blocked, blocked));
@@ -878,7 +876,7 @@ async fn read_cluster(
         let refs: Vec<&Value> = objects.iter().collect();
         snapshot::from_objects(&refs).map_err(|(_, e)| e)
     };
-    if firedrill_experiments::reach(drill.kind, &drill.fault).is_none() {
+    if firedrill_experiments::reach(&drill.fault).is_none() {
         return Ok((model(&objects)?, None));
     }
     // Which nodes the targets lead to, then everything on them.
@@ -990,7 +988,7 @@ async fn inject(
         expires: &expires_text,
         dns: fresh_dns.as_ref().or(chosen.and_then(|c| c.dns.as_ref())),
     };
-    let plan = match firedrill_experiments::plan(drill.kind, &x.run.run, &fault, &scene) {
+    let plan = match firedrill_experiments::plan(&x.run.run, &fault, &scene) {
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e)),
         Err(e) => {
@@ -1010,7 +1008,8 @@ async fn inject(
             ))
         }
         (false, Some(kube)) => {
-            let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind.name(), &expires_text);
+            let mut ledger =
+                Ledger::new(&x.run.run, &drill.name, drill.kind().name(), &expires_text);
             ledger.job = crate::cluster::job::current();
             ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             // What cooldown reads back from the cluster: the workloads this run acts on.

@@ -691,7 +691,7 @@ fn running_record(
         cluster: cluster.to_owned(),
         id: run.to_owned(),
         drill: drill.name.clone(),
-        kind: drill.kind.to_string(),
+        kind: drill.kind().to_string(),
         scheduled,
         started: Some(now),
         ended: None,

@@ -123,7 +123,7 @@ pub async fn seed(
                         cluster: (*cluster).to_owned(),
                         id,
                         drill: drill.name.clone(),
-                        kind: drill.kind.to_string(),
+                        kind: drill.kind().to_string(),
                         scheduled: fire.scheduled,
                         started: None,
                         ended: Some(fire.scheduled + TimeDelta::hours(2)),
@@ -256,7 +256,7 @@ pub fn run(
     if acted {
         let ledger = format!("firedrill-ledger-{id}");
         let mut injected = json!({ "ledger": ledger, "changed": [format!("delete Pod/{ns}/{pod}")], "refused": [] });
-        if drill.kind.to_string() == "region-failover" {
+        if drill.kind().to_string() == "region-failover" {
             injected["dns_changes"] = json!([format!("record set api.pake.example.com A (us-east-1) in zone Z123: change /change/C{:X} INSYNC", h & 0xffffff)]);
         }
         evidence["injected"] = injected;
@@ -292,7 +292,7 @@ pub fn run(
         cluster: cluster.to_owned(),
         id: id.to_owned(),
         drill: drill.name.clone(),
-        kind: drill.kind.to_string(),
+        kind: drill.kind().to_string(),
         scheduled,
         started: Some(start),
         ended: Some(ended),

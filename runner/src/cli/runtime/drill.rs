@@ -165,7 +165,7 @@ async fn check_run_id(
         None => Ok(()),
         Some(e)
             if e.drill == drill.name
-                && e.kind == drill.kind.to_string()
+                && e.kind == drill.kind().to_string()
                 && crate::history::store::timestamp(e.scheduled)
                     == crate::history::store::timestamp(scheduled)
                 && e.status == crate::run::RunStatus::Running =>

@@ -430,7 +430,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let drill_ids: Vec<u32> = config
         .drills
         .iter()
-        .map(|d| table.drill(&d.name, &d.kind.to_string()))
+        .map(|d| table.drill(&d.name, &d.kind().to_string()))
         .collect();
     // Per cluster and drill: what became of its fires, and the rows of those that did not run.
     let mut fates: Vec<(Tally, Vec<u32>)> =
@@ -803,7 +803,7 @@ fn drill_report(
     tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
     let open = follow_ups_of(&cluster, &name, &list, &did_not_run, table);
     let kind = drill
-        .map(|d| d.kind.to_string())
+        .map(|d| d.kind().to_string())
         .or_else(|| list.first().map(|r| r.kind.clone()))
         .unwrap_or_default();
     let excluded = exclusions(&list);
