@@ -113,6 +113,10 @@ const LAYERS: &[(usize, &[&str])] = &[
         &[
             "firedrill::drill",
             "firedrill::drill::executor",
+            "firedrill::drill::failover",
+            "firedrill::drill::lifecycle",
+            "firedrill::drill::record",
+            "firedrill::drill::state",
             "firedrill::history::report",
             "firedrill::schedule::scheduler",
             "firedrill::schedule::upcoming",
@@ -130,7 +134,6 @@ const LONGEST_FILE: usize = 1000;
 /// Files over [`LONGEST_FILE`] non-test lines today (ratchet).
 const KNOWN_LONG_FILES: &[&str] = &[
     "runner/src/config/mod.rs",
-    "runner/src/drill/executor.rs",
     "runner/src/history/report/mod.rs",
 ];
 

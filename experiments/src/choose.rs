@@ -11,6 +11,14 @@ use crate::node::Resource;
 use crate::plan::Choice;
 
 /// How a fault reaches a whole node, and how many nodes one fire may take.
+/// The namespaces a fire must read besides its targets': a dependency failure's dependency.
+pub fn also_reads(settings: &Settings) -> Option<&str> {
+    match settings {
+        Settings::DependencyFailure(s) => s.dependency.namespace(),
+        _ => None,
+    }
+}
+
 pub fn reach(settings: &Settings) -> Option<(Reach, usize)> {
     match settings {
         Settings::NodeDrain(s) => Some((Reach::Drain, s.max_nodes as usize)),

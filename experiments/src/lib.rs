@@ -16,7 +16,7 @@ mod plan;
 pub mod pod;
 pub mod region;
 
-pub use choose::{choose, reach};
+pub use choose::{also_reads, choose, reach};
 pub use container::{ContainerKill, KILL_IMAGE};
 pub use dependency::{percent, Dependency, DependencyFailure, HttpFault, Mode};
 pub use fault::{plan, Settings};

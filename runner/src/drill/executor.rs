@@ -7,27 +7,24 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firedrill_experiments::{Choice, Kind};
-use firedrill_rollback::{self as rollback, Ledger, Step};
+use firedrill_rollback::{self as rollback, Ledger};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
 use firedrill_safety::verdict::{self, RecentHits, Request};
-use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::cluster::job::RunRef;
 use crate::cluster::kubernetes::Kube;
 use crate::cluster::ledger::{KubeCluster, Protection};
 use crate::cluster::snapshot;
-use crate::config::{Config, Drill};
-use crate::drill::gate::{self, Endpoints, Samples, WatchResult};
-use crate::history::pushgateway;
-use crate::history::store::{Spool, Store, StoreError};
-use crate::run::{
-    EventNote, Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord,
-    RunStatus,
-};
+use crate::config::Drill;
+use crate::drill::gate::{self, Samples, WatchResult};
+use crate::run::{Measurements, Revert, RevertWhen, RunRecord, RunStatus};
 use crate::schedule::blackout;
+
+use super::lifecycle::Lifecycle;
+pub use super::record::{announce, drill_event_reason, keep, record, Kept, Sinks};
+use super::state::{hits, Chosen, Ended, Injection, Progress, KILL_SWITCH_READ_FAILURES};
+pub use super::state::{Execution, KILL_SWITCH_EVERY};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
 /// store, the cluster or the spool), whatever the outcome: it is then only on stdout.
@@ -44,418 +41,6 @@ pub fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
-/// A fault in place: the run's ledger and where to undo it. Built only when a kind planned
-/// steps and the run is armed.
-struct Injection {
-    cluster: KubeCluster,
-    ledger: Ledger,
-    /// Signs every entry this run writes, and verifies them on its own revert.
-    key: rollback::Key,
-    protection: Protection,
-    /// Waves not applied yet, and the pause before the next.
-    waves: std::collections::VecDeque<Vec<Step>>,
-    interval: Duration,
-    /// The next wave waits for recovery (pod-kill's waves, the proxy before a selector swap).
-    wait_for_recovery: bool,
-    /// Leading waves that only prepare: the fault starts after them.
-    preparatory: usize,
-    /// Waves applied so far.
-    applied: usize,
-    /// The workloads the fault takes down: recovery waits for them.
-    affected: std::collections::BTreeSet<OwnerRef>,
-    /// Recovery also waits for the drill's steady-state probes to answer as expected.
-    probes: Vec<gate::SteadyProbe>,
-    endpoints: Endpoints,
-    /// Why the fault did not go in as planned (a wave failed, a helper failed, preparation
-    /// timed out): the run ends as `error`, after the revert.
-    failure: Option<String>,
-    /// The helper pods a wave created (container-kill's, network-degrade's): a failed one fails
-    /// the run.
-    helpers: Vec<rollback::ObjectRef>,
-    /// When the first fault was made, and when everything it hit was back.
-    first_fault: Option<DateTime<Utc>>,
-    recovered: Option<DateTime<Utc>>,
-    /// What happened when, for the record.
-    timeline: Vec<Moment>,
-}
-
-impl Injection {
-    /// Applies one wave through the ledger (each undo record written before its change).
-    async fn inject(&mut self, steps: &[Step]) -> Result<Injected, String> {
-        // The fault starts when its first change is asked for (a DNS change waits until it is
-        // in sync before `apply` returns).
-        let began = Utc::now();
-        let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let trust = self.protection.trust(&guard, Some(&self.key));
-        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &trust)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.applied += 1;
-        for step in steps {
-            if let rollback::Operation::Create { object } = &step.forward {
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if name.starts_with("firedrill-kill-") || name.starts_with("firedrill-degrade-") {
-                    self.helpers.extend(rollback::ObjectRef::of(object));
-                }
-            }
-        }
-        let now = Utc::now();
-        if !applied.made.is_empty() && self.applied > self.preparatory {
-            self.first_fault.get_or_insert(began);
-            self.recovered = None;
-        }
-        // Each object the drill touched says so, for `kubectl describe`: what a step changes,
-        // and what a helper it creates acts on (the pod whose container it kills, the node it
-        // loads).
-        for step in steps {
-            let acts_on = match &step.forward {
-                rollback::Operation::Create { object } => object
-                    .pointer(&format!(
-                        "/metadata/annotations/{}",
-                        firedrill_experiments::container::ACTS_ON.replace('/', "~1")
-                    ))
-                    .and_then(Value::as_str)
-                    .and_then(acts_on),
-                _ => None,
-            };
-            for target in step.forward.target().into_iter().chain(acts_on) {
-                let message = format!(
-                    "firedrill drill {} (run {}): {}",
-                    self.ledger.drill,
-                    self.ledger.run,
-                    step.forward.describe()
-                );
-                self.cluster
-                    .event_on(&target, "FiredrillFault", &message)
-                    .await;
-            }
-        }
-        for what in &applied.made {
-            self.event(now, what);
-        }
-        for (what, why) in &applied.refused {
-            self.event(now, &format!("{what}: not made: {why}"));
-        }
-        let dns = self.cluster.external_changes();
-        Ok(Injected {
-            ledger: Some(self.ledger.name()),
-            changed: Some(applied.made),
-            refused: Some(
-                applied
-                    .refused
-                    .into_iter()
-                    .map(|(step, reason)| crate::run::Refused { step, reason })
-                    .collect(),
-            ),
-            dns_changes: (!dns.is_empty()).then_some(dns),
-        })
-    }
-
-    fn event(&mut self, at: DateTime<Utc>, what: &str) {
-        let since = self
-            .first_fault
-            .map(|f| (at - f).num_milliseconds() as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.timeline.push(Moment {
-            at: Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            seconds: Some(since),
-            event: Some(what.to_owned()),
-        });
-    }
-
-    /// The namespaces of the affected workloads, each once.
-    fn namespaces(&self) -> Vec<String> {
-        let unique: std::collections::BTreeSet<&str> =
-            self.affected.iter().map(|o| o.namespace.as_str()).collect();
-        unique.into_iter().map(str::to_owned).collect()
-    }
-
-    /// Whether the system is back: every affected workload at its desired ready replicas, and
-    /// every steady-state probe answering as expected right now. `Ok(None)`: yes; `Ok(Some)`:
-    /// what is still down.
-    async fn still_down(&self, kube: &Kube) -> Result<Option<String>, String> {
-        if !self.affected.is_empty() {
-            let objects = kube
-                .snapshot(&self.namespaces())
-                .await
-                .map_err(|e| e.to_string())?;
-            let refs: Vec<&Value> = objects.iter().collect();
-            let cluster = snapshot::from_objects(&refs).map_err(|(_, e)| e)?;
-            for owner in &self.affected {
-                // A workload that is not there is not back (fail closed).
-                let Some(desired) = cluster
-                    .owners
-                    .iter()
-                    .find(|o| &o.key == owner)
-                    .map(|o| o.desired)
-                else {
-                    return Ok(Some(format!("{owner} not found")));
-                };
-                let ready = cluster
-                    .pods
-                    .iter()
-                    .filter(|p| p.running_and_ready && p.owner.as_ref() == Some(owner))
-                    .count();
-                if ready < desired as usize {
-                    return Ok(Some(format!("{owner}: {ready} of {desired} ready")));
-                }
-            }
-        }
-        for probe in &self.probes {
-            match self.endpoints.get_status(&probe.url, probe.timeout).await {
-                Ok((status, _)) if probe.expect.contains(status) => {}
-                Ok((status, _)) => return Ok(Some(format!("{} answers {status}", probe.url))),
-                Err(e) => return Ok(Some(format!("{}: {e}", probe.url))),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Watches recovery and applies the later waves (after recovery when the plan says so,
-    /// `interval` after the previous wave or the recovery). Recovery is kept under watch to the
-    /// end: a system that goes down again is not recovered until it is back, so the recovery time
-    /// is until it came back for good. Returns only when the fault cannot go in as planned
-    /// (`failure` says why): the observation otherwise decides when the drill ends.
-    async fn waves(&mut self, kube: &Kube, every: Duration) {
-        if self.failure.is_some() {
-            return;
-        }
-        let mut next_at: Option<tokio::time::Instant> = None;
-        let started = tokio::time::Instant::now();
-        // The system is looked at every `every`, and again after each change to a pod in an
-        // affected namespace (settled for SETTLE): pods coming back are seen as the API server
-        // reports them, so the recovery time is not rounded up to the next look. Probes (which
-        // no watch can see) are asked only once every workload is back.
-        let mut changes =
-            crate::cluster::kubernetes::pod_changes(kube.client(), &self.namespaces());
-        loop {
-            let preparing = self.applied > 0 && self.applied <= self.preparatory;
-            if preparing && self.recovered.is_none() && started.elapsed() > PREPARE_WITHIN {
-                self.fail(format!(
-                    "what the fault needs was not ready within {}s (the fault proxy's pods; see `kubectl describe deployment -l firedrill.io/run={}`); nothing was injected",
-                    PREPARE_WITHIN.as_secs(),
-                    self.ledger.run
-                ));
-                return;
-            }
-            if let Some(failed) = self.failed_helper(kube).await {
-                self.fail(failed);
-                return;
-            }
-            if self.first_fault.is_some() || preparing {
-                match self.still_down(kube).await {
-                    Ok(None) if self.first_fault.is_some() && self.recovered.is_none() => {
-                        let now = Utc::now();
-                        self.recovered = Some(now);
-                        let mut back: Vec<String> = self
-                            .affected
-                            .iter()
-                            .map(|o| format!("{o} ready as desired"))
-                            .collect();
-                        if !self.probes.is_empty() {
-                            back.push("steady-state probes pass".into());
-                        }
-                        let what = if back.is_empty() {
-                            "nothing was taken down".to_owned()
-                        } else {
-                            back.join(", ")
-                        };
-                        self.event(now, &format!("recovered: {what}"));
-                    }
-                    // Prepared (the proxy is ready): the fault may go in.
-                    Ok(None) if preparing && self.recovered.is_none() => {
-                        let now = Utc::now();
-                        self.recovered = Some(now);
-                        let ready: Vec<String> =
-                            self.affected.iter().map(ToString::to_string).collect();
-                        self.event(now, &format!("prepared: {} ready", ready.join(", ")));
-                    }
-                    Ok(None) => {}
-                    Ok(Some(down)) if self.recovered.is_some() && !preparing => {
-                        let now = Utc::now();
-                        self.recovered = None;
-                        // The next wave waits for this recovery, then its full interval.
-                        next_at = None;
-                        self.event(now, &format!("down again: {down}"));
-                    }
-                    Ok(Some(_)) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot read the workloads' readiness"),
-                }
-            }
-            let may_go = self.recovered.is_some() || !self.wait_for_recovery;
-            if !self.waves.is_empty() && may_go {
-                let at =
-                    *next_at.get_or_insert_with(|| tokio::time::Instant::now() + self.interval);
-                if tokio::time::Instant::now() >= at {
-                    next_at = None;
-                    let wave = self.waves.pop_front().unwrap_or_default();
-                    if self.applied < self.preparatory {
-                        self.recovered = None;
-                    }
-                    if let Err(e) = self.inject(&wave).await {
-                        self.fail(format!("a wave failed: {e}"));
-                        return;
-                    }
-                    continue;
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                Some(()) = changes.next() => {
-                    // A burst of changes (a ReplicaSet's pods coming back) is looked at once.
-                    tokio::time::sleep(SETTLE).await;
-                    while changes.next().now_or_never().flatten().is_some() {}
-                }
-            }
-        }
-    }
-
-    fn fail(&mut self, why: String) {
-        tracing::error!(reason = %why, "the fault did not go in as planned; reverting");
-        self.event(Utc::now(), &format!("failed: {why}"));
-        self.waves.clear();
-        self.failure = Some(why);
-    }
-
-    /// A helper pod that ended in failure (it found nothing to kill, or could not run), said.
-    async fn failed_helper(&self, kube: &Kube) -> Option<String> {
-        for helper in &self.helpers {
-            let namespace = helper.namespace.as_deref().unwrap_or_default();
-            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                kube::Api::namespaced(kube.client().clone(), namespace);
-            if let Ok(Some(pod)) = api.get_opt(&helper.name).await {
-                let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
-                if phase.as_deref() == Some("Failed") {
-                    return Some(format!(
-                        "the helper {helper} failed (its log says why: kubectl -n {namespace} logs {})",
-                        helper.name
-                    ));
-                }
-            }
-        }
-        None
-    }
-
-    /// Replays the ledger backwards; an entry left because someone changed it since is reported,
-    /// not an error; anything not undone is. Each object restored carries an Event saying so.
-    async fn revert(&mut self, when: RevertWhen) -> Revert {
-        let guard = |r: &rollback::ObjectRef| self.protection.check(r);
-        let trust = self.protection.trust(&guard, Some(&self.key));
-        let report = rollback::replay(&self.cluster, &mut self.ledger, &trust, false).await;
-        let outcome = crate::cluster::ledger::LedgerOutcome {
-            ledger: self.ledger.name(),
-            result: Ok(report.clone()),
-        };
-        let mut lines = crate::cluster::ledger::describe(&outcome);
-        lines.extend(
-            self.cluster
-                .external_changes()
-                .into_iter()
-                .map(|c| format!("DNS {c}")),
-        );
-        let touched: std::collections::BTreeSet<rollback::ObjectRef> = self
-            .ledger
-            .entries
-            .iter()
-            // Objects put back that outlive the drill: not what it created, not the pods it
-            // killed.
-            .filter(|e| e.state == rollback::EntryState::Reverted)
-            .filter(|e| {
-                !matches!(
-                    e.undo,
-                    rollback::UndoRecord::DeleteCreated { .. }
-                        | rollback::UndoRecord::Recreated { .. }
-                )
-            })
-            .filter_map(|e| e.undo.target())
-            .collect();
-        let message = format!(
-            "firedrill drill {} (run {}): reverted",
-            self.ledger.drill, self.ledger.run
-        );
-        for target in &touched {
-            self.cluster
-                .event_on(target, "FiredrillRevert", &message)
-                .await;
-        }
-        if report.failed() {
-            Revert::Failed {
-                when,
-                error: lines.join("; "),
-            }
-        } else {
-            let left = report
-                .actions
-                .iter()
-                .any(|a| a.outcome == rollback::Outcome::Left);
-            Revert::replayed(when, lines, left)
-        }
-    }
-}
-
-/// `Pod/namespace/name` or `Node/name`, as helpers name what they act on.
-fn acts_on(text: &str) -> Option<rollback::ObjectRef> {
-    match text.split('/').collect::<Vec<_>>().as_slice() {
-        ["Node", name] => Some(rollback::ObjectRef::node(name)),
-        [kind, namespace, name] => Some(rollback::ObjectRef::namespaced(
-            rollback::ObjectKind::parse(kind)?,
-            namespace,
-            name,
-        )),
-        _ => None,
-    }
-}
-
-/// How long what a fault needs first (the fault proxy) may take to be ready.
-const PREPARE_WITHIN: Duration = Duration::from_secs(120);
-
-/// Everything one execution needs.
-pub struct Execution<'a> {
-    pub config: &'a Config,
-    pub drill: &'a Drill,
-    pub run: &'a RunRef,
-    /// `None` when there is no cluster access (only a probe may run then).
-    pub kube: Option<&'a Kube>,
-    pub endpoints: &'a Endpoints,
-    /// How often the kill switch is looked at while the fault is in place.
-    pub kill_switch_every: Duration,
-    /// Workloads earlier runs hit and when, for `cooldown`; `None` when the history cannot be
-    /// read (then a drill with a cooldown is blocked unless it is a dry run).
-    pub recent_hits: Option<RecentHits>,
-}
-
-/// The on-call engineer's switch must stop a running drill within seconds.
-pub const KILL_SWITCH_EVERY: Duration = Duration::from_secs(2);
-/// How long a change to an affected pod settles before the system is looked at again: at most
-/// four looks a second however busy the namespace, each within a quarter second of the change.
-const SETTLE: Duration = Duration::from_millis(250);
-/// Reads of the kill switch that may fail in a row before the drill stops anyway (fail safe).
-const KILL_SWITCH_READ_FAILURES: u32 = 3;
-
-struct Progress {
-    record: RunRecord,
-    evidence: Evidence,
-    /// Data loss measured by a region failover's markers.
-    rpo: Option<f64>,
-    /// A region failover promoted the database (so its failback is due).
-    promoted: bool,
-    /// Why a region failover's failback hook failed.
-    failback_failed: Option<String>,
-}
-
-impl Progress {
-    fn finish(mut self, status: RunStatus, reason: Option<String>) -> RunRecord {
-        self.record.status = status;
-        self.record.reason = reason;
-        self.record.ended = Some(Utc::now());
-        self.record.evidence = self.evidence;
-        self.record
-    }
-}
-
 /// Runs the pipeline and returns the finished record (not yet stored: see [`record`]).
 /// `stop` turning true (a signal) ends the observation early; the fault is still reverted.
 #[tracing::instrument(name = "run", skip_all, fields(drill = %x.drill.name, run = %x.run.run))]
@@ -466,10 +51,20 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     tracing::info!(drill = %x.drill.name, run = %x.run.run, dry_run, "run started");
     // 1-3: every way out before the fault is in place ends the run here, nothing injected.
     let stopped = stop.clone();
+    let mut life = Lifecycle::of(&x.drill.fault);
     let before = async {
         preflight(x, &mut p, started).await?;
-        let chosen = choose(x, &mut p, started, dry_run).await?;
-        inject(x, &mut p, chosen.as_ref(), started, dry_run, &stopped).await
+        let chosen = choose(x, &mut p, &life, started, dry_run).await?;
+        inject(
+            x,
+            &mut p,
+            &mut life,
+            chosen.as_ref(),
+            started,
+            dry_run,
+            &stopped,
+        )
+        .await
     };
     let mut injection = match before.await {
         Ok(injection) => injection,
@@ -493,8 +88,9 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
             i.fail("the fault never went in: what it needs (the fault proxy) was not ready before the drill ended".into());
         }
     }
-    // 5. Fail back (a promoted region failover), then revert, whatever happened.
-    failback(x, &mut p).await;
+    // 5. What the kind does before the revert (a promoted region failover fails back), then
+    // revert, whatever happened.
+    life.before_revert(x, &mut p).await;
     if let Some(i) = injection.as_mut() {
         if let Err(reason) = revert(x, &mut p, i).await {
             return p.finish(RunStatus::Error, Some(reason));
@@ -518,72 +114,6 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     record
 }
 
-/// Why a run ended before its fault was in place: its status and the reason.
-type Ended = (RunStatus, String);
-
-/// What a run records as hit: the pods the verdict chose.
-fn hits(verdict: &verdict::Verdict) -> Vec<Hit> {
-    verdict
-        .targets
-        .iter()
-        .map(|t| Hit {
-            namespace: t.namespace.clone(),
-            name: t.name.clone(),
-            owner: t.owner.clone(),
-        })
-        .collect()
-}
-
-/// What the guard let one fire touch, and the facts its steps are planned from.
-struct Chosen {
-    choice: Choice,
-    cluster: Cluster,
-    /// Route 53 as read before the fire (region failover).
-    dns: Option<firedrill_experiments::region::DnsFacts>,
-}
-
-impl Progress {
-    fn new(x: &Execution<'_>, started: DateTime<Utc>, dry_run: bool) -> Self {
-        let mut p = Progress {
-            record: RunRecord {
-                cluster: x.config.cluster.clone(),
-                id: x.run.run.clone(),
-                drill: x.drill.name.clone(),
-                kind: x.drill.kind().to_string(),
-                scheduled: x.run.scheduled,
-                started: Some(started),
-                ended: None,
-                status: RunStatus::Running,
-                reason: None,
-                targets: Vec::new(),
-                measurements: Measurements::default(),
-                evidence: Evidence::new(),
-            },
-            evidence: Evidence::new(),
-            rpo: None,
-            promoted: false,
-            failback_failed: None,
-        };
-        p.evidence.dry_run = Some(dry_run);
-        p.evidence.armed = Some(x.config.armed);
-        p.evidence.job = Some(crate::run::JobNote {
-            name: crate::cluster::job::current(),
-        });
-        let success = &x.drill.success;
-        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
-        let criteria = crate::run::Criteria {
-            availability: success.availability.map(|a| a.as_fraction()),
-            latency_p50_seconds: seconds(success.p50),
-            latency_p95_seconds: seconds(success.p95),
-            latency_p99_seconds: seconds(success.p99),
-            rto_seconds: seconds(success.rto),
-            rpo_seconds: seconds(success.rpo),
-        };
-        p.evidence.criteria = Some(criteria);
-        p
-    }
-}
-
 /// 1. The kill switch, blackouts and the drill's preflight gates.
 async fn preflight(
     x: &Execution<'_>,
@@ -591,7 +121,7 @@ async fn preflight(
     started: DateTime<Utc>,
 ) -> Result<(), Ended> {
     let drill = x.drill;
-    let mutates = drill.kind() != Kind::Probe;
+    let mutates = drill.kind().changes_anything();
     match x.kube {
         Some(kube) => match kube.kill_switch().await {
             Ok(None) => {}
@@ -655,12 +185,13 @@ async fn preflight(
 async fn choose(
     x: &Execution<'_>,
     p: &mut Progress,
+    life: &Lifecycle<'_>,
     started: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Option<Chosen>, Ended> {
     let drill = x.drill;
-    if let firedrill_experiments::Settings::RegionFailover(rf) = &drill.fault {
-        return choose_regions(x, p, rf, started).await.map(Some);
+    if let Some(chosen) = life.choose(x, p, started).await {
+        return chosen.map(Some);
     }
     let mut chosen: Option<Chosen> = None;
     if drill.kind().needs_pod_targets() {
@@ -762,96 +293,6 @@ async fn choose(
     Ok(chosen)
 }
 
-/// 2, for a region failover: Route 53 read and judged (the surviving regions, the records it
-/// will change), and the failed region's workloads judged like a dependency scaled to zero.
-async fn choose_regions(
-    x: &Execution<'_>,
-    p: &mut Progress,
-    rf: &firedrill_experiments::region::RegionFailover,
-    started: DateTime<Utc>,
-) -> Result<Chosen, Ended> {
-    let drill = x.drill;
-    let dns = match &rf.dns {
-        Some(dns) => {
-            let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
-            match route53.facts(dns).await {
-                Ok(facts) => Some(facts),
-                Err(e) => {
-                    return Err((
-                        RunStatus::Blocked,
-                        format!(
-                        "cannot read Route 53, so the regions cannot be judged (fail safe): {e}"
-                    ),
-                    ))
-                }
-            }
-        }
-        None => None,
-    };
-    let surviving = firedrill_experiments::region::judge(
-        rf,
-        dns.as_ref(),
-        drill.safety.limits.min_healthy_regions,
-    )
-    .map_err(|e| (RunStatus::Blocked, e))?;
-    p.evidence.regions = Some(json!({
-            "failed": rf.from,
-            "takes_over": rf.to,
-            "healthy_after": surviving,
-            "healthy_before": dns.as_ref().map(|d| &d.healthy),
-            "record_sets": dns.as_ref().map(|d| &d.record_sets),
-            "health_checks": dns.as_ref().map(|d| &d.health_checks),
-    }));
-    let mut cluster = Cluster::default();
-    if !rf.isolate.is_empty() {
-        let Some(kube) = x.kube else {
-            return Err((
-                RunStatus::Blocked,
-                "no cluster access to check the workloads the drill would isolate".into(),
-            ));
-        };
-        let mut namespaces: Vec<String> = rf.isolate.iter().map(|i| i.namespace.clone()).collect();
-        namespaces.sort();
-        namespaces.dedup();
-        let objects = kube.snapshot(&namespaces).await.map_err(|e| {
-            (
-                RunStatus::Blocked,
-                format!("cannot read the cluster (fail safe): {e}"),
-            )
-        })?;
-        let refs: Vec<&Value> = objects.iter().collect();
-        cluster = snapshot::from_objects(&refs)
-            .map_err(|(_, e)| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
-        let none = RecentHits::new();
-        let request = Request {
-            drill: &drill.name,
-            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-            now: started.timestamp(),
-            targets: &drill.targets,
-            policy: &drill.safety,
-            own_namespace: &x.config.namespace,
-            recent_hits: x.recent_hits.as_ref().unwrap_or(&none),
-        };
-        let index = verdict::ClusterIndex::new(&cluster);
-        let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
-        drop(index);
-        if let Some(blocked) = choice.verdict.blocked {
-            return Err((RunStatus::Blocked, blocked));
-        }
-        p.record.targets = hits(&choice.verdict);
-        return Ok(Chosen {
-            choice,
-            cluster,
-            dns,
-        });
-    }
-    Ok(Chosen {
-        choice: Choice::default(),
-        cluster,
-        dns,
-    })
-}
-
 /// The part of the cluster one fire is decided on: the targets' namespaces (and the
 /// dependency's); for node faults also every node and every namespace with a pod on the nodes
 /// the targets run on, so each neighbour is judged with its workload and budgets.
@@ -863,9 +304,7 @@ async fn read_cluster(
 ) -> Result<(Cluster, Option<Vec<String>>), String> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
-    if let firedrill_experiments::Settings::DependencyFailure(s) = &drill.fault {
-        namespaces.extend(s.dependency.namespace().map(str::to_owned));
-    }
+    namespaces.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
     namespaces.sort();
     namespaces.dedup();
     let mut objects = kube
@@ -918,63 +357,18 @@ async fn read_cluster(
 async fn inject(
     x: &Execution<'_>,
     p: &mut Progress,
+    life: &mut Lifecycle<'_>,
     chosen: Option<&Chosen>,
     started: DateTime<Utc>,
     dry_run: bool,
     stop: &watch::Receiver<bool>,
 ) -> Result<Option<Injection>, Ended> {
     let drill = x.drill;
-    // A region failover writes its RPO markers for the lead-in first, then reads Route 53 again:
-    // the fire is decided, and its steps planned, on DNS as it is when they are made.
-    let failover = match (&drill.fault, dry_run) {
-        (firedrill_experiments::Settings::RegionFailover(rf), false) => Some(effective(rf)),
-        _ => None,
-    };
-    let mut writer = None;
-    let mut fresh_dns = None;
-    if let Some(rf) = &failover {
-        writer = lead_in(x, rf, stop).await?;
-        if let Some(dns) = &rf.dns {
-            let facts = crate::cluster::route53::Route53::new(dns.endpoint.as_deref())
-                .await
-                .facts(dns)
-                .await
-                .map_err(|e| {
-                    (
-                        RunStatus::Blocked,
-                        format!("cannot read Route 53 after the lead-in (fail safe; nothing injected): {e}"),
-                    )
-                })?;
-            firedrill_experiments::region::judge(
-                rf,
-                Some(&facts),
-                drill.safety.limits.min_healthy_regions,
-            )
-            .map_err(|e| {
-                (
-                    RunStatus::Blocked,
-                    format!("after the lead-in: {e}; nothing injected"),
-                )
-            })?;
-            fresh_dns = Some(facts);
-        }
-    }
-    // A rehearsal (dry run) checks what the lead-in needs, writing nothing.
-    if let (firedrill_experiments::Settings::RegionFailover(rf), true) = (&drill.fault, dry_run) {
-        if let Some(markers) = &rf.data {
-            crate::drill::region::check(markers).await.map_err(|e| {
-                (
-                    RunStatus::Blocked,
-                    format!("the RPO markers could not be written: {e}"),
-                )
-            })?;
-            p.evidence.data = Some("both databases answer (a dry run writes no marker)".into());
-        }
-    }
-    let fault = match &failover {
-        Some(rf) => firedrill_experiments::Settings::RegionFailover(Box::new(rf.clone())),
-        None => drill.fault.clone(),
-    };
+    // What the kind does before its steps are planned (a region failover's lead-in), and the
+    // settings and Route 53 facts it plans them with.
+    let prepared = life.prepare(x, p, dry_run, stop).await?;
+    let fault = prepared.fault.unwrap_or_else(|| drill.fault.clone());
+    let fresh_dns = prepared.dns;
     let expires = started
         + chrono::TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
             .unwrap_or(chrono::TimeDelta::hours(25));
@@ -1074,9 +468,7 @@ async fn inject(
                 .await
                 .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}")));
             if let Some(reason) = engaged {
-                if let Some(w) = writer.take() {
-                    w.stop().await;
-                }
+                life.abandon().await;
                 return Err((
                     RunStatus::Aborted,
                     format!(
@@ -1091,9 +483,7 @@ async fn inject(
             Ok(changes) => {
                 let refused = changes.refused.as_ref().is_some_and(|r| !r.is_empty());
                 p.evidence.injected = Some(changes);
-                if let Some(rf) = &failover {
-                    promote(x, p, i, rf, writer.take(), refused, stop).await;
-                }
+                life.after_first_wave(x, p, i, refused, stop).await;
             }
             Err(e) => {
                 // A partial injection is reverted before anything else.
@@ -1104,229 +494,6 @@ async fn inject(
     }
 
     Ok(injection)
-}
-
-/// The drill's region failover with the Route 53 endpoint it will use written into it, so that
-/// the ledger names the endpoint any later revert must reach.
-fn effective(
-    rf: &firedrill_experiments::region::RegionFailover,
-) -> firedrill_experiments::region::RegionFailover {
-    let mut rf = rf.clone();
-    if let Some(dns) = rf.dns.as_mut().filter(|d| d.endpoint.is_none()) {
-        dns.endpoint = std::env::var(crate::cluster::route53::ENV_ENDPOINT)
-            .ok()
-            .filter(|e| !e.is_empty());
-    }
-    rf
-}
-
-/// The RPO markers' lead-in: written for `lead_in` before the first fault, watching the kill
-/// switch and the stop signal. A primary that does not acknowledge them blocks the fire: the
-/// failover would prove nothing.
-async fn lead_in(
-    x: &Execution<'_>,
-    rf: &firedrill_experiments::region::RegionFailover,
-    stop: &watch::Receiver<bool>,
-) -> Result<Option<crate::drill::region::MarkerWriter>, Ended> {
-    let Some(markers) = &rf.data else {
-        return Ok(None);
-    };
-    let writer =
-        crate::drill::region::start(markers, &x.run.run)
-            .await
-            .map_err(|e| {
-                (
-            RunStatus::Blocked,
-            format!("the RPO markers cannot be written, so the failover would prove nothing: {e}"),
-        )
-            })?;
-    let until = tokio::time::Instant::now() + markers.lead_in;
-    let mut stop = stop.clone();
-    let interrupted = loop {
-        if tokio::time::Instant::now() >= until {
-            break None;
-        }
-        if *stop.borrow() {
-            break Some("stopped by a signal during the lead-in".to_owned());
-        }
-        if let Some(kube) = x.kube {
-            if let Ok(Some(reason)) = kube.kill_switch().await {
-                break Some(format!("kill switch engaged during the lead-in: {reason}"));
-            }
-        }
-        let wait = x.kill_switch_every.min(until - tokio::time::Instant::now());
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
-    };
-    let written = writer.progress();
-    if let Some(why) = interrupted {
-        writer.stop().await;
-        return Err((RunStatus::Aborted, format!("{why}; nothing injected")));
-    }
-    if written.acknowledged == 0 || written.failed > 0 {
-        writer.stop().await;
-        return Err((
-            RunStatus::Blocked,
-            format!(
-                "the primary acknowledged {} of {} markers during the lead-in ({}): an unhealthy primary proves nothing; nothing injected",
-                written.acknowledged,
-                written.acknowledged + written.failed,
-                written.last_error.as_deref().unwrap_or("no error")
-            ),
-        ));
-    }
-    Ok(Some(writer))
-}
-
-/// A region failover after traffic left the failed region: the markers stop, the promotion hook
-/// runs, and the newest marker on the promoted side gives the RPO. A failed promotion ends the
-/// run as `error` (after the revert, which sends traffic back to the primary that still is one).
-async fn promote(
-    x: &Execution<'_>,
-    p: &mut Progress,
-    i: &mut Injection,
-    rf: &firedrill_experiments::region::RegionFailover,
-    writer: Option<crate::drill::region::MarkerWriter>,
-    refused: bool,
-    stop: &watch::Receiver<bool>,
-) {
-    let written = match writer {
-        Some(w) => Some(w.stop().await),
-        None => None,
-    };
-    let Some(hook) = &rf.promote else {
-        return;
-    };
-    if refused {
-        i.fail("part of the failover was refused by the API server (see injected.refused): the database is not promoted".into());
-        return;
-    }
-    // The one step nothing undoes: not after a stop or the kill switch.
-    // A kill switch that cannot be read counts as engaged (fail safe).
-    let engaged = match x.kube {
-        Some(kube) => kube
-            .kill_switch()
-            .await
-            .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}"))),
-        None => None,
-    };
-    if engaged.is_some() || *stop.borrow() {
-        p.evidence.promotion = Some(
-            json!({ "phase": "promote", "ok": false, "detail": "not run: the drill was stopped (kill switch or signal) before promotion" }),
-        );
-        return;
-    }
-    // Written ahead like every change, though nothing can undo it: every revert, `stop` and
-    // `rollback` says the database may be promoted.
-    let back = match &rf.failback {
-        Some(firedrill_experiments::region::Failback::Runbook(link)) => {
-            format!("fail back by {link}")
-        }
-        Some(firedrill_experiments::region::Failback::Hook(_)) => {
-            "the drill's failback hook fails it back".to_owned()
-        }
-        None => "no failback is declared".to_owned(),
-    };
-    i.ledger.push(
-        rollback::UndoRecord::External {
-            system: rollback::scope::PROMOTION.into(),
-            record: json!({
-                "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
-                "from": rf.from,
-                "to": rf.to,
-            }),
-        },
-        &i.key,
-    );
-    if let Err(e) = rollback::Cluster::save(&i.cluster, &mut i.ledger).await {
-        i.fail(format!(
-            "the ledger could not record the promotion before it ({e}): not promoted"
-        ));
-        return;
-    }
-    let context = hook_context(x, rf, "promote");
-    i.event(Utc::now(), "promotion started");
-    let outcome = crate::drill::region::run_hook(hook, &context, x.kube).await;
-    p.evidence.promotion = Some(outcome.to_json("promote"));
-    if !outcome.ok {
-        i.fail(format!("the promotion hook failed: {}", outcome.detail));
-        return;
-    }
-    p.promoted = true;
-    i.event(
-        Utc::now(),
-        &format!("promoted in {} ({:.1}s)", rf.to, outcome.seconds),
-    );
-    // Recovery is the service answering through the region that took over, after promotion.
-    i.recovered = None;
-    if let (Some(markers), Some(written)) = (&rf.data, written) {
-        match crate::drill::region::newest(markers, &x.run.run).await {
-            Ok(survived) => {
-                // "At least" (no marker survived) is not a measurement to pass a target with.
-                p.rpo = crate::drill::region::rpo(&written, survived)
-                    .filter(|(_, at_least)| !at_least)
-                    .map(|(s, _)| s);
-                p.evidence.rpo = Some(crate::drill::region::evidence(
-                    &written,
-                    survived,
-                    &markers.table,
-                ));
-            }
-            Err(e) => {
-                p.evidence.rpo = Some(json!({ "error": e }));
-            }
-        }
-    }
-}
-
-fn hook_context<'a>(
-    x: &'a Execution<'_>,
-    rf: &'a firedrill_experiments::region::RegionFailover,
-    phase: &'a str,
-) -> crate::drill::region::HookContext<'a> {
-    crate::drill::region::HookContext {
-        phase,
-        run: &x.run.run,
-        drill: &x.drill.name,
-        from: &rf.from,
-        to: &rf.to,
-    }
-}
-
-/// Before the revert of a region failover that promoted: the failback hook, or the runbook
-/// people follow (then the database stays promoted, and the record says so).
-async fn failback(x: &Execution<'_>, p: &mut Progress) {
-    let firedrill_experiments::Settings::RegionFailover(rf) = &x.drill.fault else {
-        return;
-    };
-    if !p.promoted {
-        return;
-    }
-    match &rf.failback {
-        Some(firedrill_experiments::region::Failback::Hook(hook)) => {
-            let context = hook_context(x, rf, "failback");
-            let outcome = crate::drill::region::run_hook(hook, &context, x.kube).await;
-            p.evidence.failback = Some(outcome.to_json("failback"));
-            if !outcome.ok {
-                p.failback_failed = Some(format!(
-                    "the failback hook failed: {}; the database stays promoted in {}",
-                    outcome.detail, rf.to
-                ));
-            }
-        }
-        Some(firedrill_experiments::region::Failback::Runbook(link)) => {
-            p.evidence.failback = Some(
-                json!({ "phase": "failback", "runbook": link, "detail": format!("the database stays promoted in {}: fail back by the runbook {link}", rf.to) }),
-            );
-        }
-        None => {
-            p.evidence.failback = Some(
-                json!({ "phase": "failback", "detail": format!("no failback declared: the database stays promoted in {}", rf.to) }),
-            );
-        }
-    }
 }
 
 /// 5. Replays the ledger; the reason when something could not be undone.
@@ -1499,260 +666,6 @@ async fn observe(
         }
     }
     (observed, all)
-}
-
-/// Where a finished record goes.
-pub struct Sinks<'a> {
-    pub store: Option<&'a Store>,
-    pub kube: Option<&'a Kube>,
-    /// Where the record is kept when neither the store nor the cluster takes it.
-    pub spool: Option<&'a Spool>,
-    pub pushgateway: Option<&'a url::Url>,
-    pub client: &'a reqwest::Client,
-    pub push_retry: pushgateway::Retry,
-}
-
-/// Where a finished record was kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kept {
-    Store,
-    /// In a result ConfigMap, for the scheduler to backfill.
-    Cluster,
-    /// In a spool file, replayed into the store by the next start that reaches it.
-    Spool(std::path::PathBuf),
-    /// Not in the history: its id already names another run in the store. Kept in a spool file
-    /// marked `.conflict`, which is never replayed; a person decides.
-    Conflict(std::path::PathBuf),
-    /// Nowhere but the process's output: said loudly, in the log and the exit code.
-    Nowhere,
-}
-
-impl std::fmt::Display for Kept {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Kept::Store => f.write_str("store"),
-            Kept::Cluster => f.write_str("cluster"),
-            Kept::Spool(path) => write!(f, "spool {}", path.display()),
-            Kept::Conflict(path) => write!(f, "conflict {}", path.display()),
-            Kept::Nowhere => f.write_str("nowhere"),
-        }
-    }
-}
-
-/// Keeps a finished run's record: the store (retried for a bounded time, not past a signal),
-/// else a result ConfigMap for the scheduler, else a spool file in the data directory. Each fallback
-/// is logged with the reason the one before failed; losing the record is an error.
-pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
-    let mut stop = stop.clone();
-    let stored = match sinks.store {
-        // Stopping (a first SIGTERM): one attempt, no retries.
-        Some(store) if *stop.borrow() => {
-            tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
-                .await
-                .unwrap_or_else(|_| Err(stopping_timeout()))
-        }
-        Some(store) => tokio::select! {
-            result = store.record_run_with_retry(run) => result,
-            () = pushgateway::stopping(&mut stop) => {
-                tokio::time::timeout(STOPPING_BUDGET, store.record_run(run))
-                    .await
-                    .unwrap_or_else(|_| Err(stopping_timeout()))
-            }
-        },
-        None => Err(StoreError::Unavailable {
-            why: "it could not be opened (see the log above)".into(),
-        }),
-    };
-    let store_error = match stored {
-        Ok(()) => return Kept::Store,
-        // Another run's record under this id: never merged, never retried. Kept for a person.
-        Err(e @ StoreError::Conflict { .. }) => {
-            let kept = sinks.spool.map(|spool| spool.write(run, true));
-            tracing::error!(run = %run.id, error = %e, kept = ?kept.as_ref().map(|k| k.as_ref().map(|p| p.display().to_string())),
-                "RECORD NOT IN THE HISTORY: its run id already names another run");
-            return match kept {
-                Some(Ok(path)) => Kept::Conflict(path),
-                _ => Kept::Nowhere,
-            };
-        }
-        Err(e) => e.to_string(),
-    };
-    let cluster_error = match sinks.kube {
-        Some(kube) => match tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(run)).await {
-            Ok(Ok(())) => {
-                tracing::warn!(run = %run.id, error = %store_error, "store unavailable; the record is left in the cluster for the scheduler");
-                return Kept::Cluster;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {CLUSTER_BUDGET:?}"),
-        },
-        None => "no cluster access".to_owned(),
-    };
-    let spool_error = match sinks.spool.map(|spool| spool.write(run, false)) {
-        Some(Ok(path)) => {
-            tracing::warn!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, path = %path.display(),
-                "neither the store nor the cluster took the record; it is spooled and goes into the store at the next start that reaches it");
-            return Kept::Spool(path);
-        }
-        Some(Err(e)) => e.to_string(),
-        None => "no spool".to_owned(),
-    };
-    tracing::error!(run = %run.id, store_error = %store_error, cluster_error = %cluster_error, spool_error = %spool_error,
-        "RECORD NOT KEPT: the store, the cluster and the spool all failed; the record is only on stdout");
-    Kept::Nowhere
-}
-
-/// The store's one attempt while stopping took longer than [`STOPPING_BUDGET`].
-fn stopping_timeout() -> StoreError {
-    StoreError::Timeout {
-        what: "the one attempt to keep the record while stopping",
-        waited: STOPPING_BUDGET,
-    }
-}
-
-/// How long a stopping process gives the store for its one attempt.
-const STOPPING_BUDGET: Duration = Duration::from_secs(10);
-/// How long a record, an Event or a result ConfigMap may wait on the API server.
-const CLUSTER_BUDGET: Duration = Duration::from_secs(10);
-
-/// Tells the world a run ended: a Kubernetes Event on its Job (what became of it is then added
-/// to the record where it was kept) and the Pushgateway (bounded, never past a signal; an outage
-/// never fails the drill).
-pub async fn announce(
-    run: &RunRecord,
-    kept: &Kept,
-    sinks: &Sinks<'_>,
-    stop: &watch::Receiver<bool>,
-) {
-    let event = match sinks.kube {
-        Some(kube) => {
-            let warning = !matches!(run.status, RunStatus::Passed | RunStatus::DryRun);
-            let message = format!(
-                "{}: {}",
-                run.status,
-                run.reason.as_deref().unwrap_or("all criteria met")
-            );
-            let mut stop = stop.clone();
-            let reason = drill_event_reason(run.status);
-            let event = tokio::time::timeout(
-                CLUSTER_BUDGET,
-                kube.event(&run.id, warning, &reason, &message),
-            );
-            let not_created = |why: String| {
-                tracing::warn!(run = %run.id, "no Event recorded: {why}");
-                EventNote {
-                    created: None,
-                    not_created: Some(why),
-                }
-            };
-            tokio::select! {
-                result = event => match result {
-                    Ok(Ok(())) => EventNote {
-                        created: Some(format!(
-                            "Job/{}/{}: {} {reason}: {message}",
-                            kube.namespace(),
-                            run.id,
-                            if warning { "Warning" } else { "Normal" },
-                        )),
-                        not_created: None,
-                    },
-                    Ok(Err(e)) => not_created(e.to_string()),
-                    Err(_) => not_created(format!("no answer within {CLUSTER_BUDGET:?}")),
-                },
-                () = pushgateway::stopping(&mut stop) => not_created("stopping".to_owned()),
-            }
-        }
-        None => EventNote {
-            created: None,
-            not_created: Some("no cluster access".to_owned()),
-        },
-    };
-    note_event(run, event, kept, sinks).await;
-    if let Some(base) = sinks.pushgateway {
-        // The last success is the history's; a store that cannot say leaves it out of the push.
-        let last_success = match sinks.store {
-            Some(store) if run.status != RunStatus::Passed => {
-                match tokio::time::timeout(CLUSTER_BUDGET, store.last_success(&run.drill)).await {
-                    Ok(Ok(at)) => at,
-                    Ok(Err(e)) => {
-                        tracing::warn!(run = %run.id, error = %e, "last success unknown: not pushed");
-                        None
-                    }
-                    Err(_) => None,
-                }
-            }
-            _ => None,
-        };
-        if let Err(e) = pushgateway::push(
-            sinks.client,
-            base,
-            run,
-            last_success,
-            sinks.push_retry,
-            stop.clone(),
-        )
-        .await
-        {
-            tracing::warn!(run = %run.id, error = %e, "results not pushed");
-        }
-    }
-}
-
-/// Adds what became of the run's Event to its record, where the record was kept: the store,
-/// its result ConfigMap, or its spool file. A record kept nowhere, or set aside as a conflict,
-/// is left as it is; one that cannot be updated keeps no word of the Event (a report says
-/// "not recorded"), never a guess.
-async fn note_event(run: &RunRecord, event: EventNote, kept: &Kept, sinks: &Sinks<'_>) {
-    let mut noted = run.clone();
-    noted.evidence.event = Some(event);
-    let updated = match kept {
-        Kept::Store => match sinks.store {
-            Some(store) => tokio::time::timeout(CLUSTER_BUDGET, store.record_run(&noted))
-                .await
-                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            None => return,
-        },
-        Kept::Cluster => match sinks.kube {
-            Some(kube) => tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(&noted))
-                .await
-                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            None => return,
-        },
-        Kept::Spool(path) => match sinks.spool {
-            Some(spool) => spool.replace(path, &noted).map_err(|e| e.to_string()),
-            None => return,
-        },
-        Kept::Conflict(_) | Kept::Nowhere => return,
-    };
-    if let Err(e) = updated {
-        tracing::warn!(run = %run.id, error = %e, "what became of the Event is not in the record");
-    }
-}
-
-/// [`keep`], then [`announce`].
-pub async fn record(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<bool>) -> Kept {
-    let kept = keep(run, sinks, stop).await;
-    announce(run, &kept, sinks, stop).await;
-    kept
-}
-
-/// The reason of the Event a run leaves on its Job when it ends: `DrillPassed`, `DrillDryRun`.
-pub fn drill_event_reason(status: RunStatus) -> String {
-    format!("Drill{}", title(status.as_str()))
-}
-
-fn title(status: &str) -> String {
-    status
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// The scheduled instant to assume for a run started by hand.

@@ -4,6 +4,10 @@
 //! besides its steps (`region`), and the fault proxy a dependency failure deploys (`faultproxy`).
 
 pub mod executor;
+mod failover;
 pub mod faultproxy;
 pub mod gate;
+mod lifecycle;
+mod record;
 pub mod region;
+mod state;
