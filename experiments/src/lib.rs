@@ -23,5 +23,5 @@ pub use fault::{plan, Settings};
 pub use kind::Kind;
 pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
 pub use partition::{network_policy, Direction, NetworkPartition, Peer};
-pub use plan::{Choice, Plan, Scene, PARTITION_LABEL};
+pub use plan::{Choice, Helper, Plan, Scene, PARTITION_LABEL};
 pub use pod::PodKill;

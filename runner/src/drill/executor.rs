@@ -449,6 +449,7 @@ async fn inject(
                 probes: drill.steady_state.clone(),
                 endpoints: x.endpoints.clone(),
                 failure: None,
+                planned_helpers: plan.helpers,
                 helpers: Vec::new(),
                 first_fault: None,
                 recovered: None,

@@ -51,6 +51,8 @@ pub(super) struct Injection {
     /// The helper pods a wave created (container-kill's, network-degrade's): a failed one fails
     /// the run.
     pub(super) helpers: Vec<rollback::ObjectRef>,
+    /// Every helper the plan creates and what it acts on.
+    pub(super) planned_helpers: Vec<firedrill_experiments::Helper>,
     /// When the first fault was made, and when everything it hit was back.
     pub(super) first_fault: Option<DateTime<Utc>>,
     pub(super) recovered: Option<DateTime<Utc>>,
@@ -70,17 +72,13 @@ impl Injection {
             .await
             .map_err(|e| e.to_string())?;
         self.applied += 1;
-        for step in steps {
-            if let rollback::Operation::Create { object } = &step.forward {
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if name.starts_with("firedrill-kill-") || name.starts_with("firedrill-degrade-") {
-                    self.helpers.extend(rollback::ObjectRef::of(object));
-                }
-            }
-        }
+        let watched: Vec<rollback::ObjectRef> = steps
+            .iter()
+            .filter_map(|step| self.helper_made_by(step))
+            .filter(|h| h.fails_run)
+            .map(|h| h.pod.clone())
+            .collect();
+        self.helpers.extend(watched);
         let now = Utc::now();
         if !applied.made.is_empty() && self.applied > self.preparatory {
             self.first_fault.get_or_insert(began);
@@ -90,16 +88,7 @@ impl Injection {
         // and what a helper it creates acts on (the pod whose container it kills, the node it
         // loads).
         for step in steps {
-            let acts_on = match &step.forward {
-                rollback::Operation::Create { object } => object
-                    .pointer(&format!(
-                        "/metadata/annotations/{}",
-                        firedrill_experiments::container::ACTS_ON.replace('/', "~1")
-                    ))
-                    .and_then(Value::as_str)
-                    .and_then(acts_on),
-                _ => None,
-            };
+            let acts_on = self.helper_made_by(step).map(|h| h.acts_on.clone());
             for target in step.forward.target().into_iter().chain(acts_on) {
                 let message = format!(
                     "firedrill drill {} (run {}): {}",
@@ -131,6 +120,15 @@ impl Injection {
             ),
             dns_changes: (!dns.is_empty()).then_some(dns),
         })
+    }
+
+    /// The planned helper a step creates, if it creates one.
+    fn helper_made_by(&self, step: &Step) -> Option<&firedrill_experiments::Helper> {
+        let rollback::Operation::Create { object } = &step.forward else {
+            return None;
+        };
+        let made = rollback::ObjectRef::of(object)?;
+        self.planned_helpers.iter().find(|h| h.pod == made)
     }
 
     pub(super) fn event(&mut self, at: DateTime<Utc>, what: &str) {
@@ -372,19 +370,6 @@ impl Injection {
                 .any(|a| a.outcome == rollback::Outcome::Left);
             Revert::replayed(when, lines, left)
         }
-    }
-}
-
-/// `Pod/namespace/name` or `Node/name`, as helpers name what they act on.
-pub(super) fn acts_on(text: &str) -> Option<rollback::ObjectRef> {
-    match text.split('/').collect::<Vec<_>>().as_slice() {
-        ["Node", name] => Some(rollback::ObjectRef::node(name)),
-        [kind, namespace, name] => Some(rollback::ObjectRef::namespaced(
-            rollback::ObjectKind::parse(kind)?,
-            namespace,
-            name,
-        )),
-        _ => None,
     }
 }
 
