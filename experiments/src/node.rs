@@ -426,7 +426,10 @@ mod tests {
         assert_eq!(created.len(), 2);
         assert_eq!(plan.helpers.len(), created.len());
         for (object, helper) in created.iter().zip(&plan.helpers) {
-            assert_eq!(Some(&helper.pod), firedrill_rollback::ObjectRef::of(object).as_ref());
+            assert_eq!(
+                Some(&helper.pod),
+                firedrill_rollback::ObjectRef::of(object).as_ref()
+            );
             let node = object["spec"]["nodeName"].as_str().unwrap();
             assert_eq!(helper.acts_on, firedrill_rollback::ObjectRef::node(node));
             assert_eq!(

@@ -29,7 +29,7 @@ pub use replay::{
 };
 pub use scope::{within, OutOfScope, Scope};
 pub use seal::{Key, LedgerSeal, Unverified};
-pub use undo::{decide, Decision, Step, UndoRecord};
+pub use undo::{decide, Decision, Irreversible, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.
 pub const LABEL_RUN: &str = "firedrill.io/run";

@@ -230,14 +230,12 @@ async fn promote(
         None => "no failback is declared".to_owned(),
     };
     i.ledger.push(
-        rollback::UndoRecord::External {
-            system: rollback::scope::PROMOTION.into(),
-            record: json!({
-                "irreversible": format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
-                "from": rf.from,
-                "to": rf.to,
-            }),
-        },
+        rollback::Irreversible {
+            note: format!("run {} promoted (or tried to promote) the database in {}; promotion cannot be undone: {back}", x.run.run, rf.to),
+            from: rf.from.clone(),
+            to: rf.to.clone(),
+        }
+        .record(),
         &i.key,
     );
     if let Err(e) = rollback::Cluster::save(&i.cluster, &mut i.ledger).await {
