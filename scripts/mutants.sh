@@ -133,7 +133,7 @@ for a in "${areas[@]}"; do
     safety) area safety --package firedrill-safety --timeout 30 -- --lib --tests ;;
     rollback) area rollback --package firedrill-rollback --timeout 30 -- --lib --tests ;;
     executor)
-        area executor --timeout 300 --file runner/src/executor.rs --re '\bin (judge|observe|Injection::still_down|keep)\b' \
+        area executor --timeout 300 --file runner/src/drill/executor.rs --file runner/src/drill/state.rs --file runner/src/drill/record.rs --re '\bin (judge|observe|Injection::still_down|keep)\b' \
             -- --test faults --test scenario
         ;;
     claims) claims ;;

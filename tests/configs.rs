@@ -112,7 +112,7 @@ mod never_panics {
     }
 }
 
-/// DESIGN principle 3: the guard stays pure. Its manifest may name no Kubernetes client, HTTP
+/// ARCHITECTURE.md, principle 3: the guard stays pure. Its manifest may name no Kubernetes client, HTTP
 /// library or async runtime.
 #[test]
 fn the_safety_crate_depends_on_nothing_impure() {

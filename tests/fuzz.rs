@@ -141,7 +141,7 @@ fn loader_and_snapshot_reader_answer_hostile_yaml_within_a_memory_bound() {
                 as_snapshot(&body),
                 mutated(as_snapshot(&body), at, cut, &insert),
             ] {
-                if let Err(e) = firedrill::snapshot::parse(&text, "fuzz.yaml") {
+                if let Err(e) = firedrill::cluster::snapshot::parse(&text, "fuzz.yaml") {
                     prop_assert!(!e.to_string().is_empty());
                 }
             }

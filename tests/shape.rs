@@ -27,6 +27,104 @@ const CRATES: &[(&str, &str)] = &[
     ("rollback", "firedrill_rollback"),
 ];
 
+/// Folders of `runner/src` that group modules by concern (ARCHITECTURE.md): a file in one belongs
+/// to the module one level further down (`firedrill::cluster::kubernetes`), its `mod.rs` to the
+/// folder.
+const GROUPS: &[&str] = &["cluster", "drill", "history", "schedule"];
+
+/// ARCHITECTURE.md's layers: a module may import its own layer and those below, never one above.
+/// Every module is listed (a new one must be placed, or the test fails).
+const LAYERS: &[(usize, &[&str])] = &[
+    (
+        0,
+        &[
+            "firedrill_safety",
+            "firedrill_safety::cluster",
+            "firedrill_safety::glob",
+            "firedrill_safety::nodes",
+            "firedrill_safety::policy",
+            "firedrill_safety::quantity",
+            "firedrill_safety::selector",
+            "firedrill_safety::target",
+            "firedrill_safety::verdict",
+            "firedrill_rollback",
+            "firedrill_rollback::error",
+            "firedrill_rollback::ledger",
+            "firedrill_rollback::object",
+            "firedrill_rollback::preview",
+            "firedrill_rollback::replay",
+            "firedrill_rollback::scope",
+            "firedrill_rollback::seal",
+            "firedrill_rollback::undo",
+        ],
+    ),
+    (
+        1,
+        &[
+            "firedrill_experiments",
+            "firedrill_experiments::choose",
+            "firedrill_experiments::container",
+            "firedrill_experiments::degrade",
+            "firedrill_experiments::dependency",
+            "firedrill_experiments::fault",
+            "firedrill_experiments::kind",
+            "firedrill_experiments::node",
+            "firedrill_experiments::partition",
+            "firedrill_experiments::plan",
+            "firedrill_experiments::pod",
+            "firedrill_experiments::region",
+        ],
+    ),
+    (
+        2,
+        &[
+            "firedrill::duration",
+            "firedrill::output",
+            "firedrill::run",
+            "firedrill::schedule",
+            "firedrill::schedule::blackout",
+            "firedrill::schedule::calendar",
+            "firedrill::schedule::cron",
+            "firedrill::schedule::zone",
+            "firedrill::drill::gate",
+            "firedrill::drill::faultproxy",
+        ],
+    ),
+    (3, &["firedrill::config"]),
+    (
+        4,
+        &[
+            "firedrill::cluster",
+            "firedrill::cluster::job",
+            "firedrill::cluster::kubernetes",
+            "firedrill::cluster::ledger",
+            "firedrill::cluster::ledger_key",
+            "firedrill::cluster::route53",
+            "firedrill::cluster::snapshot",
+            "firedrill::drill::region",
+            "firedrill::history",
+            "firedrill::history::metrics",
+            "firedrill::history::pushgateway",
+            "firedrill::history::store",
+        ],
+    ),
+    (
+        5,
+        &[
+            "firedrill::drill",
+            "firedrill::drill::executor",
+            "firedrill::drill::failover",
+            "firedrill::drill::lifecycle",
+            "firedrill::drill::record",
+            "firedrill::drill::state",
+            "firedrill::history::report",
+            "firedrill::schedule::scheduler",
+            "firedrill::schedule::upcoming",
+        ],
+    ),
+    (6, &["firedrill", "firedrill::cli"]),
+];
+
 /// Longest a non-test function may be without a comment above it saying why it is long (one
 /// that contains "long because").
 const LONGEST_FUNCTION: usize = 120;
@@ -36,8 +134,7 @@ const LONGEST_FILE: usize = 1000;
 /// Files over [`LONGEST_FILE`] non-test lines today (ratchet).
 const KNOWN_LONG_FILES: &[&str] = &[
     "runner/src/config/mod.rs",
-    "runner/src/executor.rs",
-    "runner/src/report/mod.rs",
+    "runner/src/history/report/mod.rs",
 ];
 
 /// Functions over [`LONGEST_FUNCTION`] lines without a reason today (ratchet): `path::name`.
@@ -51,10 +148,10 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "runner/src/config/mod.rs::read_drill",
     "runner/src/config/region.rs::read_dns",
     "runner/src/config/region.rs::read_job",
-    "runner/src/executor.rs::inject",
-    "runner/src/job.rs::render",
-    "runner/src/report/mod.rs::build",
-    "runner/src/report/mod.rs::run_row",
+    "runner/src/drill/executor.rs::inject",
+    "runner/src/cluster/job.rs::render",
+    "runner/src/history/report/mod.rs::build",
+    "runner/src/history/report/mod.rs::run_row",
     "safety/src/verdict.rs::decide_on",
 ];
 
@@ -259,6 +356,14 @@ fn sources() -> Vec<Source> {
                 .to_owned();
             let top = if matches!(top.as_str(), "lib" | "main") {
                 String::new()
+            } else if *dir == "runner" && GROUPS.contains(&top.as_str()) {
+                match relative.components().nth(1) {
+                    Some(c) if c.as_os_str() != "mod.rs" => format!(
+                        "{top}::{}",
+                        c.as_os_str().to_string_lossy().trim_end_matches(".rs")
+                    ),
+                    _ => top,
+                }
             } else {
                 top
             };
@@ -437,14 +542,35 @@ fn imports(source: &Source) -> BTreeSet<String> {
                         continue;
                     }
                 }
+                // `firedrill` is not `firedrill_safety`.
+                if line[from..]
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    continue;
+                }
                 let rest = line[from..].trim_start_matches("::");
                 let next: String = rest
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                let module = if prefix == "crate::" || next.is_empty() {
-                    if next.is_empty() {
-                        krate.clone()
+                let module = if next.is_empty() {
+                    krate.clone()
+                } else if krate == "firedrill" && GROUPS.contains(&next.as_str()) {
+                    // A module of the folder, or the folder's own `mod.rs`.
+                    let inner: String = rest[next.len()..]
+                        .strip_prefix("::")
+                        .unwrap_or("")
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let folder = root().join("runner/src").join(&next);
+                    if !inner.is_empty()
+                        && (folder.join(format!("{inner}.rs")).is_file()
+                            || folder.join(&inner).join("mod.rs").is_file())
+                    {
+                        format!("{krate}::{next}::{inner}")
                     } else {
                         format!("{krate}::{next}")
                     }
@@ -556,6 +682,42 @@ fn the_tree_keeps_its_shape() {
     let found: BTreeSet<String> = found.iter().map(|c| c.join(" ")).collect();
     ratchet("import circle", &found, KNOWN_CIRCLES, &mut problems);
 
+    // Arrows up the layers.
+    let layer: BTreeMap<&str, usize> = LAYERS
+        .iter()
+        .flat_map(|(n, modules)| modules.iter().map(move |m| (*m, *n)))
+        .collect();
+    let mut upward = Vec::new();
+    // Another crate's items (`firedrill_rollback::Key`) are in that crate's layer.
+    let layer_of = |module: &str| {
+        layer.get(module).copied().or_else(|| {
+            let (krate, _) = module.split_once("::")?;
+            (krate != "firedrill").then(|| layer.get(krate).copied())?
+        })
+    };
+    for (from, to) in graph.iter() {
+        let Some(own) = layer_of(from) else {
+            problems.push(format!(
+                "module {from} is in no layer: place it in LAYERS (tests/shape.rs) and ARCHITECTURE.md"
+            ));
+            continue;
+        };
+        for target in to {
+            match layer_of(target) {
+                Some(theirs) if theirs > own => upward.push(format!("{from} -> {target}")),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "module {target} (imported by {from}) is in no layer: place it in LAYERS"
+                )),
+            }
+        }
+    }
+    println!("arrows up the layers: {}", upward.len());
+    for arrow in &upward {
+        println!("  {arrow}");
+        problems.push(format!("an import points up the layers: {arrow}"));
+    }
+
     // Files.
     let mut files: Vec<(usize, &str)> = sources
         .iter()
@@ -617,7 +779,7 @@ fn the_tree_keeps_its_shape() {
     println!("executor.rs: {} non-test lines", {
         sources
             .iter()
-            .find(|s| s.path == "runner/src/executor.rs")
+            .find(|s| s.path == "runner/src/drill/executor.rs")
             .map_or(0, code_lines)
     });
 

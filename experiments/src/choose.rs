@@ -9,27 +9,31 @@ use firedrill_safety::verdict::{decide_on, ClusterIndex, Request, Verdict};
 use crate::fault::Settings;
 use crate::node::Resource;
 use crate::plan::Choice;
-use crate::Kind;
 
-/// How a kind's fault reaches a whole node, and how many nodes one fire may take.
-pub fn reach(kind: Kind, settings: &Settings) -> Option<(Reach, usize)> {
-    match (kind, settings) {
-        (Kind::NodeDrain, Settings::NodeDrain(s)) => Some((Reach::Drain, s.max_nodes as usize)),
-        (Kind::NodeDrain, _) => Some((Reach::Drain, 1)),
-        (Kind::ResourceStress, Settings::ResourceStress(s)) => Some((
+/// How a fault reaches a whole node, and how many nodes one fire may take.
+/// The namespaces a fire must read besides its targets': a dependency failure's dependency.
+pub fn also_reads(settings: &Settings) -> Option<&str> {
+    match settings {
+        Settings::DependencyFailure(s) => s.dependency.namespace(),
+        _ => None,
+    }
+}
+
+pub fn reach(settings: &Settings) -> Option<(Reach, usize)> {
+    match settings {
+        Settings::NodeDrain(s) => Some((Reach::Drain, s.max_nodes as usize)),
+        Settings::ResourceStress(s) => Some((
             Reach::Stress {
                 may_evict: s.resource == Resource::Memory,
             },
             s.max_nodes as usize,
         )),
-        (Kind::ResourceStress, _) => Some((Reach::Stress { may_evict: false }, 1)),
         _ => None,
     }
 }
 
-/// Decides one fire of `kind` on a cluster indexed once.
+/// Decides one fire of the fault `settings` sets on a cluster indexed once.
 pub fn choose(
-    kind: Kind,
     settings: &Settings,
     index: &ClusterIndex,
     cluster: &Cluster,
@@ -58,7 +62,7 @@ pub fn choose(
             nodes: None,
         };
     }
-    let nodes = reach(kind, settings).map(|(reach, max_nodes)| {
+    let nodes = reach(settings).map(|(reach, max_nodes)| {
         let mut judged = on_nodes(index, request, &verdict, reach);
         if judged.nodes.len() > max_nodes {
             let over: Vec<_> = judged.nodes.drain(max_nodes..).collect();
@@ -173,7 +177,6 @@ mod tests {
                 ..request.clone()
             };
             let choice = choose(
-                Kind::NodeDrain,
                 &Settings::NodeDrain(NodeDrain::default()),
                 &index,
                 &c,

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeSet;
 
-use firedrill_rollback::Step;
+use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
-use crate::plan::{HelperError, Plan, Scene};
+use crate::plan::{Helper, HelperError, Plan, Scene};
 
 /// The default image of the container-kill helper (a shell, `grep` and `kill`).
 pub const KILL_IMAGE: &str = "busybox:1.36";
@@ -130,6 +130,7 @@ pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, 
         to: "find the container",
     })?;
     let mut steps = Vec::new();
+    let mut helpers = Vec::new();
     let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
         let node = node_of(cluster, target)?;
@@ -137,20 +138,16 @@ pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, 
         if let Some(owner) = &target.owner {
             affected.insert(owner.clone());
         }
-        steps.extend(Step::create(helper(
-            run,
-            i,
-            &target.namespace,
-            &target.name,
-            node,
-            id,
-            settings,
-        )));
+        let pod = helper(run, i, &target.namespace, &target.name, node, id, settings);
+        let acts_on = ObjectRef::namespaced(ObjectKind::Pod, &target.namespace, &target.name);
+        helpers.extend(Helper::of(&pod, acts_on, true));
+        steps.extend(Step::create(pod));
     }
     Ok(Plan {
         waves: vec![steps],
         wait_for_recovery: true,
         affected: affected.into_iter().collect(),
+        helpers,
         ..Plan::default()
     })
 }

@@ -13,12 +13,12 @@
 
 use std::time::Duration;
 
-use firedrill_rollback::Step;
+use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::plan::{HelperError, Plan, Scene};
+use crate::plan::{Helper, HelperError, Plan, Scene};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
 pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
@@ -99,10 +99,11 @@ pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan,
         to: "find the pods' nodes",
     })?;
     let mut steps = Vec::new();
+    let mut helpers = Vec::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
         let node = crate::container::node_of(cluster, target)?;
         let id = running_container(cluster, &target.namespace, &target.name)?;
-        steps.extend(Step::create(helper(
+        let pod = helper(
             run,
             i,
             &target.namespace,
@@ -111,9 +112,15 @@ pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan,
             id,
             settings,
             scene.duration,
-        )));
+        );
+        let acts_on = ObjectRef::namespaced(ObjectKind::Pod, &target.namespace, &target.name);
+        helpers.extend(Helper::of(&pod, acts_on, true));
+        steps.extend(Step::create(pod));
     }
-    Ok(Plan::one(steps))
+    Ok(Plan {
+        helpers,
+        ..Plan::one(steps)
+    })
 }
 
 /// The environment the script reads.

@@ -9,12 +9,12 @@ use crate::plan::{HelperError, Plan, Scene};
 use crate::pod::PodKill;
 use crate::Kind;
 
-/// The settings of one drill's fault.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The settings of one drill's fault: one variant per kind, so the kind is read from the
+/// settings and a drill cannot hold settings of another kind than the one it runs.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Settings {
-    /// The kind takes none (probe), or its defaults.
-    #[default]
-    None,
+    /// A probe changes nothing, so it takes no settings.
+    Probe,
     PodKill(PodKill),
     ContainerKill(ContainerKill),
     NetworkPartition(NetworkPartition),
@@ -25,8 +25,7 @@ pub enum Settings {
     NetworkDegrade(crate::degrade::NetworkDegrade),
 }
 
-/// Why one fire of a kind cannot run: the kind's own reason (its error names what to fix), or a
-/// kind this build does not inject.
+/// Why one fire of a kind cannot run: the kind's own reason (its error names what to fix).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("{0}")]
@@ -35,45 +34,60 @@ pub enum PlanError {
     Dependency(#[from] Box<crate::dependency::DependencyError>),
     #[error("{0}")]
     Region(#[from] Box<crate::region::RegionError>),
-    #[error("the {0} fault is not available in this version of firedrill: it injects nothing")]
-    NotAvailable(Kind),
 }
 
-/// The steps one fire of `kind` takes on what the guard chose. `Err` says why the kind cannot
-/// run (a dry run still plans and records everything else).
-pub fn plan(kind: Kind, run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanError> {
-    match (kind, settings) {
-        (Kind::NetworkPartition, Settings::NetworkPartition(s)) => {
-            Ok(crate::partition::partition(run, s, scene.verdict()))
+impl Settings {
+    /// The kind these settings are for.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Settings::Probe => Kind::Probe,
+            Settings::PodKill(_) => Kind::PodKill,
+            Settings::ContainerKill(_) => Kind::ContainerKill,
+            Settings::NetworkPartition(_) => Kind::NetworkPartition,
+            Settings::NodeDrain(_) => Kind::NodeDrain,
+            Settings::ResourceStress(_) => Kind::ResourceStress,
+            Settings::DependencyFailure(_) => Kind::DependencyFailure,
+            Settings::RegionFailover(_) => Kind::RegionFailover,
+            Settings::NetworkDegrade(_) => Kind::NetworkDegrade,
         }
-        (Kind::NetworkPartition, _) => Ok(crate::partition::partition(
-            run,
-            &NetworkPartition::default(),
-            scene.verdict(),
-        )),
+    }
+
+    /// The settings `kind` runs with when a drill gives no `fault:`; `None`: the kind has no
+    /// defaults for what it needs (the container to kill, the dependency to fail, the regions,
+    /// the degradation), so the drill must say.
+    pub fn default_for(kind: Kind) -> Option<Settings> {
+        Some(match kind {
+            Kind::Probe => Settings::Probe,
+            Kind::PodKill => Settings::PodKill(PodKill::default()),
+            Kind::NetworkPartition => Settings::NetworkPartition(NetworkPartition::default()),
+            Kind::NodeDrain => Settings::NodeDrain(NodeDrain::default()),
+            Kind::ResourceStress => Settings::ResourceStress(ResourceStress::default()),
+            Kind::ContainerKill
+            | Kind::DependencyFailure
+            | Kind::RegionFailover
+            | Kind::NetworkDegrade => return None,
+        })
+    }
+}
+
+/// The steps one fire of these settings' kind takes on what the guard chose. `Err` says why the
+/// fault cannot run as set on this cluster (a dry run still plans and records everything else).
+pub fn plan(run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanError> {
+    match settings {
         // A probe only observes.
-        (Kind::Probe, _) => Ok(Plan::default()),
-        (Kind::PodKill, Settings::PodKill(s)) => Ok(crate::pod::pod_kill(s, scene.verdict())),
-        (Kind::PodKill, _) => Ok(crate::pod::pod_kill(&PodKill::default(), scene.verdict())),
-        (Kind::ContainerKill, Settings::ContainerKill(s)) => {
-            Ok(crate::container::kill(run, s, scene)?)
-        }
-        (Kind::NodeDrain, Settings::NodeDrain(s)) => Ok(crate::node::drain(s, scene)),
-        (Kind::NodeDrain, _) => Ok(crate::node::drain(&Default::default(), scene)),
-        (Kind::ResourceStress, Settings::ResourceStress(s)) => {
-            Ok(crate::node::stress(run, s, scene))
-        }
-        (Kind::ResourceStress, _) => Ok(crate::node::stress(run, &Default::default(), scene)),
-        (Kind::DependencyFailure, Settings::DependencyFailure(s)) => {
+        Settings::Probe => Ok(Plan::default()),
+        Settings::PodKill(s) => Ok(crate::pod::pod_kill(s, scene.verdict())),
+        Settings::ContainerKill(s) => Ok(crate::container::kill(run, s, scene)?),
+        Settings::NetworkPartition(s) => Ok(crate::partition::partition(run, s, scene.verdict())),
+        Settings::NodeDrain(s) => Ok(crate::node::drain(s, scene)),
+        Settings::ResourceStress(s) => Ok(crate::node::stress(run, s, scene)),
+        Settings::DependencyFailure(s) => {
             crate::dependency::plan(run, s, scene).map_err(|e| Box::new(e).into())
         }
-        (Kind::RegionFailover, Settings::RegionFailover(s)) => {
+        Settings::RegionFailover(s) => {
             crate::region::plan(run, s, scene, scene.dns).map_err(|e| Box::new(e).into())
         }
-        (Kind::NetworkDegrade, Settings::NetworkDegrade(s)) => {
-            Ok(crate::degrade::plan(run, s, scene)?)
-        }
-        (other, _) => Err(PlanError::NotAvailable(other)),
+        Settings::NetworkDegrade(s) => Ok(crate::degrade::plan(run, s, scene)?),
     }
 }
 
@@ -124,13 +138,37 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_s_defaults_are_settings_of_that_kind() {
+        for kind in Kind::ALL {
+            match Settings::default_for(kind) {
+                Some(settings) => assert_eq!(settings.kind(), kind),
+                // What these need (a container, a dependency, regions, a degradation) has no
+                // default: the drill must give `fault:`.
+                None => assert!(
+                    matches!(
+                        kind,
+                        Kind::ContainerKill
+                            | Kind::DependencyFailure
+                            | Kind::RegionFailover
+                            | Kind::NetworkDegrade
+                    ),
+                    "{kind} has defaults"
+                ),
+            }
+        }
+        assert!(plan("run-1", &Settings::Probe, &scene(None))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn pod_kill_evicts_each_chosen_pod_in_waves() {
         let settings = Settings::PodKill(PodKill {
             waves: 2,
             ..PodKill::default()
         });
         let three = chosen(verdict(3));
-        let planned = plan(Kind::PodKill, "run-1", &settings, &scene(Some(&three))).unwrap();
+        let planned = plan("run-1", &settings, &scene(Some(&three))).unwrap();
         assert_eq!(
             planned.waves.iter().map(Vec::len).collect::<Vec<_>>(),
             [2, 1]
@@ -146,7 +184,7 @@ mod tests {
             ..PodKill::default()
         });
         let two = chosen(verdict(2));
-        let forced = plan(Kind::PodKill, "run-1", &forced, &scene(Some(&two))).unwrap();
+        let forced = plan("run-1", &forced, &scene(Some(&two))).unwrap();
         assert_eq!(forced.waves.len(), 2, "never more waves than pods");
         assert!(matches!(
             &forced.waves[0][0].forward,
@@ -156,10 +194,13 @@ mod tests {
                 ..
             }
         ));
-        assert!(plan(Kind::PodKill, "run-1", &Settings::None, &scene(None))
-            .unwrap()
-            .is_empty());
-        assert!(plan(Kind::RegionFailover, "run-1", &Settings::None, &scene(None)).is_err());
+        assert!(plan(
+            "run-1",
+            &Settings::PodKill(PodKill::default()),
+            &scene(None)
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]
@@ -169,13 +210,7 @@ mod tests {
             allow: vec![Peer::Namespace("monitoring".into())],
             allow_dns: true,
         });
-        let planned = plan(
-            Kind::NetworkPartition,
-            "run-1",
-            &settings,
-            &scene(Some(&chosen(verdict(2)))),
-        )
-        .unwrap();
+        let planned = plan("run-1", &settings, &scene(Some(&chosen(verdict(2))))).unwrap();
         let steps: Vec<String> = planned.steps().map(|s| s.forward.describe()).collect();
         assert_eq!(steps.len(), 3, "{steps:?}");
         assert!(steps[0].starts_with("patch Pod shop/api-0: {\"metadata\":{\"labels\":{\"firedrill.io/partition\":\"run-1\"}}}"), "{steps:?}");

@@ -42,6 +42,12 @@ impl Kind {
         }
     }
 
+    /// Whether a fire of the kind changes anything (every kind but `probe`, which only observes);
+    /// one that changes nothing may run without cluster access.
+    pub fn changes_anything(self) -> bool {
+        self != Kind::Probe
+    }
+
     /// Whether the kind acts on pods chosen by `targets:` (and so must declare them).
     /// A probe only observes; a region failover acts on DNS and regions, not on pods.
     pub fn needs_pod_targets(self) -> bool {

@@ -16,12 +16,12 @@ mod plan;
 pub mod pod;
 pub mod region;
 
-pub use choose::{choose, reach};
+pub use choose::{also_reads, choose, reach};
 pub use container::{ContainerKill, KILL_IMAGE};
 pub use dependency::{percent, Dependency, DependencyFailure, HttpFault, Mode};
 pub use fault::{plan, PlanError, Settings};
 pub use kind::Kind;
 pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
 pub use partition::{network_policy, Direction, NetworkPartition, Peer};
-pub use plan::{Choice, HelperError, Plan, Scene, PARTITION_LABEL};
+pub use plan::{Choice, Helper, HelperError, Plan, Scene, PARTITION_LABEL};
 pub use pod::PodKill;

@@ -7,7 +7,7 @@ use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
-use crate::plan::{Plan, Scene, ACTS_ON};
+use crate::plan::{Helper, Plan, Scene, ACTS_ON};
 
 /// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
 /// DaemonSet and mirror pods; uncordon on revert unless a node was cordoned before.
@@ -271,6 +271,7 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         })
         .unwrap_or_default();
     let mut waves = Vec::new();
+    let mut helpers = Vec::new();
     for (step, load) in loads.iter().enumerate() {
         let mut wave = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
@@ -301,9 +302,13 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
                     });
                 }
             }
-            if let Some(s) = Step::create(stress_pod(
-                run, &node.node, namespace, index, settings, *load,
-            )) {
+            let pod = stress_pod(run, &node.node, namespace, index, settings, *load);
+            helpers.extend(Helper::of(
+                &pod,
+                firedrill_rollback::ObjectRef::node(&node.node),
+                false,
+            ));
+            if let Some(s) = Step::create(pod) {
                 wave.push(s);
             }
         }
@@ -313,6 +318,7 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         interval: Duration::from_secs(loads.first().map_or(0, |l| l.seconds)),
         waves,
         wait_for_recovery: false,
+        helpers,
         ..Plan::default()
     }
 }
@@ -401,6 +407,37 @@ mod tests {
         assert!(plan.wait_for_recovery);
         let affected: Vec<String> = plan.affected.iter().map(ToString::to_string).collect();
         assert_eq!(affected, ["Deployment/cache/redis", "Deployment/shop/api"]);
+    }
+
+    /// The runner learns the helpers from the plan, never by their names: every pod a stress
+    /// creates is a planned helper acting on the node it is pinned to (as its annotation says),
+    /// not watched for failure.
+    #[test]
+    fn a_stress_names_every_pod_it_creates_as_a_helper_of_its_node() {
+        let c = choice();
+        let plan = stress("run-1", &ResourceStress::default(), &scene(&c, 600));
+        let created: Vec<&serde_json::Value> = plan
+            .steps()
+            .filter_map(|s| match &s.forward {
+                Operation::Create { object } => Some(object),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 2);
+        assert_eq!(plan.helpers.len(), created.len());
+        for (object, helper) in created.iter().zip(&plan.helpers) {
+            assert_eq!(
+                Some(&helper.pod),
+                firedrill_rollback::ObjectRef::of(object).as_ref()
+            );
+            let node = object["spec"]["nodeName"].as_str().unwrap();
+            assert_eq!(helper.acts_on, firedrill_rollback::ObjectRef::node(node));
+            assert_eq!(
+                object["metadata"]["annotations"][ACTS_ON],
+                helper.acts_on.to_string().replace(' ', "/")
+            );
+            assert!(!helper.fails_run);
+        }
     }
 
     #[test]

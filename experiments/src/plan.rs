@@ -68,6 +68,32 @@ pub struct Plan {
     pub affected: Vec<OwnerRef>,
     /// Workloads the fault hits besides the targets' (a dependency scaled to zero), for cooldown.
     pub hits: Vec<OwnerRef>,
+    /// The helper pods the steps create and what each acts on, as the plan knows them (the
+    /// runner never finds a helper again by its name).
+    pub helpers: Vec<Helper>,
+}
+
+/// A pod a step creates to act on something else: the pod whose container it kills or whose
+/// network it slows, the node it loads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Helper {
+    pub pod: ObjectRef,
+    /// What it acts on (Events for it go there too); also its `firedrill.io/acts-on` annotation.
+    pub acts_on: ObjectRef,
+    /// It ends by itself when its work is done, so ending in failure means the fault did not go
+    /// in (container-kill's, network-degrade's); a stress pod is not watched that way.
+    pub fails_run: bool,
+}
+
+impl Helper {
+    /// The helper `object` is (when it names itself), acting on `acts_on`.
+    pub(crate) fn of(object: &Value, acts_on: ObjectRef, fails_run: bool) -> Option<Helper> {
+        Some(Helper {
+            pod: ObjectRef::of(object)?,
+            acts_on,
+            fails_run,
+        })
+    }
 }
 
 impl Plan {

@@ -1,6 +1,6 @@
 //! Rollback: what lets any firedrill process undo any run from the cluster alone.
 //!
-//! DESIGN principle 1: the ledger (one ConfigMap per run) and the labels and annotations below,
+//! ARCHITECTURE.md, principle 1: the ledger (one ConfigMap per run) and the labels and annotations below,
 //! carried by every artifact firedrill creates, are enough to roll back without the database.
 //! A fault kind plans [`Step`]s (a change and its undo record, as data); [`apply`] writes each
 //! undo record to the ledger before it makes the change; [`replay`] undoes a ledger backwards,
@@ -29,7 +29,7 @@ pub use replay::{
 };
 pub use scope::{within, OutOfScope, Scope};
 pub use seal::{Key, LedgerSeal, Unverified};
-pub use undo::{decide, Decision, Step, UndoRecord};
+pub use undo::{decide, Decision, Irreversible, Step, UndoRecord};
 
 /// Label on every artifact: the run that created it.
 pub const LABEL_RUN: &str = "firedrill.io/run";

@@ -591,9 +591,7 @@ async fn read_now<C: Cluster>(
             .get(t)
             .await
             .map_err(|e| format!("cannot read {t}: {e}{}", open_because(&e))),
-        (None, UndoRecord::External { record, .. }) if record.get("irreversible").is_some() => {
-            Ok(None)
-        }
+        (None, undo) if undo.irreversible().is_some() => Ok(None),
         (None, UndoRecord::External { system, record }) => {
             let what = crate::undo::external_target(system, record);
             cluster

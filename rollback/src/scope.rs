@@ -1,6 +1,6 @@
 //! What firedrill's own planners ever write, per undo record: a replay (and an apply) refuses
 //! anything else, signed or not. The ledger lives in a ConfigMap that others may be able to
-//! write; firedrill's rights must not become theirs (ARCHITECTURE principle "No confused
+//! write; firedrill's rights must not become theirs (ARCHITECTURE.md, principle "No confused
 //! deputy"). Pure: the runner builds a [`Scope`] from the drill file, this judges records.
 //!
 //! The allow-list is derived from every `Step::` and `UndoRecord::` the planners in

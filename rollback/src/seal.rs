@@ -1,4 +1,4 @@
-//! Authenticated ledger entries (ARCHITECTURE principle 9, "No confused deputy"): every entry
+//! Authenticated ledger entries (ARCHITECTURE.md, principle 9, "No confused deputy"): every entry
 //! firedrill writes carries an HMAC-SHA256 code, made with a key only firedrill's own
 //! ServiceAccount can read, over the ledger's identity (run, drill, step number) and the entry's
 //! undo record. A replay acts only on entries whose code verifies, so whoever can write a

@@ -52,7 +52,53 @@ pub enum UndoRecord {
     Recreated { pod: ObjectRef, owner: String },
 }
 
+/// A step nothing undoes (a database promotion), written ahead like every change and kept in
+/// the ledger so that every revert, `stop` and `rollback` says so. On the wire it is the
+/// `promotion` external record `{irreversible, from, to}` (the format open ledgers already hold);
+/// this type is the one place that knows that shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Irreversible {
+    /// What was done and how to undo it by hand, for people.
+    pub note: String,
+    /// The region it was done from and in.
+    pub from: String,
+    pub to: String,
+}
+
+impl Irreversible {
+    pub fn record(&self) -> UndoRecord {
+        UndoRecord::External {
+            system: crate::scope::PROMOTION.to_owned(),
+            record: serde_json::json!({
+                "irreversible": self.note,
+                "from": self.from,
+                "to": self.to,
+            }),
+        }
+    }
+
+    /// The irreversible step an external record is, if it is one: a `promotion` record with a
+    /// note (from and to may be absent in what other writers left).
+    fn of(system: &str, record: &Value) -> Option<Irreversible> {
+        let text = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_owned);
+        (system == crate::scope::PROMOTION).then_some(())?;
+        Some(Irreversible {
+            note: text("irreversible")?,
+            from: text("from").unwrap_or_default(),
+            to: text("to").unwrap_or_default(),
+        })
+    }
+}
+
 impl UndoRecord {
+    /// The irreversible step this record is, if it is one.
+    pub fn irreversible(&self) -> Option<Irreversible> {
+        match self {
+            UndoRecord::External { system, record } => Irreversible::of(system, record),
+            _ => None,
+        }
+    }
+
     /// The object the record restores, if it lives in Kubernetes.
     pub fn target(&self) -> Option<ObjectRef> {
         match self {
@@ -267,8 +313,8 @@ pub fn external_target(system: &str, record: &Value) -> String {
 fn decide_external(system: &str, record: &Value, current: Option<&Value>) -> Decision {
     // A step that cannot be undone (a database promotion) is kept in the ledger so that every
     // revert says so.
-    if let Some(note) = record.get("irreversible").and_then(Value::as_str) {
-        return Decision::Leave(format!("{system}: {note}"));
+    if let Some(step) = Irreversible::of(system, record) {
+        return Decision::Leave(format!("{system}: {}", step.note));
     }
     let what = external_target(system, record);
     let (Some(prior), Some(applied)) = (record.get("prior"), record.get("applied")) else {

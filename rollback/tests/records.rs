@@ -553,3 +553,39 @@ async fn a_preview_says_which_entry_does_not_verify() {
         ]
     );
 }
+
+/// An irreversible step is typed, and its wire shape is the one open ledgers already hold (the
+/// `promotion` external record), so a ledger written before the type existed still reads as one,
+/// and is left, saying why, by every revert.
+#[test]
+fn an_irreversible_step_is_the_promotion_record_open_ledgers_hold() {
+    let step = firedrill_rollback::Irreversible {
+        note: "run r promoted the database in eu-west-1; fail back by the runbook".into(),
+        from: "us-east-1".into(),
+        to: "eu-west-1".into(),
+    };
+    let record = step.record();
+    let written_before = UndoRecord::External {
+        system: "promotion".into(),
+        record: json!({
+            "irreversible": "run r promoted the database in eu-west-1; fail back by the runbook",
+            "from": "us-east-1",
+            "to": "eu-west-1",
+        }),
+    };
+    assert_eq!(
+        serde_json::to_value(&record).unwrap(),
+        serde_json::to_value(&written_before).unwrap()
+    );
+    assert_eq!(written_before.irreversible(), Some(step));
+    match decide("r", &written_before, None) {
+        Decision::Leave(why) => assert!(why.contains("fail back by the runbook"), "{why}"),
+        other => panic!("an irreversible step is left, saying why: {other:?}"),
+    }
+    // Another system's record with the same field is not one (and is out of scope anyway).
+    let route53 = UndoRecord::External {
+        system: "route53".into(),
+        record: json!({ "irreversible": "x" }),
+    };
+    assert_eq!(route53.irreversible(), None);
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use firedrill::config::Config;
-use firedrill::plan::{calendar, Window};
+use firedrill::schedule::upcoming::{calendar, Window};
 
 /// A realistic mix: mostly monthly and weekly drills at scattered business hours, some
 /// quarterly and daily ones, the example's blackouts, and every target form.

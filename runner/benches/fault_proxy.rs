@@ -36,7 +36,7 @@ async fn upstream() -> SocketAddr {
 
 /// Latencies of REQUESTS GETs to `at`, CONCURRENCY at a time, and the wall time they took.
 async fn load(at: SocketAddr) -> (Vec<Duration>, Duration) {
-    firedrill::gate::install_tls_provider();
+    firedrill::drill::gate::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -81,10 +81,10 @@ fn main() {
         let proxy = listener.local_addr().unwrap();
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let upstream_url = url::Url::parse(&format!("http://{up}")).unwrap();
-        tokio::spawn(firedrill::faultproxy::serve(
+        tokio::spawn(firedrill::drill::faultproxy::serve(
             listener,
             upstream_url,
-            firedrill::faultproxy::Faults::default(),
+            firedrill::drill::faultproxy::Faults::default(),
             stop,
         ));
         // Warm both paths (connections, pools) before measuring.

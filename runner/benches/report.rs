@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use firedrill::config::{Config, Store as StoreUrl};
-use firedrill::store::{timestamp, Store};
+use firedrill::history::store::{timestamp, Store};
 use sqlx::Connection;
 
 const CLUSTERS: [&str; 3] = ["c-east", "c-west", "c-south"];
@@ -66,7 +66,7 @@ async fn seed(
         let mut tx = c.begin().await.unwrap();
         for fire in &planned {
             let drill = &config.drills[fire.drill];
-            let id = firedrill::job::run_id(&drill.name, fire.scheduled);
+            let id = firedrill::cluster::job::run_id(&drill.name, fire.scheduled);
             let h = fire.scheduled.timestamp() as u64 ^ (cluster.len() as u64 * 0x9e37_79b9);
             let status = match h % 50 {
                 0 => firedrill::run::RunStatus::Failed,

@@ -6,7 +6,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let _ = firedrill::PROCESS_STARTED.set(std::time::Instant::now());
+    let _ = firedrill::drill::gate::PROCESS_STARTED.set(std::time::Instant::now());
     let cli = firedrill::cli::Cli::parse();
     firedrill::cli::run(cli)
 }

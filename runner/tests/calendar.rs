@@ -124,7 +124,7 @@ mod support;
 
 /// A scheduler with an hourly drill on an in-memory cluster (whose Jobs never end: five slots
 /// keep a fire from waiting for one), its history in `dir`.
-async fn hourly_scheduler(dir: &std::path::Path) -> firedrill::scheduler::Scheduler {
+async fn hourly_scheduler(dir: &std::path::Path) -> firedrill::schedule::scheduler::Scheduler {
     let config = firedrill::config::Config::parse(
         &format!(
             "namespace: {}\nstore: sqlite://{}\nconcurrency: 5\ndrills:\n  - {{ name: hourly, kind: probe, schedule: \"0 * * * *\", duration: 1m, deadline: 10m }}\n",
@@ -139,14 +139,14 @@ async fn hourly_scheduler(dir: &std::path::Path) -> firedrill::scheduler::Schedu
         .build()
         .await
         .unwrap();
-    let store = firedrill::store::Store::open(&config.store, &config.cluster)
+    let store = firedrill::history::store::Store::open(&config.store, &config.cluster)
         .await
         .unwrap();
-    firedrill::scheduler::Scheduler::new(
+    firedrill::schedule::scheduler::Scheduler::new(
         config,
-        firedrill::kubernetes::Kube::new(client, support::cluster::NS),
+        firedrill::cluster::kubernetes::Kube::new(client, support::cluster::NS),
         store,
-        firedrill::job::Runtime {
+        firedrill::cluster::job::Runtime {
             image: "firedrill:test".into(),
             config_map: "firedrill-config".into(),
             service_account: "firedrill".into(),

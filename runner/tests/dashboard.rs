@@ -8,10 +8,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use firedrill::gate::Endpoints;
-use firedrill::metrics::Exposition;
-use firedrill::pushgateway::{self, Retry};
-use firedrill::store::{Measurements, RunRecord, RunStatus};
+use firedrill::drill::gate::Endpoints;
+use firedrill::history::metrics::Exposition;
+use firedrill::history::pushgateway::{self, Retry};
+use firedrill::history::store::{Measurements, RunRecord, RunStatus};
 use support::{service, unique};
 
 fn sample_names(text: &str) -> BTreeSet<String> {
@@ -85,11 +85,11 @@ async fn every_dashboard_query_uses_only_metrics_firedrill_exports() {
     let exposition = Exposition::for_cluster(&cluster);
     exposition
         .scheduler
-        .fire(firedrill::metrics::FireStatus::fired);
+        .fire(firedrill::history::metrics::FireStatus::fired);
     exposition.scheduler.tick_errors.inc();
     exposition
         .scheduler
-        .reload(firedrill::metrics::ReloadResult::applied);
+        .reload(firedrill::history::metrics::ReloadResult::applied);
     names.extend(sample_names(&exposition.encode()));
     assert!(
         names.contains("firedrill_scheduler_fires_total"),

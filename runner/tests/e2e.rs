@@ -4,9 +4,9 @@
 #[path = "support/skip.rs"]
 mod skip;
 
+use firedrill::cluster::job::{self, RunRef, Runtime};
+use firedrill::cluster::kubernetes::Kube;
 use firedrill::config::Config;
-use firedrill::job::{self, RunRef, Runtime};
-use firedrill::kubernetes::Kube;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
@@ -19,7 +19,7 @@ async fn cluster() -> Option<kube::Client> {
         );
         return None;
     };
-    firedrill::gate::install_tls_provider();
+    firedrill::drill::gate::install_tls_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("read the kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -88,7 +88,7 @@ async fn the_lease_and_the_kill_switch_on_a_real_api_server() {
     let now = chrono::Utc::now();
     // Whoever holds it, a fresh identity either takes an expired Lease or is refused a live one;
     // renewing what it holds always works.
-    let mut seen = firedrill::kubernetes::Seen::default();
+    let mut seen = firedrill::cluster::kubernetes::Seen::default();
     if kube.lead(&identity, 5, now, &mut seen).await.unwrap() {
         assert!(kube
             .lead(&identity, 5, now + chrono::TimeDelta::seconds(1), &mut seen)

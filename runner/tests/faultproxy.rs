@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use firedrill::faultproxy::{serve, Faults};
+use firedrill::drill::faultproxy::{serve, Faults};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -58,7 +58,7 @@ async fn proxy(upstream: SocketAddr, faults: Faults) -> SocketAddr {
 }
 
 fn client() -> reqwest::Client {
-    firedrill::gate::install_tls_provider();
+    firedrill::drill::gate::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -439,7 +439,7 @@ async fn an_upstream_that_is_the_proxy_itself_is_refused() {
     let port = listener.local_addr().unwrap().port();
     let other = url::Url::parse(&format!("http://127.0.0.1:{}", port + 1)).unwrap();
     assert_eq!(
-        firedrill::faultproxy::check_upstream(listener.local_addr().unwrap(), &other),
+        firedrill::drill::faultproxy::check_upstream(listener.local_addr().unwrap(), &other),
         Ok(())
     );
 

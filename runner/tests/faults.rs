@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use firedrill::history::store::RunStatus;
 use firedrill::run::{Revert, RevertWhen};
-use firedrill::store::RunStatus;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
@@ -167,7 +167,7 @@ async fn all_nodes(client: &kube::Client) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn timeline(record: &firedrill::store::RunRecord) -> Vec<String> {
+fn timeline(record: &firedrill::history::store::RunRecord) -> Vec<String> {
     record.evidence.to_value()["timeline"]
         .as_array()
         .map(|t| {

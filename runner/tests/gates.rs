@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use firedrill::gate::{
+use firedrill::drill::gate::{
     self, Check, Condition, Endpoints, Outcome, StatusRange, SteadyProbe, WatchResult,
 };
 use support::{refused_url, serve, service, unique};

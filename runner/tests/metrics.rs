@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use firedrill::metrics::{Exposition, FireStatus};
+use firedrill::history::metrics::{Exposition, FireStatus};
 use tokio::io::AsyncWriteExt;
 
 async fn serving(exposition: Exposition) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(firedrill::metrics::serve(
+    tokio::spawn(firedrill::history::metrics::serve(
         listener,
         exposition,
         Duration::from_secs(5),
@@ -87,7 +87,7 @@ impl WriteAllSync for std::process::ChildStdin {
 
 #[tokio::test]
 async fn metrics_health_and_readiness_over_http() {
-    firedrill::gate::install_tls_provider();
+    firedrill::drill::gate::install_tls_provider();
     let exposition = Exposition::for_cluster("eu-1");
     let base = serving(exposition.clone()).await;
     assert_eq!(get(&base, "/healthz").await.0, 200);
@@ -117,8 +117,8 @@ async fn metrics_health_and_readiness_over_http() {
     exposition
         .scheduler
         .unverified
-        .get_or_create(&firedrill::metrics::UnverifiedLabels {
-            reason: firedrill::metrics::UnverifiedReason::wrong_code,
+        .get_or_create(&firedrill::history::metrics::UnverifiedLabels {
+            reason: firedrill::history::metrics::UnverifiedReason::wrong_code,
         })
         .inc();
     let (status, content_type, text) = get(&base, "/metrics").await;
@@ -157,7 +157,7 @@ async fn metrics_health_and_readiness_over_http() {
 
 #[tokio::test]
 async fn a_slow_or_half_open_client_holds_nobody_up() {
-    firedrill::gate::install_tls_provider();
+    firedrill::drill::gate::install_tls_provider();
     let base = serving(Exposition::default()).await;
     let address = base.trim_start_matches("http://").to_owned();
     // One connects and says nothing; another sends half a request head and stops.
@@ -175,7 +175,7 @@ async fn a_slow_or_half_open_client_holds_nobody_up() {
 async fn accept_errors_back_off_instead_of_spinning() {
     let attempts = Arc::new(AtomicU64::new(0));
     let counted = attempts.clone();
-    let serving = tokio::spawn(firedrill::metrics::serve_with(
+    let serving = tokio::spawn(firedrill::history::metrics::serve_with(
         move || {
             counted.fetch_add(1, Ordering::SeqCst);
             async {

@@ -4,9 +4,9 @@ mod support;
 
 use std::time::Duration;
 
-use firedrill::gate::Endpoints;
-use firedrill::pushgateway::{self, Retry};
-use firedrill::store::{Measurements, RunRecord, RunStatus};
+use firedrill::drill::gate::Endpoints;
+use firedrill::history::pushgateway::{self, Retry};
+use firedrill::history::store::{Measurements, RunRecord, RunStatus};
 use support::{refused_url, service, unique};
 
 fn run(drill: &str, status: RunStatus) -> RunRecord {

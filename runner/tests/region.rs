@@ -11,8 +11,8 @@ mod support;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firedrill::route53::Route53;
-use firedrill::store::RunStatus;
+use firedrill::cluster::route53::Route53;
+use firedrill::history::store::RunStatus;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -207,7 +207,7 @@ impl Oracle {
     /// about 0.1 s, allowed 0.5 s on a loaded machine; a writer that stops after the lead-in
     /// stops seconds before, with Route 53 slowed), and the run's RPO and lost markers are what
     /// the databases say.
-    fn check(&self, record: &firedrill::store::RunRecord, every: f64) {
+    fn check(&self, record: &firedrill::history::store::RunRecord, every: f64) {
         let e = &record.evidence.to_value();
         let rpo = record.measurements.rpo_seconds.expect("RPO measured");
         let written = self.last_written().1;
@@ -820,8 +820,11 @@ async fn the_kill_switch_during_the_lead_in_stops_the_failover_before_anything_c
         let client = client.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1200)).await;
-            let switch =
-                firedrill::ledger::kill_switch_config_map(support::cluster::NS, "INC-7", "on-call");
+            let switch = firedrill::cluster::ledger::kill_switch_config_map(
+                support::cluster::NS,
+                "INC-7",
+                "on-call",
+            );
             Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, support::cluster::NS)
                 .create(&PostParams::default(), &switch)
                 .await

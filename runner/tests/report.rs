@@ -11,8 +11,8 @@ use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use firedrill::config::{Config, Store as StoreUrl};
-use firedrill::report::{self, Format, Query, Report};
-use firedrill::store::Store;
+use firedrill::history::report::{self, Format, Query, Report};
+use firedrill::history::store::Store;
 use support::history::{seed, Seeded};
 use support::{service, unique};
 
@@ -253,8 +253,8 @@ async fn adherence_follows_the_calendar_plan_prints() {
 /// target that run was judged by, not the newest.
 #[tokio::test]
 async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
+    use firedrill::history::store::FireRecord;
     use firedrill::run::{Measurements, RunRecord, RunStatus};
-    use firedrill::store::FireRecord;
     let (url, path) = sqlite_url();
     let config = example();
     let own = Store::open(&url, "us-east").await.unwrap();
@@ -285,7 +285,7 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
     // drill began in April; us-east never recorded anything of its other drills.
     let run = |cluster: &str, drill: &str, scheduled: &str, rto: f64, target: f64| RunRecord {
         cluster: cluster.to_owned(),
-        id: firedrill::job::run_id(drill, at(scheduled)),
+        id: firedrill::cluster::job::run_id(drill, at(scheduled)),
         drill: drill.to_owned(),
         kind: "pod-kill".to_owned(),
         scheduled: at(scheduled),
@@ -321,8 +321,10 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
         10.0,
         60.0,
     );
-    by_hand.id =
-        firedrill::job::manual_run_id("network-partition-quarterly", at("2027-02-01T12:00:00Z"));
+    by_hand.id = firedrill::cluster::job::manual_run_id(
+        "network-partition-quarterly",
+        at("2027-02-01T12:00:00Z"),
+    );
     other.record_run(&by_hand).await.unwrap();
     // The longest RTO was judged against 50 s; the newest run's target is 200 s.
     other
@@ -803,7 +805,8 @@ async fn a_runs_job_and_event_are_reported_as_recorded_never_inferred() {
     )
     .await
     .unwrap();
-    let mut older: firedrill::store::RunRecord = serde_json::from_value(record.clone()).unwrap();
+    let mut older: firedrill::history::store::RunRecord =
+        serde_json::from_value(record.clone()).unwrap();
     older.id = "api-probe-older".into();
     older.scheduled -= chrono::TimeDelta::hours(1);
     older.evidence = firedrill::run::Evidence::default();
@@ -885,12 +888,12 @@ fn named_run(
     scheduled: DateTime<Utc>,
     status: firedrill::run::RunStatus,
     job: Option<Option<&str>>,
-) -> firedrill::store::RunRecord {
+) -> firedrill::history::store::RunRecord {
     let mut evidence = serde_json::json!({});
     if let Some(name) = job {
         evidence["job"] = serde_json::json!({ "name": name });
     }
-    firedrill::store::RunRecord {
+    firedrill::history::store::RunRecord {
         cluster: "us-east".to_owned(),
         id: id.to_owned(),
         drill: drill.to_owned(),
@@ -909,8 +912,8 @@ fn named_run(
 /// The year's report of us-east from a history holding only `runs` and `fires`: in SQLite, and
 /// the very same (in every format) from PostgreSQL when there is one.
 async fn us_east_year(
-    runs: &[firedrill::store::RunRecord],
-    fires: &[firedrill::store::FireRecord],
+    runs: &[firedrill::history::store::RunRecord],
+    fires: &[firedrill::history::store::FireRecord],
 ) -> Report {
     let config = example();
     let q = Query {
@@ -1005,8 +1008,8 @@ async fn a_fire_without_its_fire_record_is_accounted_for_by_the_run_that_names_i
     use firedrill::run::RunStatus;
     let kills = pod_kills();
     let (first, second) = (kills[0], kills[1]);
-    let id = |t| firedrill::job::run_id("pod-kill-monthly", t);
-    let again = firedrill::job::manual_run_id("pod-kill-monthly", first);
+    let id = |t| firedrill::cluster::job::run_id("pod-kill-monthly", t);
+    let again = firedrill::cluster::job::manual_run_id("pod-kill-monthly", first);
     let report = us_east_year(
         &[
             // By hand first in the history's order: the scheduler's run still accounts.
@@ -1084,10 +1087,10 @@ async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
     use firedrill::run::RunStatus;
     let kills = pod_kills();
     let (made_up, first, second) = (kills[2], kills[3], kills[4]);
-    let manual = firedrill::job::manual_run_id("pod-kill-monthly", first);
-    let own_id = firedrill::job::run_id("pod-kill-monthly", second);
-    let late = firedrill::job::manual_run_id("pod-kill-monthly", made_up);
-    let missed_id = firedrill::job::run_id("pod-kill-monthly", made_up);
+    let manual = firedrill::cluster::job::manual_run_id("pod-kill-monthly", first);
+    let own_id = firedrill::cluster::job::run_id("pod-kill-monthly", second);
+    let late = firedrill::cluster::job::manual_run_id("pod-kill-monthly", made_up);
+    let missed_id = firedrill::cluster::job::run_id("pod-kill-monthly", made_up);
     // As the scheduler records a fire it could not fire before its deadline.
     let mut missed = named_run(
         "pod-kill-monthly",
@@ -1124,7 +1127,7 @@ async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
             ),
         ],
         // The scheduler's first record of the drill: it is planned from here on.
-        &[firedrill::store::FireRecord {
+        &[firedrill::history::store::FireRecord {
             drill: "pod-kill-monthly".to_owned(),
             scheduled: made_up,
             status: "missed".to_owned(),
@@ -1227,8 +1230,8 @@ async fn a_fire_with_neither_record_is_unaccounted() {
     // The fire record comes first: a drill is planned from its first fire record on.
     let (fired, lost) = (kills[6], kills[8]);
     let off = lost + chrono::TimeDelta::seconds(1);
-    let near = firedrill::job::manual_run_id("pod-kill-monthly", off);
-    let other = firedrill::job::manual_run_id("network-partition-quarterly", lost);
+    let near = firedrill::cluster::job::manual_run_id("pod-kill-monthly", off);
+    let other = firedrill::cluster::job::manual_run_id("network-partition-quarterly", lost);
     let report = us_east_year(
         &[
             named_run(
@@ -1246,12 +1249,12 @@ async fn a_fire_with_neither_record_is_unaccounted() {
                 Some(None),
             ),
         ],
-        &[firedrill::store::FireRecord {
+        &[firedrill::history::store::FireRecord {
             drill: "pod-kill-monthly".to_owned(),
             scheduled: fired,
             status: "fired".to_owned(),
             reason: None,
-            run: Some(firedrill::job::run_id("pod-kill-monthly", fired)),
+            run: Some(firedrill::cluster::job::run_id("pod-kill-monthly", fired)),
         }],
     )
     .await;
@@ -1342,7 +1345,7 @@ async fn the_command_reports_a_run_by_hand_for_a_planned_instant_as_its_fire() {
     let id = record["id"].as_str().unwrap().to_owned();
     assert_ne!(
         id,
-        firedrill::job::run_id("api-probe", at("2026-01-01T00:00:00Z")),
+        firedrill::cluster::job::run_id("api-probe", at("2026-01-01T00:00:00Z")),
         "a manual run id"
     );
     let report = |format: &'static str| {

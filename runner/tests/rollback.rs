@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
-use firedrill::kubernetes::Kube;
-use firedrill::ledger::{self, KubeCluster, Protection, Selection};
+use firedrill::cluster::kubernetes::Kube;
+use firedrill::cluster::ledger::{self, KubeCluster, Protection, Selection};
 use firedrill_rollback::{
     apply, Cluster, ClusterError, Key, Ledger, ObjectKind, ObjectRef, Operation, Scope, Step, Trust,
 };
@@ -398,8 +398,8 @@ async fn the_scheduler_sweep_reverts_a_run_whose_job_is_gone_and_anything_past_i
 /// recorded as such, never as restored.
 #[tokio::test]
 async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
+    use firedrill::history::store::Store;
     use firedrill::run::{Measurements, RunRecord, RunStatus};
-    use firedrill::store::Store;
     let client = cluster().await;
     let kube = Kube::new(client.clone(), NS);
     let cluster = KubeCluster::new(&kube);
@@ -440,7 +440,7 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
     );
 
     let now = Utc::now();
-    let closed = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+    let closed = firedrill::schedule::scheduler::record_closed_rollbacks(&kube, &store, now)
         .await
         .unwrap();
     assert_eq!(
@@ -457,12 +457,12 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
     )
     .await
     .unwrap();
-    let closed = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+    let closed = firedrill::schedule::scheduler::record_closed_rollbacks(&kube, &store, now)
         .await
         .unwrap();
     assert_eq!(closed, ["stuck-run"]);
     assert!(store.open_rollbacks().await.unwrap().is_empty());
-    let again = firedrill::scheduler::record_closed_rollbacks(&kube, &store, now)
+    let again = firedrill::schedule::scheduler::record_closed_rollbacks(&kube, &store, now)
         .await
         .unwrap();
     assert!(again.is_empty(), "recorded once");
@@ -1756,7 +1756,7 @@ async fn without_the_ledger_key_nothing_is_reverted_from_a_ledger_and_the_fix_is
     assert!(
         matches!(
             why,
-            ledger::NotReplayed::NoKey(firedrill::ledger_key::KeyError::Forbidden { .. })
+            ledger::NotReplayed::NoKey(firedrill::cluster::ledger_key::KeyError::Forbidden { .. })
         ),
         "{why:?}"
     );

@@ -12,9 +12,9 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
     ResourceRecordSet, RrType,
 };
-use firedrill::kubernetes::Kube;
-use firedrill::ledger::KubeCluster;
-use firedrill::route53::Route53;
+use firedrill::cluster::kubernetes::Kube;
+use firedrill::cluster::ledger::KubeCluster;
+use firedrill::cluster::route53::Route53;
 use firedrill_experiments::region::{Dns, DnsMethod, RegionFailover, RegionRecord, ROUTE53};
 use firedrill_rollback::{self as rollback, Cluster as _, EntryState, Ledger, Outcome};
 use serde_json::Value;
@@ -138,7 +138,9 @@ impl Zone {
     /// What a revert may touch: this zone's records, as a drill file declaring it gives.
     fn scope(&self) -> rollback::Scope {
         rollback::Scope {
-            dns: Some(vec![firedrill::ledger::declared("region", &self.dns)]),
+            dns: Some(vec![firedrill::cluster::ledger::declared(
+                "region", &self.dns,
+            )]),
         }
     }
 

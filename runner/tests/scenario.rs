@@ -9,14 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use firedrill::cluster::job::{RunRef, Runtime};
+use firedrill::cluster::kubernetes::{Created, Kube};
 use firedrill::config::Config;
-use firedrill::executor::{self, Sinks};
-use firedrill::gate::Endpoints;
-use firedrill::job::{RunRef, Runtime};
-use firedrill::kubernetes::{Created, Kube};
-use firedrill::pushgateway::Retry;
-use firedrill::scheduler::Scheduler;
-use firedrill::store::{RunStatus, Store};
+use firedrill::drill::executor::{self, Sinks};
+use firedrill::drill::gate::Endpoints;
+use firedrill::history::pushgateway::Retry;
+use firedrill::history::store::{RunStatus, Store};
+use firedrill::schedule::scheduler::Scheduler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -225,7 +225,7 @@ async fn the_whole_loop() {
 
     // At the instant: one Job, with the spec of the contract.
     let report = scheduler.tick(at("2027-01-15T10:00:05Z")).await.unwrap();
-    let run = firedrill::job::run_id(&w.drill, at("2027-01-15T10:00:00Z"));
+    let run = firedrill::cluster::job::run_id(&w.drill, at("2027-01-15T10:00:00Z"));
     assert_eq!(report.fired, std::slice::from_ref(&run));
     let job = w.jobs().get(&run).await.unwrap();
     let spec = job.spec.as_ref().unwrap();
@@ -376,7 +376,10 @@ async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline()
     let report = second.tick(at("2027-01-16T10:20:00Z")).await.unwrap();
     assert_eq!(
         report.fired,
-        [firedrill::job::run_id(&w.drill, at("2027-01-16T10:00:00Z"))]
+        [firedrill::cluster::job::run_id(
+            &w.drill,
+            at("2027-01-16T10:00:00Z")
+        )]
     );
     let report = second.tick(at("2027-01-16T10:21:00Z")).await.unwrap();
     assert!(report.fired.is_empty(), "{report:?}");
@@ -403,7 +406,7 @@ async fn a_restart_neither_double_fires_nor_forgets_a_fire_within_its_deadline()
     );
     let missed = second
         .store()
-        .run(&firedrill::job::run_id(
+        .run(&firedrill::cluster::job::run_id(
             &w.drill,
             at("2027-01-17T10:00:00Z"),
         ))
@@ -593,7 +596,8 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
     let kube = Kube::new(w.client.clone(), NS);
 
     let text =
-        firedrill::scheduler::status_report(&w.config, &kube, at("2027-01-15T10:00:30Z")).await;
+        firedrill::schedule::scheduler::status_report(&w.config, &kube, at("2027-01-15T10:00:30Z"))
+            .await;
     assert!(
         text.starts_with("leader:       scheduler-a (renewed 2027-01-15T10:00:01"),
         "{text}"
@@ -639,7 +643,7 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&gone, firedrill::kubernetes::FollowError::Gone { job } if job == "no-such-job"),
+        matches!(&gone, firedrill::cluster::kubernetes::FollowError::Gone { job } if job == "no-such-job"),
         "{gone:?}"
     );
     assert_eq!(
@@ -652,7 +656,7 @@ async fn run_wait_follows_the_job_to_its_exit_code_and_status_reports_it() {
 /// is deleted so that it cannot finish later unseen.
 #[tokio::test]
 async fn a_job_hook_is_watched_to_its_verdict_or_deleted_at_its_timeout() {
-    use firedrill::region::{hook_job, run_hook, HookContext};
+    use firedrill::drill::region::{hook_job, run_hook, HookContext};
     use firedrill_experiments::region::{Hook, HookAction};
     let w = world(None).await;
     let kube = Kube::new(w.client.clone(), NS);
@@ -762,7 +766,7 @@ drills:
     let report = s.tick(at("2027-01-18T00:00:05Z")).await.unwrap();
     assert_eq!(
         report.fired,
-        [firedrill::job::run_id(
+        [firedrill::cluster::job::run_id(
             "deferrer",
             at("2027-01-16T10:00:00Z")
         )]
@@ -1143,6 +1147,9 @@ async fn one_leader_at_every_instant_with_a_skewed_clock_and_long_ticks() {
     // The 10:00 fire: once, by b (a hung before it; its clock would say 09:50 anyway).
     assert_eq!(
         w.job_names().await,
-        vec![firedrill::job::run_id(&w.drill, at("2027-01-15T10:00:00Z"))]
+        vec![firedrill::cluster::job::run_id(
+            &w.drill,
+            at("2027-01-15T10:00:00Z")
+        )]
     );
 }

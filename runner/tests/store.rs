@@ -5,7 +5,7 @@ mod support;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use firedrill::config::Store as StoreUrl;
-use firedrill::store::{FireRecord, Measurements, RunRecord, RunStatus, Store};
+use firedrill::history::store::{FireRecord, Measurements, RunRecord, RunStatus, Store};
 use support::{service, unique};
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -58,7 +58,7 @@ async fn exercise(url: StoreUrl) {
         requests: Some(300),
         ..Measurements::default()
     };
-    first.targets = vec![firedrill::store::Hit {
+    first.targets = vec![firedrill::history::store::Hit {
         namespace: "pake-api".into(),
         name: "api-1".into(),
         owner: None,
@@ -306,12 +306,12 @@ async fn a_history_from_before_the_fleet_moves_to_the_cluster_that_opens_it() {
     assert_eq!(
         store.clusters_and_drills().await.unwrap(),
         [
-            firedrill::store::Recorded {
+            firedrill::history::store::Recorded {
                 cluster: "us-east".into(),
                 drill: "kill-b".into(),
                 first_fire: None,
             },
-            firedrill::store::Recorded {
+            firedrill::history::store::Recorded {
                 cluster: "us-east".into(),
                 drill: "probe-a".into(),
                 first_fire: Some(at("2026-10-15T15:00:00Z")),
@@ -390,9 +390,9 @@ async fn an_unreachable_store_says_where() {
 
 #[tokio::test]
 async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
-    use firedrill::executor::{keep, Kept, Sinks};
-    use firedrill::pushgateway::Retry;
-    use firedrill::store::Spool;
+    use firedrill::drill::executor::{keep, Kept, Sinks};
+    use firedrill::history::pushgateway::Retry;
+    use firedrill::history::store::Spool;
     let dir = std::env::temp_dir().join(unique("firedrill-keep"));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(
@@ -402,7 +402,7 @@ async fn a_record_whose_id_names_another_run_is_kept_aside_never_merged() {
     .await
     .unwrap();
     let spool = Spool::new(dir.join("firedrill-spool"));
-    let endpoints = firedrill::gate::Endpoints::new(None, None);
+    let endpoints = firedrill::drill::gate::Endpoints::new(None, None);
     let client = endpoints.client().clone();
     let sinks = Sinks {
         store: Some(&store),

@@ -1,7 +1,7 @@
 //! Every Kubernetes call the runtime makes, checked on the wire: method, path, query (label
 //! selectors included) and body, with kube's tower_test mock pattern.
 
-use firedrill::kubernetes::{Created, Kube};
+use firedrill::cluster::kubernetes::{Created, Kube};
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{json, Value};
@@ -119,18 +119,18 @@ async fn jobs_are_created_once_and_listed_by_label() {
     .unwrap();
     let drill = config.drill("pod-kill-monthly").unwrap();
     let scheduled = "2027-01-15T15:00:00Z".parse().unwrap();
-    let run = firedrill::job::RunRef {
+    let run = firedrill::cluster::job::RunRef {
         drill: drill.name.clone(),
-        run: firedrill::job::run_id(&drill.name, scheduled),
+        run: firedrill::cluster::job::run_id(&drill.name, scheduled),
         scheduled,
         dry_run: false,
     };
-    let runtime = firedrill::job::Runtime {
+    let runtime = firedrill::cluster::job::Runtime {
         image: "firedrill:test".into(),
         config_map: "firedrill-config".into(),
         service_account: "firedrill".into(),
     };
-    let job = firedrill::job::render(&config, drill, &run, &runtime);
+    let job = firedrill::cluster::job::render(&config, drill, &run, &runtime);
     let name = run.run.clone();
     let (kube, mut api) = kube();
     let expected = serde_json::to_value(&job).unwrap();
@@ -225,7 +225,7 @@ async fn the_lease_is_created_renewed_and_respected() {
         assert_eq!(body["spec"]["holderIdentity"], "a");
         assert_eq!(body["spec"]["leaseTransitions"], 4);
     });
-    let mut seen = firedrill::kubernetes::Seen::default();
+    let mut seen = firedrill::cluster::kubernetes::Seen::default();
     let later = |s: i64| now + chrono::TimeDelta::seconds(s);
     assert!(kube.lead("a", 15, now, &mut seen).await.unwrap());
     assert!(kube.lead("a", 15, now, &mut seen).await.unwrap());
@@ -238,7 +238,7 @@ async fn the_lease_is_created_renewed_and_respected() {
 #[tokio::test]
 async fn results_events_and_snapshots() {
     let (kube, mut api) = kube();
-    let record = firedrill::store::RunRecord {
+    let record = firedrill::history::store::RunRecord {
         cluster: "default".into(),
         id: "probe-abc".into(),
         drill: "probe".into(),
@@ -246,7 +246,7 @@ async fn results_events_and_snapshots() {
         scheduled: "2027-01-15T10:00:00Z".parse().unwrap(),
         started: None,
         ended: None,
-        status: firedrill::store::RunStatus::Passed,
+        status: firedrill::history::store::RunStatus::Passed,
         reason: None,
         targets: Vec::new(),
         measurements: Default::default(),
@@ -266,7 +266,7 @@ async fn results_events_and_snapshots() {
         .await;
         assert_eq!(body["metadata"]["name"], "firedrill-result-probe-abc");
         assert_eq!(body["metadata"]["labels"]["firedrill.io/kind"], "result");
-        let stored: firedrill::store::RunRecord =
+        let stored: firedrill::history::store::RunRecord =
             serde_json::from_str(body["data"]["run.json"].as_str().unwrap()).unwrap();
         assert_eq!(stored, sent);
         expect(
@@ -378,7 +378,7 @@ async fn status_reads_the_lease_holder_and_run_wait_reads_the_exit_code() {
 
 #[tokio::test]
 async fn pod_kills_evict_through_the_subresource_and_a_budget_refusal_is_not_now() {
-    use firedrill::ledger::KubeCluster;
+    use firedrill::cluster::ledger::KubeCluster;
     use firedrill_rollback::{Cluster, Done, ObjectKind, ObjectRef, Operation};
     let (kube, mut api) = kube();
     let server = tokio::spawn(async move {
@@ -457,7 +457,7 @@ async fn node_faults_list_every_node_and_the_pods_on_the_chosen_ones() {
 
 #[tokio::test]
 async fn cordon_scale_and_selector_swap_are_merge_patches_of_one_field() {
-    use firedrill::ledger::KubeCluster;
+    use firedrill::cluster::ledger::KubeCluster;
     use firedrill_rollback::{Cluster, Done, ObjectKind, ObjectRef, Step};
     let (kube, mut api) = kube();
     let server = tokio::spawn(async move {

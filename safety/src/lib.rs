@@ -1,6 +1,6 @@
 //! The safety guard: everything that decides what a drill may touch.
 //!
-//! This crate is pure on purpose (DESIGN principle 3): no Kubernetes client, no HTTP, no async
+//! This crate is pure on purpose (ARCHITECTURE.md, principle 3): no Kubernetes client, no HTTP, no async
 //! runtime. It takes values and returns values, so every rule can be proven with plain and
 //! property tests.
 

@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::cluster::snapshot::{self, SnapshotError};
 use crate::config::{Config, LoadError};
-use crate::plan::{self, Window};
-use crate::snapshot::{self, SnapshotError};
+use crate::schedule::upcoming::{self, Window};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -213,13 +213,13 @@ pub enum Command {
         #[arg(long, value_name = "URL", value_parser = UpstreamParser)]
         upstream: url::Url,
         /// Answer a share of requests with this status instead (repeatable), e.g. 503:10%.
-        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::faultproxy::parse_error, allow_hyphen_values = true)]
+        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::drill::faultproxy::parse_error, allow_hyphen_values = true)]
         errors: Vec<(u16, u32)>,
         /// Delay every passed request by this much, e.g. 200ms.
         #[arg(long, value_name = "DURATION", value_parser = parse_delay, allow_hyphen_values = true)]
         delay: Option<std::time::Duration>,
         /// Reset this share of connections without an answer, e.g. 2%.
-        #[arg(long, value_name = "PERCENT", value_parser = crate::faultproxy::parse_share, allow_hyphen_values = true)]
+        #[arg(long, value_name = "PERCENT", value_parser = crate::drill::faultproxy::parse_share, allow_hyphen_values = true)]
         reset: Option<u32>,
         /// After this instant (RFC 3339) pass everything unharmed.
         #[arg(long, value_name = "T", value_parser = parse_instant)]
@@ -244,8 +244,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         cluster: Option<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = crate::report::Format::Md)]
-        format: crate::report::Format,
+        #[arg(long, value_enum, default_value_t = crate::history::report::Format::Md)]
+        format: crate::history::report::Format,
         /// Write the report to this file (default: standard output).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
@@ -310,7 +310,7 @@ impl clap::builder::TypedValueParser for UpstreamParser {
 
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
     // Shown without its password, if it has one.
-    let shown = crate::faultproxy::redacted_text(text);
+    let shown = crate::drill::faultproxy::redacted_text(text);
     let url = url::Url::parse(text)
         .map_err(|e| format!("{shown:?} is not a URL ({e}); write e.g. http://127.0.0.1:9090"))?;
     if url.scheme() != "http" {
@@ -475,12 +475,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             };
             if let (true, Some(name), Some(at), Some(snapshot)) = (render, &drill, at, &snapshot) {
-                return match plan::render_fire(&c, snapshot, name, at) {
+                return match upcoming::render_fire(&c, snapshot, name, at) {
                     Ok(text) => {
                         let written =
                             crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
                         for note in
-                            plan::notes(&c, &std::collections::BTreeSet::from([name.as_str()]))
+                            upcoming::notes(&c, &std::collections::BTreeSet::from([name.as_str()]))
                         {
                             eprintln!("note: {note}");
                         }
@@ -501,19 +501,20 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
                 (Some(until), _, _) => Window::Until(until),
                 (None, Some(n), _) => Window::Next(n as usize),
-                (None, None, None) => Window::Until(from + plan::DEFAULT_WINDOW),
+                (None, None, None) => Window::Until(from + upcoming::DEFAULT_WINDOW),
             };
             // Written as the calendar is made: ten years of fires are never held.
-            let fires = || plan::fires(&c, from, window, snapshot.as_ref(), format == Format::Json);
+            let fires =
+                || upcoming::fires(&c, from, window, snapshot.as_ref(), format == Format::Json);
             let mut fired = std::collections::BTreeSet::new();
             let written = crate::output::to_stdout(|mut out| {
                 fired = match format {
-                    Format::Table => plan::write_table(fires, &mut out)?,
-                    Format::Json => plan::write_json(fires(), &mut out)?,
+                    Format::Table => upcoming::write_table(fires, &mut out)?,
+                    Format::Json => upcoming::write_json(fires(), &mut out)?,
                 };
                 Ok(())
             });
-            for note in plan::notes(&c, &fired.iter().map(String::as_str).collect()) {
+            for note in upcoming::notes(&c, &fired.iter().map(String::as_str).collect()) {
                 eprintln!("note: {note}");
             }
             delivered(written)

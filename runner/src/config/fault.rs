@@ -59,11 +59,14 @@ pub(super) fn read_fault(
         Kind::NetworkDegrade => {
             super::region::read_degrade(r, node, path).map(Settings::NetworkDegrade)
         }
-        other => {
+        Kind::Probe => {
             r.error(
                 node.mark,
                 path,
-                format!("kind {other} takes no `fault:` settings (it only observes)"),
+                format!(
+                    "kind {} takes no `fault:` settings (it only observes)",
+                    Kind::Probe
+                ),
             );
             None
         }
@@ -156,7 +159,6 @@ fn read_partition(
     })
 }
 
-/// The settings a kind uses when the drill has no `fault:`; `None`: the kind needs one.
 /// What a kind that needs `fault:` needs in it, for the message when it is missing.
 pub(super) fn needed(kind: Kind) -> &'static str {
     match kind {
@@ -165,21 +167,6 @@ pub(super) fn needed(kind: Kind) -> &'static str {
         Kind::NetworkDegrade => "`fault: { delay: 100ms, jitter: 20ms, loss: 5%, rate: 1mbit }` (any of them; see the README's network-degrade section)",
         _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
     }
-}
-
-pub(super) fn default_fault(kind: Kind) -> Option<firedrill_experiments::Settings> {
-    use firedrill_experiments::Settings;
-    Some(match kind {
-        Kind::PodKill => Settings::PodKill(Default::default()),
-        Kind::NetworkPartition => Settings::NetworkPartition(Default::default()),
-        Kind::NodeDrain => Settings::NodeDrain(Default::default()),
-        Kind::ResourceStress => Settings::ResourceStress(Default::default()),
-        Kind::DependencyFailure
-        | Kind::ContainerKill
-        | Kind::RegionFailover
-        | Kind::NetworkDegrade => return None,
-        _ => Settings::None,
-    })
 }
 
 fn within(r: &mut Reader, node: &Node, path: &str, max: Duration) -> Option<Duration> {
@@ -585,7 +572,7 @@ fn read_http(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_experi
                     n,
                     &item(&key, i),
                     "CODE:PERCENT",
-                    crate::faultproxy::parse_error,
+                    crate::drill::faultproxy::parse_error,
                 ) {
                     Some(e) => out.push(e),
                     None => ok = false,
@@ -603,7 +590,7 @@ fn read_http(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_experi
             n,
             &f.path_of("reset"),
             "a percentage",
-            crate::faultproxy::parse_share,
+            crate::drill::faultproxy::parse_share,
         ),
         None => Some(0),
     };

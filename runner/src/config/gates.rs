@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::read::{child, item, Fields, Reader};
 use super::yaml::{Node, Value};
+use crate::drill::gate::{Check, Condition, StatusRange, SteadyProbe, Success};
 use crate::duration;
-use crate::gate::{Check, Condition, StatusRange, SteadyProbe, Success};
 
 /// What the rest of the file says that gates depend on.
 pub struct Endpoints {

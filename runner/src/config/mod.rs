@@ -23,8 +23,8 @@ use read::{child, item, Fields, Reader};
 pub use read::{read_text, Diagnostic, Diagnostics, TextError};
 use yaml::{Mark, Node};
 
+use crate::drill::gate::{Check, Condition, SteadyProbe, Success};
 use crate::duration;
-use crate::gate::{Check, Condition, SteadyProbe, Success};
 use crate::schedule::{Blackout, Cron, PlannedDrill};
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
@@ -82,14 +82,13 @@ pub enum OnBlackout {
 #[derive(Clone, Debug)]
 pub struct Drill {
     pub name: String,
-    pub kind: Kind,
     pub schedule: Cron,
     pub timezone: Tz,
     pub duration: Duration,
     pub deadline: Duration,
     pub on_blackout: OnBlackout,
     pub targets: Vec<Target>,
-    /// The kind's own settings (`fault:`).
+    /// The kind's own settings (`fault:`), which say the kind (see [`Drill::kind`]).
     pub fault: firedrill_experiments::Settings,
     /// The file's policy with this drill's overrides applied.
     pub safety: Policy,
@@ -103,6 +102,13 @@ pub struct Drill {
     pub success: Success,
     /// Where the drill is written, for messages.
     pub line: usize,
+}
+
+impl Drill {
+    /// The fault kind the drill runs: the kind its settings are for.
+    pub fn kind(&self) -> Kind {
+        self.fault.kind()
+    }
 }
 
 /// Why a file could not be loaded.
@@ -643,11 +649,12 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     let targets = read_targets(r, &f, path, kind);
     let fault = match (f.get("fault"), kind) {
         (Some(n), Some(kind)) => fault::read_fault(r, n, &at("fault"), kind),
-        (None, Some(kind)) => fault::default_fault(kind).or_else(|| {
+        (None, Some(kind)) => firedrill_experiments::Settings::default_for(kind).or_else(|| {
             r.required(&f, "fault", fault::needed(kind));
             None
         }),
-        (_, None) => Some(firedrill_experiments::Settings::None),
+        // The kind is wrong (and said so): there are no settings to read it for.
+        (_, None) => None,
     };
     let safety = match f.get("safety") {
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
@@ -732,9 +739,10 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     if let (Some(cron), Some(duration)) = (&schedule, duration) {
         check_keeps_up(r, &f, path, cron, duration);
     }
+    // Settings are read only for a kind that was read, and are of that kind.
+    debug_assert_eq!(fault.as_ref().map(|s| s.kind()), fault.as_ref().and(kind));
     Some(Drill {
         name: name?,
-        kind: kind?,
         schedule: schedule?,
         timezone: timezone?,
         duration: duration?,

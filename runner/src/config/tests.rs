@@ -220,3 +220,43 @@ fn merge_keys_are_said_to_be_unsupported_wherever_they_are() {
     let err = parse("'<<': 1\ndrills: []\n").unwrap_err().to_string();
     assert!(err.contains("<<: unknown key"), "{err}");
 }
+
+/// A drill's kind is its settings' kind: a kind read with no `fault:` runs on that kind's
+/// defaults or asks for `fault:`; settings of another kind are refused at their line.
+#[test]
+fn a_drill_runs_the_kind_it_names_and_only_that_kind_s_settings() {
+    let drill = |kind: Kind, fault: &str| {
+        let targets = if kind.needs_pod_targets() {
+            "    targets: [{namespace: api, selector: app=api, count: 1}]\n"
+        } else {
+            ""
+        };
+        format!("drills:\n  - name: d\n    kind: {kind}\n    schedule: '@daily'\n    duration: 1m\n{targets}{fault}")
+    };
+    for kind in Kind::ALL {
+        match parse(&drill(kind, "")) {
+            Ok(c) => assert_eq!(c.drills[0].kind(), kind),
+            Err(err) => assert!(
+                firedrill_experiments::Settings::default_for(kind).is_none()
+                    && err
+                        .to_string()
+                        .contains("drills[0].fault: missing (required: "),
+                "{kind}: {err}"
+            ),
+        }
+    }
+    let err = parse(&drill(Kind::PodKill, "    fault: {container: api}\n"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "test.yaml:7:13: drills[0].fault.container: unknown key (allowed here: force, grace_period, waves, interval)"
+    );
+    let err = parse(&drill(Kind::Probe, "    fault: {waves: 2}\n"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "test.yaml:6:12: drills[0].fault: kind probe takes no `fault:` settings (it only observes)"
+    );
+}

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
+use firedrill::cluster::job::RunRef;
+use firedrill::cluster::kubernetes::Kube;
 use firedrill::config::Config;
-use firedrill::executor::{self, Execution};
-use firedrill::gate::Endpoints;
-use firedrill::job::RunRef;
-use firedrill::kubernetes::Kube;
+use firedrill::drill::executor::{self, Execution};
+use firedrill::drill::gate::Endpoints;
 use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
@@ -39,7 +39,7 @@ pub async fn execute_on(
     drill: &firedrill::config::Drill,
     run: &RunRef,
     recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
-) -> firedrill::store::RunRecord {
+) -> firedrill::history::store::RunRecord {
     execute_every(
         client,
         config,
@@ -60,7 +60,7 @@ pub async fn execute_every(
     run: &RunRef,
     recent_hits: Option<Vec<(firedrill_safety::cluster::OwnerRef, i64)>>,
     every: Duration,
-) -> firedrill::store::RunRecord {
+) -> firedrill::history::store::RunRecord {
     let kube = Kube::new(client.clone(), NS);
     let endpoints = Endpoints::new(None, None);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);

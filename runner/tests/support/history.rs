@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use firedrill::config::Config;
+use firedrill::history::store::{FireRecord, Store};
 use firedrill::run::{Hit, Measurements, RunRecord, RunStatus};
 use firedrill::schedule::{self, FireStatus};
-use firedrill::store::{FireRecord, Store};
 use serde_json::json;
 
 /// What the seeder decided, to check the report against.
@@ -84,7 +84,7 @@ pub async fn seed(
             seeded.planned += 1;
             let at = fire.scheduled.timestamp().to_string();
             let h = draw(&[cluster, &drill.name, &at]);
-            let id = firedrill::job::run_id(&drill.name, fire.scheduled);
+            let id = firedrill::cluster::job::run_id(&drill.name, fire.scheduled);
             let record_fire =
                 |status: &str, reason: Option<String>, run: Option<String>| FireRecord {
                     drill: drill.name.clone(),
@@ -123,7 +123,7 @@ pub async fn seed(
                         cluster: (*cluster).to_owned(),
                         id,
                         drill: drill.name.clone(),
-                        kind: drill.kind.to_string(),
+                        kind: drill.kind().to_string(),
                         scheduled: fire.scheduled,
                         started: None,
                         ended: Some(fire.scheduled + TimeDelta::hours(2)),
@@ -256,7 +256,7 @@ pub fn run(
     if acted {
         let ledger = format!("firedrill-ledger-{id}");
         let mut injected = json!({ "ledger": ledger, "changed": [format!("delete Pod/{ns}/{pod}")], "refused": [] });
-        if drill.kind.to_string() == "region-failover" {
+        if drill.kind().to_string() == "region-failover" {
             injected["dns_changes"] = json!([format!("record set api.pake.example.com A (us-east-1) in zone Z123: change /change/C{:X} INSYNC", h & 0xffffff)]);
         }
         evidence["injected"] = injected;
@@ -284,7 +284,7 @@ pub fn run(
         json!({ "created": format!(
             "Job/firedrill/{id}: {} {}: {status}: {}",
             if status == RunStatus::Passed { "Normal" } else { "Warning" },
-            firedrill::executor::drill_event_reason(status),
+            firedrill::drill::executor::drill_event_reason(status),
             reason.as_deref().unwrap_or("all criteria met")
         ) })
     };
@@ -292,7 +292,7 @@ pub fn run(
         cluster: cluster.to_owned(),
         id: id.to_owned(),
         drill: drill.name.clone(),
-        kind: drill.kind.to_string(),
+        kind: drill.kind().to_string(),
         scheduled,
         started: Some(start),
         ended: Some(ended),

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use firedrill::kubernetes::Kube;
-use firedrill::ledger::{self, Protection};
+use firedrill::cluster::kubernetes::Kube;
+use firedrill::cluster::ledger::{self, Protection};
 use firedrill_rollback::{Ledger, ObjectKind, ObjectRef, UndoRecord};
 use http::{Method, Request, Response};
 use kube::client::Body;
@@ -91,7 +91,7 @@ impl Api {
             ("DELETE", "jobs", Some(_), None) => (200, status(200, "Success")),
             ("GET", "secrets", Some(_), Some(name)) if name == "firedrill-ledger-key" => (
                 200,
-                serde_json::to_value(firedrill::ledger_key::key_secret(NS, &KEY)).unwrap(),
+                serde_json::to_value(firedrill::cluster::ledger_key::key_secret(NS, &KEY)).unwrap(),
             ),
             ("GET", resource, None, None) => {
                 assert!(query.contains("firedrill.io%2Fartifact%3Dtrue"), "{query}");

@@ -8,13 +8,13 @@ use chrono::{SecondsFormat, Utc};
 
 use super::{connect, shutdown_signal};
 use crate::cli::{load, EXIT_ERROR, EXIT_USAGE};
+use crate::cluster::job::{self, RunRef, Runtime};
+use crate::cluster::kubernetes::{Created, Kube};
 use crate::config::{Config, Drill};
-use crate::executor::{self, Execution, Kept, Sinks};
-use crate::gate::Endpoints;
-use crate::job::{self, RunRef, Runtime};
-use crate::kubernetes::{Created, Kube};
-use crate::pushgateway::Retry;
-use crate::store::{Spool, Store};
+use crate::drill::executor::{self, Execution, Kept, Sinks};
+use crate::drill::gate::Endpoints;
+use crate::history::pushgateway::Retry;
+use crate::history::store::{Spool, Store};
 
 fn find_drill<'c>(config: &'c Config, name: &str) -> Result<&'c Drill, ExitCode> {
     config.drill(name).ok_or_else(|| {
@@ -84,7 +84,7 @@ pub(super) async fn execute(
         None => None,
     };
     let from_cluster = match &kube {
-        Some(kube) => crate::ledger::recent_hits(kube, since)
+        Some(kube) => crate::cluster::ledger::recent_hits(kube, since)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "cannot read recent hits from the ledgers"))
             .ok(),
@@ -165,8 +165,9 @@ async fn check_run_id(
         None => Ok(()),
         Some(e)
             if e.drill == drill.name
-                && e.kind == drill.kind.to_string()
-                && crate::store::timestamp(e.scheduled) == crate::store::timestamp(scheduled)
+                && e.kind == drill.kind().to_string()
+                && crate::history::store::timestamp(e.scheduled)
+                    == crate::history::store::timestamp(scheduled)
                 && e.status == crate::run::RunStatus::Running =>
         {
             Ok(())
@@ -176,7 +177,7 @@ async fn check_run_id(
                 "error: run {id} is already recorded ({} of drill {}, scheduled {}); a run id is used once (leave out --run for a fresh one)",
                 e.status,
                 e.drill,
-                crate::store::timestamp(e.scheduled)
+                crate::history::store::timestamp(e.scheduled)
             );
             Err(ExitCode::from(EXIT_USAGE))
         }

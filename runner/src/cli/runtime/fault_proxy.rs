@@ -11,7 +11,7 @@ use crate::cli::{EXIT_ERROR, EXIT_USAGE};
 pub(super) async fn fault_proxy(
     listen: std::net::SocketAddr,
     upstream: url::Url,
-    faults: crate::faultproxy::Faults,
+    faults: crate::drill::faultproxy::Faults,
 ) -> Result<ExitCode, ExitCode> {
     let total = faults.errors.iter().map(|(_, s)| s).sum::<u32>() + faults.reset;
     if total > 10_000 {
@@ -27,7 +27,7 @@ pub(super) async fn fault_proxy(
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
-    if let Err(e) = crate::faultproxy::check_upstream(listen, &upstream) {
+    if let Err(e) = crate::drill::faultproxy::check_upstream(listen, &upstream) {
         eprintln!("error: {e}");
         return Err(ExitCode::from(EXIT_USAGE));
     }
@@ -38,9 +38,9 @@ pub(super) async fn fault_proxy(
         eprintln!("error: cannot listen on {listen}: {e}");
         ExitCode::from(EXIT_ERROR)
     })?;
-    let shown = crate::faultproxy::redacted(&upstream);
+    let shown = crate::drill::faultproxy::redacted(&upstream);
     tracing::info!(%listen, upstream = %shown, faults = %faults, "fault-proxy listening");
-    crate::faultproxy::serve(listener, upstream, faults, shutdown_signal())
+    crate::drill::faultproxy::serve(listener, upstream, faults, shutdown_signal())
         .await
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| {

@@ -7,8 +7,8 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::cli::{load, Format, EXIT_ERROR, EXIT_USAGE};
 use crate::config::Config;
+use crate::history::store::{Spool, Store};
 use crate::run::RunRecord;
-use crate::store::{Spool, Store};
 
 pub(super) async fn history(
     path: &std::path::Path,
@@ -28,7 +28,7 @@ pub(super) async fn history(
                 return Ok(ExitCode::from(EXIT_ERROR));
             }
         };
-        if let Err(e) = crate::report::check_drill(&config, &known, drill) {
+        if let Err(e) = crate::history::report::check_drill(&config, &known, drill) {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
@@ -64,15 +64,15 @@ const EXIT_EMPTY: u8 = 3;
 /// `firedrill report`: reads the history (never creating one) and writes the report.
 pub(super) async fn report(
     path: &std::path::Path,
-    query: &crate::report::Query,
-    format: crate::report::Format,
+    query: &crate::history::report::Query,
+    format: crate::history::report::Format,
     output: Option<&std::path::Path>,
 ) -> Result<ExitCode, ExitCode> {
-    use crate::report::ReportError;
+    use crate::history::report::ReportError;
     let config = load(path)?;
     // Read only: nothing is migrated or replayed.
     let store = open_history(&config).await?;
-    let fail = |e: crate::store::StoreError| {
+    let fail = |e: crate::history::store::StoreError| {
         eprintln!("error: cannot read the run history {}: {e}", config.store);
         ExitCode::from(EXIT_ERROR)
     };
@@ -93,7 +93,7 @@ pub(super) async fn report(
             _ => EXIT_USAGE,
         })
     };
-    crate::report::check(&config, &known, query).map_err(said)?;
+    crate::history::report::check(&config, &known, query).map_err(said)?;
     let (cluster, drill) = (query.cluster.as_deref(), query.drill.as_deref());
     let runs = store
         .runs_between(query.since, query.until, cluster, drill)
@@ -106,8 +106,8 @@ pub(super) async fn report(
         .map_err(fail)?;
     store.close().await;
     phase("fires read");
-    let report = crate::report::build(
-        crate::report::Inputs {
+    let report = crate::history::report::build(
+        crate::history::report::Inputs {
             config: &config,
             store: config.store.to_string(),
             runs,
@@ -127,7 +127,7 @@ pub(super) async fn report(
     match output {
         None => {
             let written = crate::output::to_stdout(|mut out| {
-                crate::report::render_to(&report, format, &mut out)
+                crate::history::report::render_to(&report, format, &mut out)
             });
             if let Err(e) = written {
                 std::mem::forget(report);
@@ -137,7 +137,7 @@ pub(super) async fn report(
         Some(file) => {
             // A regular file whole or not at all; a device or FIFO written into; see output.rs.
             let written = crate::output::to_path(file, |mut out| {
-                crate::report::render_to(&report, format, &mut out)
+                crate::history::report::render_to(&report, format, &mut out)
             });
             if let Err(e) = written {
                 eprintln!("error: the report was not written ({e}); check --output");
@@ -174,7 +174,7 @@ async fn open_history(config: &Config) -> Result<Store, ExitCode> {
     Store::open_existing(&config.store, &config.cluster)
         .await
         .map_err(|e| {
-            use crate::store::StoreError;
+            use crate::history::store::StoreError;
             match e {
                 StoreError::Open { .. }
                 | StoreError::NotAFile { .. }

@@ -11,9 +11,9 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::{Command, EXIT_ERROR, EXIT_USAGE};
+use crate::cluster::kubernetes::Kube;
+use crate::cluster::ledger::Selection;
 use crate::config::Config;
-use crate::kubernetes::Kube;
-use crate::ledger::Selection;
 
 mod drill;
 mod fault_proxy;
@@ -160,7 +160,7 @@ pub fn run(command: Command) -> ExitCode {
                 output,
             } => {
                 let until = until.unwrap_or_else(Utc::now);
-                let query = crate::report::Query {
+                let query = crate::history::report::Query {
                     since: since.unwrap_or(until - chrono::TimeDelta::days(365)),
                     until,
                     cluster,
@@ -177,7 +177,7 @@ pub fn run(command: Command) -> ExitCode {
                 reset,
                 until,
             } => {
-                let faults = crate::faultproxy::Faults {
+                let faults = crate::drill::faultproxy::Faults {
                     errors,
                     delay,
                     reset: reset.unwrap_or(0),

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use chrono::{SecondsFormat, Utc};
 
 use crate::cli::{load, ClusterTarget, EXIT_ERROR, EXIT_INVALID, EXIT_USAGE};
+use crate::cluster::kubernetes::Kube;
+use crate::cluster::ledger::{self, Protection, Selection};
 use crate::config::Config;
-use crate::kubernetes::Kube;
-use crate::ledger::{self, Protection, Selection};
 use crate::output::Lines;
 
 /// A line of a command's output (see `output::Lines`: never a panic, failures kept).

@@ -8,10 +8,10 @@ use chrono::Utc;
 
 use super::{connect, shutdown_signal};
 use crate::cli::{load, EXIT_ERROR, EXIT_USAGE};
-use crate::job::Runtime;
-use crate::kubernetes::Kube;
-use crate::scheduler::Scheduler;
-use crate::store::{Spool, Store};
+use crate::cluster::job::Runtime;
+use crate::cluster::kubernetes::Kube;
+use crate::history::store::{Spool, Store};
+use crate::schedule::scheduler::Scheduler;
 
 pub(super) async fn scheduler(
     path: &std::path::Path,
@@ -55,7 +55,11 @@ pub(super) async fn scheduler(
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    tokio::spawn(crate::metrics::serve(listener, metrics.clone(), tick));
+    tokio::spawn(crate::history::metrics::serve(
+        listener,
+        metrics.clone(),
+        tick,
+    ));
     tracing::info!(%identity, drills = scheduler.config.drills.len(), %listen, "scheduler started");
     let renewer = scheduler.renewer(stop.clone());
     let mut ticks = tokio::time::interval(tick);
@@ -92,7 +96,7 @@ pub(super) async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode>
     let config = load(path)?;
     match Kube::connect(&config.namespace).await {
         Ok(kube) => {
-            let text = crate::scheduler::status_report(&config, &kube, Utc::now()).await;
+            let text = crate::schedule::scheduler::status_report(&config, &kube, Utc::now()).await;
             Ok(crate::cli::delivered(crate::output::to_stdout(|out| {
                 out.write_all(text.as_bytes())
             })))
@@ -102,7 +106,7 @@ pub(super) async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode>
             eprintln!("error: {e}");
             let text = format!(
                 "leader:       unknown (no cluster)\nkill switch:  unknown (no cluster)\nrunning:      unknown (no cluster)\nnext fires:\n{}",
-                crate::scheduler::next_fires(&config, Utc::now())
+                crate::schedule::scheduler::next_fires(&config, Utc::now())
             );
             Err(crate::cli::finished(
                 EXIT_ERROR,

@@ -199,7 +199,7 @@ fn planned_fire(config: &Config, f: Fire, verdict: Option<PlannedVerdict>) -> Pl
     let drill = &config.drills[f.drill];
     PlannedFire {
         drill: drill.name.clone(),
-        kind: drill.kind.to_string(),
+        kind: drill.kind().to_string(),
         scheduled: rfc3339_utc(f.scheduled),
         local: f
             .scheduled
@@ -235,12 +235,12 @@ fn judge(
 ) -> Option<Judged> {
     let drill = &config.drills[fire.drill];
     let start = fire.start?;
-    if !drill.kind.needs_pod_targets() && drill.kind != firedrill_experiments::Kind::RegionFailover
+    if !drill.kind().needs_pod_targets()
+        && drill.kind() != firedrill_experiments::Kind::RegionFailover
     {
         return None;
     }
     let choice = firedrill_experiments::choose(
-        drill.kind,
         &drill.fault,
         index,
         cluster,
@@ -514,11 +514,10 @@ pub fn render_fire(
         drills: config.drills.iter().map(|d| d.name.clone()).collect(),
     })?;
     let index = verdict::ClusterIndex::new(cluster);
-    let judged =
-        drill.kind.needs_pod_targets() || drill.kind == firedrill_experiments::Kind::RegionFailover;
+    let judged = drill.kind().needs_pod_targets()
+        || drill.kind() == firedrill_experiments::Kind::RegionFailover;
     let chosen = judged.then(|| {
         firedrill_experiments::choose(
-            drill.kind,
             &drill.fault,
             &index,
             cluster,
@@ -536,7 +535,7 @@ pub fn render_fire(
     let mut out = format!(
         "# {} ({}) at {}: what one fire would change, newest last\n",
         drill.name,
-        drill.kind,
+        drill.kind(),
         rfc3339_utc(at)
     );
     for (_, reason) in chosen
@@ -550,12 +549,12 @@ pub fn render_fire(
         out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
         return Ok(out);
     }
-    let run = crate::job::run_id(&drill.name, at);
+    let run = crate::cluster::job::run_id(&drill.name, at);
     let expires = at
-        + TimeDelta::from_std(crate::job::active_deadline(drill)).unwrap_or(TimeDelta::hours(25));
-    let image = crate::job::Runtime::from_env().image;
+        + TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
+            .unwrap_or(TimeDelta::hours(25));
+    let image = crate::cluster::job::Runtime::from_env().image;
     let plan = firedrill_experiments::plan(
-        drill.kind,
         &run,
         &drill.fault,
         &firedrill_experiments::Scene {
@@ -570,7 +569,7 @@ pub fn render_fire(
     let ledger = firedrill_rollback::Ledger::new(
         &run,
         &drill.name,
-        drill.kind.name(),
+        drill.kind().name(),
         &rfc3339_utc(expires),
     );
     for (w, wave) in plan.waves.iter().enumerate() {
@@ -611,18 +610,18 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
     };
     let mut notes = Vec::new();
     let policies = names(&|d| {
-        d.kind == Kind::NetworkPartition
+        d.kind() == Kind::NetworkPartition
             || matches!(&d.fault, Settings::DependencyFailure(s) if s.mode == Mode::Block)
             || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
     });
     if !policies.is_empty() {
         notes.push(format!("{} {} NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", "), if policies.len() == 1 { "uses" } else { "use" }));
     }
-    let killers = names(&|d| d.kind == Kind::ContainerKill);
+    let killers = names(&|d| d.kind() == Kind::ContainerKill);
     if !killers.is_empty() {
         notes.push(format!("container-kill drills ({}) run a helper pod with hostPID and CAP_KILL on the target's node: its namespace must allow the `privileged` Pod Security level", killers.join(", ")));
     }
-    let degraders = names(&|d| d.kind == Kind::NetworkDegrade);
+    let degraders = names(&|d| d.kind() == Kind::NetworkDegrade);
     if !degraders.is_empty() {
         notes.push(format!("network-degrade drills ({}) run a helper pod with hostPID and the capabilities {} (no others, not privileged: true) on the target's node: its namespace must allow the `privileged` Pod Security level", degraders.join(", "), firedrill_experiments::degrade::CAPABILITIES.join(", ")));
     }
@@ -657,7 +656,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 })
                 .collect();
             if !vars.is_empty() {
-                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::job::ENV_SECRET));
+                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::cluster::job::ENV_SECRET));
             }
         }
     }

@@ -9,6 +9,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::check::Endpoints;
 use super::SteadyProbe;
 
+/// When the process started (`main` sets it), for the "first probe" timing the executor logs.
+pub static PROCESS_STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Raw results of one probe.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
@@ -79,7 +82,7 @@ pub async fn sample(
             break;
         }
         if samples.sent == 0 {
-            if let Some(started) = crate::PROCESS_STARTED.get() {
+            if let Some(started) = PROCESS_STARTED.get() {
                 tracing::info!(url = %probe.url, since_process_start_ms = started.elapsed().as_millis() as u64, "first probe");
             }
         }

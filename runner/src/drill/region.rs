@@ -317,7 +317,7 @@ impl HookOutcome {
 pub async fn run_hook(
     hook: &Hook,
     context: &HookContext<'_>,
-    kube: Option<&crate::kubernetes::Kube>,
+    kube: Option<&crate::cluster::kubernetes::Kube>,
 ) -> HookOutcome {
     let started = std::time::Instant::now();
     let (ok, detail) = match &hook.action {
@@ -399,7 +399,7 @@ async fn command(argv: &[String], timeout: Duration, c: &HookContext<'_>) -> (bo
 }
 
 async fn job(
-    kube: &crate::kubernetes::Kube,
+    kube: &crate::cluster::kubernetes::Kube,
     spec: &Value,
     timeout: Duration,
     c: &HookContext<'_>,
@@ -423,7 +423,7 @@ async fn job(
             .is_some_and(|c| c.iter().any(|c| c.type_ == kind && c.status == "True"))
     };
     let ended = async {
-        let mut updates = std::pin::pin!(crate::kubernetes::watch_one(api.clone(), &name));
+        let mut updates = std::pin::pin!(crate::cluster::kubernetes::watch_one(api.clone(), &name));
         while let Some(update) = updates.next().await {
             match update {
                 Ok(Some(job)) if verdict(&job, "Complete") => {
@@ -441,7 +441,7 @@ async fn job(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok((false, format!("the hook Job {name} was deleted"))),
-                Err(e) if crate::kubernetes::watch_forbidden(&e) => {
+                Err(e) if crate::cluster::kubernetes::watch_forbidden(&e) => {
                     return Err(format!(
                         "could not be watched (firedrill's Role needs watch on jobs: {e})"
                     ));

@@ -2,7 +2,7 @@
 //! injected, abort conditions watched while the fault is in place, and steady-state sampling of
 //! availability and latency.
 //!
-//! Fail safe (DESIGN principle 4): a Prometheus or Alertmanager that cannot be reached, a query
+//! Fail safe (ARCHITECTURE.md, principle 4): a Prometheus or Alertmanager that cannot be reached, a query
 //! that errors or returns nothing, an HTTP check that times out — each counts as a failed gate or
 //! a breach, and the reason says which.
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 pub use check::{
     evaluate, install_tls_provider, query_prometheus, Endpoints, NoAnswer, Outcome, QueryError,
 };
-pub use steady::{sample, Measurement, Samples};
+pub use steady::{sample, Measurement, Samples, PROCESS_STARTED};
 pub use watch::{preflight, watch, GateResult, WatchResult};
 
 /// Accepted HTTP status codes, inclusive.

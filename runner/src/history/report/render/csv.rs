@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::{escaped, ranges, Part};
-use crate::report::{Provenance, Report, RunRow};
+use crate::history::report::{Provenance, Report, RunRow};
 
 pub(super) fn csv_field(out: &mut String, text: &str) {
     if text.contains([',', '"', '\n', '\r']) {

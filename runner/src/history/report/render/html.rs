@@ -8,7 +8,7 @@ use super::{
     ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD, FOLLOW_HEAD,
     RUN_HEAD, TALLY_HEAD,
 };
-use crate::report::{DrillReport, Report, RunRow};
+use crate::history::report::{DrillReport, Report, RunRow};
 
 pub(super) fn esc(out: &mut String, text: &str) {
     escaped(out, text, &['&', '<', '>', '"'], |c| match c {

@@ -1,7 +1,7 @@
 //! The ledger key in the cluster: a Secret in firedrill's namespace, read by name only. The
 //! scheduler and the drill Jobs (which sign the entries they write) create it when it is absent;
 //! `stop` and `rollback` only read it, with the caller's credentials, and apply nothing from a
-//! ledger when they cannot (ARCHITECTURE principle 9).
+//! ledger when they cannot (ARCHITECTURE.md, principle 9).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};
 
-use crate::kubernetes::Kube;
+use crate::cluster::kubernetes::Kube;
 
 /// The Secret that holds the ledger key, in firedrill's namespace.
 pub const KEY_SECRET: &str = "firedrill-ledger-key";

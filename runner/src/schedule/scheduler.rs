@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
+use crate::cluster::job::{self, RunRef, Runtime};
+use crate::cluster::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
 use crate::config::Config;
-use crate::job::{self, RunRef, Runtime};
-use crate::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
+use crate::history::store::{FireRecord, Store};
 use crate::run::{Measurements, RunRecord, RunStatus};
 use crate::schedule::{self, Fire, FireStatus};
-use crate::store::{FireRecord, Store};
 
 /// What one tick did, for logs, metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,14 +55,14 @@ pub struct Scheduler {
     store: Store,
     runtime: Runtime,
     /// Leader election, shared with the renewer the run loop spawns.
-    elector: Arc<tokio::sync::Mutex<crate::kubernetes::Elector>>,
+    elector: Arc<tokio::sync::Mutex<crate::cluster::kubernetes::Elector>>,
     last_sweep: Option<DateTime<Utc>>,
     /// The calendar this leader fires from, kept between ticks (see [`Cursor`]).
     cursor: Option<Cursor>,
     /// The cluster the store records fires under (it was opened for the drill file's).
     store_cluster: String,
     /// `/metrics`: the registry and the scheduler's families in it.
-    pub metrics: crate::metrics::Exposition,
+    pub metrics: crate::history::metrics::Exposition,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -77,7 +77,7 @@ impl Scheduler {
         runtime: Runtime,
         identity: impl Into<String>,
     ) -> Self {
-        let metrics = crate::metrics::Exposition::for_cluster(&config.cluster);
+        let metrics = crate::history::metrics::Exposition::for_cluster(&config.cluster);
         Scheduler {
             store_cluster: config.cluster.clone(),
             cursor: None,
@@ -87,10 +87,9 @@ impl Scheduler {
             kube,
             store,
             runtime,
-            elector: Arc::new(tokio::sync::Mutex::new(crate::kubernetes::Elector::new(
-                identity,
-                LEASE_SECONDS,
-            ))),
+            elector: Arc::new(tokio::sync::Mutex::new(
+                crate::cluster::kubernetes::Elector::new(identity, LEASE_SECONDS),
+            )),
             last_sweep: None,
             metrics,
         }
@@ -174,14 +173,14 @@ impl Scheduler {
                 self.config = config;
                 self.metrics
                     .scheduler
-                    .reload(crate::metrics::ReloadResult::applied);
+                    .reload(crate::history::metrics::ReloadResult::applied);
                 Some(true)
             }
             Err(diagnostics) => {
                 tracing::error!(path = %path.display(), problems = %diagnostics, "drill file rejected; keeping the previous one");
                 self.metrics
                     .scheduler
-                    .reload(crate::metrics::ReloadResult::rejected);
+                    .reload(crate::history::metrics::ReloadResult::rejected);
                 Some(false)
             }
         }
@@ -270,19 +269,21 @@ impl Scheduler {
             .filter(|s| s.phase == JobPhase::Active)
             .map(|s| s.name)
             .collect();
-        let protection = crate::ledger::Protection::of(&self.config);
-        match crate::ledger::sweep_expired(&self.kube, now, &running, &protection).await {
+        let protection = crate::cluster::ledger::Protection::of(&self.config);
+        match crate::cluster::ledger::sweep_expired(&self.kube, now, &running, &protection).await {
             Ok(outcomes) => {
                 for outcome in &outcomes {
-                    for line in crate::ledger::describe(outcome) {
+                    for line in crate::cluster::ledger::describe(outcome) {
                         tracing::warn!(%line, "sweep");
                     }
                     for rejected in outcome.result.iter().flat_map(|r| &r.rejected) {
                         self.metrics
                             .scheduler
                             .unverified
-                            .get_or_create(&crate::metrics::UnverifiedLabels {
-                                reason: crate::metrics::UnverifiedReason::of(&rejected.why),
+                            .get_or_create(&crate::history::metrics::UnverifiedLabels {
+                                reason: crate::history::metrics::UnverifiedReason::of(
+                                    &rejected.why,
+                                ),
                             })
                             .inc();
                     }
@@ -314,7 +315,7 @@ impl Scheduler {
             match self.store.record_run(&run).await {
                 Ok(()) => {}
                 // Another run's record under this id: never merged, left for a person.
-                Err(e @ crate::store::StoreError::Conflict { .. }) => {
+                Err(e @ crate::history::store::StoreError::Conflict { .. }) => {
                     tracing::error!(run = %run.id, error = %e, "a result left in the cluster conflicts with the history; it stays in its ConfigMap");
                     continue;
                 }
@@ -355,7 +356,7 @@ impl Scheduler {
                 if let Err(e) = self.store.record_run(&left).await {
                     match e {
                         // Never merged, and never a reason to stop firing: left for a person.
-                        crate::store::StoreError::Conflict { .. } => {
+                        crate::history::store::StoreError::Conflict { .. } => {
                             tracing::error!(run = %left.id, error = %e, "a result left in the cluster conflicts with the history; it stays in its ConfigMap");
                             continue;
                         }
@@ -618,9 +619,9 @@ impl Scheduler {
             })
             .await?;
         self.metrics.scheduler.fire(match status.as_str() {
-            "fired" => crate::metrics::FireStatus::fired,
-            "skipped" => crate::metrics::FireStatus::skipped,
-            _ => crate::metrics::FireStatus::missed,
+            "fired" => crate::history::metrics::FireStatus::fired,
+            "skipped" => crate::history::metrics::FireStatus::skipped,
+            _ => crate::history::metrics::FireStatus::missed,
         });
         Ok(true)
     }
@@ -690,7 +691,7 @@ fn running_record(
         cluster: cluster.to_owned(),
         id: run.to_owned(),
         drill: drill.name.clone(),
-        kind: drill.kind.to_string(),
+        kind: drill.kind().to_string(),
         scheduled,
         started: Some(now),
         ended: None,
@@ -755,10 +756,10 @@ pub async fn status_report(config: &Config, kube: &Kube, now: DateTime<Utc>) -> 
 
 /// The next five fires of the drill file, as `plan` shows them.
 pub fn next_fires(config: &Config, now: DateTime<Utc>) -> String {
-    crate::plan::render_table(&crate::plan::calendar(
+    crate::schedule::upcoming::render_table(&crate::schedule::upcoming::calendar(
         config,
         now,
-        crate::plan::Window::Next(5),
+        crate::schedule::upcoming::Window::Next(5),
         None,
         false,
     ))
@@ -769,14 +770,14 @@ pub enum SchedulerError {
     #[error(transparent)]
     Kube(#[from] KubeError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::history::store::StoreError),
 }
 
 /// Why the failed reverts could not be looked at: the history or the cluster did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum RollbacksUnread {
     #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::history::store::StoreError),
     #[error("{0}")]
     Cluster(#[from] firedrill_rollback::ClusterError),
 }
@@ -791,7 +792,7 @@ pub async fn record_closed_rollbacks(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, RollbacksUnread> {
-    let cluster = crate::ledger::KubeCluster::new(kube);
+    let cluster = crate::cluster::ledger::KubeCluster::new(kube);
     let mut closed = Vec::new();
     for run in store.open_rollbacks().await? {
         let name = firedrill_rollback::ledger_name(&run);

@@ -5,7 +5,7 @@ use std::io;
 use std::ops::Range;
 
 use super::{ranges, Part};
-use crate::report::{DrillReport, Report};
+use crate::history::report::{DrillReport, Report};
 
 /// The report's parts, in order, in JSON: the same text as `serde_json::to_writer_pretty`.
 pub(super) fn parts(r: &Report, rows: usize) -> Vec<Part<'_>> {

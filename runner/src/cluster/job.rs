@@ -1,6 +1,6 @@
 //! The Job that runs one drill: its deterministic name and its spec.
 //!
-//! DESIGN principle 8: the name derives from (drill, scheduled instant), so a second fire of the
+//! ARCHITECTURE.md, principle 8: the name derives from (drill, scheduled instant), so a second fire of the
 //! same instant — from a restarted scheduler or a second leader — is refused by the API server.
 
 use std::collections::BTreeMap;

@@ -320,7 +320,7 @@ pub fn job_state(job: &Job) -> JobState {
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(crate::job::ANNOTATION_SCHEDULED))
+            .and_then(|a| a.get(crate::cluster::job::ANNOTATION_SCHEDULED))
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc)),
         phase,
@@ -345,7 +345,7 @@ impl Kube {
 
     /// From the in-cluster service account or the local kubeconfig.
     pub async fn connect(namespace: &str) -> Result<Self, KubeError> {
-        crate::gate::install_tls_provider();
+        crate::drill::gate::install_tls_provider();
         let client = Client::try_default().await.map_err(api_error(
             "connect (no in-cluster service account and no usable kubeconfig)",
         ))?;
@@ -413,7 +413,9 @@ impl Kube {
     /// The image, drill-file ConfigMap and service account the scheduler's Deployment gives its
     /// Jobs (its `FIREDRILL_*` environment, else its own image and service account): what a Job
     /// started from a workstation must run. `None` when there is no scheduler Deployment.
-    pub async fn scheduler_runtime(&self) -> Result<Option<crate::job::Runtime>, KubeError> {
+    pub async fn scheduler_runtime(
+        &self,
+    ) -> Result<Option<crate::cluster::job::Runtime>, KubeError> {
         use k8s_openapi::api::apps::v1::Deployment;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let Some(deployment) =
@@ -450,8 +452,8 @@ impl Kube {
                 .find(|e| e.name == name)
                 .and_then(|e| e.value.clone())
         };
-        let defaults = crate::job::Runtime::from_env();
-        Ok(Some(crate::job::Runtime {
+        let defaults = crate::cluster::job::Runtime::from_env();
+        Ok(Some(crate::cluster::job::Runtime {
             image: env("FIREDRILL_IMAGE")
                 .or_else(|| container.image.clone())
                 .unwrap_or(defaults.image),

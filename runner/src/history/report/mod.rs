@@ -22,9 +22,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::history::store::{FireRecord, Recorded};
 use crate::run::{EventNote, JobNote, Revert, RevertWhen, RunRecord, RunStatus};
-use crate::schedule::{self, FireStatus};
-use crate::store::{FireRecord, Recorded};
+use crate::schedule::{self, Fire, FireStatus};
 
 use adherence::Table;
 
@@ -430,7 +430,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let drill_ids: Vec<u32> = config
         .drills
         .iter()
-        .map(|d| table.drill(&d.name, &d.kind.to_string()))
+        .map(|d| table.drill(&d.name, &d.kind().to_string()))
         .collect();
     // Per cluster and drill: what became of its fires, and the rows of those that did not run.
     let mut fates: Vec<(Tally, Vec<u32>)> =
@@ -451,7 +451,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
             continue;
         }
         // The fire's run id, alike on every cluster.
-        let id = crate::job::run_id(&drill.name, fire.scheduled);
+        let id = crate::cluster::job::run_id(&drill.name, fire.scheduled);
         // A run still recorded as running long after it must have ended never reported.
         let overdue = fire.start.unwrap_or(fire.scheduled)
             + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
@@ -498,33 +498,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 (None, Some(_)) => Some(Provenance::Scheduler),
                 (None, None) => None,
             };
-            let (outcome, reason): (&str, Option<Cow<str>>) = match (run, recorded) {
-                (Some(r), _) if r.status == RunStatus::Running && overdue < inputs.generated => (
-                    "unaccounted",
-                    Some(Cow::Owned(format!(
-                        "recorded as running, never as ended (it should have ended by {})",
-                        stamp(overdue)
-                    ))),
-                ),
-                (Some(r), _) => (r.status.as_str(), r.reason.as_deref().map(Cow::Borrowed)),
-                (None, _) if fire.start.unwrap_or(fire.scheduled) >= inputs.generated => {
-                    ("pending", Some(Cow::Borrowed("not yet due")))
-                }
-                (None, Some(f)) if f.status == "fired" => (
-                    "unaccounted",
-                    Some(Cow::Borrowed("fired, but the run left no record")),
-                ),
-                (None, Some(f)) => (f.status.as_str(), f.reason.as_deref().map(Cow::Borrowed)),
-                (None, None) => match fire.status {
-                    FireStatus::Skipped => ("skipped", fire.reason.as_deref().map(Cow::Borrowed)),
-                    _ => (
-                        "unaccounted",
-                        Some(Cow::Borrowed(
-                            "no record of this fire: was the scheduler running?",
-                        )),
-                    ),
-                },
-            };
+            let (outcome, reason) = account(run, recorded, &fire, overdue, inputs.generated);
             let row = table.push(
                 k,
                 drill_ids[fire.drill],
@@ -601,27 +575,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let table = Arc::new(table);
 
     phase("slots");
-    // Each drill's runs become its rows on two threads, the runs split evenly between them: the
-    // slots are independent, and this is most of the building.
-    let mut work: Vec<((String, String), Slot)> = keys.into_iter().zip(slots).collect();
-    let second = work.split_off(half_of(&work, |(_, s)| s.runs.len()));
-    let built: Vec<(DrillReport, Left)> = std::thread::scope(|scope| {
-        let other = scope.spawn(|| {
-            second
-                .into_iter()
-                .map(|((cluster, name), slot)| drill_report(config, &table, cluster, name, slot))
-                .collect::<Vec<_>>()
-        });
-        let mut built: Vec<_> = work
-            .into_iter()
-            .map(|((cluster, name), slot)| drill_report(config, &table, cluster, name, slot))
-            .collect();
-        match other.join() {
-            Ok(rest) => built.extend(rest),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        built
-    });
+    let built = drill_reports_on_two_threads(config, &table, keys.into_iter().zip(slots).collect());
     let mut drill_reports = Vec::with_capacity(built.len());
     let mut lefts = Vec::with_capacity(built.len());
     for (report, left) in built {
@@ -640,39 +594,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let fleet = clusters
         .iter()
         .zip(cluster_tallies)
-        .map(|(c, mut t)| {
-            let mine: Vec<&DrillReport> =
-                drill_reports.iter().filter(|d| d.cluster == *c).collect();
-            t.settle();
-            t.unplanned_runs = mine.iter().map(|d| d.tally.unplanned_runs).sum();
-            // The longest value measured, with the target that run itself was judged by.
-            let worst = |pick: fn(&RunRow) -> (Option<f64>, Option<f64>)| {
-                mine.iter()
-                    .flat_map(|d| {
-                        d.runs.iter().filter_map(move |r| {
-                            let (value, target) = pick(r);
-                            value.map(|v| (d.drill.as_str(), v, target))
-                        })
-                    })
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(drill, seconds, target_seconds)| Worst {
-                        drill: drill.to_owned(),
-                        seconds,
-                        target_seconds,
-                    })
-            };
-            ClusterRow {
-                cluster: c.clone(),
-                tally: t,
-                worst_rto: worst(|r| (r.rto_seconds, r.rto_target_seconds)),
-                worst_rpo: worst(|r| (r.rpo_seconds, r.rpo_target_seconds)),
-                lowest_availability: mine
-                    .iter()
-                    .filter_map(|d| d.availability.worst)
-                    .min_by(f64::total_cmp),
-                open_follow_ups: open.get(c.as_str()).copied().unwrap_or_default(),
-            }
-        })
+        .map(|(c, t)| fleet_row(c, t, &drill_reports, &open))
         .collect();
     summary.settle();
     summary.unplanned_runs = drill_reports.iter().map(|d| d.tally.unplanned_runs).sum();
@@ -690,6 +612,111 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// What became of one planned fire on one cluster, and why: the run that accounts for it
+/// (`run`), else the scheduler's record of it (`recorded`), else the calendar's word; a run
+/// still recorded as running after `overdue` never reported.
+fn account<'a>(
+    run: Option<&'a RunRecord>,
+    recorded: Option<&&'a FireRecord>,
+    fire: &'a Fire,
+    overdue: DateTime<Utc>,
+    generated: DateTime<Utc>,
+) -> (&'a str, Option<Cow<'a, str>>) {
+    match (run, recorded) {
+        (Some(r), _) if r.status == RunStatus::Running && overdue < generated => (
+            "unaccounted",
+            Some(Cow::Owned(format!(
+                "recorded as running, never as ended (it should have ended by {})",
+                stamp(overdue)
+            ))),
+        ),
+        (Some(r), _) => (r.status.as_str(), r.reason.as_deref().map(Cow::Borrowed)),
+        (None, _) if fire.start.unwrap_or(fire.scheduled) >= generated => {
+            ("pending", Some(Cow::Borrowed("not yet due")))
+        }
+        (None, Some(f)) if f.status == "fired" => (
+            "unaccounted",
+            Some(Cow::Borrowed("fired, but the run left no record")),
+        ),
+        (None, Some(f)) => (f.status.as_str(), f.reason.as_deref().map(Cow::Borrowed)),
+        (None, None) => match fire.status {
+            FireStatus::Skipped => ("skipped", fire.reason.as_deref().map(Cow::Borrowed)),
+            _ => (
+                "unaccounted",
+                Some(Cow::Borrowed(
+                    "no record of this fire: was the scheduler running?",
+                )),
+            ),
+        },
+    }
+}
+
+/// Each drill's runs become its rows on two threads, the runs split evenly between them: the
+/// slots are independent, and this is most of the building.
+fn drill_reports_on_two_threads(
+    config: &Config,
+    table: &Arc<Table>,
+    mut work: Vec<((String, String), Slot)>,
+) -> Vec<(DrillReport, Left)> {
+    let second = work.split_off(half_of(&work, |(_, s)| s.runs.len()));
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            second
+                .into_iter()
+                .map(|((cluster, name), slot)| drill_report(config, table, cluster, name, slot))
+                .collect::<Vec<_>>()
+        });
+        let mut built: Vec<_> = work
+            .into_iter()
+            .map(|((cluster, name), slot)| drill_report(config, table, cluster, name, slot))
+            .collect();
+        match other.join() {
+            Ok(rest) => built.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        built
+    })
+}
+
+/// A cluster's row of the fleet table: its tally, and the worst its drills measured.
+fn fleet_row(
+    c: &String,
+    mut t: Tally,
+    drill_reports: &[DrillReport],
+    open: &HashMap<&str, u32>,
+) -> ClusterRow {
+    let mine: Vec<&DrillReport> = drill_reports.iter().filter(|d| d.cluster == *c).collect();
+    t.settle();
+    t.unplanned_runs = mine.iter().map(|d| d.tally.unplanned_runs).sum();
+    // The longest value measured, with the target that run itself was judged by.
+    let worst = |pick: fn(&RunRow) -> (Option<f64>, Option<f64>)| {
+        mine.iter()
+            .flat_map(|d| {
+                d.runs.iter().filter_map(move |r| {
+                    let (value, target) = pick(r);
+                    value.map(|v| (d.drill.as_str(), v, target))
+                })
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(drill, seconds, target_seconds)| Worst {
+                drill: drill.to_owned(),
+                seconds,
+                target_seconds,
+            })
+    };
+    ClusterRow {
+        cluster: c.clone(),
+        tally: t,
+        worst_rto: worst(|r| (r.rto_seconds, r.rto_target_seconds)),
+        worst_rpo: worst(|r| (r.rpo_seconds, r.rpo_target_seconds)),
+        lowest_availability: mine
+            .iter()
+            .filter_map(|d| d.availability.worst)
+            .min_by(f64::total_cmp),
+        open_follow_ups: open.get(c.as_str()).copied().unwrap_or_default(),
+    }
 }
 
 /// What one drill on one cluster leaves to follow up: its runs' follow-ups whole, and its fires
@@ -803,7 +830,7 @@ fn drill_report(
     tally.unplanned_runs = unplanned.iter().filter(|u| **u).count() as u32;
     let open = follow_ups_of(&cluster, &name, &list, &did_not_run, table);
     let kind = drill
-        .map(|d| d.kind.to_string())
+        .map(|d| d.kind().to_string())
         .or_else(|| list.first().map(|r| r.kind.clone()))
         .unwrap_or_default();
     let excluded = exclusions(&list);

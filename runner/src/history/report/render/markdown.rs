@@ -8,7 +8,7 @@ use super::{
     ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD, FOLLOW_HEAD,
     RUN_HEAD, TALLY_HEAD,
 };
-use crate::report::{DrillReport, Report};
+use crate::history::report::{DrillReport, Report};
 
 /// Text as Markdown shows it literally on one line: no table breaks, no live HTML.
 pub(super) fn cell(out: &mut String, text: &str) {

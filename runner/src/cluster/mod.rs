@@ -1,0 +1,11 @@
+//! The Kubernetes and AWS adapters: every call firedrill makes to the Kubernetes API
+//! (`kubernetes`), the drill Job it renders (`job`), the ledger in the cluster and the on-call
+//! operations that act through it — stop, rollback, the sweep (`ledger`, `ledger_key`), the
+//! cluster snapshot the guard judges (`snapshot`) and Route 53 (`route53`).
+
+pub mod job;
+pub mod kubernetes;
+pub mod ledger;
+pub mod ledger_key;
+pub mod route53;
+pub mod snapshot;
