@@ -321,7 +321,7 @@ fn parse_upstream(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+fn parse_delay(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
     crate::duration::parse_within(
         text,
         std::time::Duration::ZERO,
@@ -329,7 +329,7 @@ fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
     )
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
     crate::duration::parse_within(
         text,
         std::time::Duration::from_millis(100),
