@@ -159,7 +159,7 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
 const KNOWN_CIRCLES: &[&str] = &[];
 
 /// Most `Result<_, String>` allowed in non-test code (ratchet; the target is under 15).
-const MOST_STRING_RESULTS: usize = 32;
+const MOST_STRING_RESULTS: usize = 28;
 
 /// One source file, as lines of code with comments and literal text blanked.
 struct Source {

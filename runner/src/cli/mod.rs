@@ -280,6 +280,7 @@ pub struct ClusterTarget {
     pub namespace: Option<String>,
 }
 
+// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
 fn parse_namespace(text: &str) -> Result<String, String> {
     crate::config::dns_label(text, 63).map(|()| text.to_owned())
 }
@@ -308,6 +309,7 @@ impl clap::builder::TypedValueParser for UpstreamParser {
     }
 }
 
+// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
     // Shown without its password, if it has one.
     let shown = crate::drill::faultproxy::redacted_text(text);
@@ -321,7 +323,7 @@ fn parse_upstream(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+fn parse_delay(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
     crate::duration::parse_within(
         text,
         std::time::Duration::ZERO,
@@ -329,7 +331,7 @@ fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
     )
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
     crate::duration::parse_within(
         text,
         std::time::Duration::from_millis(100),
@@ -343,6 +345,7 @@ pub enum Format {
     Json,
 }
 
+// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -353,6 +356,7 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 /// `execute --scheduled`: a run is scheduled for now or earlier; an instant more than a day
 /// ahead (clock skew is seconds) is a typo that would be recorded as the run's schedule.
+// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
 fn parse_scheduled(text: &str) -> Result<DateTime<Utc>, String> {
     let at = parse_instant(text)?;
     if at - Utc::now() > chrono::TimeDelta::days(1) {

@@ -257,7 +257,8 @@ fn parse_ramp(text: &str) -> Result<firedrill_experiments::Ramp, String> {
         over.trim(),
         Duration::from_secs(1),
         Duration::from_secs(86_400),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     Ok(firedrill_experiments::Ramp { from, to, over })
 }
 
