@@ -843,16 +843,7 @@ pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<Ne
         }),
         None => Some(d.interface.clone()),
     };
-    let image = match f.get("image") {
-        Some(n) => r
-            .text(
-                n,
-                &f.path_of("image"),
-                "an image with sh, nsenter, tc and nft",
-            )
-            .map(str::to_owned),
-        None => Some(d.image.clone()),
-    };
+    let image = super::fault::read_image(r, &f, "an image with sh, nsenter, tc and nft", &d.image);
     let settings = NetworkDegrade {
         delay: delay?,
         jitter: jitter?,
