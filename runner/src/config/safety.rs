@@ -10,7 +10,7 @@ use firedrill_safety::{Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quan
 
 use super::read::{child, read_items, Reader};
 use super::yaml::Node;
-use super::{namespace_name, parse_selector};
+use super::{parse_selector, required_namespace};
 use crate::duration;
 
 const POLICY_KEYS: &[&str] = &[
@@ -145,16 +145,7 @@ fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHe
         "{ namespace, selector, min } rules",
         |r, n, path| {
             let f = r.fields(n, path, &["namespace", "selector", "min"])?;
-            let namespace = r
-                .required(&f, "namespace", "a namespace name")
-                .and_then(|n| {
-                    r.parsed(
-                        n,
-                        &child(path, "namespace"),
-                        "a namespace name",
-                        namespace_name,
-                    )
-                });
+            let namespace = required_namespace(r, &f, path);
             let selector = r
                 .required(&f, "selector", "a label selector such as app=api")
                 .and_then(|n| {
