@@ -52,6 +52,8 @@
 # Results (hyperfine JSON, logs) stay in target/bench-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh  # start_kube_stub
 
 compare_only=false
 quick=false
@@ -179,18 +181,7 @@ hyperfine --warmup 3 --runs 20 -N --export-json "$out/validate-one.json" \
   "$venv/bin/chaos --no-version-check --no-log-file validate scripts/bench/chaostoolkit/$one_drill.json"
 
 # --- (b) a drill Job's start to its first probe ----------------------------------------------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 scripts/kube-stub.py "$port" &
-stub_pid=$!
-for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-cat >"$out/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [ { name: stub, cluster: { server: "http://127.0.0.1:$port" } } ]
-users: [ { name: stub, user: { token: stub } } ]
-contexts: [ { name: stub, context: { cluster: stub, user: stub } } ]
-current-context: stub
-YAML
+start_kube_stub "$out"
 
 echo "firedrill execute of a probe drill, to its first request: $probe_runs runs" >&2
 KUBECONFIG=$PWD/$out/kubeconfig FIREDRILL_LOG=json python3 scripts/bench/first-request.py \

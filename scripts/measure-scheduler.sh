@@ -8,6 +8,8 @@
 # FIREDRILL_BIN: the binary to measure (default target/release/firedrill, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh  # start_kube_stub
 seconds=60
 every_minute=false
 for arg in "$@"; do
@@ -24,17 +26,7 @@ bin=${FIREDRILL_BIN:-target/release/firedrill}
 if [ -z "${FIREDRILL_BIN:-}" ]; then
   cargo build --release -q -p firedrill
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 scripts/kube-stub.py "$port" &
-for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-cat >"$work/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [ { name: stub, cluster: { server: "http://127.0.0.1:$port" } } ]
-users: [ { name: stub, user: { token: stub } } ]
-contexts: [ { name: stub, context: { cluster: stub, user: stub } } ]
-current-context: stub
-YAML
+start_kube_stub "$work"
 {
   echo "store: sqlite://$work/history.db"
   echo "drills:"

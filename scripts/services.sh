@@ -15,13 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 state=.test-services
 
-pg_bin() { # the directory of the newest installed PostgreSQL server binaries
-  local dir
-  dir=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh  # pg_bin, free_port
 
 wait_ready() { # name url
   for _ in $(seq 1 150); do

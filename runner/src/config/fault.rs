@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use firedrill_experiments::Kind;
 
-use super::read::{item, Reader};
+use super::read::{item, Fields, Reader};
 use super::yaml::Node;
 use super::{dns_label, namespace_name, object_name, parse_selector};
 use crate::duration;
@@ -202,16 +202,12 @@ fn read_container_kill(
                 dns_label(s, 63).map(|()| s.to_owned())
             })
         });
-    let image = match f.get("image") {
-        Some(n) => r
-            .text(
-                n,
-                &f.path_of("image"),
-                "a container image with sh, grep and kill",
-            )
-            .map(str::to_owned),
-        None => Some(firedrill_experiments::KILL_IMAGE.to_owned()),
-    };
+    let image = read_image(
+        r,
+        &f,
+        "a container image with sh, grep and kill",
+        firedrill_experiments::KILL_IMAGE,
+    );
     Some(firedrill_experiments::ContainerKill {
         container: container?,
         image: image?,
@@ -301,12 +297,7 @@ fn read_stress(
     let workers = f.get("workers").map_or(Some(u64::from(d.workers)), |n| {
         r.integer(n, &f.path_of("workers"), 1, 64)
     });
-    let image = match f.get("image") {
-        Some(n) => r
-            .text(n, &f.path_of("image"), "a container image")
-            .map(str::to_owned),
-        None => Some(d.image.clone()),
-    };
+    let image = read_image(r, &f, "a container image", &d.image);
     let max_nodes = f
         .get("max_nodes")
         .map_or(Some(u64::from(d.max_nodes)), |n| {
@@ -521,6 +512,15 @@ fn read_dependency_target(
             }
             ok.then_some(Dependency::Cidrs(cidrs))
         }
+    }
+}
+
+/// The optional `image` key of a kind whose helper pod runs an image: the one given (`what` says
+/// what it must hold), else the kind's `default`.
+pub(super) fn read_image(r: &mut Reader, f: &Fields, what: &str, default: &str) -> Option<String> {
+    match f.get("image") {
+        Some(n) => r.text(n, &f.path_of("image"), what).map(str::to_owned),
+        None => Some(default.to_owned()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::read::{child, item, Fields, Reader};
+use super::read::{child, read_items, Fields, Reader};
 use super::yaml::{Node, Value};
 use crate::drill::gate::{Check, Condition, StatusRange, SteadyProbe, Success};
 use crate::duration;
@@ -137,25 +137,6 @@ pub fn read_steady_state(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<
             timeout: timeout?,
         })
     })
-}
-
-fn read_items<T>(
-    r: &mut Reader,
-    node: &Node,
-    path: &str,
-    what: &str,
-    mut read: impl FnMut(&mut Reader, &Node, &str) -> Option<T>,
-) -> Option<Vec<T>> {
-    let items = r.list(node, path, what)?;
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        match read(r, n, &item(path, i)) {
-            Some(v) => out.push(v),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
 }
 
 /// The check named by exactly one of `http`, `promql` or `alerts`. `bounds` are the keys that

@@ -895,16 +895,7 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
         path,
         &["namespace", "selector", "all", "percent", "count"],
     )?;
-    let namespace = r
-        .required(&f, "namespace", "a namespace name")
-        .and_then(|n| {
-            r.parsed(
-                n,
-                &child(path, "namespace"),
-                "a namespace name",
-                namespace_name,
-            )
-        });
+    let namespace = required_namespace(r, &f, path);
     let all = match f.get("all") {
         Some(n) => r.boolean(n, &child(path, "all")),
         None => Some(false),
@@ -1095,6 +1086,20 @@ pub(crate) fn did_you_mean(text: &str, valid: impl Fn(&str) -> bool) -> String {
     } else {
         String::new()
     }
+}
+
+/// The required `namespace` key of a mapping at `path` that names pods by namespace and
+/// selector (a drill's target, a `min_healthy` rule).
+fn required_namespace(r: &mut Reader, f: &Fields, path: &str) -> Option<String> {
+    r.required(f, "namespace", "a namespace name")
+        .and_then(|n| {
+            r.parsed(
+                n,
+                &child(path, "namespace"),
+                "a namespace name",
+                namespace_name,
+            )
+        })
 }
 
 /// A namespace, in every field that names one: a name that no namespace can have would make the

@@ -271,6 +271,28 @@ impl Reader {
     }
 }
 
+/// A list whose items `read` reads, each at its own path (`path[i]`); `None` when the node is not
+/// a list or any item could not be read, after every item has been read (so every problem is
+/// reported). `what` describes the items, for the error.
+pub fn read_items<T>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+    mut read: impl FnMut(&mut Reader, &Node, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = r.list(node, path, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match read(r, n, &item(path, i)) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
 /// Why a file named on the command line (a drill file, a saved ledger) could not be read as text.
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {

@@ -9,7 +9,7 @@ use firedrill_experiments::region::{
     RegionRecord, Source,
 };
 
-use super::read::{item, Fields, Reader};
+use super::read::{item, read_items, Fields, Reader};
 use super::yaml::{to_json, Node, Value};
 use crate::duration;
 
@@ -364,63 +364,54 @@ fn read_regions(r: &mut Reader, node: &Node, path: &str) -> Option<BTreeMap<Stri
 }
 
 fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>> {
-    let items = r.list(
+    read_items(
+        r,
         node,
         path,
         "{namespace: NS, selector: LABELS, how: network-policy | scale-to-zero}",
-    )?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        let at = item(path, i);
-        let Some(f) = r.fields(n, &at, &["namespace", "selector", "how"]) else {
-            ok = false;
-            continue;
-        };
-        let namespace = r
-            .required(&f, "namespace", "the namespace of the region's workloads")
-            .and_then(|n| {
-                r.parsed(
-                    n,
-                    &f.path_of("namespace"),
-                    "a namespace",
-                    super::namespace_name,
+        |r, n, at| {
+            let f = r.fields(n, at, &["namespace", "selector", "how"])?;
+            let namespace = r
+                .required(&f, "namespace", "the namespace of the region's workloads")
+                .and_then(|n| {
+                    r.parsed(
+                        n,
+                        &f.path_of("namespace"),
+                        "a namespace",
+                        super::namespace_name,
+                    )
+                });
+            let selector = r
+                .required(
+                    &f,
+                    "selector",
+                    "the labels of the region's pods, e.g. topology.kubernetes.io/region=us-east-1",
                 )
-            });
-        let selector = r
-            .required(
-                &f,
-                "selector",
-                "the labels of the region's pods, e.g. topology.kubernetes.io/region=us-east-1",
-            )
-            .and_then(|n| {
-                r.parsed(
-                    n,
-                    &f.path_of("selector"),
-                    "key=value labels",
-                    super::fault::equal_labels,
-                )
-            });
-        let how = match f.get("how") {
-            Some(n) => r.parsed(n, &f.path_of("how"), "how to isolate", |s| match s {
-                "network-policy" => Ok(IsolateHow::NetworkPolicy),
-                "scale-to-zero" => Ok(IsolateHow::ScaleToZero),
-                _ => Err(format!(
-                    "{s:?} is not allowed (allowed: network-policy, scale-to-zero)"
-                )),
-            }),
-            None => Some(IsolateHow::NetworkPolicy),
-        };
-        match (namespace, selector, how) {
-            (Some(namespace), Some(selector), Some(how)) => out.push(Isolate {
-                namespace,
-                selector,
-                how,
-            }),
-            _ => ok = false,
-        }
-    }
-    ok.then_some(out)
+                .and_then(|n| {
+                    r.parsed(
+                        n,
+                        &f.path_of("selector"),
+                        "key=value labels",
+                        super::fault::equal_labels,
+                    )
+                });
+            let how = match f.get("how") {
+                Some(n) => r.parsed(n, &f.path_of("how"), "how to isolate", |s| match s {
+                    "network-policy" => Ok(IsolateHow::NetworkPolicy),
+                    "scale-to-zero" => Ok(IsolateHow::ScaleToZero),
+                    _ => Err(format!(
+                        "{s:?} is not allowed (allowed: network-policy, scale-to-zero)"
+                    )),
+                }),
+                None => Some(IsolateHow::NetworkPolicy),
+            };
+            Some(Isolate {
+                namespace: namespace?,
+                selector: selector?,
+                how: how?,
+            })
+        },
+    )
 }
 
 /// A hook: `command` (argv) or `job` (a Job's spec), with `timeout`; for `failback`, also
@@ -843,16 +834,7 @@ pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<Ne
         }),
         None => Some(d.interface.clone()),
     };
-    let image = match f.get("image") {
-        Some(n) => r
-            .text(
-                n,
-                &f.path_of("image"),
-                "an image with sh, nsenter, tc and nft",
-            )
-            .map(str::to_owned),
-        None => Some(d.image.clone()),
-    };
+    let image = super::fault::read_image(r, &f, "an image with sh, nsenter, tc and nft", &d.image);
     let settings = NetworkDegrade {
         delay: delay?,
         jitter: jitter?,

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use firedrill_safety::{Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quantity};
 
-use super::read::{child, item, Reader};
+use super::read::{child, read_items, Reader};
 use super::yaml::Node;
-use super::{namespace_name, parse_selector};
+use super::{parse_selector, required_namespace};
 use crate::duration;
 
 const POLICY_KEYS: &[&str] = &[
@@ -132,72 +132,46 @@ fn read_list<T>(
     what: &str,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Option<Vec<T>> {
-    let items = r.list(node, path, what)?;
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        match r.parsed(n, &item(path, i), what, &parse) {
-            Some(v) => out.push(v),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    read_items(r, node, path, what, |r, n, at| {
+        r.parsed(n, at, what, &parse)
+    })
 }
 
 fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHealthy>> {
-    let items = r.list(node, path, "{ namespace, selector, min } rules")?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        let path = item(path, i);
-        let Some(f) = r.fields(n, &path, &["namespace", "selector", "min"]) else {
-            ok = false;
-            continue;
-        };
-        let namespace = r
-            .required(&f, "namespace", "a namespace name")
-            .and_then(|n| {
-                r.parsed(
-                    n,
-                    &child(&path, "namespace"),
-                    "a namespace name",
-                    namespace_name,
+    read_items(
+        r,
+        node,
+        path,
+        "{ namespace, selector, min } rules",
+        |r, n, path| {
+            let f = r.fields(n, path, &["namespace", "selector", "min"])?;
+            let namespace = required_namespace(r, &f, path);
+            let selector = r
+                .required(&f, "selector", "a label selector such as app=api")
+                .and_then(|n| {
+                    r.parsed(
+                        n,
+                        &child(path, "selector"),
+                        "a label selector",
+                        parse_selector,
+                    )
+                });
+            let min = r
+                .required(
+                    &f,
+                    "min",
+                    "a number of pods or a percentage such as \"50%\"",
                 )
-            });
-        let selector = r
-            .required(&f, "selector", "a label selector such as app=api")
-            .and_then(|n| {
-                r.parsed(
-                    n,
-                    &child(&path, "selector"),
-                    "a label selector",
-                    parse_selector,
-                )
-            });
-        let min = r
-            .required(
-                &f,
-                "min",
-                "a number of pods or a percentage such as \"50%\"",
-            )
-            .and_then(|n| {
-                r.parsed(
-                    n,
-                    &child(&path, "min"),
-                    "a number or a percentage",
-                    quantity,
-                )
-            });
-        match (namespace, selector, min) {
-            (Some(namespace), Some(selector), Some(min)) => out.push(MinHealthy {
-                namespace,
-                selector,
-                min,
-            }),
-            _ => ok = false,
-        }
-    }
-    ok.then_some(out)
+                .and_then(|n| {
+                    r.parsed(n, &child(path, "min"), "a number or a percentage", quantity)
+                });
+            Some(MinHealthy {
+                namespace: namespace?,
+                selector: selector?,
+                min: min?,
+            })
+        },
+    )
 }
 
 fn quantity(text: &str) -> Result<Quantity, String> {

@@ -87,13 +87,12 @@ pub async fn keep(run: &RunRecord, sinks: &Sinks<'_>, stop: &watch::Receiver<boo
         Err(e) => e.to_string(),
     };
     let cluster_error = match sinks.kube {
-        Some(kube) => match tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(run)).await {
-            Ok(Ok(())) => {
+        Some(kube) => match within_budget(kube.write_result(run)).await {
+            Ok(()) => {
                 tracing::warn!(run = %run.id, error = %store_error, "store unavailable; the record is left in the cluster for the scheduler");
                 return Kept::Cluster;
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {CLUSTER_BUDGET:?}"),
+            Err(e) => e.to_string(),
         },
         None => "no cluster access".to_owned(),
     };
@@ -124,6 +123,25 @@ pub(super) const STOPPING_BUDGET: Duration = Duration::from_secs(10);
 /// How long a record, an Event or a result ConfigMap may wait on the API server.
 pub(super) const CLUSTER_BUDGET: Duration = Duration::from_secs(10);
 
+/// Why a call given [`CLUSTER_BUDGET`] did not succeed: no answer in time, or its own error.
+#[derive(Debug, thiserror::Error)]
+enum BudgetError<E> {
+    #[error("no answer within {CLUSTER_BUDGET:?}")]
+    NoAnswer,
+    #[error("{0}")]
+    Failed(E),
+}
+
+/// `call`, given [`CLUSTER_BUDGET`] to answer.
+async fn within_budget<T, E>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BudgetError<E>> {
+    match tokio::time::timeout(CLUSTER_BUDGET, call).await {
+        Ok(answer) => answer.map_err(BudgetError::Failed),
+        Err(_) => Err(BudgetError::NoAnswer),
+    }
+}
+
 /// Tells the world a run ended: a Kubernetes Event on its Job (what became of it is then added
 /// to the record where it was kept) and the Pushgateway (bounded, never past a signal; an outage
 /// never fails the drill).
@@ -143,10 +161,7 @@ pub async fn announce(
             );
             let mut stop = stop.clone();
             let reason = drill_event_reason(run.status);
-            let event = tokio::time::timeout(
-                CLUSTER_BUDGET,
-                kube.event(&run.id, warning, &reason, &message),
-            );
+            let event = within_budget(kube.event(&run.id, warning, &reason, &message));
             let not_created = |why: String| {
                 tracing::warn!(run = %run.id, "no Event recorded: {why}");
                 EventNote {
@@ -156,7 +171,7 @@ pub async fn announce(
             };
             tokio::select! {
                 result = event => match result {
-                    Ok(Ok(())) => EventNote {
+                    Ok(()) => EventNote {
                         created: Some(format!(
                             "Job/{}/{}: {} {reason}: {message}",
                             kube.namespace(),
@@ -165,8 +180,7 @@ pub async fn announce(
                         )),
                         not_created: None,
                     },
-                    Ok(Err(e)) => not_created(e.to_string()),
-                    Err(_) => not_created(format!("no answer within {CLUSTER_BUDGET:?}")),
+                    Err(e) => not_created(e.to_string()),
                 },
                 () = pushgateway::stopping(&mut stop) => not_created("stopping".to_owned()),
             }
@@ -181,13 +195,13 @@ pub async fn announce(
         // The last success is the history's; a store that cannot say leaves it out of the push.
         let last_success = match sinks.store {
             Some(store) if run.status != RunStatus::Passed => {
-                match tokio::time::timeout(CLUSTER_BUDGET, store.last_success(&run.drill)).await {
-                    Ok(Ok(at)) => at,
-                    Ok(Err(e)) => {
+                match within_budget(store.last_success(&run.drill)).await {
+                    Ok(at) => at,
+                    Err(BudgetError::Failed(e)) => {
                         tracing::warn!(run = %run.id, error = %e, "last success unknown: not pushed");
                         None
                     }
-                    Err(_) => None,
+                    Err(BudgetError::NoAnswer) => None,
                 }
             }
             _ => None,
@@ -216,17 +230,15 @@ pub(super) async fn note_event(run: &RunRecord, event: EventNote, kept: &Kept, s
     noted.evidence.event = Some(event);
     let updated = match kept {
         Kept::Store => match sinks.store {
-            Some(store) => tokio::time::timeout(CLUSTER_BUDGET, store.record_run(&noted))
+            Some(store) => within_budget(store.record_run(&noted))
                 .await
-                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
+                .map_err(|e| e.to_string()),
             None => return,
         },
         Kept::Cluster => match sinks.kube {
-            Some(kube) => tokio::time::timeout(CLUSTER_BUDGET, kube.write_result(&noted))
+            Some(kube) => within_budget(kube.write_result(&noted))
                 .await
-                .map_err(|_| format!("no answer within {CLUSTER_BUDGET:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
+                .map_err(|e| e.to_string()),
             None => return,
         },
         Kept::Spool(path) => match sinks.spool {

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    adherence_cells, escaped, evidence_lines, figure_rows, fleet_cells, follow_cells, joined,
-    ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD, FOLLOW_HEAD,
-    RUN_HEAD, TALLY_HEAD,
+    adherence_cells, drill_notes, escaped, evidence_lines, figure_rows, fleet_cells, follow_cells,
+    joined, ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD,
+    FOLLOW_HEAD, RUN_HEAD, TALLY_HEAD,
 };
 use crate::history::report::{DrillReport, Report, RunRow};
 
@@ -282,32 +282,7 @@ fn html_drill(out: &mut String, d: &DrillReport) {
         joined(out, &d.scope, esc);
     }
     out.push_str("</li>");
-    for e in &d.excluded {
-        out.push_str("<li>Left alone (");
-        esc(out, &e.reason);
-        out.push_str("): ");
-        for (i, pod) in e.pods.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            esc(out, pod);
-        }
-        out.push_str("</li>");
-    }
-    let _ = write!(
-        out,
-        "<li>Rollbacks: {} run(s) changed something; {} restored exactly, {} failed</li>",
-        d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
-    );
-    for a in &d.aborts {
-        out.push_str("<li>Aborted ");
-        esc(out, &a.run);
-        out.push_str(" (");
-        esc(out, &a.cause);
-        out.push_str("): ");
-        esc(out, &a.reason);
-        out.push_str("</li>");
-    }
+    drill_notes(out, d, "<li>", "</li>", esc);
     out.push_str("</ul>\n");
     html_table(
         out,

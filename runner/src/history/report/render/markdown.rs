@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    adherence_cells, escaped, evidence_lines, figure_rows, fleet_cells, follow_cells, joined,
-    ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD, FOLLOW_HEAD,
-    RUN_HEAD, TALLY_HEAD,
+    adherence_cells, drill_notes, escaped, evidence_lines, figure_rows, fleet_cells, follow_cells,
+    joined, ranges, run_cells, tally_cells, Part, ADHERENCE_HEAD, FIGURE_HEAD, FLEET_HEAD,
+    FOLLOW_HEAD, RUN_HEAD, TALLY_HEAD,
 };
 use crate::history::report::{DrillReport, Report};
 
@@ -171,32 +171,7 @@ fn md_drill(out: &mut String, d: &DrillReport) {
             d.scope.join("; ")
         }
     );
-    for e in &d.excluded {
-        out.push_str("- Left alone (");
-        cell(out, &e.reason);
-        out.push_str("): ");
-        for (i, pod) in e.pods.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            cell(out, pod);
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "- Rollbacks: {} run(s) changed something; {} restored exactly, {} failed",
-        d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
-    );
-    for a in &d.aborts {
-        out.push_str("- Aborted ");
-        cell(out, &a.run);
-        out.push_str(" (");
-        cell(out, &a.cause);
-        out.push_str("): ");
-        cell(out, &a.reason);
-        out.push('\n');
-    }
+    drill_notes(out, d, "- ", "\n", cell);
     out.push('\n');
     md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&d.tally)));
     md_table(out, &FIGURE_HEAD, figure_rows(d));

@@ -10,6 +10,7 @@
 //! own order and makes each one.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io;
 use std::ops::Range;
 
@@ -445,6 +446,45 @@ fn escaped(out: &mut String, text: &str, special: &[char], with: fn(char) -> &'s
         rest = &rest[i + 1..];
     }
     out.push_str(rest);
+}
+
+/// Appends a drill's notes — the pods it left alone and why, its rollbacks, its aborts — as items
+/// between `open` and `close` (an HTML `<li>` or a Markdown list line), text escaped by `escape`.
+fn drill_notes(
+    out: &mut String,
+    d: &DrillReport,
+    open: &str,
+    close: &str,
+    escape: fn(&mut String, &str),
+) {
+    for e in &d.excluded {
+        out.push_str(open);
+        out.push_str("Left alone (");
+        escape(out, &e.reason);
+        out.push_str("): ");
+        for (i, pod) in e.pods.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            escape(out, pod);
+        }
+        out.push_str(close);
+    }
+    let _ = write!(
+        out,
+        "{open}Rollbacks: {} run(s) changed something; {} restored exactly, {} failed{close}",
+        d.rollbacks.runs_with_changes, d.rollbacks.restored, d.rollbacks.failed
+    );
+    for a in &d.aborts {
+        out.push_str(open);
+        out.push_str("Aborted ");
+        escape(out, &a.run);
+        out.push_str(" (");
+        escape(out, &a.cause);
+        out.push_str("): ");
+        escape(out, &a.reason);
+        out.push_str(close);
+    }
 }
 
 /// Appends `items` joined by "; ", each escaped by `escape`.
