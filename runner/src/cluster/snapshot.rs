@@ -436,16 +436,7 @@ impl Model {
                         .pointer("/spec/unschedulable")
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
-                    ready: o
-                        .value
-                        .pointer("/status/conditions")
-                        .and_then(Value::as_array)
-                        .is_some_and(|conditions| {
-                            conditions.iter().any(|c| {
-                                c.get("type").and_then(Value::as_str) == Some("Ready")
-                                    && c.get("status").and_then(Value::as_str) == Some("True")
-                            })
-                        }),
+                    ready: is_ready(o.value),
                     labels,
                 })
             }),
@@ -607,16 +598,7 @@ impl<'a> Object<'a> {
             Some(Value::String(p)) => p.clone(),
             Some(v) => return Err(FieldError::found("status.phase", "a string", v)),
         };
-        let ready = self
-            .value
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|conditions| {
-                conditions.iter().any(|c| {
-                    c.get("type").and_then(Value::as_str) == Some("Ready")
-                        && c.get("status").and_then(Value::as_str) == Some("True")
-                })
-            });
+        let ready = is_ready(self.value);
         let created = match self.value.pointer("/metadata/creationTimestamp") {
             None | Some(Value::Null) => i64::MAX,
             Some(Value::String(t)) => DateTime::parse_from_rfc3339(t)
@@ -842,6 +824,19 @@ pub fn label_selector(value: &Value) -> Result<Selector, FieldError> {
         }
     }
     Ok(selector)
+}
+
+/// Whether an object (a node, a pod) has the condition `Ready` with status `True`.
+fn is_ready(object: &Value) -> bool {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
 }
 
 #[cfg(test)]

@@ -220,15 +220,7 @@ async fn choose(
                 ))
             }
         };
-        let request = Request {
-            drill: &drill.name,
-            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-            now: started.timestamp(),
-            targets: &drill.targets,
-            policy: &drill.safety,
-            own_namespace: &x.config.namespace,
-            recent_hits,
-        };
+        let request = x.request(started, recent_hits);
         let (cluster, listed_nodes) = match read_cluster(x, kube, &request).await {
             Ok(cluster) => cluster,
             Err(message) => {

@@ -7,7 +7,7 @@ use firedrill_experiments::region::RegionFailover;
 use firedrill_experiments::Choice;
 use firedrill_rollback as rollback;
 use firedrill_safety::cluster::Cluster;
-use firedrill_safety::verdict::{self, RecentHits, Request};
+use firedrill_safety::verdict::{self, RecentHits};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -77,15 +77,7 @@ async fn choose_regions(
         cluster = snapshot::from_objects(&refs)
             .map_err(|e| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
         let none = RecentHits::new();
-        let request = Request {
-            drill: &drill.name,
-            seed: verdict::seed(&drill.name, x.run.scheduled.timestamp()),
-            now: started.timestamp(),
-            targets: &drill.targets,
-            policy: &drill.safety,
-            own_namespace: &x.config.namespace,
-            recent_hits: x.recent_hits.as_ref().unwrap_or(&none),
-        };
+        let request = x.request(started, x.recent_hits.as_ref().unwrap_or(&none));
         let index = verdict::ClusterIndex::new(&cluster);
         let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
         drop(index);

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use firedrill_experiments::Choice;
 use firedrill_rollback::{self as rollback, Ledger, Step};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
-use firedrill_safety::verdict::{self, RecentHits};
+use firedrill_safety::verdict::{self, RecentHits, Request};
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
@@ -389,6 +389,27 @@ pub struct Execution<'a> {
     /// Workloads earlier runs hit and when, for `cooldown`; `None` when the history cannot be
     /// read (then a drill with a cooldown is blocked unless it is a dry run).
     pub recent_hits: Option<RecentHits>,
+}
+
+impl Execution<'_> {
+    /// What the guard is asked for this fire, started at `started`, with the workloads earlier
+    /// runs hit.
+    pub(super) fn request<'r>(
+        &'r self,
+        started: DateTime<Utc>,
+        recent_hits: &'r RecentHits,
+    ) -> Request<'r> {
+        let drill = self.drill;
+        Request {
+            drill: &drill.name,
+            seed: verdict::seed(&drill.name, self.run.scheduled.timestamp()),
+            now: started.timestamp(),
+            targets: &drill.targets,
+            policy: &drill.safety,
+            own_namespace: &self.config.namespace,
+            recent_hits,
+        }
+    }
 }
 
 /// The on-call engineer's switch must stop a running drill within seconds.
