@@ -143,7 +143,6 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "rollback/src/replay.rs::replay_with",
     "rollback/src/scope.rs::external",
     "rollback/src/undo.rs::decide",
-    "runner/src/cli/mod.rs::run",
     "runner/src/config/gates.rs::read_check",
     "runner/src/config/mod.rs::read_drill",
     "runner/src/config/region.rs::read_dns",
