@@ -141,7 +141,6 @@ const KNOWN_LONG_FILES: &[&str] = &[
 const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "experiments/src/dependency.rs::plan",
     "rollback/src/replay.rs::replay_with",
-    "rollback/src/scope.rs::external",
     "runner/src/config/gates.rs::read_check",
     "runner/src/config/mod.rs::read_drill",
     "runner/src/config/region.rs::read_dns",
