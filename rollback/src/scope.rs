@@ -26,6 +26,9 @@ use serde_json::Value;
 use crate::object::{ObjectKind, ObjectRef};
 use crate::undo::UndoRecord;
 
+/// A JSON object's fields, as an external record holds them.
+type Fields = serde_json::Map<String, Value>;
+
 /// The label that marks the pods a partition (or a dependency block) isolates.
 pub const PARTITION_LABEL: &str = "firedrill.io/partition";
 /// The label the http-fault proxy's pods carry; a swapped Service selects on it alone.
@@ -265,169 +268,211 @@ fn pointer(path: &str) -> Result<Vec<String>, OutOfScope> {
     Ok(segments)
 }
 
+/// An external record is one of the systems firedrill changes, with only the fields it writes.
 fn external(system: &str, record: &Value, scope: &Scope) -> Result<(), OutOfScope> {
     let Some(fields) = record.as_object() else {
         return Err(format!("external {system} record is not an object").into());
     };
-    let only = |allowed: &[&str]| -> Result<(), OutOfScope> {
-        match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(format!(
-                "external {system} record has a field {k:?} firedrill never writes"
-            )
-            .into()),
-            None => Ok(()),
-        }
-    };
     match system {
-        PROMOTION => {
-            only(&["irreversible", "from", "to"])?;
-            if !fields.values().all(Value::is_string) || !fields.contains_key("irreversible") {
-                return Err(
-                    "external promotion record is not the note firedrill writes (irreversible, from, to as text)"
-                        .to_owned()
-                .into()
-                );
-            }
-            Ok(())
-        }
+        PROMOTION => promotion(fields),
         ROUTE53 => {
-            only(&["target", "prior", "applied", "settings"])?;
-            let target = record
-                .get("target")
-                .and_then(Value::as_object)
-                .ok_or("external route53 record has no target")?;
-            let endpoint = match target.get("endpoint") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(e)) => Some(e.clone()),
-                Some(other) => return Err(format!("route53 endpoint {other} is not a URL").into()),
-            };
-            let text = |key: &str| target.get(key).and_then(Value::as_str).unwrap_or("");
-            let declared = |what: String| -> Result<&Vec<DeclaredDns>, OutOfScope> {
-                scope.dns.as_ref().ok_or_else(|| {
-                    OutOfScope(format!(
-                        "external record {what}: no drill file given to show it is declared; rerun with --config FILE"
-                    ))
-                })
-            };
-            if let Some(id) = target.get("health_check") {
-                let id = id.as_str().unwrap_or("");
-                let what = format!("of route53 health check {id:?}");
-                let keys_ok = target
-                    .keys()
-                    .all(|k| k == "health_check" || k == "endpoint");
-                if !keys_ok {
-                    return Err(format!(
-                        "external record {what}: its target has fields firedrill never writes"
-                    )
-                    .into());
-                }
-                let dns = declared(what.clone())?;
-                if !dns
-                    .iter()
-                    .any(|d| d.health_checks.contains(id) && d.endpoints.contains(&endpoint))
-                {
-                    return Err(format!(
-                        "external record {what} at endpoint {}: no drill in the drill file declares that health check there",
-                        endpoint.as_deref().unwrap_or("(AWS)")
-                    ).into());
-                }
-                for key in ["prior", "applied"] {
-                    let state = record.get(key).and_then(Value::as_object);
-                    let ok = state.is_some_and(|s| {
-                        s.len() == 1 && s.get("inverted").is_some_and(Value::is_boolean)
-                    });
-                    if !ok {
-                        return Err(format!(
-                            "external record {what}: {key} is not {{\"inverted\": true|false}}"
-                        )
-                        .into());
-                    }
-                }
-                return Ok(());
-            }
-            let what = format!(
-                "in zone {} ({} {} set {})",
-                text("zone"),
-                text("name"),
-                text("type"),
-                text("set_identifier")
-            );
-            let allowed = [
-                "zone",
-                "name",
-                "type",
-                "set_identifier",
-                "wait_seconds",
-                "endpoint",
-            ];
-            if target.keys().any(|k| !allowed.contains(&k.as_str())) {
-                return Err(format!(
-                    "external record {what}: its target has fields firedrill never writes"
-                )
-                .into());
-            }
-            let dns = declared(what.clone())?;
-            let matches = |d: &DeclaredDns| {
-                d.zone == text("zone")
-                    && same_name(&d.name, text("name"))
-                    && d.record_type == text("type")
-                    && d.set_identifiers.contains(text("set_identifier"))
-                    && d.endpoints.contains(&endpoint)
-            };
-            if !dns.iter().any(matches) {
-                return Err(format!(
-                    "external record {what} at endpoint {}: no drill in the drill file declares it",
-                    endpoint.as_deref().unwrap_or("(AWS)")
-                )
-                .into());
-            }
-            match target.get("wait_seconds") {
-                None => {}
-                Some(w)
-                    if w.as_i64()
-                        .is_some_and(|w| (0..=MAX_WAIT_SECONDS).contains(&w)) => {}
-                Some(w) => {
-                    return Err(format!(
-                        "external record {what}: wait_seconds {w} is not 0 to {MAX_WAIT_SECONDS}"
-                    )
-                    .into())
-                }
-            }
-            for key in ["prior", "applied"] {
-                let Some(state) = record.get(key).and_then(Value::as_object) else {
-                    return Err(format!("external record {what}: {key} is not a record set").into());
-                };
-                for same in ["name", "type", "set_identifier"] {
-                    let ok = match same {
-                        "name" => same_name(
-                            state.get(same).and_then(Value::as_str).unwrap_or(""),
-                            text("name"),
-                        ),
-                        _ => state.get(same).and_then(Value::as_str) == Some(text(same)),
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "external record {what}: its {key} state names another record set ({same})"
-                        ).into());
-                    }
-                }
-                match state.get("weight") {
-                    None | Some(Value::Null) => {}
-                    Some(w) if w.as_i64().is_some_and(|w| (0..=255).contains(&w)) => {}
-                    Some(w) => {
-                        return Err(format!(
-                            "external record {what}: {key} weight {w} is not 0 to 255"
-                        )
-                        .into())
-                    }
-                }
-            }
-            Ok(())
+            only_fields(system, fields, &["target", "prior", "applied", "settings"])?;
+            route53(record, scope)
         }
         other => Err(format!(
             "external system {other:?} is not one firedrill changes ({ROUTE53}, {PROMOTION})"
         )
         .into()),
+    }
+}
+
+/// The record holds no field outside `allowed`.
+fn only_fields(system: &str, fields: &Fields, allowed: &[&str]) -> Result<(), OutOfScope> {
+    match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => {
+            Err(format!("external {system} record has a field {k:?} firedrill never writes").into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// A promotion record is the note firedrill writes: `irreversible`, `from` and `to`, as text.
+fn promotion(fields: &Fields) -> Result<(), OutOfScope> {
+    only_fields(PROMOTION, fields, &["irreversible", "from", "to"])?;
+    if !fields.values().all(Value::is_string) || !fields.contains_key("irreversible") {
+        return Err(
+            "external promotion record is not the note firedrill writes (irreversible, from, to as text)"
+                .to_owned()
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A Route 53 record names a health check or a record set, at an endpoint, that the drill file
+/// declares.
+fn route53(record: &Value, scope: &Scope) -> Result<(), OutOfScope> {
+    let target = record
+        .get("target")
+        .and_then(Value::as_object)
+        .ok_or("external route53 record has no target")?;
+    let endpoint = match target.get("endpoint") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) => Some(e.clone()),
+        Some(other) => return Err(format!("route53 endpoint {other} is not a URL").into()),
+    };
+    match target.get("health_check") {
+        Some(id) => health_check(id.as_str().unwrap_or(""), target, &endpoint, record, scope),
+        None => record_set(target, &endpoint, record, scope),
+    }
+}
+
+/// The drill file's DNS declarations; without a drill file nothing external is in scope.
+fn declared<'s>(scope: &'s Scope, what: &str) -> Result<&'s Vec<DeclaredDns>, OutOfScope> {
+    scope.dns.as_ref().ok_or_else(|| {
+        OutOfScope(format!(
+            "external record {what}: no drill file given to show it is declared; rerun with --config FILE"
+        ))
+    })
+}
+
+/// A health check firedrill inverts: declared there, with prior and applied each
+/// `{"inverted": bool}`.
+fn health_check(
+    id: &str,
+    target: &Fields,
+    endpoint: &Option<String>,
+    record: &Value,
+    scope: &Scope,
+) -> Result<(), OutOfScope> {
+    let what = format!("of route53 health check {id:?}");
+    let keys_ok = target
+        .keys()
+        .all(|k| k == "health_check" || k == "endpoint");
+    if !keys_ok {
+        return Err(format!(
+            "external record {what}: its target has fields firedrill never writes"
+        )
+        .into());
+    }
+    let dns = declared(scope, &what)?;
+    if !dns
+        .iter()
+        .any(|d| d.health_checks.contains(id) && d.endpoints.contains(endpoint))
+    {
+        return Err(format!(
+            "external record {what} at endpoint {}: no drill in the drill file declares that health check there",
+            endpoint.as_deref().unwrap_or("(AWS)")
+        ).into());
+    }
+    for key in ["prior", "applied"] {
+        let state = record.get(key).and_then(Value::as_object);
+        let ok =
+            state.is_some_and(|s| s.len() == 1 && s.get("inverted").is_some_and(Value::is_boolean));
+        if !ok {
+            return Err(format!(
+                "external record {what}: {key} is not {{\"inverted\": true|false}}"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A weighted record set firedrill shifts: declared there (zone, name, type, set identifier,
+/// endpoint), a bounded wait, and prior and applied states of that same record set.
+fn record_set(
+    target: &Fields,
+    endpoint: &Option<String>,
+    record: &Value,
+    scope: &Scope,
+) -> Result<(), OutOfScope> {
+    let text = |key: &str| target.get(key).and_then(Value::as_str).unwrap_or("");
+    let what = format!(
+        "in zone {} ({} {} set {})",
+        text("zone"),
+        text("name"),
+        text("type"),
+        text("set_identifier")
+    );
+    let allowed = [
+        "zone",
+        "name",
+        "type",
+        "set_identifier",
+        "wait_seconds",
+        "endpoint",
+    ];
+    if target.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!(
+            "external record {what}: its target has fields firedrill never writes"
+        )
+        .into());
+    }
+    let dns = declared(scope, &what)?;
+    let matches = |d: &DeclaredDns| {
+        d.zone == text("zone")
+            && same_name(&d.name, text("name"))
+            && d.record_type == text("type")
+            && d.set_identifiers.contains(text("set_identifier"))
+            && d.endpoints.contains(endpoint)
+    };
+    if !dns.iter().any(matches) {
+        return Err(format!(
+            "external record {what} at endpoint {}: no drill in the drill file declares it",
+            endpoint.as_deref().unwrap_or("(AWS)")
+        )
+        .into());
+    }
+    match target.get("wait_seconds") {
+        None => {}
+        Some(w)
+            if w.as_i64()
+                .is_some_and(|w| (0..=MAX_WAIT_SECONDS).contains(&w)) => {}
+        Some(w) => {
+            return Err(format!(
+                "external record {what}: wait_seconds {w} is not 0 to {MAX_WAIT_SECONDS}"
+            )
+            .into())
+        }
+    }
+    for key in ["prior", "applied"] {
+        record_set_state(target, record.get(key), key, &what)?;
+    }
+    Ok(())
+}
+
+/// A record set's `prior` or `applied` state names the target's record set (name, type, set
+/// identifier) and a weight of 0 to 255, if any.
+fn record_set_state(
+    target: &Fields,
+    state: Option<&Value>,
+    key: &str,
+    what: &str,
+) -> Result<(), OutOfScope> {
+    let text = |key: &str| target.get(key).and_then(Value::as_str).unwrap_or("");
+    let Some(state) = state.and_then(Value::as_object) else {
+        return Err(format!("external record {what}: {key} is not a record set").into());
+    };
+    for same in ["name", "type", "set_identifier"] {
+        let ok = match same {
+            "name" => same_name(
+                state.get(same).and_then(Value::as_str).unwrap_or(""),
+                text("name"),
+            ),
+            _ => state.get(same).and_then(Value::as_str) == Some(text(same)),
+        };
+        if !ok {
+            return Err(format!(
+                "external record {what}: its {key} state names another record set ({same})"
+            )
+            .into());
+        }
+    }
+    match state.get("weight") {
+        None | Some(Value::Null) => Ok(()),
+        Some(w) if w.as_i64().is_some_and(|w| (0..=255).contains(&w)) => Ok(()),
+        Some(w) => Err(format!("external record {what}: {key} weight {w} is not 0 to 255").into()),
     }
 }
 

@@ -145,150 +145,182 @@ fn show(value: Option<&Value>) -> String {
 /// not exist). External records are decided by their handler, not here.
 pub fn decide(run: &str, record: &UndoRecord, current: Option<&Value>) -> Decision {
     match record {
-        UndoRecord::DeleteCreated { target } => match current {
-            None => Decision::AlreadyDone(format!("{target} is already gone")),
-            // Only what this run created is deleted: an object of that name from anyone else
-            // (it existed before, or was made after a crash) is not firedrill's to remove.
-            Some(object)
-                if object.pointer("/metadata/labels/firedrill.io~1run").and_then(Value::as_str)
-                    != Some(run) =>
-            {
-                Decision::Leave(format!(
-                    "{target} exists but was not created by run {run} (it is not labelled firedrill.io/run={run}); left alone"
-                ))
-            }
-            Some(_) => Decision::Apply(
-                Operation::Delete {
-                    target: target.clone(),
-                },
-                format!("delete {target}, which the drill created"),
-            ),
-        },
+        UndoRecord::DeleteCreated { target } => decide_delete(run, target, current),
         UndoRecord::RestoreField {
             target,
             path,
             prior,
             applied,
-        } => {
-            let Some(object) = current else {
-                return Decision::Leave(format!(
-                    "{target} no longer exists; nothing to restore {path} on"
-                ));
-            };
-            let now = field(object, path);
-            if now == prior.as_ref() {
-                Decision::AlreadyDone(format!("{target} {path} is already {}", show(now)))
-            } else if now == applied.as_ref() {
-                Decision::Apply(
-                    Operation::Patch {
-                        target: target.clone(),
-                        patch: merge_patch(path, now, prior.as_ref()),
-                    },
-                    format!("restore {target} {path} to {}", show(prior.as_ref())),
-                )
-            } else {
-                Decision::Leave(format!(
-                    "{target} {path} changed since the drill set it to {} (now {}); left alone, restore {} by hand if it should be",
-                    show(applied.as_ref()),
-                    show(now),
-                    show(prior.as_ref())
-                ))
-            }
-        }
+        } => decide_field(target, path, prior.as_ref(), applied.as_ref(), current),
         UndoRecord::Uncordon {
             node,
             was_unschedulable,
-        } => {
-            let Some(object) = current else {
-                return Decision::Leave(format!("Node {node} no longer exists"));
-            };
-            let unschedulable = field(object, "/spec/unschedulable") == Some(&Value::Bool(true));
-            if *was_unschedulable {
-                Decision::AlreadyDone(format!(
-                    "Node {node} was cordoned before the drill; left cordoned"
-                ))
-            } else if !unschedulable {
-                Decision::AlreadyDone(format!("Node {node} is already schedulable"))
-            } else {
-                Decision::Apply(
-                    Operation::Patch {
-                        target: ObjectRef::node(node),
-                        patch: serde_json::json!({ "spec": { "unschedulable": null } }),
-                    },
-                    format!("uncordon Node {node} (it was schedulable before the drill)"),
-                )
-            }
-        }
+        } => decide_uncordon(node, *was_unschedulable, current),
         UndoRecord::RestoreReplicas {
             target,
             prior,
             applied,
             hpa,
-        } => {
-            let Some(object) = current else {
-                return Decision::Leave(format!("{target} no longer exists"));
-            };
-            // An absent count is 1, as the API server defaults it.
-            let now = field(object, "/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let owned = hpa
-                .as_ref()
-                .map(|h| {
-                    format!(" (HorizontalPodAutoscaler {h} owns this count and may change it)")
-                })
-                .unwrap_or_default();
-            if now == *prior {
-                Decision::AlreadyDone(format!("{target} already has {prior} replicas{owned}"))
-            } else if now == *applied {
-                Decision::Apply(
-                    Operation::Patch {
-                        target: target.clone(),
-                        patch: serde_json::json!({ "spec": { "replicas": prior } }),
-                    },
-                    format!("scale {target} back from {applied} to {prior} replicas{owned}"),
-                )
-            } else {
-                Decision::Leave(format!(
-                    "{target} has {now} replicas, not the {applied} the drill set; changed since{owned}; left alone (it had {prior} before)"
-                ))
-            }
-        }
+        } => decide_replicas(target, *prior, *applied, hpa.as_deref(), current),
         UndoRecord::RestoreSelector {
             service,
             prior,
             applied,
-        } => {
-            let Some(object) = current else {
-                return Decision::Leave(format!("{service} no longer exists"));
-            };
-            let now: Option<BTreeMap<String, String>> = field(object, "/spec/selector")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            let now = now.unwrap_or_default();
-            if &now == prior {
-                Decision::AlreadyDone(format!("{service} already selects {prior:?}"))
-            } else if &now == applied {
-                Decision::Apply(
-                    Operation::Patch {
-                        target: service.clone(),
-                        patch: merge_patch(
-                            "/spec/selector",
-                            Some(&serde_json::json!(now)),
-                            Some(&serde_json::json!(prior)),
-                        ),
-                    },
-                    format!("restore {service} selector to {prior:?}"),
-                )
-            } else {
-                Decision::Leave(format!(
-                    "{service} selector changed since the drill set {applied:?} (now {now:?}); left alone, it was {prior:?}"
-                ))
-            }
-        }
+        } => decide_selector(service, prior, applied, current),
         UndoRecord::External { system, record } => decide_external(system, record, current),
         UndoRecord::Recreated { pod, owner } => Decision::AlreadyDone(format!(
             "{pod} was killed; its controller {owner} recreates it (nothing to undo)"
         )),
+    }
+}
+
+/// An object the drill created is deleted, but only while it is this run's: an object of that
+/// name from anyone else (it existed before, or was made after a crash) is not firedrill's to
+/// remove.
+fn decide_delete(run: &str, target: &ObjectRef, current: Option<&Value>) -> Decision {
+    match current {
+        None => Decision::AlreadyDone(format!("{target} is already gone")),
+        Some(object)
+            if object.pointer("/metadata/labels/firedrill.io~1run").and_then(Value::as_str)
+                != Some(run) =>
+        {
+            Decision::Leave(format!(
+                "{target} exists but was not created by run {run} (it is not labelled firedrill.io/run={run}); left alone"
+            ))
+        }
+        Some(_) => Decision::Apply(
+            Operation::Delete {
+                target: target.clone(),
+            },
+            format!("delete {target}, which the drill created"),
+        ),
+    }
+}
+
+/// A field is restored to `prior` while it still holds what the drill `applied`.
+fn decide_field(
+    target: &ObjectRef,
+    path: &str,
+    prior: Option<&Value>,
+    applied: Option<&Value>,
+    current: Option<&Value>,
+) -> Decision {
+    let Some(object) = current else {
+        return Decision::Leave(format!(
+            "{target} no longer exists; nothing to restore {path} on"
+        ));
+    };
+    let now = field(object, path);
+    if now == prior {
+        Decision::AlreadyDone(format!("{target} {path} is already {}", show(now)))
+    } else if now == applied {
+        Decision::Apply(
+            Operation::Patch {
+                target: target.clone(),
+                patch: merge_patch(path, now, prior),
+            },
+            format!("restore {target} {path} to {}", show(prior)),
+        )
+    } else {
+        Decision::Leave(format!(
+            "{target} {path} changed since the drill set it to {} (now {}); left alone, restore {} by hand if it should be",
+            show(applied),
+            show(now),
+            show(prior)
+        ))
+    }
+}
+
+/// A node the drill cordoned is uncordoned; one that was cordoned before stays cordoned.
+fn decide_uncordon(node: &str, was_unschedulable: bool, current: Option<&Value>) -> Decision {
+    let Some(object) = current else {
+        return Decision::Leave(format!("Node {node} no longer exists"));
+    };
+    let unschedulable = field(object, "/spec/unschedulable") == Some(&Value::Bool(true));
+    if was_unschedulable {
+        Decision::AlreadyDone(format!(
+            "Node {node} was cordoned before the drill; left cordoned"
+        ))
+    } else if !unschedulable {
+        Decision::AlreadyDone(format!("Node {node} is already schedulable"))
+    } else {
+        Decision::Apply(
+            Operation::Patch {
+                target: ObjectRef::node(node),
+                patch: serde_json::json!({ "spec": { "unschedulable": null } }),
+            },
+            format!("uncordon Node {node} (it was schedulable before the drill)"),
+        )
+    }
+}
+
+/// A workload's replica count goes back to `prior` while it is still the count the drill
+/// `applied`; an autoscaler that owns the count is named in every answer.
+fn decide_replicas(
+    target: &ObjectRef,
+    prior: i64,
+    applied: i64,
+    hpa: Option<&str>,
+    current: Option<&Value>,
+) -> Decision {
+    let Some(object) = current else {
+        return Decision::Leave(format!("{target} no longer exists"));
+    };
+    // An absent count is 1, as the API server defaults it.
+    let now = field(object, "/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let owned = hpa
+        .map(|h| format!(" (HorizontalPodAutoscaler {h} owns this count and may change it)"))
+        .unwrap_or_default();
+    if now == prior {
+        Decision::AlreadyDone(format!("{target} already has {prior} replicas{owned}"))
+    } else if now == applied {
+        Decision::Apply(
+            Operation::Patch {
+                target: target.clone(),
+                patch: serde_json::json!({ "spec": { "replicas": prior } }),
+            },
+            format!("scale {target} back from {applied} to {prior} replicas{owned}"),
+        )
+    } else {
+        Decision::Leave(format!(
+            "{target} has {now} replicas, not the {applied} the drill set; changed since{owned}; left alone (it had {prior} before)"
+        ))
+    }
+}
+
+/// A Service's selector goes back to `prior` while it is still the one the drill `applied`.
+fn decide_selector(
+    service: &ObjectRef,
+    prior: &BTreeMap<String, String>,
+    applied: &BTreeMap<String, String>,
+    current: Option<&Value>,
+) -> Decision {
+    let Some(object) = current else {
+        return Decision::Leave(format!("{service} no longer exists"));
+    };
+    let now: Option<BTreeMap<String, String>> =
+        field(object, "/spec/selector").and_then(|v| serde_json::from_value(v.clone()).ok());
+    let now = now.unwrap_or_default();
+    if &now == prior {
+        Decision::AlreadyDone(format!("{service} already selects {prior:?}"))
+    } else if &now == applied {
+        Decision::Apply(
+            Operation::Patch {
+                target: service.clone(),
+                patch: merge_patch(
+                    "/spec/selector",
+                    Some(&serde_json::json!(now)),
+                    Some(&serde_json::json!(prior)),
+                ),
+            },
+            format!("restore {service} selector to {prior:?}"),
+        )
+    } else {
+        Decision::Leave(format!(
+            "{service} selector changed since the drill set {applied:?} (now {now:?}); left alone, it was {prior:?}"
+        ))
     }
 }
 

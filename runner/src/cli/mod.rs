@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use firedrill_safety::cluster::Cluster;
 
 use crate::cluster::snapshot::{self, SnapshotError};
 use crate::config::{Config, LoadError};
@@ -385,74 +386,9 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::FaultProxy { .. }
         | Command::History { .. }
         | Command::Report { .. }) => runtime::run(command),
-        Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            // clap_complete writes with `write_all(..).expect(..)`: it gets a buffer, never the
-            // terminal, so a full standard output is an error here rather than a panic there.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command, "firedrill", &mut script);
-            delivered(crate::output::to_stdout(|out| out.write_all(&script)))
-        }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            let mut out = Vec::new();
-            // One page: the summary, a list of the commands pointing to their sections below
-            // (clap_mangen's own list names a page per command, firedrill-plan(1), that does
-            // not exist), then one section per command.
-            let man = clap_mangen::Man::new(command.clone());
-            let head = man
-                .render_title(&mut out)
-                .and_then(|()| man.render_name_section(&mut out))
-                .and_then(|()| man.render_synopsis_section(&mut out))
-                .and_then(|()| man.render_description_section(&mut out))
-                .and_then(|()| man.render_options_section(&mut out));
-            if let Err(e) = head {
-                eprintln!("error: cannot render the manual page: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            out.extend_from_slice(b".SH COMMANDS\n");
-            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
-                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
-                out.extend_from_slice(
-                    format!(
-                        ".TP\n\\fBfiredrill {}\\fR\n{} (section FIREDRILL {} below)\n",
-                        sub.get_name(),
-                        about.replace('\\', "\\\\").trim_end_matches('.'),
-                        sub.get_name().to_uppercase()
-                    )
-                    .as_bytes(),
-                );
-            }
-            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
-                let name = sub.get_name().to_owned();
-                let sub = sub.clone().bin_name(format!("firedrill {name}"));
-                let page = clap_mangen::Man::new(sub);
-                out.extend_from_slice(
-                    format!(".SH \"FIREDRILL {}\"\n", name.to_uppercase()).as_bytes(),
-                );
-                let _ = page.render_description_section(&mut out);
-                let _ = page.render_synopsis_section(&mut out);
-                let _ = page.render_options_section(&mut out);
-            }
-            delivered(crate::output::to_stdout(|stdout| stdout.write_all(&out)))
-        }
-        Command::Validate { config } => match load(&config) {
-            Ok(c) => delivered(crate::output::to_stdout(|out| {
-                writeln!(
-                    out,
-                    "{}: valid ({} drill{}, {})",
-                    config.display(),
-                    c.drills.len(),
-                    if c.drills.len() == 1 { "" } else { "s" },
-                    if c.armed {
-                        "armed"
-                    } else {
-                        "not armed: dry-run only"
-                    }
-                )
-            })),
-            Err(code) => code,
-        },
+        Command::Completions { shell } => completions(shell),
+        Command::Man => manual(),
+        Command::Validate { config } => validate(&config),
         Command::Plan {
             config,
             from,
@@ -468,62 +404,166 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let snapshot = match cluster.as_deref().map(snapshot::load).transpose() {
+            let snapshot = match load_snapshot(cluster.as_deref()) {
                 Ok(snapshot) => snapshot,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(match e {
-                        SnapshotError::Io { .. } => EXIT_USAGE,
-                        SnapshotError::Invalid { .. } => EXIT_INVALID,
-                    });
-                }
+                Err(code) => return code,
             };
             if let (true, Some(name), Some(at), Some(snapshot)) = (render, &drill, at, &snapshot) {
-                return match upcoming::render_fire(&c, snapshot, name, at) {
-                    Ok(text) => {
-                        let written =
-                            crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
-                        for note in
-                            upcoming::notes(&c, &std::collections::BTreeSet::from([name.as_str()]))
-                        {
-                            eprintln!("note: {note}");
-                        }
-                        delivered(written)
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_USAGE)
-                    }
-                };
+                return render_fire(&c, snapshot, name, at);
             }
             let from = from.or(at).unwrap_or_else(Utc::now);
-            let window = match (until, next, at) {
-                (_, _, Some(at)) => Window::At(at),
-                (Some(until), _, _) if until <= from => {
-                    eprintln!("error: --until {until} is not after --from {from}");
-                    return ExitCode::from(EXIT_USAGE);
+            match plan_window(from, until, next, at) {
+                Ok(window) => write_calendar(&c, from, window, snapshot.as_ref(), format),
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+/// `completions`: the shell's completion script on standard output.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    // clap_complete writes with `write_all(..).expect(..)`: it gets a buffer, never the
+    // terminal, so a full standard output is an error here rather than a panic there.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "firedrill", &mut script);
+    delivered(crate::output::to_stdout(|out| out.write_all(&script)))
+}
+
+/// `man`: one page: the summary, a list of the commands pointing to their sections below
+/// (clap_mangen's own list names a page per command, firedrill-plan(1), that does not exist),
+/// then one section per command.
+fn manual() -> ExitCode {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    let man = clap_mangen::Man::new(command.clone());
+    let head = man
+        .render_title(&mut out)
+        .and_then(|()| man.render_name_section(&mut out))
+        .and_then(|()| man.render_synopsis_section(&mut out))
+        .and_then(|()| man.render_description_section(&mut out))
+        .and_then(|()| man.render_options_section(&mut out));
+    if let Err(e) = head {
+        eprintln!("error: cannot render the manual page: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.extend_from_slice(
+            format!(
+                ".TP\n\\fBfiredrill {}\\fR\n{} (section FIREDRILL {} below)\n",
+                sub.get_name(),
+                about.replace('\\', "\\\\").trim_end_matches('.'),
+                sub.get_name().to_uppercase()
+            )
+            .as_bytes(),
+        );
+    }
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        let name = sub.get_name().to_owned();
+        let sub = sub.clone().bin_name(format!("firedrill {name}"));
+        let page = clap_mangen::Man::new(sub);
+        out.extend_from_slice(format!(".SH \"FIREDRILL {}\"\n", name.to_uppercase()).as_bytes());
+        let _ = page.render_description_section(&mut out);
+        let _ = page.render_synopsis_section(&mut out);
+        let _ = page.render_options_section(&mut out);
+    }
+    delivered(crate::output::to_stdout(|stdout| stdout.write_all(&out)))
+}
+
+/// `validate`: the drill file's verdict, with how many drills and whether it is armed.
+fn validate(config: &std::path::Path) -> ExitCode {
+    match load(config) {
+        Ok(c) => delivered(crate::output::to_stdout(|out| {
+            writeln!(
+                out,
+                "{}: valid ({} drill{}, {})",
+                config.display(),
+                c.drills.len(),
+                if c.drills.len() == 1 { "" } else { "s" },
+                if c.armed {
+                    "armed"
+                } else {
+                    "not armed: dry-run only"
                 }
-                (Some(until), _, _) => Window::Until(until),
-                (None, Some(n), _) => Window::Next(n as usize),
-                (None, None, None) => Window::Until(from + upcoming::DEFAULT_WINDOW),
-            };
-            // Written as the calendar is made: ten years of fires are never held.
-            let fires =
-                || upcoming::fires(&c, from, window, snapshot.as_ref(), format == Format::Json);
-            let mut fired = std::collections::BTreeSet::new();
-            let written = crate::output::to_stdout(|mut out| {
-                fired = match format {
-                    Format::Table => upcoming::write_table(fires, &mut out)?,
-                    Format::Json => upcoming::write_json(fires(), &mut out)?,
-                };
-                Ok(())
-            });
-            for note in upcoming::notes(&c, &fired.iter().map(String::as_str).collect()) {
+            )
+        })),
+        Err(code) => code,
+    }
+}
+
+/// `plan --cluster`: the snapshot, if one is named; when it cannot be read, what is wrong is
+/// said and the exit code chosen (2 unreadable, 1 invalid).
+fn load_snapshot(path: Option<&std::path::Path>) -> Result<Option<Cluster>, ExitCode> {
+    path.map(snapshot::load).transpose().map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(match e {
+            SnapshotError::Io { .. } => EXIT_USAGE,
+            SnapshotError::Invalid { .. } => EXIT_INVALID,
+        })
+    })
+}
+
+/// `plan --render --drill D --at T --cluster C`: the objects that one fire would create.
+fn render_fire(c: &Config, snapshot: &Cluster, name: &str, at: DateTime<Utc>) -> ExitCode {
+    match upcoming::render_fire(c, snapshot, name, at) {
+        Ok(text) => {
+            let written = crate::output::to_stdout(|out| out.write_all(text.as_bytes()));
+            for note in upcoming::notes(c, &std::collections::BTreeSet::from([name])) {
                 eprintln!("note: {note}");
             }
             delivered(written)
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
+}
+
+/// Which fires `plan` shows: one instant, up to an end, the next N, or by default a year; an
+/// end not after the start is a usage error (said, exit 2).
+fn plan_window(
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    next: Option<u32>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Window, ExitCode> {
+    Ok(match (until, next, at) {
+        (_, _, Some(at)) => Window::At(at),
+        (Some(until), _, _) if until <= from => {
+            eprintln!("error: --until {until} is not after --from {from}");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+        (Some(until), _, _) => Window::Until(until),
+        (None, Some(n), _) => Window::Next(n as usize),
+        (None, None, None) => Window::Until(from + upcoming::DEFAULT_WINDOW),
+    })
+}
+
+/// `plan`'s calendar, as a table or JSON, then a note per drill it showed that needs one.
+fn write_calendar(
+    c: &Config,
+    from: DateTime<Utc>,
+    window: Window,
+    snapshot: Option<&Cluster>,
+    format: Format,
+) -> ExitCode {
+    // Written as the calendar is made: ten years of fires are never held.
+    let fires = || upcoming::fires(c, from, window, snapshot, format == Format::Json);
+    let mut fired = std::collections::BTreeSet::new();
+    let written = crate::output::to_stdout(|mut out| {
+        fired = match format {
+            Format::Table => upcoming::write_table(fires, &mut out)?,
+            Format::Json => upcoming::write_json(fires(), &mut out)?,
+        };
+        Ok(())
+    });
+    for note in upcoming::notes(c, &fired.iter().map(String::as_str).collect()) {
+        eprintln!("note: {note}");
+    }
+    delivered(written)
 }
 
 /// The exit code of a command whose work is its output: 0 when all of it arrived (or the reader

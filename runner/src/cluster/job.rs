@@ -173,44 +173,81 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
     let expires = run.scheduled
         + TimeDelta::from_std(deadline).unwrap_or(TimeDelta::hours(25))
         + TimeDelta::minutes(5);
-    let mut args = vec![
-        "execute".to_owned(),
-        "--config".to_owned(),
-        CONFIG_PATH.to_owned(),
-        "--drill".to_owned(),
-        drill.name.clone(),
-        "--run".to_owned(),
-        run.run.clone(),
-        "--scheduled".to_owned(),
-        run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
-    ];
-    if run.dry_run {
-        args.push("--dry-run".to_owned());
+    Job {
+        metadata: ObjectMeta {
+            name: Some(run.run.clone()),
+            namespace: Some(config.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([
+                (
+                    ANNOTATION_SCHEDULED.to_owned(),
+                    run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+                (
+                    ANNOTATION_EXPIRES_AT.to_owned(),
+                    expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(deadline.as_secs() as i64),
+            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(executor(drill, run, runtime), runtime)),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
     }
+}
+
+/// The drill pod: the executor container alone, under the runtime's service account, as a
+/// non-root user with the config file mounted.
+fn pod_spec(executor: Container, runtime: &Runtime) -> PodSpec {
+    PodSpec {
+        service_account_name: Some(runtime.service_account.clone()),
+        restart_policy: Some("Never".to_owned()),
+        // SIGTERM (a deleted Job, a drained node) reverts before the pod is killed.
+        termination_grace_period_seconds: Some(TERMINATION_GRACE),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![executor],
+        volumes: Some(vec![Volume {
+            name: "config".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: runtime.config_map.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// The container that runs `firedrill execute` for this run: small, locked down, reading the
+/// mounted config.
+fn executor(drill: &Drill, run: &RunRef, runtime: &Runtime) -> Container {
     let quantity = |q: &str| Quantity(q.to_owned());
-    let container = Container {
+    Container {
         name: "executor".to_owned(),
         image: Some(runtime.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
-        args: Some(args),
-        env: Some(vec![
-            EnvVar {
-                name: "FIREDRILL_LOG".to_owned(),
-                value: Some("json".to_owned()),
-                value_from: None,
-            },
-            EnvVar {
-                name: ENV_JOB.to_owned(),
-                value: Some(run.run.clone()),
-                value_from: None,
-            },
-            // The fault proxy a dependency drill deploys runs this same image.
-            EnvVar {
-                name: "FIREDRILL_IMAGE".to_owned(),
-                value: Some(runtime.image.clone()),
-                value_from: None,
-            },
-        ]),
+        args: Some(execute_args(drill, run)),
+        env: Some(executor_env(run, runtime)),
         // What a drill needs from a Secret (a region failover's database URLs, `url_env`),
         // when the Secret exists.
         env_from: Some(vec![EnvFromSource {
@@ -249,64 +286,48 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
             ..VolumeMount::default()
         }]),
         ..Container::default()
-    };
-    Job {
-        metadata: ObjectMeta {
-            name: Some(run.run.clone()),
-            namespace: Some(config.namespace.clone()),
-            labels: Some(labels.clone()),
-            annotations: Some(BTreeMap::from([
-                (
-                    ANNOTATION_SCHEDULED.to_owned(),
-                    run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
-                ),
-                (
-                    ANNOTATION_EXPIRES_AT.to_owned(),
-                    expires.to_rfc3339_opts(SecondsFormat::Secs, true),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(deadline.as_secs() as i64),
-            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(runtime.service_account.clone()),
-                    restart_policy: Some("Never".to_owned()),
-                    // SIGTERM (a deleted Job, a drained node) reverts before the pod is killed.
-                    termination_grace_period_seconds: Some(TERMINATION_GRACE),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65532),
-                        run_as_group: Some(65532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_owned(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "config".to_owned(),
-                        config_map: Some(ConfigMapVolumeSource {
-                            name: runtime.config_map.clone(),
-                            ..ConfigMapVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        status: None,
     }
+}
+
+/// `execute` for this drill, run and scheduled instant (and `--dry-run` when it is one).
+fn execute_args(drill: &Drill, run: &RunRef) -> Vec<String> {
+    let mut args = vec![
+        "execute".to_owned(),
+        "--config".to_owned(),
+        CONFIG_PATH.to_owned(),
+        "--drill".to_owned(),
+        drill.name.clone(),
+        "--run".to_owned(),
+        run.run.clone(),
+        "--scheduled".to_owned(),
+        run.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+    ];
+    if run.dry_run {
+        args.push("--dry-run".to_owned());
+    }
+    args
+}
+
+/// The executor's environment: JSON logs, the Job's own name (`FIREDRILL_JOB`), its image.
+fn executor_env(run: &RunRef, runtime: &Runtime) -> Vec<EnvVar> {
+    vec![
+        EnvVar {
+            name: "FIREDRILL_LOG".to_owned(),
+            value: Some("json".to_owned()),
+            value_from: None,
+        },
+        EnvVar {
+            name: ENV_JOB.to_owned(),
+            value: Some(run.run.clone()),
+            value_from: None,
+        },
+        // The fault proxy a dependency drill deploys runs this same image.
+        EnvVar {
+            name: "FIREDRILL_IMAGE".to_owned(),
+            value: Some(runtime.image.clone()),
+            value_from: None,
+        },
+    ]
 }
 
 /// The Job as YAML with `apiVersion` and `kind`, as `run --render` prints it.
