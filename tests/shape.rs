@@ -147,7 +147,6 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "runner/src/config/region.rs::read_job",
     "runner/src/drill/executor.rs::inject",
     "runner/src/history/report/mod.rs::build",
-    "runner/src/history/report/mod.rs::run_row",
     "safety/src/verdict.rs::decide_on",
 ];
 
