@@ -490,71 +490,8 @@ async fn replay_with<C: Cluster>(
             Some(Ok(caveat)) => *caveat,
             None => None,
         };
-        let target = entry.undo.target();
-        // Before anything reads or touches what the entry names: a protected object, or a
-        // record no planner of firedrill writes, is refused and the entry stays open.
-        if let Some(text) = trust.refuses(&entry.undo) {
-            report.actions.push(Action {
-                step,
-                outcome: Outcome::Failed,
-                text,
-            });
-            continue;
-        }
-        if let (UndoRecord::DeleteCreated { target }, false) = (&entry.undo, dry_run) {
-            if swept(target) {
-                let text = format!("{target} was removed by the sweep of its kind, by label");
-                let entry = &mut ledger.entries[index];
-                entry.state = EntryState::Reverted;
-                entry.note = Some(text.clone());
-                report.actions.push(Action {
-                    step,
-                    outcome: Outcome::AlreadyDone,
-                    text,
-                });
-                continue;
-            }
-        }
-        let current = match read_now(cluster, &entry.undo, target.as_ref()).await {
-            Ok(current) => current,
-            Err(text) => {
-                report.actions.push(Action {
-                    step,
-                    outcome: Outcome::Failed,
-                    text,
-                });
-                continue;
-            }
-        };
-        let (outcome, text, state) = match decide(&ledger.run, &entry.undo, current.as_ref()) {
-            Decision::Apply(operation, text) if dry_run => (
-                Outcome::WouldRevert,
-                format!("would {text}: {}", operation.describe()),
-                None,
-            ),
-            Decision::Apply(operation, text) => {
-                undo_now(
-                    cluster,
-                    &ledger.run,
-                    &entry.undo,
-                    target.as_ref(),
-                    operation,
-                    text,
-                )
-                .await
-            }
-            Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
-            Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
-        };
-        let text = match caveat {
-            Some(caveat) => format!("{text} ({caveat})"),
-            None => text,
-        };
-        if let (Some(state), false) = (state, dry_run) {
-            let entry = &mut ledger.entries[index];
-            entry.state = state;
-            entry.note = Some(text.clone());
-        }
+        let (outcome, text) =
+            replay_entry(cluster, ledger, index, trust, dry_run, swept, caveat).await;
         report.actions.push(Action {
             step,
             outcome,
@@ -573,6 +510,85 @@ async fn replay_with<C: Cluster>(
         }
     }
     report
+}
+
+/// Replays one open, authenticated entry: refused, found swept, unreadable, or undone as
+/// `decide` says. The entry is closed in the ledger (never on a dry run) when its undo is done
+/// or left on purpose; otherwise it stays open for the next replay.
+async fn replay_entry<C: Cluster>(
+    cluster: &C,
+    ledger: &mut Ledger,
+    index: usize,
+    trust: &Trust<'_>,
+    dry_run: bool,
+    swept: &(dyn Fn(&ObjectRef) -> bool + Sync),
+    caveat: Option<&'static str>,
+) -> (Outcome, String) {
+    let entry = &ledger.entries[index];
+    let target = entry.undo.target();
+    // Before anything reads or touches what the entry names: a protected object, or a
+    // record no planner of firedrill writes, is refused and the entry stays open.
+    if let Some(text) = trust.refuses(&entry.undo) {
+        return (Outcome::Failed, text);
+    }
+    if let (UndoRecord::DeleteCreated { target }, false) = (&entry.undo, dry_run) {
+        if swept(target) {
+            let text = format!("{target} was removed by the sweep of its kind, by label");
+            close(&mut ledger.entries[index], EntryState::Reverted, &text);
+            return (Outcome::AlreadyDone, text);
+        }
+    }
+    let current = match read_now(cluster, &entry.undo, target.as_ref()).await {
+        Ok(current) => current,
+        Err(text) => return (Outcome::Failed, text),
+    };
+    let (outcome, text, state) = act(
+        cluster,
+        &ledger.run,
+        &entry.undo,
+        target.as_ref(),
+        current.as_ref(),
+        dry_run,
+    )
+    .await;
+    let text = match caveat {
+        Some(caveat) => format!("{text} ({caveat})"),
+        None => text,
+    };
+    if let (Some(state), false) = (state, dry_run) {
+        close(&mut ledger.entries[index], state, &text);
+    }
+    (outcome, text)
+}
+
+/// What `decide` makes of an undo against its target as it is now: applied (on a dry run only
+/// described), found already done, or left; and the state its entry closes in, if it does.
+async fn act<C: Cluster>(
+    cluster: &C,
+    run: &str,
+    undo: &UndoRecord,
+    target: Option<&ObjectRef>,
+    current: Option<&Value>,
+    dry_run: bool,
+) -> (Outcome, String, Option<EntryState>) {
+    match decide(run, undo, current) {
+        Decision::Apply(operation, text) if dry_run => (
+            Outcome::WouldRevert,
+            format!("would {text}: {}", operation.describe()),
+            None,
+        ),
+        Decision::Apply(operation, text) => {
+            undo_now(cluster, run, undo, target, operation, text).await
+        }
+        Decision::AlreadyDone(text) => (Outcome::AlreadyDone, text, Some(EntryState::Reverted)),
+        Decision::Leave(text) => (Outcome::Left, text, Some(EntryState::Left)),
+    }
+}
+
+/// Closes an entry in the ledger, with the text that says how.
+fn close(entry: &mut crate::ledger::Entry, state: EntryState, text: &str) {
+    entry.state = state;
+    entry.note = Some(text.to_owned());
 }
 
 /// How many conflicting writes in a row an undo takes before it is left open for the next
