@@ -144,7 +144,6 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "runner/src/config/mod.rs::read_drill",
     "runner/src/config/region.rs::read_dns",
     "runner/src/config/region.rs::read_job",
-    "runner/src/drill/executor.rs::inject",
     "runner/src/history/report/mod.rs::build",
     "safety/src/verdict.rs::decide_on",
 ];

@@ -360,21 +360,62 @@ async fn inject(
     // settings and Route 53 facts it plans them with.
     let prepared = life.prepare(x, p, dry_run, stop).await?;
     let fault = prepared.fault.unwrap_or_else(|| drill.fault.clone());
-    let fresh_dns = prepared.dns;
     let expires = started
         + chrono::TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
             .unwrap_or(chrono::TimeDelta::hours(25));
     let expires_text = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let dns = prepared
+        .dns
+        .as_ref()
+        .or(chosen.and_then(|c| c.dns.as_ref()));
+    let plan = plan_steps(x, p, &fault, chosen, dns, &expires_text, dry_run)?;
+    let mut injection = match (dry_run || plan.is_empty(), x.kube) {
+        (true, _) => None,
+        (false, None) => {
+            return Err((
+                RunStatus::Blocked,
+                "no cluster access: nowhere to keep the ledger, so nothing is injected".into(),
+            ))
+        }
+        (false, Some(kube)) => {
+            Some(open_injection(x, kube, chosen, plan, started, &expires_text).await?)
+        }
+    };
+    let first_wave = injection
+        .as_mut()
+        .and_then(|i| i.waves.pop_front())
+        .unwrap_or_default();
+    if injection.is_some() {
+        kill_switch_before_the_fault(x, life).await?;
+    }
+    if let Some(i) = injection.as_mut() {
+        inject_first_wave(x, p, life, i, &first_wave, stop).await?;
+    }
+
+    Ok(injection)
+}
+
+/// The kind's plan for this run. On a dry run a plan that cannot be made is recorded (and the
+/// run goes on with an empty one), and what the plan would change is recorded.
+fn plan_steps(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    fault: &firedrill_experiments::Settings,
+    chosen: Option<&Chosen>,
+    dns: Option<&firedrill_experiments::region::DnsFacts>,
+    expires: &str,
+    dry_run: bool,
+) -> Result<firedrill_experiments::Plan, Ended> {
     let image = crate::cluster::job::Runtime::from_env().image;
     let scene = firedrill_experiments::Scene {
         choice: chosen.map(|c| &c.choice),
         cluster: chosen.map(|c| &c.cluster),
         image: &image,
-        duration: drill.duration,
-        expires: &expires_text,
-        dns: fresh_dns.as_ref().or(chosen.and_then(|c| c.dns.as_ref())),
+        duration: x.drill.duration,
+        expires,
+        dns,
     };
-    let plan = match firedrill_experiments::plan(&x.run.run, &fault, &scene) {
+    let plan = match firedrill_experiments::plan(&x.run.run, fault, &scene) {
         Ok(plan) => plan,
         Err(e) if !dry_run => return Err((RunStatus::Error, e.to_string())),
         Err(e) => {
@@ -385,108 +426,122 @@ async fn inject(
     if dry_run && !plan.is_empty() {
         p.evidence.would_change = Some(plan.steps().map(|s| s.forward.describe()).collect());
     }
-    let mut injection = match (dry_run || plan.is_empty(), x.kube) {
-        (true, _) => None,
-        (false, None) => {
-            return Err((
-                RunStatus::Blocked,
-                "no cluster access: nowhere to keep the ledger, so nothing is injected".into(),
-            ))
-        }
-        (false, Some(kube)) => {
-            let mut ledger =
-                Ledger::new(&x.run.run, &drill.name, drill.kind().name(), &expires_text);
-            ledger.job = crate::cluster::job::current();
-            ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            // What cooldown reads back from the cluster: the workloads this run acts on.
-            let hit: std::collections::BTreeSet<OwnerRef> = chosen
-                .iter()
-                .flat_map(|c| c.choice.verdict.targets.iter())
-                .filter_map(|t| t.owner.clone())
-                // Workloads a node fault takes down count as hit, and a dependency scaled to
-                // zero; a proxy firedrill runs does not.
-                .chain(
-                    plan.affected
-                        .iter()
-                        .filter(|_| plan.preparatory == 0)
-                        .cloned(),
-                )
-                .chain(plan.hits.iter().cloned())
-                .collect();
-            ledger.hits = hit.iter().map(ToString::to_string).collect();
-            // No key, no entry: a run that cannot sign its undo records changes nothing.
-            let key = crate::cluster::ledger_key::read_or_create(kube)
-                .await
-                .map_err(|e| {
-                    (
-                        RunStatus::Blocked,
-                        format!("nothing injected: the run cannot sign its ledger: {e}"),
-                    )
-                })?;
-            Some(Injection {
-                cluster: KubeCluster::new(kube),
-                ledger,
-                key,
-                protection: Protection {
-                    globs: drill.safety.protected.clone(),
-                    own_namespace: x.config.namespace.clone(),
-                    scope: crate::cluster::ledger::scope_of(x.config),
-                },
-                waves: plan.waves.into_iter().collect(),
-                interval: plan.interval,
-                wait_for_recovery: plan.wait_for_recovery,
-                preparatory: plan.preparatory,
-                applied: 0,
-                affected: plan.affected.into_iter().collect(),
-                probes: drill.steady_state.clone(),
-                endpoints: x.endpoints.clone(),
-                failure: None,
-                planned_helpers: plan.helpers,
-                helpers: Vec::new(),
-                first_fault: None,
-                recovered: None,
-                timeline: Vec::new(),
-            })
-        }
-    };
-    let first_wave = injection
-        .as_mut()
-        .and_then(|i| i.waves.pop_front())
-        .unwrap_or_default();
-    if injection.is_some() {
-        if let Some(kube) = x.kube {
-            // The last look before the first change; unreadable counts as engaged (fail safe).
-            let engaged = kube
-                .kill_switch()
-                .await
-                .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}")));
-            if let Some(reason) = engaged {
-                life.abandon().await;
-                return Err((
-                    RunStatus::Aborted,
-                    format!(
-                        "kill switch engaged before the fault went in: {reason}; nothing injected"
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(i) = injection.as_mut() {
-        match i.inject(&first_wave).await {
-            Ok(changes) => {
-                let refused = changes.refused.as_ref().is_some_and(|r| !r.is_empty());
-                p.evidence.injected = Some(changes);
-                life.after_first_wave(x, p, i, refused, stop).await;
-            }
-            Err(e) => {
-                // A partial injection is reverted before anything else.
-                p.evidence.revert = i.revert(RevertWhen::AfterAFailedInjection).await;
-                return Err((RunStatus::Error, format!("injection failed: {e}")));
-            }
-        }
-    }
+    Ok(plan)
+}
 
-    Ok(injection)
+/// The ledger and everything the injection carries for a plan that changes something; blocked
+/// when the run cannot sign its ledger.
+async fn open_injection(
+    x: &Execution<'_>,
+    kube: &Kube,
+    chosen: Option<&Chosen>,
+    plan: firedrill_experiments::Plan,
+    started: DateTime<Utc>,
+    expires: &str,
+) -> Result<Injection, Ended> {
+    let drill = x.drill;
+    let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind().name(), expires);
+    ledger.job = crate::cluster::job::current();
+    ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    ledger.hits = hit_workloads(chosen, &plan);
+    // No key, no entry: a run that cannot sign its undo records changes nothing.
+    let key = crate::cluster::ledger_key::read_or_create(kube)
+        .await
+        .map_err(|e| {
+            (
+                RunStatus::Blocked,
+                format!("nothing injected: the run cannot sign its ledger: {e}"),
+            )
+        })?;
+    Ok(Injection {
+        cluster: KubeCluster::new(kube),
+        ledger,
+        key,
+        protection: Protection {
+            globs: drill.safety.protected.clone(),
+            own_namespace: x.config.namespace.clone(),
+            scope: crate::cluster::ledger::scope_of(x.config),
+        },
+        waves: plan.waves.into_iter().collect(),
+        interval: plan.interval,
+        wait_for_recovery: plan.wait_for_recovery,
+        preparatory: plan.preparatory,
+        applied: 0,
+        affected: plan.affected.into_iter().collect(),
+        probes: drill.steady_state.clone(),
+        endpoints: x.endpoints.clone(),
+        failure: None,
+        planned_helpers: plan.helpers,
+        helpers: Vec::new(),
+        first_fault: None,
+        recovered: None,
+        timeline: Vec::new(),
+    })
+}
+
+/// What cooldown reads back from the cluster: the workloads this run acts on, for the ledger.
+fn hit_workloads(chosen: Option<&Chosen>, plan: &firedrill_experiments::Plan) -> Vec<String> {
+    let hit: std::collections::BTreeSet<OwnerRef> = chosen
+        .iter()
+        .flat_map(|c| c.choice.verdict.targets.iter())
+        .filter_map(|t| t.owner.clone())
+        // Workloads a node fault takes down count as hit, and a dependency scaled to
+        // zero; a proxy firedrill runs does not.
+        .chain(
+            plan.affected
+                .iter()
+                .filter(|_| plan.preparatory == 0)
+                .cloned(),
+        )
+        .chain(plan.hits.iter().cloned())
+        .collect();
+    hit.iter().map(ToString::to_string).collect()
+}
+
+/// The last look before the first change: an engaged kill switch aborts the run with nothing
+/// injected; unreadable counts as engaged (fail safe).
+async fn kill_switch_before_the_fault(
+    x: &Execution<'_>,
+    life: &mut Lifecycle<'_>,
+) -> Result<(), Ended> {
+    let Some(kube) = x.kube else {
+        return Ok(());
+    };
+    let engaged = kube
+        .kill_switch()
+        .await
+        .unwrap_or_else(|e| Some(format!("cannot read the kill switch: {e}")));
+    if let Some(reason) = engaged {
+        life.abandon().await;
+        return Err((
+            RunStatus::Aborted,
+            format!("kill switch engaged before the fault went in: {reason}; nothing injected"),
+        ));
+    }
+    Ok(())
+}
+
+/// The first wave, recorded as injected; a partial injection is reverted before anything else.
+async fn inject_first_wave(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    life: &mut Lifecycle<'_>,
+    i: &mut Injection,
+    first_wave: &[rollback::Step],
+    stop: &watch::Receiver<bool>,
+) -> Result<(), Ended> {
+    match i.inject(first_wave).await {
+        Ok(changes) => {
+            let refused = changes.refused.as_ref().is_some_and(|r| !r.is_empty());
+            p.evidence.injected = Some(changes);
+            life.after_first_wave(x, p, i, refused, stop).await;
+            Ok(())
+        }
+        Err(e) => {
+            p.evidence.revert = i.revert(RevertWhen::AfterAFailedInjection).await;
+            Err((RunStatus::Error, format!("injection failed: {e}")))
+        }
+    }
 }
 
 /// 5. Replays the ledger; the reason when something could not be undone.
