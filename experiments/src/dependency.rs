@@ -526,149 +526,199 @@ pub fn plan(
     scene: &Scene,
 ) -> Result<Plan, DependencyError> {
     match &settings.mode {
-        Mode::Block => {
-            let cluster = scene.cluster;
-            let deny = block_rules(&settings.dependency, cluster)?;
-            Ok(Plan {
-                waves: vec![isolate(
-                    run,
-                    scene.choice.map(|c| &c.verdict),
-                    |namespace| block_policy(run, namespace, &deny),
-                )],
-                ..Plan::default()
-            })
-        }
-        Mode::ScaleToZero => {
-            let Dependency::Workload {
-                kind,
-                namespace,
-                name,
-            } = &settings.dependency
-            else {
-                return Err(DependencyError::Needs {
-                    mode: "scale-to-zero",
-                    what: "workload",
-                });
-            };
-            let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
-                what: "scale-to-zero",
-                to: "read the current replicas",
-            })?;
-            let owner = workload(cluster, kind, namespace, name)?;
-            let object_kind = match owner.key.kind {
-                OwnerKind::Deployment => ObjectKind::Deployment,
-                OwnerKind::StatefulSet => ObjectKind::StatefulSet,
-                _ => return Err(DependencyError::NotScalable { kind: kind.clone() }),
-            };
-            Ok(Plan {
-                waves: vec![vec![Step::scale(
-                    ObjectRef::namespaced(object_kind, namespace, name),
-                    i64::from(owner.desired),
-                    0,
-                    None,
-                )]],
-                hits: vec![owner.key.clone()],
-                ..Plan::default()
-            })
-        }
-        Mode::HttpFault(http) => {
-            let Dependency::Service { namespace, name } = &settings.dependency else {
-                return Err(DependencyError::Needs {
-                    mode: "http-fault",
-                    what: "Service",
-                });
-            };
-            let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
-                what: "http-fault",
-                to: "read the Service",
-            })?;
-            let service = service(cluster, namespace, name)?;
-            let port = proxy_port(service, http)?;
-            let selector = service.selector.clone().unwrap_or_default();
-            let upstream = service_name("firedrill-up", run);
-            let target: Value = match (&port.target_port, &port.target_port_name) {
-                (_, Some(name)) => json!(name),
-                (Some(n), None) => json!(n),
-                (None, None) => json!(port.port),
-            };
-            let listen = port
-                .target_port
-                .filter(|_| port.target_port_name.is_none())
-                .unwrap_or(PROXY_PORT);
-            let mut prepare = Vec::new();
-            prepare.extend(Step::create(json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": { "name": upstream, "namespace": namespace },
-                "spec": { "selector": selector, "ports": [{ "name": "upstream", "port": port.port, "targetPort": target }] },
-            })));
-            let mut args = vec![
-                "fault-proxy".to_owned(),
-                "--listen".to_owned(),
-                format!("0.0.0.0:{listen}"),
-                "--upstream".to_owned(),
-                format!("http://{upstream}.{namespace}.svc:{}", port.port),
-                "--until".to_owned(),
-                scene.expires.to_owned(),
-            ];
-            args.extend(http.flags());
-            let mut container_port = json!({ "containerPort": listen });
-            if let Some(name) = &port.target_port_name {
-                container_port["name"] = json!(name);
-            }
-            let proxy = format!("firedrill-proxy-{run}");
-            let mut pod_security = json!({ "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } });
-            if listen < 1024 {
-                // A port below 1024 as a non-root user without capabilities: the namespaced,
-                // "safe" sysctl that lets this pod bind it (allowed at Pod Security restricted).
-                pod_security["sysctls"] =
-                    json!([{ "name": "net.ipv4.ip_unprivileged_port_start", "value": "0" }]);
-            }
-            prepare.extend(Step::create(json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": { "name": proxy, "namespace": namespace, "labels": { "app.kubernetes.io/name": "firedrill-fault-proxy" } },
-                "spec": {
-                    "replicas": 2,
-                    "selector": { "matchLabels": { PROXY_LABEL: run } },
-                    "template": {
-                        "metadata": { "labels": { PROXY_LABEL: run, "app.kubernetes.io/name": "firedrill-fault-proxy", "firedrill.io/run": run } },
-                        "spec": {
-                            "automountServiceAccountToken": false,
-                            "enableServiceLinks": false,
-                            "terminationGracePeriodSeconds": 5,
-                            "securityContext": pod_security,
-                            "containers": [{
-                                "name": "fault-proxy",
-                                "image": scene.image,
-                                "args": args,
-                                "ports": [container_port],
-                                "readinessProbe": { "tcpSocket": { "port": listen }, "periodSeconds": 2 },
-                                "resources": { "requests": { "cpu": "50m", "memory": "32Mi" }, "limits": { "cpu": "1", "memory": "128Mi" } },
-                                "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
-                            }],
-                        },
-                    },
-                },
-            })));
-            let swap = Step::swap_selector(
-                ObjectRef::namespaced(ObjectKind::Service, namespace, name),
-                selector,
-                BTreeMap::from([(PROXY_LABEL.to_owned(), run.to_owned())]),
-            );
-            Ok(Plan {
-                waves: vec![prepare, vec![swap]],
-                wait_for_recovery: true,
-                preparatory: 1,
-                affected: vec![firedrill_safety::cluster::OwnerRef {
-                    kind: OwnerKind::Deployment,
-                    namespace: namespace.clone(),
-                    name: proxy,
-                }],
-                ..Plan::default()
-            })
-        }
+        Mode::Block => block(run, &settings.dependency, scene),
+        Mode::ScaleToZero => scale_to_zero(&settings.dependency, scene),
+        Mode::HttpFault(http) => http_fault(run, &settings.dependency, http, scene),
     }
+}
+
+/// Egress from the chosen pods to the dependency denied, one NetworkPolicy per namespace.
+fn block(run: &str, dependency: &Dependency, scene: &Scene) -> Result<Plan, DependencyError> {
+    let cluster = scene.cluster;
+    let deny = block_rules(dependency, cluster)?;
+    Ok(Plan {
+        waves: vec![isolate(
+            run,
+            scene.choice.map(|c| &c.verdict),
+            |namespace| block_policy(run, namespace, &deny),
+        )],
+        ..Plan::default()
+    })
+}
+
+/// The dependency's Deployment or StatefulSet scaled from its current replicas to 0.
+fn scale_to_zero(dependency: &Dependency, scene: &Scene) -> Result<Plan, DependencyError> {
+    let Dependency::Workload {
+        kind,
+        namespace,
+        name,
+    } = dependency
+    else {
+        return Err(DependencyError::Needs {
+            mode: "scale-to-zero",
+            what: "workload",
+        });
+    };
+    let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
+        what: "scale-to-zero",
+        to: "read the current replicas",
+    })?;
+    let owner = workload(cluster, kind, namespace, name)?;
+    let object_kind = match owner.key.kind {
+        OwnerKind::Deployment => ObjectKind::Deployment,
+        OwnerKind::StatefulSet => ObjectKind::StatefulSet,
+        _ => return Err(DependencyError::NotScalable { kind: kind.clone() }),
+    };
+    Ok(Plan {
+        waves: vec![vec![Step::scale(
+            ObjectRef::namespaced(object_kind, namespace, name),
+            i64::from(owner.desired),
+            0,
+            None,
+        )]],
+        hits: vec![owner.key.clone()],
+        ..Plan::default()
+    })
+}
+
+/// A fault proxy put in front of the dependency's Service: first (preparatory) an upstream
+/// Service to the real pods and the proxy's Deployment, then the Service's selector swapped to
+/// the proxy.
+fn http_fault(
+    run: &str,
+    dependency: &Dependency,
+    http: &HttpFault,
+    scene: &Scene,
+) -> Result<Plan, DependencyError> {
+    let Dependency::Service { namespace, name } = dependency else {
+        return Err(DependencyError::Needs {
+            mode: "http-fault",
+            what: "Service",
+        });
+    };
+    let cluster = scene.cluster.ok_or(DependencyError::NoCluster {
+        what: "http-fault",
+        to: "read the Service",
+    })?;
+    let service = service(cluster, namespace, name)?;
+    let port = proxy_port(service, http)?;
+    let selector = service.selector.clone().unwrap_or_default();
+    let upstream = service_name("firedrill-up", run);
+    let listen = port
+        .target_port
+        .filter(|_| port.target_port_name.is_none())
+        .unwrap_or(PROXY_PORT);
+    let mut prepare = Vec::new();
+    prepare.extend(Step::create(upstream_service(
+        namespace, &upstream, &selector, port,
+    )));
+    let proxy = format!("firedrill-proxy-{run}");
+    let mut args = vec![
+        "fault-proxy".to_owned(),
+        "--listen".to_owned(),
+        format!("0.0.0.0:{listen}"),
+        "--upstream".to_owned(),
+        format!("http://{upstream}.{namespace}.svc:{}", port.port),
+        "--until".to_owned(),
+        scene.expires.to_owned(),
+    ];
+    args.extend(http.flags());
+    prepare.extend(Step::create(proxy_deployment(
+        run,
+        namespace,
+        &proxy,
+        scene.image,
+        args,
+        listen,
+        port.target_port_name.as_deref(),
+    )));
+    let swap = Step::swap_selector(
+        ObjectRef::namespaced(ObjectKind::Service, namespace, name),
+        selector,
+        BTreeMap::from([(PROXY_LABEL.to_owned(), run.to_owned())]),
+    );
+    Ok(Plan {
+        waves: vec![prepare, vec![swap]],
+        wait_for_recovery: true,
+        preparatory: 1,
+        affected: vec![firedrill_safety::cluster::OwnerRef {
+            kind: OwnerKind::Deployment,
+            namespace: namespace.clone(),
+            name: proxy,
+        }],
+        ..Plan::default()
+    })
+}
+
+/// The Service the proxy passes requests on to: the dependency's own selector and port.
+fn upstream_service(
+    namespace: &str,
+    upstream: &str,
+    selector: &BTreeMap<String, String>,
+    port: &firedrill_safety::cluster::ServicePort,
+) -> Value {
+    let target: Value = match (&port.target_port, &port.target_port_name) {
+        (_, Some(name)) => json!(name),
+        (Some(n), None) => json!(n),
+        (None, None) => json!(port.port),
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": upstream, "namespace": namespace },
+        "spec": { "selector": selector, "ports": [{ "name": "upstream", "port": port.port, "targetPort": target }] },
+    })
+}
+
+/// The fault proxy's Deployment: two replicas listening on the dependency's target port (named
+/// as the Service names it), restricted Pod Security.
+fn proxy_deployment(
+    run: &str,
+    namespace: &str,
+    proxy: &str,
+    image: &str,
+    args: Vec<String>,
+    listen: u16,
+    port_name: Option<&str>,
+) -> Value {
+    let mut container_port = json!({ "containerPort": listen });
+    if let Some(name) = port_name {
+        container_port["name"] = json!(name);
+    }
+    let mut pod_security = json!({ "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } });
+    if listen < 1024 {
+        // A port below 1024 as a non-root user without capabilities: the namespaced,
+        // "safe" sysctl that lets this pod bind it (allowed at Pod Security restricted).
+        pod_security["sysctls"] =
+            json!([{ "name": "net.ipv4.ip_unprivileged_port_start", "value": "0" }]);
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": proxy, "namespace": namespace, "labels": { "app.kubernetes.io/name": "firedrill-fault-proxy" } },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { PROXY_LABEL: run } },
+            "template": {
+                "metadata": { "labels": { PROXY_LABEL: run, "app.kubernetes.io/name": "firedrill-fault-proxy", "firedrill.io/run": run } },
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    "terminationGracePeriodSeconds": 5,
+                    "securityContext": pod_security,
+                    "containers": [{
+                        "name": "fault-proxy",
+                        "image": image,
+                        "args": args,
+                        "ports": [container_port],
+                        "readinessProbe": { "tcpSocket": { "port": listen }, "periodSeconds": 2 },
+                        "resources": { "requests": { "cpu": "50m", "memory": "32Mi" }, "limits": { "cpu": "1", "memory": "128Mi" } },
+                        "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
+                    }],
+                },
+            },
+        },
+    })
 }
 
 /// The egress peers that stay open when `dependency` is blocked: NetworkPolicies only allow, so
