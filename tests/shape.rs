@@ -144,7 +144,6 @@ const KNOWN_LONG_FUNCTIONS: &[&str] = &[
     "runner/src/config/region.rs::read_dns",
     "runner/src/config/region.rs::read_job",
     "runner/src/history/report/mod.rs::build",
-    "safety/src/verdict.rs::decide_on",
 ];
 
 /// Import circles today (ratchet): each as its modules, sorted, joined by " ".

@@ -292,9 +292,111 @@ pub fn latest_hits(hits: impl IntoIterator<Item = (OwnerRef, i64)>) -> RecentHit
 pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
     let policy = request.policy;
     let cluster = index.cluster;
-    let (namespaces, owner_index, pdbs) = (&index.namespaces, &index.owner_index, &index.pdbs);
+    let (owner_index, pdbs) = (&index.owner_index, &index.pdbs);
 
     // 1. The pods the targets match; a pod matched by several targets counts for the first.
+    let Matches {
+        matched,
+        mut pods_by_namespace,
+        mut ready,
+    } = match_targets(index, request);
+    let mut verdict = Verdict::default();
+    if matched.is_empty() {
+        verdict.blocked = Some("no pod matches the drill's targets".to_owned());
+        return verdict;
+    }
+
+    // 2. Static exclusions.
+    let (mut eligible, matched_per_target) =
+        statically_eligible(index, request, &matched, &mut verdict.excluded);
+
+    // 3. Caps.
+    let total = matched.len() as u64;
+    let (cap, cap_reason) = cap(policy, total);
+
+    // 4. Pick, target by target, in seeded random order.
+    let mut rng = Rng(request.seed);
+    let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
+    for (t, target) in request.targets.iter().enumerate() {
+        let pool = &mut eligible[t];
+        // A seeded random order that depends only on the fire and the pods' names, not on
+        // the order the snapshot lists them in.
+        let fire_seed = rng.next();
+        pool.sort_by_cached_key(|(p, _)| {
+            (seed_bytes(fire_seed, p.name.as_bytes()), p.name.as_str())
+        });
+        let wanted = wanted(target, &mut rng, matched_per_target[t]);
+        let not_picked = format!(
+            "not picked: this fire takes {wanted} of the {} pods target {} matches",
+            matched_per_target[t],
+            t + 1
+        );
+        let mut taken = 0usize;
+        for &(pod, owner) in pool.iter() {
+            let reason = if taken >= wanted {
+                Some(not_picked.clone())
+            } else if verdict.targets.len() >= cap {
+                Some(cap_reason.clone())
+            } else {
+                pick_exclusion(
+                    pod,
+                    &cluster.owners[owner],
+                    ready[owner],
+                    request,
+                    owner_index,
+                    &cluster.owners,
+                    &mut pods_by_namespace,
+                    pdbs,
+                    &mut budgets,
+                )
+            };
+            match reason {
+                Some(reason) => verdict.excluded.push(Excluded {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    reason,
+                }),
+                None => {
+                    ready[owner] -= 1;
+                    for pdb in matching_pdbs(pdbs, pod) {
+                        if let Some(b) =
+                            budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
+                        {
+                            b.allowed -= 1;
+                        }
+                    }
+                    taken += 1;
+                    verdict.targets.push(Chosen {
+                        namespace: pod.namespace.clone(),
+                        name: pod.name.clone(),
+                        owner: pod.owner.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    if verdict.targets.is_empty() {
+        verdict.blocked = Some(nothing_picked(&verdict.excluded, total));
+    }
+    verdict
+}
+
+/// The pods the targets match, and what picking needs to know of the target namespaces.
+struct Matches<'c> {
+    /// Target, pod and the index of its workload, in the snapshot's order.
+    matched: Vec<(usize, &'c Pod, Option<usize>)>,
+    /// Every pod of each target namespace.
+    pods_by_namespace: HashMap<&'c str, NamespacePods<'c>>,
+    /// Ready pods per workload (by index), counted from the pods themselves.
+    ready: Vec<i64>,
+}
+
+/// The pods the targets match (a pod matched by several targets counts for the first), in one
+/// pass over the snapshot's pods that looks only at the target namespaces.
+fn match_targets<'c>(index: &ClusterIndex<'c>, request: &Request) -> Matches<'c> {
+    let cluster = index.cluster;
+    let owner_index = &index.owner_index;
     let target_namespaces: HashSet<&str> = request
         .targets
         .iter()
@@ -349,25 +451,37 @@ pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
             .all
             .append(&mut run);
     }
-    let mut verdict = Verdict::default();
-    if matched.is_empty() {
-        verdict.blocked = Some("no pod matches the drill's targets".to_owned());
-        return verdict;
+    Matches {
+        matched,
+        pods_by_namespace,
+        ready,
     }
+}
 
-    // 2. Static exclusions.
-    verdict.excluded.reserve(matched.len());
-    let mut eligible: Vec<Vec<(&Pod, usize)>> = vec![Vec::new(); request.targets.len()];
+/// Per target, the pods that may be picked, each with its workload's index.
+type Eligible<'c> = Vec<Vec<(&'c Pod, usize)>>;
+
+/// Each target's pods that pass the static rules, with their workload's index, and how many pods
+/// each target matched; the others are excluded with the reason.
+fn statically_eligible<'c>(
+    index: &ClusterIndex<'c>,
+    request: &Request,
+    matched: &[(usize, &'c Pod, Option<usize>)],
+    excluded: &mut Vec<Excluded>,
+) -> (Eligible<'c>, Vec<usize>) {
+    let cluster = index.cluster;
+    excluded.reserve(matched.len());
+    let mut eligible: Eligible = vec![Vec::new(); request.targets.len()];
     let mut matched_per_target = vec![0usize; request.targets.len()];
-    for &(t, pod, owner) in &matched {
+    for &(t, pod, owner) in matched {
         matched_per_target[t] += 1;
         let known_owner = owner.map(|i| &cluster.owners[i]);
         match (
-            static_exclusion(pod, request, namespaces, known_owner),
+            static_exclusion(pod, request, &index.namespaces, known_owner),
             owner,
         ) {
             (None, Some(i)) => eligible[t].push((pod, i)),
-            (reason, _) => verdict.excluded.push(Excluded {
+            (reason, _) => excluded.push(Excluded {
                 namespace: pod.namespace.clone(),
                 name: pod.name.clone(),
                 // Static rules pass only pods with a known workload.
@@ -376,9 +490,12 @@ pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
             }),
         }
     }
+    (eligible, matched_per_target)
+}
 
-    // 3. Caps.
-    let total = matched.len() as u64;
+/// How many pods the fire may take in all (the smaller of the blast radius and the target cap),
+/// and the reason a pod past it is not taken.
+fn cap(policy: &Policy, total: u64) -> (usize, String) {
     let blast_cap = policy.max_blast_radius.of_floor(total);
     let cap = blast_cap.min(u64::from(policy.max_targets)) as usize;
     let cap_reason = if blast_cap <= u64::from(policy.max_targets) {
@@ -389,88 +506,32 @@ pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
     } else {
         format!("safety.max_targets {} reached", policy.max_targets)
     };
+    (cap, cap_reason)
+}
 
-    // 4. Pick, target by target, in seeded random order.
-    let mut rng = Rng(request.seed);
-    let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
-    for (t, target) in request.targets.iter().enumerate() {
-        let pool = &mut eligible[t];
-        // A seeded random order that depends only on the fire and the pods' names, not on
-        // the order the snapshot lists them in.
-        let fire_seed = rng.next();
-        pool.sort_by_cached_key(|(p, _)| {
-            (seed_bytes(fire_seed, p.name.as_bytes()), p.name.as_str())
-        });
-        let wanted = match target.amount {
-            Amount::Count(n) => n as usize,
-            Amount::Percent(range) => {
-                let span = range.high.hundredths() - range.low.hundredths();
-                let drawn = range.low.hundredths() as usize + rng.below(span as usize + 1);
-                (drawn * matched_per_target[t] / 10_000).max(1)
-            }
-        };
-        let not_picked = format!(
-            "not picked: this fire takes {wanted} of the {} pods target {} matches",
-            matched_per_target[t],
-            t + 1
-        );
-        let mut taken = 0usize;
-        for &(pod, owner) in pool.iter() {
-            let reason = if taken >= wanted {
-                Some(not_picked.clone())
-            } else if verdict.targets.len() >= cap {
-                Some(cap_reason.clone())
-            } else {
-                pick_exclusion(
-                    pod,
-                    &cluster.owners[owner],
-                    ready[owner],
-                    request,
-                    owner_index,
-                    &cluster.owners,
-                    &mut pods_by_namespace,
-                    pdbs,
-                    &mut budgets,
-                )
-            };
-            match reason {
-                Some(reason) => verdict.excluded.push(Excluded {
-                    namespace: pod.namespace.clone(),
-                    name: pod.name.clone(),
-                    reason,
-                }),
-                None => {
-                    ready[owner] -= 1;
-                    for pdb in matching_pdbs(pdbs, pod) {
-                        if let Some(b) =
-                            budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
-                        {
-                            b.allowed -= 1;
-                        }
-                    }
-                    taken += 1;
-                    verdict.targets.push(Chosen {
-                        namespace: pod.namespace.clone(),
-                        name: pod.name.clone(),
-                        owner: pod.owner.clone(),
-                    });
-                }
-            }
+/// How many pods this fire takes of a target's `matched`: its count, or a share drawn from its
+/// percent range (at least one).
+fn wanted(target: &Target, rng: &mut Rng, matched: usize) -> usize {
+    match target.amount {
+        Amount::Count(n) => n as usize,
+        Amount::Percent(range) => {
+            let span = range.high.hundredths() - range.low.hundredths();
+            let drawn = range.low.hundredths() as usize + rng.below(span as usize + 1);
+            (drawn * matched / 10_000).max(1)
         }
     }
+}
 
-    if verdict.targets.is_empty() {
-        let first = verdict
-            .excluded
-            .first()
-            .map(|e| format!(" (e.g. {}/{}: {})", e.namespace, e.name, e.reason))
-            .unwrap_or_default();
-        verdict.blocked = Some(format!(
-            "nothing may be touched: all {total} matching pod{} excluded{first}",
-            if total == 1 { " is" } else { "s are" }
-        ));
-    }
-    verdict
+/// Why the fire is blocked when every matching pod was excluded, with the first as an example.
+fn nothing_picked(excluded: &[Excluded], total: u64) -> String {
+    let first = excluded
+        .first()
+        .map(|e| format!(" (e.g. {}/{}: {})", e.namespace, e.name, e.reason))
+        .unwrap_or_default();
+    format!(
+        "nothing may be touched: all {total} matching pod{} excluded{first}",
+        if total == 1 { " is" } else { "s are" }
+    )
 }
 
 pub(crate) type PdbIndex<'c> = HashMap<&'c str, Vec<&'c Pdb>>;
