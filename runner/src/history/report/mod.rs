@@ -366,28 +366,7 @@ pub fn check_drill(config: &Config, known: &[Recorded], drill: &str) -> Result<(
 pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let config = inputs.config;
     check(config, &inputs.known, query)?;
-    let clusters: Vec<String> = match &query.cluster {
-        Some(c) => vec![c.clone()],
-        None => inputs
-            .known
-            .iter()
-            .map(|k| k.cluster.clone())
-            .chain([config.cluster.clone()])
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    };
-    let nothing = || ReportError::Nothing {
-        since: stamp(query.since),
-        until: stamp(query.until),
-        scope: [
-            query.cluster.as_ref().map(|c| format!(" on cluster {c}")),
-            query.drill.as_ref().map(|d| format!(" for drill {d}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-    };
+    let clusters = clusters_in_scope(config, &inputs.known, query);
 
     let started = std::time::Instant::now();
     let phase = |name: &str| {
@@ -467,31 +446,11 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
                 None if !own => continue,
                 _ => {}
             }
-            // The scheduler's own run of the fire if there is one, else the first by hand, else
-            // the scheduler's record that it missed the fire (a run by hand made it up). The
-            // scheduler's record of this fire is never a run outside the calendar.
-            let rank = |r: &RunRecord| match (r.id == id, r.status == RunStatus::Missed) {
-                (true, false) => 2,
-                (false, _) => 1,
-                (true, true) => 0,
-            };
-            let mut chosen: Option<usize> = None;
-            let mut at = naming
+            let naming_first = naming
                 .get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled))
                 .copied();
-            while let Some(i) = at {
-                if chosen.is_none_or(|c| rank(&all_runs[i]) > rank(&all_runs[c])) {
-                    chosen = Some(i);
-                }
-                if all_runs[i].id == id {
-                    planned_runs[i] = true;
-                }
-                at = next.get(i).copied().filter(|&n| n != usize::MAX);
-            }
-            let run = chosen.map(|i| {
-                planned_runs[i] = true;
-                &all_runs[i]
-            });
+            let run = run_of_fire(&all_runs, naming_first, &next, &id, &mut planned_runs)
+                .map(|i| &all_runs[i]);
             let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
             let provenance = match (run, recorded) {
                 (Some(r), _) => Some(Provenance::of(r, &id)),
@@ -522,30 +481,11 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     phase("adherence");
     // The calendar planned no fire on the clusters in scope, and no run ran.
     if summary.planned == 0 && all_runs.is_empty() {
-        return Err(nothing());
+        return Err(nothing(query));
     }
 
-    // Drills per cluster: the file's that are in its programme (as planned above), and any the
-    // history has runs of in the period.
-    let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
-    for cluster in &clusters {
-        for d in &config.drills {
-            let in_programme = *cluster == config.cluster
-                || first.contains_key(&(cluster.as_str(), d.name.as_str()));
-            if in_programme && query.drill.as_ref().is_none_or(|q| *q == d.name) {
-                keys.insert((cluster.clone(), d.name.clone()));
-            }
-        }
-    }
-    let clustered: BTreeSet<&str> = clusters.iter().map(String::as_str).collect();
-    let ran: HashSet<(&str, &str)> = all_runs
-        .iter()
-        .filter(|r| clustered.contains(r.cluster.as_str()))
-        .map(|r| (r.cluster.as_str(), r.drill.as_str()))
-        .collect();
-    keys.extend(ran.into_iter().map(|(c, d)| (c.to_owned(), d.to_owned())));
+    let keys = drill_keys(config, &clusters, &first, query, &all_runs);
     drop(naming);
-    let keys: Vec<(String, String)> = keys.into_iter().collect();
     let mut slots: Vec<Slot> = keys.iter().map(|_| Slot::default()).collect();
     {
         let at: HashMap<(&str, &str), usize> = keys
@@ -585,12 +525,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     let follow_ups = follow_ups(&table, lefts);
 
     phase("drills");
-    let mut open: HashMap<&str, u32> = HashMap::default();
-    for (cluster, is_open) in follow_ups.cluster_and_state() {
-        if is_open {
-            *open.entry(cluster).or_default() += 1;
-        }
-    }
+    let open = open_per_cluster(&follow_ups);
     let fleet = clusters
         .iter()
         .zip(cluster_tallies)
@@ -612,6 +547,109 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// The clusters in scope: the one named, else every cluster the history knows and the file's own.
+fn clusters_in_scope(config: &Config, known: &[Recorded], query: &Query) -> Vec<String> {
+    match &query.cluster {
+        Some(c) => vec![c.clone()],
+        None => known
+            .iter()
+            .map(|k| k.cluster.clone())
+            .chain([config.cluster.clone()])
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The error for a period and scope with nothing to report.
+fn nothing(query: &Query) -> ReportError {
+    ReportError::Nothing {
+        since: stamp(query.since),
+        until: stamp(query.until),
+        scope: [
+            query.cluster.as_ref().map(|c| format!(" on cluster {c}")),
+            query.drill.as_ref().map(|d| format!(" for drill {d}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    }
+}
+
+/// The run that accounts for a fire of run id `id`, among the runs naming its instant (the first
+/// `first`, each next in `next`): the scheduler's own run of the fire if there is one, else the
+/// first by hand, else the scheduler's record that it missed the fire (a run by hand made it
+/// up). The scheduler's record of this fire is never a run outside the calendar. Runs of the
+/// fire's id, and the one chosen, are marked in `planned_runs`.
+fn run_of_fire(
+    runs: &[RunRecord],
+    first: Option<usize>,
+    next: &[usize],
+    id: &str,
+    planned_runs: &mut [bool],
+) -> Option<usize> {
+    let rank = |r: &RunRecord| match (r.id == id, r.status == RunStatus::Missed) {
+        (true, false) => 2,
+        (false, _) => 1,
+        (true, true) => 0,
+    };
+    let mut chosen: Option<usize> = None;
+    let mut at = first;
+    while let Some(i) = at {
+        if chosen.is_none_or(|c| rank(&runs[i]) > rank(&runs[c])) {
+            chosen = Some(i);
+        }
+        if runs[i].id == id {
+            planned_runs[i] = true;
+        }
+        at = next.get(i).copied().filter(|&n| n != usize::MAX);
+    }
+    if let Some(i) = chosen {
+        planned_runs[i] = true;
+    }
+    chosen
+}
+
+/// The (cluster, drill) pairs the report has a section for, sorted: the file's drills in each
+/// cluster's programme (as planned from `first`), and any the history has runs of in the period.
+fn drill_keys(
+    config: &Config,
+    clusters: &[String],
+    first: &HashMap<(&str, &str), DateTime<Utc>>,
+    query: &Query,
+    runs: &[RunRecord],
+) -> Vec<(String, String)> {
+    let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+    for cluster in clusters {
+        for d in &config.drills {
+            let in_programme = *cluster == config.cluster
+                || first.contains_key(&(cluster.as_str(), d.name.as_str()));
+            if in_programme && query.drill.as_ref().is_none_or(|q| *q == d.name) {
+                keys.insert((cluster.clone(), d.name.clone()));
+            }
+        }
+    }
+    let clustered: BTreeSet<&str> = clusters.iter().map(String::as_str).collect();
+    let ran: HashSet<(&str, &str)> = runs
+        .iter()
+        .filter(|r| clustered.contains(r.cluster.as_str()))
+        .map(|r| (r.cluster.as_str(), r.drill.as_str()))
+        .collect();
+    keys.extend(ran.into_iter().map(|(c, d)| (c.to_owned(), d.to_owned())));
+    keys.into_iter().collect()
+}
+
+/// Open follow-ups per cluster.
+fn open_per_cluster(follow_ups: &FollowUps) -> HashMap<&str, u32> {
+    let mut open: HashMap<&str, u32> = HashMap::default();
+    for (cluster, is_open) in follow_ups.cluster_and_state() {
+        if is_open {
+            *open.entry(cluster).or_default() += 1;
+        }
+    }
+    open
 }
 
 /// What became of one planned fire on one cluster, and why: the run that accounts for it
