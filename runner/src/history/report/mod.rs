@@ -381,14 +381,7 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
     // accounted for by the run that names it, whatever its id (the scheduler's, or a person's
     // `execute --scheduled T`). The first of each is in `naming`, the next after run i in
     // `next[i]`.
-    let mut naming: HashMap<(&str, &str, DateTime<Utc>), usize> = HashMap::default();
-    naming.reserve(all_runs.len());
-    let mut next = vec![usize::MAX; all_runs.len()];
-    for (i, r) in all_runs.iter().enumerate().rev() {
-        if let Some(first) = naming.insert((r.cluster.as_str(), r.drill.as_str(), r.scheduled), i) {
-            next[i] = first;
-        }
-    }
+    let (naming, next) = runs_by_instant(&all_runs);
     let fires: HashMap<(&str, &str, DateTime<Utc>), &FireRecord> = inputs
         .fires
         .iter()
@@ -486,42 +479,19 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
 
     let keys = drill_keys(config, &clusters, &first, query, &all_runs);
     drop(naming);
-    let mut slots: Vec<Slot> = keys.iter().map(|_| Slot::default()).collect();
-    {
-        let at: HashMap<(&str, &str), usize> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (c, d))| ((c.as_str(), d.as_str()), i))
-            .collect();
-        // The runs move into their drill's slot: each becomes its row, and nothing is copied.
-        for (r, planned) in all_runs.into_iter().zip(planned_runs) {
-            if let Some(&i) = at.get(&(r.cluster.as_str(), r.drill.as_str())) {
-                slots[i].runs.push((r, !planned));
-            }
-        }
-        let offsets = table.offsets();
-        for (i, (tally, did_not_run)) in fates.into_iter().enumerate() {
-            let (k, d) = (i / config.drills.len(), i % config.drills.len());
-            if let Some(&s) = at.get(&(clusters[k].as_str(), config.drills[d].name.as_str())) {
-                slots[s].tally = tally;
-                let mut rows = did_not_run;
-                for r in &mut rows {
-                    *r += offsets[k];
-                }
-                slots[s].did_not_run = rows;
-            }
-        }
-    }
+    let slots = into_slots(
+        config,
+        &clusters,
+        &keys,
+        all_runs.into_iter().zip(planned_runs),
+        fates,
+        &table.offsets(),
+    );
     let table = Arc::new(table);
 
     phase("slots");
     let built = drill_reports_on_two_threads(config, &table, keys.into_iter().zip(slots).collect());
-    let mut drill_reports = Vec::with_capacity(built.len());
-    let mut lefts = Vec::with_capacity(built.len());
-    for (report, left) in built {
-        drill_reports.push(report);
-        lefts.push(left);
-    }
+    let (drill_reports, lefts): (Vec<_>, Vec<_>) = built.into_iter().unzip();
     let follow_ups = follow_ups(&table, lefts);
 
     phase("drills");
@@ -547,6 +517,59 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// The first run (by index) that names each instant (cluster, drill, scheduled).
+type Naming<'r> = HashMap<(&'r str, &'r str, DateTime<Utc>), usize>;
+
+/// The runs that name each instant of each drill, in the history's order: the first of each in
+/// the map, the next after run i at `next[i]` (`usize::MAX` for none).
+fn runs_by_instant(runs: &[RunRecord]) -> (Naming<'_>, Vec<usize>) {
+    let mut naming: Naming = HashMap::default();
+    naming.reserve(runs.len());
+    let mut next = vec![usize::MAX; runs.len()];
+    for (i, r) in runs.iter().enumerate().rev() {
+        if let Some(first) = naming.insert((r.cluster.as_str(), r.drill.as_str(), r.scheduled), i) {
+            next[i] = first;
+        }
+    }
+    (naming, next)
+}
+
+/// One slot per (cluster, drill) key: the runs move into their drill's slot (each becomes its
+/// row, and nothing is copied, with whether it is outside the calendar), and each cluster's
+/// fates of the drill's fires, their rows shifted by the cluster's block `offsets`.
+fn into_slots(
+    config: &Config,
+    clusters: &[String],
+    keys: &[(String, String)],
+    runs: impl Iterator<Item = (RunRecord, bool)>,
+    fates: Vec<(Tally, Vec<u32>)>,
+    offsets: &[u32],
+) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = keys.iter().map(|_| Slot::default()).collect();
+    let at: HashMap<(&str, &str), usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (c, d))| ((c.as_str(), d.as_str()), i))
+        .collect();
+    for (r, planned) in runs {
+        if let Some(&i) = at.get(&(r.cluster.as_str(), r.drill.as_str())) {
+            slots[i].runs.push((r, !planned));
+        }
+    }
+    for (i, (tally, did_not_run)) in fates.into_iter().enumerate() {
+        let (k, d) = (i / config.drills.len(), i % config.drills.len());
+        if let Some(&s) = at.get(&(clusters[k].as_str(), config.drills[d].name.as_str())) {
+            slots[s].tally = tally;
+            let mut rows = did_not_run;
+            for r in &mut rows {
+                *r += offsets[k];
+            }
+            slots[s].did_not_run = rows;
+        }
+    }
+    slots
 }
 
 /// The clusters in scope: the one named, else every cluster the history knows and the file's own.
