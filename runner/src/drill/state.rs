@@ -72,13 +72,6 @@ impl Injection {
             .await
             .map_err(|e| e.to_string())?;
         self.applied += 1;
-        let watched: Vec<rollback::ObjectRef> = steps
-            .iter()
-            .filter_map(|step| self.helper_made_by(step))
-            .filter(|h| h.fails_run)
-            .map(|h| h.pod.clone())
-            .collect();
-        self.helpers.extend(watched);
         let now = Utc::now();
         if !applied.made.is_empty() && self.applied > self.preparatory {
             self.first_fault.get_or_insert(began);
@@ -87,8 +80,12 @@ impl Injection {
         // Each object the drill touched says so, for `kubectl describe`: what a step changes,
         // and what a helper it creates acts on (the pod whose container it kills, the node it
         // loads).
+        // A helper that ends in failure fails the run: it is watched from here on.
+        let mut watched = Vec::new();
         for step in steps {
-            let acts_on = self.helper_made_by(step).map(|h| h.acts_on.clone());
+            let helper = self.helper_made_by(step);
+            watched.extend(helper.filter(|h| h.fails_run).map(|h| h.pod.clone()));
+            let acts_on = helper.map(|h| h.acts_on.clone());
             for target in step.forward.target().into_iter().chain(acts_on) {
                 let message = format!(
                     "firedrill drill {} (run {}): {}",
@@ -101,6 +98,7 @@ impl Injection {
                     .await;
             }
         }
+        self.helpers.extend(watched);
         for what in &applied.made {
             self.event(now, what);
         }
