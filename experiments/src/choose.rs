@@ -1,9 +1,9 @@
-//! What one fire may touch: the guard's verdict on the targets, narrowed by the nodes a node
-//! fault would hurt and by the dependency a dependency fault would fail. `plan --cluster`, `plan
+//! What one fire may touch: the guard's verdict on the targets, each taken only where its node
+//! may be hurt for a node fault and by the dependency a dependency fault would fail. `plan --cluster`, `plan
 //! --render` and the executor all decide through here, so what a plan shows is what a run does.
 
 use firedrill_safety::cluster::Cluster;
-use firedrill_safety::nodes::{on_nodes, Reach};
+use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{decide_on, ClusterIndex, Request, Verdict};
 
 use crate::fault::Settings;
@@ -55,27 +55,16 @@ pub fn choose(
             nodes: None,
         };
     }
-    let mut verdict = decide_on(index, request);
-    if verdict.blocked.is_some() {
-        return Choice {
-            verdict,
-            nodes: None,
-        };
-    }
-    let nodes = reach(settings).map(|(reach, max_nodes)| {
-        let mut judged = on_nodes(index, request, &verdict, reach);
-        if judged.nodes.len() > max_nodes {
-            let over: Vec<_> = judged.nodes.drain(max_nodes..).collect();
-            for node in over {
-                judged.refused.push((
-                    node.node,
-                    format!("fault.max_nodes is {max_nodes}: this fire takes no more nodes"),
-                ));
-            }
+    let (mut verdict, nodes) = match reach(settings) {
+        Some((reach, max_nodes)) => {
+            let (verdict, nodes) = decide_on_nodes(index, request, reach, max_nodes);
+            (verdict, Some(nodes))
         }
-        judged.narrow(&mut verdict, index);
-        judged
-    });
+        None => (decide_on(index, request), None),
+    };
+    if verdict.blocked.is_some() {
+        return Choice { verdict, nodes };
+    }
     let refused = match settings {
         Settings::DependencyFailure(s) => crate::dependency::judge(s, cluster, request)
             .err()
@@ -191,16 +180,18 @@ mod tests {
         };
         let judged = choice.nodes.unwrap();
         assert_eq!(judged.nodes.len(), 1);
+        let (node, why) = &judged.refused[0];
         assert_eq!(
-            judged.refused[0].1,
-            "fault.max_nodes is 1: this fire takes no more nodes"
+            why,
+            &format!("node {node}: fault.max_nodes is 1: this fire takes no more nodes")
         );
-        // The target on the refused node is left, with that reason.
-        assert_eq!(choice.verdict.targets.len(), 1);
-        assert!(choice
-            .verdict
-            .excluded
-            .iter()
-            .any(|e| e.reason == "fault.max_nodes is 1: this fire takes no more nodes"));
+        // The target on the refused node is left, with that reason; the fire takes its second
+        // pod on the node it has (web-i sits on n(i % 3), two per node).
+        assert!(choice.verdict.excluded.iter().any(|e| &e.reason == why));
+        assert_eq!(choice.verdict.targets.len(), 2);
+        let on = |name: &str| format!("n{}", name[4..].parse::<usize>().unwrap() % 3);
+        for t in &choice.verdict.targets {
+            assert_eq!(on(&t.name), judged.nodes[0].node);
+        }
     }
 }

@@ -368,6 +368,7 @@ mod tests {
                     },
                 ],
                 refused: vec![],
+                tried: vec!["n1".into(), "n2".into()],
             }),
         }
     }

@@ -14,7 +14,7 @@ mod target;
 pub mod verdict;
 
 pub use glob::{GlobError, NamespacedGlob};
-pub use policy::{Limits, MinHealthy, Policy};
+pub use policy::{KubeSystemNeighbours, Limits, MinHealthy, Policy};
 pub use quantity::{Percent, PercentRange, Quantity, QuantityError};
 pub use selector::{LabelError, Requirement, Selector, SelectorError};
 pub use target::{Amount, Target};

@@ -1,19 +1,21 @@
 //! The guard for faults that hurt a whole node: draining it evicts every pod it runs, stressing
-//! it slows (and under memory pressure may evict) every pod it runs. The verdict chose target
-//! pods; their nodes are judged here with every neighbour on them, by the same rules: a node is
-//! refused, with the reason, when any pod on it may not be hurt.
+//! it slows (and under memory pressure may evict) every pod it runs. As the verdict tries target
+//! pods, each one's node is judged here with every neighbour on it, by the same rules: a node is
+//! refused, with the reason, when any pod on it may not be hurt, and the next candidate is tried.
 //!
 //! DaemonSet and mirror (static) pods run on every node and are part of it: a drain leaves them
 //! where they are, so it does not judge them; a stress loads them, so it refuses a node where one
 //! is listed in `safety.protected` or matches `safety.never_target` (the implicit kube-system rule
 //! would refuse every node of every cluster, so it does not apply to them).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::cluster::{OwnerKind, Pod};
+use crate::cluster::{Node, Owner, OwnerKind, Pod};
+use crate::policy::KubeSystemNeighbours;
 use crate::verdict::{
-    budget, explicit_protection, floor, listed_protection, matching_pdbs, protection, Budget,
-    Chosen, ClusterIndex, Excluded, NamespacePods, Request, Verdict,
+    budget, controller_protection, decide_admitting, explicit_protection, floor, listed_protection,
+    matching_pdbs, own_or_listed_protection, protection, Budget, Chosen, ClusterIndex,
+    NamespacePods, Request, Verdict,
 };
 
 /// How a node-level fault reaches the pods on the node.
@@ -41,63 +43,197 @@ pub struct NodeVerdict {
     pub nodes: Vec<NodeChoice>,
     /// Nodes left alone, and why.
     pub refused: Vec<(String, String)>,
+    /// Every node judged, accepted or refused, in the order it was tried.
+    pub tried: Vec<String>,
 }
 
-impl NodeVerdict {
-    /// Narrows `verdict` to the targets on accepted nodes: the others are excluded with their
-    /// node's reason, and the verdict is blocked when no target is left.
-    pub fn narrow(&self, verdict: &mut Verdict, index: &ClusterIndex) {
-        let accepted: HashSet<&str> = self.nodes.iter().map(|n| n.node.as_str()).collect();
-        let node_of = node_lookup(index);
-        let (kept, dropped): (Vec<Chosen>, Vec<Chosen>) = std::mem::take(&mut verdict.targets)
-            .into_iter()
-            .partition(|t| {
-                node_of
-                    .get(&(t.namespace.as_str(), t.name.as_str()))
-                    .is_some_and(|n| accepted.contains(n))
-            });
-        for t in dropped {
-            let node = node_of
-                .get(&(t.namespace.as_str(), t.name.as_str()))
-                .copied();
-            let reason = match node {
-                None => "not scheduled on a node".to_owned(),
-                Some(node) => self
-                    .refused
-                    .iter()
-                    .find(|(n, _)| n == node)
-                    .map(|(_, why)| why.clone())
-                    .unwrap_or_else(|| format!("node {node} refused")),
-            };
-            verdict.excluded.push(Excluded {
-                namespace: t.namespace,
-                name: t.name,
-                reason,
-            });
-        }
-        verdict.targets = kept;
-        if verdict.targets.is_empty() && verdict.blocked.is_none() {
-            let first = self
-                .refused
-                .first()
-                .map(|(_, why)| format!(" ({why})"))
-                .unwrap_or_default();
-            verdict.blocked = Some(format!("no node holding a chosen pod may be hurt{first}"));
+/// Decides one fire of a node fault: the target pods are tried in the verdict's seeded order, and
+/// a pod is taken only when its node is taken already or may be hurt now (with every node taken
+/// before it counted down), up to `max_nodes` nodes. A refused node excludes its candidate with
+/// the node's reason and the next candidate is tried, so the fire is blocked only when no
+/// candidate's node passes. Pure, and seeded like [`crate::verdict::decide_on`]: `plan` shows what a fire picks.
+pub fn decide_on_nodes(
+    index: &ClusterIndex,
+    request: &Request,
+    reach: Reach,
+    max_nodes: usize,
+) -> (Verdict, NodeVerdict) {
+    let mut judge = NodeJudge::new(index, request, reach, max_nodes);
+    let mut verdict = decide_admitting(index, request, &mut |pod| judge.admit(pod));
+    let judged = judge.out;
+    if verdict.targets.is_empty() {
+        if let Some((_, why)) = judged.refused.first() {
+            verdict.blocked = Some(format!(
+                "no node holding a candidate pod may be hurt: {} tried ({why})",
+                judged.refused.len()
+            ));
         }
     }
+    (verdict, judged)
 }
 
-fn node_lookup<'c>(index: &ClusterIndex<'c>) -> HashMap<(&'c str, &'c str), &'c str> {
-    index
-        .cluster
-        .pods
-        .iter()
-        .filter_map(|p| {
-            p.node
-                .as_deref()
-                .map(|n| ((p.namespace.as_str(), p.name.as_str()), n))
+/// The nodes judged so far in one fire, and what taking them down has used of the floors and
+/// budgets.
+struct NodeJudge<'i, 'c> {
+    index: &'i ClusterIndex<'c>,
+    request: &'i Request<'i>,
+    reach: Reach,
+    max_nodes: usize,
+    nodes: HashMap<&'c str, &'c Node>,
+    on_node: HashMap<&'c str, Vec<&'c Pod>>,
+    by_namespace: HashMap<&'c str, NamespacePods<'c>>,
+    /// Ready pods per workload (by index), less those on nodes taken.
+    ready: Vec<i64>,
+    budgets: HashMap<(&'c str, &'c str), Budget>,
+    /// Ready, uncordoned nodes not taken: where evicted pods can go.
+    schedulable: usize,
+    out: NodeVerdict,
+}
+
+impl<'i, 'c> NodeJudge<'i, 'c> {
+    fn new(
+        index: &'i ClusterIndex<'c>,
+        request: &'i Request<'i>,
+        reach: Reach,
+        max_nodes: usize,
+    ) -> Self {
+        let cluster = index.cluster;
+        let mut on_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        let mut by_namespace: HashMap<&str, NamespacePods> = HashMap::new();
+        let mut ready: Vec<i64> = vec![0; cluster.owners.len()];
+        for pod in &cluster.pods {
+            if let Some(node) = pod.node.as_deref() {
+                on_node.entry(node).or_default().push(pod);
+            }
+            by_namespace
+                .entry(pod.namespace.as_str())
+                .or_default()
+                .all
+                .push(pod);
+            if let (true, Some(&i)) = (
+                pod.running_and_ready,
+                pod.owner.as_ref().and_then(|o| index.owner_index.get(o)),
+            ) {
+                ready[i] += 1;
+            }
+        }
+        NodeJudge {
+            index,
+            request,
+            reach,
+            max_nodes,
+            nodes: cluster.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
+            on_node,
+            by_namespace,
+            ready,
+            budgets: HashMap::new(),
+            schedulable: cluster
+                .nodes
+                .iter()
+                .filter(|n| !n.unschedulable && n.ready)
+                .count(),
+            out: NodeVerdict::default(),
+        }
+    }
+
+    /// Why `target` may not be taken because of its node, or `None` when its node is taken
+    /// (already, or now: then what the node's pods use of the floors and budgets is committed).
+    fn admit(&mut self, target: &Pod) -> Option<String> {
+        let Some(node) = target.node.as_deref() else {
+            return Some("not scheduled on a node".to_owned());
+        };
+        if self.out.nodes.iter().any(|n| n.node == node) {
+            return None;
+        }
+        if let Some((_, why)) = self.out.refused.iter().find(|(n, _)| n == node) {
+            return Some(why.clone());
+        }
+        self.out.tried.push(node.to_owned());
+        let judged = if self.out.nodes.len() >= self.max_nodes {
+            Err(format!(
+                "node {node}: fault.max_nodes is {}: this fire takes no more nodes",
+                self.max_nodes
+            ))
+        } else {
+            self.judge(node)
+        };
+        match judged {
+            Err(why) => {
+                self.out.refused.push((node.to_owned(), why.clone()));
+                Some(why)
+            }
+            Ok(choice) => {
+                self.out.nodes.push(choice);
+                None
+            }
+        }
+    }
+
+    /// Judges `node` with every node taken before it down, and commits it when it passes.
+    fn judge(&mut self, node: &str) -> Result<NodeChoice, String> {
+        let known = self.nodes.get(node).copied();
+        let was_unschedulable = known.is_some_and(|n| n.unschedulable);
+        let (index, reach) = (self.index, self.reach);
+        let pods = judge_node(
+            node,
+            self.on_node
+                .get(node)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            index,
+            self.request,
+            reach,
+            &self.ready,
+            &mut self.by_namespace,
+            &mut self.budgets,
+        )?;
+        let takes_room = !was_unschedulable && known.is_some_and(|n| n.ready);
+        match (reach, known) {
+            (Reach::Drain, None) => {
+                return Err(format!(
+                    "node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded"
+                ))
+            }
+            (Reach::Drain, Some(_))
+                if self.schedulable.saturating_sub(usize::from(takes_room)) < 1 =>
+            {
+                return Err(format!(
+                    "draining node {node} would leave no schedulable node for its pods"
+                ))
+            }
+            _ => {}
+        }
+        // Commit: these pods count as down for the nodes judged after this one. Only the ready
+        // pods that go down (those with a workload index) were checked against the budgets; a pod
+        // that was not healthy spends no disruption.
+        for (pod, owner) in &pods {
+            let Some(i) = owner else { continue };
+            self.ready[*i] -= 1;
+            for pdb in matching_pdbs(&index.pdbs, pod) {
+                if let Some(b) = self
+                    .budgets
+                    .get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
+                {
+                    b.allowed -= 1;
+                }
+            }
+        }
+        if reach == Reach::Drain && takes_room {
+            self.schedulable -= 1;
+        }
+        Ok(NodeChoice {
+            node: node.to_owned(),
+            was_unschedulable,
+            pods: pods
+                .iter()
+                .map(|(p, _)| Chosen {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    owner: p.owner.clone(),
+                })
+                .collect(),
         })
-        .collect()
+    }
 }
 
 /// Part of the node rather than a workload on it.
@@ -107,114 +243,26 @@ fn is_plumbing(pod: &Pod) -> bool {
     })
 }
 
-/// Judges the nodes of the chosen targets, in the order the targets were chosen. Pure.
-pub fn on_nodes(
+/// The rules a neighbour on a node the fault hurts must pass. A pod that goes down must come
+/// back, so its controller must be known; a kube-system pod is judged by
+/// `safety.neighbours.kube_system`.
+fn neighbour_protection(
+    pod: &Pod,
     index: &ClusterIndex,
     request: &Request,
-    chosen: &Verdict,
+    known: Option<&Owner>,
     reach: Reach,
-) -> NodeVerdict {
-    let cluster = index.cluster;
-    let node_of = node_lookup(index);
-    let mut order: Vec<&str> = Vec::new();
-    for t in &chosen.targets {
-        if let Some(node) = node_of.get(&(t.namespace.as_str(), t.name.as_str())) {
-            if !order.contains(node) {
-                order.push(node);
-            }
+) -> Option<String> {
+    let by_budget = pod.namespace == "kube-system"
+        && request.policy.kube_system_neighbours == KubeSystemNeighbours::Budget;
+    match (reach, by_budget) {
+        (Reach::Stress { may_evict: false }, false) => explicit_protection(pod, request),
+        (Reach::Stress { may_evict: false }, true) => own_or_listed_protection(pod, request),
+        (_, false) => protection(pod, request, &index.namespaces, known),
+        (_, true) => {
+            own_or_listed_protection(pod, request).or_else(|| controller_protection(pod, known))
         }
     }
-    let mut on_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
-    let mut by_namespace: HashMap<&str, NamespacePods> = HashMap::new();
-    let mut ready: Vec<i64> = vec![0; cluster.owners.len()];
-    for pod in &cluster.pods {
-        if let Some(node) = pod.node.as_deref() {
-            on_node.entry(node).or_default().push(pod);
-        }
-        by_namespace
-            .entry(pod.namespace.as_str())
-            .or_default()
-            .all
-            .push(pod);
-        if let (true, Some(&i)) = (
-            pod.running_and_ready,
-            pod.owner.as_ref().and_then(|o| index.owner_index.get(o)),
-        ) {
-            ready[i] += 1;
-        }
-    }
-    let nodes: HashMap<&str, &crate::cluster::Node> =
-        cluster.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    // Where evicted pods can go: nodes that are Ready and not cordoned.
-    let mut schedulable = cluster
-        .nodes
-        .iter()
-        .filter(|n| !n.unschedulable && n.ready)
-        .count();
-    let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
-    let mut out = NodeVerdict::default();
-    for node in order {
-        let known = nodes.get(node);
-        let was_unschedulable = known.is_some_and(|n| n.unschedulable);
-        let judged = judge_node(
-            node,
-            on_node.get(node).map(Vec::as_slice).unwrap_or_default(),
-            index,
-            request,
-            reach,
-            &ready,
-            &mut by_namespace,
-            &mut budgets,
-        );
-        let judged = judged.and_then(|pods| match (reach, known) {
-            (Reach::Drain, None) => Err(format!(
-                "node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded"
-            )),
-            (Reach::Drain, Some(n))
-                if schedulable.saturating_sub(usize::from(!was_unschedulable && n.ready)) < 1 =>
-            {
-                Err(format!(
-                "draining node {node} would leave no schedulable node for its pods"
-            ))
-            }
-            _ => Ok(pods),
-        });
-        match judged {
-            Err(reason) => out.refused.push((node.to_owned(), reason)),
-            Ok(pods) => {
-                // Commit: these pods count as down for the nodes judged after this one. Only the
-                // ready pods that go down (those with a workload index) were checked against the
-                // budgets; a pod that was not healthy spends no disruption.
-                for (pod, owner) in &pods {
-                    let Some(i) = owner else { continue };
-                    ready[*i] -= 1;
-                    for pdb in matching_pdbs(&index.pdbs, pod) {
-                        if let Some(b) =
-                            budgets.get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
-                        {
-                            b.allowed -= 1;
-                        }
-                    }
-                }
-                if reach == Reach::Drain && !was_unschedulable && known.is_some_and(|n| n.ready) {
-                    schedulable -= 1;
-                }
-                out.nodes.push(NodeChoice {
-                    node: node.to_owned(),
-                    was_unschedulable,
-                    pods: pods
-                        .iter()
-                        .map(|(p, _)| Chosen {
-                            namespace: p.namespace.clone(),
-                            name: p.name.clone(),
-                            owner: p.owner.clone(),
-                        })
-                        .collect(),
-                });
-            }
-        }
-    }
-    out
 }
 
 /// The pods on one node the fault hurts (with the index of a ready pod's workload, whose ready
@@ -259,14 +307,7 @@ fn judge_node<'c>(
             .and_then(|o| index.owner_index.get(o))
             .copied();
         let known = owner.map(|i| &cluster.owners[i]);
-        let protected = match reach {
-            // A pod that goes down must come back: its controller must be known.
-            Reach::Drain | Reach::Stress { may_evict: true } => {
-                protection(pod, request, &index.namespaces, known)
-            }
-            Reach::Stress { may_evict: false } => explicit_protection(pod, request),
-        };
-        if let Some(why) = protected {
+        if let Some(why) = neighbour_protection(pod, index, request, known, reach) {
             return Err(refuse(pod, why));
         }
         let goes_down = !matches!(reach, Reach::Stress { may_evict: false });

@@ -23,6 +23,19 @@ pub struct Limits {
     pub min_healthy_regions: Option<u32>,
 }
 
+/// How a node fault judges a kube-system pod on a node it drains or stresses (`safety.neighbours.
+/// kube_system`). Targets in kube-system are refused either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KubeSystemNeighbours {
+    /// Never hurt: a node running one is refused (the default).
+    #[default]
+    Protect,
+    /// As `kubectl drain` treats them: evictable when a known controller recreates them, their
+    /// PodDisruptionBudgets allow it and `min_healthy` holds; `protected` and `never_target` still
+    /// refuse them.
+    Budget,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub protected: Vec<NamespacedGlob>,
@@ -34,6 +47,7 @@ pub struct Policy {
     pub min_pod_age: Duration,
     pub cooldown: Duration,
     pub limits: Limits,
+    pub kube_system_neighbours: KubeSystemNeighbours,
 }
 
 impl Default for Policy {
@@ -50,6 +64,7 @@ impl Default for Policy {
             min_pod_age: Duration::from_secs(300),
             cooldown: Duration::ZERO,
             limits: Limits::default(),
+            kube_system_neighbours: KubeSystemNeighbours::Protect,
         }
     }
 }

@@ -290,6 +290,19 @@ pub fn latest_hits(hits: impl IntoIterator<Item = (OwnerRef, i64)>) -> RecentHit
 
 /// [`decide`] on a cluster indexed once.
 pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
+    decide_admitting(index, request, &mut |_| None)
+}
+
+/// [`decide_on`], with one more rule a pod must pass when every other rule has: `admit` says why
+/// it may not be taken (it is then excluded with that reason and the next pod in the seeded
+/// order is tried), or takes it. A node fault admits a pod when its node may be hurt
+/// ([`crate::nodes::decide_on_nodes`]), so a refused node does not block the fire while another
+/// candidate's node passes.
+pub fn decide_admitting<'c>(
+    index: &ClusterIndex<'c>,
+    request: &Request,
+    admit: &mut dyn FnMut(&'c Pod) -> Option<String>,
+) -> Verdict {
     let policy = request.policy;
     let cluster = index.cluster;
     let (owner_index, pdbs) = (&index.owner_index, &index.pdbs);
@@ -349,6 +362,7 @@ pub fn decide_on(index: &ClusterIndex, request: &Request) -> Verdict {
                     pdbs,
                     &mut budgets,
                 )
+                .or_else(|| admit(pod))
             };
             match reason {
                 Some(reason) => verdict.excluded.push(Excluded {
@@ -619,6 +633,11 @@ pub fn protection(
             ));
         }
     }
+    controller_protection(pod, known_owner)
+}
+
+/// The rule a pod that goes down must pass: a known controller recreates it.
+pub fn controller_protection(pod: &Pod, known_owner: Option<&Owner>) -> Option<String> {
     let Some(owner) = pod.owner.as_ref() else {
         return Some("has no controller to recreate it".to_owned());
     };
@@ -641,6 +660,12 @@ pub fn explicit_protection(pod: &Pod, request: &Request) -> Option<String> {
     if pod.namespace == "kube-system" {
         return Some("in kube-system, which is always protected".to_owned());
     }
+    own_or_listed_protection(pod, request)
+}
+
+/// [`explicit_protection`] but for kube-system: firedrill's own namespace and pods,
+/// `safety.protected` and `safety.never_target`.
+pub fn own_or_listed_protection(pod: &Pod, request: &Request) -> Option<String> {
     if pod.namespace == request.own_namespace {
         return Some(format!(
             "in firedrill's own namespace {}, which is always protected",

@@ -9,12 +9,13 @@ use std::time::Duration;
 use firedrill_safety::cluster::{
     Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod,
 };
-use firedrill_safety::nodes::{on_nodes, Reach};
+use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{
     decide, decide_on, latest_hits, seed, ClusterIndex, RecentHits, Request, Verdict,
 };
 use firedrill_safety::{
-    Amount, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy, Quantity, Selector, Target,
+    Amount, KubeSystemNeighbours, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy,
+    Quantity, Selector, Target,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -540,32 +541,193 @@ fn a_pod_that_is_not_ready_spends_no_disruption() {
     });
     let policy = lenient();
     let hits = RecentHits::new();
+    let targets = [target("apps", "app=web", percent("100"))];
+    let index = ClusterIndex::new(&c);
+    for seed in 0..20 {
+        let request = Request {
+            drill: "d",
+            seed,
+            now: NOW,
+            targets: &targets,
+            policy: &policy,
+            own_namespace: "firedrill",
+            recent_hits: &hits,
+        };
+        for reach in [Reach::Drain, Reach::Stress { may_evict: true }] {
+            // Any two of the three nodes take at most two ready pods: both fit the budget.
+            let (_, judged) = decide_on_nodes(&index, &request, reach, 2);
+            assert_eq!(judged.nodes.len(), 2, "{reach:?}: {:?}", judged.refused);
+        }
+    }
+}
+
+/// Three 1-pod-per-node clusters (n0..n3), a target pod on each node, and beside three of the
+/// four targets a pod that may not be hurt: the guard falls back to the node that passes, on
+/// every seed, and lists the nodes it tried and why each was refused.
+fn nodes_with_one_clean(neighbour_namespace: &str) -> Cluster {
+    let mut c = Cluster::default();
+    deployment(&mut c, "apps", "web", 4, 4, &[]);
+    deployment(&mut c, neighbour_namespace, "coredns", 3, 3, &[]);
+    for (i, pod) in c.pods.iter_mut().enumerate() {
+        // web-0..3 on n0..n3, coredns-0..2 on n0..n2.
+        pod.node = Some(format!("n{}", i % 4));
+    }
+    c.nodes = (0..4)
+        .map(|i| Node {
+            name: format!("n{i}"),
+            unschedulable: false,
+            ready: true,
+            labels: Labels::new(),
+        })
+        .collect();
+    c
+}
+
+fn drain_one(
+    c: &Cluster,
+    policy: &Policy,
+    seed: u64,
+) -> (Verdict, firedrill_safety::nodes::NodeVerdict) {
+    let targets = [target("apps", "app=web", Amount::Count(1))];
+    let hits = RecentHits::new();
+    let request = Request {
+        drill: "d",
+        seed,
+        now: NOW,
+        targets: &targets,
+        policy,
+        own_namespace: "firedrill",
+        recent_hits: &hits,
+    };
+    decide_on_nodes(&ClusterIndex::new(c), &request, Reach::Drain, 1)
+}
+
+#[test]
+fn a_refused_node_falls_back_to_a_candidate_whose_node_passes() {
+    let c = nodes_with_one_clean("kube-system");
+    let mut fell_back = 0;
+    for seed in 0..50 {
+        let (v, judged) = drain_one(&c, &lenient(), seed);
+        assert_eq!(v.blocked, None, "seed {seed}: {:?}", judged.refused);
+        let taken: Vec<&str> = v.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(taken, ["web-3"], "seed {seed}");
+        let accepted: Vec<&str> = judged.nodes.iter().map(|n| n.node.as_str()).collect();
+        assert_eq!(accepted, ["n3"]);
+        assert_eq!(judged.tried.last().map(String::as_str), Some("n3"));
+        assert_eq!(judged.tried.len(), judged.refused.len() + 1);
+        for (node, why) in &judged.refused {
+            let k = &node[1..];
+            assert_eq!(
+                why,
+                &format!("node {node} also runs kube-system/coredns-{k}: in kube-system, which is always protected")
+            );
+            // The candidate on a refused node is excluded with its node's reason.
+            assert!(v
+                .excluded
+                .iter()
+                .any(|e| e.name == format!("web-{k}") && &e.reason == why));
+        }
+        fell_back += usize::from(!judged.refused.is_empty());
+    }
+    // Three nodes in four are refused: most seeds try one of them first.
+    assert!(fell_back > 25, "{fell_back} of 50 seeds fell back");
+
+    // Blocked only when no candidate's node passes, and it says how many were tried.
+    let mut c = c;
+    c.pods.iter_mut().find(|p| p.name == "web-3").unwrap().node = Some("n0".into());
+    let (v, judged) = drain_one(&c, &lenient(), 7);
+    assert!(v.targets.is_empty());
+    assert_eq!(
+        judged.tried,
+        judged
+            .refused
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+    );
+    let blocked = v.blocked.unwrap();
+    assert!(
+        blocked.starts_with(&format!(
+            "no node holding a candidate pod may be hurt: {} tried (node n",
+            judged.refused.len()
+        )),
+        "{blocked}"
+    );
+}
+
+#[test]
+fn kube_system_neighbours_are_evicted_through_their_budgets_when_the_policy_says_so() {
+    let c = nodes_with_one_clean("kube-system");
+    let budget = Policy {
+        kube_system_neighbours: KubeSystemNeighbours::Budget,
+        ..lenient()
+    };
+    // coredns has 3 ready pods and keeps 1 (the implicit floor): a node with one of them passes.
+    let (v, judged) = drain_one(&c, &budget, 1);
+    assert_eq!(v.blocked, None);
+    assert!(judged.refused.is_empty(), "{:?}", judged.refused);
+    let hurt: Vec<&str> = judged.nodes[0]
+        .pods
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let node = &judged.nodes[0].node;
+    if node != "n3" {
+        assert!(
+            hurt.contains(&format!("coredns-{}", &node[1..]).as_str()),
+            "{hurt:?}"
+        );
+    }
+
+    // Its budget binds: a PodDisruptionBudget that allows nothing refuses every node holding one.
+    let mut guarded = c.clone();
+    guarded.pdbs.push(Pdb {
+        namespace: "kube-system".into(),
+        name: "coredns".into(),
+        selector: Some(Selector::parse("app=coredns").unwrap()),
+        min_available: Some(IntOrPercent::Int(3)),
+        max_unavailable: None,
+        disruptions_allowed: None,
+    });
+    for seed in 0..20 {
+        let (v, judged) = drain_one(&guarded, &budget, seed);
+        assert_eq!(v.targets[0].name, "web-3", "seed {seed}");
+        for (_, why) in &judged.refused {
+            assert!(
+                why.contains("PodDisruptionBudget kube-system/coredns"),
+                "{why}"
+            );
+        }
+    }
+
+    // protected and never_target still hold in kube-system.
+    let listed = Policy {
+        protected: vec![NamespacedGlob::parse("kube-system/coredns").unwrap()],
+        ..budget.clone()
+    };
+    for seed in 0..20 {
+        let (v, _) = drain_one(&c, &listed, seed);
+        assert_eq!(v.targets[0].name, "web-3", "seed {seed}");
+    }
+
+    // A target in kube-system stays refused either way.
+    let targets = [target("kube-system", "app=coredns", Amount::Count(1))];
+    let hits = RecentHits::new();
     let request = Request {
         drill: "d",
         seed: 0,
         now: NOW,
-        targets: &[],
-        policy: &policy,
+        targets: &targets,
+        policy: &budget,
         own_namespace: "firedrill",
         recent_hits: &hits,
     };
-    let chosen = Verdict {
-        targets: ["web-0", "web-2"]
-            .iter()
-            .map(|name| firedrill_safety::verdict::Chosen {
-                namespace: "apps".into(),
-                name: (*name).into(),
-                owner: Some(owner(OwnerKind::Deployment, "apps", "web")),
-            })
-            .collect(),
-        ..Verdict::default()
-    };
-    let index = ClusterIndex::new(&c);
-    for reach in [Reach::Drain, Reach::Stress { may_evict: true }] {
-        let judged = on_nodes(&index, &request, &chosen, reach);
-        let accepted: Vec<&str> = judged.nodes.iter().map(|n| n.node.as_str()).collect();
-        assert_eq!(accepted, ["n0", "n1"], "{reach:?}: {:?}", judged.refused);
-    }
+    let (v, judged) = decide_on_nodes(&ClusterIndex::new(&c), &request, Reach::Drain, 1);
+    assert!(v.targets.is_empty() && judged.tried.is_empty());
+    assert!(v
+        .excluded
+        .iter()
+        .all(|e| e.reason == "in kube-system, which is always protected"));
 }
 
 /// Properties over generated clusters, checked against an oracle of their own.
@@ -1015,6 +1177,7 @@ mod properties {
             min_pod_age: Duration::from_secs(min_age),
             cooldown: Duration::from_secs(cooldown),
             limits: Default::default(),
+            kube_system_neighbours: KubeSystemNeighbours::Protect,
         };
         let hits = hits
             .into_iter()
@@ -1641,7 +1804,7 @@ mod properties {
     /// judges the nodes of the pods its fire chose, so cases whose fire chooses nothing are mostly
     /// skipped (one in ten is kept, for the blocked path); the filter shapes the input only, the
     /// oracle judges it.
-    fn arb_node_case() -> impl Strategy<Value = (Case, Reach)> {
+    fn arb_node_case() -> impl Strategy<Value = (Case, Reach, usize)> {
         (
             arb_case(0.5),
             3usize..=6,
@@ -1657,9 +1820,22 @@ mod properties {
                 2 => Just(Reach::Stress { may_evict: false }),
             ],
             prop::bool::weighted(0.1),
+            (1usize..=3, prop::bool::weighted(0.6)),
         )
             .prop_map(
-                |(mut case, n, placement, flags, missing, reach, keep_blocked)| {
+                |(
+                    mut case,
+                    n,
+                    placement,
+                    flags,
+                    missing,
+                    reach,
+                    keep_blocked,
+                    (max_nodes, budget),
+                )| {
+                    if budget {
+                        case.policy.kube_system_neighbours = KubeSystemNeighbours::Budget;
+                    }
                     let placement: Vec<Option<usize>> =
                         placement.into_iter().map(|p| p.map(|p| p % n)).collect();
                     for (i, pod) in case.cluster.pods.iter_mut().enumerate() {
@@ -1675,13 +1851,13 @@ mod properties {
                             labels: Labels::new(),
                         })
                         .collect();
-                    (case, reach, keep_blocked)
+                    (case, reach, keep_blocked, max_nodes)
                 },
             )
-            .prop_filter("the fire chooses no pod", |(case, _, keep_blocked)| {
+            .prop_filter("the fire chooses no pod", |(case, _, keep_blocked, _)| {
                 *keep_blocked || !verdict(case).targets.is_empty()
             })
-            .prop_map(|(case, reach, _)| (case, reach))
+            .prop_map(|(case, reach, _, max_nodes)| (case, reach, max_nodes))
     }
 
     /// The rules taking `node` down breaks, with `before` (accepted earlier) already down.
@@ -1701,16 +1877,29 @@ mod properties {
             .iter()
             .filter(|p| on(node, p) && !finished(p))
             .collect();
+        // `neighbours: { kube_system: budget }`: a kube-system pod is judged as any pod, less
+        // the kube-system rule and opt-in.
+        let by_budget = |p: &Pod| {
+            p.namespace == "kube-system"
+                && case.policy.kube_system_neighbours == KubeSystemNeighbours::Budget
+        };
         for &pod in &here {
-            if plumbing(pod) {
+            let rules = if plumbing(pod) {
                 if reach != Reach::Drain {
-                    out.extend(listed(case, pod));
+                    listed(case, pod)
+                } else {
+                    Vec::new()
                 }
             } else if evicts {
-                out.extend(protection(case, pod));
+                protection(case, pod)
             } else {
-                out.extend(explicit(case, pod));
-            }
+                explicit(case, pod)
+            };
+            out.extend(
+                rules.into_iter().filter(|r| {
+                    !(by_budget(pod) && matches!(r, Rule::SystemNamespace | Rule::OptIn))
+                }),
+            );
         }
         let mut down_nodes = before.to_vec();
         down_nodes.push(node);
@@ -1746,13 +1935,15 @@ mod properties {
         rule <= Rule::NotInSnapshot
     }
 
-    /// Judges a node verdict, and the narrowed pod verdict, against the oracle.
+    /// Judges a node fault's fire against the oracle: every node it tried, in order, with the
+    /// nodes taken before it down; the targets it took; and that it is blocked only when no
+    /// candidate's node passes.
     fn check_nodes(
         case: &Case,
         reach: Reach,
-        chosen: &Verdict,
+        max_nodes: usize,
+        v: &Verdict,
         judged: &firedrill_safety::nodes::NodeVerdict,
-        narrowed: &Verdict,
     ) -> Result<BTreeSet<&'static str>, TestCaseError> {
         let mut hit: BTreeSet<&'static str> = BTreeSet::new();
         let pod_of = |ns: &str, name: &str| {
@@ -1762,36 +1953,27 @@ mod properties {
                 .find(|p| p.namespace == ns && p.name == name)
                 .unwrap()
         };
-        // The nodes of the chosen pods, in the order they were chosen.
-        let mut order: Vec<&str> = Vec::new();
-        for t in &chosen.targets {
-            if let Some(n) = pod_of(&t.namespace, &t.name).node.as_deref() {
-                if !order.contains(&n) {
-                    order.push(n);
-                }
-            }
-        }
         let accepted: Vec<&str> = judged.nodes.iter().map(|n| n.node.as_str()).collect();
         let refused: Vec<&str> = judged.refused.iter().map(|(n, _)| n.as_str()).collect();
+        // Every node tried is accepted or refused, once, in the order it was tried.
+        let tried: Vec<&str> = judged.tried.iter().map(String::as_str).collect();
+        let mut sorted = tried.clone();
+        sorted.sort();
+        sorted.dedup();
+        prop_assert_eq!(sorted.len(), tried.len(), "a node tried twice: {:?}", tried);
         let in_order = |some: &[&str]| {
-            let mut it = order.iter();
+            let mut it = tried.iter();
             some.iter().all(|s| it.any(|o| o == s))
         };
-        prop_assert_eq!(
-            accepted.len() + refused.len(),
-            order.len(),
-            "judged {:?} + {:?}, chosen on {:?}",
-            accepted,
-            refused,
-            order
-        );
         prop_assert!(
-            in_order(&accepted) && in_order(&refused),
-            "judged {accepted:?} + {refused:?}, chosen on {order:?}"
+            accepted.len() + refused.len() == tried.len()
+                && in_order(&accepted)
+                && in_order(&refused),
+            "tried {tried:?}: accepted {accepted:?}, refused {refused:?}"
         );
 
         let mut before: Vec<&str> = Vec::new();
-        for &node in &order {
+        for &node in &tried {
             let broken = node_rules(case, node, &before, reach);
             if let Some(choice) = judged.nodes.iter().find(|n| n.node == node) {
                 // Safety: nothing on an accepted node may be hurt, no floor is crossed counting
@@ -1799,6 +1981,10 @@ mod properties {
                 prop_assert!(
                     broken.is_empty(),
                     "node {node} accepted, but it breaks {broken:?} ({reach:?}, after {before:?})"
+                );
+                prop_assert!(
+                    before.len() < max_nodes,
+                    "more than {max_nodes} nodes taken"
                 );
                 let hurt: Vec<(&str, &str)> = case
                     .cluster
@@ -1822,6 +2008,9 @@ mod properties {
                 prop_assert_eq!(listed, hurt, "the pods listed on {}", node);
                 for c in &choice.pods {
                     prop_assert_eq!(&c.owner, &pod_of(&c.namespace, &c.name).owner);
+                    if c.namespace == "kube-system" {
+                        hit.insert("kube-system evicted");
+                    }
                 }
                 let known = case.cluster.nodes.iter().find(|n| n.name == node);
                 prop_assert_eq!(
@@ -1830,14 +2019,20 @@ mod properties {
                 );
                 before.push(node);
             } else {
-                // Precision: a refused node breaks the rule its reason names.
+                // Precision: a refused node breaks the rule its reason names, or the fire has
+                // all the nodes it may take.
                 let reason = &judged.refused.iter().find(|(n, _)| n == node).unwrap().1;
+                prop_assert!(reason.contains(&format!("node {node}")), "{reason}");
+                if reason.contains("fault.max_nodes is") {
+                    prop_assert_eq!(before.len(), max_nodes, "{}", reason);
+                    hit.insert("max_nodes");
+                    continue;
+                }
                 let rule = named(reason);
                 prop_assert!(
                     rule.is_some_and(|r| broken.contains(&r)),
                     "node {node} refused ({reason}), but it breaks {broken:?}"
                 );
-                prop_assert!(reason.contains(&format!("node {node} ")), "{reason}");
                 let sole = |r: Rule| broken.len() == 1 && broken.contains(&r);
                 if sole(Rule::MinHealthy) {
                     hit.insert("min_healthy");
@@ -1854,76 +2049,84 @@ mod properties {
                 }
             }
         }
-        if !order.is_empty() {
+        if !tried.is_empty() {
             hit.insert("judged");
         }
-        if !accepted.is_empty() {
-            hit.insert("accepted");
+
+        // Every target is on a node taken, and every node taken holds a target.
+        let node_of = |ns: &str, name: &str| pod_of(ns, name).node.as_deref();
+        for t in &v.targets {
+            let n = node_of(&t.namespace, &t.name);
+            prop_assert!(
+                n.is_some_and(|n| accepted.contains(&n)),
+                "{}/{} taken on {:?}, not a node taken",
+                t.namespace,
+                t.name,
+                n
+            );
+        }
+        for n in &accepted {
+            prop_assert!(
+                v.targets
+                    .iter()
+                    .any(|t| node_of(&t.namespace, &t.name) == Some(*n)),
+                "node {n} taken without a target on it"
+            );
+        }
+        // A candidate excluded for its node carries that node's refusal, word for word.
+        for e in &v.excluded {
+            if let Some(n) = node_of(&e.namespace, &e.name) {
+                if let Some((_, why)) = judged.refused.iter().find(|(r, _)| r == n) {
+                    if e.reason == *why {
+                        hit.insert("fell back");
+                    }
+                }
+            }
         }
 
-        // Narrowing keeps exactly the chosen pods on accepted nodes; the others are excluded
-        // with their node's reason.
-        let node_of =
-            |t: &firedrill_safety::verdict::Chosen| pod_of(&t.namespace, &t.name).node.as_deref();
-        let kept: Vec<_> = chosen
-            .targets
+        // Liveness: blocked only when no candidate's node passes. A matched pod that passes
+        // every rule of its own, on a node that passes alone (nothing was taken), would have
+        // been taken.
+        let capped = v
+            .excluded
             .iter()
-            .filter(|t| node_of(t).is_some_and(|n| accepted.contains(&n)))
-            .cloned()
-            .collect();
-        prop_assert_eq!(
-            &narrowed.targets,
-            &kept,
-            "the targets kept on accepted nodes"
-        );
-        let mut excluded = chosen.excluded.clone();
-        for t in chosen
-            .targets
-            .iter()
-            .filter(|t| !node_of(t).is_some_and(|n| accepted.contains(&n)))
-        {
-            let reason = match node_of(t) {
-                None => "not scheduled on a node".to_owned(),
-                Some(n) => judged
-                    .refused
+            .any(|e| matches!(named(&e.reason), Some(Rule::Cap | Rule::NotPicked)));
+        if v.targets.is_empty() && !capped {
+            hit.insert("blocked");
+            for pod in case.cluster.pods.iter().filter(|pod| {
+                case.targets
                     .iter()
-                    .find(|(r, _)| r == n)
-                    .unwrap()
-                    .1
-                    .clone(),
-            };
-            excluded.push(firedrill_safety::verdict::Excluded {
-                namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                reason,
-            });
-            hit.insert("dropped");
-        }
-        prop_assert_eq!(
-            &narrowed.excluded,
-            &excluded,
-            "the exclusions after narrowing to accepted nodes"
-        );
-        match (&chosen.blocked, narrowed.targets.is_empty()) {
-            (Some(_), _) => prop_assert_eq!(&narrowed.blocked, &chosen.blocked),
-            (None, false) => prop_assert_eq!(&narrowed.blocked, &None),
-            (None, true) => {
-                let blocked = narrowed.blocked.as_deref().unwrap_or("");
-                prop_assert!(
-                    blocked.starts_with("no node holding a chosen pod may be hurt"),
-                    "{blocked}"
-                );
-                if let Some((_, why)) = judged.refused.first() {
-                    prop_assert!(blocked.ends_with(&format!(" ({why})")), "{blocked}");
+                    .zip(&case.target_sels)
+                    .any(|(t, s)| t.namespace == pod.namespace && s.matches(&pod.labels))
+            }) {
+                let Some(node) = pod.node.as_deref() else {
+                    continue;
+                };
+                // Its own rules: the static ones, and its own floors and budgets with nothing
+                // else taken (a target counts as hurt even where the fault evicts nothing).
+                if !static_rules(case, pod).is_empty()
+                    || !floors_broken(case, &[pod], &[pod]).is_empty()
+                {
+                    continue;
                 }
-                hit.insert("blocked");
+                let broken = node_rules(case, node, &[], reach);
+                prop_assert!(
+                    !broken.is_empty(),
+                    "blocked ({:?}), but {}/{} passes its rules and its node {node} passes alone",
+                    v.blocked,
+                    pod.namespace,
+                    pod.name
+                );
             }
+        } else if !v.targets.is_empty() {
+            hit.insert("accepted");
         }
         Ok(hit)
     }
 
-    /// Node faults: every pod on an accepted node is judged like a target, and the floors hold
-    /// counting every pod the fault takes down on every accepted node.
+    /// Node faults: every pod on an accepted node is judged like a target, the floors hold
+    /// counting every pod the fault takes down on every accepted node, and a fire falls back to
+    /// the next candidate when a node is refused.
     #[test]
     fn no_node_fault_breaks_a_rule() {
         let tally = RefCell::new(Tally::new(&[
@@ -1933,22 +2136,32 @@ mod properties {
             "budget",
             "protection",
             "no room",
-            "dropped",
+            "max_nodes",
+            "fell back",
+            "kube-system evicted",
             "blocked",
         ]));
-        run_counted(1_500, arb_node_case(), &tally, |(case, reach)| {
-            let hits = latest_hits(case.hits.iter().cloned());
-            let request = request(&case, &hits);
-            let index = ClusterIndex::new(&case.cluster);
-            let chosen = decide_on(&index, &request);
-            let judged = on_nodes(&index, &request, &chosen, reach);
-            let mut narrowed = chosen.clone();
-            judged.narrow(&mut narrowed, &index);
-            check_nodes(&case, reach, &chosen, &judged, &narrowed)
-        });
+        run_counted(
+            2_000,
+            arb_node_case(),
+            &tally,
+            |(case, reach, max_nodes)| {
+                let hits = latest_hits(case.hits.iter().cloned());
+                let request = request(&case, &hits);
+                let index = ClusterIndex::new(&case.cluster);
+                let (v, judged) = decide_on_nodes(&index, &request, reach, max_nodes);
+                check_nodes(&case, reach, max_nodes, &v, &judged)
+            },
+        );
         tally.borrow().assert(
             "no_node_fault_breaks_a_rule",
-            &[("accepted", 0.25), ("min_healthy", 0.10), ("budget", 0.10)],
+            &[
+                ("accepted", 0.25),
+                ("min_healthy", 0.10),
+                ("budget", 0.10),
+                ("fell back", 0.10),
+                ("kube-system evicted", 0.01),
+            ],
         );
     }
 

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use firedrill_safety::{Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quantity};
+use firedrill_safety::{
+    KubeSystemNeighbours, Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quantity,
+};
 
 use super::read::{child, read_items, Reader};
 use super::yaml::Node;
@@ -23,6 +25,7 @@ const POLICY_KEYS: &[&str] = &[
     "min_pod_age",
     "cooldown",
     "limits",
+    "neighbours",
 ];
 
 const LIMIT_KEYS: &[&str] = &[
@@ -118,7 +121,41 @@ pub fn read_policy_partly(
         policy.limits = limits;
         ok &= read;
     }
+    if let Some(n) = f.get("neighbours") {
+        match read_neighbours(r, n, &at("neighbours")) {
+            Some(Some(kube_system)) => policy.kube_system_neighbours = kube_system,
+            Some(None) => {}
+            None => ok = false,
+        }
+    }
     (policy, ok)
+}
+
+/// `neighbours:` — how a node fault judges the pods beside its targets: `kube_system: protect`
+/// (never hurt, the default) or `budget` (evicted through their budgets, as `kubectl drain`
+/// does).
+fn read_neighbours(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<Option<KubeSystemNeighbours>> {
+    let f = r.fields(node, path, &["kube_system"])?;
+    let Some(n) = f.get("kube_system") else {
+        return Some(None);
+    };
+    r.parsed(
+        n,
+        &f.path_of("kube_system"),
+        "protect or budget",
+        |s| match s {
+            "protect" => Ok(KubeSystemNeighbours::Protect),
+            "budget" => Ok(KubeSystemNeighbours::Budget),
+            _ => Err(format!(
+                "{s:?} is not a way to judge kube-system neighbours (allowed: protect, budget)"
+            )),
+        },
+    )
+    .map(Some)
 }
 
 fn percent(text: &str) -> Result<Percent, String> {
