@@ -10,8 +10,26 @@ use super::yaml::Node;
 use super::{dns_label, namespace_name, object_name, parse_selector};
 use crate::duration;
 
+/// A drill's `fault:` settings for its kind, or the kind's defaults when it is left out (a kind
+/// that has none says what it needs).
+pub(super) fn read_settings(
+    r: &mut Reader,
+    f: &Fields,
+    kind: Option<Kind>,
+) -> Option<firedrill_experiments::Settings> {
+    match (f.get("fault"), kind) {
+        (Some(n), Some(kind)) => read_fault(r, n, &f.path_of("fault"), kind),
+        (None, Some(kind)) => firedrill_experiments::Settings::default_for(kind).or_else(|| {
+            r.required(f, "fault", needed(kind));
+            None
+        }),
+        // The kind is wrong (and said so): there are no settings to read it for.
+        (_, None) => None,
+    }
+}
+
 /// A kind's `fault:` settings; a kind without settings (yet) says so.
-pub(super) fn read_fault(
+fn read_fault(
     r: &mut Reader,
     node: &Node,
     path: &str,
@@ -160,7 +178,7 @@ fn read_partition(
 }
 
 /// What a kind that needs `fault:` needs in it, for the message when it is missing.
-pub(super) fn needed(kind: Kind) -> &'static str {
+fn needed(kind: Kind) -> &'static str {
     match kind {
         Kind::ContainerKill => "`fault: { container: NAME }`, the container to kill (see the README's container-kill section)",
         Kind::RegionFailover => "`fault: { from: REGION, to: REGION, dns: {..}, isolate: [..], promote: {..}, failback: {..} }` (see the README's region-failover section)",

@@ -1,6 +1,8 @@
-//! A drill's `preflight`, `abort_when` and `steady_state` sections.
+//! A drill's `preflight`, `abort_when`, `steady_state` and `success` sections.
 
 use std::time::Duration;
+
+use firedrill_experiments::{Kind, Settings};
 
 use super::read::{child, read_items, Fields, Reader};
 use super::yaml::{Node, Value};
@@ -139,6 +141,62 @@ pub fn read_steady_state(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<
     })
 }
 
+/// Success criteria the drill cannot measure: figures measured on steady-state probes without
+/// probes, an RTO with nothing to recover, an RPO without data markers.
+pub fn check_success(
+    r: &mut Reader,
+    f: &Fields,
+    success: Option<&Success>,
+    kind: Option<Kind>,
+    probes: Option<&[SteadyProbe]>,
+    fault: Option<&Settings>,
+) {
+    if let (Some(s), Some(probes)) = (success, probes) {
+        let measured =
+            s.availability.is_some() || s.p50.is_some() || s.p95.is_some() || s.p99.is_some();
+        if measured && probes.is_empty() {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                f.path_of("success"),
+                "success criteria are judged on steady-state measurements; add `steady_state:` probes",
+            );
+        }
+    }
+    if let (Some(s), Some(kind), Some(probes)) = (success, kind, probes) {
+        // Recovery is workloads back as desired and probes passing: a kind that takes no pod
+        // down needs probes to have anything to recover.
+        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain);
+        if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                child(&f.path_of("success"), "rto"),
+                if kind == Kind::Probe {
+                    "a probe injects nothing, so there is no recovery to time (remove `rto`)".to_owned()
+                } else {
+                    format!("{kind} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)")
+                },
+            );
+        }
+    }
+    if let (Some(s), Some(kind), Some(fault)) = (success, kind, fault) {
+        let markers = matches!(fault, Settings::RegionFailover(rf) if rf.data.is_some());
+        if s.rpo.is_some() && !markers {
+            r.error(
+                f.get("success").map_or(f.mark, |n| n.mark),
+                child(&f.path_of("success"), "rpo"),
+                if kind == Kind::RegionFailover {
+                    "the RPO is measured with data markers: add `fault.data` (and `fault.promote`)"
+                        .to_owned()
+                } else {
+                    format!(
+                        "{kind} promotes no database, so there is no RPO to measure (remove `rpo`)"
+                    )
+                },
+            );
+        }
+    }
+}
+
 /// The check named by exactly one of `http`, `promql` or `alerts`. `bounds` are the keys that
 /// bound a PromQL value in this section (`min`/`max`, or `below`/`above`).
 fn read_check(
@@ -149,30 +207,7 @@ fn read_check(
     high: Option<f64>,
     bounds: (&str, &str),
 ) -> Option<Check> {
-    let given: Vec<&str> = KINDS.iter().copied().filter(|k| f.has(k)).collect();
-    let kind = match given.as_slice() {
-        [one] => *one,
-        [] => {
-            r.error(
-                f.mark,
-                &f.path,
-                "a check needs one of `http`, `promql` or `alerts`",
-            );
-            return None;
-        }
-        [_, second, ..] => {
-            let mark = f.get(second).map_or(f.mark, |n| n.mark);
-            r.error(
-                mark,
-                f.path_of(second),
-                format!(
-                    "a check has one of `http`, `promql` or `alerts`, not both `{}` and `{second}`",
-                    given[0]
-                ),
-            );
-            return None;
-        }
-    };
+    let kind = check_kind(r, f)?;
     let misplaced = |r: &mut Reader, key: &str, belongs: &str| {
         if let Some(n) = f.get(key) {
             r.error(
@@ -218,24 +253,7 @@ fn read_check(
                 );
                 return None;
             }
-            let mut ok = true;
-            // Preflight passes within [min, max]: never, when min > max. An abort condition
-            // breaches below `below` or above `above`: always, when below > above.
-            if let (Some(lo), Some(hi)) = (low, high) {
-                if lo > hi {
-                    let why = if bounds.0 == "min" {
-                        format!("min {lo} is above max {hi}, so the check can never pass (it passes when min <= value <= max; swap them)")
-                    } else {
-                        format!("below {lo} is above `above` {hi}, so every value breaches and the drill would always abort (a value breaches when it is below `below` or above `above`; swap them)")
-                    };
-                    r.error(
-                        f.get(bounds.0).map_or(f.mark, |n| n.mark),
-                        f.path_of(bounds.0),
-                        why,
-                    );
-                    ok = false;
-                }
-            }
+            let mut ok = bounds_in_order(r, f, low, high, bounds);
             if !endpoints.prometheus {
                 r.error(
                     node.mark,
@@ -269,6 +287,63 @@ fn read_check(
             })
         }
     }
+}
+
+/// Which of `http`, `promql` or `alerts` the check is; reports none or more than one.
+fn check_kind(r: &mut Reader, f: &Fields) -> Option<&'static str> {
+    let given: Vec<&'static str> = KINDS.iter().copied().filter(|k| f.has(k)).collect();
+    match given.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            r.error(
+                f.mark,
+                &f.path,
+                "a check needs one of `http`, `promql` or `alerts`",
+            );
+            None
+        }
+        [_, second, ..] => {
+            let mark = f.get(second).map_or(f.mark, |n| n.mark);
+            r.error(
+                mark,
+                f.path_of(second),
+                format!(
+                    "a check has one of `http`, `promql` or `alerts`, not both `{}` and `{second}`",
+                    given[0]
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether a PromQL check's bounds are in order; reports a pair that is not. Preflight passes
+/// within [min, max]: never, when min > max. An abort condition breaches below `below` or above
+/// `above`: always, when below > above.
+fn bounds_in_order(
+    r: &mut Reader,
+    f: &Fields,
+    low: Option<f64>,
+    high: Option<f64>,
+    bounds: (&str, &str),
+) -> bool {
+    let (Some(lo), Some(hi)) = (low, high) else {
+        return true;
+    };
+    if lo <= hi {
+        return true;
+    }
+    let why = if bounds.0 == "min" {
+        format!("min {lo} is above max {hi}, so the check can never pass (it passes when min <= value <= max; swap them)")
+    } else {
+        format!("below {lo} is above `above` {hi}, so every value breaches and the drill would always abort (a value breaches when it is below `below` or above `above`; swap them)")
+    };
+    r.error(
+        f.get(bounds.0).map_or(f.mark, |n| n.mark),
+        f.path_of(bounds.0),
+        why,
+    );
+    false
 }
 
 fn read_labels(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<(String, String)>> {

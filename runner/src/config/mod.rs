@@ -647,15 +647,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         None => Some(OnBlackout::Skip),
     };
     let targets = read_targets(r, &f, path, kind);
-    let fault = match (f.get("fault"), kind) {
-        (Some(n), Some(kind)) => fault::read_fault(r, n, &at("fault"), kind),
-        (None, Some(kind)) => firedrill_experiments::Settings::default_for(kind).or_else(|| {
-            r.required(&f, "fault", fault::needed(kind));
-            None
-        }),
-        // The kind is wrong (and said so): there are no settings to read it for.
-        (_, None) => None,
-    };
+    let fault = fault::read_settings(r, &f, kind);
     let safety = match f.get("safety") {
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
         None => Some(policy.clone()),
@@ -676,58 +668,16 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         Some(n) => gates::read_success(r, n, &at("success")),
         None => Some(Success::default()),
     };
-    if let (Some(s), Some(probes)) = (&success, &steady_state) {
-        let measured =
-            s.availability.is_some() || s.p50.is_some() || s.p95.is_some() || s.p99.is_some();
-        if measured && probes.is_empty() {
-            r.error(
-                f.get("success").map_or(f.mark, |n| n.mark),
-                at("success"),
-                "success criteria are judged on steady-state measurements; add `steady_state:` probes",
-            );
-        }
-    }
-    if let (Some(s), Some(kind), Some(probes)) = (&success, kind, &steady_state) {
-        // Recovery is workloads back as desired and probes passing: a kind that takes no pod
-        // down needs probes to have anything to recover.
-        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain);
-        if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
-            r.error(
-                f.get("success").map_or(f.mark, |n| n.mark),
-                child(&at("success"), "rto"),
-                if kind == Kind::Probe {
-                    "a probe injects nothing, so there is no recovery to time (remove `rto`)".to_owned()
-                } else {
-                    format!("{kind} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)")
-                },
-            );
-        }
-    }
-    if let (Some(s), Some(kind), Some(fault)) = (&success, kind, &fault) {
-        let markers = matches!(fault, firedrill_experiments::Settings::RegionFailover(rf) if rf.data.is_some());
-        if s.rpo.is_some() && !markers {
-            r.error(
-                f.get("success").map_or(f.mark, |n| n.mark),
-                child(&at("success"), "rpo"),
-                if kind == Kind::RegionFailover {
-                    "the RPO is measured with data markers: add `fault.data` (and `fault.promote`)"
-                        .to_owned()
-                } else {
-                    format!(
-                        "{kind} promotes no database, so there is no RPO to measure (remove `rpo`)"
-                    )
-                },
-            );
-        }
-    }
-    if let Some(firedrill_experiments::Settings::RegionFailover(rf)) = &fault {
-        if defaults.armed && rf.failback.is_none() {
-            r.error(
-                f.get("fault").map_or(f.mark, |n| n.mark),
-                child(&at("fault"), "failback"),
-                "an armed region failover must say how the region comes back: promotion cannot be undone (add `failback: { runbook: https://... }` or a `command`/`job` firedrill runs)",
-            );
-        }
+    gates::check_success(
+        r,
+        &f,
+        success.as_ref(),
+        kind,
+        steady_state.as_deref(),
+        fault.as_ref(),
+    );
+    if defaults.armed {
+        region::check_failback(r, &f, fault.as_ref());
     }
     let success = match (success, &steady_state) {
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),

@@ -8,9 +8,10 @@ use firedrill_experiments::region::{
     Dns, DnsMethod, Failback, Hook, HookAction, Isolate, IsolateHow, Markers, RegionFailover,
     RegionRecord, Source,
 };
+use firedrill_experiments::Settings;
 
-use super::read::{item, read_items, Fields, Reader};
-use super::yaml::{to_json, Node, Value};
+use super::read::{child, item, read_items, Fields, Reader};
+use super::yaml::{to_json, Mark, Node, Value};
 use crate::duration;
 
 fn region_name(s: &str) -> Result<String, String> {
@@ -125,6 +126,19 @@ pub(super) fn read_region_failover(
     })
 }
 
+/// An armed region failover must name its failback: promotion cannot be undone.
+pub(super) fn check_failback(r: &mut Reader, f: &Fields, fault: Option<&Settings>) {
+    if let Some(Settings::RegionFailover(rf)) = fault {
+        if rf.failback.is_none() {
+            r.error(
+                f.get("fault").map_or(f.mark, |n| n.mark),
+                child(&f.path_of("fault"), "failback"),
+                "an armed region failover must say how the region comes back: promotion cannot be undone (add `failback: { runbook: https://... }` or a `command`/`job` firedrill runs)",
+            );
+        }
+    }
+}
+
 fn read_dns(
     r: &mut Reader,
     node: &Node,
@@ -215,73 +229,7 @@ fn read_dns(
         None => Some(None),
     };
     if let (Some(regions), Some(method)) = (&regions, method) {
-        for (key, region) in [("from", from), ("to", to)] {
-            if let Some(region) = region.filter(|g| !regions.contains_key(*g)) {
-                r.error(
-                    f.get("regions").map_or(f.mark, |n| n.mark),
-                    f.path_of("regions"),
-                    format!("fault.{key} is {region}, which has no record here (add {region}: {{set_identifier: ..}})"),
-                );
-            }
-        }
-        if let Some(g) = to.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
-            if g.1.health_check.is_none() {
-                r.error(
-                    f.get("regions").map_or(f.mark, |n| n.mark),
-                    format!("{}.{}.health_check", f.path_of("regions"), g.0),
-                    "the region that takes over needs its Route 53 health check: without it firedrill cannot prove the region is healthy before sending traffic there",
-                );
-            }
-        }
-        // One record per region: a record two regions share would be failed over and taken
-        // over at once (`plan --render` set the one record's weight to 0: traffic nowhere).
-        let at = |region: &str, key: &str| {
-            f.get("regions")
-                .map_or(f.mark, |n| locate(n, &[region, key]).mark)
-        };
-        // In the order the file writes them, so that the second is the one said.
-        let mut written: Vec<(&String, &RegionRecord)> = regions.iter().collect();
-        written.sort_by_key(|(region, _)| {
-            let mark = at(region, "set_identifier");
-            (mark.line, mark.column)
-        });
-        let mut first: BTreeMap<&str, &str> = BTreeMap::new();
-        for (region, record) in written {
-            match first.get(record.set_identifier.as_str()) {
-                Some(other) => r.error(
-                    at(region, "set_identifier"),
-                    format!("{}.{region}.set_identifier", f.path_of("regions")),
-                    format!(
-                        "{region} and {other} name the same record (set_identifier {}): each region needs its own record set, or failing one over moves the other's traffic too",
-                        record.set_identifier
-                    ),
-                ),
-                None => {
-                    first.insert(&record.set_identifier, region);
-                }
-            }
-        }
-        let check = |g: Option<&str>| g.and_then(|g| regions.get(g)?.health_check.as_deref());
-        let shared = check(from).filter(|c| from != to && check(to) == Some(*c));
-        if let (Some(shared), Some(to)) = (shared, to) {
-            r.error(
-                at(to, "health_check"),
-                format!("{}.{to}.health_check", f.path_of("regions")),
-                format!(
-                    "{to} and {} share the health check {shared}: failing (or inverting) it takes both regions out, and it cannot prove the region that takes over healthy (give each region its own check)",
-                    from.unwrap_or_default()
-                ),
-            );
-        }
-        if let Some(g) = from.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
-            if method == DnsMethod::HealthCheck && g.1.health_check.is_none() {
-                r.error(
-                    f.get("regions").map_or(f.mark, |n| n.mark),
-                    format!("{}.{}.health_check", f.path_of("regions"), g.0),
-                    "method health-check inverts the failed region's health check: name it",
-                );
-            }
-        }
+        check_regions(r, &f, regions, method, from, to);
     }
     Some(Dns {
         zone: zone?,
@@ -292,6 +240,91 @@ fn read_dns(
         wait: wait?,
         endpoint: endpoint?,
     })
+}
+
+/// What the regions' records must say for the failover to be safe: a record for each region
+/// named, a health check where one is needed, a record and a health check of each region's own.
+fn check_regions(
+    r: &mut Reader,
+    f: &Fields,
+    regions: &BTreeMap<String, RegionRecord>,
+    method: DnsMethod,
+    from: Option<&str>,
+    to: Option<&str>,
+) {
+    for (key, region) in [("from", from), ("to", to)] {
+        if let Some(region) = region.filter(|g| !regions.contains_key(*g)) {
+            r.error(
+                f.get("regions").map_or(f.mark, |n| n.mark),
+                f.path_of("regions"),
+                format!("fault.{key} is {region}, which has no record here (add {region}: {{set_identifier: ..}})"),
+            );
+        }
+    }
+    if let Some(g) = to.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
+        if g.1.health_check.is_none() {
+            r.error(
+                f.get("regions").map_or(f.mark, |n| n.mark),
+                format!("{}.{}.health_check", f.path_of("regions"), g.0),
+                "the region that takes over needs its Route 53 health check: without it firedrill cannot prove the region is healthy before sending traffic there",
+            );
+        }
+    }
+    check_records_distinct(r, f, regions);
+    let check = |g: Option<&str>| g.and_then(|g| regions.get(g)?.health_check.as_deref());
+    let shared = check(from).filter(|c| from != to && check(to) == Some(*c));
+    if let (Some(shared), Some(to)) = (shared, to) {
+        r.error(
+            region_mark(f, to, "health_check"),
+            format!("{}.{to}.health_check", f.path_of("regions")),
+            format!(
+                "{to} and {} share the health check {shared}: failing (or inverting) it takes both regions out, and it cannot prove the region that takes over healthy (give each region its own check)",
+                from.unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(g) = from.and_then(|g| regions.get(g).map(|rec| (g, rec))) {
+        if method == DnsMethod::HealthCheck && g.1.health_check.is_none() {
+            r.error(
+                f.get("regions").map_or(f.mark, |n| n.mark),
+                format!("{}.{}.health_check", f.path_of("regions"), g.0),
+                "method health-check inverts the failed region's health check: name it",
+            );
+        }
+    }
+}
+
+/// One record per region: a record two regions share would be failed over and taken over at
+/// once (`plan --render` set the one record's weight to 0: traffic nowhere).
+fn check_records_distinct(r: &mut Reader, f: &Fields, regions: &BTreeMap<String, RegionRecord>) {
+    // In the order the file writes them, so that the second is the one said.
+    let mut written: Vec<(&String, &RegionRecord)> = regions.iter().collect();
+    written.sort_by_key(|(region, _)| {
+        let mark = region_mark(f, region, "set_identifier");
+        (mark.line, mark.column)
+    });
+    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    for (region, record) in written {
+        match first.get(record.set_identifier.as_str()) {
+            Some(other) => r.error(
+                region_mark(f, region, "set_identifier"),
+                format!("{}.{region}.set_identifier", f.path_of("regions")),
+                format!(
+                    "{region} and {other} name the same record (set_identifier {}): each region needs its own record set, or failing one over moves the other's traffic too",
+                    record.set_identifier
+                ),
+            ),
+            None => {
+                first.insert(&record.set_identifier, region);
+            }
+        }
+    }
+}
+
+/// Where `regions.REGION.KEY` is written, or the nearest enclosing node that is.
+fn region_mark(f: &Fields, region: &str, key: &str) -> Mark {
+    f.get("regions")
+        .map_or(f.mark, |n| locate(n, &[region, key]).mark)
 }
 
 fn read_regions(r: &mut Reader, node: &Node, path: &str) -> Option<BTreeMap<String, RegionRecord>> {
@@ -497,7 +530,6 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
 /// on its own, so that all of them show in one pass (a whole-Job check stops at the first).
 fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value> {
     use k8s_openapi::api::batch::v1::JobSpec;
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::{json, Value as J};
 
@@ -513,107 +545,36 @@ fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value
         );
         return None;
     }
-    let mut ok = true;
-    let mut report = |r: &mut Reader, at: &[&str], key: Option<String>, message: String| {
-        let mut keys: Vec<&str> = at.to_vec();
-        if let Some(key) = key.as_deref() {
-            keys.push(key);
-        }
-        let mark = locate(node, &keys).mark;
-        let mut where_ = path.to_owned();
-        for k in &keys {
-            if k.parse::<usize>().is_ok() {
-                where_ = format!("{where_}[{k}]");
-            } else {
-                where_ = format!("{where_}.{k}");
-            }
-        }
-        r.error(mark, where_, message);
-        ok = false;
+    let mut problems = JobProblems {
+        node,
+        path,
+        found: false,
     };
     // The Job's own fields; the template is checked in its parts below.
     let mut job = spec.clone();
     job["template"] = json!({});
     for (key, message) in field_problems::<JobSpec>(&job) {
-        report(r, &[], key, message);
+        problems.report(r, &[], key, message);
     }
     if let Some(meta) = spec.pointer("/template/metadata") {
         for (key, message) in field_problems::<ObjectMeta>(meta) {
-            report(r, &["template", "metadata"], key, message);
+            problems.report(r, &["template", "metadata"], key, message);
         }
     }
     let pod = spec.pointer("/template/spec");
     if let Some(pod) = pod {
-        let mut rest = pod.clone();
-        if let Some(rest) = rest.as_object_mut() {
-            rest.insert("containers".into(), json!([]));
-            rest.remove("initContainers");
-        }
-        for (key, message) in field_problems::<PodSpec>(&rest) {
-            report(r, &["template", "spec"], key, message);
-        }
-        for list in ["initContainers", "containers"] {
-            match pod.get(list) {
-                None | Some(J::Null) => {}
-                Some(J::Array(containers)) => {
-                    for (i, c) in containers.iter().enumerate() {
-                        let index = i.to_string();
-                        let at = ["template", "spec", list, index.as_str()];
-                        // A missing name is said below, with a missing image.
-                        for (key, message) in
-                            field_problems::<Container>(c)
-                                .into_iter()
-                                .filter(|(key, m)| {
-                                    key.is_some() || !m.ends_with("missing field `name`")
-                                })
-                        {
-                            report(r, &at, key, message);
-                        }
-                        let missing: Vec<&str> = ["name", "image"]
-                            .into_iter()
-                            .filter(|k| c.get(k).and_then(J::as_str).is_none_or(str::is_empty))
-                            .collect();
-                        if !missing.is_empty() && c.is_object() {
-                            report(
-                                r,
-                                &at,
-                                None,
-                                format!(
-                                    "every container needs a `name` and an `image` (this one has no {})",
-                                    missing.join(" and no ")
-                                ),
-                            );
-                        }
-                    }
-                }
-                Some(other) => report(
-                    r,
-                    &["template", "spec", list],
-                    None,
-                    format!("expected a list of containers, found {other}"),
-                ),
-            }
-        }
-        let restart = pod.get("restartPolicy");
-        if !matches!(restart.and_then(J::as_str), Some("Never" | "OnFailure")) {
-            report(
-                r,
-                &["template", "spec"],
-                Some("restartPolicy".to_owned()),
-                "a Job's pods need restartPolicy: Never (or OnFailure)".to_owned(),
-            );
-        }
+        check_pod_spec(r, &mut problems, pod);
     }
     let containers = pod.and_then(|p| p.get("containers")).and_then(J::as_array);
     if containers.is_none_or(|c| c.is_empty()) {
-        report(
+        problems.report(
             r,
             &["template", "spec"],
             None,
             "a Job spec needs template.spec.containers (and restartPolicy: Never)".to_owned(),
         );
     }
-    if !ok {
+    if problems.found {
         return None;
     }
     // The whole Job as firedrill creates it, for anything the parts do not show.
@@ -633,6 +594,116 @@ fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value
         return None;
     }
     Some(spec)
+}
+
+/// Reports a problem of a hook's Job spec at the keys it is under, and remembers that there was one.
+struct JobProblems<'n> {
+    /// The spec as written, to find where each problem is.
+    node: &'n Node,
+    path: &'n str,
+    found: bool,
+}
+
+impl JobProblems<'_> {
+    /// A problem with `at` (mapping keys and list indexes) and `key` under it, or with `at`
+    /// itself when `key` is `None`.
+    fn report(&mut self, r: &mut Reader, at: &[&str], key: Option<String>, message: String) {
+        let mut keys: Vec<&str> = at.to_vec();
+        if let Some(key) = key.as_deref() {
+            keys.push(key);
+        }
+        let mark = locate(self.node, &keys).mark;
+        let mut where_ = self.path.to_owned();
+        for k in &keys {
+            if k.parse::<usize>().is_ok() {
+                where_ = format!("{where_}[{k}]");
+            } else {
+                where_ = format!("{where_}.{k}");
+            }
+        }
+        r.error(mark, where_, message);
+        self.found = true;
+    }
+}
+
+/// The pod template's spec: its own fields, each container's, and a restart policy a Job allows.
+fn check_pod_spec(r: &mut Reader, problems: &mut JobProblems, pod: &serde_json::Value) {
+    use k8s_openapi::api::core::v1::PodSpec;
+    use serde_json::{json, Value as J};
+
+    let mut rest = pod.clone();
+    if let Some(rest) = rest.as_object_mut() {
+        rest.insert("containers".into(), json!([]));
+        rest.remove("initContainers");
+    }
+    for (key, message) in field_problems::<PodSpec>(&rest) {
+        problems.report(r, &["template", "spec"], key, message);
+    }
+    for list in ["initContainers", "containers"] {
+        match pod.get(list) {
+            None | Some(J::Null) => {}
+            Some(J::Array(containers)) => {
+                for (i, c) in containers.iter().enumerate() {
+                    let index = i.to_string();
+                    check_container(r, problems, &["template", "spec", list, index.as_str()], c);
+                }
+            }
+            Some(other) => problems.report(
+                r,
+                &["template", "spec", list],
+                None,
+                format!("expected a list of containers, found {other}"),
+            ),
+        }
+    }
+    let restart = pod.get("restartPolicy");
+    if !matches!(restart.and_then(J::as_str), Some("Never" | "OnFailure")) {
+        problems.report(
+            r,
+            &["template", "spec"],
+            Some("restartPolicy".to_owned()),
+            "a Job's pods need restartPolicy: Never (or OnFailure)".to_owned(),
+        );
+    }
+}
+
+/// One container of the pod template, at `at`.
+fn check_container(
+    r: &mut Reader,
+    problems: &mut JobProblems,
+    at: &[&str],
+    container: &serde_json::Value,
+) {
+    use k8s_openapi::api::core::v1::Container;
+    use serde_json::Value as J;
+
+    // A missing name is said below, with a missing image.
+    for (key, message) in field_problems::<Container>(container)
+        .into_iter()
+        .filter(|(key, m)| key.is_some() || !m.ends_with("missing field `name`"))
+    {
+        problems.report(r, at, key, message);
+    }
+    let missing: Vec<&str> = ["name", "image"]
+        .into_iter()
+        .filter(|k| {
+            container
+                .get(k)
+                .and_then(J::as_str)
+                .is_none_or(str::is_empty)
+        })
+        .collect();
+    if !missing.is_empty() && container.is_object() {
+        problems.report(
+            r,
+            at,
+            None,
+            format!(
+                "every container needs a `name` and an `image` (this one has no {})",
+                missing.join(" and no ")
+            ),
+        );
+    }
 }
 
 /// Why `value` is not a `T`, field by field: each problem with the key it comes from (`None`: the

@@ -381,99 +381,14 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         )
     };
     let all_runs = inputs.runs;
-    // The runs that name each instant of each drill, in the history's order: a planned fire is
-    // accounted for by the run that names it, whatever its id (the scheduler's, or a person's
-    // `execute --scheduled T`). The first of each is in `naming`, the next after run i in
-    // `next[i]`.
-    let (naming, next) = runs_by_instant(&all_runs);
-    let fires: HashMap<(&str, &str, DateTime<Utc>), &FireRecord> = inputs
-        .fires
-        .iter()
-        .map(|(c, f)| ((c.as_str(), f.drill.as_str(), f.scheduled), f))
-        .collect();
-
-    let first: HashMap<(&str, &str), DateTime<Utc>> = inputs
-        .known
-        .iter()
-        .filter_map(|k| Some(((k.cluster.as_str(), k.drill.as_str()), k.first_fire?)))
-        .collect();
-    // Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
-    let mut planned_runs = vec![false; all_runs.len()];
-    // The calendar is read once, as it is made, and each fire becomes a row on every cluster
-    // in scope (a block of rows per cluster): a year of every-minute fires is never held but
-    // as these rows.
-    let mut table = Table::with_blocks(&clusters);
-    let drill_ids: Vec<u32> = config
-        .drills
-        .iter()
-        .map(|d| table.drill(&d.name, &d.kind().to_string()))
-        .collect();
-    // Per cluster and drill: what became of its fires, and the rows of those that did not run.
-    let mut fates: Vec<(Tally, Vec<u32>)> =
-        vec![Default::default(); clusters.len() * config.drills.len()];
-    let mut cluster_tallies = vec![Tally::default(); clusters.len()];
-    let mut summary = Tally::default();
-    let calendar = schedule::Calendar::<()>::window(
-        config.planned_drills(),
-        config.timezone,
-        &config.blackouts,
-        config.concurrency as usize,
-        query.since,
-        query.until,
-    );
-    for (fire, _) in calendar {
-        let drill = &config.drills[fire.drill];
-        if query.drill.as_ref().is_some_and(|d| *d != drill.name) {
-            continue;
-        }
-        // The fire's run id, alike on every cluster.
-        let id = crate::cluster::job::run_id(&drill.name, fire.scheduled);
-        // A run still recorded as running long after it must have ended never reported.
-        let overdue = fire.start.unwrap_or(fire.scheduled)
-            + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
-                .unwrap_or(chrono::TimeDelta::MAX)
-            + chrono::TimeDelta::hours(1);
-        let planned = fire.status.as_str();
-        for (k, cluster) in clusters.iter().enumerate() {
-            let own = *cluster == config.cluster;
-            match first.get(&(cluster.as_str(), drill.name.as_str())) {
-                // Before the cluster's scheduler planned it (it was added, or installed, later).
-                Some(&since) if fire.scheduled < since => continue,
-                // Not in that cluster's programme, as far as its history says.
-                None if !own => continue,
-                _ => {}
-            }
-            let naming_first = naming
-                .get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled))
-                .copied();
-            let run = run_of_fire(&all_runs, naming_first, &next, &id, &mut planned_runs)
-                .map(|i| &all_runs[i]);
-            let recorded = fires.get(&(cluster.as_str(), drill.name.as_str(), fire.scheduled));
-            let provenance = match (run, recorded) {
-                (Some(r), _) => Some(Provenance::of(r, &id)),
-                (None, Some(_)) => Some(Provenance::Scheduler),
-                (None, None) => None,
-            };
-            let (outcome, reason) = account(run, recorded, &fire, overdue, inputs.generated);
-            let row = table.push(
-                k,
-                drill_ids[fire.drill],
-                fire.scheduled,
-                planned,
-                outcome,
-                run.map(|r| r.id.as_str()),
-                provenance,
-                reason.as_deref(),
-            );
-            let (tally, did_not_run) = &mut fates[k * config.drills.len() + fire.drill];
-            tally.count(planned, outcome);
-            cluster_tallies[k].count(planned, outcome);
-            summary.count(planned, outcome);
-            if matches!(outcome, "missed" | "unaccounted") {
-                did_not_run.push(row);
-            }
-        }
-    }
+    let history = FireHistory::new(&all_runs, &inputs.fires, &inputs.known);
+    let Accounted {
+        table,
+        planned_runs,
+        fates,
+        cluster_tallies,
+        mut summary,
+    } = account_calendar(config, query, &clusters, &history, inputs.generated);
 
     phase("adherence");
     // The calendar planned no fire on the clusters in scope, and no run ran.
@@ -481,8 +396,8 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         return Err(nothing(query));
     }
 
-    let keys = drill_keys(config, &clusters, &first, query, &all_runs);
-    drop(naming);
+    let keys = drill_keys(config, &clusters, &history.first, query, &all_runs);
+    drop(history);
     let slots = into_slots(
         config,
         &clusters,
@@ -521,6 +436,153 @@ pub fn build(inputs: Inputs<'_>, query: &Query) -> Result<Report, ReportError> {
         drills: drill_reports,
         follow_ups,
     })
+}
+
+/// What the history says of the calendar's fires, indexed by instant for one walk through it.
+struct FireHistory<'r> {
+    runs: &'r [RunRecord],
+    /// The runs that name each instant of each drill, in the history's order: a planned fire is
+    /// accounted for by the run that names it, whatever its id (the scheduler's, or a person's
+    /// `execute --scheduled T`). The first of each is in `naming`, the next after run i in
+    /// `next[i]`.
+    naming: Naming<'r>,
+    next: Vec<usize>,
+    /// The scheduler's record of each fire, by cluster, drill and instant.
+    fires: HashMap<(&'r str, &'r str, DateTime<Utc>), &'r FireRecord>,
+    /// When each cluster's scheduler began to plan each drill: its first fire record.
+    first: HashMap<(&'r str, &'r str), DateTime<Utc>>,
+}
+
+impl<'r> FireHistory<'r> {
+    fn new(
+        runs: &'r [RunRecord],
+        fires: &'r [(String, FireRecord)],
+        known: &'r [Recorded],
+    ) -> Self {
+        let (naming, next) = runs_by_instant(runs);
+        let fires = fires
+            .iter()
+            .map(|(c, f)| ((c.as_str(), f.drill.as_str(), f.scheduled), f))
+            .collect();
+        let first = known
+            .iter()
+            .filter_map(|k| Some(((k.cluster.as_str(), k.drill.as_str()), k.first_fire?)))
+            .collect();
+        FireHistory {
+            runs,
+            naming,
+            next,
+            fires,
+            first,
+        }
+    }
+}
+
+/// What became of the calendar's fires in the period, on every cluster in scope.
+struct Accounted {
+    /// A row per fire per cluster, in a block of rows per cluster.
+    table: Table,
+    /// Which runs a planned fire explains (the rest are manual, or of drills gone from the file).
+    planned_runs: Vec<bool>,
+    /// Per cluster and drill: what became of its fires, and the rows of those that did not run.
+    fates: Vec<(Tally, Vec<u32>)>,
+    cluster_tallies: Vec<Tally>,
+    summary: Tally,
+}
+
+/// Reads the calendar once, as it is made, and makes each fire a row on every cluster in scope
+/// that plans its drill: a year of every-minute fires is never held but as these rows.
+fn account_calendar(
+    config: &Config,
+    query: &Query,
+    clusters: &[String],
+    history: &FireHistory,
+    generated: DateTime<Utc>,
+) -> Accounted {
+    let mut planned_runs = vec![false; history.runs.len()];
+    let mut table = Table::with_blocks(clusters);
+    let drill_ids: Vec<u32> = config
+        .drills
+        .iter()
+        .map(|d| table.drill(&d.name, &d.kind().to_string()))
+        .collect();
+    let mut fates: Vec<(Tally, Vec<u32>)> =
+        vec![Default::default(); clusters.len() * config.drills.len()];
+    let mut cluster_tallies = vec![Tally::default(); clusters.len()];
+    let mut summary = Tally::default();
+    let calendar = schedule::Calendar::<()>::window(
+        config.planned_drills(),
+        config.timezone,
+        &config.blackouts,
+        config.concurrency as usize,
+        query.since,
+        query.until,
+    );
+    for (fire, _) in calendar {
+        let drill = &config.drills[fire.drill];
+        if query.drill.as_ref().is_some_and(|d| *d != drill.name) {
+            continue;
+        }
+        // The fire's run id, alike on every cluster.
+        let id = crate::cluster::job::run_id(&drill.name, fire.scheduled);
+        // A run still recorded as running long after it must have ended never reported.
+        let overdue = fire.start.unwrap_or(fire.scheduled)
+            + chrono::TimeDelta::from_std(drill.duration + drill.deadline)
+                .unwrap_or(chrono::TimeDelta::MAX)
+            + chrono::TimeDelta::hours(1);
+        let planned = fire.status.as_str();
+        for (k, cluster) in clusters.iter().enumerate() {
+            let own = *cluster == config.cluster;
+            match history.first.get(&(cluster.as_str(), drill.name.as_str())) {
+                // Before the cluster's scheduler planned it (it was added, or installed, later).
+                Some(&since) if fire.scheduled < since => continue,
+                // Not in that cluster's programme, as far as its history says.
+                None if !own => continue,
+                _ => {}
+            }
+            let instant = (cluster.as_str(), drill.name.as_str(), fire.scheduled);
+            let naming_first = history.naming.get(&instant).copied();
+            let run = run_of_fire(
+                history.runs,
+                naming_first,
+                &history.next,
+                &id,
+                &mut planned_runs,
+            )
+            .map(|i| &history.runs[i]);
+            let recorded = history.fires.get(&instant);
+            let provenance = match (run, recorded) {
+                (Some(r), _) => Some(Provenance::of(r, &id)),
+                (None, Some(_)) => Some(Provenance::Scheduler),
+                (None, None) => None,
+            };
+            let (outcome, reason) = account(run, recorded, &fire, overdue, generated);
+            let row = table.push(
+                k,
+                drill_ids[fire.drill],
+                fire.scheduled,
+                planned,
+                outcome,
+                run.map(|r| r.id.as_str()),
+                provenance,
+                reason.as_deref(),
+            );
+            let (tally, did_not_run) = &mut fates[k * config.drills.len() + fire.drill];
+            tally.count(planned, outcome);
+            cluster_tallies[k].count(planned, outcome);
+            summary.count(planned, outcome);
+            if matches!(outcome, "missed" | "unaccounted") {
+                did_not_run.push(row);
+            }
+        }
+    }
+    Accounted {
+        table,
+        planned_runs,
+        fates,
+        cluster_tallies,
+        summary,
+    }
 }
 
 /// The first run (by index) that names each instant (cluster, drill, scheduled).
