@@ -167,20 +167,20 @@ pub fn on_nodes(
             &mut budgets,
         );
         let judged = judged.and_then(|pods| match (reach, known) {
-            (Reach::Drain, None) => Err(format!(
-                "node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded"
-            )),
+            (Reach::Drain, None) => Err(Refusal::NotInSnapshot {
+                node: node.to_owned(),
+            }),
             (Reach::Drain, Some(n))
                 if schedulable.saturating_sub(usize::from(!was_unschedulable && n.ready)) < 1 =>
             {
-                Err(format!(
-                "draining node {node} would leave no schedulable node for its pods"
-            ))
+                Err(Refusal::LastSchedulable {
+                    node: node.to_owned(),
+                })
             }
             _ => Ok(pods),
         });
         match judged {
-            Err(reason) => out.refused.push((node.to_owned(), reason)),
+            Err(refusal) => out.refused.push((node.to_owned(), refusal.to_string())),
             Ok(pods) => {
                 // Commit: these pods count as down for the nodes judged after this one. Only the
                 // ready pods that go down (those with a workload index) were checked against the
@@ -217,6 +217,23 @@ pub fn on_nodes(
     out
 }
 
+/// Why a node may not be hurt: the text is the node's reason in the verdict.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// A pod on it may not go down (or be loaded): `why` is the guard's reason for that pod.
+    #[error("node {node} also runs {namespace}/{pod}: {why}")]
+    Neighbour {
+        node: String,
+        namespace: String,
+        pod: String,
+        why: String,
+    },
+    #[error("node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded")]
+    NotInSnapshot { node: String },
+    #[error("draining node {node} would leave no schedulable node for its pods")]
+    LastSchedulable { node: String },
+}
+
 /// The pods on one node the fault hurts (with the index of a ready pod's workload, whose ready
 /// count it lowers), or why the node may not be hurt.
 #[allow(clippy::too_many_arguments)]
@@ -229,13 +246,13 @@ fn judge_node<'c>(
     ready: &[i64],
     by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
     budgets: &mut HashMap<(&'c str, &'c str), Budget>,
-) -> Result<Vec<(&'c Pod, Option<usize>)>, String> {
+) -> Result<Vec<(&'c Pod, Option<usize>)>, Refusal> {
     let cluster = index.cluster;
-    let refuse = |pod: &Pod, why: String| {
-        format!(
-            "node {node} also runs {}/{}: {why}",
-            pod.namespace, pod.name
-        )
+    let refuse = |pod: &Pod, why: String| Refusal::Neighbour {
+        node: node.to_owned(),
+        namespace: pod.namespace.clone(),
+        pod: pod.name.clone(),
+        why,
     };
     let mut hurt = Vec::new();
     let mut down: HashMap<usize, i64> = HashMap::new();
