@@ -540,7 +540,7 @@ async fn replay_entry<C: Cluster>(
     }
     let current = match read_now(cluster, &entry.undo, target.as_ref()).await {
         Ok(current) => current,
-        Err(text) => return (Outcome::Failed, text),
+        Err(unread) => return (Outcome::Failed, unread.to_string()),
     };
     let (outcome, text, state) = act(
         cluster,
@@ -595,31 +595,42 @@ fn close(entry: &mut crate::ledger::Entry, state: EntryState, text: &str) {
 /// replay: each conflict is re-read and judged again first.
 const CONFLICTS: usize = 3;
 
-/// What an undo record names, as it is now; `Err` is the text of a failed action (the entry
-/// stays open).
+/// Why what an undo record names could not be read: the entry stays open. The text says what,
+/// and by the error's kind what to do (grant a rule, or wait for the next sweep).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("cannot read {target}: {error}{}", open_because(.error))]
+    Object {
+        target: ObjectRef,
+        error: ClusterError,
+    },
+    /// An external record (a DNS change): `what` is what it names.
+    #[error(
+        "cannot read {what}: {error}; not undone (the ledger stays open){}",
+        open_because(.error)
+    )]
+    External { what: String, error: ClusterError },
+}
+
+/// What an undo record names, as it is now.
 async fn read_now<C: Cluster>(
     cluster: &C,
     undo: &UndoRecord,
     target: Option<&ObjectRef>,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value>, ReadError> {
     match (target, undo) {
-        (Some(t), _) => cluster
-            .get(t)
-            .await
-            .map_err(|e| format!("cannot read {t}: {e}{}", open_because(&e))),
+        (Some(t), _) => cluster.get(t).await.map_err(|error| ReadError::Object {
+            target: t.clone(),
+            error,
+        }),
         (None, undo) if undo.irreversible().is_some() => Ok(None),
-        (None, UndoRecord::External { system, record }) => {
-            let what = crate::undo::external_target(system, record);
-            cluster
-                .read_external(system, record.get("target").unwrap_or(&Value::Null))
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot read {what}: {e}; not undone (the ledger stays open){}",
-                        open_because(&e)
-                    )
-                })
-        }
+        (None, UndoRecord::External { system, record }) => cluster
+            .read_external(system, record.get("target").unwrap_or(&Value::Null))
+            .await
+            .map_err(|error| ReadError::External {
+                what: crate::undo::external_target(system, record),
+                error,
+            }),
         (None, _) => Ok(None),
     }
 }

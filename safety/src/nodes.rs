@@ -150,14 +150,14 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         }
         self.out.tried.push(node.to_owned());
         let judged = if self.out.nodes.len() >= self.max_nodes {
-            Err(format!(
-                "node {node}: fault.max_nodes is {}: this fire takes no more nodes",
-                self.max_nodes
-            ))
+            Err(Refusal::MaxNodes {
+                node: node.to_owned(),
+                max: self.max_nodes,
+            })
         } else {
             self.judge(node)
         };
-        match judged {
+        match judged.map_err(|refusal| refusal.to_string()) {
             Err(why) => {
                 self.out.refused.push((node.to_owned(), why.clone()));
                 Some(why)
@@ -170,7 +170,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
     }
 
     /// Judges `node` with every node taken before it down, and commits it when it passes.
-    fn judge(&mut self, node: &str) -> Result<NodeChoice, String> {
+    fn judge(&mut self, node: &str) -> Result<NodeChoice, Refusal> {
         let known = self.nodes.get(node).copied();
         let was_unschedulable = known.is_some_and(|n| n.unschedulable);
         let (index, reach) = (self.index, self.reach);
@@ -190,16 +190,16 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         let takes_room = !was_unschedulable && known.is_some_and(|n| n.ready);
         match (reach, known) {
             (Reach::Drain, None) => {
-                return Err(format!(
-                    "node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded"
-                ))
+                return Err(Refusal::NotInSnapshot {
+                    node: node.to_owned(),
+                })
             }
             (Reach::Drain, Some(_))
                 if self.schedulable.saturating_sub(usize::from(takes_room)) < 1 =>
             {
-                return Err(format!(
-                    "draining node {node} would leave no schedulable node for its pods"
-                ))
+                return Err(Refusal::LastSchedulable {
+                    node: node.to_owned(),
+                })
             }
             _ => {}
         }
@@ -265,6 +265,26 @@ fn neighbour_protection(
     }
 }
 
+/// Why a node may not be hurt: the text is the node's reason in the verdict.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// A pod on it may not go down (or be loaded): `why` is the guard's reason for that pod.
+    #[error("node {node} also runs {namespace}/{pod}: {why}")]
+    Neighbour {
+        node: String,
+        namespace: String,
+        pod: String,
+        why: String,
+    },
+    #[error("node {node} is not in the cluster snapshot, so whether it was cordoned before cannot be recorded")]
+    NotInSnapshot { node: String },
+    #[error("draining node {node} would leave no schedulable node for its pods")]
+    LastSchedulable { node: String },
+    /// The fire has taken all the nodes it may.
+    #[error("node {node}: fault.max_nodes is {max}: this fire takes no more nodes")]
+    MaxNodes { node: String, max: usize },
+}
+
 /// The pods on one node the fault hurts (with the index of a ready pod's workload, whose ready
 /// count it lowers), or why the node may not be hurt.
 #[allow(clippy::too_many_arguments)]
@@ -277,13 +297,13 @@ fn judge_node<'c>(
     ready: &[i64],
     by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
     budgets: &mut HashMap<(&'c str, &'c str), Budget>,
-) -> Result<Vec<(&'c Pod, Option<usize>)>, String> {
+) -> Result<Vec<(&'c Pod, Option<usize>)>, Refusal> {
     let cluster = index.cluster;
-    let refuse = |pod: &Pod, why: String| {
-        format!(
-            "node {node} also runs {}/{}: {why}",
-            pod.namespace, pod.name
-        )
+    let refuse = |pod: &Pod, why: String| Refusal::Neighbour {
+        node: node.to_owned(),
+        namespace: pod.namespace.clone(),
+        pod: pod.name.clone(),
+        why,
     };
     let mut hurt = Vec::new();
     let mut down: HashMap<usize, i64> = HashMap::new();

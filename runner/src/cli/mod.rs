@@ -281,8 +281,7 @@ pub struct ClusterTarget {
     pub namespace: Option<String>,
 }
 
-// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
-fn parse_namespace(text: &str) -> Result<String, String> {
+fn parse_namespace(text: &str) -> Result<String, crate::config::NameError> {
     crate::config::dns_label(text, 63).map(|()| text.to_owned())
 }
 
@@ -310,7 +309,8 @@ impl clap::builder::TypedValueParser for UpstreamParser {
     }
 }
 
-// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
+// Result<_, String>: the message for a person is the whole point: clap prints it after the flag
+// (the value shown without its password).
 fn parse_upstream(text: &str) -> Result<url::Url, String> {
     // Shown without its password, if it has one.
     let shown = crate::drill::faultproxy::redacted_text(text);
@@ -346,7 +346,8 @@ pub enum Format {
     Json,
 }
 
-// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
+// Result<_, String>: the message for a person is the whole point: clap prints it after the flag it
+// names.
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -357,7 +358,8 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 /// `execute --scheduled`: a run is scheduled for now or earlier; an instant more than a day
 /// ahead (clock skew is seconds) is a typo that would be recorded as the run's schedule.
-// A String because clap shows it to the person as is, after the flag it names (#23 item 4).
+// Result<_, String>: the message for a person is the whole point: clap prints it after the flag it
+// names.
 fn parse_scheduled(text: &str) -> Result<DateTime<Utc>, String> {
     let at = parse_instant(text)?;
     if at - Utc::now() > chrono::TimeDelta::days(1) {

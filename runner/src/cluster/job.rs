@@ -113,11 +113,10 @@ pub fn manual_run_id(drill: &str, now: DateTime<Utc>) -> String {
 pub const MAX_RUN_ID: usize = 63;
 
 /// A run id given on the command line must be usable as a Job name and a label value.
-// A String because it is only ever printed for the person who gave --run (#23 item 4).
-pub fn validate_run_id(id: &str) -> Result<(), String> {
-    crate::config::dns_label(id, MAX_RUN_ID).map_err(|e| {
-        format!("--run names the run's Job and labels, so it must be a DNS-1123 label: {e}")
-    })
+pub fn validate_run_id(id: &str) -> Result<(), crate::config::NameError> {
+    crate::config::NameRules::RunId { max: MAX_RUN_ID }
+        .check(id)
+        .map(drop)
 }
 
 /// 64 bits from the OS-seeded hasher keys of the standard library (no extra dependency),

@@ -7,7 +7,7 @@ use firedrill_experiments::Kind;
 
 use super::read::{item, Fields, Reader};
 use super::yaml::Node;
-use super::{dns_label, namespace_name, object_name, parse_selector};
+use super::{dns_label, namespace_name, object_name, parse_selector, NameError};
 use crate::duration;
 
 /// A drill's `fault:` settings for its kind, or the kind's defaults when it is left out (a kind
@@ -194,6 +194,8 @@ fn within(r: &mut Reader, node: &Node, path: &str, max: Duration) -> Option<Dura
 }
 
 /// A whole percentage from 1% to 100%.
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 pub(super) fn load_percent(text: &str) -> Result<u32, String> {
     let whole = || format!("{text:?} is not a whole percentage from 1% to 100% (e.g. 80%)");
     let p = firedrill_safety::Percent::parse(text, false).map_err(|_| whole())?;
@@ -251,6 +253,8 @@ fn read_drain(r: &mut Reader, node: &Node, path: &str) -> Option<firedrill_exper
 }
 
 /// `60%->95% over 5m` (or with `→`).
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 fn parse_ramp(text: &str) -> Result<firedrill_experiments::Ramp, String> {
     let bad = || {
         format!("{text:?} is not a ramp (write e.g. \"60%->95% over 5m\": from, to, and how long the climb takes)")
@@ -421,22 +425,90 @@ fn read_dependency(
     Some(DependencyFailure { dependency, mode })
 }
 
+/// Why a dependency's `service` or `workload` names nothing Kubernetes could hold; `written` is
+/// the whole value.
+#[derive(Debug, thiserror::Error)]
+enum DependencyNameError {
+    #[error("{written:?} is not {}NAMESPACE/NAME", kind_part(.workload))]
+    Shape { written: String, workload: bool },
+    #[error("{written:?} is not KIND/NAMESPACE/NAME (e.g. Deployment/data/postgres)")]
+    NoKind { written: String },
+    /// `kind` is not one firedrill scales; `meant` is one it does, written in another case.
+    #[error(
+        "{kind:?} is not a workload kind firedrill scales (allowed: Deployment, StatefulSet){}",
+        meant_kind(.meant)
+    )]
+    Kind {
+        kind: String,
+        meant: Option<&'static str>,
+    },
+    /// The namespace or the name is not one Kubernetes allows (`error.rules` says which).
+    #[error("{written:?}: {error}")]
+    Name { written: String, error: NameError },
+}
+
+/// What a workload's value starts with.
+fn kind_part(workload: &bool) -> &'static str {
+    if *workload {
+        "KIND/"
+    } else {
+        ""
+    }
+}
+
+fn meant_kind(meant: &Option<&str>) -> String {
+    meant
+        .map(|k| format!("; did you mean {k}? kinds are case-sensitive"))
+        .unwrap_or_default()
+}
+
 /// `NAMESPACE/NAME` of an object of `kind`: both parts must be names Kubernetes allows, or the
 /// dependency could never be found.
 /// `written` is the whole value, for messages.
-fn namespaced_name(written: &str, text: &str, kind: &str) -> Result<(String, String), String> {
+fn namespaced_name(
+    written: &str,
+    text: &str,
+    kind: &str,
+) -> Result<(String, String), DependencyNameError> {
     let (namespace, name) = text
         .split_once('/')
         .filter(|(_, name)| !name.contains('/'))
-        .ok_or_else(|| {
-            format!(
-                "{written:?} is not {}NAMESPACE/NAME",
-                if kind == "Service" { "" } else { "KIND/" }
-            )
+        .ok_or_else(|| DependencyNameError::Shape {
+            written: written.to_owned(),
+            workload: kind != "Service",
         })?;
-    let namespace = namespace_name(namespace).map_err(|e| format!("{written:?}: {e}"))?;
-    let name = object_name(name, kind).map_err(|e| format!("{written:?}: {e}"))?;
+    let named = |error| DependencyNameError::Name {
+        written: written.to_owned(),
+        error,
+    };
+    let namespace = namespace_name(namespace).map_err(named)?;
+    let name = object_name(name, kind).map_err(named)?;
     Ok((namespace, name))
+}
+
+/// `KIND/NAMESPACE/NAME` of a workload firedrill scales.
+fn workload_target(
+    written: &str,
+) -> Result<firedrill_experiments::Dependency, DependencyNameError> {
+    let (kind, rest) = written
+        .split_once('/')
+        .ok_or_else(|| DependencyNameError::NoKind {
+            written: written.to_owned(),
+        })?;
+    if kind != "Deployment" && kind != "StatefulSet" {
+        return Err(DependencyNameError::Kind {
+            kind: kind.to_owned(),
+            meant: ["Deployment", "StatefulSet"]
+                .into_iter()
+                .find(|k| k.eq_ignore_ascii_case(kind)),
+        });
+    }
+    let (namespace, name) = namespaced_name(written, rest, kind)?;
+    Ok(firedrill_experiments::Dependency::Workload {
+        kind: kind.to_owned(),
+        namespace,
+        name,
+    })
 }
 
 fn read_dependency_target(
@@ -471,36 +543,38 @@ fn read_dependency_target(
         return None;
     }
     match given[0] {
-        "service" => r.parsed(f.get("service")?, &f.path_of("service"), "NAMESPACE/NAME", |s| {
-            namespaced_name(s, s, "Service").map(|(namespace, name)| Dependency::Service { namespace, name })
-        }),
-        "workload" => r.parsed(f.get("workload")?, &f.path_of("workload"), "KIND/NAMESPACE/NAME", |s| {
-            let (kind, rest) = s.split_once('/').ok_or_else(|| {
-                format!("{s:?} is not KIND/NAMESPACE/NAME (e.g. Deployment/data/postgres)")
-            })?;
-            if kind != "Deployment" && kind != "StatefulSet" {
-                let hint = ["Deployment", "StatefulSet"]
-                    .into_iter()
-                    .find(|k| k.eq_ignore_ascii_case(kind))
-                    .map(|k| format!("; did you mean {k}? kinds are case-sensitive"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "{kind:?} is not a workload kind firedrill scales (allowed: Deployment, StatefulSet){hint}"
-                ));
-            }
-            namespaced_name(s, rest, kind).map(|(namespace, name)| Dependency::Workload {
-                kind: kind.to_owned(),
-                namespace,
-                name,
-            })
-        }),
+        "service" => r.parsed(
+            f.get("service")?,
+            &f.path_of("service"),
+            "NAMESPACE/NAME",
+            |s| {
+                namespaced_name(s, s, "Service")
+                    .map(|(namespace, name)| Dependency::Service { namespace, name })
+            },
+        ),
+        "workload" => r.parsed(
+            f.get("workload")?,
+            &f.path_of("workload"),
+            "KIND/NAMESPACE/NAME",
+            workload_target,
+        ),
         "selector" => {
             let namespace = r
                 .required(&f, "namespace", "the dependency's namespace")
                 .and_then(|n| {
-                    r.parsed(n, &f.path_of("namespace"), "a namespace name", namespace_name)
+                    r.parsed(
+                        n,
+                        &f.path_of("namespace"),
+                        "a namespace name",
+                        namespace_name,
+                    )
                 });
-            let labels = r.parsed(f.get("selector")?, &f.path_of("selector"), "key=value labels", equal_labels);
+            let labels = r.parsed(
+                f.get("selector")?,
+                &f.path_of("selector"),
+                "key=value labels",
+                equal_labels,
+            );
             Some(Dependency::Pods {
                 namespace: namespace?,
                 labels: labels?,
@@ -510,7 +584,11 @@ fn read_dependency_target(
             let key = f.path_of("cidrs");
             let items = r.list(f.get("cidrs")?, &key, "CIDRs such as 10.20.0.0/16")?;
             if items.is_empty() {
-                r.error(f.get("cidrs")?.mark, &key, "empty list (name at least one CIDR)");
+                r.error(
+                    f.get("cidrs")?.mark,
+                    &key,
+                    "empty list (name at least one CIDR)",
+                );
                 return None;
             }
             let mut cidrs = Vec::new();
@@ -543,6 +621,8 @@ pub(super) fn read_image(r: &mut Reader, f: &Fields, what: &str, default: &str) 
 }
 
 /// A selector of equal labels only (what a NetworkPolicy peer can select by).
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 pub(super) fn equal_labels(s: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
     let selector = parse_selector(s)?;
     let mut labels = std::collections::BTreeMap::new();
@@ -566,6 +646,8 @@ pub(super) fn equal_labels(s: &str) -> Result<std::collections::BTreeMap<String,
     Ok(labels)
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 fn cidr(s: &str) -> Result<String, String> {
     let bad = || format!("{s:?} is not a CIDR (write e.g. 10.0.0.0/8 or fd00::/8)");
     let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;

@@ -5,6 +5,7 @@
 
 mod fault;
 mod gates;
+mod name;
 mod read;
 mod region;
 mod safety;
@@ -19,6 +20,8 @@ use chrono_tz::Tz;
 use firedrill_experiments::Kind;
 use firedrill_safety::{Amount, PercentRange, Policy, Selector, Target};
 
+pub(crate) use name::{dns_label, namespace_name, object_name};
+pub use name::{NameError, NameFlaw, NameRules};
 use read::{child, item, Fields, Reader};
 pub use read::{read_text, Diagnostic, Diagnostics, TextError};
 use yaml::{Mark, Node};
@@ -484,6 +487,8 @@ fn read_weekdays(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
 }
 
 /// `HH:MM-HH:MM`; the end may be `24:00`; a window may cross midnight.
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 fn parse_times(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("{text:?} is not a time window (write HH:MM-HH:MM, e.g. \"22:00-06:00\")");
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
@@ -921,6 +926,8 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
     })
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader (the selector's own error, with the syntax to write).
 pub(crate) fn parse_selector(text: &str) -> Result<Selector, String> {
     Selector::parse(text).map_err(|e| {
         format!(
@@ -930,6 +937,8 @@ pub(crate) fn parse_selector(text: &str) -> Result<Selector, String> {
     })
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader, with the zone meant.
 fn parse_zone(text: &str) -> Result<Tz, String> {
     text.parse::<Tz>().map_err(|_| {
         // Names are case-sensitive: "utc" is UTC written in the wrong case.
@@ -955,6 +964,8 @@ fn parse_zone(text: &str) -> Result<Tz, String> {
     })
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader, or at FIREDRILL_STORE with its password starred out.
 fn parse_store(text: &str) -> Result<Store, String> {
     if let Some(rest) = text
         .strip_prefix("sqlite://")
@@ -988,6 +999,8 @@ fn redact_password(message: &str, url: &str) -> String {
     }
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 fn parse_http_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| {
         format!("{text:?} is not a URL: {e} (write e.g. http://service.namespace.svc:8080/path)")
@@ -998,44 +1011,6 @@ fn parse_http_url(text: &str) -> Result<url::Url, String> {
         ));
     }
     Ok(url)
-}
-
-/// RFC 1123 label: lowercase alphanumerics and '-', starting and ending with an alphanumeric.
-pub(crate) fn dns_label(text: &str, max: usize) -> Result<(), String> {
-    if is_dns_label(text, max) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{text:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most {max} characters){}",
-            did_you_mean(text, |s| is_dns_label(s, max))
-        ))
-    }
-}
-
-fn is_dns_label(text: &str, max: usize) -> bool {
-    !text.is_empty()
-        && text.len() <= max
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !text.starts_with('-')
-        && !text.ends_with('-')
-}
-
-/// RFC 1123 subdomain: dot-separated labels, at most 253 characters (a Deployment's name).
-fn is_dns_subdomain(text: &str) -> bool {
-    text.len() <= 253 && text.split('.').all(|label| is_dns_label(label, 63))
-}
-
-/// "; did you mean X?" when writing `text` in lower case, with '-' for '_' and spaces, makes
-/// it `valid`; else nothing.
-pub(crate) fn did_you_mean(text: &str, valid: impl Fn(&str) -> bool) -> String {
-    let fixed = text.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-    if fixed != text && valid(&fixed) {
-        format!("; did you mean {fixed:?}?")
-    } else {
-        String::new()
-    }
 }
 
 /// The required `namespace` key of a mapping at `path` that names pods by namespace and
@@ -1050,43 +1025,6 @@ fn required_namespace(r: &mut Reader, f: &Fields, path: &str) -> Option<String> 
                 namespace_name,
             )
         })
-}
-
-/// A namespace, in every field that names one: a name that no namespace can have would make the
-/// field match nothing, silently.
-pub(crate) fn namespace_name(text: &str) -> Result<String, String> {
-    if is_dns_label(text, 63) {
-        return Ok(text.to_owned());
-    }
-    Err(format!(
-        "namespace {text:?} can never match a Kubernetes namespace (namespaces are lower-case DNS labels: a-z, 0-9 and '-', starting and ending with a letter or digit, at most 63 characters){}",
-        did_you_mean(text, |s| is_dns_label(s, 63))
-    ))
-}
-
-/// The name of an object of `kind` (Service, Deployment, StatefulSet) in a NAMESPACE/NAME field.
-pub(crate) fn object_name(text: &str, kind: &str) -> Result<String, String> {
-    // A Service's name is a DNS-1035 label (it starts with a letter); workloads' names are
-    // DNS-1123 subdomains.
-    let valid = |s: &str| {
-        if kind == "Service" {
-            is_dns_label(s, 63) && s.starts_with(|c: char| c.is_ascii_lowercase())
-        } else {
-            is_dns_subdomain(s)
-        }
-    };
-    if valid(text) {
-        return Ok(text.to_owned());
-    }
-    let rules = if kind == "Service" {
-        "Service names are lower-case DNS labels: a-z, 0-9 and '-', starting with a letter and ending with a letter or digit, at most 63 characters"
-    } else {
-        "workload names are lower-case DNS names: a-z, 0-9, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters"
-    };
-    Err(format!(
-        "name {text:?} can never match a Kubernetes {kind} ({rules}){}",
-        did_you_mean(text, valid)
-    ))
 }
 
 #[cfg(test)]

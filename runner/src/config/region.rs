@@ -14,18 +14,9 @@ use super::read::{child, item, read_items, Fields, Reader};
 use super::yaml::{to_json, Mark, Node, Value};
 use crate::duration;
 
-fn region_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not a region name (lowercase letters, digits and '-', e.g. us-east-1)"
-        ))
-    }
+/// An AWS region's name, as Route 53 and the hook's environment take it.
+fn region_name(s: &str) -> Result<String, super::NameError> {
+    super::NameRules::Region.check(s)
 }
 
 fn duration_key(

@@ -58,9 +58,13 @@ pub fn read_policy_partly(
     let at = |key: &str| child(path, key);
 
     if let Some(n) = f.get("protected") {
-        match read_list(r, n, &at("protected"), "namespace/name globs", |s| {
-            NamespacedGlob::parse(s).map_err(|e| e.to_string())
-        }) {
+        match read_list(
+            r,
+            n,
+            &at("protected"),
+            "namespace/name globs",
+            NamespacedGlob::parse,
+        ) {
             Some(globs) => policy.protected.extend(globs),
             None => ok = false,
         }
@@ -158,16 +162,16 @@ fn read_neighbours(
     .map(Some)
 }
 
-fn percent(text: &str) -> Result<Percent, String> {
-    Percent::parse(text, false).map_err(|e| e.to_string())
+fn percent(text: &str) -> Result<Percent, firedrill_safety::QuantityError> {
+    Percent::parse(text, false)
 }
 
-fn read_list<T>(
+fn read_list<T, E: std::fmt::Display>(
     r: &mut Reader,
     node: &Node,
     path: &str,
     what: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
+    parse: impl Fn(&str) -> Result<T, E>,
 ) -> Option<Vec<T>> {
     read_items(r, node, path, what, |r, n, at| {
         r.parsed(n, at, what, &parse)
@@ -211,6 +215,8 @@ fn read_min_healthy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<MinHe
     )
 }
 
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
 fn quantity(text: &str) -> Result<Quantity, String> {
     if text.trim_end().ends_with('%') {
         return Percent::parse(text, false)

@@ -23,7 +23,9 @@ use crate::schedule::blackout;
 
 use super::lifecycle::Lifecycle;
 pub use super::record::{announce, drill_event_reason, keep, record, Kept, Sinks};
-use super::state::{hits, Chosen, Ended, Injection, Progress, KILL_SWITCH_READ_FAILURES};
+use super::state::{
+    hits, Chosen, Ended, Injection, Progress, ReadError, KILL_SWITCH_READ_FAILURES,
+};
 pub use super::state::{Execution, KILL_SWITCH_EVERY};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
@@ -92,8 +94,8 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     // revert, whatever happened.
     life.before_revert(x, &mut p).await;
     if let Some(i) = injection.as_mut() {
-        if let Err(reason) = revert(x, &mut p, i).await {
-            return p.finish(RunStatus::Error, Some(reason));
+        if let Err(failed) = revert(x, &mut p, i).await {
+            return p.finish(RunStatus::Error, Some(failed.to_string()));
         }
         if let Some(failure) = i.failure.clone().or(p.failback_failed.clone()) {
             let reason = format!("{failure}; reverted");
@@ -293,19 +295,16 @@ async fn read_cluster(
     x: &Execution<'_>,
     kube: &Kube,
     request: &Request<'_>,
-) -> Result<(Cluster, Option<Vec<String>>), String> {
+) -> Result<(Cluster, Option<Vec<String>>), ReadError> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
     namespaces.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
     namespaces.sort();
     namespaces.dedup();
-    let mut objects = kube
-        .snapshot(&namespaces)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut objects = kube.snapshot(&namespaces).await?;
     let model = |objects: &[Value]| {
         let refs: Vec<&Value> = objects.iter().collect();
-        snapshot::from_objects(&refs).map_err(|e| e.to_string())
+        snapshot::from_objects(&refs).map_err(ReadError::from)
     };
     if firedrill_experiments::reach(&drill.fault).is_none() {
         return Ok((model(&objects)?, None));
@@ -327,10 +326,7 @@ async fn read_cluster(
         .collect();
     nodes.sort();
     nodes.dedup();
-    let extra = kube
-        .nodes_and_pods_on(&nodes)
-        .await
-        .map_err(|e| e.to_string())?;
+    let extra = kube.nodes_and_pods_on(&nodes).await?;
     let mut more: Vec<String> = extra
         .iter()
         .filter(|o| o["kind"] == "Pod")
@@ -341,7 +337,7 @@ async fn read_cluster(
     more.sort();
     more.dedup();
     objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
-    objects.extend(kube.snapshot(&more).await.map_err(|e| e.to_string())?);
+    objects.extend(kube.snapshot(&more).await?);
     Ok((model(&objects)?, Some(nodes)))
 }
 
@@ -544,15 +540,29 @@ async fn inject_first_wave(
     }
 }
 
-/// 5. Replays the ledger; the reason when something could not be undone.
-async fn revert(x: &Execution<'_>, p: &mut Progress, i: &mut Injection) -> Result<(), String> {
+/// A revert after the run that left something undone: the ledger stays open for `rollback`.
+#[derive(Debug, thiserror::Error)]
+#[error("REVERT FAILED: {error}; the ledger {ledger} stays open: firedrill rollback --run {run}")]
+struct RevertFailed {
+    /// What the replay could not undo, as it said.
+    error: String,
+    ledger: String,
+    run: String,
+}
+
+/// 5. Replays the ledger; what could not be undone, and how to finish the revert.
+async fn revert(
+    x: &Execution<'_>,
+    p: &mut Progress,
+    i: &mut Injection,
+) -> Result<(), RevertFailed> {
     p.evidence.revert = i.revert(RevertWhen::AfterTheRun).await;
     match &p.evidence.revert {
-        Revert::Failed { error, .. } => Err(format!(
-            "REVERT FAILED: {error}; the ledger {} stays open: firedrill rollback --run {}",
-            i.ledger.name(),
-            x.run.run
-        )),
+        Revert::Failed { error, .. } => Err(RevertFailed {
+            error: error.clone(),
+            ledger: i.ledger.name(),
+            run: x.run.run.clone(),
+        }),
         _ => Ok(()),
     }
 }

@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use crate::cluster::job::RunRef;
-use crate::cluster::kubernetes::Kube;
+use crate::cluster::kubernetes::{Kube, KubeError};
 use crate::cluster::ledger::{KubeCluster, Protection};
 use crate::cluster::snapshot;
 use crate::config::{Config, Drill};
@@ -22,6 +22,16 @@ use crate::drill::gate::{self, Endpoints};
 use crate::run::{
     Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord, RunStatus,
 };
+
+/// Why a run could not read the cluster it acts on: the API failed, or answered with an object
+/// the run cannot make sense of. Either way the run judges nothing from it (fail safe).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    #[error(transparent)]
+    Api(#[from] KubeError),
+    #[error(transparent)]
+    Object(#[from] snapshot::ObjectError),
+}
 
 /// A fault in place: the run's ledger and where to undo it. Built only when a kind planned
 /// steps and the run is armed.
@@ -62,15 +72,17 @@ pub(super) struct Injection {
 
 impl Injection {
     /// Applies one wave through the ledger (each undo record written before its change).
-    pub(super) async fn inject(&mut self, steps: &[Step]) -> Result<Injected, String> {
+    /// Stops at the first step that fails; what was applied is in the ledger, for the revert.
+    pub(super) async fn inject(
+        &mut self,
+        steps: &[Step],
+    ) -> Result<Injected, rollback::ApplyError> {
         // The fault starts when its first change is asked for (a DNS change waits until it is
         // in sync before `apply` returns).
         let began = Utc::now();
         let guard = |r: &rollback::ObjectRef| self.protection.check(r);
         let trust = self.protection.trust(&guard, Some(&self.key));
-        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &trust)
-            .await
-            .map_err(|e| e.to_string())?;
+        let applied = rollback::apply(&self.cluster, &mut self.ledger, steps, &trust).await?;
         self.applied += 1;
         let now = Utc::now();
         if !applied.made.is_empty() && self.applied > self.preparatory {
@@ -151,14 +163,11 @@ impl Injection {
     /// Whether the system is back: every affected workload at its desired ready replicas, and
     /// every steady-state probe answering as expected right now. `Ok(None)`: yes; `Ok(Some)`:
     /// what is still down.
-    pub(super) async fn still_down(&self, kube: &Kube) -> Result<Option<String>, String> {
+    pub(super) async fn still_down(&self, kube: &Kube) -> Result<Option<String>, ReadError> {
         if !self.affected.is_empty() {
-            let objects = kube
-                .snapshot(&self.namespaces())
-                .await
-                .map_err(|e| e.to_string())?;
+            let objects = kube.snapshot(&self.namespaces()).await?;
             let refs: Vec<&Value> = objects.iter().collect();
-            let cluster = snapshot::from_objects(&refs).map_err(|e| e.to_string())?;
+            let cluster = snapshot::from_objects(&refs)?;
             for owner in &self.affected {
                 // A workload that is not there is not back (fail closed).
                 let Some(desired) = cluster
