@@ -75,9 +75,7 @@ fn container_of<'c>(
     name: &str,
 ) -> Result<&'c str, HelperError> {
     let containers = cluster
-        .containers
-        .iter()
-        .find(|c| c.namespace == namespace && c.pod == name)
+        .containers_of(namespace, name)
         .map(|c| c.containers.as_slice())
         .unwrap_or_default();
     let (namespace, pod, container) = (

@@ -64,10 +64,7 @@ fn running_container<'c>(
     namespace: &str,
     name: &str,
 ) -> Result<&'c str, HelperError> {
-    let pod = cluster
-        .containers
-        .iter()
-        .find(|c| c.namespace == namespace && c.pod == name);
+    let pod = cluster.containers_of(namespace, name);
     if pod.is_some_and(|p| p.host_network) {
         return Err(HelperError::HostNetwork {
             namespace: namespace.to_owned(),

@@ -184,4 +184,11 @@ impl Cluster {
             .map(|n| (n.name.as_str(), n))
             .collect()
     }
+
+    /// The containers pod `namespace/name` reports, when its status was read.
+    pub fn containers_of(&self, namespace: &str, name: &str) -> Option<&PodContainers> {
+        self.containers
+            .iter()
+            .find(|c| c.namespace == namespace && c.pod == name)
+    }
 }
