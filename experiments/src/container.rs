@@ -12,7 +12,8 @@
 use std::collections::BTreeSet;
 
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
-use firedrill_safety::cluster::OwnerRef;
+use firedrill_safety::cluster::{Cluster, OwnerRef};
+use firedrill_safety::verdict::{Chosen, Verdict};
 use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
@@ -57,8 +58,8 @@ pub(crate) fn container_id(text: &str) -> Option<&str> {
 /// Whether every chosen pod runs the container (the plan needs its id).
 pub fn judge(
     settings: &ContainerKill,
-    cluster: &firedrill_safety::cluster::Cluster,
-    verdict: &firedrill_safety::verdict::Verdict,
+    cluster: &Cluster,
+    verdict: &Verdict,
 ) -> Result<(), HelperError> {
     for target in &verdict.targets {
         container_of(settings, cluster, &target.namespace, &target.name)?;
@@ -69,14 +70,12 @@ pub fn judge(
 /// The id of the container `settings` names in pod `namespace/name`, or what is wrong.
 fn container_of<'c>(
     settings: &ContainerKill,
-    cluster: &'c firedrill_safety::cluster::Cluster,
+    cluster: &'c Cluster,
     namespace: &str,
     name: &str,
 ) -> Result<&'c str, HelperError> {
     let containers = cluster
-        .containers
-        .iter()
-        .find(|c| c.namespace == namespace && c.pod == name)
+        .containers_of(namespace, name)
         .map(|c| c.containers.as_slice())
         .unwrap_or_default();
     let (namespace, pod, container) = (
@@ -106,10 +105,7 @@ fn container_of<'c>(
 }
 
 /// The node a chosen pod runs on, where a host helper must go.
-pub(crate) fn node_of<'c>(
-    cluster: &'c firedrill_safety::cluster::Cluster,
-    target: &firedrill_safety::verdict::Chosen,
-) -> Result<&'c str, HelperError> {
+pub(crate) fn node_of<'c>(cluster: &'c Cluster, target: &Chosen) -> Result<&'c str, HelperError> {
     cluster
         .pods
         .iter()
@@ -122,34 +118,58 @@ pub(crate) fn node_of<'c>(
 }
 
 pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, HelperError> {
-    let Some(choice) = scene.choice else {
+    let to = "find the container";
+    let plan = host_helper_plan(scene, "container-kill", to, |i, cluster, target, node| {
+        let id = container_of(settings, cluster, &target.namespace, &target.name)?;
+        Ok(helper(
+            run,
+            i,
+            &target.namespace,
+            &target.name,
+            node,
+            id,
+            settings,
+        ))
+    })?;
+    let Some(plan) = plan else {
         return Ok(Plan::default());
     };
-    let cluster = scene.cluster.ok_or(HelperError::NoCluster {
-        what: "container-kill",
-        to: "find the container",
-    })?;
+    let targets = scene.choice.iter().flat_map(|c| &c.verdict.targets);
+    let affected: BTreeSet<OwnerRef> = targets.filter_map(|t| t.owner.clone()).collect();
+    Ok(Plan {
+        wait_for_recovery: true,
+        affected: affected.into_iter().collect(),
+        ..plan
+    })
+}
+
+/// One host helper per chosen pod, on that pod's node and acting on it, its failure failing the
+/// run: the plan of one wave that creates them, or `None` when nothing was chosen. `build` makes
+/// the helper for target `i` on its node; `what` and `to` say, when the cluster was not read,
+/// which kind needed it and for what.
+pub(crate) fn host_helper_plan(
+    scene: &Scene,
+    what: &'static str,
+    to: &'static str,
+    mut build: impl FnMut(usize, &Cluster, &Chosen, &str) -> Result<Value, HelperError>,
+) -> Result<Option<Plan>, HelperError> {
+    let Some(choice) = scene.choice else {
+        return Ok(None);
+    };
+    let cluster = scene.cluster.ok_or(HelperError::NoCluster { what, to })?;
     let mut steps = Vec::new();
     let mut helpers = Vec::new();
-    let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
     for (i, target) in choice.verdict.targets.iter().enumerate() {
         let node = node_of(cluster, target)?;
-        let id = container_of(settings, cluster, &target.namespace, &target.name)?;
-        if let Some(owner) = &target.owner {
-            affected.insert(owner.clone());
-        }
-        let pod = helper(run, i, &target.namespace, &target.name, node, id, settings);
+        let pod = build(i, cluster, target, node)?;
         let acts_on = ObjectRef::namespaced(ObjectKind::Pod, &target.namespace, &target.name);
         helpers.extend(Helper::of(&pod, acts_on, true));
         steps.extend(Step::create(pod));
     }
-    Ok(Plan {
-        waves: vec![steps],
-        wait_for_recovery: true,
-        affected: affected.into_iter().collect(),
+    Ok(Some(Plan {
         helpers,
-        ..Plan::default()
-    })
+        ..Plan::one(steps)
+    }))
 }
 
 fn helper(

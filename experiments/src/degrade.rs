@@ -13,12 +13,12 @@
 
 use std::time::Duration;
 
-use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::plan::{Helper, HelperError, Plan, Scene};
+use crate::container::host_helper_plan;
+use crate::plan::{HelperError, Plan, Scene};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
 pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
@@ -64,10 +64,7 @@ fn running_container<'c>(
     namespace: &str,
     name: &str,
 ) -> Result<&'c str, HelperError> {
-    let pod = cluster
-        .containers
-        .iter()
-        .find(|c| c.namespace == namespace && c.pod == name);
+    let pod = cluster.containers_of(namespace, name);
     if pod.is_some_and(|p| p.host_network) {
         return Err(HelperError::HostNetwork {
             namespace: namespace.to_owned(),
@@ -91,36 +88,22 @@ pub fn judge(cluster: &Cluster, verdict: &Verdict) -> Result<(), HelperError> {
 }
 
 pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan, HelperError> {
-    let Some(choice) = scene.choice else {
-        return Ok(Plan::default());
-    };
-    let cluster = scene.cluster.ok_or(HelperError::NoCluster {
-        what: "network-degrade",
-        to: "find the pods' nodes",
-    })?;
-    let mut steps = Vec::new();
-    let mut helpers = Vec::new();
-    for (i, target) in choice.verdict.targets.iter().enumerate() {
-        let node = crate::container::node_of(cluster, target)?;
-        let id = running_container(cluster, &target.namespace, &target.name)?;
-        let pod = helper(
+    let to = "find the pods' nodes";
+    let plan = host_helper_plan(scene, "network-degrade", to, |i, cluster, target, node| {
+        let (namespace, pod) = (&target.namespace, &target.name);
+        let id = running_container(cluster, namespace, pod)?;
+        Ok(helper(
             run,
             i,
-            &target.namespace,
-            &target.name,
+            namespace,
+            pod,
             node,
             id,
             settings,
             scene.duration,
-        );
-        let acts_on = ObjectRef::namespaced(ObjectKind::Pod, &target.namespace, &target.name);
-        helpers.extend(Helper::of(&pod, acts_on, true));
-        steps.extend(Step::create(pod));
-    }
-    Ok(Plan {
-        helpers,
-        ..Plan::one(steps)
-    })
+        ))
+    })?;
+    Ok(plan.unwrap_or_default())
 }
 
 /// The environment the script reads.

@@ -396,12 +396,7 @@ pub fn judge_scale_to_zero(
             cooldown: firedrill_safety::verdict::human(cooldown as u64),
         });
     }
-    let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
-        cluster
-            .namespaces
-            .iter()
-            .map(|n| (n.name.as_str(), n))
-            .collect();
+    let namespaces = cluster.namespace_index();
     for pod in cluster
         .pods
         .iter()

@@ -341,6 +341,7 @@ pub fn judge_isolation(
     cluster: &Cluster,
     request: &Request,
 ) -> Result<(), RegionError> {
+    let namespaces = cluster.namespace_index();
     for isolate in &settings.isolate {
         let owners = isolated(isolate, cluster);
         if owners.is_empty() {
@@ -351,12 +352,6 @@ pub fn judge_isolation(
         }
         // Every pod the selector cuts off obeys the rules a target does (protected, never-target,
         // opt-in, kube-system, firedrill's own namespace, a controller to bring it back).
-        let namespaces: std::collections::HashMap<&str, &firedrill_safety::cluster::Namespace> =
-            cluster
-                .namespaces
-                .iter()
-                .map(|n| (n.name.as_str(), n))
-                .collect();
         for pod in selected(isolate, cluster) {
             let owner = pod
                 .owner

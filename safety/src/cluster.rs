@@ -1,7 +1,7 @@
 //! The part of a cluster the guard looks at, in plain values. The runner fills it from a live
 //! cluster or from a `kubectl get -o yaml` snapshot; the guard never talks to Kubernetes itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::{Percent, Selector};
@@ -174,4 +174,21 @@ pub struct Cluster {
     pub services: Vec<Service>,
     /// Container names and ids of the pods, for faults aimed at one container.
     pub containers: Vec<PodContainers>,
+}
+
+impl Cluster {
+    /// The namespaces by name, as `verdict::protection` looks them up.
+    pub fn namespace_index(&self) -> HashMap<&str, &Namespace> {
+        self.namespaces
+            .iter()
+            .map(|n| (n.name.as_str(), n))
+            .collect()
+    }
+
+    /// The containers pod `namespace/name` reports, when its status was read.
+    pub fn containers_of(&self, namespace: &str, name: &str) -> Option<&PodContainers> {
+        self.containers
+            .iter()
+            .find(|c| c.namespace == namespace && c.pod == name)
+    }
 }

@@ -259,11 +259,7 @@ impl<'c> ClusterIndex<'c> {
         }
         ClusterIndex {
             cluster,
-            namespaces: cluster
-                .namespaces
-                .iter()
-                .map(|n| (n.name.as_str(), n))
-                .collect(),
+            namespaces: cluster.namespace_index(),
             owner_index: cluster
                 .owners
                 .iter()

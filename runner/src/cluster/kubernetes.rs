@@ -905,6 +905,20 @@ impl Kube {
     }
 }
 
+/// The metadata of an object firedrill owns in its namespace (the kill switch, the ledger key):
+/// its name and namespace, labelled `app.kubernetes.io/name=firedrill`.
+pub fn firedrill_meta(name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/name".to_owned(),
+            "firedrill".to_owned(),
+        )])),
+        ..ObjectMeta::default()
+    }
+}
+
 /// `firedrill-result-<run>`: run ids are at most 61 characters, so this can exceed 63; ConfigMap
 /// names may be up to 253.
 pub fn result_name(run: &str) -> String {

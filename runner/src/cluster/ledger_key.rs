@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};
 
-use crate::cluster::kubernetes::Kube;
+use crate::cluster::kubernetes::{firedrill_meta, Kube};
 
 /// The Secret that holds the ledger key, in firedrill's namespace.
 pub const KEY_SECRET: &str = "firedrill-ledger-key";
@@ -112,15 +112,7 @@ pub async fn read_or_create(kube: &Kube) -> Result<Key, KeyError> {
 /// The Secret as firedrill creates it.
 pub fn key_secret(namespace: &str, bytes: &[u8]) -> Secret {
     Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(KEY_SECRET.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".to_owned(),
-                "firedrill".to_owned(),
-            )])),
-            ..Default::default()
-        },
+        metadata: firedrill_meta(KEY_SECRET, namespace),
         type_: Some("Opaque".to_owned()),
         immutable: Some(true),
         data: Some(BTreeMap::from([(

@@ -89,6 +89,17 @@ impl Reader {
         });
     }
 
+    /// Reports that `node` is not what was expected ("expected {what}, found ..."); `None`, for
+    /// the reader to return.
+    pub fn mismatch<T>(&mut self, node: &Node, path: &str, what: &str) -> Option<T> {
+        self.error(
+            node.mark,
+            path,
+            format!("expected {what}, found {}", node.describe()),
+        );
+        None
+    }
+
     /// Reads a mapping whose keys must be among `allowed`. Unknown and repeated keys are reported
     /// (with the closest allowed key as a suggestion); the known ones are returned.
     pub fn fields<'a>(
@@ -98,16 +109,9 @@ impl Reader {
         allowed: &[&str],
     ) -> Option<Fields<'a>> {
         let Value::Mapping(entries) = &node.value else {
-            self.error(
-                node.mark,
-                if path.is_empty() { "(top level)" } else { path },
-                format!(
-                    "expected a mapping with keys {}, found {}",
-                    allowed.join(", "),
-                    node.describe()
-                ),
-            );
-            return None;
+            let path = if path.is_empty() { "(top level)" } else { path };
+            let what = format!("a mapping with keys {}", allowed.join(", "));
+            return self.mismatch(node, path, &what);
         };
         let mut known: Vec<(&'a str, &'a Node)> = Vec::with_capacity(entries.len());
         for (key, value) in entries {
@@ -163,14 +167,7 @@ impl Reader {
     pub fn text<'a>(&mut self, node: &'a Node, path: &str, what: &str) -> Option<&'a str> {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => Some(text),
-            _ => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!("expected {what}, found {}", node.describe()),
-                );
-                None
-            }
+            _ => self.mismatch(node, path, what),
         }
     }
 
@@ -206,23 +203,9 @@ impl Reader {
                     );
                     None
                 }
-                Err(_) => {
-                    self.error(
-                        node.mark,
-                        path,
-                        format!("expected {what}, found {}", node.describe()),
-                    );
-                    None
-                }
+                Err(_) => self.mismatch(node, path, &what),
             },
-            _ => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!("expected {what}, found {}", node.describe()),
-                );
-                None
-            }
+            _ => self.mismatch(node, path, &what),
         }
     }
 
@@ -232,26 +215,9 @@ impl Reader {
             Value::Scalar { text, plain: true } => match text.as_str() {
                 "true" | "True" | "TRUE" => Some(true),
                 "false" | "False" | "FALSE" => Some(false),
-                _ => {
-                    self.error(
-                        node.mark,
-                        path,
-                        format!("expected true or false, found {}", node.describe()),
-                    );
-                    None
-                }
+                _ => self.mismatch(node, path, "true or false"),
             },
-            _ => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!(
-                        "expected true or false (unquoted), found {}",
-                        node.describe()
-                    ),
-                );
-                None
-            }
+            _ => self.mismatch(node, path, "true or false (unquoted)"),
         }
     }
 
@@ -259,14 +225,7 @@ impl Reader {
     pub fn list<'a>(&mut self, node: &'a Node, path: &str, what: &str) -> Option<&'a [Node]> {
         match &node.value {
             Value::Sequence(items) => Some(items),
-            _ => {
-                self.error(
-                    node.mark,
-                    path,
-                    format!("expected a list of {what}, found {}", node.describe()),
-                );
-                None
-            }
+            _ => self.mismatch(node, path, &format!("a list of {what}")),
         }
     }
 }

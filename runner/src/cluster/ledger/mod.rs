@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::Value;
 
-use crate::cluster::kubernetes::{access, cluster_error, Kube, JOB_SELECTOR};
+use crate::cluster::kubernetes::{access, cluster_error, firedrill_meta, Kube, JOB_SELECTOR};
 
 /// The kinds of artifact a run may create, each swept by label: what `stop` costs in calls.
 pub const ARTIFACT_KINDS: [ObjectKind; 4] = [
@@ -547,15 +547,7 @@ pub fn ledger_config_map(namespace: &str, ledger: &Ledger) -> ConfigMap {
 /// The kill switch, as `stop` engages it.
 pub fn kill_switch_config_map(namespace: &str, reason: &str, by: &str) -> ConfigMap {
     ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some(KILL_SWITCH.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".to_owned(),
-                "firedrill".to_owned(),
-            )])),
-            ..Default::default()
-        },
+        metadata: firedrill_meta(KILL_SWITCH, namespace),
         data: Some(BTreeMap::from([
             ("reason".to_owned(), reason.to_owned()),
             ("engaged-by".to_owned(), by.to_owned()),

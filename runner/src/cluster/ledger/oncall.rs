@@ -84,15 +84,8 @@ pub async fn rollback(
     };
     let mut out = Vec::new();
     for (name, ledger) in found {
-        let mut ledger = match ledger {
-            Ok(l) => l,
-            Err(e) => {
-                out.push(LedgerOutcome {
-                    ledger: name,
-                    result: Err(e.into()),
-                });
-                continue;
-            }
+        let Some(mut ledger) = readable(&mut out, &name, ledger) else {
+            continue;
         };
         let selected = match selection {
             Selection::Run(_) | Selection::All => true,
@@ -112,6 +105,25 @@ pub async fn rollback(
         out.push(outcome);
     }
     Ok(out)
+}
+
+/// The ledger, when it could be read; when not, `out` gets its outcome (why) and the caller
+/// skips it.
+fn readable(
+    out: &mut Vec<LedgerOutcome>,
+    name: &str,
+    ledger: Result<Ledger, LedgerError>,
+) -> Option<Ledger> {
+    match ledger {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            out.push(LedgerOutcome {
+                ledger: name.to_owned(),
+                result: Err(e.into()),
+            });
+            None
+        }
+    }
 }
 
 /// Says, for each entry a replay would not apply because it is not proven firedrill's own,
@@ -328,15 +340,8 @@ pub async fn sweep_expired(
     };
     let mut out = Vec::new();
     for (name, ledger) in cluster.ledgers().await? {
-        let mut ledger = match ledger {
-            Ok(l) => l,
-            Err(e) => {
-                out.push(LedgerOutcome {
-                    ledger: name,
-                    result: Err(e.into()),
-                });
-                continue;
-            }
+        let Some(mut ledger) = readable(&mut out, &name, ledger) else {
+            continue;
         };
         if !ledger.is_open() {
             continue;
