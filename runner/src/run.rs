@@ -99,7 +99,9 @@ pub struct RunRecord {
     pub targets: Vec<Hit>,
     pub measurements: Measurements,
     /// Gate results, verdict, samples, the revert: what an auditor needs to trust the outcome.
-    pub evidence: Evidence,
+    /// Boxed: the evidence is most of a record's size, and a report moves 100,000 records
+    /// (read, sorted, put in their slots) — a pointer moves, not the whole evidence.
+    pub evidence: Box<Evidence>,
 }
 
 /// The targets a run was judged against, as the drill file said when it ran (kept in the
@@ -835,14 +837,14 @@ mod tests {
                     rto_seconds: Some(45.0),
                     ..Measurements::default()
                 },
-                evidence,
+                evidence: Box::new(evidence),
             }
         }
         // A whole record (a result ConfigMap, a spool file) reads a damaged field as absent too.
         let mut whole = serde_json::to_value(record(Evidence::new())).unwrap();
         whole["evidence"] = serde_json::from_str(damaged).unwrap();
         let read: RunRecord = serde_json::from_value(whole).expect("the record reads");
-        assert_eq!(read.evidence, t_again(damaged));
+        assert_eq!(*read.evidence, t_again(damaged));
         fn t_again(text: &str) -> Evidence {
             Evidence::parse(text).unwrap()
         }

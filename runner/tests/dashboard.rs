@@ -51,9 +51,9 @@ async fn every_dashboard_query_uses_only_metrics_firedrill_exports() {
             rto_seconds: Some(300.0),
             rpo_seconds: Some(2.5),
         },
-        evidence: firedrill::run::Evidence::from_value(
+        evidence: Box::new(firedrill::run::Evidence::from_value(
             &serde_json::json!({ "criteria": { "availability": 0.95, "rto_seconds": 900.0, "rpo_seconds": 300.0 } }),
-        ),
+        )),
     };
     let quick = Retry {
         attempts: 2,

@@ -27,7 +27,7 @@ fn run(drill: &str, status: RunStatus) -> RunRecord {
             latency_p95_seconds: Some(0.25),
             ..Measurements::default()
         },
-        evidence: firedrill::run::Evidence::new(),
+        evidence: Box::new(firedrill::run::Evidence::new()),
     }
 }
 

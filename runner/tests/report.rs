@@ -298,9 +298,9 @@ async fn each_cluster_is_held_to_its_own_programme_from_its_first_record() {
             rto_seconds: Some(rto),
             ..Measurements::default()
         },
-        evidence: firedrill::run::Evidence::from_value(
+        evidence: Box::new(firedrill::run::Evidence::from_value(
             &serde_json::json!({ "criteria": { "rto_seconds": target } }),
-        ),
+        )),
     };
     for month in [&june, &july] {
         other
@@ -809,7 +809,7 @@ async fn a_runs_job_and_event_are_reported_as_recorded_never_inferred() {
         serde_json::from_value(record.clone()).unwrap();
     older.id = "api-probe-older".into();
     older.scheduled -= chrono::TimeDelta::hours(1);
-    older.evidence = firedrill::run::Evidence::default();
+    *older.evidence = firedrill::run::Evidence::default();
     store.record_run(&older).await.unwrap();
     store.close().await;
 
@@ -905,7 +905,7 @@ fn named_run(
         reason: (status == firedrill::run::RunStatus::Failed).then(|| "RTO missed".to_owned()),
         targets: Vec::new(),
         measurements: Default::default(),
-        evidence: firedrill::run::Evidence::from_value(&evidence),
+        evidence: Box::new(firedrill::run::Evidence::from_value(&evidence)),
     }
 }
 

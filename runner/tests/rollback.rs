@@ -423,9 +423,9 @@ async fn a_failed_revert_is_recorded_closed_once_its_ledger_closes() {
         reason: Some("REVERT FAILED".into()),
         targets: Vec::new(),
         measurements: Measurements::default(),
-        evidence: firedrill::run::Evidence::from_value(
+        evidence: Box::new(firedrill::run::Evidence::from_value(
             &json!({ "injected": { "changed": ["scale"] }, "revert_error": "the API server did not answer" }),
-        ),
+        )),
     };
     // One run's ledger is still open in the cluster; the other's was deleted by hand.
     let mut open = Ledger::new("stuck-run", "d", "test", "2099-01-01T00:00:00Z");

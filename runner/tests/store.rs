@@ -27,7 +27,7 @@ fn run(id: &str, drill: &str, scheduled: &str, status: RunStatus) -> RunRecord {
         reason: None,
         targets: Vec::new(),
         measurements: Measurements::default(),
-        evidence: firedrill::run::Evidence::new(),
+        evidence: Box::new(firedrill::run::Evidence::new()),
     }
 }
 
@@ -63,7 +63,7 @@ async fn exercise(url: StoreUrl) {
         name: "api-1".into(),
         owner: None,
     }];
-    first.evidence = firedrill::run::Evidence::from_value(
+    *first.evidence = firedrill::run::Evidence::from_value(
         &serde_json::json!({"preflight": [{"check": "http", "passed": true}]}),
     );
     store.record_run(&first).await.unwrap();

@@ -250,7 +250,7 @@ async fn results_events_and_snapshots() {
         reason: None,
         targets: Vec::new(),
         measurements: Default::default(),
-        evidence: firedrill::run::Evidence::new(),
+        evidence: Box::new(firedrill::run::Evidence::new()),
     };
     let sent = record.clone();
     let server = tokio::spawn(async move {

@@ -443,7 +443,7 @@ impl Progress {
         self.record.status = status;
         self.record.reason = reason;
         self.record.ended = Some(Utc::now());
-        self.record.evidence = self.evidence;
+        self.record.evidence = Box::new(self.evidence);
         self.record
     }
 }
@@ -487,7 +487,7 @@ impl Progress {
                 reason: None,
                 targets: Vec::new(),
                 measurements: Measurements::default(),
-                evidence: Evidence::new(),
+                evidence: Box::new(Evidence::new()),
             },
             evidence: Evidence::new(),
             rpo: None,

@@ -302,14 +302,14 @@ mod tests {
                 latency_p99_seconds: Some(0.3),
                 ..Measurements::default()
             },
-            evidence: crate::run::Evidence {
+            evidence: Box::new(crate::run::Evidence {
                 criteria: Some(crate::run::Criteria {
                     availability: Some(0.99),
                     rto_seconds: Some(60.0),
                     ..crate::run::Criteria::default()
                 }),
                 ..crate::run::Evidence::new()
-            },
+            }),
         };
         let text = render(&run, None);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();

@@ -700,13 +700,13 @@ fn running_record(
         targets: Vec::new(),
         measurements: Measurements::default(),
         // The Job the scheduler created (or found, by its deterministic name) for this fire.
-        evidence: crate::run::Evidence {
+        evidence: Box::new(crate::run::Evidence {
             fired_by: Some("scheduler".to_owned()),
             job: Some(crate::run::JobNote {
                 name: Some(run.to_owned()),
             }),
             ..crate::run::Evidence::new()
-        },
+        }),
     }
 }
 

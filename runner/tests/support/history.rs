@@ -131,9 +131,9 @@ pub async fn seed(
                         reason: Some(reason),
                         targets: Vec::new(),
                         measurements: Measurements::default(),
-                        evidence: firedrill::run::Evidence::from_value(
+                        evidence: Box::new(firedrill::run::Evidence::from_value(
                             &json!({ "fired_by": "scheduler", "job": { "name": null } }),
-                        ),
+                        )),
                     })
                     .await
                     .unwrap();
@@ -316,6 +316,6 @@ pub fn run(
             rto_seconds: rto,
             rpo_seconds: rpo,
         },
-        evidence: firedrill::run::Evidence::from_value(&evidence),
+        evidence: Box::new(firedrill::run::Evidence::from_value(&evidence)),
     }
 }

@@ -270,7 +270,7 @@ mod tests {
                 availability,
                 ..Measurements::default()
             },
-            evidence: crate::run::Evidence::new(),
+            evidence: Box::new(crate::run::Evidence::new()),
         }
     }
 

@@ -31,7 +31,7 @@ pub(super) fn run_row(r: RunRecord, unplanned: bool) -> RunRow {
         requests: m.requests,
         rollback,
         safety_violation,
-        evidence: evidence_of(r.evidence, targets),
+        evidence: evidence_of(*r.evidence, targets),
         run: r.id,
     }
 }

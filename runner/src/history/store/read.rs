@@ -228,6 +228,6 @@ pub(super) fn run_of_text<'r>(
             what: "measurements",
             value: measurements.to_owned(),
         })?,
-        evidence: evidence(text(11)?)?,
+        evidence: Box::new(evidence(text(11)?)?),
     })
 }
