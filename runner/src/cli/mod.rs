@@ -324,16 +324,20 @@ fn parse_upstream(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn parse_delay(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
-    crate::duration::parse_within(
+fn parse_delay(
+    text: &str,
+) -> Result<std::time::Duration, firedrill_reader::duration::DurationError> {
+    firedrill_reader::duration::parse_within(
         text,
         std::time::Duration::ZERO,
         std::time::Duration::from_secs(60),
     )
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
-    crate::duration::parse_within(
+fn parse_duration(
+    text: &str,
+) -> Result<std::time::Duration, firedrill_reader::duration::DurationError> {
+    firedrill_reader::duration::parse_within(
         text,
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(300),

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use firedrill_experiments::Kind;
 
-use super::read::{item, Fields, Reader};
-use super::yaml::Node;
 use super::{dns_label, namespace_name, object_name, parse_selector, NameError};
-use crate::duration;
+use firedrill_reader::duration;
+use firedrill_reader::read::{item, Fields, Reader};
+use firedrill_reader::yaml::Node;
 
 /// A drill's `fault:` settings for its kind, or the kind's defaults when it is left out (a kind
 /// that has none says what it needs).

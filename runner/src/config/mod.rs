@@ -5,11 +5,8 @@
 
 mod fault;
 mod gates;
-mod name;
-mod read;
 mod region;
 mod safety;
-pub mod yaml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,15 +17,16 @@ use chrono_tz::Tz;
 use firedrill_experiments::Kind;
 use firedrill_safety::{Amount, PercentRange, Policy, Selector, Target};
 
-pub(crate) use name::{dns_label, namespace_name, object_name};
-pub use name::{NameError, NameFlaw, NameRules};
-use read::{child, item, Fields, Reader};
-pub use read::{read_text, Diagnostic, Diagnostics, TextError};
-use yaml::{Mark, Node};
+pub(crate) use firedrill_reader::name::{dns_label, namespace_name, object_name};
+pub use firedrill_reader::name::{NameError, NameFlaw, NameRules};
+use firedrill_reader::read;
+use firedrill_reader::read::{child, item, Fields, Reader};
+pub use firedrill_reader::read::{read_text, Diagnostic, Diagnostics, TextError};
+use firedrill_reader::yaml::{self, Mark, Node};
 
 use crate::drill::gate::{Check, Condition, SteadyProbe, Success};
-use crate::duration;
 use crate::schedule::{Blackout, Cron, PlannedDrill};
+use firedrill_reader::duration;
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
 pub const MAX_DRILL_NAME: usize = 52;

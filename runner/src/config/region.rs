@@ -10,9 +10,9 @@ use firedrill_experiments::region::{
 };
 use firedrill_experiments::Settings;
 
-use super::read::{child, item, read_items, Fields, Reader};
-use super::yaml::{to_json, Mark, Node, Value};
-use crate::duration;
+use firedrill_reader::duration;
+use firedrill_reader::read::{child, item, read_items, Fields, Reader};
+use firedrill_reader::yaml::{to_json, Mark, Node, Value};
 
 /// An AWS region's name, as Route 53 and the hook's environment take it.
 fn region_name(s: &str) -> Result<String, super::NameError> {
