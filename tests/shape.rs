@@ -80,6 +80,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill_experiments::plan",
             "firedrill_experiments::pod",
             "firedrill_experiments::region",
+            "firedrill_experiments::values",
         ],
     ),
     (

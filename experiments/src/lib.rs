@@ -15,6 +15,7 @@ pub mod partition;
 mod plan;
 pub mod pod;
 pub mod region;
+pub mod values;
 
 pub use choose::{also_reads, choose, reach};
 pub use container::{ContainerKill, KILL_IMAGE};

@@ -1,9 +1,8 @@
-//! `fault:` of `region-failover` and `network-degrade`.
+//! `fault:` of `region-failover`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use firedrill_experiments::degrade::NetworkDegrade;
 use firedrill_experiments::region::{
     Dns, DnsMethod, Failback, Hook, HookAction, Isolate, IsolateHow, Markers, RegionFailover,
     RegionRecord, Source,
@@ -214,7 +213,8 @@ fn read_dns(
     let endpoint = match f.get("endpoint") {
         Some(n) => r
             .parsed(n, &f.path_of("endpoint"), "a URL", |s| {
-                super::parse_http_url(s).map(|u| u.to_string().trim_end_matches('/').to_owned())
+                firedrill_experiments::values::parse_http_url(s)
+                    .map(|u| u.to_string().trim_end_matches('/').to_owned())
             })
             .map(Some),
         None => Some(None),
@@ -416,7 +416,7 @@ fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>>
                         n,
                         &f.path_of("selector"),
                         "key=value labels",
-                        super::fault::equal_labels,
+                        firedrill_experiments::values::equal_labels,
                     )
                 });
             let how = match f.get("how") {
@@ -835,91 +835,4 @@ fn read_markers(r: &mut Reader, node: &Node, path: &str) -> Option<Markers> {
         every: every?,
         lead_in: lead_in?,
     })
-}
-
-pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<NetworkDegrade> {
-    let f = r.fields(
-        node,
-        path,
-        &["delay", "jitter", "loss", "rate", "interface", "image"],
-    )?;
-    let d = NetworkDegrade::default();
-    let ms = |r: &mut Reader, key: &str| match f.get(key) {
-        Some(n) => r
-            .parsed(n, &f.path_of(key), "a duration", |s| {
-                duration::parse_within(s, Duration::from_millis(1), Duration::from_secs(60))
-            })
-            .map(Some),
-        None => Some(None),
-    };
-    let (delay, jitter) = (ms(r, "delay"), ms(r, "jitter"));
-    let loss = match f.get("loss") {
-        Some(n) => r.parsed(
-            n,
-            &f.path_of("loss"),
-            "a percentage",
-            super::fault::load_percent,
-        ),
-        None => Some(0),
-    };
-    let rate = match f.get("rate") {
-        Some(n) => r
-            .parsed(n, &f.path_of("rate"), "a rate", |s| {
-                let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-                let unit = &s[digits.len()..];
-                if !digits.is_empty()
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                    && ["kbit", "mbit", "gbit"].contains(&unit)
-                    && digits.parse::<u64>().is_ok_and(|v| v > 0)
-                {
-                    Ok(s.to_owned())
-                } else {
-                    Err(format!(
-                        "{s:?} is not a rate (write e.g. 500kbit, 1mbit, 1gbit)"
-                    ))
-                }
-            })
-            .map(Some),
-        None => Some(None),
-    };
-    let interface = match f.get("interface") {
-        Some(n) => r.parsed(n, &f.path_of("interface"), "an interface name", |s| {
-            if !s.is_empty()
-                && s.len() < 16
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
-            {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("{s:?} is not an interface name (at most 15 letters, digits and -_.@, e.g. eth0)"))
-            }
-        }),
-        None => Some(d.interface.clone()),
-    };
-    let image = super::fault::read_image(r, &f, "an image with sh, nsenter, tc and nft", &d.image);
-    let settings = NetworkDegrade {
-        delay: delay?,
-        jitter: jitter?,
-        loss: loss?,
-        rate: rate?,
-        interface: interface?,
-        image: image?,
-    };
-    if settings.delay.is_none() && settings.loss == 0 && settings.rate.is_none() {
-        r.error(
-            f.mark,
-            path,
-            "say what to degrade: `delay`, `loss` or `rate` (or several)",
-        );
-        return None;
-    }
-    if settings.jitter.is_some() && settings.delay.is_none() {
-        r.error(
-            f.get("jitter").map_or(f.mark, |n| n.mark),
-            f.path_of("jitter"),
-            "jitter varies a delay: give `delay` too",
-        );
-        return None;
-    }
-    Some(settings)
 }
