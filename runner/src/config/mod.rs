@@ -5,7 +5,7 @@
 
 mod fault;
 mod gates;
-mod region;
+mod hook_job;
 mod safety;
 
 use std::collections::HashMap;
@@ -681,7 +681,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         fault.as_ref(),
     );
     if defaults.armed {
-        region::check_failback(r, &f, fault.as_ref());
+        fault::check_failback(r, &f, fault.as_ref());
     }
     let success = match (success, &steady_state) {
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
