@@ -46,92 +46,83 @@ impl RegionFailover {
     /// `fault:` of a region-failover, every problem reported at its line; `job_spec` checks a
     /// hook's Job spec (see [`JobSpecCheck`]).
     pub fn read(r: &mut Reader, node: &Node, path: &str, job_spec: JobSpecCheck) -> Option<Self> {
-        read_region_failover(r, node, path, job_spec)
-    }
-}
-
-fn read_region_failover(
-    r: &mut Reader,
-    node: &Node,
-    path: &str,
-    job_spec: JobSpecCheck,
-) -> Option<RegionFailover> {
-    let f = r.fields(
-        node,
-        path,
-        &[
-            "from", "to", "dns", "isolate", "promote", "failback", "data",
-        ],
-    )?;
-    let region = |r: &mut Reader, key: &str| {
-        r.required(&f, key, "a region name, e.g. us-east-1")
-            .and_then(|n| r.parsed(n, &f.path_of(key), "a region name", region_name))
-    };
-    let (from, to) = (region(r, "from"), region(r, "to"));
-    if let (Some(a), Some(b)) = (&from, &to) {
-        if a == b {
+        let f = r.fields(
+            node,
+            path,
+            &[
+                "from", "to", "dns", "isolate", "promote", "failback", "data",
+            ],
+        )?;
+        let region = |r: &mut Reader, key: &str| {
+            r.required(&f, key, "a region name, e.g. us-east-1")
+                .and_then(|n| r.parsed(n, &f.path_of(key), "a region name", region_name))
+        };
+        let (from, to) = (region(r, "from"), region(r, "to"));
+        if let (Some(a), Some(b)) = (&from, &to) {
+            if a == b {
+                r.error(
+                    f.get("to").map_or(f.mark, |n| n.mark),
+                    f.path_of("to"),
+                    "the region that takes over must differ from the one failed",
+                );
+            }
+        }
+        let dns = match f.get("dns") {
+            Some(n) => read_dns(r, n, &f.path_of("dns"), from.as_deref(), to.as_deref()).map(Some),
+            None => Some(None),
+        };
+        let isolate = match f.get("isolate") {
+            Some(n) => read_isolate(r, n, &f.path_of("isolate")),
+            None => Some(Vec::new()),
+        };
+        let promote = match f.get("promote") {
+            Some(n) => read_hook(r, n, &f.path_of("promote"), false, job_spec).map(|h| match h {
+                Failback::Hook(h) => Some(h),
+                Failback::Runbook(_) => None,
+            }),
+            None => Some(None),
+        };
+        let failback = match f.get("failback") {
+            Some(n) => read_hook(r, n, &f.path_of("failback"), true, job_spec).map(Some),
+            None => Some(None),
+        };
+        let data = match f.get("data") {
+            Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
+            None => Some(None),
+        };
+        if let (Some(Some(_)), Some(None)) = (&promote, &dns) {
             r.error(
-                f.get("to").map_or(f.mark, |n| n.mark),
-                f.path_of("to"),
-                "the region that takes over must differ from the one failed",
+                f.get("promote").map_or(f.mark, |n| n.mark),
+                f.path_of("promote"),
+                "promoting the database while traffic stays on the failed region would split it in two: add `dns:` so that traffic moves first",
             );
         }
-    }
-    let dns = match f.get("dns") {
-        Some(n) => read_dns(r, n, &f.path_of("dns"), from.as_deref(), to.as_deref()).map(Some),
-        None => Some(None),
-    };
-    let isolate = match f.get("isolate") {
-        Some(n) => read_isolate(r, n, &f.path_of("isolate")),
-        None => Some(Vec::new()),
-    };
-    let promote = match f.get("promote") {
-        Some(n) => read_hook(r, n, &f.path_of("promote"), false, job_spec).map(|h| match h {
-            Failback::Hook(h) => Some(h),
-            Failback::Runbook(_) => None,
-        }),
-        None => Some(None),
-    };
-    let failback = match f.get("failback") {
-        Some(n) => read_hook(r, n, &f.path_of("failback"), true, job_spec).map(Some),
-        None => Some(None),
-    };
-    let data = match f.get("data") {
-        Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
-        None => Some(None),
-    };
-    if let (Some(Some(_)), Some(None)) = (&promote, &dns) {
-        r.error(
-            f.get("promote").map_or(f.mark, |n| n.mark),
-            f.path_of("promote"),
-            "promoting the database while traffic stays on the failed region would split it in two: add `dns:` so that traffic moves first",
-        );
-    }
-    if let (Some(None), Some(Some(_))) = (&promote, &data) {
-        r.error(
-            f.get("data").map_or(f.mark, |n| n.mark),
-            f.path_of("data"),
-            "the RPO is read on the promoted database: data markers need `promote:`",
-        );
-    }
-    if let (Some(None), Some(isolate)) = (&dns, &isolate) {
-        if isolate.is_empty() {
+        if let (Some(None), Some(Some(_))) = (&promote, &data) {
             r.error(
-                f.mark,
-                path,
-                "a region failover needs `dns:`, `isolate:` or both: otherwise nothing fails over",
+                f.get("data").map_or(f.mark, |n| n.mark),
+                f.path_of("data"),
+                "the RPO is read on the promoted database: data markers need `promote:`",
             );
         }
+        if let (Some(None), Some(isolate)) = (&dns, &isolate) {
+            if isolate.is_empty() {
+                r.error(
+                    f.mark,
+                    path,
+                    "a region failover needs `dns:`, `isolate:` or both: otherwise nothing fails over",
+                );
+            }
+        }
+        Some(RegionFailover {
+            from: from?,
+            to: to?,
+            dns: dns?,
+            isolate: isolate?,
+            promote: promote?,
+            failback: failback?,
+            data: data?,
+        })
     }
-    Some(RegionFailover {
-        from: from?,
-        to: to?,
-        dns: dns?,
-        isolate: isolate?,
-        promote: promote?,
-        failback: failback?,
-        data: data?,
-    })
 }
 
 fn read_dns(
