@@ -205,7 +205,14 @@ fn every_program_the_tests_and_scripts_run_is_installed_by_the_suite() {
     // Where each candidate is used.
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut rust = Vec::new();
-    for dir in ["runner", "tests", "safety", "experiments", "rollback"] {
+    for dir in [
+        "runner",
+        "tests",
+        "reader",
+        "safety",
+        "experiments",
+        "rollback",
+    ] {
         files(&root.join(dir), ".rs", &mut rust);
     }
     for file in &rust {

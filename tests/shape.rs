@@ -26,6 +26,7 @@ const CRATES: &[(&str, &str)] = &[
     ("safety", "firedrill_safety"),
     ("experiments", "firedrill_experiments"),
     ("rollback", "firedrill_rollback"),
+    ("reader", "firedrill_reader"),
 ];
 
 /// Folders of `runner/src` that group modules by concern (ARCHITECTURE.md): a file in one belongs
@@ -57,6 +58,11 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill_rollback::scope",
             "firedrill_rollback::seal",
             "firedrill_rollback::undo",
+            "firedrill_reader",
+            "firedrill_reader::duration",
+            "firedrill_reader::name",
+            "firedrill_reader::read",
+            "firedrill_reader::yaml",
         ],
     ),
     (
@@ -74,12 +80,12 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill_experiments::plan",
             "firedrill_experiments::pod",
             "firedrill_experiments::region",
+            "firedrill_experiments::values",
         ],
     ),
     (
         2,
         &[
-            "firedrill::duration",
             "firedrill::output",
             "firedrill::run",
             "firedrill::schedule",

@@ -11,6 +11,9 @@
 
 use std::collections::BTreeSet;
 
+use firedrill_reader::name::dns_label;
+use firedrill_reader::read::Reader;
+use firedrill_reader::yaml::Node;
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
 use firedrill_safety::verdict::{Chosen, Verdict};
@@ -18,6 +21,7 @@ use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
 use crate::plan::{Helper, HelperError, Plan, Scene};
+use crate::values::read_image;
 
 /// The default image of the container-kill helper (a shell, `grep` and `kill`).
 pub const KILL_IMAGE: &str = "busybox:1.36";
@@ -256,6 +260,34 @@ pub(crate) fn host_helper(h: &HostHelper) -> Value {
             }],
         },
     })
+}
+
+impl ContainerKill {
+    /// `fault:` of a container-kill, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(node, path, &["container", "image"])?;
+        let container = r
+            .required(
+                &f,
+                "container",
+                "the name of the container to kill, as in the pod's spec",
+            )
+            .and_then(|n| {
+                r.parsed(n, &f.path_of("container"), "a container name", |s| {
+                    dns_label(s, 63).map(|()| s.to_owned())
+                })
+            });
+        let image = read_image(
+            r,
+            &f,
+            "a container image with sh, grep and kill",
+            KILL_IMAGE,
+        );
+        Some(ContainerKill {
+            container: container?,
+            image: image?,
+        })
+    }
 }
 
 #[cfg(test)]

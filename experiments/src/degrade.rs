@@ -13,12 +13,16 @@
 
 use std::time::Duration;
 
+use firedrill_reader::duration;
+use firedrill_reader::read::Reader;
+use firedrill_reader::yaml::Node;
 use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
 use crate::container::host_helper_plan;
 use crate::plan::{HelperError, Plan, Scene};
+use crate::values::{load_percent, read_image};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
 pub const DEGRADE_IMAGE: &str = "nicolaka/netshoot:v0.13";
@@ -159,6 +163,91 @@ fn helper(
         grace_seconds: 30,
         memory_limit: "64Mi",
     })
+}
+
+impl NetworkDegrade {
+    /// `fault:` of a network-degrade, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(
+            node,
+            path,
+            &["delay", "jitter", "loss", "rate", "interface", "image"],
+        )?;
+        let d = NetworkDegrade::default();
+        let ms = |r: &mut Reader, key: &str| match f.get(key) {
+            Some(n) => r
+                .parsed(n, &f.path_of(key), "a duration", |s| {
+                    duration::parse_within(s, Duration::from_millis(1), Duration::from_secs(60))
+                })
+                .map(Some),
+            None => Some(None),
+        };
+        let (delay, jitter) = (ms(r, "delay"), ms(r, "jitter"));
+        let loss = match f.get("loss") {
+            Some(n) => r.parsed(n, &f.path_of("loss"), "a percentage", load_percent),
+            None => Some(0),
+        };
+        let rate = match f.get("rate") {
+            Some(n) => r
+                .parsed(n, &f.path_of("rate"), "a rate", |s| {
+                    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+                    let unit = &s[digits.len()..];
+                    if !digits.is_empty()
+                        && digits.bytes().all(|b| b.is_ascii_digit())
+                        && ["kbit", "mbit", "gbit"].contains(&unit)
+                        && digits.parse::<u64>().is_ok_and(|v| v > 0)
+                    {
+                        Ok(s.to_owned())
+                    } else {
+                        Err(format!(
+                            "{s:?} is not a rate (write e.g. 500kbit, 1mbit, 1gbit)"
+                        ))
+                    }
+                })
+                .map(Some),
+            None => Some(None),
+        };
+        let interface = match f.get("interface") {
+            Some(n) => r.parsed(n, &f.path_of("interface"), "an interface name", |s| {
+                if !s.is_empty()
+                    && s.len() < 16
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+                {
+                    Ok(s.to_owned())
+                } else {
+                    Err(format!("{s:?} is not an interface name (at most 15 letters, digits and -_.@, e.g. eth0)"))
+                }
+            }),
+            None => Some(d.interface.clone()),
+        };
+        let image = read_image(r, &f, "an image with sh, nsenter, tc and nft", &d.image);
+        let settings = NetworkDegrade {
+            delay: delay?,
+            jitter: jitter?,
+            loss: loss?,
+            rate: rate?,
+            interface: interface?,
+            image: image?,
+        };
+        if settings.delay.is_none() && settings.loss == 0 && settings.rate.is_none() {
+            r.error(
+                f.mark,
+                path,
+                "say what to degrade: `delay`, `loss` or `rate` (or several)",
+            );
+            return None;
+        }
+        if settings.jitter.is_some() && settings.delay.is_none() {
+            r.error(
+                f.get("jitter").map_or(f.mark, |n| n.mark),
+                f.path_of("jitter"),
+                "jitter varies a delay: give `delay` too",
+            );
+            return None;
+        }
+        Some(settings)
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
 
+mod read;
+pub use read::{parse_error, parse_share, FaultError};
+
 /// The dependency a `dependency-failure` drill fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dependency {

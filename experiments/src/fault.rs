@@ -1,12 +1,18 @@
-//! A drill's fault: its settings, one variant per kind, and the dispatch to each kind's planner
+//! A drill's fault: its settings, one variant per kind, and the dispatch to each kind's reader and
+//! planner
 //! (the top of this crate: it imports every kind, and no kind imports it).
 
+use firedrill_reader::read::{Fields, Reader};
+use firedrill_reader::yaml::Node;
+
 use crate::container::ContainerKill;
+use crate::degrade::NetworkDegrade;
 use crate::dependency::DependencyFailure;
 use crate::node::{NodeDrain, ResourceStress};
 use crate::partition::NetworkPartition;
 use crate::plan::{HelperError, Plan, Scene};
 use crate::pod::PodKill;
+use crate::region::{JobSpecCheck, RegionFailover};
 use crate::Kind;
 
 /// The settings of one drill's fault: one variant per kind, so the kind is read from the
@@ -88,6 +94,76 @@ pub fn plan(run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanE
             crate::region::plan(run, s, scene, scene.dns).map_err(|e| Box::new(e).into())
         }
         Settings::NetworkDegrade(s) => Ok(crate::degrade::plan(run, s, scene)?),
+    }
+}
+
+impl Settings {
+    /// A drill's `fault:` (the drill's `fields`) for its kind, each kind reading its own, or the
+    /// kind's defaults when it is left out (a kind that has none says what it needs).
+    /// `job_spec` checks a region failover's hook Jobs (see [`JobSpecCheck`]).
+    pub fn read(
+        r: &mut Reader,
+        fields: &Fields,
+        kind: Kind,
+        job_spec: JobSpecCheck,
+    ) -> Option<Self> {
+        match fields.get("fault") {
+            Some(n) => Settings::read_fault(r, n, &fields.path_of("fault"), kind, job_spec),
+            None => Settings::default_for(kind).or_else(|| {
+                r.required(fields, "fault", needed(kind));
+                None
+            }),
+        }
+    }
+
+    /// A kind's `fault:` settings; a kind without settings says so.
+    fn read_fault(
+        r: &mut Reader,
+        node: &Node,
+        path: &str,
+        kind: Kind,
+        job_spec: JobSpecCheck,
+    ) -> Option<Self> {
+        match kind {
+            Kind::PodKill => PodKill::read(r, node, path).map(Settings::PodKill),
+            Kind::NetworkPartition => {
+                NetworkPartition::read(r, node, path).map(Settings::NetworkPartition)
+            }
+            Kind::ContainerKill => ContainerKill::read(r, node, path).map(Settings::ContainerKill),
+            Kind::NodeDrain => NodeDrain::read(r, node, path).map(Settings::NodeDrain),
+            Kind::ResourceStress => {
+                ResourceStress::read(r, node, path).map(Settings::ResourceStress)
+            }
+            Kind::DependencyFailure => {
+                DependencyFailure::read(r, node, path).map(Settings::DependencyFailure)
+            }
+            Kind::RegionFailover => RegionFailover::read(r, node, path, job_spec)
+                .map(|rf| Settings::RegionFailover(Box::new(rf))),
+            Kind::NetworkDegrade => {
+                NetworkDegrade::read(r, node, path).map(Settings::NetworkDegrade)
+            }
+            Kind::Probe => {
+                r.error(
+                    node.mark,
+                    path,
+                    format!(
+                        "kind {} takes no `fault:` settings (it only observes)",
+                        Kind::Probe
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// What a kind that needs `fault:` needs in it, for the message when it is missing.
+fn needed(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ContainerKill => "`fault: { container: NAME }`, the container to kill (see the README's container-kill section)",
+        Kind::RegionFailover => "`fault: { from: REGION, to: REGION, dns: {..}, isolate: [..], promote: {..}, failback: {..} }` (see the README's region-failover section)",
+        Kind::NetworkDegrade => "`fault: { delay: 100ms, jitter: 20ms, loss: 5%, rate: 1mbit }` (any of them; see the README's network-degrade section)",
+        _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
     }
 }
 

@@ -1,9 +1,10 @@
-//! The fault kinds: each is a pure planner that turns the guard's verdict into steps (a change and
-//! its undo record, as data). It calls no API: the runner applies the steps through the rollback
-//! ledger, so every kind is reverted by the same code.
+//! The fault kinds: each reads its own settings from the drill file and is a pure planner that
+//! turns the guard's verdict into steps (a change and its undo record, as data). It calls no API:
+//! the runner applies the steps through the rollback ledger, so every kind is reverted by the
+//! same code.
 
-// The layers, bottom up (ARCHITECTURE.md): `kind` and `plan` (the vocabulary); one module per
-// fault kind; `fault` and `choose` (dispatch over the kinds).
+// The layers, bottom up (ARCHITECTURE.md): `kind`, `plan` and `values` (the vocabulary); one
+// module per fault kind; `fault` and `choose` (dispatch over the kinds).
 mod choose;
 pub mod container;
 pub mod degrade;
@@ -15,6 +16,7 @@ pub mod partition;
 mod plan;
 pub mod pod;
 pub mod region;
+pub mod values;
 
 pub use choose::{also_reads, choose, reach};
 pub use container::{ContainerKill, KILL_IMAGE};

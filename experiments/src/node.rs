@@ -3,11 +3,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use firedrill_reader::duration;
+use firedrill_reader::read::{Fields, Reader};
+use firedrill_reader::yaml::Node;
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
 use crate::plan::{Helper, Plan, Scene, ACTS_ON};
+use crate::values::{load_percent, read_image, within};
 
 /// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
 /// DaemonSet and mirror pods; uncordon on revert unless a node was cordoned before.
@@ -320,6 +324,140 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         wait_for_recovery: false,
         helpers,
         ..Plan::default()
+    }
+}
+
+impl NodeDrain {
+    /// `fault:` of a node-drain, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(node, path, &["max_nodes", "grace_period"])?;
+        let d = NodeDrain::default();
+        let max_nodes = f
+            .get("max_nodes")
+            .map_or(Some(u64::from(d.max_nodes)), |n| {
+                r.integer(n, &f.path_of("max_nodes"), 1, 100)
+            });
+        let grace_period = match f.get("grace_period") {
+            Some(n) => {
+                within(r, n, &f.path_of("grace_period"), Duration::from_secs(3600)).map(Some)
+            }
+            None => Some(None),
+        };
+        Some(NodeDrain {
+            max_nodes: max_nodes? as u32,
+            grace_period: grace_period?,
+        })
+    }
+}
+
+/// `60%->95% over 5m` (or with `→`).
+// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
+// reader.
+fn parse_ramp(text: &str) -> Result<Ramp, String> {
+    let bad = || {
+        format!("{text:?} is not a ramp (write e.g. \"60%->95% over 5m\": from, to, and how long the climb takes)")
+    };
+    let (loads, over) = text.split_once(" over ").ok_or_else(bad)?;
+    let (from, to) = loads
+        .split_once("->")
+        .or_else(|| loads.split_once('→'))
+        .ok_or_else(bad)?;
+    let from = load_percent(from.trim())?;
+    let to = load_percent(to.trim())?;
+    if from >= to {
+        return Err(format!(
+            "{text:?} does not climb: a ramp goes up, from a lower load to a higher one (for a steady load write `load: {to}%`)"
+        ));
+    }
+    let over = duration::parse_within(
+        over.trim(),
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Ramp { from, to, over })
+}
+
+impl ResourceStress {
+    /// `fault:` of a resource-stress, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(
+            node,
+            path,
+            &["resource", "load", "ramp", "workers", "image", "max_nodes"],
+        )?;
+        let d = ResourceStress::default();
+        let resource = match f.get("resource") {
+            Some(n) => r.parsed(n, &f.path_of("resource"), "a resource", |s| match s {
+                "cpu" => Ok(Resource::Cpu),
+                "memory" => Ok(Resource::Memory),
+                "io" => Ok(Resource::Io),
+                _ => Err(format!(
+                    "{s:?} is not a resource (allowed: cpu, memory, io)"
+                )),
+            }),
+            None => {
+                r.required(&f, "resource", "cpu, memory or io");
+                None
+            }
+        };
+        let load = match f.get("load") {
+            Some(n) => r.parsed(n, &f.path_of("load"), "a percentage", load_percent),
+            None => Some(d.load),
+        };
+        let ramp = match f.get("ramp") {
+            Some(n) => r
+                .parsed(n, &f.path_of("ramp"), "a ramp", parse_ramp)
+                .map(Some),
+            None => Some(None),
+        };
+        let workers = f.get("workers").map_or(Some(u64::from(d.workers)), |n| {
+            r.integer(n, &f.path_of("workers"), 1, 64)
+        });
+        let image = read_image(r, &f, "a container image", &d.image);
+        let max_nodes = f
+            .get("max_nodes")
+            .map_or(Some(u64::from(d.max_nodes)), |n| {
+                r.integer(n, &f.path_of("max_nodes"), 1, 100)
+            });
+        check_stress_keys(r, &f, resource);
+        let ramp = ramp?;
+        Some(ResourceStress {
+            resource: resource?,
+            load: ramp.map_or(load?, |r| r.to),
+            ramp,
+            workers: workers? as u32,
+            image: image?,
+            max_nodes: max_nodes? as u32,
+        })
+    }
+}
+
+/// The keys that do not go with the resource stressed, or with each other.
+fn check_stress_keys(r: &mut Reader, f: &Fields, resource: Option<Resource>) {
+    if let Some(Resource::Io) = resource {
+        for key in ["load", "ramp"] {
+            if let Some(n) = f.get(key) {
+                r.error(
+                    n.mark,
+                    f.path_of(key),
+                    "io stress has no load percentage; its load is `workers` (1 to 64)",
+                );
+            }
+        }
+    } else if let (Some(_), Some(n)) = (resource, f.get("workers")) {
+        r.error(
+            n.mark,
+            f.path_of("workers"),
+            "`workers` is for io stress; cpu and memory take `load` (and `ramp`)",
+        );
+    }
+    if let (Some(n), Some(_)) = (f.get("ramp"), f.get("load")) {
+        r.error(
+            n.mark,
+            f.path_of("ramp"),
+            "give either `load` or `ramp`: a ramp ends at its own top load",
+        );
     }
 }
 

@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use firedrill_reader::name::namespace_name;
+use firedrill_reader::read::{read_items, Reader};
+use firedrill_reader::yaml::Node;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
 use crate::plan::{isolate, Plan, PARTITION_LABEL};
+use crate::values::{cidr, equal_labels};
 
 /// `network-partition`: NetworkPolicies that isolate the chosen pods. NetworkPolicies only allow,
 /// so a partition denies all traffic in `direction` except to and from the `allow` peers.
@@ -105,4 +109,77 @@ pub fn network_policy(run: &str, namespace: &str, settings: &NetworkPartition) -
         "metadata": { "name": format!("firedrill-partition-{run}").chars().take(253).collect::<String>(), "namespace": namespace },
         "spec": spec,
     })
+}
+
+impl NetworkPartition {
+    /// `fault:` of a network-partition, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(node, path, &["direction", "allow", "allow_dns"])?;
+        let d = NetworkPartition::default();
+        let direction = match f.get("direction") {
+            Some(n) => r.parsed(n, &f.path_of("direction"), "a direction", |s| match s {
+                "ingress" => Ok(Direction::Ingress),
+                "egress" => Ok(Direction::Egress),
+                "both" => Ok(Direction::Both),
+                _ => Err(format!(
+                    "{s:?} is not a direction (allowed: ingress, egress, both)"
+                )),
+            }),
+            None => Some(d.direction),
+        };
+        let allow_dns = f
+            .get("allow_dns")
+            .map_or(Some(d.allow_dns), |n| r.boolean(n, &f.path_of("allow_dns")));
+        let allow = match f.get("allow") {
+            None => Some(Vec::new()),
+            Some(n) => read_items(
+                r,
+                n,
+                &f.path_of("allow"),
+                "peers: {selector: ...}, {namespace: ...} or {cidr: ...}",
+                read_peer,
+            ),
+        };
+        Some(NetworkPartition {
+            direction: direction?,
+            allow: allow?,
+            allow_dns: allow_dns?,
+        })
+    }
+}
+
+/// One peer of `allow`: exactly one of `selector`, `namespace` or `cidr`.
+fn read_peer(r: &mut Reader, node: &Node, at: &str) -> Option<Peer> {
+    let pf = r.fields(node, at, &["selector", "namespace", "cidr"])?;
+    let given: Vec<&str> = ["selector", "namespace", "cidr"]
+        .into_iter()
+        .filter(|k| pf.has(k))
+        .collect();
+    if given.len() != 1 {
+        r.error(
+            node.mark,
+            at,
+            "give exactly one of `selector`, `namespace` or `cidr`",
+        );
+        return None;
+    }
+    match given[0] {
+        "selector" => r
+            .parsed(
+                pf.get("selector")?,
+                &pf.path_of("selector"),
+                "key=value labels",
+                equal_labels,
+            )
+            .map(Peer::Pods),
+        "namespace" => r.parsed(
+            pf.get("namespace")?,
+            &pf.path_of("namespace"),
+            "a namespace name",
+            |s| namespace_name(s).map(Peer::Namespace),
+        ),
+        _ => r
+            .parsed(pf.get("cidr")?, &pf.path_of("cidr"), "a CIDR", cidr)
+            .map(Peer::Cidr),
+    }
 }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use firedrill_reader::read::Reader;
+use firedrill_reader::yaml::Node;
 use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use firedrill_safety::verdict::Verdict;
 
 use crate::plan::Plan;
+use crate::values::within;
 
 /// `pod-kill`: evict (the default: PodDisruptionBudgets are enforced by the API server too) or
 /// delete with a grace period, all at once or in waves that wait for recovery.
@@ -66,5 +69,35 @@ pub fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
         wait_for_recovery: true,
         affected: affected.into_iter().collect(),
         ..Plan::default()
+    }
+}
+
+impl PodKill {
+    /// `fault:` of a pod-kill, every problem reported at its line.
+    pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
+        let f = r.fields(node, path, &["force", "grace_period", "waves", "interval"])?;
+        let d = PodKill::default();
+        let force = f
+            .get("force")
+            .map_or(Some(d.force), |n| r.boolean(n, &f.path_of("force")));
+        let grace_period = match f.get("grace_period") {
+            Some(n) => {
+                within(r, n, &f.path_of("grace_period"), Duration::from_secs(3600)).map(Some)
+            }
+            None => Some(None),
+        };
+        let waves = f.get("waves").map_or(Some(u64::from(d.waves)), |n| {
+            r.integer(n, &f.path_of("waves"), 1, 10)
+        });
+        let interval = match f.get("interval") {
+            Some(n) => within(r, n, &f.path_of("interval"), Duration::from_secs(3600)),
+            None => Some(d.interval),
+        };
+        Some(PodKill {
+            force: force?,
+            grace_period: grace_period?,
+            waves: waves? as u32,
+            interval: interval?,
+        })
     }
 }

@@ -21,6 +21,9 @@ use serde_json::{json, Value};
 pub use crate::plan::DnsFacts;
 use crate::plan::{Plan, Scene};
 
+mod read;
+pub use read::JobSpecCheck;
+
 /// The `system` of every DNS change.
 pub const ROUTE53: &str = firedrill_rollback::scope::ROUTE53;
 

@@ -2,9 +2,10 @@
 //!
 //! The binary (`main.rs`) only parses arguments and maps results to exit codes; everything it does
 //! lives here, grouped by concern (ARCHITECTURE.md draws the layers and what each may import):
-//! the vocabulary every part shares (`duration`, `output`, `run`), the drill file (`config`), the
-//! calendar and the scheduler (`schedule`), the drill pipeline (`drill`), the Kubernetes and AWS
-//! adapters (`cluster`), the history, report and metrics (`history`) and the commands (`cli`).
+//! the vocabulary every part shares (`output`, `run`; durations and the YAML reader are in
+//! `firedrill_reader`), the drill file (`config`), the calendar and the scheduler (`schedule`),
+//! the drill pipeline (`drill`), the Kubernetes and AWS adapters (`cluster`), the history, report
+//! and metrics (`history`) and the commands (`cli`).
 
 // Standard output is written through `output`, which never panics and reports a failed write.
 #![cfg_attr(not(test), deny(clippy::print_stdout))]
@@ -13,7 +14,6 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod drill;
-pub mod duration;
 pub mod history;
 pub mod output;
 pub mod run;

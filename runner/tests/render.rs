@@ -152,7 +152,7 @@ fn every_rendered_object_passes_the_official_schemas() {
         event["apiVersion"] = "v1".into();
         event["kind"] = "Event".into();
         let file = dir.join(format!("event-{i}.yaml"));
-        std::fs::write(&file, firedrill::config::yaml::emit(&event)).unwrap();
+        std::fs::write(&file, firedrill_reader::yaml::emit(&event)).unwrap();
         files.push(file);
     }
     // The ledger and the kill switch, as firedrill writes them, and the example ledger.
@@ -193,7 +193,7 @@ fn every_rendered_object_passes_the_official_schemas() {
         object["apiVersion"] = "v1".into();
         object["kind"] = "ConfigMap".into();
         let file = dir.join(name);
-        std::fs::write(&file, firedrill::config::yaml::emit(&object)).unwrap();
+        std::fs::write(&file, firedrill_reader::yaml::emit(&object)).unwrap();
         files.push(file);
     }
     files.push(workspace().join("deploy/examples/ledger.yaml"));
@@ -210,7 +210,7 @@ fn every_rendered_object_passes_the_official_schemas() {
     let file = dir.join("network-policy.yaml");
     std::fs::write(
         &file,
-        firedrill::config::yaml::emit(&firedrill_experiments::network_policy(
+        firedrill_reader::yaml::emit(&firedrill_experiments::network_policy(
             "cut-1", "pake-api", &partition,
         )),
     )
@@ -231,13 +231,12 @@ fn every_rendered_object_passes_the_official_schemas() {
     {
         let text = render(file, &drill);
         for (i, doc) in text.split("---\n").skip(1).enumerate() {
-            let doc =
-                firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
+            let doc = firedrill_reader::yaml::to_json(&firedrill_reader::yaml::parse(doc).unwrap());
             if doc["change"]["op"] == "create" {
                 let file = dir.join(format!("render-{drill}-{i}.yaml"));
                 std::fs::write(
                     &file,
-                    firedrill::config::yaml::emit(&doc["change"]["object"]),
+                    firedrill_reader::yaml::emit(&doc["change"]["object"]),
                 )
                 .unwrap();
                 files.push(file);
@@ -266,7 +265,7 @@ fn every_rendered_object_passes_the_official_schemas() {
                 },
             );
             let file = dir.join("hook-job.yaml");
-            std::fs::write(&file, firedrill::config::yaml::emit(&job)).unwrap();
+            std::fs::write(&file, firedrill_reader::yaml::emit(&job)).unwrap();
             files.push(file);
         }
     }
@@ -302,9 +301,9 @@ fn every_undo_record_the_planners_write_is_within_the_scope() {
         let text = render("deploy/examples/kinds.yaml", &drill.name);
         for doc in text.split("---\n").skip(1) {
             let node =
-                firedrill::config::yaml::parse_within(doc, firedrill::config::yaml::Limits::LEDGER)
+                firedrill_reader::yaml::parse_within(doc, firedrill_reader::yaml::Limits::LEDGER)
                     .unwrap_or_else(|e| panic!("{doc}: {}", e.message));
-            let json = firedrill::config::yaml::to_json(&node);
+            let json = firedrill_reader::yaml::to_json(&node);
             let undo: firedrill_rollback::UndoRecord =
                 serde_json::from_value(json["undo"].clone()).unwrap();
             if let firedrill_rollback::UndoRecord::External { record, .. } = &undo {

@@ -1029,9 +1029,9 @@ fn rendered(text: &str) -> Vec<Value> {
         .skip(1)
         .map(|doc| {
             let node =
-                firedrill::config::yaml::parse_within(doc, firedrill::config::yaml::Limits::LEDGER)
+                firedrill_reader::yaml::parse_within(doc, firedrill_reader::yaml::Limits::LEDGER)
                     .unwrap_or_else(|e| panic!("{doc}: {}", e.message));
-            firedrill::config::yaml::to_json(&node)
+            firedrill_reader::yaml::to_json(&node)
         })
         .collect()
 }
@@ -1784,7 +1784,7 @@ fn the_example_ledger_is_signed_as_firedrill_signs() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ledger.yaml");
     let text = std::fs::read_to_string(path).unwrap();
-    let cm = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(&text).unwrap());
+    let cm = firedrill_reader::yaml::to_json(&firedrill_reader::yaml::parse(&text).unwrap());
     let data: BTreeMap<String, String> = serde_json::from_value(cm["data"].clone()).unwrap();
     let stored = firedrill_rollback::Stored {
         name: cm["metadata"]["name"].as_str().unwrap().to_owned(),

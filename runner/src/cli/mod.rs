@@ -214,13 +214,13 @@ pub enum Command {
         #[arg(long, value_name = "URL", value_parser = UpstreamParser)]
         upstream: url::Url,
         /// Answer a share of requests with this status instead (repeatable), e.g. 503:10%.
-        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = crate::drill::faultproxy::parse_error, allow_hyphen_values = true)]
+        #[arg(long = "error", value_name = "CODE:PERCENT", value_parser = firedrill_experiments::dependency::parse_error, allow_hyphen_values = true)]
         errors: Vec<(u16, u32)>,
         /// Delay every passed request by this much, e.g. 200ms.
         #[arg(long, value_name = "DURATION", value_parser = parse_delay, allow_hyphen_values = true)]
         delay: Option<std::time::Duration>,
         /// Reset this share of connections without an answer, e.g. 2%.
-        #[arg(long, value_name = "PERCENT", value_parser = crate::drill::faultproxy::parse_share, allow_hyphen_values = true)]
+        #[arg(long, value_name = "PERCENT", value_parser = firedrill_experiments::dependency::parse_share, allow_hyphen_values = true)]
         reset: Option<u32>,
         /// After this instant (RFC 3339) pass everything unharmed.
         #[arg(long, value_name = "T", value_parser = parse_instant)]
@@ -324,16 +324,20 @@ fn parse_upstream(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn parse_delay(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
-    crate::duration::parse_within(
+fn parse_delay(
+    text: &str,
+) -> Result<std::time::Duration, firedrill_reader::duration::DurationError> {
+    firedrill_reader::duration::parse_within(
         text,
         std::time::Duration::ZERO,
         std::time::Duration::from_secs(60),
     )
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
-    crate::duration::parse_within(
+fn parse_duration(
+    text: &str,
+) -> Result<std::time::Duration, firedrill_reader::duration::DurationError> {
+    firedrill_reader::duration::parse_within(
         text,
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(300),

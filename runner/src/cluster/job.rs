@@ -336,7 +336,7 @@ pub fn to_yaml(job: &Job) -> String {
         map.insert("apiVersion".into(), "batch/v1".into());
         map.insert("kind".into(), "Job".into());
     }
-    crate::config::yaml::emit(&value)
+    firedrill_reader::yaml::emit(&value)
 }
 
 #[cfg(test)]

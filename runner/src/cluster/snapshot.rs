@@ -18,7 +18,7 @@ use firedrill_safety::cluster::{
 use firedrill_safety::{Percent, Requirement, Selector};
 use serde_json::Value;
 
-use crate::config::yaml::{self, Limits, Mark, StreamError};
+use firedrill_reader::yaml::{self, Limits, Mark, StreamError};
 
 /// Problems past this many are counted, not listed.
 const MAX_PROBLEMS: usize = 50;

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use firedrill_experiments::{Kind, Settings};
 
-use super::read::{child, read_items, Fields, Reader};
-use super::yaml::{Node, Value};
 use crate::drill::gate::{Check, Condition, StatusRange, SteadyProbe, Success};
-use crate::duration;
+use firedrill_reader::duration;
+use firedrill_reader::read::{child, read_items, Fields, Reader};
+use firedrill_reader::yaml::{Node, Value};
 
 /// What the rest of the file says that gates depend on.
 pub struct Endpoints {

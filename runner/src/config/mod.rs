@@ -5,11 +5,8 @@
 
 mod fault;
 mod gates;
-mod name;
-mod read;
-mod region;
+mod hook_job;
 mod safety;
-pub mod yaml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,18 +14,20 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
+use firedrill_experiments::values::{parse_http_url, parse_selector};
 use firedrill_experiments::Kind;
 use firedrill_safety::{Amount, PercentRange, Policy, Selector, Target};
 
-pub(crate) use name::{dns_label, namespace_name, object_name};
-pub use name::{NameError, NameFlaw, NameRules};
-use read::{child, item, Fields, Reader};
-pub use read::{read_text, Diagnostic, Diagnostics, TextError};
-use yaml::{Mark, Node};
+pub(crate) use firedrill_reader::name::{dns_label, namespace_name};
+pub use firedrill_reader::name::{NameError, NameFlaw, NameRules};
+use firedrill_reader::read;
+use firedrill_reader::read::{child, item, Fields, Reader};
+pub use firedrill_reader::read::{read_text, Diagnostic, Diagnostics, TextError};
+use firedrill_reader::yaml::{self, Mark, Node};
 
 use crate::drill::gate::{Check, Condition, SteadyProbe, Success};
-use crate::duration;
 use crate::schedule::{Blackout, Cron, PlannedDrill};
+use firedrill_reader::duration;
 
 /// Drill names become part of Job names (`<drill>-<instant>`), which Kubernetes caps at 63.
 pub const MAX_DRILL_NAME: usize = 52;
@@ -682,7 +681,7 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         fault.as_ref(),
     );
     if defaults.armed {
-        region::check_failback(r, &f, fault.as_ref());
+        fault::check_failback(r, &f, fault.as_ref());
     }
     let success = match (success, &steady_state) {
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
@@ -927,17 +926,6 @@ fn read_target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
 }
 
 // Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
-// reader (the selector's own error, with the syntax to write).
-pub(crate) fn parse_selector(text: &str) -> Result<Selector, String> {
-    Selector::parse(text).map_err(|e| {
-        format!(
-            "{} (Kubernetes selector syntax: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma-separated)",
-            e
-        )
-    })
-}
-
-// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
 // reader, with the zone meant.
 fn parse_zone(text: &str) -> Result<Tz, String> {
     text.parse::<Tz>().map_err(|_| {
@@ -997,20 +985,6 @@ fn redact_password(message: &str, url: &str) -> String {
         Some(password) if !password.is_empty() => message.replace(&password, "***"),
         _ => message.to_owned(),
     }
-}
-
-// Result<_, String>: the message for a person is the whole point: placed at file:line:col by the
-// reader.
-fn parse_http_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| {
-        format!("{text:?} is not a URL: {e} (write e.g. http://service.namespace.svc:8080/path)")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!(
-            "{text:?} is not an http(s) URL with a host (write e.g. http://service.namespace.svc:8080/path)"
-        ));
-    }
-    Ok(url)
 }
 
 /// The required `namespace` key of a mapping at `path` that names pods by namespace and

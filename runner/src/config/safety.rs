@@ -10,10 +10,10 @@ use firedrill_safety::{
     KubeSystemNeighbours, Limits, MinHealthy, NamespacedGlob, Percent, Policy, Quantity,
 };
 
-use super::read::{child, read_items, Reader};
-use super::yaml::Node;
 use super::{parse_selector, required_namespace};
-use crate::duration;
+use firedrill_reader::duration;
+use firedrill_reader::read::{child, read_items, Reader};
+use firedrill_reader::yaml::Node;
 
 const POLICY_KEYS: &[&str] = &[
     "protected",

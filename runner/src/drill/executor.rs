@@ -598,11 +598,11 @@ fn judge(
             Some(got) if got <= want.as_secs_f64() => {}
             Some(got) => misses.push(format!(
                 "recovery took {got:.1}s, more than the RTO of {}",
-                crate::duration::format(want)
+                firedrill_reader::duration::format(want)
             )),
             None => misses.push(format!(
                 "the system did not recover within the drill (workloads ready as desired and probes passing; RTO {})",
-                crate::duration::format(want)
+                firedrill_reader::duration::format(want)
             )),
         }
     }
@@ -611,11 +611,11 @@ fn judge(
             Some(got) if got <= want.as_secs_f64() => {}
             Some(got) => misses.push(format!(
                 "the failover lost {got:.1}s of acknowledged writes, more than the RPO of {}",
-                crate::duration::format(want)
+                firedrill_reader::duration::format(want)
             )),
             None => misses.push(format!(
                 "the RPO could not be measured (see the rpo evidence; RPO {})",
-                crate::duration::format(want)
+                firedrill_reader::duration::format(want)
             )),
         }
     }

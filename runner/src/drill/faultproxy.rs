@@ -40,49 +40,6 @@ pub struct Faults {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Why a fault the proxy is told to make (`--error`, `--reset`, the drill file's `errors` and
-/// `reset`) is not one it can make; each says what to write instead.
-#[derive(Debug, thiserror::Error)]
-pub enum FaultError {
-    #[error("{0:?}: one code per --error (write --error 503:10% --error 429:5%)")]
-    TwoCodes(String),
-    #[error("{0:?} is not CODE:PERCENT (e.g. 503:10%)")]
-    NotCodePercent(String),
-    #[error("{0:?} is not an HTTP error status (allowed: 400 to 599, e.g. 503, 504, 429)")]
-    NotErrorStatus(String),
-    #[error("{0}")]
-    Share(#[from] firedrill_safety::QuantityError),
-    #[error("{0:?} is more than 100%")]
-    OverAll(String),
-}
-
-/// `503:10%` -> (503, 1000). Codes are 400 to 599: the proxy fails requests, it does not
-/// redirect them.
-pub fn parse_error(text: &str) -> Result<(u16, u32), FaultError> {
-    if text.contains(',') {
-        return Err(FaultError::TwoCodes(text.to_owned()));
-    }
-    let (code, share) = text
-        .split_once(':')
-        .ok_or_else(|| FaultError::NotCodePercent(text.to_owned()))?;
-    let code: u16 = code
-        .trim()
-        .parse()
-        .ok()
-        .filter(|c| (400..=599).contains(c))
-        .ok_or_else(|| FaultError::NotErrorStatus(code.to_owned()))?;
-    Ok((code, parse_share(share.trim())?))
-}
-
-/// `2.5%` -> 250 hundredths, from 0% to 100%.
-pub fn parse_share(text: &str) -> Result<u32, FaultError> {
-    let p = firedrill_safety::Percent::parse(text, false)?;
-    if p.hundredths() > 10_000 {
-        return Err(FaultError::OverAll(text.to_owned()));
-    }
-    Ok(p.hundredths())
-}
-
 /// `url` as it may be shown: its password, if any, as `***`.
 pub fn redacted(url: &url::Url) -> String {
     if url.password().is_none() {
@@ -617,6 +574,7 @@ impl std::fmt::Display for Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use firedrill_experiments::dependency::{parse_error, parse_share};
 
     #[test]
     fn shares_split_the_rolls_in_order() {

@@ -378,7 +378,7 @@ async fn command(argv: &[String], timeout: Duration, c: &HookContext<'_>) -> (bo
                 false,
                 format!(
                     "{program} did not finish within {} (killed, with every process it started; what it did is unknown)",
-                    crate::duration::format(timeout)
+                    firedrill_reader::duration::format(timeout)
                 ),
             )
         }
@@ -454,7 +454,10 @@ async fn job(
     let unseen = match tokio::time::timeout(timeout, ended).await {
         Ok(Ok(ended)) => return ended,
         Ok(Err(why)) => why,
-        Err(_) => format!("did not finish within {}", crate::duration::format(timeout)),
+        Err(_) => format!(
+            "did not finish within {}",
+            firedrill_reader::duration::format(timeout)
+        ),
     };
     // Stopped with its pods, so that it cannot finish later unseen.
     let deleted = api

@@ -539,7 +539,7 @@ fn simulate_step(
             deferred.map(|d| format!("{d}; then ")).unwrap_or_default(),
             drills[blocker].name,
             rfc3339(free_at, drill.zone),
-            crate::duration::format(drill.deadline)
+            firedrill_reader::duration::format(drill.deadline)
         ));
         return true;
     }

@@ -549,7 +549,7 @@ impl Scheduler {
                             "due at {}, the scheduler could only fire it at {}: past its deadline of {}",
                             stamp(start),
                             stamp(now),
-                            crate::duration::format(drill.deadline)
+                            firedrill_reader::duration::format(drill.deadline)
                         ),
                     )
                 } else if *active >= config.concurrency as usize {
@@ -586,7 +586,7 @@ impl Scheduler {
                     let late = (late > TimeDelta::seconds(60)).then(|| {
                         format!(
                             "fired {} late",
-                            crate::duration::format(late.to_std().unwrap_or_default())
+                            firedrill_reader::duration::format(late.to_std().unwrap_or_default())
                         )
                     });
                     let reason = [fire.reason.clone(), late]

@@ -10,8 +10,8 @@ use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::{self, Request};
 
 use crate::config::Config;
-use crate::duration;
 use crate::schedule::{self, Calendar, Fire, FireStatus};
+use firedrill_reader::duration;
 
 /// How far `plan` looks when neither `--until` nor `--next` is given.
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::days(366);
@@ -582,7 +582,7 @@ pub fn render_fire(
                 doc["wave"] = serde_json::json!(w + 1);
             }
             out.push_str("---\n");
-            out.push_str(&crate::config::yaml::emit(&doc));
+            out.push_str(&firedrill_reader::yaml::emit(&doc));
         }
     }
     if plan.is_empty() {

@@ -246,7 +246,7 @@ pub fn run(
     let reason = match status {
         RunStatus::Blocked => Some("preflight gate failed: promql `sum(up{job=\"api\"})` returned no series".to_owned()),
         RunStatus::Failed => Some(match rto {
-            Some(r) => format!("recovery took {r:.1}s, more than the RTO of {}", success.rto.map(firedrill::duration::format).unwrap_or_default()),
+            Some(r) => format!("recovery took {r:.1}s, more than the RTO of {}", success.rto.map(firedrill_reader::duration::format).unwrap_or_default()),
             None => format!("availability {:.2}% is below 95%", availability.unwrap_or(0.0) * 100.0),
         }),
         RunStatus::Aborted => Some("abort condition breached: promql `error_ratio > 0.05` = 0.08".to_owned()),

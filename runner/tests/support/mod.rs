@@ -36,7 +36,7 @@ pub fn service(var: &str) -> Option<url::Url> {
 pub fn rbac_grants(text: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
     let mut out = std::collections::BTreeSet::new();
     for doc in text.split("\n---\n").filter(|d| !d.trim().is_empty()) {
-        let value = firedrill::config::yaml::to_json(&firedrill::config::yaml::parse(doc).unwrap());
+        let value = firedrill_reader::yaml::to_json(&firedrill_reader::yaml::parse(doc).unwrap());
         if !matches!(value["kind"].as_str(), Some("Role" | "ClusterRole")) {
             continue;
         }

@@ -220,7 +220,7 @@ pub(super) async fn render_ledger(
         ExitCode::from(EXIT_INVALID)
     };
     // A saved ledger gets a drill file's bounds: /dev/zero or an endless pipe is read no further.
-    let text = crate::config::read_text(path, crate::config::yaml::Limits::LEDGER.max_bytes)
+    let text = crate::config::read_text(path, firedrill_reader::yaml::Limits::LEDGER.max_bytes)
         .map_err(|e| match e {
             crate::config::TextError::Io(e) => {
                 eprintln!("error: cannot read {}: {e}", path.display());
@@ -233,9 +233,9 @@ pub(super) async fn render_ledger(
                 invalid(format!("{}:{}: {e}", mark.line, mark.column))
             }
         })?;
-    let node = crate::config::yaml::parse_within(&text, crate::config::yaml::Limits::LEDGER)
+    let node = firedrill_reader::yaml::parse_within(&text, firedrill_reader::yaml::Limits::LEDGER)
         .map_err(|e| invalid(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
-    let object = crate::config::yaml::to_json(&node);
+    let object = firedrill_reader::yaml::to_json(&node);
     if object.get("kind").and_then(serde_json::Value::as_str) != Some("ConfigMap") {
         return Err(invalid(
             "not a ConfigMap (save one with `kubectl get configmap firedrill-ledger-RUN -o yaml`)"

@@ -534,7 +534,7 @@ pub async fn render(ledger: &Ledger, protection: &Protection, key: Option<&Key>)
             doc["operation"] = Value::String(operation.describe());
             doc["call"] = serde_json::json!(operation);
         }
-        crate::config::yaml::emit(&doc)
+        firedrill_reader::yaml::emit(&doc)
     };
     let by_step: BTreeMap<&str, &firedrill_rollback::Previewed> = previewed
         .iter()
@@ -562,7 +562,7 @@ pub async fn render(ledger: &Ledger, protection: &Protection, key: Option<&Key>)
                 if let Some(note) = &entry.note {
                     closed["note"] = Value::String(note.clone());
                 }
-                out.push_str(&crate::config::yaml::emit(&closed));
+                out.push_str(&firedrill_reader::yaml::emit(&closed));
             }
         }
     }

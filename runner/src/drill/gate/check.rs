@@ -94,7 +94,7 @@ impl Endpoints {
 /// A request that got no answer, said plainly: timeout, refused, DNS, TLS.
 #[derive(Debug, thiserror::Error)]
 pub enum NoAnswer {
-    #[error("no answer within {}", crate::duration::format(*.0))]
+    #[error("no answer within {}", firedrill_reader::duration::format(*.0))]
     Timeout(Duration),
     /// Shown with every cause in its chain ("connection refused" is often the last).
     #[error("{}", chain(.0))]

@@ -172,11 +172,11 @@ impl Success {
                 Some(got) => out.push(format!(
                     "latency {name} {}ms is above {}",
                     got.as_millis(),
-                    crate::duration::format(want)
+                    firedrill_reader::duration::format(want)
                 )),
                 None => out.push(format!(
                     "latency {name} was not measured (required {})",
-                    crate::duration::format(want)
+                    firedrill_reader::duration::format(want)
                 )),
             }
         }

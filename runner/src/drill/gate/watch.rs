@@ -112,8 +112,10 @@ async fn until_breach(condition: &Condition, endpoints: &Endpoints) -> String {
                     if !condition.for_.is_zero() {
                         why.push_str(&format!(
                             " (for {}, at least {})",
-                            crate::duration::format(Duration::from_secs(lasted.as_secs())),
-                            crate::duration::format(condition.for_)
+                            firedrill_reader::duration::format(Duration::from_secs(
+                                lasted.as_secs()
+                            )),
+                            firedrill_reader::duration::format(condition.for_)
                         ));
                     }
                     return why;

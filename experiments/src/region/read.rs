@@ -1,22 +1,30 @@
-//! `fault:` of `region-failover` and `network-degrade`.
+//! Reading a `region-failover`'s `fault:`: the regions, the DNS records and their health checks,
+//! what is isolated, the promotion and failback hooks and the RPO markers, each problem at its
+//! line. A hook's Job spec is checked by the caller's [`JobSpecCheck`]: against Kubernetes's own
+//! types, which this crate does not link.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use firedrill_experiments::degrade::NetworkDegrade;
-use firedrill_experiments::region::{
+use firedrill_reader::duration;
+use firedrill_reader::name::{namespace_name, NameError, NameRules};
+use firedrill_reader::read::{item, read_items, Fields, Reader};
+use firedrill_reader::yaml::{self, Mark, Node, Value};
+
+use super::{
     Dns, DnsMethod, Failback, Hook, HookAction, Isolate, IsolateHow, Markers, RegionFailover,
     RegionRecord, Source,
 };
-use firedrill_experiments::Settings;
+use crate::values::{equal_labels, parse_http_url};
 
-use super::read::{child, item, read_items, Fields, Reader};
-use super::yaml::{to_json, Mark, Node, Value};
-use crate::duration;
+/// Checks a hook's `job:` (a Job spec as written) and returns it as JSON, or reports every
+/// problem Kubernetes would refuse it for (at its line) and returns `None`. The runner's drill
+/// file reader passes its check, which holds Kubernetes's types.
+pub type JobSpecCheck = fn(&mut Reader, &Node, &str) -> Option<serde_json::Value>;
 
 /// An AWS region's name, as Route 53 and the hook's environment take it.
-fn region_name(s: &str) -> Result<String, super::NameError> {
-    super::NameRules::Region.check(s)
+fn region_name(s: &str) -> Result<String, NameError> {
+    NameRules::Region.check(s)
 }
 
 fn duration_key(
@@ -34,99 +42,86 @@ fn duration_key(
     }
 }
 
-pub(super) fn read_region_failover(
-    r: &mut Reader,
-    node: &Node,
-    path: &str,
-) -> Option<RegionFailover> {
-    let f = r.fields(
-        node,
-        path,
-        &[
-            "from", "to", "dns", "isolate", "promote", "failback", "data",
-        ],
-    )?;
-    let region = |r: &mut Reader, key: &str| {
-        r.required(&f, key, "a region name, e.g. us-east-1")
-            .and_then(|n| r.parsed(n, &f.path_of(key), "a region name", region_name))
-    };
-    let (from, to) = (region(r, "from"), region(r, "to"));
-    if let (Some(a), Some(b)) = (&from, &to) {
-        if a == b {
+impl RegionFailover {
+    /// `fault:` of a region-failover, every problem reported at its line; `job_spec` checks a
+    /// hook's Job spec (see [`JobSpecCheck`]).
+    pub fn read(r: &mut Reader, node: &Node, path: &str, job_spec: JobSpecCheck) -> Option<Self> {
+        let f = r.fields(
+            node,
+            path,
+            &[
+                "from", "to", "dns", "isolate", "promote", "failback", "data",
+            ],
+        )?;
+        let region = |r: &mut Reader, key: &str| {
+            r.required(&f, key, "a region name, e.g. us-east-1")
+                .and_then(|n| r.parsed(n, &f.path_of(key), "a region name", region_name))
+        };
+        let (from, to) = (region(r, "from"), region(r, "to"));
+        if let (Some(a), Some(b)) = (&from, &to) {
+            if a == b {
+                r.error(
+                    f.get("to").map_or(f.mark, |n| n.mark),
+                    f.path_of("to"),
+                    "the region that takes over must differ from the one failed",
+                );
+            }
+        }
+        let dns = match f.get("dns") {
+            Some(n) => read_dns(r, n, &f.path_of("dns"), from.as_deref(), to.as_deref()).map(Some),
+            None => Some(None),
+        };
+        let isolate = match f.get("isolate") {
+            Some(n) => read_isolate(r, n, &f.path_of("isolate")),
+            None => Some(Vec::new()),
+        };
+        let promote = match f.get("promote") {
+            Some(n) => read_hook(r, n, &f.path_of("promote"), false, job_spec).map(|h| match h {
+                Failback::Hook(h) => Some(h),
+                Failback::Runbook(_) => None,
+            }),
+            None => Some(None),
+        };
+        let failback = match f.get("failback") {
+            Some(n) => read_hook(r, n, &f.path_of("failback"), true, job_spec).map(Some),
+            None => Some(None),
+        };
+        let data = match f.get("data") {
+            Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
+            None => Some(None),
+        };
+        if let (Some(Some(_)), Some(None)) = (&promote, &dns) {
             r.error(
-                f.get("to").map_or(f.mark, |n| n.mark),
-                f.path_of("to"),
-                "the region that takes over must differ from the one failed",
+                f.get("promote").map_or(f.mark, |n| n.mark),
+                f.path_of("promote"),
+                "promoting the database while traffic stays on the failed region would split it in two: add `dns:` so that traffic moves first",
             );
         }
-    }
-    let dns = match f.get("dns") {
-        Some(n) => read_dns(r, n, &f.path_of("dns"), from.as_deref(), to.as_deref()).map(Some),
-        None => Some(None),
-    };
-    let isolate = match f.get("isolate") {
-        Some(n) => read_isolate(r, n, &f.path_of("isolate")),
-        None => Some(Vec::new()),
-    };
-    let promote = match f.get("promote") {
-        Some(n) => read_hook(r, n, &f.path_of("promote"), false).map(|h| match h {
-            Failback::Hook(h) => Some(h),
-            Failback::Runbook(_) => None,
-        }),
-        None => Some(None),
-    };
-    let failback = match f.get("failback") {
-        Some(n) => read_hook(r, n, &f.path_of("failback"), true).map(Some),
-        None => Some(None),
-    };
-    let data = match f.get("data") {
-        Some(n) => read_markers(r, n, &f.path_of("data")).map(Some),
-        None => Some(None),
-    };
-    if let (Some(Some(_)), Some(None)) = (&promote, &dns) {
-        r.error(
-            f.get("promote").map_or(f.mark, |n| n.mark),
-            f.path_of("promote"),
-            "promoting the database while traffic stays on the failed region would split it in two: add `dns:` so that traffic moves first",
-        );
-    }
-    if let (Some(None), Some(Some(_))) = (&promote, &data) {
-        r.error(
-            f.get("data").map_or(f.mark, |n| n.mark),
-            f.path_of("data"),
-            "the RPO is read on the promoted database: data markers need `promote:`",
-        );
-    }
-    if let (Some(None), Some(isolate)) = (&dns, &isolate) {
-        if isolate.is_empty() {
+        if let (Some(None), Some(Some(_))) = (&promote, &data) {
             r.error(
-                f.mark,
-                path,
-                "a region failover needs `dns:`, `isolate:` or both: otherwise nothing fails over",
+                f.get("data").map_or(f.mark, |n| n.mark),
+                f.path_of("data"),
+                "the RPO is read on the promoted database: data markers need `promote:`",
             );
         }
-    }
-    Some(RegionFailover {
-        from: from?,
-        to: to?,
-        dns: dns?,
-        isolate: isolate?,
-        promote: promote?,
-        failback: failback?,
-        data: data?,
-    })
-}
-
-/// An armed region failover must name its failback: promotion cannot be undone.
-pub(super) fn check_failback(r: &mut Reader, f: &Fields, fault: Option<&Settings>) {
-    if let Some(Settings::RegionFailover(rf)) = fault {
-        if rf.failback.is_none() {
-            r.error(
-                f.get("fault").map_or(f.mark, |n| n.mark),
-                child(&f.path_of("fault"), "failback"),
-                "an armed region failover must say how the region comes back: promotion cannot be undone (add `failback: { runbook: https://... }` or a `command`/`job` firedrill runs)",
-            );
+        if let (Some(None), Some(isolate)) = (&dns, &isolate) {
+            if isolate.is_empty() {
+                r.error(
+                    f.mark,
+                    path,
+                    "a region failover needs `dns:`, `isolate:` or both: otherwise nothing fails over",
+                );
+            }
         }
+        Some(RegionFailover {
+            from: from?,
+            to: to?,
+            dns: dns?,
+            isolate: isolate?,
+            promote: promote?,
+            failback: failback?,
+            data: data?,
+        })
     }
 }
 
@@ -214,7 +209,7 @@ fn read_dns(
     let endpoint = match f.get("endpoint") {
         Some(n) => r
             .parsed(n, &f.path_of("endpoint"), "a URL", |s| {
-                super::parse_http_url(s).map(|u| u.to_string().trim_end_matches('/').to_owned())
+                parse_http_url(s).map(|u| u.to_string().trim_end_matches('/').to_owned())
             })
             .map(Some),
         None => Some(None),
@@ -315,7 +310,7 @@ fn check_records_distinct(r: &mut Reader, f: &Fields, regions: &BTreeMap<String,
 /// Where `regions.REGION.KEY` is written, or the nearest enclosing node that is.
 fn region_mark(f: &Fields, region: &str, key: &str) -> Mark {
     f.get("regions")
-        .map_or(f.mark, |n| locate(n, &[region, key]).mark)
+        .map_or(f.mark, |n| yaml::locate(n, &[region, key]).mark)
 }
 
 fn read_regions(r: &mut Reader, node: &Node, path: &str) -> Option<BTreeMap<String, RegionRecord>> {
@@ -397,14 +392,7 @@ fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>>
             let f = r.fields(n, at, &["namespace", "selector", "how"])?;
             let namespace = r
                 .required(&f, "namespace", "the namespace of the region's workloads")
-                .and_then(|n| {
-                    r.parsed(
-                        n,
-                        &f.path_of("namespace"),
-                        "a namespace",
-                        super::namespace_name,
-                    )
-                });
+                .and_then(|n| r.parsed(n, &f.path_of("namespace"), "a namespace", namespace_name));
             let selector = r
                 .required(
                     &f,
@@ -412,12 +400,7 @@ fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>>
                     "the labels of the region's pods, e.g. topology.kubernetes.io/region=us-east-1",
                 )
                 .and_then(|n| {
-                    r.parsed(
-                        n,
-                        &f.path_of("selector"),
-                        "key=value labels",
-                        super::fault::equal_labels,
-                    )
+                    r.parsed(n, &f.path_of("selector"), "key=value labels", equal_labels)
                 });
             let how = match f.get("how") {
                 Some(n) => r.parsed(n, &f.path_of("how"), "how to isolate", |s| match s {
@@ -440,7 +423,13 @@ fn read_isolate(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Isolate>>
 
 /// A hook: `command` (argv) or `job` (a Job's spec), with `timeout`; for `failback`, also
 /// `runbook` (a link people follow).
-fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<Failback> {
+fn read_hook(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    failback: bool,
+    job_spec: JobSpecCheck,
+) -> Option<Failback> {
     let keys: &[&str] = if failback {
         &["command", "job", "runbook", "timeout"]
     } else {
@@ -508,254 +497,12 @@ fn read_hook(r: &mut Reader, node: &Node, path: &str, failback: bool) -> Option<
                 .collect();
             HookAction::Command(argv.into_iter().collect::<Option<Vec<String>>>()?)
         }
-        _ => HookAction::Job(read_job(r, f.get("job")?, &f.path_of("job"))?),
+        _ => HookAction::Job(job_spec(r, f.get("job")?, &f.path_of("job"))?),
     };
     Some(Failback::Hook(Hook {
         action: hook,
         timeout: timeout?,
     }))
-}
-
-/// A hook's Job spec, with every problem Kubernetes would refuse it for reported now, before
-/// DNS has moved: each field of the Job, of its pod template and of each container is checked
-/// on its own, so that all of them show in one pass (a whole-Job check stops at the first).
-fn read_job(r: &mut Reader, node: &Node, path: &str) -> Option<serde_json::Value> {
-    use k8s_openapi::api::batch::v1::JobSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use serde_json::{json, Value as J};
-
-    let spec = to_json(node);
-    if !spec.is_object() {
-        r.error(
-            node.mark,
-            path,
-            format!(
-                "expected a Job spec (a mapping with template.spec.containers), found {}",
-                node.describe()
-            ),
-        );
-        return None;
-    }
-    let mut problems = JobProblems {
-        node,
-        path,
-        found: false,
-    };
-    // The Job's own fields; the template is checked in its parts below.
-    let mut job = spec.clone();
-    job["template"] = json!({});
-    for (key, message) in field_problems::<JobSpec>(&job) {
-        problems.report(r, &[], key, message);
-    }
-    if let Some(meta) = spec.pointer("/template/metadata") {
-        for (key, message) in field_problems::<ObjectMeta>(meta) {
-            problems.report(r, &["template", "metadata"], key, message);
-        }
-    }
-    let pod = spec.pointer("/template/spec");
-    if let Some(pod) = pod {
-        check_pod_spec(r, &mut problems, pod);
-    }
-    let containers = pod.and_then(|p| p.get("containers")).and_then(J::as_array);
-    if containers.is_none_or(|c| c.is_empty()) {
-        problems.report(
-            r,
-            &["template", "spec"],
-            None,
-            "a Job spec needs template.spec.containers (and restartPolicy: Never)".to_owned(),
-        );
-    }
-    if problems.found {
-        return None;
-    }
-    // The whole Job as firedrill creates it, for anything the parts do not show.
-    let job = firedrill_experiments::region::hook_job(
-        "firedrill",
-        &spec,
-        &firedrill_experiments::region::HookContext {
-            phase: "promote",
-            run: "r",
-            drill: "d",
-            from: "a",
-            to: "b",
-        },
-    );
-    if let Err(e) = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(job) {
-        r.error(node.mark, path, format!("not a valid Job spec: {e}"));
-        return None;
-    }
-    Some(spec)
-}
-
-/// Reports a problem of a hook's Job spec at the keys it is under, and remembers that there was one.
-struct JobProblems<'n> {
-    /// The spec as written, to find where each problem is.
-    node: &'n Node,
-    path: &'n str,
-    found: bool,
-}
-
-impl JobProblems<'_> {
-    /// A problem with `at` (mapping keys and list indexes) and `key` under it, or with `at`
-    /// itself when `key` is `None`.
-    fn report(&mut self, r: &mut Reader, at: &[&str], key: Option<String>, message: String) {
-        let mut keys: Vec<&str> = at.to_vec();
-        if let Some(key) = key.as_deref() {
-            keys.push(key);
-        }
-        let mark = locate(self.node, &keys).mark;
-        let mut where_ = self.path.to_owned();
-        for k in &keys {
-            if k.parse::<usize>().is_ok() {
-                where_ = format!("{where_}[{k}]");
-            } else {
-                where_ = format!("{where_}.{k}");
-            }
-        }
-        r.error(mark, where_, message);
-        self.found = true;
-    }
-}
-
-/// The pod template's spec: its own fields, each container's, and a restart policy a Job allows.
-fn check_pod_spec(r: &mut Reader, problems: &mut JobProblems, pod: &serde_json::Value) {
-    use k8s_openapi::api::core::v1::PodSpec;
-    use serde_json::{json, Value as J};
-
-    let mut rest = pod.clone();
-    if let Some(rest) = rest.as_object_mut() {
-        rest.insert("containers".into(), json!([]));
-        rest.remove("initContainers");
-    }
-    for (key, message) in field_problems::<PodSpec>(&rest) {
-        problems.report(r, &["template", "spec"], key, message);
-    }
-    for list in ["initContainers", "containers"] {
-        match pod.get(list) {
-            None | Some(J::Null) => {}
-            Some(J::Array(containers)) => {
-                for (i, c) in containers.iter().enumerate() {
-                    let index = i.to_string();
-                    check_container(r, problems, &["template", "spec", list, index.as_str()], c);
-                }
-            }
-            Some(other) => problems.report(
-                r,
-                &["template", "spec", list],
-                None,
-                format!("expected a list of containers, found {other}"),
-            ),
-        }
-    }
-    let restart = pod.get("restartPolicy");
-    if !matches!(restart.and_then(J::as_str), Some("Never" | "OnFailure")) {
-        problems.report(
-            r,
-            &["template", "spec"],
-            Some("restartPolicy".to_owned()),
-            "a Job's pods need restartPolicy: Never (or OnFailure)".to_owned(),
-        );
-    }
-}
-
-/// One container of the pod template, at `at`.
-fn check_container(
-    r: &mut Reader,
-    problems: &mut JobProblems,
-    at: &[&str],
-    container: &serde_json::Value,
-) {
-    use k8s_openapi::api::core::v1::Container;
-    use serde_json::Value as J;
-
-    // A missing name is said below, with a missing image.
-    for (key, message) in field_problems::<Container>(container)
-        .into_iter()
-        .filter(|(key, m)| key.is_some() || !m.ends_with("missing field `name`"))
-    {
-        problems.report(r, at, key, message);
-    }
-    let missing: Vec<&str> = ["name", "image"]
-        .into_iter()
-        .filter(|k| {
-            container
-                .get(k)
-                .and_then(J::as_str)
-                .is_none_or(str::is_empty)
-        })
-        .collect();
-    if !missing.is_empty() && container.is_object() {
-        problems.report(
-            r,
-            at,
-            None,
-            format!(
-                "every container needs a `name` and an `image` (this one has no {})",
-                missing.join(" and no ")
-            ),
-        );
-    }
-}
-
-/// Why `value` is not a `T`, field by field: each problem with the key it comes from (`None`: the
-/// object as a whole, e.g. a required field missing). serde stops at the first problem, so each
-/// key that causes one is taken out in turn and the rest read again.
-fn field_problems<T: serde::de::DeserializeOwned>(
-    value: &serde_json::Value,
-) -> Vec<(Option<String>, String)> {
-    let read = |v: serde_json::Value| {
-        serde_json::from_value::<T>(v)
-            .err()
-            .map(|e| format!("Kubernetes would refuse this: {e}"))
-    };
-    let Some(mut rest) = value.as_object().cloned() else {
-        return read(value.clone())
-            .map(|e| vec![(None, e)])
-            .unwrap_or_default();
-    };
-    let mut out = Vec::new();
-    while let Some(error) = read(serde_json::Value::Object(rest.clone())) {
-        // The key whose absence changes the error is the one it came from.
-        let culprit = rest
-            .keys()
-            .find(|k| {
-                let mut without = rest.clone();
-                without.remove(*k);
-                read(serde_json::Value::Object(without)).as_ref() != Some(&error)
-            })
-            .cloned();
-        match culprit {
-            Some(key) => {
-                rest.remove(&key);
-                out.push((Some(key), error));
-            }
-            None => {
-                out.push((None, error));
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// The node at `keys` (mapping keys, or list indexes) under `node`, or the deepest one found.
-fn locate<'n>(node: &'n Node, keys: &[&str]) -> &'n Node {
-    let mut at = node;
-    for key in keys {
-        let next = match &at.value {
-            Value::Mapping(entries) => entries
-                .iter()
-                .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
-                .map(|(_, v)| v),
-            Value::Sequence(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-            Value::Scalar { .. } => None,
-        };
-        match next {
-            Some(next) => at = next,
-            None => break,
-        }
-    }
-    at
 }
 
 fn read_source(r: &mut Reader, node: &Node, path: &str) -> Option<Source> {
@@ -835,91 +582,4 @@ fn read_markers(r: &mut Reader, node: &Node, path: &str) -> Option<Markers> {
         every: every?,
         lead_in: lead_in?,
     })
-}
-
-pub(super) fn read_degrade(r: &mut Reader, node: &Node, path: &str) -> Option<NetworkDegrade> {
-    let f = r.fields(
-        node,
-        path,
-        &["delay", "jitter", "loss", "rate", "interface", "image"],
-    )?;
-    let d = NetworkDegrade::default();
-    let ms = |r: &mut Reader, key: &str| match f.get(key) {
-        Some(n) => r
-            .parsed(n, &f.path_of(key), "a duration", |s| {
-                duration::parse_within(s, Duration::from_millis(1), Duration::from_secs(60))
-            })
-            .map(Some),
-        None => Some(None),
-    };
-    let (delay, jitter) = (ms(r, "delay"), ms(r, "jitter"));
-    let loss = match f.get("loss") {
-        Some(n) => r.parsed(
-            n,
-            &f.path_of("loss"),
-            "a percentage",
-            super::fault::load_percent,
-        ),
-        None => Some(0),
-    };
-    let rate = match f.get("rate") {
-        Some(n) => r
-            .parsed(n, &f.path_of("rate"), "a rate", |s| {
-                let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-                let unit = &s[digits.len()..];
-                if !digits.is_empty()
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                    && ["kbit", "mbit", "gbit"].contains(&unit)
-                    && digits.parse::<u64>().is_ok_and(|v| v > 0)
-                {
-                    Ok(s.to_owned())
-                } else {
-                    Err(format!(
-                        "{s:?} is not a rate (write e.g. 500kbit, 1mbit, 1gbit)"
-                    ))
-                }
-            })
-            .map(Some),
-        None => Some(None),
-    };
-    let interface = match f.get("interface") {
-        Some(n) => r.parsed(n, &f.path_of("interface"), "an interface name", |s| {
-            if !s.is_empty()
-                && s.len() < 16
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
-            {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("{s:?} is not an interface name (at most 15 letters, digits and -_.@, e.g. eth0)"))
-            }
-        }),
-        None => Some(d.interface.clone()),
-    };
-    let image = super::fault::read_image(r, &f, "an image with sh, nsenter, tc and nft", &d.image);
-    let settings = NetworkDegrade {
-        delay: delay?,
-        jitter: jitter?,
-        loss: loss?,
-        rate: rate?,
-        interface: interface?,
-        image: image?,
-    };
-    if settings.delay.is_none() && settings.loss == 0 && settings.rate.is_none() {
-        r.error(
-            f.mark,
-            path,
-            "say what to degrade: `delay`, `loss` or `rate` (or several)",
-        );
-        return None;
-    }
-    if settings.jitter.is_some() && settings.delay.is_none() {
-        r.error(
-            f.get("jitter").map_or(f.mark, |n| n.mark),
-            f.path_of("jitter"),
-            "jitter varies a delay: give `delay` too",
-        );
-        return None;
-    }
-    Some(settings)
 }

@@ -680,6 +680,26 @@ fn emit_into(out: &mut String, value: &serde_json::Value, indent: usize, in_list
     }
 }
 
+/// The node at `keys` (mapping keys, or list indexes) under `node`, or the deepest one found.
+pub fn locate<'n>(node: &'n Node, keys: &[&str]) -> &'n Node {
+    let mut at = node;
+    for key in keys {
+        let next = match &at.value {
+            Value::Mapping(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
+                .map(|(_, v)| v),
+            Value::Sequence(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            Value::Scalar { .. } => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

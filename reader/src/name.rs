@@ -200,18 +200,18 @@ impl fmt::Display for NameError {
 }
 
 /// A DNS-1123 label of at most `max` characters.
-pub(crate) fn dns_label(text: &str, max: usize) -> Result<(), NameError> {
+pub fn dns_label(text: &str, max: usize) -> Result<(), NameError> {
     NameRules::Label { max }.check(text).map(drop)
 }
 
 /// A namespace, in every field that names one: a name that no namespace can have would make the
 /// field match nothing, silently.
-pub(crate) fn namespace_name(text: &str) -> Result<String, NameError> {
+pub fn namespace_name(text: &str) -> Result<String, NameError> {
     NameRules::Namespace.check(text)
 }
 
 /// The name of an object of `kind` (Service, Deployment, StatefulSet) in a NAMESPACE/NAME field.
-pub(crate) fn object_name(text: &str, kind: &str) -> Result<String, NameError> {
+pub fn object_name(text: &str, kind: &str) -> Result<String, NameError> {
     NameRules::Object {
         kind: kind.to_owned(),
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::yaml::{Mark, Node, Value};
+use crate::yaml::{Mark, Node, Value};
 
 /// One problem in a drill file: where, which key, what is wrong and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,7 +340,7 @@ fn suggestion<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::yaml;
+    use crate::yaml;
 
     #[test]
     fn unknown_keys_suggest_the_closest_allowed_one() {
