@@ -1003,6 +1003,7 @@ mod tests {
                 phase: "Running".into(),
                 created: 0,
                 node: Some("n1".into()),
+                ..Default::default()
             }],
             ..Cluster::default()
         };
@@ -1067,6 +1068,7 @@ mod tests {
             phase: "Running".into(),
             created: 0,
             node: Some("n1".into()),
+            ..Default::default()
         };
         let mut cluster = Cluster {
             owners: vec![Owner {

@@ -54,6 +54,7 @@ fn cluster(namespaces: usize) -> Cluster {
                 phase: "Running".into(),
                 created: NOW - 3600 + if p == 0 { 3500 } else { 0 },
                 node: None,
+                ..Default::default()
             });
         }
         c.pdbs.push(Pdb {

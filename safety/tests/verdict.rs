@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firedrill_safety::cluster::{
-    Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod,
+    Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod, Resources,
 };
 use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{
@@ -25,6 +25,14 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect()
+}
+
+/// Room for every pod of these tests: capacity is judged where a test says so.
+fn roomy() -> Resources {
+    Resources {
+        cpu_millis: 64_000,
+        memory_bytes: 256 << 30,
+    }
 }
 
 fn owner(kind: OwnerKind, namespace: &str, name: &str) -> OwnerRef {
@@ -62,6 +70,7 @@ fn deployment(
             phase: if i < ready { "Running" } else { "Pending" }.into(),
             created: NOW - 3600,
             node: None,
+            ..Default::default()
         });
     }
 }
@@ -380,6 +389,7 @@ fn age_cooldown_readiness_and_ownership() {
         phase: "Running".into(),
         created: NOW - 3600,
         node: None,
+        ..Default::default()
     });
     c.pods.push(Pod {
         owner: Some(owner(OwnerKind::Other("Job".into()), "apps", "backup")),
@@ -528,6 +538,8 @@ fn a_pod_that_is_not_ready_spends_no_disruption() {
             unschedulable: false,
             ready: true,
             labels: Labels::new(),
+            allocatable: Some(roomy()),
+            ..Node::default()
         })
         .collect();
     // 3 of 4 healthy, at least 1 available: 2 disruptions allowed, web-0 and web-2.
@@ -578,6 +590,8 @@ fn nodes_with_one_clean(neighbour_namespace: &str) -> Cluster {
             unschedulable: false,
             ready: true,
             labels: Labels::new(),
+            allocatable: Some(roomy()),
+            ..Node::default()
         })
         .collect();
     c
@@ -1056,6 +1070,7 @@ mod properties {
                     phase: phase.into(),
                     created: NOW - age,
                     node: None,
+                    ..Default::default()
                 });
             }
             if w.listed {
@@ -1849,6 +1864,8 @@ mod properties {
                             unschedulable: flags[i].0,
                             ready: flags[i].1,
                             labels: Labels::new(),
+                            allocatable: Some(roomy()),
+                            ..Node::default()
                         })
                         .collect();
                     (case, reach, keep_blocked, max_nodes)
