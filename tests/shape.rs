@@ -41,6 +41,7 @@ const LAYERS: &[(usize, &[&str])] = &[
         0,
         &[
             "firedrill_safety",
+            "firedrill_safety::capacity",
             "firedrill_safety::cluster",
             "firedrill_safety::glob",
             "firedrill_safety::nodes",

@@ -121,6 +121,7 @@ mod tests {
                     phase: "Running".into(),
                     created: 0,
                     node: Some(format!("n{}", i % 3)),
+                    ..Default::default()
                 })
                 .collect(),
             nodes: (0..4)
@@ -129,6 +130,11 @@ mod tests {
                     unschedulable: false,
                     ready: true,
                     labels: Default::default(),
+                    allocatable: Some(firedrill_safety::cluster::Resources {
+                        cpu_millis: 64_000,
+                        memory_bytes: 256 << 30,
+                    }),
+                    ..Node::default()
                 })
                 .collect(),
             ..Cluster::default()

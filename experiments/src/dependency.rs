@@ -871,6 +871,7 @@ mod tests {
                 phase: "Running".into(),
                 created: 0,
                 node: None,
+                ..Default::default()
             }],
             services: vec![Service {
                 namespace: "ai".into(),

@@ -1006,6 +1006,7 @@ mod tests {
                 phase: "Running".into(),
                 created: 0,
                 node: Some("n1".into()),
+                ..Default::default()
             }],
             ..Cluster::default()
         };
@@ -1070,6 +1071,7 @@ mod tests {
             phase: "Running".into(),
             created: 0,
             node: Some("n1".into()),
+            ..Default::default()
         };
         let mut cluster = Cluster {
             owners: vec![Owner {

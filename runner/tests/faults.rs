@@ -58,7 +58,8 @@ async fn node(client: &kube::Client, name: &str, unschedulable: bool) {
         json!({})
     };
     let node: Node = serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec,
-        "status": { "conditions": [{ "type": "Ready", "status": "True" }] } }))
+        "status": { "conditions": [{ "type": "Ready", "status": "True" }],
+            "allocatable": { "cpu": "4", "memory": "16Gi" } } }))
     .unwrap();
     Api::<Node>::all(client.clone())
         .create(&PostParams::default(), &node)

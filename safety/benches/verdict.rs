@@ -1,12 +1,15 @@
-//! One verdict over 100,000 pods in 10,000 workloads (target: < 100 ms).
+//! One verdict over 100,000 pods in 10,000 workloads (target: < 100 ms); one drain decision over
+//! 5,000 nodes and 100,000 pods with requests, capacity checked (target: < 200 ms).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use firedrill_safety::cluster::{
-    Cluster, IntOrPercent, Labels, Namespace, Owner, OwnerKind, OwnerRef, Pdb, Pod,
+    Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod, Resources,
 };
+use firedrill_safety::nodes::{decide_on_nodes, Reach};
+use firedrill_safety::verdict::ClusterIndex;
 use firedrill_safety::verdict::{decide, seed, Request};
 use firedrill_safety::{
     Amount, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy, Quantity, Selector, Target,
@@ -54,6 +57,7 @@ fn cluster(namespaces: usize) -> Cluster {
                 phase: "Running".into(),
                 created: NOW - 3600 + if p == 0 { 3500 } else { 0 },
                 node: None,
+                ..Default::default()
             });
         }
         c.pdbs.push(Pdb {
@@ -138,9 +142,107 @@ fn benches(c: &mut Criterion) {
     );
 }
 
+/// The same 100,000 pods on 5,000 nodes (20 each, from 20 workloads), 100m and 256Mi each. With
+/// `full`, every node but the last has no room left, so first fit scans them all for each pod;
+/// with `none`, the last has none either, so every candidate's node is tried and refused.
+fn on_nodes(full: bool, none: bool) -> Cluster {
+    const NODES: usize = 5_000;
+    let mut c = cluster(100);
+    for (i, pod) in c.pods.iter_mut().enumerate() {
+        pod.node = Some(format!("node-{}", i % NODES));
+        pod.requests = Resources {
+            cpu_millis: 100,
+            memory_bytes: 256 << 20,
+        };
+    }
+    c.nodes = (0..NODES)
+        .map(|i| Node {
+            name: format!("node-{i}"),
+            ready: true,
+            allocatable: Some(if full && (none || i + 1 < NODES) {
+                Resources {
+                    cpu_millis: 2_000,
+                    memory_bytes: 5 << 30,
+                }
+            } else {
+                Resources {
+                    cpu_millis: 8_000,
+                    memory_bytes: 32 << 30,
+                }
+            }),
+            ..Node::default()
+        })
+        .collect();
+    c
+}
+
+fn drains(c: &mut Criterion) {
+    let policy = Policy {
+        max_targets: 50,
+        ..Policy::default()
+    };
+    let targets = [Target {
+        namespace: "ns-0".into(),
+        selector: Selector::parse("tier=web").expect("selector"),
+        amount: Amount::Count(1),
+    }];
+    let hits = firedrill_safety::verdict::RecentHits::new();
+    let request = Request {
+        drill: "bench",
+        seed: seed("bench", NOW),
+        now: NOW,
+        targets: &targets,
+        policy: &policy,
+        own_namespace: "firedrill",
+        recent_hits: &hits,
+    };
+    for (full, none, name) in [
+        (
+            false,
+            false,
+            "drain: 5k nodes, 100k pods with requests, room to spare",
+        ),
+        (
+            true,
+            false,
+            "drain: 5k nodes, 100k pods with requests, room on the last node only",
+        ),
+        (
+            true,
+            true,
+            "drain: 5k nodes, 100k pods with requests, no room: every candidate refused",
+        ),
+    ] {
+        let cluster = on_nodes(full, none);
+        let (v, judged) = decide_on_nodes(&ClusterIndex::new(&cluster), &request, Reach::Drain, 1);
+        eprintln!(
+            "{name}: {} targets, {} nodes taken, {} refused{}",
+            v.targets.len(),
+            judged.nodes.len(),
+            judged.refused.len(),
+            judged
+                .refused
+                .first()
+                .map(|(_, why)| format!(" (first: {})", why.chars().take(160).collect::<String>()))
+                .unwrap_or_default()
+        );
+        // The index is built per fire, as the executor does: it is part of the decision.
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                decide_on_nodes(
+                    &ClusterIndex::new(black_box(&cluster)),
+                    &request,
+                    Reach::Drain,
+                    1,
+                )
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = verdict;
     config = Criterion::default().sample_size(10);
-    targets = benches
+    targets = benches, drains
 }
 criterion_main!(verdict);

@@ -69,7 +69,7 @@ pub struct Owner {
     pub desired: u32,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pod {
     pub namespace: String,
     pub name: String,
@@ -82,6 +82,94 @@ pub struct Pod {
     /// Creation time, seconds since the Unix epoch.
     pub created: i64,
     pub node: Option<String>,
+    /// What the scheduler reserves for it: its containers' requests summed (an absent request
+    /// is 0, as Kubernetes schedules).
+    pub requests: Resources,
+    /// Where the scheduler may put it again when it is evicted.
+    pub placement: Placement,
+}
+
+/// CPU and memory, exactly: what a pod requests or a node can allocate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Resources {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+/// The constraints a pod puts on the node it runs on (what the snapshot shows of them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placement {
+    /// `spec.nodeSelector`: every label must be on the node.
+    pub node_selector: Labels,
+    /// `requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`: `None` when the pod
+    /// has no required node affinity; else some term must match.
+    pub affinity: Option<Vec<NodeSelectorTerm>>,
+    pub tolerations: Vec<Toleration>,
+}
+
+/// One term of a required node affinity: every requirement holds (an empty term matches no
+/// node, as in Kubernetes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeSelectorTerm {
+    /// `matchExpressions`, on the node's labels.
+    pub expressions: Vec<NodeRequirement>,
+    /// `matchFields`, on the node's fields (`metadata.name`).
+    pub fields: Vec<NodeRequirement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRequirement {
+    pub key: String,
+    pub operator: NodeOperator,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeOperator {
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Exists,
+    DoesNotExist,
+    /// The label's value, read as an integer, is greater than this.
+    Gt(i64),
+    Lt(i64),
+}
+
+/// What a taint does to pods that do not tolerate it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaintEffect {
+    NoSchedule,
+    /// A preference only: the scheduler still places pods there when it must.
+    PreferNoSchedule,
+    NoExecute,
+}
+
+impl TaintEffect {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "NoSchedule" => Some(TaintEffect::NoSchedule),
+            "PreferNoSchedule" => Some(TaintEffect::PreferNoSchedule),
+            "NoExecute" => Some(TaintEffect::NoExecute),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toleration {
+    /// Empty with `exists`: tolerates every taint.
+    pub key: String,
+    /// Operator `Exists` (any value); else `Equal` (the default).
+    pub exists: bool,
+    pub value: String,
+    /// `None`: every effect.
+    pub effect: Option<TaintEffect>,
 }
 
 /// A number or a percentage, as PodDisruptionBudgets write them.
@@ -128,6 +216,9 @@ pub struct Node {
     /// Its Ready condition is True: pods evicted elsewhere can land on it.
     pub ready: bool,
     pub labels: Labels,
+    /// `status.allocatable` (CPU and memory); `None` when the snapshot does not say.
+    pub allocatable: Option<Resources>,
+    pub taints: Vec<Taint>,
 }
 
 /// One port of a Service.

@@ -4,6 +4,7 @@
 //! runtime. It takes values and returns values, so every rule can be proven with plain and
 //! property tests.
 
+pub mod capacity;
 pub mod cluster;
 pub mod glob;
 pub mod nodes;

@@ -7,10 +7,14 @@
 //! where they are, so it does not judge them; a stress loads them, so it refuses a node where one
 //! is listed in `safety.protected` or matches `safety.never_target` (the implicit kube-system rule
 //! would refuse every node of every cluster, so it does not apply to them).
+//!
+//! A drain must also leave the pods it moves somewhere to run: with every node taken so far,
+//! they are placed on the free allocatable of the nodes left ([`crate::capacity`]).
 
 use std::collections::HashMap;
 
-use crate::cluster::{Node, Owner, OwnerKind, Pod};
+use crate::capacity::{free_on, place, Shortfall};
+use crate::cluster::{Node, Owner, OwnerKind, Pod, Resources};
 use crate::policy::KubeSystemNeighbours;
 use crate::verdict::{
     budget, controller_protection, decide_admitting, explicit_protection, floor, listed_protection,
@@ -87,6 +91,9 @@ struct NodeJudge<'i, 'c> {
     budgets: HashMap<(&'c str, &'c str), Budget>,
     /// Ready, uncordoned nodes not taken: where evicted pods can go.
     schedulable: usize,
+    /// The Ready, uncordoned nodes in snapshot order, with what is free on each (`None` when the
+    /// node does not say what it can allocate).
+    rooms: Vec<(&'c Node, Option<Resources>)>,
     out: NodeVerdict,
 }
 
@@ -123,7 +130,6 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
             reach,
             max_nodes,
             nodes: cluster.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
-            on_node,
             by_namespace,
             ready,
             budgets: HashMap::new(),
@@ -132,8 +138,49 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 .iter()
                 .filter(|n| !n.unschedulable && n.ready)
                 .count(),
+            rooms: cluster
+                .nodes
+                .iter()
+                .filter(|n| !n.unschedulable && n.ready)
+                .map(|n| {
+                    let pods = on_node.get(n.name.as_str()).map(Vec::as_slice);
+                    (n, free_on(n, pods.unwrap_or_default()))
+                })
+                .collect(),
+            on_node,
             out: NodeVerdict::default(),
         }
+    }
+
+    /// Whether the pods a drain of `node` moves (with those of every node taken before it) fit
+    /// on the nodes left.
+    fn check_room(&self, node: &str) -> Result<(), Refusal> {
+        let taken = |name: &str| name == node || self.out.nodes.iter().any(|n| n.node == name);
+        let moving: Vec<&Pod> = self
+            .out
+            .nodes
+            .iter()
+            .map(|n| n.node.as_str())
+            .chain([node])
+            .flat_map(|n| self.on_node.get(n).into_iter().flatten().copied())
+            .filter(|p| moves(p))
+            .collect();
+        let rooms: Vec<(&Node, Option<Resources>)> = self
+            .rooms
+            .iter()
+            .filter(|(n, _)| !taken(&n.name))
+            .copied()
+            .collect();
+        place(&moving, &rooms).map_err(|shortfall| match shortfall {
+            Shortfall::Unknown { node: other } => Refusal::Uncheckable {
+                node: node.to_owned(),
+                other,
+            },
+            no_room => Refusal::NoRoom {
+                node: node.to_owned(),
+                why: no_room.explain(),
+            },
+        })
     }
 
     /// Why `target` may not be taken because of its node, or `None` when its node is taken
@@ -201,6 +248,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                     node: node.to_owned(),
                 })
             }
+            (Reach::Drain, Some(_)) => self.check_room(node)?,
             _ => {}
         }
         // Commit: these pods count as down for the nodes judged after this one. Only the ready
@@ -243,6 +291,14 @@ fn is_plumbing(pod: &Pod) -> bool {
     })
 }
 
+/// A pod a drain evicts and its controller recreates elsewhere: it needs room there.
+fn moves(pod: &Pod) -> bool {
+    pod.phase != "Succeeded"
+        && pod.phase != "Failed"
+        && !is_plumbing(pod)
+        && pod.owner.as_ref().is_some_and(|o| o.kind.recreates_pods())
+}
+
 /// The rules a neighbour on a node the fault hurts must pass. A pod that goes down must come
 /// back, so its controller must be known; a kube-system pod is judged by
 /// `safety.neighbours.kube_system`.
@@ -280,6 +336,11 @@ enum Refusal {
     NotInSnapshot { node: String },
     #[error("draining node {node} would leave no schedulable node for its pods")]
     LastSchedulable { node: String },
+    /// The pods it evicts (with those of the nodes taken before it) fit on no node left.
+    #[error("draining node {node} would leave its pods nowhere to run: {why}")]
+    NoRoom { node: String, why: String },
+    #[error("draining node {node}: capacity cannot be checked because node {other} reports no allocatable")]
+    Uncheckable { node: String, other: String },
     /// The fire has taken all the nodes it may.
     #[error("node {node}: fault.max_nodes is {max}: this fire takes no more nodes")]
     MaxNodes { node: String, max: usize },

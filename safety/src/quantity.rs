@@ -1,4 +1,5 @@
-//! Percentages and counts as users write them: `50%`, `99.5%`, `25-50`, `2`.
+//! Percentages and counts as users write them: `50%`, `99.5%`, `25-50`, `2`; and Kubernetes
+//! resource quantities (`500m`, `1.5`, `128Mi`, `1G`, `1e3`), read exactly.
 
 use std::fmt;
 
@@ -153,6 +154,130 @@ impl fmt::Display for Quantity {
     }
 }
 
+/// A CPU quantity (`500m`, `2`, `1.5`) in millicores, rounded up as Kubernetes rounds it.
+pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
+    kubernetes_quantity(text, 3)
+}
+
+/// A memory quantity (`128Mi`, `1Gi`, `1G`, `100k`, `1e3`, plain bytes) in bytes, rounded up.
+pub fn bytes(text: &str) -> Result<u64, QuantityError> {
+    kubernetes_quantity(text, 0)
+}
+
+/// A Kubernetes quantity times `10^scale`, rounded up to a whole number, in integer arithmetic:
+/// `<digits>[.<digits>]` then a binary suffix (`Ki`..`Ei`), a decimal one (`n`, `u`, `m`, `k`,
+/// `M`..`E`) or an exponent (`e3`, `E-2`).
+fn kubernetes_quantity(text: &str, scale: i32) -> Result<u64, QuantityError> {
+    let invalid = || {
+        QuantityError(format!(
+            "{text:?} is not a quantity (write e.g. 500m or 2 for CPU, 128Mi, 1Gi or 1G for memory)"
+        ))
+    };
+    let trimmed = text.trim();
+    let unsigned = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    if unsigned.starts_with('-') {
+        return Err(format!("{text:?} is negative; a request or capacity is at least 0").into());
+    }
+    let number_end = unsigned
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return Err(invalid());
+    }
+    let (binary, decimal): (u32, i32) = match suffix {
+        "" => (0, 0),
+        "Ki" => (10, 0),
+        "Mi" => (20, 0),
+        "Gi" => (30, 0),
+        "Ti" => (40, 0),
+        "Pi" => (50, 0),
+        "Ei" => (60, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        exponent if exponent.starts_with(['e', 'E']) => {
+            let digits = &exponent[1..];
+            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            (
+                0,
+                digits
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|e| e.abs() <= 100)
+                    .ok_or_else(invalid)?,
+            )
+        }
+        _ => return Err(invalid()),
+    };
+    let too_large = || QuantityError(format!("{text:?} is too large"));
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    let mantissa: u128 = digits.parse().map_err(|_| too_large())?;
+    let numerator = mantissa
+        .checked_mul(1u128 << binary)
+        .ok_or_else(too_large)?;
+    let exponent = decimal + scale - i32::try_from(fraction.len()).map_err(|_| invalid())?;
+    let value = if exponent >= 0 {
+        10u128
+            .checked_pow(exponent.unsigned_abs())
+            .and_then(|p| numerator.checked_mul(p))
+            .ok_or_else(too_large)?
+    } else {
+        match 10u128.checked_pow(exponent.unsigned_abs()) {
+            Some(denominator) => numerator.div_ceil(denominator),
+            // Smaller than one unit, but more than nothing: rounded up.
+            None => 1,
+        }
+    };
+    u64::try_from(value).map_err(|_| too_large())
+}
+
+/// Millicores as people read CPU: `3.5 CPU`, `0.25 CPU`.
+pub fn show_cpu(millis: u64) -> String {
+    let (whole, fraction) = (millis / 1000, millis % 1000);
+    if fraction == 0 {
+        return format!("{whole} CPU");
+    }
+    let fraction = format!("{fraction:03}");
+    format!("{whole}.{} CPU", fraction.trim_end_matches('0'))
+}
+
+/// Bytes as people read memory, to two decimals of the largest binary unit that fits
+/// (`6 GiB`, `1.5 GiB`, `512 MiB`); `round_up` for what is needed, down for what is free.
+pub fn show_bytes(bytes: u64, round_up: bool) -> String {
+    const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    let Some((unit, shift)) = UNITS.iter().find(|(_, shift)| bytes >> shift > 0) else {
+        return format!("{bytes} B");
+    };
+    let scaled = u128::from(bytes) * 100;
+    let unit_size = 1u128 << shift;
+    let hundredths = if round_up {
+        scaled.div_ceil(unit_size)
+    } else {
+        scaled / unit_size
+    };
+    let (whole, fraction) = (hundredths / 100, hundredths % 100);
+    match fraction {
+        0 => format!("{whole} {unit}"),
+        f if f % 10 == 0 => format!("{whole}.{} {unit}", f / 10),
+        f => format!("{whole}.{f:02} {unit}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +331,51 @@ mod tests {
         assert_eq!(Quantity::Count(3).to_string(), "3");
         let half = Percent::parse("50%", false).unwrap();
         assert_eq!(Quantity::Percent(half).to_string(), "50%");
+    }
+
+    #[test]
+    fn kubernetes_quantities_parse_exactly() {
+        let cpu = |t| cpu_millis(t).unwrap();
+        assert_eq!(cpu("500m"), 500);
+        assert_eq!(cpu("2"), 2000);
+        assert_eq!(cpu("1.5"), 1500);
+        assert_eq!(cpu("0.1"), 100);
+        assert_eq!(cpu("1e3"), 1_000_000);
+        assert_eq!(cpu("100u"), 1, "rounded up, as Kubernetes rounds");
+        assert_eq!(cpu("+250m"), 250);
+        assert_eq!(cpu("0"), 0);
+        let mem = |t| bytes(t).unwrap();
+        assert_eq!(mem("128Mi"), 128 << 20);
+        assert_eq!(mem("1Gi"), 1 << 30);
+        assert_eq!(mem("1.5Gi"), 3 << 29);
+        assert_eq!(mem("1G"), 1_000_000_000);
+        assert_eq!(mem("100k"), 100_000);
+        assert_eq!(mem("1e3"), 1000);
+        assert_eq!(mem("1E3"), 1000);
+        assert_eq!(mem("1E"), 1_000_000_000_000_000_000);
+        assert_eq!(mem("4096"), 4096);
+        assert_eq!(mem("1500m"), 2);
+        for bad in ["", "lots", "1.2.3", "5x", "Gi", "1 Gi", "1e", "1ee3", "."] {
+            let err = bytes(bad).unwrap_err().0;
+            assert!(err.contains("is not a quantity"), "{bad}: {err}");
+        }
+        assert!(bytes("-1Gi").unwrap_err().0.contains("negative"));
+        assert!(bytes("100Ei").unwrap_err().0.contains("too large"));
+        assert!(cpu_millis("1e30").unwrap_err().0.contains("too large"));
+    }
+
+    #[test]
+    fn resources_show_as_people_read_them() {
+        assert_eq!(show_cpu(3500), "3.5 CPU");
+        assert_eq!(show_cpu(1250), "1.25 CPU");
+        assert_eq!(show_cpu(4000), "4 CPU");
+        assert_eq!(show_cpu(100), "0.1 CPU");
+        assert_eq!(show_bytes(6 << 30, true), "6 GiB");
+        assert_eq!(show_bytes(3 << 29, false), "1.5 GiB");
+        assert_eq!(show_bytes(512 << 20, false), "512 MiB");
+        assert_eq!(show_bytes((1 << 30) + 1, true), "1.01 GiB");
+        assert_eq!(show_bytes((1 << 30) + 1, false), "1 GiB");
+        assert_eq!(show_bytes(100, false), "100 B");
     }
 
     #[test]

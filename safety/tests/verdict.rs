@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use firedrill_safety::cluster::{
     Cluster, IntOrPercent, Labels, Namespace, Node, Owner, OwnerKind, OwnerRef, Pdb, Pod,
+    Resources, Taint, TaintEffect, Toleration,
 };
 use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{
@@ -25,6 +26,14 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect()
+}
+
+/// Room for every pod of these tests: capacity is judged where a test says so.
+fn roomy() -> Resources {
+    Resources {
+        cpu_millis: 64_000,
+        memory_bytes: 256 << 30,
+    }
 }
 
 fn owner(kind: OwnerKind, namespace: &str, name: &str) -> OwnerRef {
@@ -62,6 +71,7 @@ fn deployment(
             phase: if i < ready { "Running" } else { "Pending" }.into(),
             created: NOW - 3600,
             node: None,
+            ..Default::default()
         });
     }
 }
@@ -380,6 +390,7 @@ fn age_cooldown_readiness_and_ownership() {
         phase: "Running".into(),
         created: NOW - 3600,
         node: None,
+        ..Default::default()
     });
     c.pods.push(Pod {
         owner: Some(owner(OwnerKind::Other("Job".into()), "apps", "backup")),
@@ -528,6 +539,8 @@ fn a_pod_that_is_not_ready_spends_no_disruption() {
             unschedulable: false,
             ready: true,
             labels: Labels::new(),
+            allocatable: Some(roomy()),
+            ..Node::default()
         })
         .collect();
     // 3 of 4 healthy, at least 1 available: 2 disruptions allowed, web-0 and web-2.
@@ -578,6 +591,8 @@ fn nodes_with_one_clean(neighbour_namespace: &str) -> Cluster {
             unschedulable: false,
             ready: true,
             labels: Labels::new(),
+            allocatable: Some(roomy()),
+            ..Node::default()
         })
         .collect();
     c
@@ -1056,6 +1071,7 @@ mod properties {
                     phase: phase.into(),
                     created: NOW - age,
                     node: None,
+                    ..Default::default()
                 });
             }
             if w.listed {
@@ -1240,6 +1256,7 @@ mod properties {
         Cap,
         UnknownNode,
         NoSchedulableNode,
+        NoRoom,
     }
 
     /// The rule a reason the guard wrote names.
@@ -1250,6 +1267,10 @@ mod properties {
                 Rule::UnknownNode
             } else if has("would leave no schedulable node") {
                 Rule::NoSchedulableNode
+            } else if has("would leave its pods nowhere to run")
+                || has("capacity cannot be checked because node")
+            {
+                Rule::NoRoom
             } else if has("in kube-system, which is always protected") {
                 Rule::SystemNamespace
             } else if has("in firedrill's own namespace") {
@@ -1821,6 +1842,10 @@ mod properties {
             ],
             prop::bool::weighted(0.1),
             (1usize..=3, prop::bool::weighted(0.6)),
+            (
+                prop::collection::vec(arb_pod_scheduling(), 60),
+                prop::collection::vec(arb_node_capacity(), 6),
+            ),
         )
             .prop_map(
                 |(
@@ -1832,6 +1857,7 @@ mod properties {
                     reach,
                     keep_blocked,
                     (max_nodes, budget),
+                    (pod_scheduling, node_capacity),
                 )| {
                     if budget {
                         case.policy.kube_system_neighbours = KubeSystemNeighbours::Budget;
@@ -1840,15 +1866,41 @@ mod properties {
                         placement.into_iter().map(|p| p.map(|p| p % n)).collect();
                     for (i, pod) in case.cluster.pods.iter_mut().enumerate() {
                         pod.node = placement[i % placement.len()].map(|k| format!("n{k}"));
+                        let (requests, pool, tolerates) = pod_scheduling[i % 60];
+                        pod.requests = requests;
+                        if let Some(pool) = pool {
+                            pod.placement
+                                .node_selector
+                                .insert("pool".into(), pool.into());
+                        }
+                        if tolerates {
+                            pod.placement.tolerations.push(Toleration {
+                                key: "dedicated".into(),
+                                value: "x".into(),
+                                ..Toleration::default()
+                            });
+                        }
                     }
                     // Sometimes the last node is missing from the snapshot.
                     let listed = if missing { n - 1 } else { n };
                     case.cluster.nodes = (0..listed)
-                        .map(|i| Node {
-                            name: format!("n{i}"),
-                            unschedulable: flags[i].0,
-                            ready: flags[i].1,
-                            labels: Labels::new(),
+                        .map(|i| {
+                            let (allocatable, pool, taint) = node_capacity[i];
+                            Node {
+                                name: format!("n{i}"),
+                                unschedulable: flags[i].0,
+                                ready: flags[i].1,
+                                labels: Labels::from([("pool".into(), pool.into())]),
+                                allocatable,
+                                taints: taint
+                                    .map(|effect| Taint {
+                                        key: "dedicated".into(),
+                                        value: "x".into(),
+                                        effect,
+                                    })
+                                    .into_iter()
+                                    .collect(),
+                            }
                         })
                         .collect();
                     (case, reach, keep_blocked, max_nodes)
@@ -1858,6 +1910,105 @@ mod properties {
                 *keep_blocked || !verdict(case).targets.is_empty()
             })
             .prop_map(|(case, reach, _, max_nodes)| (case, reach, max_nodes))
+    }
+
+    /// A pod's requests (often none), sometimes a nodeSelector on `pool`, sometimes a toleration
+    /// of the `dedicated=x` taint.
+    fn arb_pod_scheduling() -> impl Strategy<Value = (Resources, Option<&'static str>, bool)> {
+        (
+            prop_oneof![1 => Just(0u64), 4 => 1u64..16].prop_map(|c| c * 100),
+            prop_oneof![1 => Just(0u64), 4 => 1u64..16].prop_map(|m| m << 28),
+            prop_oneof![8 => Just(None), 1 => Just(Some("a")), 1 => Just(Some("b"))],
+            prop::bool::weighted(0.3),
+        )
+            .prop_map(|(cpu, memory, pool, tolerates)| {
+                (
+                    Resources {
+                        cpu_millis: cpu,
+                        memory_bytes: memory,
+                    },
+                    pool,
+                    tolerates,
+                )
+            })
+    }
+
+    /// A node's allocatable (now and then not given), its `pool` label and a `dedicated=x` taint.
+    fn arb_node_capacity(
+    ) -> impl Strategy<Value = (Option<Resources>, &'static str, Option<TaintEffect>)> {
+        (
+            prop::option::weighted(
+                0.95,
+                (6u64..=32, 6u64..=32).prop_map(|(c, m)| Resources {
+                    cpu_millis: c * 500,
+                    memory_bytes: m << 30,
+                }),
+            ),
+            prop_oneof![Just("a"), Just("b")],
+            prop_oneof![
+                12 => Just(None),
+                2 => Just(Some(TaintEffect::NoSchedule)),
+                1 => Just(Some(TaintEffect::PreferNoSchedule)),
+                1 => Just(Some(TaintEffect::NoExecute)),
+            ],
+        )
+    }
+
+    /// The oracle's own first fit: the pods that move, largest CPU then memory first (ties by
+    /// namespace and name), each on the first node left, in snapshot order, with room that its
+    /// `pool` selector and the `dedicated` taint allow. `Err` when one fits nowhere, or when a
+    /// node left does not say what it can allocate.
+    fn own_first_fit(case: &Case, moving: &[&Pod], left: &[&Node]) -> Result<(), ()> {
+        if moving.is_empty() {
+            return Ok(());
+        }
+        let mut free: Vec<(i128, i128)> = Vec::new();
+        for node in left {
+            let alloc = node.allocatable.ok_or(())?;
+            let (mut cpu, mut mem) = (alloc.cpu_millis as i128, alloc.memory_bytes as i128);
+            for p in case.cluster.pods.iter().filter(|p| {
+                p.node.as_deref() == Some(node.name.as_str())
+                    && p.phase != "Succeeded"
+                    && p.phase != "Failed"
+            }) {
+                cpu -= p.requests.cpu_millis as i128;
+                mem -= p.requests.memory_bytes as i128;
+            }
+            free.push((cpu.max(0), mem.max(0)));
+        }
+        let mut order = moving.to_vec();
+        order.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(p.requests.cpu_millis),
+                std::cmp::Reverse(p.requests.memory_bytes),
+                p.namespace.clone(),
+                p.name.clone(),
+            )
+        });
+        for pod in order {
+            let (cpu, mem) = (
+                pod.requests.cpu_millis as i128,
+                pod.requests.memory_bytes as i128,
+            );
+            let allowed = |node: &Node| {
+                let pool_ok = pod
+                    .placement
+                    .node_selector
+                    .get("pool")
+                    .is_none_or(|want| node.labels.get("pool") == Some(want));
+                let tainted = node
+                    .taints
+                    .iter()
+                    .any(|t| t.effect != TaintEffect::PreferNoSchedule);
+                pool_ok && (!tainted || !pod.placement.tolerations.is_empty())
+            };
+            let slot = (0..left.len())
+                .find(|&i| allowed(left[i]) && free[i].0 >= cpu && free[i].1 >= mem)
+                .ok_or(())?;
+            free[slot].0 -= cpu;
+            free[slot].1 -= mem;
+        }
+        Ok(())
     }
 
     /// The rules taking `node` down breaks, with `before` (accepted earlier) already down.
@@ -1926,6 +2077,29 @@ mod properties {
                 .any(|n| n.ready && !n.unschedulable && !down_nodes.contains(&n.name.as_str()))
             {
                 out.insert(Rule::NoSchedulableNode);
+            } else {
+                let moving: Vec<&Pod> = case
+                    .cluster
+                    .pods
+                    .iter()
+                    .filter(|p| down_nodes.iter().any(|n| on(n, p)))
+                    .filter(|p| !finished(p) && !plumbing(p))
+                    .filter(|p| {
+                        p.owner
+                            .as_ref()
+                            .is_some_and(|o| !matches!(o.kind, OwnerKind::Other(_)))
+                    })
+                    .collect();
+                let left: Vec<&Node> = case
+                    .cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| n.ready && !n.unschedulable)
+                    .filter(|n| !down_nodes.contains(&n.name.as_str()))
+                    .collect();
+                if own_first_fit(case, &moving, &left).is_err() {
+                    out.insert(Rule::NoRoom);
+                }
             }
         }
         out
@@ -2047,6 +2221,9 @@ mod properties {
                 {
                     hit.insert("no room");
                 }
+                if rule == Some(Rule::NoRoom) {
+                    hit.insert("no room (capacity)");
+                }
             }
         }
         if !tried.is_empty() {
@@ -2136,6 +2313,7 @@ mod properties {
             "budget",
             "protection",
             "no room",
+            "no room (capacity)",
             "max_nodes",
             "fell back",
             "kube-system evicted",
@@ -2161,6 +2339,7 @@ mod properties {
                 ("budget", 0.10),
                 ("fell back", 0.10),
                 ("kube-system evicted", 0.01),
+                ("no room (capacity)", 0.02),
             ],
         );
     }

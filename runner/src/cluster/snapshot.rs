@@ -20,6 +20,8 @@ use serde_json::Value;
 
 use firedrill_reader::yaml::{self, Limits, Mark, StreamError};
 
+mod scheduling;
+
 /// Problems past this many are counted, not listed.
 const MAX_PROBLEMS: usize = 50;
 
@@ -156,6 +158,17 @@ pub enum FieldProblem {
     Values(String),
     #[error("{0:?} is not In, NotIn, Exists or DoesNotExist")]
     Operator(Option<String>),
+    /// A resource quantity: requests, allocatable.
+    #[error("{0}")]
+    Resource(firedrill_safety::QuantityError),
+    #[error("{0:?} is not In, NotIn, Exists, DoesNotExist, Gt or Lt")]
+    NodeOperator(String),
+    #[error("{0} takes one whole number")]
+    OneWhole(String),
+    #[error("{0:?} is not NoSchedule, PreferNoSchedule or NoExecute")]
+    Effect(String),
+    #[error("{0:?} is not Equal or Exists")]
+    Toleration(String),
     /// A label selector within the object (a PodDisruptionBudget's `spec.selector`).
     #[error("{0}")]
     Selector(Box<FieldError>),
@@ -428,7 +441,7 @@ impl Model {
                 }
                 cluster.pods.push(pod)
             }),
-            "Node" => o.labels().map(|labels| {
+            "Node" => o.labels().and_then(|labels| {
                 cluster.nodes.push(firedrill_safety::cluster::Node {
                     name: o.name.clone(),
                     unschedulable: o
@@ -438,7 +451,10 @@ impl Model {
                         .unwrap_or(false),
                     ready: is_ready(o.value),
                     labels,
-                })
+                    allocatable: scheduling::allocatable(o.value)?,
+                    taints: scheduling::taints(o.value)?,
+                });
+                Ok(())
             }),
             "Service" => o.service().map(|service| cluster.services.push(service)),
             _ => Ok(()),
@@ -634,6 +650,8 @@ impl<'a> Object<'a> {
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            requests: scheduling::requests(self.value)?,
+            placement: scheduling::placement(self.value)?,
         })
     }
 
@@ -948,6 +966,94 @@ items:
         let pdb = "kind: PodDisruptionBudget\nmetadata: {name: p, namespace: n}\nspec: {maxUnavailable: lots}\n";
         let err = parse(pdb, "s.yaml").unwrap_err().to_string();
         assert!(err.starts_with("s.yaml:1:1: PodDisruptionBudget n/p: spec.maxUnavailable: \"lots\" is not a percentage"), "{err}");
+    }
+
+    #[test]
+    fn requests_allocatable_taints_and_placement_are_read() {
+        let text = r#"
+kind: List
+items:
+  - kind: Node
+    metadata: { name: n1, labels: { pool: std } }
+    spec: { taints: [{ key: gpu, value: "yes", effect: NoSchedule }] }
+    status: { allocatable: { cpu: 3920m, memory: 15Gi, pods: "110" } }
+  - kind: Node
+    metadata: { name: n2 }
+    status: { allocatable: { cpu: "4" } }
+  - kind: Pod
+    metadata: { name: p, namespace: a }
+    spec:
+      nodeSelector: { pool: std }
+      containers:
+        - { name: a, resources: { requests: { cpu: 250m, memory: 128Mi } } }
+        - { name: b, resources: { requests: { cpu: 1 } } }
+        - { name: c }
+      initContainers:
+        - { name: i, resources: { requests: { memory: 1Gi } } }
+      tolerations: [{ key: gpu, operator: Exists, effect: NoSchedule }]
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions: [{ key: cores, operator: Gt, values: ["2"] }]
+"#;
+        let c = parse(text, "s.yaml").unwrap();
+        use firedrill_safety::cluster::{NodeOperator, Resources, TaintEffect};
+        let n1 = &c.nodes[0];
+        assert_eq!(
+            n1.allocatable,
+            Some(Resources {
+                cpu_millis: 3920,
+                memory_bytes: 15 << 30
+            })
+        );
+        assert_eq!(n1.taints[0].effect, TaintEffect::NoSchedule);
+        assert_eq!(
+            c.nodes[1].allocatable, None,
+            "no memory given: capacity unknown"
+        );
+        let p = &c.pods[0];
+        assert_eq!(
+            p.requests,
+            Resources {
+                cpu_millis: 1250,
+                memory_bytes: 1 << 30
+            },
+            "containers summed; the init container's memory is more"
+        );
+        assert_eq!(p.placement.node_selector["pool"], "std");
+        assert!(p.placement.tolerations[0].exists);
+        let terms = p.placement.affinity.as_ref().unwrap();
+        assert_eq!(terms[0].expressions[0].operator, NodeOperator::Gt(2));
+    }
+
+    #[test]
+    fn a_quantity_that_does_not_parse_names_the_object_and_field() {
+        let pod = "kind: Pod\nmetadata: {name: p, namespace: a}\nspec: {containers: [{name: a, resources: {requests: {memory: lots}}}]}\n";
+        let err = parse(pod, "s.yaml").unwrap_err().to_string();
+        assert_eq!(err, "s.yaml:1:1: Pod a/p: spec.containers[0].resources.requests.memory: \"lots\" is not a quantity (write e.g. 500m or 2 for CPU, 128Mi, 1Gi or 1G for memory)");
+        let node = "kind: Node\nmetadata: {name: n1}\nstatus: {allocatable: {cpu: 4 cores, memory: 16Gi}}\n";
+        let err = parse(node, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "s.yaml:1:1: Node n1: status.allocatable.cpu: \"4 cores\" is not a quantity"
+            ),
+            "{err}"
+        );
+        let taint = "kind: Node\nmetadata: {name: n1}\nspec: {taints: [{key: k, effect: NoRun}]}\n";
+        let err = parse(taint, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.ends_with("Node n1: spec.taints[0].effect: \"NoRun\" is not NoSchedule, PreferNoSchedule or NoExecute"),
+            "{err}"
+        );
+        let gt = "kind: Pod\nmetadata: {name: p, namespace: a}\nspec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: k, operator: Gt, values: [x]}]}]}}}}\n";
+        let err = parse(gt, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "nodeSelectorTerms[0].matchExpressions[0].values: Gt takes one whole number"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
