@@ -874,8 +874,9 @@ impl Kube {
         Ok(objects)
     }
 
-    /// Every node, and the pods running on `nodes` in any namespace: what a node fault judges.
-    pub async fn nodes_and_pods_on(&self, nodes: &[String]) -> Result<Vec<Value>, KubeError> {
+    /// Every node and every pod, in any namespace: what a node fault judges (any candidate's node,
+    /// and where a drain's pods can go).
+    pub async fn nodes_and_pods(&self) -> Result<Vec<Value>, KubeError> {
         use k8s_openapi::api::core::v1::{Node, Pod};
         let mut objects = Vec::new();
         for node in Api::<Node>::all(self.client.clone())
@@ -888,18 +889,15 @@ impl Kube {
             v["kind"] = Value::String("Node".into());
             objects.push(v);
         }
-        for node in nodes {
-            let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
-            for pod in Api::<Pod>::all(self.client.clone())
-                .list(&params)
-                .await
-                .map_err(api_error(format!("list the pods on node {node}")))?
-                .items
-            {
-                let mut v = serde_json::to_value(pod).unwrap_or_default();
-                v["kind"] = Value::String("Pod".into());
-                objects.push(v);
-            }
+        for pod in Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(api_error("list the pods of every namespace".to_owned()))?
+            .items
+        {
+            let mut v = serde_json::to_value(pod).unwrap_or_default();
+            v["kind"] = Value::String("Pod".into());
+            objects.push(v);
         }
         Ok(objects)
     }

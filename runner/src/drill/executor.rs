@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{self as rollback, Ledger};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
-use firedrill_safety::verdict::{self, RecentHits, Request};
+use firedrill_safety::verdict::{self, RecentHits};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -223,7 +223,7 @@ async fn choose(
             }
         };
         let request = x.request(started, recent_hits);
-        let (cluster, listed_nodes) = match read_cluster(x, kube, &request).await {
+        let (cluster, listed_nodes) = match read_cluster(x, kube).await {
             Ok(cluster) => cluster,
             Err(message) => {
                 return Err((
@@ -288,13 +288,12 @@ async fn choose(
 }
 
 /// The part of the cluster one fire is decided on: the targets' namespaces (and the
-/// dependency's); for node faults also every node and every namespace with a pod on the nodes
-/// the targets run on, so each neighbour is judged with its workload and budgets.
-/// Also returns, for node faults, the nodes whose pods were all read.
+/// dependency's); for node faults also every node and every namespace with a pod, so each
+/// neighbour is judged with its workload and budgets and a drain's pods are placed on what is
+/// really free. Also returns, for node faults, the nodes whose pods were all read.
 async fn read_cluster(
     x: &Execution<'_>,
     kube: &Kube,
-    request: &Request<'_>,
 ) -> Result<(Cluster, Option<Vec<String>>), ReadError> {
     let drill = x.drill;
     let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
@@ -309,24 +308,16 @@ async fn read_cluster(
     if firedrill_experiments::reach(&drill.fault).is_none() {
         return Ok((model(&objects)?, None));
     }
-    // Which nodes the targets lead to, then everything on them.
-    let first = model(&objects)?;
-    // The same request the fire is decided with: the same pods, so the same nodes.
-    let plain = verdict::decide(&first, request);
-    let mut nodes: Vec<String> = plain
-        .targets
+    // A node fault may judge the node of any candidate (it falls back past a refused one), and
+    // a drain places the pods it moves on the nodes left: every node and every pod is read. The
+    // pods of the other namespaces come with their workloads and budgets.
+    let extra = kube.nodes_and_pods().await?;
+    let nodes: Vec<String> = extra
         .iter()
-        .filter_map(|t| {
-            first
-                .pods
-                .iter()
-                .find(|p| p.namespace == t.namespace && p.name == t.name)
-                .and_then(|p| p.node.clone())
-        })
+        .filter(|o| o["kind"] == "Node")
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_owned)
         .collect();
-    nodes.sort();
-    nodes.dedup();
-    let extra = kube.nodes_and_pods_on(&nodes).await?;
     let mut more: Vec<String> = extra
         .iter()
         .filter(|o| o["kind"] == "Pod")
