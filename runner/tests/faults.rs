@@ -311,6 +311,51 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
     assert_eq!(ledger["outcome"], "passed");
 }
 
+/// A drain whose first pick sits on a node that may not be hurt falls back to a candidate whose
+/// node passes, in the run itself (the run reads every node and pod, so any candidate's node is
+/// judged): nine of ten web pods share nodes n1-n3 with a protected Prometheus, the tenth is alone
+/// on n4. Whatever the fire's seed picks first, n4 is the node drained, and every node refused on
+/// the way is named with the protected pod. (Before the fallback, nine seeds in ten blocked.)
+#[tokio::test]
+async fn a_drain_falls_back_past_a_refused_node_in_the_run() {
+    let client = evicting_cluster().await;
+    let placement: Vec<&str> = (0..9)
+        .map(|i| ["n1", "n2", "n3"][i % 3])
+        .chain(["n4"])
+        .collect();
+    web(&client, &placement).await;
+    deployment(&client, "monitoring", "prometheus", 3).await;
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+        pod(
+            &client,
+            "monitoring",
+            &format!("prometheus-{i}"),
+            "Deployment/prometheus",
+            n,
+        )
+        .await;
+    }
+    controller(client.clone(), "apps", "web", Duration::from_millis(300));
+    let nodes_before = all_nodes(&client).await;
+    let text = format!(
+        "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, protected: [monitoring/*] }}\ndrills:\n  - name: drain\n    kind: node-drain\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    success: {{ rto: 30s }}\n"
+    );
+    let (config, drill, run) = one_drill(&text, "drain-fallback");
+    let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let nodes = &record.evidence.to_value()["nodes"];
+    assert_eq!(nodes["hurt"][0]["node"], json!("n4"), "{nodes}");
+    for refused in nodes["refused"].as_array().unwrap() {
+        let reason = refused["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("also runs monitoring/prometheus-")
+                && reason.ends_with("protected by safety.protected monitoring/*"),
+            "{reason}"
+        );
+    }
+    assert_eq!(all_nodes(&client).await, nodes_before);
+}
+
 /// The recovery clock stops when the pods are back as the API server reports it, not at the
 /// executor's next look: here the executor looks every 3 s (production: 2 s), the controller
 /// brings the killed pod back 0.3 s after it goes, and the RTO is measured well under the 3 s a
