@@ -95,6 +95,9 @@ struct NodeJudge<'i, 'c> {
     /// node does not say what it can allocate).
     rooms: Vec<(&'c Node, Option<Resources>)>,
     out: NodeVerdict,
+    /// Each node judged so far: `None` taken, `Some(why)` refused. Candidates are many and share
+    /// nodes: this answers for a node judged before without scanning `out`.
+    decided: HashMap<String, Option<String>>,
 }
 
 impl<'i, 'c> NodeJudge<'i, 'c> {
@@ -149,6 +152,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 .collect(),
             on_node,
             out: NodeVerdict::default(),
+            decided: HashMap::new(),
         }
     }
 
@@ -189,11 +193,8 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         let Some(node) = target.node.as_deref() else {
             return Some("not scheduled on a node".to_owned());
         };
-        if self.out.nodes.iter().any(|n| n.node == node) {
-            return None;
-        }
-        if let Some((_, why)) = self.out.refused.iter().find(|(n, _)| n == node) {
-            return Some(why.clone());
+        if let Some(decided) = self.decided.get(node) {
+            return decided.clone();
         }
         self.out.tried.push(node.to_owned());
         let judged = if self.out.nodes.len() >= self.max_nodes {
@@ -204,7 +205,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         } else {
             self.judge(node)
         };
-        match judged.map_err(|refusal| refusal.to_string()) {
+        let decided = match judged.map_err(|refusal| refusal.to_string()) {
             Err(why) => {
                 self.out.refused.push((node.to_owned(), why.clone()));
                 Some(why)
@@ -213,7 +214,9 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 self.out.nodes.push(choice);
                 None
             }
-        }
+        };
+        self.decided.insert(node.to_owned(), decided.clone());
+        decided
     }
 
     /// Judges `node` with every node taken before it down, and commits it when it passes.
