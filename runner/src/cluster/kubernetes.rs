@@ -830,19 +830,12 @@ impl Kube {
                 + std::fmt::Debug,
             <K as kube::Resource>::DynamicType: Default,
         {
-            let items = Api::<K>::namespaced(client.clone(), namespace)
-                .list(&ListParams::default())
-                .await
-                .map_err(api_error(format!("list {kind}s in {namespace}")))?
-                .items;
-            Ok(items
-                .into_iter()
-                .map(|item| {
-                    let mut v = serde_json::to_value(item).unwrap_or_default();
-                    v["kind"] = Value::String(kind.to_owned());
-                    v
-                })
-                .collect())
+            listed(
+                Api::<K>::namespaced(client.clone(), namespace),
+                kind,
+                format!("list {kind}s in {namespace}"),
+            )
+            .await
         }
 
         let mut objects = Vec::new();
@@ -878,29 +871,43 @@ impl Kube {
     /// and where a drain's pods can go).
     pub async fn nodes_and_pods(&self) -> Result<Vec<Value>, KubeError> {
         use k8s_openapi::api::core::v1::{Node, Pod};
-        let mut objects = Vec::new();
-        for node in Api::<Node>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(api_error("list nodes".to_owned()))?
-            .items
-        {
-            let mut v = serde_json::to_value(node).unwrap_or_default();
-            v["kind"] = Value::String("Node".into());
-            objects.push(v);
-        }
-        for pod in Api::<Pod>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(api_error("list the pods of every namespace".to_owned()))?
-            .items
-        {
-            let mut v = serde_json::to_value(pod).unwrap_or_default();
-            v["kind"] = Value::String("Pod".into());
-            objects.push(v);
-        }
+        let mut objects = listed(
+            Api::<Node>::all(self.client.clone()),
+            "Node",
+            "list nodes".to_owned(),
+        )
+        .await?;
+        objects.extend(
+            listed(
+                Api::<Pod>::all(self.client.clone()),
+                "Pod",
+                "list the pods of every namespace".to_owned(),
+            )
+            .await?,
+        );
         Ok(objects)
     }
+}
+
+/// Every object `api` lists, as JSON with its `kind` set (a list's items carry none); `what` names
+/// the call in an error.
+async fn listed<K>(api: Api<K>, kind: &str, what: String) -> Result<Vec<Value>, KubeError>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let items = api
+        .list(&ListParams::default())
+        .await
+        .map_err(api_error(what))?
+        .items;
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let mut v = serde_json::to_value(item).unwrap_or_default();
+            v["kind"] = Value::String(kind.to_owned());
+            v
+        })
+        .collect())
 }
 
 /// The metadata of an object firedrill owns in its namespace (the kill switch, the ledger key):
