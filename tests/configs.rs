@@ -1,5 +1,6 @@
 //! The corpus of bad drill files: each must be answered with exactly the diagnostics in its
-//! `.expected` file (every problem, with file, line, column and key), and never with a panic.
+//! `.expected` file (every problem, with file, line, column and key), and never with a panic;
+//! one with a cluster snapshot in `bad/snapshots/` is checked against that cluster too.
 //! The good examples must validate.
 
 use std::path::{Path, PathBuf};
@@ -31,9 +32,19 @@ fn every_bad_file_gets_its_expected_diagnostics() {
         let expected_path = file.with_extension("expected");
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|_| panic!("{} has no {}", name, expected_path.display()));
-        let got = match Config::parse(&text, Path::new(name)) {
-            Ok(_) => format!("{name}: unexpectedly valid"),
-            Err(diagnostics) => diagnostics.to_string(),
+        // A file with a cluster snapshot beside it (`snapshots/<name>`) is also checked against
+        // that cluster, as `plan --cluster` checks it.
+        let snapshot = file.parent().map(|d| d.join("snapshots").join(name));
+        let cluster = snapshot
+            .filter(|s| s.exists())
+            .map(|s| firedrill::cluster::snapshot::load(&s).unwrap_or_else(|e| panic!("{e}")));
+        let got = match (Config::parse(&text, Path::new(name)), cluster) {
+            (Ok(config), Some(cluster)) => match config.check_against(&cluster) {
+                Ok(()) => format!("{name}: unexpectedly valid against its snapshot"),
+                Err(diagnostics) => diagnostics.to_string(),
+            },
+            (Ok(_), None) => format!("{name}: unexpectedly valid"),
+            (Err(diagnostics), _) => diagnostics.to_string(),
         };
         if got.trim_end() != expected.trim_end() {
             failures.push(format!("--- {name}\nexpected:\n{expected}\ngot:\n{got}\n"));

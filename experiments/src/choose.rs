@@ -5,12 +5,13 @@
 use firedrill_safety::cluster::Cluster;
 use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{decide_on, ClusterIndex, Request, Verdict};
+use firedrill_safety::zones::{decide_zone, ZonePick, ZoneReach};
 
 use crate::fault::Settings;
 use crate::node::Resource;
 use crate::plan::Choice;
+use crate::zone::{ZoneChoice, ZoneMode};
 
-/// How a fault reaches a whole node, and how many nodes one fire may take.
 /// The namespaces a fire must read besides its targets': a dependency failure's dependency.
 pub fn also_reads(settings: &Settings) -> Option<&str> {
     match settings {
@@ -19,6 +20,13 @@ pub fn also_reads(settings: &Settings) -> Option<&str> {
     }
 }
 
+/// Whether a fire judges whole nodes (a node fault, a zone outage): then every node and every
+/// pod of the cluster is read, not only the targets' namespaces.
+pub fn reads_every_node(settings: &Settings) -> bool {
+    reach(settings).is_some() || matches!(settings, Settings::ZoneOutage(_))
+}
+
+/// How a fault reaches a whole node, and how many nodes one fire may take.
 pub fn reach(settings: &Settings) -> Option<(Reach, usize)> {
     match settings {
         Settings::NodeDrain(s) => Some((Reach::Drain, s.max_nodes as usize)),
@@ -53,6 +61,21 @@ pub fn choose(
                 },
             },
             nodes: None,
+        };
+    }
+    if let Settings::ZoneOutage(z) = settings {
+        let pick = match &z.zone {
+            ZoneChoice::Named { zone, .. } => ZonePick::Named(zone),
+            ZoneChoice::Pick(among) => ZonePick::Among(among),
+        };
+        let reach = match z.mode {
+            ZoneMode::Drain => ZoneReach::Drain,
+            ZoneMode::Partition => ZoneReach::Partition,
+        };
+        let (verdict, nodes) = decide_zone(index, request, pick, reach);
+        return Choice {
+            verdict,
+            nodes: Some(nodes),
         };
     }
     let (mut verdict, nodes) = match reach(settings) {

@@ -13,6 +13,7 @@ use crate::partition::NetworkPartition;
 use crate::plan::{HelperError, Plan, Scene};
 use crate::pod::PodKill;
 use crate::region::{JobSpecCheck, RegionFailover};
+use crate::zone::ZoneOutage;
 use crate::Kind;
 
 /// The settings of one drill's fault: one variant per kind, so the kind is read from the
@@ -29,6 +30,7 @@ pub enum Settings {
     DependencyFailure(DependencyFailure),
     RegionFailover(Box<crate::region::RegionFailover>),
     NetworkDegrade(crate::degrade::NetworkDegrade),
+    ZoneOutage(ZoneOutage),
 }
 
 /// Why one fire of a kind cannot run: the kind's own reason (its error names what to fix).
@@ -55,6 +57,18 @@ impl Settings {
             Settings::DependencyFailure(_) => Kind::DependencyFailure,
             Settings::RegionFailover(_) => Kind::RegionFailover,
             Settings::NetworkDegrade(_) => Kind::NetworkDegrade,
+            Settings::ZoneOutage(_) => Kind::ZoneOutage,
+        }
+    }
+
+    /// Whether the fault takes pods down, so that its recovery is their workloads back as
+    /// desired (a partition, a stress, a dependency failure take none down: their recovery is
+    /// the steady-state probes passing again).
+    pub fn takes_pods_down(&self) -> bool {
+        match self {
+            Settings::PodKill(_) | Settings::ContainerKill(_) | Settings::NodeDrain(_) => true,
+            Settings::ZoneOutage(z) => z.mode == crate::zone::ZoneMode::Drain,
+            _ => false,
         }
     }
 
@@ -71,7 +85,8 @@ impl Settings {
             Kind::ContainerKill
             | Kind::DependencyFailure
             | Kind::RegionFailover
-            | Kind::NetworkDegrade => return None,
+            | Kind::NetworkDegrade
+            | Kind::ZoneOutage => return None,
         })
     }
 }
@@ -94,6 +109,7 @@ pub fn plan(run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanE
             crate::region::plan(run, s, scene, scene.dns).map_err(|e| Box::new(e).into())
         }
         Settings::NetworkDegrade(s) => Ok(crate::degrade::plan(run, s, scene)?),
+        Settings::ZoneOutage(s) => Ok(crate::zone::plan(run, s, scene)),
     }
 }
 
@@ -142,6 +158,7 @@ impl Settings {
             Kind::NetworkDegrade => {
                 NetworkDegrade::read(r, node, path).map(Settings::NetworkDegrade)
             }
+            Kind::ZoneOutage => ZoneOutage::read(r, node, path).map(Settings::ZoneOutage),
             Kind::Probe => {
                 r.error(
                     node.mark,
@@ -163,6 +180,7 @@ fn needed(kind: Kind) -> &'static str {
         Kind::ContainerKill => "`fault: { container: NAME }`, the container to kill (see the README's container-kill section)",
         Kind::RegionFailover => "`fault: { from: REGION, to: REGION, dns: {..}, isolate: [..], promote: {..}, failback: {..} }` (see the README's region-failover section)",
         Kind::NetworkDegrade => "`fault: { delay: 100ms, jitter: 20ms, loss: 5%, rate: 1mbit }` (any of them; see the README's network-degrade section)",
+        Kind::ZoneOutage => "`fault: { mode: drain, pick: any }` (or `zone: NAME`, or mode partition; see the README's zone-outage section)",
         _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
     }
 }
@@ -218,8 +236,8 @@ mod tests {
         for kind in Kind::ALL {
             match Settings::default_for(kind) {
                 Some(settings) => assert_eq!(settings.kind(), kind),
-                // What these need (a container, a dependency, regions, a degradation) has no
-                // default: the drill must give `fault:`.
+                // What these need (a container, a dependency, regions, a degradation, how a
+                // zone is taken out) has no default: the drill must give `fault:`.
                 None => assert!(
                     matches!(
                         kind,
@@ -227,6 +245,7 @@ mod tests {
                             | Kind::DependencyFailure
                             | Kind::RegionFailover
                             | Kind::NetworkDegrade
+                            | Kind::ZoneOutage
                     ),
                     "{kind} has defaults"
                 ),

@@ -12,11 +12,12 @@ pub enum Kind {
     ResourceStress,
     DependencyFailure,
     RegionFailover,
+    ZoneOutage,
     Probe,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PodKill,
         Kind::ContainerKill,
         Kind::NodeDrain,
@@ -25,6 +26,7 @@ impl Kind {
         Kind::ResourceStress,
         Kind::DependencyFailure,
         Kind::RegionFailover,
+        Kind::ZoneOutage,
         Kind::Probe,
     ];
 
@@ -38,6 +40,7 @@ impl Kind {
             Kind::ResourceStress => "resource-stress",
             Kind::DependencyFailure => "dependency-failure",
             Kind::RegionFailover => "region-failover",
+            Kind::ZoneOutage => "zone-outage",
             Kind::Probe => "probe",
         }
     }
@@ -49,9 +52,10 @@ impl Kind {
     }
 
     /// Whether the kind acts on pods chosen by `targets:` (and so must declare them).
-    /// A probe only observes; a region failover acts on DNS and regions, not on pods.
+    /// A probe only observes; a region failover acts on DNS and regions, a zone outage on a
+    /// whole zone, not on pods chosen.
     pub fn needs_pod_targets(self) -> bool {
-        !matches!(self, Kind::Probe | Kind::RegionFailover)
+        !matches!(self, Kind::Probe | Kind::RegionFailover | Kind::ZoneOutage)
     }
 
     /// The names, comma-separated, for error messages.

@@ -17,8 +17,9 @@ mod plan;
 pub mod pod;
 pub mod region;
 pub mod values;
+pub mod zone;
 
-pub use choose::{also_reads, choose, reach};
+pub use choose::{also_reads, choose, reach, reads_every_node};
 pub use container::{ContainerKill, KILL_IMAGE};
 pub use dependency::{percent, Dependency, DependencyFailure, HttpFault, Mode};
 pub use fault::{plan, PlanError, Settings};
@@ -27,3 +28,4 @@ pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
 pub use partition::{network_policy, Direction, NetworkPartition, Peer};
 pub use plan::{Choice, Helper, HelperError, Plan, Scene, PARTITION_LABEL};
 pub use pod::PodKill;
+pub use zone::{ZoneChoice, ZoneMode, ZoneOutage};

@@ -92,7 +92,13 @@ impl Default for ResourceStress {
 /// it. Undo: uncordon the nodes that were schedulable; the evicted pods' controllers recreate
 /// them, and recovery waits for those workloads.
 pub fn drain(settings: &NodeDrain, scene: &Scene) -> Plan {
-    let grace = settings.grace_period.map(|g| g.as_secs() as i64);
+    drain_nodes(settings.grace_period, scene)
+}
+
+/// The nodes the guard took, cordoned and evicted (a node drain's, or a zone outage's), each
+/// evicted pod given `grace_period` (`None`: its own).
+pub fn drain_nodes(grace_period: Option<Duration>, scene: &Scene) -> Plan {
+    let grace = grace_period.map(|g| g.as_secs() as i64);
     let mut steps = Vec::new();
     let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
     for node in scene
@@ -507,6 +513,7 @@ mod tests {
                 ],
                 refused: vec![],
                 tried: vec!["n1".into(), "n2".into()],
+                zone: None,
             }),
         }
     }

@@ -13,6 +13,7 @@ pub mod quantity;
 pub mod selector;
 mod target;
 pub mod verdict;
+pub mod zones;
 
 pub use glob::{GlobError, NamespacedGlob};
 pub use policy::{KubeSystemNeighbours, Limits, MinHealthy, Policy};

@@ -11,7 +11,7 @@
 //! A drain must also leave the pods it moves somewhere to run: with every node taken so far,
 //! they are placed on the free allocatable of the nodes left ([`crate::capacity`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::capacity::{free_on, place, Shortfall};
 use crate::cluster::{Node, Owner, OwnerKind, Pod, Resources};
@@ -49,6 +49,8 @@ pub struct NodeVerdict {
     pub refused: Vec<(String, String)>,
     /// Every node judged, accepted or refused, in the order it was tried.
     pub tried: Vec<String>,
+    /// A zone outage's zone: then `refused` and `tried` name zones, and `nodes` are the zone's.
+    pub zone: Option<String>,
 }
 
 /// Decides one fire of a node fault: the target pods are tried in the verdict's seeded order, and
@@ -78,7 +80,7 @@ pub fn decide_on_nodes(
 
 /// The nodes judged so far in one fire, and what taking them down has used of the floors and
 /// budgets.
-struct NodeJudge<'i, 'c> {
+pub(crate) struct NodeJudge<'i, 'c> {
     index: &'i ClusterIndex<'c>,
     request: &'i Request<'i>,
     reach: Reach,
@@ -101,7 +103,7 @@ struct NodeJudge<'i, 'c> {
 }
 
 impl<'i, 'c> NodeJudge<'i, 'c> {
-    fn new(
+    pub(crate) fn new(
         index: &'i ClusterIndex<'c>,
         request: &'i Request<'i>,
         reach: Reach,
@@ -223,22 +225,9 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
     fn judge(&mut self, node: &str) -> Result<NodeChoice, Refusal> {
         let known = self.nodes.get(node).copied();
         let was_unschedulable = known.is_some_and(|n| n.unschedulable);
-        let (index, reach) = (self.index, self.reach);
-        let pods = judge_node(
-            node,
-            self.on_node
-                .get(node)
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-            index,
-            self.request,
-            reach,
-            &self.ready,
-            &mut self.by_namespace,
-            &mut self.budgets,
-        )?;
+        let pods = self.hurt_on(node)?;
         let takes_room = !was_unschedulable && known.is_some_and(|n| n.ready);
-        match (reach, known) {
+        match (self.reach, known) {
             (Reach::Drain, None) => {
                 return Err(Refusal::NotInSnapshot {
                     node: node.to_owned(),
@@ -254,13 +243,50 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
             (Reach::Drain, Some(_)) => self.check_room(node)?,
             _ => {}
         }
-        // Commit: these pods count as down for the nodes judged after this one. Only the ready
-        // pods that go down (those with a workload index) were checked against the budgets; a pod
-        // that was not healthy spends no disruption.
-        for (pod, owner) in &pods {
+        if self.reach == Reach::Drain && takes_room {
+            self.schedulable -= 1;
+        }
+        Ok(self.commit(node, was_unschedulable, &pods))
+    }
+
+    /// Takes `node` down whole, as a zone outage does: its pods judged with every node taken
+    /// before it down, and committed. The zone's checks (another zone left, room for what
+    /// moves) are the caller's, once for the whole zone.
+    pub(crate) fn take(&mut self, node: &'c Node) -> Result<NodeChoice, Refusal> {
+        let pods = self.hurt_on(&node.name)?;
+        Ok(self.commit(&node.name, node.unschedulable, &pods))
+    }
+
+    /// The pods on `node` the fault hurts, judged with every node taken before it down.
+    fn hurt_on(&mut self, node: &str) -> Result<Vec<(&'c Pod, Option<usize>)>, Refusal> {
+        judge_node(
+            node,
+            self.on_node
+                .get(node)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            self.index,
+            self.request,
+            self.reach,
+            &self.ready,
+            &mut self.by_namespace,
+            &mut self.budgets,
+        )
+    }
+
+    /// Counts `pods` down for the nodes judged after `node`. Only the ready pods that go down
+    /// (those with a workload index) were checked against the budgets; a pod that was not
+    /// healthy spends no disruption.
+    fn commit(
+        &mut self,
+        node: &str,
+        was_unschedulable: bool,
+        pods: &[(&'c Pod, Option<usize>)],
+    ) -> NodeChoice {
+        for (pod, owner) in pods {
             let Some(i) = owner else { continue };
             self.ready[*i] -= 1;
-            for pdb in matching_pdbs(&index.pdbs, pod) {
+            for pdb in matching_pdbs(&self.index.pdbs, pod) {
                 if let Some(b) = self
                     .budgets
                     .get_mut(&(pdb.namespace.as_str(), pdb.name.as_str()))
@@ -269,10 +295,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 }
             }
         }
-        if reach == Reach::Drain && takes_room {
-            self.schedulable -= 1;
-        }
-        Ok(NodeChoice {
+        NodeChoice {
             node: node.to_owned(),
             was_unschedulable,
             pods: pods
@@ -283,7 +306,24 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                     owner: p.owner.clone(),
                 })
                 .collect(),
-        })
+        }
+    }
+
+    /// Whether the pods that leave `taken` (a whole zone) fit on the Ready, uncordoned nodes
+    /// outside it.
+    pub(crate) fn room_outside(&self, taken: &HashSet<&str>) -> Result<(), Shortfall> {
+        let moving: Vec<&Pod> = taken
+            .iter()
+            .flat_map(|n| self.on_node.get(n).into_iter().flatten().copied())
+            .filter(|p| moves(p))
+            .collect();
+        let rooms: Vec<(&Node, Option<Resources>)> = self
+            .rooms
+            .iter()
+            .filter(|(n, _)| !taken.contains(n.name.as_str()))
+            .copied()
+            .collect();
+        place(&moving, &rooms)
     }
 }
 
@@ -326,7 +366,7 @@ fn neighbour_protection(
 
 /// Why a node may not be hurt: the text is the node's reason in the verdict.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// A pod on it may not go down (or be loaded): `why` is the guard's reason for that pod.
     #[error("node {node} also runs {namespace}/{pod}: {why}")]
     Neighbour {

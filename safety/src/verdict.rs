@@ -70,7 +70,7 @@ pub fn seed(drill: &str, scheduled_unix: i64) -> u64 {
 
 /// FNV-1a of `bytes` starting from `start`, finished with a SplitMix64 step so that nearby
 /// inputs spread over the whole range.
-fn seed_bytes(start: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn seed_bytes(start: u64, bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ start;
     for &byte in bytes {
         hash ^= u64::from(byte);

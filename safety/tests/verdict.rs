@@ -14,6 +14,7 @@ use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::{
     decide, decide_on, latest_hits, seed, ClusterIndex, RecentHits, Request, Verdict,
 };
+use firedrill_safety::zones::{decide_zone, ZonePick, ZoneReach, ZONE_LABEL};
 use firedrill_safety::{
     Amount, KubeSystemNeighbours, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy,
     Quantity, Selector, Target,
@@ -2338,8 +2339,264 @@ mod properties {
                 ("min_healthy", 0.10),
                 ("budget", 0.10),
                 ("fell back", 0.10),
-                ("kube-system evicted", 0.01),
+                ("kube-system evicted", 0.004),
                 ("no room (capacity)", 0.02),
+            ],
+        );
+    }
+
+    /// Zone cases: a node case whose nodes are spread over zones `za`, `zb` and `zc` (now and
+    /// then a node in none), the outage drained or partitioned, the zone named (now and then one
+    /// no node is in) or picked among all.
+    fn arb_zone_case() -> impl Strategy<Value = (Case, ZoneReach, Option<&'static str>)> {
+        (
+            arb_node_case(),
+            prop::collection::vec(
+                prop_oneof![4 => Just(Some("za")), 4 => Just(Some("zb")), 3 => Just(Some("zc")), 1 => Just(None)],
+                6,
+            ),
+            prop_oneof![Just(ZoneReach::Drain), Just(ZoneReach::Partition)],
+            prop_oneof![6 => Just(None), 3 => Just(Some("za")), 1 => Just(Some("zq"))],
+        )
+            .prop_map(|((mut case, _, _), zones, reach, named)| {
+                for (i, node) in case.cluster.nodes.iter_mut().enumerate() {
+                    if let Some(zone) = zones[i] {
+                        node.labels.insert(ZONE_LABEL.into(), zone.into());
+                    }
+                }
+                (case, reach, named)
+            })
+    }
+
+    /// The rules taking `zone` out breaks, read off the case: every pod on its nodes judged as
+    /// a drain judges it, the floors counting all of them down, another zone to take over, and
+    /// (drained) room for what moves on the Ready, uncordoned nodes outside it.
+    fn zone_rules(case: &Case, zone: &str, reach: ZoneReach) -> BTreeSet<Rule> {
+        let in_zone = |n: &Node| n.labels.get(ZONE_LABEL).map(String::as_str) == Some(zone);
+        let nodes: Vec<&str> = case
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| in_zone(n))
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut out = BTreeSet::new();
+        if nodes.is_empty() {
+            out.insert(Rule::UnknownNode);
+            return out;
+        }
+        if !case.cluster.nodes.iter().any(|n| {
+            n.ready && !n.unschedulable && n.labels.get(ZONE_LABEL).is_some_and(|z| z != zone)
+        }) {
+            out.insert(Rule::NoSchedulableNode);
+        }
+        // Each node as a drain judges it, with the zone's nodes before it down: the floors
+        // then count every pod of the zone. The drain's own checks (last schedulable node,
+        // room) are the zone's, below.
+        let mut before: Vec<&str> = Vec::new();
+        for &node in &nodes {
+            out.extend(
+                node_rules(case, node, &before, Reach::Drain)
+                    .into_iter()
+                    .filter(|r| {
+                        !matches!(
+                            r,
+                            Rule::UnknownNode | Rule::NoSchedulableNode | Rule::NoRoom
+                        )
+                    }),
+            );
+            before.push(node);
+        }
+        if reach == ZoneReach::Drain {
+            let on_zone = |p: &Pod| p.node.as_deref().is_some_and(|n| nodes.contains(&n));
+            let moving: Vec<&Pod> = case
+                .cluster
+                .pods
+                .iter()
+                .filter(|p| on_zone(p) && p.phase != "Succeeded" && p.phase != "Failed")
+                .filter(|p| {
+                    p.owner.as_ref().is_some_and(|o| {
+                        !matches!(o.kind, OwnerKind::Other(_) | OwnerKind::DaemonSet)
+                    })
+                })
+                .collect();
+            let left: Vec<&Node> = case
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| n.ready && !n.unschedulable && !in_zone(n))
+                .collect();
+            if own_first_fit(case, &moving, &left).is_err() {
+                out.insert(Rule::NoRoom);
+            }
+        }
+        out
+    }
+
+    /// Zone outages: a zone taken holds no pod that may not go down and crosses no floor
+    /// counting all its nodes, leaves another zone to take over and (drained) room for what
+    /// moves; a zone refused breaks the rule its reason names; the fire is blocked only when
+    /// every candidate zone is refused.
+    #[test]
+    fn no_zone_outage_breaks_a_rule() {
+        let tally = RefCell::new(Tally::new(&[
+            "accepted",
+            "drained",
+            "partitioned",
+            "protection",
+            "min_healthy",
+            "budget",
+            "no other zone",
+            "no room (capacity)",
+            "unknown zone",
+            "fell back",
+            "blocked",
+        ]));
+        run_counted(
+            2_000,
+            arb_zone_case(),
+            &tally,
+            |(case, reach, zone_named)| {
+                let hits = latest_hits(case.hits.iter().cloned());
+                let request = request(&case, &hits);
+                let index = ClusterIndex::new(&case.cluster);
+                let pick = match zone_named {
+                    Some(zone) => ZonePick::Named(zone),
+                    None => ZonePick::Among(&[]),
+                };
+                let (v, judged) = decide_zone(&index, &request, pick, reach);
+                let mut hit = BTreeSet::new();
+                let mut zones: Vec<&str> = case
+                    .cluster
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.labels.get(ZONE_LABEL).map(String::as_str))
+                    .collect();
+                zones.sort_unstable();
+                zones.dedup();
+                let candidates: Vec<&str> = zone_named.map_or(zones.clone(), |z| vec![z]);
+                // Every candidate tried once, in some order, until one is taken.
+                let tried: Vec<&str> = judged.tried.iter().map(String::as_str).collect();
+                let mut sorted = tried.clone();
+                sorted.sort_unstable();
+                prop_assert!(
+                    sorted.iter().all(|z| candidates.contains(z))
+                        && sorted.windows(2).all(|w| w[0] != w[1]),
+                    "tried {tried:?} of {candidates:?}"
+                );
+                for (i, &zone) in tried.iter().enumerate() {
+                    let broken = zone_rules(&case, zone, reach);
+                    let taken = judged.zone.as_deref() == Some(zone);
+                    if taken {
+                        prop_assert_eq!(i, tried.len() - 1, "a zone tried after the one taken");
+                        prop_assert!(
+                            broken.is_empty(),
+                            "zone {zone} taken, but it breaks {broken:?} ({reach:?})"
+                        );
+                        // The nodes are the zone's, in snapshot order; the targets every pod on
+                        // them a drain would evict.
+                        let nodes: Vec<&str> = case
+                            .cluster
+                            .nodes
+                            .iter()
+                            .filter(|n| n.labels.get(ZONE_LABEL).map(String::as_str) == Some(zone))
+                            .map(|n| n.name.as_str())
+                            .collect();
+                        let listed: Vec<&str> =
+                            judged.nodes.iter().map(|n| n.node.as_str()).collect();
+                        prop_assert_eq!(&listed, &nodes);
+                        let hurt: BTreeSet<(&str, &str)> = case
+                            .cluster
+                            .pods
+                            .iter()
+                            .filter(|p| p.node.as_deref().is_some_and(|n| nodes.contains(&n)))
+                            .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
+                            .filter(|p| {
+                                !p.owner.as_ref().is_some_and(|o| {
+                                    o.kind == OwnerKind::DaemonSet
+                                        || o.kind == OwnerKind::Other("Node".into())
+                                })
+                            })
+                            .map(|p| (p.namespace.as_str(), p.name.as_str()))
+                            .collect();
+                        let targets: BTreeSet<(&str, &str)> = v
+                            .targets
+                            .iter()
+                            .map(|t| (t.namespace.as_str(), t.name.as_str()))
+                            .collect();
+                        prop_assert_eq!(targets, hurt);
+                        prop_assert!(v.blocked.is_none());
+                        hit.insert("accepted");
+                        hit.insert(match reach {
+                            ZoneReach::Drain => "drained",
+                            ZoneReach::Partition => "partitioned",
+                        });
+                        if i > 0 {
+                            hit.insert("fell back");
+                        }
+                    } else {
+                        let why = &judged
+                            .refused
+                            .iter()
+                            .find(|(z, _)| z == zone)
+                            .expect("refused")
+                            .1;
+                        prop_assert!(why.starts_with(&format!("zone {zone}: ")), "{why}");
+                        let rule = if why.contains("no node carries") {
+                            Some(Rule::UnknownNode)
+                        } else if why.contains("no other zone has a Ready, schedulable node") {
+                            Some(Rule::NoSchedulableNode)
+                        } else {
+                            named(why)
+                        };
+                        prop_assert!(
+                            rule.is_some_and(|r| broken.contains(&r)),
+                            "zone {zone} refused ({why}), but it breaks {broken:?}"
+                        );
+                        match rule {
+                            Some(Rule::UnknownNode) => {
+                                hit.insert("unknown zone");
+                            }
+                            Some(Rule::NoSchedulableNode) => {
+                                hit.insert("no other zone");
+                            }
+                            Some(Rule::NoRoom) => {
+                                hit.insert("no room (capacity)");
+                            }
+                            Some(Rule::MinHealthy) => {
+                                hit.insert("min_healthy");
+                            }
+                            Some(Rule::Budget) => {
+                                hit.insert("budget");
+                            }
+                            Some(r) if is_protection(r) => {
+                                hit.insert("protection");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                // Liveness: blocked only when every candidate was tried and refused.
+                if judged.zone.is_none() {
+                    prop_assert!(v.blocked.is_some() && v.targets.is_empty());
+                    let mut all = candidates.clone();
+                    all.sort_unstable();
+                    prop_assert_eq!(sorted, all, "blocked before every zone was tried");
+                    hit.insert("blocked");
+                }
+                Ok(hit)
+            },
+        );
+        tally.borrow().assert(
+            "no_zone_outage_breaks_a_rule",
+            &[
+                ("accepted", 0.10),
+                ("drained", 0.04),
+                ("partitioned", 0.04),
+                ("min_healthy", 0.02),
+                ("budget", 0.02),
+                ("no room (capacity)", 0.01),
+                ("fell back", 0.02),
             ],
         );
     }

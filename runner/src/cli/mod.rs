@@ -414,6 +414,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(snapshot) => snapshot,
                 Err(code) => return code,
             };
+            if let Some(Err(problems)) = snapshot.as_ref().map(|s| c.check_against(s)) {
+                return invalid(&problems);
+            }
             if let (true, Some(name), Some(at), Some(snapshot)) = (render, &drill, at, &snapshot) {
                 return render_fire(&c, snapshot, name, at);
             }
@@ -605,14 +608,22 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         eprintln!("{e}");
         match e {
             LoadError::Io { .. } => ExitCode::from(EXIT_USAGE),
-            LoadError::Invalid(d) => {
-                eprintln!(
-                    "{} problem{} found",
-                    d.items.len(),
-                    if d.items.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::from(EXIT_INVALID)
-            }
+            LoadError::Invalid(d) => problems_found(&d),
         }
     })
+}
+
+/// A drill file that does not hold against the cluster snapshot: its problems, and exit 1.
+fn invalid(problems: &firedrill_reader::read::Diagnostics) -> ExitCode {
+    eprintln!("{problems}");
+    problems_found(problems)
+}
+
+fn problems_found(d: &firedrill_reader::read::Diagnostics) -> ExitCode {
+    eprintln!(
+        "{} problem{} found",
+        d.items.len(),
+        if d.items.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_INVALID)
 }

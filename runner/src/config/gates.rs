@@ -164,8 +164,15 @@ pub fn check_success(
     }
     if let (Some(s), Some(kind), Some(probes)) = (success, kind, probes) {
         // Recovery is workloads back as desired and probes passing: a kind that takes no pod
-        // down needs probes to have anything to recover.
-        let takes_pods_down = matches!(kind, Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain);
+        // down needs probes to have anything to recover. (Settings that could not be read: by
+        // the kind, a zone outage counted as taking pods down.)
+        let takes_pods_down = fault.map_or(
+            matches!(
+                kind,
+                Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain | Kind::ZoneOutage
+            ),
+            Settings::takes_pods_down,
+        );
         if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),
@@ -173,7 +180,10 @@ pub fn check_success(
                 if kind == Kind::Probe {
                     "a probe injects nothing, so there is no recovery to time (remove `rto`)".to_owned()
                 } else {
-                    format!("{kind} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)")
+                    format!("{} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)", match fault {
+                        Some(Settings::ZoneOutage(z)) => format!("{kind} in mode {}", z.mode.name()),
+                        _ => kind.to_string(),
+                    })
                 },
             );
         }

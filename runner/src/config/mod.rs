@@ -127,6 +127,36 @@ pub enum LoadError {
 }
 
 impl Config {
+    /// What the drill file names that `cluster` does not have (a zone outage's zone), each at
+    /// its place in the file: `plan --cluster` says so rather than show every fire blocked.
+    pub fn check_against(
+        &self,
+        cluster: &firedrill_safety::cluster::Cluster,
+    ) -> Result<(), Diagnostics> {
+        let items: Vec<Diagnostic> = self
+            .drills
+            .iter()
+            .filter_map(|d| match &d.fault {
+                firedrill_experiments::Settings::ZoneOutage(z) => {
+                    firedrill_experiments::zone::unknown_zone(z, &cluster.nodes)
+                }
+                _ => None,
+            })
+            .map(|(mark, path, message)| Diagnostic {
+                mark,
+                path,
+                message,
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        Err(Diagnostics {
+            file: self.source.display().to_string(),
+            items,
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Config, LoadError> {
         // Read no further than the limit: a device or a pipe has no size to check up front.
         let text =

@@ -196,7 +196,9 @@ async fn choose(
         return chosen.map(Some);
     }
     let mut chosen: Option<Chosen> = None;
-    if drill.kind().needs_pod_targets() {
+    // Every kind that changes anything is judged (a region failover's judgement is its
+    // lifecycle's, above).
+    if drill.kind().changes_anything() {
         let Some(kube) = x.kube else {
             return Err((
                 RunStatus::Blocked,
@@ -253,14 +255,7 @@ async fn choose(
             ));
         }
         if let Some(nodes) = &choice.nodes {
-            p.evidence.nodes = Some(json!({
-                    "hurt": nodes.nodes.iter().map(|n| json!({
-                        "node": n.node,
-                        "cordoned_before": n.was_unschedulable,
-                        "pods": n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "refused": nodes.refused.iter().map(|(node, reason)| json!({ "node": node, "reason": reason })).collect::<Vec<_>>(),
-            }));
+            p.evidence.nodes = Some(nodes_evidence(nodes, &drill.fault));
         }
         let v = &choice.verdict;
         p.record.targets = hits(v);
@@ -305,7 +300,7 @@ async fn read_cluster(
         let refs: Vec<&Value> = objects.iter().collect();
         snapshot::from_objects(&refs).map_err(ReadError::from)
     };
-    if firedrill_experiments::reach(&drill.fault).is_none() {
+    if !firedrill_experiments::reads_every_node(&drill.fault) {
         return Ok((model(&objects)?, None));
     }
     // A node fault may judge the node of any candidate (it falls back past a refused one), and
@@ -330,6 +325,30 @@ async fn read_cluster(
     objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
     objects.extend(kube.snapshot(&more).await?);
     Ok((model(&objects)?, Some(nodes)))
+}
+
+/// A node fault's or zone outage's choice as the record keeps it: the nodes hurt, with their
+/// pods, and the nodes (a zone outage: the zones) refused and why.
+fn nodes_evidence(
+    nodes: &firedrill_safety::nodes::NodeVerdict,
+    fault: &firedrill_experiments::Settings,
+) -> Value {
+    let refused_key = match fault {
+        firedrill_experiments::Settings::ZoneOutage(_) => "zone",
+        _ => "node",
+    };
+    let mut evidence = json!({
+        "hurt": nodes.nodes.iter().map(|n| json!({
+            "node": n.node,
+            "cordoned_before": n.was_unschedulable,
+            "pods": n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "refused": nodes.refused.iter().map(|(what, reason)| json!({ refused_key: what, "reason": reason })).collect::<Vec<_>>(),
+    });
+    if let Some(zone) = &nodes.zone {
+        evidence["zone"] = json!(zone);
+    }
+    evidence
 }
 
 /// 3. The kind's steps, through the ledger (not when dry-run: then only what they would change).

@@ -59,6 +59,12 @@ pub struct PlannedVerdict {
     /// Node faults: each node the fire would leave alone, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_nodes: Option<Vec<PlannedRefusal>>,
+    /// Zone outages: the zone the fire would take out (its nodes are `nodes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Zone outages: each zone the fire would leave alone, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_zones: Option<Vec<PlannedZoneRefusal>>,
     /// Dependency faults: what fails and how. Scaling it down or answering for its Service
     /// reaches every client, not only the pods in `targets`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +74,12 @@ pub struct PlannedVerdict {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlannedRefusal {
     pub node: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedZoneRefusal {
+    pub zone: String,
     pub reason: String,
 }
 
@@ -235,12 +247,10 @@ fn judge(
 ) -> Option<Judged> {
     let drill = &config.drills[fire.drill];
     let start = fire.start?;
-    if !drill.kind().needs_pod_targets()
-        && drill.kind() != firedrill_experiments::Kind::RegionFailover
-    {
+    if !drill.kind().changes_anything() {
         return None;
     }
-    let choice = firedrill_experiments::choose(
+    let mut choice = firedrill_experiments::choose(
         &drill.fault,
         index,
         cluster,
@@ -254,6 +264,15 @@ fn judge(
             recent_hits: hits,
         },
     );
+    let zone = choice.nodes.as_ref().and_then(|n| n.zone.clone());
+    let zone_outage = matches!(drill.fault, firedrill_experiments::Settings::ZoneOutage(_));
+    let refused_zones = choice.nodes.as_mut().filter(|_| zone_outage).map(|judged| {
+        std::mem::take(&mut judged.refused)
+            .into_iter()
+            .filter(|_| exclusions)
+            .map(|(zone, reason)| PlannedZoneRefusal { zone, reason })
+            .collect()
+    });
     let (nodes, refused_nodes) = match choice.nodes {
         None => (None, None),
         Some(judged) => (
@@ -307,7 +326,9 @@ fn judge(
                 .collect(),
             blocked: v.blocked,
             nodes,
-            refused_nodes,
+            refused_nodes: refused_nodes.filter(|_| !zone_outage),
+            zone,
+            refused_zones,
             dependency: match &drill.fault {
                 firedrill_experiments::Settings::DependencyFailure(d) => Some(format!(
                     "{} ({})",
@@ -401,7 +422,10 @@ impl Table {
                 None => "-".to_owned(),
                 Some(v) if v.blocked.is_some() => "blocked".to_owned(),
                 Some(v) => format!(
-                    "{} pod{}",
+                    "{}{} pod{}",
+                    v.zone
+                        .as_ref()
+                        .map_or(String::new(), |z| format!("zone {z}: ")),
                     v.targets.len(),
                     if v.targets.len() == 1 { "" } else { "s" }
                 ),
@@ -514,8 +538,7 @@ pub fn render_fire(
         drills: config.drills.iter().map(|d| d.name.clone()).collect(),
     })?;
     let index = verdict::ClusterIndex::new(cluster);
-    let judged = drill.kind().needs_pod_targets()
-        || drill.kind() == firedrill_experiments::Kind::RegionFailover;
+    let judged = drill.kind().changes_anything();
     let chosen = judged.then(|| {
         firedrill_experiments::choose(
             &drill.fault,
