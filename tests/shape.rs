@@ -103,6 +103,7 @@ const LAYERS: &[(usize, &[&str])] = &[
         4,
         &[
             "firedrill::cluster",
+            "firedrill::cluster::access",
             "firedrill::cluster::job",
             "firedrill::cluster::kubernetes",
             "firedrill::cluster::ledger",
@@ -119,6 +120,7 @@ const LAYERS: &[(usize, &[&str])] = &[
     (
         5,
         &[
+            "firedrill::check",
             "firedrill::drill",
             "firedrill::drill::executor",
             "firedrill::drill::failover",

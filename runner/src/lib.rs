@@ -5,11 +5,13 @@
 //! the vocabulary every part shares (`output`, `run`; durations and the YAML reader are in
 //! `firedrill_reader`), the drill file (`config`), the calendar and the scheduler (`schedule`),
 //! the drill pipeline (`drill`), the Kubernetes and AWS adapters (`cluster`), the history, report
-//! and metrics (`history`) and the commands (`cli`).
+//! and metrics (`history`), whether firedrill will work in a cluster (`check`) and the commands
+//! (`cli`).
 
 // Standard output is written through `output`, which never panics and reports a failed write.
 #![cfg_attr(not(test), deny(clippy::print_stdout))]
 
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod config;

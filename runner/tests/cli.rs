@@ -747,3 +747,67 @@ fn lost_output_is_a_failed_command_and_a_closed_pipe_is_not() {
         );
     }
 }
+
+#[test]
+fn check_without_a_cluster_exits_4_and_says_how_to_name_one() {
+    let out = without_cluster(&["check", "--config", EXAMPLE]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(said.contains("error: no cluster to check: "), "{said}");
+    assert!(
+        said.contains("set KUBECONFIG (or ~/.kube/config)"),
+        "{said}"
+    );
+    assert!(said.contains("firedrill's service account"), "{said}");
+    assert_eq!(text(&out.stdout), "", "no checks printed");
+
+    // A kubeconfig whose API server does not answer: the same exit, naming KUBECONFIG.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
+             users:\n- name: gone\n  user: {{token: t}}\ncontexts:\n- name: gone\n  context: {{cluster: gone, user: gone}}\n\
+             current-context: gone\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["check", "--format", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("error: no cluster to check: the Kubernetes API does not answer (")
+            && said.contains("check KUBECONFIG"),
+        "{said}"
+    );
+}
+
+#[test]
+fn check_with_an_invalid_drill_file_exits_1_with_every_problem_before_any_cluster() {
+    let out = without_cluster(&["check", "--config", "tests/configs/bad/many-errors.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    let problems = said
+        .lines()
+        .filter(|l| l.starts_with("tests/configs/bad/many-errors.yaml:"))
+        .count();
+    assert_eq!(problems, 11, "{said}");
+    assert!(said.ends_with("11 problems found\n"), "{said}");
+    assert!(
+        !said.contains("no cluster"),
+        "the file is judged first: {said}"
+    );
+}

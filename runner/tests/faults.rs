@@ -401,6 +401,11 @@ async fn recovery_is_timed_to_the_pods_coming_back_not_to_the_next_look() {
         "{calls:#?}"
     );
     assert_eq!(support::not_granted(&calls, NS), Vec::<String>::new());
+    // And each is one `firedrill check` asks about for a pod-kill drill.
+    assert_eq!(
+        support::not_in_table(&calls, NS, firedrill_experiments::Kind::PodKill),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]

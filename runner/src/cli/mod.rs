@@ -160,6 +160,18 @@ pub enum Command {
         #[arg(long, value_name = "TEXT", default_value = "emergency stop")]
         reason: String,
     },
+    /// Whether firedrill will work in this cluster, reading only: the API and its version, RBAC
+    /// for every verb the drill file's kinds need (SelfSubjectAccessReview), each helper's Pod
+    /// Security level, the ledger key and kill switch, the store, the Pushgateway, Prometheus
+    /// and Alertmanager, the scheduler's image, Route 53. One line per check, ✓ or ✗ with the
+    /// fix.
+    Check {
+        #[command(flatten)]
+        target: ClusterTarget,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+    },
     /// Release the kill switch, and say what is still in the way.
     Resume {
         #[command(flatten)]
@@ -344,6 +356,13 @@ fn parse_duration(
     )
 }
 
+/// `check`'s output: a line per check, or a JSON document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -388,6 +407,7 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Status { .. }
         | Command::Stop { .. }
         | Command::Resume { .. }
+        | Command::Check { .. }
         | Command::Rollback { .. }
         | Command::FaultProxy { .. }
         | Command::History { .. }

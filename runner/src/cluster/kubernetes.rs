@@ -410,12 +410,12 @@ impl Kube {
             .map_err(api_error(format!("read Job {}/{name}", self.namespace)))
     }
 
-    /// The image, drill-file ConfigMap and service account the scheduler's Deployment gives its
-    /// Jobs (its `FIREDRILL_*` environment, else its own image and service account): what a Job
-    /// started from a workstation must run. `None` when there is no scheduler Deployment.
-    pub async fn scheduler_runtime(
+    /// The scheduler's container in its Deployment (by name, or the one whose first argument is
+    /// `scheduler`: not a sidecar that may come first). `None` when there is no scheduler
+    /// Deployment.
+    pub async fn scheduler_container(
         &self,
-    ) -> Result<Option<crate::cluster::job::Runtime>, KubeError> {
+    ) -> Result<Option<k8s_openapi::api::core::v1::Container>, KubeError> {
         use k8s_openapi::api::apps::v1::Deployment;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let Some(deployment) =
@@ -431,17 +431,22 @@ impl Kube {
         let Some(pod) = deployment.spec.and_then(|s| s.template.spec) else {
             return Ok(None);
         };
-        // The scheduler's container, not a sidecar that may come first.
-        let Some(container) = pod
-            .containers
-            .iter()
-            .find(|c| c.name == "scheduler")
-            .or_else(|| {
-                pod.containers.iter().find(|c| {
-                    c.args.as_ref().and_then(|a| a.first()).map(String::as_str) == Some("scheduler")
-                })
+        let by_name = pod.containers.iter().position(|c| c.name == "scheduler");
+        let by_args = || {
+            pod.containers.iter().position(|c| {
+                c.args.as_ref().and_then(|a| a.first()).map(String::as_str) == Some("scheduler")
             })
-        else {
+        };
+        Ok(by_name.or_else(by_args).map(|i| pod.containers[i].clone()))
+    }
+
+    /// The image, drill-file ConfigMap and service account the scheduler's Deployment gives its
+    /// Jobs (its `FIREDRILL_*` environment, else its own image and service account): what a Job
+    /// started from a workstation must run. `None` when there is no scheduler Deployment.
+    pub async fn scheduler_runtime(
+        &self,
+    ) -> Result<Option<crate::cluster::job::Runtime>, KubeError> {
+        let Some(container) = self.scheduler_container().await? else {
             return Ok(None);
         };
         let env = |name: &str| {

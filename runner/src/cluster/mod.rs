@@ -1,8 +1,9 @@
-//! The Kubernetes and AWS adapters: every call firedrill makes to the Kubernetes API
+//! The Kubernetes and AWS adapters, and what firedrill must be allowed to do (`access`): every call firedrill makes to the Kubernetes API
 //! (`kubernetes`), the drill Job it renders (`job`), the ledger in the cluster and the on-call
 //! operations that act through it — stop, rollback, the sweep (`ledger`, `ledger_key`), the
 //! cluster snapshot the guard judges (`snapshot`) and Route 53 (`route53`).
 
+pub mod access;
 pub mod job;
 pub mod kubernetes;
 pub mod ledger;

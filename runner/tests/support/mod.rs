@@ -196,6 +196,22 @@ pub fn not_granted(calls: &[String], own: &str) -> Vec<String> {
         .collect()
 }
 
+/// The calls of `calls` outside firedrill's namespace (`own`) whose rule `cluster::access` does
+/// not list for `kind`: what `firedrill check` would not have asked about.
+pub fn not_in_table(calls: &[String], own: &str, kind: firedrill_experiments::Kind) -> Vec<String> {
+    let table: std::collections::BTreeSet<(String, String, String)> =
+        firedrill::cluster::access::needs(kind)
+            .iter()
+            .map(|r| (r.group.to_owned(), r.resource.to_owned(), r.verb.to_owned()))
+            .collect();
+    let own = format!("/namespaces/{own}/");
+    calls
+        .iter()
+        .filter(|call| !call.contains(&own) && !table.contains(&verb(call)))
+        .map(|call| format!("{call} needs {:?}", verb(call)))
+        .collect()
+}
+
 fn api_group(path: &str) -> String {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if parts[0] == "api" {

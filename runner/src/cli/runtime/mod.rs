@@ -2,7 +2,7 @@
 //! and the shutdown signal (here), then calls into the library from the module of its concern:
 //! running a drill (`drill`: `execute`, `run`), the scheduler (`scheduler`: `scheduler`,
 //! `status`), reading the history (`history`: `history`, `report`), the on-call commands
-//! (`oncall`: `stop`, `resume`, `rollback`) and `fault_proxy`.
+//! (`oncall`: `stop`, `resume`, `rollback`), `check` and `fault_proxy`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,12 +15,14 @@ use crate::cluster::kubernetes::Kube;
 use crate::cluster::ledger::Selection;
 use crate::config::Config;
 
+mod check;
 mod drill;
 mod fault_proxy;
 mod history;
 mod oncall;
 mod scheduler;
 
+use check::check;
 use drill::{execute, run_now};
 use fault_proxy::fault_proxy;
 use history::{history, report};
@@ -186,6 +188,7 @@ pub fn run(command: Command) -> ExitCode {
                 fault_proxy(listen, upstream, faults).await
             }
             Command::Resume { target } => resume(&target).await,
+            Command::Check { target, format } => check(&target, format).await,
             Command::Rollback {
                 target,
                 run,

@@ -319,7 +319,47 @@ impl Store {
     /// with what migrates it.
     pub async fn open_existing(url: &StoreUrl, cluster: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url, cluster, true).await?;
-        let why = match store.shape().await? {
+        store.at_current_schema().await?;
+        Ok(store)
+    }
+
+    /// `check`: the history opens with write access, is a firedrill history at this version's
+    /// schema (nothing is migrated: a command writes only what it names), and takes a write: a
+    /// row inserted in a transaction rolled back. A missing SQLite file is said, never created.
+    pub async fn check_writable(url: &StoreUrl, cluster: &str) -> Result<(), StoreError> {
+        if let StoreUrl::Sqlite(path) = url {
+            if !std::path::Path::new(path).exists() {
+                return Err(StoreError::NotAHistory {
+                    store: url.to_string(),
+                    why: "the file does not exist".to_owned(),
+                });
+            }
+        }
+        let store = Store::connect(url, cluster, false).await?;
+        let checked = async {
+            store.at_current_schema().await?;
+            let mut tx = store.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO scheduler_state (key, value, cluster) VALUES ($1, $2, $3) ON CONFLICT (cluster, key) DO NOTHING",
+            )
+            .bind("firedrill-check")
+            .bind("")
+            .bind(cluster)
+            .execute(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            Ok(())
+        }
+        .await;
+        store.close().await;
+        checked
+    }
+
+    /// Refuses a database that is not a firedrill history (empty, or someone else's), or a
+    /// history at another schema, saying what migrates it.
+    async fn at_current_schema(&self) -> Result<(), StoreError> {
+        let url = &self.url;
+        let why = match self.shape().await? {
             Shape::Firedrill => None,
             Shape::Empty => Some("it holds no tables: nothing has been recorded there".to_owned()),
             Shape::Foreign(why) => Some(why),
@@ -332,11 +372,11 @@ impl Store {
         }
         let want = MIGRATIONS.last().map_or(0, |m| m.0);
         let have: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM firedrill_migrations")
-            .fetch_one(&store.pool)
+            .fetch_one(&self.pool)
             .await?;
         let (have, store_name) = (have.unwrap_or(0), url.to_string());
         match have.cmp(&want) {
-            std::cmp::Ordering::Equal => Ok(store),
+            std::cmp::Ordering::Equal => Ok(()),
             std::cmp::Ordering::Less => Err(StoreError::Outdated {
                 store: store_name,
                 have,

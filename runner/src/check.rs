@@ -1,0 +1,641 @@
+//! `firedrill check`: whether firedrill will work in this cluster, before anything is armed.
+//! Each check reads only: RBAC through SelfSubjectAccessReview (the API server answers for the
+//! caller's credentials; nothing is created or changed), a namespace's Pod Security label, the
+//! ledger key and the kill switch, the store in a transaction rolled back, the monitoring
+//! endpoints' readiness, the scheduler Deployment's image and Route 53's records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use firedrill_experiments::{Mode, Settings};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use serde_json::{json, Value};
+
+use crate::cluster::access::{self, Rule, Scope};
+use crate::cluster::kubernetes::{Kube, SCHEDULER_DEPLOYMENT};
+use crate::config::Config;
+
+/// The oldest Kubernetes firedrill supports: Pod Security admission (the labels `check` and the
+/// helpers rely on) and `policy/v1` evictions and budgets are GA from 1.25.
+pub const OLDEST: (u32, u32) = (1, 25);
+
+/// How long a monitoring endpoint may take to answer.
+const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The Pod Security label a namespace enforces.
+pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// One check's verdict: what was checked and found, and when it failed, how to fix it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Line {
+    /// Which check: `api`, `rbac`, `pod-security`, `ledger-key`, `kill-switch`, `store`,
+    /// `pushgateway`, `prometheus`, `alertmanager`, `scheduler-image`, `route53`.
+    pub check: &'static str,
+    pub passed: bool,
+    pub what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Line {
+    fn pass(check: &'static str, what: impl Into<String>) -> Line {
+        Line {
+            check,
+            passed: true,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(check: &'static str, what: impl Into<String>, fix: impl Into<String>) -> Line {
+        Line {
+            check,
+            passed: false,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Every check's line, in the order they ran.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub checks: Vec<Line>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|l| l.passed)
+    }
+
+    /// One line per check, ✓ or ✗ with the fix, then the count.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.checks {
+            match &line.fix {
+                None => out.push_str(&format!("✓ {}\n", line.what)),
+                Some(fix) => out.push_str(&format!("✗ {}; fix: {fix}\n", line.what)),
+            }
+        }
+        let failed = self.checks.iter().filter(|l| !l.passed).count();
+        out.push_str(&match failed {
+            0 => format!("all {} checks passed\n", self.checks.len()),
+            n => format!("{n} of {} checks failed\n", self.checks.len()),
+        });
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        json!({ "passed": self.passed(), "checks": self.checks })
+    }
+}
+
+/// The cluster did not answer at all: nothing else can be checked.
+#[derive(Debug, thiserror::Error)]
+#[error("the Kubernetes API does not answer ({source}); check KUBECONFIG (its current context and server) or, in a pod, its service account")]
+pub struct Unreachable {
+    #[source]
+    source: kube::Error,
+}
+
+/// Runs every read-only check against the cluster of `kube` (firedrill's namespace is its
+/// namespace), for the drills of `config` when one is given.
+pub async fn run(kube: &Kube, config: Option<&Config>) -> Result<Report, Unreachable> {
+    let mut report = Report::default();
+    report.checks.push(api(kube).await?);
+    let drills = config.map(|c| c.drills.as_slice()).unwrap_or_default();
+    report.checks.extend(rbac(kube, drills).await);
+    report.checks.extend(pod_security(kube, drills).await);
+    report.checks.push(ledger_key(kube).await);
+    report.checks.push(kill_switch(kube).await);
+    report.checks.push(scheduler_image(kube).await);
+    if let Some(config) = config {
+        report.checks.push(store(config).await);
+        report.checks.extend(endpoints(config).await);
+        report.checks.extend(route53(config).await);
+    }
+    Ok(report)
+}
+
+/// The API answers `/version`, and with a version firedrill supports.
+async fn api(kube: &Kube) -> Result<Line, Unreachable> {
+    let info = kube
+        .client()
+        .apiserver_version()
+        .await
+        .map_err(|source| Unreachable { source })?;
+    // Managed clusters append to the minor ("32+").
+    let number = |s: &str| -> Option<u32> {
+        s.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()
+    };
+    let version = (number(&info.major), number(&info.minor));
+    let (major, minor) = OLDEST;
+    Ok(match version {
+        (Some(a), Some(b)) if (a, b) >= OLDEST => Line::pass(
+            "api",
+            format!(
+                "Kubernetes API answers: {} (supported: {major}.{minor} and later)",
+                info.git_version
+            ),
+        ),
+        _ => Line::fail(
+            "api",
+            format!(
+                "Kubernetes API answers: {} (major {:?}, minor {:?}), older than firedrill supports",
+                info.git_version, info.major, info.minor
+            ),
+            format!("upgrade the cluster to Kubernetes {major}.{minor} or later"),
+        ),
+    })
+}
+
+/// Every namespace a drill acts in: its targets' and its dependency's.
+fn namespaces(drill: &crate::config::Drill) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
+    out.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
+    if let Settings::RegionFailover(rf) = &drill.fault {
+        out.extend(rf.isolate.iter().map(|i| i.namespace.clone()));
+    }
+    out
+}
+
+/// Each rule to ask about (in a namespace, or cluster-wide: `None`) and who needs it.
+fn wanted(drills: &[crate::config::Drill]) -> BTreeMap<(Option<String>, Rule), BTreeSet<String>> {
+    let mut wanted: BTreeMap<(Option<String>, Rule), BTreeSet<String>> = BTreeMap::new();
+    for rule in access::SWEEP {
+        wanted
+            .entry((None, *rule))
+            .or_default()
+            .insert("the sweep and `stop`".to_owned());
+    }
+    for drill in drills {
+        let places = namespaces(drill);
+        for rule in access::needs(drill.kind()) {
+            let who = format!("{} ({})", drill.name, drill.kind());
+            match rule.scope {
+                Scope::Cluster => {
+                    wanted.entry((None, rule)).or_default().insert(who);
+                }
+                Scope::Namespace => {
+                    for ns in &places {
+                        wanted
+                            .entry((Some(ns.clone()), rule))
+                            .or_default()
+                            .insert(who.clone());
+                    }
+                }
+            }
+        }
+    }
+    wanted
+}
+
+/// The SelfSubjectAccessReview that asks whether the caller may `rule` in `namespace`.
+pub fn review(namespace: Option<&str>, rule: &Rule) -> SelfSubjectAccessReview {
+    let (resource, subresource) = match rule.resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_owned())),
+        None => (rule.resource, None),
+    };
+    SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: namespace.map(str::to_owned),
+                verb: Some(rule.verb.to_owned()),
+                group: Some(rule.group.to_owned()),
+                resource: Some(resource.to_owned()),
+                subresource,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The fix for a denied rule: the ClusterRole of deploy/kubernetes that grants it, by file.
+fn grant_fix(namespace: Option<&str>, rule: &Rule) -> String {
+    let role = access::granted_by(rule)
+        .map(|r| format!(" (ClusterRole {r} grants it)"))
+        .unwrap_or_default();
+    let namespaced = namespace
+        .map(|ns| format!("; with overlays/namespaced, apply deploy/overlays/namespaced/target/ in namespace {ns}"))
+        .unwrap_or_default();
+    format!(
+        "kubectl apply -f {} -f {}{role}{namespaced}",
+        access::CLUSTER_ROLE_FILE,
+        access::CLUSTER_ROLE_BINDING_FILE
+    )
+}
+
+/// RBAC: every verb the drill file's kinds need, per namespace, asked of the API server. One
+/// line per namespace whose verbs are all allowed; one per verb denied.
+async fn rbac(kube: &Kube, drills: &[crate::config::Drill]) -> Vec<Line> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(kube.client().clone());
+    let mut allowed: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    let mut denied = Vec::new();
+    for ((namespace, rule), who) in wanted(drills) {
+        let place = match &namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "cluster-wide".to_owned(),
+        };
+        let asked = api
+            .create(&PostParams::default(), &review(namespace.as_deref(), &rule))
+            .await;
+        let who: Vec<String> = who.into_iter().collect();
+        match asked.map(|r| r.status.map(|s| (s.allowed, s.reason))) {
+            Ok(Some((true, _))) => *allowed.entry(namespace).or_default() += 1,
+            Ok(answer) => {
+                let reason = answer
+                    .and_then(|(_, reason)| reason)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                denied.push(Line::fail(
+                    "rbac",
+                    format!(
+                        "RBAC: {} {} {place} is denied{reason} (needed by {})",
+                        rule.verb,
+                        rule.resource,
+                        who.join(", ")
+                    ),
+                    grant_fix(namespace.as_deref(), &rule),
+                ));
+            }
+            Err(e) => denied.push(Line::fail(
+                "rbac",
+                format!(
+                    "RBAC: cannot ask whether {} {} {place} is allowed: {e}",
+                    rule.verb, rule.resource
+                ),
+                "allow `create` on selfsubjectaccessreviews.authorization.k8s.io (every authenticated user has it by default: system:basic-user)",
+            )),
+        }
+    }
+    let mut lines: Vec<Line> = allowed
+        .into_iter()
+        .map(|(namespace, n)| {
+            let place = match namespace {
+                Some(ns) => format!("in namespace {ns}"),
+                None => "cluster-wide".to_owned(),
+            };
+            Line::pass("rbac", format!("RBAC {place}: {n} verbs allowed"))
+        })
+        .collect();
+    lines.extend(denied);
+    lines
+}
+
+/// Pod Security levels, from the most to the least permissive.
+fn level_rank(level: &str) -> Option<u8> {
+    match level {
+        "privileged" => Some(2),
+        "baseline" => Some(1),
+        "restricted" => Some(0),
+        _ => None,
+    }
+}
+
+/// The pod a drill of this kind runs in a target's namespace, the Pod Security level it needs,
+/// and why (README "Pod Security"); `None` for kinds that run no pod there.
+fn helper(fault: &Settings) -> Option<(&'static str, &'static str, &'static str)> {
+    match fault {
+        Settings::ContainerKill(_) => Some((
+            "container-kill helper",
+            "privileged",
+            "hostPID and root with CAP_KILL",
+        )),
+        Settings::NetworkDegrade(_) => Some((
+            "network-degrade helper",
+            "privileged",
+            "hostPID and root with NET_ADMIN, SYS_ADMIN, SYS_PTRACE",
+        )),
+        Settings::ResourceStress(_) => Some((
+            "stress-ng pod",
+            "restricted",
+            "non-root, all capabilities dropped, seccomp RuntimeDefault",
+        )),
+        Settings::DependencyFailure(d) if matches!(d.mode, Mode::HttpFault(_)) => Some((
+            "fault proxy",
+            "restricted",
+            "non-root, all capabilities dropped, seccomp RuntimeDefault",
+        )),
+        _ => None,
+    }
+}
+
+/// Each namespace a drill's helper runs in, against the level the helper needs.
+async fn pod_security(kube: &Kube, drills: &[crate::config::Drill]) -> Vec<Line> {
+    let api: Api<Namespace> = Api::all(kube.client().clone());
+    let mut lines = Vec::new();
+    for drill in drills {
+        let Some((pod, needs, why)) = helper(&drill.fault) else {
+            continue;
+        };
+        let places = match &drill.fault {
+            // The proxy runs beside the dependency.
+            Settings::DependencyFailure(d) => d
+                .dependency
+                .namespace()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            _ => drill
+                .targets
+                .iter()
+                .map(|t| t.namespace.clone())
+                .collect::<BTreeSet<_>>(),
+        };
+        for ns in places {
+            let subject = format!(
+                "Pod Security in namespace {ns}: drill {} ({}) runs a {pod} there, which needs `{needs}` ({why})",
+                drill.name,
+                drill.kind()
+            );
+            let line = match api.get_opt(&ns).await {
+                Err(e) => Line::fail(
+                    "pod-security",
+                    format!("{subject}; cannot read the namespace: {e}"),
+                    format!(
+                        "allow `get` on namespaces ({})",
+                        grant_fix(None, &access::READ_NAMESPACES)
+                    ),
+                ),
+                Ok(None) => Line::fail(
+                    "pod-security",
+                    format!("{subject}; the namespace does not exist"),
+                    format!("create namespace {ns}, or correct the drill's targets"),
+                ),
+                Ok(Some(namespace)) => {
+                    let label = namespace
+                        .metadata
+                        .labels
+                        .and_then(|l| l.get(ENFORCE_LABEL).cloned());
+                    judge_level(&subject, &ns, pod, needs, label.as_deref())
+                }
+            };
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// A namespace enforcing `label` (none: the API server's default, `privileged` unless its
+/// admission configuration says otherwise) against a helper that needs `needs`.
+fn judge_level(subject: &str, ns: &str, pod: &str, needs: &str, label: Option<&str>) -> Line {
+    let fix = format!("kubectl label --overwrite namespace {ns} {ENFORCE_LABEL}={needs}");
+    match label {
+        None => Line::pass(
+            "pod-security",
+            format!("{subject}; no {ENFORCE_LABEL} label: the cluster's default level applies (privileged unless the API server's admission configuration sets another)"),
+        ),
+        Some(level) => match (level_rank(level), level_rank(needs)) {
+            (Some(have), Some(want)) if have >= want => {
+                Line::pass("pod-security", format!("{subject}; it enforces `{level}`"))
+            }
+            (Some(_), _) => Line::fail(
+                "pod-security",
+                format!("{subject}; it enforces `{level}`, which refuses the {pod}"),
+                fix,
+            ),
+            (None, _) => Line::fail(
+                "pod-security",
+                format!("{subject}; it enforces {level:?}, not a Pod Security level"),
+                fix,
+            ),
+        },
+    }
+}
+
+async fn ledger_key(kube: &Kube) -> Line {
+    match crate::cluster::ledger_key::read(kube).await {
+        Ok(key) => Line::pass(
+            "ledger-key",
+            format!(
+                "ledger key Secret {}/{} readable (key {})",
+                kube.namespace(),
+                crate::cluster::ledger_key::KEY_SECRET,
+                key.id()
+            ),
+        ),
+        Err(e) => Line::fail(
+            "ledger-key",
+            format!(
+                "ledger key Secret {}/{}",
+                kube.namespace(),
+                crate::cluster::ledger_key::KEY_SECRET
+            ),
+            e.to_string(),
+        ),
+    }
+}
+
+async fn kill_switch(kube: &Kube) -> Line {
+    let name = firedrill_rollback::KILL_SWITCH;
+    match kube.kill_switch().await {
+        Ok(None) => Line::pass(
+            "kill-switch",
+            format!("kill switch ConfigMap {}/{name} readable: not engaged", kube.namespace()),
+        ),
+        Ok(Some(reason)) => Line::pass(
+            "kill-switch",
+            format!("kill switch ConfigMap {}/{name} readable: ENGAGED ({reason}); nothing fires until `firedrill resume`", kube.namespace()),
+        ),
+        Err(e) => Line::fail(
+            "kill-switch",
+            format!("kill switch ConfigMap {}/{name} unreadable: {e}", kube.namespace()),
+            format!("kubectl apply -f deploy/kubernetes/role.yaml -f deploy/kubernetes/rolebinding.yaml (Role firedrill grants get on configmaps in {})", kube.namespace()),
+        ),
+    }
+}
+
+/// The tag of an image reference (`registry:5000/firedrill:0.1.0@sha256:…` → `0.1.0`).
+fn image_tag(image: &str) -> Option<&str> {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.split_once(':').map(|(_, tag)| tag)
+}
+
+async fn scheduler_image(kube: &Kube) -> Line {
+    let version = env!("CARGO_PKG_VERSION");
+    let deployment = format!("Deployment {}/{SCHEDULER_DEPLOYMENT}", kube.namespace());
+    match kube.scheduler_container().await {
+        Err(e) => Line::fail(
+            "scheduler-image",
+            format!("{deployment} unreadable: {e}"),
+            "run `check` with credentials that may get deployments in firedrill's namespace",
+        ),
+        Ok(None) => Line::fail(
+            "scheduler-image",
+            format!("{deployment} not found"),
+            "kubectl apply -k deploy/ (or your overlay): the scheduler fires the drills",
+        ),
+        Ok(Some(container)) => {
+            let image = container.image.unwrap_or_default();
+            match image_tag(&image) {
+                Some(tag) if tag.trim_start_matches('v') == version => Line::pass(
+                    "scheduler-image",
+                    format!("{deployment} runs {image}, this firedrill's version {version}"),
+                ),
+                Some(tag) => Line::fail(
+                    "scheduler-image",
+                    format!("{deployment} runs {image}: version {tag}, this firedrill is {version}"),
+                    format!("deploy the {version} image (and FIREDRILL_IMAGE), or check with the firedrill {tag} binary"),
+                ),
+                None => Line::pass(
+                    "scheduler-image",
+                    format!("{deployment} runs {image}, pinned by digest without a tag: its version cannot be compared with {version}"),
+                ),
+            }
+        }
+    }
+}
+
+async fn store(config: &Config) -> Line {
+    match crate::history::store::Store::check_writable(&config.store, &config.cluster).await {
+        Ok(()) => Line::pass(
+            "store",
+            format!("store {} writable and at the current schema", config.store),
+        ),
+        Err(e) => Line::fail(
+            "store",
+            format!("store {}: {e}", config.store),
+            "run `firedrill check` where the scheduler runs (`kubectl exec deploy/firedrill-scheduler -- firedrill check --config /etc/firedrill/firedrill.yaml`); the scheduler creates and migrates the history at its start",
+        ),
+    }
+}
+
+/// The Pushgateway, Prometheus and Alertmanager the drill file names, each by its readiness
+/// endpoint (`/-/ready`).
+async fn endpoints(config: &Config) -> Vec<Line> {
+    crate::drill::gate::install_tls_provider();
+    let client = match reqwest::Client::builder().timeout(ENDPOINT_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Line::fail(
+                "pushgateway",
+                format!("no HTTP client: {e}"),
+                "report this as a bug",
+            )]
+        }
+    };
+    let mut lines = Vec::new();
+    for (check, name, key, url) in [
+        (
+            "pushgateway",
+            "Pushgateway",
+            "pushgateway",
+            &config.pushgateway,
+        ),
+        ("prometheus", "Prometheus", "prometheus", &config.prometheus),
+        (
+            "alertmanager",
+            "Alertmanager",
+            "alertmanager",
+            &config.alertmanager,
+        ),
+    ] {
+        let Some(url) = url else { continue };
+        let ready = match url.join("-/ready") {
+            Ok(u) => u,
+            Err(e) => {
+                lines.push(Line::fail(
+                    check,
+                    format!("{name} {url}: {e}"),
+                    format!("correct `{key}:` in the drill file"),
+                ));
+                continue;
+            }
+        };
+        let line = match client.get(ready.clone()).send().await {
+            Ok(r) if r.status().is_success() => Line::pass(
+                check,
+                format!("{name} {url} answers ({ready}: {})", r.status()),
+            ),
+            Ok(r) => Line::fail(
+                check,
+                format!("{name} {url} is not ready ({ready}: {})", r.status()),
+                format!("look at the {name}'s own logs, or correct `{key}:` in the drill file"),
+            ),
+            Err(e) => Line::fail(
+                check,
+                format!(
+                    "{name} {url} does not answer within {}s: {e}",
+                    ENDPOINT_TIMEOUT.as_secs()
+                ),
+                format!("correct `{key}:` in the drill file, or allow firedrill's egress to it"),
+            ),
+        };
+        lines.push(line);
+    }
+    lines
+}
+
+/// For each region drill: Route 53 answers with the credentials at hand, and its zone's records
+/// and health checks read (what a fire is decided on).
+async fn route53(config: &Config) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for drill in &config.drills {
+        let Settings::RegionFailover(rf) = &drill.fault else {
+            continue;
+        };
+        let Some(dns) = &rf.dns else { continue };
+        let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
+        let subject = format!(
+            "Route 53 for drill {}: zone {} record {}",
+            drill.name, dns.zone, dns.name
+        );
+        lines.push(match route53.facts(dns).await {
+            Ok(facts) => Line::pass(
+                "route53",
+                format!(
+                    "{subject}: {} record set(s) and {} health check(s) readable",
+                    facts.record_sets.len(),
+                    facts.health_checks.len()
+                ),
+            ),
+            Err(e) => Line::fail(
+                "route53",
+                format!("{subject}: {e}"),
+                "give the credentials route53:ListResourceRecordSets, GetHealthCheck and GetHealthCheckStatus (IRSA in a pod; the AWS CLI's chain elsewhere), and check fault.dns",
+            ),
+        });
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("ghcr.io/example/firedrill:0.1.0"), Some("0.1.0"));
+        assert_eq!(
+            image_tag("registry:5000/firedrill:0.2.0@sha256:ab"),
+            Some("0.2.0")
+        );
+        assert_eq!(image_tag("registry:5000/firedrill@sha256:ab"), None);
+        assert_eq!(image_tag("firedrill"), None);
+    }
+
+    #[test]
+    fn levels() {
+        let (s, pod) = ("subject", "container-kill helper");
+        assert!(judge_level(s, "apps", pod, "privileged", None).passed);
+        assert!(judge_level(s, "apps", pod, "privileged", Some("privileged")).passed);
+        let strict = judge_level(s, "apps", pod, "privileged", Some("baseline"));
+        assert!(!strict.passed);
+        assert!(
+            strict.what.contains("refuses the container-kill helper"),
+            "{strict:?}"
+        );
+        assert!(judge_level(s, "apps", pod, "restricted", Some("restricted")).passed);
+        assert!(!judge_level(s, "apps", pod, "restricted", Some("strict")).passed);
+    }
+}
