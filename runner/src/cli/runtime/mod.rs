@@ -2,7 +2,7 @@
 //! and the shutdown signal (here), then calls into the library from the module of its concern:
 //! running a drill (`drill`: `execute`, `run`), the scheduler (`scheduler`: `scheduler`,
 //! `status`), reading the history (`history`: `history`, `report`), the on-call commands
-//! (`oncall`: `stop`, `resume`, `rollback`) and `fault_proxy`.
+//! (`oncall`: `stop`, `resume`, `rollback`, `skip`, `unskip`) and `fault_proxy`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ mod scheduler;
 use drill::{execute, run_now};
 use fault_proxy::fault_proxy;
 use history::{history, report};
-use oncall::{render_ledger, resume, rollback, stop};
+use oncall::{render_ledger, resume, rollback, skip, stop, unskip};
 use scheduler::{scheduler, status};
 
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
@@ -108,6 +108,8 @@ fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// Runs one command on a runtime. Long because it is one arm per command, each only unpacking
+/// its flags for the function that does the work.
 pub fn run(command: Command) -> ExitCode {
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -186,6 +188,17 @@ pub fn run(command: Command) -> ExitCode {
                 fault_proxy(listen, upstream, faults).await
             }
             Command::Resume { target } => resume(&target).await,
+            // `--next` is `at` left out (clap requires one of the two).
+            Command::Skip {
+                drill,
+                config,
+                at,
+                reason,
+                ..
+            } => skip(&config, &drill, at, &reason).await,
+            Command::Unskip {
+                drill, config, at, ..
+            } => unskip(&config, &drill, at).await,
             Command::Rollback {
                 target,
                 run,
