@@ -109,6 +109,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill::cluster::ledger",
             "firedrill::cluster::ledger_key",
             "firedrill::cluster::route53",
+            "firedrill::cluster::skips",
             "firedrill::cluster::snapshot",
             "firedrill::drill::region",
             "firedrill::history",

@@ -17,11 +17,13 @@ pub enum RunStatus {
     Blocked,
     DryRun,
     Missed,
+    /// Vetoed by a person (`firedrill skip`): never run.
+    Skipped,
     Error,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Running,
         RunStatus::Passed,
         RunStatus::Failed,
@@ -29,6 +31,7 @@ impl RunStatus {
         RunStatus::Blocked,
         RunStatus::DryRun,
         RunStatus::Missed,
+        RunStatus::Skipped,
         RunStatus::Error,
     ];
 
@@ -41,12 +44,18 @@ impl RunStatus {
             RunStatus::Blocked => "blocked",
             RunStatus::DryRun => "dry-run",
             RunStatus::Missed => "missed",
+            RunStatus::Skipped => "skipped",
             RunStatus::Error => "error",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether it is the scheduler's record of a fire that never ran: missed, or vetoed.
+    pub fn never_ran(self) -> bool {
+        matches!(self, RunStatus::Missed | RunStatus::Skipped)
     }
 
     /// Whether the run is over (anything but `running`).
@@ -183,6 +192,8 @@ pub struct Evidence {
     pub event: Option<EventNote>,
     /// After a failed revert: when and how its ledger was found closed later.
     pub rollback_closed: Option<Closed>,
+    /// A fire vetoed by `firedrill skip`: who, why and when.
+    pub skipped: Option<SkipNote>,
 }
 
 /// What a run's revert did.
@@ -316,6 +327,8 @@ struct EvidenceText {
     #[serde(skip_serializing_if = "Option::is_none")]
     samples: Option<Samples>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<SkipNote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Vec<Moment>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<u32>,
@@ -396,6 +409,7 @@ impl From<EvidenceText> for Evidence {
             abort: t.abort,
             event: t.event,
             rollback_closed: t.rollback_closed,
+            skipped: t.skipped,
         }
     }
 }
@@ -446,6 +460,7 @@ impl From<Evidence> for EvidenceText {
             rollback_closed: e.rollback_closed,
             rpo: e.rpo,
             samples: e.samples,
+            skipped: e.skipped,
             timeline: e.timeline,
             version: (e.version >= 2).then_some(e.version),
             would_change: e.would_change,
@@ -507,6 +522,7 @@ impl Evidence {
             rollback_closed: field(v, "rollback_closed"),
             rpo: field(v, "rpo"),
             samples: field(v, "samples"),
+            skipped: field(v, "skipped"),
             timeline: field(v, "timeline"),
             version: field(v, "version"),
             would_change: field(v, "would_change"),
@@ -548,6 +564,17 @@ pub struct EventNote {
     /// Why none was created (no cluster access, the API server's answer, a signal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_created: Option<String>,
+}
+
+/// Who vetoed a fire with `firedrill skip`, why, and when (`evidence.skipped`). `by` is the
+/// Kubernetes user the CLI's credentials named, as it saw them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SkipNote {
+    pub by: String,
+    pub reason: String,
+    /// When the fire was marked, RFC 3339.
+    pub marked: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

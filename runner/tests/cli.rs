@@ -811,3 +811,83 @@ fn check_with_an_invalid_drill_file_exits_1_with_every_problem_before_any_cluste
         "the file is judged first: {said}"
     );
 }
+
+/// `skip` and `unskip` check what they are given against the drill file before any cluster is
+/// reached: an unknown drill (the file's are named), an instant that is not one of the drill's
+/// fires ahead (its next fires are named), `--at` with `--next` or neither, no or an empty
+/// `--reason` are usage errors (exit 2); a good request without a cluster exits 4.
+#[test]
+fn skip_and_unskip_refuse_bad_input_before_reaching_a_cluster() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["skip", "pod-kill-weekly", "--config", EXAMPLE, "--next", "--reason", "INC-7"],
+            "error: no drill pod-kill-weekly in deploy/examples/firedrill.yaml (its drills: pod-kill-monthly, network-partition-quarterly, resource-stress-quarterly, dependency-failure-quarterly, region-failover-annual)",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--at", "2020-01-15T10:00:00Z", "--reason", "INC-7"],
+            "error: pod-kill-monthly has no fire at 2020-01-15T10:00:00Z (that is not ahead); its next fires: ",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--at", "2999-01-15T10:00:00Z", "--reason", "INC-7"],
+            "error: pod-kill-monthly has no fire at 2999-01-15T10:00:00Z (more than a year ahead); its next fires: ",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--at", "2027-01-15T10:00:00Z", "--next", "--reason", "INC-7"],
+            "cannot be used with",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--reason", "INC-7"],
+            "the following required arguments were not provided",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--next"],
+            "--reason <TEXT>",
+        ),
+        (
+            &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--next", "--reason", ""],
+            "a value is required for '--reason <TEXT>'",
+        ),
+        (
+            &["unskip", "pod-kill-weekly", "--config", EXAMPLE, "--at", "2027-01-15T10:00:00Z"],
+            "error: no drill pod-kill-weekly in deploy/examples/firedrill.yaml",
+        ),
+        (
+            &["unskip", "pod-kill-monthly", "--config", EXAMPLE],
+            "the following required arguments were not provided",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = without_cluster(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+    // The fires named are the drill's next three, each an instant `--at` takes.
+    let out = without_cluster(&[
+        "skip",
+        "pod-kill-monthly",
+        "--config",
+        EXAMPLE,
+        "--at",
+        "2020-01-15T10:00:00Z",
+        "--reason",
+        "x",
+    ]);
+    let stderr = text(&out.stderr);
+    let named = stderr.trim_end().rsplit("its next fires: ").next().unwrap();
+    assert_eq!(named.split(", ").count(), 3, "{stderr}");
+    let first = named.split(", ").next().unwrap();
+    let out = without_cluster(&[
+        "skip",
+        "pod-kill-monthly",
+        "--config",
+        EXAMPLE,
+        "--at",
+        first,
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let out = without_cluster(&["unskip", "pod-kill-monthly", "--config", EXAMPLE, "--next"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+}

@@ -1219,6 +1219,108 @@ async fn a_run_by_hand_for_a_planned_instant_accounts_for_that_fire() {
     assert_eq!(row["provenance"], "by-hand");
 }
 
+/// A fire a person vetoed (`firedrill skip`) is recorded by the scheduler as a skipped run with
+/// who and why, and its fire record: the report shows it skipped, the scheduler's, with that
+/// reason; it is counted skipped, not due (adherence is not lowered), not a follow-up, and the
+/// next fire, run as planned, accounts for itself.
+#[tokio::test]
+async fn a_vetoed_fire_is_reported_skipped_with_who_and_why() {
+    use firedrill::run::RunStatus;
+    let kills = pod_kills();
+    let (vetoed, next) = (kills[3], kills[4]);
+    let vetoed_id = firedrill::cluster::job::run_id("pod-kill-monthly", vetoed);
+    let next_id = firedrill::cluster::job::run_id("pod-kill-monthly", next);
+    let why = "skipped by ana@example.com: INC-7 database failover";
+    // As the scheduler records it (schedule::scheduler, `handle`).
+    let mut skipped = named_run(
+        "pod-kill-monthly",
+        &vetoed_id,
+        vetoed,
+        RunStatus::Skipped,
+        Some(None),
+    );
+    skipped.started = None;
+    skipped.reason = Some(why.to_owned());
+    skipped.evidence.skipped = Some(firedrill::run::SkipNote {
+        by: "ana@example.com".into(),
+        reason: "INC-7 database failover".into(),
+        marked: "2027-04-14T09:00:00Z".into(),
+    });
+    let report = us_east_year(
+        &[
+            skipped,
+            named_run(
+                "pod-kill-monthly",
+                &next_id,
+                next,
+                RunStatus::Passed,
+                Some(Some(&next_id)),
+            ),
+        ],
+        &[
+            firedrill::history::store::FireRecord {
+                drill: "pod-kill-monthly".to_owned(),
+                scheduled: vetoed,
+                status: "skipped".to_owned(),
+                reason: Some(why.to_owned()),
+                run: Some(vetoed_id.clone()),
+            },
+            firedrill::history::store::FireRecord {
+                drill: "pod-kill-monthly".to_owned(),
+                scheduled: next,
+                status: "fired".to_owned(),
+                reason: None,
+                run: Some(next_id.clone()),
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        pod_kill_row(&report, vetoed),
+        (
+            "skipped".to_owned(),
+            Some(vetoed_id.clone()),
+            Some(report::Provenance::Scheduler),
+            Some(why.to_owned())
+        )
+    );
+    assert_eq!(
+        pod_kill_row(&report, next),
+        (
+            "passed".to_owned(),
+            Some(next_id.clone()),
+            Some(report::Provenance::Scheduler),
+            None
+        )
+    );
+    assert!(!unplanned(&report, &vetoed_id));
+    let pod_kill = report
+        .drills
+        .iter()
+        .find(|d| d.drill == "pod-kill-monthly")
+        .unwrap();
+    // From the vetoed fire on: it, the next (passed), and the rest of the year unaccounted.
+    assert_eq!(
+        (
+            pod_kill.tally.planned,
+            pod_kill.tally.skipped,
+            pod_kill.tally.ran,
+            pod_kill.tally.passed
+        ),
+        (9, 1, 1, 1)
+    );
+    let ran_of_due = pod_kill.tally.adherence_percent.unwrap();
+    assert!((ran_of_due - 100.0 / 8.0).abs() < 1e-9, "{ran_of_due}");
+    let md = report::render(&report, Format::Md);
+    let t = vetoed.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(
+        md.contains(&format!(
+            "| us-east | pod-kill-monthly | {t} | fires | skipped | {vetoed_id} | scheduler | {why} |"
+        )),
+        "{md}"
+    );
+}
+
 /// A fire with neither the scheduler's fire record nor a run that names it is unaccounted,
 /// with no provenance; a run one second off, or of another drill at the same instant, names
 /// another fire and stays outside the calendar. The scheduler's record alone (fired, and no

@@ -1153,3 +1153,141 @@ async fn one_leader_at_every_instant_with_a_skewed_clock_and_long_ticks() {
         )]
     );
 }
+
+/// A person vetoes one fire (`firedrill skip`, here through the library it calls, as ana): the
+/// scheduler does not run it, records it skipped with the reason and who, takes the mark out,
+/// and the next fire runs as planned; a veto taken back (`unskip`) leaves its fire to run.
+/// `status` lists the pending veto and marks the fire skipped in its table.
+#[tokio::test]
+async fn a_vetoed_fire_is_not_run_is_recorded_and_the_next_runs() {
+    use firedrill::cluster::skips::{self, Skip, SkipError};
+    let w = world(None).await;
+    let kube = Kube::new(w.client.clone(), NS);
+    let now = at("2027-01-14T12:00:00Z");
+    // `skip DRILL --next` on the 14th means the 15th's fire.
+    let vetoed = skips::choose(&w.config, &w.drill, None, now).unwrap();
+    assert_eq!(vetoed, at("2027-01-15T10:00:00Z"));
+    let mark = |scheduled| Skip {
+        drill: w.drill.clone(),
+        scheduled,
+        reason: "INC-7: database failover in progress".into(),
+        by: "ana@example.com".into(),
+        marked: now,
+    };
+    skips::mark(&kube, &mark(vetoed), now).await.unwrap();
+    let again = skips::mark(&kube, &mark(vetoed), now).await.unwrap_err();
+    assert!(matches!(again, SkipError::AlreadySkipped { .. }), "{again}");
+    // The 16th's fire is vetoed, then the veto taken back.
+    let next = at("2027-01-16T10:00:00Z");
+    skips::mark(&kube, &mark(next), now).await.unwrap();
+    assert_eq!(
+        skips::unmark(&kube, &w.drill, next, now).await.unwrap(),
+        mark(next)
+    );
+    let nothing = skips::unmark(&kube, &w.drill, next, now).await.unwrap_err();
+    assert_eq!(
+        nothing.to_string(),
+        format!("the fire of {} at 2027-01-16T10:00:00Z is not skipped: nothing to unskip (its skipped fires: 2027-01-15T10:00:00Z)", w.drill)
+    );
+
+    let text = firedrill::schedule::scheduler::status_report(&w.config, &kube, now).await;
+    assert!(
+        text.contains(&format!(
+            "skipped:      1\n  {} at 2027-01-15T10:00:00Z (skipped by ana@example.com: INC-7: database failover in progress, marked 2027-01-14T12:00:00Z)\n",
+            w.drill
+        )),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("2027-01-15T10:00:00Z") && l.starts_with(&w.drill))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains(" skipped ")
+            && row.ends_with("skipped by ana@example.com: INC-7: database failover in progress"),
+        "{row}"
+    );
+
+    // At the fire: no Job, a skipped record with who and why, the mark taken out.
+    let mut s = w.scheduler("scheduler-a").await;
+    let report = s.tick(at("2027-01-15T10:00:05Z")).await.unwrap();
+    assert!(report.fired.is_empty(), "{report:?}");
+    assert_eq!(
+        report.not_fired,
+        [(w.drill.clone(), vetoed, "skipped".to_owned())]
+    );
+    assert!(w.job_names().await.is_empty());
+    let run = firedrill::cluster::job::run_id(&w.drill, vetoed);
+    assert_eq!(report.recorded, [(run.clone(), RunStatus::Skipped)]);
+    let record = s.store().run(&run).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Skipped);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("skipped by ana@example.com: INC-7: database failover in progress")
+    );
+    assert_eq!(record.started, None);
+    assert_eq!(
+        record.evidence.to_value()["skipped"],
+        serde_json::json!({
+            "by": "ana@example.com",
+            "reason": "INC-7: database failover in progress",
+            "marked": "2027-01-14T12:00:00Z"
+        })
+    );
+    let fire = s.store().fire(&w.drill, vetoed).await.unwrap().unwrap();
+    assert_eq!(
+        (fire.status.as_str(), fire.run.as_deref()),
+        ("skipped", Some(run.as_str()))
+    );
+    assert!(skips::read(&kube).await.unwrap().marks.is_empty());
+    let report = s.tick(at("2027-01-15T10:01:00Z")).await.unwrap();
+    assert!(report.fired.is_empty() && report.not_fired.is_empty());
+
+    // The next fire runs as planned.
+    let report = s.tick(at("2027-01-16T10:00:05Z")).await.unwrap();
+    assert_eq!(
+        report.fired,
+        [firedrill::cluster::job::run_id(&w.drill, next)]
+    );
+    let _ = std::fs::remove_dir_all(&w.dir);
+}
+
+/// A ConfigMap named as the skip marks but not firedrill's (no `firedrill.io/kind=skips`) is
+/// neither replaced by `skip` nor followed by the scheduler.
+#[tokio::test]
+async fn a_foreign_skips_config_map_is_neither_written_nor_followed() {
+    use firedrill::cluster::skips::{self, Skip, SkipError};
+    let w = world(None).await;
+    let kube = Kube::new(w.client.clone(), NS);
+    let scheduled = at("2027-01-15T10:00:00Z");
+    let foreign = Skip {
+        drill: w.drill.clone(),
+        scheduled,
+        reason: "not ours".into(),
+        by: "mallory".into(),
+        marked: scheduled,
+    };
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "firedrill-skips", "namespace": NS, "labels": { "team": "other" } },
+        "data": { foreign.key(): serde_json::to_string(&foreign).unwrap() }
+    }))
+    .unwrap();
+    let api = Api::<ConfigMap>::namespaced(w.client.clone(), NS);
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let e = skips::mark(&kube, &foreign, at("2027-01-14T12:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SkipError::Foreign { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!("ConfigMap {NS}/firedrill-skips exists but is not firedrill's (it lacks the label firedrill.io/kind=skips): firedrill neither reads nor replaces it; rename or delete it, then try again")
+    );
+    assert_eq!(api.get("firedrill-skips").await.unwrap().data, cm.data);
+    let mut s = w.scheduler("scheduler-a").await;
+    let report = s.tick(at("2027-01-15T10:00:05Z")).await.unwrap();
+    assert_eq!(
+        report.fired,
+        [firedrill::cluster::job::run_id(&w.drill, scheduled)]
+    );
+    let _ = std::fs::remove_dir_all(&w.dir);
+}

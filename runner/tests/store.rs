@@ -805,8 +805,9 @@ fn report_of(store: &str, format: &str) -> String {
 /// A history the previous release wrote (schema 4, untyped evidence: failed reverts found by
 /// their text, a failed injection's `revert`, rollbacks closed later, a dry run, a region
 /// failover) is migrated by this release's writer and reports exactly as that release reported
-/// it (`history-v4.report.*` is its output with one addition: the adherence table's
-/// `provenance` column, which that release did not have; without it the bytes are the release's).
+/// it (`history-v4.report.*` is its output with two additions: the adherence table's
+/// `provenance` column, which that release did not have, and the adherence note's mention of
+/// fires vetoed with `firedrill skip`; without them the bytes are the release's).
 async fn a_history_written_by_the_previous_release(url: &str) {
     load_history_v4(url).await;
     let store_url = if url.starts_with("sqlite:") {

@@ -1,6 +1,8 @@
 //! Every Kubernetes call the runtime makes, checked on the wire: method, path, query (label
 //! selectors included) and body, with kube's tower_test mock pattern.
 
+mod support;
+
 use firedrill::cluster::kubernetes::{Created, Kube};
 use http::{Method, Request, Response};
 use kube::client::Body;
@@ -552,4 +554,185 @@ async fn a_workstation_run_uses_the_image_the_scheduler_gives_its_jobs() {
     assert_eq!(runtime.config_map, "firedrill-config");
     assert!(kube.scheduler_runtime().await.unwrap().is_none());
     server.await.unwrap();
+}
+
+/// `skip` and `unskip` on the wire: who is asking from one SelfSubjectReview (and a refused
+/// review recorded as unknown, not a failure); the marks in the ConfigMap `firedrill-skips`,
+/// created with firedrill's labels, replaced at the version read (read and written again on a
+/// conflict), and never written when the ConfigMap of that name is not firedrill's. The calls in
+/// firedrill's namespace are what the Role grants the scheduler.
+#[tokio::test]
+async fn skip_and_unskip_on_the_wire() {
+    use firedrill::cluster::skips::{self, Skip, SkipError};
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let now = at("2027-01-14T12:00:00Z");
+    let mark = Skip {
+        drill: "pod-kill-monthly".into(),
+        scheduled: at("2027-01-15T10:00:00Z"),
+        reason: "INC-7".into(),
+        by: "ana@example.com".into(),
+        marked: now,
+    };
+    let key = mark.key();
+    let stored = serde_json::to_string(&mark).unwrap();
+    let ours = |version: &str, data: Value| {
+        json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": "firedrill-skips", "namespace": NS, "resourceVersion": version,
+                              "labels": { "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "skips" } },
+                "data": data })
+    };
+    let (kube, mut api) = kube();
+    let path = "/api/v1/namespaces/chaos-testing/configmaps/firedrill-skips";
+    let (key2, stored2, ours2) = (key.clone(), stored.clone(), ours);
+    let server = tokio::spawn(async move {
+        let mut calls = Vec::new();
+        let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+        let body = expect(&mut api, Method::POST, review, Some(""), 201,
+            json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                    "status": { "userInfo": { "username": "ana@example.com", "groups": ["oncall"] } } })).await;
+        assert_eq!(body["kind"], "SelfSubjectReview");
+        expect(&mut api, Method::POST, review, Some(""), 403,
+            json!({ "kind": "Status", "code": 403, "reason": "Forbidden", "message": "selfsubjectreviews.authentication.k8s.io is forbidden" })).await;
+        calls.push(format!("POST {review}?"));
+
+        // The first mark creates the ConfigMap.
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            404,
+            not_found("configmaps", "firedrill-skips"),
+        )
+        .await;
+        calls.push(format!("GET {path}?"));
+        let created = expect(
+            &mut api,
+            Method::POST,
+            "/api/v1/namespaces/chaos-testing/configmaps",
+            Some(""),
+            201,
+            ours2("1", json!({ &key2: &stored2 })),
+        )
+        .await;
+        calls.push("POST /api/v1/namespaces/chaos-testing/configmaps?".to_owned());
+        assert_eq!(created["metadata"]["name"], "firedrill-skips");
+        assert_eq!(
+            created["metadata"]["labels"],
+            json!({ "app.kubernetes.io/name": "firedrill", "firedrill.io/kind": "skips" })
+        );
+        assert_eq!(created["data"], json!({ &key2: &stored2 }));
+        assert_eq!(
+            serde_json::from_str::<Value>(created["data"][&key2].as_str().unwrap()).unwrap(),
+            json!({ "drill": "pod-kill-monthly", "scheduled": "2027-01-15T10:00:00Z", "reason": "INC-7",
+                    "by": "ana@example.com", "marked": "2027-01-14T12:00:00Z" })
+        );
+
+        // Taking it back: replaced at the version read; on a conflict, read and written again.
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            200,
+            ours2("7", json!({ &key2: &stored2 })),
+        )
+        .await;
+        let put = expect(&mut api, Method::PUT, path, Some(""), 409,
+            json!({ "kind": "Status", "code": 409, "reason": "Conflict", "message": "the object has been modified" })).await;
+        assert_eq!(put["metadata"]["resourceVersion"], "7");
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            200,
+            ours2("8", json!({ &key2: &stored2, "stray": "kept" })),
+        )
+        .await;
+        let put = expect(
+            &mut api,
+            Method::PUT,
+            path,
+            Some(""),
+            200,
+            ours2("9", json!({ "stray": "kept" })),
+        )
+        .await;
+        calls.push(format!("PUT {path}?"));
+        assert_eq!(put["metadata"]["resourceVersion"], "8");
+        assert_eq!(
+            put["data"],
+            json!({ "stray": "kept" }),
+            "only the mark goes"
+        );
+
+        // Nothing to take back: read, not written.
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            200,
+            ours2("9", json!({})),
+        )
+        .await;
+
+        // One of the name that is not firedrill's: read, never written.
+        expect(
+            &mut api,
+            Method::GET,
+            path,
+            None,
+            200,
+            config_map("firedrill-skips", json!({})),
+        )
+        .await;
+        calls
+    });
+    assert_eq!(skips::whoami(&kube).await, "ana@example.com");
+    let refused = skips::whoami(&kube).await;
+    assert!(
+        refused.starts_with("unknown (SelfSubjectReview refused: ")
+            && refused.contains("forbidden"),
+        "{refused}"
+    );
+    skips::mark(&kube, &mark, now).await.unwrap();
+    assert_eq!(
+        skips::unmark(&kube, &mark.drill, mark.scheduled, now)
+            .await
+            .unwrap(),
+        mark
+    );
+    let nothing = skips::unmark(&kube, &mark.drill, mark.scheduled, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(nothing, SkipError::NotSkipped { .. }), "{nothing}");
+    let foreign = skips::mark(&kube, &mark, now).await.unwrap_err();
+    assert!(matches!(foreign, SkipError::Foreign { .. }), "{foreign}");
+    let calls = server.await.unwrap();
+    let role = support::granted("role.yaml");
+    for call in calls
+        .iter()
+        .filter(|c| c.contains("/namespaces/chaos-testing/"))
+    {
+        let v = support::verb(call);
+        assert!(
+            role.contains(&v),
+            "{call} needs {v:?}, which the Role does not grant"
+        );
+    }
+    assert_eq!(
+        support::verb(&calls[0]),
+        (
+            "authentication.k8s.io".to_owned(),
+            "selfsubjectreviews".to_owned(),
+            "create".to_owned()
+        ),
+        "the person's own right (system:basic-user grants it), not firedrill's"
+    );
 }

@@ -172,6 +172,40 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
+    /// Veto one fire of a drill: the scheduler records it skipped, with the reason and the
+    /// Kubernetes user who asked, instead of running it. The next fires run as planned.
+    #[command(group(clap::ArgGroup::new("fire").required(true).args(["at", "next"])))]
+    Skip {
+        /// The drill, by its name in the file.
+        drill: String,
+        /// The drill file (its calendar and firedrill's namespace).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The fire's scheduled instant, RFC 3339, as `plan` shows it (UTC column).
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// The drill's next fire.
+        #[arg(long)]
+        next: bool,
+        /// Why, for the record and the people who look.
+        #[arg(long, value_name = "TEXT", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        reason: String,
+    },
+    /// Take back a `skip` before its fire: the fire runs as planned.
+    #[command(group(clap::ArgGroup::new("fire").required(true).args(["at", "next"])))]
+    Unskip {
+        /// The drill, by its name in the file.
+        drill: String,
+        /// The drill file (its calendar and firedrill's namespace).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The skipped fire's scheduled instant, RFC 3339.
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// The drill's next fire.
+        #[arg(long)]
+        next: bool,
+    },
     /// Release the kill switch, and say what is still in the way.
     Resume {
         #[command(flatten)]
@@ -406,6 +440,8 @@ pub fn run(cli: Cli) -> ExitCode {
         | Command::Run { .. }
         | Command::Status { .. }
         | Command::Stop { .. }
+        | Command::Skip { .. }
+        | Command::Unskip { .. }
         | Command::Resume { .. }
         | Command::Check { .. }
         | Command::Rollback { .. }

@@ -96,6 +96,19 @@ const ISOLATE: &[Rule] = &[
     ns("networking.k8s.io", "networkpolicies", "delete"),
 ];
 
+/// A zone outage's partition: every pod of the zone labelled, and a NetworkPolicy in each of
+/// their namespaces, whichever they are.
+const ISOLATE_ANYWHERE: &[Rule] = &[
+    all("", "pods", "get"),
+    all("", "pods", "patch"),
+    all("networking.k8s.io", "networkpolicies", "create"),
+    all("networking.k8s.io", "networkpolicies", "get"),
+    all("networking.k8s.io", "networkpolicies", "delete"),
+];
+
+/// A zone outage's drain: every pod of the zone evicted, whichever its namespace.
+const KILL_ANYWHERE: &[Rule] = &[all("", "pods/eviction", "create"), all("", "pods", "delete")];
+
 /// Replicas scaled down and restored.
 const SCALE: &[Rule] = &[
     ns("apps", "deployments", "get"),
@@ -131,6 +144,8 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
         Kind::NetworkPartition => &[ISOLATE],
         Kind::DependencyFailure => &[ISOLATE, SCALE, PROXY],
         Kind::RegionFailover => &[ISOLATE, SCALE],
+        // Taken with both modes (drain, partition): the table is by kind.
+        Kind::ZoneOutage => &[NODES, CORDON, KILL_ANYWHERE, ISOLATE_ANYWHERE],
     };
     let mut rules: Vec<Rule> = GUARD
         .iter()

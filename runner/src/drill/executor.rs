@@ -39,7 +39,7 @@ pub fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Failed => 1,
         RunStatus::Aborted => 2,
         RunStatus::Blocked => 3,
-        RunStatus::Running | RunStatus::Missed | RunStatus::Error => 4,
+        RunStatus::Running | RunStatus::Missed | RunStatus::Skipped | RunStatus::Error => 4,
     }
 }
 

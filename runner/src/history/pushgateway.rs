@@ -322,6 +322,7 @@ mod tests {
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"blocked\"} 0",
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"dry-run\"} 0",
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"missed\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"skipped\"} 0",
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"error\"} 0",
                 "chaos_experiment_duration_seconds{experiment_type=\"probe\"} 60.5",
                 "firedrill_run_last_timestamp_seconds 1800025261",

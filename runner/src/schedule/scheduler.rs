@@ -418,8 +418,12 @@ impl Scheduler {
         // those due since, a batch at a time: after an outage a month of every-minute fires is
         // read and recorded a thousand at a time, never held.
         report.considered += waiting.len();
+        let mut marks = Marks::default();
         for fire in waiting {
-            if !self.handle(&fire, now, &mut active, report).await? {
+            if !self
+                .handle(&fire, now, &mut active, &mut marks, report)
+                .await?
+            {
                 still.push(fire);
             }
         }
@@ -458,11 +462,15 @@ impl Scheduler {
                 if handled.contains(&(drill.name.clone(), fire.scheduled)) {
                     continue;
                 }
-                if !self.handle(&fire, now, &mut active, report).await? {
+                if !self
+                    .handle(&fire, now, &mut active, &mut marks, report)
+                    .await?
+                {
                     still.push(fire);
                 }
             }
         }
+        marks.finish(&self.kube, now).await;
         self.store.set_state(WATERMARK, &stamp(now)).await?;
         self.cursor = Some(Cursor {
             basis,
@@ -514,36 +522,39 @@ impl Scheduler {
     }
 
     /// Fires one fire if it is due and a slot is free, or records it skipped or missed: true.
-    /// False when it must wait (not yet due, or every slot taken).
+    /// False when it must wait (not yet due, every slot taken, or the skip marks unreadable).
     async fn handle(
         &self,
         fire: &Fire,
         now: DateTime<Utc>,
         active: &mut usize,
+        marks: &mut Marks,
         report: &mut TickReport,
     ) -> Result<bool, SchedulerError> {
         let config = &self.config;
         let drill = &config.drills[fire.drill];
         let run = job::run_id(&drill.name, fire.scheduled);
-        let mut not_fired = |status: &str, reason: String| {
-            report
-                .not_fired
-                .push((drill.name.clone(), fire.scheduled, status.to_owned()));
-            (status.to_owned(), reason)
-        };
+        let mut vetoed = None;
         let (status, reason) = match (fire.status, fire.start) {
-            (FireStatus::Skipped, _) => {
-                not_fired("skipped", fire.reason.clone().unwrap_or_default())
-            }
+            (FireStatus::Skipped, _) => ("skipped", fire.reason.clone().unwrap_or_default()),
             (FireStatus::Missed, _) | (_, None) => {
-                not_fired("missed", fire.reason.clone().unwrap_or_default())
+                ("missed", fire.reason.clone().unwrap_or_default())
             }
             (_, Some(start)) if start > now => return Ok(false),
             (_, Some(start)) => {
                 let late = now - start;
                 let deadline = TimeDelta::from_std(drill.deadline).unwrap_or(TimeDelta::hours(1));
-                if late > deadline {
-                    not_fired(
+                // A fire vetoed by a person is not run, whatever else holds it; one whose mark
+                // cannot be read waits (fail safe) until it is read, or its deadline passes.
+                vetoed = match marks.of(&self.kube, &drill.name, fire.scheduled).await {
+                    Ok(mark) => mark,
+                    Err(()) if late > deadline => None,
+                    Err(()) => return Ok(false),
+                };
+                if let Some(skip) = &vetoed {
+                    ("skipped", skip.describe())
+                } else if late > deadline {
+                    (
                         "missed",
                         format!(
                             "due at {}, the scheduler could only fire it at {}: past its deadline of {}",
@@ -556,74 +567,171 @@ impl Scheduler {
                     // Wait for a slot; a later tick fires it or finds it missed.
                     return Ok(false);
                 } else {
-                    let r = RunRef {
-                        drill: drill.name.clone(),
-                        run: run.clone(),
-                        scheduled: fire.scheduled,
-                        dry_run: false,
-                    };
-                    let created = self
-                        .kube
-                        .create_job(&job::render(config, drill, &r, &self.runtime))
-                        .await?;
+                    let reason = self.fire(fire, &run, now, report).await?;
                     *active += 1;
-                    if self.store.run(&run).await?.is_none() {
-                        self.store
-                            .record_run(&running_record(
-                                &config.cluster,
-                                drill,
-                                &run,
-                                fire.scheduled,
-                                now,
-                            ))
-                            .await?;
-                    }
-                    tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
-                    if created == Created::New {
-                        report.fired.push(run.clone());
-                    }
-                    // Why it did not start on the minute: deferral or queueing, and lateness.
-                    let late = (late > TimeDelta::seconds(60)).then(|| {
-                        format!(
-                            "fired {} late",
-                            firedrill_reader::duration::format(late.to_std().unwrap_or_default())
-                        )
-                    });
-                    let reason = [fire.reason.clone(), late]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    ("fired".to_owned(), reason)
+                    ("fired", reason)
                 }
             }
         };
-        if status == "missed" {
-            let mut missed = running_record(&config.cluster, drill, &run, fire.scheduled, now);
-            // Never fired: no Job ran it.
-            missed.evidence.job = Some(crate::run::JobNote { name: None });
-            missed.status = RunStatus::Missed;
-            missed.started = None;
-            missed.ended = Some(now);
-            missed.reason = Some(reason.clone());
-            self.store.record_run(&missed).await?;
-            report.recorded.push((run.clone(), RunStatus::Missed));
+        if status != "fired" {
+            report
+                .not_fired
+                .push((drill.name.clone(), fire.scheduled, status.to_owned()));
         }
+        // A run record for what a person or the deadline kept from running; a fire the
+        // calendar skips (a blackout) is its fire record alone.
+        let never_ran = match (status, &vetoed) {
+            ("missed", _) => Some(RunStatus::Missed),
+            (_, Some(_)) => Some(RunStatus::Skipped),
+            _ => None,
+        };
+        if let Some(outcome) = never_ran {
+            let mut record = running_record(&config.cluster, drill, &run, fire.scheduled, now);
+            // Never fired: no Job ran it.
+            record.evidence.job = Some(crate::run::JobNote { name: None });
+            record.evidence.skipped = vetoed.as_ref().map(crate::cluster::skips::Skip::note);
+            record.status = outcome;
+            record.started = None;
+            record.ended = Some(now);
+            record.reason = Some(reason.clone());
+            self.store.record_run(&record).await?;
+            report.recorded.push((run.clone(), outcome));
+            if vetoed.is_some() {
+                tracing::warn!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), %reason, "not fired: vetoed");
+            }
+        }
+        // Whatever became of the fire, a mark of it has done its work.
+        marks.handled(&drill.name, fire.scheduled);
         self.store
             .record_fire(&FireRecord {
                 drill: drill.name.clone(),
                 scheduled: fire.scheduled,
-                status: status.clone(),
+                status: status.to_owned(),
                 reason: Some(reason).filter(|r| !r.is_empty()),
-                run: (status != "skipped").then_some(run),
+                run: (status != "skipped" || vetoed.is_some()).then_some(run),
             })
             .await?;
-        self.metrics.scheduler.fire(match status.as_str() {
+        self.metrics.scheduler.fire(match status {
             "fired" => crate::history::metrics::FireStatus::fired,
             "skipped" => crate::history::metrics::FireStatus::skipped,
             _ => crate::history::metrics::FireStatus::missed,
         });
         Ok(true)
+    }
+
+    /// Creates the Job of a due fire and records its run as running; why it did not start on
+    /// the minute (deferral or queueing, and lateness), if it did not.
+    async fn fire(
+        &self,
+        fire: &Fire,
+        run: &str,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<String, SchedulerError> {
+        let config = &self.config;
+        let drill = &config.drills[fire.drill];
+        let late = now - fire.start.unwrap_or(fire.scheduled);
+        let r = RunRef {
+            drill: drill.name.clone(),
+            run: run.to_owned(),
+            scheduled: fire.scheduled,
+            dry_run: false,
+        };
+        let created = self
+            .kube
+            .create_job(&job::render(config, drill, &r, &self.runtime))
+            .await?;
+        if self.store.run(run).await?.is_none() {
+            self.store
+                .record_run(&running_record(
+                    &config.cluster,
+                    drill,
+                    run,
+                    fire.scheduled,
+                    now,
+                ))
+                .await?;
+        }
+        tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
+        if created == Created::New {
+            report.fired.push(run.to_owned());
+        }
+        let late = (late > TimeDelta::seconds(60)).then(|| {
+            format!(
+                "fired {} late",
+                firedrill_reader::duration::format(late.to_std().unwrap_or_default())
+            )
+        });
+        Ok([fire.reason.clone(), late]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+}
+
+/// The fires people vetoed (`firedrill skip`), as one tick sees them: read once, when the first
+/// fire comes due, and the marks of the fires the tick handled taken out at its end, in one
+/// write.
+#[derive(Default)]
+struct Marks {
+    read: Option<Result<crate::cluster::skips::Skips, ()>>,
+    handled: Vec<(String, DateTime<Utc>)>,
+}
+
+impl Marks {
+    /// The mark of one fire; `Err` when the marks cannot be read (said in the log). A
+    /// ConfigMap of the name that is not firedrill's is not followed: no marks.
+    async fn of(
+        &mut self,
+        kube: &Kube,
+        drill: &str,
+        scheduled: DateTime<Utc>,
+    ) -> Result<Option<crate::cluster::skips::Skip>, ()> {
+        use crate::cluster::skips::{self, SkipError};
+        if self.read.is_none() {
+            self.read = Some(match skips::read(kube).await {
+                Ok(s) => Ok(s),
+                Err(e @ SkipError::Foreign { .. }) => {
+                    tracing::error!(error = %e, "skip marks not followed: every fire runs as planned");
+                    Ok(skips::Skips::default())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the skip marks: due fires wait (fail safe)");
+                    Err(())
+                }
+            });
+        }
+        match &self.read {
+            Some(Ok(s)) => Ok(s.find(drill, scheduled).cloned()),
+            _ => Err(()),
+        }
+    }
+
+    fn handled(&mut self, drill: &str, scheduled: DateTime<Utc>) {
+        if let Some(Ok(s)) = &self.read {
+            if s.find(drill, scheduled).is_some() {
+                self.handled.push((drill.to_owned(), scheduled));
+            }
+        }
+    }
+
+    /// Takes the handled fires' marks out (and the expired ones with them). A failure is said
+    /// and left: the fire is recorded, so the mark is never read again, and it expires.
+    async fn finish(self, kube: &Kube, now: DateTime<Utc>) {
+        if self.handled.is_empty() {
+            return;
+        }
+        let taken = crate::cluster::skips::change(kube, now, |skips| {
+            for (drill, scheduled) in &self.handled {
+                skips.remove(drill, *scheduled);
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = taken {
+            tracing::warn!(error = %e, "the marks of vetoed fires stay until they expire");
+        }
     }
 }
 
@@ -749,20 +857,54 @@ pub async fn status_report(config: &Config, kube: &Kube, now: DateTime<Utc>) -> 
         }
         Err(e) => out.push_str(&format!("running:      unknown ({e})\n")),
     }
+    let skips = match crate::cluster::skips::read(kube).await {
+        Ok(skips) => {
+            let pending: Vec<_> = skips.marks.iter().filter(|s| s.scheduled > now).collect();
+            out.push_str(&format!(
+                "skipped:      {}\n",
+                if pending.is_empty() {
+                    "none".to_owned()
+                } else {
+                    pending.len().to_string()
+                }
+            ));
+            for s in pending {
+                out.push_str(&format!(
+                    "  {} at {} ({}, marked {})\n",
+                    s.drill,
+                    stamp(s.scheduled),
+                    s.describe(),
+                    stamp(s.marked)
+                ));
+            }
+            Some(skips)
+        }
+        Err(e) => {
+            out.push_str(&format!("skipped:      unknown ({e})\n"));
+            None
+        }
+    };
     out.push_str("next fires:\n");
-    out.push_str(&next_fires(config, now));
+    out.push_str(&next_fires(config, now, skips.as_ref()));
     out
 }
 
-/// The next five fires of the drill file, as `plan` shows them.
-pub fn next_fires(config: &Config, now: DateTime<Utc>) -> String {
-    crate::schedule::upcoming::render_table(&crate::schedule::upcoming::calendar(
-        config,
-        now,
-        crate::schedule::upcoming::Window::Next(5),
-        None,
-        false,
-    ))
+/// The next five fires of the drill file, as `plan` shows them, with the fires people vetoed
+/// marked skipped when `skips` are known.
+pub fn next_fires(
+    config: &Config,
+    now: DateTime<Utc>,
+    skips: Option<&crate::cluster::skips::Skips>,
+) -> String {
+    use crate::schedule::upcoming;
+    let mut fires = upcoming::calendar(config, now, upcoming::Window::Next(5), None, false);
+    if let Some(skips) = skips {
+        fires = fires
+            .into_iter()
+            .map(|f| upcoming::vetoed(f, skips))
+            .collect();
+    }
+    upcoming::render_table(&fires)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -207,6 +207,22 @@ pub fn fires<'a>(
     }
 }
 
+/// The fire as a person's veto (`firedrill skip`) leaves it: skipped, by whom and why, when
+/// `skips` holds its mark.
+pub fn vetoed(mut fire: PlannedFire, skips: &crate::cluster::skips::Skips) -> PlannedFire {
+    let mark = skips
+        .marks
+        .iter()
+        .find(|s| s.drill == fire.drill && rfc3339_utc(s.scheduled) == fire.scheduled);
+    if let Some(skip) = mark {
+        fire.status = FireStatus::Skipped;
+        fire.reason = Some(skip.describe());
+        fire.start = None;
+        fire.start_local = None;
+    }
+    fire
+}
+
 fn planned_fire(config: &Config, f: Fire, verdict: Option<PlannedVerdict>) -> PlannedFire {
     let drill = &config.drills[f.drill];
     PlannedFire {

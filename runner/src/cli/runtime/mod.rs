@@ -2,7 +2,7 @@
 //! and the shutdown signal (here), then calls into the library from the module of its concern:
 //! running a drill (`drill`: `execute`, `run`), the scheduler (`scheduler`: `scheduler`,
 //! `status`), reading the history (`history`: `history`, `report`), the on-call commands
-//! (`oncall`: `stop`, `resume`, `rollback`), `check` and `fault_proxy`.
+//! (`oncall`: `stop`, `resume`, `rollback`, `skip`, `unskip`), `check` and `fault_proxy`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -26,7 +26,7 @@ use check::check;
 use drill::{execute, run_now};
 use fault_proxy::fault_proxy;
 use history::{history, report};
-use oncall::{render_ledger, resume, rollback, stop};
+use oncall::{render_ledger, resume, rollback, skip, stop, unskip};
 use scheduler::{scheduler, status};
 
 /// JSON logs in a cluster (or when `FIREDRILL_LOG=json`), readable text on a terminal. The level
@@ -110,6 +110,8 @@ fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// Runs one command on a runtime. Long because it is one arm per command, each only unpacking
+/// its flags for the function that does the work.
 pub fn run(command: Command) -> ExitCode {
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -189,6 +191,17 @@ pub fn run(command: Command) -> ExitCode {
             }
             Command::Resume { target } => resume(&target).await,
             Command::Check { target, format } => check(&target, format).await,
+            // `--next` is `at` left out (clap requires one of the two).
+            Command::Skip {
+                drill,
+                config,
+                at,
+                reason,
+                ..
+            } => skip(&config, &drill, at, &reason).await,
+            Command::Unskip {
+                drill, config, at, ..
+            } => unskip(&config, &drill, at).await,
             Command::Rollback {
                 target,
                 run,

@@ -1,14 +1,16 @@
 //! The on-call commands, which act on a cluster with or without a drill file: `stop` (the kill
 //! switch, and everything undone), `resume`, and `rollback` (a run's ledger reverted, or a saved
-//! ledger's revert shown offline with `--render`).
+//! ledger's revert shown offline with `--render`); and, with the drill file, `skip` and `unskip`
+//! (one fire vetoed, or the veto taken back).
 
 use std::process::ExitCode;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::cli::{load, ClusterTarget, EXIT_ERROR, EXIT_INVALID, EXIT_USAGE};
 use crate::cluster::kubernetes::Kube;
 use crate::cluster::ledger::{self, Protection, Selection};
+use crate::cluster::skips;
 use crate::config::Config;
 use crate::output::Lines;
 
@@ -109,6 +111,97 @@ pub(super) async fn stop(target: &ClusterTarget, reason: &str) -> Result<ExitCod
         if report.clean() { 0 } else { 1 },
         out.finish(),
     ))
+}
+
+/// The fire `skip` or `unskip` names (`--at`, else the drill's next), or the usage error said:
+/// checked against the drill file before any cluster is reached.
+fn chosen_fire(
+    config: &Config,
+    drill: &str,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ExitCode> {
+    skips::choose(config, drill, at, now).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// What a refused mark or unmark exits with: 2 for a fire that is (or is not) marked, 4 when
+/// the cluster did not answer or the ConfigMap is not firedrill's.
+fn refused(e: &skips::SkipError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e {
+        skips::SkipError::AlreadySkipped { .. } | skips::SkipError::NotSkipped { .. } => EXIT_USAGE,
+        _ => EXIT_ERROR,
+    })
+}
+
+pub(super) async fn skip(
+    path: &std::path::Path,
+    drill: &str,
+    at: Option<DateTime<Utc>>,
+    reason: &str,
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let now = Utc::now();
+    let scheduled = chosen_fire(&config, drill, at, now)?;
+    let kube = super::connect(&config).await?;
+    let mark = skips::Skip {
+        drill: drill.to_owned(),
+        scheduled,
+        reason: reason.to_owned(),
+        by: skips::whoami(&kube).await,
+        marked: now,
+    };
+    if let Err(e) = skips::mark(&kube, &mark, now).await {
+        return Err(refused(&e));
+    }
+    let at = scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut out = Lines::new();
+    say!(
+        out,
+        "skipped: {drill} at {at} ({}); the scheduler records it skipped instead of running it",
+        mark.describe()
+    );
+    say!(
+        out,
+        "take it back before then: firedrill unskip {drill} --at {at} --config {}",
+        path.display()
+    );
+    Ok(crate::cli::finished(0, out.finish()))
+}
+
+pub(super) async fn unskip(
+    path: &std::path::Path,
+    drill: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<ExitCode, ExitCode> {
+    let config = load(path)?;
+    let now = Utc::now();
+    // A fire named is taken back even if the calendar no longer has it (the file changed).
+    let scheduled = match at {
+        Some(at) => {
+            skips::known(&config, drill).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            })?;
+            at
+        }
+        None => chosen_fire(&config, drill, None, now)?,
+    };
+    let kube = super::connect(&config).await?;
+    let was = skips::unmark(&kube, drill, scheduled, now)
+        .await
+        .map_err(|e| refused(&e))?;
+    let mut out = Lines::new();
+    say!(
+        out,
+        "unskipped: {drill} at {} (it was {}); it fires as planned",
+        scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+        was.describe()
+    );
+    Ok(crate::cli::finished(0, out.finish()))
 }
 
 pub(super) async fn resume(target: &ClusterTarget) -> Result<ExitCode, ExitCode> {

@@ -105,8 +105,8 @@ pub(super) async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode>
         Err(e) => {
             eprintln!("error: {e}");
             let text = format!(
-                "leader:       unknown (no cluster)\nkill switch:  unknown (no cluster)\nrunning:      unknown (no cluster)\nnext fires:\n{}",
-                crate::schedule::scheduler::next_fires(&config, Utc::now())
+                "leader:       unknown (no cluster)\nkill switch:  unknown (no cluster)\nrunning:      unknown (no cluster)\nskipped:      unknown (no cluster)\nnext fires:\n{}",
+                crate::schedule::scheduler::next_fires(&config, Utc::now(), None)
             );
             Err(crate::cli::finished(
                 EXIT_ERROR,

@@ -154,12 +154,12 @@ impl Provenance {
     }
 
     /// Who ran `run`, which accounts for the fire whose run id is `fire_id`. The scheduler
-    /// names every fire's Job and run by the fire's run id (and records a missed fire under
-    /// it); a Job's run records the Job it ran in. A person's `execute --scheduled T` draws a
+    /// names every fire's Job and run by the fire's run id (and records a missed or vetoed fire
+    /// under it); a Job's run records the Job it ran in. A person's `execute --scheduled T` draws a
     /// manual id, or, given the fire's id with `--run`, records that it ran in no Job.
     fn of(run: &RunRecord, fire_id: &str) -> Self {
-        let outside_any_job = matches!(&run.evidence.job, Some(JobNote { name: None }))
-            && run.status != RunStatus::Missed;
+        let outside_any_job =
+            matches!(&run.evidence.job, Some(JobNote { name: None })) && !run.status.never_ran();
         if run.id == fire_id && !outside_any_job {
             Provenance::Scheduler
         } else {
@@ -669,8 +669,8 @@ fn nothing(query: &Query) -> ReportError {
 
 /// The run that accounts for a fire of run id `id`, among the runs naming its instant (the first
 /// `first`, each next in `next`): the scheduler's own run of the fire if there is one, else the
-/// first by hand, else the scheduler's record that it missed the fire (a run by hand made it
-/// up). The scheduler's record of this fire is never a run outside the calendar. Runs of the
+/// first by hand, else the scheduler's record that it missed the fire or that a person vetoed
+/// it (a run by hand made it up). The scheduler's record of this fire is never a run outside the calendar. Runs of the
 /// fire's id, and the one chosen, are marked in `planned_runs`.
 fn run_of_fire(
     runs: &[RunRecord],
@@ -679,7 +679,7 @@ fn run_of_fire(
     id: &str,
     planned_runs: &mut [bool],
 ) -> Option<usize> {
-    let rank = |r: &RunRecord| match (r.id == id, r.status == RunStatus::Missed) {
+    let rank = |r: &RunRecord| match (r.id == id, r.status.never_ran()) {
         (true, false) => 2,
         (false, _) => 1,
         (true, true) => 0,

@@ -251,7 +251,7 @@ fn html_top(out: &mut String, r: &Report) {
     );
     let _ = writeln!(
         out,
-        "<p>Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.</p>",
+        "<p>Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts, or vetoed with firedrill skip) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.</p>",
         r.summary.unplanned_runs,
         r.follow_ups.open()
     );
