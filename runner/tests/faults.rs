@@ -14,41 +14,11 @@ use firedrill::run::{Revert, RevertWhen};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
-use serde_json::{json, Value};
+use serde_json::json;
 use support::cluster::{
-    eventually, evicting_cluster, execute_every, execute_on, ledger_data, one_drill, ready_pod,
-    watch, NS,
+    all_nodes, all_pods, eventually, evicting_cluster, execute_every, execute_on, ledger_data,
+    one_drill, ready_pod, timeline, value, watch, NS,
 };
-
-fn value<T: serde::Serialize>(object: T) -> Value {
-    let mut v = serde_json::to_value(object).unwrap();
-    // What the API server changes on every write.
-    if let Some(metadata) = v["metadata"].as_object_mut() {
-        metadata.remove("resourceVersion");
-        metadata.remove("generation");
-        metadata.remove("managedFields");
-    }
-    v
-}
-
-/// Every pod, by namespace/name, as values.
-async fn all_pods(client: &kube::Client) -> BTreeMap<String, Value> {
-    Api::<Pod>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| {
-            let key = format!(
-                "{}/{}",
-                p.metadata.namespace.clone().unwrap_or_default(),
-                p.metadata.name.clone().unwrap_or_default()
-            );
-            (key, value(p))
-        })
-        .collect()
-}
 
 async fn node(client: &kube::Client, name: &str, unschedulable: bool) {
     // As the API server writes it: `unschedulable` is left out when false.
@@ -154,29 +124,6 @@ fn controller(client: kube::Client, namespace: &'static str, name: &'static str,
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-}
-
-/// Every node, by name, as values.
-async fn all_nodes(client: &kube::Client) -> BTreeMap<String, Value> {
-    Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| (n.metadata.name.clone().unwrap_or_default(), value(n)))
-        .collect()
-}
-
-fn timeline(record: &firedrill::history::store::RunRecord) -> Vec<String> {
-    record.evidence.to_value()["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

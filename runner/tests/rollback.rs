@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use chrono::Utc;
 use firedrill::cluster::kubernetes::Kube;
@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
+use support::cluster::Dying;
 
 const NS: &str = "chaos-testing";
 
@@ -144,38 +145,6 @@ async fn state(client: &kube::Client) -> BTreeMap<String, Value> {
 }
 
 /// The real adapter, dying after `left` more calls that change something.
-struct Dying {
-    inner: KubeCluster,
-    left: AtomicUsize,
-}
-
-impl Dying {
-    fn alive(&self) -> Result<(), String> {
-        self.left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .map(|_| ())
-            .map_err(|_| "the process was killed".to_owned())
-    }
-}
-
-impl Cluster for Dying {
-    async fn get(&self, target: &ObjectRef) -> Result<Option<Value>, ClusterError> {
-        self.inner.get(target).await
-    }
-    async fn execute(
-        &self,
-        operation: &Operation,
-    ) -> Result<firedrill_rollback::Done, ClusterError> {
-        self.alive()?;
-        self.inner.execute(operation).await
-    }
-    async fn save(&self, ledger: &mut Ledger) -> Result<(), ClusterError> {
-        self.alive()?;
-        self.inner.save(ledger).await
-    }
-}
-
-/// Nothing protected, and a drill file that declares one Route 53 record set (zone Z1).
 fn declaring_one_zone() -> Protection {
     Protection {
         scope: firedrill_rollback::Scope {

@@ -39,14 +39,17 @@ pub enum ZonePick<'a> {
     Among(&'a [String]),
 }
 
-/// Each zone of the cluster and its nodes, in snapshot order; nodes without the label are in
-/// no zone.
+/// Each zone of the cluster and its nodes, by name (not in the order a snapshot happens to list
+/// them: the same cluster always gives the same plan); nodes without the label are in no zone.
 pub fn zones(cluster: &Cluster) -> BTreeMap<&str, Vec<&Node>> {
     let mut zones: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
     for node in &cluster.nodes {
         if let Some(zone) = zone_of(node) {
             zones.entry(zone).or_default().push(node);
         }
+    }
+    for nodes in zones.values_mut() {
+        nodes.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     }
     zones
 }

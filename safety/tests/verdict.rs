@@ -2493,15 +2493,16 @@ mod properties {
                             broken.is_empty(),
                             "zone {zone} taken, but it breaks {broken:?} ({reach:?})"
                         );
-                        // The nodes are the zone's, in snapshot order; the targets every pod on
-                        // them a drain would evict.
-                        let nodes: Vec<&str> = case
+                        // The nodes are the zone's, by name; the targets every pod on them a
+                        // drain would evict.
+                        let mut nodes: Vec<&str> = case
                             .cluster
                             .nodes
                             .iter()
                             .filter(|n| n.labels.get(ZONE_LABEL).map(String::as_str) == Some(zone))
                             .map(|n| n.name.as_str())
                             .collect();
+                        nodes.sort_unstable();
                         let listed: Vec<&str> =
                             judged.nodes.iter().map(|n| n.node.as_str()).collect();
                         prop_assert_eq!(&listed, &nodes);

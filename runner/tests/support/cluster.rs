@@ -344,3 +344,101 @@ pub async fn ledger_data(
         .data
         .unwrap()
 }
+
+/// `object` as a value, less what the API server changes on every write.
+pub fn value<T: serde::Serialize>(object: T) -> serde_json::Value {
+    let mut v = serde_json::to_value(object).unwrap();
+    if let Some(metadata) = v["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        metadata.remove("generation");
+        metadata.remove("managedFields");
+    }
+    v
+}
+
+/// Every pod, by namespace/name, as values.
+pub async fn all_pods(
+    client: &kube::Client,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    Api::<Pod>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            let key = format!(
+                "{}/{}",
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default()
+            );
+            (key, value(p))
+        })
+        .collect()
+}
+
+/// Every node, by name, as values.
+pub async fn all_nodes(
+    client: &kube::Client,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| (n.metadata.name.clone().unwrap_or_default(), value(n)))
+        .collect()
+}
+
+/// The events of a run's timeline, in order.
+pub fn timeline(record: &firedrill::history::store::RunRecord) -> Vec<String> {
+    record.evidence.to_value()["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ledger's cluster, killed after `left` more writes (a change or a ledger save): a process
+/// that dies mid-apply, for the crash tests.
+pub struct Dying {
+    pub inner: firedrill::cluster::ledger::KubeCluster,
+    pub left: std::sync::atomic::AtomicUsize,
+}
+
+impl Dying {
+    fn alive(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        self.left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| "the process was killed".to_owned())
+    }
+}
+
+impl firedrill_rollback::Cluster for Dying {
+    async fn get(
+        &self,
+        target: &firedrill_rollback::ObjectRef,
+    ) -> Result<Option<serde_json::Value>, firedrill_rollback::ClusterError> {
+        self.inner.get(target).await
+    }
+    async fn execute(
+        &self,
+        operation: &firedrill_rollback::Operation,
+    ) -> Result<firedrill_rollback::Done, firedrill_rollback::ClusterError> {
+        self.alive()?;
+        self.inner.execute(operation).await
+    }
+    async fn save(
+        &self,
+        ledger: &mut firedrill_rollback::Ledger,
+    ) -> Result<(), firedrill_rollback::ClusterError> {
+        self.alive()?;
+        self.inner.save(ledger).await
+    }
+}
