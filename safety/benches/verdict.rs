@@ -1,5 +1,6 @@
 //! One verdict over 100,000 pods in 10,000 workloads (target: < 100 ms); one drain decision over
-//! 5,000 nodes and 100,000 pods with requests, capacity checked (target: < 200 ms).
+//! 5,000 nodes and 100,000 pods with requests, capacity checked (target: < 200 ms); one zone
+//! outage decision over the same nodes in three zones (target: < 200 ms).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use firedrill_safety::cluster::{
 use firedrill_safety::nodes::{decide_on_nodes, Reach};
 use firedrill_safety::verdict::ClusterIndex;
 use firedrill_safety::verdict::{decide, seed, Request};
+use firedrill_safety::zones::{decide_zone, ZonePick, ZoneReach, ZONE_LABEL};
 use firedrill_safety::{
     Amount, MinHealthy, NamespacedGlob, Percent, PercentRange, Policy, Quantity, Selector, Target,
 };
@@ -240,9 +242,82 @@ fn drains(c: &mut Criterion) {
     }
 }
 
+/// The drain cluster's nodes in three zones (node i in zone i mod 3), each workload's budget
+/// allowing half its pods down, so a zone (a third of every workload) may go.
+fn in_zones(full: bool) -> Cluster {
+    let mut c = on_nodes(full, full);
+    for (i, node) in c.nodes.iter_mut().enumerate() {
+        node.labels
+            .insert(ZONE_LABEL.to_owned(), format!("zone-{}", i % 3));
+    }
+    for pdb in &mut c.pdbs {
+        pdb.min_available = None;
+        pdb.max_unavailable = Some(IntOrPercent::Percent(
+            Percent::parse("50%", false).expect("percent"),
+        ));
+    }
+    c
+}
+
+fn zone_outages(c: &mut Criterion) {
+    let policy = Policy::default();
+    let hits = firedrill_safety::verdict::RecentHits::new();
+    let request = Request {
+        drill: "bench",
+        seed: seed("bench", NOW),
+        now: NOW,
+        targets: &[],
+        policy: &policy,
+        own_namespace: "firedrill",
+        recent_hits: &hits,
+    };
+    for (full, reach, name) in [
+        (
+            false,
+            ZoneReach::Drain,
+            "zone outage: 5k nodes in 3 zones, 100k pods, drain, room to spare",
+        ),
+        (
+            true,
+            ZoneReach::Drain,
+            "zone outage: 5k nodes in 3 zones, 100k pods, drain, no room: every zone refused",
+        ),
+        (
+            false,
+            ZoneReach::Partition,
+            "zone outage: 5k nodes in 3 zones, 100k pods, partition",
+        ),
+    ] {
+        let cluster = in_zones(full);
+        let decide = || {
+            decide_zone(
+                &ClusterIndex::new(black_box(&cluster)),
+                &request,
+                ZonePick::Among(&[]),
+                reach,
+            )
+        };
+        let (v, judged) = decide();
+        eprintln!(
+            "{name}: zone {:?}, {} nodes, {} pods, {} zones refused{}",
+            judged.zone,
+            judged.nodes.len(),
+            v.targets.len(),
+            judged.refused.len(),
+            judged
+                .refused
+                .first()
+                .map(|(_, why)| format!(" (first: {})", why.chars().take(160).collect::<String>()))
+                .unwrap_or_default()
+        );
+        // The index is built per fire, as the executor does: it is part of the decision.
+        c.bench_function(name, |b| b.iter(decide));
+    }
+}
+
 criterion_group! {
     name = verdict;
     config = Criterion::default().sample_size(10);
-    targets = benches, drains
+    targets = benches, drains, zone_outages
 }
 criterion_main!(verdict);

@@ -4,6 +4,10 @@
 //! runtime. It takes values and returns values, so every rule can be proven with plain and
 //! property tests.
 
+/// The guard's own maps: keyed by names from the cluster and hashed per pod, many times per
+/// decision, so with a fast (still randomly seeded) hasher rather than SipHash.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub mod capacity;
 pub mod cluster;
 pub mod glob;

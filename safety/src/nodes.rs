@@ -11,7 +11,9 @@
 //! A drain must also leave the pods it moves somewhere to run: with every node taken so far,
 //! they are placed on the free allocatable of the nodes left ([`crate::capacity`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::FastMap;
 
 use crate::capacity::{free_on, place, Shortfall};
 use crate::cluster::{Node, Owner, OwnerKind, Pod, Resources};
@@ -85,12 +87,12 @@ pub(crate) struct NodeJudge<'i, 'c> {
     request: &'i Request<'i>,
     reach: Reach,
     max_nodes: usize,
-    nodes: HashMap<&'c str, &'c Node>,
-    on_node: HashMap<&'c str, Vec<&'c Pod>>,
-    by_namespace: HashMap<&'c str, NamespacePods<'c>>,
+    nodes: FastMap<&'c str, &'c Node>,
+    on_node: FastMap<&'c str, Vec<&'c Pod>>,
+    by_namespace: FastMap<&'c str, NamespacePods<'c>>,
     /// Ready pods per workload (by index), less those on nodes taken.
     ready: Vec<i64>,
-    budgets: HashMap<(&'c str, &'c str), Budget>,
+    budgets: FastMap<(&'c str, &'c str), Budget>,
     /// Ready, uncordoned nodes not taken: where evicted pods can go.
     schedulable: usize,
     /// The Ready, uncordoned nodes in snapshot order, with what is free on each (`None` when the
@@ -99,7 +101,7 @@ pub(crate) struct NodeJudge<'i, 'c> {
     out: NodeVerdict,
     /// Each node judged so far: `None` taken, `Some(why)` refused. Candidates are many and share
     /// nodes: this answers for a node judged before without scanning `out`.
-    decided: HashMap<String, Option<String>>,
+    decided: FastMap<String, Option<String>>,
 }
 
 impl<'i, 'c> NodeJudge<'i, 'c> {
@@ -110,8 +112,8 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         max_nodes: usize,
     ) -> Self {
         let cluster = index.cluster;
-        let mut on_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
-        let mut by_namespace: HashMap<&str, NamespacePods> = HashMap::new();
+        let mut on_node: FastMap<&str, Vec<&Pod>> = FastMap::default();
+        let mut by_namespace: FastMap<&str, NamespacePods> = FastMap::default();
         let mut ready: Vec<i64> = vec![0; cluster.owners.len()];
         for pod in &cluster.pods {
             if let Some(node) = pod.node.as_deref() {
@@ -137,7 +139,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
             nodes: cluster.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
             by_namespace,
             ready,
-            budgets: HashMap::new(),
+            budgets: FastMap::default(),
             schedulable: cluster
                 .nodes
                 .iter()
@@ -154,7 +156,7 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 .collect(),
             on_node,
             out: NodeVerdict::default(),
-            decided: HashMap::new(),
+            decided: FastMap::default(),
         }
     }
 
@@ -249,6 +251,24 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         Ok(self.commit(node, was_unschedulable, &pods))
     }
 
+    /// What taking nodes down has used so far, to go back to when a zone is refused part way.
+    pub(crate) fn checkpoint(&self) -> Checkpoint<'c> {
+        Checkpoint {
+            ready: self.ready.clone(),
+            budgets: self.budgets.iter().map(|(k, b)| (*k, b.allowed)).collect(),
+        }
+    }
+
+    /// Back to `saved`: the nodes taken since count as up again.
+    pub(crate) fn restore(&mut self, saved: Checkpoint<'c>) {
+        self.ready = saved.ready;
+        // A budget first read after the checkpoint is read afresh next time.
+        self.budgets.retain(|k, _| saved.budgets.contains_key(k));
+        for (k, b) in &mut self.budgets {
+            b.allowed = saved.budgets[k];
+        }
+    }
+
     /// Takes `node` down whole, as a zone outage does: its pods judged with every node taken
     /// before it down, and committed. The zone's checks (another zone left, room for what
     /// moves) are the caller's, once for the whole zone.
@@ -327,6 +347,12 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
     }
 }
 
+/// The ready pods per workload and what each budget read so far still allows, at one moment.
+pub(crate) struct Checkpoint<'c> {
+    ready: Vec<i64>,
+    budgets: FastMap<(&'c str, &'c str), i64>,
+}
+
 /// Part of the node rather than a workload on it.
 fn is_plumbing(pod: &Pod) -> bool {
     pod.owner.as_ref().is_some_and(|o| {
@@ -399,8 +425,8 @@ fn judge_node<'c>(
     request: &Request,
     reach: Reach,
     ready: &[i64],
-    by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
-    budgets: &mut HashMap<(&'c str, &'c str), Budget>,
+    by_namespace: &mut FastMap<&'c str, NamespacePods<'c>>,
+    budgets: &mut FastMap<(&'c str, &'c str), Budget>,
 ) -> Result<Vec<(&'c Pod, Option<usize>)>, Refusal> {
     let cluster = index.cluster;
     let refuse = |pod: &Pod, why: String| Refusal::Neighbour {
@@ -410,8 +436,8 @@ fn judge_node<'c>(
         why,
     };
     let mut hurt = Vec::new();
-    let mut down: HashMap<usize, i64> = HashMap::new();
-    let mut spent: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut down: FastMap<usize, i64> = FastMap::default();
+    let mut spent: FastMap<(&str, &str), i64> = FastMap::default();
     for &pod in pods {
         // A pod that has finished holds nothing: evicting or loading it hurts no one.
         if pod.phase == "Succeeded" || pod.phase == "Failed" {

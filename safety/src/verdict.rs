@@ -19,6 +19,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::FastMap;
+
 use crate::cluster::{Cluster, IntOrPercent, Namespace, Owner, OwnerRef, Pdb, Pod};
 use crate::{Amount, Policy, Requirement, Selector, Target};
 
@@ -128,7 +130,7 @@ pub(crate) struct Budget {
 #[derive(Default)]
 pub(crate) struct NamespacePods<'c> {
     pub(crate) all: Vec<&'c Pod>,
-    by_label: HashMap<&'c str, HashMap<&'c str, Vec<&'c Pod>>>,
+    by_label: FastMap<&'c str, FastMap<&'c str, Vec<&'c Pod>>>,
 }
 
 impl<'c> NamespacePods<'c> {
@@ -146,7 +148,7 @@ impl<'c> NamespacePods<'c> {
         };
         let all = &self.all;
         let index = self.by_label.entry(key).or_insert_with(|| {
-            let mut index: HashMap<&str, Vec<&Pod>> = HashMap::new();
+            let mut index: FastMap<&str, Vec<&Pod>> = FastMap::default();
             for pod in all {
                 if let Some(v) = pod.labels.get(key) {
                     index.entry(v.as_str()).or_default().push(pod);
@@ -166,7 +168,7 @@ impl<'c> NamespacePods<'c> {
 pub(crate) fn budget<'c>(
     pdb: &'c Pdb,
     pods: &mut NamespacePods<'c>,
-    owner_index: &HashMap<&OwnerRef, usize>,
+    owner_index: &FastMap<&OwnerRef, usize>,
     owners: &[Owner],
 ) -> Budget {
     let Some(selector) = &pdb.selector else {
@@ -247,15 +249,15 @@ pub struct ClusterIndex<'c> {
     pub(crate) cluster: &'c Cluster,
     pub(crate) namespaces: HashMap<&'c str, &'c Namespace>,
     /// Each workload gets an index once; per-pod work then uses the index, not the key's hash.
-    pub(crate) owner_index: HashMap<&'c OwnerRef, usize>,
+    pub(crate) owner_index: FastMap<&'c OwnerRef, usize>,
     pub(crate) pdbs: PdbIndex<'c>,
 }
 
 impl<'c> ClusterIndex<'c> {
     pub fn new(cluster: &'c Cluster) -> Self {
-        let mut pdbs: PdbIndex = HashMap::new();
-        for pdb in &cluster.pdbs {
-            pdbs.entry(pdb.namespace.as_str()).or_default().push(pdb);
+        let mut pdbs: PdbIndex = FastMap::default();
+        for (at, pdb) in cluster.pdbs.iter().enumerate() {
+            pdbs.entry(pdb.namespace.as_str()).or_default().add(at, pdb);
         }
         ClusterIndex {
             cluster,
@@ -325,7 +327,7 @@ pub fn decide_admitting<'c>(
 
     // 4. Pick, target by target, in seeded random order.
     let mut rng = Rng(request.seed);
-    let mut budgets: HashMap<(&str, &str), Budget> = HashMap::new();
+    let mut budgets: FastMap<(&str, &str), Budget> = FastMap::default();
     for (t, target) in request.targets.iter().enumerate() {
         let pool = &mut eligible[t];
         // A seeded random order that depends only on the fire and the pods' names, not on
@@ -397,7 +399,7 @@ struct Matches<'c> {
     /// Target, pod and the index of its workload, in the snapshot's order.
     matched: Vec<(usize, &'c Pod, Option<usize>)>,
     /// Every pod of each target namespace.
-    pods_by_namespace: HashMap<&'c str, NamespacePods<'c>>,
+    pods_by_namespace: FastMap<&'c str, NamespacePods<'c>>,
     /// Ready pods per workload (by index), counted from the pods themselves.
     ready: Vec<i64>,
 }
@@ -413,7 +415,7 @@ fn match_targets<'c>(index: &ClusterIndex<'c>, request: &Request) -> Matches<'c>
         .map(|t| t.namespace.as_str())
         .collect();
     let mut matched: Vec<(usize, &Pod, Option<usize>)> = Vec::new();
-    let mut pods_by_namespace: HashMap<&str, NamespacePods> = HashMap::default();
+    let mut pods_by_namespace: FastMap<&str, NamespacePods> = FastMap::default();
     // Ready pods per workload, counted from the pods themselves. A workload's pods live in its
     // namespace, so the target namespaces hold every count a pick can need.
     let mut ready: Vec<i64> = vec![0; cluster.owners.len()];
@@ -544,19 +546,64 @@ fn nothing_picked(excluded: &[Excluded], total: u64) -> String {
     )
 }
 
-pub(crate) type PdbIndex<'c> = HashMap<&'c str, Vec<&'c Pdb>>;
+/// The PodDisruptionBudgets of each namespace.
+pub(crate) type PdbIndex<'c> = FastMap<&'c str, NamespacePdbs<'c>>;
 
+/// One namespace's budgets, each with its place in the snapshot, filed under a label its
+/// selector requires (the first equality or `in`), so a pod is matched against the budgets
+/// that could select it, not against every budget of its namespace.
+#[derive(Default)]
+pub(crate) struct NamespacePdbs<'c> {
+    by_label: FastMap<(&'c str, &'c str), Vec<(usize, &'c Pdb)>>,
+    /// Selectors that require no one value (and budgets with no selector, which match nothing).
+    rest: Vec<(usize, &'c Pdb)>,
+}
+
+impl<'c> NamespacePdbs<'c> {
+    fn add(&mut self, at: usize, pdb: &'c Pdb) {
+        let narrowing = pdb.selector.as_ref().and_then(|s| {
+            s.requirements().iter().find_map(|r| match r {
+                Requirement::Equals(key, value) => Some((key.as_str(), vec![value.as_str()])),
+                Requirement::In(key, values) => {
+                    Some((key.as_str(), values.iter().map(String::as_str).collect()))
+                }
+                _ => None,
+            })
+        });
+        match narrowing {
+            Some((key, values)) => {
+                for value in values {
+                    self.by_label
+                        .entry((key, value))
+                        .or_default()
+                        .push((at, pdb));
+                }
+            }
+            None => self.rest.push((at, pdb)),
+        }
+    }
+}
+
+/// The budgets whose selector matches `pod`, in snapshot order.
 pub(crate) fn matching_pdbs<'c>(pdbs: &PdbIndex<'c>, pod: &Pod) -> Vec<&'c Pdb> {
-    pdbs.get(pod.namespace.as_str())
-        .into_iter()
+    let Some(index) = pdbs.get(pod.namespace.as_str()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, &Pdb)> = pod
+        .labels
+        .iter()
+        .filter_map(|(k, v)| index.by_label.get(&(k.as_str(), v.as_str())))
         .flatten()
+        .chain(&index.rest)
         .copied()
-        .filter(|pdb| {
+        .filter(|(_, pdb)| {
             pdb.selector
                 .as_ref()
                 .is_some_and(|s| s.matches(&pod.labels))
         })
-        .collect()
+        .collect();
+    found.sort_unstable_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, pdb)| pdb).collect()
 }
 
 /// Rules that depend only on the pod, the policy and the cluster as it is.
@@ -713,11 +760,11 @@ fn pick_exclusion<'c>(
     owner: &Owner,
     ready_now: i64,
     request: &Request,
-    owner_index: &HashMap<&OwnerRef, usize>,
+    owner_index: &FastMap<&OwnerRef, usize>,
     owners: &'c [Owner],
-    pods_by_namespace: &mut HashMap<&'c str, NamespacePods<'c>>,
+    pods_by_namespace: &mut FastMap<&'c str, NamespacePods<'c>>,
     pdbs: &PdbIndex<'c>,
-    budgets: &mut HashMap<(&'c str, &'c str), Budget>,
+    budgets: &mut FastMap<(&'c str, &'c str), Budget>,
 ) -> Option<String> {
     let owner_ref = &owner.key;
     let min = floor(request.policy, pod, owner);

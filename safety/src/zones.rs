@@ -91,9 +91,16 @@ pub fn decide_zone(
     candidates.sort_by_cached_key(|z| (seed_bytes(request.seed, z.as_bytes()), *z));
     candidates.dedup();
     let mut out = NodeVerdict::default();
+    // Every pod of a zone goes down (or is cut off), so each is judged as a drain judges it.
+    let mut judge = NodeJudge::new(index, request, Reach::Drain, usize::MAX);
     for zone in candidates {
         out.tried.push(zone.to_owned());
-        match judge_zone(index, request, zone, &zones, reach) {
+        let saved = judge.checkpoint();
+        let judged = judge_zone(&mut judge, index, zone, &zones, reach);
+        if judged.is_err() {
+            judge.restore(saved);
+        }
+        match judged {
             Ok(nodes) => {
                 let targets = nodes.iter().flat_map(|n| n.pods.clone()).collect();
                 out.zone = Some(zone.to_owned());
@@ -127,12 +134,13 @@ pub fn decide_zone(
     (verdict, out)
 }
 
-/// `zone` judged whole: every node of it taken, or why not.
-fn judge_zone(
-    index: &ClusterIndex,
-    request: &Request,
+/// `zone` judged whole: every node of it taken, or why not. The cheap checks come first: a
+/// drain's room for what it moves is one pass, judging every pod of the zone is the most work.
+fn judge_zone<'c>(
+    judge: &mut NodeJudge<'_, 'c>,
+    index: &ClusterIndex<'c>,
     zone: &str,
-    zones: &BTreeMap<&str, Vec<&Node>>,
+    zones: &BTreeMap<&str, Vec<&'c Node>>,
     reach: ZoneReach,
 ) -> Result<Vec<crate::nodes::NodeChoice>, ZoneRefusal> {
     let Some(nodes) = zones.get(zone) else {
@@ -151,15 +159,6 @@ fn judge_zone(
             zone: zone.to_owned(),
         });
     }
-    // Every pod of the zone goes down (or is cut off), so each is judged as a drain judges it.
-    let mut judge = NodeJudge::new(index, request, Reach::Drain, usize::MAX);
-    let mut taken = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        taken.push(judge.take(node).map_err(|refusal| ZoneRefusal::Node {
-            zone: zone.to_owned(),
-            why: refusal.to_string(),
-        })?);
-    }
     if reach == ZoneReach::Drain {
         let names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         judge
@@ -168,6 +167,13 @@ fn judge_zone(
                 zone: zone.to_owned(),
                 why: shortfall.explain(),
             })?;
+    }
+    let mut taken = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        taken.push(judge.take(node).map_err(|refusal| ZoneRefusal::Node {
+            zone: zone.to_owned(),
+            why: refusal.to_string(),
+        })?);
     }
     Ok(taken)
 }
