@@ -33,6 +33,7 @@ pub fn reach(settings: &Settings) -> Option<(Reach, usize)> {
         Settings::ResourceStress(s) => Some((
             Reach::Stress {
                 may_evict: s.resource == Resource::Memory,
+                memory_percent: (s.resource == Resource::Memory).then(|| s.peak_load()),
             },
             s.max_nodes as usize,
         )),
@@ -221,6 +222,53 @@ mod tests {
         let on = |name: &str| format!("n{}", name[4..].parse::<usize>().unwrap() % 3);
         for t in &choice.verdict.targets {
             assert_eq!(on(&t.name), judged.nodes[0].node);
+        }
+    }
+
+    #[test]
+    fn a_memory_stress_carries_its_highest_load_to_the_guard() {
+        use crate::node::{Ramp, ResourceStress};
+        let stress = |resource, ramp| {
+            Settings::ResourceStress(ResourceStress {
+                resource,
+                load: 70,
+                ramp,
+                max_nodes: 2,
+                ..ResourceStress::default()
+            })
+        };
+        let ramp = Some(Ramp {
+            from: 60,
+            to: 90,
+            over: std::time::Duration::from_secs(300),
+        });
+        let memory = |memory_percent| {
+            Some((
+                Reach::Stress {
+                    may_evict: true,
+                    memory_percent,
+                },
+                2,
+            ))
+        };
+        assert_eq!(reach(&stress(Resource::Memory, None)), memory(Some(70)));
+        assert_eq!(
+            reach(&stress(Resource::Memory, ramp)),
+            memory(Some(90)),
+            "a ramp's top, not its start"
+        );
+        for resource in [Resource::Cpu, Resource::Io] {
+            assert_eq!(
+                reach(&stress(resource, ramp)),
+                Some((
+                    Reach::Stress {
+                        may_evict: false,
+                        memory_percent: None,
+                    },
+                    2
+                )),
+                "{resource:?} stress holds no memory"
+            );
         }
     }
 }

@@ -385,6 +385,11 @@ fn parse_ramp(text: &str) -> Result<Ramp, String> {
 }
 
 impl ResourceStress {
+    /// The highest load a fire reaches: a ramp's top, else `load`.
+    pub fn peak_load(&self) -> u32 {
+        self.ramp.map_or(self.load, |r| r.from.max(r.to))
+    }
+
     /// `fault:` of a resource-stress, every problem reported at its line.
     pub fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Self> {
         let f = r.fields(

@@ -9,7 +9,9 @@
 //! would refuse every node of every cluster, so it does not apply to them).
 //!
 //! A drain must also leave the pods it moves somewhere to run: with every node taken so far,
-//! they are placed on the free allocatable of the nodes left ([`crate::capacity`]).
+//! they are placed on the free allocatable of the nodes left ([`crate::capacity`]). A memory
+//! stress must leave the pods on its node the memory they request: the share it holds of the
+//! node's allocatable must be free above their requests.
 
 use std::collections::HashSet;
 
@@ -18,6 +20,7 @@ use crate::FastMap;
 use crate::capacity::{free_on, place, Shortfall};
 use crate::cluster::{Node, Owner, OwnerKind, Pod, Resources};
 use crate::policy::KubeSystemNeighbours;
+use crate::quantity::show_bytes;
 use crate::verdict::{
     budget, controller_protection, decide_admitting, explicit_protection, floor, listed_protection,
     matching_pdbs, own_or_listed_protection, protection, Budget, Chosen, ClusterIndex,
@@ -31,7 +34,12 @@ pub enum Reach {
     Drain,
     /// Load the node. `may_evict`: memory pressure may make the kubelet evict pods, so each pod
     /// is judged as if it went down; CPU and I/O load slow pods but kill none.
-    Stress { may_evict: bool },
+    /// `memory_percent`: for memory stress, the highest share it holds (a ramp's top): the node
+    /// must have that share of its allocatable free above its pods' requests.
+    Stress {
+        may_evict: bool,
+        memory_percent: Option<u32>,
+    },
 }
 
 /// A node the fault may hurt, and the pods on it that it hurts.
@@ -191,6 +199,39 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         })
     }
 
+    /// Whether `node` has the memory a memory stress of `percent` holds free. The stress holds
+    /// that share of the memory the node has free (stress-ng's `--vm-bytes N%`), counted here as
+    /// that share of its allocatable, which must stay free above the requests of the pods on it:
+    /// otherwise the node runs short and the kubelet evicts them.
+    fn check_memory(&self, node: &str, percent: u32) -> Result<(), Refusal> {
+        let Some(allocatable) = self.nodes.get(node).and_then(|n| n.allocatable) else {
+            return Err(Refusal::MemoryUncheckable {
+                node: node.to_owned(),
+            });
+        };
+        let requested = self
+            .on_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
+            .fold(0u64, |sum, p| sum.saturating_add(p.requests.memory_bytes));
+        let amount = u64::try_from(
+            (u128::from(allocatable.memory_bytes) * u128::from(percent)).div_ceil(100),
+        )
+        .unwrap_or(u64::MAX);
+        if u128::from(allocatable.memory_bytes) >= u128::from(amount) + u128::from(requested) {
+            return Ok(());
+        }
+        Err(Refusal::NoMemory {
+            node: node.to_owned(),
+            percent,
+            amount: show_bytes(amount, true),
+            free: show_bytes(allocatable.memory_bytes.saturating_sub(requested), false),
+            allocatable: show_bytes(allocatable.memory_bytes, false),
+        })
+    }
+
     /// Why `target` may not be taken because of its node, or `None` when its node is taken
     /// (already, or now: then what the node's pods use of the floors and budgets is committed).
     fn admit(&mut self, target: &Pod) -> Option<String> {
@@ -243,6 +284,13 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
                 })
             }
             (Reach::Drain, Some(_)) => self.check_room(node)?,
+            (
+                Reach::Stress {
+                    memory_percent: Some(percent),
+                    ..
+                },
+                _,
+            ) => self.check_memory(node, percent)?,
             _ => {}
         }
         if self.reach == Reach::Drain && takes_room {
@@ -381,8 +429,18 @@ fn neighbour_protection(
     let by_budget = pod.namespace == "kube-system"
         && request.policy.kube_system_neighbours == KubeSystemNeighbours::Budget;
     match (reach, by_budget) {
-        (Reach::Stress { may_evict: false }, false) => explicit_protection(pod, request),
-        (Reach::Stress { may_evict: false }, true) => own_or_listed_protection(pod, request),
+        (
+            Reach::Stress {
+                may_evict: false, ..
+            },
+            false,
+        ) => explicit_protection(pod, request),
+        (
+            Reach::Stress {
+                may_evict: false, ..
+            },
+            true,
+        ) => own_or_listed_protection(pod, request),
         (_, false) => protection(pod, request, &index.namespaces, known),
         (_, true) => {
             own_or_listed_protection(pod, request).or_else(|| controller_protection(pod, known))
@@ -410,6 +468,17 @@ pub(crate) enum Refusal {
     NoRoom { node: String, why: String },
     #[error("draining node {node}: capacity cannot be checked because node {other} reports no allocatable")]
     Uncheckable { node: String, other: String },
+    /// A memory stress would hold more than the node has free above its pods' requests.
+    #[error("node {node}: a {percent}% memory stress holds {amount}, but only {free} of its {allocatable} allocatable memory is free above its pods' requests; lower fault.load (or the ramp's top)")]
+    NoMemory {
+        node: String,
+        percent: u32,
+        amount: String,
+        free: String,
+        allocatable: String,
+    },
+    #[error("node {node}: the memory a stress holds cannot be checked because the snapshot gives no allocatable memory for it")]
+    MemoryUncheckable { node: String },
     /// The fire has taken all the nodes it may.
     #[error("node {node}: fault.max_nodes is {max}: this fire takes no more nodes")]
     MaxNodes { node: String, max: usize },
@@ -460,7 +529,13 @@ fn judge_node<'c>(
         if let Some(why) = neighbour_protection(pod, index, request, known, reach) {
             return Err(refuse(pod, why));
         }
-        let goes_down = !matches!(reach, Reach::Stress { may_evict: false });
+        let goes_down = !matches!(
+            reach,
+            Reach::Stress {
+                may_evict: false,
+                ..
+            }
+        );
         if let (true, true, Some(i)) = (goes_down, pod.running_and_ready, owner) {
             let workload = &cluster.owners[i];
             let left = ready[i] - *down.get(&i).unwrap_or(&0) - 1;

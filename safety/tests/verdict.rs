@@ -567,7 +567,11 @@ fn a_pod_that_is_not_ready_spends_no_disruption() {
             own_namespace: "firedrill",
             recent_hits: &hits,
         };
-        for reach in [Reach::Drain, Reach::Stress { may_evict: true }] {
+        let memory = Reach::Stress {
+            may_evict: true,
+            memory_percent: Some(50),
+        };
+        for reach in [Reach::Drain, memory] {
             // Any two of the three nodes take at most two ready pods: both fit the budget.
             let (_, judged) = decide_on_nodes(&index, &request, reach, 2);
             assert_eq!(judged.nodes.len(), 2, "{reach:?}: {:?}", judged.refused);
@@ -746,6 +750,107 @@ fn kube_system_neighbours_are_evicted_through_their_budgets_when_the_policy_says
         .all(|e| e.reason == "in kube-system, which is always protected"));
 }
 
+/// A memory stress of `percent` on a node of 25 GiB allocatable, 7 GiB requested by the pods on
+/// it (a DaemonSet pod's among them; a finished pod's not), beside a node that does not say what
+/// it can allocate.
+fn stress_memory(
+    memory_percent: Option<u32>,
+    may_evict: bool,
+) -> firedrill_safety::nodes::NodeVerdict {
+    let mut c = Cluster::default();
+    deployment(&mut c, "apps", "web", 4, 4, &[]);
+    let gib = |n: u64| Resources {
+        cpu_millis: 100,
+        memory_bytes: n << 30,
+    };
+    // web-0 and web-1 on n0, web-2 on n1, web-3 not scheduled.
+    for (pod, (node, requests)) in c.pods.iter_mut().zip([
+        (Some("n0"), gib(4)),
+        (Some("n0"), gib(0)),
+        (Some("n1"), gib(4)),
+        (None, gib(0)),
+    ]) {
+        pod.node = node.map(Into::into);
+        pod.requests = requests;
+    }
+    let on_n0 = |name: &str, kind: OwnerKind, phase: &str, requests| Pod {
+        namespace: "apps".into(),
+        name: name.into(),
+        owner: Some(owner(kind, "apps", name)),
+        phase: phase.into(),
+        running_and_ready: phase == "Running",
+        created: NOW - 3600,
+        node: Some("n0".into()),
+        requests,
+        ..Pod::default()
+    };
+    c.pods
+        .push(on_n0("agent", OwnerKind::DaemonSet, "Running", gib(3)));
+    c.pods.push(on_n0(
+        "done",
+        OwnerKind::Other("Job".into()),
+        "Succeeded",
+        gib(10),
+    ));
+    c.nodes = ["n0", "n1"]
+        .into_iter()
+        .map(|name| Node {
+            name: name.into(),
+            ready: true,
+            allocatable: (name == "n0").then_some(Resources {
+                cpu_millis: 8000,
+                memory_bytes: 25 << 30,
+            }),
+            ..Node::default()
+        })
+        .collect();
+    let targets = [target("apps", "app=web", percent("100"))];
+    let (policy, hits) = (lenient(), RecentHits::new());
+    let request = Request {
+        drill: "d",
+        seed: 1,
+        now: NOW,
+        targets: &targets,
+        policy: &policy,
+        own_namespace: "firedrill",
+        recent_hits: &hits,
+    };
+    let reach = Reach::Stress {
+        may_evict,
+        memory_percent,
+    };
+    decide_on_nodes(&ClusterIndex::new(&c), &request, reach, 2).1
+}
+
+#[test]
+fn a_memory_stress_needs_its_share_of_the_node_free_above_its_pods_requests() {
+    let refused = |judged: &firedrill_safety::nodes::NodeVerdict, node: &str| {
+        judged
+            .refused
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, why)| why.clone())
+    };
+    let uncheckable = "node n1: the memory a stress holds cannot be checked because the snapshot gives no allocatable memory for it";
+    // 18 GiB free: 72% of 25 GiB fits exactly.
+    let judged = stress_memory(Some(72), true);
+    let taken: Vec<&str> = judged.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(taken, ["n0"], "{:?}", judged.refused);
+    assert_eq!(refused(&judged, "n1").as_deref(), Some(uncheckable));
+
+    let judged = stress_memory(Some(76), true);
+    assert!(judged.nodes.is_empty());
+    assert_eq!(
+        refused(&judged, "n0").as_deref(),
+        Some("node n0: a 76% memory stress holds 19 GiB, but only 18 GiB of its 25 GiB allocatable memory is free above its pods' requests; lower fault.load (or the ramp's top)")
+    );
+    assert_eq!(refused(&judged, "n1").as_deref(), Some(uncheckable));
+
+    // CPU and I/O stress hold no memory: both nodes are taken, whatever is free.
+    let judged = stress_memory(None, false);
+    assert_eq!(judged.nodes.len(), 2, "{:?}", judged.refused);
+}
+
 /// Properties over generated clusters, checked against an oracle of their own.
 ///
 /// The generator is built so that the rules decide: most workloads live in ordinary namespaces,
@@ -889,7 +994,7 @@ mod properties {
 
     prop_compose! {
         fn arb_workload()(
-            ns in prop_oneof![40 => Just(0usize), 30 => Just(1), 25 => Just(2), 3 => Just(3), 2 => Just(4)],
+            ns in prop_oneof![40 => Just(0usize), 30 => Just(1), 25 => Just(2), 5 => Just(3), 2 => Just(4)],
             kind in 0u8..100,
             listed in prop::bool::weighted(0.97),
             primary in prop::bool::weighted(0.15),
@@ -1258,6 +1363,7 @@ mod properties {
         UnknownNode,
         NoSchedulableNode,
         NoRoom,
+        NoMemory,
     }
 
     /// The rule a reason the guard wrote names.
@@ -1268,6 +1374,10 @@ mod properties {
                 Rule::UnknownNode
             } else if has("would leave no schedulable node") {
                 Rule::NoSchedulableNode
+            } else if has("memory stress holds")
+                || has("the memory a stress holds cannot be checked")
+            {
+                Rule::NoMemory
             } else if has("would leave its pods nowhere to run")
                 || has("capacity cannot be checked because node")
             {
@@ -1836,10 +1946,19 @@ mod properties {
             ),
             prop::collection::vec((prop::bool::weighted(0.15), prop::bool::weighted(0.9)), 6),
             prop::bool::weighted(0.1),
+            // CPU and I/O stress judge explicit protection only, so they decide few rules: the
+            // smallest share. A memory stress's load is mostly modest, so it is refused for a full
+            // node about as often as for a high load.
             prop_oneof![
                 6 => Just(Reach::Drain),
-                4 => Just(Reach::Stress { may_evict: true }),
-                2 => Just(Reach::Stress { may_evict: false }),
+                4 => prop_oneof![1 => 1u32..=100, 2 => 1u32..=40].prop_map(|p| Reach::Stress {
+                    may_evict: true,
+                    memory_percent: Some(p),
+                }),
+                1 => Just(Reach::Stress {
+                    may_evict: false,
+                    memory_percent: None,
+                }),
             ],
             prop::bool::weighted(0.1),
             (1usize..=3, prop::bool::weighted(0.6)),
@@ -1918,7 +2037,7 @@ mod properties {
     fn arb_pod_scheduling() -> impl Strategy<Value = (Resources, Option<&'static str>, bool)> {
         (
             prop_oneof![1 => Just(0u64), 4 => 1u64..16].prop_map(|c| c * 100),
-            prop_oneof![1 => Just(0u64), 4 => 1u64..16].prop_map(|m| m << 28),
+            prop_oneof![1 => Just(0u64), 4 => 1u64..16].prop_map(|m| m << 27),
             prop_oneof![8 => Just(None), 1 => Just(Some("a")), 1 => Just(Some("b"))],
             prop::bool::weighted(0.3),
         )
@@ -2021,7 +2140,13 @@ mod properties {
                 o.kind == OwnerKind::DaemonSet || o.kind == OwnerKind::Other("Node".into())
             })
         };
-        let evicts = reach != Reach::Stress { may_evict: false };
+        let evicts = !matches!(
+            reach,
+            Reach::Stress {
+                may_evict: false,
+                ..
+            }
+        );
         let mut out = BTreeSet::new();
         let here: Vec<&Pod> = case
             .cluster
@@ -2103,6 +2228,31 @@ mod properties {
                 }
             }
         }
+        // A memory stress holds its share of the node's allocatable: that and the requests of
+        // the pods on it (finished ones aside) must fit in the allocatable.
+        if let Reach::Stress {
+            memory_percent: Some(percent),
+            ..
+        } = reach
+        {
+            let allocatable = case
+                .cluster
+                .nodes
+                .iter()
+                .find(|n| n.name == node)
+                .and_then(|n| n.allocatable);
+            let requested: u128 = here
+                .iter()
+                .map(|p| u128::from(p.requests.memory_bytes))
+                .sum();
+            let short = allocatable.is_none_or(|a| {
+                let a = u128::from(a.memory_bytes);
+                a * 100 < a * u128::from(percent) + requested * 100
+            });
+            if short {
+                out.insert(Rule::NoMemory);
+            }
+        }
         out
     }
 
@@ -2161,6 +2311,13 @@ mod properties {
                     before.len() < max_nodes,
                     "more than {max_nodes} nodes taken"
                 );
+                if let Reach::Stress {
+                    memory_percent: Some(_),
+                    ..
+                } = reach
+                {
+                    hit.insert("memory stress accepted");
+                }
                 let hurt: Vec<(&str, &str)> = case
                     .cluster
                     .pods
@@ -2224,6 +2381,9 @@ mod properties {
                 }
                 if rule == Some(Rule::NoRoom) {
                     hit.insert("no room (capacity)");
+                }
+                if rule == Some(Rule::NoMemory) {
+                    hit.insert("no room (memory stress)");
                 }
             }
         }
@@ -2315,6 +2475,8 @@ mod properties {
             "protection",
             "no room",
             "no room (capacity)",
+            "no room (memory stress)",
+            "memory stress accepted",
             "max_nodes",
             "fell back",
             "kube-system evicted",
@@ -2341,6 +2503,8 @@ mod properties {
                 ("fell back", 0.10),
                 ("kube-system evicted", 0.004),
                 ("no room (capacity)", 0.02),
+                ("no room (memory stress)", 0.01),
+                ("memory stress accepted", 0.05),
             ],
         );
     }
