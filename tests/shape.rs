@@ -111,6 +111,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill::cluster::route53",
             "firedrill::cluster::skips",
             "firedrill::cluster::snapshot",
+            "firedrill::drill::effect",
             "firedrill::drill::region",
             "firedrill::history",
             "firedrill::history::metrics",

@@ -20,7 +20,7 @@ use firedrill_safety::verdict::{Chosen, Verdict};
 use serde_json::{json, Value};
 
 pub use crate::plan::ACTS_ON;
-use crate::plan::{Helper, HelperError, Plan, Scene};
+use crate::plan::{Expect, Helper, HelperError, Plan, Scene};
 use crate::values::read_image;
 
 /// The default image of the container-kill helper (a shell, `grep` and `kill`).
@@ -139,10 +139,18 @@ pub fn kill(run: &str, settings: &ContainerKill, scene: &Scene) -> Result<Plan, 
         return Ok(Plan::default());
     };
     let targets = scene.choice.iter().flat_map(|c| &c.verdict.targets);
-    let affected: BTreeSet<OwnerRef> = targets.filter_map(|t| t.owner.clone()).collect();
+    let affected: BTreeSet<OwnerRef> = targets.clone().filter_map(|t| t.owner.clone()).collect();
+    // Each killed container must be seen restarted by its kubelet.
+    let effect = targets
+        .map(|t| Expect::ContainerRestarted {
+            pod: ObjectRef::namespaced(ObjectKind::Pod, &t.namespace, &t.name),
+            container: settings.container.clone(),
+        })
+        .collect();
     Ok(Plan {
         wait_for_recovery: true,
         affected: affected.into_iter().collect(),
+        effect: Some(effect),
         ..plan
     })
 }

@@ -9,7 +9,7 @@ use firedrill_safety::cluster::{Cluster, OwnerKind, Service};
 use firedrill_safety::verdict::{floor, protection, Request};
 use serde_json::{json, Value};
 
-use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
+use crate::plan::{isolate, Expect, Plan, Scene, PARTITION_LABEL};
 
 mod read;
 pub use read::{parse_error, parse_share, FaultError};
@@ -575,6 +575,10 @@ fn scale_to_zero(dependency: &Dependency, scene: &Scene) -> Result<Plan, Depende
             None,
         )]],
         hits: vec![owner.key.clone()],
+        // Scaled to zero: no pod of it ready.
+        effect: Some(vec![Expect::NoReadyPods {
+            workload: owner.key.clone(),
+        }]),
         ..Plan::default()
     })
 }

@@ -10,7 +10,7 @@ use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
-use crate::plan::{Helper, Plan, Scene, ACTS_ON};
+use crate::plan::{Expect, Helper, Plan, Scene, ACTS_ON};
 use crate::values::{load_percent, read_image, within};
 
 /// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
@@ -101,6 +101,9 @@ pub fn drain_nodes(grace_period: Option<Duration>, scene: &Scene) -> Plan {
     let grace = grace_period.map(|g| g.as_secs() as i64);
     let mut steps = Vec::new();
     let mut affected: BTreeSet<OwnerRef> = BTreeSet::new();
+    // Each node unschedulable, and every pod evicted from it gone (DaemonSets' pods, which the
+    // guard leaves on the node, are not among them).
+    let mut effect = Vec::new();
     for node in scene
         .choice
         .and_then(|c| c.nodes.as_ref())
@@ -110,11 +113,19 @@ pub fn drain_nodes(grace_period: Option<Duration>, scene: &Scene) -> Plan {
         if !node.was_unschedulable {
             steps.push(Step::cordon(&node.node, false));
         }
+        effect.push(Expect::NodeUnschedulable {
+            node: node.node.clone(),
+        });
         for pod in &node.pods {
             let Some(owner) = &pod.owner else { continue };
             affected.insert(owner.clone());
+            let target = ObjectRef::namespaced(ObjectKind::Pod, &pod.namespace, &pod.name);
+            effect.push(Expect::PodGone {
+                pod: target.clone(),
+                grace: grace_period,
+            });
             steps.push(Step::kill(
-                ObjectRef::namespaced(ObjectKind::Pod, &pod.namespace, &pod.name),
+                target,
                 &format!("{}/{}", owner.kind, owner.name),
                 true,
                 grace,
@@ -125,6 +136,7 @@ pub fn drain_nodes(grace_period: Option<Duration>, scene: &Scene) -> Plan {
         waves: vec![steps],
         wait_for_recovery: true,
         affected: affected.into_iter().collect(),
+        effect: Some(effect),
         ..Plan::default()
     }
 }

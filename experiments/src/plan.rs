@@ -71,6 +71,47 @@ pub struct Plan {
     /// The helper pods the steps create and what each acts on, as the plan knows them (the
     /// runner never finds a helper again by its name).
     pub helpers: Vec<Helper>,
+    /// What the fault must be seen to do for the run to judge anything (ARCHITECTURE.md,
+    /// principle 10): the runner observes each while the fault is in. `None`: the kind has no
+    /// effect check yet, and the run's record says so.
+    pub effect: Option<Vec<Expect>>,
+}
+
+/// One thing a fault must make true, as its planner knows it; the runner reads the cluster
+/// before the fault (uids, restart counts, grace periods) and after, and records what it saw.
+/// Each is due once a step of the run acted on its object (directly, or through a helper
+/// acting on it), or, when no step acts on it, once the fault began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The pod is gone, or replaced (another uid under its name), within its grace period
+    /// (`grace`: the one the fault gives; `None`: the pod's own) and a margin.
+    PodGone {
+        pod: ObjectRef,
+        grace: Option<Duration>,
+    },
+    /// The node is unschedulable (`spec.unschedulable`).
+    NodeUnschedulable { node: String },
+    /// The container of the pod restarted: its `restartCount` above what it was before.
+    ContainerRestarted { pod: ObjectRef, container: String },
+    /// No pod of the workload (a Deployment or StatefulSet) is ready.
+    NoReadyPods { workload: OwnerRef },
+}
+
+impl Expect {
+    /// The object a step acts on for this to become due.
+    pub fn object(&self) -> ObjectRef {
+        match self {
+            Expect::PodGone { pod, .. } | Expect::ContainerRestarted { pod, .. } => pod.clone(),
+            Expect::NodeUnschedulable { node } => ObjectRef::node(node),
+            Expect::NoReadyPods { workload } => {
+                let kind = match workload.kind {
+                    firedrill_safety::cluster::OwnerKind::StatefulSet => ObjectKind::StatefulSet,
+                    _ => ObjectKind::Deployment,
+                };
+                ObjectRef::namespaced(kind, &workload.namespace, &workload.name)
+            }
+        }
+    }
 }
 
 /// A pod a step creates to act on something else: the pod whose container it kills or whose

@@ -9,7 +9,7 @@ use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use firedrill_safety::verdict::Verdict;
 
-use crate::plan::Plan;
+use crate::plan::{Expect, Plan};
 use crate::values::within;
 
 /// `pod-kill`: evict (the default: PodDisruptionBudgets are enforced by the API server too) or
@@ -63,11 +63,21 @@ pub fn pod_kill(settings: &PodKill, verdict: Option<&Verdict>) -> Plan {
         .iter()
         .filter_map(|t| t.owner.clone())
         .collect();
+    // Each killed pod must be gone (or replaced) within its grace period.
+    let effect = steps
+        .iter()
+        .filter_map(|s| s.forward.target())
+        .map(|pod| Expect::PodGone {
+            pod,
+            grace: settings.grace_period,
+        })
+        .collect();
     Plan {
         waves: steps.chunks(per_wave).map(<[Step]>::to_vec).collect(),
         interval: settings.interval,
         wait_for_recovery: true,
         affected: affected.into_iter().collect(),
+        effect: Some(effect),
         ..Plan::default()
     }
 }

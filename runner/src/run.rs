@@ -20,10 +20,13 @@ pub enum RunStatus {
     /// Vetoed by a person (`firedrill skip`): never run.
     Skipped,
     Error,
+    /// The fault was injected but not seen to take effect (evidence `effect` says what was
+    /// looked for and what was seen): nothing was judged, and the fault was reverted.
+    Ineffective,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 9] = [
+    pub const ALL: [RunStatus; 10] = [
         RunStatus::Running,
         RunStatus::Passed,
         RunStatus::Failed,
@@ -33,6 +36,7 @@ impl RunStatus {
         RunStatus::Missed,
         RunStatus::Skipped,
         RunStatus::Error,
+        RunStatus::Ineffective,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl RunStatus {
             RunStatus::Missed => "missed",
             RunStatus::Skipped => "skipped",
             RunStatus::Error => "error",
+            RunStatus::Ineffective => "ineffective",
         }
     }
 
@@ -194,6 +199,45 @@ pub struct Evidence {
     pub rollback_closed: Option<Closed>,
     /// A fire vetoed by `firedrill skip`: who, why and when.
     pub skipped: Option<SkipNote>,
+    /// Whether the fault took effect, how that was established and what was seen; none for a
+    /// run that injected nothing, and for records written before it was kept.
+    pub effect: Option<EffectNote>,
+}
+
+/// Whether a run's fault took effect (ARCHITECTURE.md, principle 10), as recorded
+/// (`evidence.effect`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EffectNote {
+    /// `true`: seen; `false`: not seen, and the run ended `ineffective`; absent: not checked
+    /// (`what` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<bool>,
+    /// How it was established (what was read back, and against what).
+    pub how: String,
+    /// What was seen, or not.
+    pub what: String,
+}
+
+impl EffectNote {
+    /// A fault whose kind has no effect check yet: said, never passed off as seen.
+    pub fn not_checked(kind: &str) -> EffectNote {
+        EffectNote {
+            observed: None,
+            how: "not checked".to_owned(),
+            what: format!("{kind} has no effect check yet"),
+        }
+    }
+}
+
+impl std::fmt::Display for EffectNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.observed {
+            None => write!(f, "{} ({})", self.how, self.what),
+            Some(true) => write!(f, "observed: {} ({})", self.what, self.how),
+            Some(false) => write!(f, "NOT observed: {} ({})", self.what, self.how),
+        }
+    }
 }
 
 /// What a run's revert did.
@@ -286,6 +330,8 @@ struct EvidenceText {
     data: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effect: Option<EffectNote>,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<EventNote>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -410,6 +456,7 @@ impl From<EvidenceText> for Evidence {
             event: t.event,
             rollback_closed: t.rollback_closed,
             skipped: t.skipped,
+            effect: t.effect,
         }
     }
 }
@@ -439,6 +486,7 @@ impl From<Evidence> for EvidenceText {
             criteria: e.criteria,
             data: e.data,
             dry_run: e.dry_run,
+            effect: e.effect,
             event: e.event,
             excluded: e.excluded,
             failback: e.failback,
@@ -503,6 +551,7 @@ impl Evidence {
             criteria: field(v, "criteria"),
             data: field(v, "data"),
             dry_run: field(v, "dry_run"),
+            effect: field(v, "effect"),
             event: field(v, "event"),
             excluded: field(v, "excluded"),
             failback: field(v, "failback"),

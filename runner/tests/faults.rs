@@ -809,7 +809,9 @@ async fn container_kill_sends_a_helper_to_the_pods_node_and_the_pod_survives() {
         }
     });
     let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
-    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    // No kubelet here restarts the container, so the kill is not seen to take effect: the run
+    // judges nothing (runner/tests/effects.rs has the run where a stand-in kubelet restarts it).
+    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
     let helper = value(helper.await.unwrap().expect("the helper pod ran"));
     let target = &record.targets[0].name;
     let index = target.trim_start_matches("web-");

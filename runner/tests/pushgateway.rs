@@ -103,7 +103,15 @@ async fn pushed_results_read_back_exactly() {
         format!("firedrill_safety_violation{{{labels}}} 0"),
     ];
     for status in [
-        "aborted", "blocked", "dry-run", "error", "failed", "missed", "passed", "skipped",
+        "aborted",
+        "blocked",
+        "dry-run",
+        "error",
+        "failed",
+        "ineffective",
+        "missed",
+        "passed",
+        "skipped",
     ] {
         let value = if status == "passed" { 1 } else { 0 };
         expected.push(format!(
@@ -138,7 +146,15 @@ async fn pushed_results_read_back_exactly() {
         format!("firedrill_safety_violation{{{labels}}} 0"),
     ];
     for status in [
-        "aborted", "blocked", "dry-run", "error", "failed", "missed", "passed", "skipped",
+        "aborted",
+        "blocked",
+        "dry-run",
+        "error",
+        "failed",
+        "ineffective",
+        "missed",
+        "passed",
+        "skipped",
     ] {
         let value = if status == "blocked" { 1 } else { 0 };
         expected.push(format!(

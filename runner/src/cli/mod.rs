@@ -1,7 +1,7 @@
 //! The command line: argument definitions and what each command does. Exit codes are a contract:
 //! `validate` and `plan` exit 0 on success, 1 when the drill file (or cluster snapshot) is
 //! invalid, 2 for usage or I/O errors; `execute` and `run --wait` exit with the run's outcome
-//! (0 passed or dry-run, 1 failed, 2 aborted, 3 blocked, 4 error).
+//! (0 passed or dry-run, 1 failed, 2 aborted, 3 blocked, 4 error, 6 ineffective).
 
 mod runtime;
 

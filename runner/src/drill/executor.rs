@@ -32,6 +32,9 @@ pub use super::state::{Execution, KILL_SWITCH_EVERY};
 /// store, the cluster or the spool), whatever the outcome: it is then only on stdout.
 pub const EXIT_RECORD_LOST: u8 = 5;
 
+/// The exit code of `firedrill execute` when the fault did not take effect (`ineffective`).
+pub const EXIT_INEFFECTIVE: u8 = 6;
+
 /// Process exit codes of `firedrill execute`: a contract with the Job and `run --wait`.
 pub fn exit_code(status: RunStatus) -> u8 {
     match status {
@@ -40,6 +43,7 @@ pub fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Aborted => 2,
         RunStatus::Blocked => 3,
         RunStatus::Running | RunStatus::Missed | RunStatus::Skipped | RunStatus::Error => 4,
+        RunStatus::Ineffective => EXIT_INEFFECTIVE,
     }
 }
 
@@ -74,6 +78,10 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
     };
     // 4. Observe: abort conditions and steady-state probes until the duration ends.
     let (observed, samples) = observe(x, stop, injection.as_mut()).await;
+    // Whether the fault took effect: what is still unseen at the end was not in effect.
+    if let Some(i) = injection.as_mut() {
+        p.evidence.effect = Some(i.effect_at_end(x.kube, x.drill.kind().name()).await);
+    }
     // Recovery: from the first change to every affected workload back as desired.
     let rto = injection.as_ref().and_then(|i| {
         p.evidence.timeline = Some(i.timeline.clone());
@@ -97,9 +105,19 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
         if let Err(failed) = revert(x, &mut p, i).await {
             return p.finish(RunStatus::Error, Some(failed.to_string()));
         }
-        if let Some(failure) = i.failure.clone().or(p.failback_failed.clone()) {
-            let reason = format!("{failure}; reverted");
-            let record = p.finish(RunStatus::Error, Some(reason));
+        let failed = i.failure.clone().or(p.failback_failed.clone());
+        // A fault not in effect is not judged (an abort still says why it stopped).
+        let ineffective = i
+            .ineffective
+            .clone()
+            .filter(|_| matches!(observed, Observed::Completed));
+        let ended = match (failed, ineffective) {
+            (Some(failure), _) => Some((RunStatus::Error, failure)),
+            (None, Some(why)) => Some((RunStatus::Ineffective, why)),
+            (None, None) => None,
+        };
+        if let Some((status, why)) = ended {
+            let record = p.finish(status, Some(format!("{why}; reverted")));
             i.ledger.outcome = Some(record.status.to_string());
             let _ = rollback::Cluster::save(&i.cluster, &mut i.ledger).await;
             return record;
@@ -391,6 +409,15 @@ async fn inject(
         .as_mut()
         .and_then(|i| i.waves.pop_front())
         .unwrap_or_default();
+    if let (Some(i), Some(kube)) = (injection.as_mut(), x.kube) {
+        // What the fault must change, read as it is before (fail safe: unreadable, not run).
+        if let Some(effect) = i.effect.as_mut() {
+            if let Err(e) = effect.before(kube).await {
+                life.abandon().await;
+                return Err((RunStatus::Blocked, e.to_string()));
+            }
+        }
+    }
     if injection.is_some() {
         kill_switch_before_the_fault(x, life).await?;
     }
@@ -459,7 +486,20 @@ async fn open_injection(
                 format!("nothing injected: the run cannot sign its ledger: {e}"),
             )
         })?;
+    // Every object a step acts on, directly or through a helper: what is expected of any
+    // other (a node cordoned before) is due when the fault begins.
+    let targets: std::collections::BTreeSet<rollback::ObjectRef> = plan
+        .steps()
+        .filter_map(|s| s.forward.target())
+        .chain(plan.helpers.iter().map(|h| h.acts_on.clone()))
+        .collect();
+    let effect = plan
+        .effect
+        .clone()
+        .map(|expect| super::effect::Effect::new(expect, &targets));
     Ok(Injection {
+        effect,
+        ineffective: None,
         cluster: KubeCluster::new(kube),
         ledger,
         key,

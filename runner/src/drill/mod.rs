@@ -3,6 +3,7 @@
 //! ledger, observes, reverts, measures and records (`executor`), what a region failover does
 //! besides its steps (`region`), and the fault proxy a dependency failure deploys (`faultproxy`).
 
+mod effect;
 pub mod executor;
 mod failover;
 pub mod faultproxy;

@@ -3,6 +3,7 @@
 //! (`Chosen`), and the fault in place with its ledger (`Injection`: applying waves, watching
 //! recovery, reverting).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,8 +20,11 @@ use crate::cluster::ledger::{KubeCluster, Protection};
 use crate::cluster::snapshot;
 use crate::config::{Config, Drill};
 use crate::drill::gate::{self, Endpoints};
+
+use super::effect::{Effect, NotInEffect};
 use crate::run::{
-    Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord, RunStatus,
+    EffectNote, Evidence, Hit, Injected, Measurements, Moment, Revert, RevertWhen, RunRecord,
+    RunStatus,
 };
 
 /// Why a run could not read the cluster it acts on: the API failed, or answered with an object
@@ -68,6 +72,11 @@ pub(super) struct Injection {
     pub(super) recovered: Option<DateTime<Utc>>,
     /// What happened when, for the record.
     pub(super) timeline: Vec<Moment>,
+    /// What the fault must be seen to do; `None`: the kind has no effect check yet.
+    pub(super) effect: Option<Effect>,
+    /// Why the fault is not in effect (not seen by its deadline): the run ends `ineffective`,
+    /// after the revert.
+    pub(super) ineffective: Option<String>,
 }
 
 impl Injection {
@@ -88,6 +97,23 @@ impl Injection {
         if !applied.made.is_empty() && self.applied > self.preparatory {
             self.first_fault.get_or_insert(began);
             self.recovered = None;
+            if let Some(effect) = self.effect.as_mut() {
+                effect.began(began);
+            }
+        }
+        // What is expected of each object a step changed (not one the API server refused) is
+        // due from now.
+        let refused: BTreeSet<&str> = applied.refused.iter().map(|(s, _)| s.as_str()).collect();
+        for step in steps {
+            if refused.contains(step.forward.describe().as_str()) {
+                continue;
+            }
+            let acts_on = self.helper_made_by(step).map(|h| h.acts_on.clone());
+            for target in step.forward.target().into_iter().chain(acts_on) {
+                if let Some(effect) = self.effect.as_mut() {
+                    effect.acted_on(&target, began);
+                }
+            }
         }
         // Each object the drill touched says so, for `kubectl describe`: what a step changes,
         // and what a helper it creates acts on (the pod whose container it kills, the node it
@@ -229,7 +255,13 @@ impl Injection {
                 self.fail(failed);
                 return;
             }
-            if self.first_fault.is_some() || preparing {
+            if let Err(why) = self.look_at_the_effect(kube).await {
+                self.not_in_effect(why.to_string());
+                return;
+            }
+            // Nothing recovers from a fault not yet seen to take effect.
+            let in_effect = self.effect.as_ref().is_none_or(Effect::settled);
+            if (self.first_fault.is_some() && in_effect) || preparing {
                 match self.still_down(kube).await {
                     Ok(None) if self.first_fault.is_some() && self.recovered.is_none() => {
                         let now = Utc::now();
@@ -295,6 +327,51 @@ impl Injection {
                 }
             }
         }
+    }
+
+    /// Looks at what is due of the effect and not yet seen; `Err`: something was not seen by
+    /// its deadline. A container-kill's recovery clock starts when the container was killed.
+    pub(super) async fn look_at_the_effect(&mut self, kube: &Kube) -> Result<(), NotInEffect> {
+        let Some(effect) = self.effect.as_mut() else {
+            return Ok(());
+        };
+        if effect.settled() {
+            return Ok(());
+        }
+        effect.look(kube, Utc::now()).await?;
+        if effect.settled() {
+            if let (Some(killed), Some(first)) = (effect.killed_at(), self.first_fault) {
+                // The kubelet's time is in whole seconds: never before the helper was made.
+                self.first_fault = Some(killed.max(first).min(Utc::now()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The fault did not take effect: said on the timeline; the run ends `ineffective`.
+    pub(super) fn not_in_effect(&mut self, why: String) {
+        tracing::warn!(reason = %why, "the fault did not take effect; reverting");
+        self.event(Utc::now(), &format!("not in effect: {why}"));
+        self.waves.clear();
+        self.ineffective = Some(why);
+    }
+
+    /// At the end of the drill: one last look, then what is still unseen ends the run
+    /// `ineffective`. The effect's record, in every case.
+    pub(super) async fn effect_at_end(&mut self, kube: Option<&Kube>, kind: &str) -> EffectNote {
+        let Some(effect) = self.effect.as_mut() else {
+            return EffectNote::not_checked(kind);
+        };
+        if let (Some(kube), None, None) = (kube, &self.failure, &self.ineffective) {
+            // Past the deadline or not: the drill is over, what is unseen now was not in effect.
+            let _ = effect.look(kube, Utc::now()).await;
+            if let Some(why) = effect.unseen_at_end() {
+                let note = effect.note();
+                self.not_in_effect(why.to_string());
+                return note;
+            }
+        }
+        effect.note()
     }
 
     pub(super) fn fail(&mut self, why: String) {

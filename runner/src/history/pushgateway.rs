@@ -324,6 +324,7 @@ mod tests {
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"missed\"} 0",
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"skipped\"} 0",
                 "chaos_experiment_status{experiment_type=\"probe\",status=\"error\"} 0",
+                "chaos_experiment_status{experiment_type=\"probe\",status=\"ineffective\"} 0",
                 "chaos_experiment_duration_seconds{experiment_type=\"probe\"} 60.5",
                 "firedrill_run_last_timestamp_seconds 1800025261",
                 "firedrill_run_last_success_timestamp_seconds 1800025261",

@@ -68,12 +68,14 @@ pub struct Report {
 pub struct Tally {
     /// Fires the calendar planned in the period.
     pub planned: u32,
-    /// Fires that ran and acted: passed, failed, aborted or error.
+    /// Fires that ran and acted: passed, failed, aborted, error or ineffective.
     pub ran: u32,
     pub passed: u32,
     pub failed: u32,
     pub aborted: u32,
     pub error: u32,
+    /// Ran, but the fault was not seen to take effect: nothing was judged.
+    pub ineffective: u32,
     /// Ran without changing anything (the file or the run was not armed).
     pub dry_run: u32,
     /// Stopped before injecting by the kill switch, a blackout, a gate or the guard.
@@ -122,8 +124,8 @@ pub struct Adherence {
     pub scheduled: String,
     /// The calendar's word: fires, skipped, deferred, queued or missed.
     pub planned: String,
-    /// passed, failed, aborted, error, dry-run, blocked, running, skipped, missed, unaccounted
-    /// or pending.
+    /// passed, failed, aborted, error, ineffective, dry-run, blocked, running, skipped, missed,
+    /// unaccounted or pending.
     pub outcome: String,
     pub run: Option<String>,
     /// Whose record accounts for the fire: the scheduler's, or a run by hand for it; none
@@ -269,6 +271,10 @@ pub struct Evidence {
     pub preflight: Vec<String>,
     /// Steady-state probe requests sent, answered as expected, and answered at all.
     pub samples: Option<String>,
+    /// Whether the fault took effect, as the record says; none for a run that injected nothing
+    /// and for records written before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
     pub timeline: Vec<String>,
 }
 
@@ -1028,6 +1034,7 @@ impl Tally {
             "failed" => self.failed += 1,
             "aborted" => self.aborted += 1,
             "error" => self.error += 1,
+            "ineffective" => self.ineffective += 1,
             "dry-run" => self.dry_run += 1,
             "blocked" => self.blocked += 1,
             "skipped" => self.skipped += 1,
@@ -1039,7 +1046,7 @@ impl Tally {
 
     /// The figures that follow from the counts.
     fn settle(&mut self) {
-        self.ran = self.passed + self.failed + self.aborted + self.error;
+        self.ran = self.passed + self.failed + self.aborted + self.error + self.ineffective;
         let due = self.planned - self.skipped - self.pending;
         self.adherence_percent = (due > 0).then(|| f64::from(self.ran) * 100.0 / f64::from(due));
     }
@@ -1087,6 +1094,10 @@ fn follow_ups_of(
             )),
             RunStatus::Error => what.push(format!(
                 "error: {}",
+                r.reason.as_deref().unwrap_or("no reason recorded")
+            )),
+            RunStatus::Ineffective => what.push(format!(
+                "ineffective: {}",
                 r.reason.as_deref().unwrap_or("no reason recorded")
             )),
             _ => {}

@@ -64,6 +64,7 @@ pub(super) fn evidence_of(e: crate::run::Evidence, targets: Vec<String>) -> Evid
         dns_changes,
         events: vec![event_line(e.event)],
         preflight: preflight_lines(e.preflight),
+        effect: e.effect.map(|n| n.to_string()),
         samples: e.samples.map(|s| {
             format!(
                 "{} sent, {} as expected, {} answered",

@@ -82,7 +82,7 @@ h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #d0d6e0;padding
 h3{margin-top:1.6em}dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.meta dt{font-weight:600}
 table{border-collapse:collapse;margin:.6em 0 1.2em;width:100%;font-size:.92em}
 th,td{border:1px solid #d0d6e0;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eef1f6}
-.s-passed,.s-closed,.s-restored{color:#166534;font-weight:600}.s-failed,.s-error,.s-open,.s-unaccounted{color:#b91c1c;font-weight:600}
+.s-passed,.s-closed,.s-restored{color:#166534;font-weight:600}.s-failed,.s-error,.s-ineffective,.s-open,.s-unaccounted{color:#b91c1c;font-weight:600}
 .s-aborted,.s-missed,.s-blocked{color:#b45309;font-weight:600}.s-skipped,.s-pending,.s-dry-run{color:#4b5563}
 .chart{margin:.4em 0 1em}.chart text{font-size:11px;fill:#4b5563}.evidence{font-size:.88em}.evidence li{margin:.3em 0}
 .evidence dt{font-weight:600;display:inline}.evidence dd{display:inline;margin:0 0 0 .3em}
@@ -251,7 +251,7 @@ fn html_top(out: &mut String, r: &Report) {
     );
     let _ = writeln!(
         out,
-        "<p>Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts, or vetoed with firedrill skip) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.</p>",
+        "<p>Adherence is the share of due fires that ran (passed, failed, aborted, error or ineffective); skipped fires (blackouts, or vetoed with firedrill skip) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.</p>",
         r.summary.unplanned_runs,
         r.follow_ups.open()
     );

@@ -144,7 +144,7 @@ fn md_top(out: &mut String, r: &Report) {
     md_table(out, &TALLY_HEAD, std::iter::once(tally_cells(&r.summary)));
     let _ = writeln!(
         out,
-        "Adherence is the share of due fires that ran (passed, failed, aborted or error); skipped fires (blackouts, or vetoed with firedrill skip) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.\n",
+        "Adherence is the share of due fires that ran (passed, failed, aborted, error or ineffective); skipped fires (blackouts, or vetoed with firedrill skip) and fires not yet due are not due. {} run(s) in the period were outside the calendar (manual). {} follow-up(s) open.\n",
         r.summary.unplanned_runs,
         r.follow_ups.open()
     );

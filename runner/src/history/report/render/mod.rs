@@ -229,13 +229,14 @@ fn against(f: &Figure, show: fn(Option<f64>) -> String) -> [String; 5] {
     ]
 }
 
-const TALLY_HEAD: [&str; 12] = [
+const TALLY_HEAD: [&str; 13] = [
     "planned",
     "ran",
     "passed",
     "failed",
     "aborted",
     "error",
+    "ineffective",
     "dry run",
     "blocked",
     "skipped",
@@ -252,6 +253,7 @@ fn tally_cells(t: &Tally) -> Vec<String> {
         t.failed,
         t.aborted,
         t.error,
+        t.ineffective,
         t.dry_run,
         t.blocked,
         t.skipped,
@@ -265,12 +267,13 @@ fn tally_cells(t: &Tally) -> Vec<String> {
     cells
 }
 
-const FLEET_HEAD: [&str; 12] = [
+const FLEET_HEAD: [&str; 13] = [
     "cluster",
     "planned",
     "ran",
     "passed",
     "failed",
+    "ineffective",
     "missed",
     "unaccounted",
     "adherence",
@@ -287,6 +290,7 @@ fn fleet_cells(c: &super::ClusterRow) -> Vec<String> {
         c.tally.ran.to_string(),
         c.tally.passed.to_string(),
         c.tally.failed.to_string(),
+        c.tally.ineffective.to_string(),
         c.tally.missed.to_string(),
         c.tally.unaccounted.to_string(),
         adherence(&c.tally),
@@ -432,6 +436,9 @@ fn evidence_lines(r: &RunRow) -> Vec<(&'static str, &[String])> {
     }
     if let Some(s) = &e.samples {
         out.push(("probes", std::slice::from_ref(s)));
+    }
+    if let Some(effect) = &e.effect {
+        out.push(("effect", std::slice::from_ref(effect)));
     }
     out
 }

@@ -1,0 +1,495 @@
+//! Whether a run's fault took effect (ARCHITECTURE.md, principle 10): what the planner said to
+//! expect (`firedrill_experiments::Expect`), read back from the cluster before the fault (each
+//! pod's uid and grace period, each container's restart count) and while it is in, each within
+//! its own deadline. A fault not seen to take effect ends the run `ineffective`: the system's
+//! response to a fault that never happened is not judged.
+//!
+//! Reads only with what every kind that changes anything may already do (pods and the guard's
+//! lists in the targets' namespaces; nodes by name, which node faults get to cordon them).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use firedrill_experiments::Expect;
+use firedrill_rollback::ObjectRef;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::cluster::kubernetes::Kube;
+use crate::cluster::snapshot;
+use crate::run::EffectNote;
+
+/// What a pod's grace period is when it says none (Kubernetes's default).
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Added to every deadline: the API server's and the kubelet's own delays.
+const MARGIN: Duration = Duration::from_secs(15);
+/// How long a container-kill helper may take to be scheduled, start and kill (it ends within a
+/// minute by itself), before the kubelet restarts the container.
+const HELPER_WITHIN: Duration = Duration::from_secs(60);
+
+/// The expectations of one run, as they are being observed.
+pub(super) struct Effect {
+    items: Vec<Item>,
+}
+
+struct Item {
+    expect: Expect,
+    /// Whether a step of the plan acts on its object (else it is due when the fault begins).
+    acted_on: bool,
+    before: Before,
+    /// When it became due, and by when it must be seen.
+    due: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// What was seen, once it was.
+    seen: Option<String>,
+    /// What the last look found instead, while it was not.
+    last: Option<String>,
+    /// A container-kill: when the container was killed (its last termination), as seen.
+    killed_at: Option<DateTime<Utc>>,
+}
+
+/// What was read before the fault.
+#[derive(Default)]
+enum Before {
+    #[default]
+    Unread,
+    /// The pod's uid (none: it was not there) and how long it may take to go.
+    Pod {
+        uid: Option<String>,
+        within: Duration,
+    },
+    /// The container's restart count, in the pod of that uid.
+    Restarts { uid: Option<String>, count: i32 },
+    /// How long the workload's pods may take to go (their longest grace period).
+    Workload { within: Duration },
+}
+
+/// Why the effect could not be set up: what the fault acts on could not be read before it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {what} before the fault, so whether it takes effect could not be told (fail safe; nothing injected): {error}")]
+pub(super) struct BeforeError {
+    what: String,
+    error: String,
+}
+
+/// Why a look could not tell: the API failed, or answered with what the run cannot read.
+#[derive(Debug, thiserror::Error)]
+enum ReadFailed {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Api(#[from] crate::cluster::kubernetes::KubeError),
+    #[error(transparent)]
+    Object(#[from] snapshot::ObjectError),
+    #[error("not read before the fault")]
+    NotReadBefore,
+}
+
+/// Why the fault is not in effect (something not seen by its deadline, or by the end of the
+/// drill): the run's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("the fault did not take effect: {0}")]
+pub(super) struct NotInEffect(String);
+
+/// Reads of the pods before the fault, as [`BeforeError`]s.
+fn before_error(namespace: &str) -> impl Fn(kube::Error) -> BeforeError + '_ {
+    move |e| BeforeError {
+        what: format!("the pods of {namespace}"),
+        error: e.to_string(),
+    }
+}
+
+impl Effect {
+    /// The expectations of a plan; `targets`: every object a step of the plan acts on.
+    pub(super) fn new(expect: Vec<Expect>, targets: &BTreeSet<ObjectRef>) -> Effect {
+        let items = expect
+            .into_iter()
+            .map(|expect| Item {
+                acted_on: targets.contains(&expect.object()),
+                expect,
+                before: Before::Unread,
+                due: None,
+                seen: None,
+                last: None,
+                killed_at: None,
+            })
+            .collect();
+        Effect { items }
+    }
+
+    /// Reads what each expectation is measured against, before the fault.
+    pub(super) async fn before(&mut self, kube: &Kube) -> Result<(), BeforeError> {
+        let mut pods = Pods::default();
+        for item in &mut self.items {
+            item.before = match &item.expect {
+                Expect::PodGone { pod, grace } => {
+                    let namespace = pod.namespace.as_deref().unwrap_or_default();
+                    let found = pods.get(kube, pod).await.map_err(before_error(namespace))?;
+                    let own = found.and_then(|p| p.spec.as_ref()?.termination_grace_period_seconds);
+                    let grace = grace
+                        .or(own.map(|s| Duration::from_secs(s.max(0) as u64)))
+                        .unwrap_or(DEFAULT_GRACE);
+                    Before::Pod {
+                        uid: found.and_then(|p| p.metadata.uid.clone()),
+                        within: grace + MARGIN,
+                    }
+                }
+                Expect::ContainerRestarted { pod, container } => {
+                    let namespace = pod.namespace.as_deref().unwrap_or_default();
+                    let found = pods.get(kube, pod).await.map_err(before_error(namespace))?;
+                    Before::Restarts {
+                        uid: found.and_then(|p| p.metadata.uid.clone()),
+                        count: found.and_then(|p| restarts(p, container)).unwrap_or(0),
+                    }
+                }
+                Expect::NodeUnschedulable { .. } => Before::Unread,
+                Expect::NoReadyPods { workload } => {
+                    let listed = pods
+                        .list(kube, &workload.namespace)
+                        .await
+                        .map_err(before_error(&workload.namespace))?;
+                    let longest = listed
+                        .iter()
+                        .filter_map(|p| p.spec.as_ref()?.termination_grace_period_seconds)
+                        .max()
+                        .map_or(DEFAULT_GRACE, |s| Duration::from_secs(s.max(0) as u64));
+                    Before::Workload {
+                        within: longest + MARGIN,
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// A step of the run acted on `object` at `at`: what is expected of it is due from then.
+    pub(super) fn acted_on(&mut self, object: &ObjectRef, at: DateTime<Utc>) {
+        for item in self
+            .items
+            .iter_mut()
+            .filter(|i| &i.expect.object() == object)
+        {
+            item.start(at);
+        }
+    }
+
+    /// The fault began at `at`: what no step acts on (a node cordoned before the drill) is due.
+    pub(super) fn began(&mut self, at: DateTime<Utc>) {
+        for item in self.items.iter_mut().filter(|i| !i.acted_on) {
+            item.start(at);
+        }
+    }
+
+    /// Whether everything due so far was seen (the recovery clock judges nothing before).
+    pub(super) fn settled(&self) -> bool {
+        self.items
+            .iter()
+            .all(|i| i.due.is_none() || i.seen.is_some())
+    }
+
+    /// Looks once at everything due and not yet seen. `Err`: something was not seen by its
+    /// deadline (`now` past it), and why.
+    pub(super) async fn look(
+        &mut self,
+        kube: &Kube,
+        now: DateTime<Utc>,
+    ) -> Result<(), NotInEffect> {
+        let mut pods = Pods::default();
+        for item in self.items.iter_mut() {
+            if item.due.is_none() || item.seen.is_some() {
+                continue;
+            }
+            match item.observe(kube, &mut pods).await {
+                Ok(Some(seen)) => item.seen = Some(seen),
+                Ok(None) => {}
+                Err(e) => item.last = Some(format!("could not be read: {e}")),
+            }
+        }
+        match self.overdue(now) {
+            Some(late) => Err(NotInEffect(late)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why the fault is not in effect: the first thing due and unseen after its deadline.
+    fn overdue(&self, now: DateTime<Utc>) -> Option<String> {
+        self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            (Some((from, by)), None) if now > by => Some(i.unseen(from, by, "within")),
+            _ => None,
+        })
+    }
+
+    /// At the end of the drill: the first thing due and still unseen, said.
+    pub(super) fn unseen_at_end(&self) -> Option<NotInEffect> {
+        self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            (Some((from, by)), None) => Some(NotInEffect(i.unseen(
+                from,
+                by,
+                "by the end of the drill; it had",
+            ))),
+            _ => None,
+        })
+    }
+
+    /// When the earliest container was killed, as its kubelet reports it.
+    pub(super) fn killed_at(&self) -> Option<DateTime<Utc>> {
+        self.items.iter().filter_map(|i| i.killed_at).min()
+    }
+
+    /// The run's record of it: seen, not seen (and what was seen instead), or nothing due.
+    pub(super) fn note(&self) -> EffectNote {
+        let mut how: Vec<&str> = self.items.iter().map(|i| i.how()).collect();
+        how.sort_unstable();
+        how.dedup();
+        let how = how.join("; ");
+        let due: Vec<&Item> = self.items.iter().filter(|i| i.due.is_some()).collect();
+        if due.is_empty() {
+            return EffectNote {
+                observed: None,
+                how: "not checked".to_owned(),
+                what: "nothing the fault acts on was changed".to_owned(),
+            };
+        }
+        let unseen: Vec<String> = due
+            .iter()
+            .filter(|i| i.seen.is_none())
+            .map(|i| match &i.last {
+                Some(last) => format!("{}: not seen ({last})", i.says()),
+                None => format!("{}: not seen", i.says()),
+            })
+            .collect();
+        let seen: Vec<String> = due.iter().filter_map(|i| i.seen.clone()).collect();
+        match unseen.is_empty() {
+            true => EffectNote {
+                observed: Some(true),
+                how,
+                what: seen.join("; "),
+            },
+            false => EffectNote {
+                observed: Some(false),
+                how,
+                what: unseen
+                    .into_iter()
+                    .chain(seen)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        }
+    }
+}
+
+impl Item {
+    fn start(&mut self, at: DateTime<Utc>) {
+        if self.due.is_none() {
+            let within = match &self.before {
+                Before::Pod { within, .. } | Before::Workload { within } => *within,
+                Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
+                Before::Unread => MARGIN,
+            };
+            let by = at + chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
+            self.due = Some((at, by));
+        }
+    }
+
+    /// What must be seen, in a few words.
+    fn says(&self) -> String {
+        match &self.expect {
+            Expect::PodGone { pod, .. } => format!("{} gone", name(pod)),
+            Expect::NodeUnschedulable { node } => format!("node {node} unschedulable"),
+            Expect::ContainerRestarted { pod, container } => {
+                format!("container {container} of {} restarted", name(pod))
+            }
+            Expect::NoReadyPods { workload } => format!("no ready pod of {workload}"),
+        }
+    }
+
+    /// How it is told.
+    fn how(&self) -> &'static str {
+        match &self.expect {
+            Expect::PodGone { .. } => {
+                "each killed pod read back: gone, or another uid under its name"
+            }
+            Expect::NodeUnschedulable { .. } => "each node read back: spec.unschedulable",
+            Expect::ContainerRestarted { .. } => {
+                "the container's restartCount read back, against its count before the fault"
+            }
+            Expect::NoReadyPods { .. } => "the workload's pods read back: none Running and Ready",
+        }
+    }
+
+    fn unseen(&self, from: DateTime<Utc>, by: DateTime<Utc>, within: &str) -> String {
+        let seconds = (by - from).num_seconds();
+        let instead = self
+            .last
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        format!("{} not seen {within} {seconds}s{instead}", self.says())
+    }
+
+    /// One look: `Some` what was seen, `None` not yet (`last` says what was seen instead).
+    async fn observe(
+        &mut self,
+        kube: &Kube,
+        pods: &mut Pods,
+    ) -> Result<Option<String>, ReadFailed> {
+        let since = |from: Option<(DateTime<Utc>, DateTime<Utc>)>| {
+            from.map(|(at, _)| (Utc::now() - at).num_milliseconds() as f64 / 1000.0)
+                .unwrap_or(0.0)
+        };
+        match (&self.expect, &self.before) {
+            (Expect::PodGone { pod, .. }, Before::Pod { uid, .. }) => {
+                let found = pods.get(kube, pod).await?;
+                let now = found.and_then(|p| p.metadata.uid.clone());
+                match (found, uid, now) {
+                    (None, _, _) => Ok(Some(format!(
+                        "{} gone {:.1}s after the kill",
+                        name(pod),
+                        since(self.due)
+                    ))),
+                    (Some(_), Some(before), Some(now)) if *before != now => Ok(Some(format!(
+                        "{} replaced (uid {before} is now {now}) {:.1}s after the kill",
+                        name(pod),
+                        since(self.due)
+                    ))),
+                    (Some(p), _, _) => {
+                        self.last = Some(match p.metadata.deletion_timestamp {
+                            Some(_) => "still terminating".to_owned(),
+                            None => "still there, same uid".to_owned(),
+                        });
+                        Ok(None)
+                    }
+                }
+            }
+            (Expect::ContainerRestarted { pod, container }, Before::Restarts { uid, count }) => {
+                let found = pods.get(kube, pod).await?;
+                let Some(p) = found else {
+                    self.last = Some(format!("{} is gone", name(pod)));
+                    return Ok(None);
+                };
+                if p.metadata.uid.is_some() && p.metadata.uid != *uid {
+                    self.last = Some(format!("{} was replaced by another pod", name(pod)));
+                    return Ok(None);
+                }
+                let now = restarts(p, container).unwrap_or(0);
+                if now > *count {
+                    self.killed_at = terminated_at(p, container);
+                    return Ok(Some(format!(
+                        "container {container} of {} restarted (restartCount {count} → {now})",
+                        name(pod)
+                    )));
+                }
+                self.last = Some(format!("restartCount still {now}"));
+                Ok(None)
+            }
+            (Expect::NodeUnschedulable { node }, _) => {
+                let found = Api::<Node>::all(kube.client().clone())
+                    .get_opt(node)
+                    .await?;
+                let cordoned = found
+                    .as_ref()
+                    .and_then(|n| n.spec.as_ref()?.unschedulable)
+                    .unwrap_or(false);
+                if cordoned {
+                    return Ok(Some(format!("node {node} unschedulable")));
+                }
+                self.last = Some(match found {
+                    None => "the node is gone".to_owned(),
+                    Some(_) => "still schedulable".to_owned(),
+                });
+                Ok(None)
+            }
+            (Expect::NoReadyPods { workload }, _) => {
+                let objects = kube
+                    .snapshot(std::slice::from_ref(&workload.namespace))
+                    .await?;
+                let refs: Vec<&Value> = objects.iter().collect();
+                let cluster = snapshot::from_objects(&refs)?;
+                let ready = cluster
+                    .pods
+                    .iter()
+                    .filter(|p| p.running_and_ready && p.owner.as_ref() == Some(workload))
+                    .count();
+                if ready == 0 {
+                    return Ok(Some(format!("no ready pod of {workload}")));
+                }
+                self.last = Some(format!("{ready} still ready"));
+                Ok(None)
+            }
+            // Not read before the fault: nothing to tell it by.
+            _ => Err(ReadFailed::NotReadBefore),
+        }
+    }
+}
+
+/// `namespace/name` of a pod.
+fn name(pod: &ObjectRef) -> String {
+    format!(
+        "{}/{}",
+        pod.namespace.as_deref().unwrap_or_default(),
+        pod.name
+    )
+}
+
+/// The restart count of `container` in `pod`'s status.
+fn restarts(pod: &Pod, container: &str) -> Option<i32> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == container)
+        .map(|c| c.restart_count)
+}
+
+/// When `container` last ended, as its kubelet reports it (`lastState.terminated.finishedAt`).
+fn terminated_at(pod: &Pod, container: &str) -> Option<DateTime<Utc>> {
+    let status = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == container)?;
+    let at = status
+        .last_state
+        .as_ref()?
+        .terminated
+        .as_ref()?
+        .finished_at
+        .as_ref()?
+        .0;
+    DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond().max(0) as u32)
+}
+
+/// The pods of each namespace one look reads, listed once (pods are listed, never read by name:
+/// every kind that changes anything may list them in its targets' namespaces).
+#[derive(Default)]
+struct Pods {
+    by_namespace: std::collections::BTreeMap<String, Vec<Pod>>,
+}
+
+impl Pods {
+    async fn list(&mut self, kube: &Kube, namespace: &str) -> Result<&[Pod], kube::Error> {
+        if !self.by_namespace.contains_key(namespace) {
+            let listed = Api::<Pod>::namespaced(kube.client().clone(), namespace)
+                .list(&ListParams::default())
+                .await?;
+            self.by_namespace.insert(namespace.to_owned(), listed.items);
+        }
+        Ok(self
+            .by_namespace
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
+
+    async fn get(&mut self, kube: &Kube, pod: &ObjectRef) -> Result<Option<&Pod>, kube::Error> {
+        let namespace = pod.namespace.as_deref().unwrap_or_default();
+        let listed = self.list(kube, namespace).await?;
+        Ok(listed
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pod.name.as_str())))
+    }
+}
