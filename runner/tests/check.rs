@@ -22,11 +22,43 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 type Reviews = Arc<Mutex<Vec<Value>>>;
 
+/// What the stand-in "network plugin" makes of the canary: the in-memory cluster runs no pod,
+/// so the service writes the statuses a kubelet would into the canary pods it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plugin {
+    /// The client connects, then stops once the policy exists: exit 0.
+    Enforces,
+    /// The client connects before and after the policy: exit 1.
+    Ignores,
+    /// The client never connects: exit 3.
+    Isolates,
+    /// The pods stay Pending.
+    Stalls,
+}
+
+/// Every call the service saw (`METHOD path`) and the body of each object created.
+#[derive(Default)]
+struct Seen {
+    calls: Vec<String>,
+    created: Vec<Value>,
+}
+
 /// The in-memory cluster with firedrill deployed in [`NS`] (its scheduler at this version, the
 /// ledger key), the namespaces `apps` (no Pod Security label) and `tools` (enforcing `tools`),
 /// answering `/version` and reviews: a review is denied when its (namespace, verb, resource
 /// with subresource) is in `denied`.
 async fn cluster(tools: &str, denied: &[(&str, &str, &str)]) -> (kube::Client, Reviews) {
+    let (client, reviews, _) = cluster_with(tools, denied, Plugin::Enforces).await;
+    (client, reviews)
+}
+
+/// [`cluster`], with `plugin` standing in for the network plugin, and what the service saw.
+async fn cluster_with(
+    tools: &str,
+    denied: &[(&str, &str, &str)],
+    plugin: Plugin,
+) -> (kube::Client, Reviews, Arc<Mutex<Seen>>) {
+    let log: Arc<Mutex<Seen>> = Arc::default();
     let inner = kube_fake_client::ClientBuilder::new()
         .build()
         .await
@@ -52,11 +84,18 @@ async fn cluster(tools: &str, denied: &[(&str, &str, &str)]) -> (kube::Client, R
         }
         namespaces.insert(format!("/api/v1/namespaces/{name}"), ns);
     }
+    let logged = log.clone();
     let service = tower::service_fn(move |request: Request<Body>| {
         let (inner, seen, denied) = (inner.clone(), seen.clone(), denied.clone());
         let namespace = namespaces.get(request.uri().path()).cloned();
+        let log = logged.clone();
         async move {
             let path = request.uri().path().to_owned();
+            let method = request.method().clone();
+            log.lock().unwrap().calls.push(format!("{method} {path}"));
+            if path.contains("/pods") || path.contains("/networkpolicies") {
+                return canary_stand_in(inner, request, plugin, log).await;
+            }
             let reply = |status: u16, body: Value| {
                 Ok::<_, kube::Error>(
                     Response::builder()
@@ -133,7 +172,58 @@ async fn cluster(tools: &str, denied: &[(&str, &str, &str)]) -> (kube::Client, R
         )
         .await
         .unwrap();
-    (client, reviews)
+    (client, reviews, log)
+}
+
+/// Passes a pod or NetworkPolicy call on, and on a canary pod read writes the status the
+/// stand-in plugin decides.
+async fn canary_stand_in(
+    inner: kube::Client,
+    request: Request<Body>,
+    plugin: Plugin,
+    log: Arc<Mutex<Seen>>,
+) -> Result<Response<Body>, kube::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect_bytes().await.unwrap();
+    if parts.method == Method::POST {
+        if let Ok(object) = serde_json::from_slice::<Value>(&body) {
+            log.lock().unwrap().created.push(object);
+        }
+    }
+    let path = parts.uri.path().to_owned();
+    let read = parts.method == Method::GET;
+    let response = inner
+        .send(Request::from_parts(parts, Body::from(body.to_vec())))
+        .await?;
+    let (listener, client) = (path.ends_with("-listener"), path.ends_with("-client"));
+    if !read || !(listener || client) || response.status() != 200 {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let mut pod: Value = serde_json::from_slice(&body.collect_bytes().await.unwrap()).unwrap();
+    let denied = log
+        .lock()
+        .unwrap()
+        .created
+        .iter()
+        .any(|o| o["kind"] == "NetworkPolicy");
+    let ready = json!({ "phase": "Running", "podIP": "10.0.0.7", "conditions": [{ "type": "Ready", "status": "True" }] });
+    let exited = |code: i64| {
+        json!({ "phase": if code == 0 { "Succeeded" } else { "Failed" },
+                "containerStatuses": [{ "name": "client", "state": { "terminated": { "exitCode": code } } }] })
+    };
+    pod["status"] = match (plugin, listener, denied) {
+        (Plugin::Stalls, _, _) => json!({ "phase": "Pending" }),
+        (_, true, _) => ready,
+        (Plugin::Isolates, _, _) => exited(3),
+        (_, _, false) => ready,
+        (Plugin::Enforces, _, true) => exited(0),
+        (Plugin::Ignores, _, true) => exited(1),
+    };
+    Ok(Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&pod).unwrap()),
+    ))
 }
 
 /// A drill file of a pod-kill on `apps` and a container-kill on `tools`, its store a history
@@ -381,4 +471,303 @@ async fn a_scheduler_of_another_version_and_a_missing_store_fail_with_their_fixe
         "{failed:#?}"
     );
     assert!(!dir.join("none.db").exists(), "check creates no store");
+}
+
+/// The canary, quick: the stand-in answers at once.
+fn quick() -> firedrill::check::canary::Canary {
+    firedrill::check::canary::Canary {
+        poll: std::time::Duration::from_millis(20),
+        start_within: std::time::Duration::from_secs(5),
+        verdict_within: std::time::Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// Runs the canary against `plugin`: its line, what the service saw, and the client.
+async fn canary(plugin: Plugin) -> (firedrill::check::Line, Arc<Mutex<Seen>>, kube::Client) {
+    let (client, _, log) = cluster_with("privileged", &[], plugin).await;
+    let line = firedrill::check::canary::run(&Kube::new(client.clone(), NS), &quick()).await;
+    (line, log, client)
+}
+
+/// Every ledger in [`NS`], read.
+async fn ledgers(client: &kube::Client) -> Vec<firedrill_rollback::Ledger> {
+    let cluster = firedrill::cluster::ledger::KubeCluster::new(&Kube::new(client.clone(), NS));
+    cluster
+        .ledgers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| l.unwrap())
+        .collect()
+}
+
+/// The canary's objects still in the cluster, by name.
+async fn left(client: &kube::Client) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let params = kube::api::ListParams::default().labels(firedrill_rollback::ARTIFACT_SELECTOR);
+    let mut names: Vec<String> = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&params)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.extend(
+        Api::<NetworkPolicy>::namespaced(client.clone(), NS)
+            .list(&params)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name),
+    );
+    names
+}
+
+#[tokio::test]
+async fn the_network_canary_creates_through_the_ledger_judges_the_client_and_removes_everything() {
+    let (line, log, client) = canary(Plugin::Enforces).await;
+    assert!(line.passed, "{line:?}");
+    assert_eq!(line.check, "network");
+    assert!(
+        line.what.starts_with("NetworkPolicy is enforced: a client in chaos-testing connected before a policy denied its egress and not after (run check-m"),
+        "{line:?}"
+    );
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    // Written ahead: the ledger is created (then updated) before each object is.
+    let writes: Vec<&str> = log
+        .calls
+        .iter()
+        .filter(|c| c.starts_with("POST") || c.starts_with("PUT") || c.starts_with("DELETE"))
+        .filter(|c| {
+            ["/configmaps", "/pods", "/networkpolicies"]
+                .iter()
+                .any(|k| c.contains(k))
+        })
+        .map(String::as_str)
+        .collect();
+    let shape: Vec<String> = writes
+        .iter()
+        .map(|c| {
+            let (method, path) = c.split_once(' ').unwrap();
+            let kind = if path.contains("/configmaps") {
+                "ledger"
+            } else if path.contains("/networkpolicies") {
+                "policy"
+            } else {
+                "pod"
+            };
+            format!("{method} {kind}")
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "POST ledger",
+            "POST pod",
+            "PUT ledger", // listener
+            "PUT ledger",
+            "POST pod",
+            "PUT ledger", // client
+            "PUT ledger",
+            "POST policy",
+            "PUT ledger", // policy
+            // the revert, newest first, then the ledger closed
+            "DELETE policy",
+            "DELETE pod",
+            "DELETE pod",
+            "PUT ledger",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        "{writes:#?}"
+    );
+    // Each object carries the run, the artifact label and the expiry the sweep reads; the pods
+    // meet `restricted` and end by themselves.
+    let objects: Vec<&Value> = log
+        .created
+        .iter()
+        .filter(|o| o["kind"] == "Pod" || o["kind"] == "NetworkPolicy")
+        .collect();
+    assert_eq!(objects.len(), 3);
+    for object in &objects {
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(labels["firedrill.io/artifact"], "true", "{object}");
+        assert_eq!(labels["firedrill.io/drill"], "firedrill-check", "{object}");
+        assert!(labels["firedrill.io/run"]
+            .as_str()
+            .unwrap()
+            .starts_with("check-m"));
+        assert!(object["metadata"]["annotations"]["firedrill.io/expires-at"].is_string());
+    }
+    for pod in objects.iter().filter(|o| o["kind"] == "Pod") {
+        let spec = &pod["spec"];
+        assert_eq!(spec["activeDeadlineSeconds"], 240);
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &spec["containers"][0];
+        assert_eq!(c["image"], firedrill::check::canary::IMAGE);
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    }
+    // The client is told the listener's address; the policy denies the client's egress.
+    assert_eq!(
+        objects[1]["spec"]["containers"][0]["env"][0]["value"],
+        "10.0.0.7"
+    );
+    assert_eq!(objects[2]["spec"]["policyTypes"], json!(["Egress"]));
+    assert_eq!(objects[2]["spec"]["egress"], json!([]));
+    assert_eq!(left(&client).await, Vec::<String>::new());
+    let ledgers = ledgers(&client).await;
+    assert_eq!(ledgers.len(), 1);
+    assert!(!ledgers[0].is_open(), "{:#?}", ledgers[0]);
+    assert_eq!(ledgers[0].entries.len(), 3);
+}
+
+#[tokio::test]
+async fn a_plugin_that_does_not_enforce_is_named_with_the_fix_and_a_client_that_never_connects_means_nothing(
+) {
+    let (line, _, client) = canary(Plugin::Ignores).await;
+    assert!(!line.passed);
+    assert!(
+        line.what.starts_with("NetworkPolicy is NOT enforced: a client in chaos-testing still connected to the listener 30 s after a NetworkPolicy denied all its egress; network-partition and zone-outage partition drills would silently do nothing"),
+        "{line:?}"
+    );
+    let fix = line.fix.as_deref().unwrap();
+    assert!(fix.contains("Calico, Cilium"), "{fix}");
+    assert_eq!(
+        left(&client).await,
+        Vec::<String>::new(),
+        "removed all the same"
+    );
+
+    let (line, log, client) = canary(Plugin::Isolates).await;
+    assert!(!line.passed);
+    assert!(line.what.contains("could not connect to the listener (10.0.0.7:8080) in chaos-testing even before any policy of the check's, so the check means nothing"), "{line:?}");
+    assert!(
+        !log.lock()
+            .unwrap()
+            .created
+            .iter()
+            .any(|o| o["kind"] == "NetworkPolicy"),
+        "no policy once the client cannot connect"
+    );
+    assert_eq!(left(&client).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_canary_interrupted_midway_is_reverted_from_its_ledger_or_swept_by_label() {
+    use firedrill::cluster::ledger::{self, KubeCluster, Protection, Selection};
+    let (client, _, log) = cluster_with("privileged", &[], Plugin::Stalls).await;
+    let kube = Kube::new(client.clone(), NS);
+    let slow = firedrill::check::canary::Canary {
+        start_within: std::time::Duration::from_secs(600),
+        ..quick()
+    };
+    let running = tokio::spawn({
+        let kube = kube.clone();
+        async move { firedrill::check::canary::run(&kube, &slow).await }
+    });
+    // Interrupted once the listener is created, waiting for it to run.
+    while !log
+        .lock()
+        .unwrap()
+        .created
+        .iter()
+        .any(|o| o["kind"] == "Pod")
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    let name = left(&client).await;
+    assert_eq!(name.len(), 1, "{name:?}");
+    assert!(name[0].ends_with("-listener"));
+    let open = ledgers(&client).await;
+    assert!(open[0].is_open());
+    // `firedrill rollback --run ID`: from the ledger alone, the check's own namespace
+    // notwithstanding.
+    let protection = Protection::without_drill_file(NS);
+    let outcomes = ledger::rollback(
+        &KubeCluster::new(&kube),
+        &Selection::Run(open[0].run.clone()),
+        &protection,
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(outcomes.iter().all(|o| !o.failed()), "{outcomes:#?}");
+    assert_eq!(left(&client).await, Vec::<String>::new());
+    assert!(!ledgers(&client).await[0].is_open());
+
+    // Its ledger lost as well: the scheduler's sweep finds the leftover by label and deletes it
+    // past its expiry.
+    let (client, _, log) = cluster_with("privileged", &[], Plugin::Stalls).await;
+    let kube = Kube::new(client.clone(), NS);
+    let slow = firedrill::check::canary::Canary {
+        start_within: std::time::Duration::from_secs(600),
+        ..quick()
+    };
+    let running = tokio::spawn({
+        let kube = kube.clone();
+        async move { firedrill::check::canary::run(&kube, &slow).await }
+    });
+    while !log
+        .lock()
+        .unwrap()
+        .created
+        .iter()
+        .any(|o| o["kind"] == "Pod")
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    let ledger_name = firedrill_rollback::ledger_name(&ledgers(&client).await[0].run);
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), NS)
+        .delete(&ledger_name, &Default::default())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    ledger::sweep_expired(&kube, now, &Default::default(), &protection)
+        .await
+        .unwrap();
+    assert_eq!(left(&client).await.len(), 1, "not before its expiry");
+    let later = now + firedrill::check::canary::EXPIRES_AFTER + chrono::TimeDelta::seconds(1);
+    ledger::sweep_expired(&kube, later, &Default::default(), &protection)
+        .await
+        .unwrap();
+    assert_eq!(left(&client).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn with_network_the_canarys_rights_are_asked_in_firedrills_namespace_and_its_line_comes_last()
+{
+    let dir = temp_dir("check-network");
+    let config = drill_file(&dir).await;
+    let (client, reviews, _) = cluster_with("privileged", &[], Plugin::Enforces).await;
+    let report = firedrill::check::run_with(&Kube::new(client, NS), Some(&config), Some(&quick()))
+        .await
+        .unwrap();
+    assert!(report.passed(), "{}", report.text());
+    let last = report.checks.last().unwrap();
+    assert_eq!(last.check, "network");
+    assert!(
+        report
+            .text()
+            .contains("✓ RBAC in namespace chaos-testing: 6 verbs allowed"),
+        "{}",
+        report.text()
+    );
+    assert!(reviews.lock().unwrap().contains(&json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+        "spec": { "resourceAttributes": { "namespace": NS, "verb": "create", "group": "networking.k8s.io", "resource": "networkpolicies" } }
+    })));
 }

@@ -99,3 +99,37 @@ async fn the_lease_and_the_kill_switch_on_a_real_api_server() {
     // Reading the kill switch works with the same credentials (engaged or not).
     kube.kill_switch().await.unwrap();
 }
+
+/// `check --network` on a real cluster: the canary's pods run (busybox, `restricted`), its
+/// verdict is one of the two a plugin can give, and nothing of it is left. Needs firedrill's
+/// namespace (the example's) and pulls busybox:1.36.
+#[tokio::test]
+async fn the_network_canary_gives_a_verdict_and_leaves_nothing() {
+    let Some(client) = cluster().await else {
+        return;
+    };
+    let config = example();
+    let kube = Kube::new(client.clone(), &config.namespace);
+    firedrill::cluster::ledger_key::read_or_create(&kube)
+        .await
+        .expect("the ledger key");
+    let line = firedrill::check::canary::run(&kube, &Default::default()).await;
+    assert_eq!(line.check, "network");
+    assert!(
+        line.passed || line.what.starts_with("NetworkPolicy is NOT enforced"),
+        "{line:?}"
+    );
+    assert!(line.what.contains(", removed"), "{line:?}");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &config.namespace);
+    let left = pods
+        .list(&kube::api::ListParams::default().labels("firedrill.io/drill=firedrill-check"))
+        .await
+        .unwrap();
+    assert!(
+        left.items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_some()),
+        "{:?}",
+        left.items
+    );
+}

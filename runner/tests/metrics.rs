@@ -195,3 +195,77 @@ async fn accept_errors_back_off_instead_of_spinning() {
     // One attempt per backoff (100 ms), not millions.
     assert!((2..=8).contains(&n), "{n} accept attempts in 450 ms");
 }
+
+/// The checks the scheduler ran at start: each on `/readyz` ✓ or ✗ with its fix, as
+/// `firedrill_check{check}` 1 or 0; a failed critical one (API, RBAC, ledger key) makes
+/// `/readyz` fail, another does not.
+#[tokio::test]
+async fn readyz_lists_the_checks_and_only_a_critical_failure_makes_it_fail() {
+    use firedrill::check::{Line, Report};
+    firedrill::drill::gate::install_tls_provider();
+    let exposition = Exposition::for_cluster("eu-1");
+    let base = serving(exposition.clone()).await;
+    exposition.scheduler.ticked(Utc::now());
+    let line = |check: &'static str, passed: bool, what: &str| Line {
+        check,
+        passed,
+        what: what.to_owned(),
+        fix: (!passed).then(|| "do this".to_owned()),
+    };
+    exposition.scheduler.checked(Report {
+        checks: vec![
+            line("api", true, "Kubernetes API answers: v1.32.2"),
+            line("rbac", true, "RBAC cluster-wide: 9 verbs allowed"),
+            line(
+                "pushgateway",
+                false,
+                "Pushgateway http://pg:9091/ does not answer",
+            ),
+        ],
+    });
+    let (status, _, body) = get(&base, "/readyz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "ready\n✓ Kubernetes API answers: v1.32.2\n✓ RBAC cluster-wide: 9 verbs allowed\n✗ Pushgateway http://pg:9091/ does not answer; fix: do this\n1 of 3 checks failed\n"
+        )
+    );
+    exposition.scheduler.checked(Report {
+        checks: vec![
+            line("api", true, "Kubernetes API answers: v1.32.2"),
+            line("rbac", true, "RBAC in namespace apps: 11 verbs allowed"),
+            line(
+                "rbac",
+                false,
+                "RBAC: create pods/eviction in namespace apps is denied",
+            ),
+            line("ledger-key", true, "ledger key readable"),
+        ],
+    });
+    let (status, _, body) = get(&base, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: the rbac check failed (its fix is below; the checks run again every 15 minutes)\n✓ Kubernetes API answers"),
+        "{body}"
+    );
+    assert!(
+        body.contains("✗ RBAC: create pods/eviction in namespace apps is denied; fix: do this\n"),
+        "{body}"
+    );
+    let (_, _, text) = get(&base, "/metrics").await;
+    for sample in [
+        r#"firedrill_check{cluster="eu-1",check="api"} 1"#,
+        r#"firedrill_check{cluster="eu-1",check="rbac"} 0"#,
+        r#"firedrill_check{cluster="eu-1",check="ledger-key"} 1"#,
+    ] {
+        assert!(text.contains(sample), "{sample} not in\n{text}");
+    }
+    assert!(
+        !text.contains(r#"check="pushgateway""#),
+        "from the first look only, not run at the second: gone\n{text}"
+    );
+    if let Some(families) = parsed(&text) {
+        assert!(families.contains("firedrill_check gauge"), "{families}");
+    }
+}

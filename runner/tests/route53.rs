@@ -662,3 +662,48 @@ async fn route53_errors_are_sorted_by_what_can_be_done_about_them() {
         "{error:?}"
     );
 }
+
+/// `firedrill check`'s Route 53 line against moto: a zone whose records and health checks read
+/// passes; a zone id that does not exist, and a set identifier the zone lacks, fail each with
+/// what to correct.
+#[tokio::test]
+async fn check_reads_the_zone_and_names_a_missing_zone_or_record_with_the_fix() {
+    let Some(endpoint) = moto() else { return };
+    let zone = zone(&endpoint, (100, 0)).await;
+    let line = firedrill::check::route53_line("failover-eu", &zone.dns).await;
+    assert!(line.passed, "{line:?}");
+    assert_eq!(
+        line.what,
+        format!(
+            "Route 53 for drill failover-eu: zone {} record {}: 2 record set(s) and 2 health check(s) readable",
+            zone.dns.zone, zone.dns.name
+        )
+    );
+
+    let mut missing = zone.dns.clone();
+    missing.zone = "Z0000000NOSUCHZONE".to_owned();
+    let line = firedrill::check::route53_line("failover-eu", &missing).await;
+    assert!(!line.passed);
+    assert_eq!(line.check, "route53");
+    assert!(
+        line.what.starts_with(&format!(
+            "Route 53 for drill failover-eu: zone Z0000000NOSUCHZONE record {}: listing the record sets of zone Z0000000NOSUCHZONE:",
+            zone.dns.name
+        )),
+        "{line:?}"
+    );
+    assert_eq!(
+        line.fix.as_deref(),
+        Some("correct fault.dns.zone (or the health check ids) in the drill file: Z0000000NOSUCHZONE is not a hosted zone these credentials see (aws route53 list-hosted-zones)")
+    );
+
+    let mut unknown = zone.dns.clone();
+    unknown.regions.get_mut("eu-west-1").unwrap().set_identifier = "nowhere".to_owned();
+    let line = firedrill::check::route53_line("failover-eu", &unknown).await;
+    assert!(!line.passed);
+    assert!(
+        line.what
+            .ends_with("no A record set with set identifier nowhere in the zone"),
+        "{line:?}"
+    );
+}

@@ -171,6 +171,13 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
+        /// Also run the NetworkPolicy enforcement canary: two short-lived pods and a
+        /// NetworkPolicy in firedrill's namespace, through a ledger, removed at the end.
+        #[arg(long)]
+        network: bool,
+        /// The canary pods' image: it needs sh, httpd and nc (busybox).
+        #[arg(long, value_name = "IMAGE", requires = "network", default_value = crate::check::canary::IMAGE)]
+        canary_image: String,
     },
     /// Veto one fire of a drill: the scheduler records it skipped, with the reason and the
     /// Kubernetes user who asked, instead of running it. The next fires run as planned.

@@ -135,6 +135,19 @@ const PROXY: &[Rule] = &[
 /// Cordon and uncordon.
 const CORDON: &[Rule] = &[all("", "nodes", "get"), all("", "nodes", "patch")];
 
+/// `check --network`'s canary, in firedrill's own namespace: a listener and a client pod and a
+/// NetworkPolicy created, read back, and deleted on revert. The base's ClusterRoles grant them
+/// there as everywhere; the namespaced overlay's Role does not (run the canary with your own
+/// credentials there).
+pub const CANARY: &[Rule] = &[
+    ns("", "pods", "create"),
+    ns("", "pods", "get"),
+    ns("", "pods", "delete"),
+    ns("networking.k8s.io", "networkpolicies", "create"),
+    ns("networking.k8s.io", "networkpolicies", "get"),
+    ns("networking.k8s.io", "networkpolicies", "delete"),
+];
+
 /// Every rule a drill of `kind` needs beyond firedrill's own namespace. dependency-failure is
 /// taken with all its modes (block, scale-to-zero, http-fault): the table is by kind.
 pub fn needs(kind: Kind) -> Vec<Rule> {
@@ -160,11 +173,12 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
     rules
 }
 
-/// Every rule of every kind, and the sweep's: what the ClusterRoles of deploy/kubernetes must
+/// Every rule of every kind, the sweep's and the canary's: what the ClusterRoles of deploy/kubernetes must
 /// grant, exactly.
 pub fn every_rule() -> Vec<Rule> {
     let mut rules: Vec<Rule> = Kind::ALL.into_iter().flat_map(needs).collect();
     rules.extend(SWEEP);
+    rules.extend(CANARY);
     rules.sort();
     rules.dedup();
     rules

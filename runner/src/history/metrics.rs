@@ -75,6 +75,12 @@ pub struct UnverifiedLabels {
     pub reason: UnverifiedReason,
 }
 
+/// Which of `firedrill check`'s checks ([`crate::check::CHECKS`]: a closed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub check: &'static str,
+}
+
 /// The scheduler's families.
 #[derive(Clone, Debug, Default)]
 pub struct SchedulerMetrics {
@@ -86,8 +92,12 @@ pub struct SchedulerMetrics {
     pub last_tick_seconds: Gauge,
     /// Open ledger entries the sweep did not apply because they are not proven firedrill's own.
     pub unverified: Family<UnverifiedLabels, Counter>,
+    /// Whether each of `check`'s read-only checks passed at the scheduler's last look (1 or 0).
+    pub checks: Family<CheckLabels, Gauge>,
     /// When the last tick completed, for `/readyz`.
     last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// The checks' last report, for `/readyz`.
+    check_report: Arc<Mutex<Option<crate::check::Report>>>,
 }
 
 impl SchedulerMetrics {
@@ -125,6 +135,11 @@ impl SchedulerMetrics {
             m.last_tick_seconds.clone(),
         );
         registry.register(
+            "firedrill_check",
+            "Whether each of `firedrill check`'s read-only checks passed at the scheduler's last look (1) or failed (0)",
+            m.checks.clone(),
+        );
+        registry.register(
             "firedrill_ledger_entries_unverified",
             "Open ledger entries the sweep did not apply because they are not proven firedrill's own, by reason",
             m.unverified.clone(),
@@ -149,6 +164,28 @@ impl SchedulerMetrics {
 
     pub fn last_tick(&self) -> Option<DateTime<Utc>> {
         self.last_tick.lock().ok().and_then(|l| *l)
+    }
+
+    /// Publishes the checks' report: each check's gauge, and the lines `/readyz` shows.
+    pub fn checked(&self, report: crate::check::Report) {
+        // A check that no longer runs (its endpoint taken out of the drill file) leaves no
+        // stale value behind.
+        self.checks.clear();
+        for check in crate::check::CHECKS {
+            if let Some(passed) = report.check_passed(check) {
+                self.checks
+                    .get_or_create(&CheckLabels { check })
+                    .set(i64::from(passed));
+            }
+        }
+        if let Ok(mut last) = self.check_report.lock() {
+            *last = Some(report);
+        }
+    }
+
+    /// The checks' last report, once they ran.
+    pub fn check_report(&self) -> Option<crate::check::Report> {
+        self.check_report.lock().ok().and_then(|r| r.clone())
     }
 }
 
@@ -209,24 +246,46 @@ fn route(path: &str, exposition: &Exposition, tick: Duration) -> Response<Full<B
     const TEXT: &str = "text/plain; charset=utf-8";
     match path {
         "/healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
-        // Ready while ticks complete (as leader or follower); a scheduler that cannot reach the
-        // API server or the store is not.
-        "/readyz" => {
-            let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
-            match exposition.scheduler.last_tick() {
-                Some(t) if Utc::now() - t <= stale => {
-                    answer(StatusCode::OK, TEXT, "ready\n".into())
-                }
-                _ => answer(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TEXT,
-                    "no recent tick\n".into(),
-                ),
-            }
-        }
+        "/readyz" => readyz(exposition, tick),
         "/metrics" => answer(StatusCode::OK, OPENMETRICS, exposition.encode()),
         _ => answer(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
     }
+}
+
+/// Ready while ticks complete (as leader or follower) and no critical check
+/// ([`crate::check::CRITICAL`]: the API, RBAC, the ledger key) failed at the last look; a
+/// scheduler that cannot reach the API server or the store is not. Every check's line follows,
+/// ✓ or ✗ with its fix, once the checks have run.
+fn readyz(exposition: &Exposition, tick: Duration) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let stale = chrono::TimeDelta::from_std(tick * 3).unwrap_or_default();
+    let report = exposition.scheduler.check_report();
+    let detail = report.as_ref().map(|r| r.text()).unwrap_or_default();
+    let critical: Vec<&'static str> = report
+        .as_ref()
+        .map(|r| r.critical_failures().iter().map(|l| l.check).collect())
+        .unwrap_or_default();
+    let fresh = exposition
+        .scheduler
+        .last_tick()
+        .is_some_and(|t| Utc::now() - t <= stale);
+    let (status, head) = if !fresh {
+        (StatusCode::SERVICE_UNAVAILABLE, "no recent tick".to_owned())
+    } else if !critical.is_empty() {
+        let mut names = critical;
+        names.dedup();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the {} check failed (its fix is below; the checks run again every {} minutes)",
+                names.join(", "),
+                crate::check::RECHECK_EVERY.as_secs() / 60
+            ),
+        )
+    } else {
+        (StatusCode::OK, "ready".to_owned())
+    };
+    answer(status, TEXT, format!("{head}\n{detail}"))
 }
 
 /// How long a client may take to send its request head.

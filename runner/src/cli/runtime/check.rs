@@ -13,6 +13,7 @@ const HOW: &str = "set KUBECONFIG (or ~/.kube/config) to the cluster's kubeconfi
 pub(super) async fn check(
     target: &ClusterTarget,
     format: CheckFormat,
+    network: Option<&crate::check::canary::Canary>,
 ) -> Result<ExitCode, ExitCode> {
     let config = target.config.as_deref().map(load).transpose()?;
     // firedrill's namespace: --namespace, else the drill file's, else the kubeconfig context's.
@@ -33,7 +34,7 @@ pub(super) async fn check(
             kube.client().default_namespace().to_owned(),
         ),
     };
-    let report = crate::check::run(&kube, config.as_ref())
+    let report = crate::check::run_with(&kube, config.as_ref(), network)
         .await
         .map_err(|e| {
             eprintln!("error: no cluster to check: {e}");

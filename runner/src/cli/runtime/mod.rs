@@ -190,7 +190,18 @@ pub fn run(command: Command) -> ExitCode {
                 fault_proxy(listen, upstream, faults).await
             }
             Command::Resume { target } => resume(&target).await,
-            Command::Check { target, format } => check(&target, format).await,
+            Command::Check {
+                target,
+                format,
+                network,
+                canary_image,
+            } => {
+                let canary = network.then(|| crate::check::canary::Canary {
+                    image: canary_image,
+                    ..Default::default()
+                });
+                check(&target, format, canary.as_ref()).await
+            }
             // `--next` is `at` left out (clap requires one of the two).
             Command::Skip {
                 drill,

@@ -46,8 +46,15 @@ pub(super) async fn scheduler(
                 .map(|h| format!("{}-{}", h.trim(), std::process::id()))
         })
         .unwrap_or_else(|| format!("firedrill-{}", std::process::id()));
+    let checks = (config.clone(), kube.clone());
     let mut scheduler = Scheduler::new(config, kube, store, Runtime::from_env(), identity.clone());
     let metrics = scheduler.metrics.clone();
+    tokio::spawn(run_checks(
+        checks.0,
+        checks.1,
+        metrics.scheduler.clone(),
+        stop.clone(),
+    ));
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -90,6 +97,35 @@ pub(super) async fn scheduler(
     let _ = renewer.await;
     tracing::info!("scheduler stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `firedrill check`'s read-only checks, at start and every [`crate::check::RECHECK_EVERY`],
+/// published for `/readyz` and as `firedrill_check`. The drill file is the one the scheduler
+/// started with (a reload's drills are checked at the next look).
+async fn run_checks(
+    config: crate::config::Config,
+    kube: Kube,
+    metrics: crate::history::metrics::SchedulerMetrics,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match crate::check::run(&kube, Some(&config)).await {
+            Ok(report) => {
+                for line in report.checks.iter().filter(|l| !l.passed) {
+                    tracing::warn!(check = line.check, what = %line.what, fix = line.fix.as_deref().unwrap_or_default(), "check failed");
+                }
+                metrics.checked(report);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checks not run");
+                metrics.checked(crate::check::Report::unreachable(&e));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(crate::check::RECHECK_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 pub(super) async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {

@@ -622,7 +622,8 @@ impl Protection {
         if namespace == "kube-system" {
             return Some("kube-system is always protected".to_owned());
         }
-        if namespace == self.own_namespace {
+        // The one exception: `check --network`'s canary, whose pods and policy live there.
+        if namespace == self.own_namespace && !crate::check::canary::is_canary(target) {
             return Some(format!("{namespace} is firedrill's own namespace"));
         }
         self.globs

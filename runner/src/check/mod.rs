@@ -2,7 +2,11 @@
 //! Each check reads only: RBAC through SelfSubjectAccessReview (the API server answers for the
 //! caller's credentials; nothing is created or changed), a namespace's Pod Security label, the
 //! ledger key and the kill switch, the store in a transaction rolled back, the monitoring
-//! endpoints' readiness, the scheduler Deployment's image and Route 53's records.
+//! endpoints' readiness, the scheduler Deployment's image and Route 53's records. With
+//! `--network` one check changes something, through a ledger, and removes it: the
+//! NetworkPolicy enforcement canary (`canary`).
+
+pub mod canary;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,11 +33,35 @@ const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The Pod Security label a namespace enforces.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
+/// Every check's name, as `--format json`, `/readyz` and the `firedrill_check` metric say it.
+pub const CHECKS: [&str; 12] = [
+    "api",
+    "rbac",
+    "pod-security",
+    "ledger-key",
+    "kill-switch",
+    "scheduler-image",
+    "store",
+    "pushgateway",
+    "prometheus",
+    "alertmanager",
+    "route53",
+    "network",
+];
+
+/// The checks without which the scheduler cannot work at all: the API, its rights, and the key
+/// every ledger is signed with. One failing makes the scheduler's `/readyz` fail; the others
+/// are reported there and in the metric, and leave it ready.
+pub const CRITICAL: [&str; 3] = ["api", "rbac", "ledger-key"];
+
+/// How often the scheduler runs the read-only checks again after its start, so `/readyz` and
+/// the metric follow a fix (or a regression) without a restart.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+
 /// One check's verdict: what was checked and found, and when it failed, how to fix it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Line {
-    /// Which check: `api`, `rbac`, `pod-security`, `ledger-key`, `kill-switch`, `store`,
-    /// `pushgateway`, `prometheus`, `alertmanager`, `scheduler-image`, `route53`.
+    /// Which check: one of [`CHECKS`].
     pub check: &'static str,
     pub passed: bool,
     pub what: String,
@@ -92,6 +120,21 @@ impl Report {
     pub fn json(&self) -> Value {
         json!({ "passed": self.passed(), "checks": self.checks })
     }
+
+    /// Whether every line of the check named `check` passed; `None` when it did not run.
+    pub fn check_passed(&self, check: &str) -> Option<bool> {
+        let mut lines = self.checks.iter().filter(|l| l.check == check).peekable();
+        lines.peek()?;
+        Some(lines.all(|l| l.passed))
+    }
+
+    /// The lines of the [`CRITICAL`] checks that failed.
+    pub fn critical_failures(&self) -> Vec<&Line> {
+        self.checks
+            .iter()
+            .filter(|l| !l.passed && CRITICAL.contains(&l.check))
+            .collect()
+    }
 }
 
 /// The cluster did not answer at all: nothing else can be checked.
@@ -102,13 +145,37 @@ pub struct Unreachable {
     source: kube::Error,
 }
 
+impl Report {
+    /// The report of a cluster whose API did not answer: that one failed line.
+    pub fn unreachable(e: &Unreachable) -> Report {
+        Report {
+            checks: vec![Line::fail(
+                "api",
+                format!("Kubernetes API: {}", e.source),
+                "make the API server reachable from here (KUBECONFIG's server, or in a pod its network and service account), then check again",
+            )],
+        }
+    }
+}
+
 /// Runs every read-only check against the cluster of `kube` (firedrill's namespace is its
 /// namespace), for the drills of `config` when one is given.
 pub async fn run(kube: &Kube, config: Option<&Config>) -> Result<Report, Unreachable> {
+    run_with(kube, config, None).await
+}
+
+/// [`run`], and with `network` the NetworkPolicy enforcement canary too (last, and its rights
+/// asked first with the others).
+pub async fn run_with(
+    kube: &Kube,
+    config: Option<&Config>,
+    network: Option<&canary::Canary>,
+) -> Result<Report, Unreachable> {
     let mut report = Report::default();
     report.checks.push(api(kube).await?);
     let drills = config.map(|c| c.drills.as_slice()).unwrap_or_default();
-    report.checks.extend(rbac(kube, drills).await);
+    let canary_in = network.map(|_| kube.namespace());
+    report.checks.extend(rbac(kube, drills, canary_in).await);
     report.checks.extend(pod_security(kube, drills).await);
     report.checks.push(ledger_key(kube).await);
     report.checks.push(kill_switch(kube).await);
@@ -117,6 +184,9 @@ pub async fn run(kube: &Kube, config: Option<&Config>) -> Result<Report, Unreach
         report.checks.push(store(config).await);
         report.checks.extend(endpoints(config).await);
         report.checks.extend(route53(config).await);
+    }
+    if let Some(canary) = network {
+        report.checks.push(canary::run(kube, canary).await);
     }
     Ok(report)
 }
@@ -166,8 +236,20 @@ fn namespaces(drill: &crate::config::Drill) -> BTreeSet<String> {
 }
 
 /// Each rule to ask about (in a namespace, or cluster-wide: `None`) and who needs it.
-fn wanted(drills: &[crate::config::Drill]) -> BTreeMap<(Option<String>, Rule), BTreeSet<String>> {
+/// With `canary_in`, the canary's rules in that namespace (firedrill's own) too.
+fn wanted(
+    drills: &[crate::config::Drill],
+    canary_in: Option<&str>,
+) -> BTreeMap<(Option<String>, Rule), BTreeSet<String>> {
     let mut wanted: BTreeMap<(Option<String>, Rule), BTreeSet<String>> = BTreeMap::new();
+    if let Some(ns) = canary_in {
+        for rule in access::CANARY {
+            wanted
+                .entry((Some(ns.to_owned()), *rule))
+                .or_default()
+                .insert("`check --network`'s canary".to_owned());
+        }
+    }
     for rule in access::SWEEP {
         wanted
             .entry((None, *rule))
@@ -235,11 +317,11 @@ fn grant_fix(namespace: Option<&str>, rule: &Rule) -> String {
 
 /// RBAC: every verb the drill file's kinds need, per namespace, asked of the API server. One
 /// line per namespace whose verbs are all allowed; one per verb denied.
-async fn rbac(kube: &Kube, drills: &[crate::config::Drill]) -> Vec<Line> {
+async fn rbac(kube: &Kube, drills: &[crate::config::Drill], canary_in: Option<&str>) -> Vec<Line> {
     let api: Api<SelfSubjectAccessReview> = Api::all(kube.client().clone());
     let mut allowed: BTreeMap<Option<String>, usize> = BTreeMap::new();
     let mut denied = Vec::new();
-    for ((namespace, rule), who) in wanted(drills) {
+    for ((namespace, rule), who) in wanted(drills, canary_in) {
         let place = match &namespace {
             Some(ns) => format!("in namespace {ns}"),
             None => "cluster-wide".to_owned(),
@@ -585,28 +667,65 @@ async fn route53(config: &Config) -> Vec<Line> {
             continue;
         };
         let Some(dns) = &rf.dns else { continue };
-        let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
-        let subject = format!(
-            "Route 53 for drill {}: zone {} record {}",
-            drill.name, dns.zone, dns.name
-        );
-        lines.push(match route53.facts(dns).await {
-            Ok(facts) => Line::pass(
-                "route53",
-                format!(
-                    "{subject}: {} record set(s) and {} health check(s) readable",
-                    facts.record_sets.len(),
-                    facts.health_checks.len()
-                ),
-            ),
-            Err(e) => Line::fail(
-                "route53",
-                format!("{subject}: {e}"),
-                "give the credentials route53:ListResourceRecordSets, GetHealthCheck and GetHealthCheckStatus (IRSA in a pod; the AWS CLI's chain elsewhere), and check fault.dns",
-            ),
-        });
+        lines.push(route53_line(&drill.name, dns).await);
     }
     lines
+}
+
+/// One region drill's `fault.dns`: its zone, record sets and health checks read, each record
+/// set there; a failure says whether the credentials, the zone or the network is at fault.
+pub async fn route53_line(drill: &str, dns: &firedrill_experiments::region::Dns) -> Line {
+    use firedrill_rollback::ClusterError;
+    let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
+    let subject = format!(
+        "Route 53 for drill {drill}: zone {} record {}",
+        dns.zone, dns.name
+    );
+    match route53.facts(dns).await {
+        Ok(facts) => {
+            let missing: Vec<&str> = dns
+                .regions
+                .iter()
+                .filter(|(region, _)| !facts.record_sets.contains_key(*region))
+                .map(|(_, r)| r.set_identifier.as_str())
+                .collect();
+            if missing.is_empty() {
+                Line::pass(
+                    "route53",
+                    format!(
+                        "{subject}: {} record set(s) and {} health check(s) readable",
+                        facts.record_sets.len(),
+                        facts.health_checks.len()
+                    ),
+                )
+            } else {
+                Line::fail(
+                    "route53",
+                    format!(
+                        "{subject}: no {} record set with set identifier {} in the zone",
+                        dns.record_type,
+                        missing.join(", ")
+                    ),
+                    "correct fault.dns.name, type and each region's set_identifier to the zone's records (aws route53 list-resource-record-sets --hosted-zone-id ZONE)",
+                )
+            }
+        }
+        Err(ClusterError::NotFound { message }) => Line::fail(
+            "route53",
+            format!("{subject}: {message}"),
+            format!("correct fault.dns.zone (or the health check ids) in the drill file: {} is not a hosted zone these credentials see (aws route53 list-hosted-zones)", dns.zone),
+        ),
+        Err(ClusterError::Transient { message }) => Line::fail(
+            "route53",
+            format!("{subject}: Route 53 did not answer: {message}"),
+            "allow firedrill's egress to Route 53 (route53.amazonaws.com:443, or fault.dns.endpoint), then check again",
+        ),
+        Err(e) => Line::fail(
+            "route53",
+            format!("{subject}: {e}"),
+            "give the credentials route53:ListResourceRecordSets, GetHealthCheck and GetHealthCheckStatus (IRSA in a pod; the AWS CLI's chain elsewhere), and check fault.dns",
+        ),
+    }
 }
 
 #[cfg(test)]
