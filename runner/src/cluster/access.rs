@@ -107,7 +107,10 @@ const ISOLATE_ANYWHERE: &[Rule] = &[
 ];
 
 /// A zone outage's drain: every pod of the zone evicted, whichever its namespace.
-const KILL_ANYWHERE: &[Rule] = &[all("", "pods/eviction", "create"), all("", "pods", "delete")];
+const KILL_ANYWHERE: &[Rule] = &[
+    all("", "pods/eviction", "create"),
+    all("", "pods", "delete"),
+];
 
 /// Replicas scaled down and restored.
 const SCALE: &[Rule] = &[
