@@ -451,6 +451,9 @@ async fn a_receiver_that_hangs_or_refuses_delays_no_tick_and_is_counted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let waited = started.elapsed();
+    eprintln!(
+        "announcing tick {announcing:?}, firing tick {firing:?}, failures counted after {waited:?}"
+    );
     assert_eq!(counts, ((0, 1), (0, 1)), "after {waited:?}");
     assert_eq!(counted(&s, "events", "announce"), (0, 1));
     assert_eq!(counted(&s, "chat", "announce"), (0, 1));
