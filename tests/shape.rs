@@ -130,6 +130,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill::drill::record",
             "firedrill::drill::state",
             "firedrill::history::report",
+            "firedrill::schedule::notify",
             "firedrill::schedule::scheduler",
             "firedrill::schedule::upcoming",
         ],

@@ -548,6 +548,13 @@ fn manual() -> ExitCode {
 fn validate(config: &std::path::Path) -> ExitCode {
     match load(config) {
         Ok(c) => delivered(crate::output::to_stdout(|out| {
+            // Receivers' URLs come from the scheduler's environment (a Secret), not this one's.
+            for problem in crate::schedule::notify::check_addresses(
+                &c,
+                &crate::schedule::notify::process_env(),
+            ) {
+                eprintln!("note: {problem} (where the scheduler runs)");
+            }
             writeln!(
                 out,
                 "{}: valid ({} drill{}, {})",

@@ -6,6 +6,7 @@
 mod fault;
 mod gates;
 mod hook_job;
+pub mod notify;
 mod safety;
 
 use std::collections::HashMap;
@@ -50,6 +51,10 @@ pub struct Config {
     pub concurrency: u32,
     pub blackouts: Vec<Blackout>,
     pub safety: Policy,
+    /// The file's receivers (`notify:`); each drill's own are in [`Drill::notify`].
+    pub notify: Vec<notify::Receiver>,
+    /// The file's `announce:`, each drill's unless it says otherwise ([`Drill::announce`]).
+    pub announce: Duration,
     pub drills: Vec<Drill>,
 }
 
@@ -102,6 +107,10 @@ pub struct Drill {
     pub steady_state: Vec<SteadyProbe>,
     /// What the steady-state measurements must show for the run to pass.
     pub success: Success,
+    /// Who hears of the drill's fires: the file's receivers with the drill's own.
+    pub notify: Vec<notify::Receiver>,
+    /// How long before each fire the announcement goes out; zero for none.
+    pub announce: Duration,
     /// Where the drill is written, for messages.
     pub line: usize,
 }
@@ -306,6 +315,8 @@ const TOP_KEYS: &[&str] = &[
     "concurrency",
     "blackouts",
     "safety",
+    "notify",
+    "announce",
     "drills",
 ];
 
@@ -353,9 +364,19 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         Some(node) => safety::read_policy_partly(r, node, "safety", &Policy::default()),
         None => (Policy::default(), true),
     };
+    let notify = match f.get("notify") {
+        Some(node) => notify::read_receivers(r, node, "notify"),
+        None => Some(Vec::new()),
+    };
+    let announce = match f.get("announce") {
+        Some(node) => notify::read_announce(r, node, "announce"),
+        None => Some(notify::DEFAULT_ANNOUNCE),
+    };
     let drills = match r.required(&f, "drills", "a list of drills") {
         Some(node) => {
             let defaults = DrillDefaults {
+                notify: notify.as_deref().unwrap_or_default(),
+                announce: announce.unwrap_or(notify::DEFAULT_ANNOUNCE),
                 zone: timezone.unwrap_or(Tz::UTC),
                 armed: armed.unwrap_or(false),
                 policy: &policy,
@@ -385,6 +406,8 @@ fn read_config(r: &mut Reader, root: &Node, path: &Path) -> Option<Config> {
         concurrency: concurrency? as u32,
         blackouts: blackouts?,
         safety: policy_ok.then_some(policy)?,
+        notify: notify?,
+        announce: announce?,
         drills: drills?,
     })
 }
@@ -558,6 +581,8 @@ const DRILL_KEYS: &[&str] = &[
     "abort_when",
     "steady_state",
     "success",
+    "notify",
+    "announce",
 ];
 
 /// What every drill inherits from the file.
@@ -567,6 +592,8 @@ struct DrillDefaults<'a> {
     armed: bool,
     policy: &'a Policy,
     endpoints: gates::Endpoints,
+    notify: &'a [notify::Receiver],
+    announce: Duration,
 }
 
 fn read_drills(r: &mut Reader, node: &Node, defaults: &DrillDefaults) -> Option<Vec<Drill>> {
@@ -710,6 +737,15 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         steady_state.as_deref(),
         fault.as_ref(),
     );
+    let receivers = match f.get("notify") {
+        Some(n) => notify::read_receivers(r, n, &at("notify"))
+            .map(|own| notify::for_drill(defaults.notify, Some(own))),
+        None => Some(notify::for_drill(defaults.notify, None)),
+    };
+    let announce = match f.get("announce") {
+        Some(n) => notify::read_announce(r, n, &at("announce")),
+        None => Some(defaults.announce),
+    };
     if defaults.armed {
         fault::check_failback(r, &f, fault.as_ref());
     }
@@ -739,6 +775,8 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         abort_when: abort_when?,
         steady_state: steady_state?,
         success: success?,
+        notify: receivers?,
+        announce: announce?,
         line: node.mark.line,
     })
 }

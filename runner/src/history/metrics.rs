@@ -81,6 +81,33 @@ pub struct CheckLabels {
     pub check: &'static str,
 }
 
+/// What a notification was about.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum NotifyEvent {
+    announce,
+    start,
+    outcome,
+}
+
+impl NotifyEvent {
+    pub fn of(event: crate::config::notify::Event) -> Self {
+        use crate::config::notify::Event;
+        match event {
+            Event::Announce => NotifyEvent::announce,
+            Event::Start => NotifyEvent::start,
+            Event::Outcome => NotifyEvent::outcome,
+        }
+    }
+}
+
+/// A receiver is named in the drill file: its names are as few as the file's receivers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    pub receiver: String,
+    pub event: NotifyEvent,
+}
+
 /// The scheduler's families.
 #[derive(Clone, Debug, Default)]
 pub struct SchedulerMetrics {
@@ -94,6 +121,9 @@ pub struct SchedulerMetrics {
     pub unverified: Family<UnverifiedLabels, Counter>,
     /// Whether each of `check`'s read-only checks passed at the scheduler's last look (1 or 0).
     pub checks: Family<CheckLabels, Gauge>,
+    /// Notifications a receiver accepted, and those it did not (after every retry, or dropped).
+    pub notifications_sent: Family<NotifyLabels, Counter>,
+    pub notifications_failed: Family<NotifyLabels, Counter>,
     /// When the last tick completed, for `/readyz`.
     last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
     /// The checks' last report, for `/readyz`.
@@ -144,7 +174,25 @@ impl SchedulerMetrics {
             "Open ledger entries the sweep did not apply because they are not proven firedrill's own, by reason",
             m.unverified.clone(),
         );
+        registry.register(
+            "firedrill_notifications_sent",
+            "Notifications a receiver accepted, by receiver and event",
+            m.notifications_sent.clone(),
+        );
+        registry.register(
+            "firedrill_notifications_failed",
+            "Notifications not delivered (every attempt failed, or dropped), by receiver and event",
+            m.notifications_failed.clone(),
+        );
         m
+    }
+
+    pub fn notification_sent(&self, labels: &NotifyLabels) {
+        self.notifications_sent.get_or_create(labels).inc();
+    }
+
+    pub fn notification_failed(&self, labels: &NotifyLabels) {
+        self.notifications_failed.get_or_create(labels).inc();
     }
 
     pub fn fire(&self, status: FireStatus) {

@@ -1,11 +1,13 @@
 //! When drills fire: cron schedules in IANA time zones, blackouts, deferral, concurrency and
 //! deadlines (`cron`, `zone`, `blackout`, `calendar`: pure and deterministic, so `plan` shows
 //! exactly what the scheduler will do), the table of upcoming fires `firedrill plan` prints
-//! (`upcoming`), and the scheduler that fires them as Jobs (`scheduler`).
+//! (`upcoming`), the scheduler that fires them as Jobs (`scheduler`), and the notices it posts
+//! about them (`notify`).
 
 pub mod blackout;
 pub mod calendar;
 pub mod cron;
+pub mod notify;
 pub mod scheduler;
 pub mod upcoming;
 mod zone;

@@ -18,7 +18,7 @@ use crate::cluster::kubernetes::{job_state, Created, JobPhase, Kube, KubeError};
 use crate::config::Config;
 use crate::history::store::{FireRecord, Store};
 use crate::run::{Measurements, RunRecord, RunStatus};
-use crate::schedule::{self, Fire, FireStatus};
+use crate::schedule::{self, notify, Fire, FireStatus};
 
 /// What one tick did, for logs, metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,6 +63,13 @@ pub struct Scheduler {
     store_cluster: String,
     /// `/metrics`: the registry and the scheduler's families in it.
     pub metrics: crate::history::metrics::Exposition,
+    /// Posts announcements, starts and outcomes to the drills' receivers.
+    notifier: notify::Notifier,
+    /// Fires announced (drill, scheduled), with their start: kept until they start.
+    announced: BTreeMap<(String, DateTime<Utc>), DateTime<Utc>>,
+    /// Runs seen running: when the history shows one ended, its outcome is posted. Held in
+    /// memory, so a run that ends while no scheduler leads has no outcome posted.
+    watching: std::sync::Mutex<HashSet<String>>,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -78,7 +85,15 @@ impl Scheduler {
         identity: impl Into<String>,
     ) -> Self {
         let metrics = crate::history::metrics::Exposition::for_cluster(&config.cluster);
+        let notifier = notify::Notifier::spawn(
+            notify::process_env(),
+            metrics.scheduler.clone(),
+            notify::Posting::default(),
+        );
         Scheduler {
+            notifier,
+            announced: BTreeMap::new(),
+            watching: std::sync::Mutex::default(),
             store_cluster: config.cluster.clone(),
             cursor: None,
             config_path: Some(config.source.clone()).filter(|p| p.exists()),
@@ -97,6 +112,11 @@ impl Scheduler {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Posts notices with `notifier` (another environment, other budgets) from now on.
+    pub fn set_notifier(&mut self, notifier: notify::Notifier) {
+        self.notifier = notifier;
     }
 
     /// One renewal of the leader Lease at `now` (what the renewer does every third of the lease).
@@ -170,6 +190,9 @@ impl Scheduler {
                     tracing::warn!(from = %self.config.namespace, to = %config.namespace, "a new namespace takes effect at the next restart");
                 }
                 tracing::info!(path = %path.display(), drills = config.drills.len(), "drill file reloaded");
+                for error in notify::check_addresses(&config, &notify::process_env()) {
+                    tracing::error!(%error, "a notify receiver of the reloaded drill file is sent nothing");
+                }
                 self.config = config;
                 self.metrics
                     .scheduler
@@ -248,6 +271,7 @@ impl Scheduler {
             self.metrics.scheduler.leader.set(0);
             return Ok(report);
         }
+        self.announce(now).await;
         self.fire_due(now, &mut report).await?;
         self.metrics.scheduler.ticked(now);
         Ok(report)
@@ -305,6 +329,57 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Posts the announcements due at `now` (see [`notify::due_announcements`]), leaving out
+    /// the fires people vetoed; when the skip marks cannot be read, announces all the same.
+    async fn announce(&mut self, now: DateTime<Utc>) {
+        self.announced.retain(|_, start| *start >= now);
+        let announced = &self.announced;
+        let due = notify::due_announcements(&self.config, now, |drill, scheduled| {
+            announced.contains_key(&(drill.to_owned(), scheduled))
+        });
+        if due.is_empty() {
+            return;
+        }
+        let skips = crate::cluster::skips::read(&self.kube).await.ok();
+        for a in due {
+            let drill = &self.config.drills[a.drill];
+            self.announced
+                .insert((drill.name.clone(), a.scheduled), a.start);
+            if skips
+                .as_ref()
+                .is_some_and(|s| s.find(&drill.name, a.scheduled).is_some())
+            {
+                continue;
+            }
+            tracing::info!(drill = %drill.name, scheduled = %stamp(a.scheduled), start = %stamp(a.start), "announcing");
+            let notice = notify::Notice::announce(&self.config, drill, a.scheduled, a.start);
+            self.notifier.send(&drill.notify, &notice);
+        }
+    }
+
+    /// Posts the outcome of a run this scheduler saw running, if its drill is still in the file.
+    fn ended(&self, record: &RunRecord) {
+        if !self.watch(&record.id, false) {
+            return;
+        }
+        if let Some(drill) = self.config.drill(&record.drill) {
+            let notice = notify::Notice::outcome(&self.config, drill, record);
+            self.notifier.send(&drill.notify, &notice);
+        }
+    }
+
+    /// Starts watching `run` (`true`: whether it was not watched) or stops (whether it was).
+    fn watch(&self, run: &str, on: bool) -> bool {
+        let Ok(mut watching) = self.watching.lock() else {
+            return false;
+        };
+        if on {
+            watching.insert(run.to_owned())
+        } else {
+            watching.remove(run)
+        }
+    }
+
     /// Backfills records left in the cluster and records Jobs that ended without one.
     async fn reconcile(
         &self,
@@ -341,8 +416,10 @@ impl Scheduler {
             .await?
         {
             if run.status != RunStatus::Running {
+                self.ended(&run);
                 continue;
             }
+            self.watch(&run.id, true);
             let ended = match jobs.get(&run.id) {
                 Some(JobPhase::Active) => continue,
                 // It finished; the executor's own record may still be on its way.
@@ -365,6 +442,7 @@ impl Scheduler {
                 }
                 self.kube.delete_result(&run.id).await?;
                 report.recorded.push((left.id.clone(), left.status));
+                self.ended(&left);
                 continue;
             }
             let mut failed = run.clone();
@@ -373,6 +451,7 @@ impl Scheduler {
             failed.ended = Some(now);
             self.store.record_run(&failed).await?;
             tracing::error!(run = %failed.id, reason = ?failed.reason, "run recorded as error");
+            self.ended(&failed);
             report.recorded.push((failed.id, RunStatus::Error));
         }
         Ok(())
@@ -655,6 +734,9 @@ impl Scheduler {
         tracing::info!(drill = %drill.name, run = %run, scheduled = %stamp(fire.scheduled), late_seconds = late.num_seconds(), created = ?created, "fired");
         if created == Created::New {
             report.fired.push(run.to_owned());
+            self.watch(run, true);
+            let notice = notify::Notice::start(config, drill, run, fire.scheduled, now);
+            self.notifier.send(&drill.notify, &notice);
         }
         let late = (late > TimeDelta::seconds(60)).then(|| {
             format!(

@@ -20,6 +20,7 @@ pub(super) async fn scheduler(
     tick: Duration,
 ) -> Result<ExitCode, ExitCode> {
     let config = load(path)?;
+    check_receivers(&config)?;
     let kube = connect(&config).await?;
     let mut stop = shutdown_signal();
     let store = loop {
@@ -126,6 +127,30 @@ async fn run_checks(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// A receiver whose URL variable holds no http(s) URL is refused at start; one whose variable
+/// is unset is said loudly, and the scheduler runs without it.
+fn check_receivers(config: &crate::config::Config) -> Result<(), ExitCode> {
+    use crate::config::notify::AddressError;
+    use crate::schedule::notify;
+    let mut refused = false;
+    for error in notify::check_addresses(config, &notify::process_env()) {
+        match error {
+            AddressError::Unset { .. } => {
+                eprintln!("warning: {error}");
+                tracing::error!(%error, "a notify receiver is sent nothing");
+            }
+            AddressError::NotHttp { .. } => {
+                eprintln!("error: {error}");
+                refused = true;
+            }
+        }
+    }
+    if refused {
+        return Err(ExitCode::from(crate::cli::EXIT_INVALID));
+    }
+    Ok(())
 }
 
 pub(super) async fn status(path: &std::path::Path) -> Result<ExitCode, ExitCode> {
