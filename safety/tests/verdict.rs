@@ -1937,6 +1937,41 @@ mod properties {
     /// skipped (one in ten is kept, for the blocked path); the filter shapes the input only, the
     /// oracle judges it.
     fn arb_node_case() -> impl Strategy<Value = (Case, Reach, usize)> {
+        arb_node_case_of(
+            prop_oneof![6 => Just(true), 5 => Just(false)].prop_flat_map(|drain| {
+                if drain {
+                    drains().boxed()
+                } else {
+                    stresses().boxed()
+                }
+            }),
+        )
+    }
+
+    fn drains() -> impl Strategy<Value = Reach> {
+        Just(Reach::Drain)
+    }
+
+    /// CPU and I/O stress judge explicit protection only, so they decide few rules: the smallest
+    /// share. A memory stress's load is mostly modest, so it is refused for a full node about as
+    /// often as for a high load.
+    fn stresses() -> impl Strategy<Value = Reach> {
+        prop_oneof![
+            4 => prop_oneof![1 => 1u32..=100, 2 => 1u32..=40].prop_map(|p| Reach::Stress {
+                may_evict: true,
+                memory_percent: Some(p),
+            }),
+            1 => Just(Reach::Stress {
+                may_evict: false,
+                memory_percent: None,
+            }),
+        ]
+    }
+
+    /// [`arb_node_case`] with the fault's reach drawn from `reach`.
+    fn arb_node_case_of(
+        reach: impl Strategy<Value = Reach>,
+    ) -> impl Strategy<Value = (Case, Reach, usize)> {
         (
             arb_case(0.5),
             3usize..=6,
@@ -1946,20 +1981,7 @@ mod properties {
             ),
             prop::collection::vec((prop::bool::weighted(0.15), prop::bool::weighted(0.9)), 6),
             prop::bool::weighted(0.1),
-            // CPU and I/O stress judge explicit protection only, so they decide few rules: the
-            // smallest share. A memory stress's load is mostly modest, so it is refused for a full
-            // node about as often as for a high load.
-            prop_oneof![
-                6 => Just(Reach::Drain),
-                4 => prop_oneof![1 => 1u32..=100, 2 => 1u32..=40].prop_map(|p| Reach::Stress {
-                    may_evict: true,
-                    memory_percent: Some(p),
-                }),
-                1 => Just(Reach::Stress {
-                    may_evict: false,
-                    memory_percent: None,
-                }),
-            ],
+            reach,
             prop::bool::weighted(0.1),
             (1usize..=3, prop::bool::weighted(0.6)),
             (
@@ -2462,7 +2484,7 @@ mod properties {
         Ok(hit)
     }
 
-    /// Node faults: every pod on an accepted node is judged like a target, the floors hold
+    /// Node faults (2,000 drains and 2,000 stresses): every pod on an accepted node is judged like a target, the floors hold
     /// counting every pod the fault takes down on every accepted node, and a fire falls back to
     /// the next candidate when a node is refused.
     #[test]
@@ -2482,18 +2504,16 @@ mod properties {
             "kube-system evicted",
             "blocked",
         ]));
-        run_counted(
-            2_000,
-            arb_node_case(),
-            &tally,
-            |(case, reach, max_nodes)| {
-                let hits = latest_hits(case.hits.iter().cloned());
-                let request = request(&case, &hits);
-                let index = ClusterIndex::new(&case.cluster);
-                let (v, judged) = decide_on_nodes(&index, &request, reach, max_nodes);
-                check_nodes(&case, reach, max_nodes, &v, &judged)
-            },
-        );
+        // 2,000 cases of each kind: drains, then stresses (memory, CPU and I/O).
+        let judge = |(case, reach, max_nodes): (Case, Reach, usize)| {
+            let hits = latest_hits(case.hits.iter().cloned());
+            let request = request(&case, &hits);
+            let index = ClusterIndex::new(&case.cluster);
+            let (v, judged) = decide_on_nodes(&index, &request, reach, max_nodes);
+            check_nodes(&case, reach, max_nodes, &v, &judged)
+        };
+        run_counted(2_000, arb_node_case_of(drains()), &tally, judge);
+        run_counted(2_000, arb_node_case_of(stresses()), &tally, judge);
         tally.borrow().assert(
             "no_node_fault_breaks_a_rule",
             &[

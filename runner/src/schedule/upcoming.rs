@@ -651,6 +651,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
     let policies = names(&|d| {
         d.kind() == Kind::NetworkPartition
             || matches!(&d.fault, Settings::DependencyFailure(s) if s.mode == Mode::Block)
+            || matches!(&d.fault, Settings::ZoneOutage(z) if z.mode == firedrill_experiments::ZoneMode::Partition)
             || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
     });
     if !policies.is_empty() {
