@@ -171,23 +171,14 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
     /// Whether the pods a drain of `node` moves (with those of every node taken before it) fit
     /// on the nodes left.
     fn check_room(&self, node: &str) -> Result<(), Refusal> {
-        let taken = |name: &str| name == node || self.out.nodes.iter().any(|n| n.node == name);
-        let moving: Vec<&Pod> = self
+        let taken: HashSet<&str> = self
             .out
             .nodes
             .iter()
             .map(|n| n.node.as_str())
             .chain([node])
-            .flat_map(|n| self.on_node.get(n).into_iter().flatten().copied())
-            .filter(|p| moves(p))
             .collect();
-        let rooms: Vec<(&Node, Option<Resources>)> = self
-            .rooms
-            .iter()
-            .filter(|(n, _)| !taken(&n.name))
-            .copied()
-            .collect();
-        place(&moving, &rooms).map_err(|shortfall| match shortfall {
+        self.room_outside(&taken).map_err(|shortfall| match shortfall {
             Shortfall::Unknown { node: other } => Refusal::Uncheckable {
                 node: node.to_owned(),
                 other,
@@ -377,8 +368,8 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
         }
     }
 
-    /// Whether the pods that leave `taken` (a whole zone) fit on the Ready, uncordoned nodes
-    /// outside it.
+    /// Whether the pods that leave `taken` (the nodes a drain took, or a whole zone) fit on the
+    /// Ready, uncordoned nodes outside it.
     pub(crate) fn room_outside(&self, taken: &HashSet<&str>) -> Result<(), Shortfall> {
         let moving: Vec<&Pod> = taken
             .iter()
