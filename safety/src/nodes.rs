@@ -178,16 +178,17 @@ impl<'i, 'c> NodeJudge<'i, 'c> {
             .map(|n| n.node.as_str())
             .chain([node])
             .collect();
-        self.room_outside(&taken).map_err(|shortfall| match shortfall {
-            Shortfall::Unknown { node: other } => Refusal::Uncheckable {
-                node: node.to_owned(),
-                other,
-            },
-            no_room => Refusal::NoRoom {
-                node: node.to_owned(),
-                why: no_room.explain(),
-            },
-        })
+        self.room_outside(&taken)
+            .map_err(|shortfall| match shortfall {
+                Shortfall::Unknown { node: other } => Refusal::Uncheckable {
+                    node: node.to_owned(),
+                    other,
+                },
+                no_room => Refusal::NoRoom {
+                    node: node.to_owned(),
+                    why: no_room.explain(),
+                },
+            })
     }
 
     /// Whether `node` has the memory a memory stress of `percent` holds free. The stress holds

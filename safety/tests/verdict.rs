@@ -2278,6 +2278,23 @@ mod properties {
         out
     }
 
+    /// The pods on the nodes `on` picks that a drain evicts (or a stress loads): not finished,
+    /// not node plumbing; in snapshot order.
+    fn hurt_on(case: &Case, on: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
+        case.cluster
+            .pods
+            .iter()
+            .filter(|p| p.node.as_deref().is_some_and(&on))
+            .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
+            .filter(|p| {
+                !p.owner.as_ref().is_some_and(|o| {
+                    o.kind == OwnerKind::DaemonSet || o.kind == OwnerKind::Other("Node".into())
+                })
+            })
+            .map(|p| (p.namespace.as_str(), p.name.as_str()))
+            .collect()
+    }
+
     fn is_protection(rule: Rule) -> bool {
         rule <= Rule::NotInSnapshot
     }
@@ -2340,20 +2357,7 @@ mod properties {
                 {
                     hit.insert("memory stress accepted");
                 }
-                let hurt: Vec<(&str, &str)> = case
-                    .cluster
-                    .pods
-                    .iter()
-                    .filter(|p| p.node.as_deref() == Some(node))
-                    .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
-                    .filter(|p| {
-                        !p.owner.as_ref().is_some_and(|o| {
-                            o.kind == OwnerKind::DaemonSet
-                                || o.kind == OwnerKind::Other("Node".into())
-                        })
-                    })
-                    .map(|p| (p.namespace.as_str(), p.name.as_str()))
-                    .collect();
+                let hurt = hurt_on(case, |n| n == node);
                 let listed: Vec<(&str, &str)> = choice
                     .pods
                     .iter()
@@ -2690,20 +2694,8 @@ mod properties {
                         let listed: Vec<&str> =
                             judged.nodes.iter().map(|n| n.node.as_str()).collect();
                         prop_assert_eq!(&listed, &nodes);
-                        let hurt: BTreeSet<(&str, &str)> = case
-                            .cluster
-                            .pods
-                            .iter()
-                            .filter(|p| p.node.as_deref().is_some_and(|n| nodes.contains(&n)))
-                            .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
-                            .filter(|p| {
-                                !p.owner.as_ref().is_some_and(|o| {
-                                    o.kind == OwnerKind::DaemonSet
-                                        || o.kind == OwnerKind::Other("Node".into())
-                                })
-                            })
-                            .map(|p| (p.namespace.as_str(), p.name.as_str()))
-                            .collect();
+                        let hurt: BTreeSet<(&str, &str)> =
+                            hurt_on(&case, |n| nodes.contains(&n)).into_iter().collect();
                         let targets: BTreeSet<(&str, &str)> = v
                             .targets
                             .iter()
