@@ -17,7 +17,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use support::cluster::{
     all_nodes, all_pods, eventually, evicting_cluster, execute_every, execute_on, ledger_data,
-    one_drill, ready_pod, timeline, value, watch, NS,
+    one_drill, ready_pod, scheduler, timeline, value, watch, NS,
 };
 
 async fn node(client: &kube::Client, name: &str, unschedulable: bool) {
@@ -75,57 +75,6 @@ async fn web(client: &kube::Client, placement: &[&str]) {
     }
 }
 
-/// Stands in for the ReplicaSet controller and the scheduler: a Deployment with fewer pods than
-/// it wants gets one more, Running and Ready, `delay` later, on a node that is not cordoned.
-fn controller(client: kube::Client, namespace: &'static str, name: &'static str, delay: Duration) {
-    tokio::spawn(async move {
-        let pods = Api::<Pod>::namespaced(client.clone(), namespace);
-        let mut next = 100;
-        loop {
-            let want = Api::<Deployment>::namespaced(client.clone(), namespace)
-                .get(name)
-                .await
-                .ok()
-                .and_then(|d| d.spec.and_then(|s| s.replicas))
-                .unwrap_or(0) as usize;
-            let have = pods
-                .list(&ListParams::default().labels(&format!("app={name}")))
-                .await
-                .unwrap()
-                .items
-                .len();
-            if have < want {
-                tokio::time::sleep(delay).await;
-                let nodes = Api::<Node>::all(client.clone())
-                    .list(&ListParams::default())
-                    .await
-                    .unwrap()
-                    .items;
-                let free = nodes
-                    .iter()
-                    .find(|n| {
-                        !n.spec
-                            .as_ref()
-                            .and_then(|s| s.unschedulable)
-                            .unwrap_or(false)
-                    })
-                    .and_then(|n| n.metadata.name.clone())
-                    .expect("a schedulable node");
-                next += 1;
-                let pod = ready_pod(
-                    namespace,
-                    &format!("{name}-{next}"),
-                    json!({ "app": name }),
-                    &format!("Deployment/{name}"),
-                    &free,
-                );
-                pods.create(&PostParams::default(), &pod).await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
     let client = evicting_cluster().await;
@@ -159,8 +108,14 @@ async fn a_node_drain_evicts_the_node_and_its_neighbours_and_uncordons_it() {
             .await
             .unwrap();
     }
-    controller(client.clone(), "apps", "web", Duration::from_millis(400));
-    controller(client.clone(), "cache", "redis", Duration::from_millis(800));
+    scheduler(client.clone(), "apps", "web", Duration::from_millis(400), 0);
+    scheduler(
+        client.clone(),
+        "cache",
+        "redis",
+        Duration::from_millis(800),
+        0,
+    );
     let nodes_before = all_nodes(&client).await;
     let pods_before = all_pods(&client).await;
 
@@ -282,7 +237,7 @@ async fn a_drain_falls_back_past_a_refused_node_in_the_run() {
         )
         .await;
     }
-    controller(client.clone(), "apps", "web", Duration::from_millis(300));
+    scheduler(client.clone(), "apps", "web", Duration::from_millis(300), 0);
     let nodes_before = all_nodes(&client).await;
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m, protected: [monitoring/*] }}\ndrills:\n  - name: drain\n    kind: node-drain\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    success: {{ rto: 30s }}\n"
@@ -319,7 +274,7 @@ async fn recovery_is_timed_to_the_pods_coming_back_not_to_the_next_look() {
     for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
         pod(&client, "apps", &format!("web-{i}"), "Deployment/web", n).await;
     }
-    controller(client.clone(), "apps", "web", Duration::from_millis(300));
+    scheduler(client.clone(), "apps", "web", Duration::from_millis(300), 0);
     let text = format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: kill\n    kind: pod-kill\n    schedule: \"@monthly\"\n    duration: 7s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    success: {{ rto: 30s }}\n"
     );

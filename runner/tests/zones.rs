@@ -21,7 +21,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{json, Value};
 use support::cluster::{
     all_nodes, all_pods, evicting_cluster, execute_every, ledger_data, one_drill, ready_pod,
-    recording, timeline, watch, Dying, NS,
+    recording, scheduler, sized, timeline, watch, Dying, NS,
 };
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -38,23 +38,6 @@ const PODS: [(&str, &str, &str); 6] = [
     ("cache", "redis-1", "n3"),
     ("cache", "redis-2", "n4"),
 ];
-
-/// A pod of Deployment `app` in `namespace` on `node`, Running and Ready, asking for one CPU.
-fn sized(namespace: &str, name: &str, app: &str, node: &str) -> Pod {
-    let mut pod = ready_pod(
-        namespace,
-        name,
-        json!({ "app": app }),
-        &format!("Deployment/{app}"),
-        node,
-    );
-    if let Some(spec) = pod.spec.as_mut() {
-        spec.containers[0].resources = Some(
-            serde_json::from_value(json!({ "requests": { "cpu": "1", "memory": "1Gi" } })).unwrap(),
-        );
-    }
-    pod
-}
 
 /// The cluster of [`NODES`] and [`PODS`], a DaemonSet's agent on every node, and the ledger key.
 async fn zoned() -> kube::Client {
@@ -91,7 +74,7 @@ async fn zoned() -> kube::Client {
     }
     for (namespace, name, node) in PODS {
         let app = name.split('-').next().unwrap();
-        create_pod(&client, namespace, &sized(namespace, name, app, node)).await;
+        create_pod(&client, namespace, &sized(namespace, name, app, node, 1000)).await;
     }
     let key: Secret = serde_json::from_value(json!({
         "metadata": { "name": "firedrill-ledger-key", "namespace": NS },
@@ -111,65 +94,6 @@ async fn create_pod(client: &kube::Client, namespace: &str, pod: &Pod) {
         .unwrap();
 }
 
-/// The CPUs (in millis) the pods on each node ask for.
-fn used(pods: &[Pod], node: &str) -> u64 {
-    pods.iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-        .flat_map(|p| p.spec.iter().flat_map(|s| &s.containers))
-        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu"))
-        .map(|q| q.0.parse::<u64>().map_or(0, |cpus| cpus * 1000))
-        .sum()
-}
-
-/// Stands in for the Deployment controller and the scheduler: a Deployment with fewer pods than
-/// it wants gets one more, Running and Ready, `delay` later, on the first node (by name) that is
-/// not cordoned and has a CPU free for it; with none, it waits (a Pending pod).
-fn scheduler(client: kube::Client, namespace: &'static str, app: &'static str, delay: Duration) {
-    tokio::spawn(async move {
-        let pods = Api::<Pod>::namespaced(client.clone(), namespace);
-        let mut next = 100;
-        loop {
-            let want = Api::<Deployment>::namespaced(client.clone(), namespace)
-                .get(app)
-                .await
-                .ok()
-                .and_then(|d| d.spec.and_then(|s| s.replicas))
-                .unwrap_or(0) as usize;
-            let have = pods
-                .list(&ListParams::default().labels(&format!("app={app}")))
-                .await
-                .unwrap()
-                .items
-                .len();
-            if have < want {
-                tokio::time::sleep(delay).await;
-                let every = Api::<Pod>::all(client.clone())
-                    .list(&ListParams::default())
-                    .await
-                    .unwrap()
-                    .items;
-                let mut nodes = Api::<Node>::all(client.clone())
-                    .list(&ListParams::default())
-                    .await
-                    .unwrap()
-                    .items;
-                nodes.sort_by_key(|n| n.metadata.name.clone());
-                let room = nodes.iter().find_map(|n| {
-                    let name = n.metadata.name.clone()?;
-                    let cordoned = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
-                    (!cordoned && used(&every, &name) + 1000 <= 4000).then_some(name)
-                });
-                if let Some(node) = room {
-                    next += 1;
-                    let pod = sized(namespace, &format!("{app}-{next}"), app, &node);
-                    pods.create(&PostParams::default(), &pod).await.unwrap();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-}
-
 fn drill_file(name: &str, fault: &str, extra: &str) -> String {
     format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: {name}\n    kind: zone-outage\n    schedule: \"@monthly\"\n    duration: 4s\n    fault: {fault}\n{extra}"
@@ -183,8 +107,20 @@ fn drill_file(name: &str, fault: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_zone_moves_its_pods_to_the_other_zones_and_is_restored_exactly() {
     let client = zoned().await;
-    scheduler(client.clone(), "apps", "web", Duration::from_millis(400));
-    scheduler(client.clone(), "cache", "redis", Duration::from_millis(800));
+    scheduler(
+        client.clone(),
+        "apps",
+        "web",
+        Duration::from_millis(400),
+        1000,
+    );
+    scheduler(
+        client.clone(),
+        "cache",
+        "redis",
+        Duration::from_millis(800),
+        1000,
+    );
     let nodes_before = all_nodes(&client).await;
     let pods_before = all_pods(&client).await;
     let text = drill_file(

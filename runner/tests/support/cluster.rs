@@ -442,3 +442,106 @@ impl firedrill_rollback::Cluster for Dying {
         self.inner.save(ledger).await
     }
 }
+
+/// A pod of Deployment `app` in `namespace` on `node`, Running and Ready, asking for
+/// `cpu_millis` of CPU (0: no request) and as many MiB of memory.
+pub fn sized(namespace: &str, name: &str, app: &str, node: &str, cpu_millis: u64) -> Pod {
+    let mut pod = ready_pod(
+        namespace,
+        name,
+        serde_json::json!({ "app": app }),
+        &format!("Deployment/{app}"),
+        node,
+    );
+    if let (Some(spec), true) = (pod.spec.as_mut(), cpu_millis > 0) {
+        spec.containers[0].resources = Some(
+            serde_json::from_value(serde_json::json!({ "requests": {
+                "cpu": format!("{cpu_millis}m"), "memory": format!("{cpu_millis}Mi") } }))
+            .unwrap(),
+        );
+    }
+    pod
+}
+
+/// Millis of a CPU quantity as these tests write them (`4`, `1500m`).
+fn millis(quantity: &str) -> u64 {
+    match quantity.strip_suffix('m') {
+        Some(m) => m.parse().unwrap_or(0),
+        None => quantity.parse::<u64>().map_or(0, |cpus| cpus * 1000),
+    }
+}
+
+/// Stands in for the Deployment controller and the scheduler: a Deployment with fewer pods than
+/// it wants gets one more ([`sized`], asking for `cpu_millis`), Running and Ready, `delay`
+/// later, on the first node (by name) that is not cordoned and whose allocatable CPU holds it
+/// beside the requests of the pods on it; with none, it waits (a Pending pod).
+pub fn scheduler(
+    client: kube::Client,
+    namespace: &'static str,
+    app: &'static str,
+    delay: Duration,
+    cpu_millis: u64,
+) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{ListParams, PostParams};
+    tokio::spawn(async move {
+        let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+        let mut next = 100;
+        loop {
+            let want = Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get(app)
+                .await
+                .ok()
+                .and_then(|d| d.spec.and_then(|s| s.replicas))
+                .unwrap_or(0) as usize;
+            let have = pods
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .unwrap()
+                .items
+                .len();
+            if have < want {
+                tokio::time::sleep(delay).await;
+                let every = Api::<Pod>::all(client.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items;
+                let used = |node: &str| -> u64 {
+                    every
+                        .iter()
+                        .filter(|p| {
+                            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                        })
+                        .flat_map(|p| p.spec.iter().flat_map(|s| &s.containers))
+                        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu"))
+                        .map(|q| millis(&q.0))
+                        .sum()
+                };
+                let mut nodes = Api::<Node>::all(client.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items;
+                nodes.sort_by_key(|n| n.metadata.name.clone());
+                let room = nodes.iter().find_map(|n| {
+                    let name = n.metadata.name.clone()?;
+                    let cordoned = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+                    let allocatable = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.allocatable.as_ref()?.get("cpu"))
+                        .map_or(0, |q| millis(&q.0));
+                    (!cordoned && used(&name) + cpu_millis <= allocatable).then_some(name)
+                });
+                if let Some(node) = room {
+                    next += 1;
+                    let pod = sized(namespace, &format!("{app}-{next}"), app, &node, cpu_millis);
+                    pods.create(&PostParams::default(), &pod).await.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
