@@ -137,6 +137,11 @@ pub const PROXY_LABEL: &str = firedrill_rollback::scope::PROXY_LABEL;
 /// The port the proxy listens on when the Service's target port is a name.
 const PROXY_PORT: u16 = 8080;
 
+/// The port the proxy serves its counts on (`/metrics`), and its name in the pod: the run reads
+/// them back to tell whether the fault took effect.
+const PROXY_METRICS_PORT: u16 = 9464;
+pub const PROXY_METRICS_PORT_NAME: &str = "proxy-metrics";
+
 /// `prefix-run`, within the 63 characters of a Service name: a long run id is cut and a hash of
 /// it keeps the name unique.
 fn service_name(prefix: &str, run: &str) -> String {
@@ -610,6 +615,10 @@ fn http_fault(
         .target_port
         .filter(|_| port.target_port_name.is_none())
         .unwrap_or(PROXY_PORT);
+    let metrics = match listen {
+        PROXY_METRICS_PORT => PROXY_METRICS_PORT + 1,
+        _ => PROXY_METRICS_PORT,
+    };
     let mut prepare = Vec::new();
     prepare.extend(Step::create(upstream_service(
         namespace, &upstream, &selector, port,
@@ -623,6 +632,8 @@ fn http_fault(
         format!("http://{upstream}.{namespace}.svc:{}", port.port),
         "--until".to_owned(),
         scene.expires.to_owned(),
+        "--metrics".to_owned(),
+        format!("0.0.0.0:{metrics}"),
     ];
     args.extend(http.flags());
     prepare.extend(Step::create(proxy_deployment(
@@ -631,7 +642,7 @@ fn http_fault(
         &proxy,
         scene.image,
         args,
-        listen,
+        (listen, metrics),
         port.target_port_name.as_deref(),
     )));
     let swap = Step::swap_selector(
@@ -639,6 +650,14 @@ fn http_fault(
         selector,
         BTreeMap::from([(PROXY_LABEL.to_owned(), run.to_owned())]),
     );
+    // The proxy counted faulted answers, from the swap on.
+    let effect = Expect::ProxyFaulted {
+        service: ObjectRef::namespaced(ObjectKind::Service, namespace, name),
+        run: run.to_owned(),
+        errors: http.errors.iter().map(|(_, share)| share).sum(),
+        reset: http.reset,
+        delayed: http.delay.is_some(),
+    };
     Ok(Plan {
         waves: vec![prepare, vec![swap]],
         wait_for_recovery: true,
@@ -648,6 +667,7 @@ fn http_fault(
             namespace: namespace.clone(),
             name: proxy,
         }],
+        effect: Some(vec![effect]),
         ..Plan::default()
     })
 }
@@ -680,13 +700,14 @@ fn proxy_deployment(
     proxy: &str,
     image: &str,
     args: Vec<String>,
-    listen: u16,
+    (listen, metrics): (u16, u16),
     port_name: Option<&str>,
 ) -> Value {
     let mut container_port = json!({ "containerPort": listen });
     if let Some(name) = port_name {
         container_port["name"] = json!(name);
     }
+    let metrics_port = json!({ "containerPort": metrics, "name": PROXY_METRICS_PORT_NAME });
     let mut pod_security = json!({ "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } });
     if listen < 1024 {
         // A port below 1024 as a non-root user without capabilities: the namespaced,
@@ -712,7 +733,7 @@ fn proxy_deployment(
                         "name": "fault-proxy",
                         "image": image,
                         "args": args,
-                        "ports": [container_port],
+                        "ports": [container_port, metrics_port],
                         "readinessProbe": { "tcpSocket": { "port": listen }, "periodSeconds": 2 },
                         "resources": { "requests": { "cpu": "50m", "memory": "32Mi" }, "limits": { "cpu": "1", "memory": "128Mi" } },
                         "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
@@ -1051,6 +1072,21 @@ mod tests {
             container["ports"][0],
             json!({ "containerPort": 8080, "name": "http" })
         );
+        // Its counts, on a port of their own: the run reads them back.
+        assert_eq!(
+            container["ports"][1],
+            json!({ "containerPort": 9464, "name": "proxy-metrics" })
+        );
+        assert_eq!(
+            planned.effect,
+            Some(vec![Expect::ProxyFaulted {
+                service: ObjectRef::namespaced(ObjectKind::Service, "ai", "gateway"),
+                run: "run-1".to_owned(),
+                errors: 1000,
+                reset: 0,
+                delayed: true,
+            }])
+        );
         let args: Vec<&str> = container["args"]
             .as_array()
             .unwrap()
@@ -1067,6 +1103,8 @@ mod tests {
                 "http://firedrill-up-run-1.ai.svc:80",
                 "--until",
                 "2026-01-01T01:00:00Z",
+                "--metrics",
+                "0.0.0.0:9464",
                 "--error",
                 "503:10%",
                 "--delay",

@@ -95,6 +95,36 @@ pub enum Expect {
     ContainerRestarted { pod: ObjectRef, container: String },
     /// No pod of the workload (a Deployment or StatefulSet) is ready.
     NoReadyPods { workload: OwnerRef },
+    /// dependency `http-fault`: the fault proxy the Service was pointed at counted faulted
+    /// answers, in proportion to its shares (hundredths of a percent), read from its own
+    /// `/metrics` on each of its pods (labelled [`PROXY_LABEL`](crate::dependency::PROXY_LABEL)
+    /// = `run` in the Service's namespace, at their port named
+    /// [`PROXY_METRICS_PORT_NAME`](crate::dependency::PROXY_METRICS_PORT_NAME)).
+    ProxyFaulted {
+        service: ObjectRef,
+        run: String,
+        errors: u32,
+        reset: u32,
+        delayed: bool,
+    },
+    /// region failover: Route 53's `TestDNSAnswer` for the record answers with the region taking
+    /// over (`to`, whose record set holds `answers`) and with nothing only the failed region's
+    /// record set holds (`failed_answers`).
+    DnsAnswer(Box<DnsAnswer>),
+}
+
+/// The record a region failover moves, and the answers each side of it gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAnswer {
+    pub zone: String,
+    pub name: String,
+    pub record_type: String,
+    /// The Route 53 endpoint (`None`: AWS's).
+    pub endpoint: Option<String>,
+    pub to: String,
+    pub answers: Vec<String>,
+    pub from: String,
+    pub failed_answers: Vec<String>,
 }
 
 impl Expect {
@@ -110,6 +140,10 @@ impl Expect {
                 };
                 ObjectRef::namespaced(kind, &workload.namespace, &workload.name)
             }
+            Expect::ProxyFaulted { service, .. } => service.clone(),
+            // Route 53 holds no Kubernetes object: a name no node can have (it holds a space),
+            // which no step acts on, so the answer is due when the fault (its DNS change) begins.
+            Expect::DnsAnswer(dns) => ObjectRef::node(&format!("route53 {}", dns.name)),
         }
     }
 }

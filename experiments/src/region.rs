@@ -19,7 +19,7 @@ use firedrill_safety::verdict::Request;
 use serde_json::{json, Value};
 
 pub use crate::plan::DnsFacts;
-use crate::plan::{Plan, Scene};
+use crate::plan::{Expect, Plan, Scene};
 
 mod read;
 pub use read::JobSpecCheck;
@@ -446,10 +446,14 @@ pub fn plan(
     facts: Option<&DnsFacts>,
 ) -> Result<Plan, RegionError> {
     let mut steps = Vec::new();
+    let mut effect = None;
     if let Some(dns) = &settings.dns {
         records_overlap(settings, dns, facts)?;
         match facts {
-            Some(facts) => steps.extend(dns_steps(settings, dns, facts)?),
+            Some(facts) => {
+                steps.extend(dns_steps(settings, dns, facts)?);
+                effect = Some(vec![dns_answer(settings, dns, facts)]);
+            }
             // Without Route 53 (a plan from a snapshot) the steps are shown with the state
             // they will read when the drill fires.
             None => steps.extend(unread_dns_steps(settings, dns)),
@@ -494,8 +498,43 @@ pub fn plan(
     }
     Ok(Plan {
         waves: vec![steps],
+        effect,
         ..Plan::default()
     })
+}
+
+/// What Route 53 must answer once traffic left the failed region: the values of the record set
+/// of the region taking over, and none that only the failed region's holds (as read before).
+fn dns_answer(settings: &RegionFailover, dns: &Dns, facts: &DnsFacts) -> Expect {
+    let values = |region: &str| -> Vec<String> {
+        facts
+            .record_sets
+            .get(region)
+            .and_then(|set| set.get("records"))
+            .and_then(Value::as_array)
+            .map(|records| {
+                records
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let answers = values(&settings.to);
+    let failed_answers = values(&settings.from)
+        .into_iter()
+        .filter(|v| !answers.contains(v))
+        .collect();
+    Expect::DnsAnswer(Box::new(crate::plan::DnsAnswer {
+        zone: dns.zone.clone(),
+        name: dns.name.clone(),
+        record_type: dns.record_type.clone(),
+        endpoint: dns.endpoint.clone(),
+        to: settings.to.clone(),
+        answers,
+        from: settings.from.clone(),
+        failed_answers,
+    }))
 }
 
 /// The record a DNS step names, for the adapter.

@@ -278,6 +278,10 @@ pub enum Command {
         /// After this instant (RFC 3339) pass everything unharmed.
         #[arg(long, value_name = "T", value_parser = parse_instant)]
         until: Option<DateTime<Utc>>,
+        /// Serve the proxy's counts (requests answered, failed, reset, delayed) on GET /metrics
+        /// at this address, e.g. 0.0.0.0:9464.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// The compliance report over the run history: programme adherence, per drill results,
     /// RTO/RPO against targets, evidence, trends and follow-ups, for every cluster.

@@ -24,6 +24,14 @@ pub const ENV_ENDPOINT: &str = "FIREDRILL_ROUTE53_ENDPOINT";
 /// How often a pending change is looked at.
 const POLL: Duration = Duration::from_millis(500);
 
+/// What Route 53 answered for a record (`TestDNSAnswer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAnswered {
+    /// The DNS response code (`NOERROR`, `NXDOMAIN`, …).
+    pub code: String,
+    pub values: Vec<String>,
+}
+
 /// A Route 53 client for one endpoint.
 #[derive(Clone, Debug)]
 pub struct Route53 {
@@ -139,6 +147,47 @@ impl Route53 {
             .map(|s| s.starts_with("Success"))
             .collect();
         Ok(!reports.is_empty() && reports.iter().filter(|ok| **ok).count() * 2 >= reports.len())
+    }
+
+    /// What Route 53's own name servers answer for the record now (`TestDNSAnswer`): the response
+    /// code and the values. Only Route 53 is asked: resolvers that cached the record answer the
+    /// old values until its TTL runs out. `Ok(None)`: this endpoint does not implement the call
+    /// (it answers 404 without a Route 53 error code, as moto does).
+    pub async fn answer(
+        &self,
+        zone: &str,
+        name: &str,
+        record_type: &str,
+    ) -> Result<Option<DnsAnswered>, ClusterError> {
+        let answer = self
+            .client
+            .test_dns_answer()
+            .hosted_zone_id(zone)
+            .record_name(name)
+            .record_type(RrType::from(record_type))
+            .send()
+            .await;
+        match answer {
+            Ok(a) => Ok(Some(DnsAnswered {
+                code: a.response_code().to_owned(),
+                values: a.record_data().to_vec(),
+            })),
+            Err(e)
+                if e.raw_response().map(|r| r.status().as_u16()) == Some(404)
+                    && !e.code().unwrap_or_default().starts_with("NoSuch") =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                let what = format!("asking Route 53 what it answers for {name} {record_type}");
+                Err(error(
+                    &what,
+                    "TestDNSAnswer",
+                    &format!("hostedzone/{zone}"),
+                    e,
+                ))
+            }
+        }
     }
 
     /// A health check as a ledger records it: `inverted`, `disabled`, the version and the rest

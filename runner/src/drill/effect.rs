@@ -21,6 +21,9 @@ use crate::cluster::kubernetes::Kube;
 use crate::cluster::snapshot;
 use crate::run::EffectNote;
 
+mod dns;
+mod proxy;
+
 /// What a pod's grace period is when it says none (Kubernetes's default).
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Added to every deadline: the API server's and the kubelet's own delays.
@@ -28,6 +31,12 @@ const MARGIN: Duration = Duration::from_secs(15);
 /// How long a container-kill helper may take to be scheduled, start and kill (it ends within a
 /// minute by itself), before the kubelet restarts the container.
 const HELPER_WITHIN: Duration = Duration::from_secs(60);
+/// How long an http-fault's proxy may take to be seen faulting: its clients must send requests
+/// through it (the drill's end comes first in a shorter drill).
+const PROXY_WITHIN: Duration = Duration::from_secs(120);
+/// How long Route 53 may take to answer with the region taking over, after its change was
+/// reported in sync.
+const DNS_WITHIN: Duration = Duration::from_secs(60);
 
 /// The expectations of one run, as they are being observed.
 pub(super) struct Effect {
@@ -47,6 +56,18 @@ struct Item {
     last: Option<String>,
     /// A container-kill: when the container was killed (its last termination), as seen.
     killed_at: Option<DateTime<Utc>>,
+    /// Why it cannot be checked here (said; never counted as seen).
+    unchecked: Option<String>,
+}
+
+/// One look at something outside the Kubernetes API (the fault proxy's counts, Route 53's
+/// answer).
+enum Look {
+    Seen(String),
+    /// Not yet: what was seen instead.
+    Not(String),
+    /// It cannot be checked here: why.
+    Unchecked(String),
 }
 
 /// What was read before the fault.
@@ -63,6 +84,9 @@ enum Before {
     Restarts { uid: Option<String>, count: i32 },
     /// How long the workload's pods may take to go (their longest grace period).
     Workload { within: Duration },
+    /// Nothing to read before (the proxy's counts and Route 53's answer are read after): how
+    /// long it may take to be seen.
+    Within(Duration),
 }
 
 /// Why the effect could not be set up: what the fault acts on could not be read before it.
@@ -84,6 +108,10 @@ enum ReadFailed {
     Object(#[from] snapshot::ObjectError),
     #[error("not read before the fault")]
     NotReadBefore,
+    #[error(transparent)]
+    Proxy(#[from] proxy::Unread),
+    #[error(transparent)]
+    Route53(#[from] firedrill_rollback::ClusterError),
 }
 
 /// Why the fault is not in effect (something not seen by its deadline, or by the end of the
@@ -113,6 +141,7 @@ impl Effect {
                 seen: None,
                 last: None,
                 killed_at: None,
+                unchecked: None,
             })
             .collect();
         Effect { items }
@@ -158,6 +187,11 @@ impl Effect {
                         within: longest + MARGIN,
                     }
                 }
+                Expect::ProxyFaulted { .. } => Before::Within(PROXY_WITHIN + MARGIN),
+                Expect::DnsAnswer(answer) => {
+                    item.unchecked = dns::cannot_tell(answer);
+                    Before::Within(DNS_WITHIN + MARGIN)
+                }
             };
         }
         Ok(())
@@ -185,7 +219,7 @@ impl Effect {
     pub(super) fn settled(&self) -> bool {
         self.items
             .iter()
-            .all(|i| i.due.is_none() || i.seen.is_some())
+            .all(|i| i.due.is_none() || i.seen.is_some() || i.unchecked.is_some())
     }
 
     /// Looks once at everything due and not yet seen. `Err`: something was not seen by its
@@ -197,7 +231,7 @@ impl Effect {
     ) -> Result<(), NotInEffect> {
         let mut pods = Pods::default();
         for item in self.items.iter_mut() {
-            if item.due.is_none() || item.seen.is_some() {
+            if item.due.is_none() || item.seen.is_some() || item.unchecked.is_some() {
                 continue;
             }
             match item.observe(kube, &mut pods).await {
@@ -214,22 +248,26 @@ impl Effect {
 
     /// Why the fault is not in effect: the first thing due and unseen after its deadline.
     fn overdue(&self, now: DateTime<Utc>) -> Option<String> {
-        self.items.iter().find_map(|i| match (i.due, &i.seen) {
-            (Some((from, by)), None) if now > by => Some(i.unseen(from, by, "within")),
-            _ => None,
-        })
+        self.items
+            .iter()
+            .find_map(|i| match (i.due, &i.seen, &i.unchecked) {
+                (Some((from, by)), None, None) if now > by => Some(i.unseen(from, by, "within")),
+                _ => None,
+            })
     }
 
     /// At the end of the drill: the first thing due and still unseen, said.
     pub(super) fn unseen_at_end(&self) -> Option<NotInEffect> {
-        self.items.iter().find_map(|i| match (i.due, &i.seen) {
-            (Some((from, by)), None) => Some(NotInEffect(i.unseen(
-                from,
-                by,
-                "by the end of the drill; it had",
-            ))),
-            _ => None,
-        })
+        self.items
+            .iter()
+            .find_map(|i| match (i.due, &i.seen, &i.unchecked) {
+                (Some((from, by)), None, None) => Some(NotInEffect(i.unseen(
+                    from,
+                    by,
+                    "by the end of the drill; it had",
+                ))),
+                _ => None,
+            })
     }
 
     /// When the earliest container was killed, as its kubelet reports it.
@@ -251,6 +289,16 @@ impl Effect {
                 what: "nothing the fault acts on was changed".to_owned(),
             };
         }
+        // What cannot be checked here is said, and counts neither way.
+        let unchecked: Vec<String> = due.iter().filter_map(|i| i.unchecked.clone()).collect();
+        let due: Vec<&Item> = due.into_iter().filter(|i| i.unchecked.is_none()).collect();
+        if due.is_empty() {
+            return EffectNote {
+                observed: None,
+                how: format!("not checked ({how})"),
+                what: unchecked.join("; "),
+            };
+        }
         let unseen: Vec<String> = due
             .iter()
             .filter(|i| i.seen.is_none())
@@ -259,7 +307,11 @@ impl Effect {
                 None => format!("{}: not seen", i.says()),
             })
             .collect();
-        let seen: Vec<String> = due.iter().filter_map(|i| i.seen.clone()).collect();
+        let seen: Vec<String> = due
+            .iter()
+            .filter_map(|i| i.seen.clone())
+            .chain(unchecked)
+            .collect();
         match unseen.is_empty() {
             true => EffectNote {
                 observed: Some(true),
@@ -285,6 +337,7 @@ impl Item {
             let within = match &self.before {
                 Before::Pod { within, .. } | Before::Workload { within } => *within,
                 Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
+                Before::Within(within) => *within,
                 Before::Unread => MARGIN,
             };
             let by = at + chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
@@ -301,6 +354,13 @@ impl Item {
                 format!("container {container} of {} restarted", name(pod))
             }
             Expect::NoReadyPods { workload } => format!("no ready pod of {workload}"),
+            Expect::ProxyFaulted { service, .. } => {
+                format!("the fault proxy behind Service {} faulting", name(service))
+            }
+            Expect::DnsAnswer(dns) => format!(
+                "Route 53 answering {} {} with {}",
+                dns.name, dns.record_type, dns.to
+            ),
         }
     }
 
@@ -315,6 +375,12 @@ impl Item {
                 "the container's restartCount read back, against its count before the fault"
             }
             Expect::NoReadyPods { .. } => "the workload's pods read back: none Running and Ready",
+            Expect::ProxyFaulted { .. } => {
+                "the fault proxy's own counts (GET /metrics on each of its pods), against its configured shares"
+            }
+            Expect::DnsAnswer(_) => {
+                "Route 53's TestDNSAnswer for the record (Route 53's own answer; resolvers are not asked and may cache the old one up to its TTL)"
+            }
         }
     }
 
@@ -417,8 +483,49 @@ impl Item {
                 self.last = Some(format!("{ready} still ready"));
                 Ok(None)
             }
+            (
+                Expect::ProxyFaulted {
+                    service,
+                    run,
+                    errors,
+                    reset,
+                    delayed,
+                },
+                _,
+            ) => {
+                let namespace = service.namespace.as_deref().unwrap_or_default();
+                let listed = pods.list(kube, namespace).await?;
+                let (counts, read) = proxy::read(listed, run).await?;
+                let shares = proxy::Shares {
+                    errors: *errors,
+                    reset: *reset,
+                    delayed: *delayed,
+                };
+                Ok(self.looked(proxy::judge(counts, shares, read)))
+            }
+            (Expect::DnsAnswer(answer), _) => {
+                let look = dns::look(answer).await?;
+                Ok(self.looked(look))
+            }
             // Not read before the fault: nothing to tell it by.
             _ => Err(ReadFailed::NotReadBefore),
+        }
+    }
+}
+
+impl Item {
+    /// A look outside the Kubernetes API, kept.
+    fn looked(&mut self, look: Look) -> Option<String> {
+        match look {
+            Look::Seen(seen) => Some(seen),
+            Look::Not(instead) => {
+                self.last = Some(instead);
+                None
+            }
+            Look::Unchecked(why) => {
+                self.unchecked = Some(why);
+                None
+            }
         }
     }
 }

@@ -12,6 +12,11 @@
 //! The upstream's password (`http://user:password@...`) is never logged or answered
 //! ([`redacted`]). An upstream that does not answer is said once, then counted and summed up
 //! at most every [`FAILURES_EVERY`], not logged per request.
+//!
+//! What it did to requests is counted ([`Counts`]) and served on a port of its own
+//! ([`serve_metrics`], `--metrics`): the run reads the counts back to tell whether the fault
+//! took effect (ARCHITECTURE.md, principle 10). Not on the proxied port, where `/metrics` is the
+//! upstream's.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
@@ -26,6 +31,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -246,10 +253,64 @@ impl Faults {
     }
 }
 
+/// What the proxy did to requests since it started, as `firedrill_fault_proxy_*_total` counters.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Every request taken.
+    requests: Counter,
+    /// Every request answered (all but the reset ones): injected errors and the upstream's.
+    answered: Counter,
+    /// Answered with an injected error status.
+    failed: Counter,
+    /// Closed with a TCP reset, unanswered.
+    reset: Counter,
+    /// Held for `--delay` before being passed on.
+    delayed: Counter,
+}
+
+impl Counts {
+    /// The counters, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Counts {
+        let counts = Counts::default();
+        let families = [
+            (
+                "firedrill_fault_proxy_requests",
+                "Requests the fault proxy took",
+                &counts.requests,
+            ),
+            (
+                "firedrill_fault_proxy_answered",
+                "Requests it answered (all but the reset ones)",
+                &counts.answered,
+            ),
+            (
+                "firedrill_fault_proxy_failed",
+                "Requests it answered with an injected error status",
+                &counts.failed,
+            ),
+            (
+                "firedrill_fault_proxy_reset",
+                "Requests whose connection it reset, unanswered",
+                &counts.reset,
+            ),
+            (
+                "firedrill_fault_proxy_delayed",
+                "Requests it held for the added delay before passing them on",
+                &counts.delayed,
+            ),
+        ];
+        for (name, help, counter) in families {
+            registry.register(name, help, counter.clone());
+        }
+        counts
+    }
+}
+
 type Body = BoxBody<Bytes, hyper::Error>;
 
 struct Proxy {
     faults: Faults,
+    counts: Counts,
     upstream: hyper::Uri,
     /// The upstream as it may be shown.
     shown: String,
@@ -358,7 +419,23 @@ impl Proxy {
             .any(|hop| hop.split_whitespace().nth(1) == Some(self.via.as_str()))
     }
 
+    /// One request, counted with what became of it.
     async fn handle(
+        &self,
+        request: Request<Incoming>,
+        reset: &AtomicBool,
+    ) -> Result<Response<Body>, ResetByFiredrill> {
+        self.counts.requests.inc();
+        let answered = self.answer(request, reset).await;
+        match &answered {
+            Ok(_) => self.counts.answered.inc(),
+            Err(ResetByFiredrill) => self.counts.reset.inc(),
+        };
+        answered
+    }
+
+    /// One request's fate (see the module's documentation).
+    async fn answer(
         &self,
         mut request: Request<Incoming>,
         reset: &AtomicBool,
@@ -384,6 +461,7 @@ impl Proxy {
                 return Err(ResetByFiredrill);
             }
             Fate::Error(code) => {
+                self.counts.failed.inc();
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 return Ok(text(
                     status,
@@ -393,6 +471,7 @@ impl Proxy {
             Fate::Pass => {}
         }
         if let Some(delay) = self.faults.delay.filter(|_| !expired) {
+            self.counts.delayed.inc();
             tokio::time::sleep(delay).await;
         }
         let path = request
@@ -444,6 +523,17 @@ pub async fn serve(
     listener: TcpListener,
     upstream: url::Url,
     faults: Faults,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_counted(listener, upstream, faults, Counts::default(), stop).await
+}
+
+/// [`serve`], counting what it does in `counts`.
+pub async fn serve_counted(
+    listener: TcpListener,
+    upstream: url::Url,
+    faults: Faults,
+    counts: Counts,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -466,6 +556,7 @@ pub async fn serve(
     let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
     let proxy = Arc::new(Proxy {
         faults,
+        counts,
         upstream,
         shown: redacted(&upstream_url),
         secret: upstream_url
@@ -531,6 +622,56 @@ pub async fn serve(
     .await;
     proxy.failures.flush(&proxy.shown);
     Ok(())
+}
+
+/// Answers `GET /metrics` with `registry` in the Prometheus text format until `stop` turns true
+/// (anything else: 404).
+pub async fn serve_metrics(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return Ok(()),
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "fault-proxy: accept failed on the metrics port");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let registry = registry.clone();
+                async move {
+                    if request.uri().path() != "/metrics" {
+                        return Ok::<_, std::convert::Infallible>(text(
+                            StatusCode::NOT_FOUND,
+                            "not found: the fault proxy's counts are at /metrics\n".to_owned(),
+                        ));
+                    }
+                    let mut out = String::new();
+                    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+                    let mut response = text(StatusCode::OK, out);
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    Ok(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// An error and its causes, as one line (hyper's own says only "client error (Connect)").

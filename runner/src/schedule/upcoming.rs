@@ -671,8 +671,8 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
         };
         if let Some(dns) = &rf.dns {
             let actions = match dns.method {
-                firedrill_experiments::region::DnsMethod::HealthCheck => "route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck and ListResourceRecordSets",
-                firedrill_experiments::region::DnsMethod::Weights => "route53:GetHealthCheck, GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets and GetChange",
+                firedrill_experiments::region::DnsMethod::HealthCheck => "route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck, ListResourceRecordSets and TestDNSAnswer",
+                firedrill_experiments::region::DnsMethod::Weights => "route53:GetHealthCheck, GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets, GetChange and TestDNSAnswer",
             };
             notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.name));
         }

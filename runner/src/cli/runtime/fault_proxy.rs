@@ -12,6 +12,7 @@ pub(super) async fn fault_proxy(
     listen: std::net::SocketAddr,
     upstream: url::Url,
     faults: crate::drill::faultproxy::Faults,
+    metrics: Option<std::net::SocketAddr>,
 ) -> Result<ExitCode, ExitCode> {
     let total = faults.errors.iter().map(|(_, s)| s).sum::<u32>() + faults.reset;
     if total > 10_000 {
@@ -38,9 +39,32 @@ pub(super) async fn fault_proxy(
         eprintln!("error: cannot listen on {listen}: {e}");
         ExitCode::from(EXIT_ERROR)
     })?;
+    if metrics.is_some_and(|m| m.port() == listen.port()) {
+        eprintln!(
+            "error: --metrics and --listen share port {}: give the counts a port of their own",
+            listen.port()
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    let stop = shutdown_signal();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let counts = crate::drill::faultproxy::Counts::register(&mut registry);
+    if let Some(at) = metrics {
+        let metrics_listener = tokio::net::TcpListener::bind(at).await.map_err(|e| {
+            eprintln!("error: cannot listen on {at} (--metrics): {e}");
+            ExitCode::from(EXIT_ERROR)
+        })?;
+        tracing::info!(metrics = %at, "fault-proxy serving its counts on /metrics");
+        let registry = std::sync::Arc::new(registry);
+        tokio::spawn(crate::drill::faultproxy::serve_metrics(
+            metrics_listener,
+            registry,
+            stop.clone(),
+        ));
+    }
     let shown = crate::drill::faultproxy::redacted(&upstream);
     tracing::info!(%listen, upstream = %shown, faults = %faults, "fault-proxy listening");
-    crate::drill::faultproxy::serve(listener, upstream, faults, shutdown_signal())
+    crate::drill::faultproxy::serve_counted(listener, upstream, faults, counts, stop)
         .await
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| {

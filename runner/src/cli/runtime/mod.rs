@@ -180,6 +180,7 @@ pub fn run(command: Command) -> ExitCode {
                 delay,
                 reset,
                 until,
+                metrics,
             } => {
                 let faults = crate::drill::faultproxy::Faults {
                     errors,
@@ -187,7 +188,7 @@ pub fn run(command: Command) -> ExitCode {
                     reset: reset.unwrap_or(0),
                     until,
                 };
-                fault_proxy(listen, upstream, faults).await
+                fault_proxy(listen, upstream, faults, metrics).await
             }
             Command::Resume { target } => resume(&target).await,
             Command::Check {
