@@ -21,6 +21,8 @@ use crate::cluster::kubernetes::Kube;
 use crate::cluster::snapshot;
 use crate::run::EffectNote;
 
+mod reach;
+
 /// What a pod's grace period is when it says none (Kubernetes's default).
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Added to every deadline: the API server's and the kubelet's own delays.
@@ -63,6 +65,10 @@ enum Before {
     Restarts { uid: Option<String>, count: i32 },
     /// How long the workload's pods may take to go (their longest grace period).
     Workload { within: Duration },
+    /// A canary that must connect before the fault and be refused while it is in.
+    Reach(reach::Canary),
+    /// Why this cannot be checked (never counted as seen, never making a run ineffective).
+    Unchecked(String),
 }
 
 /// Why the effect could not be set up: what the fault acts on could not be read before it.
@@ -144,6 +150,9 @@ impl Effect {
                     }
                 }
                 Expect::NodeUnschedulable { .. } => Before::Unread,
+                Expect::Unreachable { pod, reach } => reach::before(kube, &mut pods, pod, reach)
+                    .await
+                    .map_err(before_error(pod.namespace.as_deref().unwrap_or_default()))?,
                 Expect::NoReadyPods { workload } => {
                     let listed = pods
                         .list(kube, &workload.namespace)
@@ -185,7 +194,7 @@ impl Effect {
     pub(super) fn settled(&self) -> bool {
         self.items
             .iter()
-            .all(|i| i.due.is_none() || i.seen.is_some())
+            .all(|i| i.due.is_none() || i.seen.is_some() || i.unchecked().is_some())
     }
 
     /// Looks once at everything due and not yet seen. `Err`: something was not seen by its
@@ -215,6 +224,7 @@ impl Effect {
     /// Why the fault is not in effect: the first thing due and unseen after its deadline.
     fn overdue(&self, now: DateTime<Utc>) -> Option<String> {
         self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            _ if i.unchecked().is_some() => None,
             (Some((from, by)), None) if now > by => Some(i.unseen(from, by, "within")),
             _ => None,
         })
@@ -223,6 +233,7 @@ impl Effect {
     /// At the end of the drill: the first thing due and still unseen, said.
     pub(super) fn unseen_at_end(&self) -> Option<NotInEffect> {
         self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            _ if i.unchecked().is_some() => None,
             (Some((from, by)), None) => Some(NotInEffect(i.unseen(
                 from,
                 by,
@@ -243,7 +254,20 @@ impl Effect {
         how.sort_unstable();
         how.dedup();
         let how = how.join("; ");
-        let due: Vec<&Item> = self.items.iter().filter(|i| i.due.is_some()).collect();
+        // What cannot be checked is said, and counts neither way.
+        let unchecked: Vec<&str> = self.items.iter().filter_map(Item::unchecked).collect();
+        let due: Vec<&Item> = self
+            .items
+            .iter()
+            .filter(|i| i.due.is_some() && i.unchecked().is_none())
+            .collect();
+        if due.is_empty() && !unchecked.is_empty() {
+            return EffectNote {
+                observed: None,
+                how: "not checked".to_owned(),
+                what: unchecked.join("; "),
+            };
+        }
         if due.is_empty() {
             return EffectNote {
                 observed: None,
@@ -259,7 +283,11 @@ impl Effect {
                 None => format!("{}: not seen", i.says()),
             })
             .collect();
-        let seen: Vec<String> = due.iter().filter_map(|i| i.seen.clone()).collect();
+        let seen: Vec<String> = due
+            .iter()
+            .filter_map(|i| i.seen.clone())
+            .chain(unchecked.iter().map(|w| format!("not checked: {w}")))
+            .collect();
         match unseen.is_empty() {
             true => EffectNote {
                 observed: Some(true),
@@ -285,7 +313,8 @@ impl Item {
             let within = match &self.before {
                 Before::Pod { within, .. } | Before::Workload { within } => *within,
                 Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
-                Before::Unread => MARGIN,
+                Before::Reach(_) => reach::WITHIN + MARGIN,
+                Before::Unread | Before::Unchecked(_) => MARGIN,
             };
             let by = at + chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
             self.due = Some((at, by));
@@ -301,6 +330,15 @@ impl Item {
                 format!("container {container} of {} restarted", name(pod))
             }
             Expect::NoReadyPods { workload } => format!("no ready pod of {workload}"),
+            Expect::Unreachable { .. } => reach::says(&self.before),
+        }
+    }
+
+    /// Why this cannot be checked, when it cannot.
+    fn unchecked(&self) -> Option<&str> {
+        match &self.before {
+            Before::Unchecked(why) => Some(why),
+            _ => None,
         }
     }
 
@@ -315,6 +353,7 @@ impl Item {
                 "the container's restartCount read back, against its count before the fault"
             }
             Expect::NoReadyPods { .. } => "the workload's pods read back: none Running and Ready",
+            Expect::Unreachable { .. } => reach::HOW,
         }
     }
 
@@ -416,6 +455,10 @@ impl Item {
                 }
                 self.last = Some(format!("{ready} still ready"));
                 Ok(None)
+            }
+            (Expect::Unreachable { .. }, Before::Reach(canary)) => {
+                let from = self.due.map(|(at, _)| at);
+                reach::observe(canary, kube, pods, from, &mut self.last).await
             }
             // Not read before the fault: nothing to tell it by.
             _ => Err(ReadFailed::NotReadBefore),
