@@ -45,6 +45,7 @@ PROGRAMS=(
   ip:iproute2
   ss:iproute2
   ping:iputils-ping
+  nc:netcat-openbsd
   kill:procps
   time:time
   chromium:chromium

@@ -9,7 +9,7 @@ use firedrill_safety::cluster::{Cluster, OwnerKind, Service};
 use firedrill_safety::verdict::{floor, protection, Request};
 use serde_json::{json, Value};
 
-use crate::plan::{isolate, Expect, Plan, Scene, PARTITION_LABEL};
+use crate::plan::{isolate, Expect, Plan, Reach, Scene, PARTITION_LABEL};
 
 mod read;
 pub use read::{parse_error, parse_share, FaultError};
@@ -539,14 +539,76 @@ pub fn plan(
 fn block(run: &str, dependency: &Dependency, scene: &Scene) -> Result<Plan, DependencyError> {
     let cluster = scene.cluster;
     let deny = block_rules(dependency, cluster)?;
+    let verdict = scene.choice.map(|c| &c.verdict);
+    // One canary, marked like the chosen clients, tries to reach a pod of the dependency.
+    let effect = verdict.and_then(|v| v.targets.first()).map(|t| {
+        vec![Expect::Unreachable {
+            pod: ObjectRef::namespaced(ObjectKind::Pod, &t.namespace, &t.name),
+            reach: block_reach(dependency, cluster),
+        }]
+    });
     Ok(Plan {
-        waves: vec![isolate(
-            run,
-            scene.choice.map(|c| &c.verdict),
-            |namespace| block_policy(run, namespace, &deny),
-        )],
+        waves: vec![isolate(run, verdict, |namespace| {
+            block_policy(run, namespace, &deny)
+        })],
+        effect,
         ..Plan::default()
     })
+}
+
+/// The dependency's pod a marked canary tries to reach (a Running and Ready one first), or why
+/// there is none.
+fn block_reach(dependency: &Dependency, cluster: Option<&Cluster>) -> Reach {
+    let has = |labels: &BTreeMap<String, String>, pod: &firedrill_safety::cluster::Pod| {
+        labels.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+    };
+    let Some(cluster) = cluster else {
+        return Reach::Unchecked(format!("the pods of {dependency} were not read"));
+    };
+    let mut pods: Vec<&firedrill_safety::cluster::Pod> = match dependency {
+        Dependency::Cidrs(_) => {
+            return Reach::Unchecked(format!(
+                "the dependency is addresses outside the cluster ({dependency}): no pod and port to try"
+            ))
+        }
+        Dependency::Pods { namespace, labels } => cluster
+            .pods
+            .iter()
+            .filter(|p| &p.namespace == namespace && has(labels, p))
+            .collect(),
+        Dependency::Service { namespace, name } => {
+            let selector = service(cluster, namespace, name)
+                .ok()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
+            cluster
+                .pods
+                .iter()
+                .filter(|p| &p.namespace == namespace && !selector.is_empty() && has(&selector, p))
+                .collect()
+        }
+        Dependency::Workload {
+            kind,
+            namespace,
+            name,
+        } => match workload(cluster, kind, namespace, name) {
+            Ok(owner) => cluster
+                .pods
+                .iter()
+                .filter(|p| p.owner.as_ref() == Some(&owner.key))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    pods.sort_by_key(|p| (!p.running_and_ready, p.name.clone()));
+    match pods.first() {
+        Some(p) => Reach::OutTo(ObjectRef::namespaced(
+            ObjectKind::Pod,
+            &p.namespace,
+            &p.name,
+        )),
+        None => Reach::Unchecked(format!("no pod of {dependency} to try")),
+    }
 }
 
 /// The dependency's Deployment or StatefulSet scaled from its current replicas to 0.

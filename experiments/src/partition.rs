@@ -9,7 +9,9 @@ use firedrill_reader::yaml::Node;
 use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
-use crate::plan::{isolate, Plan, PARTITION_LABEL};
+use firedrill_rollback::{ObjectKind, ObjectRef};
+
+use crate::plan::{isolate, Expect, Plan, Reach, CANARY_LABEL_KEYS, PARTITION_LABEL};
 use crate::values::{cidr, equal_labels};
 
 /// `network-partition`: NetworkPolicies that isolate the chosen pods. NetworkPolicies only allow,
@@ -51,12 +53,59 @@ pub enum Peer {
     Cidr(String),
 }
 
+/// What a drill's effect canary runs (busybox `sh` and `nc`): connects to `$TARGET:$PORT` until
+/// it can (exit 3 after 30 tries: the pod did not answer before the fault), says so by creating
+/// `$CONNECTED` (default /tmp/connected, its readiness probe), then connects until it cannot:
+/// exit 0, refused.
+pub const CANARY_SCRIPT: &str = r#"connected="${CONNECTED:-/tmp/connected}"
+i=0
+until nc -z -w 2 "$TARGET" "$PORT" </dev/null; do i=$((i+1)); [ "$i" -ge 30 ] && exit 3; sleep 1; done
+touch "$connected"
+while nc -z -w 2 "$TARGET" "$PORT" </dev/null; do sleep 1; done
+exit 0
+"#;
+
 /// Marks each chosen pod, then one NetworkPolicy per namespace isolates the marked pods. Undo:
 /// delete the policies, unmark the pods.
 pub fn partition(run: &str, settings: &NetworkPartition, verdict: Option<&Verdict>) -> Plan {
-    Plan::one(isolate(run, verdict, |namespace| {
+    let mut plan = Plan::one(isolate(run, verdict, |namespace| {
         network_policy(run, namespace, settings)
-    }))
+    }));
+    // One canary tells whether the plugin enforces the policy: the first chosen pod's.
+    plan.effect = verdict.and_then(|v| v.targets.first()).map(|t| {
+        vec![Expect::Unreachable {
+            pod: ObjectRef::namespaced(ObjectKind::Pod, &t.namespace, &t.name),
+            reach: canary_reach(settings, &t.namespace),
+        }]
+    });
+    plan
+}
+
+/// How a canary outside the partition can try it, or why it cannot: it connects into the marked
+/// pod, so the partition must deny ingress and no `allow` peer may admit the canary itself.
+fn canary_reach(settings: &NetworkPartition, namespace: &str) -> Reach {
+    if settings.direction == Direction::Egress {
+        return Reach::Unchecked("the partition denies only the pods' egress, and a canary connecting to a pod tries its ingress".to_owned());
+    }
+    for peer in &settings.allow {
+        let admits = match peer {
+            Peer::Pods(labels) => labels
+                .keys()
+                .all(|k| CANARY_LABEL_KEYS.contains(&k.as_str()))
+                .then(|| {
+                    format!("`allow` selector {labels:?} could select the canary's own labels")
+                }),
+            Peer::Namespace(name) => (name == namespace)
+                .then(|| format!("`allow` admits every pod of {name}, the canary's namespace")),
+            Peer::Cidr(cidr) => Some(format!(
+                "`allow` admits {cidr}, which may hold the canary's address"
+            )),
+        };
+        if let Some(why) = admits {
+            return Reach::Unchecked(why);
+        }
+    }
+    Reach::Into
 }
 
 /// The NetworkPolicy isolating the marked pods of one namespace.

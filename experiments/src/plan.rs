@@ -95,6 +95,9 @@ pub enum Expect {
     ContainerRestarted { pod: ObjectRef, container: String },
     /// No pod of the workload (a Deployment or StatefulSet) is ready.
     NoReadyPods { workload: OwnerRef },
+    /// A canary pod in `pod`'s namespace connects to a pod's port before the fault (it must
+    /// answer, or the check means nothing and says so) and no longer can while it is in.
+    Unreachable { pod: ObjectRef, reach: Reach },
     /// dependency `http-fault`: the fault proxy the Service was pointed at counted faulted
     /// answers, in proportion to its shares (hundredths of a percent), read from its own
     /// `/metrics` on each of its pods (labelled [`PROXY_LABEL`](crate::dependency::PROXY_LABEL)
@@ -127,11 +130,34 @@ pub struct DnsAnswer {
     pub failed_answers: Vec<String>,
 }
 
+/// How a canary tries a NetworkPolicy fault (network-partition, dependency-failure's block).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// From outside the partition into the marked pod, whose ingress is denied.
+    Into,
+    /// Carrying the mark itself, out to this pod, which the marked pods' egress may not reach.
+    OutTo(ObjectRef),
+    /// No canary can tell, and why (never counted as seen).
+    Unchecked(String),
+}
+
+/// The label keys a canary pod carries (those every artifact carries, and its own): an `allow`
+/// peer selecting only these would admit it.
+pub const CANARY_LABEL_KEYS: [&str; 5] = [
+    firedrill_rollback::LABEL_RUN,
+    firedrill_rollback::LABEL_DRILL,
+    firedrill_rollback::LABEL_ARTIFACT,
+    "app.kubernetes.io/name",
+    "firedrill.io/canary",
+];
+
 impl Expect {
     /// The object a step acts on for this to become due.
     pub fn object(&self) -> ObjectRef {
         match self {
-            Expect::PodGone { pod, .. } | Expect::ContainerRestarted { pod, .. } => pod.clone(),
+            Expect::PodGone { pod, .. }
+            | Expect::ContainerRestarted { pod, .. }
+            | Expect::Unreachable { pod, .. } => pod.clone(),
             Expect::NodeUnschedulable { node } => ObjectRef::node(node),
             Expect::NoReadyPods { workload } => {
                 let kind = match workload.kind {

@@ -555,8 +555,8 @@ async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
     let (config, d, run) = one_drill(
         &drill(
             "cut",
-            "network-partition",
-            &format!("{ONE_WEB}    fault: {{ direction: both }}\n"),
+            "network-degrade",
+            &format!("{ONE_WEB}    fault: {{ delay: 100ms }}\n"),
         ),
         "cut-1",
     );
@@ -566,11 +566,11 @@ async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
     assert_eq!(e.observed, None);
     assert_eq!(
         e.to_string(),
-        "not checked (network-partition has no effect check yet)"
+        "not checked (network-degrade has no effect check yet)"
     );
     assert_eq!(
         record.evidence.to_value()["effect"],
-        json!({ "how": "not checked", "what": "network-partition has no effect check yet" })
+        json!({ "how": "not checked", "what": "network-degrade has no effect check yet" })
     );
 }
 

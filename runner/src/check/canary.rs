@@ -95,8 +95,9 @@ pub fn is_canary(target: &ObjectRef) -> bool {
     }
 }
 
-/// A small pod that meets the `restricted` Pod Security level and ends by itself.
-fn pod(namespace: &str, run: &str, part: &str, image: &str, container: Value) -> Value {
+/// A small pod that meets the `restricted` Pod Security level and ends by itself (a drill's
+/// effect canary is one too).
+pub(crate) fn pod(namespace: &str, run: &str, part: &str, image: &str, container: Value) -> Value {
     let mut container = container;
     container["name"] = json!(part);
     container["image"] = json!(image);
@@ -176,7 +177,7 @@ pub fn deny(namespace: &str, run: &str) -> Value {
 
 /// What a canary pod reports, as read from its status.
 #[derive(Debug, PartialEq, Eq)]
-enum Seen {
+pub(crate) enum Seen {
     Waiting(String),
     Running {
         ip: Option<String>,
@@ -187,7 +188,7 @@ enum Seen {
     Ended(String),
 }
 
-fn seen(pod: &Value) -> Seen {
+pub(crate) fn seen(pod: &Value) -> Seen {
     let status = &pod["status"];
     let container = &status["containerStatuses"][0];
     if let Some(code) = container

@@ -157,8 +157,9 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
         Kind::ContainerKill | Kind::NetworkDegrade => &[HELPER],
         Kind::NodeDrain => &[NODES, CORDON, KILL],
         Kind::ResourceStress => &[NODES, HELPER],
-        Kind::NetworkPartition => &[ISOLATE],
-        Kind::DependencyFailure => &[ISOLATE, SCALE, PROXY],
+        // HELPER: the effect canary (drill/effect/reach.rs), a pod created and deleted.
+        Kind::NetworkPartition => &[ISOLATE, HELPER],
+        Kind::DependencyFailure => &[ISOLATE, HELPER, SCALE, PROXY],
         Kind::RegionFailover => &[ISOLATE, SCALE],
         // Taken with both modes (drain, partition): the table is by kind.
         Kind::ZoneOutage => &[NODES, CORDON, KILL_ANYWHERE, ISOLATE_ANYWHERE],

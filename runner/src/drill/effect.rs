@@ -23,6 +23,7 @@ use crate::run::EffectNote;
 
 mod dns;
 mod proxy;
+mod reach;
 
 /// What a pod's grace period is when it says none (Kubernetes's default).
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -87,6 +88,10 @@ enum Before {
     /// Nothing to read before (the proxy's counts and Route 53's answer are read after): how
     /// long it may take to be seen.
     Within(Duration),
+    /// A canary that must connect before the fault and be refused while it is in.
+    Reach(reach::Canary),
+    /// Why this cannot be checked (never counted as seen, never making a run ineffective).
+    Unchecked(String),
 }
 
 /// Why the effect could not be set up: what the fault acts on could not be read before it.
@@ -173,6 +178,9 @@ impl Effect {
                     }
                 }
                 Expect::NodeUnschedulable { .. } => Before::Unread,
+                Expect::Unreachable { pod, reach } => reach::before(kube, &mut pods, pod, reach)
+                    .await
+                    .map_err(before_error(pod.namespace.as_deref().unwrap_or_default()))?,
                 Expect::NoReadyPods { workload } => {
                     let listed = pods
                         .list(kube, &workload.namespace)
@@ -219,7 +227,7 @@ impl Effect {
     pub(super) fn settled(&self) -> bool {
         self.items
             .iter()
-            .all(|i| i.due.is_none() || i.seen.is_some() || i.unchecked.is_some())
+            .all(|i| i.due.is_none() || i.seen.is_some() || i.unchecked().is_some())
     }
 
     /// Looks once at everything due and not yet seen. `Err`: something was not seen by its
@@ -231,7 +239,7 @@ impl Effect {
     ) -> Result<(), NotInEffect> {
         let mut pods = Pods::default();
         for item in self.items.iter_mut() {
-            if item.due.is_none() || item.seen.is_some() || item.unchecked.is_some() {
+            if item.due.is_none() || item.seen.is_some() || item.unchecked().is_some() {
                 continue;
             }
             match item.observe(kube, &mut pods).await {
@@ -248,26 +256,24 @@ impl Effect {
 
     /// Why the fault is not in effect: the first thing due and unseen after its deadline.
     fn overdue(&self, now: DateTime<Utc>) -> Option<String> {
-        self.items
-            .iter()
-            .find_map(|i| match (i.due, &i.seen, &i.unchecked) {
-                (Some((from, by)), None, None) if now > by => Some(i.unseen(from, by, "within")),
-                _ => None,
-            })
+        self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            _ if i.unchecked().is_some() => None,
+            (Some((from, by)), None) if now > by => Some(i.unseen(from, by, "within")),
+            _ => None,
+        })
     }
 
     /// At the end of the drill: the first thing due and still unseen, said.
     pub(super) fn unseen_at_end(&self) -> Option<NotInEffect> {
-        self.items
-            .iter()
-            .find_map(|i| match (i.due, &i.seen, &i.unchecked) {
-                (Some((from, by)), None, None) => Some(NotInEffect(i.unseen(
-                    from,
-                    by,
-                    "by the end of the drill; it had",
-                ))),
-                _ => None,
-            })
+        self.items.iter().find_map(|i| match (i.due, &i.seen) {
+            _ if i.unchecked().is_some() => None,
+            (Some((from, by)), None) => Some(NotInEffect(i.unseen(
+                from,
+                by,
+                "by the end of the drill; it had",
+            ))),
+            _ => None,
+        })
     }
 
     /// When the earliest container was killed, as its kubelet reports it.
@@ -281,22 +287,29 @@ impl Effect {
         how.sort_unstable();
         how.dedup();
         let how = how.join("; ");
-        let due: Vec<&Item> = self.items.iter().filter(|i| i.due.is_some()).collect();
+        // What cannot be checked is said, and counts neither way.
+        let unchecked: Vec<&str> = self.items.iter().filter_map(Item::unchecked).collect();
+        let due: Vec<&Item> = self
+            .items
+            .iter()
+            .filter(|i| i.due.is_some() && i.unchecked().is_none())
+            .collect();
+        if due.is_empty() && !unchecked.is_empty() {
+            return EffectNote {
+                observed: None,
+                how: format!("not checked ({how})"),
+                what: unchecked
+                    .iter()
+                    .map(|w| format!("not checked: {w}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+        }
         if due.is_empty() {
             return EffectNote {
                 observed: None,
                 how: "not checked".to_owned(),
                 what: "nothing the fault acts on was changed".to_owned(),
-            };
-        }
-        // What cannot be checked here is said, and counts neither way.
-        let unchecked: Vec<String> = due.iter().filter_map(|i| i.unchecked.clone()).collect();
-        let due: Vec<&Item> = due.into_iter().filter(|i| i.unchecked.is_none()).collect();
-        if due.is_empty() {
-            return EffectNote {
-                observed: None,
-                how: format!("not checked ({how})"),
-                what: unchecked.join("; "),
             };
         }
         let unseen: Vec<String> = due
@@ -310,7 +323,7 @@ impl Effect {
         let seen: Vec<String> = due
             .iter()
             .filter_map(|i| i.seen.clone())
-            .chain(unchecked)
+            .chain(unchecked.iter().map(|w| format!("not checked: {w}")))
             .collect();
         match unseen.is_empty() {
             true => EffectNote {
@@ -338,7 +351,8 @@ impl Item {
                 Before::Pod { within, .. } | Before::Workload { within } => *within,
                 Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
                 Before::Within(within) => *within,
-                Before::Unread => MARGIN,
+                Before::Reach(_) => reach::WITHIN + MARGIN,
+                Before::Unread | Before::Unchecked(_) => MARGIN,
             };
             let by = at + chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
             self.due = Some((at, by));
@@ -361,6 +375,19 @@ impl Item {
                 "Route 53 answering {} {} with {}",
                 dns.name, dns.record_type, dns.to
             ),
+            Expect::Unreachable { .. } => reach::says(&self.before),
+        }
+    }
+
+    /// Why this cannot be checked, when it cannot.
+    fn unchecked(&self) -> Option<&str> {
+        match &self.before {
+            Before::Unchecked(why) => Some(why),
+            // (Set with its "not checked: " already said: said once.)
+            _ => self
+                .unchecked
+                .as_deref()
+                .map(|w| w.strip_prefix("not checked: ").unwrap_or(w)),
         }
     }
 
@@ -381,6 +408,7 @@ impl Item {
             Expect::DnsAnswer(_) => {
                 "Route 53's TestDNSAnswer for the record (Route 53's own answer; resolvers are not asked and may cache the old one up to its TTL)"
             }
+            Expect::Unreachable { .. } => reach::HOW,
         }
     }
 
@@ -506,6 +534,10 @@ impl Item {
             (Expect::DnsAnswer(answer), _) => {
                 let look = dns::look(answer).await?;
                 Ok(self.looked(look))
+            }
+            (Expect::Unreachable { .. }, Before::Reach(canary)) => {
+                let from = self.due.map(|(at, _)| at);
+                reach::observe(canary, kube, pods, from, &mut self.last).await
             }
             // Not read before the fault: nothing to tell it by.
             _ => Err(ReadFailed::NotReadBefore),

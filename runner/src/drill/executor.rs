@@ -422,6 +422,10 @@ async fn inject(
         kill_switch_before_the_fault(x, life).await?;
     }
     if let Some(i) = injection.as_mut() {
+        // Canaries connect before the fault, so that their refusal during it means something.
+        i.start_canaries().await;
+    }
+    if let Some(i) = injection.as_mut() {
         inject_first_wave(x, p, life, i, &first_wave, stop).await?;
     }
 
