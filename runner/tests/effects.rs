@@ -12,54 +12,16 @@ use std::time::Duration;
 
 use firedrill::history::store::RunStatus;
 use firedrill::run::{EffectNote, Revert, RunRecord};
-use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::client::Body;
 use serde_json::{json, Value};
-use support::cluster::{execute_on, ledger_data, one_drill, ready_pod, watchable, NS};
+use support::cluster::{execute_on, ledger_data, one_drill, ready_pod, NS};
 
-/// The in-memory cluster with the eviction subresource: `POST .../pods/NAME/eviction` answers
-/// 201; it deletes the pod when `evicts`, and otherwise leaves it where it is (a stand-in for an
-/// API server whose eviction was accepted and never carried out).
+/// The in-memory cluster whose evictions are carried out when `evicts` (see
+/// [`support::cluster::eviction_cluster`]).
 async fn cluster(evicts: bool) -> kube::Client {
-    let inner = kube_fake_client::ClientBuilder::new()
-        .build()
-        .await
-        .expect("fake cluster");
-    let service = tower::service_fn(move |request: Request<Body>| {
-        let inner = inner.clone();
-        async move {
-            let path = request.uri().path().to_owned();
-            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            if request.method() == Method::POST && parts.last() == Some(&"eviction") {
-                let (namespace, name) = (parts[3].to_owned(), parts[5].to_owned());
-                let status = if evicts {
-                    match Api::<Pod>::namespaced(inner.clone(), &namespace)
-                        .delete(&name, &DeleteParams::default())
-                        .await
-                    {
-                        Ok(_) => 201,
-                        Err(kube::Error::Api(e)) => e.code,
-                        Err(_) => 500,
-                    }
-                } else {
-                    201
-                };
-                let body = json!({ "kind": "Status", "apiVersion": "v1", "code": status,
-                    "status": if status == 201 { "Success" } else { "Failure" } });
-                return Ok::<_, kube::Error>(
-                    Response::builder()
-                        .status(status)
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap(),
-                );
-            }
-            inner.send(request).await
-        }
-    });
-    watchable(kube::Client::new(service, "default"))
+    support::cluster::eviction_cluster(evicts).await
 }
 
 async fn node(client: &kube::Client, name: &str, zone: &str) {

@@ -83,6 +83,12 @@ pub async fn execute_every(
 /// the pod (with the eviction's grace period) and answers 201, as the API server does when no
 /// budget objects; every other call goes to the in-memory cluster.
 pub async fn evicting_cluster() -> kube::Client {
+    eviction_cluster(true).await
+}
+
+/// [`evicting_cluster`], whose evictions are answered 201 and carried out only when `evicts`
+/// (otherwise the pod stays: a stand-in for an eviction accepted and never done).
+pub async fn eviction_cluster(evicts: bool) -> kube::Client {
     let inner = kube_fake_client::ClientBuilder::new()
         .build()
         .await
@@ -95,13 +101,17 @@ pub async fn evicting_cluster() -> kube::Client {
             if request.method() == Method::POST && parts.last() == Some(&"eviction") {
                 // api/v1/namespaces/NS/pods/NAME/eviction
                 let (namespace, name) = (parts[3].to_owned(), parts[5].to_owned());
-                let status = match Api::<Pod>::namespaced(inner.clone(), &namespace)
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                {
-                    Ok(_) => 201,
-                    Err(kube::Error::Api(e)) => e.code,
-                    Err(_) => 500,
+                let status = if !evicts {
+                    201
+                } else {
+                    match Api::<Pod>::namespaced(inner.clone(), &namespace)
+                        .delete(&name, &DeleteParams::default())
+                        .await
+                    {
+                        Ok(_) => 201,
+                        Err(kube::Error::Api(e)) => e.code,
+                        Err(_) => 500,
+                    }
                 };
                 let body = serde_json::json!({ "kind": "Status", "apiVersion": "v1", "code": status,
                     "status": if status == 201 { "Success" } else { "Failure" } });
