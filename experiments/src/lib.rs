@@ -26,6 +26,6 @@ pub use fault::{plan, PlanError, Settings};
 pub use kind::Kind;
 pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
 pub use partition::{network_policy, Direction, NetworkPartition, Peer};
-pub use plan::{Choice, Expect, Helper, HelperError, Plan, Scene, PARTITION_LABEL};
+pub use plan::{Choice, Expect, Helper, HelperError, Plan, Scene, StressLoad, PARTITION_LABEL};
 pub use pod::PodKill;
 pub use zone::{ZoneChoice, ZoneMode, ZoneOutage};

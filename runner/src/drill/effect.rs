@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firedrill_experiments::Expect;
+use firedrill_experiments::{Expect, StressLoad};
 use firedrill_rollback::ObjectRef;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use serde_json::Value;
 
+use super::helper_report;
 use crate::cluster::kubernetes::Kube;
 use crate::cluster::snapshot;
 use crate::run::EffectNote;
@@ -63,6 +64,9 @@ enum Before {
     Restarts { uid: Option<String>, count: i32 },
     /// How long the workload's pods may take to go (their longest grace period).
     Workload { within: Duration },
+    /// A helper that reports on its log (network-degrade's, a stress pod): nothing to read
+    /// before; it may take as long as a helper does to start.
+    Helper,
 }
 
 /// Why the effect could not be set up: what the fault acts on could not be read before it.
@@ -144,6 +148,7 @@ impl Effect {
                     }
                 }
                 Expect::NodeUnschedulable { .. } => Before::Unread,
+                Expect::Degraded { .. } | Expect::Stressed { .. } => Before::Helper,
                 Expect::NoReadyPods { workload } => {
                     let listed = pods
                         .list(kube, &workload.namespace)
@@ -284,7 +289,7 @@ impl Item {
         if self.due.is_none() {
             let within = match &self.before {
                 Before::Pod { within, .. } | Before::Workload { within } => *within,
-                Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
+                Before::Restarts { .. } | Before::Helper => HELPER_WITHIN + MARGIN,
                 Before::Unread => MARGIN,
             };
             let by = at + chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
@@ -301,6 +306,11 @@ impl Item {
                 format!("container {container} of {} restarted", name(pod))
             }
             Expect::NoReadyPods { workload } => format!("no ready pod of {workload}"),
+            Expect::Degraded { target, .. } => format!("{} degraded", name(target)),
+            Expect::Stressed { node, load, .. } => match load {
+                StressLoad::Cpu(p) => format!("node {node} CPUs {p}% busy with stress-ng"),
+                StressLoad::Memory(p) => format!("{p}% of node {node}'s free memory held"),
+            },
         }
     }
 
@@ -315,6 +325,12 @@ impl Item {
                 "the container's restartCount read back, against its count before the fault"
             }
             Expect::NoReadyPods { .. } => "the workload's pods read back: none Running and Ready",
+            Expect::Degraded { .. } => {
+                "the helper's report on its log: the qdisc and nft rules in place, and the round-trip measured from inside the pod's network namespace before and during"
+            }
+            Expect::Stressed { .. } => {
+                "the stress pod's report on its log: stress-ng's CPU time or resident memory, read from /proc while it ran"
+            }
         }
     }
 
@@ -417,11 +433,82 @@ impl Item {
                 self.last = Some(format!("{ready} still ready"));
                 Ok(None)
             }
+            (Expect::Degraded { .. } | Expect::Stressed { .. }, Before::Helper) => {
+                self.helper_report(kube).await
+            }
             // Not read before the fault: nothing to tell it by.
             _ => Err(ReadFailed::NotReadBefore),
         }
     }
 }
+
+impl Item {
+    /// A helper's report, read from its log and judged against what was asked: `None` while it
+    /// has not said all (`last`: what it said so far), or when what it said falls short (`last`:
+    /// why; it says it once, so the deadline decides).
+    async fn helper_report(&mut self, kube: &Kube) -> Result<Option<String>, ReadFailed> {
+        let (helper, judged) = match &self.expect {
+            Expect::Degraded {
+                helper,
+                delay,
+                loss,
+                rate,
+                ..
+            } => {
+                let report = read_report(kube, helper).await?;
+                let asked = helper_report::Asked {
+                    delay: *delay,
+                    loss: *loss,
+                    rate: rate.as_deref(),
+                };
+                (
+                    helper,
+                    report.map(|r| helper_report::judge_degrade(&r, asked)),
+                )
+            }
+            Expect::Stressed { helper, load, .. } => {
+                let report = read_report(kube, helper).await?;
+                (
+                    helper,
+                    report.map(|r| helper_report::judge_stress(&r, *load)),
+                )
+            }
+            _ => return Err(ReadFailed::NotReadBefore),
+        };
+        match judged {
+            None => {
+                self.last = Some(format!("{} has reported nothing yet", name(helper)));
+                Ok(None)
+            }
+            Some(helper_report::Judged::Seen(seen)) => Ok(Some(format!("{}: {seen}", self.says()))),
+            Some(helper_report::Judged::NotSeen(instead)) => {
+                self.last = Some(instead);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The report on a helper's log, once it is complete (`None` before).
+async fn read_report(
+    kube: &Kube,
+    helper: &ObjectRef,
+) -> Result<Option<helper_report::Report>, kube::Error> {
+    let namespace = helper.namespace.as_deref().unwrap_or_default();
+    let params = LogParams {
+        // The report comes within the first lines (after the commands that applied the fault).
+        limit_bytes: Some(REPORT_WITHIN_BYTES),
+        ..LogParams::default()
+    };
+    let log = Api::<Pod>::namespaced(kube.client().clone(), namespace)
+        .logs(&helper.name, &params)
+        .await?;
+    let report = helper_report::Report::parse(&log);
+    Ok(report.complete.then_some(report))
+}
+
+/// How much of a helper's log is read for its report.
+const REPORT_WITHIN_BYTES: i64 = 64 * 1024;
 
 /// `namespace/name` of a pod.
 fn name(pod: &ObjectRef) -> String {
