@@ -96,6 +96,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill::schedule::zone",
             "firedrill::drill::gate",
             "firedrill::drill::faultproxy",
+            "firedrill::drill::helper_report",
         ],
     ),
     (3, &["firedrill::config"]),

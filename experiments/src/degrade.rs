@@ -21,7 +21,7 @@ use firedrill_safety::verdict::Verdict;
 use serde_json::{json, Value};
 
 use crate::container::host_helper_plan;
-use crate::plan::{HelperError, Plan, Scene};
+use crate::plan::{Expect, HelperError, Plan, Scene};
 use crate::values::{load_percent, read_image};
 
 /// The default helper image: sh, nsenter, tc and nft (pin it by digest in production).
@@ -107,7 +107,23 @@ pub fn plan(run: &str, settings: &NetworkDegrade, scene: &Scene) -> Result<Plan,
             scene.duration,
         ))
     })?;
-    Ok(plan.unwrap_or_default())
+    let Some(mut plan) = plan else {
+        return Ok(Plan::default());
+    };
+    // Each helper's report: what it applied, and the round-trip it measured.
+    let effect = plan
+        .helpers
+        .iter()
+        .map(|h| Expect::Degraded {
+            helper: h.pod.clone(),
+            target: h.acts_on.clone(),
+            delay: settings.delay,
+            loss: settings.loss,
+            rate: settings.rate.clone(),
+        })
+        .collect();
+    plan.effect = Some(effect);
+    Ok(plan)
 }
 
 /// The environment the script reads.

@@ -34,6 +34,14 @@
 #   NFT_FAMILY auto|netdev|inet  where loss rules go (default auto: netdev,
 #                 inet if the kernel has no netdev egress hook)
 #   DRY_RUN=1     print the commands of apply and removal, change nothing
+#   PING_ADDR     where the round-trip is measured to, from inside the target's
+#                 network namespace (default: its default gateway)
+# Report (what the runner reads back from the pod's log, after applying):
+#   firedrill: effect rtt before|during MS ms to ADDR (N of 5 answered)
+#   firedrill: effect rtt before|during not measured: WHY
+#   firedrill: effect qdisc LINE          each line of tc qdisc show dev IFACE
+#   firedrill: effect nft RULES|none      firedrill's nft table, on one line
+#   firedrill: effect end
 #   ACTION=remove remove what a helper killed with SIGKILL left behind (the
 #                 nft table TABLE, a root qdisc with firedrill's handle fd01:)
 # Exit: 0 = applied and removed again (deadline or SIGTERM/SIGINT/SIGHUP);
@@ -288,6 +296,32 @@ if [ "$ACTION" = remove ]; then
   exit 0
 fi
 
+# ---- the round-trip, from inside the target's network namespace ---------------
+PING_ADDR="${PING_ADDR:-}"
+case $PING_ADDR in *[!0-9A-Fa-f.:]*) die "PING_ADDR '$PING_ADDR' is not an address" ;; esac
+# rtt before|during: ping 5 times; the average said, or why there is none (never a guess).
+rtt() {
+  if ! command -v ping >/dev/null 2>&1; then
+    say "effect rtt $1 not measured: ping is not in this image"; return 0
+  fi
+  addr=$PING_ADDR
+  if [ -z "$addr" ]; then
+    addr=$(inside ip route show default 2>/dev/null | sed -n 's/^default via \([^ ]*\).*/\1/p' | head -n 1)
+  fi
+  if [ -z "$addr" ]; then
+    say "effect rtt $1 not measured: no default gateway in $where (PING_ADDR names a peer)"; return 0
+  fi
+  out=$(inside ping -n -q -c 5 -i 0.2 -W 1 -w 3 "$addr" 2>&1)
+  got=$(printf '%s\n' "$out" | sed -n 's/^.* \([0-9][0-9]*\) \(packets \)\{0,1\}received.*$/\1/p' | head -n 1)
+  avg=$(printf '%s\n' "$out" | sed -n 's/^.*= [0-9.]*\/\([0-9.]*\)\/.*$/\1/p' | head -n 1)
+  if [ -n "$avg" ]; then
+    say "effect rtt $1 $avg ms to $addr (${got:-?} of 5 answered)"
+  else
+    say "effect rtt $1 not measured: no answer from $addr (${got:-0} of 5 answered): $(printf '%s' "$out" | tail -n 1)"
+  fi
+}
+[ -z "$DRY_RUN" ] && rtt before
+
 # ---- apply ---------------------------------------------------------------
 now=$(date +%s)
 if [ -z "$DRY_RUN" ] && [ "$DEADLINE" -le "$now" ]; then
@@ -428,6 +462,15 @@ if [ -n "$DRY_RUN" ]; then
   exit 0
 fi
 say "applied; waiting until $DEADLINE"
+# What is in place now, as the kernel lists it, and the round-trip through it.
+rtt during
+inside tc qdisc show dev "$IFACE" 2>&1 | while IFS= read -r line; do say "effect qdisc $line"; done
+if [ -n "$nft_family" ]; then
+  say "effect nft $(inside nft list table "$nft_family" "$TABLE" 2>&1 | tr -s ' \t\n' ' ')"
+else
+  say "effect nft none"
+fi
+say "effect end"
 
 # ---- wait ------------------------------------------------------------------
 while :; do

@@ -27,8 +27,8 @@ pub use kind::Kind;
 pub use node::{NodeDrain, Ramp, Resource, ResourceStress, STRESS_IMAGE};
 pub use partition::{network_policy, Direction, NetworkPartition, Peer};
 pub use plan::{
-    Choice, DnsAnswer, Expect, Helper, HelperError, Plan, Reach, Scene, CANARY_LABEL_KEYS,
-    PARTITION_LABEL,
+    Choice, DnsAnswer, Expect, Helper, HelperError, Plan, Reach, Scene, StressLoad,
+    CANARY_LABEL_KEYS, PARTITION_LABEL,
 };
 pub use pod::PodKill;
 pub use zone::{ZoneChoice, ZoneMode, ZoneOutage};

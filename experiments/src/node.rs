@@ -10,7 +10,7 @@ use firedrill_rollback::{ObjectKind, ObjectRef, Step};
 use firedrill_safety::cluster::OwnerRef;
 use serde_json::{json, Value};
 
-use crate::plan::{Expect, Helper, Plan, Scene, ACTS_ON};
+use crate::plan::{Expect, Helper, Plan, Scene, StressLoad, ACTS_ON};
 use crate::values::{load_percent, read_image, within};
 
 /// `node-drain`: cordon the nodes that hold the chosen pods and evict every pod on them but
@@ -216,6 +216,19 @@ pub fn stress_args(settings: &ResourceStress, load: Load) -> Vec<String> {
     args
 }
 
+/// What a stress pod runs (POSIX sh): stress-ng, given the pod's arguments, and the load it
+/// holds measured while it runs, reported on the pod's log (`firedrill: effect ...`).
+pub const STRESS_SCRIPT: &str = include_str!("stress.sh");
+
+/// What the stress pod measures of its load: io's is not measured.
+fn measure(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Cpu => "cpu",
+        Resource::Memory => "memory",
+        Resource::Io => "none",
+    }
+}
+
 /// One stress-ng pod on `node`, in `namespace`, running `load`.
 pub fn stress_pod(
     run: &str,
@@ -256,8 +269,11 @@ pub fn stress_pod(
             "containers": [{
                 "name": "stress",
                 "image": settings.image,
-                "command": ["stress-ng"],
+                // stress-ng with these arguments, and what it holds measured from /proc
+                // while it runs, on the log (stress.sh).
+                "command": ["sh", "-c", STRESS_SCRIPT, "firedrill-stress"],
                 "args": stress_args(settings, load),
+                "env": [{ "name": "MEASURE", "value": measure(settings.resource) }],
                 // A small request so the pod is admitted on a busy node; no CPU limit, so the
                 // load is the node's, not a throttled container's. Memory is bounded by the load.
                 "resources": { "requests": { "cpu": "10m", "memory": "16Mi" } },
@@ -294,6 +310,7 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         .unwrap_or_default();
     let mut waves = Vec::new();
     let mut helpers = Vec::new();
+    let mut effect = Vec::new();
     for (step, load) in loads.iter().enumerate() {
         let mut wave = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
@@ -325,6 +342,24 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
                 }
             }
             let pod = stress_pod(run, &node.node, namespace, index, settings, *load);
+            // The steady step (a ramp's last, at its top) is the load the fault holds: its
+            // report is the one judged; the climb's steps pass.
+            let held = match settings.resource {
+                Resource::Cpu => Some(StressLoad::Cpu(load.percent)),
+                Resource::Memory => Some(StressLoad::Memory(load.percent)),
+                Resource::Io => None,
+            };
+            if let (true, Some(load), Some(helper)) = (
+                step + 1 == loads.len(),
+                held,
+                firedrill_rollback::ObjectRef::of(&pod),
+            ) {
+                effect.push(Expect::Stressed {
+                    helper,
+                    node: node.node.clone(),
+                    load,
+                });
+            }
             helpers.extend(Helper::of(
                 &pod,
                 firedrill_rollback::ObjectRef::node(&node.node),
@@ -341,6 +376,8 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         waves,
         wait_for_recovery: false,
         helpers,
+        // io stress measures nothing: its record says it was not checked.
+        effect: (settings.resource != Resource::Io).then_some(effect),
         ..Plan::default()
     }
 }

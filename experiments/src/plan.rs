@@ -114,6 +114,30 @@ pub enum Expect {
     /// over (`to`, whose record set holds `answers`) and with nothing only the failed region's
     /// record set holds (`failed_answers`).
     DnsAnswer(Box<DnsAnswer>),
+    /// network-degrade: the helper pod reports, in its log, the qdisc and nft rules in place in
+    /// the target's network namespace and the round-trip it measured there before and during
+    /// (`firedrill: effect ...` lines, see degrade.sh); what was asked, to judge them by.
+    Degraded {
+        helper: ObjectRef,
+        target: ObjectRef,
+        delay: Option<Duration>,
+        loss: u32,
+        rate: Option<String>,
+    },
+    /// resource-stress: the stress pod (of the steady step) reports, in its log, the load it
+    /// measured from /proc while stress-ng ran (see stress.sh).
+    Stressed {
+        helper: ObjectRef,
+        node: String,
+        load: StressLoad,
+    },
+}
+
+/// The load a stress pod must be seen to hold: a percentage of each CPU, or of the memory free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StressLoad {
+    Cpu(u32),
+    Memory(u32),
 }
 
 /// The record a region failover moves, and the answers each side of it gives.
@@ -159,6 +183,7 @@ impl Expect {
             | Expect::ContainerRestarted { pod, .. }
             | Expect::Unreachable { pod, .. } => pod.clone(),
             Expect::NodeUnschedulable { node } => ObjectRef::node(node),
+            Expect::Degraded { helper, .. } | Expect::Stressed { helper, .. } => helper.clone(),
             Expect::NoReadyPods { workload } => {
                 let kind = match workload.kind {
                     firedrill_safety::cluster::OwnerKind::StatefulSet => ObjectKind::StatefulSet,

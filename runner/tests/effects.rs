@@ -516,11 +516,11 @@ async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
     web(&client, &["n1", "n1"]).await;
     let (config, d, run) = one_drill(
         &drill(
-            "cut",
-            "network-degrade",
-            &format!("{ONE_WEB}    fault: {{ delay: 100ms }}\n"),
+            "churn",
+            "resource-stress",
+            &format!("{ONE_WEB}    fault: {{ resource: io, workers: 2 }}\n"),
         ),
-        "cut-1",
+        "churn-1",
     );
     let record = execute_on(&client, &config, &d, &run, Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
@@ -528,11 +528,11 @@ async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
     assert_eq!(e.observed, None);
     assert_eq!(
         e.to_string(),
-        "not checked (network-degrade has no effect check yet)"
+        "not checked (resource-stress has no effect check yet)"
     );
     assert_eq!(
         record.evidence.to_value()["effect"],
-        json!({ "how": "not checked", "what": "network-degrade has no effect check yet" })
+        json!({ "how": "not checked", "what": "resource-stress has no effect check yet" })
     );
 }
 

@@ -334,7 +334,9 @@ async fn a_stress_runs_one_pinned_self_ending_pod_per_node_and_removes_it() {
         }
     });
     let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
-    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    // No kubelet runs the pod here, so it never reports the load it measured: not seen to take
+    // effect (effects_helpers.rs has the runs where it reports).
+    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
     let stress = seen.await.unwrap().unwrap_or_default();
     assert_eq!(stress.len(), 1, "one node, one stress pod");
     let target = record.targets[0].name.clone();
@@ -676,7 +678,9 @@ async fn network_degrade_sends_a_helper_into_the_pods_network_for_the_drill() {
         }
     });
     let record = execute_on(&client, &config, &drill, &run, Some(Vec::new())).await;
-    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    // No kubelet runs the helper here, so it never reports what it applied: not seen to take
+    // effect (effects_helpers.rs has the runs where it reports).
+    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
     let helper = value(helper.await.unwrap().expect("the helper pod ran"));
     let index = record.targets[0].name.trim_start_matches("web-").to_owned();
     let spec = &helper["spec"];

@@ -87,6 +87,10 @@ const HELPER: &[Rule] = &[
     ns("", "pods", "delete"),
 ];
 
+/// A helper's report read back from its log: what network-degrade's helper applied and
+/// measured, the load a stress pod measured (#25: the fault seen to take effect).
+const HELPER_REPORT: &[Rule] = &[ns("", "pods/log", "get")];
+
 /// Chosen pods labelled (and unlabelled), and a NetworkPolicy created and deleted on revert.
 const ISOLATE: &[Rule] = &[
     ns("", "pods", "get"),
@@ -154,9 +158,10 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
     let own: &[&[Rule]] = match kind {
         Kind::Probe => return Vec::new(),
         Kind::PodKill => &[KILL],
-        Kind::ContainerKill | Kind::NetworkDegrade => &[HELPER],
+        Kind::ContainerKill => &[HELPER],
+        Kind::NetworkDegrade => &[HELPER, HELPER_REPORT],
         Kind::NodeDrain => &[NODES, CORDON, KILL],
-        Kind::ResourceStress => &[NODES, HELPER],
+        Kind::ResourceStress => &[NODES, HELPER, HELPER_REPORT],
         // HELPER: the effect canary (drill/effect/reach.rs), a pod created and deleted.
         Kind::NetworkPartition => &[ISOLATE, HELPER],
         Kind::DependencyFailure => &[ISOLATE, HELPER, SCALE, PROXY],

@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firedrill_experiments::Expect;
+use firedrill_experiments::{Expect, StressLoad};
 use firedrill_rollback::ObjectRef;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use serde_json::Value;
 
+use super::helper_report;
 use crate::cluster::kubernetes::Kube;
 use crate::cluster::snapshot;
 use crate::run::EffectNote;
@@ -92,6 +93,9 @@ enum Before {
     Reach(reach::Canary),
     /// Why this cannot be checked (never counted as seen, never making a run ineffective).
     Unchecked(String),
+    /// A helper that reports on its log (network-degrade's, a stress pod): nothing to read
+    /// before; it may take as long as a helper does to start.
+    Helper,
 }
 
 /// Why the effect could not be set up: what the fault acts on could not be read before it.
@@ -181,6 +185,7 @@ impl Effect {
                 Expect::Unreachable { pod, reach } => reach::before(kube, &mut pods, pod, reach)
                     .await
                     .map_err(before_error(pod.namespace.as_deref().unwrap_or_default()))?,
+                Expect::Degraded { .. } | Expect::Stressed { .. } => Before::Helper,
                 Expect::NoReadyPods { workload } => {
                     let listed = pods
                         .list(kube, &workload.namespace)
@@ -349,7 +354,7 @@ impl Item {
         if self.due.is_none() {
             let within = match &self.before {
                 Before::Pod { within, .. } | Before::Workload { within } => *within,
-                Before::Restarts { .. } => HELPER_WITHIN + MARGIN,
+                Before::Restarts { .. } | Before::Helper => HELPER_WITHIN + MARGIN,
                 Before::Within(within) => *within,
                 Before::Reach(_) => reach::WITHIN + MARGIN,
                 Before::Unread | Before::Unchecked(_) => MARGIN,
@@ -376,6 +381,11 @@ impl Item {
                 dns.name, dns.record_type, dns.to
             ),
             Expect::Unreachable { .. } => reach::says(&self.before),
+            Expect::Degraded { target, .. } => format!("{} degraded", name(target)),
+            Expect::Stressed { node, load, .. } => match load {
+                StressLoad::Cpu(p) => format!("node {node} CPUs {p}% busy with stress-ng"),
+                StressLoad::Memory(p) => format!("{p}% of node {node}'s free memory held"),
+            },
         }
     }
 
@@ -409,6 +419,12 @@ impl Item {
                 "Route 53's TestDNSAnswer for the record (Route 53's own answer; resolvers are not asked and may cache the old one up to its TTL)"
             }
             Expect::Unreachable { .. } => reach::HOW,
+            Expect::Degraded { .. } => {
+                "the helper's report on its log: the qdisc and nft rules in place, and the round-trip measured from inside the pod's network namespace before and during"
+            }
+            Expect::Stressed { .. } => {
+                "the stress pod's report on its log: stress-ng's CPU time or resident memory, read from /proc while it ran"
+            }
         }
     }
 
@@ -428,54 +444,21 @@ impl Item {
         kube: &Kube,
         pods: &mut Pods,
     ) -> Result<Option<String>, ReadFailed> {
-        let since = |from: Option<(DateTime<Utc>, DateTime<Utc>)>| {
-            from.map(|(at, _)| (Utc::now() - at).num_milliseconds() as f64 / 1000.0)
-                .unwrap_or(0.0)
-        };
         match (&self.expect, &self.before) {
             (Expect::PodGone { pod, .. }, Before::Pod { uid, .. }) => {
-                let found = pods.get(kube, pod).await?;
-                let now = found.and_then(|p| p.metadata.uid.clone());
-                match (found, uid, now) {
-                    (None, _, _) => Ok(Some(format!(
-                        "{} gone {:.1}s after the kill",
-                        name(pod),
-                        since(self.due)
-                    ))),
-                    (Some(_), Some(before), Some(now)) if *before != now => Ok(Some(format!(
-                        "{} replaced (uid {before} is now {now}) {:.1}s after the kill",
-                        name(pod),
-                        since(self.due)
-                    ))),
-                    (Some(p), _, _) => {
-                        self.last = Some(match p.metadata.deletion_timestamp {
-                            Some(_) => "still terminating".to_owned(),
-                            None => "still there, same uid".to_owned(),
-                        });
-                        Ok(None)
-                    }
-                }
+                pod_gone(kube, pods, pod, uid, self.due, &mut self.last).await
             }
             (Expect::ContainerRestarted { pod, container }, Before::Restarts { uid, count }) => {
-                let found = pods.get(kube, pod).await?;
-                let Some(p) = found else {
-                    self.last = Some(format!("{} is gone", name(pod)));
-                    return Ok(None);
-                };
-                if p.metadata.uid.is_some() && p.metadata.uid != *uid {
-                    self.last = Some(format!("{} was replaced by another pod", name(pod)));
-                    return Ok(None);
-                }
-                let now = restarts(p, container).unwrap_or(0);
-                if now > *count {
-                    self.killed_at = terminated_at(p, container);
-                    return Ok(Some(format!(
-                        "container {container} of {} restarted (restartCount {count} → {now})",
-                        name(pod)
-                    )));
-                }
-                self.last = Some(format!("restartCount still {now}"));
-                Ok(None)
+                let last = &mut self.last;
+                restarted(
+                    kube,
+                    pods,
+                    (pod, container),
+                    (uid, *count),
+                    last,
+                    &mut self.killed_at,
+                )
+                .await
             }
             (Expect::NodeUnschedulable { node }, _) => {
                 let found = Api::<Node>::all(kube.client().clone())
@@ -539,6 +522,9 @@ impl Item {
                 let from = self.due.map(|(at, _)| at);
                 reach::observe(canary, kube, pods, from, &mut self.last).await
             }
+            (Expect::Degraded { .. } | Expect::Stressed { .. }, Before::Helper) => {
+                self.helper_report(kube).await
+            }
             // Not read before the fault: nothing to tell it by.
             _ => Err(ReadFailed::NotReadBefore),
         }
@@ -560,6 +546,139 @@ impl Item {
             }
         }
     }
+
+    /// A helper's report, read from its log and judged against what was asked: `None` while it
+    /// has not said all (`last`: what it said so far), or when what it said falls short (`last`:
+    /// why; it says it once, so the deadline decides).
+    async fn helper_report(&mut self, kube: &Kube) -> Result<Option<String>, ReadFailed> {
+        let (helper, judged) = match &self.expect {
+            Expect::Degraded {
+                helper,
+                delay,
+                loss,
+                rate,
+                ..
+            } => {
+                let report = read_report(kube, helper).await?;
+                let asked = helper_report::Asked {
+                    delay: *delay,
+                    loss: *loss,
+                    rate: rate.as_deref(),
+                };
+                (
+                    helper,
+                    report.map(|r| helper_report::judge_degrade(&r, asked)),
+                )
+            }
+            Expect::Stressed { helper, load, .. } => {
+                let report = read_report(kube, helper).await?;
+                (
+                    helper,
+                    report.map(|r| helper_report::judge_stress(&r, *load)),
+                )
+            }
+            _ => return Err(ReadFailed::NotReadBefore),
+        };
+        match judged {
+            None => {
+                self.last = Some(format!("{} has reported nothing yet", name(helper)));
+                Ok(None)
+            }
+            Some(helper_report::Judged::Seen(seen)) => Ok(Some(format!("{}: {seen}", self.says()))),
+            Some(helper_report::Judged::NotSeen(instead)) => {
+                self.last = Some(instead);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The report on a helper's log, once it is complete (`None` before).
+async fn read_report(
+    kube: &Kube,
+    helper: &ObjectRef,
+) -> Result<Option<helper_report::Report>, kube::Error> {
+    let namespace = helper.namespace.as_deref().unwrap_or_default();
+    let params = LogParams {
+        // The report comes within the first lines (after the commands that applied the fault).
+        limit_bytes: Some(REPORT_WITHIN_BYTES),
+        ..LogParams::default()
+    };
+    let log = Api::<Pod>::namespaced(kube.client().clone(), namespace)
+        .logs(&helper.name, &params)
+        .await?;
+    let report = helper_report::Report::parse(&log);
+    Ok(report.complete.then_some(report))
+}
+
+/// How much of a helper's log is read for its report.
+const REPORT_WITHIN_BYTES: i64 = 64 * 1024;
+
+/// Whether the killed pod is gone or replaced (its uid changed); `last`: what it is instead.
+async fn pod_gone(
+    kube: &Kube,
+    pods: &mut Pods,
+    pod: &ObjectRef,
+    uid: &Option<String>,
+    due: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    last: &mut Option<String>,
+) -> Result<Option<String>, ReadFailed> {
+    let since = |from: Option<(DateTime<Utc>, DateTime<Utc>)>| {
+        from.map(|(at, _)| (Utc::now() - at).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0)
+    };
+    let found = pods.get(kube, pod).await?;
+    let now = found.and_then(|p| p.metadata.uid.clone());
+    match (found, uid, now) {
+        (None, _, _) => Ok(Some(format!(
+            "{} gone {:.1}s after the kill",
+            name(pod),
+            since(due)
+        ))),
+        (Some(_), Some(before), Some(now)) if *before != now => Ok(Some(format!(
+            "{} replaced (uid {before} is now {now}) {:.1}s after the kill",
+            name(pod),
+            since(due)
+        ))),
+        (Some(p), _, _) => {
+            *last = Some(match p.metadata.deletion_timestamp {
+                Some(_) => "still terminating".to_owned(),
+                None => "still there, same uid".to_owned(),
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// Whether the container restarted (its count above `count` before, the pod the same);
+/// `killed_at`: when it was terminated, where the pod says.
+async fn restarted(
+    kube: &Kube,
+    pods: &mut Pods,
+    (pod, container): (&ObjectRef, &str),
+    (uid, count): (&Option<String>, i32),
+    last: &mut Option<String>,
+    killed_at: &mut Option<DateTime<Utc>>,
+) -> Result<Option<String>, ReadFailed> {
+    let found = pods.get(kube, pod).await?;
+    let Some(p) = found else {
+        *last = Some(format!("{} is gone", name(pod)));
+        return Ok(None);
+    };
+    if p.metadata.uid.is_some() && p.metadata.uid != *uid {
+        *last = Some(format!("{} was replaced by another pod", name(pod)));
+        return Ok(None);
+    }
+    let now = restarts(p, container).unwrap_or(0);
+    if now > count {
+        *killed_at = terminated_at(p, container);
+        return Ok(Some(format!(
+            "container {container} of {} restarted (restartCount {count} → {now})",
+            name(pod)
+        )));
+    }
+    *last = Some(format!("restartCount still {now}"));
+    Ok(None)
 }
 
 /// `namespace/name` of a pod.

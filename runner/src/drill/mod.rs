@@ -8,6 +8,7 @@ pub mod executor;
 mod failover;
 pub mod faultproxy;
 pub mod gate;
+pub mod helper_report;
 mod lifecycle;
 mod record;
 pub mod region;
