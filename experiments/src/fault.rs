@@ -31,6 +31,8 @@ pub enum Settings {
     RegionFailover(Box<crate::region::RegionFailover>),
     NetworkDegrade(crate::degrade::NetworkDegrade),
     ZoneOutage(ZoneOutage),
+    /// Its steps' settings are theirs (read with their targets by the runner's reader).
+    Scenario(Box<crate::scenario::Scenario>),
 }
 
 /// Why one fire of a kind cannot run: the kind's own reason (its error names what to fix).
@@ -58,6 +60,7 @@ impl Settings {
             Settings::RegionFailover(_) => Kind::RegionFailover,
             Settings::NetworkDegrade(_) => Kind::NetworkDegrade,
             Settings::ZoneOutage(_) => Kind::ZoneOutage,
+            Settings::Scenario(_) => Kind::Scenario,
         }
     }
 
@@ -86,7 +89,8 @@ impl Settings {
             | Kind::DependencyFailure
             | Kind::RegionFailover
             | Kind::NetworkDegrade
-            | Kind::ZoneOutage => return None,
+            | Kind::ZoneOutage
+            | Kind::Scenario => return None,
         })
     }
 }
@@ -110,6 +114,8 @@ pub fn plan(run: &str, settings: &Settings, scene: &Scene) -> Result<Plan, PlanE
         }
         Settings::NetworkDegrade(s) => Ok(crate::degrade::plan(run, s, scene)?),
         Settings::ZoneOutage(s) => Ok(crate::zone::plan(run, s, scene)),
+        // Each step is planned by its own kind, at its own start (`drill::scenario`).
+        Settings::Scenario(_) => Ok(Plan::default()),
     }
 }
 
@@ -159,6 +165,14 @@ impl Settings {
                 NetworkDegrade::read(r, node, path).map(Settings::NetworkDegrade)
             }
             Kind::ZoneOutage => ZoneOutage::read(r, node, path).map(Settings::ZoneOutage),
+            Kind::Scenario => {
+                r.error(
+                    node.mark,
+                    path,
+                    "kind scenario takes no `fault:` of its own: each of its `steps:` has one",
+                );
+                None
+            }
             Kind::Probe => {
                 r.error(
                     node.mark,
@@ -181,6 +195,7 @@ fn needed(kind: Kind) -> &'static str {
         Kind::RegionFailover => "`fault: { from: REGION, to: REGION, dns: {..}, isolate: [..], promote: {..}, failback: {..} }` (see the README's region-failover section)",
         Kind::NetworkDegrade => "`fault: { delay: 100ms, jitter: 20ms, loss: 5%, rate: 1mbit }` (any of them; see the README's network-degrade section)",
         Kind::ZoneOutage => "`fault: { mode: drain, pick: any }` (or `zone: NAME`, or mode partition; see the README's zone-outage section)",
+        Kind::Scenario => "`steps:`, each with its own `kind:` and `fault:` (see the README's game-day section)",
         _ => "`fault: { dependency: { service: NAMESPACE/NAME }, mode: block }` (or scale-to-zero or http-fault; see the README's dependency-failure section)",
     }
 }
@@ -246,6 +261,8 @@ mod tests {
                             | Kind::RegionFailover
                             | Kind::NetworkDegrade
                             | Kind::ZoneOutage
+                            // Its steps each have their own.
+                            | Kind::Scenario
                     ),
                     "{kind} has defaults"
                 ),

@@ -14,10 +14,12 @@ pub enum Kind {
     RegionFailover,
     ZoneOutage,
     Probe,
+    /// A game day's faults as steps of one run (each step its own kind).
+    Scenario,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::PodKill,
         Kind::ContainerKill,
         Kind::NodeDrain,
@@ -28,6 +30,7 @@ impl Kind {
         Kind::RegionFailover,
         Kind::ZoneOutage,
         Kind::Probe,
+        Kind::Scenario,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::RegionFailover => "region-failover",
             Kind::ZoneOutage => "zone-outage",
             Kind::Probe => "probe",
+            Kind::Scenario => "scenario",
         }
     }
 
@@ -55,7 +59,10 @@ impl Kind {
     /// A probe only observes; a region failover acts on DNS and regions, a zone outage on a
     /// whole zone, not on pods chosen.
     pub fn needs_pod_targets(self) -> bool {
-        !matches!(self, Kind::Probe | Kind::RegionFailover | Kind::ZoneOutage)
+        !matches!(
+            self,
+            Kind::Probe | Kind::RegionFailover | Kind::ZoneOutage | Kind::Scenario
+        )
     }
 
     /// The names, comma-separated, for error messages.

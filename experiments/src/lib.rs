@@ -16,6 +16,7 @@ pub mod partition;
 mod plan;
 pub mod pod;
 pub mod region;
+pub mod scenario;
 pub mod values;
 pub mod zone;
 
@@ -31,4 +32,5 @@ pub use plan::{
     CANARY_LABEL_KEYS, PARTITION_LABEL,
 };
 pub use pod::PodKill;
+pub use scenario::{After, Figure, Scenario, ScenarioStep, When};
 pub use zone::{ZoneChoice, ZoneMode, ZoneOutage};

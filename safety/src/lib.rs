@@ -14,6 +14,7 @@ pub mod glob;
 pub mod nodes;
 pub mod policy;
 pub mod quantity;
+pub mod scenario;
 pub mod selector;
 mod target;
 pub mod verdict;

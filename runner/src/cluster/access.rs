@@ -168,6 +168,8 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
         Kind::RegionFailover => &[ISOLATE, SCALE],
         // Taken with both modes (drain, partition): the table is by kind.
         Kind::ZoneOutage => &[NODES, CORDON, KILL_ANYWHERE, ISOLATE_ANYWHERE],
+        // A scenario's own reads are the guard's; each step needs its own kind's rules.
+        Kind::Scenario => &[],
     };
     let mut rules: Vec<Rule> = GUARD
         .iter()
