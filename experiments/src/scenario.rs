@@ -13,9 +13,8 @@ use firedrill_safety::Target;
 
 use crate::fault::Settings;
 
-/// The steps of a scenario, in the order the file gives them (a valid order: every step's
-/// `after:` names only steps written before it... is NOT required; see `config::scenario`,
-/// which refuses cycles and unknown names).
+/// The steps of a scenario, in the order the file gives them (`after:` may name a step
+/// written later; `config::scenario` refuses cycles and unknown names).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     pub steps: Vec<ScenarioStep>,
@@ -40,6 +39,9 @@ pub struct ScenarioStep {
     /// A refused (blocked) optional step is recorded and the scenario goes on; a refused
     /// required step ends the scenario `blocked`, what ran already reverted.
     pub optional: bool,
+    /// The step's own `success: { rto: .. }`: its RTO must stay under this for the scenario to
+    /// pass (the scenario's own `success:` judges the whole).
+    pub rto: Option<Duration>,
     /// Where the step is written, for messages.
     pub line: usize,
 }
