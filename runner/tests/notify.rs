@@ -170,13 +170,20 @@ fn env(vars: &[(&str, &str)]) -> notify::Env {
 }
 
 async fn scheduler(config: Config, vars: &[(&str, &str)]) -> Scheduler {
-    let client = support::cluster::watchable(
+    scheduler_on(fake_cluster().await, config, vars).await
+}
+
+async fn fake_cluster() -> kube::Client {
+    support::cluster::watchable(
         kube_fake_client::ClientBuilder::new()
             .with_status_subresource::<Job>()
             .build()
             .await
             .expect("fake cluster"),
-    );
+    )
+}
+
+async fn scheduler_on(client: kube::Client, config: Config, vars: &[(&str, &str)]) -> Scheduler {
     let store = Store::open(&config.store, &config.cluster).await.unwrap();
     let mut s = Scheduler::new(
         config,
@@ -479,4 +486,90 @@ async fn an_unset_or_non_http_url_variable_is_said_and_counted() {
     let report = s.tick(at("2027-01-15T10:00:05Z")).await.unwrap();
     assert_eq!(report.fired.len(), 1);
     assert_eq!(counted(&s, "events", "start"), (0, 1));
+}
+
+/// The announcement says what the guard would pick now, judged as `plan --cluster --at`
+/// judges the fire, on the cluster as it is; and that it judges again when the fire starts.
+#[tokio::test]
+async fn the_announcement_names_the_pods_the_guard_would_pick_now() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let events = Receiver::start(false).await;
+    let slack = Receiver::start(false).await;
+    let (_dir, _drill, config) = world("    announce: 15m\n");
+    let client = fake_cluster().await;
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web", "namespace": "shop" },
+        "spec": { "replicas": 2, "selector": { "matchLabels": { "app": "web" } },
+            "template": { "metadata": { "labels": { "app": "web" } } } }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    for name in ["web-0", "web-1"] {
+        let pod = support::cluster::ready_pod(
+            "shop",
+            name,
+            serde_json::json!({ "app": "web" }),
+            "Deployment/web",
+            "n1",
+        );
+        Api::<Pod>::namespaced(client.clone(), "shop")
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+    let mut s = scheduler_on(
+        client,
+        config,
+        &[
+            ("TEST_SLACK_URL", &slack.url),
+            ("TEST_EVENTS_URL", &events.url),
+        ],
+    )
+    .await;
+    s.tick(at("2027-01-15T09:45:00Z")).await.unwrap();
+    let e = &events.wait_for(1).await[0].1;
+    // The file's targets, and the pod the guard picks from them now (count: 1 of the two).
+    assert_eq!(e["data"]["targets"][0], "shop app=web (1 pod)");
+    let picked = e["data"]["picked"].as_array().expect("picked").clone();
+    assert_eq!(picked.len(), 1, "{e}");
+    assert!(
+        ["shop/web-0", "shop/web-1"].contains(&picked[0].as_str().unwrap()),
+        "{e}"
+    );
+    assert_eq!(
+        e["data"]["picked_note"],
+        "As the guard would pick them now (it judges again when the fire starts)"
+    );
+    let text = slack.wait_for(1).await[0].1["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!(
+            "As the guard would pick them now (it judges again when the fire starts): {}",
+            picked[0].as_str().unwrap()
+        )),
+        "{text}"
+    );
+}
+
+/// With no pod to pick, the announcement says the guard would block the fire, and why.
+#[tokio::test]
+async fn the_announcement_says_when_the_guard_would_block_the_fire() {
+    let events = Receiver::start(false).await;
+    let (_dir, _drill, config) = world("    announce: 15m\n");
+    let mut s = scheduler(config, &[("TEST_EVENTS_URL", &events.url)]).await;
+    s.tick(at("2027-01-15T09:45:00Z")).await.unwrap();
+    let e = &events.wait_for(1).await[0].1;
+    assert_eq!(e["data"]["picked"], Value::Null, "{e}");
+    let note = e["data"]["picked_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("The guard would block this fire now: "),
+        "{note}"
+    );
 }

@@ -18,6 +18,9 @@ use firedrill_safety::cluster::{
 use firedrill_safety::{Percent, Requirement, Selector};
 use serde_json::Value;
 
+use crate::cluster::kubernetes::{Kube, KubeError};
+use crate::config::Drill;
+
 use firedrill_reader::yaml::{self, Limits, Mark, StreamError};
 
 mod scheduling;
@@ -95,6 +98,60 @@ impl Problems {
             self.more += 1;
         }
     }
+}
+
+/// Why a run could not read the cluster it acts on: the API failed, or answered with an object
+/// the run cannot make sense of. Either way the run judges nothing from it (fail safe).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Api(#[from] KubeError),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+/// The part of the cluster one fire is decided on: the targets' namespaces (and the
+/// dependency's); for node faults also every node and every namespace with a pod, so each
+/// neighbour is judged with its workload and budgets and a drain's pods are placed on what is
+/// really free. Also returns, for node faults, the nodes whose pods were all read.
+pub async fn read_for(
+    kube: &Kube,
+    drill: &Drill,
+) -> Result<(Cluster, Option<Vec<String>>), ReadError> {
+    let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
+    namespaces.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
+    namespaces.sort();
+    namespaces.dedup();
+    let mut objects = kube.snapshot(&namespaces).await?;
+    let model = |objects: &[Value]| {
+        let refs: Vec<&Value> = objects.iter().collect();
+        from_objects(&refs).map_err(ReadError::from)
+    };
+    if !firedrill_experiments::reads_every_node(&drill.fault) {
+        return Ok((model(&objects)?, None));
+    }
+    // A node fault may judge the node of any candidate (it falls back past a refused one), and
+    // a drain places the pods it moves on the nodes left: every node and every pod is read. The
+    // pods of the other namespaces come with their workloads and budgets.
+    let extra = kube.nodes_and_pods().await?;
+    let nodes: Vec<String> = extra
+        .iter()
+        .filter(|o| o["kind"] == "Node")
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    let mut more: Vec<String> = extra
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|ns| !namespaces.iter().any(|n| n == ns))
+        .map(str::to_owned)
+        .collect();
+    more.sort();
+    more.dedup();
+    objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
+    objects.extend(kube.snapshot(&more).await?);
+    Ok((model(&objects)?, Some(nodes)))
 }
 
 /// What is wrong with one Kubernetes object: which object, and which field of it.

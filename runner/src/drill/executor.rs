@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_rollback::{self as rollback, Ledger};
-use firedrill_safety::cluster::{Cluster, OwnerRef};
+use firedrill_safety::cluster::OwnerRef;
 use firedrill_safety::verdict::{self, RecentHits};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -23,9 +23,7 @@ use crate::schedule::blackout;
 
 use super::lifecycle::Lifecycle;
 pub use super::record::{announce, drill_event_reason, keep, record, Kept, Sinks};
-use super::state::{
-    hits, Chosen, Ended, Injection, Progress, ReadError, KILL_SWITCH_READ_FAILURES,
-};
+use super::state::{hits, Chosen, Ended, Injection, Progress, KILL_SWITCH_READ_FAILURES};
 pub use super::state::{Execution, KILL_SWITCH_EVERY};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
@@ -243,7 +241,7 @@ async fn choose(
             }
         };
         let request = x.request(started, recent_hits);
-        let (cluster, listed_nodes) = match read_cluster(x, kube).await {
+        let (cluster, listed_nodes) = match snapshot::read_for(kube, x.drill).await {
             Ok(cluster) => cluster,
             Err(message) => {
                 return Err((
@@ -298,51 +296,6 @@ async fn choose(
     }
 
     Ok(chosen)
-}
-
-/// The part of the cluster one fire is decided on: the targets' namespaces (and the
-/// dependency's); for node faults also every node and every namespace with a pod, so each
-/// neighbour is judged with its workload and budgets and a drain's pods are placed on what is
-/// really free. Also returns, for node faults, the nodes whose pods were all read.
-async fn read_cluster(
-    x: &Execution<'_>,
-    kube: &Kube,
-) -> Result<(Cluster, Option<Vec<String>>), ReadError> {
-    let drill = x.drill;
-    let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
-    namespaces.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
-    namespaces.sort();
-    namespaces.dedup();
-    let mut objects = kube.snapshot(&namespaces).await?;
-    let model = |objects: &[Value]| {
-        let refs: Vec<&Value> = objects.iter().collect();
-        snapshot::from_objects(&refs).map_err(ReadError::from)
-    };
-    if !firedrill_experiments::reads_every_node(&drill.fault) {
-        return Ok((model(&objects)?, None));
-    }
-    // A node fault may judge the node of any candidate (it falls back past a refused one), and
-    // a drain places the pods it moves on the nodes left: every node and every pod is read. The
-    // pods of the other namespaces come with their workloads and budgets.
-    let extra = kube.nodes_and_pods().await?;
-    let nodes: Vec<String> = extra
-        .iter()
-        .filter(|o| o["kind"] == "Node")
-        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
-        .map(str::to_owned)
-        .collect();
-    let mut more: Vec<String> = extra
-        .iter()
-        .filter(|o| o["kind"] == "Pod")
-        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
-        .filter(|ns| !namespaces.iter().any(|n| n == ns))
-        .map(str::to_owned)
-        .collect();
-    more.sort();
-    more.dedup();
-    objects.extend(extra.into_iter().filter(|o| o["kind"] == "Node"));
-    objects.extend(kube.snapshot(&more).await?);
-    Ok((model(&objects)?, Some(nodes)))
 }
 
 /// A node fault's or zone outage's choice as the record keeps it: the nodes hurt, with their

@@ -15,7 +15,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use crate::cluster::job::RunRef;
-use crate::cluster::kubernetes::{Kube, KubeError};
+use crate::cluster::kubernetes::Kube;
 use crate::cluster::ledger::{KubeCluster, Protection};
 use crate::cluster::snapshot;
 use crate::config::{Config, Drill};
@@ -27,15 +27,7 @@ use crate::run::{
     RunStatus,
 };
 
-/// Why a run could not read the cluster it acts on: the API failed, or answered with an object
-/// the run cannot make sense of. Either way the run judges nothing from it (fail safe).
-#[derive(Debug, thiserror::Error)]
-pub(super) enum ReadError {
-    #[error(transparent)]
-    Api(#[from] KubeError),
-    #[error(transparent)]
-    Object(#[from] snapshot::ObjectError),
-}
+pub(super) use crate::cluster::snapshot::ReadError;
 
 /// A fault in place: the run's ledger and where to undo it. Built only when a kind planned
 /// steps and the run is armed.

@@ -16,6 +16,7 @@ use crate::config::notify::{Event, Format, Receiver};
 use crate::config::{Config, Drill};
 use crate::history::metrics::{NotifyEvent, NotifyLabels, SchedulerMetrics};
 use crate::run::RunRecord;
+use crate::schedule::upcoming::PlannedVerdict;
 use crate::schedule::{self, FireStatus};
 
 /// How each notice is posted.
@@ -59,6 +60,8 @@ pub struct Notice {
     pub armed: bool,
     /// Announce: what the fire acts on, as the drill file names it.
     pub targets: Vec<String>,
+    /// Announce: what the guard would pick now, on the cluster as it is (`None`: not looked).
+    pub picks: Option<Picks>,
     /// Outcome: the run's status by its name (`passed`, `failed`, ...).
     pub status: Option<String>,
     pub reason: Option<String>,
@@ -67,6 +70,57 @@ pub struct Notice {
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
     pub availability: Option<f64>,
+}
+
+/// What the guard would pick for an announced fire, judged as `plan --cluster --at` judges it
+/// on the cluster as it is when the announcement goes out. It judges again when the fire
+/// starts, so this is what people should expect, not a promise.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Picks {
+    /// What it would act on now: a zone, nodes, a dependency, pods (`namespace/name`).
+    Picked(Vec<String>),
+    /// It would block the fire now, and why.
+    Blocked(String),
+    /// Not judged, and why.
+    NotJudged(String),
+}
+
+impl Picks {
+    const PICKED: &'static str =
+        "As the guard would pick them now (it judges again when the fire starts)";
+
+    /// The guard's verdict on a fire, as an announcement says it; `None`: the kind's targets
+    /// are not chosen from the cluster by the guard.
+    pub fn of(verdict: Option<&PlannedVerdict>, kind: &str) -> Picks {
+        let Some(v) = verdict else {
+            return Picks::NotJudged(format!(
+                "not judged before the fire: a {kind} drill's targets are not pods the guard picks"
+            ));
+        };
+        if let Some(why) = &v.blocked {
+            return Picks::Blocked(why.clone());
+        }
+        let zone = v.zone.iter().map(|z| format!("zone {z}"));
+        let nodes = v.nodes.iter().flatten().map(|n| format!("node {}", n.node));
+        let dependency = v.dependency.iter().cloned();
+        let pods = v
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.namespace, t.name));
+        Picks::Picked(zone.chain(nodes).chain(dependency).chain(pods).collect())
+    }
+
+    /// One line for people.
+    pub fn note(&self) -> String {
+        match self {
+            Picks::Picked(picked) if picked.is_empty() => {
+                format!("{}: nothing", Picks::PICKED)
+            }
+            Picks::Picked(_) => Picks::PICKED.to_owned(),
+            Picks::Blocked(why) => format!("The guard would block this fire now: {why}"),
+            Picks::NotJudged(why) => format!("Not judged: {why}"),
+        }
+    }
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -91,6 +145,7 @@ impl Notice {
             at: scheduled,
             armed: config.armed,
             targets: Vec::new(),
+            picks: None,
             status: None,
             reason: None,
             rollback_failed: false,
@@ -185,6 +240,11 @@ impl Notice {
             Event::Announce => json!({
                 "start": stamp(self.at),
                 "targets": self.targets,
+                "picked": match &self.picks {
+                    Some(Picks::Picked(picked)) => json!(picked),
+                    _ => Value::Null,
+                },
+                "picked_note": self.picks.as_ref().map(Picks::note),
                 "veto": self.veto(),
             }),
             Event::Start => json!({ "started": stamp(self.at) }),
@@ -224,8 +284,15 @@ impl Notice {
                 } else {
                     format!("\nTargets: {}", self.targets.join("; "))
                 };
+                let picks = match &self.picks {
+                    Some(Picks::Picked(picked)) => {
+                        format!("\n{}: {}", Picks::PICKED, picked.join("; "))
+                    }
+                    Some(other) => format!("\n{}", other.note()),
+                    None => String::new(),
+                };
                 format!(
-                    ":loudspeaker: Drill *{}* ({}) on cluster {} fires at {}{mode}.{targets}\nTo veto this fire: `{}`",
+                    ":loudspeaker: Drill *{}* ({}) on cluster {} fires at {}{mode}.{targets}{picks}\nTo veto this fire: `{}`",
                     self.drill,
                     self.kind,
                     self.cluster,

@@ -47,6 +47,9 @@ pub const SWEEP_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// How long a leader holds the Lease without renewing it.
 pub const LEASE_SECONDS: i32 = 15;
 
+/// How long an announcement waits for the cluster read it judges its picks on.
+const PICKS_BUDGET: Duration = Duration::from_secs(5);
+
 pub struct Scheduler {
     pub config: Config,
     config_path: Option<PathBuf>,
@@ -352,9 +355,46 @@ impl Scheduler {
                 continue;
             }
             tracing::info!(drill = %drill.name, scheduled = %stamp(a.scheduled), start = %stamp(a.start), "announcing");
-            let notice = notify::Notice::announce(&self.config, drill, a.scheduled, a.start);
+            let mut notice = notify::Notice::announce(&self.config, drill, a.scheduled, a.start);
+            notice.picks = Some(self.picks(a.drill, a.scheduled).await);
             self.notifier.send(&drill.notify, &notice);
         }
+    }
+
+    /// What the guard would pick for the fire of drill `index` at `scheduled`, judged as `plan
+    /// --cluster --at` judges it, on the part of the cluster the fire reads, read now (within
+    /// [`PICKS_BUDGET`]: an announcement is never held up for long).
+    async fn picks(&self, index: usize, scheduled: DateTime<Utc>) -> notify::Picks {
+        let drill = &self.config.drills[index];
+        let read = tokio::time::timeout(
+            PICKS_BUDGET,
+            crate::cluster::snapshot::read_for(&self.kube, drill),
+        )
+        .await;
+        let cluster = match read {
+            Ok(Ok((cluster, _))) => cluster,
+            Ok(Err(e)) => {
+                return notify::Picks::NotJudged(format!("the cluster could not be read: {e}"))
+            }
+            Err(_) => {
+                return notify::Picks::NotJudged(format!(
+                    "the cluster did not answer within {}s",
+                    PICKS_BUDGET.as_secs()
+                ))
+            }
+        };
+        let fires = schedule::upcoming::calendar(
+            &self.config,
+            scheduled,
+            schedule::upcoming::Window::At(scheduled),
+            Some(&cluster),
+            false,
+        );
+        let verdict = fires
+            .iter()
+            .find(|f| f.drill == drill.name)
+            .and_then(|f| f.verdict.as_ref());
+        notify::Picks::of(verdict, drill.kind().name())
     }
 
     /// Posts the outcome of a run this scheduler saw running, if its drill is still in the file.
