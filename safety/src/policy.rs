@@ -48,6 +48,9 @@ pub struct Policy {
     pub cooldown: Duration,
     pub limits: Limits,
     pub kube_system_neighbours: KubeSystemNeighbours,
+    /// Not from the file: what the earlier steps of a scenario spent of `max_targets` and
+    /// `max_blast_radius`, set by [`crate::scenario::judged_after`]; empty for a drill of its own.
+    pub spent: crate::scenario::Spent,
 }
 
 impl Default for Policy {
@@ -65,6 +68,7 @@ impl Default for Policy {
             cooldown: Duration::ZERO,
             limits: Limits::default(),
             kube_system_neighbours: KubeSystemNeighbours::Protect,
+            spent: crate::scenario::Spent::default(),
         }
     }
 }

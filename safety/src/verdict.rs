@@ -323,7 +323,7 @@ pub fn decide_admitting<'c>(
 
     // 3. Caps.
     let total = matched.len() as u64;
-    let (cap, cap_reason) = cap(policy, total);
+    let (cap, cap_reason) = cap(policy, total, &matched);
 
     // 4. Pick, target by target, in seeded random order.
     let mut rng = Rng(request.seed);
@@ -506,8 +506,45 @@ fn statically_eligible<'c>(
 }
 
 /// How many pods the fire may take in all (the smaller of the blast radius and the target cap),
-/// and the reason a pod past it is not taken.
-fn cap(policy: &Policy, total: u64) -> (usize, String) {
+/// and the reason a pod past it is not taken. A scenario's step shares both caps with the steps
+/// before it ([`crate::scenario`]): their hits count, and the blast radius is a share of every pod
+/// any of them matched.
+fn cap(policy: &Policy, total: u64, matched: &[(usize, &Pod, Option<usize>)]) -> (usize, String) {
+    let spent = &policy.spent;
+    if spent.is_empty() {
+        return cap_alone(policy, total);
+    }
+    let here: HashSet<(&str, &str)> = matched
+        .iter()
+        .map(|(_, p, _)| (p.namespace.as_str(), p.name.as_str()))
+        .collect();
+    let before = spent
+        .matched
+        .iter()
+        .filter(|(ns, name)| !here.contains(&(ns.as_str(), name.as_str())))
+        .count() as u64;
+    let total = total + before;
+    let blast_cap = policy.max_blast_radius.of_floor(total);
+    let hits = u64::from(spent.hits);
+    let cap = blast_cap
+        .min(u64::from(policy.max_targets))
+        .saturating_sub(hits) as usize;
+    let cap_reason = if blast_cap <= u64::from(policy.max_targets) {
+        format!(
+            "safety.max_blast_radius {} of the {total} pods this scenario's steps matched allows {blast_cap}, {hits} by earlier steps, all taken",
+            policy.max_blast_radius
+        )
+    } else {
+        format!(
+            "safety.max_targets {} reached, {hits} by earlier steps of the scenario",
+            policy.max_targets
+        )
+    };
+    (cap, cap_reason)
+}
+
+/// [`cap`] for a drill of its own.
+fn cap_alone(policy: &Policy, total: u64) -> (usize, String) {
     let blast_cap = policy.max_blast_radius.of_floor(total);
     let cap = blast_cap.min(u64::from(policy.max_targets)) as usize;
     let cap_reason = if blast_cap <= u64::from(policy.max_targets) {
