@@ -131,6 +131,7 @@ const LAYERS: &[(usize, &[&str])] = &[
             "firedrill::drill::failover",
             "firedrill::drill::lifecycle",
             "firedrill::drill::record",
+            "firedrill::drill::scenario",
             "firedrill::drill::state",
             "firedrill::history::report",
             "firedrill::schedule::notify",

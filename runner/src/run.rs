@@ -7,9 +7,11 @@ use firedrill_safety::cluster::{OwnerKind, OwnerRef};
 use serde::{Deserialize, Serialize};
 
 /// The outcome of a run. The names are a contract with reports and dashboards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
+    /// Also what a step note of unknown status reads as (never a verdict).
+    #[default]
     Running,
     Passed,
     Failed,
@@ -202,6 +204,49 @@ pub struct Evidence {
     /// Whether the fault took effect, how that was established and what was seen; none for a
     /// run that injected nothing, and for records written before it was kept.
     pub effect: Option<EffectNote>,
+    /// A scenario's steps, each with its own outcome and evidence; none for any other kind, and
+    /// for records written before scenarios.
+    pub steps: Option<Vec<StepNote>>,
+}
+
+/// One step of a scenario run, as recorded (`evidence.steps`): what it was, what became of it,
+/// when, and the evidence of its own run (`<run>-<step>`: effect, timeline, targets, revert).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StepNote {
+    pub name: String,
+    /// The step's fault kind.
+    pub kind: String,
+    /// The step's own run id (its ledger is `firedrill-ledger-<run>`); none for a skipped step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    pub status: RunStatus,
+    /// Why it ended as it did (blocked, skipped, failed, an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    /// Its first fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injected: Option<DateTime<Utc>>,
+    /// Its workloads back as desired (last time it recovered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<DateTime<Utc>>,
+    /// Reverted and done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<DateTime<Utc>>,
+    /// From its first fault to its workloads back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
+    /// The step's own `success: { rto }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_target_seconds: Option<f64>,
+    /// The pods it acted on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Hit>,
+    /// The evidence of the step's own run; none for a step that never ran (skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Box<Evidence>>,
 }
 
 /// Whether a run's fault took effect (ARCHITECTURE.md, principle 10), as recorded
@@ -375,6 +420,8 @@ struct EvidenceText {
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<SkipNote>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<StepNote>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Vec<Moment>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<u32>,
@@ -457,6 +504,7 @@ impl From<EvidenceText> for Evidence {
             rollback_closed: t.rollback_closed,
             skipped: t.skipped,
             effect: t.effect,
+            steps: t.steps,
         }
     }
 }
@@ -509,6 +557,7 @@ impl From<Evidence> for EvidenceText {
             rpo: e.rpo,
             samples: e.samples,
             skipped: e.skipped,
+            steps: e.steps,
             timeline: e.timeline,
             version: (e.version >= 2).then_some(e.version),
             would_change: e.would_change,
@@ -572,6 +621,7 @@ impl Evidence {
             rpo: field(v, "rpo"),
             samples: field(v, "samples"),
             skipped: field(v, "skipped"),
+            steps: field(v, "steps"),
             timeline: field(v, "timeline"),
             version: field(v, "version"),
             would_change: field(v, "would_change"),

@@ -24,7 +24,7 @@ use crate::schedule::blackout;
 use super::lifecycle::Lifecycle;
 pub use super::record::{announce, drill_event_reason, keep, record, Kept, Sinks};
 use super::state::{hits, Chosen, Ended, Injection, Progress, KILL_SWITCH_READ_FAILURES};
-pub use super::state::{Execution, KILL_SWITCH_EVERY};
+pub use super::state::{Execution, StepEvent, StepEvents, KILL_SWITCH_EVERY};
 
 /// The exit code of `firedrill execute` when the run's record could be kept nowhere (not in the
 /// store, the cluster or the spool), whatever the outcome: it is then only on stdout.
@@ -49,6 +49,12 @@ pub fn exit_code(status: RunStatus) -> u8 {
 /// `stop` turning true (a signal) ends the observation early; the fault is still reverted.
 #[tracing::instrument(name = "run", skip_all, fields(drill = %x.drill.name, run = %x.run.run))]
 pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecord {
+    // A scenario runs its steps through this same pipeline, each as a run of its own.
+    if let firedrill_experiments::Settings::Scenario(scenario) = &x.drill.fault {
+        // Boxed: a scenario's future holds its steps' (this function's), so it cannot be laid
+        // out inside this one.
+        return Box::pin(super::scenario::execute(x, scenario, stop)).await;
+    }
     let dry_run = !x.config.armed || x.run.dry_run;
     let started = Utc::now();
     let mut p = Progress::new(x, started, dry_run);
@@ -133,7 +139,7 @@ pub async fn execute(x: &Execution<'_>, stop: watch::Receiver<bool>) -> RunRecor
 }
 
 /// 1. The kill switch, blackouts and the drill's preflight gates.
-async fn preflight(
+pub(super) async fn preflight(
     x: &Execution<'_>,
     p: &mut Progress,
     started: DateTime<Utc>,
@@ -240,7 +246,6 @@ async fn choose(
                 ))
             }
         };
-        let request = x.request(started, recent_hits);
         let (cluster, listed_nodes) = match snapshot::read_for(kube, x.drill).await {
             Ok(cluster) => cluster,
             Err(message) => {
@@ -250,9 +255,17 @@ async fn choose(
                 ))
             }
         };
-        let index = verdict::ClusterIndex::new(&cluster);
-        let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
+        // A scenario's step is judged on the cluster as the steps before it left it (pods and
+        // nodes alike); its plan is made on the cluster as read.
+        let held = x.judged(&cluster);
+        let (judged, policy) = held
+            .as_ref()
+            .map_or((&cluster, &drill.safety), |(c, p)| (c, p));
+        let request = x.request(started, recent_hits, policy);
+        let index = verdict::ClusterIndex::new(judged);
+        let choice = firedrill_experiments::choose(&drill.fault, &index, judged, &request);
         drop(index);
+        drop(held);
         // Every node judged must be one whose pods were all read (fail safe).
         let unread: Vec<&str> = choice
             .nodes
@@ -381,8 +394,33 @@ async fn inject(
     if let Some(i) = injection.as_mut() {
         inject_first_wave(x, p, life, i, &first_wave, stop).await?;
     }
+    tell_injected(x, chosen, injection.as_ref());
 
     Ok(injection)
+}
+
+/// Tells the scenario running this step (if any) that its first wave is in: when, and what it
+/// holds for the steps judged after it (the pods it chose and those on the nodes it hurts). A
+/// step that injects nothing (a dry run, nothing planned) is as good as injected and recovered
+/// at once: the steps after it are not held up.
+fn tell_injected(x: &Execution<'_>, chosen: Option<&Chosen>, injection: Option<&Injection>) {
+    let Some(events) = &x.events else {
+        return;
+    };
+    let mut held = firedrill_safety::scenario::Held::default();
+    if let Some(c) = chosen {
+        held.add(&c.choice.verdict);
+        if let Some(nodes) = &c.choice.nodes {
+            // A drain (a node's or a zone's) cordons what it takes; a stress does not.
+            held.add_nodes(nodes, x.drill.fault.takes_pods_down());
+        }
+    }
+    let now = Utc::now();
+    let at = injection.and_then(|i| i.first_fault).unwrap_or(now);
+    let _ = events.send(super::state::StepEvent::Injected { at, held });
+    if injection.is_none() {
+        let _ = events.send(super::state::StepEvent::Recovered { at: now });
+    }
 }
 
 /// The kind's plan for this run. On a dry run a plan that cannot be made is recorded (and the
@@ -432,7 +470,9 @@ async fn open_injection(
     let drill = x.drill;
     let mut ledger = Ledger::new(&x.run.run, &drill.name, drill.kind().name(), expires);
     ledger.job = crate::cluster::job::current();
-    ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    // To the millisecond: `stop` and the sweeper revert newest first, and a scenario's steps
+    // may start within one second.
+    ledger.started = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     ledger.hits = hit_workloads(chosen, &plan);
     // No key, no entry: a run that cannot sign its undo records changes nothing.
     let key = crate::cluster::ledger_key::read_or_create(kube)
@@ -479,6 +519,7 @@ async fn open_injection(
         first_fault: None,
         recovered: None,
         timeline: Vec::new(),
+        events: x.events.clone(),
     })
 }
 
@@ -575,7 +616,7 @@ async fn revert(
 }
 
 /// 6. Measurements, the success criteria and the outcome.
-fn judge(
+pub(super) fn judge(
     x: &Execution<'_>,
     mut p: Progress,
     observed: Observed,
@@ -663,7 +704,7 @@ fn judge(
     }
 }
 
-enum Observed {
+pub(super) enum Observed {
     Completed,
     Breached(String),
     Stopped,
@@ -692,7 +733,7 @@ async fn kill_switch_engaged(kube: Option<&Kube>, every: Duration) -> String {
     }
 }
 
-async fn observe(
+pub(super) async fn observe(
     x: &Execution<'_>,
     mut stop: watch::Receiver<bool>,
     injection: Option<&mut Injection>,

@@ -77,9 +77,13 @@ async fn choose_regions(
         cluster = snapshot::from_objects(&refs)
             .map_err(|e| (RunStatus::Blocked, format!("cannot read the cluster: {e}")))?;
         let none = RecentHits::new();
-        let request = x.request(started, x.recent_hits.as_ref().unwrap_or(&none));
-        let index = verdict::ClusterIndex::new(&cluster);
-        let choice = firedrill_experiments::choose(&drill.fault, &index, &cluster, &request);
+        let held = x.judged(&cluster);
+        let (judged, policy) = held
+            .as_ref()
+            .map_or((&cluster, &drill.safety), |(c, p)| (c, p));
+        let request = x.request(started, x.recent_hits.as_ref().unwrap_or(&none), policy);
+        let index = verdict::ClusterIndex::new(judged);
+        let choice = firedrill_experiments::choose(&drill.fault, &index, judged, &request);
         drop(index);
         if let Some(blocked) = choice.verdict.blocked {
             return Err((RunStatus::Blocked, blocked));

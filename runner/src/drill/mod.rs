@@ -12,4 +12,5 @@ pub mod helper_report;
 mod lifecycle;
 mod record;
 pub mod region;
+mod scenario;
 mod state;

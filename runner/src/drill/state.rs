@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use firedrill_experiments::Choice;
 use firedrill_rollback::{self as rollback, Ledger, Step};
 use firedrill_safety::cluster::{Cluster, OwnerRef};
+use firedrill_safety::policy::Policy;
+use firedrill_safety::scenario::Held;
 use firedrill_safety::verdict::{self, RecentHits, Request};
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -69,6 +71,8 @@ pub(super) struct Injection {
     /// Why the fault is not in effect (not seen by its deadline): the run ends `ineffective`,
     /// after the revert.
     pub(super) ineffective: Option<String>,
+    /// A scenario's step says when its workloads are back, or down again.
+    pub(super) events: Option<StepEvents>,
 }
 
 impl Injection {
@@ -148,6 +152,14 @@ impl Injection {
             ),
             dns_changes: (!dns.is_empty()).then_some(dns),
         })
+    }
+
+    /// Tells the scenario running this step (if any) what became of it.
+    pub(super) fn tell(&self, event: StepEvent) {
+        if let Some(events) = &self.events {
+            // The scenario outlives its steps; a send to one that ended changes nothing.
+            let _ = events.send(event);
+        }
     }
 
     /// The planned helper a step creates, if it creates one.
@@ -272,6 +284,7 @@ impl Injection {
                             back.join(", ")
                         };
                         self.event(now, &format!("recovered: {what}"));
+                        self.tell(StepEvent::Recovered { at: now });
                     }
                     // Prepared (the proxy is ready): the fault may go in.
                     Ok(None) if preparing && self.recovered.is_none() => {
@@ -288,6 +301,7 @@ impl Injection {
                         // The next wave waits for this recovery, then its full interval.
                         next_at = None;
                         self.event(now, &format!("down again: {down}"));
+                        self.tell(StepEvent::Down { at: now });
                     }
                     Ok(Some(_)) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the workloads' readiness"),
@@ -465,15 +479,37 @@ pub struct Execution<'a> {
     /// Workloads earlier runs hit and when, for `cooldown`; `None` when the history cannot be
     /// read (then a drill with a cooldown is blocked unless it is a dry run).
     pub recent_hits: Option<RecentHits>,
+    /// What the earlier steps of a scenario hold down while this step is judged (empty for a
+    /// drill of its own): the guard decides on the cluster as they left it.
+    pub held: Held,
+    /// Where a scenario's step says it injected and recovered; `None` for a drill of its own.
+    pub events: Option<StepEvents>,
 }
+
+/// What a step of a scenario tells the scenario while it runs (`drill::scenario`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepEvent {
+    /// Its first wave is in (at its first fault): the pods it took, cut off or loads, and how
+    /// many targets it hit, for the steps judged after it.
+    Injected { at: DateTime<Utc>, held: Held },
+    /// Its workloads are back as desired.
+    Recovered { at: DateTime<Utc> },
+    /// They went down again after recovering.
+    Down { at: DateTime<Utc> },
+}
+
+/// The sending end of a step's events.
+pub type StepEvents = tokio::sync::mpsc::UnboundedSender<StepEvent>;
 
 impl Execution<'_> {
     /// What the guard is asked for this fire, started at `started`, with the workloads earlier
     /// runs hit.
+    /// `policy` is the drill's, less what a scenario's earlier steps hold ([`Execution::judged`]).
     pub(super) fn request<'r>(
         &'r self,
         started: DateTime<Utc>,
         recent_hits: &'r RecentHits,
+        policy: &'r Policy,
     ) -> Request<'r> {
         let drill = self.drill;
         Request {
@@ -481,10 +517,19 @@ impl Execution<'_> {
             seed: verdict::seed(&drill.name, self.run.scheduled.timestamp()),
             now: started.timestamp(),
             targets: &drill.targets,
-            policy: &drill.safety,
+            policy,
             own_namespace: &self.config.namespace,
             recent_hits,
         }
+    }
+
+    /// The cluster and policy the guard decides on when a scenario's earlier steps hold
+    /// something: what they hold counted as down, their hits off `max_targets`. `None`: the
+    /// cluster as read and the drill's policy (a drill of its own, or nothing held).
+    pub(super) fn judged(&self, cluster: &Cluster) -> Option<(Cluster, Policy)> {
+        (!self.held.is_empty()).then(|| {
+            firedrill_safety::scenario::judged_after(cluster, &self.drill.safety, &self.held)
+        })
     }
 }
 

@@ -73,6 +73,8 @@ pub async fn execute_every(
             endpoints: &endpoints,
             kill_switch_every: every,
             recent_hits: recent_hits.map(firedrill_safety::verdict::latest_hits),
+            held: Default::default(),
+            events: None,
         },
         stop,
     )

@@ -105,6 +105,8 @@ pub(super) async fn execute(
             endpoints: &endpoints,
             kill_switch_every: executor::KILL_SWITCH_EVERY,
             recent_hits,
+            held: Default::default(),
+            events: None,
         },
         stop.clone(),
     )

@@ -92,6 +92,15 @@ fn status(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// When a ledger's run began changing things, as an instant (none: unreadable, or written
+/// before it was kept), for ordering ledgers newest first.
+fn began(ledger: &Result<Ledger, LedgerError>) -> Option<DateTime<Utc>> {
+    let started = ledger.as_ref().ok()?.started.as_deref()?;
+    DateTime::parse_from_rfc3339(started)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// An API error of a call `verb` on `kind` in `namespace`, sorted, with the text for people.
 fn failed(
     e: &kube::Error,
@@ -171,7 +180,9 @@ impl KubeCluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// Every ledger in firedrill's namespace, each read or refused with its reason.
+    /// Every ledger in firedrill's namespace, each read or refused with its reason, newest
+    /// first (by when its run began changing things): whoever reverts them in this order takes
+    /// a scenario's steps off in reverse. Unreadable ledgers come last.
     pub async fn ledgers(
         &self,
     ) -> Result<Vec<(String, Result<Ledger, LedgerError>)>, ClusterError> {
@@ -184,14 +195,16 @@ impl KubeCluster {
                 let message = format!("list ledgers in {}: {e}", self.namespace);
                 failed(&e, "list", ObjectKind::ConfigMap, namespace, message)
             })?;
-        Ok(list
+        let mut ledgers: Vec<(String, Result<Ledger, LedgerError>)> = list
             .items
             .into_iter()
             .map(|cm| {
                 let stored = stored(cm);
                 (stored.name.clone(), Ledger::from_stored(&stored))
             })
-            .collect())
+            .collect();
+        ledgers.sort_by_key(|(name, ledger)| std::cmp::Reverse((began(ledger), name.clone())));
+        Ok(ledgers)
     }
 
     /// One run's ledger, if it has one.

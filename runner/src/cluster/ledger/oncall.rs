@@ -68,11 +68,17 @@ pub async fn rollback(
     let found = match selection {
         Selection::Run(run) => match cluster.ledger(run).await.map_err(RollbackError::Api)? {
             Some(l) => vec![(firedrill_rollback::ledger_name(run), l)],
+            // A scenario's run has no ledger of its own: each of its steps has one
+            // (`<run>-<step>`), reverted newest first.
             None => {
-                return Err(RollbackError::NoLedger(format!(
-                    "run {run} has no ledger in namespace {} (nothing it changed is recorded there; check --namespace)",
-                    cluster.namespace
-                )))
+                let steps = scenario_steps(cluster, run).await?;
+                if steps.is_empty() {
+                    return Err(RollbackError::NoLedger(format!(
+                        "run {run} has no ledger in namespace {} (nothing it changed is recorded there; check --namespace)",
+                        cluster.namespace
+                    )));
+                }
+                steps
             }
         },
         _ => cluster.ledgers().await.map_err(RollbackError::Api)?,
@@ -105,6 +111,33 @@ pub async fn rollback(
         out.push(outcome);
     }
     Ok(out)
+}
+
+/// The ledgers of a scenario run's steps (`<run>-<step>`, all of one drill), newest first.
+async fn scenario_steps(
+    cluster: &KubeCluster,
+    run: &str,
+) -> Result<Vec<(String, Result<Ledger, LedgerError>)>, RollbackError> {
+    let prefix = format!("{run}-");
+    let steps: Vec<(String, Result<Ledger, LedgerError>)> = cluster
+        .ledgers()
+        .await
+        .map_err(RollbackError::Api)?
+        .into_iter()
+        .filter(|(_, l)| l.as_ref().is_ok_and(|l| l.run.starts_with(&prefix)))
+        .collect();
+    // Another drill's run whose id happens to start the same is not a step of this one.
+    let drills: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|(_, l)| l.as_ref().ok().map(|l| l.drill.as_str()))
+        .collect();
+    if drills.len() > 1 {
+        return Err(RollbackError::NoLedger(format!(
+            "run {run} has no ledger of its own, and the ledgers named {prefix}… belong to several drills ({}): name the step's run to revert",
+            drills.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(steps)
 }
 
 /// The ledger, when it could be read; when not, `out` gets its outcome (why) and the caller

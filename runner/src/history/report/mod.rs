@@ -276,6 +276,10 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
     pub timeline: Vec<String>,
+    /// A scenario's steps, a line each: name, kind, status, RTO, effect; empty for any other
+    /// kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 /// Something a run left to do: a failed criterion, a breached target, a failed rollback, an

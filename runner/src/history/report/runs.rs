@@ -77,7 +77,27 @@ pub(super) fn evidence_of(e: crate::run::Evidence, targets: Vec<String>) -> Evid
             .flatten()
             .map(|t| format!("{} {}", or_unknown(t.at), or_unknown(t.event)))
             .collect(),
+        steps: e.steps.iter().flatten().map(step_line).collect(),
     }
+}
+
+/// One step of a scenario as the report shows it: name, kind, status (and why), its RTO
+/// against its own target, and whether its fault took effect.
+pub(super) fn step_line(s: &crate::run::StepNote) -> String {
+    let mut line = format!("{} ({}): {}", s.name, s.kind, s.status);
+    if let Some(why) = &s.reason {
+        line.push_str(&format!(" ({why})"));
+    }
+    match (s.rto_seconds, s.rto_target_seconds) {
+        (Some(rto), Some(want)) => line.push_str(&format!("; RTO {rto:.1}s (target {want:.0}s)")),
+        (Some(rto), None) => line.push_str(&format!("; RTO {rto:.1}s")),
+        (None, Some(want)) => line.push_str(&format!("; RTO not measured (target {want:.0}s)")),
+        (None, None) => {}
+    }
+    if let Some(effect) = s.evidence.as_ref().and_then(|e| e.effect.as_ref()) {
+        line.push_str(&format!("; effect {effect}"));
+    }
+    line
 }
 
 /// The run's Job as recorded. Only what the record holds: a run's Job and Event are never
@@ -175,4 +195,45 @@ pub(super) fn preflight_lines(gates: Option<Vec<crate::run::Gate>>) -> Vec<Strin
 /// A recorded text, or "?" when the record lacks it.
 pub(super) fn or_unknown(t: Option<String>) -> String {
     t.unwrap_or_else(|| "?".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::run::{EffectNote, Evidence, RunStatus, StepNote};
+
+    #[test]
+    fn a_scenario_step_is_one_line_with_its_status_rto_and_effect() {
+        let step = StepNote {
+            name: "db-down".into(),
+            kind: "dependency-failure".into(),
+            status: RunStatus::Failed,
+            reason: Some("recovery took 7.2s, more than the step's RTO of 5s".into()),
+            rto_seconds: Some(7.24),
+            rto_target_seconds: Some(5.0),
+            evidence: Some(Box::new(Evidence {
+                effect: Some(EffectNote {
+                    observed: Some(true),
+                    how: "read back".into(),
+                    what: "no ready pod left".into(),
+                }),
+                ..Evidence::new()
+            })),
+            ..StepNote::default()
+        };
+        assert_eq!(
+            super::step_line(&step),
+            "db-down (dependency-failure): failed (recovery took 7.2s, more than the step's RTO of 5s); RTO 7.2s (target 5s); effect observed: no ready pod left (read back)"
+        );
+        let skipped = StepNote {
+            name: "failover".into(),
+            kind: "region-failover".into(),
+            status: RunStatus::Skipped,
+            reason: Some("when: step db-down's RTO at least 2m: it was 7.2s".into()),
+            ..StepNote::default()
+        };
+        assert_eq!(
+            super::step_line(&skipped),
+            "failover (region-failover): skipped (when: step db-down's RTO at least 2m: it was 7.2s)"
+        );
+    }
 }

@@ -429,6 +429,7 @@ fn evidence_lines(r: &RunRow) -> Vec<(&'static str, &[String])> {
         ("DNS changes", &e.dns_changes),
         ("Events", &e.events),
         ("timeline", &e.timeline),
+        ("steps", &e.steps),
     ] {
         if !items.is_empty() {
             out.push((label, items.as_slice()));
