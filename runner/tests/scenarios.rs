@@ -655,3 +655,83 @@ async fn a_scenario_killed_after_any_write_is_restored_exactly_by_another_proces
         break;
     }
 }
+
+/// The in-memory cluster, refusing every NetworkPolicy firedrill creates (as an admission
+/// webhook might): a partition step's injection fails.
+fn refusing_policies(inner: kube::Client) -> kube::Client {
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let inner = inner.clone();
+        async move {
+            if request.method() == Method::POST
+                && request.uri().path().ends_with("/networkpolicies")
+            {
+                let status = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "denied by the test's admission", "reason": "Forbidden", "code": 403 });
+                return Ok::<_, kube::Error>(
+                    Response::builder()
+                        .status(403)
+                        .header("content-type", "application/json")
+                        .body(Body::from(status.to_string().into_bytes()))
+                        .unwrap(),
+                );
+            }
+            inner.send(request).await
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// A step that ends in error ends the scenario (fail safe), optional or not: what ran is
+/// reverted, what had not started never does, and the record is `error` with the step's error.
+#[tokio::test]
+async fn a_step_in_error_ends_the_scenario_and_what_ran_is_reverted() {
+    let inner = cluster().await;
+    let before = state(&inner).await;
+    let client = refusing_policies(inner.clone());
+    let text = drills("", "20s");
+    let (config, drill, run_ref) = scenario(&text, "dr-err", |config| {
+        vec![
+            step(config, "db-down", &[], Duration::ZERO),
+            ScenarioStep {
+                optional: true,
+                ..step(
+                    config,
+                    "cache-cut",
+                    &["db-down"],
+                    Duration::from_millis(200),
+                )
+            },
+            step(
+                config,
+                "api-stress",
+                &["cache-cut"],
+                Duration::from_millis(200),
+            ),
+        ]
+    });
+    let started = std::time::Instant::now();
+    let record = run(&client, &config, &drill, &run_ref).await;
+    // Well before the scenario's 20 s: it ended at the error.
+    assert!(started.elapsed() < Duration::from_secs(10), "{record:#?}");
+    assert_eq!(record.status, RunStatus::Error, "{record:#?}");
+    let steps = steps(&record);
+    let cut = named(&steps, "cache-cut");
+    assert_eq!(cut.status, RunStatus::Error, "{cut:#?}");
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("denied by the test's admission"),
+        "{:?}",
+        record.reason
+    );
+    let stress = named(&steps, "api-stress");
+    assert_eq!(
+        stress.reason.as_deref(),
+        Some("the scenario ended before it could start: step cache-cut failed"),
+        "{stress:#?}"
+    );
+    assert_eq!(named(&steps, "db-down").status, RunStatus::Passed);
+    assert_eq!(state(&inner).await, before);
+}

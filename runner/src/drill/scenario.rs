@@ -201,6 +201,9 @@ enum End {
     Signal,
     /// A required step was refused (blocked): which, and why.
     Refused { step: usize, why: String },
+    /// A step ended in error (its injection or its revert failed, optional or not): the
+    /// scenario goes no further (fail safe), and the record says the step's error.
+    Failed { step: usize },
 }
 
 /// Runs the steps and keeps what the scenario records of them.
@@ -241,6 +244,9 @@ impl Conductor {
             }
             if let Some((i, why)) = self.refused(plan) {
                 break End::Refused { step: i, why };
+            }
+            if let Some(i) = self.failed() {
+                break End::Failed { step: i };
             }
             let now = Utc::now();
             for i in 0..plan.len() {
@@ -295,6 +301,10 @@ impl Conductor {
                 step.skipped = Some(match &end {
                     End::Over => "the scenario ended before it could start".to_owned(),
                     End::Signal => "the scenario was stopped before it could start".to_owned(),
+                    End::Failed { step } => format!(
+                        "the scenario ended before it could start: step {} failed",
+                        plan[*step].name
+                    ),
                     End::Refused { step, .. } => format!(
                         "the scenario ended before it could start: step {} was refused",
                         plan[*step].name
@@ -362,6 +372,15 @@ impl Conductor {
             let record = s.record.as_ref()?;
             (record.status == RunStatus::Blocked && !plan[i].optional)
                 .then(|| (i, record.reason.clone().unwrap_or_default()))
+        })
+    }
+
+    /// The first step that ended in error, if any.
+    fn failed(&self) -> Option<usize> {
+        self.steps.iter().position(|s| {
+            s.record
+                .as_ref()
+                .is_some_and(|r| r.status == RunStatus::Error)
         })
     }
 
