@@ -1787,7 +1787,13 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig {
+            cases: 500,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn the_same_seed_gives_the_same_verdict(case in arb_case(1.0), rotate in 0usize..50) {

@@ -20,7 +20,7 @@ use firedrill_safety::{
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
 pub const NOW: i64 = 1_800_000_000;
 
@@ -824,7 +824,10 @@ impl Tally {
 }
 
 /// Runs `cases` generated cases through `test`, which says what each exercised. Failures are
-/// persisted beside the calling test's file (`verdict.proptest-regressions`).
+/// persisted beside the calling test's file (`verdict.proptest-regressions`), and replayed first
+/// on every run. Said outright: proptest's default looks for a `lib.rs` or `main.rs` above the
+/// file, finds none above `tests/`, and lands there only by its fallback, with a warning that
+/// reads as if nothing was saved.
 #[track_caller]
 pub fn run_counted<S: Strategy>(
     cases: u32,
@@ -837,6 +840,9 @@ pub fn run_counted<S: Strategy>(
     let mut runner = TestRunner::new(Config {
         cases,
         source_file: Some(std::panic::Location::caller().file()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..Config::default()
     });
     let result = runner.run(&strategy, |value| {
