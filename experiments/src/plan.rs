@@ -161,6 +161,9 @@ pub enum Reach {
     Into,
     /// Carrying the mark itself, out to this pod, which the marked pods' egress may not reach.
     OutTo(ObjectRef),
+    /// From outside the partition into the first of these marked pods that declares a TCP port
+    /// (a zone's pods: which of them declare one is read before the fault).
+    IntoOneOf(Vec<ObjectRef>),
     /// No canary can tell, and why (never counted as seen).
     Unchecked(String),
 }
