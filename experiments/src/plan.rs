@@ -133,11 +133,14 @@ pub enum Expect {
     },
 }
 
-/// The load a stress pod must be seen to hold: a percentage of each CPU, or of the memory free.
+/// The load a stress pod must be seen to hold: a percentage of each CPU, or of the memory free;
+/// for io, its `--hdd` workers writing and reading (no rate is asked: a floor a worker, see
+/// helper_report.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StressLoad {
     Cpu(u32),
     Memory(u32),
+    Io { workers: u32 },
 }
 
 /// The record a region failover moves, and the answers each side of it gives.
