@@ -156,19 +156,23 @@ measure_io() {
   s1=$(date +%s)
   alive || { say "effect io not measured: stress-ng ended before $OVER_SECONDS s of it could be measured"; return; }
   [ -n "$start" ] || { say "effect io not measured: no /proc/PID/io of stress-ng's processes could be read"; return; }
-  w=0 r=0 sw=0 sr=0 n=0
+  wsum=0 rsum=0 swsum=0 srsum=0 n=0
   for p in $(ours); do
     was=$(printf '%s' "$start" | sed -n "s/^$p //p")
     now=$(io_of "$p")
     [ -n "$was" ] && [ -n "$now" ] || continue
     # shellcheck disable=SC2086
     set -- $was $now
-    w=$((w + $5 - $1)) r=$((r + $6 - $2)) sw=$((sw + $7 - $3)) sr=$((sr + $8 - $4)) n=$((n + 1))
+    wsum=$((wsum + $5 - $1))
+    rsum=$((rsum + $6 - $2))
+    swsum=$((swsum + $7 - $3))
+    srsum=$((srsum + $8 - $4))
+    n=$((n + 1))
   done
   [ "$n" -gt 0 ] || { say "effect io not measured: none of stress-ng's processes was there at both ends of ${OVER_SECONDS}s"; return; }
   secs=$((s1 - s0))
   [ "$secs" -gt 0 ] || secs=1
-  say "effect io written=$((w / secs / 1024))kB/s read=$((r / secs / 1024))kB/s storage-written=$((sw / secs / 1024))kB/s storage-read=$((sr / secs / 1024))kB/s workers=$workers over=${secs}s"
+  say "effect io written=$((wsum / secs / 1024))kB/s read=$((rsum / secs / 1024))kB/s storage-written=$((swsum / secs / 1024))kB/s storage-read=$((srsum / secs / 1024))kB/s workers=$workers over=${secs}s"
 }
 
 if [ "$MEASURE" != none ]; then
