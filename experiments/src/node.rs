@@ -220,15 +220,6 @@ pub fn stress_args(settings: &ResourceStress, load: Load) -> Vec<String> {
 /// holds measured while it runs, reported on the pod's log (`firedrill: effect ...`).
 pub const STRESS_SCRIPT: &str = include_str!("stress.sh");
 
-/// What the stress pod measures of its load: io's is not measured.
-fn measure(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Cpu => "cpu",
-        Resource::Memory => "memory",
-        Resource::Io => "none",
-    }
-}
-
 /// One stress-ng pod on `node`, in `namespace`, running `load`.
 pub fn stress_pod(
     run: &str,
@@ -273,7 +264,8 @@ pub fn stress_pod(
                 // while it runs, on the log (stress.sh).
                 "command": ["sh", "-c", STRESS_SCRIPT, "firedrill-stress"],
                 "args": stress_args(settings, load),
-                "env": [{ "name": "MEASURE", "value": measure(settings.resource) }],
+                // What stress.sh measures of the load: the resource stressed.
+                "env": [{ "name": "MEASURE", "value": settings.resource.name() }],
                 // A small request so the pod is admitted on a busy node; no CPU limit, so the
                 // load is the node's, not a throttled container's. Memory is bounded by the load.
                 "resources": { "requests": { "cpu": "10m", "memory": "16Mi" } },
@@ -345,19 +337,20 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
             // The steady step (a ramp's last, at its top) is the load the fault holds: its
             // report is the one judged; the climb's steps pass.
             let held = match settings.resource {
-                Resource::Cpu => Some(StressLoad::Cpu(load.percent)),
-                Resource::Memory => Some(StressLoad::Memory(load.percent)),
-                Resource::Io => None,
+                Resource::Cpu => StressLoad::Cpu(load.percent),
+                Resource::Memory => StressLoad::Memory(load.percent),
+                Resource::Io => StressLoad::Io {
+                    workers: settings.workers,
+                },
             };
-            if let (true, Some(load), Some(helper)) = (
+            if let (true, Some(helper)) = (
                 step + 1 == loads.len(),
-                held,
                 firedrill_rollback::ObjectRef::of(&pod),
             ) {
                 effect.push(Expect::Stressed {
                     helper,
                     node: node.node.clone(),
-                    load,
+                    load: held,
                 });
             }
             helpers.extend(Helper::of(
@@ -376,8 +369,7 @@ pub fn stress(run: &str, settings: &ResourceStress, scene: &Scene) -> Plan {
         waves,
         wait_for_recovery: false,
         helpers,
-        // io stress measures nothing: its record says it was not checked.
-        effect: (settings.resource != Resource::Io).then_some(effect),
+        effect: Some(effect),
         ..Plan::default()
     }
 }

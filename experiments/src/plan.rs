@@ -133,11 +133,14 @@ pub enum Expect {
     },
 }
 
-/// The load a stress pod must be seen to hold: a percentage of each CPU, or of the memory free.
+/// The load a stress pod must be seen to hold: a percentage of each CPU, or of the memory free;
+/// for io, its `--hdd` workers writing and reading (no rate is asked: a floor a worker, see
+/// helper_report.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StressLoad {
     Cpu(u32),
     Memory(u32),
+    Io { workers: u32 },
 }
 
 /// The record a region failover moves, and the answers each side of it gives.
@@ -161,6 +164,9 @@ pub enum Reach {
     Into,
     /// Carrying the mark itself, out to this pod, which the marked pods' egress may not reach.
     OutTo(ObjectRef),
+    /// From outside the partition into the first of these marked pods that declares a TCP port
+    /// (a zone's pods: which of them declare one is read before the fault).
+    IntoOneOf(Vec<ObjectRef>),
     /// No canary can tell, and why (never counted as seen).
     Unchecked(String),
 }

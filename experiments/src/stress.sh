@@ -3,9 +3,9 @@
 # arguments it is given ("$@"), and while it runs measures from /proc the load it holds,
 # reported on its log for the runner to read back. Needs: sh, stress-ng, /proc.
 #
-# MEASURE cpu|memory|none   what to measure (none: only run stress-ng)
+# MEASURE cpu|memory|io|none   what to measure (none: only run stress-ng)
 # WARM_SECONDS (default 1)  how long the workers get to start before measuring
-# OVER_SECONDS (default 3)  how long the CPU time is measured over
+# OVER_SECONDS (default 3)  how long the CPU time (or the I/O) is measured over
 # PROC (default /proc)
 # Report:
 #   firedrill: effect cpu stress-ng=P% (C of N CPUs) node=Q% over=Ss
@@ -15,7 +15,12 @@
 #   firedrill: effect memory held=HkB asked=AkB (L% of FkB free)
 #       H: the most resident memory of stress-ng's processes (VmRSS) while sampled; A: what
 #          --vm-bytes L% asks of the F kB free (MemFree) before it started
-#   firedrill: effect cpu|memory not measured: WHY
+#   firedrill: effect io written=WkB/s read=RkB/s storage-written=SkB/s storage-read=TkB/s workers=K over=Ss
+#       W, R: bytes stress-ng's processes passed to write and read calls (/proc/PID/io wchar,
+#          rchar) a second over S seconds; S, T: what of it reached the storage layer
+#          (write_bytes, read_bytes: page-cache hits and not yet dirtied pages excluded);
+#          K: the --hdd workers asked
+#   firedrill: effect cpu|memory|io not measured: WHY
 #   firedrill: effect end
 # Exit: stress-ng's. SIGTERM (the pod deleted) stops stress-ng and ends.
 set -u
@@ -25,7 +30,7 @@ WARM_SECONDS="${WARM_SECONDS:-1}"
 OVER_SECONDS="${OVER_SECONDS:-3}"
 say() { printf 'firedrill: %s\n' "$*"; }
 
-case $MEASURE in cpu | memory | none) ;; *) say "error: MEASURE '$MEASURE' must be cpu, memory or none" >&2; exit 1 ;; esac
+case $MEASURE in cpu | memory | io | none) ;; *) say "error: MEASURE '$MEASURE' must be cpu, memory, io or none" >&2; exit 1 ;; esac
 for n in "$WARM_SECONDS" "$OVER_SECONDS"; do
   case $n in '' | *[!0-9]*) say "error: WARM_SECONDS and OVER_SECONDS must be whole seconds" >&2; exit 1 ;; esac
 done
@@ -75,6 +80,15 @@ rss() {
   done
   echo "$sum"
 }
+# "wchar rchar write_bytes read_bytes" of process $1 (nothing when its io file is unreadable)
+io_of() {
+  wc="" rc="" wb="" rb=""
+  while read -r key value; do
+    case $key in wchar:) wc=$value ;; rchar:) rc=$value ;; write_bytes:) wb=$value ;; read_bytes:) rb=$value ;; esac
+  done 2>/dev/null <"$PROC/$1/io" || return 0
+  [ -n "$wc" ] && echo "$wc ${rc:-0} ${wb:-0} ${rb:-0}"
+  return 0
+}
 alive() { kill -0 "$child" 2>/dev/null; }
 
 measure_cpu() {
@@ -121,12 +135,53 @@ measure_memory() {
   say "effect memory held=${held}kB asked=$((free_before / 100 * asked))kB ($asked% of ${free_before}kB free)"
 }
 
+measure_io() {
+  # --hdd K: the workers asked, from stress-ng's arguments
+  workers="?"
+  prev=""
+  for a in "$@"; do
+    [ "$prev" = --hdd ] && workers=$a
+    prev=$a
+  done
+  # Each process's counters at the start, "pid wchar rchar write_bytes read_bytes" a line:
+  # only processes seen at both ends count (a worker that ended takes its counters with it).
+  start=""
+  for p in $(ours); do
+    v=$(io_of "$p")
+    [ -n "$v" ] && start="$start$p $v
+"
+  done
+  s0=$(date +%s)
+  sleep "$OVER_SECONDS"
+  s1=$(date +%s)
+  alive || { say "effect io not measured: stress-ng ended before $OVER_SECONDS s of it could be measured"; return; }
+  [ -n "$start" ] || { say "effect io not measured: no /proc/PID/io of stress-ng's processes could be read"; return; }
+  wsum=0 rsum=0 swsum=0 srsum=0 n=0
+  for p in $(ours); do
+    was=$(printf '%s' "$start" | sed -n "s/^$p //p")
+    now=$(io_of "$p")
+    [ -n "$was" ] && [ -n "$now" ] || continue
+    # shellcheck disable=SC2086
+    set -- $was $now
+    wsum=$((wsum + $5 - $1))
+    rsum=$((rsum + $6 - $2))
+    swsum=$((swsum + $7 - $3))
+    srsum=$((srsum + $8 - $4))
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || { say "effect io not measured: none of stress-ng's processes was there at both ends of ${OVER_SECONDS}s"; return; }
+  secs=$((s1 - s0))
+  [ "$secs" -gt 0 ] || secs=1
+  say "effect io written=$((wsum / secs / 1024))kB/s read=$((rsum / secs / 1024))kB/s storage-written=$((swsum / secs / 1024))kB/s storage-read=$((srsum / secs / 1024))kB/s workers=$workers over=${secs}s"
+}
+
 if [ "$MEASURE" != none ]; then
   sleep "$WARM_SECONDS"
   if alive; then
     case $MEASURE in
       cpu) measure_cpu ;;
       memory) measure_memory "$@" ;;
+      io) measure_io "$@" ;;
     esac
   else
     say "effect $MEASURE not measured: stress-ng ended within $WARM_SECONDS s"

@@ -10,7 +10,10 @@ use firedrill_safety::selector::validate_value;
 use firedrill_safety::zones::ZONE_LABEL;
 use serde_json::{json, Value};
 
-use crate::plan::{isolate, Plan, Scene, PARTITION_LABEL};
+use firedrill_rollback::{ObjectKind, ObjectRef};
+use firedrill_safety::verdict::Verdict;
+
+use crate::plan::{isolate, Expect, Plan, Reach, Scene, PARTITION_LABEL};
 use crate::values::within;
 
 /// `zone-outage`: every node of one zone drained, or every pod of it cut off.
@@ -151,9 +154,33 @@ fn read_zone(r: &mut Reader, f: &Fields) -> Option<ZoneChoice> {
 pub fn plan(run: &str, settings: &ZoneOutage, scene: &Scene) -> Plan {
     match settings.mode {
         ZoneMode::Drain => crate::node::drain_nodes(settings.grace_period, scene),
-        ZoneMode::Partition => Plan::one(isolate(run, scene.verdict(), |namespace| {
-            zone_policy(run, namespace)
-        })),
+        ZoneMode::Partition => {
+            let mut plan = Plan::one(isolate(run, scene.verdict(), |namespace| {
+                zone_policy(run, namespace)
+            }));
+            plan.effect = Some(canary(scene.verdict()));
+            plan
+        }
+    }
+}
+
+/// One canary tells whether the network plugin enforces the cut: it carries no mark, so it is
+/// outside the cut wherever it runs, and connects into a pod of the zone that declares a port
+/// (the runner reads which do; with none, nothing is checked and the record says why).
+fn canary(verdict: Option<&Verdict>) -> Vec<Expect> {
+    let pods: Vec<ObjectRef> = verdict
+        .map(|v| v.targets.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|t| ObjectRef::namespaced(ObjectKind::Pod, &t.namespace, &t.name))
+        .collect();
+    match pods.first() {
+        Some(first) => vec![Expect::Unreachable {
+            pod: first.clone(),
+            reach: Reach::IntoOneOf(pods.clone()),
+        }],
+        // Nothing cut off: nothing to see (the run's record says so).
+        None => Vec::new(),
     }
 }
 

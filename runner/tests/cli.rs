@@ -891,3 +891,134 @@ fn skip_and_unskip_refuse_bad_input_before_reaching_a_cluster() {
     let out = without_cluster(&["unskip", "pod-kill-monthly", "--config", EXAMPLE, "--next"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
 }
+
+/// `plan --cluster` marks the fires people vetoed (#26 item 5): a snapshot that lists
+/// `firedrill-skips` as firedrill writes it (in the drill file's namespace, labelled
+/// `firedrill.io/kind=skips`) shows each vetoed fire skipped, with who and why, in the table and
+/// the JSON, and judges it not (it hits nothing); a ConfigMap of that name without the label, or
+/// a snapshot without it, changes nothing.
+#[test]
+fn plan_against_a_snapshot_with_vetoes_shows_the_vetoed_fires_skipped_with_who_and_why() {
+    use chrono::{DateTime, Utc};
+    let dir = std::env::temp_dir().join(format!("firedrill-cli-skips-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let example = std::fs::read_to_string(workspace().join(CLUSTER)).expect("example cluster");
+    // The first fires of the year, without vetoes: pod-kill-monthly's first is vetoed below.
+    let plain = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--format",
+        "json",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--next",
+        "6",
+    ]);
+    let fires: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("JSON");
+    let fire = fires
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["drill"] == "pod-kill-monthly")
+        .expect("a pod-kill fire")
+        .clone();
+    assert_eq!(fire["status"], "fires", "{fire}");
+    let scheduled: DateTime<Utc> = fire["scheduled"].as_str().unwrap().parse().unwrap();
+    let mark = |drill: &str, at: DateTime<Utc>| {
+        let key = firedrill::cluster::job::run_id(drill, at);
+        let value = serde_json::json!({ "drill": drill, "scheduled": at, "reason": "customer demo",
+            "by": "alice@example.com", "marked": "2026-12-30T09:00:00Z" });
+        format!("      {key}: '{value}'\n")
+    };
+    let at: DateTime<Utc> = "2026-11-23T15:05:00Z".parse().unwrap();
+    let skips = |labels: &str| {
+        format!(
+            "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: firedrill-skips\n    namespace: chaos-testing\n    labels: {{{labels}}}\n  data:\n{}{}",
+            mark("pod-kill-monthly", scheduled),
+            mark("pod-kill-monthly", at)
+        )
+    };
+    let write = |name: &str, extra: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{example}{extra}")).expect("write");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let vetoed = write("vetoed.yaml", &skips("firedrill.io/kind: skips"));
+    let foreign = write("foreign.yaml", &skips("app: other"));
+    let plan = |snapshot: &str, more: &[&str]| {
+        let mut args = vec!["plan", "--config", EXAMPLE, "--cluster", snapshot];
+        args.extend(more);
+        let out = firedrill(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let calendar = [
+        "--format",
+        "json",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--next",
+        "6",
+    ];
+    let by_drill = |json: &str, drill: &str| -> serde_json::Value {
+        let fires: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        fires
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["drill"] == drill)
+            .cloned()
+            .unwrap_or_else(|| panic!("no fire of {drill}: {json}"))
+    };
+
+    // The calendar: the vetoed fire skipped, with who and why, not judged; the others as before.
+    let json = plan(&vetoed, &calendar);
+    let kill = by_drill(&json, "pod-kill-monthly");
+    assert_eq!(kill["scheduled"], fire["scheduled"]);
+    assert_eq!(kill["status"], "skipped", "{kill}");
+    assert_eq!(
+        kill["reason"],
+        "skipped by alice@example.com: customer demo"
+    );
+    assert!(
+        kill["start"].is_null() && kill.get("targets").is_none(),
+        "{kill}"
+    );
+    let unvetoed = plan(&foreign, &calendar);
+    assert_eq!(by_drill(&unvetoed, "pod-kill-monthly")["status"], "fires");
+    assert!(by_drill(&unvetoed, "pod-kill-monthly")["targets"].is_array());
+    // Nothing else changed.
+    let others = |json: &str| -> Vec<serde_json::Value> {
+        let fires: serde_json::Value = serde_json::from_str(json).unwrap();
+        fires
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["drill"] != "pod-kill-monthly")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&json), others(&unvetoed));
+    // Without the ConfigMap: as with a foreign one.
+    assert_eq!(plan(CLUSTER, &calendar), unvetoed);
+
+    // One fire at an instant (`--at`), in the table: skipped, with who and why.
+    let table = plan(&vetoed, &["--at", "2026-11-23T15:05:00Z"]);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("pod-kill-monthly"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("skipped"), "{table}");
+    assert!(
+        line.contains("skipped by alice@example.com: customer demo"),
+        "{table}"
+    );
+    let table = plan(&foreign, &["--at", "2026-11-23T15:05:00Z"]);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("pod-kill-monthly"))
+        .unwrap();
+    assert!(!line.contains("skipped"), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -508,19 +508,21 @@ async fn scale_to_zero_seen_when_no_pod_is_ready_and_ineffective_when_they_stay(
     }
 }
 
-/// The kinds without an effect check yet say so, and are not passed off as seen.
+/// Every kind checks its effect now, but a region failover with no `dns:` (it only isolates the
+/// failed region's workloads) has nothing to check it by (its DNS answer is the check): it says
+/// so, and is not passed off as seen.
 #[tokio::test]
-async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
+async fn a_fault_without_an_effect_check_records_that_it_was_not_checked() {
     let client = cluster(true).await;
     node(&client, "n1", "a").await;
     web(&client, &["n1", "n1"]).await;
     let (config, d, run) = one_drill(
         &drill(
-            "churn",
-            "resource-stress",
-            &format!("{ONE_WEB}    fault: {{ resource: io, workers: 2 }}\n"),
+            "isolate",
+            "region-failover",
+            "    fault:\n      from: us-east-1\n      to: eu-west-1\n      failback: { runbook: \"https://runbooks.example.com/failback\" }\n      isolate: [{ namespace: apps, selector: app=web, how: network-policy }]\n",
         ),
-        "churn-1",
+        "isolate-1",
     );
     let record = execute_on(&client, &config, &d, &run, Some(Vec::new())).await;
     assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
@@ -528,11 +530,11 @@ async fn a_kind_without_an_effect_check_records_that_it_was_not_checked() {
     assert_eq!(e.observed, None);
     assert_eq!(
         e.to_string(),
-        "not checked (resource-stress has no effect check yet)"
+        "not checked (region-failover has no effect check yet)"
     );
     assert_eq!(
         record.evidence.to_value()["effect"],
-        json!({ "how": "not checked", "what": "resource-stress has no effect check yet" })
+        json!({ "how": "not checked", "what": "region-failover has no effect check yet" })
     );
 }
 

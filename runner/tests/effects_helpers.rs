@@ -8,7 +8,8 @@
 //! nothing ends it `ineffective`, reverted, saying why. For real, where this machine allows: the
 //! degrade script in network namespaces, its report judged by the runner's own reading (this
 //! kernel has no netem: the delayed round-trip is said to be unmeasurable here, not faked), and
-//! the stress script running stress-ng, its /proc measurement judged the same way.
+//! the stress script running stress-ng (cpu, memory and io), its /proc measurement judged the
+//! same way.
 
 mod support;
 
@@ -291,6 +292,71 @@ firedrill: effect cpu stress-ng=78.4% (3.13 of 4 CPUs) node=91% over=3s\nfiredri
 }
 
 #[tokio::test]
+async fn io_stress_seen_in_the_bytes_its_workers_moved_and_ineffective_when_the_pod_reports_nothing(
+) {
+    let text = drill(
+        "disk",
+        "resource-stress",
+        "{ resource: io, workers: 2 }",
+        "2s",
+    );
+    // Seen: the pod measured its two workers writing and reading, from /proc/PID/io.
+    let logs = Logs::default();
+    let said = "io written=412330kB/s read=398112kB/s storage-written=409600kB/s storage-read=0kB/s workers=2 over=3s";
+    logs.lock().unwrap().insert(
+        "firedrill-stress-disk-seen-0".into(),
+        format!("stress-ng: info:  [7] dispatching hogs: 2 hdd\nfiredrill: effect {said}\nfiredrill: effect end\n"),
+    );
+    let client = cluster(logs).await;
+    let (config, d, run) = one_drill(&text, "disk-seen");
+    let record = execute_on(&client, &config, &d, &run, Some(Vec::new())).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let e = effect(&record);
+    assert_eq!(e.observed, Some(true), "{e:?}");
+    assert_eq!(
+        e.what.replace(&node_of(&record), "N"),
+        format!(
+            "2 stress-ng io workers writing and reading on node N: stress-ng wrote 412330 kB/s and read 398112 kB/s with 2 workers ({})",
+            said.trim_start_matches("io ")
+        )
+    );
+    assert_eq!(
+        e.how,
+        "the stress pod's report on its log: the bytes stress-ng's processes wrote and read, from /proc/PID/io while it ran"
+    );
+    no_helpers_left(&client).await;
+
+    // Stalled workers (a disk throttled to a crawl, a scratch volume that refuses writes):
+    // measured, and under the floor.
+    let logs = Logs::default();
+    logs.lock().unwrap().insert(
+        "firedrill-stress-disk-stalled-0".into(),
+        "firedrill: effect io written=12kB/s read=0kB/s storage-written=0kB/s storage-read=0kB/s workers=2 over=3s\nfiredrill: effect end\n".into(),
+    );
+    let client = cluster(logs).await;
+    let (config, d, run) = one_drill(&text, "disk-stalled");
+    let record = execute_on(&client, &config, &d, &run, Some(Vec::new())).await;
+    assert_ineffective(
+        &client,
+        &record,
+        "stress-ng wrote 12 kB/s and read 0 kB/s with 2 workers (written=12kB/s read=0kB/s storage-written=0kB/s storage-read=0kB/s workers=2 over=3s): under 2048 kB/s (1024 kB/s a worker)",
+    )
+    .await;
+
+    // Not seen: the pod says nothing.
+    let client = cluster(Logs::default()).await;
+    let (config, d, run) = one_drill(&text, "disk-silent");
+    let record = execute_on(&client, &config, &d, &run, Some(Vec::new())).await;
+    assert_ineffective(
+        &client,
+        &record,
+        &format!("2 stress-ng io workers writing and reading on node {} not seen by the end of the drill; it had 75s (apps/firedrill-stress-disk-silent-0 has reported nothing yet)", node_of(&record)),
+    )
+    .await;
+    no_helpers_left(&client).await;
+}
+
+#[tokio::test]
 async fn a_ramp_is_judged_on_its_steady_step_only() {
     // The climb's pods say nothing; the last (steady, at the top) reports the load.
     let logs = Logs::default();
@@ -506,18 +572,28 @@ fn the_stress_pod_measures_the_load_stress_ng_holds() {
     for (resource, percent, load) in [
         (Resource::Cpu, 50, StressLoad::Cpu(50)),
         (Resource::Memory, 2, StressLoad::Memory(2)),
+        (Resource::Io, 0, StressLoad::Io { workers: 1 }),
     ] {
         let settings = ResourceStress {
             resource,
             ..ResourceStress::default()
         };
-        let args = stress_args(
+        // The pod's scratch volume is a directory here.
+        let scratch = std::env::temp_dir().join(support::unique("firedrill-scratch"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let args: Vec<String> = stress_args(
             &settings,
             Load {
                 percent,
                 seconds: 6,
             },
-        );
+        )
+        .into_iter()
+        .map(|a| match a.as_str() {
+            "/scratch" => scratch.display().to_string(),
+            _ => a,
+        })
+        .collect();
         let out = Command::new("sh")
             .args(["-c", STRESS_SCRIPT, "firedrill-stress"])
             .args(&args)
@@ -535,5 +611,6 @@ fn the_stress_pod_measures_the_load_stress_ng_holds() {
         eprintln!("{resource:?} {percent}%: {seen}");
         // stress-ng's own summary still follows.
         assert!(said.contains("stress-ng: metrc:"), "{said}");
+        let _ = std::fs::remove_dir_all(&scratch);
     }
 }

@@ -11,15 +11,15 @@
 mod support;
 
 use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use firedrill::history::store::RunStatus;
-use firedrill::run::{EffectNote, Revert, RunRecord};
+use firedrill::run::{EffectNote, RunRecord};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
+use support::canary::{nothing_left, plugin, Plugin};
 use support::cluster::{evicting_cluster, execute_on, ledger_data, one_drill, ready_pod, NS};
 
 /// A pod of `owner` (`Kind/name`) in `namespace`, Running and Ready at `ip`, its `main`
@@ -89,83 +89,6 @@ async fn web(client: &kube::Client, ports: bool) {
     }
 }
 
-/// How the stand-in network plugin treats a canary.
-#[derive(Clone, Copy, PartialEq)]
-enum Plugin {
-    /// Connected once it starts; refused once a firedrill policy is in its namespace.
-    Enforces,
-    /// Connected once it starts, and ever after: NetworkPolicies change nothing.
-    Ignores,
-    /// The pod it tries never answers: the canary gives up before the fault (exit 3).
-    NoAnswer,
-}
-
-/// Stands in for the kubelet and the network plugin: every canary pod (label
-/// `firedrill.io/canary`) gets the status its script would give it. Each canary is kept as
-/// first seen, for the test to look at.
-fn plugin(client: kube::Client, plugin: Plugin) -> Arc<Mutex<Vec<Value>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = seen.clone();
-    tokio::spawn(async move {
-        let all = Api::<Pod>::all(client.clone());
-        loop {
-            let canaries = all
-                .list(&ListParams::default().labels("firedrill.io/canary"))
-                .await
-                .unwrap()
-                .items;
-            for canary in canaries {
-                let namespace = canary.metadata.namespace.clone().unwrap();
-                let name = canary.metadata.name.clone().unwrap();
-                let value = serde_json::to_value(&canary).unwrap();
-                let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
-                let phase = value["status"]["phase"].as_str().unwrap_or_default();
-                let status = match (phase, plugin) {
-                    ("", Plugin::NoAnswer) => Some(ended(3)),
-                    ("", _) => {
-                        kept.lock().unwrap().push(value.clone());
-                        Some(json!({ "status": { "phase": "Running", "podIP": "10.0.9.9",
-                            "conditions": [{ "type": "Ready", "status": "True" }],
-                            "containerStatuses": [{ "name": "canary", "ready": true, "restartCount": 0,
-                                "image": "busybox", "imageID": "", "state": { "running": {} } }] } }))
-                    }
-                    ("Running", Plugin::Enforces) => {
-                        let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &namespace)
-                            .list(&ListParams::default())
-                            .await
-                            .unwrap()
-                            .items;
-                        policies
-                            .iter()
-                            .any(|p| {
-                                let n = p.metadata.name.as_deref().unwrap_or_default();
-                                n.starts_with("firedrill-partition-")
-                                    || n.starts_with("firedrill-block-")
-                            })
-                            .then(|| ended(0))
-                    }
-                    _ => None,
-                };
-                if let Some(status) = status {
-                    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                        .await
-                        .unwrap();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    seen
-}
-
-/// A canary's status once its script exited `code` now.
-fn ended(code: i32) -> Value {
-    let phase = if code == 0 { "Succeeded" } else { "Failed" };
-    json!({ "status": { "phase": phase, "containerStatuses": [{ "name": "canary", "ready": false,
-        "restartCount": 0, "image": "busybox", "imageID": "",
-        "state": { "terminated": { "exitCode": code, "finishedAt": chrono::Utc::now().to_rfc3339() } } }] } })
-}
-
 fn drill(name: &str, kind: &str, fault: &str) -> String {
     format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: {name}\n    kind: {kind}\n    schedule: \"@monthly\"\n    duration: 2s\n    targets: [{{ namespace: apps, selector: app=web, count: 1 }}]\n    fault: {fault}\n"
@@ -178,27 +101,6 @@ fn effect(record: &RunRecord) -> EffectNote {
         .effect
         .clone()
         .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
-}
-
-/// Every canary is gone, and every ledger entry (the canary's creation too) reverted.
-async fn nothing_left(client: &kube::Client, record: &RunRecord) {
-    let canaries = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default().labels("firedrill.io/canary"))
-        .await
-        .unwrap()
-        .items;
-    assert!(canaries.is_empty(), "{canaries:?}");
-    let ledger = ledger_data(client, &record.id).await;
-    let steps: Vec<&String> = ledger.keys().filter(|k| k.starts_with("step-")).collect();
-    assert!(!steps.is_empty());
-    for (key, entry) in ledger.iter().filter(|(k, _)| k.starts_with("step-")) {
-        assert!(entry.contains(r#""state":"reverted""#), "{key}: {entry}");
-    }
-    assert!(
-        matches!(record.evidence.revert, Revert::Restored { .. }),
-        "{:?}",
-        record.evidence.revert
-    );
 }
 
 /// The run ended `ineffective`, the reason naming the canary that still connected.

@@ -211,6 +211,7 @@ async fn readyz_lists_the_checks_and_only_a_critical_failure_makes_it_fail() {
         passed,
         what: what.to_owned(),
         fix: (!passed).then(|| "do this".to_owned()),
+        checked: true,
     };
     exposition.scheduler.checked(Report {
         checks: vec![

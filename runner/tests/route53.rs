@@ -1,7 +1,8 @@
 //! Route 53 for a region failover: against moto's server (`FIREDRILL_TEST_MOTO`, started by
 //! scripts/test.sh) for failover and exact restore, a crash after each step, and a change someone
 //! made since; on the wire (a scripted server) for what moto does not model: a change that stays
-//! PENDING, and the health check's version sent with every update.
+//! PENDING, the health check's version sent with every update, and `TestDNSAnswer` (which
+//! `firedrill check` asks).
 
 mod support;
 
@@ -706,4 +707,101 @@ async fn check_reads_the_zone_and_names_a_missing_zone_or_record_with_the_fix() 
             .ends_with("no A record set with set identifier nowhere in the zone"),
         "{line:?}"
     );
+}
+
+/// `firedrill check` asks Route 53's `TestDNSAnswer` for a region drill's record, as the run's
+/// effect check will (#25 item 3): answered is ✓ with the answer; denied is ✗ naming the IAM
+/// action to grant; an endpoint without the call (moto, which answers 404) could not be checked
+/// there — neither ✓ nor ✗. On the wire (a scripted Route 53) for the first two, on moto for
+/// the last.
+#[tokio::test]
+async fn check_asks_test_dns_answer_and_tells_denied_from_not_implemented() {
+    credentials();
+    let dns = |url: &str| Dns {
+        zone: "Z1".into(),
+        name: "api.example.com.".into(),
+        record_type: "A".into(),
+        method: DnsMethod::Weights,
+        regions: std::collections::BTreeMap::new(),
+        wait: Duration::from_secs(30),
+        endpoint: Some(url.to_owned()),
+    };
+    let answers = scripted(|_, _, _| {
+        (
+            200,
+            format!(
+                r#"<?xml version="1.0"?><TestDNSAnswerResponse xmlns="{XMLNS}"><Nameserver>ns-1.awsdns-01.org</Nameserver><RecordName>api.example.com.</RecordName><RecordType>A</RecordType><RecordData><RecordDataEntry>192.0.2.1</RecordDataEntry></RecordData><ResponseCode>NOERROR</ResponseCode><Protocol>UDP</Protocol></TestDNSAnswerResponse>"#
+            ),
+        )
+    })
+    .await;
+    let line = firedrill::check::route53_answer_line("failover-eu", &dns(&answers.url)).await;
+    assert!(line.passed && line.checked, "{line:?}");
+    assert_eq!(
+        line.what,
+        "Route 53 for drill failover-eu: TestDNSAnswer for api.example.com. A answers 192.0.2.1 (NOERROR): the run can tell whether the failover took effect"
+    );
+    // Asked for the drill's record, by zone, name and type.
+    let (method, path, _) = answers.requests.lock().unwrap()[0].clone();
+    assert_eq!(method, "GET");
+    assert!(
+        path.starts_with("/2013-04-01/testdnsanswer?")
+            && path.contains("hostedzoneid=Z1")
+            && path.contains("recordname=api.example.com.")
+            && path.contains("recordtype=A"),
+        "{path}"
+    );
+
+    let denied = scripted(|_, _, _| {
+        (
+            403,
+            format!(
+                r#"<?xml version="1.0"?><ErrorResponse xmlns="{XMLNS}"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: route53:TestDNSAnswer</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+            ),
+        )
+    })
+    .await;
+    let line = firedrill::check::route53_answer_line("failover-eu", &dns(&denied.url)).await;
+    assert!(!line.passed, "{line:?}");
+    assert_eq!(line.check, "route53");
+    assert!(
+        line.what
+            .starts_with("Route 53 for drill failover-eu: TestDNSAnswer for api.example.com. A: denied: asking Route 53 what it answers for api.example.com. A: "),
+        "{line:?}"
+    );
+    assert_eq!(
+        line.fix.as_deref(),
+        Some("grant the credentials route53:TestDNSAnswer (IRSA in a pod; the AWS CLI's chain elsewhere): the region failover's effect check asks it, and a run that cannot ends ineffective")
+    );
+
+    // moto lacks the call: said, and neither passed off as ✓ nor failed.
+    let Some(endpoint) = moto() else { return };
+    let zone = zone(&endpoint, (100, 0)).await;
+    let line = firedrill::check::route53_answer_line("failover-eu", &zone.dns).await;
+    assert!(line.passed && !line.checked, "{line:?}");
+    assert_eq!(
+        line.what,
+        format!(
+            "Route 53 for drill failover-eu: TestDNSAnswer for {} A: could not be checked against this endpoint ({endpoint}): it does not implement TestDNSAnswer (moto does not), so a run records its effect as not checked",
+            zone.dns.name
+        )
+    );
+    let report = firedrill::check::Report {
+        checks: vec![
+            firedrill::check::route53_line("failover-eu", &zone.dns).await,
+            line,
+        ],
+    };
+    assert!(report.passed());
+    let text = report.text();
+    assert!(
+        text.contains("\n? Route 53 for drill failover-eu: TestDNSAnswer"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 of 2 checks passed, 1 could not be checked\n"),
+        "{text}"
+    );
+    assert_eq!(report.json()["checks"][1]["checked"], false);
+    assert!(report.json()["checks"][0].get("checked").is_none());
 }

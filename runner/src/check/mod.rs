@@ -67,6 +67,14 @@ pub struct Line {
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// `false`: this could not be checked here (said in `what`); it fails nothing, and is not
+    /// shown as passed either.
+    #[serde(skip_serializing_if = "is_true")]
+    pub checked: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Line {
@@ -76,6 +84,15 @@ impl Line {
             passed: true,
             what: what.into(),
             fix: None,
+            checked: true,
+        }
+    }
+
+    /// What could not be checked here, and why: neither ✓ nor ✗.
+    fn unchecked(check: &'static str, what: impl Into<String>) -> Line {
+        Line {
+            checked: false,
+            ..Line::pass(check, what)
         }
     }
 
@@ -85,6 +102,7 @@ impl Line {
             passed: false,
             what: what.into(),
             fix: Some(fix.into()),
+            checked: true,
         }
     }
 }
@@ -105,14 +123,22 @@ impl Report {
         let mut out = String::new();
         for line in &self.checks {
             match &line.fix {
+                None if !line.checked => out.push_str(&format!("? {}\n", line.what)),
                 None => out.push_str(&format!("✓ {}\n", line.what)),
                 Some(fix) => out.push_str(&format!("✗ {}; fix: {fix}\n", line.what)),
             }
         }
         let failed = self.checks.iter().filter(|l| !l.passed).count();
-        out.push_str(&match failed {
-            0 => format!("all {} checks passed\n", self.checks.len()),
-            n => format!("{n} of {} checks failed\n", self.checks.len()),
+        let unchecked = self.checks.iter().filter(|l| !l.checked).count();
+        let total = self.checks.len();
+        out.push_str(&match (failed, unchecked) {
+            (0, 0) => format!("all {total} checks passed\n"),
+            (n, 0) => format!("{n} of {total} checks failed\n"),
+            (0, u) => format!(
+                "{} of {total} checks passed, {u} could not be checked\n",
+                total - u
+            ),
+            (n, u) => format!("{n} of {total} checks failed, {u} could not be checked\n"),
         });
         out
     }
@@ -667,9 +693,63 @@ async fn route53(config: &Config) -> Vec<Line> {
             continue;
         };
         let Some(dns) = &rf.dns else { continue };
-        lines.push(route53_line(&drill.name, dns).await);
+        let line = route53_line(&drill.name, dns).await;
+        let readable = line.passed;
+        lines.push(line);
+        // The record is there to be asked about: whether it can be.
+        if readable {
+            lines.push(route53_answer_line(&drill.name, dns).await);
+        }
     }
     lines
+}
+
+/// One region drill's effect check, tried: Route 53's `TestDNSAnswer` for the drill's record
+/// (what a run asks after the DNS change). Denied is ✗ with the permission to grant (a run
+/// could not tell the failover took effect, and would end `ineffective`); an endpoint that does
+/// not implement the call (moto) could not be checked here, and says so.
+pub async fn route53_answer_line(drill: &str, dns: &firedrill_experiments::region::Dns) -> Line {
+    use firedrill_rollback::ClusterError;
+    let route53 = crate::cluster::route53::Route53::new(dns.endpoint.as_deref()).await;
+    let subject = format!(
+        "Route 53 for drill {drill}: TestDNSAnswer for {} {}",
+        dns.name, dns.record_type
+    );
+    match route53.answer(&dns.zone, &dns.name, &dns.record_type).await {
+        Ok(Some(answered)) => Line::pass(
+            "route53",
+            format!(
+                "{subject} answers {} ({}): the run can tell whether the failover took effect",
+                match answered.values.is_empty() {
+                    true => "nothing".to_owned(),
+                    false => answered.values.join(", "),
+                },
+                answered.code
+            ),
+        ),
+        Ok(None) => Line::unchecked(
+            "route53",
+            format!(
+                "{subject}: could not be checked against this endpoint ({}): it does not implement TestDNSAnswer (moto does not), so a run records its effect as not checked",
+                dns.endpoint.as_deref().unwrap_or("AWS")
+            ),
+        ),
+        Err(ClusterError::Forbidden { message, .. }) => Line::fail(
+            "route53",
+            format!("{subject}: denied: {message}"),
+            "grant the credentials route53:TestDNSAnswer (IRSA in a pod; the AWS CLI's chain elsewhere): the region failover's effect check asks it, and a run that cannot ends ineffective",
+        ),
+        Err(ClusterError::Transient { message }) => Line::fail(
+            "route53",
+            format!("{subject}: Route 53 did not answer: {message}"),
+            "allow firedrill's egress to Route 53 (route53.amazonaws.com:443, or fault.dns.endpoint), then check again",
+        ),
+        Err(e) => Line::fail(
+            "route53",
+            format!("{subject}: {e}"),
+            "check fault.dns.zone, name and type: a run asks TestDNSAnswer for them",
+        ),
+    }
 }
 
 /// One region drill's `fault.dns`: its zone, record sets and health checks read, each record

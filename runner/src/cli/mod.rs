@@ -481,6 +481,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(snapshot) => snapshot,
                 Err(code) => return code,
             };
+            let skips = snapshot.as_ref().and_then(|s| s.skips(&c.namespace));
+            for key in skips.iter().flat_map(|s| s.unreadable.keys()) {
+                eprintln!("note: the snapshot's {} holds {key}, which is not a veto firedrill wrote: it is not followed", crate::cluster::skips::SKIPS);
+            }
+            let snapshot = snapshot.map(|s| s.cluster);
             if let Some(Err(problems)) = snapshot.as_ref().map(|s| c.check_against(s)) {
                 return invalid(&problems);
             }
@@ -488,8 +493,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 return render_fire(&c, snapshot, name, at);
             }
             let from = from.or(at).unwrap_or_else(Utc::now);
+            let seen = Seen {
+                cluster: snapshot.as_ref(),
+                skips: skips.as_ref(),
+            };
             match plan_window(from, until, next, at) {
-                Ok(window) => write_calendar(&c, from, window, snapshot.as_ref(), format),
+                Ok(window) => write_calendar(&c, from, window, seen, format),
                 Err(code) => code,
             }
         }
@@ -578,8 +587,8 @@ fn validate(config: &std::path::Path) -> ExitCode {
 
 /// `plan --cluster`: the snapshot, if one is named; when it cannot be read, what is wrong is
 /// said and the exit code chosen (2 unreadable, 1 invalid).
-fn load_snapshot(path: Option<&std::path::Path>) -> Result<Option<Cluster>, ExitCode> {
-    path.map(snapshot::load).transpose().map_err(|e| {
+fn load_snapshot(path: Option<&std::path::Path>) -> Result<Option<snapshot::Snapshot>, ExitCode> {
+    path.map(snapshot::load_snapshot).transpose().map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(match e {
             SnapshotError::Io { .. } => EXIT_USAGE,
@@ -625,16 +634,32 @@ fn plan_window(
     })
 }
 
+/// What `plan --cluster` read of the cluster: its objects, and the fires people vetoed.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    cluster: Option<&'a Cluster>,
+    skips: Option<&'a crate::cluster::skips::Skips>,
+}
+
 /// `plan`'s calendar, as a table or JSON, then a note per drill it showed that needs one.
 fn write_calendar(
     c: &Config,
     from: DateTime<Utc>,
     window: Window,
-    snapshot: Option<&Cluster>,
+    seen: Seen,
     format: Format,
 ) -> ExitCode {
     // Written as the calendar is made: ten years of fires are never held.
-    let fires = || upcoming::fires(c, from, window, snapshot, format == Format::Json);
+    let fires = || {
+        upcoming::fires(
+            c,
+            from,
+            window,
+            seen.cluster,
+            seen.skips,
+            format == Format::Json,
+        )
+    };
     let mut fired = std::collections::BTreeSet::new();
     let written = crate::output::to_stdout(|mut out| {
         fired = match format {

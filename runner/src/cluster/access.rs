@@ -110,6 +110,14 @@ const ISOLATE_ANYWHERE: &[Rule] = &[
     all("networking.k8s.io", "networkpolicies", "delete"),
 ];
 
+/// A zone outage's partition tried by a canary pod (drill/effect/reach.rs), created, read back
+/// and deleted in the namespace of the zone's pod it tries, whichever that is.
+const CANARY_ANYWHERE: &[Rule] = &[
+    all("", "pods", "create"),
+    all("", "pods", "get"),
+    all("", "pods", "delete"),
+];
+
 /// A zone outage's drain: every pod of the zone evicted, whichever its namespace.
 const KILL_ANYWHERE: &[Rule] = &[
     all("", "pods/eviction", "create"),
@@ -167,7 +175,13 @@ pub fn needs(kind: Kind) -> Vec<Rule> {
         Kind::DependencyFailure => &[ISOLATE, HELPER, SCALE, PROXY],
         Kind::RegionFailover => &[ISOLATE, SCALE],
         // Taken with both modes (drain, partition): the table is by kind.
-        Kind::ZoneOutage => &[NODES, CORDON, KILL_ANYWHERE, ISOLATE_ANYWHERE],
+        Kind::ZoneOutage => &[
+            NODES,
+            CORDON,
+            KILL_ANYWHERE,
+            ISOLATE_ANYWHERE,
+            CANARY_ANYWHERE,
+        ],
         // A scenario's own reads are the guard's; each step needs its own kind's rules.
         Kind::Scenario => &[],
     };

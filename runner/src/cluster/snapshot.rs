@@ -1,5 +1,6 @@
 //! Reads a cluster snapshot — what `kubectl get pods,deployments,statefulsets,replicasets,
 //! daemonsets,poddisruptionbudgets,services,namespaces,nodes -A -o yaml` prints — into the guard's model.
+//! With `configmaps` added, the vetoes of single fires (`firedrill skip`'s ConfigMap) are kept too.
 //!
 //! Objects are read as JSON values, so the same conversion serves a live cluster's objects.
 //! Kinds the guard does not need (Services, Nodes, ...) are skipped. A field that is present but
@@ -271,8 +272,33 @@ enum RootError {
     Object(#[from] ObjectError),
 }
 
+/// A snapshot as `plan --cluster` reads it: the guard's model, and the vetoes of single fires
+/// (`firedrill skip`'s ConfigMap) when the snapshot lists them.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub cluster: Cluster,
+    /// The data of each ConfigMap `firedrill-skips` labelled as firedrill writes it, by its
+    /// namespace (firedrill reads only its own namespace's).
+    skips: Vec<(String, Labels)>,
+}
+
+impl Snapshot {
+    /// The vetoes in firedrill's namespace `namespace`, when the snapshot lists them.
+    pub fn skips(&self, namespace: &str) -> Option<crate::cluster::skips::Skips> {
+        self.skips
+            .iter()
+            .find(|(ns, _)| ns == namespace)
+            .map(|(_, data)| crate::cluster::skips::Skips::from_data(data.clone()))
+    }
+}
+
 /// Reads a snapshot file item by item: memory follows the model, not the file.
 pub fn load(path: &Path) -> Result<Cluster, SnapshotError> {
+    load_snapshot(path).map(|s| s.cluster)
+}
+
+/// [`load`], with the vetoes the snapshot lists.
+pub fn load_snapshot(path: &Path) -> Result<Snapshot, SnapshotError> {
     let file = std::fs::File::open(path).map_err(|source| SnapshotError::Io {
         path: path.display().to_string(),
         source,
@@ -285,10 +311,10 @@ pub fn load(path: &Path) -> Result<Cluster, SnapshotError> {
 
 /// Parses a snapshot; `file` names it in messages.
 pub fn parse(text: &str, file: &str) -> Result<Cluster, SnapshotError> {
-    read(text.as_bytes(), file)
+    read(text.as_bytes(), file).map(|s| s.cluster)
 }
 
-fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
+fn read(input: impl BufRead, file: &str) -> Result<Snapshot, SnapshotError> {
     let mut model = Model::default();
     let mut problems = Problems {
         file: file.to_owned(),
@@ -324,7 +350,11 @@ fn read(input: impl BufRead, file: &str) -> Result<Cluster, SnapshotError> {
         problems.push(root.mark, e.to_string());
     }
     if problems.items.is_empty() {
-        Ok(model.finish())
+        let skips = std::mem::take(&mut model.skips);
+        Ok(Snapshot {
+            cluster: model.finish(),
+            skips,
+        })
     } else {
         Err(SnapshotError::Invalid(problems))
     }
@@ -423,6 +453,8 @@ pub struct Model {
     cluster: Cluster,
     /// ReplicaSet (namespace, name) -> its controlling Deployment.
     replica_set_parents: HashMap<(String, String), OwnerRef>,
+    /// `firedrill-skips` ConfigMaps, by namespace: see [`Snapshot`].
+    skips: Vec<(String, Labels)>,
 }
 
 impl Model {
@@ -514,6 +546,21 @@ impl Model {
                 Ok(())
             }),
             "Service" => o.service().map(|service| cluster.services.push(service)),
+            // Vetoes of single fires, kept only from the ConfigMap firedrill writes (its name
+            // and label): any other ConfigMap is skipped, as the scheduler ignores it.
+            "ConfigMap" if o.name == crate::cluster::skips::SKIPS => {
+                o.labels().and_then(|labels| {
+                    let own = labels
+                        .get(firedrill_rollback::LABEL_KIND)
+                        .map(String::as_str)
+                        == Some(crate::cluster::skips::KIND_SKIPS);
+                    if own {
+                        self.skips
+                            .push((o.namespace.clone(), o.string_map("/data")?));
+                    }
+                    Ok(())
+                })
+            }
             _ => Ok(()),
         };
         result.map_err(|field| ObjectError::Field {

@@ -385,6 +385,9 @@ impl Item {
             Expect::Stressed { node, load, .. } => match load {
                 StressLoad::Cpu(p) => format!("node {node} CPUs {p}% busy with stress-ng"),
                 StressLoad::Memory(p) => format!("{p}% of node {node}'s free memory held"),
+                StressLoad::Io { workers } => {
+                    format!("{workers} stress-ng io workers writing and reading on node {node}")
+                }
             },
         }
     }
@@ -421,6 +424,12 @@ impl Item {
             Expect::Unreachable { .. } => reach::HOW,
             Expect::Degraded { .. } => {
                 "the helper's report on its log: the qdisc and nft rules in place, and the round-trip measured from inside the pod's network namespace before and during"
+            }
+            Expect::Stressed {
+                load: StressLoad::Io { .. },
+                ..
+            } => {
+                "the stress pod's report on its log: the bytes stress-ng's processes wrote and read, from /proc/PID/io while it ran"
             }
             Expect::Stressed { .. } => {
                 "the stress pod's report on its log: stress-ng's CPU time or resident memory, read from /proc while it ran"

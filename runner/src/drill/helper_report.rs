@@ -15,6 +15,11 @@ const DELAY_SEEN: f64 = 0.8;
 const CPU_SEEN: f64 = 0.6;
 /// The share of the memory asked stress-ng must be seen to hold.
 const MEMORY_SEEN: f64 = 0.7;
+/// What io stress must be seen to move through write and read calls, per `--hdd` worker, in
+/// kB a second: no rate is asked (the load is the workers), so this is a floor that tells
+/// workers doing I/O from workers that failed or stalled (a worker on an idle disk writes
+/// hundreds of MB/s; one throttled to a crawl by the node's I/O limits falls under it).
+const IO_SEEN_KB_PER_WORKER: f64 = 1024.0;
 
 /// What a report shows against what was asked: seen (and what), or not (and what instead).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +196,7 @@ pub fn judge_stress(report: &Report, load: StressLoad) -> Judged {
     let key = match load {
         StressLoad::Cpu(_) => "cpu",
         StressLoad::Memory(_) => "memory",
+        StressLoad::Io { .. } => "io",
     };
     let Some(said) = report.first(key) else {
         return Judged::NotSeen(format!("the stress pod reported no {key} measurement"));
@@ -231,6 +237,25 @@ pub fn judge_stress(report: &Report, load: StressLoad) -> Judged {
                 )),
             }
         }
+        StressLoad::Io { workers } => judge_io(said, workers, field),
+    }
+}
+
+/// io stress: stress-ng's processes wrote and read (through the calls, /proc/PID/io's wchar and
+/// rchar) at least the floor for its workers; what reached the storage layer is said beside.
+fn judge_io(said: &str, workers: u32, field: impl Fn(&str, &str) -> Option<f64>) -> Judged {
+    let (Some(written), Some(read)) = (field("written=", "kB/s"), field("read=", "kB/s")) else {
+        return Judged::NotSeen(format!("unreadable io measurement: {said}"));
+    };
+    let floor = IO_SEEN_KB_PER_WORKER * f64::from(workers);
+    let seen = format!(
+        "stress-ng wrote {written} kB/s and read {read} kB/s with {workers} workers ({said})"
+    );
+    match written + read >= floor {
+        true => Judged::Seen(seen),
+        false => Judged::NotSeen(format!(
+            "{seen}: under {floor} kB/s ({IO_SEEN_KB_PER_WORKER} kB/s a worker)"
+        )),
     }
 }
 

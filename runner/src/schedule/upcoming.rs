@@ -9,6 +9,7 @@ use serde::Serialize;
 use firedrill_safety::cluster::Cluster;
 use firedrill_safety::verdict::{self, Request};
 
+use crate::cluster::skips::Skips;
 use crate::config::Config;
 use crate::schedule::{self, Calendar, Fire, FireStatus};
 use firedrill_reader::duration;
@@ -120,17 +121,20 @@ pub fn calendar(
     cluster: Option<&Cluster>,
     exclusions: bool,
 ) -> Vec<PlannedFire> {
-    fires(config, from, window, cluster, exclusions).collect()
+    fires(config, from, window, cluster, None, exclusions).collect()
 }
 
 /// [`calendar`] as a stream, in order of scheduled instant then drill: it holds only the fires
 /// in flight (and, with a cluster, the workloads the fires so far hit), so ten years of
-/// every-minute fires cost what a day of them does.
+/// every-minute fires cost what a day of them does. With `skips` (a snapshot's
+/// `firedrill-skips`), a vetoed fire is shown skipped, by whom and why, and is not judged: it
+/// hits nothing, so the fires after it see no cooldown from it.
 pub fn fires<'a>(
     config: &'a Config,
     from: DateTime<Utc>,
     window: Window,
     cluster: Option<&'a Cluster>,
+    skips: Option<&'a Skips>,
     exclusions: bool,
 ) -> Box<dyn Iterator<Item = PlannedFire> + 'a> {
     let drills = config.planned_drills();
@@ -139,8 +143,19 @@ pub fn fires<'a>(
         config.blackouts.as_slice(),
         config.concurrency as usize,
     );
-    let planned =
-        move |(fire, verdict): (Fire, Option<PlannedVerdict>)| planned_fire(config, fire, verdict);
+    let planned = move |(fire, verdict): (Fire, Option<PlannedVerdict>)| {
+        let planned = planned_fire(config, fire, verdict);
+        match skips {
+            Some(skips) => vetoed(planned, skips),
+            None => planned,
+        }
+    };
+    let is_vetoed = move |fire: &Fire| {
+        skips.is_some_and(|s| {
+            s.find(&config.drills[fire.drill].name, fire.scheduled)
+                .is_some()
+        })
+    };
     let calendar = match window {
         Window::Until(until) => Calendar::window(drills, zone, blackouts, concurrency, from, until),
         Window::Next(_) => Calendar::open(
@@ -161,6 +176,7 @@ pub fn fires<'a>(
                 .into_iter()
                 .map(|fire| {
                     let v = match (cluster, &index) {
+                        _ if is_vetoed(&fire) => None,
                         (Some(cluster), Some(index)) => {
                             judge(config, cluster, index, &fire, &none, exclusions)
                                 .map(|j| j.verdict)
@@ -189,7 +205,7 @@ pub fn fires<'a>(
         Window::At(_) => true,
     };
     let calendar = calendar.noting(move |fire, rank| {
-        if !shown(fire, rank) {
+        if !shown(fire, rank) || is_vetoed(fire) {
             return None;
         }
         let v = judge(config, cluster, &index, fire, &hits, exclusions)?;
@@ -209,7 +225,7 @@ pub fn fires<'a>(
 
 /// The fire as a person's veto (`firedrill skip`) leaves it: skipped, by whom and why, when
 /// `skips` holds its mark.
-pub fn vetoed(mut fire: PlannedFire, skips: &crate::cluster::skips::Skips) -> PlannedFire {
+pub fn vetoed(mut fire: PlannedFire, skips: &Skips) -> PlannedFire {
     let mark = skips
         .marks
         .iter()
@@ -219,6 +235,8 @@ pub fn vetoed(mut fire: PlannedFire, skips: &crate::cluster::skips::Skips) -> Pl
         fire.reason = Some(skip.describe());
         fire.start = None;
         fire.start_local = None;
+        // It will not run: it hits nothing.
+        fire.verdict = None;
     }
     fire
 }
@@ -738,7 +756,8 @@ drills:
             let window = Window::Until(utc(until));
             let whole = calendar(&c, utc(from), window, None, true);
             let mut out = Vec::new();
-            let fired = write_json(fires(&c, utc(from), window, None, true), &mut out).unwrap();
+            let fired =
+                write_json(fires(&c, utc(from), window, None, None, true), &mut out).unwrap();
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string_pretty(&whole).unwrap() + "\n"
@@ -754,7 +773,7 @@ drills:
         let window = Window::Until(utc("2027-01-01T00:00:00Z"));
         let from = utc("2026-11-01T00:00:00Z");
         let mut out = Vec::new();
-        write_table(|| fires(&c, from, window, None, false), &mut out).unwrap();
+        write_table(|| fires(&c, from, window, None, None, false), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -800,7 +819,7 @@ drills:
         for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::StorageFull] {
             let mut made = 0usize;
             let counted =
-                fires(&c, utc("2027-01-01T00:00:00Z"), window, None, true).inspect(|_| {
+                fires(&c, utc("2027-01-01T00:00:00Z"), window, None, None, true).inspect(|_| {
                     made += 1;
                 });
             let err = write_json(counted, &mut Full { room: 10_000, kind }).unwrap_err();

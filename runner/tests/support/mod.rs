@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod canary;
 pub mod cluster;
 pub mod history;
 pub mod skip;

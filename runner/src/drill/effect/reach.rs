@@ -6,13 +6,16 @@
 //!
 //! Into a partitioned pod the canary comes from outside the partition (it carries no label an
 //! `allow` peer admits: the planner says when one might, and then nothing is checked); out of a
-//! block it carries the mark itself and tries a pod of the dependency.
+//! block it carries the mark itself and tries a pod of the dependency. Into a zone cut off it
+//! tries the first pod of the zone that declares a port (a zone-outage's planner does not know
+//! which do).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firedrill_experiments::{Reach, PARTITION_LABEL};
 use firedrill_rollback::{self as rollback, Cluster as _, ObjectKind, ObjectRef, Step};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 use super::{name, Before, Pods, ReadFailed};
@@ -60,6 +63,10 @@ pub(super) async fn before(
         Reach::Unchecked(why) => return Ok(Before::Unchecked(why.clone())),
         Reach::Into => (marked_pod.clone(), false),
         Reach::OutTo(pod) => (pod.clone(), true),
+        Reach::IntoOneOf(candidates) => match one_with_port(kube, pods, candidates).await? {
+            Some(pod) => (pod, false),
+            None => return Ok(Before::Unchecked(no_port_among(candidates))),
+        },
     };
     let Some(found) = pods.get(kube, &to).await? else {
         return Ok(Before::Unchecked(format!(
@@ -68,14 +75,7 @@ pub(super) async fn before(
         )));
     };
     let ip = found.status.as_ref().and_then(|s| s.pod_ip.clone());
-    let port = found.spec.as_ref().and_then(|s| {
-        s.containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .find(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
-            .map(|p| p.container_port)
-    });
-    Ok(match (ip, port) {
+    Ok(match (ip, tcp_port(found)) {
         (_, None) => Before::Unchecked(format!(
             "no port to try: {} declares no TCP containerPort",
             name(&to)
@@ -85,7 +85,11 @@ pub(super) async fn before(
             name(&to)
         )),
         (Some(ip), Some(port)) => Before::Reach(Canary {
-            namespace: marked_pod.namespace.clone().unwrap_or_default(),
+            // Marked, it runs beside the marked pod; unmarked, beside the pod it tries.
+            namespace: match marked {
+                true => marked_pod.namespace.clone().unwrap_or_default(),
+                false => to.namespace.clone().unwrap_or_default(),
+            },
             to,
             ip,
             port,
@@ -93,6 +97,63 @@ pub(super) async fn before(
             pod: None,
         }),
     })
+}
+
+/// The first TCP port the pod's containers declare.
+fn tcp_port(pod: &Pod) -> Option<i32> {
+    pod.spec.as_ref().and_then(|s| {
+        s.containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+            .map(|p| p.container_port)
+    })
+}
+
+/// The first of `candidates` (a zone's pods) that declares a TCP port, preferring one with an
+/// IP; a pod on its node's network is passed over (no NetworkPolicy applies to it, so a canary
+/// would try the node, not the cut). `None`: none can be tried.
+async fn one_with_port(
+    kube: &Kube,
+    pods: &mut Pods,
+    candidates: &[ObjectRef],
+) -> Result<Option<ObjectRef>, kube::Error> {
+    let mut with_port = Vec::new();
+    for candidate in candidates {
+        let Some(found) = pods.get(kube, candidate).await? else {
+            continue;
+        };
+        let host_network = found
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network || tcp_port(found).is_none() {
+            continue;
+        }
+        let has_ip = found
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_ref())
+            .is_some();
+        with_port.push((!has_ip, candidate));
+    }
+    // Stable: the first with an IP, else the first (whose missing IP is then said).
+    with_port.sort_by_key(|(no_ip, _)| *no_ip);
+    Ok(with_port.first().map(|(_, pod)| (*pod).clone()))
+}
+
+/// Why none of `candidates` can be tried, naming the first few.
+fn no_port_among(candidates: &[ObjectRef]) -> String {
+    let mut names: Vec<String> = candidates.iter().take(5).map(name).collect();
+    if candidates.len() > names.len() {
+        names.push(format!("{} more", candidates.len() - names.len()));
+    }
+    format!(
+        "no port to try: none of the {} pods cut off ({}) declares a TCP containerPort outside its node's network",
+        candidates.len(),
+        names.join(", ")
+    )
 }
 
 /// What must be seen, in a few words.
