@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::effects::{assert_ineffective, effect};
+
 use std::time::Duration;
 
 use firedrill::history::store::RunStatus;
@@ -16,7 +18,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
-use support::cluster::{execute_on, ledger_data, one_drill, ready_pod, NS};
+use support::cluster::{execute_on, one_drill, ready_pod, NS};
 
 /// The in-memory cluster whose evictions are carried out when `evicts` (see
 /// [`support::cluster::eviction_cluster`]).
@@ -115,14 +117,6 @@ fn drill(name: &str, kind: &str, extra: &str) -> String {
 
 const ONE_WEB: &str = "    targets: [{ namespace: apps, selector: app=web, count: 1 }]\n";
 
-fn effect(record: &RunRecord) -> EffectNote {
-    record
-        .evidence
-        .effect
-        .clone()
-        .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
-}
-
 /// A run whose fault took effect: passed, its effect observed and said.
 fn assert_seen(record: &RunRecord, what: &[&str]) {
     assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
@@ -131,33 +125,6 @@ fn assert_seen(record: &RunRecord, what: &[&str]) {
     for w in what {
         assert!(e.what.contains(w), "{w:?} not in {e:?}");
     }
-}
-
-/// A run whose fault did not take effect: `ineffective` with the reason, no criterion judged,
-/// the fault reverted and the ledger closed with that outcome.
-async fn assert_ineffective(client: &kube::Client, record: &RunRecord, reason: &str) {
-    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
-    let why = record.reason.as_deref().unwrap_or_default();
-    assert!(
-        why.starts_with("the fault did not take effect: ") && why.contains(reason),
-        "{why}"
-    );
-    assert!(why.ends_with("; reverted"), "{why}");
-    assert_eq!(effect(record).observed, Some(false), "{record:#?}");
-    assert!(
-        matches!(record.evidence.revert, Revert::Restored { .. }),
-        "{:?}",
-        record.evidence.revert
-    );
-    let ledger = ledger_data(client, &record.id).await;
-    assert_eq!(ledger["outcome"], "ineffective");
-    for (key, entry) in ledger.iter().filter(|(k, _)| k.starts_with("step-")) {
-        assert!(entry.contains(r#""state":"reverted""#), "{key}: {entry}");
-    }
-    // The record says it; the timeline too.
-    let timeline = record.evidence.to_value()["timeline"].to_string();
-    assert!(timeline.contains("not in effect: "), "{timeline}");
-    assert_eq!(firedrill::drill::executor::exit_code(record.status), 6);
 }
 
 async fn unschedulable(client: &kube::Client) -> Vec<String> {

@@ -11,6 +11,8 @@
 
 mod support;
 
+use support::effects::{assert_ineffective, effect};
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,6 @@ use std::time::Duration;
 use firedrill::cluster::route53::Route53;
 use firedrill::drill::faultproxy::{serve_counted, serve_metrics, Counts, Faults};
 use firedrill::history::store::RunStatus;
-use firedrill::run::{EffectNote, Revert, RunRecord};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -28,9 +29,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use support::cluster::{
-    eventually, evicting_cluster, execute_on, ledger_data, one_drill, ready_pod, NS,
-};
+use support::cluster::{eventually, evicting_cluster, execute_on, one_drill, ready_pod, NS};
 use tokio::net::TcpListener;
 
 // ---- the fault proxy ----
@@ -304,39 +303,6 @@ fn clients(
             }
         }
     })
-}
-
-fn effect(record: &RunRecord) -> EffectNote {
-    record
-        .evidence
-        .effect
-        .clone()
-        .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
-}
-
-/// `ineffective` with `reason`, reverted, the ledger closed so.
-async fn assert_ineffective(client: &kube::Client, record: &RunRecord, reason: &str) {
-    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
-    let why = record.reason.as_deref().unwrap_or_default();
-    assert!(
-        why.starts_with("the fault did not take effect: ") && why.contains(reason),
-        "{why}"
-    );
-    assert!(why.ends_with("; reverted"), "{why}");
-    assert_eq!(effect(record).observed, Some(false), "{record:#?}");
-    assert!(
-        matches!(record.evidence.revert, Revert::Restored { .. }),
-        "{:?}",
-        record.evidence.revert
-    );
-    let ledger = ledger_data(client, &record.id).await;
-    assert_eq!(ledger["outcome"], "ineffective");
-    for (key, entry) in ledger.iter().filter(|(k, _)| k.starts_with("step-")) {
-        assert!(entry.contains(r#""state":"reverted""#), "{key}: {entry}");
-    }
-    assert!(record.evidence.to_value()["timeline"]
-        .to_string()
-        .contains("not in effect: "));
 }
 
 /// The number after `word` in `text` ("took 120 requests" → 120).

@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::effects::{assert_ineffective, effect};
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use firedrill::drill::helper_report::{judge_degrade, judge_stress, Asked, Judged, Report};
 use firedrill::history::store::RunStatus;
-use firedrill::run::{EffectNote, Revert, RunRecord};
+use firedrill::run::RunRecord;
 use firedrill_experiments::StressLoad;
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,7 +30,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
 use kube::client::Body;
 use serde_json::json;
-use support::cluster::{execute_on, ledger_data, one_drill, ready_pod, value, watchable, NS};
+use support::cluster::{execute_on, one_drill, ready_pod, value, watchable, NS};
 
 /// What each helper's log says, by pod name (a pod not in it has said nothing).
 type Logs = Arc<Mutex<BTreeMap<String, String>>>;
@@ -111,37 +113,6 @@ fn drill(name: &str, kind: &str, fault: &str, duration: &str) -> String {
 /// The node of the run's target (web-i runs on ni).
 fn node_of(record: &RunRecord) -> String {
     record.targets[0].name.replace("web-", "n")
-}
-
-fn effect(record: &RunRecord) -> EffectNote {
-    record
-        .evidence
-        .effect
-        .clone()
-        .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
-}
-
-/// A run whose fault was not seen: `ineffective` with the reason, reverted, the ledger closed so.
-async fn assert_ineffective(client: &kube::Client, record: &RunRecord, reason: &str) {
-    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
-    let why = record.reason.as_deref().unwrap_or_default();
-    assert!(
-        why.starts_with("the fault did not take effect: ") && why.contains(reason),
-        "{reason:?} not in {why}"
-    );
-    assert!(why.ends_with("; reverted"), "{why}");
-    assert_eq!(effect(record).observed, Some(false), "{record:#?}");
-    assert!(
-        matches!(record.evidence.revert, Revert::Restored { .. }),
-        "{:?}",
-        record.evidence.revert
-    );
-    let ledger = ledger_data(client, &record.id).await;
-    assert_eq!(ledger["outcome"], "ineffective");
-    for (key, entry) in ledger.iter().filter(|(k, _)| k.starts_with("step-")) {
-        assert!(entry.contains(r#""state":"reverted""#), "{key}: {entry}");
-    }
-    assert_eq!(firedrill::drill::executor::exit_code(record.status), 6);
 }
 
 /// No helper pod is left in `apps` after the run.

@@ -14,13 +14,14 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use firedrill::history::store::RunStatus;
-use firedrill::run::{EffectNote, RunRecord};
+use firedrill::run::RunRecord;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 use support::canary::{nothing_left, plugin, Plugin};
-use support::cluster::{evicting_cluster, execute_on, ledger_data, one_drill, ready_pod, NS};
+use support::cluster::{evicting_cluster, execute_on, one_drill, ready_pod, NS};
+use support::effects::effect;
 
 /// A pod of `owner` (`Kind/name`) in `namespace`, Running and Ready at `ip`, its `main`
 /// container listening on `port` (none: it declares no port).
@@ -95,29 +96,14 @@ fn drill(name: &str, kind: &str, fault: &str) -> String {
     )
 }
 
-fn effect(record: &RunRecord) -> EffectNote {
-    record
-        .evidence
-        .effect
-        .clone()
-        .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
-}
-
-/// The run ended `ineffective`, the reason naming the canary that still connected.
+/// The run ended `ineffective` (see [`support::effects::assert_ineffective`]), the reason
+/// naming the canary that still connected; no recovery measured, nothing left.
 async fn assert_ineffective(client: &kube::Client, record: &RunRecord, target: &str) {
-    assert_eq!(record.status, RunStatus::Ineffective, "{record:#?}");
+    support::effects::assert_ineffective(client, record, &format!("refused by {target}")).await;
     let why = record.reason.as_deref().unwrap_or_default();
-    assert!(why.starts_with("the fault did not take effect: "), "{why}");
-    assert!(why.contains(&format!("refused by {target}")), "{why}");
     assert!(
         why.contains(&format!("(a canary still connects to {target}")),
         "{why}"
-    );
-    assert!(why.ends_with("; reverted"), "{why}");
-    assert_eq!(effect(record).observed, Some(false), "{record:#?}");
-    assert_eq!(
-        ledger_data(client, &record.id).await["outcome"],
-        "ineffective"
     );
     assert_eq!(record.measurements.rto_seconds, None, "{record:#?}");
     nothing_left(client, record).await;

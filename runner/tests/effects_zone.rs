@@ -8,7 +8,6 @@
 mod support;
 
 use firedrill::history::store::RunStatus;
-use firedrill::run::{EffectNote, RunRecord};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -16,6 +15,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use support::canary::{nothing_left, plugin, Plugin};
 use support::cluster::{all_pods, evicting_cluster, execute_on, ledger_data, one_drill, sized, NS};
+use support::effects::effect;
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -79,14 +79,6 @@ fn drill_file(name: &str) -> String {
     format!(
         "armed: true\nnamespace: {NS}\nsafety: {{ min_pod_age: 5m }}\ndrills:\n  - name: {name}\n    kind: zone-outage\n    schedule: \"@monthly\"\n    duration: 2s\n    fault: {{ mode: partition, zone: z-c }}\n"
     )
-}
-
-fn effect(record: &RunRecord) -> EffectNote {
-    record
-        .evidence
-        .effect
-        .clone()
-        .unwrap_or_else(|| panic!("no effect recorded: {record:#?}"))
 }
 
 /// No firedrill policy and no mark left anywhere.

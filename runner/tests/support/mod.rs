@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod cluster;
+pub mod effects;
 pub mod history;
 pub mod skip;
 
