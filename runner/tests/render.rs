@@ -55,6 +55,35 @@ fn every_fault_kind_renders_as_pinned() {
     }
 }
 
+/// Issue #26: what one fire of the example game day would change, step by step, pinned: each
+/// step's changes under it, with its own run id, and the optional step the guard refuses.
+#[test]
+fn the_game_day_scenario_renders_as_pinned() {
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args([
+            "plan",
+            "--config",
+            "deploy/examples/firedrill.yaml",
+            "--cluster",
+            "deploy/examples/cluster.yaml",
+            "--drill",
+            "game-day-annual",
+            "--at",
+            "2027-11-12T15:00:00Z",
+            "--render",
+        ])
+        .env_remove("FIREDRILL_IMAGE")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
 fn example() -> Config {
     Config::load(&workspace().join("deploy/examples/firedrill.yaml"))
         .unwrap_or_else(|e| panic!("{e}"))
