@@ -131,6 +131,43 @@ pub(super) fn read(r: &mut Reader, f: &Fields, around: &Around) -> Option<Settin
     })
 }
 
+/// One fault a drill makes: the drill's own, or one step's of a scenario.
+pub struct Fault<'a> {
+    /// Who makes it, for messages: the drill's name, or `drill/step`.
+    pub who: String,
+    pub targets: &'a [firedrill_safety::Target],
+    pub settings: &'a Settings,
+}
+
+impl Fault<'_> {
+    pub fn kind(&self) -> Kind {
+        self.settings.kind()
+    }
+}
+
+impl super::Drill {
+    /// The faults the drill makes: its own, or each of its steps' (what `check` asks access
+    /// for and what `plan` notes).
+    pub fn faults(&self) -> Vec<Fault<'_>> {
+        match &self.fault {
+            Settings::Scenario(scenario) => scenario
+                .steps
+                .iter()
+                .map(|step| Fault {
+                    who: format!("{}/{}", self.name, step.name),
+                    targets: &step.targets,
+                    settings: &step.fault,
+                })
+                .collect(),
+            settings => vec![Fault {
+                who: self.name.clone(),
+                targets: &self.targets,
+                settings,
+            }],
+        }
+    }
+}
+
 /// Whether a step's fault measures an RTO of its own (see [`MEASURING_KINDS`]).
 pub fn measures_rto(fault: &Settings) -> bool {
     fault.takes_pods_down()

@@ -11,6 +11,7 @@ use firedrill_safety::cluster::Cluster;
 use firedrill_safety::scenario::{judged_after, Held};
 use firedrill_safety::verdict::{self, Request};
 
+use crate::config::scenario::Fault;
 use crate::config::Config;
 use crate::schedule::{self, Calendar, Fire, FireStatus};
 use firedrill_reader::duration;
@@ -986,47 +987,25 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
     use firedrill_experiments::region::Failback;
     use firedrill_experiments::{Kind, Mode, Settings};
     // Each fault that fires: a drill's, or each step of a scenario's, named `drill/step`.
-    struct Fault<'a> {
-        name: String,
-        fault: &'a Settings,
-    }
-    impl Fault<'_> {
-        fn kind(&self) -> Kind {
-            self.fault.kind()
-        }
-    }
     let drills: Vec<Fault> = config
         .drills
         .iter()
         .filter(|d| fired.contains(d.name.as_str()))
-        .flat_map(|d| match &d.fault {
-            Settings::Scenario(s) => s
-                .steps
-                .iter()
-                .map(|step| Fault {
-                    name: format!("{}/{}", d.name, step.name),
-                    fault: &step.fault,
-                })
-                .collect(),
-            fault => vec![Fault {
-                name: d.name.clone(),
-                fault,
-            }],
-        })
+        .flat_map(crate::config::Drill::faults)
         .collect();
     let names = |keep: &dyn Fn(&Fault) -> bool| -> Vec<&str> {
         drills
             .iter()
             .filter(|d| keep(d))
-            .map(|d| d.name.as_str())
+            .map(|d| d.who.as_str())
             .collect()
     };
     let mut notes = Vec::new();
     let policies = names(&|d| {
         d.kind() == Kind::NetworkPartition
-            || matches!(&d.fault, Settings::DependencyFailure(s) if s.mode == Mode::Block)
-            || matches!(&d.fault, Settings::ZoneOutage(z) if z.mode == firedrill_experiments::ZoneMode::Partition)
-            || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
+            || matches!(d.settings, Settings::DependencyFailure(s) if s.mode == Mode::Block)
+            || matches!(d.settings, Settings::ZoneOutage(z) if z.mode == firedrill_experiments::ZoneMode::Partition)
+            || matches!(d.settings, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
     });
     if !policies.is_empty() {
         notes.push(format!("{} {} NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", "), if policies.len() == 1 { "uses" } else { "use" }));
@@ -1040,7 +1019,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
         notes.push(format!("network-degrade drills ({}) run a helper pod with hostPID and the capabilities {} (no others, not privileged: true) on the target's node: its namespace must allow the `privileged` Pod Security level", degraders.join(", "), firedrill_experiments::degrade::CAPABILITIES.join(", ")));
     }
     for d in &drills {
-        let Settings::RegionFailover(rf) = &d.fault else {
+        let Settings::RegionFailover(rf) = d.settings else {
             continue;
         };
         if let Some(dns) = &rf.dns {
@@ -1048,7 +1027,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 firedrill_experiments::region::DnsMethod::HealthCheck => "route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck, ListResourceRecordSets and TestDNSAnswer",
                 firedrill_experiments::region::DnsMethod::Weights => "route53:GetHealthCheck, GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets, GetChange and TestDNSAnswer",
             };
-            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.name));
+            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.who));
         }
         if rf.promote.is_some() {
             let back = match &rf.failback {
@@ -1059,7 +1038,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 }
                 None => "no failback declared (an armed file refuses this)".to_owned(),
             };
-            notes.push(format!("{}: promoting the database in {} cannot be undone; the revert restores DNS and isolation only; {back}", d.name, rf.to));
+            notes.push(format!("{}: promoting the database in {} cannot be undone; the revert restores DNS and isolation only; {back}", d.who, rf.to));
         }
         if let Some(data) = &rf.data {
             let vars: Vec<&str> = [&data.primary, &data.promoted]
@@ -1070,7 +1049,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 })
                 .collect();
             if !vars.is_empty() {
-                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::cluster::job::ENV_SECRET));
+                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.who, vars.join(" and "), crate::cluster::job::ENV_SECRET));
             }
         }
     }
