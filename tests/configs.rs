@@ -65,7 +65,8 @@ fn the_example_files_are_valid() {
             "network-partition-quarterly",
             "resource-stress-quarterly",
             "dependency-failure-quarterly",
-            "region-failover-annual"
+            "region-failover-annual",
+            "game-day-annual"
         ]
     );
     assert!(!config.armed, "the example must stay a dry run");

@@ -28,7 +28,7 @@ const EXAMPLE: &str = "deploy/examples/firedrill.yaml";
 fn validate_exit_codes() {
     let ok = firedrill(&["validate", "--config", EXAMPLE]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
-    assert!(text(&ok.stdout).contains("valid (5 drills, not armed: dry-run only)"));
+    assert!(text(&ok.stdout).contains("valid (6 drills, not armed: dry-run only)"));
 
     let bad = firedrill(&["validate", "--config", "tests/configs/bad/many-errors.yaml"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -222,6 +222,132 @@ fn plan_against_a_cluster_snapshot_names_every_target_and_exclusion() {
         "{region}"
     );
     assert!(region["blocked"].is_null(), "{region}");
+}
+
+/// Issue #26: a scenario fire shows every step in the order it would start, with what it
+/// waits for, and (with a cluster) what it would hit, each step judged on the cluster as the
+/// steps before it would leave it.
+#[test]
+fn plan_shows_every_step_of_a_scenario_judged_step_by_step() {
+    let plan = |config: &str, format: &str| {
+        firedrill(&[
+            "plan",
+            "--config",
+            config,
+            "--cluster",
+            CLUSTER,
+            "--at",
+            "2027-11-12T15:00:00Z",
+            "--format",
+            format,
+        ])
+    };
+    let out = plan(EXAMPLE, "json");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let game_day = fires
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["drill"] == "game-day-annual"))
+        .cloned()
+        .expect("the game day fires");
+    assert_eq!(game_day["kind"], "scenario");
+    assert!(game_day["blocked"].is_null(), "{game_day}");
+    let steps = game_day["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+    // The api-kill waits for a recovery: after the two that wait for the injection.
+    assert_eq!(
+        names,
+        ["replica-down", "cache-cut", "ai-stress", "api-kill"]
+    );
+    let step = |name: &str| steps.iter().find(|s| s["name"] == name).unwrap();
+    assert_eq!(step("replica-down")["after"], serde_json::json!([]));
+    assert_eq!(
+        step("cache-cut")["after"],
+        serde_json::json!(["replica-down injected"])
+    );
+    assert_eq!(step("ai-stress")["delay_seconds"], 30);
+    assert_eq!(
+        step("api-kill")["after"],
+        serde_json::json!(["replica-down recovered"])
+    );
+    assert_eq!(step("api-kill")["when"], "replica-down rto_under 5m");
+    // The optional step is refused on this cluster (its PodDisruptionBudget); the game day
+    // goes on.
+    assert_eq!(step("ai-stress")["optional"], true);
+    assert!(step("ai-stress")["blocked"].is_string());
+    // What the cache cut holds is not the API kill's to take.
+    let pods = |name: &str| -> Vec<String> {
+        step(name)["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (cut, kill) = (pods("cache-cut"), pods("api-kill"));
+    assert_eq!((cut.len(), kill.len()), (1, 1));
+    assert!(!kill.contains(&cut[0]), "{cut:?} {kill:?}");
+    let all = game_day["targets"].as_array().expect("targets").len();
+    assert_eq!(all, pods("replica-down").len() + 2);
+
+    // The same steps with the cache cut taking half the API pods: each alone within
+    // min_healthy 2 of 4, together not; the API kill would be refused and end the scenario.
+    let dir = std::env::temp_dir().join(format!("firedrill-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let greedy = dir.join("firedrill.yaml");
+    let text_of = std::fs::read_to_string(workspace().join(EXAMPLE)).unwrap();
+    let cut_half = text_of.replacen(
+        "{ namespace: pake-api, selector: app=pake-api, percent: 25 }",
+        "{ namespace: pake-api, selector: app=pake-api, percent: 50 }",
+        1,
+    );
+    assert_ne!(cut_half, text_of);
+    std::fs::write(&greedy, cut_half).unwrap();
+    let out = plan(greedy.to_str().unwrap(), "json");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let game_day = fires
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["drill"] == "game-day-annual"))
+        .cloned()
+        .unwrap();
+    let blocked = game_day["blocked"].as_str().unwrap_or_default();
+    assert!(
+        blocked.starts_with("step api-kill would be refused")
+            && blocked.contains("the scenario would end blocked there"),
+        "{blocked}"
+    );
+    let kill = game_day["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "api-kill"))
+        .cloned()
+        .unwrap();
+    assert!(
+        kill["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"]
+                == "would leave Deployment/pake-api/pake-api with 1 ready pod; min_healthy is 2"
+                || e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("this scenario's steps matched allows"))),
+        "{kill}"
+    );
+    // The table shows each step under its fire.
+    let out = plan(greedy.to_str().unwrap(), "table");
+    let table = text(&out.stdout);
+    let kill = table
+        .lines()
+        .find(|l| l.starts_with("  - api-kill"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        kill.contains("after replica-down recovered +1m")
+            && kill.contains("blocked")
+            && kill.contains("only if replica-down rto_under 5m"),
+        "{kill}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -478,6 +604,32 @@ fn plan_render_shows_every_change_a_fire_would_make_with_its_undo() {
     assert_eq!(shown.matches("op: kill").count(), 3, "{shown}");
     assert!(
         shown.contains("evict: true") && shown.contains("type: recreated"),
+        "{shown}"
+    );
+    // A scenario: each step's changes under it, with its own run (and ledger) id.
+    let out = firedrill(&[
+        "plan",
+        "--config",
+        EXAMPLE,
+        "--cluster",
+        "deploy/examples/cluster.yaml",
+        "--drill",
+        "game-day-annual",
+        "--at",
+        "2027-11-12T15:00:00Z",
+        "--render",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for step in ["replica-down", "cache-cut", "api-kill"] {
+        assert!(shown.contains(&format!("step: {step}\n")), "{shown}");
+        assert!(
+            shown.contains(&format!("run game-day-annual-u76700-{step}:")),
+            "{shown}"
+        );
+    }
+    assert!(
+        shown.contains("# optional: the scenario would go on without this step"),
         "{shown}"
     );
     let out = render("no-such-drill");
@@ -821,7 +973,7 @@ fn skip_and_unskip_refuse_bad_input_before_reaching_a_cluster() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["skip", "pod-kill-weekly", "--config", EXAMPLE, "--next", "--reason", "INC-7"],
-            "error: no drill pod-kill-weekly in deploy/examples/firedrill.yaml (its drills: pod-kill-monthly, network-partition-quarterly, resource-stress-quarterly, dependency-failure-quarterly, region-failover-annual)",
+            "error: no drill pod-kill-weekly in deploy/examples/firedrill.yaml (its drills: pod-kill-monthly, network-partition-quarterly, resource-stress-quarterly, dependency-failure-quarterly, region-failover-annual, game-day-annual)",
         ),
         (
             &["skip", "pod-kill-monthly", "--config", EXAMPLE, "--at", "2020-01-15T10:00:00Z", "--reason", "INC-7"],

@@ -55,6 +55,35 @@ fn every_fault_kind_renders_as_pinned() {
     }
 }
 
+/// Issue #26: what one fire of the example game day would change, step by step, pinned: each
+/// step's changes under it, with its own run id, and the optional step the guard refuses.
+#[test]
+fn the_game_day_scenario_renders_as_pinned() {
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args([
+            "plan",
+            "--config",
+            "deploy/examples/firedrill.yaml",
+            "--cluster",
+            "deploy/examples/cluster.yaml",
+            "--drill",
+            "game-day-annual",
+            "--at",
+            "2027-11-12T15:00:00Z",
+            "--render",
+        ])
+        .env_remove("FIREDRILL_IMAGE")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
 fn example() -> Config {
     Config::load(&workspace().join("deploy/examples/firedrill.yaml"))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -325,4 +354,45 @@ fn every_undo_record_the_planners_write_is_within_the_scope() {
         "{checked} undo records of {} drills within scope",
         config.drills.len()
     );
+}
+
+/// A region failover run as a scenario's step writes its ledger under the scenario's name: the
+/// scope a revert is held to declares its Route 53 records for that name, as for a drill.
+#[test]
+fn a_scenario_s_region_failover_step_declares_its_records_for_the_revert() {
+    let mut config = example();
+    let region = config
+        .drills
+        .iter()
+        .position(|d| d.kind() == firedrill_experiments::Kind::RegionFailover)
+        .expect("the example has a region failover");
+    let region = config.drills.remove(region);
+    assert!(
+        firedrill::cluster::ledger::scope_of(&config)
+            .dns
+            .unwrap()
+            .is_empty(),
+        "the example declares Route 53 records only in its region failover"
+    );
+    let mut game_day = config.drills[0].clone();
+    game_day.name = "game-day".into();
+    game_day.fault =
+        firedrill_experiments::Settings::Scenario(Box::new(firedrill_experiments::Scenario {
+            steps: vec![firedrill_experiments::ScenarioStep {
+                name: "failover".into(),
+                targets: Vec::new(),
+                fault: region.fault.clone(),
+                after: Vec::new(),
+                delay: std::time::Duration::ZERO,
+                when: None,
+                optional: false,
+                rto: None,
+                line: 1,
+            }],
+        }));
+    config.drills.push(game_day);
+    let declared = firedrill::cluster::ledger::scope_of(&config).dns.unwrap();
+    assert_eq!(declared.len(), 1, "{declared:?}");
+    assert_eq!(declared[0].drill, "game-day");
+    assert_eq!(declared[0].name, "api.pake.example.com.");
 }

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::cluster::access::{self, Rule, Scope};
 use crate::cluster::kubernetes::{Kube, SCHEDULER_DEPLOYMENT};
+use crate::config::scenario::Fault;
 use crate::config::Config;
 
 /// The oldest Kubernetes firedrill supports: Pod Security admission (the labels `check` and the
@@ -252,10 +253,10 @@ async fn api(kube: &Kube) -> Result<Line, Unreachable> {
 }
 
 /// Every namespace a drill acts in: its targets' and its dependency's.
-fn namespaces(drill: &crate::config::Drill) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
-    out.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
-    if let Settings::RegionFailover(rf) = &drill.fault {
+fn namespaces(fault: &Fault) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = fault.targets.iter().map(|t| t.namespace.clone()).collect();
+    out.extend(firedrill_experiments::also_reads(fault.settings).map(str::to_owned));
+    if let Settings::RegionFailover(rf) = fault.settings {
         out.extend(rf.isolate.iter().map(|i| i.namespace.clone()));
     }
     out
@@ -282,10 +283,11 @@ fn wanted(
             .or_default()
             .insert("the sweep and `stop`".to_owned());
     }
-    for drill in drills {
-        let places = namespaces(drill);
-        for rule in access::needs(drill.kind()) {
-            let who = format!("{} ({})", drill.name, drill.kind());
+    // A scenario needs what each of its steps' kinds needs, where each step acts.
+    for fault in drills.iter().flat_map(crate::config::Drill::faults) {
+        let places = namespaces(&fault);
+        for rule in access::needs(fault.kind()) {
+            let who = format!("{} ({})", fault.who, fault.kind());
             match rule.scope {
                 Scope::Cluster => {
                     wanted.entry((None, rule)).or_default().insert(who);
@@ -441,11 +443,11 @@ fn helper(fault: &Settings) -> Option<(&'static str, &'static str, &'static str)
 async fn pod_security(kube: &Kube, drills: &[crate::config::Drill]) -> Vec<Line> {
     let api: Api<Namespace> = Api::all(kube.client().clone());
     let mut lines = Vec::new();
-    for drill in drills {
-        let Some((pod, needs, why)) = helper(&drill.fault) else {
+    for drill in drills.iter().flat_map(crate::config::Drill::faults) {
+        let Some((pod, needs, why)) = helper(drill.settings) else {
             continue;
         };
-        let places = match &drill.fault {
+        let places = match drill.settings {
             // The proxy runs beside the dependency.
             Settings::DependencyFailure(d) => d
                 .dependency
@@ -462,7 +464,7 @@ async fn pod_security(kube: &Kube, drills: &[crate::config::Drill]) -> Vec<Line>
         for ns in places {
             let subject = format!(
                 "Pod Security in namespace {ns}: drill {} ({}) runs a {pod} there, which needs `{needs}` ({why})",
-                drill.name,
+                drill.who,
                 drill.kind()
             );
             let line = match api.get_opt(&ns).await {
@@ -688,17 +690,17 @@ async fn endpoints(config: &Config) -> Vec<Line> {
 /// and health checks read (what a fire is decided on).
 async fn route53(config: &Config) -> Vec<Line> {
     let mut lines = Vec::new();
-    for drill in &config.drills {
-        let Settings::RegionFailover(rf) = &drill.fault else {
+    for drill in config.drills.iter().flat_map(crate::config::Drill::faults) {
+        let Settings::RegionFailover(rf) = drill.settings else {
             continue;
         };
         let Some(dns) = &rf.dns else { continue };
-        let line = route53_line(&drill.name, dns).await;
+        let line = route53_line(&drill.who, dns).await;
         let readable = line.passed;
         lines.push(line);
         // The record is there to be asked about: whether it can be.
         if readable {
-            lines.push(route53_answer_line(&drill.name, dns).await);
+            lines.push(route53_answer_line(&drill.who, dns).await);
         }
     }
     lines
@@ -811,6 +813,55 @@ pub async fn route53_line(drill: &str, dns: &firedrill_experiments::region::Dns)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #26: a scenario's access is the union of its steps' kinds, each where its step acts.
+    #[test]
+    fn a_scenario_needs_what_each_of_its_steps_needs_where_it_acts() {
+        let config = Config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/examples/firedrill.yaml"),
+        )
+        .unwrap();
+        let game_day = config.drill("game-day-annual").unwrap();
+        let wanted = wanted(std::slice::from_ref(game_day), None);
+        let who = |ns: &str, resource: &str, verb: &str| -> Vec<String> {
+            wanted
+                .iter()
+                .filter(|((n, r), _)| {
+                    n.as_deref() == Some(ns) && r.resource == resource && r.verb == verb
+                })
+                .flat_map(|(_, who)| who.iter().cloned())
+                .collect()
+        };
+        // The replica kill evicts in the database's namespace; the API kill in the API's.
+        assert_eq!(
+            who("database", "pods/eviction", "create"),
+            ["game-day-annual/replica-down (pod-kill)"]
+        );
+        assert_eq!(
+            who("pake-api", "pods/eviction", "create"),
+            ["game-day-annual/api-kill (pod-kill)"]
+        );
+        // The cache cut's NetworkPolicy, where its targets are.
+        assert!(
+            who("pake-api", "networkpolicies", "create")
+                .contains(&"game-day-annual/cache-cut (dependency-failure)".to_owned()),
+            "{wanted:?}"
+        );
+        // The stress step's pod, in the workers' namespace.
+        assert!(
+            wanted
+                .iter()
+                .any(|((n, _), who)| n.as_deref() == Some("pake-ai")
+                    && who.contains("game-day-annual/ai-stress (resource-stress)")),
+            "{wanted:?}"
+        );
+        // Nothing asked for a scenario as such beyond what its steps need.
+        assert!(
+            wanted.values().flatten().all(|w| !w.contains("(scenario)")),
+            "{wanted:?}"
+        );
+    }
 
     #[test]
     fn image_tags() {

@@ -109,8 +109,9 @@ pub fn manual_run_id(drill: &str, now: DateTime<Utc>) -> String {
     head + &tail
 }
 
-/// Run ids are Job names and label values: DNS-1123 labels of at most 63 characters.
-pub const MAX_RUN_ID: usize = 63;
+/// Run ids are Job names and label values: DNS-1123 labels of at most 63 characters (the drill
+/// file's reader leaves a scenario's steps room within it: `<run>-<step>`).
+pub use crate::config::scenario::MAX_RUN_ID;
 
 /// A run id given on the command line must be usable as a Job name and a label value.
 pub fn validate_run_id(id: &str) -> Result<(), crate::config::NameError> {
@@ -159,8 +160,28 @@ pub fn labels(drill: &str, run: &str) -> BTreeMap<String, String> {
 /// How long the Job may run: the drill's duration plus the revert and measure budget (and, for a
 /// region failover, its lead-in, DNS waits and hooks). The run's ledger expires then too.
 pub fn active_deadline(drill: &Drill) -> Duration {
+    use firedrill_experiments::Settings;
     let extra = match &drill.fault {
-        firedrill_experiments::Settings::RegionFailover(rf) => rf.budget(),
+        Settings::RegionFailover(rf) => rf.budget(),
+        // A scenario's steps are reverted one after another, newest first, each within the
+        // budget a drill of its own has; a region failover step brings its own lead-in and hooks.
+        Settings::Scenario(scenario) => scenario
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let revert = if i == 0 {
+                    Duration::ZERO
+                } else {
+                    REVERT_AND_MEASURE_BUDGET
+                };
+                revert
+                    + match &step.fault {
+                        Settings::RegionFailover(rf) => rf.budget(),
+                        _ => Duration::ZERO,
+                    }
+            })
+            .sum(),
         _ => Duration::ZERO,
     };
     drill.duration + REVERT_AND_MEASURE_BUDGET + extra
@@ -356,6 +377,15 @@ mod tests {
         let late: DateTime<Utc> = "2099-12-31T23:59:59Z".parse().unwrap();
         assert!(manual_run_id(&longest, late).len() <= 63);
         assert!(validate_run_id(&manual_run_id(&longest, late)).is_ok());
+        // The reader's room for a scenario's step names holds for every run id form.
+        for len in [1, 9, 30, 46, 52] {
+            let drill = "a".repeat(len);
+            let room = crate::config::scenario::longest_run_id(&drill);
+            for at in [t, late] {
+                assert!(manual_run_id(&drill, at).len() <= room, "{len}");
+                assert!(run_id(&drill, at).len() <= room, "{len}");
+            }
+        }
         let ids: std::collections::HashSet<String> =
             (0..1000).map(|_| manual_run_id("pod-kill", t)).collect();
         assert_eq!(

@@ -166,18 +166,30 @@ pub fn check_success(
         // Recovery is workloads back as desired and probes passing: a kind that takes no pod
         // down needs probes to have anything to recover. (Settings that could not be read: by
         // the kind, a zone outage counted as taking pods down.)
-        let takes_pods_down = fault.map_or(
-            matches!(
+        // A scenario recovers when every step has and every probe passes: one of its steps must
+        // take pods down (steps that could not be read: assumed to).
+        let takes_pods_down = match fault {
+            Some(Settings::Scenario(scenario)) => scenario
+                .steps
+                .iter()
+                .any(|step| super::scenario::measures_rto(&step.fault)),
+            Some(fault) => fault.takes_pods_down(),
+            None => matches!(
                 kind,
-                Kind::PodKill | Kind::ContainerKill | Kind::NodeDrain | Kind::ZoneOutage
+                Kind::PodKill
+                    | Kind::ContainerKill
+                    | Kind::NodeDrain
+                    | Kind::ZoneOutage
+                    | Kind::Scenario
             ),
-            Settings::takes_pods_down,
-        );
+        };
         if s.rto.is_some() && (kind == Kind::Probe || !takes_pods_down && probes.is_empty()) {
             r.error(
                 f.get("success").map_or(f.mark, |n| n.mark),
                 child(&f.path_of("success"), "rto"),
-                if kind == Kind::Probe {
+                if kind == Kind::Scenario {
+                    format!("no step of this scenario takes a pod down (only {} steps measure their recovery), so the scenario's recovery is its steady-state probes passing again: add `steady_state:` probes (or remove `rto`)", super::scenario::MEASURING_KINDS)
+                } else if kind == Kind::Probe {
                     "a probe injects nothing, so there is no recovery to time (remove `rto`)".to_owned()
                 } else {
                     format!("{} takes no pod down, so its recovery is the steady-state probes passing again: add `steady_state:` probes (or remove `rto`)", match fault {
@@ -197,6 +209,8 @@ pub fn check_success(
                 if kind == Kind::RegionFailover {
                     "the RPO is measured with data markers: add `fault.data` (and `fault.promote`)"
                         .to_owned()
+                } else if kind == Kind::Scenario {
+                    "a scenario measures no RPO of its own (remove `rpo`; a region-failover drill of its own measures one)".to_owned()
                 } else {
                     format!(
                         "{kind} promotes no database, so there is no RPO to measure (remove `rpo`)"

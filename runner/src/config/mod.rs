@@ -6,8 +6,10 @@
 mod fault;
 mod gates;
 mod hook_job;
+mod limits;
 pub mod notify;
 mod safety;
+pub mod scenario;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -583,6 +585,7 @@ const DRILL_KEYS: &[&str] = &[
     "success",
     "notify",
     "announce",
+    "steps",
 ];
 
 /// What every drill inherits from the file.
@@ -707,12 +710,17 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         }),
         None => Some(OnBlackout::Skip),
     };
-    let targets = read_targets(r, &f, path, kind);
-    let fault = fault::read_settings(r, &f, kind);
     let safety = match f.get("safety") {
         Some(n) => safety::read_policy(r, n, &at("safety"), policy),
         None => Some(policy.clone()),
     };
+    let around = scenario::Around {
+        drill: name.as_deref(),
+        duration,
+        safety: safety.as_ref(),
+        armed: defaults.armed,
+    };
+    let (targets, fault) = targets_and_fault(r, &f, path, kind, &around);
     let preflight = match f.get("preflight") {
         Some(n) => gates::read_preflight(r, n, &at("preflight"), &defaults.endpoints),
         None => Some(Vec::new()),
@@ -746,15 +754,12 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
         Some(n) => notify::read_announce(r, n, &at("announce")),
         None => Some(defaults.announce),
     };
-    if defaults.armed {
-        fault::check_failback(r, &f, fault.as_ref());
-    }
     let success = match (success, &steady_state) {
         (Some(s), Some(probes)) if !probes.is_empty() => Some(s.with_default_availability()),
         (success, _) => success,
     };
     if let (Some(kind), Some(duration), Some(safety)) = (kind, duration, &safety) {
-        check_limits(r, &f, path, kind, duration, safety, fault.as_ref());
+        limits::check_limits(r, &f, path, kind, duration, safety, fault.as_ref());
     }
     if let (Some(cron), Some(duration)) = (&schedule, duration) {
         check_keeps_up(r, &f, path, cron, duration);
@@ -781,6 +786,32 @@ fn read_drill(r: &mut Reader, node: &Node, path: &str, defaults: &DrillDefaults)
     })
 }
 
+/// A drill's `targets:` and `fault:` (an armed region failover's with its failback); a
+/// scenario's are its steps' (it has none of its own), and only a scenario has `steps:`.
+fn targets_and_fault(
+    r: &mut Reader,
+    f: &Fields,
+    path: &str,
+    kind: Option<Kind>,
+    around: &scenario::Around,
+) -> (Option<Vec<Target>>, Option<firedrill_experiments::Settings>) {
+    if kind == Some(Kind::Scenario) {
+        return (Some(Vec::new()), scenario::read(r, f, around));
+    }
+    if let Some(n) = f.get("steps") {
+        r.error(
+            n.mark,
+            child(path, "steps"),
+            "`steps:` belong to a scenario (write `kind: scenario` and give each step its own kind, targets and fault, or remove `steps`)",
+        );
+    }
+    let fault = fault::read_settings(r, f, kind);
+    if around.armed {
+        fault::check_failback(r, f, fault.as_ref());
+    }
+    (read_targets(r, f, path, kind), fault)
+}
+
 /// A drill that lasts longer than the shortest gap between its fires can never keep up: each
 /// run would still be going when the next is due.
 fn check_keeps_up(r: &mut Reader, f: &Fields, path: &str, cron: &Cron, duration: Duration) {
@@ -796,83 +827,6 @@ fn check_keeps_up(r: &mut Reader, f: &Fields, path: &str, cron: &Cron, duration:
                 duration::format(gap)
             ),
         );
-    }
-}
-
-/// Caps from `safety.limits` that today's drill settings can already break. A breach is recorded
-/// as a diagnostic, which fails the whole file.
-fn check_limits(
-    r: &mut Reader,
-    f: &Fields,
-    path: &str,
-    kind: Kind,
-    duration: Duration,
-    safety: &Policy,
-    fault: Option<&firedrill_experiments::Settings>,
-) {
-    use firedrill_experiments::{Mode, Resource, Settings};
-    // A loss of 100% is a partition too.
-    let partitions = kind == Kind::NetworkPartition
-        || matches!(fault, Some(firedrill_experiments::Settings::NetworkDegrade(d)) if d.loss == 100);
-    if partitions {
-        if let Some(cap) = safety.limits.partition.filter(|cap| duration > *cap) {
-            r.error(
-                f.get("duration").map_or(f.mark, |n| n.mark),
-                child(path, "duration"),
-                format!(
-                    "a partition of {} exceeds safety.limits.partition {} (shorten the drill or raise the limit)",
-                    duration::format(duration),
-                    duration::format(cap)
-                ),
-            );
-        }
-    }
-    let at_fault = |r: &mut Reader, key: &str, message: String| {
-        let mark = f.get("fault").map_or(f.mark, |n| n.mark);
-        r.error(mark, child(&child(path, "fault"), key), message);
-    };
-    match fault {
-        Some(Settings::ResourceStress(s)) => {
-            if let Some(ramp) = s.ramp.filter(|ramp| ramp.over >= duration) {
-                at_fault(
-                    r,
-                    "ramp",
-                    format!(
-                        "a ramp over {} does not reach its top load within the drill's {} (climb faster or lengthen the drill)",
-                        duration::format(ramp.over),
-                        duration::format(duration)
-                    ),
-                );
-            }
-            let (cap, name) = match s.resource {
-                Resource::Cpu => (safety.limits.cpu, "cpu"),
-                Resource::Memory => (safety.limits.memory, "memory"),
-                Resource::Io => (None, "io"),
-            };
-            let top = s.ramp.map_or(s.load, |ramp| ramp.from.max(ramp.to));
-            if let Some(cap) = cap.filter(|cap| top * 100 > cap.hundredths()) {
-                at_fault(
-                    r,
-                    if s.ramp.is_some() { "ramp" } else { "load" },
-                    format!("a {name} load of {top}% exceeds safety.limits.{name} {cap} (lower the load or raise the limit)"),
-                );
-            }
-        }
-        Some(Settings::DependencyFailure(s)) => {
-            if let (Mode::HttpFault(http), Some(cap)) = (&s.mode, safety.limits.error_rate) {
-                if http.failing() > cap.hundredths() {
-                    at_fault(
-                        r,
-                        "http",
-                        format!(
-                            "errors and resets of {} exceed safety.limits.error_rate {cap} (lower the shares or raise the limit)",
-                            firedrill_experiments::percent(http.failing())
-                        ),
-                    );
-                }
-            }
-        }
-        _ => {}
     }
 }
 

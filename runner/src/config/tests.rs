@@ -236,6 +236,12 @@ fn a_drill_runs_the_kind_it_names_and_only_that_kind_s_settings() {
     for kind in Kind::ALL {
         match parse(&drill(kind, "")) {
             Ok(c) => assert_eq!(c.drills[0].kind(), kind),
+            // A scenario's faults are its steps'.
+            Err(err) if kind == Kind::Scenario => assert!(
+                err.to_string()
+                    .contains("drills[0].steps: missing (required: "),
+                "{err}"
+            ),
             Err(err) => assert!(
                 firedrill_experiments::Settings::default_for(kind).is_none()
                     && err

@@ -6,10 +6,13 @@ use std::io::{self, Write};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
+use firedrill_experiments::{Choice, Settings};
 use firedrill_safety::cluster::Cluster;
+use firedrill_safety::scenario::{judged_after, Held};
 use firedrill_safety::verdict::{self, Request};
 
 use crate::cluster::skips::Skips;
+use crate::config::scenario::Fault;
 use crate::config::Config;
 use crate::schedule::{self, Calendar, Fire, FireStatus};
 use firedrill_reader::duration;
@@ -42,13 +45,45 @@ pub struct PlannedFire {
     pub duration_seconds: u64,
     pub status: FireStatus,
     pub reason: Option<String>,
-    /// With `--cluster`: what the fire would hit, for fires that run and act on pods.
+    /// With `--cluster`: what the fire would hit, for fires that run and act on pods (a
+    /// scenario's: every step's targets, and blocked where a required step would be refused).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<PlannedVerdict>,
+    /// A scenario's steps, in the order they would start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<PlannedStep>>,
+}
+
+/// One step of a scenario fire, as `plan --format json` prints it. Field names are a contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub name: String,
+    pub kind: String,
+    /// What it waits for, each as `STEP injected` or `STEP recovered`; none: it starts with the
+    /// scenario.
+    pub after: Vec<String>,
+    /// How long after `after` holds it starts.
+    pub delay_seconds: u64,
+    /// Its condition on an earlier step's RTO, as `STEP rto_under 1m` (or `rto_at_least`).
+    pub when: Option<String>,
+    /// A refused optional step is recorded and the scenario goes on without it.
+    pub optional: bool,
+    /// With `--cluster`: what the step would hit, judged on the cluster as the steps before it
+    /// would leave it.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<PlannedVerdict>,
 }
 
+/// What the guard would decide for one fire: the fire's verdict, and a scenario's steps'.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    pub verdict: PlannedVerdict,
+    /// A scenario's steps' verdicts, in start order (none for another kind).
+    pub steps: Vec<PlannedVerdict>,
+}
+
 /// The guard's verdict for one fire, as `plan --cluster --format json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PlannedVerdict {
     pub targets: Vec<PlannedTarget>,
     pub excluded: Vec<PlannedExclusion>,
@@ -143,8 +178,8 @@ pub fn fires<'a>(
         config.blackouts.as_slice(),
         config.concurrency as usize,
     );
-    let planned = move |(fire, verdict): (Fire, Option<PlannedVerdict>)| {
-        let planned = planned_fire(config, fire, verdict);
+    let planned = move |(fire, judged): (Fire, Option<Judgement>)| {
+        let planned = planned_fire(config, fire, judged);
         match skips {
             Some(skips) => vetoed(planned, skips),
             None => planned,
@@ -179,7 +214,7 @@ pub fn fires<'a>(
                         _ if is_vetoed(&fire) => None,
                         (Some(cluster), Some(index)) => {
                             judge(config, cluster, index, &fire, &none, exclusions)
-                                .map(|j| j.verdict)
+                                .map(|j| j.judgement)
                         }
                         _ => None,
                     };
@@ -215,7 +250,7 @@ pub fn fires<'a>(
                 hits.insert(owner, start.timestamp());
             }
         }
-        Some(v.verdict)
+        Some(v.judgement)
     });
     match window {
         Window::Next(n) => Box::new(calendar.take(n).map(planned)),
@@ -241,9 +276,14 @@ pub fn vetoed(mut fire: PlannedFire, skips: &Skips) -> PlannedFire {
     fire
 }
 
-fn planned_fire(config: &Config, f: Fire, verdict: Option<PlannedVerdict>) -> PlannedFire {
+fn planned_fire(config: &Config, f: Fire, judged: Option<Judgement>) -> PlannedFire {
     let drill = &config.drills[f.drill];
+    let (verdict, steps) = match judged {
+        Some(j) => (Some(j.verdict), j.steps),
+        None => (None, Vec::new()),
+    };
     PlannedFire {
+        steps: planned_steps(&drill.fault, steps),
         drill: drill.name.clone(),
         kind: drill.kind().to_string(),
         scheduled: rfc3339_utc(f.scheduled),
@@ -266,7 +306,7 @@ fn planned_fire(config: &Config, f: Fire, verdict: Option<PlannedVerdict>) -> Pl
 
 /// A fire's verdict, and the workloads it hits (for the cooldown of the fires after it).
 struct Judged {
-    verdict: PlannedVerdict,
+    judgement: Judgement,
     hit: Vec<firedrill_safety::cluster::OwnerRef>,
 }
 
@@ -284,22 +324,208 @@ fn judge(
     if !drill.kind().changes_anything() {
         return None;
     }
-    let mut choice = firedrill_experiments::choose(
+    let at = Instants {
+        scheduled: fire.scheduled,
+        start,
+    };
+    if let Settings::Scenario(scenario) = &drill.fault {
+        return Some(judge_scenario(
+            config, cluster, drill, scenario, at, hits, exclusions,
+        ));
+    }
+    let choice = firedrill_experiments::choose(
         &drill.fault,
         index,
         cluster,
-        &Request {
-            drill: &drill.name,
-            seed: verdict::seed(&drill.name, fire.scheduled.timestamp()),
-            now: start.timestamp(),
-            targets: &drill.targets,
-            policy: &drill.safety,
-            own_namespace: &config.namespace,
-            recent_hits: hits,
-        },
+        &request(config, drill, &drill.targets, &drill.safety, at, hits),
     );
+    let (verdict, hit) = planned_verdict(choice, &drill.fault, exclusions);
+    Some(Judged {
+        judgement: Judgement {
+            verdict,
+            steps: Vec::new(),
+        },
+        hit,
+    })
+}
+
+/// When a fire is scheduled (its seed) and when it would start (the guard's now).
+#[derive(Clone, Copy)]
+struct Instants {
+    scheduled: DateTime<Utc>,
+    start: DateTime<Utc>,
+}
+
+/// What the guard is asked for one fire of `drill` (or one step of it, with the step's targets
+/// and the policy as the steps before it leave it): the seed is the drill's and the fire's, as
+/// the executor's is.
+fn request<'a>(
+    config: &'a Config,
+    drill: &'a crate::config::Drill,
+    targets: &'a [firedrill_safety::Target],
+    policy: &'a firedrill_safety::Policy,
+    at: Instants,
+    hits: &'a verdict::RecentHits,
+) -> Request<'a> {
+    Request {
+        drill: &drill.name,
+        seed: verdict::seed(&drill.name, at.scheduled.timestamp()),
+        now: at.start.timestamp(),
+        targets,
+        policy,
+        own_namespace: &config.namespace,
+        recent_hits: hits,
+    }
+}
+
+/// Each step of a scenario in the order it would start, with what the guard would choose for it
+/// on the cluster as the steps before it leave it (`judged_after`: what they hold counts as down,
+/// what they hit comes off `max_targets`); `None` for a step the scenario would not reach, after
+/// a required step is refused. Every step before counts as still holding what it took.
+fn choose_steps<'a>(
+    config: &Config,
+    cluster: &Cluster,
+    drill: &crate::config::Drill,
+    scenario: &'a firedrill_experiments::Scenario,
+    at: Instants,
+    hits: &verdict::RecentHits,
+) -> Vec<(&'a firedrill_experiments::ScenarioStep, Option<Choice>)> {
+    let mut held = Held::default();
+    let mut ended = false;
+    let mut out = Vec::with_capacity(scenario.steps.len());
+    for step in crate::config::scenario::start_order(scenario) {
+        if ended {
+            out.push((step, None));
+            continue;
+        }
+        let (seen, policy) = judged_after(cluster, &drill.safety, &held);
+        let index = verdict::ClusterIndex::new(&seen);
+        let choice = firedrill_experiments::choose(
+            &step.fault,
+            &index,
+            &seen,
+            &request(config, drill, &step.targets, &policy, at, hits),
+        );
+        // What the step holds for those after it, as the run's step tells its scenario.
+        if choice.verdict.blocked.is_none() {
+            held.add(&choice.verdict);
+            if let Some(nodes) = &choice.nodes {
+                held.add_nodes(nodes, step.fault.takes_pods_down());
+            }
+        }
+        ended = choice.verdict.blocked.is_some() && !step.optional;
+        out.push((step, Some(choice)));
+    }
+    out
+}
+
+/// A scenario fire judged step by step ([`choose_steps`]): each step's verdict, and the fire's:
+/// every step's targets, blocked where a required step would be refused.
+fn judge_scenario(
+    config: &Config,
+    cluster: &Cluster,
+    drill: &crate::config::Drill,
+    scenario: &firedrill_experiments::Scenario,
+    at: Instants,
+    hits: &verdict::RecentHits,
+    exclusions: bool,
+) -> Judged {
+    let mut whole = PlannedVerdict::default();
+    let mut steps = Vec::with_capacity(scenario.steps.len());
+    let mut hit = Vec::new();
+    let mut refused: Option<&str> = None;
+    for (step, choice) in choose_steps(config, cluster, drill, scenario, at, hits) {
+        let Some(choice) = choice else {
+            steps.push(PlannedVerdict {
+                blocked: Some(format!(
+                    "not reached: the scenario would end blocked at step {}",
+                    refused.unwrap_or_default()
+                )),
+                ..PlannedVerdict::default()
+            });
+            continue;
+        };
+        let (verdict, step_hit) = planned_verdict(choice, &step.fault, exclusions);
+        if let (Some(why), false) = (&verdict.blocked, step.optional) {
+            refused = Some(&step.name);
+            whole.blocked = Some(format!(
+                "step {} would be refused ({why}): the scenario would end blocked there, the steps before it reverted newest first",
+                step.name
+            ));
+        }
+        whole.targets.extend(verdict.targets.iter().cloned());
+        hit.extend(step_hit);
+        steps.push(verdict);
+    }
+    Judged {
+        judgement: Judgement {
+            verdict: whole,
+            steps,
+        },
+        hit,
+    }
+}
+
+/// A scenario's steps as `plan` shows them, in start order, with their verdicts when judged.
+fn planned_steps(fault: &Settings, verdicts: Vec<PlannedVerdict>) -> Option<Vec<PlannedStep>> {
+    let Settings::Scenario(scenario) = fault else {
+        return None;
+    };
+    let mut verdicts = verdicts.into_iter();
+    Some(
+        crate::config::scenario::start_order(scenario)
+            .into_iter()
+            .map(|step| PlannedStep {
+                name: step.name.clone(),
+                kind: step.fault.kind().to_string(),
+                after: step.after.iter().map(after_text).collect(),
+                delay_seconds: step.delay.as_secs(),
+                when: step.when.as_ref().map(when_text),
+                optional: step.optional,
+                verdict: verdicts.next(),
+            })
+            .collect(),
+    )
+}
+
+/// What a step waits for, as `plan` shows it: `STEP injected` or `STEP recovered`.
+fn after_text(after: &firedrill_experiments::After) -> String {
+    match after {
+        firedrill_experiments::After::Injected(s) => format!("{s} injected"),
+        firedrill_experiments::After::Recovered(s) => format!("{s} recovered"),
+    }
+}
+
+/// A step's condition, as `plan` shows it: `STEP rto_under 1m` or `STEP rto_at_least 2m`.
+fn when_text(when: &firedrill_experiments::When) -> String {
+    let (figure, bound) = match when.figure {
+        firedrill_experiments::Figure::RtoUnder(d) => ("rto_under", d),
+        firedrill_experiments::Figure::RtoAtLeast(d) => ("rto_at_least", d),
+    };
+    format!("{} {figure} {}", when.step, duration::format(bound))
+}
+
+/// When a step starts: with the scenario, or after what it waits for, and its delay.
+fn starts_text(after: &[String], delay: std::time::Duration) -> String {
+    let mut starts = if after.is_empty() {
+        "with the scenario".to_owned()
+    } else {
+        format!("after {}", after.join(", "))
+    };
+    if !delay.is_zero() {
+        starts.push_str(&format!(" +{}", duration::format(delay)));
+    }
+    starts
+}
+
+/// The guard's choice as `plan` shows it, and the workloads it hits.
+fn planned_verdict(
+    mut choice: Choice,
+    fault: &Settings,
+    exclusions: bool,
+) -> (PlannedVerdict, Vec<firedrill_safety::cluster::OwnerRef>) {
     let zone = choice.nodes.as_ref().and_then(|n| n.zone.clone());
-    let zone_outage = matches!(drill.fault, firedrill_experiments::Settings::ZoneOutage(_));
+    let zone_outage = matches!(fault, Settings::ZoneOutage(_));
     let refused_zones = choice.nodes.as_mut().filter(|_| zone_outage).map(|judged| {
         std::mem::take(&mut judged.refused)
             .into_iter()
@@ -337,43 +563,41 @@ fn judge(
     };
     let v = choice.verdict;
     let hit = v.targets.iter().filter_map(|t| t.owner.clone()).collect();
-    Some(Judged {
-        verdict: PlannedVerdict {
-            targets: v
-                .targets
-                .into_iter()
-                .map(|t| PlannedTarget {
-                    owner: t.owner.map(|o| format!("{}/{}", o.kind, o.name)),
-                    namespace: t.namespace,
-                    name: t.name,
-                })
-                .collect(),
-            excluded: v
-                .excluded
-                .into_iter()
-                .filter(|_| exclusions)
-                .map(|e| PlannedExclusion {
-                    namespace: e.namespace,
-                    name: e.name,
-                    reason: e.reason,
-                })
-                .collect(),
-            blocked: v.blocked,
-            nodes,
-            refused_nodes: refused_nodes.filter(|_| !zone_outage),
-            zone,
-            refused_zones,
-            dependency: match &drill.fault {
-                firedrill_experiments::Settings::DependencyFailure(d) => Some(format!(
-                    "{} ({})",
-                    d.dependency,
-                    firedrill_experiments::dependency::mode_name(&d.mode)
-                )),
-                _ => None,
-            },
+    let verdict = PlannedVerdict {
+        targets: v
+            .targets
+            .into_iter()
+            .map(|t| PlannedTarget {
+                owner: t.owner.map(|o| format!("{}/{}", o.kind, o.name)),
+                namespace: t.namespace,
+                name: t.name,
+            })
+            .collect(),
+        excluded: v
+            .excluded
+            .into_iter()
+            .filter(|_| exclusions)
+            .map(|e| PlannedExclusion {
+                namespace: e.namespace,
+                name: e.name,
+                reason: e.reason,
+            })
+            .collect(),
+        blocked: v.blocked,
+        nodes,
+        refused_nodes: refused_nodes.filter(|_| !zone_outage),
+        zone,
+        refused_zones,
+        dependency: match fault {
+            Settings::DependencyFailure(d) => Some(format!(
+                "{} ({})",
+                d.dependency,
+                firedrill_experiments::dependency::mode_name(&d.mode)
+            )),
+            _ => None,
         },
-        hit,
-    })
+    };
+    (verdict, hit)
 }
 
 pub fn render_json(fires: &[PlannedFire]) -> String {
@@ -452,18 +676,7 @@ impl Table {
                 (_, Some(local)) => local.clone(),
                 _ => "-".to_owned(),
             },
-            match &f.verdict {
-                None => "-".to_owned(),
-                Some(v) if v.blocked.is_some() => "blocked".to_owned(),
-                Some(v) => format!(
-                    "{}{} pod{}",
-                    v.zone
-                        .as_ref()
-                        .map_or(String::new(), |z| format!("zone {z}: ")),
-                    v.targets.len(),
-                    if v.targets.len() == 1 { "" } else { "s" }
-                ),
-            },
+            Self::hits(f.verdict.as_ref()),
             match (&f.reason, blocked) {
                 (Some(r), Some(b)) => format!("{r}; {b}"),
                 (Some(r), None) => r.clone(),
@@ -473,11 +686,58 @@ impl Table {
         ]
     }
 
+    fn hits(verdict: Option<&PlannedVerdict>) -> String {
+        match verdict {
+            None => "-".to_owned(),
+            Some(v) if v.blocked.is_some() => "blocked".to_owned(),
+            Some(v) => format!(
+                "{}{} pod{}",
+                v.zone
+                    .as_ref()
+                    .map_or(String::new(), |z| format!("zone {z}: ")),
+                v.targets.len(),
+                if v.targets.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// The rows of a fire that would start a scenario: one per step, under it, in start order:
+    /// what the step waits for in START, its condition and why it would be refused in REASON.
+    fn step_cells(f: &PlannedFire) -> Vec<[String; 9]> {
+        let steps = f.steps.as_deref().filter(|_| f.start.is_some());
+        steps
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let starts = starts_text(&s.after, std::time::Duration::from_secs(s.delay_seconds));
+                let reason: Vec<String> = s
+                    .when
+                    .iter()
+                    .map(|w| format!("only if {w}"))
+                    .chain(s.verdict.iter().filter_map(|v| v.blocked.clone()))
+                    .collect();
+                [
+                    format!("  - {}", s.name),
+                    s.kind.clone(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    if s.optional { "optional" } else { "step" }.to_owned(),
+                    starts,
+                    Self::hits(s.verdict.as_ref()),
+                    reason.join("; "),
+                ]
+            })
+            .collect()
+    }
+
     fn measure(&mut self, f: &PlannedFire) {
         self.with_hits |= f.verdict.is_some();
         self.rows += 1;
-        for (w, cell) in self.widths.iter_mut().zip(Self::cells(f)) {
-            *w = (*w).max(cell.chars().count());
+        for cells in std::iter::once(Self::cells(f)).chain(Self::step_cells(f)) {
+            for (w, cell) in self.widths.iter_mut().zip(cells) {
+                *w = (*w).max(cell.chars().count());
+            }
         }
     }
 
@@ -503,7 +763,11 @@ impl Table {
     }
 
     fn row(&self, out: &mut impl Write, f: &PlannedFire) -> io::Result<()> {
-        self.line(out, &Self::cells(f))
+        self.line(out, &Self::cells(f))?;
+        for step in Self::step_cells(f) {
+            self.line(out, &step)?;
+        }
+        Ok(())
     }
 
     fn end(&self, out: &mut impl Write) -> io::Result<()> {
@@ -571,22 +835,75 @@ pub fn render_fire(
         name: name.to_owned(),
         drills: config.drills.iter().map(|d| d.name.clone()).collect(),
     })?;
+    let instants = Instants {
+        scheduled: at,
+        start: at,
+    };
+    let none = verdict::RecentHits::new();
+    let run = crate::cluster::job::run_id(&drill.name, at);
+    let expires = at
+        + TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
+            .unwrap_or(TimeDelta::hours(25));
+    let rendering = Rendering {
+        drill,
+        cluster,
+        expires: rfc3339_utc(expires),
+        image: crate::cluster::job::Runtime::from_env().image,
+    };
+    if let Settings::Scenario(scenario) = &drill.fault {
+        let mut out = format!(
+            "# {} (scenario) at {}: what one fire would change, step by step in the order they would start (each step's changes newest last; the steps are reverted newest first)\n",
+            drill.name,
+            rfc3339_utc(at)
+        );
+        for (step, chosen) in choose_steps(config, cluster, drill, scenario, instants, &none) {
+            let after: Vec<String> = step.after.iter().map(after_text).collect();
+            let mut starts = starts_text(&after, step.delay);
+            if let Some(when) = &step.when {
+                starts.push_str(&format!(", only if {}", when_text(when)));
+            }
+            let step_run = format!("{run}-{}", step.name);
+            out.push_str(&format!(
+                "# step {} ({}), run {step_run}: starts {starts}\n",
+                step.name,
+                step.fault.kind()
+            ));
+            let Some(chosen) = chosen else {
+                out.push_str(
+                    "# not reached: the scenario would have ended blocked at an earlier step\n",
+                );
+                continue;
+            };
+            let refused = chosen.verdict.blocked.is_some();
+            rendering.changes(
+                &mut out,
+                &step_run,
+                &step.fault,
+                Some(&chosen),
+                Some(&step.name),
+            )?;
+            if refused && step.optional {
+                out.push_str("# optional: the scenario would go on without this step\n");
+            } else if refused {
+                out.push_str("# required: the scenario would end blocked here, the steps before it reverted newest first\n");
+            }
+        }
+        return Ok(out);
+    }
     let index = verdict::ClusterIndex::new(cluster);
-    let judged = drill.kind().changes_anything();
-    let chosen = judged.then(|| {
+    let chosen = drill.kind().changes_anything().then(|| {
         firedrill_experiments::choose(
             &drill.fault,
             &index,
             cluster,
-            &Request {
-                drill: &drill.name,
-                seed: verdict::seed(&drill.name, at.timestamp()),
-                now: at.timestamp(),
-                targets: &drill.targets,
-                policy: &drill.safety,
-                own_namespace: &config.namespace,
-                recent_hits: &verdict::RecentHits::new(),
-            },
+            &request(
+                config,
+                drill,
+                &drill.targets,
+                &drill.safety,
+                instants,
+                &none,
+            ),
         )
     });
     let mut out = format!(
@@ -595,57 +912,80 @@ pub fn render_fire(
         drill.kind(),
         rfc3339_utc(at)
     );
-    for (_, reason) in chosen
-        .iter()
-        .filter_map(|c| c.nodes.as_ref())
-        .flat_map(|n| &n.refused)
-    {
-        out.push_str(&format!("# left alone: {reason}\n"));
-    }
-    if let Some(blocked) = chosen.as_ref().and_then(|c| c.verdict.blocked.as_ref()) {
-        out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
-        return Ok(out);
-    }
-    let run = crate::cluster::job::run_id(&drill.name, at);
-    let expires = at
-        + TimeDelta::from_std(crate::cluster::job::active_deadline(drill))
-            .unwrap_or(TimeDelta::hours(25));
-    let image = crate::cluster::job::Runtime::from_env().image;
-    let plan = firedrill_experiments::plan(
-        &run,
-        &drill.fault,
-        &firedrill_experiments::Scene {
-            choice: chosen.as_ref(),
-            cluster: Some(cluster),
-            image: &image,
-            duration: drill.duration,
-            expires: &rfc3339_utc(expires),
-            dns: None,
-        },
-    )?;
-    let ledger = firedrill_rollback::Ledger::new(
-        &run,
-        &drill.name,
-        drill.kind().name(),
-        &rfc3339_utc(expires),
-    );
-    for (w, wave) in plan.waves.iter().enumerate() {
-        for step in wave {
-            let mut doc = serde_json::json!({
-                "change": firedrill_rollback::stamped(&step.forward, &ledger),
-                "undo": step.undo,
-            });
-            if plan.waves.len() > 1 {
-                doc["wave"] = serde_json::json!(w + 1);
-            }
-            out.push_str("---\n");
-            out.push_str(&firedrill_reader::yaml::emit(&doc));
-        }
-    }
-    if plan.is_empty() {
-        out.push_str("# nothing would change\n");
-    }
+    rendering.changes(&mut out, &run, &drill.fault, chosen.as_ref(), None)?;
     Ok(out)
+}
+
+/// One fire of a drill being rendered: what every step of it is planned against.
+struct Rendering<'a> {
+    drill: &'a crate::config::Drill,
+    cluster: &'a Cluster,
+    expires: String,
+    image: String,
+}
+
+impl Rendering<'_> {
+    /// What the fault `settings` would change when run as `run` on what the guard chose, as
+    /// YAML documents (each with `step` for a scenario's step); what it leaves alone and why, or
+    /// why it is blocked, as comments.
+    fn changes(
+        &self,
+        out: &mut String,
+        run: &str,
+        settings: &Settings,
+        chosen: Option<&Choice>,
+        step: Option<&str>,
+    ) -> Result<(), RenderError> {
+        for (_, reason) in chosen
+            .iter()
+            .filter_map(|c| c.nodes.as_ref())
+            .flat_map(|n| &n.refused)
+        {
+            out.push_str(&format!("# left alone: {reason}\n"));
+        }
+        if let Some(blocked) = chosen.and_then(|c| c.verdict.blocked.as_ref()) {
+            out.push_str(&format!("# blocked: {blocked}; nothing would change\n"));
+            return Ok(());
+        }
+        let plan = firedrill_experiments::plan(
+            run,
+            settings,
+            &firedrill_experiments::Scene {
+                choice: chosen,
+                cluster: Some(self.cluster),
+                image: &self.image,
+                duration: self.drill.duration,
+                expires: &self.expires,
+                dns: None,
+            },
+        )?;
+        let ledger = firedrill_rollback::Ledger::new(
+            run,
+            &self.drill.name,
+            settings.kind().name(),
+            &self.expires,
+        );
+        for (w, wave) in plan.waves.iter().enumerate() {
+            for change in wave {
+                let mut doc = serde_json::json!({
+                    "change": firedrill_rollback::stamped(&change.forward, &ledger),
+                    "undo": change.undo,
+                });
+                if plan.waves.len() > 1 {
+                    doc["wave"] = serde_json::json!(w + 1);
+                }
+                if let Some(step) = step {
+                    doc["step"] = serde_json::json!(step);
+                }
+                out.push_str("---\n");
+                out.push_str(&firedrill_reader::yaml::emit(&doc));
+            }
+        }
+        if plan.is_empty() {
+            out.push_str("# nothing would change\n");
+        }
+        Ok(())
+    }
 }
 
 /// What a person should know about the drills that fire in a plan: what a kind needs of the
@@ -653,24 +993,26 @@ pub fn render_fire(
 pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<String> {
     use firedrill_experiments::region::Failback;
     use firedrill_experiments::{Kind, Mode, Settings};
-    let drills: Vec<&crate::config::Drill> = config
+    // Each fault that fires: a drill's, or each step of a scenario's, named `drill/step`.
+    let drills: Vec<Fault> = config
         .drills
         .iter()
         .filter(|d| fired.contains(d.name.as_str()))
+        .flat_map(crate::config::Drill::faults)
         .collect();
-    let names = |keep: &dyn Fn(&crate::config::Drill) -> bool| -> Vec<&str> {
+    let names = |keep: &dyn Fn(&Fault) -> bool| -> Vec<&str> {
         drills
             .iter()
             .filter(|d| keep(d))
-            .map(|d| d.name.as_str())
+            .map(|d| d.who.as_str())
             .collect()
     };
     let mut notes = Vec::new();
     let policies = names(&|d| {
         d.kind() == Kind::NetworkPartition
-            || matches!(&d.fault, Settings::DependencyFailure(s) if s.mode == Mode::Block)
-            || matches!(&d.fault, Settings::ZoneOutage(z) if z.mode == firedrill_experiments::ZoneMode::Partition)
-            || matches!(&d.fault, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
+            || matches!(d.settings, Settings::DependencyFailure(s) if s.mode == Mode::Block)
+            || matches!(d.settings, Settings::ZoneOutage(z) if z.mode == firedrill_experiments::ZoneMode::Partition)
+            || matches!(d.settings, Settings::RegionFailover(rf) if rf.isolate.iter().any(|i| i.how == firedrill_experiments::region::IsolateHow::NetworkPolicy))
     });
     if !policies.is_empty() {
         notes.push(format!("{} {} NetworkPolicies: they need a network plugin that enforces them (Calico, Cilium, ...); with one that does not, the fault is silently not in effect", policies.join(", "), if policies.len() == 1 { "uses" } else { "use" }));
@@ -684,7 +1026,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
         notes.push(format!("network-degrade drills ({}) run a helper pod with hostPID and the capabilities {} (no others, not privileged: true) on the target's node: its namespace must allow the `privileged` Pod Security level", degraders.join(", "), firedrill_experiments::degrade::CAPABILITIES.join(", ")));
     }
     for d in &drills {
-        let Settings::RegionFailover(rf) = &d.fault else {
+        let Settings::RegionFailover(rf) = d.settings else {
             continue;
         };
         if let Some(dns) = &rf.dns {
@@ -692,7 +1034,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 firedrill_experiments::region::DnsMethod::HealthCheck => "route53:GetHealthCheck, GetHealthCheckStatus, UpdateHealthCheck, ListResourceRecordSets and TestDNSAnswer",
                 firedrill_experiments::region::DnsMethod::Weights => "route53:GetHealthCheck, GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets, GetChange and TestDNSAnswer",
             };
-            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.name));
+            notes.push(format!("{}: changes Route 53 with the AWS credentials of the drill Job (IRSA; and of whoever runs stop or rollback): {actions}", d.who));
         }
         if rf.promote.is_some() {
             let back = match &rf.failback {
@@ -703,7 +1045,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 }
                 None => "no failback declared (an armed file refuses this)".to_owned(),
             };
-            notes.push(format!("{}: promoting the database in {} cannot be undone; the revert restores DNS and isolation only; {back}", d.name, rf.to));
+            notes.push(format!("{}: promoting the database in {} cannot be undone; the revert restores DNS and isolation only; {back}", d.who, rf.to));
         }
         if let Some(data) = &rf.data {
             let vars: Vec<&str> = [&data.primary, &data.promoted]
@@ -714,7 +1056,7 @@ pub fn notes(config: &Config, fired: &std::collections::BTreeSet<&str>) -> Vec<S
                 })
                 .collect();
             if !vars.is_empty() {
-                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.name, vars.join(" and "), crate::cluster::job::ENV_SECRET));
+                notes.push(format!("{}: the RPO markers read {} from the environment: put them in the Secret {} in firedrill's namespace", d.who, vars.join(" and "), crate::cluster::job::ENV_SECRET));
             }
         }
     }

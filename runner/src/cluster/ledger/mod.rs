@@ -650,10 +650,12 @@ impl Protection {
 /// A drill without an endpoint reaches AWS's, or `FIREDRILL_ROUTE53_ENDPOINT` where the
 /// executor has it set (as it does when it fires).
 pub fn scope_of(config: &crate::config::Config) -> firedrill_rollback::Scope {
+    // A scenario's region-failover steps write ledgers under the scenario's name.
     let dns = config
         .drills
         .iter()
-        .filter_map(|drill| match &drill.fault {
+        .flat_map(|drill| drill.faults().into_iter().map(move |f| (drill, f)))
+        .filter_map(|(drill, fault)| match fault.settings {
             firedrill_experiments::Settings::RegionFailover(rf) => {
                 rf.dns.as_ref().map(|dns| declared(&drill.name, dns))
             }
