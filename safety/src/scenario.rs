@@ -140,6 +140,12 @@ pub fn judged_after(cluster: &Cluster, policy: &Policy, held: &Held) -> (Cluster
                     *unseen.entry(at).or_default() += 1;
                 }
             }
+            // Said in the pod's exclusion: "not Running and Ready (phase Running, held down by
+            // an earlier step of the scenario)".
+            pod.phase = format!(
+                "{}, held down by an earlier step of the scenario",
+                pod.phase
+            );
         }
         pod.running_and_ready = false;
     }
