@@ -740,3 +740,59 @@ async fn a_step_in_error_ends_the_scenario_and_what_ran_is_reverted() {
     assert_eq!(named(&steps, "db-down").status, RunStatus::Passed);
     assert_eq!(state(&inner).await, before);
 }
+
+/// The game day as a user writes it: `kind: scenario` with `steps:` read from the drill file
+/// (the reader and the runner together), run end to end on the in-memory cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_written_in_the_drill_file_runs_its_steps() {
+    let client = cluster().await;
+    let before = state(&client).await;
+    let probe = clients(&client, Duration::from_millis(1500)).await;
+    let text = format!(
+        r#"armed: true
+namespace: {NS}
+safety: {{ min_pod_age: 5m, limits: {{ cpu: 90% }}, min_healthy: [{{ namespace: cache, selector: app=redis, min: 1 }}] }}
+drills:
+  - name: annual-dr
+    kind: scenario
+    schedule: "@monthly"
+    duration: 3s
+    steady_state: [{{ http: "{url}", every: 100ms }}]
+    success: {{ rto: 10s, availability: 10% }}
+    steps:
+      - name: db-down
+        kind: dependency-failure
+        targets: [{{ namespace: shop, selector: app=api, count: 1 }}]
+        fault: {{ dependency: {{ workload: Deployment/shop/postgres }}, mode: scale-to-zero }}
+      - name: cache-cut
+        kind: network-partition
+        targets: [{{ namespace: cache, selector: app=redis, count: 1 }}]
+        fault: {{ direction: both }}
+        after: [db-down]
+        delay: 300ms
+      - name: api-stress
+        kind: resource-stress
+        targets: [{{ namespace: shop, selector: app=api, count: 1 }}]
+        fault: {{ resource: cpu, load: 80% }}
+        after: [{{ step: db-down, event: injected }}]
+        delay: 300ms
+"#,
+        url = probe.url
+    );
+    let (config, drill, run_ref) = one_drill(&text, "dr-yaml");
+    let record = run(&client, &config, &drill, &run_ref).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let steps = steps(&record);
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["db-down", "cache-cut", "api-stress"]);
+    for s in &steps {
+        assert_eq!(s.status, RunStatus::Passed, "{s:#?}");
+    }
+    let rto = record.measurements.rto_seconds.expect("the scenario's RTO");
+    assert!(
+        (1.5..3.0).contains(&rto),
+        "RTO {rto}: {:#?}",
+        timeline(&record)
+    );
+    assert_eq!(state(&client).await, before);
+}
