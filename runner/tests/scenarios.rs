@@ -796,3 +796,29 @@ drills:
     );
     assert_eq!(state(&client).await, before);
 }
+
+/// Steps due at the same instant are judged one after another, each seeing what the one before
+/// it took: two cuts of the cache, each alone within `min_healthy` (one of two redis pods stays
+/// healthy), together not. Started together, the second is refused for what the first holds.
+#[tokio::test]
+async fn steps_due_together_are_judged_one_after_another() {
+    let client = cluster().await;
+    let before = state(&client).await;
+    let text = drills("", "2s");
+    let (config, drill, run_ref) = scenario(&text, "dr-together", |config| {
+        vec![
+            step(config, "cache-cut", &[], Duration::ZERO),
+            ScenarioStep {
+                optional: true,
+                ..step(config, "cache-again", &[], Duration::ZERO)
+            },
+        ]
+    });
+    let record = run(&client, &config, &drill, &run_ref).await;
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let steps = steps(&record);
+    let again = named(&steps, "cache-again");
+    assert_eq!(again.status, RunStatus::Blocked, "{again:#?}");
+    refused_for_what_was_held(again, named(&steps, "cache-cut"));
+    assert_eq!(state(&client).await, before);
+}

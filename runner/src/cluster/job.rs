@@ -187,6 +187,16 @@ pub fn active_deadline(drill: &Drill) -> Duration {
     drill.duration + REVERT_AND_MEASURE_BUDGET + extra
 }
 
+/// How long the drill pod has after SIGTERM: [`TERMINATION_GRACE`] for each fault it may have
+/// to revert in turn (a scenario reverts its steps one after another, newest first).
+pub fn termination_grace(drill: &Drill) -> i64 {
+    let faults = match &drill.fault {
+        firedrill_experiments::Settings::Scenario(scenario) => scenario.steps.len().max(1),
+        _ => 1,
+    };
+    TERMINATION_GRACE.saturating_mul(i64::try_from(faults).unwrap_or(i64::MAX))
+}
+
 pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -> Job {
     let labels = labels(&drill.name, &run.run);
     let deadline = active_deadline(drill);
@@ -219,7 +229,11 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
                     labels: Some(labels),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(executor(drill, run, runtime), runtime)),
+                spec: Some(pod_spec(
+                    executor(drill, run, runtime),
+                    runtime,
+                    termination_grace(drill),
+                )),
             },
             ..JobSpec::default()
         }),
@@ -229,12 +243,12 @@ pub fn render(config: &Config, drill: &Drill, run: &RunRef, runtime: &Runtime) -
 
 /// The drill pod: the executor container alone, under the runtime's service account, as a
 /// non-root user with the config file mounted.
-fn pod_spec(executor: Container, runtime: &Runtime) -> PodSpec {
+fn pod_spec(executor: Container, runtime: &Runtime, grace: i64) -> PodSpec {
     PodSpec {
         service_account_name: Some(runtime.service_account.clone()),
         restart_policy: Some("Never".to_owned()),
         // SIGTERM (a deleted Job, a drained node) reverts before the pod is killed.
-        termination_grace_period_seconds: Some(TERMINATION_GRACE),
+        termination_grace_period_seconds: Some(grace),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(65532),

@@ -119,8 +119,17 @@ pub async fn read_for(
     kube: &Kube,
     drill: &Drill,
 ) -> Result<(Cluster, Option<Vec<String>>), ReadError> {
-    let mut namespaces: Vec<String> = drill.targets.iter().map(|t| t.namespace.clone()).collect();
-    namespaces.extend(firedrill_experiments::also_reads(&drill.fault).map(str::to_owned));
+    // A scenario reads what each of its steps reads (its steps are judged on one read).
+    let faults = drill.faults();
+    let mut namespaces: Vec<String> = faults
+        .iter()
+        .flat_map(|f| f.targets.iter().map(|t| t.namespace.clone()))
+        .chain(
+            faults
+                .iter()
+                .filter_map(|f| firedrill_experiments::also_reads(f.settings).map(str::to_owned)),
+        )
+        .collect();
     namespaces.sort();
     namespaces.dedup();
     let mut objects = kube.snapshot(&namespaces).await?;
@@ -128,7 +137,10 @@ pub async fn read_for(
         let refs: Vec<&Value> = objects.iter().collect();
         from_objects(&refs).map_err(ReadError::from)
     };
-    if !firedrill_experiments::reads_every_node(&drill.fault) {
+    if !faults
+        .iter()
+        .any(|f| firedrill_experiments::reads_every_node(f.settings))
+    {
         return Ok((model(&objects)?, None));
     }
     // A node fault may judge the node of any candidate (it falls back past a refused one), and

@@ -359,6 +359,14 @@ async fn inject(
         .as_ref()
         .or(chosen.and_then(|c| c.dns.as_ref()));
     let plan = plan_steps(x, p, &fault, chosen, dns, &expires_text, dry_run)?;
+    // Stopped while it chose (a signal, or its scenario ending): nothing goes in after a stop.
+    if *stop.borrow() {
+        life.abandon().await;
+        return Err((
+            RunStatus::Aborted,
+            "stopped before the fault went in; nothing injected".into(),
+        ));
+    }
     let mut injection = match (dry_run || plan.is_empty(), x.kube) {
         (true, _) => None,
         (false, None) => {

@@ -182,6 +182,11 @@ impl Step {
         self.started.is_some() && self.record.is_none()
     }
 
+    /// Started, and neither in nor ended: its guard has not said what it takes.
+    fn choosing(&self) -> bool {
+        self.running() && self.injected.is_none()
+    }
+
     fn done(&self) -> bool {
         self.record.is_some() || self.skipped.is_some()
     }
@@ -250,6 +255,12 @@ impl Conductor {
             }
             let now = Utc::now();
             for i in 0..plan.len() {
+                // One step is judged at a time: a step still choosing (not in, not ended) holds
+                // what it will take, unknown yet, so the next waits for it (steps due together
+                // start one after another, each seeing what the one before took).
+                if self.steps.iter().any(Step::choosing) {
+                    break;
+                }
                 match self.ready(plan, i, started, now) {
                     Readiness::Wait => {}
                     Readiness::Skip(why) => {
@@ -579,7 +590,8 @@ impl Conductor {
             let before: Vec<&str> = self
                 .newest_first()
                 .into_iter()
-                .filter(|&i| i != *step)
+                // What went in and came out: a step refused or never in reverted nothing.
+                .filter(|&i| i != *step && self.steps[i].injected.is_some())
                 .map(|i| scenario.steps[i].name.as_str())
                 .collect();
             let reverted = if before.is_empty() {
