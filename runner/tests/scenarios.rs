@@ -822,3 +822,126 @@ async fn steps_due_together_are_judged_one_after_another() {
     refused_for_what_was_held(again, named(&steps, "cache-cut"));
     assert_eq!(state(&client).await, before);
 }
+
+/// The steps' own RTOs with known answers: a stand-in Deployment controller brings a killed API
+/// pod back 600 ms after it goes and a killed cache pod back 300 ms after it goes. The scenario
+/// kills an API pod, and once the API is back (`event: recovered`) a cache pod: each step's RTO
+/// falls in a window its stand-in sets, the second step starts only after the first recovered,
+/// and the scenario's RTO (first fault to every step back) spans both, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_of_pod_kills_measures_each_steps_rto_and_the_whole() {
+    let client = cluster().await;
+    let before = state(&client).await;
+    // Only these two Deployments have pods (postgres has none, and must get none).
+    support::cluster::scheduler(client.clone(), "shop", "api", Duration::from_millis(600), 0);
+    support::cluster::scheduler(
+        client.clone(),
+        "cache",
+        "redis",
+        Duration::from_millis(300),
+        0,
+    );
+    let text = format!(
+        r#"armed: true
+namespace: {NS}
+safety: {{ min_pod_age: 5m, min_healthy: [{{ namespace: cache, selector: app=redis, min: 1 }}] }}
+drills:
+  - name: two-kills
+    kind: scenario
+    schedule: "@monthly"
+    duration: 3s
+    steps:
+      - name: kill-api
+        kind: pod-kill
+        targets: [{{ namespace: shop, selector: app=api, count: 1 }}]
+        fault: {{ force: true, grace_period: 0s }}
+      - name: kill-cache
+        kind: pod-kill
+        targets: [{{ namespace: cache, selector: app=redis, count: 1 }}]
+        fault: {{ force: true, grace_period: 0s }}
+        after: [{{ step: kill-api, event: recovered }}]
+"#
+    );
+    let (config, drill, run_ref) = one_drill(&text, "dr-kills");
+    let started = std::time::Instant::now();
+    let record = run(&client, &config, &drill, &run_ref).await;
+    assert!(started.elapsed() < Duration::from_secs(8), "{record:#?}");
+    assert_eq!(record.status, RunStatus::Passed, "{record:#?}");
+    let steps = steps(&record);
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["kill-api", "kill-cache"]);
+    for s in &steps {
+        assert_eq!(s.status, RunStatus::Passed, "{s:#?}");
+        assert_eq!(s.targets.len(), 1, "{s:#?}");
+    }
+    let (api, cache) = (named(&steps, "kill-api"), named(&steps, "kill-cache"));
+    // Each step's own RTO: its stand-in's delay, plus the stand-in's and the executor's looks
+    // (20 ms each on this cluster) and the API calls between.
+    let rto = |s: &StepNote| {
+        s.rto_seconds
+            .unwrap_or_else(|| panic!("{}: no RTO: {s:#?}", s.name))
+    };
+    let (api_rto, cache_rto) = (rto(api), rto(cache));
+    eprintln!("RTO kill-api {api_rto} s, kill-cache {cache_rto} s");
+    assert!(
+        (0.6..1.6).contains(&api_rto),
+        "kill-api: RTO {api_rto}: {:#?}",
+        timeline(&record)
+    );
+    assert!(
+        (0.3..1.3).contains(&cache_rto),
+        "kill-cache: RTO {cache_rto}: {:#?}",
+        timeline(&record)
+    );
+    // kill-cache waited for kill-api's recovery, which came no sooner than the stand-in's delay.
+    let at = |s: &StepNote, what: Option<chrono::DateTime<chrono::Utc>>| {
+        what.unwrap_or_else(|| panic!("{}: {s:#?}", s.name))
+    };
+    let api_back = at(api, api.recovered);
+    assert!(
+        (api_back - at(api, api.injected)).num_milliseconds() >= 600,
+        "{:#?}",
+        timeline(&record)
+    );
+    assert!(
+        at(cache, cache.started) >= api_back,
+        "kill-cache started before kill-api recovered: {:#?}",
+        timeline(&record)
+    );
+    // The scenario's RTO: from kill-api's fault to kill-cache back, so both steps' in turn.
+    let whole = record.measurements.rto_seconds.expect("the scenario's RTO");
+    eprintln!("RTO scenario {whole} s");
+    let span =
+        (at(cache, cache.recovered) - at(api, api.injected)).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        whole >= span && whole >= api_rto + cache_rto && whole < 3.0,
+        "scenario RTO {whole}, steps {api_rto} + {cache_rto}, span {span}: {:#?}",
+        timeline(&record)
+    );
+    // Every object as it was, but the two pods killed: gone, and a new pod of each Deployment
+    // in their place (the stand-in's, named `<app>-101`). Pods are compared whole, so the
+    // killed and the new ones are set aside by name; everything else must be identical.
+    let after = state(&client).await;
+    let killed: Vec<String> = steps
+        .iter()
+        .map(|s| format!("pod {}/{}", s.targets[0].namespace, s.targets[0].name))
+        .collect();
+    for key in &killed {
+        assert!(before.contains_key(key), "{key} was not there: {before:#?}");
+        assert!(!after.contains_key(key), "{key} is still there");
+    }
+    let replacements = ["pod shop/api-101", "pod cache/redis-101"];
+    for key in replacements {
+        assert!(after.contains_key(key), "no {key}: {after:#?}");
+    }
+    let untouched = |state: &BTreeMap<String, Value>, set_aside: &[&str]| {
+        let mut state = state.clone();
+        state.retain(|key, _| !set_aside.contains(&key.as_str()));
+        state
+    };
+    let killed: Vec<&str> = killed.iter().map(String::as_str).collect();
+    assert_eq!(
+        untouched(&after, &replacements),
+        untouched(&before, &killed)
+    );
+}

@@ -495,8 +495,9 @@ impl Conductor {
         }
     }
 
-    /// The scenario's recovery: once no step is still to start, every step that injected is
-    /// back (or ended) and the scenario's probes pass, the scenario is back.
+    /// The scenario's recovery: once no step is still to start or still on its way to its
+    /// fault, every step that injected is back (or ended) and the scenario's probes pass, the
+    /// scenario is back.
     async fn watch_recovery(&mut self, x: &Execution<'_>) {
         if self.scenario_back.is_some()
             || self.steps.iter().any(Step::waiting)
@@ -504,10 +505,13 @@ impl Conductor {
         {
             return;
         }
+        // A step started but not yet injected (its guard, its preparation) is about to take
+        // something down: a step that waited for an earlier one's recovery starts in the very
+        // tick that recovery is heard, and the scenario is not back before it is.
         if self
             .steps
             .iter()
-            .any(|s| s.injected.is_some() && s.running() && s.recovered.is_none())
+            .any(|s| s.running() && s.recovered.is_none())
         {
             return;
         }
