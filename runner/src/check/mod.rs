@@ -709,6 +709,15 @@ async fn route53(config: &Config) -> Vec<Line> {
 /// One region drill's effect check, tried: Route 53's `TestDNSAnswer` for the drill's record
 /// (what a run asks after the DNS change). Denied is ✗ with the permission to grant (a run
 /// could not tell the failover took effect, and would end `ineffective`); an endpoint that does
+/// Route 53 did not answer (either Route 53 line): what to open.
+fn route53_silent(subject: &str, message: &str) -> Line {
+    Line::fail(
+        "route53",
+        format!("{subject}: Route 53 did not answer: {message}"),
+        "allow firedrill's egress to Route 53 (route53.amazonaws.com:443, or fault.dns.endpoint), then check again",
+    )
+}
+
 /// not implement the call (moto) could not be checked here, and says so.
 pub async fn route53_answer_line(drill: &str, dns: &firedrill_experiments::region::Dns) -> Line {
     use firedrill_rollback::ClusterError;
@@ -741,11 +750,7 @@ pub async fn route53_answer_line(drill: &str, dns: &firedrill_experiments::regio
             format!("{subject}: denied: {message}"),
             "grant the credentials route53:TestDNSAnswer (IRSA in a pod; the AWS CLI's chain elsewhere): the region failover's effect check asks it, and a run that cannot ends ineffective",
         ),
-        Err(ClusterError::Transient { message }) => Line::fail(
-            "route53",
-            format!("{subject}: Route 53 did not answer: {message}"),
-            "allow firedrill's egress to Route 53 (route53.amazonaws.com:443, or fault.dns.endpoint), then check again",
-        ),
+        Err(ClusterError::Transient { message }) => route53_silent(&subject, &message),
         Err(e) => Line::fail(
             "route53",
             format!("{subject}: {e}"),
@@ -797,11 +802,7 @@ pub async fn route53_line(drill: &str, dns: &firedrill_experiments::region::Dns)
             format!("{subject}: {message}"),
             format!("correct fault.dns.zone (or the health check ids) in the drill file: {} is not a hosted zone these credentials see (aws route53 list-hosted-zones)", dns.zone),
         ),
-        Err(ClusterError::Transient { message }) => Line::fail(
-            "route53",
-            format!("{subject}: Route 53 did not answer: {message}"),
-            "allow firedrill's egress to Route 53 (route53.amazonaws.com:443, or fault.dns.endpoint), then check again",
-        ),
+        Err(ClusterError::Transient { message }) => route53_silent(&subject, &message),
         Err(e) => Line::fail(
             "route53",
             format!("{subject}: {e}"),
