@@ -115,6 +115,17 @@ pub fn choose(
     Choice { verdict, nodes }
 }
 
+/// What a step's accepted choice holds for the steps of its scenario judged after it: its
+/// targets and the pods they matched, every pod on the nodes it hurts, and those nodes when it
+/// drains them (a drain cordons what it takes; a stress or a partition does not). The run and
+/// `plan` both judge later steps on this.
+pub fn hold(held: &mut firedrill_safety::scenario::Held, choice: &Choice, fault: &Settings) {
+    held.add(&choice.verdict);
+    if let Some(nodes) = &choice.nodes {
+        held.add_nodes(nodes, fault.takes_pods_down());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ pub mod scenario;
 pub mod values;
 pub mod zone;
 
-pub use choose::{also_reads, choose, reach, reads_every_node};
+pub use choose::{also_reads, choose, hold, reach, reads_every_node};
 pub use container::{ContainerKill, KILL_IMAGE};
 pub use dependency::{percent, Dependency, DependencyFailure, HttpFault, Mode};
 pub use fault::{plan, PlanError, Settings};

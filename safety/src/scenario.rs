@@ -89,6 +89,24 @@ impl Held {
     }
 }
 
+impl Held {
+    /// Adds what another step holds (the steps running together hold the sum of theirs).
+    pub fn extend(&mut self, other: &Held) {
+        self.hits = self.hits.saturating_add(other.hits);
+        for (mine, theirs) in [
+            (&mut self.pods, &other.pods),
+            (&mut self.matched, &other.matched),
+        ] {
+            mine.extend(theirs.iter().cloned());
+            mine.sort();
+            mine.dedup();
+        }
+        self.nodes.extend(other.nodes.iter().cloned());
+        self.nodes.sort();
+        self.nodes.dedup();
+    }
+}
+
 fn add_new<T: PartialEq>(to: &mut Vec<T>, items: impl IntoIterator<Item = T>) {
     for item in items {
         if !to.contains(&item) {

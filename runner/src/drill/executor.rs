@@ -417,11 +417,7 @@ fn tell_injected(x: &Execution<'_>, chosen: Option<&Chosen>, injection: Option<&
     };
     let mut held = firedrill_safety::scenario::Held::default();
     if let Some(c) = chosen {
-        held.add(&c.choice.verdict);
-        if let Some(nodes) = &c.choice.nodes {
-            // A drain (a node's or a zone's) cordons what it takes; a stress does not.
-            held.add_nodes(nodes, x.drill.fault.takes_pods_down());
-        }
+        firedrill_experiments::hold(&mut held, &c.choice, &x.drill.fault);
     }
     let now = Utc::now();
     let at = injection.and_then(|i| i.first_fault).unwrap_or(now);

@@ -399,17 +399,8 @@ impl Conductor {
     fn held(&self) -> Held {
         let mut held = Held::default();
         for step in self.steps.iter().filter(|s| s.running()) {
-            held.pods.extend(step.held.pods.iter().cloned());
-            held.matched.extend(step.held.matched.iter().cloned());
-            held.nodes.extend(step.held.nodes.iter().cloned());
-            held.hits = held.hits.saturating_add(step.held.hits);
+            held.extend(&step.held);
         }
-        for list in [&mut held.pods, &mut held.matched] {
-            list.sort();
-            list.dedup();
-        }
-        held.nodes.sort();
-        held.nodes.dedup();
         held
     }
 

@@ -408,10 +408,7 @@ fn choose_steps<'a>(
         );
         // What the step holds for those after it, as the run's step tells its scenario.
         if choice.verdict.blocked.is_none() {
-            held.add(&choice.verdict);
-            if let Some(nodes) = &choice.nodes {
-                held.add_nodes(nodes, step.fault.takes_pods_down());
-            }
+            firedrill_experiments::hold(&mut held, &choice, &step.fault);
         }
         ended = choice.verdict.blocked.is_some() && !step.optional;
         out.push((step, Some(choice)));
